@@ -1,0 +1,375 @@
+//! Typed configuration, read once from Scalelite's environment variables.
+//!
+//! Every binary builds one [`Config`] at start-up from an [`Env`] snapshot
+//! and passes it down; nothing reads the process environment afterwards.
+//! Tests build an [`Env`] from pairs instead of mutating the process.
+//!
+//! Parsing rules: booleans are true when the value equals `true`
+//! case-insensitively (as in Scalelite); an empty variable counts as unset;
+//! a value that does not parse is a start-up error naming the variable
+//! (Scalelite silently reads such values as 0).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::checksum::AlgorithmSet;
+use crate::ids::Secret;
+use crate::load::LoadModel;
+use crate::params::{ParamPolicy, parse_name_list, parse_param_list};
+
+/// A snapshot of environment variables.
+#[derive(Clone, Default)]
+pub struct Env {
+    vars: HashMap<String, String>,
+}
+
+impl fmt::Debug for Env {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Values may be secrets: list names only.
+        let mut names: Vec<_> = self.vars.keys().collect();
+        names.sort();
+        f.debug_struct("Env").field("names", &names).finish()
+    }
+}
+
+impl Env {
+    /// The current process environment (non-UTF-8 values are skipped).
+    pub fn from_process() -> Self {
+        Self {
+            vars: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+        }
+    }
+
+    /// An environment made of the given pairs.
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Self {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+
+    /// Sets a variable (builder style, for tests and embedding).
+    pub fn with(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.vars.insert(name.to_owned(), value.into());
+        self
+    }
+
+    /// The value of `name`, `None` when unset or empty.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Whether `name` is set to a non-empty value.
+    pub fn is_set(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+}
+
+/// Every configuration problem found, reported together.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration:\n  {}", .0.join("\n  "))]
+pub struct ConfigError(pub Vec<String>);
+
+/// A reader that collects errors instead of stopping at the first one.
+#[derive(Debug)]
+pub struct Reader<'a> {
+    env: &'a Env,
+    errors: Vec<String>,
+}
+
+impl<'a> Reader<'a> {
+    /// Starts reading `env`.
+    pub fn new(env: &'a Env) -> Self {
+        Self {
+            env,
+            errors: Vec::new(),
+        }
+    }
+
+    /// The raw value.
+    pub fn string(&self, name: &str) -> Option<String> {
+        self.env.get(name).map(str::to_owned)
+    }
+
+    /// `true` when the value equals `true` case-insensitively.
+    pub fn bool(&self, name: &str, default: bool) -> bool {
+        self.env
+            .get(name)
+            .map_or(default, |v| v.trim().eq_ignore_ascii_case("true"))
+    }
+
+    /// A parsed value, or `default` when unset.
+    pub fn parse<T: FromStr>(&mut self, name: &str, default: T) -> T
+    where
+        T::Err: fmt::Display,
+    {
+        match self.env.get(name) {
+            None => default,
+            Some(raw) => raw.trim().parse().unwrap_or_else(|e| {
+                self.errors.push(format!("{name}={raw:?}: {e}"));
+                default
+            }),
+        }
+    }
+
+    /// A duration given in (possibly fractional) seconds.
+    pub fn seconds(&mut self, name: &str, default: f64) -> Duration {
+        let secs: f64 = self.parse(name, default);
+        if !secs.is_finite() || secs < 0.0 {
+            self.errors
+                .push(format!("{name}: must be a non-negative number of seconds"));
+            return Duration::from_secs_f64(default);
+        }
+        Duration::from_secs_f64(secs)
+    }
+
+    /// Records a custom error.
+    pub fn error(&mut self, message: String) {
+        self.errors.push(message);
+    }
+
+    /// Finishes reading, failing if any error was recorded.
+    pub fn finish<T>(self, value: T) -> Result<T, ConfigError> {
+        if self.errors.is_empty() {
+            Ok(value)
+        } else {
+            Err(ConfigError(self.errors))
+        }
+    }
+}
+
+/// Settings shared by the API, the poller and the admin CLI.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `BIND` (`tcp://host:port` or `host:port`), else `0.0.0.0:$PORT` (3000).
+    pub bind: SocketAddr,
+    /// `REDIS_URL` (default `redis://127.0.0.1:6379/0`).
+    pub redis_url: Secret,
+    /// `REDIS_NAMESPACE` (default `scalelite`): keys are `<ns>:<key>`.
+    pub redis_namespace: String,
+    /// `DATABASE_URL`, if set.
+    pub database_url: Option<Secret>,
+    /// `LOADBALANCER_SECRET` followed by `LOADBALANCER_SECRETS` (`:`-separated).
+    pub secrets: Vec<Secret>,
+    /// `LOADBALANCER_CHECKSUM_ALGORITHM`.
+    pub checksum_algorithms: AlgorithmSet,
+    /// `URL_HOST`: when set, only this host (and its sub-domains in
+    /// multitenant mode) is served.
+    pub url_host: Option<String>,
+    /// `BUILD_NUMBER`, shown by the API root.
+    pub build_number: Option<String>,
+    /// `MULTITENANCY_ENABLED`.
+    pub multitenancy: bool,
+    /// `MAX_MEETING_DURATION` in minutes, 0 = off.
+    pub max_meeting_duration: u64,
+    /// `CREATE_EXCLUDE_PARAMS`, `DEFAULT_CREATE_PARAMS`, `OVERRIDE_CREATE_PARAMS`.
+    pub create_params: ParamPolicy,
+    /// `JOIN_EXCLUDE_PARAMS`, `DEFAULT_JOIN_PARAMS`, `OVERRIDE_JOIN_PARAMS`.
+    pub join_params: ParamPolicy,
+    /// `GET_MEETINGS_API_DISABLED`.
+    pub get_meetings_disabled: bool,
+    /// `GET_MEETINGS_CACHE_TTL` (seconds, default 5): how long one fan-out
+    /// answers every getMeetings call.
+    pub get_meetings_cache_ttl: Duration,
+    /// `GET_MEETINGS_CONCURRENCY` (default 32): servers asked at once.
+    pub get_meetings_concurrency: usize,
+    /// `CONNECT_TIMEOUT` (seconds, default 5).
+    pub connect_timeout: Duration,
+    /// `RESPONSE_TIMEOUT` (seconds, default 10).
+    pub response_timeout: Duration,
+    /// `DEFAULT_MEETING_TTL` (seconds, default 86400).
+    pub meeting_ttl: Duration,
+    /// `VOICE_BRIDGE_LEN` (default 9).
+    pub voice_bridge_len: usize,
+    /// `USE_EXTERNAL_VOICE_BRIDGE`.
+    pub use_external_voice_bridge: bool,
+    /// `LOAD_MIN_USER_COUNT` and `LOAD_JOIN_BUFFER_TIME` (minutes).
+    pub load: LoadModel,
+    /// `MAX_REQUEST_BODY_BYTES` (default 32 MiB): largest accepted POST body.
+    pub max_body_bytes: usize,
+}
+
+impl Config {
+    /// Reads the configuration from `env`.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let mut r = Reader::new(env);
+        let port: u16 = r.parse("PORT", 3000);
+        let bind = match r.string("BIND") {
+            None => SocketAddr::from(([0, 0, 0, 0], port)),
+            Some(raw) => {
+                let addr = raw.strip_prefix("tcp://").unwrap_or(&raw);
+                addr.parse().unwrap_or_else(|e| {
+                    r.error(format!("BIND={raw:?}: expected tcp://host:port ({e})"));
+                    SocketAddr::from(([0, 0, 0, 0], port))
+                })
+            }
+        };
+
+        let mut secrets = Vec::new();
+        if let Some(primary) = r.string("LOADBALANCER_SECRET") {
+            secrets.push(Secret::new(primary));
+        }
+        if let Some(extra) = r.string("LOADBALANCER_SECRETS") {
+            secrets.extend(extra.split(':').filter(|s| !s.is_empty()).map(Secret::new));
+        }
+        let checksum_algorithms = match r.string("LOADBALANCER_CHECKSUM_ALGORITHM") {
+            None => AlgorithmSet::default_set(),
+            Some(raw) => AlgorithmSet::parse(&raw).unwrap_or_else(|e| {
+                r.error(format!("LOADBALANCER_CHECKSUM_ALGORITHM: {e}"));
+                AlgorithmSet::default_set()
+            }),
+        };
+
+        let create_params = policy(&mut r, "CREATE");
+        let join_params = policy(&mut r, "JOIN");
+        let concurrency: usize = r.parse("GET_MEETINGS_CONCURRENCY", 32);
+        let buffer_minutes: u64 = r.parse("LOAD_JOIN_BUFFER_TIME", 15);
+
+        let config = Config {
+            bind,
+            redis_url: Secret::new(
+                r.string("REDIS_URL")
+                    .unwrap_or_else(|| "redis://127.0.0.1:6379/0".into()),
+            ),
+            redis_namespace: r
+                .string("REDIS_NAMESPACE")
+                .unwrap_or_else(|| "scalelite".into()),
+            database_url: r.string("DATABASE_URL").map(Secret::new),
+            secrets,
+            checksum_algorithms,
+            url_host: r.string("URL_HOST"),
+            build_number: r.string("BUILD_NUMBER"),
+            multitenancy: r.bool("MULTITENANCY_ENABLED", false),
+            max_meeting_duration: r.parse("MAX_MEETING_DURATION", 0),
+            create_params,
+            join_params,
+            get_meetings_disabled: r.bool("GET_MEETINGS_API_DISABLED", false),
+            get_meetings_cache_ttl: r.seconds("GET_MEETINGS_CACHE_TTL", 5.0),
+            get_meetings_concurrency: concurrency.max(1),
+            connect_timeout: r.seconds("CONNECT_TIMEOUT", 5.0),
+            response_timeout: r.seconds("RESPONSE_TIMEOUT", 10.0),
+            meeting_ttl: Duration::from_secs(r.parse("DEFAULT_MEETING_TTL", 86_400)),
+            voice_bridge_len: r.parse("VOICE_BRIDGE_LEN", 9),
+            use_external_voice_bridge: r.bool("USE_EXTERNAL_VOICE_BRIDGE", false),
+            load: LoadModel {
+                min_user_count: r.parse("LOAD_MIN_USER_COUNT", 15),
+                join_buffer: Duration::from_secs(buffer_minutes * 60),
+            },
+            max_body_bytes: r.parse("MAX_REQUEST_BODY_BYTES", 32 * 1024 * 1024),
+        };
+        if !(1..=32).contains(&config.voice_bridge_len) {
+            r.error(format!(
+                "VOICE_BRIDGE_LEN={}: must be between 1 and 32",
+                config.voice_bridge_len
+            ));
+        }
+        r.finish(config)
+    }
+}
+
+fn policy(r: &mut Reader<'_>, call: &str) -> ParamPolicy {
+    let mut list = |name: String| match r.string(&name) {
+        None => Vec::new(),
+        Some(raw) => parse_param_list(&raw).unwrap_or_else(|e| {
+            r.error(format!("{name}: {e}"));
+            Vec::new()
+        }),
+    };
+    let defaults = list(format!("DEFAULT_{call}_PARAMS"));
+    let overrides = list(format!("OVERRIDE_{call}_PARAMS"));
+    ParamPolicy {
+        exclude: r
+            .string(&format!("{call}_EXCLUDE_PARAMS"))
+            .map(|raw| parse_name_list(&raw))
+            .unwrap_or_default(),
+        defaults,
+        overrides,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checksum::Algorithm;
+
+    #[test]
+    fn defaults() {
+        let config = Config::from_env(&Env::default()).unwrap();
+        assert_eq!(config.bind, "0.0.0.0:3000".parse().unwrap());
+        assert_eq!(config.redis_namespace, "scalelite");
+        assert!(config.secrets.is_empty());
+        assert_eq!(config.checksum_algorithms.outgoing(), Algorithm::Sha256);
+        assert!(config.checksum_algorithms.contains(Algorithm::Sha384));
+        assert_eq!(config.response_timeout, Duration::from_secs(10));
+        assert_eq!(config.meeting_ttl, Duration::from_secs(86_400));
+        assert_eq!(config.voice_bridge_len, 9);
+        assert_eq!(config.load.min_user_count, 15);
+    }
+
+    #[test]
+    fn scalelite_variables() {
+        let env = Env::from_pairs([
+            ("PORT", "8080"),
+            ("LOADBALANCER_SECRET", "a:b"),
+            ("LOADBALANCER_SECRETS", "c:d"),
+            ("LOADBALANCER_CHECKSUM_ALGORITHM", "SHA1:SHA256"),
+            ("RESPONSE_TIMEOUT", "0.5"),
+            ("DEFAULT_CREATE_PARAMS", "record=false,welcome=hi"),
+            ("CREATE_EXCLUDE_PARAMS", "test4,test2"),
+            ("MULTITENANCY_ENABLED", "TRUE"),
+            ("GET_MEETINGS_API_DISABLED", "yes"),
+        ]);
+        let config = Config::from_env(&env).unwrap();
+        assert_eq!(config.bind.port(), 8080);
+        let secrets: Vec<_> = config.secrets.iter().map(Secret::expose).collect();
+        assert_eq!(secrets, ["a:b", "c", "d"]);
+        assert_eq!(config.checksum_algorithms.outgoing(), Algorithm::Sha256);
+        assert!(!config.checksum_algorithms.contains(Algorithm::Sha512));
+        assert_eq!(config.response_timeout, Duration::from_millis(500));
+        assert_eq!(config.create_params.default_value("welcome"), Some("hi"));
+        assert_eq!(config.create_params.exclude, ["test4", "test2"]);
+        assert!(config.multitenancy);
+        assert!(!config.get_meetings_disabled);
+    }
+
+    #[test]
+    fn bind_forms_and_errors_are_reported_together() {
+        let env = Env::from_pairs([("BIND", "tcp://127.0.0.1:4000")]);
+        assert_eq!(
+            Config::from_env(&env).unwrap().bind,
+            "127.0.0.1:4000".parse().unwrap()
+        );
+        let env = Env::from_pairs([
+            ("PORT", "x"),
+            ("RESPONSE_TIMEOUT", "-1"),
+            ("DEFAULT_JOIN_PARAMS", "broken"),
+            ("LOADBALANCER_CHECKSUM_ALGORITHM", "MD5"),
+        ]);
+        let err = Config::from_env(&env).unwrap_err();
+        assert_eq!(err.0.len(), 4, "{err}");
+        assert!(err.to_string().contains("DEFAULT_JOIN_PARAMS"));
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let env = Env::from_pairs([
+            ("LOADBALANCER_SECRET", "topsecret"),
+            ("REDIS_URL", "redis://:pw@host"),
+        ]);
+        let printed = format!("{:?} {env:?}", Config::from_env(&env).unwrap());
+        assert!(!printed.contains("topsecret"));
+        assert!(!printed.contains("pw@host"));
+    }
+}

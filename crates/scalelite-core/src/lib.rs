@@ -1,0 +1,17 @@
+#![doc = include_str!("../README.md")]
+
+pub mod checksum;
+pub mod config;
+pub mod error;
+pub mod ids;
+pub mod load;
+pub mod params;
+pub mod selection;
+pub mod sign;
+pub mod voice_bridge;
+pub mod xml;
+
+pub use checksum::{Algorithm, AlgorithmSet};
+pub use error::BbbError;
+pub use ids::{MeetingId, Secret, ServerId, TenantId};
+pub use params::Params;

@@ -1,0 +1,417 @@
+//! A small XML element tree for BBB documents: parsing upstream replies,
+//! building our own, and rendering them the way Scalelite (Nokogiri) does.
+//!
+//! BBB documents are small, data-oriented and free of namespaces and mixed
+//! content, so a plain tree is the simplest faithful model: it keeps element
+//! order, attributes, text and CDATA sections.
+
+use quick_xml::Reader;
+use quick_xml::events::Event;
+
+/// A node inside an element.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Node {
+    /// A child element.
+    Element(Element),
+    /// Character data (already unescaped).
+    Text(String),
+    /// A `<![CDATA[...]]>` section.
+    CData(String),
+}
+
+/// An XML element with its attributes and children.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Element {
+    /// Tag name.
+    pub name: String,
+    /// Attributes in document order (values unescaped).
+    pub attrs: Vec<(String, String)>,
+    /// Children in document order.
+    pub children: Vec<Node>,
+}
+
+/// The reason a document could not be parsed.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid XML: {0}")]
+pub struct XmlError(String);
+
+impl Element {
+    /// An empty element.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            attrs: Vec::new(),
+            children: Vec::new(),
+        }
+    }
+
+    /// Appends a child element holding `text` and returns `self` (builder style).
+    pub fn with_text_child(mut self, name: impl Into<String>, text: impl Into<String>) -> Self {
+        self.push_text_child(name, text);
+        self
+    }
+
+    /// Appends a child element and returns `self` (builder style).
+    pub fn with_child(mut self, child: Element) -> Self {
+        self.children.push(Node::Element(child));
+        self
+    }
+
+    /// Appends a child element holding `text`.
+    pub fn push_text_child(&mut self, name: impl Into<String>, text: impl Into<String>) {
+        let mut child = Element::new(name);
+        let text = text.into();
+        if !text.is_empty() {
+            child.children.push(Node::Text(text));
+        }
+        self.children.push(Node::Element(child));
+    }
+
+    /// Appends a child element.
+    pub fn push_child(&mut self, child: Element) {
+        self.children.push(Node::Element(child));
+    }
+
+    /// Child elements in order.
+    pub fn elements(&self) -> impl Iterator<Item = &Element> {
+        self.children.iter().filter_map(|node| match node {
+            Node::Element(e) => Some(e),
+            _ => None,
+        })
+    }
+
+    /// The first child element called `name`.
+    pub fn child(&self, name: &str) -> Option<&Element> {
+        self.elements().find(|e| e.name == name)
+    }
+
+    /// The first child element called `name`, mutably.
+    pub fn child_mut(&mut self, name: &str) -> Option<&mut Element> {
+        self.children.iter_mut().find_map(|node| match node {
+            Node::Element(e) if e.name == name => Some(e),
+            _ => None,
+        })
+    }
+
+    /// All child elements called `name`.
+    pub fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> + 'a {
+        self.elements().filter(move |e| e.name == name)
+    }
+
+    /// The element at a `/`-separated path of child names below this one.
+    pub fn at_path(&self, path: &str) -> Option<&Element> {
+        path.split('/')
+            .filter(|s| !s.is_empty())
+            .try_fold(self, |el, name| el.child(name))
+    }
+
+    /// Concatenated text and CDATA content of this element (not of
+    /// descendants).
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        for node in &self.children {
+            match node {
+                Node::Text(t) | Node::CData(t) => out.push_str(t),
+                Node::Element(_) => {}
+            }
+        }
+        out
+    }
+
+    /// The text of the child at `path`, if that child exists.
+    pub fn text_at(&self, path: &str) -> Option<String> {
+        self.at_path(path).map(Element::text)
+    }
+
+    /// The value of attribute `name`.
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Renders the element as an indented document, with or without the
+    /// `<?xml version="1.0"?>` declaration Nokogiri emits.
+    pub fn to_document(&self, declaration: bool) -> String {
+        let mut out = String::with_capacity(256);
+        if declaration {
+            out.push_str("<?xml version=\"1.0\"?>\n");
+        }
+        self.render(&mut out, 0);
+        out
+    }
+
+    fn render(&self, out: &mut String, depth: usize) {
+        indent(out, depth);
+        out.push('<');
+        out.push_str(&self.name);
+        for (k, v) in &self.attrs {
+            out.push(' ');
+            out.push_str(k);
+            out.push_str("=\"");
+            escape_into(out, v, true);
+            out.push('"');
+        }
+        if self.children.is_empty() {
+            out.push_str("/>\n");
+            return;
+        }
+        out.push('>');
+        let has_elements = self.children.iter().any(|n| matches!(n, Node::Element(_)));
+        if has_elements {
+            out.push('\n');
+            for node in &self.children {
+                match node {
+                    Node::Element(e) => e.render(out, depth + 1),
+                    Node::Text(t) => {
+                        indent(out, depth + 1);
+                        escape_into(out, t, false);
+                        out.push('\n');
+                    }
+                    Node::CData(t) => {
+                        indent(out, depth + 1);
+                        cdata_into(out, t);
+                        out.push('\n');
+                    }
+                }
+            }
+            indent(out, depth);
+        } else {
+            for node in &self.children {
+                match node {
+                    Node::Text(t) => escape_into(out, t, false),
+                    Node::CData(t) => cdata_into(out, t),
+                    Node::Element(_) => unreachable!("checked above"),
+                }
+            }
+        }
+        out.push_str("</");
+        out.push_str(&self.name);
+        out.push_str(">\n");
+    }
+}
+
+fn indent(out: &mut String, depth: usize) {
+    for _ in 0..depth {
+        out.push_str("  ");
+    }
+}
+
+fn cdata_into(out: &mut String, text: &str) {
+    out.push_str("<![CDATA[");
+    out.push_str(&text.replace("]]>", "]]]]><![CDATA[>"));
+    out.push_str("]]>");
+}
+
+/// Escapes `&`, `<`, `>` (and `"` in attributes).
+pub fn escape_into(out: &mut String, text: &str, attribute: bool) {
+    for ch in text.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' if attribute => out.push_str("&quot;"),
+            '\r' if attribute => out.push_str("&#13;"),
+            '\n' if attribute => out.push_str("&#10;"),
+            _ => out.push(ch),
+        }
+    }
+}
+
+/// Escapes text for XML content.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    escape_into(&mut out, text, false);
+    out
+}
+
+/// Parses a document and returns its root element.
+///
+/// Whitespace-only text between child elements is dropped; text in leaf
+/// elements is kept verbatim.
+pub fn parse(input: &[u8]) -> Result<Element, XmlError> {
+    let text = std::str::from_utf8(input).map_err(|e| XmlError(format!("not UTF-8: {e}")))?;
+    let mut reader = Reader::from_str(text);
+    let mut stack: Vec<Element> = Vec::new();
+    let mut root: Option<Element> = None;
+    loop {
+        let event = reader.read_event().map_err(|e| XmlError(e.to_string()))?;
+        match event {
+            Event::Start(start) => {
+                stack.push(element_from(&start)?);
+            }
+            Event::Empty(start) => {
+                let element = element_from(&start)?;
+                attach(&mut stack, &mut root, element)?;
+            }
+            Event::End(_) => {
+                let mut element = stack
+                    .pop()
+                    .ok_or_else(|| XmlError("unbalanced end tag".into()))?;
+                tidy(&mut element);
+                attach(&mut stack, &mut root, element)?;
+            }
+            Event::Text(t) => push_text(&mut stack, &t.xml10_content())?,
+            Event::GeneralRef(r) => {
+                let resolved = match r.resolve_char_ref().map_err(|e| XmlError(e.to_string()))? {
+                    Some(ch) => ch.to_string(),
+                    None => match &*r {
+                        "amp" => "&".into(),
+                        "lt" => "<".into(),
+                        "gt" => ">".into(),
+                        "quot" => "\"".into(),
+                        "apos" => "'".into(),
+                        other => return Err(XmlError(format!("unknown entity &{other};"))),
+                    },
+                };
+                push_text(&mut stack, &resolved)?;
+            }
+            Event::CData(c) => {
+                if let Some(parent) = stack.last_mut() {
+                    parent.children.push(Node::CData((*c).to_owned()));
+                }
+            }
+            Event::Eof => break,
+            Event::Decl(_) | Event::Comment(_) | Event::PI(_) | Event::DocType(_) => {}
+        }
+    }
+    if !stack.is_empty() {
+        return Err(XmlError("unclosed element".into()));
+    }
+    root.ok_or_else(|| XmlError("no root element".into()))
+}
+
+fn element_from(start: &quick_xml::events::BytesStart<'_>) -> Result<Element, XmlError> {
+    let name = start.name().0.to_owned();
+    let mut attrs = Vec::new();
+    for attr in start.attributes() {
+        let attr = attr.map_err(|e| XmlError(e.to_string()))?;
+        let key = attr.key.0.to_owned();
+        let value = attr
+            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+            .map_err(|e| XmlError(e.to_string()))?
+            .into_owned();
+        attrs.push((key, value));
+    }
+    Ok(Element {
+        name,
+        attrs,
+        children: Vec::new(),
+    })
+}
+
+fn push_text(stack: &mut [Element], text: &str) -> Result<(), XmlError> {
+    match stack.last_mut() {
+        Some(parent) => {
+            if let Some(Node::Text(prev)) = parent.children.last_mut() {
+                prev.push_str(text);
+            } else {
+                parent.children.push(Node::Text(text.to_owned()));
+            }
+            Ok(())
+        }
+        None if text.trim().is_empty() => Ok(()),
+        None => Err(XmlError("text outside the root element".into())),
+    }
+}
+
+fn attach(
+    stack: &mut [Element],
+    root: &mut Option<Element>,
+    element: Element,
+) -> Result<(), XmlError> {
+    match stack.last_mut() {
+        Some(parent) => parent.children.push(Node::Element(element)),
+        None if root.is_none() => *root = Some(element),
+        None => return Err(XmlError("more than one root element".into())),
+    }
+    Ok(())
+}
+
+/// Drops whitespace-only text nodes from elements that contain elements.
+fn tidy(element: &mut Element) {
+    if element
+        .children
+        .iter()
+        .any(|n| matches!(n, Node::Element(_)))
+    {
+        element
+            .children
+            .retain(|n| !matches!(n, Node::Text(t) if t.trim().is_empty()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bbb_reply() {
+        let doc = parse(
+            br#"<?xml version="1.0" encoding="UTF-8"?>
+<response>
+  <returncode>SUCCESS</returncode>
+  <meetings>
+    <meeting><meetingName>A &amp; B &#233;</meetingName><metadata><tenant-id></tenant-id></metadata></meeting>
+    <meeting><meetingName><![CDATA[x<y]]></meetingName></meeting>
+  </meetings>
+</response>"#,
+        )
+        .unwrap();
+        assert_eq!(doc.name, "response");
+        assert_eq!(doc.text_at("returncode").as_deref(), Some("SUCCESS"));
+        let names: Vec<_> = doc
+            .child("meetings")
+            .unwrap()
+            .children_named("meeting")
+            .map(|m| m.text_at("meetingName").unwrap())
+            .collect();
+        assert_eq!(names, ["A & B é", "x<y"]);
+        assert_eq!(
+            doc.text_at("meetings/meeting/metadata/tenant-id")
+                .as_deref(),
+            Some("")
+        );
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(parse(b"<html><body>oops").is_err());
+        assert!(parse(b"not xml at all").is_err());
+        assert!(parse(b"").is_err());
+        assert!(parse(b"<a></b>").is_err());
+    }
+
+    #[test]
+    fn renders_like_nokogiri() {
+        let doc = Element::new("response")
+            .with_text_child("returncode", "FAILED")
+            .with_text_child("messageKey", "notFound")
+            .with_text_child("message", "a < b & \"c\"")
+            .with_child(Element::new("meetings"));
+        insta::assert_snapshot!(doc.to_document(true), @r#"
+        <?xml version="1.0"?>
+        <response>
+          <returncode>FAILED</returncode>
+          <messageKey>notFound</messageKey>
+          <message>a &lt; b &amp; "c"</message>
+          <meetings/>
+        </response>
+        "#);
+    }
+
+    #[test]
+    fn round_trip_keeps_attributes_and_cdata() {
+        let source = "<image width=\"176\" alt=\"a &quot;b&quot;\">u</image>";
+        let el = parse(source.as_bytes()).unwrap();
+        assert_eq!(el.attr("alt"), Some("a \"b\""));
+        assert_eq!(
+            el.to_document(false),
+            "<image width=\"176\" alt=\"a &quot;b&quot;\">u</image>\n"
+        );
+        let mut meta = Element::new("name");
+        meta.children.push(Node::CData(String::new()));
+        assert_eq!(meta.to_document(false), "<name><![CDATA[]]></name>\n");
+    }
+}
