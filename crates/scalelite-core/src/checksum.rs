@@ -218,9 +218,9 @@ pub fn strip_checksum<'a>(query: &'a str, checksum: &str) -> Cow<'a, str> {
     let mut i = 0;
     while i < bytes.len() {
         let rest = &query[i..];
-        if rest.starts_with('&') && rest[1..].starts_with(pair.as_str()) {
-            i += 1 + pair.len();
-        } else if rest.starts_with(pair.as_str()) && rest[pair.len()..].starts_with('&') {
+        let leading = rest.starts_with('&') && rest[1..].starts_with(pair.as_str());
+        let trailing = rest.starts_with(pair.as_str()) && rest[pair.len()..].starts_with('&');
+        if leading || trailing {
             i += pair.len() + 1;
         } else if rest.starts_with(pair.as_str()) {
             i += pair.len();

@@ -149,7 +149,7 @@ pub fn encode_component_into(out: &mut String, value: &str) {
     for &byte in value.as_bytes() {
         match byte {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
-                out.push(byte as char)
+                out.push(byte as char);
             }
             b' ' => out.push('+'),
             _ => {
@@ -157,6 +157,22 @@ pub fn encode_component_into(out: &mut String, value: &str) {
             }
         }
     }
+}
+
+/// The leading integer of `value`, like Ruby's `String#to_i` (`"12abc"` is
+/// 12, `"abc"` is 0).
+pub fn ruby_to_i(value: &str) -> i64 {
+    let trimmed = value.trim_start();
+    let (sign, digits) = match trimmed.as_bytes().first() {
+        Some(b'-') => (-1, &trimmed[1..]),
+        Some(b'+') => (1, &trimmed[1..]),
+        _ => (1, trimmed),
+    };
+    let end = digits
+        .bytes()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(digits.len());
+    digits[..end].parse::<i64>().map_or(0, |n| sign * n)
 }
 
 /// A `k=v,k2=v2` list from `DEFAULT_CREATE_PARAMS` and friends.
@@ -216,9 +232,12 @@ fn lookup<'a>(list: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// Parameters never forwarded: the checksum and the names Rails reserves.
+pub const NEVER_FORWARDED: [&str; 4] = ["checksum", "format", "controller", "action"];
+
 /// Builds the parameters forwarded to a BBB server: the request's parameters
-/// without `checksum` and the excluded names, merged with the layers in
-/// precedence order `defaults < request < overrides`.
+/// without [`NEVER_FORWARDED`] and the excluded names, merged with the layers
+/// in precedence order `defaults < request < overrides`.
 ///
 /// `defaults` and `overrides` are given lowest precedence first (global,
 /// then tenant). Names in `skip` are ignored in those layers (Scalelite
@@ -240,7 +259,7 @@ pub fn forwarded_params(
         }
     }
     for (k, v) in request.iter() {
-        if k == "checksum" || exclude.iter().any(|list| list.iter().any(|e| e == k)) {
+        if NEVER_FORWARDED.contains(&k) || exclude.iter().any(|list| list.iter().any(|e| e == k)) {
             continue;
         }
         out.set(k, v);
@@ -291,6 +310,15 @@ mod tests {
         assert_eq!(p.encode(), "a=9&b=2&c=x");
         p.remove("a");
         assert_eq!(p.encode(), "b=2&c=x");
+    }
+
+    #[test]
+    fn to_i_like_ruby() {
+        assert_eq!(ruby_to_i("1200"), 1200);
+        assert_eq!(ruby_to_i(" 12abc"), 12);
+        assert_eq!(ruby_to_i("abc"), 0);
+        assert_eq!(ruby_to_i(""), 0);
+        assert_eq!(ruby_to_i("-5"), -5);
     }
 
     #[test]

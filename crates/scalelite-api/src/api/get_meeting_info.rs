@@ -1,0 +1,32 @@
+//! `getMeetingInfo`.
+
+use axum::body::Body;
+use axum::extract::State;
+use http::Request;
+use scalelite_core::BbbError;
+use scalelite_core::error::internal;
+
+use super::{find_meeting, meeting_id, meeting_query, target};
+use crate::request::{ApiCall, ApiRequest, BodyKind};
+use crate::response::{ApiResult, xml};
+use crate::state::AppState;
+
+const CALL: ApiCall = ApiCall {
+    name: "getMeetingInfo",
+    body: BodyKind::Form,
+};
+
+/// Relays the meeting server's reply; only `meetingID` is forwarded.
+pub async fn get_meeting_info(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
+    let request = ApiRequest::read(&state, &CALL, request).await?;
+    let id = meeting_id(&request)?;
+    let (_, server) = find_meeting(&state, &id)
+        .await?
+        .ok_or(BbbError::MeetingNotFound)?;
+    let reply = state
+        .bbb
+        .call(&target(&server), CALL.name, &meeting_query(&id), None)
+        .await
+        .map_err(|e| e.into_bbb(internal::ACCESS_MEETING))?;
+    Ok(xml(reply.body))
+}

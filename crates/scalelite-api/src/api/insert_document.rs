@@ -1,0 +1,37 @@
+//! `insertDocument` (POST only).
+
+use axum::body::Body;
+use axum::extract::State;
+use http::Request;
+use scalelite_core::BbbError;
+use scalelite_core::error::internal;
+
+use super::{find_meeting, meeting_id, meeting_query, target};
+use crate::request::{ApiCall, ApiRequest, BodyKind};
+use crate::response::{ApiResult, xml};
+use crate::state::AppState;
+
+const CALL: ApiCall = ApiCall {
+    name: "insertDocument",
+    body: BodyKind::Xml,
+};
+
+/// POSTs the XML body to the meeting's server (a GET when the body is empty).
+pub async fn insert_document(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
+    let request = ApiRequest::read(&state, &CALL, request).await?;
+    let id = meeting_id(&request)?;
+    let (_, server) = find_meeting(&state, &id)
+        .await?
+        .ok_or(BbbError::MeetingNotFound)?;
+    let reply = state
+        .bbb
+        .call(
+            &target(&server),
+            CALL.name,
+            &meeting_query(&id),
+            request.xml_body,
+        )
+        .await
+        .map_err(|e| e.into_bbb(internal::INSERT_DOCUMENT))?;
+    Ok(xml(reply.body))
+}

@@ -1,0 +1,35 @@
+//! `isMeetingRunning`.
+
+use axum::body::Body;
+use axum::extract::State;
+use http::Request;
+use scalelite_core::error::internal;
+
+use super::{find_meeting, meeting_id, meeting_query, target};
+use crate::request::{ApiCall, ApiRequest, BodyKind};
+use crate::response::{ApiResult, document, success, xml};
+use crate::state::AppState;
+
+const CALL: ApiCall = ApiCall {
+    name: "isMeetingRunning",
+    body: BodyKind::Form,
+};
+
+/// Unknown meetings are simply not running (no server is asked); known ones
+/// are asked on their server with only `meetingID`.
+pub async fn is_meeting_running(
+    State(state): State<AppState>,
+    request: Request<Body>,
+) -> ApiResult {
+    let request = ApiRequest::read(&state, &CALL, request).await?;
+    let id = meeting_id(&request)?;
+    let Some((_, server)) = find_meeting(&state, &id).await? else {
+        return Ok(document(&success().with_text_child("running", "false")));
+    };
+    let reply = state
+        .bbb
+        .call(&target(&server), CALL.name, &meeting_query(&id), None)
+        .await
+        .map_err(|e| e.into_bbb(internal::ACCESS_MEETING))?;
+    Ok(xml(reply.body))
+}

@@ -1,0 +1,67 @@
+//! One module per BBB API call.
+
+pub mod create;
+pub mod end;
+pub mod get_meeting_info;
+pub mod get_meetings;
+pub mod index;
+pub mod insert_document;
+pub mod is_meeting_running;
+pub mod join;
+pub mod unsupported;
+
+use scalelite_bbb_client::Target;
+use scalelite_core::{BbbError, MeetingId};
+use scalelite_store::{Meeting, Server};
+use tracing::info;
+
+use crate::request::ApiRequest;
+use crate::response::ApiError;
+use crate::state::AppState;
+
+/// The required `meetingID` parameter.
+pub(crate) fn meeting_id(request: &ApiRequest) -> Result<MeetingId, BbbError> {
+    request
+        .param("meetingID")
+        .map(MeetingId::from)
+        .ok_or(BbbError::MissingParamMeetingId)
+}
+
+/// Where calls for a server go.
+pub(crate) fn target(server: &Server) -> Target<'_> {
+    Target {
+        url: &server.url,
+        secret: &server.secret,
+        online: server.online,
+    }
+}
+
+/// Finds a meeting and its server. A meeting whose server record was deleted
+/// is removed (Scalelite answers HTTP 500 forever instead) and reported as
+/// not found.
+pub(crate) async fn find_meeting(
+    state: &AppState,
+    id: &MeetingId,
+) -> Result<Option<(Meeting, Server)>, ApiError> {
+    let Some(route) = state.store.find_meeting(id, None).await? else {
+        return Ok(None);
+    };
+    match route.server {
+        Some(server) => Ok(Some((route.meeting, server))),
+        None => {
+            info!(meeting.id = %id, server.id = %route.meeting.server_id, "removing meeting of a deleted server");
+            state
+                .store
+                .delete_meeting(id, Some(&route.meeting.server_id))
+                .await?;
+            Ok(None)
+        }
+    }
+}
+
+/// Encodes `meetingID=<id>` for a forwarded call.
+pub(crate) fn meeting_query(id: &MeetingId) -> String {
+    let mut query = String::from("meetingID=");
+    scalelite_core::params::encode_component_into(&mut query, id.as_str());
+    query
+}

@@ -1,0 +1,96 @@
+#![doc = include_str!("../README.md")]
+
+pub mod api;
+pub mod health;
+pub mod middleware;
+pub mod request;
+pub mod response;
+pub mod state;
+pub mod telemetry;
+
+use std::future::Future;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::routing::{any, get};
+use tokio::net::TcpListener;
+use tower::{Layer, ServiceBuilder};
+use tower_http::normalize_path::NormalizePathLayer;
+
+use crate::api::{
+    create, end, get_meeting_info, get_meetings, index, insert_document, is_meeting_running, join,
+    unsupported,
+};
+pub use crate::state::AppState;
+
+/// The route table. Every BBB path answers unknown methods with
+/// `unsupportedRequest`; HEAD is served like GET.
+pub fn router(state: AppState) -> Router {
+    use unsupported::unsupported as fallback;
+    let api = "/bigbluebutton/api";
+    Router::new()
+        .route(api, get(index::index).post(index::index).fallback(fallback))
+        .route(
+            &format!("{api}/create"),
+            get(create::create).post(create::create).fallback(fallback),
+        )
+        .route(&format!("{api}/join"), get(join::join).fallback(fallback))
+        .route(
+            &format!("{api}/end"),
+            get(end::end).post(end::end).fallback(fallback),
+        )
+        .route(
+            &format!("{api}/isMeetingRunning"),
+            get(is_meeting_running::is_meeting_running)
+                .post(is_meeting_running::is_meeting_running)
+                .fallback(fallback),
+        )
+        .route(
+            &format!("{api}/getMeetingInfo"),
+            get(get_meeting_info::get_meeting_info)
+                .post(get_meeting_info::get_meeting_info)
+                .fallback(fallback),
+        )
+        .route(
+            &format!("{api}/getMeetings"),
+            get(get_meetings::get_meetings)
+                .post(get_meetings::get_meetings)
+                .fallback(fallback),
+        )
+        .route(
+            &format!("{api}/insertDocument"),
+            axum::routing::post(insert_document::insert_document).fallback(fallback),
+        )
+        .route(
+            "/health_check",
+            get(health::health_check).fallback(fallback),
+        )
+        .route("/", any(health::health_check))
+        .fallback(fallback)
+        .layer(
+            ServiceBuilder::new()
+                .layer(axum::middleware::from_fn(middleware::log_request))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    middleware::authorize_host,
+                )),
+        )
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then finishes
+/// the requests in flight.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    // Trailing slashes are trimmed before routing (Rails tolerates them).
+    let app = NormalizePathLayer::trim_trailing_slash().layer(router(state));
+    axum::serve(
+        listener,
+        axum::ServiceExt::<Request>::into_make_service(app),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

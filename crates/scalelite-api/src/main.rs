@@ -1,0 +1,79 @@
+//! `scalelite-api`: reads the configuration, connects the store and serves.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use scalelite_api::{AppState, telemetry};
+use scalelite_core::config::{Config, Env};
+use scalelite_store::RedisStore;
+use tokio::net::TcpListener;
+use tracing::{error, info};
+
+fn main() -> ExitCode {
+    let env = Env::from_process();
+    telemetry::init(
+        env.get("LOG_FORMAT")
+            .is_some_and(|f| f.eq_ignore_ascii_case("json")),
+    );
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            error!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(&env)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(env: &Env) -> anyhow::Result<()> {
+    let config = Config::from_env(env)?;
+    if config.multitenancy {
+        anyhow::bail!(
+            "MULTITENANCY_ENABLED=true is not supported by this version yet; refusing to start unscoped"
+        );
+    }
+    if config.secrets.is_empty() {
+        tracing::warn!("LOADBALANCER_SECRET is not set: every checksummed call will be refused");
+    }
+    let store = RedisStore::open(config.redis_url.expose(), &config.redis_namespace)
+        .context("REDIS_URL")?;
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("binding {}", config.bind))?;
+    info!(address = %listener.local_addr()?, "scalelite-api listening");
+    let state = AppState::new(config, Arc::new(store))?;
+    scalelite_api::run(listener, state, shutdown_signal()).await?;
+    info!("scalelite-api stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut signal) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            signal.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    info!("shutting down: finishing requests in flight");
+}

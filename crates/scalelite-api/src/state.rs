@@ -1,0 +1,54 @@
+//! The shared state handed to every handler.
+
+use std::sync::Arc;
+
+use scalelite_bbb_client::{BbbClient, Timeouts};
+use scalelite_core::config::Config;
+use scalelite_store::Store;
+
+use crate::api::get_meetings::MeetingsCache;
+
+/// Everything a request needs, cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// Configuration read at start-up.
+    pub config: Arc<Config>,
+    /// Servers and meeting routes.
+    pub store: Arc<dyn Store>,
+    /// Client for BBB servers.
+    pub bbb: BbbClient,
+    /// Single-flight cache of the getMeetings fan-out.
+    pub meetings_cache: Arc<MeetingsCache>,
+    /// PostgreSQL pool, when `DATABASE_URL` is set (health check only, for now).
+    pub database: Option<sqlx::PgPool>,
+}
+
+impl AppState {
+    /// Builds the state from a configuration and a store.
+    pub fn new(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+        let bbb = BbbClient::new(
+            Timeouts {
+                connect: config.connect_timeout,
+                response: config.response_timeout,
+            },
+            config.checksum_algorithms.outgoing(),
+        );
+        let database = match &config.database_url {
+            Some(url) => Some(
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(4)
+                    .acquire_timeout(std::time::Duration::from_secs(2))
+                    .connect_lazy(url.expose())?,
+            ),
+            None => None,
+        };
+        let meetings_cache = Arc::new(MeetingsCache::new(config.get_meetings_cache_ttl));
+        Ok(Self {
+            config: Arc::new(config),
+            store,
+            bbb,
+            meetings_cache,
+            database,
+        })
+    }
+}

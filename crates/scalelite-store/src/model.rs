@@ -1,0 +1,249 @@
+//! The records the store reads and writes, as Scalelite models them.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use scalelite_core::load::parse_multiplier;
+use scalelite_core::selection::TagSpec;
+use scalelite_core::{MeetingId, Secret, ServerId, TenantId};
+
+/// An administrative server state (`state` field of `server:<id>`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ServerState {
+    /// Takes new meetings and joins.
+    Enabled,
+    /// Draining: joins to existing meetings only.
+    Cordoned,
+    /// Off: no new meetings, no joins.
+    Disabled,
+}
+
+impl ServerState {
+    /// The stored string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Enabled => "enabled",
+            Self::Cordoned => "cordoned",
+            Self::Disabled => "disabled",
+        }
+    }
+
+    /// Parses a stored state.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "enabled" => Some(Self::Enabled),
+            "cordoned" => Some(Self::Cordoned),
+            "disabled" => Some(Self::Disabled),
+            _ => None,
+        }
+    }
+}
+
+/// A BigBlueButton server as stored by Scalelite.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Server {
+    /// Server id.
+    pub id: ServerId,
+    /// API base URL, e.g. `https://bbb1.example.com/bigbluebutton/api`.
+    pub url: String,
+    /// The server's shared secret.
+    pub secret: Secret,
+    /// Tag, `None` when untagged.
+    pub tag: Option<String>,
+    /// `online` field equals `true`.
+    pub online: bool,
+    /// The raw `state` field; `None` on legacy and freshly added servers.
+    pub state: Option<String>,
+    /// Membership of `server_enabled` (decides the state of legacy servers).
+    pub in_enabled_set: bool,
+    /// The raw `load_multiplier` field (kept verbatim so it is re-emitted as
+    /// Ruby wrote it).
+    pub load_multiplier: Option<String>,
+    /// Load from `server_load` or `cordoned_server_load`, as Scalelite reads it.
+    pub load: Option<f64>,
+    /// Poller statistics (`meetings`, `users`, `largest_meeting`, `videos`).
+    pub stats: ServerStats,
+    /// `bbb_version`.
+    pub bbb_version: Option<String>,
+}
+
+/// Statistics the poller stores in the server hash.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Number of meetings (breakouts included).
+    pub meetings: Option<u64>,
+    /// Sum of participants.
+    pub users: Option<u64>,
+    /// Largest participant count.
+    pub largest_meeting: Option<u64>,
+    /// Sum of video streams.
+    pub videos: Option<u64>,
+}
+
+impl Server {
+    /// Builds a server from the fields of its `server:<id>` hash.
+    pub fn from_hash(
+        id: ServerId,
+        hash: &HashMap<String, String>,
+        in_enabled_set: bool,
+    ) -> Option<Self> {
+        let url = hash.get("url")?.clone();
+        let number = |name: &str| hash.get(name).and_then(|v| v.parse().ok());
+        Some(Self {
+            id,
+            url,
+            secret: Secret::new(hash.get("secret").cloned().unwrap_or_default()),
+            tag: hash.get("tag").filter(|t| !t.is_empty()).cloned(),
+            online: hash.get("online").is_some_and(|v| v == "true"),
+            state: hash.get("state").filter(|s| !s.is_empty()).cloned(),
+            in_enabled_set,
+            load_multiplier: hash
+                .get("load_multiplier")
+                .filter(|s| !s.is_empty())
+                .cloned(),
+            load: None,
+            stats: ServerStats {
+                meetings: number("meetings"),
+                users: number("users"),
+                largest_meeting: number("largest_meeting"),
+                videos: number("videos"),
+            },
+            bbb_version: hash.get("bbb_version").cloned(),
+        })
+    }
+
+    /// The effective state: the stored one, else enabled/disabled from the
+    /// legacy `server_enabled` set.
+    pub fn effective_state(&self) -> ServerState {
+        match self.state.as_deref() {
+            Some("disabled") => ServerState::Disabled,
+            Some("cordoned") => ServerState::Cordoned,
+            Some("enabled") => ServerState::Enabled,
+            // An unknown stored value is neither disabled nor cordoned for
+            // Scalelite's predicates; treat it as enabled.
+            Some(_) => ServerState::Enabled,
+            None if self.in_enabled_set => ServerState::Enabled,
+            None => ServerState::Disabled,
+        }
+    }
+
+    /// Scalelite's `disabled?`.
+    pub fn is_disabled(&self) -> bool {
+        self.effective_state() == ServerState::Disabled
+    }
+
+    /// Scalelite's `cordoned?`.
+    pub fn is_cordoned(&self) -> bool {
+        self.effective_state() == ServerState::Cordoned
+    }
+
+    /// The load multiplier as a number (1.0 when unset or zero).
+    pub fn multiplier(&self) -> f64 {
+        parse_multiplier(self.load_multiplier.as_deref())
+    }
+
+    /// Whether meetings on this server can be joined and inspected.
+    pub fn is_available(&self) -> bool {
+        self.online && !self.is_disabled()
+    }
+}
+
+/// A meeting's routing record (`meeting:<id>`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Meeting {
+    /// The front-end's meeting id.
+    pub id: MeetingId,
+    /// The server hosting it.
+    pub server_id: ServerId,
+    /// The moderator password sent at creation.
+    pub moderator_pw: String,
+    /// The dial-in number.
+    pub voice_bridge: String,
+    /// Owning tenant (`None` when stored empty).
+    pub tenant_id: Option<TenantId>,
+}
+
+impl Meeting {
+    /// Builds a meeting from its hash; `None` if the hash is empty or has no
+    /// server.
+    pub fn from_hash(id: MeetingId, hash: &HashMap<String, String>) -> Option<Self> {
+        let server_id = hash.get("server_id").filter(|s| !s.is_empty())?;
+        Some(Self {
+            id,
+            server_id: ServerId::new(server_id.clone()),
+            moderator_pw: hash.get("moderator_pw").cloned().unwrap_or_default(),
+            voice_bridge: hash.get("voice_bridge").cloned().unwrap_or_default(),
+            tenant_id: hash
+                .get("tenant_id")
+                .filter(|t| !t.is_empty())
+                .map(|t| TenantId::new(t.clone())),
+        })
+    }
+}
+
+/// A meeting together with its server record (`None` when the server was
+/// deleted while the meeting mapping remained).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MeetingRoute {
+    /// The meeting.
+    pub meeting: Meeting,
+    /// Its server, if the record still exists.
+    pub server: Option<Server>,
+}
+
+/// The outcome of routing a join.
+#[derive(Clone, Debug, PartialEq)]
+pub enum JoinRoute {
+    /// No such meeting (or its server record is gone).
+    NotFound,
+    /// The server is offline or disabled; nothing was counted.
+    Unavailable,
+    /// Join here; the server's load was incremented by its multiplier.
+    Ready {
+        /// The server's API base URL.
+        url: String,
+        /// The server's secret, to sign the join URL.
+        secret: Secret,
+    },
+}
+
+/// What a create asks the store to do for a meeting that may not exist yet.
+#[derive(Clone, Debug)]
+pub struct PlacementRequest {
+    /// The meeting id.
+    pub meeting_id: MeetingId,
+    /// The tenant creating it.
+    pub tenant_id: Option<TenantId>,
+    /// The effective `meta_server-tag`.
+    pub tags: TagSpec,
+    /// Moderator password to store for a new meeting.
+    pub moderator_pw: String,
+    /// Voice-bridge candidates, tried in order.
+    pub voice_bridges: Vec<String>,
+    /// TTL of the meeting record.
+    pub ttl: Duration,
+    /// Users reserved on the chosen server (× its multiplier).
+    pub reserve_users: u32,
+}
+
+/// The outcome of [`crate::Store::place_meeting`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Placement {
+    /// The meeting already existed; nothing was written.
+    Existing(MeetingRoute),
+    /// A new meeting was recorded on `server` and load reserved there.
+    Placed {
+        /// The new record.
+        meeting: Meeting,
+        /// The chosen server.
+        server: Server,
+    },
+    /// No server can take a meeting.
+    NoServer,
+    /// Required tags matched no server.
+    TagUnavailable,
+    /// The meeting id belongs to another tenant.
+    TenantConflict,
+    /// Every voice-bridge candidate was taken.
+    VoiceBridgesExhausted,
+}
