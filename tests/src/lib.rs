@@ -1,0 +1,44 @@
+//! Test harness for the Scalelite replacement: real `redis-server` and
+//! PostgreSQL processes, a fake BigBlueButton fleet that behaves like
+//! bbb-web on the wire, and signing API clients that mimic real front-ends.
+//!
+//! Everything here is independent of the code under test except the XML
+//! parser of `scalelite-core`, used to read replies.
+//!
+//! ```no_run
+//! use scalelite_tests::{Algo, ApiClient, FakeFleet, Mode, Style, TestPostgres, TestRedis};
+//!
+//! # async fn demo() {
+//! let redis = TestRedis::start().await; // redis://127.0.0.1:P/0
+//! let pg = TestPostgres::start().await; // postgres://postgres@127.0.0.1:P/scalelite
+//! let fleet = FakeFleet::start(2).await;
+//! // ... register fleet[i].url() / fleet[i].secret() with the load balancer,
+//! // start it on some `lb_url` with `lb_secret`, then drive it:
+//! # let (lb_url, lb_secret) = (String::new(), String::new());
+//! let greenlight = ApiClient::new(lb_url, lb_secret)
+//!     .style(Style::Ruby)
+//!     .algorithm(Algo::Sha1);
+//! let reply = greenlight
+//!     .get("create", &[("meetingID", "m1"), ("name", "Room")])
+//!     .await;
+//! assert!(reply.is_success());
+//! let on = fleet.server_with_meeting("m1").unwrap();
+//! assert_eq!(fleet[on].calls_to("create").len(), 1);
+//! fleet[on].set_mode(Mode::Down);
+//! # drop((redis, pg));
+//! # }
+//! ```
+
+pub mod client;
+pub mod fake_bbb;
+pub mod postgres;
+pub mod redis;
+pub mod util;
+
+pub use client::{Algo, ApiClient, BodySigning, ClientError, Reply, Style, http_get, http_request};
+pub use fake_bbb::{
+    FakeAttendee, FakeBbb, FakeFleet, FakeMeeting, MeetingSeed, Mode, RecordedCall,
+};
+pub use postgres::TestPostgres;
+pub use redis::{RespValue, TestRedis};
+pub use util::{eventually, eventually_with, free_port};

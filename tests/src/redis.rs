@@ -1,0 +1,442 @@
+//! A real `redis-server` process for tests, plus a tiny RESP client for
+//! seeding and inspecting it (independent of the `redis` crate used by the
+//! code under test).
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::util::{find_binary, free_port, log_tail, wait_child};
+
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A `redis-server` listening on 127.0.0.1 on a free port, with its working
+/// directory in a fresh temporary directory and persistence disabled.
+///
+/// The process is killed when the value is dropped.
+#[derive(Debug)]
+pub struct TestRedis {
+    binary: PathBuf,
+    port: u16,
+    dir: TempDir,
+    child: Mutex<Option<Child>>,
+}
+
+/// Why one start attempt failed.
+enum StartError {
+    PortInUse,
+    Other(String),
+}
+
+impl TestRedis {
+    /// Starts a server and waits until it answers `PING`.
+    ///
+    /// # Panics
+    ///
+    /// Panics when `redis-server` is not installed or does not come up.
+    pub async fn start() -> Self {
+        let binary = find_binary(
+            "redis-server",
+            &[Path::new("/usr/bin"), Path::new("/usr/sbin")],
+        )
+        .unwrap_or_else(|| {
+            panic!(
+                "redis-server not found: install the Debian package `redis-server` \
+                     (apt-get install redis-server)"
+            )
+        });
+        let dir = tempfile::Builder::new()
+            .prefix("test-redis-")
+            .tempdir()
+            .expect("cannot create a temporary directory for redis-server");
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            match spawn_and_wait(&binary, dir.path(), port).await {
+                Ok(child) => {
+                    return Self {
+                        binary,
+                        port,
+                        dir,
+                        child: Mutex::new(Some(child)),
+                    };
+                }
+                Err(StartError::PortInUse) => {
+                    last_error = format!("port {port} already in use");
+                }
+                Err(StartError::Other(message)) => panic!("{message}"),
+            }
+        }
+        panic!("redis-server could not bind a free port: {last_error}");
+    }
+
+    /// `redis://127.0.0.1:P/0`.
+    pub fn url(&self) -> String {
+        self.url_with_db(0)
+    }
+
+    /// `redis://127.0.0.1:P/<db>`.
+    pub fn url_with_db(&self, db: u32) -> String {
+        format!("redis://127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// The TCP port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's working directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Whether the process is currently running (not stopped).
+    pub fn is_running(&self) -> bool {
+        self.child.lock().unwrap().is_some()
+    }
+
+    /// Kills the server and waits for it to exit. Connections are refused
+    /// until [`TestRedis::start_again`]. All data is lost (no persistence).
+    pub async fn stop(&self) {
+        let child = self.child.lock().unwrap().take();
+        if let Some(mut child) = child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Restarts a stopped server on the same port and directory and waits
+    /// until it answers `PING`. Does nothing if it is running.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the server does not come back (for example because another
+    /// process took the port meanwhile).
+    pub async fn start_again(&self) {
+        if self.is_running() {
+            return;
+        }
+        match spawn_and_wait(&self.binary, self.dir.path(), self.port).await {
+            Ok(child) => *self.child.lock().unwrap() = Some(child),
+            Err(StartError::PortInUse) => panic!(
+                "redis-server cannot restart: port {} is now used by another process",
+                self.port
+            ),
+            Err(StartError::Other(message)) => panic!("{message}"),
+        }
+    }
+
+    /// Runs one command on a fresh connection and returns the reply
+    /// (`RespValue::Error` for a server-side error).
+    ///
+    /// # Panics
+    ///
+    /// Panics on I/O errors (for example while the server is stopped).
+    pub async fn cmd(&self, args: &[&str]) -> RespValue {
+        match self.try_cmd(args).await {
+            Ok(value) => value,
+            Err(e) => panic!("redis command {args:?} on port {} failed: {e}", self.port),
+        }
+    }
+
+    /// Like [`TestRedis::cmd`], returning I/O errors instead of panicking.
+    pub async fn try_cmd(&self, args: &[&str]) -> io::Result<RespValue> {
+        resp_command(self.port, args).await
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        let child = self.child.get_mut().map(Option::take).ok().flatten();
+        if let Some(mut child) = child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+async fn spawn_and_wait(binary: &Path, dir: &Path, port: u16) -> Result<Child, StartError> {
+    let log_path = dir.join("redis.log");
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| StartError::Other(format!("cannot open {}: {e}", log_path.display())))?;
+    let log_err = log
+        .try_clone()
+        .map_err(|e| StartError::Other(format!("cannot clone log handle: {e}")))?;
+    let log_start = std::fs::metadata(&log_path).map_or(0, |m| m.len());
+    let port_arg = port.to_string();
+    let mut child = Command::new(binary)
+        .args(["--port", &port_arg, "--bind", "127.0.0.1", "--save", ""])
+        .args(["--appendonly", "no", "--daemonize", "no", "--dir"])
+        .arg(dir)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .spawn()
+        .map_err(|e| StartError::Other(format!("cannot run {}: {e}", binary.display())))?;
+
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let all = std::fs::read(&log_path).unwrap_or_default();
+            let tail = String::from_utf8_lossy(&all[(log_start as usize).min(all.len())..]);
+            if tail.contains("Address already in use") {
+                return Err(StartError::PortInUse);
+            }
+            return Err(StartError::Other(format!(
+                "redis-server exited with {status} on port {port}; log:\n{tail}"
+            )));
+        }
+        let ping = tokio::time::timeout(Duration::from_secs(1), resp_command(port, &["PING"]));
+        if let Ok(Ok(RespValue::Str(pong))) = ping.await
+            && pong == "PONG"
+        {
+            return Ok(child);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            wait_child(&mut child, Duration::from_secs(5));
+            return Err(StartError::Other(format!(
+                "redis-server on port {port} did not answer PING within {START_TIMEOUT:?}; log:\n{}",
+                log_tail(&log_path, 4000)
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A decoded RESP2 reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RespValue {
+    /// Null bulk string or null array.
+    Nil,
+    /// Integer reply.
+    Int(i64),
+    /// Simple or bulk string (bulk bytes decoded lossily as UTF-8).
+    Str(String),
+    /// Array reply.
+    Array(Vec<RespValue>),
+    /// Error reply, without the leading `-`.
+    Error(String),
+}
+
+impl RespValue {
+    /// The string, if this is a string reply.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Self::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The integer, if this is an integer reply or a string holding one.
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Self::Int(i) => Some(*i),
+            Self::Str(s) => s.parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// Whether this is the nil reply.
+    pub fn is_nil(&self) -> bool {
+        matches!(self, Self::Nil)
+    }
+
+    /// The elements, if this is an array reply.
+    pub fn as_array(&self) -> Option<&[RespValue]> {
+        match self {
+            Self::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// The elements of an array reply as strings (integers formatted, nil
+    /// elements skipped); nil gives an empty vector. Handy for `SMEMBERS`,
+    /// `LRANGE`, `KEYS`, `ZRANGE`.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the reply is neither an array nor nil.
+    pub fn as_vec(&self) -> Vec<String> {
+        match self {
+            Self::Nil => Vec::new(),
+            Self::Array(items) => items
+                .iter()
+                .filter_map(|item| match item {
+                    Self::Str(s) => Some(s.clone()),
+                    Self::Int(i) => Some(i.to_string()),
+                    Self::Nil => None,
+                    other => panic!("unexpected element in RESP array: {other:?}"),
+                })
+                .collect(),
+            other => panic!("expected a RESP array, got {other:?}"),
+        }
+    }
+
+    /// An array of alternating keys and values (`HGETALL`, `CONFIG GET`) as
+    /// a map; nil gives an empty map.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the reply is neither an array nor nil.
+    pub fn as_map(&self) -> BTreeMap<String, String> {
+        let items = self.as_vec();
+        items
+            .chunks(2)
+            .map(|pair| (pair[0].clone(), pair.get(1).cloned().unwrap_or_default()))
+            .collect()
+    }
+}
+
+async fn resp_command(port: u16, args: &[&str]) -> io::Result<RespValue> {
+    let work = async {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
+        let mut request = format!("*{}\r\n", args.len()).into_bytes();
+        for arg in args {
+            request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+            request.extend_from_slice(arg.as_bytes());
+            request.extend_from_slice(b"\r\n");
+        }
+        stream.write_all(&request).await?;
+        let mut buf = Vec::with_capacity(256);
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed before a complete reply",
+                ));
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some((value, _)) = parse_resp(&buf)? {
+                return Ok(value);
+            }
+        }
+    };
+    tokio::time::timeout(IO_TIMEOUT, work)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "redis reply timed out"))?
+}
+
+/// Parses one value from the start of `buf`; `Ok(None)` if incomplete.
+fn parse_resp(buf: &[u8]) -> io::Result<Option<(RespValue, usize)>> {
+    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
+    let Some(line_end) = buf.windows(2).position(|w| w == b"\r\n") else {
+        return Ok(None);
+    };
+    let line = String::from_utf8_lossy(&buf[1..line_end]).into_owned();
+    let after = line_end + 2;
+    let int = |s: &str| s.parse::<i64>().map_err(|_| bad("bad RESP integer"));
+    match buf[0] {
+        b'+' => Ok(Some((RespValue::Str(line), after))),
+        b'-' => Ok(Some((RespValue::Error(line), after))),
+        b':' => Ok(Some((RespValue::Int(int(&line)?), after))),
+        b'_' => Ok(Some((RespValue::Nil, after))),
+        b'$' => {
+            let len = int(&line)?;
+            if len < 0 {
+                return Ok(Some((RespValue::Nil, after)));
+            }
+            let len = len as usize;
+            if buf.len() < after + len + 2 {
+                return Ok(None);
+            }
+            let text = String::from_utf8_lossy(&buf[after..after + len]).into_owned();
+            Ok(Some((RespValue::Str(text), after + len + 2)))
+        }
+        b'*' => {
+            let len = int(&line)?;
+            if len < 0 {
+                return Ok(Some((RespValue::Nil, after)));
+            }
+            let mut items = Vec::with_capacity(len as usize);
+            let mut pos = after;
+            for _ in 0..len {
+                match parse_resp(&buf[pos..])? {
+                    Some((item, used)) => {
+                        items.push(item);
+                        pos += used;
+                    }
+                    None => return Ok(None),
+                }
+            }
+            Ok(Some((RespValue::Array(items), pos)))
+        }
+        _ => Err(bad("unknown RESP type byte")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_nested_and_partial_replies() {
+        let full = b"*3\r\n$1\r\na\r\n:5\r\n*-1\r\n";
+        let (value, used) = parse_resp(full).unwrap().unwrap();
+        assert_eq!(used, full.len());
+        assert_eq!(
+            value,
+            RespValue::Array(vec![
+                RespValue::Str("a".into()),
+                RespValue::Int(5),
+                RespValue::Nil
+            ])
+        );
+        for cut in 0..full.len() {
+            assert!(parse_resp(&full[..cut]).unwrap().is_none(), "cut {cut}");
+        }
+        assert_eq!(
+            parse_resp(b"-ERR x\r\n").unwrap().unwrap().0,
+            RespValue::Error("ERR x".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn starts_answers_and_restarts_on_the_same_port() {
+        let redis = TestRedis::start().await;
+        assert_eq!(redis.url(), format!("redis://127.0.0.1:{}/0", redis.port()));
+        assert_eq!(redis.cmd(&["PING"]).await.as_str(), Some("PONG"));
+        assert_eq!(redis.cmd(&["SET", "k", "v w"]).await.as_str(), Some("OK"));
+        assert_eq!(redis.cmd(&["GET", "k"]).await.as_str(), Some("v w"));
+        assert!(redis.cmd(&["GET", "missing"]).await.is_nil());
+        redis.cmd(&["HSET", "h", "a", "1", "b", "2"]).await;
+        let map = redis.cmd(&["HGETALL", "h"]).await.as_map();
+        assert_eq!(map.get("a").map(String::as_str), Some("1"));
+        assert_eq!(map.len(), 2);
+        redis.cmd(&["SADD", "s", "x", "y"]).await;
+        let mut members = redis.cmd(&["SMEMBERS", "s"]).await.as_vec();
+        members.sort();
+        assert_eq!(members, ["x", "y"]);
+        assert_eq!(redis.cmd(&["INCR", "n"]).await.as_int(), Some(1));
+        assert!(matches!(
+            redis.cmd(&["NOSUCHCOMMAND"]).await,
+            RespValue::Error(_)
+        ));
+
+        let port = redis.port();
+        redis.stop().await;
+        assert!(!redis.is_running());
+        assert!(redis.try_cmd(&["PING"]).await.is_err());
+        redis.start_again().await;
+        assert_eq!(redis.port(), port);
+        assert_eq!(redis.cmd(&["PING"]).await.as_str(), Some("PONG"));
+        // No persistence: the restart starts empty.
+        assert!(redis.cmd(&["GET", "k"]).await.is_nil());
+    }
+}
