@@ -29,16 +29,20 @@
 //! # }
 //! ```
 
+pub mod app;
 pub mod client;
 pub mod fake_bbb;
 pub mod postgres;
 pub mod redis;
+pub mod seed;
 pub mod util;
 
+pub use app::{LB_SECRET, NS, TestApp, TestAppBuilder, server_id};
 pub use client::{Algo, ApiClient, BodySigning, ClientError, Reply, Style, http_get, http_request};
 pub use fake_bbb::{
     FakeAttendee, FakeBbb, FakeFleet, FakeMeeting, MeetingSeed, Mode, RecordedCall,
 };
 pub use postgres::TestPostgres;
 pub use redis::{RespValue, TestRedis};
+pub use seed::SeedServer;
 pub use util::{eventually, eventually_with, free_port};

@@ -41,9 +41,12 @@ impl Timeouts {
         }
     }
 
-    /// The deadline for a whole exchange.
+    /// The deadline for a whole exchange: `RESPONSE_TIMEOUT`, connecting
+    /// included (a pooled connection needs none; a new one is also bounded by
+    /// `CONNECT_TIMEOUT`). A hung server therefore costs exactly
+    /// `RESPONSE_TIMEOUT`, as in Scalelite.
     fn deadline(self) -> Duration {
-        self.response.max(self.connect)
+        self.response
     }
 }
 

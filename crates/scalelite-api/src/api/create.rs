@@ -52,7 +52,11 @@ pub async fn create(State(state): State<AppState>, request: Request<Body>) -> Ap
     let spec = TagSpec::parse(tag.as_deref());
 
     let (meeting, server, placed) = find_or_place(&state, &id, &spec, &params).await?;
-    if placed {
+    // A new meeting gets the stored password. So does a repeated create
+    // without one: racing creates of one meeting may reach BBB in any order,
+    // and BBB only answers duplicateWarning (not idNotUnique) to a repeat
+    // whose password matches. A client's own password is passed through.
+    if placed || params.get_present("moderatorPW").is_none() {
         params.set("moderatorPW", meeting.moderator_pw.clone());
     }
     params.set("voiceBridge", meeting.voice_bridge.clone());

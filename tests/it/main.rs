@@ -1,0 +1,16 @@
+//! The integration suite: the real `scalelite-api` against a real
+//! `redis-server` (and PostgreSQL for the health check) and a fake BBB
+//! fleet that validates checksums like bbb-web.
+
+mod checksum;
+mod create;
+mod end;
+mod get_meetings;
+mod health;
+mod index;
+mod join;
+mod meeting_info;
+mod store;
+mod support;
+mod unsupported;
+mod upstream;

@@ -1,0 +1,191 @@
+//! `TestApp`: a real `scalelite-api` (the library's `run`) on a random port,
+//! backed by its own `redis-server` and a fake BBB fleet registered in
+//! Redis exactly as Ruby Scalelite would have stored it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use scalelite_api::AppState;
+use scalelite_core::config::{Config, Env};
+use scalelite_store::RedisStore;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::client::ApiClient;
+use crate::fake_bbb::FakeFleet;
+use crate::redis::TestRedis;
+use crate::seed::{self, SeedServer};
+
+/// The load-balancer secret front-ends use in tests.
+pub const LB_SECRET: &str = "lb-secret-4f0c2d9e7a1b3c5d";
+
+/// The Redis namespace.
+pub const NS: &str = "scalelite";
+
+/// Builds a [`TestApp`].
+#[derive(Debug)]
+pub struct TestAppBuilder {
+    servers: usize,
+    seed: bool,
+    env: Vec<(String, String)>,
+}
+
+impl TestAppBuilder {
+    /// Number of fake BBB servers (default 3).
+    pub fn servers(mut self, n: usize) -> Self {
+        self.servers = n;
+        self
+    }
+
+    /// Leaves the fleet out of Redis (the test seeds it itself).
+    pub fn unseeded(mut self) -> Self {
+        self.seed = false;
+        self
+    }
+
+    /// Sets an environment variable of the API process.
+    pub fn env(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.env.push((name.to_owned(), value.into()));
+        self
+    }
+
+    /// Starts Redis, the fleet and the API.
+    pub async fn start(self) -> TestApp {
+        let redis = TestRedis::start().await;
+        let fleet = FakeFleet::start(self.servers).await;
+        if self.seed {
+            for (i, server) in fleet.iter().enumerate() {
+                let record = SeedServer::enabled(server_id(i), server.url(), server.secret());
+                seed::seed_server(&redis, NS, &record).await;
+            }
+        }
+        let mut env = Env::default()
+            .with("LOADBALANCER_SECRET", LB_SECRET)
+            .with("REDIS_URL", redis.url())
+            .with("CONNECT_TIMEOUT", "1")
+            .with("RESPONSE_TIMEOUT", "2")
+            .with("GET_MEETINGS_CACHE_TTL", "0");
+        for (k, v) in self.env {
+            env = env.with(&k, v);
+        }
+        let config = Config::from_env(&env).expect("test configuration");
+        let namespace = config.redis_namespace.clone();
+        let store = RedisStore::open(config.redis_url.expose(), &namespace).expect("redis store");
+        let state = AppState::new(config, Arc::new(store)).expect("app state");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(scalelite_api::run(listener, state.clone(), async move {
+            let _ = rx.await;
+        }));
+        TestApp {
+            redis,
+            fleet,
+            addr,
+            namespace,
+            state,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+}
+
+/// The id under which fake server `i` is registered (`bbb-1`, `bbb-2`, ...).
+pub fn server_id(i: usize) -> String {
+    format!("bbb-{}", i + 1)
+}
+
+/// A running API with its Redis and fleet.
+#[derive(Debug)]
+pub struct TestApp {
+    /// The API's Redis.
+    pub redis: TestRedis,
+    /// The fake BBB servers.
+    pub fleet: FakeFleet,
+    /// Where the API listens.
+    pub addr: SocketAddr,
+    /// The Redis namespace in use.
+    pub namespace: String,
+    /// The API's state (store, client, config).
+    pub state: AppState,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestApp {
+    /// A builder with three seeded servers.
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder {
+            servers: 3,
+            seed: true,
+            env: Vec::new(),
+        }
+    }
+
+    /// `TestApp::builder().start()`.
+    pub async fn start() -> TestApp {
+        Self::builder().start().await
+    }
+
+    /// `http://127.0.0.1:P`.
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `http://127.0.0.1:P/bigbluebutton/api`.
+    pub fn api_url(&self) -> String {
+        format!("{}/bigbluebutton/api", self.origin())
+    }
+
+    /// A Greenlight-like client (Ruby encoding, SHA1) with the LB secret.
+    pub fn client(&self) -> ApiClient {
+        ApiClient::new(self.api_url(), LB_SECRET)
+    }
+
+    /// A namespaced key.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}:{name}", self.namespace)
+    }
+
+    /// The `meeting:<id>` hash.
+    pub async fn meeting_record(&self, id: &str) -> BTreeMap<String, String> {
+        seed::hash(&self.redis, &self.key(&format!("meeting:{id}"))).await
+    }
+
+    /// The `server:<id>` hash.
+    pub async fn server_record(&self, id: &str) -> BTreeMap<String, String> {
+        seed::hash(&self.redis, &self.key(&format!("server:{id}"))).await
+    }
+
+    /// The score of a server in `server_load`.
+    pub async fn load(&self, server_id: &str) -> Option<f64> {
+        seed::score(&self.redis, &self.key("server_load"), server_id).await
+    }
+
+    /// Index of the fake server hosting `meeting_id` according to Redis.
+    pub async fn placed_on(&self, meeting_id: &str) -> Option<usize> {
+        let record = self.meeting_record(meeting_id).await;
+        let server = record.get("server_id")?;
+        (0..self.fleet.len()).find(|i| &server_id(*i) == server)
+    }
+
+    /// Stops the API gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
