@@ -183,22 +183,22 @@ impl Unverified {
             .to_owned();
         let stripped_query = strip_checksum(&self.raw_query, &checksum);
 
-        let mut candidates: Vec<String> = vec![stripped_query.clone().into_owned()];
-        let mut body_candidates = 0;
+        // Candidate check strings: the query, then (form POSTs only) the body.
+        let mut body_candidates: Vec<String> = Vec::new();
         if let Some((raw_body, body_params)) = &self.form_body {
             let overlap = body_params
                 .iter()
                 .any(|(k, _)| k != "checksum" && self.query.contains(k));
             if !overlap && !body_params.is_empty() {
                 if stripped_query.is_empty() && !raw_body.is_empty() {
-                    candidates.push(strip_checksum(raw_body, &checksum).into_owned());
-                    body_candidates += 1;
+                    body_candidates.push(strip_checksum(raw_body, &checksum).into_owned());
                 }
-                candidates.push(canonical(&self.query, body_params));
-                body_candidates += 1;
+                body_candidates.push(canonical(&self.query, body_params));
             }
         }
-        let refs: Vec<&str> = candidates.iter().map(String::as_str).collect();
+        let mut refs: Vec<&str> = Vec::with_capacity(1 + body_candidates.len());
+        refs.push(&stripped_query);
+        refs.extend(body_candidates.iter().map(String::as_str));
         let matched =
             checksum::verify(call, &refs, &checksum, secrets, algorithms).map_err(|refusal| {
                 debug!(call, ?refusal, "checksum refused");
@@ -213,7 +213,7 @@ impl Unverified {
                     "ignoring form body parameters not covered by the checksum"
                 );
             }
-            (n, Some((_, body))) if n > 0 && body_candidates > 0 => params.extend(body),
+            (n, Some((_, body))) if n > 0 => params.extend(body),
             _ => {}
         }
         Ok(ApiRequest {

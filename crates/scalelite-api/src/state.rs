@@ -8,9 +8,22 @@ use scalelite_store::Store;
 
 use crate::api::get_meetings::MeetingsCache;
 
-/// Everything a request needs, cheap to clone.
+/// Everything a request needs. Cloning (once per request, by axum) costs a
+/// single reference-count increment.
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+#[derive(Debug)]
+pub struct Shared {
     /// Configuration read at start-up.
     pub config: Arc<Config>,
     /// Servers and meeting routes.
@@ -43,12 +56,12 @@ impl AppState {
             None => None,
         };
         let meetings_cache = Arc::new(MeetingsCache::new(config.get_meetings_cache_ttl));
-        Ok(Self {
+        Ok(Self(Arc::new(Shared {
             config: Arc::new(config),
             store,
             bbb,
             meetings_cache,
             database,
-        })
+        })))
     }
 }

@@ -146,17 +146,25 @@ pub fn encode_component(value: &str) -> String {
 
 /// [`encode_component`] appending to `out`.
 pub fn encode_component_into(out: &mut String, value: &str) {
-    for &byte in value.as_bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
-                out.push(byte as char);
-            }
-            b' ' => out.push('+'),
-            _ => {
-                let _ = write!(out, "%{byte:02X}");
-            }
+    let bytes = value.as_bytes();
+    let mut start = 0;
+    for (i, &byte) in bytes.iter().enumerate() {
+        if matches!(byte, b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_') {
+            continue;
         }
+        // Copy the run of unreserved (ASCII) characters, then encode this
+        // byte. A non-empty run starts and ends on character boundaries.
+        if i > start {
+            out.push_str(&value[start..i]);
+        }
+        if byte == b' ' {
+            out.push('+');
+        } else {
+            let _ = write!(out, "%{byte:02X}");
+        }
+        start = i + 1;
     }
+    out.push_str(&value[start..]);
 }
 
 /// The leading integer of `value`, like Ruby's `String#to_i` (`"12abc"` is

@@ -35,7 +35,7 @@ impl Scripts {
     fn load() -> Self {
         Self {
             lookup: script!("lookup.lua"),
-            join: script!("join.lua"),
+            join: Script::new(include_str!("lua/join.lua")),
             place: script!("place.lua"),
             delete_meeting: script!("delete_meeting.lua"),
             servers: script!("servers.lua"),
@@ -129,21 +129,22 @@ impl Store for RedisStore {
         let reply = self
             .run(&self.scripts.join, &[id.as_str(), tenant_arg(tenant)])
             .await?;
-        let mut parts = array(reply)?.into_iter();
-        let status = string(parts.next().unwrap_or(Value::Nil))?;
-        Ok(match status.as_str() {
-            "ok" => JoinRoute::Ready {
-                url: string(parts.next().unwrap_or(Value::Nil))?,
-                secret: string(parts.next().unwrap_or(Value::Nil))?.as_str().into(),
-            },
-            "unavailable" => JoinRoute::Unavailable,
-            "notfound" => JoinRoute::NotFound,
-            other => {
-                return Err(StoreError::Unexpected(format!(
-                    "join script answered {other:?}"
-                )));
+        match reply {
+            Value::Int(0) => Ok(JoinRoute::NotFound),
+            Value::Int(1) => Ok(JoinRoute::Unavailable),
+            Value::Array(parts) => {
+                let mut parts = parts.into_iter();
+                let url = string(parts.next().unwrap_or(Value::Nil))?;
+                let secret = string(parts.next().unwrap_or(Value::Nil))?;
+                Ok(JoinRoute::Ready {
+                    url,
+                    secret: secret.as_str().into(),
+                })
             }
-        })
+            other => Err(StoreError::Unexpected(format!(
+                "join script answered {other:?}"
+            ))),
+        }
     }
 
     async fn place_meeting(&self, request: &PlacementRequest) -> Result<Placement, StoreError> {

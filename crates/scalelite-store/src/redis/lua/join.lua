@@ -1,22 +1,37 @@
 -- Routes a join in one round trip: finds the meeting and its server, refuses
 -- an offline or disabled server, and counts the join (ZADD XX INCR, so only
 -- servers in the placement pool change load).
+-- Standalone (no prelude) and allocation-light: it runs once per join.
 -- ARGV: prefix, meeting id, tenant id ('' = no tenant check)
--- Returns {'ok', url, secret} | {'notfound'} | {'unavailable'}
-local meeting = to_table(redis.call('HGETALL', key('meeting:' .. ARGV[2])))
-local sid = meeting['server_id']
-if sid == nil or sid == '' then
-  return {'notfound'}
+-- Returns {url, secret} | 0 (not found) | 1 (server offline or disabled)
+local p = ARGV[1]
+local m = redis.call('HMGET', p .. 'meeting:' .. ARGV[2], 'server_id', 'tenant_id')
+local sid = m[1]
+if not sid or sid == '' then
+  return 0
 end
-if ARGV[3] ~= '' and (meeting['tenant_id'] or '') ~= ARGV[3] then
-  return {'notfound'}
+if ARGV[3] ~= '' and (m[2] or '') ~= ARGV[3] then
+  return 0
 end
-local server = to_table(redis.call('HGETALL', key('server:' .. sid)))
-if server['url'] == nil then
-  return {'notfound'}
+local f = redis.call('HMGET', p .. 'server:' .. sid, 'url', 'secret', 'online', 'state', 'load_multiplier')
+if not f[1] then
+  return 0
 end
-if server['online'] ~= 'true' or is_disabled(server, sid) then
-  return {'unavailable'}
+if f[3] ~= 'true' then
+  return 1
 end
-redis.call('ZADD', key('server_load'), 'XX', 'INCR', tostring(multiplier(server)), sid)
-return {'ok', server['url'], server['secret'] or ''}
+-- Scalelite's Server#disabled?: state "disabled", or no state and not in
+-- the legacy server_enabled set.
+local state = f[4]
+if state == 'disabled' then
+  return 1
+end
+if (not state or state == '') and redis.call('SISMEMBER', p .. 'server_enabled', sid) == 0 then
+  return 1
+end
+local mult = tonumber(f[5] or '')
+if not mult or mult == 0 then
+  mult = 1
+end
+redis.call('ZADD', p .. 'server_load', 'XX', 'INCR', mult, sid)
+return {f[1], f[2] or ''}
