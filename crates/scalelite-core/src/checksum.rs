@@ -387,7 +387,10 @@ mod tests {
 
     /// The textual removal as a regex engine would do it, position by
     /// position; the fast version must agree with it on any input.
-    #[expect(clippy::if_same_then_else, reason = "one branch per regex alternative, as specified")]
+    #[expect(
+        clippy::if_same_then_else,
+        reason = "one branch per regex alternative, as specified"
+    )]
     fn strip_reference(query: &str, checksum: &str) -> String {
         let pair = format!("checksum={checksum}");
         let mut out = String::new();

@@ -1,0 +1,33 @@
+# Shared by scripts/run and scripts/test: installs Debian packages with apt
+# when their binaries are missing. Source it, then call `need_packages`.
+
+have_redis() {
+  command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ]
+}
+
+have_postgres() {
+  compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || command -v postgres >/dev/null 2>&1
+}
+
+# need_packages redis-server postgresql ...
+need_packages() {
+  local missing=()
+  for package in "$@"; do
+    case "$package" in
+      redis-server) have_redis || missing+=(redis-server) ;;
+      postgresql) have_postgres || missing+=(postgresql) ;;
+    esac
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "==> installing ${missing[*]} with apt-get"
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || {
+      echo "error: ${missing[*]} missing and not root (install: apt-get install ${missing[*]})" >&2
+      return 1
+    }
+    sudo="sudo"
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
