@@ -152,3 +152,23 @@ async fn host_authorization_with_url_host() {
     let health = client.raw_get("/health_check").await;
     assert_eq!(health.status, 200);
 }
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_with_an_xml_error() {
+    let app = TestApp::builder()
+        .servers(1)
+        .env("MAX_REQUEST_BODY_BYTES", "1024")
+        .start()
+        .await;
+    let slides = format!("<modules>{}</modules>", "x".repeat(4096));
+    let reply = app
+        .client()
+        .post_xml("create", &[("meetingID", "m"), ("name", "x")], &slides)
+        .await;
+    assert_failed(&reply, "internalError");
+    assert_eq!(
+        reply.message().as_deref(),
+        Some("Unable to read the request body.")
+    );
+    assert_eq!(app.fleet[0].call_count("create"), 0);
+}

@@ -72,18 +72,16 @@ impl ApiRequest {
         call: &ApiCall,
         request: Request<Body>,
     ) -> Result<Self, BbbError> {
-        let (parts, body) = request.into_parts();
-        let body = axum::body::to_bytes(body, state.config.max_body_bytes)
-            .await
-            .map_err(|_| BbbError::UnsupportedContentType)?;
-        let unverified = Unverified::parse(call, &parts, body).await?;
-        unverified.verify(
+        Unverified::read(state, call, request).await?.verify(
             call.name,
             &state.config.secrets,
             state.config.checksum_algorithms,
         )
     }
 }
+
+/// The `internalError` message for a body that is too large or cut off.
+pub const BODY_UNREADABLE: &str = "Unable to read the request body.";
 
 /// A parsed request before its checksum is checked.
 #[derive(Debug)]
@@ -120,6 +118,19 @@ fn mime_kind(headers: &HeaderMap) -> Option<MimeKind> {
 }
 
 impl Unverified {
+    /// Reads the body (at most `MAX_REQUEST_BODY_BYTES`), then [`Self::parse`].
+    pub async fn read(
+        state: &AppState,
+        call: &ApiCall,
+        request: Request<Body>,
+    ) -> Result<Self, BbbError> {
+        let (parts, body) = request.into_parts();
+        let body = axum::body::to_bytes(body, state.config.max_body_bytes)
+            .await
+            .map_err(|_| BbbError::internal(BODY_UNREADABLE))?;
+        Self::parse(call, &parts, body).await
+    }
+
     /// Applies the content-type gate and parses query and body.
     pub async fn parse(call: &ApiCall, parts: &Parts, body: Bytes) -> Result<Self, BbbError> {
         let raw_query = parts.uri.query().unwrap_or("").to_owned();

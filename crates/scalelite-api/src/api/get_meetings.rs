@@ -226,11 +226,7 @@ fn no_meetings() -> Element {
 pub async fn get_meetings(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
     if state.config.get_meetings_disabled {
         // No checksum, but the content-type gate still applies.
-        let (parts, body) = request.into_parts();
-        let body = axum::body::to_bytes(body, state.config.max_body_bytes)
-            .await
-            .unwrap_or_default();
-        Unverified::parse(&CALL, &parts, body).await?;
+        Unverified::read(&state, &CALL, request).await?;
         return Ok(document(&no_meetings()));
     }
     ApiRequest::read(&state, &CALL, request).await?;
