@@ -265,31 +265,55 @@ fn main() {
         .filter(|(i, (name, ..))| *i == 0 || only.is_empty() || name.starts_with(only.as_str()))
         .map(|(_, s)| s)
         .collect();
-    // Rounds interleave every scenario with the ceiling, so drift on a
-    // shared machine affects them alike; medians are reported.
-    let mut results: Vec<Vec<Outcome>> = scenarios.iter().map(|_| Vec::new()).collect();
-    for _ in 0..rounds {
-        for (i, (_, addr, path, expect)) in scenarios.iter().enumerate() {
-            results[i].push(drive(*addr, path.clone(), *expect, connections, seconds));
-        }
-    }
-    let median = |outcomes: &mut Vec<Outcome>| {
+    // Each scenario's rounds alternate with ceiling runs, so drift on a
+    // shared machine affects both alike; medians are reported. Scenarios run
+    // one after the other (create last: it leaves meetings behind).
+    let median = |mut outcomes: Vec<Outcome>| {
         outcomes.sort_by(|a, b| a.rps().total_cmp(&b.rps()));
         outcomes.swap_remove(outcomes.len() / 2)
     };
-    let medians: Vec<Outcome> = results.iter_mut().map(median).collect();
+    let (ceiling_name, ceiling_addr, ceiling_path, ceiling_expect) = &scenarios[0];
+    let mut rows = Vec::new();
+    let mut all_ceiling = Vec::new();
+    for (name, addr, path, expect) in &scenarios[1..] {
+        let (mut base, mut runs) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            base.push(drive(
+                *ceiling_addr,
+                ceiling_path.clone(),
+                *ceiling_expect,
+                connections,
+                seconds,
+            ));
+            runs.push(drive(*addr, path.clone(), *expect, connections, seconds));
+        }
+        let (base, run) = (median(base), median(runs));
+        let ratio = run.rps() / base.rps();
+        all_ceiling.push(base);
+        rows.push((*name, run, ratio));
+    }
     println!(
         "| scenario | connections | req/s (median of {rounds}) | p50 ms | p99 ms | errors | vs ceiling |"
     );
     println!("|---|---|---|---|---|---|---|");
-    for ((name, ..), outcome) in scenarios.iter().zip(&medians) {
+    if !all_ceiling.is_empty() {
+        let ceiling = median(all_ceiling);
+        println!(
+            "| {ceiling_name} | {connections} | {:.0} | {:.2} | {:.2} | {} | 100 % |",
+            ceiling.rps(),
+            ceiling.p(0.5),
+            ceiling.p(0.99),
+            ceiling.errors
+        );
+    }
+    for (name, outcome, ratio) in rows {
         println!(
             "| {name} | {connections} | {:.0} | {:.2} | {:.2} | {} | {:.0} % |",
             outcome.rps(),
             outcome.p(0.5),
             outcome.p(0.99),
             outcome.errors,
-            100.0 * outcome.rps() / medians[0].rps()
+            100.0 * ratio
         );
     }
     drop(app);
