@@ -21,7 +21,6 @@ use futures::stream;
 use http::request::Parts;
 use http::{HeaderMap, Method, Request, header};
 use scalelite_core::checksum::{self, strip_checksum};
-use scalelite_core::params::encode_component_into;
 use scalelite_core::{BbbError, Params, Secret};
 use tracing::debug;
 
@@ -249,16 +248,7 @@ fn canonical(query: &Params, body: &Params) -> String {
         .filter(|(k, _)| *k != "checksum")
         .collect();
     pairs.sort_by(|a, b| a.0.cmp(b.0));
-    let mut out = String::new();
-    for (k, v) in pairs {
-        if !out.is_empty() {
-            out.push('&');
-        }
-        encode_component_into(&mut out, k);
-        out.push('=');
-        encode_component_into(&mut out, v);
-    }
-    out
+    Params::from_pairs(pairs).encode()
 }
 
 async fn multipart_fields(headers: &HeaderMap, body: Bytes) -> Result<Params, BbbError> {

@@ -16,9 +16,9 @@ use scalelite_core::{BbbError, MeetingId, Params};
 use scalelite_store::{Meeting, Placement, PlacementRequest, Server};
 use tracing::info;
 
-use super::{meeting_id, meeting_query, target};
+use super::{meeting_id, meeting_query, relay, target};
 use crate::request::{ApiCall, ApiRequest, BodyKind};
-use crate::response::{ApiError, ApiResult, xml};
+use crate::response::{ApiError, ApiResult};
 use crate::state::AppState;
 
 const CALL: ApiCall = ApiCall {
@@ -73,17 +73,15 @@ pub async fn create(State(state): State<AppState>, request: Request<Body>) -> Ap
         &[&policy.overrides],
         &[TAG],
     );
-    let reply = state
-        .bbb
-        .call(
-            &target(&server),
-            CALL.name,
-            &forward.encode(),
-            request.xml_body,
-        )
-        .await
-        .map_err(|e| e.into_bbb(internal::CREATE))?;
-    Ok(xml(reply.body))
+    relay(
+        &state,
+        &server,
+        CALL.name,
+        &forward.encode(),
+        request.xml_body,
+        internal::CREATE,
+    )
+    .await
 }
 
 /// Returns the meeting, its server and whether it was placed just now.

@@ -7,9 +7,9 @@ use scalelite_core::BbbError;
 use scalelite_core::error::internal;
 use scalelite_core::params::encode_component_into;
 
-use super::{find_meeting, meeting_id, meeting_query, target};
+use super::{find_meeting, meeting_id, meeting_query, relay};
 use crate::request::{ApiCall, ApiRequest, BodyKind};
-use crate::response::{ApiResult, xml};
+use crate::response::ApiResult;
 use crate::state::AppState;
 
 const CALL: ApiCall = ApiCall {
@@ -36,10 +36,13 @@ pub async fn end(State(state): State<AppState>, request: Request<Body>) -> ApiRe
         query.push('=');
         encode_component_into(&mut query, password);
     }
-    let reply = state
-        .bbb
-        .call(&target(&server), CALL.name, &query, None)
-        .await
-        .map_err(|e| e.into_bbb(internal::ACCESS_MEETING))?;
-    Ok(xml(reply.body))
+    relay(
+        &state,
+        &server,
+        CALL.name,
+        &query,
+        None,
+        internal::ACCESS_MEETING,
+    )
+    .await
 }

@@ -6,9 +6,9 @@ use http::Request;
 use scalelite_core::BbbError;
 use scalelite_core::error::internal;
 
-use super::{find_meeting, meeting_id, meeting_query, target};
+use super::{find_meeting, meeting_id, meeting_query, relay};
 use crate::request::{ApiCall, ApiRequest, BodyKind};
-use crate::response::{ApiResult, xml};
+use crate::response::ApiResult;
 use crate::state::AppState;
 
 const CALL: ApiCall = ApiCall {
@@ -23,10 +23,13 @@ pub async fn get_meeting_info(State(state): State<AppState>, request: Request<Bo
     let (_, server) = find_meeting(&state, &id)
         .await?
         .ok_or(BbbError::MeetingNotFound)?;
-    let reply = state
-        .bbb
-        .call(&target(&server), CALL.name, &meeting_query(&id), None)
-        .await
-        .map_err(|e| e.into_bbb(internal::ACCESS_MEETING))?;
-    Ok(xml(reply.body))
+    relay(
+        &state,
+        &server,
+        CALL.name,
+        &meeting_query(&id),
+        None,
+        internal::ACCESS_MEETING,
+    )
+    .await
 }

@@ -6,9 +6,9 @@ use http::Request;
 use scalelite_core::BbbError;
 use scalelite_core::error::internal;
 
-use super::{find_meeting, meeting_id, meeting_query, target};
+use super::{find_meeting, meeting_id, meeting_query, relay};
 use crate::request::{ApiCall, ApiRequest, BodyKind};
-use crate::response::{ApiResult, xml};
+use crate::response::ApiResult;
 use crate::state::AppState;
 
 const CALL: ApiCall = ApiCall {
@@ -23,15 +23,13 @@ pub async fn insert_document(State(state): State<AppState>, request: Request<Bod
     let (_, server) = find_meeting(&state, &id)
         .await?
         .ok_or(BbbError::MeetingNotFound)?;
-    let reply = state
-        .bbb
-        .call(
-            &target(&server),
-            CALL.name,
-            &meeting_query(&id),
-            request.xml_body,
-        )
-        .await
-        .map_err(|e| e.into_bbb(internal::INSERT_DOCUMENT))?;
-    Ok(xml(reply.body))
+    relay(
+        &state,
+        &server,
+        CALL.name,
+        &meeting_query(&id),
+        request.xml_body,
+        internal::INSERT_DOCUMENT,
+    )
+    .await
 }

@@ -5,9 +5,9 @@ use axum::extract::State;
 use http::Request;
 use scalelite_core::error::internal;
 
-use super::{find_meeting, meeting_id, meeting_query, target};
+use super::{find_meeting, meeting_id, meeting_query, relay};
 use crate::request::{ApiCall, ApiRequest, BodyKind};
-use crate::response::{ApiResult, document, success, xml};
+use crate::response::{ApiResult, document, success};
 use crate::state::AppState;
 
 const CALL: ApiCall = ApiCall {
@@ -26,10 +26,13 @@ pub async fn is_meeting_running(
     let Some((_, server)) = find_meeting(&state, &id).await? else {
         return Ok(document(&success().with_text_child("running", "false")));
     };
-    let reply = state
-        .bbb
-        .call(&target(&server), CALL.name, &meeting_query(&id), None)
-        .await
-        .map_err(|e| e.into_bbb(internal::ACCESS_MEETING))?;
-    Ok(xml(reply.body))
+    relay(
+        &state,
+        &server,
+        CALL.name,
+        &meeting_query(&id),
+        None,
+        internal::ACCESS_MEETING,
+    )
+    .await
 }

@@ -16,7 +16,7 @@ use scalelite_store::{Meeting, Server};
 use tracing::info;
 
 use crate::request::ApiRequest;
-use crate::response::ApiError;
+use crate::response::{ApiError, ApiResult, xml};
 use crate::state::AppState;
 
 /// The required `meetingID` parameter.
@@ -57,6 +57,25 @@ pub(crate) async fn find_meeting(
             Ok(None)
         }
     }
+}
+
+/// Sends `call` with `query` (and an optional XML body) to `server` and
+/// relays a `SUCCESS` reply as received. A `FAILED` reply keeps BBB's key;
+/// anything else becomes `internalError` with `transport_message`.
+pub(crate) async fn relay(
+    state: &AppState,
+    server: &Server,
+    call: &str,
+    query: &str,
+    xml_body: Option<bytes::Bytes>,
+    transport_message: &'static str,
+) -> ApiResult {
+    let reply = state
+        .bbb
+        .call(&target(server), call, query, xml_body)
+        .await
+        .map_err(|e| e.into_bbb(transport_message))?;
+    Ok(xml(reply.body))
 }
 
 /// Encodes `meetingID=<id>` for a forwarded call.

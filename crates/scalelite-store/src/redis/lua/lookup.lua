@@ -9,11 +9,4 @@ local meeting = to_table(mflat)
 if ARGV[3] ~= '' and (meeting['tenant_id'] or '') ~= ARGV[3] then
   return {}
 end
-local sid = meeting['server_id'] or ''
-local sflat = {}
-local enabled = 0
-if sid ~= '' then
-  sflat = redis.call('HGETALL', key('server:' .. sid))
-  enabled = redis.call('SISMEMBER', key('server_enabled'), sid)
-end
-return {mflat, sflat, enabled}
+return meeting_route(mflat, meeting)

@@ -18,14 +18,8 @@ if #mflat > 0 then
   if tenant ~= '' and stored ~= '' and stored ~= tenant then
     return {'tenant_conflict'}
   end
-  local sid = meeting['server_id'] or ''
-  local sflat = {}
-  local enabled = 0
-  if sid ~= '' then
-    sflat = redis.call('HGETALL', key('server:' .. sid))
-    enabled = redis.call('SISMEMBER', key('server_enabled'), sid)
-  end
-  return {'existing', mflat, sflat, enabled}
+  local route = meeting_route(mflat, meeting)
+  return {'existing', route[1], route[2], route[3]}
 end
 
 -- Selection (scalelite_core::selection::select is the reference).

@@ -15,23 +15,24 @@ local function to_table(flat)
   return t
 end
 
--- Scalelite's Server#disabled?: state "disabled", or no state and not in
--- the legacy server_enabled set.
-local function is_disabled(server, id)
-  local state = server['state']
-  if state == 'disabled' then
-    return true
-  end
-  if state == nil or state == '' then
-    return redis.call('SISMEMBER', key('server_enabled'), id) == 0
-  end
-  return false
-end
-
 local function multiplier(server)
   local m = tonumber(server['load_multiplier'] or '')
   if m == nil or m == 0 then
     return 1
   end
   return m
+end
+
+-- {meeting fields, server fields, in server_enabled} for a meeting hash
+-- (server fields empty when the meeting has no server or it was deleted).
+local function meeting_route(mflat, meeting)
+  local sid = meeting['server_id'] or ''
+  if sid == '' then
+    return {mflat, {}, 0}
+  end
+  return {
+    mflat,
+    redis.call('HGETALL', key('server:' .. sid)),
+    redis.call('SISMEMBER', key('server_enabled'), sid),
+  }
 end
