@@ -9,6 +9,7 @@ mod get_meetings;
 mod health;
 mod index;
 mod join;
+mod lifecycle;
 mod meeting_info;
 mod store;
 mod support;

@@ -244,3 +244,73 @@ async fn namespace_is_honoured() {
         1
     );
 }
+
+#[tokio::test]
+async fn placement_script_agrees_with_the_reference_selection() {
+    use scalelite_core::selection::{Candidate, Selection, select};
+
+    let redis = TestRedis::start().await;
+    let store = RedisStore::open(&redis.url(), NS).unwrap();
+    let specs = [
+        "", "gpu", "gpu!", "eu;gpu", "gpu;eu!", "none", "none!", "zz", "zz!", "!",
+    ];
+    let tags = [None, Some("gpu"), Some("eu")];
+    let mut seed: u64 = 0x5eed;
+    let mut next = |n: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    for round in 0..40 {
+        redis.cmd(&["FLUSHDB"]).await;
+        let count = 1 + next(7) as usize;
+        let mut pool: Vec<(String, f64, Option<&str>)> = (0..count)
+            .map(|i| {
+                (
+                    format!("s{i}"),
+                    next(4) as f64 * 5.0,
+                    tags[next(3) as usize],
+                )
+            })
+            .collect();
+        for (id, load, tag) in &pool {
+            let mut record =
+                SeedServer::enabled(id.clone(), format!("https://{id}/bigbluebutton/api"), "x")
+                    .load(Some(*load));
+            if let Some(tag) = tag {
+                record = record.tag(tag);
+            }
+            seed_server(&redis, NS, &record).await;
+        }
+        // ZRANGE order: load ascending, ties by member.
+        pool.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        let candidates: Vec<Candidate<'_>> = pool
+            .iter()
+            .map(|(id, load, tag)| Candidate {
+                id,
+                load: *load,
+                tag: *tag,
+                exists: true,
+            })
+            .collect();
+        for (n, spec) in specs.iter().enumerate() {
+            let tag_spec = TagSpec::parse(Some(spec));
+            let expected = match select(&candidates, &tag_spec) {
+                Selection::Chosen(i) => Some(candidates[i].id.to_owned()),
+                Selection::NoServer => None,
+                Selection::TagUnavailable => Some("tag-unavailable".to_owned()),
+            };
+            let mut req = request(&format!("m-{round}-{n}"));
+            req.tags = tag_spec;
+            req.reserve_users = 0;
+            let got = match store.place_meeting(&req).await.unwrap() {
+                Placement::Placed { server, .. } => Some(server.id.into_string()),
+                Placement::NoServer => None,
+                Placement::TagUnavailable => Some("tag-unavailable".to_owned()),
+                other => panic!("unexpected {other:?}"),
+            };
+            assert_eq!(got, expected, "pool {pool:?}, spec {spec:?}");
+        }
+    }
+}
