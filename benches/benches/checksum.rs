@@ -11,22 +11,12 @@ const JOIN: &str = "avatarURL=https%3A%2F%2Fgl.example.edu%2Favatars%2F42.png&cr
 
 fn bench(c: &mut Criterion) {
     let secrets = vec![Secret::new("0123456789abcdef0123456789abcdef0123456789")];
-    let three = vec![
-        Secret::new("old-secret-1"),
-        Secret::new("old-secret-2"),
-        secrets[0].clone(),
-    ];
+    let three = vec![Secret::new("old-secret-1"), Secret::new("old-secret-2"), secrets[0].clone()];
     let all = AlgorithmSet::default_set();
     let mut group = c.benchmark_group("checksum");
     // Baseline: hashing the same bytes once, without parsing or comparing.
     group.bench_function("baseline_sha1_digest", |b| {
-        b.iter(|| {
-            Algorithm::Sha1.digest(&[
-                b"join",
-                black_box(JOIN).as_bytes(),
-                secrets[0].expose().as_bytes(),
-            ])
-        })
+        b.iter(|| Algorithm::Sha1.digest(&[b"join", black_box(JOIN).as_bytes(), secrets[0].expose().as_bytes()]))
     });
     for alg in Algorithm::ALL {
         let sum = alg.sign("join", JOIN, &secrets[0]);

@@ -59,16 +59,11 @@ async fn worker(
     let (mut requests, mut errors) = (0, 0);
     let stream = TcpStream::connect(addr).await.unwrap();
     stream.set_nodelay(true).unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
     tokio::spawn(conn);
     while Instant::now() < until {
         let n = counter.fetch_add(1, Ordering::Relaxed);
-        let request = Request::get(path(n))
-            .header(header::HOST, "127.0.0.1")
-            .body(Empty::<Bytes>::new())
-            .unwrap();
+        let request = Request::get(path(n)).header(header::HOST, "127.0.0.1").body(Empty::<Bytes>::new()).unwrap();
         let started = Instant::now();
         let Ok(response) = sender.send_request(request).await else {
             errors += 1;
@@ -76,9 +71,7 @@ async fn worker(
         };
         let status = response.status();
         let _ = response.into_body().collect().await;
-        histogram
-            .record(started.elapsed().as_micros().max(1) as u64)
-            .unwrap();
+        histogram.record(started.elapsed().as_micros().max(1) as u64).unwrap();
         requests += 1;
         if status != expect {
             errors += 1;
@@ -89,33 +82,15 @@ async fn worker(
 
 /// Runs `connections` workers against `addr` for `seconds` on a separate
 /// client runtime (one thread), after a one-second warm-up.
-fn drive(
-    addr: SocketAddr,
-    path: PathFn,
-    expect: StatusCode,
-    connections: usize,
-    seconds: u64,
-) -> Outcome {
+fn drive(addr: SocketAddr, path: PathFn, expect: StatusCode, connections: usize, seconds: u64) -> Outcome {
     std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         runtime.block_on(async move {
             let counter = Arc::new(AtomicU64::new(0));
             // Warm-up: connections, Redis scripts, pools.
             let warm_until = Instant::now() + Duration::from_secs(1);
             let warm: Vec<_> = (0..connections)
-                .map(|_| {
-                    tokio::spawn(worker(
-                        addr,
-                        path.clone(),
-                        counter.clone(),
-                        warm_until,
-                        expect,
-                    ))
-                })
+                .map(|_| tokio::spawn(worker(addr, path.clone(), counter.clone(), warm_until, expect)))
                 .collect();
             for task in warm {
                 task.await.unwrap();
@@ -133,12 +108,7 @@ fn drive(
                 requests += r;
                 errors += e;
             }
-            Outcome {
-                requests,
-                errors,
-                histogram,
-                elapsed: started.elapsed(),
-            }
+            Outcome { requests, errors, histogram, elapsed: started.elapsed() }
         })
     })
     .join()
@@ -147,58 +117,27 @@ fn drive(
 
 fn path_of(url: &str) -> String {
     let after = url.find("://").map_or(0, |i| i + 3);
-    url[after..]
-        .find('/')
-        .map_or_else(|| "/".to_owned(), |i| url[after + i..].to_owned())
+    url[after..].find('/').map_or_else(|| "/".to_owned(), |i| url[after + i..].to_owned())
 }
 
 fn main() {
-    let seconds: u64 = std::env::var("LOAD_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
-    let connections: usize = std::env::var("LOAD_CONNECTIONS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(64);
-    let workers: usize = std::env::var("LOAD_SERVER_THREADS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2);
-    let server = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-        .unwrap();
+    let seconds: u64 = std::env::var("LOAD_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let connections: usize = std::env::var("LOAD_CONNECTIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(64);
+    let workers: usize = std::env::var("LOAD_SERVER_THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or(2);
+    let server = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build().unwrap();
 
     let (app, ceiling) = server.block_on(async {
-        let app = TestApp::builder()
-            .servers(3)
-            .env("GET_MEETINGS_CACHE_TTL", "5")
-            .start()
-            .await;
+        let app = TestApp::builder().servers(3).env("GET_MEETINGS_CACHE_TTL", "5").start().await;
         let client = app.client();
         for i in 0..10 {
-            let reply = client
-                .get(
-                    "create",
-                    &[("meetingID", &format!("bench-{i}")), ("name", "Bench")],
-                )
-                .await;
+            let reply = client.get("create", &[("meetingID", &format!("bench-{i}")), ("name", "Bench")]).await;
             assert!(reply.is_success(), "{}", reply.body);
         }
         // The ceiling: the same HTTP stack answering a fixed 302.
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let ceiling = listener.local_addr().unwrap();
         let router = Router::new().fallback(|| async {
-            (
-                StatusCode::FOUND,
-                [(
-                    header::LOCATION,
-                    "https://bbb.example/bigbluebutton/api/join?x=1",
-                )],
-            )
-                .into_response()
+            (StatusCode::FOUND, [(header::LOCATION, "https://bbb.example/bigbluebutton/api/join?x=1")]).into_response()
         });
         tokio::spawn(async move { axum::serve(listener, router).await });
         (app, ceiling)
@@ -216,48 +155,21 @@ fn main() {
     ));
     let create_client = client.clone();
     let create_path: PathFn = Arc::new(move |n| {
-        path_of(&create_client.url(
-            "create",
-            &[
-                ("meetingID", &format!("load-{n}")),
-                ("name", "Load test"),
-                ("record", "false"),
-            ],
-        ))
+        path_of(
+            &create_client
+                .url("create", &[("meetingID", &format!("load-{n}")), ("name", "Load test"), ("record", "false")]),
+        )
     });
     let meetings_path = path_of(&client.url("getMeetings", &[]));
 
-    let rounds: usize = std::env::var("LOAD_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
+    let rounds: usize = std::env::var("LOAD_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
     let only = std::env::var("LOAD_ONLY").unwrap_or_default();
     let ceiling_path = join_path.clone();
     let scenarios: Vec<(&str, SocketAddr, PathFn, StatusCode)> = vec![
-        (
-            "no-op 302 (ceiling)",
-            ceiling,
-            Arc::new(move |_| ceiling_path.clone()),
-            StatusCode::FOUND,
-        ),
-        (
-            "join",
-            app.addr,
-            Arc::new(move |_| join_path.clone()),
-            StatusCode::FOUND,
-        ),
-        (
-            "getMeetings (cached)",
-            app.addr,
-            Arc::new(move |_| meetings_path.clone()),
-            StatusCode::OK,
-        ),
-        (
-            "create (new meeting, fake BBB)",
-            app.addr,
-            create_path,
-            StatusCode::OK,
-        ),
+        ("no-op 302 (ceiling)", ceiling, Arc::new(move |_| ceiling_path.clone()), StatusCode::FOUND),
+        ("join", app.addr, Arc::new(move |_| join_path.clone()), StatusCode::FOUND),
+        ("getMeetings (cached)", app.addr, Arc::new(move |_| meetings_path.clone()), StatusCode::OK),
+        ("create (new meeting, fake BBB)", app.addr, create_path, StatusCode::OK),
     ];
     let scenarios: Vec<_> = scenarios
         .into_iter()
@@ -278,13 +190,7 @@ fn main() {
     for (name, addr, path, expect) in &scenarios[1..] {
         let (mut base, mut runs) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
-            base.push(drive(
-                *ceiling_addr,
-                ceiling_path.clone(),
-                *ceiling_expect,
-                connections,
-                seconds,
-            ));
+            base.push(drive(*ceiling_addr, ceiling_path.clone(), *ceiling_expect, connections, seconds));
             runs.push(drive(*addr, path.clone(), *expect, connections, seconds));
         }
         let (base, run) = (median(base), median(runs));
@@ -292,9 +198,7 @@ fn main() {
         all_ceiling.push(base);
         rows.push((*name, run, ratio));
     }
-    println!(
-        "| scenario | connections | req/s (median of {rounds}) | p50 ms | p99 ms | errors | vs ceiling |"
-    );
+    println!("| scenario | connections | req/s (median of {rounds}) | p50 ms | p99 ms | errors | vs ceiling |");
     println!("|---|---|---|---|---|---|---|");
     if !all_ceiling.is_empty() {
         let ceiling = median(all_ceiling);

@@ -12,22 +12,13 @@ fn bench(c: &mut Criterion) {
     let pool: Vec<Candidate<'_>> = ids
         .iter()
         .enumerate()
-        .map(|(i, id)| Candidate {
-            id,
-            load: (i * 37 % 500) as f64,
-            tag: (i % 5 == 0).then_some("gpu"),
-            exists: true,
-        })
+        .map(|(i, id)| Candidate { id, load: (i * 37 % 500) as f64, tag: (i % 5 == 0).then_some("gpu"), exists: true })
         .collect();
     let mut group = c.benchmark_group("placement");
     let none = TagSpec::default();
     let gpu = TagSpec::parse(Some("gpu;none"));
-    group.bench_function("select_500_untagged", |b| {
-        b.iter(|| select(black_box(&pool), &none))
-    });
-    group.bench_function("select_500_tags", |b| {
-        b.iter(|| select(black_box(&pool), &gpu))
-    });
+    group.bench_function("select_500_untagged", |b| b.iter(|| select(black_box(&pool), &none)));
+    group.bench_function("select_500_tags", |b| b.iter(|| select(black_box(&pool), &gpu)));
 
     let request = Params::parse(
         "meetingID=room-42&name=Room+42&record=true&moderatorPW=mp&attendeePW=ap&welcome=Hello&logoutURL=https%3A%2F%2Fgl.example.edu\
@@ -37,16 +28,7 @@ fn bench(c: &mut Criterion) {
     let overrides: ParamList = vec![("record".into(), "false".into())];
     let exclude = vec!["welcome".to_owned()];
     group.bench_function("forward_create_params", |b| {
-        b.iter(|| {
-            forwarded_params(
-                black_box(&request),
-                &[&exclude],
-                &[&defaults],
-                &[&overrides],
-                &[],
-            )
-            .encode()
-        })
+        b.iter(|| forwarded_params(black_box(&request), &[&exclude], &[&defaults], &[&overrides], &[]).encode())
     });
     group.finish();
 }

@@ -10,35 +10,20 @@ use scalelite_core::params::forwarded_params;
 use scalelite_core::sign::signed_url;
 use scalelite_core::{Algorithm, AlgorithmSet, Secret};
 
-const JOIN: ApiCall = ApiCall {
-    name: "join",
-    body: BodyKind::Any,
-};
+const JOIN: ApiCall = ApiCall { name: "join", body: BodyKind::Any };
 
 fn bench(c: &mut Criterion) {
     let secret = Secret::new("0123456789abcdef0123456789abcdef0123456789");
     let query = "avatarURL=https%3A%2F%2Fgl.example.edu%2Favatars%2F42.png&createTime=1715261728123&fullName=Ada+Lovelace&meetingID=room-42-abcdef&password=&role=viewer&userID=gl-user-1234567890";
-    let uri = format!(
-        "/bigbluebutton/api/join?{query}&checksum={}",
-        Algorithm::Sha1.sign("join", query, &secret)
-    );
+    let uri = format!("/bigbluebutton/api/join?{query}&checksum={}", Algorithm::Sha1.sign("join", query, &secret));
     let secrets = vec![secret];
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let server_secret = Secret::new("server-secret-xyz");
     c.bench_function("join_request_cpu", |b| {
         b.iter(|| {
-            let (parts, ()) = Request::get(black_box(uri.as_str()))
-                .body(())
-                .unwrap()
-                .into_parts();
-            let unverified = runtime
-                .block_on(Unverified::parse(&JOIN, &parts, bytes::Bytes::new()))
-                .unwrap();
-            let request = unverified
-                .verify(JOIN.name, &secrets, AlgorithmSet::default_set())
-                .unwrap();
+            let (parts, ()) = Request::get(black_box(uri.as_str())).body(()).unwrap().into_parts();
+            let unverified = runtime.block_on(Unverified::parse(&JOIN, &parts, bytes::Bytes::new())).unwrap();
+            let request = unverified.verify(JOIN.name, &secrets, AlgorithmSet::default_set()).unwrap();
             let params = forwarded_params(&request.params, &[], &[], &[], &[]);
             signed_url(
                 "https://bbb1.example.edu/bigbluebutton/api",

@@ -31,22 +31,13 @@ fn bench(c: &mut Criterion) {
     );
     let parsed = xml::parse(reply.as_bytes()).unwrap();
     let mut group = c.benchmark_group("xml");
-    group.bench_function("baseline_copy_reply_100_meetings", |b| {
-        b.iter(|| black_box(&reply).as_bytes().to_vec())
-    });
-    group.bench_function("render_error_envelope", |b| {
-        b.iter(|| black_box(BbbError::MeetingNotFound).to_xml())
-    });
-    group.bench_function("parse_get_meetings_100", |b| {
-        b.iter(|| xml::parse(black_box(reply.as_bytes())).unwrap())
-    });
+    group.bench_function("baseline_copy_reply_100_meetings", |b| b.iter(|| black_box(&reply).as_bytes().to_vec()));
+    group.bench_function("render_error_envelope", |b| b.iter(|| black_box(BbbError::MeetingNotFound).to_xml()));
+    group.bench_function("parse_get_meetings_100", |b| b.iter(|| xml::parse(black_box(reply.as_bytes())).unwrap()));
     group.bench_function("render_get_meetings_100", |b| {
         b.iter(|| {
             let list = parsed.child("meetings").unwrap().clone();
-            Element::new("response")
-                .with_text_child("returncode", "SUCCESS")
-                .with_child(list)
-                .to_document(true)
+            Element::new("response").with_text_child("returncode", "SUCCESS").with_child(list).to_document(true)
         })
     });
     group.finish();

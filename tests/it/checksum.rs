@@ -13,15 +13,8 @@ async fn every_algorithm_and_front_end_encoding_is_accepted() {
     create(&app, NON_ASCII).await;
     for algo in Algo::ALL {
         for style in Style::ALL {
-            let client = ApiClient::new(app.api_url(), LB_SECRET)
-                .algorithm(algo)
-                .style(style);
-            let reply = client
-                .get(
-                    "getMeetingInfo",
-                    &[("meetingID", NON_ASCII), ("extra", "a b~*")],
-                )
-                .await;
+            let client = ApiClient::new(app.api_url(), LB_SECRET).algorithm(algo).style(style);
+            let reply = client.get("getMeetingInfo", &[("meetingID", NON_ASCII), ("extra", "a b~*")]).await;
             assert!(reply.is_success(), "{algo:?} {style:?}: {}", reply.body);
             assert_eq!(reply.text_at("meetingID").as_deref(), Some(NON_ASCII));
         }
@@ -34,47 +27,20 @@ async fn checksum_failures() {
     let client = app.client();
     let check = |reply: scalelite_tests::Reply| {
         assert_failed(&reply, "checksumError");
-        assert_eq!(
-            reply.message().as_deref(),
-            Some("You did not pass the checksum security check")
-        );
+        assert_eq!(reply.message().as_deref(), Some("You did not pass the checksum security check"));
     };
     // Wrong secret, missing checksum, tampered query, wrong call name, junk.
-    check(
-        client
-            .clone()
-            .with_secret("wrong")
-            .get("isMeetingRunning", &[("meetingID", "m")])
-            .await,
-    );
-    check(
-        client
-            .raw_get(&format!(
-                "{}?meetingID=m",
-                client.call_url("isMeetingRunning")
-            ))
-            .await,
-    );
+    check(client.clone().with_secret("wrong").get("isMeetingRunning", &[("meetingID", "m")]).await);
+    check(client.raw_get(&format!("{}?meetingID=m", client.call_url("isMeetingRunning"))).await);
     let signed = client.url("isMeetingRunning", &[("meetingID", "m")]);
-    check(
-        client
-            .raw_get(&signed.replace("meetingID=m", "meetingID=n"))
-            .await,
-    );
+    check(client.raw_get(&signed.replace("meetingID=m", "meetingID=n")).await);
     let other_call = format!(
         "{}?meetingID=m&checksum={}",
         client.call_url("isMeetingRunning"),
         client.checksum("getMeetingInfo", "meetingID=m")
     );
     check(client.raw_get(&other_call).await);
-    check(
-        client
-            .raw_get(&format!(
-                "{}?meetingID=m&checksum=abc",
-                client.call_url("isMeetingRunning")
-            ))
-            .await,
-    );
+    check(client.raw_get(&format!("{}?meetingID=m&checksum=abc", client.call_url("isMeetingRunning"))).await);
     insta::assert_snapshot!(client.clone().with_secret("wrong").get("getMeetings", &[]).await.body, @r#"
     <?xml version="1.0"?>
     <response>
@@ -91,23 +57,13 @@ async fn upper_case_and_checksum_anywhere_in_the_query() {
     let client = app.client();
     let sum = client.checksum("isMeetingRunning", "meetingID=m");
     // Upper-case hex (bbb-web accepts it, Ruby Scalelite does not).
-    let url = format!(
-        "{}?meetingID=m&checksum={}",
-        client.call_url("isMeetingRunning"),
-        sum.to_uppercase()
-    );
+    let url = format!("{}?meetingID=m&checksum={}", client.call_url("isMeetingRunning"), sum.to_uppercase());
     assert!(client.raw_get(&url).await.is_success());
     // Checksum first (bigbluebutton-exporter) and in the middle.
-    let first = format!(
-        "{}?checksum={sum}&meetingID=m",
-        client.call_url("isMeetingRunning")
-    );
+    let first = format!("{}?checksum={sum}&meetingID=m", client.call_url("isMeetingRunning"));
     assert!(client.raw_get(&first).await.is_success());
     let sum2 = client.checksum("isMeetingRunning", "meetingID=m&x=1");
-    let middle = format!(
-        "{}?meetingID=m&checksum={sum2}&x=1",
-        client.call_url("isMeetingRunning")
-    );
+    let middle = format!("{}?meetingID=m&checksum={sum2}&x=1", client.call_url("isMeetingRunning"));
     assert!(client.raw_get(&middle).await.is_success());
 }
 
@@ -120,52 +76,24 @@ async fn several_secrets_and_the_algorithm_allow_list() {
         .await;
     for secret in [LB_SECRET, "rotated-1", "rotated-2"] {
         let client = ApiClient::new(app.api_url(), secret).algorithm(Algo::Sha256);
-        assert!(
-            client
-                .get("isMeetingRunning", &[("meetingID", "m")])
-                .await
-                .is_success(),
-            "{secret}"
-        );
+        assert!(client.get("isMeetingRunning", &[("meetingID", "m")]).await.is_success(), "{secret}");
     }
     let sha384 = ApiClient::new(app.api_url(), "rotated-2").algorithm(Algo::Sha384);
-    assert!(
-        sha384
-            .get("isMeetingRunning", &[("meetingID", "m")])
-            .await
-            .is_success()
-    );
+    assert!(sha384.get("isMeetingRunning", &[("meetingID", "m")]).await.is_success());
     for algo in [Algo::Sha1, Algo::Sha512] {
         let client = ApiClient::new(app.api_url(), LB_SECRET).algorithm(algo);
-        assert_failed(
-            &client.get("isMeetingRunning", &[("meetingID", "m")]).await,
-            "checksumError",
-        );
+        assert_failed(&client.get("isMeetingRunning", &[("meetingID", "m")]).await, "checksumError");
     }
     let unknown = ApiClient::new(app.api_url(), "rotated-3").algorithm(Algo::Sha256);
-    assert_failed(
-        &unknown.get("isMeetingRunning", &[("meetingID", "m")]).await,
-        "checksumError",
-    );
+    assert_failed(&unknown.get("isMeetingRunning", &[("meetingID", "m")]).await, "checksumError");
 }
 
 #[tokio::test]
 async fn no_configured_secret_refuses_everything() {
-    let app = TestApp::builder()
-        .env("LOADBALANCER_SECRET", "")
-        .start()
-        .await;
-    assert_failed(
-        &app.client()
-            .get("isMeetingRunning", &[("meetingID", "m")])
-            .await,
-        "checksumError",
-    );
+    let app = TestApp::builder().env("LOADBALANCER_SECRET", "").start().await;
+    assert_failed(&app.client().get("isMeetingRunning", &[("meetingID", "m")]).await, "checksumError");
     let empty = ApiClient::new(app.api_url(), "");
-    assert_failed(
-        &empty.get("isMeetingRunning", &[("meetingID", "m")]).await,
-        "checksumError",
-    );
+    assert_failed(&empty.get("isMeetingRunning", &[("meetingID", "m")]).await, "checksumError");
 }
 
 #[tokio::test]
@@ -175,35 +103,16 @@ async fn unsigned_post_body_parameters_are_never_trusted() {
     let client = app.client();
     // The checksum of an empty query is a constant: replaying it with any
     // body must not end someone's meeting.
-    let reply = client
-        .post_form(
-            "end",
-            &[],
-            &[("meetingID", "victim")],
-            BodySigning::QueryOnly,
-        )
-        .await;
+    let reply = client.post_form("end", &[], &[("meetingID", "victim")], BodySigning::QueryOnly).await;
     assert_failed(&reply, "missingParamMeetingID");
     assert!(app.meeting_record("victim").await.contains_key("server_id"));
     // Extra body parameters next to a signed query are ignored, the query wins.
     let reply = client
-        .post_form(
-            "getMeetingInfo",
-            &[("meetingID", "other")],
-            &[("meetingID", "victim")],
-            BodySigning::QueryOnly,
-        )
+        .post_form("getMeetingInfo", &[("meetingID", "other")], &[("meetingID", "victim")], BodySigning::QueryOnly)
         .await;
     assert_failed(&reply, "notFound");
     // A body signed as a whole is trusted (checksum over the body string).
-    let reply = client
-        .post_form(
-            "getMeetingInfo",
-            &[],
-            &[("meetingID", "victim")],
-            BodySigning::BodyAsQuery,
-        )
-        .await;
+    let reply = client.post_form("getMeetingInfo", &[], &[("meetingID", "victim")], BodySigning::BodyAsQuery).await;
     assert!(reply.is_success(), "{}", reply.body);
     assert_eq!(reply.text_at("meetingID").as_deref(), Some("victim"));
 }

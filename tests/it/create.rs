@@ -11,21 +11,11 @@ use crate::support::{assert_failed, create};
 async fn create_places_on_the_least_loaded_server_and_records_it_like_scalelite() {
     let app = TestApp::builder().unseeded().start().await;
     for (i, load) in [(0, 40.0), (1, 10.0), (2, 25.0)] {
-        let record = SeedServer::enabled(server_id(i), app.fleet[i].url(), app.fleet[i].secret())
-            .load(Some(load));
+        let record = SeedServer::enabled(server_id(i), app.fleet[i].url(), app.fleet[i].secret()).load(Some(load));
         scalelite_tests::seed::seed_server(&app.redis, NS, &record).await;
     }
-    let reply = app
-        .client()
-        .get(
-            "create",
-            &[
-                ("meetingID", "m1"),
-                ("name", "Room 1"),
-                ("meta_bbb-origin", "Greenlight"),
-            ],
-        )
-        .await;
+    let reply =
+        app.client().get("create", &[("meetingID", "m1"), ("name", "Room 1"), ("meta_bbb-origin", "Greenlight")]).await;
     assert!(reply.is_success(), "{}", reply.body);
     assert_eq!(app.placed_on("m1").await, Some(1));
     assert!(app.fleet[1].has_meeting("m1"));
@@ -39,27 +29,10 @@ async fn create_places_on_the_least_loaded_server_and_records_it_like_scalelite(
     assert_eq!(record["tenant_id"], "");
     let vb = &record["voice_bridge"];
     assert_eq!(vb.len(), 9);
-    let ttl = app
-        .redis
-        .cmd(&["TTL", &app.key("meeting:m1")])
-        .await
-        .as_int()
-        .unwrap();
+    let ttl = app.redis.cmd(&["TTL", &app.key("meeting:m1")]).await.as_int().unwrap();
     assert!((86_000..=86_400).contains(&ttl), "ttl {ttl}");
-    assert_eq!(
-        app.redis
-            .cmd(&["SISMEMBER", &app.key("meetings"), "m1"])
-            .await
-            .as_int(),
-        Some(1)
-    );
-    assert_eq!(
-        app.redis
-            .cmd(&["HGET", &app.key("voice_bridges"), vb])
-            .await
-            .as_str(),
-        Some("m1")
-    );
+    assert_eq!(app.redis.cmd(&["SISMEMBER", &app.key("meetings"), "m1"]).await.as_int(), Some(1));
+    assert_eq!(app.redis.cmd(&["HGET", &app.key("voice_bridges"), vb]).await.as_str(), Some("m1"));
     // A new meeting reserves LOAD_MIN_USER_COUNT users on its server.
     assert_eq!(app.load("bbb-2").await, Some(25.0));
     // The server hash gained no field.
@@ -74,10 +47,7 @@ async fn create_places_on_the_least_loaded_server_and_records_it_like_scalelite(
     let call = &app.fleet[1].calls_to("create")[0];
     assert!(call.checksum_valid);
     assert_eq!(call.checksum().map(|c| c.len()), Some(64));
-    assert_eq!(
-        call.param("moderatorPW"),
-        Some(record["moderator_pw"].as_str())
-    );
+    assert_eq!(call.param("moderatorPW"), Some(record["moderator_pw"].as_str()));
     assert_eq!(record["moderator_pw"].len(), 8);
     assert_eq!(call.param("voiceBridge"), Some(vb.as_str()));
     assert_eq!(call.param("meta_bbb-origin"), Some("Greenlight"));
@@ -88,40 +58,18 @@ async fn create_places_on_the_least_loaded_server_and_records_it_like_scalelite(
 #[tokio::test]
 async fn create_is_idempotent() {
     let app = TestApp::start().await;
-    let first = app
-        .client()
-        .get(
-            "create",
-            &[("meetingID", "m"), ("name", "R"), ("moderatorPW", "mp")],
-        )
-        .await;
+    let first = app.client().get("create", &[("meetingID", "m"), ("name", "R"), ("moderatorPW", "mp")]).await;
     assert!(first.is_success());
     let on = app.placed_on("m").await.unwrap();
     let load = app.load(&server_id(on)).await;
-    let second = app
-        .client()
-        .get(
-            "create",
-            &[("meetingID", "m"), ("name", "R"), ("moderatorPW", "mp")],
-        )
-        .await;
+    let second = app.client().get("create", &[("meetingID", "m"), ("name", "R"), ("moderatorPW", "mp")]).await;
     assert!(second.is_success(), "{}", second.body);
     assert_eq!(second.message_key().as_deref(), Some("duplicateWarning"));
     assert_eq!(app.placed_on("m").await, Some(on));
-    assert_eq!(
-        app.load(&server_id(on)).await,
-        load,
-        "a repeated create reserves nothing"
-    );
+    assert_eq!(app.load(&server_id(on)).await, load, "a repeated create reserves nothing");
     assert_eq!(app.meeting_record("m").await["moderator_pw"], "mp");
     // Relayed BBB errors keep BBB's key.
-    let clash = app
-        .client()
-        .get(
-            "create",
-            &[("meetingID", "m"), ("name", "R"), ("moderatorPW", "other")],
-        )
-        .await;
+    let clash = app.client().get("create", &[("meetingID", "m"), ("name", "R"), ("moderatorPW", "other")]).await;
     assert_failed(&clash, "idNotUnique");
     assert_eq!(app.fleet[on].call_count("create"), 3);
 }
@@ -139,43 +87,23 @@ async fn missing_meeting_id_and_no_servers() {
       <message>You must specify a meeting ID for the meeting.</message>
     </response>
     "#);
-    assert_failed(
-        &app.client()
-            .get("create", &[("meetingID", ""), ("name", "x")])
-            .await,
-        "missingParamMeetingID",
-    );
-    let reply = app
-        .client()
-        .get("create", &[("meetingID", "m"), ("name", "x")])
-        .await;
+    assert_failed(&app.client().get("create", &[("meetingID", ""), ("name", "x")]).await, "missingParamMeetingID");
+    let reply = app.client().get("create", &[("meetingID", "m"), ("name", "x")]).await;
     assert_failed(&reply, "internalError");
-    assert_eq!(
-        reply.message().as_deref(),
-        Some("Could not find any available servers.")
-    );
+    assert_eq!(reply.message().as_deref(), Some("Could not find any available servers."));
     // Disabled, cordoned, offline and legacy-disabled servers take no meetings.
     let states = [
-        SeedServer::enabled(server_id(0), app.fleet[0].url(), app.fleet[0].secret())
-            .state("disabled"),
-        SeedServer::enabled(server_id(1), app.fleet[1].url(), app.fleet[1].secret())
-            .state("cordoned"),
+        SeedServer::enabled(server_id(0), app.fleet[0].url(), app.fleet[0].secret()).state("disabled"),
+        SeedServer::enabled(server_id(1), app.fleet[1].url(), app.fleet[1].secret()).state("cordoned"),
         SeedServer::enabled(server_id(2), app.fleet[2].url(), app.fleet[2].secret()).online(false),
     ];
     for record in &states {
         scalelite_tests::seed::seed_server(&app.redis, NS, record).await;
     }
-    let reply = app
-        .client()
-        .get("create", &[("meetingID", "m"), ("name", "x")])
-        .await;
-    assert_eq!(
-        reply.message().as_deref(),
-        Some("Could not find any available servers.")
-    );
+    let reply = app.client().get("create", &[("meetingID", "m"), ("name", "x")]).await;
+    assert_eq!(reply.message().as_deref(), Some("Could not find any available servers."));
     // A legacy enabled server (no state field, member of server_enabled) does.
-    let legacy =
-        SeedServer::enabled("legacy", app.fleet[0].url(), app.fleet[0].secret()).legacy(true);
+    let legacy = SeedServer::enabled("legacy", app.fleet[0].url(), app.fleet[0].secret()).legacy(true);
     scalelite_tests::seed::seed_server(&app.redis, NS, &legacy).await;
     create(&app, "m").await;
     assert_eq!(app.meeting_record("m").await["server_id"], "legacy");
@@ -187,9 +115,7 @@ async fn server_tags() {
     let seeds = [
         SeedServer::enabled("plain", app.fleet[0].url(), app.fleet[0].secret()),
         SeedServer::enabled("gpu", app.fleet[1].url(), app.fleet[1].secret()).tag("gpu"),
-        SeedServer::enabled("eu", app.fleet[2].url(), app.fleet[2].secret())
-            .tag("eu")
-            .load(Some(5.0)),
+        SeedServer::enabled("eu", app.fleet[2].url(), app.fleet[2].secret()).tag("eu").load(Some(5.0)),
     ];
     for record in &seeds {
         scalelite_tests::seed::seed_server(&app.redis, NS, record).await;
@@ -197,32 +123,19 @@ async fn server_tags() {
     let client = app.client();
     let tagged = |id: &'static str, tag: &'static str| {
         let client = client.clone();
-        async move {
-            client
-                .get(
-                    "create",
-                    &[("meetingID", id), ("name", "x"), ("meta_server-tag", tag)],
-                )
-                .await
-        }
+        async move { client.get("create", &[("meetingID", id), ("name", "x"), ("meta_server-tag", tag)]).await }
     };
     // Required and matched: forwarded with the server's tag, without `!`.
     assert!(tagged("a", "gpu!").await.is_success());
     assert_eq!(app.meeting_record("a").await["server_id"], "gpu");
-    assert_eq!(
-        app.fleet[1].calls_to("create")[0].param("meta_server-tag"),
-        Some("gpu")
-    );
+    assert_eq!(app.fleet[1].calls_to("create")[0].param("meta_server-tag"), Some("gpu"));
     // Preference list: the least loaded of the listed tags.
     assert!(tagged("b", "eu;gpu").await.is_success());
     assert_eq!(app.meeting_record("b").await["server_id"], "eu");
     // Optional and unmatched: an untagged server, and the tag is not forwarded.
     assert!(tagged("c", "nope").await.is_success());
     assert_eq!(app.meeting_record("c").await["server_id"], "plain");
-    assert_eq!(
-        app.fleet[0].calls_to("create")[0].param("meta_server-tag"),
-        None
-    );
+    assert_eq!(app.fleet[0].calls_to("create")[0].param("meta_server-tag"), None);
     // `none` selects untagged servers; no tag never lands on a tagged one.
     assert!(tagged("d", "none!").await.is_success());
     assert_eq!(app.meeting_record("d").await["server_id"], "plain");
@@ -241,11 +154,7 @@ async fn server_tags() {
 
 #[tokio::test]
 async fn tag_from_default_and_override_params() {
-    let app = TestApp::builder()
-        .unseeded()
-        .env("DEFAULT_CREATE_PARAMS", "meta_server-tag=gpu")
-        .start()
-        .await;
+    let app = TestApp::builder().unseeded().env("DEFAULT_CREATE_PARAMS", "meta_server-tag=gpu").start().await;
     let seeds = [
         SeedServer::enabled("plain", app.fleet[0].url(), app.fleet[0].secret()),
         SeedServer::enabled("gpu", app.fleet[1].url(), app.fleet[1].secret()).tag("gpu"),
@@ -255,33 +164,16 @@ async fn tag_from_default_and_override_params() {
     }
     create(&app, "by-default").await;
     assert_eq!(app.meeting_record("by-default").await["server_id"], "gpu");
-    let reply = app
-        .client()
-        .get(
-            "create",
-            &[
-                ("meetingID", "asked"),
-                ("name", "x"),
-                ("meta_server-tag", "none"),
-            ],
-        )
-        .await;
+    let reply = app.client().get("create", &[("meetingID", "asked"), ("name", "x"), ("meta_server-tag", "none")]).await;
     assert!(reply.is_success());
-    assert_eq!(
-        app.meeting_record("asked").await["server_id"],
-        "plain",
-        "the request beats the default"
-    );
+    assert_eq!(app.meeting_record("asked").await["server_id"], "plain", "the request beats the default");
 }
 
 #[tokio::test]
 async fn default_override_and_excluded_params() {
     let app = TestApp::builder()
         .servers(1)
-        .env(
-            "DEFAULT_CREATE_PARAMS",
-            "record=false,welcome=Default welcome",
-        )
+        .env("DEFAULT_CREATE_PARAMS", "record=false,welcome=Default welcome")
         .env("OVERRIDE_CREATE_PARAMS", "muteOnStart=true,record=true")
         .env("CREATE_EXCLUDE_PARAMS", "test4,test2")
         .start()
@@ -313,49 +205,26 @@ async fn default_override_and_excluded_params() {
 
 #[tokio::test]
 async fn max_meeting_duration() {
-    let app = TestApp::builder()
-        .servers(1)
-        .env("MAX_MEETING_DURATION", "3600")
-        .start()
-        .await;
-    for (id, given, expected) in [
-        ("a", None, "3600"),
-        ("b", Some("5000"), "3600"),
-        ("c", Some("0"), "3600"),
-        ("d", Some("1200"), "1200"),
-    ] {
+    let app = TestApp::builder().servers(1).env("MAX_MEETING_DURATION", "3600").start().await;
+    for (id, given, expected) in
+        [("a", None, "3600"), ("b", Some("5000"), "3600"), ("c", Some("0"), "3600"), ("d", Some("1200"), "1200")]
+    {
         let mut params = vec![("meetingID", id), ("name", "x")];
         if let Some(d) = given {
             params.push(("duration", d));
         }
         assert!(app.client().get("create", &params).await.is_success());
-        let call = app.fleet[0]
-            .calls_to("create")
-            .into_iter()
-            .find(|c| c.param("meetingID") == Some(id))
-            .unwrap();
+        let call = app.fleet[0].calls_to("create").into_iter().find(|c| c.param("meetingID") == Some(id)).unwrap();
         assert_eq!(call.param("duration"), Some(expected), "{given:?}");
     }
 }
 
 #[tokio::test]
 async fn external_voice_bridge() {
-    let app = TestApp::builder()
-        .servers(1)
-        .env("USE_EXTERNAL_VOICE_BRIDGE", "true")
-        .start()
-        .await;
+    let app = TestApp::builder().servers(1).env("USE_EXTERNAL_VOICE_BRIDGE", "true").start().await;
     let reply = app
         .client()
-        .get(
-            "create",
-            &[
-                ("meetingID", "m"),
-                ("name", "x"),
-                ("moderatorPW", "mp"),
-                ("voiceBridge", "1234567"),
-            ],
-        )
+        .get("create", &[("meetingID", "m"), ("name", "x"), ("moderatorPW", "mp"), ("voiceBridge", "1234567")])
         .await;
     assert!(reply.is_success());
     assert_eq!(app.meeting_record("m").await["voice_bridge"], "1234567");
@@ -365,17 +234,7 @@ async fn external_voice_bridge() {
     // Without the setting, a client's voice bridge is replaced by ours.
     let app = TestApp::builder().servers(1).start().await;
     assert!(
-        app.client()
-            .get(
-                "create",
-                &[
-                    ("meetingID", "m"),
-                    ("name", "x"),
-                    ("voiceBridge", "1234567")
-                ]
-            )
-            .await
-            .is_success()
+        app.client().get("create", &[("meetingID", "m"), ("name", "x"), ("voiceBridge", "1234567")]).await.is_success()
     );
     assert_ne!(app.meeting_record("m").await["voice_bridge"], "1234567");
 }
@@ -384,14 +243,7 @@ async fn external_voice_bridge() {
 async fn post_create_with_presentation_and_form_data() {
     let app = TestApp::builder().servers(1).start().await;
     let slides = r#"<?xml version="1.0" encoding="UTF-8"?><modules><module name="presentation"><document url="https://example.org/slides.pdf" filename="slides.pdf"/></module></modules>"#;
-    let reply = app
-        .client()
-        .post_xml(
-            "create",
-            &[("meetingID", "xml"), ("name", "Slides")],
-            slides,
-        )
-        .await;
+    let reply = app.client().post_xml("create", &[("meetingID", "xml"), ("name", "Slides")], slides).await;
     assert!(reply.is_success(), "{}", reply.body);
     let call = &app.fleet[0].calls_to("create")[0];
     assert_eq!(call.method, "POST");
@@ -401,12 +253,7 @@ async fn post_create_with_presentation_and_form_data() {
     // Form data signed in the query.
     let reply = app
         .client()
-        .post_form(
-            "create",
-            &[("meetingID", "form"), ("name", "Form")],
-            &[],
-            scalelite_tests::BodySigning::QueryOnly,
-        )
+        .post_form("create", &[("meetingID", "form"), ("name", "Form")], &[], scalelite_tests::BodySigning::QueryOnly)
         .await;
     assert!(reply.is_success(), "{}", reply.body);
     assert_eq!(app.fleet[0].calls_to("create")[1].method, "GET");
@@ -417,8 +264,7 @@ async fn stale_records_are_replaced() {
     let app = TestApp::start().await;
     // On a cordoned server where the meeting no longer runs: re-placed.
     scalelite_tests::seed::seed_meeting(&app.redis, NS, "gone", "bbb-1", "pw", "123456789").await;
-    let cordoned =
-        SeedServer::enabled("bbb-1", app.fleet[0].url(), app.fleet[0].secret()).state("cordoned");
+    let cordoned = SeedServer::enabled("bbb-1", app.fleet[0].url(), app.fleet[0].secret()).state("cordoned");
     scalelite_tests::seed::seed_server(&app.redis, NS, &cordoned).await;
     create(&app, "gone").await;
     assert_ne!(app.meeting_record("gone").await["server_id"], "bbb-1");
@@ -426,31 +272,18 @@ async fn stale_records_are_replaced() {
     assert_eq!(app.fleet[0].call_count("create"), 0);
 
     // On a cordoned server where it still runs: kept there.
-    app.fleet[0].seed_meeting(
-        scalelite_tests::MeetingSeed::new("live")
-            .passwords("ap", "pw")
-            .attendees(2),
-    );
+    app.fleet[0].seed_meeting(scalelite_tests::MeetingSeed::new("live").passwords("ap", "pw").attendees(2));
     scalelite_tests::seed::seed_meeting(&app.redis, NS, "live", "bbb-1", "pw", "223456789").await;
     create(&app, "live").await;
     assert_eq!(app.meeting_record("live").await["server_id"], "bbb-1");
 
     // On an offline server, or one whose record was deleted: re-placed.
-    let offline =
-        SeedServer::enabled("bbb-2", app.fleet[1].url(), app.fleet[1].secret()).online(false);
+    let offline = SeedServer::enabled("bbb-2", app.fleet[1].url(), app.fleet[1].secret()).online(false);
     scalelite_tests::seed::seed_server(&app.redis, NS, &offline).await;
     scalelite_tests::seed::seed_meeting(&app.redis, NS, "off", "bbb-2", "pw", "323456789").await;
     create(&app, "off").await;
     assert_eq!(app.meeting_record("off").await["server_id"], "bbb-3");
-    scalelite_tests::seed::seed_meeting(
-        &app.redis,
-        NS,
-        "orphan",
-        "deleted-server",
-        "pw",
-        "423456789",
-    )
-    .await;
+    scalelite_tests::seed::seed_meeting(&app.redis, NS, "orphan", "deleted-server", "pw", "423456789").await;
     create(&app, "orphan").await;
     assert_eq!(app.meeting_record("orphan").await["server_id"], "bbb-3");
 }
@@ -469,37 +302,22 @@ async fn concurrent_identical_creates_from_two_api_processes_land_on_one_server(
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(scalelite_api::run(listener, state, std::future::pending()));
-        scalelite_tests::ApiClient::new(
-            format!("http://{addr}/bigbluebutton/api"),
-            scalelite_tests::LB_SECRET,
-        )
+        scalelite_tests::ApiClient::new(format!("http://{addr}/bigbluebutton/api"), scalelite_tests::LB_SECRET)
     };
     for round in 0..5 {
         let id = format!("race-{round}");
         let tasks: Vec<_> = (0..16)
             .map(|i| {
-                let client = if i % 2 == 0 {
-                    app.client()
-                } else {
-                    second.clone()
-                };
+                let client = if i % 2 == 0 { app.client() } else { second.clone() };
                 let id = id.clone();
-                tokio::spawn(async move {
-                    client
-                        .get("create", &[("meetingID", &id), ("name", "x")])
-                        .await
-                })
+                tokio::spawn(async move { client.get("create", &[("meetingID", &id), ("name", "x")]).await })
             })
             .collect();
         for task in tasks {
             let reply = task.await.unwrap();
             assert!(reply.is_success(), "{}", reply.body);
         }
-        assert_eq!(
-            app.fleet.servers_with_meeting(&id).len(),
-            1,
-            "{id} exists on exactly one server"
-        );
+        assert_eq!(app.fleet.servers_with_meeting(&id).len(), 1, "{id} exists on exactly one server");
         let on = app.placed_on(&id).await.unwrap();
         assert_eq!(app.fleet.servers_with_meeting(&id), vec![on]);
     }
@@ -511,14 +329,9 @@ async fn a_burst_of_creates_spreads_evenly() {
     let tasks: Vec<_> = (0..40)
         .map(|i| {
             let client = app.client();
-            tokio::spawn(async move {
-                client
-                    .get(
-                        "create",
-                        &[("meetingID", &format!("burst-{i}")), ("name", "x")],
-                    )
-                    .await
-            })
+            tokio::spawn(
+                async move { client.get("create", &[("meetingID", &format!("burst-{i}")), ("name", "x")]).await },
+            )
         })
         .collect();
     for task in tasks {
@@ -535,8 +348,7 @@ async fn a_burst_of_creates_spreads_evenly() {
 #[tokio::test]
 async fn reservation_follows_the_load_multiplier() {
     let app = TestApp::builder().unseeded().servers(1).start().await;
-    let record = SeedServer::enabled("weak", app.fleet[0].url(), app.fleet[0].secret())
-        .multiplier(Some("1.5"));
+    let record = SeedServer::enabled("weak", app.fleet[0].url(), app.fleet[0].secret()).multiplier(Some("1.5"));
     scalelite_tests::seed::seed_server(&app.redis, NS, &record).await;
     create(&app, "m").await;
     assert_eq!(app.load("weak").await, Some(22.5));
@@ -545,14 +357,8 @@ async fn reservation_follows_the_load_multiplier() {
 #[tokio::test]
 async fn upstream_failure_on_create_is_relayed_and_the_record_kept() {
     let app = TestApp::builder().servers(1).start().await;
-    app.fleet[0].set_mode(Mode::Failed {
-        key: "maxConcurrent".into(),
-        message: "Too many meetings".into(),
-    });
-    let reply = app
-        .client()
-        .get("create", &[("meetingID", "m"), ("name", "x")])
-        .await;
+    app.fleet[0].set_mode(Mode::Failed { key: "maxConcurrent".into(), message: "Too many meetings".into() });
+    let reply = app.client().get("create", &[("meetingID", "m"), ("name", "x")]).await;
     assert_failed(&reply, "maxConcurrent");
     assert_eq!(reply.message().as_deref(), Some("Too many meetings"));
 }

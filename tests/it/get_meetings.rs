@@ -10,11 +10,7 @@ fn ids(reply: &scalelite_tests::Reply) -> Vec<String> {
     let doc = reply.xml();
     let mut ids: Vec<String> = doc
         .child("meetings")
-        .map(|m| {
-            m.children_named("meeting")
-                .filter_map(|m| m.text_at("meetingID"))
-                .collect()
-        })
+        .map(|m| m.children_named("meeting").filter_map(|m| m.text_at("meetingID")).collect())
         .unwrap_or_default();
     ids.sort();
     ids
@@ -38,28 +34,13 @@ async fn lists_meetings_of_every_available_server() {
     }
     // Meetings another tenant owns are hidden without multitenancy.
     app.fleet[0].seed_meeting(MeetingSeed::new("tenant-owned").metadata("tenant-id", "t1"));
-    assert_eq!(
-        ids(&app.client().get("getMeetings", &[]).await),
-        ["a", "b", "c", "d", "e"]
-    );
+    assert_eq!(ids(&app.client().get("getMeetings", &[]).await), ["a", "b", "c", "d", "e"]);
 
     // Offline and disabled servers are skipped, cordoned ones are asked.
     let states = [
-        (
-            "offline",
-            SeedServer::enabled(server_id(1), app.fleet[1].url(), app.fleet[1].secret())
-                .online(false),
-        ),
-        (
-            "disabled",
-            SeedServer::enabled(server_id(2), app.fleet[2].url(), app.fleet[2].secret())
-                .state("disabled"),
-        ),
-        (
-            "cordoned",
-            SeedServer::enabled(server_id(3), app.fleet[3].url(), app.fleet[3].secret())
-                .state("cordoned"),
-        ),
+        ("offline", SeedServer::enabled(server_id(1), app.fleet[1].url(), app.fleet[1].secret()).online(false)),
+        ("disabled", SeedServer::enabled(server_id(2), app.fleet[2].url(), app.fleet[2].secret()).state("disabled")),
+        ("cordoned", SeedServer::enabled(server_id(3), app.fleet[3].url(), app.fleet[3].secret()).state("cordoned")),
     ];
     for (_, record) in &states {
         scalelite_tests::seed::seed_server(&app.redis, NS, record).await;
@@ -70,28 +51,17 @@ async fn lists_meetings_of_every_available_server() {
     assert_eq!(app.fleet[1].call_count("getMeetings"), 0);
     assert_eq!(app.fleet[2].call_count("getMeetings"), 0);
     assert_eq!(app.fleet[3].call_count("getMeetings"), 1);
-    let expected: Vec<String> = [0, 3]
-        .iter()
-        .flat_map(|&i| app.fleet[i].meeting_ids())
-        .filter(|id| id != "tenant-owned")
-        .collect();
+    let expected: Vec<String> =
+        [0, 3].iter().flat_map(|&i| app.fleet[i].meeting_ids()).filter(|id| id != "tenant-owned").collect();
     let mut expected = expected;
     expected.sort();
     assert_eq!(ids(&reply), expected);
-    assert!(
-        app.fleet
-            .iter()
-            .flat_map(|s| s.calls_to("getMeetings"))
-            .all(|c| c.checksum_valid)
-    );
+    assert!(app.fleet.iter().flat_map(|s| s.calls_to("getMeetings")).all(|c| c.checksum_valid));
 }
 
 #[tokio::test]
 async fn a_failing_server_does_not_hide_the_others() {
-    let app = TestApp::builder()
-        .env("RESPONSE_TIMEOUT", "0.5")
-        .start()
-        .await;
+    let app = TestApp::builder().env("RESPONSE_TIMEOUT", "0.5").start().await;
     for id in ["a", "b", "c"] {
         create(&app, id).await;
     }
@@ -99,11 +69,7 @@ async fn a_failing_server_does_not_hide_the_others() {
     app.fleet[hung].set_mode(Mode::Hung);
     let started = Instant::now();
     let reply = app.client().get("getMeetings", &[]).await;
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "bounded by RESPONSE_TIMEOUT: {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(2), "bounded by RESPONSE_TIMEOUT: {:?}", started.elapsed());
     assert!(reply.is_success(), "{}", reply.body);
     let listed = ids(&reply);
     assert!(!listed.contains(&"a".to_owned()));
@@ -126,10 +92,7 @@ async fn a_failing_server_does_not_hide_the_others() {
 
 #[tokio::test]
 async fn a_storm_costs_one_fan_out_per_interval() {
-    let app = TestApp::builder()
-        .env("GET_MEETINGS_CACHE_TTL", "30")
-        .start()
-        .await;
+    let app = TestApp::builder().env("GET_MEETINGS_CACHE_TTL", "30").start().await;
     create(&app, "a").await;
     app.fleet.clear_calls();
     let tasks: Vec<_> = (0..50)
@@ -149,10 +112,7 @@ async fn a_storm_costs_one_fan_out_per_interval() {
 
 #[tokio::test]
 async fn disabled_get_meetings_needs_no_checksum() {
-    let app = TestApp::builder()
-        .env("GET_MEETINGS_API_DISABLED", "true")
-        .start()
-        .await;
+    let app = TestApp::builder().env("GET_MEETINGS_API_DISABLED", "true").start().await;
     create(&app, "a").await;
     let reply = app.client().raw_get("/bigbluebutton/api/getMeetings").await;
     assert!(reply.is_success());

@@ -5,26 +5,15 @@ use scalelite_tests::{TestApp, TestPostgres};
 #[tokio::test]
 async fn health_check_with_redis_and_postgres() {
     let pg = TestPostgres::start().await;
-    let app = TestApp::builder()
-        .env("DATABASE_URL", pg.url())
-        .start()
-        .await;
+    let app = TestApp::builder().env("DATABASE_URL", pg.url()).start().await;
     for path in ["/health_check", "/"] {
         let reply = app.client().raw_get(path).await;
-        assert_eq!(
-            (reply.status, reply.body.as_str()),
-            (200, "success"),
-            "{path}"
-        );
+        assert_eq!((reply.status, reply.body.as_str()), (200, "success"), "{path}");
     }
     pg.stop().await;
     let reply = app.client().raw_get("/health_check").await;
     assert_eq!(reply.status, 503);
-    assert!(
-        reply.body.starts_with("Health Check Failure: database"),
-        "{}",
-        reply.body
-    );
+    assert!(reply.body.starts_with("Health Check Failure: database"), "{}", reply.body);
     pg.start_again().await;
     scalelite_tests::eventually(std::time::Duration::from_secs(10), || async {
         app.client().raw_get("/health_check").await.status == 200
@@ -36,26 +25,13 @@ async fn health_check_with_redis_and_postgres() {
 async fn health_check_reports_redis_outages() {
     let app = TestApp::start().await;
     assert_eq!(app.client().raw_get("/health_check").await.body, "success");
-    assert_eq!(
-        app.redis
-            .cmd(&["GET", &app.key("__health_check_set__")])
-            .await
-            .as_str(),
-        Some("true")
-    );
+    assert_eq!(app.redis.cmd(&["GET", &app.key("__health_check_set__")]).await.as_str(), Some("true"));
     app.redis.stop().await;
     let reply = app.client().raw_get("/health_check").await;
     assert_eq!(reply.status, 503);
-    assert!(
-        reply.body.starts_with("Health Check Failure: "),
-        "{}",
-        reply.body
-    );
+    assert!(reply.body.starts_with("Health Check Failure: "), "{}", reply.body);
     // Calls needing Redis fail with an XML error, not a hang or a 500.
-    let reply = app
-        .client()
-        .get("isMeetingRunning", &[("meetingID", "m")])
-        .await;
+    let reply = app.client().get("isMeetingRunning", &[("meetingID", "m")]).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.message_key().as_deref(), Some("internalError"));
     app.redis.start_again().await;

@@ -14,22 +14,11 @@ async fn join_redirects_to_the_meetings_server_with_a_valid_checksum() {
     let before = app.load(&server_id(on)).await.unwrap();
     let reply = app
         .client()
-        .get(
-            "join",
-            &[
-                ("meetingID", "m"),
-                ("fullName", "Zoë Ünïcode"),
-                ("role", "VIEWER"),
-                ("userdata-bbb_x", "a b"),
-            ],
-        )
+        .get("join", &[("meetingID", "m"), ("fullName", "Zoë Ünïcode"), ("role", "VIEWER"), ("userdata-bbb_x", "a b")])
         .await;
     assert_eq!(reply.status, 302, "{}", reply.body);
     let location = reply.location.clone().unwrap();
-    assert!(
-        location.starts_with(&format!("{}/join?", app.fleet[on].url())),
-        "{location}"
-    );
+    assert!(location.starts_with(&format!("{}/join?", app.fleet[on].url())), "{location}");
     assert!(!location.contains(scalelite_tests::LB_SECRET));
     // The server accepts our checksum and the user lands in the meeting.
     let landed = http_get(&location).await;
@@ -45,21 +34,14 @@ async fn join_redirects_to_the_meetings_server_with_a_valid_checksum() {
 #[tokio::test]
 async fn join_counts_the_load_multiplier_and_head_acts_like_get() {
     let app = TestApp::builder().unseeded().servers(1).start().await;
-    let record = SeedServer::enabled("s7", app.fleet[0].url(), app.fleet[0].secret())
-        .multiplier(Some("7"))
-        .load(Some(0.0));
+    let record =
+        SeedServer::enabled("s7", app.fleet[0].url(), app.fleet[0].secret()).multiplier(Some("7")).load(Some(0.0));
     scalelite_tests::seed::seed_server(&app.redis, NS, &record).await;
     scalelite_tests::seed::seed_meeting(&app.redis, NS, "ruby-made", "s7", "mp", "987654321").await;
-    let reply = app
-        .client()
-        .get("join", &[("meetingID", "ruby-made"), ("fullName", "A")])
-        .await;
+    let reply = app.client().get("join", &[("meetingID", "ruby-made"), ("fullName", "A")]).await;
     assert_eq!(reply.status, 302);
     assert_eq!(app.load("s7").await, Some(7.0));
-    let reply = app
-        .client()
-        .head("join", &[("meetingID", "ruby-made"), ("fullName", "A")])
-        .await;
+    let reply = app.client().head("join", &[("meetingID", "ruby-made"), ("fullName", "A")]).await;
     assert_eq!(reply.status, 302);
     assert_eq!(app.load("s7").await, Some(14.0));
 }
@@ -67,14 +49,8 @@ async fn join_counts_the_load_multiplier_and_head_acts_like_get() {
 #[tokio::test]
 async fn join_errors() {
     let app = TestApp::start().await;
-    assert_failed(
-        &app.client().get("join", &[("fullName", "A")]).await,
-        "missingParamMeetingID",
-    );
-    let reply = app
-        .client()
-        .get("join", &[("meetingID", "nope"), ("fullName", "A")])
-        .await;
+    assert_failed(&app.client().get("join", &[("fullName", "A")]).await, "missingParamMeetingID");
+    let reply = app.client().get("join", &[("meetingID", "nope"), ("fullName", "A")]).await;
     assert_failed(&reply, "notFound");
     insta::assert_snapshot!(reply.body, @r#"
     <?xml version="1.0"?>
@@ -84,14 +60,8 @@ async fn join_errors() {
       <message>We could not find a meeting with that meeting ID - perhaps the meeting is not yet running?</message>
     </response>
     "#);
-    let url = app
-        .client()
-        .url("join", &[("meetingID", "nope"), ("fullName", "A")]);
-    let reply = app
-        .client()
-        .send(Method::POST, &url, None, Bytes::new())
-        .await
-        .unwrap();
+    let url = app.client().url("join", &[("meetingID", "nope"), ("fullName", "A")]);
+    let reply = app.client().send(Method::POST, &url, None, Bytes::new()).await.unwrap();
     assert_failed(&reply, "unsupportedRequest");
 }
 
@@ -102,54 +72,33 @@ async fn join_refuses_offline_and_disabled_servers_but_not_cordoned_ones() {
     let secret = app.fleet[0].secret();
     let cases: [(SeedServer, bool); 5] = [
         (SeedServer::enabled("s", &url, &secret).online(false), false),
-        (
-            SeedServer::enabled("s", &url, &secret).state("disabled"),
-            false,
-        ),
+        (SeedServer::enabled("s", &url, &secret).state("disabled"), false),
         (SeedServer::enabled("s", &url, &secret).legacy(false), false),
-        (
-            SeedServer::enabled("s", &url, &secret).state("cordoned"),
-            true,
-        ),
+        (SeedServer::enabled("s", &url, &secret).state("cordoned"), true),
         (SeedServer::enabled("s", &url, &secret).legacy(true), true),
     ];
     scalelite_tests::seed::seed_meeting(&app.redis, NS, "m", "s", "mp", "111111111").await;
     for (record, joinable) in cases {
         scalelite_tests::seed::seed_server(&app.redis, NS, &record).await;
-        let reply = app
-            .client()
-            .get("join", &[("meetingID", "m"), ("fullName", "A")])
-            .await;
+        let reply = app.client().get("join", &[("meetingID", "m"), ("fullName", "A")]).await;
         if joinable {
             assert_eq!(reply.status, 302, "{record:?}");
         } else {
             assert_failed(&reply, "serverUnavailable");
-            assert_eq!(
-                reply.message().as_deref(),
-                Some("The server for this meeting is disabled/offline.")
-            );
+            assert_eq!(reply.message().as_deref(), Some("The server for this meeting is disabled/offline."));
         }
     }
     // Cordoned servers keep their load out of the placement pool.
     assert_eq!(app.load("s").await, Some(1.0));
-    assert_eq!(
-        scalelite_tests::seed::score(&app.redis, &app.key("cordoned_server_load"), "s").await,
-        None
-    );
+    assert_eq!(scalelite_tests::seed::score(&app.redis, &app.key("cordoned_server_load"), "s").await, None);
 }
 
 #[tokio::test]
 async fn join_parameter_policy() {
     let app = TestApp::builder()
         .servers(1)
-        .env(
-            "DEFAULT_JOIN_PARAMS",
-            "userdata-bbb_auto_join_audio=true,role=VIEWER",
-        )
-        .env(
-            "OVERRIDE_JOIN_PARAMS",
-            "userdata-bbb_listen_only_mode=false",
-        )
+        .env("DEFAULT_JOIN_PARAMS", "userdata-bbb_auto_join_audio=true,role=VIEWER")
+        .env("OVERRIDE_JOIN_PARAMS", "userdata-bbb_listen_only_mode=false")
         .env("JOIN_EXCLUDE_PARAMS", "avatarURL")
         .start()
         .await;

@@ -10,12 +10,7 @@ async fn create_join_inspect_list_and_end_across_three_servers() {
     let rooms = ["Physics 101", "Chemistry 201", "Biology 301"];
 
     for room in rooms {
-        let reply = client
-            .get(
-                "create",
-                &[("meetingID", room), ("name", room), ("record", "true")],
-            )
-            .await;
+        let reply = client.get("create", &[("meetingID", room), ("name", room), ("record", "true")]).await;
         assert!(reply.is_success(), "{}", reply.body);
         assert_eq!(reply.text_at("meetingID").as_deref(), Some(room));
     }
@@ -29,12 +24,7 @@ async fn create_join_inspect_list_and_end_across_three_servers() {
 
     for (n, room) in rooms.iter().enumerate() {
         let name = format!("Student {n}");
-        let reply = client
-            .get(
-                "join",
-                &[("meetingID", room), ("fullName", &name), ("role", "VIEWER")],
-            )
-            .await;
+        let reply = client.get("join", &[("meetingID", room), ("fullName", &name), ("role", "VIEWER")]).await;
         assert_eq!(reply.status, 302);
         let on = app.placed_on(room).await.unwrap();
         let location = reply.location.unwrap();
@@ -43,10 +33,7 @@ async fn create_join_inspect_list_and_end_across_three_servers() {
         assert_eq!(http_get(&location).await.status, 302);
         let info = client.get("getMeetingInfo", &[("meetingID", room)]).await;
         assert_eq!(info.text_at("participantCount").as_deref(), Some("1"));
-        assert_eq!(
-            info.text_at("attendees/attendee/fullName").as_deref(),
-            Some(name.as_str())
-        );
+        assert_eq!(info.text_at("attendees/attendee/fullName").as_deref(), Some(name.as_str()));
         let running = client.get("isMeetingRunning", &[("meetingID", room)]).await;
         assert_eq!(running.text_at("running").as_deref(), Some("true"));
     }

@@ -7,10 +7,7 @@ use crate::support::{assert_failed, create};
 #[tokio::test]
 async fn is_meeting_running() {
     let app = TestApp::start().await;
-    let reply = app
-        .client()
-        .get("isMeetingRunning", &[("meetingID", "unknown")])
-        .await;
+    let reply = app.client().get("isMeetingRunning", &[("meetingID", "unknown")]).await;
     insta::assert_snapshot!(reply.body, @r#"
     <?xml version="1.0"?>
     <response>
@@ -18,74 +15,41 @@ async fn is_meeting_running() {
       <running>false</running>
     </response>
     "#);
-    assert_eq!(
-        app.fleet.iter().map(|s| s.total_calls()).sum::<usize>(),
-        0,
-        "unknown meetings cost no BBB call"
-    );
+    assert_eq!(app.fleet.iter().map(|s| s.total_calls()).sum::<usize>(), 0, "unknown meetings cost no BBB call");
     create(&app, "m").await;
     let on = app.placed_on("m").await.unwrap();
     assert_eq!(
-        app.client()
-            .get("isMeetingRunning", &[("meetingID", "m")])
-            .await
-            .text_at("running")
-            .as_deref(),
+        app.client().get("isMeetingRunning", &[("meetingID", "m")]).await.text_at("running").as_deref(),
         Some("false")
     );
     app.fleet[on].add_attendees("m", 1);
     assert_eq!(
-        app.client()
-            .get("isMeetingRunning", &[("meetingID", "m")])
-            .await
-            .text_at("running")
-            .as_deref(),
+        app.client().get("isMeetingRunning", &[("meetingID", "m")]).await.text_at("running").as_deref(),
         Some("true")
     );
-    assert_failed(
-        &app.client().get("isMeetingRunning", &[]).await,
-        "missingParamMeetingID",
-    );
+    assert_failed(&app.client().get("isMeetingRunning", &[]).await, "missingParamMeetingID");
 }
 
 #[tokio::test]
 async fn get_meeting_info_forwards_only_the_meeting_id() {
     let app = TestApp::start().await;
-    assert_failed(
-        &app.client()
-            .get("getMeetingInfo", &[("meetingID", "nope")])
-            .await,
-        "notFound",
-    );
+    assert_failed(&app.client().get("getMeetingInfo", &[("meetingID", "nope")]).await, "notFound");
     create(&app, "Café 42").await;
     let on = app.placed_on("Café 42").await.unwrap();
-    let reply = app
-        .client()
-        .get(
-            "getMeetingInfo",
-            &[("meetingID", "Café 42"), ("password", "x"), ("offset", "3")],
-        )
-        .await;
+    let reply =
+        app.client().get("getMeetingInfo", &[("meetingID", "Café 42"), ("password", "x"), ("offset", "3")]).await;
     assert!(reply.is_success(), "{}", reply.body);
     assert_eq!(reply.text_at("meetingID").as_deref(), Some("Café 42"));
     let call = app.fleet[on].calls_to("getMeetingInfo").pop().unwrap();
     assert!(call.checksum_valid);
     assert_eq!(
         call.params,
-        vec![
-            ("meetingID".to_owned(), "Café 42".to_owned()),
-            ("checksum".to_owned(), call.checksum().unwrap())
-        ]
+        vec![("meetingID".to_owned(), "Café 42".to_owned()), ("checksum".to_owned(), call.checksum().unwrap())]
     );
     // POST with form data works like GET.
     let reply = app
         .client()
-        .post_form(
-            "getMeetingInfo",
-            &[("meetingID", "Café 42")],
-            &[],
-            scalelite_tests::BodySigning::QueryOnly,
-        )
+        .post_form("getMeetingInfo", &[("meetingID", "Café 42")], &[], scalelite_tests::BodySigning::QueryOnly)
         .await;
     assert!(reply.is_success());
 }
@@ -93,21 +57,8 @@ async fn get_meeting_info_forwards_only_the_meeting_id() {
 #[tokio::test]
 async fn a_meeting_of_a_deleted_server_is_forgotten() {
     let app = TestApp::start().await;
-    scalelite_tests::seed::seed_meeting(
-        &app.redis,
-        NS,
-        "orphan",
-        "no-such-server",
-        "pw",
-        "555555555",
-    )
-    .await;
-    assert_failed(
-        &app.client()
-            .get("getMeetingInfo", &[("meetingID", "orphan")])
-            .await,
-        "notFound",
-    );
+    scalelite_tests::seed::seed_meeting(&app.redis, NS, "orphan", "no-such-server", "pw", "555555555").await;
+    assert_failed(&app.client().get("getMeetingInfo", &[("meetingID", "orphan")]).await, "notFound");
     assert!(app.meeting_record("orphan").await.is_empty());
 }
 
@@ -115,18 +66,10 @@ async fn a_meeting_of_a_deleted_server_is_forgotten() {
 async fn insert_document() {
     let app = TestApp::start().await;
     let doc = r#"<modules><module name="presentation"><document url="https://example.org/b.pdf" filename="b.pdf"/></module></modules>"#;
-    assert_failed(
-        &app.client()
-            .post_xml("insertDocument", &[("meetingID", "nope")], doc)
-            .await,
-        "notFound",
-    );
+    assert_failed(&app.client().post_xml("insertDocument", &[("meetingID", "nope")], doc).await, "notFound");
     create(&app, "m").await;
     let on = app.placed_on("m").await.unwrap();
-    let reply = app
-        .client()
-        .post_xml("insertDocument", &[("meetingID", "m")], doc)
-        .await;
+    let reply = app.client().post_xml("insertDocument", &[("meetingID", "m")], doc).await;
     assert!(reply.is_success(), "{}", reply.body);
     let call = app.fleet[on].calls_to("insertDocument").pop().unwrap();
     assert_eq!(call.method, "POST");

@@ -25,21 +25,11 @@ fn request(id: &str) -> PlacementRequest {
 async fn servers_written_by_ruby_are_read_as_they_are() {
     let redis = TestRedis::start().await;
     let records = [
-        SeedServer::enabled("enabled", "https://a/bigbluebutton/api", "sa")
-            .load(Some(21.0))
-            .tag("gpu"),
-        SeedServer::enabled("cordoned", "https://b/bigbluebutton/api", "sb")
-            .state("cordoned")
-            .load(Some(3.5)),
-        SeedServer::enabled("disabled", "https://c/bigbluebutton/api", "sc")
-            .state("disabled")
-            .online(false),
-        SeedServer::enabled("legacy-on", "https://d/bigbluebutton/api", "sd")
-            .legacy(true)
-            .multiplier(Some("5")),
-        SeedServer::enabled("legacy-off", "https://e/bigbluebutton/api", "se")
-            .legacy(false)
-            .multiplier(None),
+        SeedServer::enabled("enabled", "https://a/bigbluebutton/api", "sa").load(Some(21.0)).tag("gpu"),
+        SeedServer::enabled("cordoned", "https://b/bigbluebutton/api", "sb").state("cordoned").load(Some(3.5)),
+        SeedServer::enabled("disabled", "https://c/bigbluebutton/api", "sc").state("disabled").online(false),
+        SeedServer::enabled("legacy-on", "https://d/bigbluebutton/api", "sd").legacy(true).multiplier(Some("5")),
+        SeedServer::enabled("legacy-off", "https://e/bigbluebutton/api", "se").legacy(false).multiplier(None),
     ];
     for record in &records {
         seed_server(&redis, NS, record).await;
@@ -49,46 +39,16 @@ async fn servers_written_by_ruby_are_read_as_they_are() {
     servers.sort_by(|a, b| a.id.cmp(&b.id));
     let summary: Vec<_> = servers
         .iter()
-        .map(|s| {
-            (
-                s.id.as_str(),
-                s.effective_state(),
-                s.online,
-                s.load,
-                s.tag.as_deref(),
-                s.multiplier(),
-            )
-        })
+        .map(|s| (s.id.as_str(), s.effective_state(), s.online, s.load, s.tag.as_deref(), s.multiplier()))
         .collect();
     assert_eq!(
         summary,
         [
-            (
-                "cordoned",
-                ServerState::Cordoned,
-                true,
-                Some(3.5),
-                None,
-                1.0
-            ),
+            ("cordoned", ServerState::Cordoned, true, Some(3.5), None, 1.0),
             ("disabled", ServerState::Disabled, false, None, None, 1.0),
-            (
-                "enabled",
-                ServerState::Enabled,
-                true,
-                Some(21.0),
-                Some("gpu"),
-                1.0
-            ),
+            ("enabled", ServerState::Enabled, true, Some(21.0), Some("gpu"), 1.0),
             ("legacy-off", ServerState::Disabled, true, None, None, 1.0),
-            (
-                "legacy-on",
-                ServerState::Enabled,
-                true,
-                Some(0.0),
-                None,
-                5.0
-            ),
+            ("legacy-on", ServerState::Enabled, true, Some(0.0), None, 5.0),
         ]
     );
     assert_eq!(servers[2].load_multiplier.as_deref(), Some("1.0"));
@@ -98,80 +58,33 @@ async fn servers_written_by_ruby_are_read_as_they_are() {
 #[tokio::test]
 async fn meetings_written_by_ruby_route_joins_and_ours_are_readable_by_ruby() {
     let redis = TestRedis::start().await;
-    seed_server(
-        &redis,
-        NS,
-        &SeedServer::enabled("s1", "https://a/bigbluebutton/api", "sa").multiplier(Some("2.0")),
-    )
-    .await;
+    seed_server(&redis, NS, &SeedServer::enabled("s1", "https://a/bigbluebutton/api", "sa").multiplier(Some("2.0")))
+        .await;
     seed_meeting(&redis, NS, "ruby", "s1", "mp", "123456789").await;
     let store = RedisStore::open(&redis.url(), NS).unwrap();
-    let route = store
-        .find_meeting(&MeetingId::from("ruby"), None)
-        .await
-        .unwrap()
-        .unwrap();
+    let route = store.find_meeting(&MeetingId::from("ruby"), None).await.unwrap().unwrap();
     assert_eq!(route.meeting.server_id, ServerId::from("s1"));
     assert_eq!(route.meeting.voice_bridge, "123456789");
     assert_eq!(route.server.unwrap().url, "https://a/bigbluebutton/api");
-    let join = store
-        .route_join(&MeetingId::from("ruby"), None)
-        .await
-        .unwrap();
-    assert!(
-        matches!(join, JoinRoute::Ready { ref url, .. } if url == "https://a/bigbluebutton/api")
-    );
-    assert_eq!(
-        redis
-            .cmd(&["ZSCORE", "scalelite:server_load", "s1"])
-            .await
-            .as_str(),
-        Some("2")
-    );
+    let join = store.route_join(&MeetingId::from("ruby"), None).await.unwrap();
+    assert!(matches!(join, JoinRoute::Ready { ref url, .. } if url == "https://a/bigbluebutton/api"));
+    assert_eq!(redis.cmd(&["ZSCORE", "scalelite:server_load", "s1"]).await.as_str(), Some("2"));
 
     // Our meeting uses only the fields Ruby's Meeting model knows.
     let placed = store.place_meeting(&request("ours")).await.unwrap();
     assert!(matches!(placed, Placement::Placed { .. }));
-    let fields = redis
-        .cmd(&["HGETALL", "scalelite:meeting:ours"])
-        .await
-        .as_map();
+    let fields = redis.cmd(&["HGETALL", "scalelite:meeting:ours"]).await.as_map();
     assert_eq!(
         fields.keys().map(String::as_str).collect::<Vec<_>>(),
         ["moderator_pw", "server_id", "tenant_id", "voice_bridge"]
     );
-    assert_eq!(
-        redis
-            .cmd(&["ZSCORE", "scalelite:server_load", "s1"])
-            .await
-            .as_str(),
-        Some("32")
-    );
+    assert_eq!(redis.cmd(&["ZSCORE", "scalelite:server_load", "s1"]).await.as_str(), Some("32"));
 
     // A conditional delete leaves a record that moved elsewhere alone.
-    assert!(
-        !store
-            .delete_meeting(&MeetingId::from("ours"), Some(&ServerId::from("other")))
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .delete_meeting(&MeetingId::from("ours"), Some(&ServerId::from("s1")))
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .find_meeting(&MeetingId::from("ours"), None)
-            .await
-            .unwrap()
-            .is_none()
-    );
-    let vb_left = redis
-        .cmd(&["HVALS", "scalelite:voice_bridges"])
-        .await
-        .as_vec();
+    assert!(!store.delete_meeting(&MeetingId::from("ours"), Some(&ServerId::from("other"))).await.unwrap());
+    assert!(store.delete_meeting(&MeetingId::from("ours"), Some(&ServerId::from("s1"))).await.unwrap());
+    assert!(store.find_meeting(&MeetingId::from("ours"), None).await.unwrap().is_none());
+    let vb_left = redis.cmd(&["HVALS", "scalelite:voice_bridges"]).await.as_vec();
     assert_eq!(vb_left, ["ruby"]);
 }
 
@@ -179,20 +92,10 @@ async fn meetings_written_by_ruby_route_joins_and_ours_are_readable_by_ruby() {
 async fn concurrent_placements_of_one_meeting_from_many_connections_agree() {
     let redis = TestRedis::start().await;
     for i in 0..5 {
-        seed_server(
-            &redis,
-            NS,
-            &SeedServer::enabled(
-                format!("s{i}"),
-                format!("https://{i}/bigbluebutton/api"),
-                "x",
-            ),
-        )
-        .await;
+        seed_server(&redis, NS, &SeedServer::enabled(format!("s{i}"), format!("https://{i}/bigbluebutton/api"), "x"))
+            .await;
     }
-    let stores: Vec<Arc<RedisStore>> = (0..4)
-        .map(|_| Arc::new(RedisStore::open(&redis.url(), NS).unwrap()))
-        .collect();
+    let stores: Vec<Arc<RedisStore>> = (0..4).map(|_| Arc::new(RedisStore::open(&redis.url(), NS).unwrap())).collect();
     let tasks: Vec<_> = (0..64)
         .map(|i| {
             let store = Arc::clone(&stores[i % stores.len()]);
@@ -220,29 +123,9 @@ async fn concurrent_placements_of_one_meeting_from_many_connections_agree() {
 #[tokio::test]
 async fn namespace_is_honoured() {
     let redis = TestRedis::start().await;
-    seed_server(
-        &redis,
-        "other_ns",
-        &SeedServer::enabled("s1", "https://a/bigbluebutton/api", "sa"),
-    )
-    .await;
-    assert!(
-        RedisStore::open(&redis.url(), NS)
-            .unwrap()
-            .servers()
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(
-        RedisStore::open(&redis.url(), "other_ns")
-            .unwrap()
-            .servers()
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    seed_server(&redis, "other_ns", &SeedServer::enabled("s1", "https://a/bigbluebutton/api", "sa")).await;
+    assert!(RedisStore::open(&redis.url(), NS).unwrap().servers().await.unwrap().is_empty());
+    assert_eq!(RedisStore::open(&redis.url(), "other_ns").unwrap().servers().await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -251,33 +134,21 @@ async fn placement_script_agrees_with_the_reference_selection() {
 
     let redis = TestRedis::start().await;
     let store = RedisStore::open(&redis.url(), NS).unwrap();
-    let specs = [
-        "", "gpu", "gpu!", "eu;gpu", "gpu;eu!", "none", "none!", "zz", "zz!", "!",
-    ];
+    let specs = ["", "gpu", "gpu!", "eu;gpu", "gpu;eu!", "none", "none!", "zz", "zz!", "!"];
     let tags = [None, Some("gpu"), Some("eu")];
     let mut seed: u64 = 0x5eed;
     let mut next = |n: u64| {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (seed >> 33) % n
     };
     for round in 0..40 {
         redis.cmd(&["FLUSHDB"]).await;
         let count = 1 + next(7) as usize;
-        let mut pool: Vec<(String, f64, Option<&str>)> = (0..count)
-            .map(|i| {
-                (
-                    format!("s{i}"),
-                    next(4) as f64 * 5.0,
-                    tags[next(3) as usize],
-                )
-            })
-            .collect();
+        let mut pool: Vec<(String, f64, Option<&str>)> =
+            (0..count).map(|i| (format!("s{i}"), next(4) as f64 * 5.0, tags[next(3) as usize])).collect();
         for (id, load, tag) in &pool {
             let mut record =
-                SeedServer::enabled(id.clone(), format!("https://{id}/bigbluebutton/api"), "x")
-                    .load(Some(*load));
+                SeedServer::enabled(id.clone(), format!("https://{id}/bigbluebutton/api"), "x").load(Some(*load));
             if let Some(tag) = tag {
                 record = record.tag(tag);
             }
@@ -285,15 +156,8 @@ async fn placement_script_agrees_with_the_reference_selection() {
         }
         // ZRANGE order: load ascending, ties by member.
         pool.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-        let candidates: Vec<Candidate<'_>> = pool
-            .iter()
-            .map(|(id, load, tag)| Candidate {
-                id,
-                load: *load,
-                tag: *tag,
-                exists: true,
-            })
-            .collect();
+        let candidates: Vec<Candidate<'_>> =
+            pool.iter().map(|(id, load, tag)| Candidate { id, load: *load, tag: *tag, exists: true }).collect();
         for (n, spec) in specs.iter().enumerate() {
             let tag_spec = TagSpec::parse(Some(spec));
             let expected = match select(&candidates, &tag_spec) {

@@ -20,30 +20,17 @@ async fn unknown_calls_paths_and_methods_are_unsupported() {
     ] {
         let reply = client.raw_get(&target).await;
         assert_failed(&reply, "unsupportedRequest");
-        assert_eq!(
-            reply.message().as_deref(),
-            Some("This request is not supported.")
-        );
+        assert_eq!(reply.message().as_deref(), Some("This request is not supported."));
     }
     // join is GET only; insertDocument is POST only; PUT/DELETE go nowhere.
     let join = client.url("join", &[("meetingID", "m"), ("fullName", "x")]);
-    let reply = client
-        .send(Method::POST, &join, None, Bytes::new())
-        .await
-        .unwrap();
+    let reply = client.send(Method::POST, &join, None, Bytes::new()).await.unwrap();
     assert_failed(&reply, "unsupportedRequest");
     let reply = client.get("insertDocument", &[("meetingID", "m")]).await;
     assert_failed(&reply, "unsupportedRequest");
     for method in [Method::PUT, Method::DELETE, Method::OPTIONS] {
-        let reply = client
-            .send(
-                method,
-                &client.url("create", &[("meetingID", "m")]),
-                None,
-                Bytes::new(),
-            )
-            .await
-            .unwrap();
+        let reply =
+            client.send(method, &client.url("create", &[("meetingID", "m")]), None, Bytes::new()).await.unwrap();
         assert_failed(&reply, "unsupportedRequest");
     }
     insta::assert_snapshot!(client.raw_get("/nope").await.body, @r#"
@@ -62,14 +49,7 @@ async fn unknown_calls_paths_and_methods_are_unsupported() {
 async fn content_type_is_checked_before_the_checksum() {
     let app = TestApp::start().await;
     let client = app.client();
-    let reply = client
-        .post_raw(
-            "getMeetingInfo",
-            "meetingID=m",
-            Some("application/json"),
-            "{}",
-        )
-        .await;
+    let reply = client.post_raw("getMeetingInfo", "meetingID=m", Some("application/json"), "{}").await;
     assert_failed(&reply, "unsupportedContentType");
     insta::assert_snapshot!(reply.body, @r#"
     <?xml version="1.0"?>
@@ -80,49 +60,26 @@ async fn content_type_is_checked_before_the_checksum() {
     </response>
     "#);
     // A body without any content type is refused too, even with a bad checksum.
-    let url = format!(
-        "{}?meetingID=m&checksum=bad",
-        client.call_url("getMeetingInfo")
-    );
-    let reply = client
-        .send(Method::POST, &url, None, Bytes::from_static(b"x=1"))
-        .await
-        .unwrap();
+    let url = format!("{}?meetingID=m&checksum=bad", client.call_url("getMeetingInfo"));
+    let reply = client.send(Method::POST, &url, None, Bytes::from_static(b"x=1")).await.unwrap();
     assert_failed(&reply, "unsupportedContentType");
     // create accepts XML, insertDocument only XML.
-    let reply = client
-        .post_raw(
-            "insertDocument",
-            "meetingID=m",
-            Some("application/x-www-form-urlencoded"),
-            "a=1",
-        )
-        .await;
+    let reply =
+        client.post_raw("insertDocument", "meetingID=m", Some("application/x-www-form-urlencoded"), "a=1").await;
     assert_failed(&reply, "unsupportedContentType");
-    let reply = client
-        .post_raw("create", "meetingID=m", Some("text/plain"), "hello")
-        .await;
+    let reply = client.post_raw("create", "meetingID=m", Some("text/plain"), "hello").await;
     assert_failed(&reply, "unsupportedContentType");
 }
 
 #[tokio::test]
 async fn host_authorization_with_url_host() {
-    let app = TestApp::builder()
-        .env("URL_HOST", "sl.example.com")
-        .start()
-        .await;
+    let app = TestApp::builder().env("URL_HOST", "sl.example.com").start().await;
     let client = app.client();
     let url = client.url("isMeetingRunning", &[("meetingID", "m")]);
     let full = client.resolve(&url);
-    let wrong = scalelite_tests::http_request(
-        Method::GET,
-        &full,
-        &[],
-        Bytes::new(),
-        std::time::Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
+    let wrong = scalelite_tests::http_request(Method::GET, &full, &[], Bytes::new(), std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
     assert_eq!(wrong.status, 403);
     assert!(wrong.body.is_empty());
     let right = scalelite_tests::http_request(
@@ -139,10 +96,7 @@ async fn host_authorization_with_url_host() {
     let forwarded = scalelite_tests::http_request(
         Method::GET,
         &full,
-        &[
-            ("host", "sl.example.com"),
-            ("x-forwarded-host", "evil.example.org"),
-        ],
+        &[("host", "sl.example.com"), ("x-forwarded-host", "evil.example.org")],
         Bytes::new(),
         std::time::Duration::from_secs(5),
     )
@@ -155,20 +109,10 @@ async fn host_authorization_with_url_host() {
 
 #[tokio::test]
 async fn oversized_bodies_are_refused_with_an_xml_error() {
-    let app = TestApp::builder()
-        .servers(1)
-        .env("MAX_REQUEST_BODY_BYTES", "1024")
-        .start()
-        .await;
+    let app = TestApp::builder().servers(1).env("MAX_REQUEST_BODY_BYTES", "1024").start().await;
     let slides = format!("<modules>{}</modules>", "x".repeat(4096));
-    let reply = app
-        .client()
-        .post_xml("create", &[("meetingID", "m"), ("name", "x")], &slides)
-        .await;
+    let reply = app.client().post_xml("create", &[("meetingID", "m"), ("name", "x")], &slides).await;
     assert_failed(&reply, "internalError");
-    assert_eq!(
-        reply.message().as_deref(),
-        Some("Unable to read the request body.")
-    );
+    assert_eq!(reply.message().as_deref(), Some("Unable to read the request body."));
     assert_eq!(app.fleet[0].call_count("create"), 0);
 }

@@ -12,26 +12,10 @@ async fn calls_on_broken_server(app: &TestApp, expect: &[(&str, &str)]) {
     let doc = r#"<modules><module name="presentation"><document url="https://example.org/b.pdf"/></module></modules>"#;
     let client = app.client();
     let replies = [
-        (
-            "getMeetingInfo",
-            client.get("getMeetingInfo", &[("meetingID", "m")]).await,
-        ),
-        (
-            "isMeetingRunning",
-            client.get("isMeetingRunning", &[("meetingID", "m")]).await,
-        ),
-        (
-            "insertDocument",
-            client
-                .post_xml("insertDocument", &[("meetingID", "m")], doc)
-                .await,
-        ),
-        (
-            "create",
-            client
-                .get("create", &[("meetingID", "m"), ("name", "x")])
-                .await,
-        ),
+        ("getMeetingInfo", client.get("getMeetingInfo", &[("meetingID", "m")]).await),
+        ("isMeetingRunning", client.get("isMeetingRunning", &[("meetingID", "m")]).await),
+        ("insertDocument", client.post_xml("insertDocument", &[("meetingID", "m")], doc).await),
+        ("create", client.get("create", &[("meetingID", "m"), ("name", "x")]).await),
     ];
     for ((call, reply), (expected_call, message)) in replies.iter().zip(expect) {
         assert_eq!(call, expected_call);
@@ -42,11 +26,7 @@ async fn calls_on_broken_server(app: &TestApp, expect: &[(&str, &str)]) {
 
 #[tokio::test]
 async fn transport_failures_become_internal_errors() {
-    let app = TestApp::builder()
-        .servers(1)
-        .env("RESPONSE_TIMEOUT", "0.5")
-        .start()
-        .await;
+    let app = TestApp::builder().servers(1).env("RESPONSE_TIMEOUT", "0.5").start().await;
     create(&app, "m").await;
     let transport = [
         ("getMeetingInfo", "Unable to access meeting on server."),
@@ -57,11 +37,7 @@ async fn transport_failures_become_internal_errors() {
     app.fleet[0].set_mode(Mode::Hung);
     let started = Instant::now();
     calls_on_broken_server(&app, &transport).await;
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "four calls bounded by the timeout: {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(4), "four calls bounded by the timeout: {:?}", started.elapsed());
     app.fleet[0].set_mode(Mode::Normal);
     app.fleet[0].stop().await;
     calls_on_broken_server(&app, &transport).await;
@@ -87,14 +63,8 @@ async fn non_xml_answers_have_no_returncode() {
 async fn failed_replies_keep_bbb_keys() {
     let app = TestApp::builder().servers(1).start().await;
     create(&app, "m").await;
-    app.fleet[0].set_mode(Mode::Failed {
-        key: "checksumError".into(),
-        message: "Checksums do not match".into(),
-    });
-    let reply = app
-        .client()
-        .get("getMeetingInfo", &[("meetingID", "m")])
-        .await;
+    app.fleet[0].set_mode(Mode::Failed { key: "checksumError".into(), message: "Checksums do not match".into() });
+    let reply = app.client().get("getMeetingInfo", &[("meetingID", "m")]).await;
     assert_failed(&reply, "checksumError");
     insta::assert_snapshot!(reply.body, @r#"
     <?xml version="1.0"?>
@@ -110,26 +80,13 @@ async fn failed_replies_keep_bbb_keys() {
 async fn an_offline_server_gets_short_timeouts() {
     // RESPONSE_TIMEOUT 5 s; for a server marked offline Scalelite waits a
     // tenth of it (at least 0.5 s) on user calls.
-    let app = TestApp::builder()
-        .servers(1)
-        .env("RESPONSE_TIMEOUT", "5")
-        .start()
-        .await;
+    let app = TestApp::builder().servers(1).env("RESPONSE_TIMEOUT", "5").start().await;
     create(&app, "m").await;
-    app.redis
-        .cmd(&["HSET", &app.key("server:bbb-1"), "online", "false"])
-        .await;
+    app.redis.cmd(&["HSET", &app.key("server:bbb-1"), "online", "false"]).await;
     app.fleet[0].set_mode(Mode::Hung);
     let started = Instant::now();
-    let reply = app
-        .client()
-        .get("getMeetingInfo", &[("meetingID", "m")])
-        .await;
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "took {:?}",
-        started.elapsed()
-    );
+    let reply = app.client().get("getMeetingInfo", &[("meetingID", "m")]).await;
+    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
     assert_failed(&reply, "internalError");
     app.fleet[0].set_mode(Mode::Normal);
 }

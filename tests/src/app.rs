@@ -80,15 +80,7 @@ impl TestAppBuilder {
         let task = tokio::spawn(scalelite_api::run(listener, state.clone(), async move {
             let _ = rx.await;
         }));
-        TestApp {
-            redis,
-            fleet,
-            addr,
-            namespace,
-            state,
-            shutdown: Some(tx),
-            task: Some(task),
-        }
+        TestApp { redis, fleet, addr, namespace, state, shutdown: Some(tx), task: Some(task) }
     }
 }
 
@@ -117,11 +109,7 @@ pub struct TestApp {
 impl TestApp {
     /// A builder with three seeded servers.
     pub fn builder() -> TestAppBuilder {
-        TestAppBuilder {
-            servers: 3,
-            seed: true,
-            env: Vec::new(),
-        }
+        TestAppBuilder { servers: 3, seed: true, env: Vec::new() }
     }
 
     /// `TestApp::builder().start()`.

@@ -112,11 +112,7 @@ impl Style {
         if self == Self::Ruby {
             params.sort_by(|a, b| a.0.cmp(b.0));
         }
-        params
-            .iter()
-            .map(|(k, v)| format!("{}={}", self.encode(k), self.encode(v)))
-            .collect::<Vec<_>>()
-            .join("&")
+        params.iter().map(|(k, v)| format!("{}={}", self.encode(k), self.encode(v))).collect::<Vec<_>>().join("&")
     }
 }
 
@@ -173,12 +169,7 @@ impl Reply {
     ///
     /// Panics (showing the body) if it is not XML.
     pub fn xml(&self) -> Element {
-        self.try_xml().unwrap_or_else(|e| {
-            panic!(
-                "reply (HTTP {}) is not XML: {e}\nbody: {}",
-                self.status, self.body
-            )
-        })
+        self.try_xml().unwrap_or_else(|e| panic!("reply (HTTP {}) is not XML: {e}\nbody: {}", self.status, self.body))
     }
 
     /// The body parsed as XML, or the parse error.
@@ -228,9 +219,7 @@ type HttpClient = Client<HttpConnector, Full<Bytes>>;
 fn http_client() -> HttpClient {
     // No connection reuse: every request opens a fresh connection, so a
     // restarted server never sees a stale pooled connection.
-    Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(0)
-        .build_http()
+    Client::builder(TokioExecutor::new()).pool_max_idle_per_host(0).build_http()
 }
 
 /// Sends one request over plain HTTP and collects the reply.
@@ -268,25 +257,13 @@ async fn send(
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    let request = request
-        .body(Full::new(body))
-        .map_err(|e| ClientError::Transport(format!("invalid request for {url}: {e}")))?;
+    let request =
+        request.body(Full::new(body)).map_err(|e| ClientError::Transport(format!("invalid request for {url}: {e}")))?;
     let work = async {
-        let response = client
-            .request(request)
-            .await
-            .map_err(|e| ClientError::Transport(format!("{e:?}")))?;
+        let response = client.request(request).await.map_err(|e| ClientError::Transport(format!("{e:?}")))?;
         let (parts, body) = response.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map_err(|e| ClientError::Transport(format!("reading body: {e}")))?
-            .to_bytes();
-        let location = parts
-            .headers
-            .get(http::header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let body = body.collect().await.map_err(|e| ClientError::Transport(format!("reading body: {e}")))?.to_bytes();
+        let location = parts.headers.get(http::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
         Ok(Reply {
             status: parts.status.as_u16(),
             headers: parts.headers,
@@ -294,9 +271,7 @@ async fn send(
             location,
         })
     };
-    tokio::time::timeout(timeout, work)
-        .await
-        .map_err(|_| ClientError::Timeout)?
+    tokio::time::timeout(timeout, work).await.map_err(|_| ClientError::Timeout)?
 }
 
 /// A front-end talking to one BBB API endpoint (a fake server or the load
@@ -386,18 +361,13 @@ impl ApiClient {
 
     /// `hex(HASH(call + query + secret))`.
     pub fn checksum(&self, call: &str, query: &str) -> String {
-        self.algo
-            .hex_digest(format!("{call}{query}{}", self.secret).as_bytes())
+        self.algo.hex_digest(format!("{call}{query}{}", self.secret).as_bytes())
     }
 
     /// The URL of `call` without a query (`base` itself for the root call
     /// `""`).
     pub fn call_url(&self, call: &str) -> String {
-        if call.is_empty() {
-            self.base_url.clone()
-        } else {
-            format!("{}/{call}", self.base_url)
-        }
+        if call.is_empty() { self.base_url.clone() } else { format!("{}/{call}", self.base_url) }
     }
 
     /// The signed URL of `call` with `params`: `…/call?<query>&checksum=…`
@@ -425,9 +395,7 @@ impl ApiClient {
             target.to_owned()
         } else if target.starts_with('/') {
             let after_scheme = self.base_url.find("://").map_or(0, |i| i + 3);
-            let origin_end = self.base_url[after_scheme..]
-                .find('/')
-                .map_or(self.base_url.len(), |i| after_scheme + i);
+            let origin_end = self.base_url[after_scheme..].find('/').map_or(self.base_url.len(), |i| after_scheme + i);
             format!("{}{target}", &self.base_url[..origin_end])
         } else {
             format!("{}/{target}", self.base_url)
@@ -443,19 +411,11 @@ impl ApiClient {
         body: Bytes,
     ) -> Result<Reply, ClientError> {
         let url = self.resolve(target);
-        let headers: Vec<(&str, &str)> = content_type
-            .map(|ct| vec![("content-type", ct)])
-            .unwrap_or_default();
+        let headers: Vec<(&str, &str)> = content_type.map(|ct| vec![("content-type", ct)]).unwrap_or_default();
         send(&self.http, method, &url, &headers, body, self.timeout).await
     }
 
-    async fn must(
-        &self,
-        method: Method,
-        target: &str,
-        content_type: Option<&str>,
-        body: Bytes,
-    ) -> Reply {
+    async fn must(&self, method: Method, target: &str, content_type: Option<&str>, body: Bytes) -> Reply {
         let url = self.resolve(target);
         self.send(method.clone(), &url, content_type, body)
             .await
@@ -468,14 +428,12 @@ impl ApiClient {
     ///
     /// Panics on transport errors and timeouts (see [`ApiClient::try_get`]).
     pub async fn get(&self, call: &str, params: &[(&str, &str)]) -> Reply {
-        self.must(Method::GET, &self.url(call, params), None, Bytes::new())
-            .await
+        self.must(Method::GET, &self.url(call, params), None, Bytes::new()).await
     }
 
     /// Signed GET of `call`, returning transport errors and timeouts.
     pub async fn try_get(&self, call: &str, params: &[(&str, &str)]) -> Result<Reply, ClientError> {
-        self.send(Method::GET, &self.url(call, params), None, Bytes::new())
-            .await
+        self.send(Method::GET, &self.url(call, params), None, Bytes::new()).await
     }
 
     /// Signed HEAD of `call` with `params`.
@@ -484,8 +442,7 @@ impl ApiClient {
     ///
     /// Panics on transport errors and timeouts.
     pub async fn head(&self, call: &str, params: &[(&str, &str)]) -> Reply {
-        self.must(Method::HEAD, &self.url(call, params), None, Bytes::new())
-            .await
+        self.must(Method::HEAD, &self.url(call, params), None, Bytes::new()).await
     }
 
     /// GET of `call` carrying `raw_query` verbatim, signed over exactly that
@@ -495,13 +452,7 @@ impl ApiClient {
     ///
     /// Panics on transport errors and timeouts.
     pub async fn get_raw_query(&self, call: &str, raw_query: &str) -> Reply {
-        self.must(
-            Method::GET,
-            &self.signed_url(call, raw_query),
-            None,
-            Bytes::new(),
-        )
-        .await
+        self.must(Method::GET, &self.signed_url(call, raw_query), None, Bytes::new()).await
     }
 
     /// Form-encoded POST (`application/x-www-form-urlencoded`) of `call`.
@@ -521,32 +472,15 @@ impl ApiClient {
         let url = match signing {
             BodySigning::QueryOnly => self.url(call, query_params),
             BodySigning::BodyAsQuery => {
-                assert!(
-                    query_params.is_empty(),
-                    "BodySigning::BodyAsQuery puts only the checksum in the URL"
-                );
-                format!(
-                    "{}?checksum={}",
-                    self.call_url(call),
-                    self.checksum(call, &body)
-                )
+                assert!(query_params.is_empty(), "BodySigning::BodyAsQuery puts only the checksum in the URL");
+                format!("{}?checksum={}", self.call_url(call), self.checksum(call, &body))
             }
             BodySigning::Unsigned => {
                 let query = self.query(query_params);
-                if query.is_empty() {
-                    self.call_url(call)
-                } else {
-                    format!("{}?{query}", self.call_url(call))
-                }
+                if query.is_empty() { self.call_url(call) } else { format!("{}?{query}", self.call_url(call)) }
             }
         };
-        self.must(
-            Method::POST,
-            &url,
-            Some("application/x-www-form-urlencoded"),
-            Bytes::from(body),
-        )
-        .await
+        self.must(Method::POST, &url, Some("application/x-www-form-urlencoded"), Bytes::from(body)).await
     }
 
     /// POST of `call` with signed `params` in the URL and an XML body
@@ -557,13 +491,8 @@ impl ApiClient {
     ///
     /// Panics on transport errors and timeouts.
     pub async fn post_xml(&self, call: &str, params: &[(&str, &str)], xml_body: &str) -> Reply {
-        self.must(
-            Method::POST,
-            &self.url(call, params),
-            Some("application/xml"),
-            Bytes::from(xml_body.to_owned()),
-        )
-        .await
+        self.must(Method::POST, &self.url(call, params), Some("application/xml"), Bytes::from(xml_body.to_owned()))
+            .await
     }
 
     /// POST of `call` carrying `raw_query` verbatim (signed over exactly that
@@ -579,13 +508,7 @@ impl ApiClient {
         content_type: Option<&str>,
         body: impl Into<Bytes>,
     ) -> Reply {
-        self.must(
-            Method::POST,
-            &self.signed_url(call, raw_query),
-            content_type,
-            body.into(),
-        )
-        .await
+        self.must(Method::POST, &self.signed_url(call, raw_query), content_type, body.into()).await
     }
 
     /// Unsigned GET of `target` (see [`ApiClient::resolve`]).
@@ -614,10 +537,7 @@ mod tests {
     #[test]
     fn orders_like_each_front_end() {
         let params = [("name", "x"), ("meetingID", "m"), ("attendeePW", "a")];
-        assert_eq!(
-            Style::Ruby.query(&params),
-            "attendeePW=a&meetingID=m&name=x"
-        );
+        assert_eq!(Style::Ruby.query(&params), "attendeePW=a&meetingID=m&name=x");
         assert_eq!(Style::Php.query(&params), "name=x&meetingID=m&attendeePW=a");
     }
 
@@ -625,18 +545,9 @@ mod tests {
     fn signs_like_bbb() {
         // sha1("getMeetings" + "" + "secret")
         let client = ApiClient::new("http://h/bigbluebutton/api/", "secret");
-        assert_eq!(
-            client.checksum("getMeetings", ""),
-            Algo::Sha1.hex_digest(b"getMeetingssecret")
-        );
-        assert_eq!(
-            Algo::Sha1.hex_digest(b"abc"),
-            "a9993e364706816aba3e25717850c26c9cd0d89d"
-        );
-        assert_eq!(
-            Algo::Sha256.hex_digest(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(client.checksum("getMeetings", ""), Algo::Sha1.hex_digest(b"getMeetingssecret"));
+        assert_eq!(Algo::Sha1.hex_digest(b"abc"), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(Algo::Sha256.hex_digest(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         for algo in Algo::ALL {
             let len = algo.hex_digest(b"").len();
             assert_eq!(Algo::from_hex_len(len), Some(algo));
@@ -644,16 +555,10 @@ mod tests {
         let url = client.url("getMeetings", &[]);
         assert_eq!(
             url,
-            format!(
-                "http://h/bigbluebutton/api/getMeetings?checksum={}",
-                client.checksum("getMeetings", "")
-            )
+            format!("http://h/bigbluebutton/api/getMeetings?checksum={}", client.checksum("getMeetings", ""))
         );
         assert_eq!(client.resolve("/x?y"), "http://h/x?y");
-        assert_eq!(
-            client.resolve("create?a"),
-            "http://h/bigbluebutton/api/create?a"
-        );
+        assert_eq!(client.resolve("create?a"), "http://h/bigbluebutton/api/create?a");
         assert_eq!(client.resolve("http://o/p"), "http://o/p");
     }
 }

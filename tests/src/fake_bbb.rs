@@ -96,9 +96,7 @@ impl RecordedCall {
 
     /// The `checksum` parameter of the query, if any.
     pub fn checksum(&self) -> Option<String> {
-        form_urlencoded::parse(self.raw_query.as_bytes())
-            .find(|(k, _)| k == "checksum")
-            .map(|(_, v)| v.into_owned())
+        form_urlencoded::parse(self.raw_query.as_bytes()).find(|(k, _)| k == "checksum").map(|(_, v)| v.into_owned())
     }
 
     /// The algorithm of the checksum, inferred from its length like bbb-web.
@@ -147,10 +145,7 @@ impl FakeAttendee {
 
     /// A moderator with a generated user id.
     pub fn moderator(full_name: impl Into<String>) -> Self {
-        Self {
-            role: "MODERATOR".into(),
-            ..Self::viewer(full_name)
-        }
+        Self { role: "MODERATOR".into(), ..Self::viewer(full_name) }
     }
 }
 
@@ -223,11 +218,7 @@ impl FakeMeeting {
 
     /// `moderatorCount`.
     pub fn moderator_count(&self) -> u64 {
-        self.attendees
-            .iter()
-            .filter(|a| a.role == "MODERATOR")
-            .count() as u64
-            + self.extra_moderators
+        self.attendees.iter().filter(|a| a.role == "MODERATOR").count() as u64 + self.extra_moderators
     }
 
     /// `videoCount`.
@@ -237,11 +228,7 @@ impl FakeMeeting {
 
     /// `listenerCount`.
     pub fn listener_count(&self) -> u64 {
-        self.attendees
-            .iter()
-            .filter(|a| a.is_listening_only)
-            .count() as u64
-            + self.extra_listeners
+        self.attendees.iter().filter(|a| a.is_listening_only).count() as u64 + self.extra_listeners
     }
 
     /// `voiceParticipantCount`.
@@ -360,8 +347,7 @@ impl MeetingSeed {
     #[must_use]
     pub fn attendees(mut self, n: usize) -> Self {
         let start = self.attendees.len();
-        self.attendees
-            .extend((start..start + n).map(|i| FakeAttendee::viewer(format!("User {}", i + 1))));
+        self.attendees.extend((start..start + n).map(|i| FakeAttendee::viewer(format!("User {}", i + 1))));
         self
     }
 
@@ -391,9 +377,7 @@ struct Shared {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -418,9 +402,7 @@ impl FakeBbb {
     ///
     /// Panics if no port can be bound.
     pub async fn start(secret: impl Into<String>) -> Self {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .await
-            .expect("cannot bind the fake BBB server");
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.expect("cannot bind the fake BBB server");
         let addr = listener.local_addr().expect("local address");
         let (mode, _) = watch::channel(Mode::Normal);
         let shared = Arc::new(Shared {
@@ -435,10 +417,7 @@ impl FakeBbb {
             mode,
         });
         let server = spawn_server(listener, shared.clone());
-        Self {
-            shared,
-            server: Mutex::new(Some(server)),
-        }
+        Self { shared, server: Mutex::new(Some(server)) }
     }
 
     /// The API base, `http://127.0.0.1:P/bigbluebutton/api` (the form
@@ -539,23 +518,12 @@ impl FakeBbb {
 
     /// Recorded requests for `call` (`"create"`, `"join"`, `""` for the root…).
     pub fn calls_to(&self, call: &str) -> Vec<RecordedCall> {
-        self.shared
-            .lock()
-            .calls
-            .iter()
-            .filter(|c| c.call == call)
-            .cloned()
-            .collect()
+        self.shared.lock().calls.iter().filter(|c| c.call == call).cloned().collect()
     }
 
     /// Number of recorded requests for `call`.
     pub fn call_count(&self, call: &str) -> usize {
-        self.shared
-            .lock()
-            .calls
-            .iter()
-            .filter(|c| c.call == call)
-            .count()
+        self.shared.lock().calls.iter().filter(|c| c.call == call).count()
     }
 
     /// Number of recorded requests.
@@ -581,12 +549,7 @@ impl FakeBbb {
 
     /// External IDs of every meeting, in creation order.
     pub fn meeting_ids(&self) -> Vec<String> {
-        self.shared
-            .lock()
-            .meetings
-            .iter()
-            .map(|m| m.meeting_id.clone())
-            .collect()
+        self.shared.lock().meetings.iter().map(|m| m.meeting_id.clone()).collect()
     }
 
     /// Whether a meeting with this ID exists.
@@ -622,9 +585,7 @@ impl FakeBbb {
             seed.meeting_id
         );
         let create_time = seed.create_time.unwrap_or_else(now_ms);
-        let voice_bridge = seed
-            .voice_bridge
-            .unwrap_or_else(|| unused_voice_bridge(&state.meetings));
+        let voice_bridge = seed.voice_bridge.unwrap_or_else(|| unused_voice_bridge(&state.meetings));
         let meeting = FakeMeeting {
             internal_meeting_id: internal_id(&seed.meeting_id, create_time),
             name: seed.name.unwrap_or_else(|| seed.meeting_id.clone()),
@@ -677,22 +638,14 @@ impl FakeBbb {
     pub fn add_attendees(&self, meeting_id: &str, n: usize) -> bool {
         self.update_meeting(meeting_id, |m| {
             let start = m.attendees.len();
-            m.attendees.extend(
-                (start..start + n).map(|i| FakeAttendee::viewer(format!("User {}", i + 1))),
-            );
+            m.attendees.extend((start..start + n).map(|i| FakeAttendee::viewer(format!("User {}", i + 1))));
         })
     }
 
     /// Sets the extra participant, moderator and video counters (reported
     /// counts are joined attendees plus these); returns whether the meeting
     /// exists.
-    pub fn set_counts(
-        &self,
-        meeting_id: &str,
-        participants: u64,
-        moderators: u64,
-        videos: u64,
-    ) -> bool {
+    pub fn set_counts(&self, meeting_id: &str, participants: u64, moderators: u64, videos: u64) -> bool {
         self.update_meeting(meeting_id, |m| {
             m.extra_participants = participants;
             m.extra_moderators = moderators;
@@ -781,9 +734,7 @@ impl FakeFleet {
 
     /// Indices of every server hosting the meeting.
     pub fn servers_with_meeting(&self, meeting_id: &str) -> Vec<usize> {
-        (0..self.servers.len())
-            .filter(|&i| self.servers[i].has_meeting(meeting_id))
-            .collect()
+        (0..self.servers.len()).filter(|&i| self.servers[i].has_meeting(meeting_id)).collect()
     }
 
     /// Recorded requests for `call` over all servers.
@@ -869,35 +820,20 @@ fn failed(key: &str, message: &str) -> HttpResponse {
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<HttpResponse, Infallible> {
     let (parts, body) = req.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(http_body_util::Collected::to_bytes)
-        .unwrap_or_default();
+    let body = body.collect().await.map(http_body_util::Collected::to_bytes).unwrap_or_default();
     let path = parts.uri.path().to_owned();
     let raw_query = parts.uri.query().unwrap_or("").to_owned();
-    let content_type = parts
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let content_type = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let call = api_call_name(&path);
 
-    let mut params: Vec<(String, String)> = form_urlencoded::parse(raw_query.as_bytes())
-        .into_owned()
-        .collect();
-    if content_type
-        .as_deref()
-        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"))
-    {
+    let mut params: Vec<(String, String)> = form_urlencoded::parse(raw_query.as_bytes()).into_owned().collect();
+    if content_type.as_deref().is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded")) {
         params.extend(form_urlencoded::parse(&body).into_owned());
     }
 
     let recorded = {
         let mut state = shared.lock();
-        let checksum_valid = call
-            .as_deref()
-            .is_some_and(|call| checksum_valid(call, &raw_query, &state.secret));
+        let checksum_valid = call.as_deref().is_some_and(|call| checksum_valid(call, &raw_query, &state.secret));
         let recorded = RecordedCall {
             method: parts.method.clone(),
             path: path.clone(),
@@ -931,18 +867,10 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<HttpRespo
     };
     match mode {
         Mode::Down => {
-            return Ok(response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "text/plain",
-                "Service Unavailable",
-            ));
+            return Ok(response(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "Service Unavailable"));
         }
         Mode::Garbage => {
-            return Ok(response(
-                StatusCode::OK,
-                "text/html",
-                "<html><body>Bad Gateway",
-            ));
+            return Ok(response(StatusCode::OK, "text/html", "<html><body>Bad Gateway"));
         }
         _ => {}
     }
@@ -973,12 +901,10 @@ fn non_api(shared: &Shared, call: &RecordedCall) -> HttpResponse {
     if call.path == "/html5client/join" {
         let token = call.param("sessionToken").unwrap_or_default();
         let state = shared.lock();
-        let found = state.meetings.iter().find_map(|m| {
-            m.attendees
-                .iter()
-                .find(|a| !token.is_empty() && a.session_token == token)
-                .map(|a| (m, a))
-        });
+        let found = state
+            .meetings
+            .iter()
+            .find_map(|m| m.attendees.iter().find(|a| !token.is_empty() && a.session_token == token).map(|a| (m, a)));
         if let Some((meeting, attendee)) = found {
             let body = format!(
                 "<html><body>fake html5 client: meetingID={} fullName={} role={} sessionToken={token}</body></html>",
@@ -999,13 +925,7 @@ fn api_call_name(path: &str) -> Option<String> {
         return Some(String::new());
     }
     let rest = path.strip_prefix(API_PATH)?.strip_prefix('/')?;
-    Some(
-        rest.trim_end_matches('/')
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_owned(),
-    )
+    Some(rest.trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_owned())
 }
 
 /// bbb-web's validation: strip the checksum pair textually from the raw
@@ -1013,9 +933,8 @@ fn api_call_name(path: &str) -> Option<String> {
 fn checksum_valid(call: &str, raw_query: &str, secret: &str) -> bool {
     // bbb-web reads the (first) decoded `checksum` parameter, then removes
     // its pair textually from the raw query.
-    let Some(checksum) = form_urlencoded::parse(raw_query.as_bytes())
-        .find(|(k, _)| k == "checksum")
-        .map(|(_, v)| v.into_owned())
+    let Some(checksum) =
+        form_urlencoded::parse(raw_query.as_bytes()).find(|(k, _)| k == "checksum").map(|(_, v)| v.into_owned())
     else {
         return false;
     };
@@ -1031,10 +950,7 @@ fn checksum_valid(call: &str, raw_query: &str, secret: &str) -> bool {
 }
 
 fn first_param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
+    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
 fn dispatch(state: &mut State, origin: &str, call: &str, req: &RecordedCall) -> HttpResponse {
@@ -1055,10 +971,7 @@ const NOT_FOUND_MESSAGE: &str = "We could not find a meeting with that meeting I
 
 fn create(state: &mut State, req: &RecordedCall) -> HttpResponse {
     let Some(meeting_id) = req.param("meetingID").filter(|id| !id.is_empty()) else {
-        return failed(
-            "missingParamMeetingID",
-            "You must specify a meeting ID for the meeting.",
-        );
+        return failed("missingParamMeetingID", "You must specify a meeting ID for the meeting.");
     };
     let attendee_pw = req.param("attendeePW").filter(|p| !p.is_empty());
     let moderator_pw = req.param("moderatorPW").filter(|p| !p.is_empty());
@@ -1081,10 +994,7 @@ fn create(state: &mut State, req: &RecordedCall) -> HttpResponse {
     let voice_bridge = match req.param("voiceBridge").filter(|v| !v.is_empty()) {
         Some(bridge) => {
             if state.meetings.iter().any(|m| m.voice_bridge == bridge) {
-                return failed(
-                    "nonUniqueVoiceBridge",
-                    "The selected voice bridge is already in use.",
-                );
+                return failed("nonUniqueVoiceBridge", "The selected voice bridge is already in use.");
             }
             bridge.to_owned()
         }
@@ -1093,16 +1003,10 @@ fn create(state: &mut State, req: &RecordedCall) -> HttpResponse {
     let is_breakout = req.param("isBreakout").is_some_and(is_true);
     let parent_meeting_id = if is_breakout {
         let Some(parent) = req.param("parentMeetingID").filter(|p| !p.is_empty()) else {
-            return failed(
-                "parentMeetingIDMissing",
-                "No parent meeting ID was provided for the breakout room",
-            );
+            return failed("parentMeetingIDMissing", "No parent meeting ID was provided for the breakout room");
         };
         if find_meeting(&state.meetings, parent).is_none() {
-            return failed(
-                "parentMeetingDoesNotExist",
-                "No parent meeting exists for the breakout room",
-            );
+            return failed("parentMeetingDoesNotExist", "No parent meeting exists for the breakout room");
         }
         Some(parent.to_owned())
     } else {
@@ -1111,48 +1015,29 @@ fn create(state: &mut State, req: &RecordedCall) -> HttpResponse {
     let metadata = req
         .params
         .iter()
-        .filter_map(|(k, v)| {
-            k.strip_prefix("meta_")
-                .map(|key| (key.to_lowercase(), v.clone()))
-        })
+        .filter_map(|(k, v)| k.strip_prefix("meta_").map(|key| (key.to_lowercase(), v.clone())))
         .fold(BTreeMap::new(), |mut map, (k, v)| {
             map.entry(k).or_insert(v);
             map
         });
     let create_time = now_ms();
-    let is_form = req
-        .content_type
-        .as_deref()
-        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    let is_form = req.content_type.as_deref().is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
     let meeting = FakeMeeting {
         meeting_id: meeting_id.to_owned(),
-        name: req
-            .param("name")
-            .filter(|n| !n.is_empty())
-            .unwrap_or(meeting_id)
-            .to_owned(),
+        name: req.param("name").filter(|n| !n.is_empty()).unwrap_or(meeting_id).to_owned(),
         internal_meeting_id: internal_id(meeting_id, create_time),
         create_time,
         create_date: java_date(create_time / 1000),
         voice_bridge,
-        dial_number: req
-            .param("dialNumber")
-            .unwrap_or(DEFAULT_DIAL_NUMBER)
-            .to_owned(),
+        dial_number: req.param("dialNumber").unwrap_or(DEFAULT_DIAL_NUMBER).to_owned(),
         attendee_pw: attendee_pw.map_or_else(password, str::to_owned),
         moderator_pw: moderator_pw.map_or_else(password, str::to_owned),
-        duration: req
-            .param("duration")
-            .and_then(|d| d.parse().ok())
-            .unwrap_or(0),
+        duration: req.param("duration").and_then(|d| d.parse().ok()).unwrap_or(0),
         record: req.param("record").is_some_and(is_true),
         metadata,
         is_breakout,
         parent_meeting_id,
-        max_users: req
-            .param("maxParticipants")
-            .and_then(|d| d.parse().ok())
-            .unwrap_or(0),
+        max_users: req.param("maxParticipants").and_then(|d| d.parse().ok()).unwrap_or(0),
         attendees: Vec::new(),
         extra_participants: 0,
         extra_moderators: 0,
@@ -1162,8 +1047,7 @@ fn create(state: &mut State, req: &RecordedCall) -> HttpResponse {
         has_user_joined: false,
         forcibly_ended: false,
         create_params: req.params.clone(),
-        create_body: (req.method == Method::POST && !req.body.is_empty() && !is_form)
-            .then(|| req.body.clone()),
+        create_body: (req.method == Method::POST && !req.body.is_empty() && !is_form).then(|| req.body.clone()),
         documents: Vec::new(),
     };
     let reply = create_reply(&meeting, "", "");
@@ -1175,10 +1059,7 @@ fn create_reply(m: &FakeMeeting, key: &str, message: &str) -> String {
     let mut x = Xml::response("SUCCESS");
     x.leaf("meetingID", &m.meeting_id);
     x.leaf("internalMeetingID", &m.internal_meeting_id);
-    x.leaf(
-        "parentMeetingID",
-        m.parent_meeting_id.as_deref().unwrap_or("bbb-none"),
-    );
+    x.leaf("parentMeetingID", m.parent_meeting_id.as_deref().unwrap_or("bbb-none"));
     x.leaf("attendeePW", &m.attendee_pw);
     x.leaf("moderatorPW", &m.moderator_pw);
     x.leaf("createTime", &m.create_time.to_string());
@@ -1195,10 +1076,7 @@ fn create_reply(m: &FakeMeeting, key: &str, message: &str) -> String {
 
 fn join(state: &mut State, origin: &str, req: &RecordedCall) -> HttpResponse {
     let Some(meeting_id) = req.param("meetingID").filter(|id| !id.is_empty()) else {
-        return failed(
-            "missingParamMeetingID",
-            "You must specify a meeting ID for the meeting.",
-        );
+        return failed("missingParamMeetingID", "You must specify a meeting ID for the meeting.");
     };
     let Some(full_name) = req.param("fullName").filter(|n| !n.is_empty()) else {
         return failed(
@@ -1218,10 +1096,10 @@ fn join(state: &mut State, origin: &str, req: &RecordedCall) -> HttpResponse {
     };
     let session_token = random_string(16, ALNUM_LOWER);
     let attendee = FakeAttendee {
-        user_id: req.param("userID").filter(|u| !u.is_empty()).map_or_else(
-            || format!("w_{}", random_string(12, ALNUM_LOWER)),
-            str::to_owned,
-        ),
+        user_id: req
+            .param("userID")
+            .filter(|u| !u.is_empty())
+            .map_or_else(|| format!("w_{}", random_string(12, ALNUM_LOWER)), str::to_owned),
         full_name: full_name.to_owned(),
         role: role.to_owned(),
         has_video: false,
@@ -1230,9 +1108,7 @@ fn join(state: &mut State, origin: &str, req: &RecordedCall) -> HttpResponse {
         session_token: session_token.clone(),
     };
     let url = format!("{origin}/html5client/join?sessionToken={session_token}");
-    let redirect = !req
-        .param("redirect")
-        .is_some_and(|r| r.eq_ignore_ascii_case("false"));
+    let redirect = !req.param("redirect").is_some_and(|r| r.eq_ignore_ascii_case("false"));
     let reply = if redirect {
         Response::builder()
             .status(StatusCode::FOUND)
@@ -1259,10 +1135,7 @@ fn join(state: &mut State, origin: &str, req: &RecordedCall) -> HttpResponse {
 
 fn end(state: &mut State, req: &RecordedCall) -> HttpResponse {
     let Some(meeting_id) = req.param("meetingID").filter(|id| !id.is_empty()) else {
-        return failed(
-            "missingParamMeetingID",
-            "You must specify a meeting ID for the meeting.",
-        );
+        return failed("missingParamMeetingID", "You must specify a meeting ID for the meeting.");
     };
     let Some(i) = find_meeting(&state.meetings, meeting_id) else {
         return failed(
@@ -1285,13 +1158,9 @@ fn end(state: &mut State, req: &RecordedCall) -> HttpResponse {
 
 fn is_meeting_running(state: &State, req: &RecordedCall) -> HttpResponse {
     let Some(meeting_id) = req.param("meetingID").filter(|id| !id.is_empty()) else {
-        return failed(
-            "missingParamMeetingID",
-            "You must specify a meeting ID for the meeting.",
-        );
+        return failed("missingParamMeetingID", "You must specify a meeting ID for the meeting.");
     };
-    let running =
-        find_meeting(&state.meetings, meeting_id).is_some_and(|i| state.meetings[i].running());
+    let running = find_meeting(&state.meetings, meeting_id).is_some_and(|i| state.meetings[i].running());
     let mut x = Xml::response("SUCCESS");
     x.leaf("running", bool_str(running));
     xml_response(x.finish())
@@ -1299,10 +1168,7 @@ fn is_meeting_running(state: &State, req: &RecordedCall) -> HttpResponse {
 
 fn get_meeting_info(state: &State, req: &RecordedCall) -> HttpResponse {
     let Some(meeting_id) = req.param("meetingID").filter(|id| !id.is_empty()) else {
-        return failed(
-            "missingParamMeetingID",
-            "You must specify a meeting ID for the meeting.",
-        );
+        return failed("missingParamMeetingID", "You must specify a meeting ID for the meeting.");
     };
     let Some(i) = find_meeting(&state.meetings, meeting_id) else {
         return failed("notFound", NOT_FOUND_MESSAGE);
@@ -1332,16 +1198,10 @@ fn get_meetings(state: &State) -> HttpResponse {
 
 fn insert_document(state: &mut State, req: &RecordedCall) -> HttpResponse {
     let Some(meeting_id) = req.param("meetingID").filter(|id| !id.is_empty()) else {
-        return failed(
-            "missingParamMeetingID",
-            "You must specify a meeting ID for the meeting.",
-        );
+        return failed("missingParamMeetingID", "You must specify a meeting ID for the meeting.");
     };
     let Some(i) = find_meeting(&state.meetings, meeting_id) else {
-        return failed(
-            "notFound",
-            &format!("Meeting with id [{meeting_id}] not found."),
-        );
+        return failed("notFound", &format!("Meeting with id [{meeting_id}] not found."));
     };
     state.meetings[i].documents.push(req.body.clone());
     let mut x = Xml::response("SUCCESS");
@@ -1369,10 +1229,7 @@ fn meeting_fields(x: &mut Xml, m: &FakeMeeting, all: &[FakeMeeting]) {
     x.leaf("endTime", "0");
     x.leaf("participantCount", &m.participant_count().to_string());
     x.leaf("listenerCount", &m.listener_count().to_string());
-    x.leaf(
-        "voiceParticipantCount",
-        &m.voice_participant_count().to_string(),
-    );
+    x.leaf("voiceParticipantCount", &m.voice_participant_count().to_string());
     x.leaf("videoCount", &m.video_count().to_string());
     x.leaf("maxUsers", &m.max_users.to_string());
     x.leaf("moderatorCount", &m.moderator_count().to_string());
@@ -1401,10 +1258,8 @@ fn meeting_fields(x: &mut Xml, m: &FakeMeeting, all: &[FakeMeeting]) {
         x.leaf("sequence", "1");
         x.leaf("freeJoin", "false");
     }
-    let rooms: Vec<&FakeMeeting> = all
-        .iter()
-        .filter(|b| b.parent_meeting_id.as_deref() == Some(m.internal_meeting_id.as_str()))
-        .collect();
+    let rooms: Vec<&FakeMeeting> =
+        all.iter().filter(|b| b.parent_meeting_id.as_deref() == Some(m.internal_meeting_id.as_str())).collect();
     if !rooms.is_empty() {
         x.open("breakoutRooms");
         for room in rooms {
@@ -1423,21 +1278,12 @@ fn find_meeting(meetings: &[FakeMeeting], id: &str) -> Option<usize> {
         .or_else(|| meetings.iter().position(|m| m.internal_meeting_id == id))
         .or_else(|| {
             let looks_internal = id.len() >= 40 && id[..40].bytes().all(|b| b.is_ascii_hexdigit());
-            if looks_internal {
-                meetings
-                    .iter()
-                    .position(|m| m.internal_meeting_id.starts_with(id))
-            } else {
-                None
-            }
+            if looks_internal { meetings.iter().position(|m| m.internal_meeting_id.starts_with(id)) } else { None }
         })
 }
 
 fn internal_id(meeting_id: &str, create_time: u64) -> String {
-    format!(
-        "{}-{create_time}",
-        Algo::Sha1.hex_digest(meeting_id.as_bytes())
-    )
+    format!("{}-{create_time}", Algo::Sha1.hex_digest(meeting_id.as_bytes()))
 }
 
 fn unused_voice_bridge(meetings: &[FakeMeeting]) -> String {
@@ -1462,18 +1308,14 @@ fn bool_str(value: bool) -> &'static str {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Formats epoch seconds like Java's `Date.toString()` in UTC:
 /// `Mon Jul 09 17:03:29 UTC 2018`.
 fn java_date(epoch_secs: u64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let days = epoch_secs / 86_400;
     let secs = epoch_secs % 86_400;
     // Civil-from-days (Howard Hinnant), for days since 1970-01-01.

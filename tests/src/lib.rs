@@ -39,9 +39,7 @@ pub mod util;
 
 pub use app::{LB_SECRET, NS, TestApp, TestAppBuilder, server_id};
 pub use client::{Algo, ApiClient, BodySigning, ClientError, Reply, Style, http_get, http_request};
-pub use fake_bbb::{
-    FakeAttendee, FakeBbb, FakeFleet, FakeMeeting, MeetingSeed, Mode, RecordedCall,
-};
+pub use fake_bbb::{FakeAttendee, FakeBbb, FakeFleet, FakeMeeting, MeetingSeed, Mode, RecordedCall};
 pub use postgres::TestPostgres;
 pub use redis::{RespValue, TestRedis};
 pub use seed::SeedServer;

@@ -51,8 +51,7 @@ impl TestPostgres {
     /// Panics when the PostgreSQL binaries are missing or the server does not
     /// come up.
     pub async fn start() -> Self {
-        let bin_dir =
-            find_bin_dir().unwrap_or_else(|| panic!("initdb/postgres not found: {MISSING}"));
+        let bin_dir = find_bin_dir().unwrap_or_else(|| panic!("initdb/postgres not found: {MISSING}"));
         let psql = [bin_dir.join("psql")]
             .into_iter()
             .find(|p| p.is_file())
@@ -77,20 +76,12 @@ impl TestPostgres {
         std::fs::create_dir(&socket_dir).expect("cannot create the socket directory");
         if let Some((uid, gid)) = run_as {
             for path in [dir.path(), socket_dir.as_path()] {
-                std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap_or_else(|e| {
-                    panic!("cannot chown {} to the postgres user: {e}", path.display())
-                });
+                std::os::unix::fs::chown(path, Some(uid), Some(gid))
+                    .unwrap_or_else(|e| panic!("cannot chown {} to the postgres user: {e}", path.display()));
             }
         }
 
-        let mut this = Self {
-            bin_dir,
-            psql,
-            run_as,
-            port: 0,
-            dir,
-            child: Mutex::new(None),
-        };
+        let mut this = Self { bin_dir, psql, run_as, port: 0, dir, child: Mutex::new(None) };
         this.initdb().await;
 
         let mut last_error = String::new();
@@ -172,10 +163,9 @@ impl TestPostgres {
         }
         match self.spawn_and_wait().await {
             Ok(child) => *self.child.lock().unwrap() = Some(child),
-            Err(StartError::PortInUse) => panic!(
-                "postgres cannot restart: port {} is now used by another process",
-                self.port
-            ),
+            Err(StartError::PortInUse) => {
+                panic!("postgres cannot restart: port {} is now used by another process", self.port)
+            }
             Err(StartError::Other(message)) => panic!("{message}"),
         }
     }
@@ -188,9 +178,7 @@ impl TestPostgres {
     ///
     /// Panics if `psql` fails.
     pub async fn psql(&self, sql: &str) -> String {
-        self.try_psql(sql)
-            .await
-            .unwrap_or_else(|e| panic!("psql failed for {sql:?}: {e}"))
+        self.try_psql(sql).await.unwrap_or_else(|e| panic!("psql failed for {sql:?}: {e}"))
     }
 
     /// Like [`TestPostgres::psql`], returning `psql`'s error output instead
@@ -215,11 +203,7 @@ impl TestPostgres {
             let text = String::from_utf8_lossy(&output.stdout);
             Ok(text.trim_end_matches('\n').to_owned())
         } else {
-            Err(format!(
-                "{}{}",
-                String::from_utf8_lossy(&output.stderr),
-                String::from_utf8_lossy(&output.stdout)
-            ))
+            Err(format!("{}{}", String::from_utf8_lossy(&output.stderr), String::from_utf8_lossy(&output.stdout)))
         }
     }
 
@@ -276,13 +260,7 @@ impl TestPostgres {
             .arg(self.data_dir())
             .args(["-p", &self.port.to_string(), "-h", "127.0.0.1", "-k"])
             .arg(self.dir.path().join("sock"))
-            .args([
-                "-F",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "full_page_writes=off",
-            ])
+            .args(["-F", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
             .args(["-c", "shared_buffers=16MB", "-c", "max_connections=200"])
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
@@ -292,12 +270,9 @@ impl TestPostgres {
             use std::os::unix::process::CommandExt;
             command.uid(uid).gid(gid).env("HOME", self.dir.path());
         }
-        let mut child = command.spawn().map_err(|e| {
-            StartError::Other(format!(
-                "cannot run postgres in {}: {e}",
-                self.bin_dir.display()
-            ))
-        })?;
+        let mut child = command
+            .spawn()
+            .map_err(|e| StartError::Other(format!("cannot run postgres in {}: {e}", self.bin_dir.display())))?;
 
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
@@ -312,13 +287,10 @@ impl TestPostgres {
                     self.port
                 )));
             }
-            let connected = tokio::time::timeout(
-                Duration::from_secs(1),
-                tokio::net::TcpStream::connect(("127.0.0.1", self.port)),
-            )
-            .await;
-            if matches!(connected, Ok(Ok(_))) && self.psql_on("postgres", "select 1").await.is_ok()
-            {
+            let connected =
+                tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(("127.0.0.1", self.port)))
+                    .await;
+            if matches!(connected, Ok(Ok(_))) && self.psql_on("postgres", "select 1").await.is_ok() {
                 return Ok(child);
             }
             if Instant::now() >= deadline {
@@ -378,19 +350,12 @@ fn find_bin_dir() -> Option<PathBuf> {
         .filter_map(Result::ok)
         .filter_map(|entry| {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let version = name
-                .split('.')
-                .map(|part| part.parse::<u64>().ok())
-                .collect::<Option<Vec<_>>>()?;
+            let version = name.split('.').map(|part| part.parse::<u64>().ok()).collect::<Option<Vec<_>>>()?;
             Some((version, entry.path().join("bin")))
         })
         .collect();
     versions.sort();
-    versions
-        .into_iter()
-        .rev()
-        .map(|(_, dir)| dir)
-        .find(|dir| has_both(dir))
+    versions.into_iter().rev().map(|(_, dir)| dir).find(|dir| has_both(dir))
 }
 
 /// The effective uid of this process, from `/proc/self/status`, falling back
@@ -437,10 +402,7 @@ mod tests {
     #[tokio::test]
     async fn starts_accepts_connections_and_restarts() {
         let pg = TestPostgres::start().await;
-        assert_eq!(
-            pg.url(),
-            format!("postgres://postgres@127.0.0.1:{}/scalelite", pg.port())
-        );
+        assert_eq!(pg.url(), format!("postgres://postgres@127.0.0.1:{}/scalelite", pg.port()));
         assert_eq!(pg.psql("select 1").await, "1");
         assert_eq!(pg.psql("select current_database()").await, "scalelite");
         // The server process runs as the unprivileged user when we are root.
@@ -449,16 +411,9 @@ mod tests {
             let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
             let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
             let (postgres_uid, _) = lookup_user("postgres").unwrap();
-            assert!(
-                uid_line
-                    .split_whitespace()
-                    .skip(1)
-                    .all(|u| u == postgres_uid.to_string()),
-                "{uid_line}"
-            );
+            assert!(uid_line.split_whitespace().skip(1).all(|u| u == postgres_uid.to_string()), "{uid_line}");
         }
-        pg.psql("create table t (x int); insert into t values (42)")
-            .await;
+        pg.psql("create table t (x int); insert into t values (42)").await;
         assert!(pg.try_psql("select nonsense from nowhere").await.is_err());
 
         let port = pg.port();

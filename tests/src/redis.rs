@@ -45,16 +45,13 @@ impl TestRedis {
     ///
     /// Panics when `redis-server` is not installed or does not come up.
     pub async fn start() -> Self {
-        let binary = find_binary(
-            "redis-server",
-            &[Path::new("/usr/bin"), Path::new("/usr/sbin")],
-        )
-        .unwrap_or_else(|| {
-            panic!(
-                "redis-server not found: install the Debian package `redis-server` \
+        let binary =
+            find_binary("redis-server", &[Path::new("/usr/bin"), Path::new("/usr/sbin")]).unwrap_or_else(|| {
+                panic!(
+                    "redis-server not found: install the Debian package `redis-server` \
                      (apt-get install redis-server)"
-            )
-        });
+                )
+            });
         let dir = tempfile::Builder::new()
             .prefix("test-redis-")
             .tempdir()
@@ -64,12 +61,7 @@ impl TestRedis {
             let port = free_port();
             match spawn_and_wait(&binary, dir.path(), port).await {
                 Ok(child) => {
-                    return Self {
-                        binary,
-                        port,
-                        dir,
-                        child: Mutex::new(Some(child)),
-                    };
+                    return Self { binary, port, dir, child: Mutex::new(Some(child)) };
                 }
                 Err(StartError::PortInUse) => {
                     last_error = format!("port {port} already in use");
@@ -128,10 +120,9 @@ impl TestRedis {
         }
         match spawn_and_wait(&self.binary, self.dir.path(), self.port).await {
             Ok(child) => *self.child.lock().unwrap() = Some(child),
-            Err(StartError::PortInUse) => panic!(
-                "redis-server cannot restart: port {} is now used by another process",
-                self.port
-            ),
+            Err(StartError::PortInUse) => {
+                panic!("redis-server cannot restart: port {} is now used by another process", self.port)
+            }
             Err(StartError::Other(message)) => panic!("{message}"),
         }
     }
@@ -172,9 +163,7 @@ async fn spawn_and_wait(binary: &Path, dir: &Path, port: u16) -> Result<Child, S
         .append(true)
         .open(&log_path)
         .map_err(|e| StartError::Other(format!("cannot open {}: {e}", log_path.display())))?;
-    let log_err = log
-        .try_clone()
-        .map_err(|e| StartError::Other(format!("cannot clone log handle: {e}")))?;
+    let log_err = log.try_clone().map_err(|e| StartError::Other(format!("cannot clone log handle: {e}")))?;
     let log_start = std::fs::metadata(&log_path).map_or(0, |m| m.len());
     let port_arg = port.to_string();
     let mut child = Command::new(binary)
@@ -196,9 +185,7 @@ async fn spawn_and_wait(binary: &Path, dir: &Path, port: u16) -> Result<Child, S
             if tail.contains("Address already in use") {
                 return Err(StartError::PortInUse);
             }
-            return Err(StartError::Other(format!(
-                "redis-server exited with {status} on port {port}; log:\n{tail}"
-            )));
+            return Err(StartError::Other(format!("redis-server exited with {status} on port {port}; log:\n{tail}")));
         }
         let ping = tokio::time::timeout(Duration::from_secs(1), resp_command(port, &["PING"]));
         if let Ok(Ok(RespValue::Str(pong))) = ping.await
@@ -295,10 +282,7 @@ impl RespValue {
     /// Panics if the reply is neither an array nor nil.
     pub fn as_map(&self) -> BTreeMap<String, String> {
         let items = self.as_vec();
-        items
-            .chunks(2)
-            .map(|pair| (pair[0].clone(), pair.get(1).cloned().unwrap_or_default()))
-            .collect()
+        items.chunks(2).map(|pair| (pair[0].clone(), pair.get(1).cloned().unwrap_or_default())).collect()
     }
 }
 
@@ -317,10 +301,7 @@ async fn resp_command(port: u16, args: &[&str]) -> io::Result<RespValue> {
         loop {
             let n = stream.read(&mut chunk).await?;
             if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "connection closed before a complete reply",
-                ));
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed before a complete reply"));
             }
             buf.extend_from_slice(&chunk[..n]);
             if let Some((value, _)) = parse_resp(&buf)? {
@@ -390,21 +371,11 @@ mod tests {
         let full = b"*3\r\n$1\r\na\r\n:5\r\n*-1\r\n";
         let (value, used) = parse_resp(full).unwrap().unwrap();
         assert_eq!(used, full.len());
-        assert_eq!(
-            value,
-            RespValue::Array(vec![
-                RespValue::Str("a".into()),
-                RespValue::Int(5),
-                RespValue::Nil
-            ])
-        );
+        assert_eq!(value, RespValue::Array(vec![RespValue::Str("a".into()), RespValue::Int(5), RespValue::Nil]));
         for cut in 0..full.len() {
             assert!(parse_resp(&full[..cut]).unwrap().is_none(), "cut {cut}");
         }
-        assert_eq!(
-            parse_resp(b"-ERR x\r\n").unwrap().unwrap().0,
-            RespValue::Error("ERR x".into())
-        );
+        assert_eq!(parse_resp(b"-ERR x\r\n").unwrap().unwrap().0, RespValue::Error("ERR x".into()));
     }
 
     #[tokio::test]
@@ -424,10 +395,7 @@ mod tests {
         members.sort();
         assert_eq!(members, ["x", "y"]);
         assert_eq!(redis.cmd(&["INCR", "n"]).await.as_int(), Some(1));
-        assert!(matches!(
-            redis.cmd(&["NOSUCHCOMMAND"]).await,
-            RespValue::Error(_)
-        ));
+        assert!(matches!(redis.cmd(&["NOSUCHCOMMAND"]).await, RespValue::Error(_)));
 
         let port = redis.port();
         redis.stop().await;

@@ -36,11 +36,7 @@ pub struct SeedServer {
 
 impl SeedServer {
     /// An enabled, online server with load 0 and multiplier `1.0`.
-    pub fn enabled(
-        id: impl Into<String>,
-        url: impl Into<String>,
-        secret: impl Into<String>,
-    ) -> Self {
+    pub fn enabled(id: impl Into<String>, url: impl Into<String>, secret: impl Into<String>) -> Self {
         Self {
             id: id.into(),
             url: url.into(),
@@ -98,17 +94,10 @@ pub async fn seed_server(redis: &TestRedis, ns: &str, server: &SeedServer) {
     let key = |name: &str| format!("{ns}:{name}");
     let hash = key(&format!("server:{}", server.id));
     redis.cmd(&["DEL", &hash]).await;
-    redis
-        .cmd(&["SREM", &key("server_enabled"), &server.id])
-        .await;
+    redis.cmd(&["SREM", &key("server_enabled"), &server.id]).await;
     redis.cmd(&["ZREM", &key("server_load"), &server.id]).await;
-    redis
-        .cmd(&["ZREM", &key("cordoned_server_load"), &server.id])
-        .await;
-    let mut fields: Vec<(&str, String)> = vec![
-        ("url", server.url.clone()),
-        ("secret", server.secret.clone()),
-    ];
+    redis.cmd(&["ZREM", &key("cordoned_server_load"), &server.id]).await;
+    let mut fields: Vec<(&str, String)> = vec![("url", server.url.clone()), ("secret", server.secret.clone())];
     if let Some(tag) = &server.tag {
         fields.push(("tag", tag.clone()));
     }
@@ -133,22 +122,16 @@ pub async fn seed_server(redis: &TestRedis, ns: &str, server: &SeedServer) {
         None => server.legacy_enabled,
     };
     if enabled {
-        redis
-            .cmd(&["SADD", &key("server_enabled"), &server.id])
-            .await;
+        redis.cmd(&["SADD", &key("server_enabled"), &server.id]).await;
     }
     if let (Some(load), true) = (server.load, server.online) {
         let load = format!("{load:?}");
         match server.state.as_deref() {
             Some("cordoned") => {
-                redis
-                    .cmd(&["ZADD", &key("cordoned_server_load"), &load, &server.id])
-                    .await;
+                redis.cmd(&["ZADD", &key("cordoned_server_load"), &load, &server.id]).await;
             }
             _ if enabled => {
-                redis
-                    .cmd(&["ZADD", &key("server_load"), &load, &server.id])
-                    .await;
+                redis.cmd(&["ZADD", &key("server_load"), &load, &server.id]).await;
             }
             _ => {}
         }
@@ -182,9 +165,7 @@ pub async fn seed_meeting(
         .await;
     redis.cmd(&["EXPIRE", &hash, "86400"]).await;
     redis.cmd(&["SADD", &format!("{ns}:meetings"), id]).await;
-    redis
-        .cmd(&["HSET", &format!("{ns}:voice_bridges"), voice_bridge, id])
-        .await;
+    redis.cmd(&["HSET", &format!("{ns}:voice_bridges"), voice_bridge, id]).await;
 }
 
 /// The fields of a hash.
@@ -194,9 +175,5 @@ pub async fn hash(redis: &TestRedis, key: &str) -> BTreeMap<String, String> {
 
 /// The score of `member` in a sorted set.
 pub async fn score(redis: &TestRedis, key: &str, member: &str) -> Option<f64> {
-    redis
-        .cmd(&["ZSCORE", key, member])
-        .await
-        .as_str()
-        .and_then(|s| s.parse().ok())
+    redis.cmd(&["ZSCORE", key, member]).await.as_str().and_then(|s| s.parse().ok())
 }

@@ -60,9 +60,7 @@ pub fn free_port() -> u16 {
 
 /// Finds an executable called `name` on `PATH`, then in each of `extra_dirs`.
 pub fn find_binary(name: &str, extra_dirs: &[&Path]) -> Option<PathBuf> {
-    let path_dirs = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default();
+    let path_dirs = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect::<Vec<_>>()).unwrap_or_default();
     path_dirs
         .iter()
         .map(PathBuf::as_path)
@@ -78,9 +76,7 @@ fn is_executable(path: &Path) -> bool {
 
 /// A random string of `len` characters from `alphabet`.
 pub(crate) fn random_string(len: usize, alphabet: &[u8]) -> String {
-    (0..len)
-        .map(|_| char::from(alphabet[rand::random_range(0..alphabet.len())]))
-        .collect()
+    (0..len).map(|_| char::from(alphabet[rand::random_range(0..alphabet.len())])).collect()
 }
 
 /// Lower-case letters and digits.

@@ -15,25 +15,15 @@ pub async fn health_check(State(state): State<AppState>) -> Response {
     let result = check(&state).await;
     let (status, body) = match result {
         Ok(()) => (StatusCode::OK, "success".to_owned()),
-        Err(error) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("Health Check Failure: {error}"),
-        ),
+        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, format!("Health Check Failure: {error}")),
     };
     let mut response = (status, body).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response
 }
 
 async fn check(state: &AppState) -> Result<(), String> {
-    state
-        .store
-        .health_check()
-        .await
-        .map_err(|e| e.to_string())?;
+    state.store.health_check().await.map_err(|e| e.to_string())?;
     if let Some(pool) = &state.database {
         let query = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(pool);
         match tokio::time::timeout(Duration::from_secs(3), query).await {

@@ -18,8 +18,7 @@ use tower::{Layer, ServiceBuilder};
 use tower_http::normalize_path::NormalizePathLayer;
 
 use crate::api::{
-    create, end, get_meeting_info, get_meetings, index, insert_document, is_meeting_running, join,
-    unsupported,
+    create, end, get_meeting_info, get_meetings, index, insert_document, is_meeting_running, join, unsupported,
 };
 pub use crate::state::AppState;
 
@@ -30,50 +29,39 @@ pub fn router(state: AppState) -> Router {
     let api = "/bigbluebutton/api";
     Router::new()
         .route(api, get(index::index).post(index::index).fallback(fallback))
-        .route(
-            &format!("{api}/create"),
-            get(create::create).post(create::create).fallback(fallback),
-        )
+        .route(&format!("{api}/create"), get(create::create).post(create::create).fallback(fallback))
         .route(&format!("{api}/join"), get(join::join).fallback(fallback))
-        .route(
-            &format!("{api}/end"),
-            get(end::end).post(end::end).fallback(fallback),
-        )
+        .route(&format!("{api}/end"), get(end::end).post(end::end).fallback(fallback))
         .route(
             &format!("{api}/isMeetingRunning"),
-            get(is_meeting_running::is_meeting_running)
-                .post(is_meeting_running::is_meeting_running)
-                .fallback(fallback),
+            get(is_meeting_running::is_meeting_running).post(is_meeting_running::is_meeting_running).fallback(fallback),
         )
         .route(
             &format!("{api}/getMeetingInfo"),
-            get(get_meeting_info::get_meeting_info)
-                .post(get_meeting_info::get_meeting_info)
-                .fallback(fallback),
+            get(get_meeting_info::get_meeting_info).post(get_meeting_info::get_meeting_info).fallback(fallback),
         )
         .route(
             &format!("{api}/getMeetings"),
-            get(get_meetings::get_meetings)
-                .post(get_meetings::get_meetings)
-                .fallback(fallback),
+            get(get_meetings::get_meetings).post(get_meetings::get_meetings).fallback(fallback),
         )
         .route(
             &format!("{api}/insertDocument"),
             axum::routing::post(insert_document::insert_document).fallback(fallback),
         )
-        .route(
-            "/health_check",
-            get(health::health_check).fallback(fallback),
-        )
+        .route("/health_check", get(health::health_check).fallback(fallback))
         .route("/", any(health::health_check))
         .fallback(fallback)
         .layer(
             ServiceBuilder::new()
                 .layer(axum::middleware::from_fn(middleware::log_request))
                 // Host authorization costs nothing unless URL_HOST is set.
-                .option_layer(state.config.url_host.is_some().then(|| {
-                    axum::middleware::from_fn_with_state(state.clone(), middleware::authorize_host)
-                })),
+                .option_layer(
+                    state
+                        .config
+                        .url_host
+                        .is_some()
+                        .then(|| axum::middleware::from_fn_with_state(state.clone(), middleware::authorize_host)),
+                ),
         )
         .with_state(state)
 }
@@ -87,10 +75,5 @@ pub async fn run(
 ) -> std::io::Result<()> {
     // Trailing slashes are trimmed before routing (Rails tolerates them).
     let app = NormalizePathLayer::trim_trailing_slash().layer(router(state));
-    axum::serve(
-        listener,
-        axum::ServiceExt::<Request>::into_make_service(app),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    axum::serve(listener, axum::ServiceExt::<Request>::into_make_service(app)).with_graceful_shutdown(shutdown).await
 }

@@ -17,14 +17,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let env = Env::from_process();
-    telemetry::init(
-        env.get("LOG_FORMAT")
-            .is_some_and(|f| f.eq_ignore_ascii_case("json")),
-    );
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    telemetry::init(env.get("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")));
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             error!("cannot start the runtime: {e}");
@@ -43,18 +37,13 @@ fn main() -> ExitCode {
 async fn serve(env: &Env) -> anyhow::Result<()> {
     let config = Config::from_env(env)?;
     if config.multitenancy {
-        anyhow::bail!(
-            "MULTITENANCY_ENABLED=true is not supported by this version yet; refusing to start unscoped"
-        );
+        anyhow::bail!("MULTITENANCY_ENABLED=true is not supported by this version yet; refusing to start unscoped");
     }
     if config.secrets.is_empty() {
         tracing::warn!("LOADBALANCER_SECRET is not set: every checksummed call will be refused");
     }
-    let store = RedisStore::open(config.redis_url.expose(), &config.redis_namespace)
-        .context("REDIS_URL")?;
-    let listener = TcpListener::bind(config.bind)
-        .await
-        .with_context(|| format!("binding {}", config.bind))?;
+    let store = RedisStore::open(config.redis_url.expose(), &config.redis_namespace).context("REDIS_URL")?;
+    let listener = TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
     info!(address = %listener.local_addr()?, "scalelite-api listening");
     let state = AppState::new(config, Arc::new(store))?;
     scalelite_api::run(listener, state, shutdown_signal()).await?;
@@ -68,9 +57,7 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut signal) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
+        if let Ok(mut signal) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             signal.recv().await;
         }
     };

@@ -37,11 +37,7 @@ pub async fn log_request(request: Request, next: Next) -> Response {
 /// in multitenant mode, its sub-domains) is served; others get HTTP 403 with
 /// an empty body. Paths containing `health_check` are exempt. The router
 /// installs this layer only when `URL_HOST` is set.
-pub async fn authorize_host(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub async fn authorize_host(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let Some(url_host) = state.config.url_host.as_deref() else {
         return next.run(request).await;
     };
@@ -49,10 +45,7 @@ pub async fn authorize_host(
         return next.run(request).await;
     }
     let headers = request.headers();
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| request.uri().host());
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).or_else(|| request.uri().host());
     let forwarded = headers
         .get_all("x-forwarded-host")
         .iter()
@@ -62,11 +55,7 @@ pub async fn authorize_host(
         .next_back();
     let allowed = |candidate: &str| host_matches(candidate, url_host, state.config.multitenancy);
     let ok = host.is_some_and(allowed) && forwarded.is_none_or(allowed);
-    if ok {
-        next.run(request).await
-    } else {
-        StatusCode::FORBIDDEN.into_response()
-    }
+    if ok { next.run(request).await } else { StatusCode::FORBIDDEN.into_response() }
 }
 
 fn host_matches(candidate: &str, url_host: &str, subdomains: bool) -> bool {

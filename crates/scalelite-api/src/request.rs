@@ -66,11 +66,7 @@ impl ApiRequest {
     }
 
     /// Reads, checks and authenticates a request for `call`.
-    pub async fn read(
-        state: &AppState,
-        call: &ApiCall,
-        request: Request<Body>,
-    ) -> Result<Self, BbbError> {
+    pub async fn read(state: &AppState, call: &ApiCall, request: Request<Body>) -> Result<Self, BbbError> {
         Unverified::read(state, call, request).await?.verify(
             call.name,
             &state.config.secrets,
@@ -102,12 +98,7 @@ enum MimeKind {
 
 fn mime_kind(headers: &HeaderMap) -> Option<MimeKind> {
     let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-    let mime = value
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let mime = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     Some(match mime.as_str() {
         "application/x-www-form-urlencoded" => MimeKind::UrlEncoded,
         "multipart/form-data" => MimeKind::Multipart,
@@ -118,11 +109,7 @@ fn mime_kind(headers: &HeaderMap) -> Option<MimeKind> {
 
 impl Unverified {
     /// Reads the body (at most `MAX_REQUEST_BODY_BYTES`), then [`Self::parse`].
-    pub async fn read(
-        state: &AppState,
-        call: &ApiCall,
-        request: Request<Body>,
-    ) -> Result<Self, BbbError> {
+    pub async fn read(state: &AppState, call: &ApiCall, request: Request<Body>) -> Result<Self, BbbError> {
         let (parts, body) = request.into_parts();
         let body = axum::body::to_bytes(body, state.config.max_body_bytes)
             .await
@@ -134,13 +121,7 @@ impl Unverified {
     pub async fn parse(call: &ApiCall, parts: &Parts, body: Bytes) -> Result<Self, BbbError> {
         let raw_query = parts.uri.query().unwrap_or("").to_owned();
         let query = Params::parse(&raw_query);
-        let mut unverified = Self {
-            method: parts.method.clone(),
-            raw_query,
-            query,
-            form_body: None,
-            xml_body: None,
-        };
+        let mut unverified = Self { method: parts.method.clone(), raw_query, query, form_body: None, xml_body: None };
         if parts.method != Method::POST || body.is_empty() {
             return Ok(unverified);
         }
@@ -148,14 +129,8 @@ impl Unverified {
         let allowed = matches!(
             (call.body, &kind),
             (BodyKind::Any, _)
-                | (
-                    BodyKind::Form,
-                    Some(MimeKind::UrlEncoded | MimeKind::Multipart)
-                )
-                | (
-                    BodyKind::FormOrXml,
-                    Some(MimeKind::UrlEncoded | MimeKind::Multipart | MimeKind::Xml)
-                )
+                | (BodyKind::Form, Some(MimeKind::UrlEncoded | MimeKind::Multipart))
+                | (BodyKind::FormOrXml, Some(MimeKind::UrlEncoded | MimeKind::Multipart | MimeKind::Xml))
                 | (BodyKind::Xml, Some(MimeKind::Xml))
         );
         if !allowed {
@@ -185,20 +160,14 @@ impl Unverified {
         algorithms: checksum::AlgorithmSet,
     ) -> Result<ApiRequest, BbbError> {
         let body_params = self.form_body.as_ref().map(|(_, p)| p);
-        let checksum = self
-            .query
-            .get("checksum")
-            .or_else(|| body_params.and_then(|p| p.get("checksum")))
-            .unwrap_or("")
-            .to_owned();
+        let checksum =
+            self.query.get("checksum").or_else(|| body_params.and_then(|p| p.get("checksum"))).unwrap_or("").to_owned();
         let stripped_query = strip_checksum(&self.raw_query, &checksum);
 
         // Candidate check strings: the query, then (form POSTs only) the body.
         let mut body_candidates: Vec<String> = Vec::new();
         if let Some((raw_body, body_params)) = &self.form_body {
-            let overlap = body_params
-                .iter()
-                .any(|(k, _)| k != "checksum" && self.query.contains(k));
+            let overlap = body_params.iter().any(|(k, _)| k != "checksum" && self.query.contains(k));
             if !overlap && !body_params.is_empty() {
                 if stripped_query.is_empty() && !raw_body.is_empty() {
                     body_candidates.push(strip_checksum(raw_body, &checksum).into_owned());
@@ -209,28 +178,20 @@ impl Unverified {
         let mut refs: Vec<&str> = Vec::with_capacity(1 + body_candidates.len());
         refs.push(&stripped_query);
         refs.extend(body_candidates.iter().map(String::as_str));
-        let matched =
-            checksum::verify(call, &refs, &checksum, secrets, algorithms).map_err(|refusal| {
-                debug!(call, ?refusal, "checksum refused");
-                BbbError::ChecksumError
-            })?;
+        let matched = checksum::verify(call, &refs, &checksum, secrets, algorithms).map_err(|refusal| {
+            debug!(call, ?refusal, "checksum refused");
+            BbbError::ChecksumError
+        })?;
 
         let mut params = self.query;
         match (matched, self.form_body) {
             (0, Some((_, body))) if !body.is_empty() => {
-                debug!(
-                    call,
-                    "ignoring form body parameters not covered by the checksum"
-                );
+                debug!(call, "ignoring form body parameters not covered by the checksum");
             }
             (n, Some((_, body))) if n > 0 => params.extend(body),
             _ => {}
         }
-        Ok(ApiRequest {
-            params,
-            xml_body: self.xml_body,
-            method: self.method,
-        })
+        Ok(ApiRequest { params, xml_body: self.xml_body, method: self.method })
     }
 
     /// The query parameters, unauthenticated (for calls without checksum).
@@ -242,42 +203,25 @@ impl Unverified {
 /// bbb-web's check string for a form POST: every parameter except
 /// `checksum`, sorted by name, values form-encoded.
 fn canonical(query: &Params, body: &Params) -> String {
-    let mut pairs: Vec<(&str, &str)> = query
-        .iter()
-        .chain(body.iter())
-        .filter(|(k, _)| *k != "checksum")
-        .collect();
+    let mut pairs: Vec<(&str, &str)> = query.iter().chain(body.iter()).filter(|(k, _)| *k != "checksum").collect();
     pairs.sort_by(|a, b| a.0.cmp(b.0));
     Params::from_pairs(pairs).encode()
 }
 
 async fn multipart_fields(headers: &HeaderMap, body: Bytes) -> Result<Params, BbbError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let boundary =
-        multer::parse_boundary(content_type).map_err(|_| BbbError::UnsupportedContentType)?;
-    let mut multipart = multer::Multipart::new(
-        stream::once(async move { Ok::<_, std::convert::Infallible>(body) }),
-        boundary,
-    );
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let boundary = multer::parse_boundary(content_type).map_err(|_| BbbError::UnsupportedContentType)?;
+    let mut multipart =
+        multer::Multipart::new(stream::once(async move { Ok::<_, std::convert::Infallible>(body) }), boundary);
     let mut params = Params::new();
-    while let Some(field) = multipart
-        .next_field()
-        .await
-        .map_err(|_| BbbError::UnsupportedContentType)?
-    {
+    while let Some(field) = multipart.next_field().await.map_err(|_| BbbError::UnsupportedContentType)? {
         if field.file_name().is_some() {
             continue;
         }
         let Some(name) = field.name().map(str::to_owned) else {
             continue;
         };
-        let value = field
-            .text()
-            .await
-            .map_err(|_| BbbError::UnsupportedContentType)?;
+        let value = field.text().await.map_err(|_| BbbError::UnsupportedContentType)?;
         params.extend(Params::from_pairs([(name, value)]));
     }
     Ok(params)
@@ -288,29 +232,23 @@ mod tests {
     use super::*;
     use scalelite_core::{Algorithm, AlgorithmSet};
 
-    const FORM: ApiCall = ApiCall {
-        name: "getMeetingInfo",
-        body: BodyKind::Form,
-    };
+    const FORM: ApiCall = ApiCall { name: "getMeetingInfo", body: BodyKind::Form };
 
     fn secret() -> Vec<Secret> {
         vec![Secret::new("s3cr3t")]
     }
 
-    async fn run(
-        method: Method,
-        uri: &str,
-        content_type: Option<&str>,
-        body: &str,
-    ) -> Result<ApiRequest, BbbError> {
+    async fn run(method: Method, uri: &str, content_type: Option<&str>, body: &str) -> Result<ApiRequest, BbbError> {
         let mut builder = Request::builder().method(method).uri(uri);
         if let Some(ct) = content_type {
             builder = builder.header(header::CONTENT_TYPE, ct);
         }
         let (parts, _) = builder.body(()).unwrap().into_parts();
-        Unverified::parse(&FORM, &parts, Bytes::from(body.to_owned()))
-            .await?
-            .verify(FORM.name, &secret(), AlgorithmSet::default_set())
+        Unverified::parse(&FORM, &parts, Bytes::from(body.to_owned())).await?.verify(
+            FORM.name,
+            &secret(),
+            AlgorithmSet::default_set(),
+        )
     }
 
     fn sign(query: &str) -> String {
@@ -323,9 +261,7 @@ mod tests {
         let req = run(Method::GET, &uri, None, "").await.unwrap();
         assert_eq!(req.param("meetingID"), Some("a b"));
         assert_eq!(
-            run(Method::GET, "/x?meetingID=a&checksum=00", None, "")
-                .await
-                .unwrap_err(),
+            run(Method::GET, "/x?meetingID=a&checksum=00", None, "").await.unwrap_err(),
             BbbError::ChecksumError
         );
     }
@@ -335,15 +271,11 @@ mod tests {
         // The checksum over an empty query is a constant anyone could replay.
         let uri = format!("/x?checksum={}", sign(""));
         let form = "application/x-www-form-urlencoded";
-        let req = run(Method::POST, &uri, Some(form), "meetingID=victim")
-            .await
-            .unwrap();
+        let req = run(Method::POST, &uri, Some(form), "meetingID=victim").await.unwrap();
         assert_eq!(req.param("meetingID"), None);
         // Extra body parameters next to a signed query are ignored too.
         let uri = format!("/x?meetingID=a&checksum={}", sign("meetingID=a"));
-        let req = run(Method::POST, &uri, Some(form), "meetingID=b&extra=1")
-            .await
-            .unwrap();
+        let req = run(Method::POST, &uri, Some(form), "meetingID=b&extra=1").await.unwrap();
         assert_eq!(req.param("meetingID"), Some("a"));
         assert_eq!(req.param("extra"), None);
     }
@@ -353,34 +285,20 @@ mod tests {
         let form = "application/x-www-form-urlencoded";
         // Raw body signed, checksum in the URL.
         let uri = format!("/x?checksum={}", sign("meetingID=b&name=x+y"));
-        let req = run(Method::POST, &uri, Some(form), "meetingID=b&name=x+y")
-            .await
-            .unwrap();
+        let req = run(Method::POST, &uri, Some(form), "meetingID=b&name=x+y").await.unwrap();
         assert_eq!(req.param("meetingID"), Some("b"));
         assert_eq!(req.param("name"), Some("x y"));
         // bbb-web's sorted form, checksum in the body.
-        let body = format!(
-            "name=x+y&meetingID=b&checksum={}",
-            sign("meetingID=b&name=x+y")
-        );
+        let body = format!("name=x+y&meetingID=b&checksum={}", sign("meetingID=b&name=x+y"));
         let req = run(Method::POST, "/x", Some(form), &body).await.unwrap();
         assert_eq!(req.param("meetingID"), Some("b"));
     }
 
     #[tokio::test]
     async fn content_type_gate_comes_first() {
-        let err = run(
-            Method::POST,
-            "/x?checksum=bad",
-            Some("application/json"),
-            "{}",
-        )
-        .await
-        .unwrap_err();
+        let err = run(Method::POST, "/x?checksum=bad", Some("application/json"), "{}").await.unwrap_err();
         assert_eq!(err, BbbError::UnsupportedContentType);
-        let err = run(Method::POST, "/x?checksum=bad", None, "a=1")
-            .await
-            .unwrap_err();
+        let err = run(Method::POST, "/x?checksum=bad", None, "a=1").await.unwrap_err();
         assert_eq!(err, BbbError::UnsupportedContentType);
         // An empty POST body needs no content type.
         let uri = format!("/x?meetingID=a&checksum={}", sign("meetingID=a"));

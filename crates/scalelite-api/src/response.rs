@@ -15,10 +15,7 @@ pub const XML_CONTENT_TYPE: &str = "application/xml; charset=utf-8";
 /// An XML body with HTTP 200.
 pub fn xml(body: impl Into<Bytes>) -> Response {
     let mut response = (StatusCode::OK, body.into()).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(XML_CONTENT_TYPE),
-    );
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(XML_CONTENT_TYPE));
     response
 }
 
@@ -56,9 +53,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = xml(self.0.to_xml());
         // Lets the request log and metrics see the outcome without parsing.
-        response
-            .extensions_mut()
-            .insert(Outcome(self.0.message_key().to_owned()));
+        response.extensions_mut().insert(Outcome(self.0.message_key().to_owned()));
         response
     }
 }

@@ -40,10 +40,7 @@ impl AppState {
     /// Builds the state from a configuration and a store.
     pub fn new(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Self> {
         let bbb = BbbClient::new(
-            Timeouts {
-                connect: config.connect_timeout,
-                response: config.response_timeout,
-            },
+            Timeouts { connect: config.connect_timeout, response: config.response_timeout },
             config.checksum_algorithms.outgoing(),
         );
         let database = match &config.database_url {
@@ -56,12 +53,6 @@ impl AppState {
             None => None,
         };
         let meetings_cache = Arc::new(MeetingsCache::new(config.get_meetings_cache_ttl));
-        Ok(Self(Arc::new(Shared {
-            config: Arc::new(config),
-            store,
-            bbb,
-            meetings_cache,
-            database,
-        })))
+        Ok(Self(Arc::new(Shared { config: Arc::new(config), store, bbb, meetings_cache, database })))
     }
 }

@@ -35,10 +35,7 @@ impl Timeouts {
     pub fn for_offline(self) -> Timeouts {
         let r = self.response.as_secs_f64();
         let clamp = |floor: f64| Duration::from_secs_f64(floor.max(r / 10.0).min(r));
-        Timeouts {
-            connect: clamp(0.2),
-            response: clamp(0.5),
-        }
+        Timeouts { connect: clamp(0.2), response: clamp(0.5) }
     }
 
     /// The deadline for a whole exchange: `RESPONSE_TIMEOUT`, connecting
@@ -159,12 +156,7 @@ impl BbbClient {
     }
 
     /// Calls `call` on a server with normal timeouts (poller, getMeetings).
-    pub async fn get(
-        &self,
-        target: &Target<'_>,
-        call: &str,
-        query: &str,
-    ) -> Result<Reply, CallError> {
+    pub async fn get(&self, target: &Target<'_>, call: &str, query: &str) -> Result<Reply, CallError> {
         self.send(target, call, query, None, false).await
     }
 
@@ -177,8 +169,7 @@ impl BbbClient {
         query: &str,
         xml_body: Option<Bytes>,
     ) -> Result<Reply, CallError> {
-        self.send(target, call, query, xml_body, !target.online)
-            .await
+        self.send(target, call, query, xml_body, !target.online).await
     }
 
     async fn send(
@@ -203,26 +194,16 @@ impl BbbClient {
     }
 }
 
-async fn exchange(
-    client: &HttpClient,
-    url: &str,
-    xml_body: Option<Bytes>,
-) -> Result<Reply, CallError> {
-    let builder = Request::builder()
-        .uri(url)
-        .header(header::USER_AGENT, "scalelite-rs");
+async fn exchange(client: &HttpClient, url: &str, xml_body: Option<Bytes>) -> Result<Reply, CallError> {
+    let builder = Request::builder().uri(url).header(header::USER_AGENT, "scalelite-rs");
     let request = match xml_body {
-        Some(body) if !body.is_empty() => builder
-            .method(Method::POST)
-            .header(header::CONTENT_TYPE, "application/xml")
-            .body(Full::new(body)),
+        Some(body) if !body.is_empty() => {
+            builder.method(Method::POST).header(header::CONTENT_TYPE, "application/xml").body(Full::new(body))
+        }
         _ => builder.method(Method::GET).body(Full::new(Bytes::new())),
     }
     .map_err(|e| CallError::Transport(format!("invalid request: {e}")))?;
-    let response = client
-        .request(request)
-        .await
-        .map_err(|e| CallError::Transport(error_chain(&e)))?;
+    let response = client.request(request).await.map_err(|e| CallError::Transport(error_chain(&e)))?;
     let body = Limited::new(response.into_body(), MAX_REPLY_BYTES)
         .collect()
         .await
@@ -289,21 +270,9 @@ mod tests {
 
     #[test]
     fn offline_timeouts_follow_scalelite() {
-        let t = Timeouts {
-            connect: Duration::from_secs(5),
-            response: Duration::from_secs(10),
-        };
-        assert_eq!(
-            t.for_offline(),
-            Timeouts {
-                connect: Duration::from_secs(1),
-                response: Duration::from_secs(1)
-            }
-        );
-        let short = Timeouts {
-            connect: Duration::from_secs(5),
-            response: Duration::from_millis(300),
-        };
+        let t = Timeouts { connect: Duration::from_secs(5), response: Duration::from_secs(10) };
+        assert_eq!(t.for_offline(), Timeouts { connect: Duration::from_secs(1), response: Duration::from_secs(1) });
+        let short = Timeouts { connect: Duration::from_secs(5), response: Duration::from_millis(300) };
         let off = short.for_offline();
         assert_eq!(off.connect, Duration::from_millis(200));
         assert_eq!(off.response, Duration::from_millis(300));
@@ -311,32 +280,15 @@ mod tests {
 
     #[test]
     fn classification() {
-        let ok = classify(Bytes::from_static(
-            b"<response><returncode>SUCCESS</returncode></response>",
-        ));
+        let ok = classify(Bytes::from_static(b"<response><returncode>SUCCESS</returncode></response>"));
         assert!(ok.is_ok());
         let failed = classify(Bytes::from_static(
             b"<response><returncode>FAILED</returncode><messageKey>notFound</messageKey><message>m</message></response>",
         ));
-        assert_eq!(
-            failed.unwrap_err(),
-            CallError::Failed {
-                key: "notFound".into(),
-                message: "m".into()
-            }
-        );
-        assert_eq!(
-            classify(Bytes::from_static(b"<html>oops")).unwrap_err(),
-            CallError::NoReturncode
-        );
-        assert_eq!(
-            classify(Bytes::from_static(b"Service Unavailable")).unwrap_err(),
-            CallError::NoReturncode
-        );
-        assert_eq!(
-            classify(Bytes::from_static(b"<response/>")).unwrap_err(),
-            CallError::NoReturncode
-        );
+        assert_eq!(failed.unwrap_err(), CallError::Failed { key: "notFound".into(), message: "m".into() });
+        assert_eq!(classify(Bytes::from_static(b"<html>oops")).unwrap_err(), CallError::NoReturncode);
+        assert_eq!(classify(Bytes::from_static(b"Service Unavailable")).unwrap_err(), CallError::NoReturncode);
+        assert_eq!(classify(Bytes::from_static(b"<response/>")).unwrap_err(), CallError::NoReturncode);
     }
 
     #[test]
@@ -345,11 +297,7 @@ mod tests {
         assert_eq!(e.message(), "Unable to access meeting on server.");
         let e = CallError::NoReturncode.into_bbb(internal::CREATE);
         assert_eq!(e.message(), "Response did not include returncode");
-        let e = CallError::Failed {
-            key: "idNotUnique".into(),
-            message: "x".into(),
-        }
-        .into_bbb(internal::CREATE);
+        let e = CallError::Failed { key: "idNotUnique".into(), message: "x".into() }.into_bbb(internal::CREATE);
         assert_eq!(e.message_key(), "idNotUnique");
     }
 }

@@ -97,10 +97,7 @@ impl Algorithm {
             let output = hasher.finalize();
             let mut bytes = [0; 64];
             bytes[..output.len()].copy_from_slice(&output);
-            DigestBytes {
-                bytes,
-                len: output.len(),
-            }
+            DigestBytes { bytes, len: output.len() }
         }
         match self {
             Self::Sha1 => run::<Sha1>(parts),
@@ -117,11 +114,7 @@ impl Algorithm {
 
     /// The checksum of an API call: `hex(HASH(call + query + secret))`.
     pub fn sign(self, call: &str, query: &str, secret: &Secret) -> String {
-        self.hex_digest(&[
-            call.as_bytes(),
-            query.as_bytes(),
-            secret.expose().as_bytes(),
-        ])
+        self.hex_digest(&[call.as_bytes(), query.as_bytes(), secret.expose().as_bytes()])
     }
 }
 
@@ -165,10 +158,7 @@ impl AlgorithmSet {
     /// The default when `LOADBALANCER_CHECKSUM_ALGORITHM` is unset: every
     /// algorithm bbb-web accepts, SHA256 for outgoing calls.
     pub fn default_set() -> Self {
-        Self {
-            bits: 0b1111,
-            explicit: false,
-        }
+        Self { bits: 0b1111, explicit: false }
     }
 
     /// Parses a `:`-separated list such as `SHA1:SHA256:SHA512`.
@@ -176,19 +166,14 @@ impl AlgorithmSet {
         let mut bits = 0;
         for name in list.split(':').map(str::trim).filter(|s| !s.is_empty()) {
             let alg = Algorithm::parse(name).ok_or_else(|| {
-                format!(
-                    "unknown checksum algorithm `{name}` (expected SHA1, SHA256, SHA384 or SHA512)"
-                )
+                format!("unknown checksum algorithm `{name}` (expected SHA1, SHA256, SHA384 or SHA512)")
             })?;
             bits |= alg.bit();
         }
         if bits == 0 {
             return Ok(Self::default_set());
         }
-        Ok(Self {
-            bits,
-            explicit: true,
-        })
+        Ok(Self { bits, explicit: true })
     }
 
     /// Whether `alg` is accepted.
@@ -202,18 +187,12 @@ impl AlgorithmSet {
         if !self.explicit {
             return Algorithm::Sha256;
         }
-        Algorithm::ALL
-            .into_iter()
-            .rev()
-            .find(|alg| self.contains(*alg))
-            .unwrap_or(Algorithm::Sha1)
+        Algorithm::ALL.into_iter().rev().find(|alg| self.contains(*alg)).unwrap_or(Algorithm::Sha1)
     }
 
     /// The accepted algorithms, weakest first.
     pub fn iter(self) -> impl Iterator<Item = Algorithm> {
-        Algorithm::ALL
-            .into_iter()
-            .filter(move |alg| self.contains(*alg))
+        Algorithm::ALL.into_iter().filter(move |alg| self.contains(*alg))
     }
 }
 
@@ -225,9 +204,7 @@ impl Default for AlgorithmSet {
 
 impl fmt::Debug for AlgorithmSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list()
-            .entries(self.iter().map(Algorithm::name))
-            .finish()
+        f.debug_list().entries(self.iter().map(Algorithm::name)).finish()
     }
 }
 
@@ -313,11 +290,7 @@ pub fn verify(
     for (index, candidate) in candidates.iter().enumerate() {
         let mut matched = false;
         for secret in secrets {
-            let digest = alg.digest(&[
-                call.as_bytes(),
-                candidate.as_bytes(),
-                secret.expose().as_bytes(),
-            ]);
+            let digest = alg.digest(&[call.as_bytes(), candidate.as_bytes(), secret.expose().as_bytes()]);
             // Evaluate every secret so timing does not reveal which one matched.
             matched |= bool::from(digest.as_slice().ct_eq(expected));
         }
@@ -340,14 +313,8 @@ mod tests {
     fn known_digests() {
         // sha1("getMeetingssecret") computed independently with sha1sum.
         let secret = Secret::new("secret");
-        assert_eq!(
-            Algorithm::Sha1.sign("getMeetings", "", &secret),
-            "867e6596b930651c0cd4dd1912bec902fae56d5a"
-        );
-        assert_eq!(
-            Algorithm::Sha1.hex_digest(&[b"abc"]),
-            "a9993e364706816aba3e25717850c26c9cd0d89d"
-        );
+        assert_eq!(Algorithm::Sha1.sign("getMeetings", "", &secret), "867e6596b930651c0cd4dd1912bec902fae56d5a");
+        assert_eq!(Algorithm::Sha1.hex_digest(&[b"abc"]), "a9993e364706816aba3e25717850c26c9cd0d89d");
         assert_eq!(
             Algorithm::Sha256.hex_digest(&[b"a", b"bc"]),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
@@ -373,24 +340,15 @@ mod tests {
         assert_eq!(strip_checksum("checksum=abc", "abc"), "");
         // Moodle's API-root probe.
         assert_eq!(strip_checksum("&checksum=abc", "abc"), "");
-        assert_eq!(
-            strip_checksum("a=1&checksum=abc&checksum=abc", "abc"),
-            "a=1"
-        );
-        assert_eq!(
-            strip_checksum("name=caf%C3%A9&checksum=abc", "abc"),
-            "name=caf%C3%A9"
-        );
+        assert_eq!(strip_checksum("a=1&checksum=abc&checksum=abc", "abc"), "a=1");
+        assert_eq!(strip_checksum("name=caf%C3%A9&checksum=abc", "abc"), "name=caf%C3%A9");
         assert_eq!(strip_checksum("a=é&checksum=abc", "abc"), "a=é");
         assert_eq!(strip_checksum("a=1", "abc"), "a=1");
     }
 
     /// The textual removal as a regex engine would do it, position by
     /// position; the fast version must agree with it on any input.
-    #[expect(
-        clippy::if_same_then_else,
-        reason = "one branch per regex alternative, as specified"
-    )]
+    #[expect(clippy::if_same_then_else, reason = "one branch per regex alternative, as specified")]
     fn strip_reference(query: &str, checksum: &str) -> String {
         let pair = format!("checksum={checksum}");
         let mut out = String::new();
@@ -414,16 +372,7 @@ mod tests {
 
     #[test]
     fn strip_checksum_agrees_with_the_reference() {
-        let pieces = [
-            "checksum=ab",
-            "checksum=abc",
-            "&",
-            "a=1",
-            "xchecksum=abc",
-            "é",
-            "=",
-            "checksum=",
-        ];
+        let pieces = ["checksum=ab", "checksum=abc", "&", "a=1", "xchecksum=abc", "é", "=", "checksum="];
         // Every sequence of up to four pieces (8^4 inputs).
         for n in 0..4096usize {
             let mut query = String::new();
@@ -433,11 +382,7 @@ mod tests {
                 k /= pieces.len();
             }
             for checksum in ["abc", "ab"] {
-                assert_eq!(
-                    strip_checksum(&query, checksum),
-                    strip_reference(&query, checksum),
-                    "{query:?} {checksum}"
-                );
+                assert_eq!(strip_checksum(&query, checksum), strip_reference(&query, checksum), "{query:?} {checksum}");
             }
         }
     }
@@ -448,90 +393,39 @@ mod tests {
         for alg in Algorithm::ALL {
             let sum = alg.sign("create", "meetingID=x", &Secret::new("two"));
             let list = secrets(&["one", "two"]);
-            assert_eq!(
-                verify("create", &["meetingID=x"], &sum, &list, all),
-                Ok(0),
-                "{alg}"
-            );
-            assert_eq!(
-                verify("create", &["meetingID=x"], &sum.to_uppercase(), &list, all),
-                Ok(0)
-            );
-            assert_eq!(
-                verify("create", &["meetingID=y"], &sum, &list, all),
-                Err(Refusal::Mismatch)
-            );
-            assert_eq!(
-                verify("join", &["meetingID=x"], &sum, &list, all),
-                Err(Refusal::Mismatch)
-            );
+            assert_eq!(verify("create", &["meetingID=x"], &sum, &list, all), Ok(0), "{alg}");
+            assert_eq!(verify("create", &["meetingID=x"], &sum.to_uppercase(), &list, all), Ok(0));
+            assert_eq!(verify("create", &["meetingID=y"], &sum, &list, all), Err(Refusal::Mismatch));
+            assert_eq!(verify("join", &["meetingID=x"], &sum, &list, all), Err(Refusal::Mismatch));
         }
     }
 
     #[test]
     fn verify_reports_the_matching_candidate() {
         let sum = Algorithm::Sha1.sign("end", "b=2", &Secret::new("s"));
-        assert_eq!(
-            verify(
-                "end",
-                &["", "b=2"],
-                &sum,
-                &secrets(&["s"]),
-                AlgorithmSet::default_set()
-            ),
-            Ok(1)
-        );
+        assert_eq!(verify("end", &["", "b=2"], &sum, &secrets(&["s"]), AlgorithmSet::default_set()), Ok(1));
     }
 
     #[test]
     fn verify_refusals() {
         let all = AlgorithmSet::default_set();
         let sum = Algorithm::Sha1.sign("end", "", &Secret::new("s"));
-        assert_eq!(
-            verify("end", &[""], &sum, &[], all),
-            Err(Refusal::NoSecrets)
-        );
-        assert_eq!(
-            verify("end", &[""], "", &secrets(&["s"]), all),
-            Err(Refusal::Missing)
-        );
-        assert_eq!(
-            verify("end", &[""], "abc", &secrets(&["s"]), all),
-            Err(Refusal::BadLength)
-        );
+        assert_eq!(verify("end", &[""], &sum, &[], all), Err(Refusal::NoSecrets));
+        assert_eq!(verify("end", &[""], "", &secrets(&["s"]), all), Err(Refusal::Missing));
+        assert_eq!(verify("end", &[""], "abc", &secrets(&["s"]), all), Err(Refusal::BadLength));
         let only256 = AlgorithmSet::parse("SHA256").unwrap();
-        assert_eq!(
-            verify("end", &[""], &sum, &secrets(&["s"]), only256),
-            Err(Refusal::AlgorithmNotAllowed)
-        );
+        assert_eq!(verify("end", &[""], &sum, &secrets(&["s"]), only256), Err(Refusal::AlgorithmNotAllowed));
         let not_hex = "z".repeat(40);
-        assert_eq!(
-            verify("end", &[""], &not_hex, &secrets(&["s"]), all),
-            Err(Refusal::Mismatch)
-        );
+        assert_eq!(verify("end", &[""], &not_hex, &secrets(&["s"]), all), Err(Refusal::Mismatch));
     }
 
     #[test]
     fn outgoing_algorithm() {
         assert_eq!(AlgorithmSet::default_set().outgoing(), Algorithm::Sha256);
-        assert_eq!(
-            AlgorithmSet::parse("").unwrap().outgoing(),
-            Algorithm::Sha256
-        );
-        assert_eq!(
-            AlgorithmSet::parse("SHA1").unwrap().outgoing(),
-            Algorithm::Sha1
-        );
-        assert_eq!(
-            AlgorithmSet::parse("SHA1:SHA256").unwrap().outgoing(),
-            Algorithm::Sha256
-        );
-        assert_eq!(
-            AlgorithmSet::parse("sha1:sha512:SHA256")
-                .unwrap()
-                .outgoing(),
-            Algorithm::Sha512
-        );
+        assert_eq!(AlgorithmSet::parse("").unwrap().outgoing(), Algorithm::Sha256);
+        assert_eq!(AlgorithmSet::parse("SHA1").unwrap().outgoing(), Algorithm::Sha1);
+        assert_eq!(AlgorithmSet::parse("SHA1:SHA256").unwrap().outgoing(), Algorithm::Sha256);
+        assert_eq!(AlgorithmSet::parse("sha1:sha512:SHA256").unwrap().outgoing(), Algorithm::Sha512);
         assert!(AlgorithmSet::parse("MD5").is_err());
     }
 }

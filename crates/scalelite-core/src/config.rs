@@ -46,15 +46,8 @@ impl Env {
     }
 
     /// An environment made of the given pairs.
-    pub fn from_pairs<K: Into<String>, V: Into<String>>(
-        pairs: impl IntoIterator<Item = (K, V)>,
-    ) -> Self {
-        Self {
-            vars: pairs
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        }
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+        Self { vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
     }
 
     /// Sets a variable (builder style, for tests and embedding).
@@ -65,10 +58,7 @@ impl Env {
 
     /// The value of `name`, `None` when unset or empty.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.vars
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        self.vars.get(name).map(String::as_str).filter(|v| !v.is_empty())
     }
 
     /// Whether `name` is set to a non-empty value.
@@ -92,10 +82,7 @@ pub struct Reader<'a> {
 impl<'a> Reader<'a> {
     /// Starts reading `env`.
     pub fn new(env: &'a Env) -> Self {
-        Self {
-            env,
-            errors: Vec::new(),
-        }
+        Self { env, errors: Vec::new() }
     }
 
     /// The raw value.
@@ -105,9 +92,7 @@ impl<'a> Reader<'a> {
 
     /// `true` when the value equals `true` case-insensitively.
     pub fn bool(&self, name: &str, default: bool) -> bool {
-        self.env
-            .get(name)
-            .map_or(default, |v| v.trim().eq_ignore_ascii_case("true"))
+        self.env.get(name).map_or(default, |v| v.trim().eq_ignore_ascii_case("true"))
     }
 
     /// A parsed value, or `default` when unset.
@@ -128,8 +113,7 @@ impl<'a> Reader<'a> {
     pub fn seconds(&mut self, name: &str, default: f64) -> Duration {
         let secs: f64 = self.parse(name, default);
         if !secs.is_finite() || secs < 0.0 {
-            self.errors
-                .push(format!("{name}: must be a non-negative number of seconds"));
+            self.errors.push(format!("{name}: must be a non-negative number of seconds"));
             return Duration::from_secs_f64(default);
         }
         Duration::from_secs_f64(secs)
@@ -142,11 +126,7 @@ impl<'a> Reader<'a> {
 
     /// Finishes reading, failing if any error was recorded.
     pub fn finish<T>(self, value: T) -> Result<T, ConfigError> {
-        if self.errors.is_empty() {
-            Ok(value)
-        } else {
-            Err(ConfigError(self.errors))
-        }
+        if self.errors.is_empty() { Ok(value) } else { Err(ConfigError(self.errors)) }
     }
 }
 
@@ -239,13 +219,8 @@ impl Config {
 
         let config = Config {
             bind,
-            redis_url: Secret::new(
-                r.string("REDIS_URL")
-                    .unwrap_or_else(|| "redis://127.0.0.1:6379/0".into()),
-            ),
-            redis_namespace: r
-                .string("REDIS_NAMESPACE")
-                .unwrap_or_else(|| "scalelite".into()),
+            redis_url: Secret::new(r.string("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379/0".into())),
+            redis_namespace: r.string("REDIS_NAMESPACE").unwrap_or_else(|| "scalelite".into()),
             database_url: r.string("DATABASE_URL").map(Secret::new),
             secrets,
             checksum_algorithms,
@@ -270,10 +245,7 @@ impl Config {
             max_body_bytes: r.parse("MAX_REQUEST_BODY_BYTES", 32 * 1024 * 1024),
         };
         if !(1..=32).contains(&config.voice_bridge_len) {
-            r.error(format!(
-                "VOICE_BRIDGE_LEN={}: must be between 1 and 32",
-                config.voice_bridge_len
-            ));
+            r.error(format!("VOICE_BRIDGE_LEN={}: must be between 1 and 32", config.voice_bridge_len));
         }
         r.finish(config)
     }
@@ -290,10 +262,7 @@ fn policy(r: &mut Reader<'_>, call: &str) -> ParamPolicy {
     let defaults = list(format!("DEFAULT_{call}_PARAMS"));
     let overrides = list(format!("OVERRIDE_{call}_PARAMS"));
     ParamPolicy {
-        exclude: r
-            .string(&format!("{call}_EXCLUDE_PARAMS"))
-            .map(|raw| parse_name_list(&raw))
-            .unwrap_or_default(),
+        exclude: r.string(&format!("{call}_EXCLUDE_PARAMS")).map(|raw| parse_name_list(&raw)).unwrap_or_default(),
         defaults,
         overrides,
     }
@@ -347,10 +316,7 @@ mod tests {
     #[test]
     fn bind_forms_and_errors_are_reported_together() {
         let env = Env::from_pairs([("BIND", "tcp://127.0.0.1:4000")]);
-        assert_eq!(
-            Config::from_env(&env).unwrap().bind,
-            "127.0.0.1:4000".parse().unwrap()
-        );
+        assert_eq!(Config::from_env(&env).unwrap().bind, "127.0.0.1:4000".parse().unwrap());
         let env = Env::from_pairs([
             ("PORT", "x"),
             ("RESPONSE_TIMEOUT", "-1"),
@@ -364,10 +330,7 @@ mod tests {
 
     #[test]
     fn debug_hides_secrets() {
-        let env = Env::from_pairs([
-            ("LOADBALANCER_SECRET", "topsecret"),
-            ("REDIS_URL", "redis://:pw@host"),
-        ]);
+        let env = Env::from_pairs([("LOADBALANCER_SECRET", "topsecret"), ("REDIS_URL", "redis://:pw@host")]);
         let printed = format!("{:?} {env:?}", Config::from_env(&env).unwrap());
         assert!(!printed.contains("topsecret"));
         assert!(!printed.contains("pw@host"));

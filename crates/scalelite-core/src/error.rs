@@ -155,20 +155,11 @@ mod tests {
     fn keys_and_messages() {
         let tag = BbbError::ServerTagUnavailable("a;b".into());
         assert_eq!(tag.message_key(), "serverTagUnavailable");
-        assert_eq!(
-            tag.message(),
-            "There is no available server with the required tag=a;b."
-        );
+        assert_eq!(tag.message(), "There is no available server with the required tag=a;b.");
         let missing = BbbError::MissingParam("name".into());
         assert_eq!(missing.message_key(), "internalError");
-        assert_eq!(
-            missing.message(),
-            "param is missing or the value is empty: name"
-        );
-        let upstream = BbbError::Upstream {
-            key: "idNotUnique".into(),
-            message: "dup".into(),
-        };
+        assert_eq!(missing.message(), "param is missing or the value is empty: name");
+        let upstream = BbbError::Upstream { key: "idNotUnique".into(), message: "dup".into() };
         assert_eq!(upstream.message_key(), "idNotUnique");
     }
 }

@@ -21,10 +21,7 @@ pub struct LoadModel {
 
 impl Default for LoadModel {
     fn default() -> Self {
-        Self {
-            min_user_count: 15,
-            join_buffer: Duration::from_secs(15 * 60),
-        }
+        Self { min_user_count: 15, join_buffer: Duration::from_secs(15 * 60) }
     }
 }
 
@@ -57,14 +54,8 @@ impl LoadModel {
             .filter(|m| !m.is_breakout)
             .map(|m| {
                 let count = m.participants + m.moderators;
-                let young = m
-                    .created_ms
-                    .is_some_and(|created| now_ms.saturating_sub(created) < buffer_ms);
-                if young {
-                    count.max(u64::from(self.min_user_count))
-                } else {
-                    count
-                }
+                let young = m.created_ms.is_some_and(|created| now_ms.saturating_sub(created) < buffer_ms);
+                if young { count.max(u64::from(self.min_user_count)) } else { count }
             })
             .sum();
         users as f64 * multiplier
@@ -73,9 +64,7 @@ impl LoadModel {
 
 /// Reads a stored `load_multiplier`: absent, unparsable or zero means 1.0.
 pub fn parse_multiplier(raw: Option<&str>) -> f64 {
-    raw.and_then(|s| s.trim().parse::<f64>().ok())
-        .filter(|m| m.is_finite() && *m != 0.0)
-        .unwrap_or(1.0)
+    raw.and_then(|s| s.trim().parse::<f64>().ok()).filter(|m| m.is_finite() && *m != 0.0).unwrap_or(1.0)
 }
 
 /// Formats a float the way Ruby's `Float#to_s` does for ordinary values
@@ -94,24 +83,9 @@ mod tests {
         let model = LoadModel::default();
         let now = 10_000_000;
         let meetings = [
-            MeetingSample {
-                participants: 3,
-                moderators: 1,
-                created_ms: Some(now - 60_000),
-                ..Default::default()
-            },
-            MeetingSample {
-                participants: 20,
-                moderators: 2,
-                created_ms: Some(now - 3_600_000),
-                ..Default::default()
-            },
-            MeetingSample {
-                participants: 40,
-                moderators: 0,
-                is_breakout: true,
-                ..Default::default()
-            },
+            MeetingSample { participants: 3, moderators: 1, created_ms: Some(now - 60_000), ..Default::default() },
+            MeetingSample { participants: 20, moderators: 2, created_ms: Some(now - 3_600_000), ..Default::default() },
+            MeetingSample { participants: 40, moderators: 0, is_breakout: true, ..Default::default() },
         ];
         assert_eq!(model.server_load(&meetings, now, 1.0), 15.0 + 22.0);
         assert_eq!(model.server_load(&meetings, now, 2.0), 74.0);

@@ -30,24 +30,13 @@ impl Params {
     }
 
     /// Builds a list from pairs, keeping their order.
-    pub fn from_pairs<K: Into<String>, V: Into<String>>(
-        pairs: impl IntoIterator<Item = (K, V)>,
-    ) -> Self {
-        Self {
-            pairs: pairs
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        }
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+        Self { pairs: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
     }
 
     /// The value of `name` (the last one if repeated).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.pairs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// The value of `name` unless it is absent or empty (Rails' `require`
@@ -176,10 +165,7 @@ pub fn ruby_to_i(value: &str) -> i64 {
         Some(b'+') => (1, &trimmed[1..]),
         _ => (1, trimmed),
     };
-    let end = digits
-        .bytes()
-        .position(|b| !b.is_ascii_digit())
-        .unwrap_or(digits.len());
+    let end = digits.bytes().position(|b| !b.is_ascii_digit()).unwrap_or(digits.len());
     digits[..end].parse::<i64>().map_or(0, |n| sign * n)
 }
 
@@ -202,11 +188,7 @@ pub fn parse_param_list(raw: &str) -> Result<ParamList, String> {
 
 /// Parses a comma-separated list of parameter names (`CREATE_EXCLUDE_PARAMS`).
 pub fn parse_name_list(raw: &str) -> Vec<String> {
-    raw.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
+    raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
 /// The parameter policy for one forwarded call (create or join): names never
@@ -234,10 +216,7 @@ impl ParamPolicy {
 }
 
 fn lookup<'a>(list: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    list.iter()
-        .rev()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
+    list.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
 /// Parameters never forwarded: the checksum and the names Rails reserves.
@@ -293,18 +272,12 @@ mod tests {
         assert_eq!(p.get_present("empty"), None);
         assert_eq!(p.get("bare"), Some(""));
         assert_eq!(p.get("*"), Some("star"));
-        assert_eq!(
-            p.dedup().encode(),
-            "a=2&name=caf%C3%A9+bar&empty=&bare=&*=star"
-        );
+        assert_eq!(p.dedup().encode(), "a=2&name=caf%C3%A9+bar&empty=&bare=&*=star");
     }
 
     #[test]
     fn encoding_matches_ruby() {
-        assert_eq!(
-            encode_component("a b*c~d'é-._/"),
-            "a+b*c%7Ed%27%C3%A9-._%2F"
-        );
+        assert_eq!(encode_component("a b*c~d'é-._/"), "a+b*c%7Ed%27%C3%A9-._%2F");
         let p = Params::from_pairs([("meetingID", "x y"), ("meta_bbb-origin", "Greenlight")]);
         assert_eq!(p.encode(), "meetingID=x+y&meta_bbb-origin=Greenlight");
     }
@@ -341,18 +314,11 @@ mod tests {
 
     #[test]
     fn forwarding_precedence_and_order() {
-        let request =
-            Params::parse("meetingID=m&record=true&test4=&checksum=abc&meta_server-tag=x");
+        let request = Params::parse("meetingID=m&record=true&test4=&checksum=abc&meta_server-tag=x");
         let exclude = vec!["test4".to_owned()];
-        let defaults: ParamList = vec![
-            ("record".into(), "false".into()),
-            ("welcome".into(), "hi".into()),
-        ];
+        let defaults: ParamList = vec![("record".into(), "false".into()), ("welcome".into(), "hi".into())];
         let tenant_defaults: ParamList = vec![("welcome".into(), "tenant".into())];
-        let overrides: ParamList = vec![
-            ("duration".into(), "60".into()),
-            ("meta_server-tag".into(), "ignored".into()),
-        ];
+        let overrides: ParamList = vec![("duration".into(), "60".into()), ("meta_server-tag".into(), "ignored".into())];
         let out = forwarded_params(
             &request,
             &[&exclude],
@@ -360,23 +326,14 @@ mod tests {
             &[&overrides],
             &["meta_server-tag"],
         );
-        assert_eq!(
-            out.encode(),
-            "record=true&welcome=tenant&meetingID=m&meta_server-tag=x&duration=60"
-        );
+        assert_eq!(out.encode(), "record=true&welcome=tenant&meetingID=m&meta_server-tag=x&duration=60");
     }
 
     #[test]
     fn empty_params_are_forwarded_unless_excluded() {
         let request = Params::parse("test4=&test2=");
-        assert_eq!(
-            forwarded_params(&request, &[], &[], &[], &[]).encode(),
-            "test4=&test2="
-        );
+        assert_eq!(forwarded_params(&request, &[], &[], &[], &[]).encode(), "test4=&test2=");
         let exclude = vec!["test4".to_owned(), "test2".to_owned()];
-        assert_eq!(
-            forwarded_params(&request, &[&exclude], &[], &[], &[]).encode(),
-            ""
-        );
+        assert_eq!(forwarded_params(&request, &[&exclude], &[], &[], &[]).encode(), "");
     }
 }

@@ -27,10 +27,7 @@ impl TagSpec {
         if body.trim().is_empty() {
             return Self::default();
         }
-        Self {
-            tags: body.split(';').map(str::to_owned).collect(),
-            required: bang,
-        }
+        Self { tags: body.split(';').map(str::to_owned).collect(), required: bang }
     }
 
     /// Whether no tag was requested.
@@ -92,10 +89,7 @@ pub fn select(pool: &[Candidate<'_>], spec: &TagSpec) -> Selection {
         }
         ordered.extend((0..pool.len()).filter(|&i| pool[i].tag.is_none()));
     }
-    ordered
-        .into_iter()
-        .find(|&i| pool[i].exists)
-        .map_or(Selection::NoServer, Selection::Chosen)
+    ordered.into_iter().find(|&i| pool[i].exists).map_or(Selection::NoServer, Selection::Chosen)
 }
 
 #[cfg(test)]
@@ -103,12 +97,7 @@ mod tests {
     use super::*;
 
     fn c<'a>(id: &'a str, load: f64, tag: Option<&'a str>) -> Candidate<'a> {
-        Candidate {
-            id,
-            load,
-            tag,
-            exists: true,
-        }
+        Candidate { id, load, tag, exists: true }
     }
 
     fn chosen<'a>(pool: &'a [Candidate<'a>], spec: &str) -> Result<&'a str, Selection> {
@@ -123,30 +112,14 @@ mod tests {
         assert_eq!(TagSpec::parse(None), TagSpec::default());
         assert_eq!(TagSpec::parse(Some("!")), TagSpec::default());
         assert_eq!(TagSpec::parse(Some("  ")), TagSpec::default());
-        assert_eq!(
-            TagSpec::parse(Some("a;b!")),
-            TagSpec {
-                tags: vec!["a".into(), "b".into()],
-                required: true
-            }
-        );
-        assert_eq!(
-            TagSpec::parse(Some("a")),
-            TagSpec {
-                tags: vec!["a".into()],
-                required: false
-            }
-        );
+        assert_eq!(TagSpec::parse(Some("a;b!")), TagSpec { tags: vec!["a".into(), "b".into()], required: true });
+        assert_eq!(TagSpec::parse(Some("a")), TagSpec { tags: vec!["a".into()], required: false });
         assert_eq!(TagSpec::parse(Some("a;b!")).display(), "a;b");
     }
 
     #[test]
     fn without_tags_only_untagged_servers_qualify() {
-        let pool = [
-            c("tagged", 0.0, Some("gpu")),
-            c("b", 1.0, None),
-            c("a", 2.0, None),
-        ];
+        let pool = [c("tagged", 0.0, Some("gpu")), c("b", 1.0, None), c("a", 2.0, None)];
         assert_eq!(chosen(&pool, ""), Ok("b"));
         let only_tagged = [c("tagged", 0.0, Some("gpu"))];
         assert_eq!(chosen(&only_tagged, ""), Err(Selection::NoServer));
@@ -154,12 +127,7 @@ mod tests {
 
     #[test]
     fn tags_prefer_matching_servers_by_load() {
-        let pool = [
-            c("u", 0.0, None),
-            c("x1", 3.0, Some("x")),
-            c("y1", 2.0, Some("y")),
-            c("x2", 5.0, Some("x")),
-        ];
+        let pool = [c("u", 0.0, None), c("x1", 3.0, Some("x")), c("y1", 2.0, Some("y")), c("x2", 5.0, Some("x"))];
         assert_eq!(chosen(&pool, "x"), Ok("x1"));
         assert_eq!(chosen(&pool, "x;y"), Ok("y1"));
         assert_eq!(chosen(&pool, "none"), Ok("u"));
@@ -171,15 +139,7 @@ mod tests {
     #[test]
     fn empty_pool_and_missing_hashes() {
         assert_eq!(chosen(&[], "x!"), Err(Selection::NoServer));
-        let pool = [
-            Candidate {
-                id: "gone",
-                load: 0.0,
-                tag: None,
-                exists: false,
-            },
-            c("b", 9.0, None),
-        ];
+        let pool = [Candidate { id: "gone", load: 0.0, tag: None, exists: false }, c("b", 9.0, None)];
         assert_eq!(chosen(&pool, ""), Ok("b"));
     }
 }

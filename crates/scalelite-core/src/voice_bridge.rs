@@ -37,11 +37,7 @@ pub fn candidates(meeting_id: &str, len: usize, external: Option<&str>) -> Vec<S
                 if *byte >= 250 {
                     continue;
                 }
-                let digit = if digits.is_empty() {
-                    1 + byte % 9
-                } else {
-                    byte % 10
-                };
+                let digit = if digits.is_empty() { 1 + byte % 9 } else { byte % 10 };
                 digits.push(char::from(b'0' + digit));
             }
             block += 1;
@@ -65,11 +61,7 @@ pub fn candidates(meeting_id: &str, len: usize, external: Option<&str>) -> Vec<S
 pub fn random_digits(len: usize) -> String {
     (0..len)
         .map(|i| {
-            let digit: u8 = if i == 0 {
-                rand::random_range(1..10)
-            } else {
-                rand::random_range(0..10)
-            };
+            let digit: u8 = if i == 0 { rand::random_range(1..10) } else { rand::random_range(0..10) };
             char::from(b'0' + digit)
         })
         .collect()
@@ -79,9 +71,7 @@ pub fn random_digits(len: usize) -> String {
 /// in Scalelite).
 pub fn random_alphanumeric(len: usize) -> String {
     const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    (0..len)
-        .map(|_| char::from(CHARS[rand::random_range(0..CHARS.len())]))
-        .collect()
+    (0..len).map(|_| char::from(CHARS[rand::random_range(0..CHARS.len())])).collect()
 }
 
 #[cfg(test)]

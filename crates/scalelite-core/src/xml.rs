@@ -38,11 +38,7 @@ pub struct XmlError(String);
 impl Element {
     /// An empty element.
     pub fn new(name: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            attrs: Vec::new(),
-            children: Vec::new(),
-        }
+        Self { name: name.into(), attrs: Vec::new(), children: Vec::new() }
     }
 
     /// Appends a child element holding `text` and returns `self` (builder style).
@@ -100,9 +96,7 @@ impl Element {
 
     /// The element at a `/`-separated path of child names below this one.
     pub fn at_path(&self, path: &str) -> Option<&Element> {
-        path.split('/')
-            .filter(|s| !s.is_empty())
-            .try_fold(self, |el, name| el.child(name))
+        path.split('/').filter(|s| !s.is_empty()).try_fold(self, |el, name| el.child(name))
     }
 
     /// Concatenated text and CDATA content of this element (not of
@@ -125,10 +119,7 @@ impl Element {
 
     /// The value of attribute `name`.
     pub fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.attrs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// Renders the element as an indented document, with or without the
@@ -246,9 +237,7 @@ pub fn parse(input: &[u8]) -> Result<Element, XmlError> {
                 attach(&mut stack, &mut root, element)?;
             }
             Event::End(_) => {
-                let mut element = stack
-                    .pop()
-                    .ok_or_else(|| XmlError("unbalanced end tag".into()))?;
+                let mut element = stack.pop().ok_or_else(|| XmlError("unbalanced end tag".into()))?;
                 tidy(&mut element);
                 attach(&mut stack, &mut root, element)?;
             }
@@ -294,11 +283,7 @@ fn element_from(start: &quick_xml::events::BytesStart<'_>) -> Result<Element, Xm
             .into_owned();
         attrs.push((key, value));
     }
-    Ok(Element {
-        name,
-        attrs,
-        children: Vec::new(),
-    })
+    Ok(Element { name, attrs, children: Vec::new() })
 }
 
 fn push_text(stack: &mut [Element], text: &str) -> Result<(), XmlError> {
@@ -316,11 +301,7 @@ fn push_text(stack: &mut [Element], text: &str) -> Result<(), XmlError> {
     }
 }
 
-fn attach(
-    stack: &mut [Element],
-    root: &mut Option<Element>,
-    element: Element,
-) -> Result<(), XmlError> {
+fn attach(stack: &mut [Element], root: &mut Option<Element>, element: Element) -> Result<(), XmlError> {
     match stack.last_mut() {
         Some(parent) => parent.children.push(Node::Element(element)),
         None if root.is_none() => *root = Some(element),
@@ -331,14 +312,8 @@ fn attach(
 
 /// Drops whitespace-only text nodes from elements that contain elements.
 fn tidy(element: &mut Element) {
-    if element
-        .children
-        .iter()
-        .any(|n| matches!(n, Node::Element(_)))
-    {
-        element
-            .children
-            .retain(|n| !matches!(n, Node::Text(t) if t.trim().is_empty()));
+    if element.children.iter().any(|n| matches!(n, Node::Element(_))) {
+        element.children.retain(|n| !matches!(n, Node::Text(t) if t.trim().is_empty()));
     }
 }
 
@@ -368,11 +343,7 @@ mod tests {
             .map(|m| m.text_at("meetingName").unwrap())
             .collect();
         assert_eq!(names, ["A & B é", "x<y"]);
-        assert_eq!(
-            doc.text_at("meetings/meeting/metadata/tenant-id")
-                .as_deref(),
-            Some("")
-        );
+        assert_eq!(doc.text_at("meetings/meeting/metadata/tenant-id").as_deref(), Some(""));
     }
 
     #[test]
@@ -406,10 +377,7 @@ mod tests {
         let source = "<image width=\"176\" alt=\"a &quot;b&quot;\">u</image>";
         let el = parse(source.as_bytes()).unwrap();
         assert_eq!(el.attr("alt"), Some("a \"b\""));
-        assert_eq!(
-            el.to_document(false),
-            "<image width=\"176\" alt=\"a &quot;b&quot;\">u</image>\n"
-        );
+        assert_eq!(el.to_document(false), "<image width=\"176\" alt=\"a &quot;b&quot;\">u</image>\n");
         let mut meta = Element::new("name");
         meta.children.push(Node::CData(String::new()));
         assert_eq!(meta.to_document(false), "<name><![CDATA[]]></name>\n");

@@ -21,19 +21,12 @@ pub use crate::redis::RedisStore;
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Finds a meeting (visible to `tenant` when given) and its server.
-    async fn find_meeting(
-        &self,
-        id: &MeetingId,
-        tenant: Option<&TenantId>,
-    ) -> Result<Option<MeetingRoute>, StoreError>;
+    async fn find_meeting(&self, id: &MeetingId, tenant: Option<&TenantId>)
+    -> Result<Option<MeetingRoute>, StoreError>;
 
     /// Routes a join: refuses offline/disabled servers and counts the join
     /// on the server's load.
-    async fn route_join(
-        &self,
-        id: &MeetingId,
-        tenant: Option<&TenantId>,
-    ) -> Result<JoinRoute, StoreError>;
+    async fn route_join(&self, id: &MeetingId, tenant: Option<&TenantId>) -> Result<JoinRoute, StoreError>;
 
     /// Returns the existing meeting, or places a new one on the least loaded
     /// eligible server and reserves load there, atomically.
@@ -41,11 +34,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Deletes a meeting record (only if it still points to `only_on` when
     /// given). Returns whether a record was deleted.
-    async fn delete_meeting(
-        &self,
-        id: &MeetingId,
-        only_on: Option<&ServerId>,
-    ) -> Result<bool, StoreError>;
+    async fn delete_meeting(&self, id: &MeetingId, only_on: Option<&ServerId>) -> Result<bool, StoreError>;
 
     /// Every server, with its load as Scalelite derives it.
     async fn servers(&self) -> Result<Vec<Server>, StoreError>;

@@ -82,11 +82,7 @@ pub struct ServerStats {
 
 impl Server {
     /// Builds a server from the fields of its `server:<id>` hash.
-    pub fn from_hash(
-        id: ServerId,
-        hash: &HashMap<String, String>,
-        in_enabled_set: bool,
-    ) -> Option<Self> {
+    pub fn from_hash(id: ServerId, hash: &HashMap<String, String>, in_enabled_set: bool) -> Option<Self> {
         let url = hash.get("url")?.clone();
         let number = |name: &str| hash.get(name).and_then(|v| v.parse().ok());
         Some(Self {
@@ -97,10 +93,7 @@ impl Server {
             online: hash.get("online").is_some_and(|v| v == "true"),
             state: hash.get("state").filter(|s| !s.is_empty()).cloned(),
             in_enabled_set,
-            load_multiplier: hash
-                .get("load_multiplier")
-                .filter(|s| !s.is_empty())
-                .cloned(),
+            load_multiplier: hash.get("load_multiplier").filter(|s| !s.is_empty()).cloned(),
             load: None,
             stats: ServerStats {
                 meetings: number("meetings"),
@@ -173,10 +166,7 @@ impl Meeting {
             server_id: ServerId::new(server_id.clone()),
             moderator_pw: hash.get("moderator_pw").cloned().unwrap_or_default(),
             voice_bridge: hash.get("voice_bridge").cloned().unwrap_or_default(),
-            tenant_id: hash
-                .get("tenant_id")
-                .filter(|t| !t.is_empty())
-                .map(|t| TenantId::new(t.clone())),
+            tenant_id: hash.get("tenant_id").filter(|t| !t.is_empty()).map(|t| TenantId::new(t.clone())),
         })
     }
 }

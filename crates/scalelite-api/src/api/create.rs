@@ -21,10 +21,7 @@ use crate::request::{ApiCall, ApiRequest, BodyKind};
 use crate::response::{ApiError, ApiResult};
 use crate::state::AppState;
 
-const CALL: ApiCall = ApiCall {
-    name: "create",
-    body: BodyKind::FormOrXml,
-};
+const CALL: ApiCall = ApiCall { name: "create", body: BodyKind::FormOrXml };
 
 /// The Scalelite server-tag parameter.
 const TAG: &str = "meta_server-tag";
@@ -40,15 +37,11 @@ pub async fn create(State(state): State<AppState>, request: Request<Body>) -> Ap
     let policy = &state.config.create_params;
 
     // The effective tag: override, then the request, then the default.
-    let tag = [
-        policy.override_value(TAG),
-        params.get(TAG),
-        policy.default_value(TAG),
-    ]
-    .into_iter()
-    .flatten()
-    .find(|v| !v.trim().is_empty())
-    .map(str::to_owned);
+    let tag = [policy.override_value(TAG), params.get(TAG), policy.default_value(TAG)]
+        .into_iter()
+        .flatten()
+        .find(|v| !v.trim().is_empty())
+        .map(str::to_owned);
     let spec = TagSpec::parse(tag.as_deref());
 
     let (meeting, server, placed) = find_or_place(&state, &id, &spec, &params).await?;
@@ -66,22 +59,8 @@ pub async fn create(State(state): State<AppState>, request: Request<Body>) -> Ap
     }
     cap_duration(&mut params, state.config.max_meeting_duration);
 
-    let forward = forwarded_params(
-        &params,
-        &[&policy.exclude],
-        &[&policy.defaults],
-        &[&policy.overrides],
-        &[TAG],
-    );
-    relay(
-        &state,
-        &server,
-        CALL.name,
-        &forward.encode(),
-        request.xml_body,
-        internal::CREATE,
-    )
-    .await
+    let forward = forwarded_params(&params, &[&policy.exclude], &[&policy.defaults], &[&policy.overrides], &[TAG]);
+    relay(&state, &server, CALL.name, &forward.encode(), request.xml_body, internal::CREATE).await
 }
 
 /// Returns the meeting, its server and whether it was placed just now.
@@ -97,17 +76,12 @@ async fn find_or_place(
     params: &Params,
 ) -> Result<(Meeting, Server, bool), ApiError> {
     let config = &state.config;
-    let external = config
-        .use_external_voice_bridge
-        .then(|| params.get_present("voiceBridge"))
-        .flatten();
+    let external = config.use_external_voice_bridge.then(|| params.get_present("voiceBridge")).flatten();
     let request = PlacementRequest {
         meeting_id: id.clone(),
         tenant_id: None,
         tags: spec.clone(),
-        moderator_pw: params
-            .get_present("moderatorPW")
-            .map_or_else(|| random_alphanumeric(8), str::to_owned),
+        moderator_pw: params.get_present("moderatorPW").map_or_else(|| random_alphanumeric(8), str::to_owned),
         voice_bridges: candidates(id.as_str(), config.voice_bridge_len, external),
         ttl: config.meeting_ttl,
         reserve_users: config.load.min_user_count,
@@ -121,9 +95,7 @@ async fn find_or_place(
             Placement::Existing(route) => match route.server {
                 None => route.meeting.server_id,
                 Some(server) if !server.is_available() => server.id,
-                Some(server) if server.is_cordoned() && !running_on(state, &server, id).await => {
-                    server.id
-                }
+                Some(server) if server.is_cordoned() && !running_on(state, &server, id).await => server.id,
                 Some(server) => return Ok((route.meeting, server, false)),
             },
             Placement::NoServer => return Err(BbbError::internal(internal::NO_SERVERS).into()),
@@ -131,16 +103,10 @@ async fn find_or_place(
                 return Err(BbbError::ServerTagUnavailable(spec.display()).into());
             }
             Placement::TenantConflict => {
-                return Err(BbbError::Internal(
-                    format!("Couldn't find Meeting with id={id}").into(),
-                )
-                .into());
+                return Err(BbbError::Internal(format!("Couldn't find Meeting with id={id}").into()).into());
             }
             Placement::VoiceBridgesExhausted => {
-                return Err(BbbError::internal(
-                    "Unable to allocate a voice bridge for the meeting.",
-                )
-                .into());
+                return Err(BbbError::internal("Unable to allocate a voice bridge for the meeting.").into());
             }
         };
         info!(meeting.id = %id, server.id = %stale_on, "replacing stale meeting record");
@@ -151,20 +117,8 @@ async fn find_or_place(
 
 /// Whether the meeting still runs on `server` (any failure counts as no).
 async fn running_on(state: &AppState, server: &Server, id: &MeetingId) -> bool {
-    match state
-        .bbb
-        .call(
-            &target(server),
-            "isMeetingRunning",
-            &meeting_query(id),
-            None,
-        )
-        .await
-    {
-        Ok(reply) => reply
-            .doc
-            .text_at("running")
-            .is_some_and(|r| r.trim() == "true"),
+    match state.bbb.call(&target(server), "isMeetingRunning", &meeting_query(id), None).await {
+        Ok(reply) => reply.doc.text_at("running").is_some_and(|r| r.trim() == "true"),
         Err(error) => {
             info!(meeting.id = %id, server.id = %server.id, %error, "could not check meeting on cordoned server");
             false
@@ -189,12 +143,7 @@ mod tests {
 
     #[test]
     fn duration_cap_like_scalelite() {
-        let cases = [
-            (None, "3600"),
-            (Some("5000"), "3600"),
-            (Some("0"), "3600"),
-            (Some("1200"), "1200"),
-        ];
+        let cases = [(None, "3600"), (Some("5000"), "3600"), (Some("0"), "3600"), (Some("1200"), "1200")];
         for (given, expected) in cases {
             let mut params = Params::new();
             if let Some(d) = given {

@@ -12,10 +12,7 @@ use crate::request::{ApiCall, ApiRequest, BodyKind};
 use crate::response::ApiResult;
 use crate::state::AppState;
 
-const CALL: ApiCall = ApiCall {
-    name: "end",
-    body: BodyKind::Form,
-};
+const CALL: ApiCall = ApiCall { name: "end", body: BodyKind::Form };
 
 /// Forgets the meeting first (it stays forgotten whatever the server says),
 /// then sends `end` with `meetingID` and `password` (a bare `password` key
@@ -23,26 +20,13 @@ const CALL: ApiCall = ApiCall {
 pub async fn end(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
     let request = ApiRequest::read(&state, &CALL, request).await?;
     let id = meeting_id(&request)?;
-    let (meeting, server) = find_meeting(&state, &id)
-        .await?
-        .ok_or(BbbError::MeetingNotFound)?;
-    state
-        .store
-        .delete_meeting(&id, Some(&meeting.server_id))
-        .await?;
+    let (meeting, server) = find_meeting(&state, &id).await?.ok_or(BbbError::MeetingNotFound)?;
+    state.store.delete_meeting(&id, Some(&meeting.server_id)).await?;
     let mut query = meeting_query(&id);
     query.push_str("&password");
     if let Some(password) = request.params.get("password") {
         query.push('=');
         encode_component_into(&mut query, password);
     }
-    relay(
-        &state,
-        &server,
-        CALL.name,
-        &query,
-        None,
-        internal::ACCESS_MEETING,
-    )
-    .await
+    relay(&state, &server, CALL.name, &query, None, internal::ACCESS_MEETING).await
 }

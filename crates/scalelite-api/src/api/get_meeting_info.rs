@@ -11,25 +11,12 @@ use crate::request::{ApiCall, ApiRequest, BodyKind};
 use crate::response::ApiResult;
 use crate::state::AppState;
 
-const CALL: ApiCall = ApiCall {
-    name: "getMeetingInfo",
-    body: BodyKind::Form,
-};
+const CALL: ApiCall = ApiCall { name: "getMeetingInfo", body: BodyKind::Form };
 
 /// Relays the meeting server's reply; only `meetingID` is forwarded.
 pub async fn get_meeting_info(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
     let request = ApiRequest::read(&state, &CALL, request).await?;
     let id = meeting_id(&request)?;
-    let (_, server) = find_meeting(&state, &id)
-        .await?
-        .ok_or(BbbError::MeetingNotFound)?;
-    relay(
-        &state,
-        &server,
-        CALL.name,
-        &meeting_query(&id),
-        None,
-        internal::ACCESS_MEETING,
-    )
-    .await
+    let (_, server) = find_meeting(&state, &id).await?.ok_or(BbbError::MeetingNotFound)?;
+    relay(&state, &server, CALL.name, &meeting_query(&id), None, internal::ACCESS_MEETING).await
 }

@@ -28,10 +28,7 @@ use crate::request::{ApiCall, ApiRequest, BodyKind, Unverified};
 use crate::response::{ApiError, ApiResult, STORE_UNAVAILABLE, document, success, xml};
 use crate::state::AppState;
 
-const CALL: ApiCall = ApiCall {
-    name: "getMeetings",
-    body: BodyKind::Form,
-};
+const CALL: ApiCall = ApiCall { name: "getMeetings", body: BodyKind::Form };
 
 /// The aggregated answer of one fan-out.
 #[derive(Debug)]
@@ -62,28 +59,16 @@ pub struct MeetingsCache {
 impl MeetingsCache {
     /// A cache whose results are reused for `ttl` after they complete.
     pub fn new(ttl: Duration) -> Self {
-        Self {
-            ttl,
-            slot: Mutex::new(None),
-        }
+        Self { ttl, slot: Mutex::new(None) }
     }
 
     /// The current fan-out: the one in flight, a fresh enough finished one,
     /// or a new one.
-    pub async fn get(
-        &self,
-        store: &Arc<dyn Store>,
-        bbb: &BbbClient,
-        concurrency: usize,
-    ) -> Arc<Fanout> {
+    pub async fn get(&self, store: &Arc<dyn Store>, bbb: &BbbClient, concurrency: usize) -> Arc<Fanout> {
         let future = {
             let mut slot = self.slot.lock().expect("cache lock poisoned");
             match slot.as_ref() {
-                Some(current)
-                    if current
-                        .peek()
-                        .is_none_or(|done| done.finished.elapsed() < self.ttl) =>
-                {
+                Some(current) if current.peek().is_none_or(|done| done.finished.elapsed() < self.ttl) => {
                     current.clone()
                 }
                 _ => {
@@ -91,9 +76,7 @@ impl MeetingsCache {
                     // the caller that started it goes away.
                     let task = tokio::spawn(fan_out(Arc::clone(store), bbb.clone(), concurrency));
                     let future = async move {
-                        task.await.unwrap_or_else(|e| {
-                            Arc::new(Fanout::store_failure(format!("fan-out task: {e}")))
-                        })
+                        task.await.unwrap_or_else(|e| Arc::new(Fanout::store_failure(format!("fan-out task: {e}"))))
                     }
                     .boxed()
                     .shared();
@@ -150,10 +133,7 @@ async fn fan_out(store: Arc<dyn Store>, bbb: BbbClient, concurrency: usize) -> A
             return Arc::new(Fanout::store_failure(error.to_string()));
         }
     };
-    let eligible: Vec<_> = servers
-        .into_iter()
-        .filter(|s| s.online && !s.is_disabled())
-        .collect();
+    let eligible: Vec<_> = servers.into_iter().filter(|s| s.online && !s.is_disabled()).collect();
     let queried = eligible.len();
     let started = Instant::now();
     let results: Vec<_> = stream::iter(eligible)
@@ -173,12 +153,10 @@ async fn fan_out(store: Arc<dyn Store>, bbb: BbbClient, concurrency: usize) -> A
         match result {
             Ok(mut reply) => {
                 if let Some(list) = reply.doc.child_mut("meetings") {
-                    meetings.extend(std::mem::take(&mut list.children).into_iter().filter_map(
-                        |node| match node {
-                            scalelite_core::xml::Node::Element(e) if e.name == "meeting" => Some(e),
-                            _ => None,
-                        },
-                    ));
+                    meetings.extend(std::mem::take(&mut list.children).into_iter().filter_map(|node| match node {
+                        scalelite_core::xml::Node::Element(e) if e.name == "meeting" => Some(e),
+                        _ => None,
+                    }));
                 }
             }
             Err(error) => {
@@ -230,14 +208,7 @@ pub async fn get_meetings(State(state): State<AppState>, request: Request<Body>)
         return Ok(document(&no_meetings()));
     }
     ApiRequest::read(&state, &CALL, request).await?;
-    let fanout = state
-        .meetings_cache
-        .get(
-            &state.store,
-            &state.bbb,
-            state.config.get_meetings_concurrency,
-        )
-        .await;
+    let fanout = state.meetings_cache.get(&state.store, &state.bbb, state.config.get_meetings_concurrency).await;
     let body = fanout.public_reply().map_err(ApiError)?;
     Ok(xml(body))
 }

@@ -11,25 +11,12 @@ use crate::request::{ApiCall, ApiRequest, BodyKind};
 use crate::response::ApiResult;
 use crate::state::AppState;
 
-const CALL: ApiCall = ApiCall {
-    name: "insertDocument",
-    body: BodyKind::Xml,
-};
+const CALL: ApiCall = ApiCall { name: "insertDocument", body: BodyKind::Xml };
 
 /// POSTs the XML body to the meeting's server (a GET when the body is empty).
 pub async fn insert_document(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
     let request = ApiRequest::read(&state, &CALL, request).await?;
     let id = meeting_id(&request)?;
-    let (_, server) = find_meeting(&state, &id)
-        .await?
-        .ok_or(BbbError::MeetingNotFound)?;
-    relay(
-        &state,
-        &server,
-        CALL.name,
-        &meeting_query(&id),
-        request.xml_body,
-        internal::INSERT_DOCUMENT,
-    )
-    .await
+    let (_, server) = find_meeting(&state, &id).await?.ok_or(BbbError::MeetingNotFound)?;
+    relay(&state, &server, CALL.name, &meeting_query(&id), request.xml_body, internal::INSERT_DOCUMENT).await
 }

@@ -10,29 +10,15 @@ use crate::request::{ApiCall, ApiRequest, BodyKind};
 use crate::response::{ApiResult, document, success};
 use crate::state::AppState;
 
-const CALL: ApiCall = ApiCall {
-    name: "isMeetingRunning",
-    body: BodyKind::Form,
-};
+const CALL: ApiCall = ApiCall { name: "isMeetingRunning", body: BodyKind::Form };
 
 /// Unknown meetings are simply not running (no server is asked); known ones
 /// are asked on their server with only `meetingID`.
-pub async fn is_meeting_running(
-    State(state): State<AppState>,
-    request: Request<Body>,
-) -> ApiResult {
+pub async fn is_meeting_running(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
     let request = ApiRequest::read(&state, &CALL, request).await?;
     let id = meeting_id(&request)?;
     let Some((_, server)) = find_meeting(&state, &id).await? else {
         return Ok(document(&success().with_text_child("running", "false")));
     };
-    relay(
-        &state,
-        &server,
-        CALL.name,
-        &meeting_query(&id),
-        None,
-        internal::ACCESS_MEETING,
-    )
-    .await
+    relay(&state, &server, CALL.name, &meeting_query(&id), None, internal::ACCESS_MEETING).await
 }

@@ -18,10 +18,7 @@ use crate::request::{ApiCall, ApiRequest, BodyKind};
 use crate::response::ApiResult;
 use crate::state::AppState;
 
-const CALL: ApiCall = ApiCall {
-    name: "join",
-    body: BodyKind::Any,
-};
+const CALL: ApiCall = ApiCall { name: "join", body: BodyKind::Any };
 
 /// Redirects the user to the meeting's server.
 pub async fn join(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
@@ -33,20 +30,8 @@ pub async fn join(State(state): State<AppState>, request: Request<Body>) -> ApiR
         JoinRoute::Unavailable => return Err(BbbError::ServerUnavailable.into()),
     };
     let policy = &state.config.join_params;
-    let params = forwarded_params(
-        &request.params,
-        &[&policy.exclude],
-        &[&policy.defaults],
-        &[&policy.overrides],
-        &[],
-    );
-    let location = signed_url(
-        &url,
-        CALL.name,
-        &params.encode(),
-        &secret,
-        state.bbb.algorithm(),
-    );
+    let params = forwarded_params(&request.params, &[&policy.exclude], &[&policy.defaults], &[&policy.overrides], &[]);
+    let location = signed_url(&url, CALL.name, &params.encode(), &secret, state.bbb.algorithm());
     Ok(redirect(&location))
 }
 

@@ -21,28 +21,18 @@ use crate::state::AppState;
 
 /// The required `meetingID` parameter.
 pub(crate) fn meeting_id(request: &ApiRequest) -> Result<MeetingId, BbbError> {
-    request
-        .param("meetingID")
-        .map(MeetingId::from)
-        .ok_or(BbbError::MissingParamMeetingId)
+    request.param("meetingID").map(MeetingId::from).ok_or(BbbError::MissingParamMeetingId)
 }
 
 /// Where calls for a server go.
 pub(crate) fn target(server: &Server) -> Target<'_> {
-    Target {
-        url: &server.url,
-        secret: &server.secret,
-        online: server.online,
-    }
+    Target { url: &server.url, secret: &server.secret, online: server.online }
 }
 
 /// Finds a meeting and its server. A meeting whose server record was deleted
 /// is removed (Scalelite answers HTTP 500 forever instead) and reported as
 /// not found.
-pub(crate) async fn find_meeting(
-    state: &AppState,
-    id: &MeetingId,
-) -> Result<Option<(Meeting, Server)>, ApiError> {
+pub(crate) async fn find_meeting(state: &AppState, id: &MeetingId) -> Result<Option<(Meeting, Server)>, ApiError> {
     let Some(route) = state.store.find_meeting(id, None).await? else {
         return Ok(None);
     };
@@ -50,10 +40,7 @@ pub(crate) async fn find_meeting(
         Some(server) => Ok(Some((route.meeting, server))),
         None => {
             info!(meeting.id = %id, server.id = %route.meeting.server_id, "removing meeting of a deleted server");
-            state
-                .store
-                .delete_meeting(id, Some(&route.meeting.server_id))
-                .await?;
+            state.store.delete_meeting(id, Some(&route.meeting.server_id)).await?;
             Ok(None)
         }
     }
@@ -70,11 +57,8 @@ pub(crate) async fn relay(
     xml_body: Option<bytes::Bytes>,
     transport_message: &'static str,
 ) -> ApiResult {
-    let reply = state
-        .bbb
-        .call(&target(server), call, query, xml_body)
-        .await
-        .map_err(|e| e.into_bbb(transport_message))?;
+    let reply =
+        state.bbb.call(&target(server), call, query, xml_body).await.map_err(|e| e.into_bbb(transport_message))?;
     Ok(xml(reply.body))
 }
 

@@ -9,17 +9,12 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
 use scalelite_core::{MeetingId, ServerId, TenantId};
 
-use crate::model::{
-    JoinRoute, Meeting, MeetingRoute, Placement, PlacementRequest, Server, ServerState,
-};
+use crate::model::{JoinRoute, Meeting, MeetingRoute, Placement, PlacementRequest, Server, ServerState};
 use crate::{Store, StoreError};
 
 macro_rules! script {
     ($file:literal) => {
-        Script::new(concat!(
-            include_str!("lua/prelude.lua"),
-            include_str!(concat!("lua/", $file))
-        ))
+        Script::new(concat!(include_str!("lua/prelude.lua"), include_str!(concat!("lua/", $file))))
     };
 }
 
@@ -56,9 +51,7 @@ pub struct RedisStore {
 
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisStore")
-            .field("prefix", &self.prefix)
-            .finish_non_exhaustive()
+        f.debug_struct("RedisStore").field("prefix", &self.prefix).finish_non_exhaustive()
     }
 }
 
@@ -76,11 +69,7 @@ impl RedisStore {
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
         let conn = ConnectionManager::new_lazy_with_config(client, config)?;
-        Ok(Self {
-            conn,
-            prefix: format!("{namespace}:"),
-            scripts: std::sync::Arc::new(Scripts::load()),
-        })
+        Ok(Self { conn, prefix: format!("{namespace}:"), scripts: std::sync::Arc::new(Scripts::load()) })
     }
 
     /// The key prefix, e.g. `scalelite:`.
@@ -111,9 +100,7 @@ impl Store for RedisStore {
         id: &MeetingId,
         tenant: Option<&TenantId>,
     ) -> Result<Option<MeetingRoute>, StoreError> {
-        let reply = self
-            .run(&self.scripts.lookup, &[id.as_str(), tenant_arg(tenant)])
-            .await?;
+        let reply = self.run(&self.scripts.lookup, &[id.as_str(), tenant_arg(tenant)]).await?;
         let parts = array(reply)?;
         if parts.is_empty() {
             return Ok(None);
@@ -121,14 +108,8 @@ impl Store for RedisStore {
         route_from(id, parts).map(Some)
     }
 
-    async fn route_join(
-        &self,
-        id: &MeetingId,
-        tenant: Option<&TenantId>,
-    ) -> Result<JoinRoute, StoreError> {
-        let reply = self
-            .run(&self.scripts.join, &[id.as_str(), tenant_arg(tenant)])
-            .await?;
+    async fn route_join(&self, id: &MeetingId, tenant: Option<&TenantId>) -> Result<JoinRoute, StoreError> {
+        let reply = self.run(&self.scripts.join, &[id.as_str(), tenant_arg(tenant)]).await?;
         match reply {
             Value::Int(0) => Ok(JoinRoute::NotFound),
             Value::Int(1) => Ok(JoinRoute::Unavailable),
@@ -136,14 +117,9 @@ impl Store for RedisStore {
                 let mut parts = parts.into_iter();
                 let url = string(parts.next().unwrap_or(Value::Nil))?;
                 let secret = string(parts.next().unwrap_or(Value::Nil))?;
-                Ok(JoinRoute::Ready {
-                    url,
-                    secret: secret.as_str().into(),
-                })
+                Ok(JoinRoute::Ready { url, secret: secret.as_str().into() })
             }
-            other => Err(StoreError::Unexpected(format!(
-                "join script answered {other:?}"
-            ))),
+            other => Err(StoreError::Unexpected(format!("join script answered {other:?}"))),
         }
     }
 
@@ -171,35 +147,23 @@ impl Store for RedisStore {
             "existing" => Placement::Existing(route_from(&request.meeting_id, parts)?),
             "placed" => {
                 let route = route_from(&request.meeting_id, parts)?;
-                let server = route.server.ok_or_else(|| {
-                    StoreError::Unexpected("placed meeting without server".into())
-                })?;
-                Placement::Placed {
-                    meeting: route.meeting,
-                    server,
-                }
+                let server =
+                    route.server.ok_or_else(|| StoreError::Unexpected("placed meeting without server".into()))?;
+                Placement::Placed { meeting: route.meeting, server }
             }
             "noserver" => Placement::NoServer,
             "tagunavailable" => Placement::TagUnavailable,
             "tenant_conflict" => Placement::TenantConflict,
             "vb_exhausted" => Placement::VoiceBridgesExhausted,
             other => {
-                return Err(StoreError::Unexpected(format!(
-                    "placement script answered {other:?}"
-                )));
+                return Err(StoreError::Unexpected(format!("placement script answered {other:?}")));
             }
         })
     }
 
-    async fn delete_meeting(
-        &self,
-        id: &MeetingId,
-        only_on: Option<&ServerId>,
-    ) -> Result<bool, StoreError> {
+    async fn delete_meeting(&self, id: &MeetingId, only_on: Option<&ServerId>) -> Result<bool, StoreError> {
         let expected = only_on.map_or("", ServerId::as_str);
-        let reply = self
-            .run(&self.scripts.delete_meeting, &[id.as_str(), expected])
-            .await?;
+        let reply = self.run(&self.scripts.delete_meeting, &[id.as_str(), expected]).await?;
         Ok(matches!(reply, Value::Int(1)))
     }
 
@@ -217,10 +181,7 @@ impl Store for RedisStore {
             let Some(mut server) = Server::from_hash(id, &hash, enabled) else {
                 continue;
             };
-            let score = match (
-                server.state.as_deref().and_then(ServerState::parse),
-                server.state.is_some(),
-            ) {
+            let score = match (server.state.as_deref().and_then(ServerState::parse), server.state.is_some()) {
                 (Some(ServerState::Cordoned), _) => cordoned_load,
                 (Some(ServerState::Disabled), _) => String::new(),
                 (_, true) => load,
@@ -248,9 +209,7 @@ impl Store for RedisStore {
             .await?;
         match value.as_deref() {
             Some("true") => Ok(()),
-            other => Err(StoreError::Unexpected(format!(
-                "health check key read back as {other:?}"
-            ))),
+            other => Err(StoreError::Unexpected(format!("health check key read back as {other:?}"))),
         }
     }
 }
@@ -274,9 +233,7 @@ fn array(value: Value) -> Result<Vec<Value>, StoreError> {
     match value {
         Value::Array(items) | Value::Set(items) => Ok(items),
         Value::Nil => Ok(Vec::new()),
-        other => Err(StoreError::Unexpected(format!(
-            "expected an array, got {other:?}"
-        ))),
+        other => Err(StoreError::Unexpected(format!("expected an array, got {other:?}"))),
     }
 }
 
@@ -288,9 +245,7 @@ fn string(value: Value) -> Result<String, StoreError> {
         Value::Int(i) => Ok(i.to_string()),
         Value::Double(d) => Ok(d.to_string()),
         Value::Nil => Ok(String::new()),
-        other => Err(StoreError::Unexpected(format!(
-            "expected a string, got {other:?}"
-        ))),
+        other => Err(StoreError::Unexpected(format!("expected a string, got {other:?}"))),
     }
 }
 
