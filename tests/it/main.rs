@@ -11,6 +11,7 @@ mod index;
 mod join;
 mod lifecycle;
 mod meeting_info;
+mod poller;
 mod store;
 mod support;
 mod unsupported;

@@ -159,6 +159,19 @@ impl TestApp {
         (0..self.fleet.len()).find(|i| &server_id(*i) == server)
     }
 
+    /// A poller over this app's Redis with its configuration (so
+    /// `POLL_INTERVAL`, thresholds and timeouts come from the builder's env).
+    pub fn poller(&self, metrics: Arc<scalelite_poller::PollerMetrics>) -> scalelite_poller::Poller {
+        let store = RedisStore::open(&self.redis.url(), &self.namespace).expect("redis store");
+        scalelite_poller::Poller::from_config(&self.state.config, Arc::new(store), metrics)
+    }
+
+    /// Runs one poll round now (taking and releasing the lease).
+    pub async fn poll(&self) -> scalelite_poller::RoundReport {
+        let metrics = Arc::new(scalelite_poller::PollerMetrics::new());
+        self.poller(metrics).poll_once().await.expect("poll round").expect("the lease was free")
+    }
+
     /// Stops the API gracefully and waits for it.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {

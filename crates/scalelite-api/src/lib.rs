@@ -6,7 +6,6 @@ pub mod middleware;
 pub mod request;
 pub mod response;
 pub mod state;
-pub mod telemetry;
 
 use std::future::Future;
 

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use scalelite_api::{AppState, telemetry};
+use scalelite_api::AppState;
 use scalelite_core::config::{Config, Env};
 use scalelite_store::RedisStore;
 use tokio::net::TcpListener;
@@ -17,7 +17,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let env = Env::from_process();
-    telemetry::init(env.get("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")));
+    scalelite_telemetry::init_logging(env.get("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")));
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {

@@ -179,6 +179,25 @@ pub struct Config {
     pub load: LoadModel,
     /// `MAX_REQUEST_BODY_BYTES` (default 32 MiB): largest accepted POST body.
     pub max_body_bytes: usize,
+    /// `POLL_INTERVAL` (seconds, default 60): pause between poll rounds.
+    pub poll_interval: Duration,
+    /// `POLLER_THREADS` (default 32): servers polled at once.
+    pub poller_concurrency: usize,
+    /// `SERVER_HEALTHY_THRESHOLD` (default 1).
+    pub healthy_threshold: u32,
+    /// `SERVER_UNHEALTHY_THRESHOLD` (default 2).
+    pub unhealthy_threshold: u32,
+    /// `POLLER_METRICS_BIND` (default `0.0.0.0:9101`, `off` disables): where
+    /// the poller serves `/metrics`.
+    pub poller_metrics_bind: Option<SocketAddr>,
+    /// `SERVER_ID_IS_HOSTNAME`: new servers get their URL's host as id.
+    pub server_id_is_hostname: bool,
+    /// `MANAGEMENT_API_SECRETS` (`:`-separated): when set, the management API
+    /// accepts only these, not the front-ends' `LOADBALANCER_SECRET(S)`.
+    pub management_secrets: Vec<Secret>,
+    /// `MANAGEMENT_API_SIGNED_BODY`: management calls with a JSON body must
+    /// sign it (checksum over call name + query + body + secret).
+    pub management_signed_body: bool,
 }
 
 impl Config {
@@ -215,6 +234,22 @@ impl Config {
         let create_params = policy(&mut r, "CREATE");
         let join_params = policy(&mut r, "JOIN");
         let concurrency: usize = r.parse("GET_MEETINGS_CONCURRENCY", 32);
+        let poller_concurrency: usize = r.parse("POLLER_THREADS", 32);
+        let poller_metrics_bind = match r.string("POLLER_METRICS_BIND").as_deref() {
+            Some(off) if off.eq_ignore_ascii_case("off") => None,
+            None => Some(SocketAddr::from(([0, 0, 0, 0], 9101))),
+            Some(raw) => raw.strip_prefix("tcp://").unwrap_or(raw).parse().map_or_else(
+                |e| {
+                    r.error(format!("POLLER_METRICS_BIND={raw:?}: expected host:port or off ({e})"));
+                    None
+                },
+                Some,
+            ),
+        };
+        let management_secrets = r
+            .string("MANAGEMENT_API_SECRETS")
+            .map(|raw| raw.split(':').filter(|s| !s.is_empty()).map(Secret::new).collect())
+            .unwrap_or_default();
         let buffer_minutes: u64 = r.parse("LOAD_JOIN_BUFFER_TIME", 15);
 
         let config = Config {
@@ -243,6 +278,14 @@ impl Config {
                 join_buffer: Duration::from_secs(buffer_minutes * 60),
             },
             max_body_bytes: r.parse("MAX_REQUEST_BODY_BYTES", 32 * 1024 * 1024),
+            poll_interval: r.seconds("POLL_INTERVAL", 60.0),
+            poller_concurrency: poller_concurrency.max(1),
+            healthy_threshold: r.parse::<u32>("SERVER_HEALTHY_THRESHOLD", 1).max(1),
+            unhealthy_threshold: r.parse::<u32>("SERVER_UNHEALTHY_THRESHOLD", 2).max(1),
+            poller_metrics_bind,
+            server_id_is_hostname: r.bool("SERVER_ID_IS_HOSTNAME", false),
+            management_secrets,
+            management_signed_body: r.bool("MANAGEMENT_API_SIGNED_BODY", false),
         };
         if !(1..=32).contains(&config.voice_bridge_len) {
             r.error(format!("VOICE_BRIDGE_LEN={}: must be between 1 and 32", config.voice_bridge_len));
@@ -285,6 +328,29 @@ mod tests {
         assert_eq!(config.meeting_ttl, Duration::from_secs(86_400));
         assert_eq!(config.voice_bridge_len, 9);
         assert_eq!(config.load.min_user_count, 15);
+        assert_eq!(config.poll_interval, Duration::from_secs(60));
+        assert_eq!((config.healthy_threshold, config.unhealthy_threshold), (1, 2));
+        assert_eq!(config.poller_metrics_bind, Some("0.0.0.0:9101".parse().unwrap()));
+        assert!(config.management_secrets.is_empty());
+    }
+
+    #[test]
+    fn poller_and_management_variables() {
+        let env = Env::from_pairs([
+            ("POLL_INTERVAL", "0.5"),
+            ("POLLER_THREADS", "5"),
+            ("SERVER_UNHEALTHY_THRESHOLD", "3"),
+            ("POLLER_METRICS_BIND", "off"),
+            ("MANAGEMENT_API_SECRETS", "m1:m2"),
+            ("SERVER_ID_IS_HOSTNAME", "true"),
+        ]);
+        let config = Config::from_env(&env).unwrap();
+        assert_eq!(config.poll_interval, Duration::from_millis(500));
+        assert_eq!(config.poller_concurrency, 5);
+        assert_eq!(config.unhealthy_threshold, 3);
+        assert_eq!(config.poller_metrics_bind, None);
+        assert_eq!(config.management_secrets.len(), 2);
+        assert!(config.server_id_is_hostname);
     }
 
     #[test]

@@ -10,4 +10,10 @@ pub enum StoreError {
     /// The store answered something this code cannot interpret.
     #[error("unexpected reply from the store: {0}")]
     Unexpected(String),
+    /// The record does not exist (Scalelite's `RecordNotFound`).
+    #[error("{0}")]
+    NotFound(String),
+    /// The write conflicts with the stored state (Scalelite's `RecordNotSaved`).
+    #[error("{0}")]
+    Conflict(String),
 }

@@ -4,12 +4,15 @@ mod error;
 pub mod model;
 pub mod redis;
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use scalelite_core::{MeetingId, ServerId, TenantId};
 
 pub use crate::error::StoreError;
 pub use crate::model::{
-    JoinRoute, Meeting, MeetingRoute, Placement, PlacementRequest, Server, ServerState, ServerStats,
+    JoinRoute, Meeting, MeetingRecord, MeetingRoute, NewServer, Placement, PlacementRequest, PollResult, PollSave,
+    PollSaved, PollStats, Pruned, Server, ServerState, ServerStats, ServerUpdate, Transition,
 };
 pub use crate::redis::RedisStore;
 
@@ -41,4 +44,63 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Writes and reads a short-lived key (Scalelite's health check).
     async fn health_check(&self) -> Result<(), StoreError>;
+
+    // === Server administration (Scalelite's Server#save semantics) ===
+
+    /// One server by id (`None` when it has no record).
+    async fn server(&self, id: &ServerId) -> Result<Option<Server>, StoreError>;
+
+    /// Creates a server (disabled, offline). `Conflict` if the id is taken.
+    async fn create_server(&self, server: &NewServer) -> Result<(), StoreError>;
+
+    /// Applies changes to a server. `NotFound` if it does not exist.
+    async fn update_server(&self, id: &ServerId, update: &ServerUpdate) -> Result<(), StoreError>;
+
+    /// Deletes a server record and its set entries (its meetings stay).
+    /// Returns whether it existed.
+    async fn delete_server(&self, id: &ServerId) -> Result<bool, StoreError>;
+
+    /// Every meeting record with its remaining TTL.
+    async fn meetings(&self) -> Result<Vec<MeetingRecord>, StoreError>;
+
+    // === Poller ===
+
+    /// Saves a poll result, only while `lease` is held.
+    async fn save_poll(&self, lease: &Lease, save: &PollSave) -> Result<PollSaved, StoreError>;
+
+    /// Removes `meetings` members whose record expired and voice bridges that
+    /// were orphans already in `previous_orphans`; returns what it removed and
+    /// the orphans seen now.
+    async fn prune(&self, previous_orphans: &[String]) -> Result<(Pruned, Vec<String>), StoreError>;
+
+    /// Takes (or extends) the lease when it is free or already ours.
+    async fn acquire_lease(&self, lease: &Lease, ttl: Duration) -> Result<bool, StoreError>;
+
+    /// Extends the lease if it is still ours.
+    async fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<bool, StoreError>;
+
+    /// Gives the lease up if it is ours.
+    async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError>;
+
+    /// The token of the lease's current holder.
+    async fn lease_holder(&self, name: &str) -> Result<Option<String>, StoreError>;
 }
+
+/// A named lease held with a random token (the poller's leader election).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// Key name below the namespace, e.g. `poller:leader`.
+    pub name: String,
+    /// This holder's token.
+    pub token: String,
+}
+
+impl Lease {
+    /// The poller's lease with a fresh token naming this process.
+    pub fn poller(holder: &str) -> Self {
+        Self { name: POLLER_LEASE.to_owned(), token: holder.to_owned() }
+    }
+}
+
+/// Name of the poller's leader lease (`<ns>:poller:leader`).
+pub const POLLER_LEASE: &str = "poller:leader";

@@ -237,3 +237,130 @@ pub enum Placement {
     /// Every voice-bridge candidate was taken.
     VoiceBridgesExhausted,
 }
+
+/// A server to create (Scalelite's `Server.create!`): no `state` field and
+/// not in `server_enabled`, so it starts disabled and offline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewServer {
+    /// Its id.
+    pub id: ServerId,
+    /// API base URL.
+    pub url: String,
+    /// Secret.
+    pub secret: Secret,
+    /// `load_multiplier`, written verbatim (Scalelite writes `1.0` by default).
+    pub load_multiplier: Option<String>,
+    /// Tag, `None` for untagged.
+    pub tag: Option<String>,
+}
+
+/// Changes to a server; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerUpdate {
+    /// New API base URL.
+    pub url: Option<String>,
+    /// New secret.
+    pub secret: Option<Secret>,
+    /// New `load_multiplier` string.
+    pub load_multiplier: Option<String>,
+    /// New tag: `Some(None)` removes it.
+    pub tag: Option<Option<String>>,
+    /// New state, with Scalelite's load bookkeeping (§6.1).
+    pub state: Option<ServerState>,
+}
+
+impl ServerUpdate {
+    /// Whether nothing would change.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// A meeting record with its remaining lifetime in Redis.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MeetingRecord {
+    /// The record.
+    pub meeting: Meeting,
+    /// Remaining TTL; `None` when the key has no expiry.
+    pub ttl: Option<Duration>,
+}
+
+/// What one poll of a server found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PollResult {
+    /// `getMeetings` answered `SUCCESS`.
+    Reachable {
+        /// The computed load (already × the multiplier).
+        load: f64,
+        /// `meetings`, `users`, `largest_meeting`, `videos`.
+        stats: PollStats,
+    },
+    /// Transport error, timeout, non-XML or `FAILED`.
+    Unreachable,
+}
+
+/// The statistics a successful poll stores.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PollStats {
+    /// Meetings (breakouts included).
+    pub meetings: u64,
+    /// Sum of participants.
+    pub users: u64,
+    /// Largest participant count.
+    pub largest_meeting: u64,
+    /// Sum of video streams.
+    pub videos: u64,
+}
+
+/// A poll result to save, with Scalelite's health hysteresis.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PollSave {
+    /// The server polled.
+    pub server_id: ServerId,
+    /// What the poll found.
+    pub result: PollResult,
+    /// `bbb_version` to store (`None` leaves it unchanged, e.g. after an error).
+    pub bbb_version: Option<String>,
+    /// `SERVER_HEALTHY_THRESHOLD`.
+    pub healthy_threshold: u32,
+    /// `SERVER_UNHEALTHY_THRESHOLD`.
+    pub unhealthy_threshold: u32,
+}
+
+/// What saving a poll result did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PollSaved {
+    /// The lease was lost: nothing was written.
+    NotLeader,
+    /// The server was deleted meanwhile: nothing was written.
+    Gone,
+    /// Saved. `online` and `state` are the values after the save.
+    Saved {
+        /// Whether the server is online now.
+        online: bool,
+        /// The state field after the save (`None` for legacy records).
+        state: Option<String>,
+        /// A transition this save caused.
+        transition: Option<Transition>,
+    },
+}
+
+/// A change of a server's status caused by the poller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transition {
+    /// Offline → online (healthy threshold reached).
+    CameOnline,
+    /// Online → offline (unhealthy threshold reached).
+    WentOffline,
+    /// Cordoned with zero load → disabled.
+    Drained,
+}
+
+/// What housekeeping removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// `meetings` members whose record had expired.
+    pub stale_members: u64,
+    /// `voice_bridges` entries pointing to no (or another) meeting.
+    pub orphan_voice_bridges: u64,
+}

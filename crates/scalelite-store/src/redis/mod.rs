@@ -9,8 +9,11 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
 use scalelite_core::{MeetingId, ServerId, TenantId};
 
-use crate::model::{JoinRoute, Meeting, MeetingRoute, Placement, PlacementRequest, Server, ServerState};
-use crate::{Store, StoreError};
+use crate::model::{
+    JoinRoute, Meeting, MeetingRecord, MeetingRoute, NewServer, Placement, PlacementRequest, PollResult, PollSave,
+    PollSaved, Pruned, Server, ServerState, ServerUpdate, Transition,
+};
+use crate::{Lease, Store, StoreError};
 
 macro_rules! script {
     ($file:literal) => {
@@ -24,6 +27,13 @@ struct Scripts {
     place: Script,
     delete_meeting: Script,
     servers: Script,
+    create_server: Script,
+    update_server: Script,
+    delete_server: Script,
+    meetings: Script,
+    poll_save: Script,
+    prune: Script,
+    lease: Script,
 }
 
 impl Scripts {
@@ -34,6 +44,13 @@ impl Scripts {
             place: script!("place.lua"),
             delete_meeting: script!("delete_meeting.lua"),
             servers: script!("servers.lua"),
+            create_server: script!("create_server.lua"),
+            update_server: script!("update_server.lua"),
+            delete_server: script!("delete_server.lua"),
+            meetings: script!("meetings.lua"),
+            poll_save: script!("poll_save.lua"),
+            prune: script!("prune.lua"),
+            lease: script!("lease.lua"),
         }
     }
 }
@@ -80,6 +97,41 @@ impl RedisStore {
     /// A handle on the shared connection, for administrative commands.
     pub fn connection(&self) -> ConnectionManager {
         self.conn.clone()
+    }
+
+    /// Reads servers (all members of `servers` when `ids` is empty) with the
+    /// load Scalelite derives from their state.
+    async fn read_servers(&self, ids: &[&str]) -> Result<Vec<Server>, StoreError> {
+        let reply = self.run(&self.scripts.servers, ids).await?;
+        let mut servers = Vec::new();
+        for entry in array(reply)? {
+            let mut fields = array(entry)?.into_iter();
+            let mut next = || fields.next().unwrap_or(Value::Nil);
+            let id = ServerId::new(string(next())?);
+            let hash = pairs(next())?;
+            let enabled = matches!(next(), Value::Int(1));
+            let load = string(next())?;
+            let cordoned_load = string(next())?;
+            let Some(mut server) = Server::from_hash(id, &hash, enabled) else {
+                continue;
+            };
+            let score = match server.state.as_deref() {
+                Some("cordoned") => cordoned_load,
+                Some("disabled") => String::new(),
+                Some(_) => load,
+                None if enabled => load,
+                None => String::new(),
+            };
+            server.load = score.parse().ok();
+            servers.push(server);
+        }
+        Ok(servers)
+    }
+
+    async fn lease_op(&self, lease: &Lease, op: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let ttl_ms = ttl.as_millis().max(1).to_string();
+        let reply = self.run(&self.scripts.lease, &[&lease.name, op, &lease.token, &ttl_ms]).await?;
+        Ok(matches!(reply, Value::Int(1)))
     }
 
     async fn run(&self, script: &Script, args: &[&str]) -> Result<Value, StoreError> {
@@ -168,30 +220,7 @@ impl Store for RedisStore {
     }
 
     async fn servers(&self) -> Result<Vec<Server>, StoreError> {
-        let reply = self.run(&self.scripts.servers, &[]).await?;
-        let mut servers = Vec::new();
-        for entry in array(reply)? {
-            let mut fields = array(entry)?.into_iter();
-            let mut next = || fields.next().unwrap_or(Value::Nil);
-            let id = ServerId::new(string(next())?);
-            let hash = pairs(next())?;
-            let enabled = matches!(next(), Value::Int(1));
-            let load = string(next())?;
-            let cordoned_load = string(next())?;
-            let Some(mut server) = Server::from_hash(id, &hash, enabled) else {
-                continue;
-            };
-            let score = match (server.state.as_deref().and_then(ServerState::parse), server.state.is_some()) {
-                (Some(ServerState::Cordoned), _) => cordoned_load,
-                (Some(ServerState::Disabled), _) => String::new(),
-                (_, true) => load,
-                (_, false) if enabled => load,
-                _ => String::new(),
-            };
-            server.load = score.parse().ok();
-            servers.push(server);
-        }
-        Ok(servers)
+        self.read_servers(&[]).await
     }
 
     async fn health_check(&self) -> Result<(), StoreError> {
@@ -211,6 +240,166 @@ impl Store for RedisStore {
             Some("true") => Ok(()),
             other => Err(StoreError::Unexpected(format!("health check key read back as {other:?}"))),
         }
+    }
+
+    async fn server(&self, id: &ServerId) -> Result<Option<Server>, StoreError> {
+        Ok(self.read_servers(&[id.as_str()]).await?.pop())
+    }
+
+    async fn create_server(&self, server: &NewServer) -> Result<(), StoreError> {
+        let reply = self
+            .run(
+                &self.scripts.create_server,
+                &[
+                    server.id.as_str(),
+                    &server.url,
+                    server.secret.expose(),
+                    server.load_multiplier.as_deref().unwrap_or(""),
+                    server.tag.as_deref().unwrap_or(""),
+                ],
+            )
+            .await?;
+        match string(reply)?.as_str() {
+            "ok" => Ok(()),
+            "exists" => Err(StoreError::Conflict(format!("Server already exists with id '{}'", server.id))),
+            other => Err(StoreError::Unexpected(format!("create_server answered {other:?}"))),
+        }
+    }
+
+    async fn update_server(&self, id: &ServerId, update: &ServerUpdate) -> Result<(), StoreError> {
+        let flag = |set: bool| if set { "1" } else { "0" };
+        let (tag_op, tag) = match &update.tag {
+            None => ("0", ""),
+            Some(Some(tag)) => ("1", tag.as_str()),
+            Some(None) => ("2", ""),
+        };
+        let reply = self
+            .run(
+                &self.scripts.update_server,
+                &[
+                    id.as_str(),
+                    flag(update.url.is_some()),
+                    update.url.as_deref().unwrap_or(""),
+                    flag(update.secret.is_some()),
+                    update.secret.as_ref().map_or("", |s| s.expose()),
+                    flag(update.load_multiplier.is_some()),
+                    update.load_multiplier.as_deref().unwrap_or(""),
+                    tag_op,
+                    tag,
+                    update.state.map_or("", ServerState::as_str),
+                ],
+            )
+            .await?;
+        match string(reply)?.as_str() {
+            "ok" => Ok(()),
+            "missing" => Err(StoreError::NotFound(format!("Couldn't find Server with id={id}"))),
+            other => Err(StoreError::Unexpected(format!("update_server answered {other:?}"))),
+        }
+    }
+
+    async fn delete_server(&self, id: &ServerId) -> Result<bool, StoreError> {
+        Ok(matches!(self.run(&self.scripts.delete_server, &[id.as_str()]).await?, Value::Int(1)))
+    }
+
+    async fn meetings(&self) -> Result<Vec<MeetingRecord>, StoreError> {
+        let mut records = Vec::new();
+        for entry in array(self.run(&self.scripts.meetings, &[]).await?)? {
+            let mut fields = array(entry)?.into_iter();
+            let id = MeetingId::new(string(fields.next().unwrap_or(Value::Nil))?);
+            let hash = pairs(fields.next().unwrap_or(Value::Nil))?;
+            let ttl = match fields.next() {
+                Some(Value::Int(ms)) if ms >= 0 => Some(Duration::from_millis(ms as u64)),
+                _ => None,
+            };
+            if let Some(meeting) = Meeting::from_hash(id, &hash) {
+                records.push(MeetingRecord { meeting, ttl });
+            }
+        }
+        Ok(records)
+    }
+
+    async fn save_poll(&self, lease: &Lease, save: &PollSave) -> Result<PollSaved, StoreError> {
+        let (reachable, load, stats) = match &save.result {
+            PollResult::Reachable { load, stats } => ("1", *load, *stats),
+            PollResult::Unreachable => ("0", 0.0, Default::default()),
+        };
+        let numbers = [
+            format!("{load:?}"),
+            stats.meetings.to_string(),
+            stats.users.to_string(),
+            stats.largest_meeting.to_string(),
+            stats.videos.to_string(),
+            save.healthy_threshold.to_string(),
+            save.unhealthy_threshold.to_string(),
+        ];
+        let reply = self
+            .run(
+                &self.scripts.poll_save,
+                &[
+                    &lease.name,
+                    &lease.token,
+                    save.server_id.as_str(),
+                    reachable,
+                    &numbers[0],
+                    &numbers[1],
+                    &numbers[2],
+                    &numbers[3],
+                    &numbers[4],
+                    if save.bbb_version.is_some() { "1" } else { "0" },
+                    save.bbb_version.as_deref().unwrap_or(""),
+                    &numbers[5],
+                    &numbers[6],
+                ],
+            )
+            .await?;
+        let mut parts = array(reply)?.into_iter();
+        let first = string(parts.next().unwrap_or(Value::Nil))?;
+        Ok(match first.as_str() {
+            "not_leader" => PollSaved::NotLeader,
+            "gone" => PollSaved::Gone,
+            online => {
+                let state = string(parts.next().unwrap_or(Value::Nil))?;
+                let transition = match string(parts.next().unwrap_or(Value::Nil))?.as_str() {
+                    "online" => Some(Transition::CameOnline),
+                    "offline" => Some(Transition::WentOffline),
+                    "drained" => Some(Transition::Drained),
+                    _ => None,
+                };
+                PollSaved::Saved { online: online == "1", state: (!state.is_empty()).then_some(state), transition }
+            }
+        })
+    }
+
+    async fn prune(&self, previous_orphans: &[String]) -> Result<(Pruned, Vec<String>), StoreError> {
+        let args: Vec<&str> = previous_orphans.iter().map(String::as_str).collect();
+        let mut parts = array(self.run(&self.scripts.prune, &args).await?)?.into_iter();
+        let mut count = || match parts.next() {
+            Some(Value::Int(n)) => n.max(0) as u64,
+            _ => 0,
+        };
+        let pruned = Pruned { stale_members: count(), orphan_voice_bridges: count() };
+        let orphans = array(parts.next().unwrap_or(Value::Nil))?.into_iter().map(string).collect::<Result<_, _>>()?;
+        Ok((pruned, orphans))
+    }
+
+    async fn acquire_lease(&self, lease: &Lease, ttl: Duration) -> Result<bool, StoreError> {
+        self.lease_op(lease, "acquire", ttl).await
+    }
+
+    async fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<bool, StoreError> {
+        self.lease_op(lease, "renew", ttl).await
+    }
+
+    async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
+        self.lease_op(lease, "release", Duration::ZERO).await.map(|_| ())
+    }
+
+    async fn lease_holder(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let reply = self.run(&self.scripts.lease, &[name, "holder", "", "0"]).await?;
+        Ok(match reply {
+            Value::Nil => None,
+            other => Some(string(other)?),
+        })
     }
 }
 

@@ -1,0 +1,294 @@
+#![doc = include_str!("../README.md")]
+
+mod json;
+mod sync;
+
+use std::sync::Arc;
+
+use futures::stream::{self, StreamExt};
+use scalelite_bbb_client::{BbbClient, CallError, Target};
+use scalelite_core::load::format_float;
+use scalelite_core::params::encode_component_into;
+use scalelite_core::{MeetingId, Secret, ServerId};
+use scalelite_store::{Meeting, NewServer, Server, ServerState, ServerUpdate, Store, StoreError};
+use tracing::info;
+
+pub use crate::json::{ServerJson, server_json};
+pub use crate::sync::{SyncMode, dump_yaml};
+
+/// Settings of fleet administration.
+#[derive(Clone, Copy, Debug)]
+pub struct FleetSettings {
+    /// `SERVER_ID_IS_HOSTNAME`: new servers get their URL's host as id.
+    pub server_id_is_hostname: bool,
+    /// How many `end` calls run at once when clearing meetings.
+    pub concurrency: usize,
+}
+
+impl Default for FleetSettings {
+    fn default() -> Self {
+        Self { server_id_is_hostname: false, concurrency: 16 }
+    }
+}
+
+/// Why an administrative operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    /// No server with that id (message as Scalelite's).
+    #[error("Couldn't find Server with id={0}")]
+    NotFound(ServerId),
+    /// Invalid input, with the message to show.
+    #[error("{0}")]
+    Invalid(String),
+    /// The store failed or refused the write.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One meeting cleared from a server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cleared {
+    /// The meeting.
+    pub id: MeetingId,
+    /// Why the `end` call failed, if it was sent and failed.
+    pub end_error: Option<String>,
+}
+
+/// Administration of the server pool.
+#[derive(Clone, Debug)]
+pub struct Fleet {
+    /// The shared store.
+    pub store: Arc<dyn Store>,
+    /// Client for `end` and inspection calls.
+    pub bbb: BbbClient,
+    /// Settings.
+    pub settings: FleetSettings,
+}
+
+impl Fleet {
+    /// Administration over `store`, calling servers with `bbb`.
+    pub fn new(store: Arc<dyn Store>, bbb: BbbClient, settings: FleetSettings) -> Self {
+        Self { store, bbb, settings }
+    }
+
+    /// Every server.
+    pub async fn servers(&self) -> Result<Vec<Server>, FleetError> {
+        Ok(self.store.servers().await?)
+    }
+
+    /// One server, or `NotFound`.
+    pub async fn server(&self, id: &ServerId) -> Result<Server, FleetError> {
+        self.store.server(id).await?.ok_or_else(|| FleetError::NotFound(id.clone()))
+    }
+
+    /// Adds a server (disabled and offline until enabled and polled).
+    pub async fn add_server(
+        &self,
+        url: &str,
+        secret: &str,
+        load_multiplier: Option<String>,
+        tag: Option<&str>,
+    ) -> Result<Server, FleetError> {
+        self.create(NewServer {
+            id: self.new_id(url)?,
+            url: url.to_owned(),
+            secret: Secret::new(secret),
+            load_multiplier,
+            tag: tag.filter(|t| !t.is_empty()).map(str::to_owned),
+        })
+        .await
+    }
+
+    /// Creates a server with a given id.
+    pub async fn create(&self, server: NewServer) -> Result<Server, FleetError> {
+        self.store.create_server(&server).await?;
+        info!(server.id = %server.id, "server added");
+        self.server(&server.id).await
+    }
+
+    /// Applies `update` and returns the server as stored afterwards.
+    pub async fn update_server(&self, id: &ServerId, update: &ServerUpdate) -> Result<Server, FleetError> {
+        match self.store.update_server(id, update).await {
+            Err(StoreError::NotFound(_)) => return Err(FleetError::NotFound(id.clone())),
+            other => other?,
+        }
+        info!(server.id = %id, ?update.state, "server updated");
+        self.server(id).await
+    }
+
+    /// Sets a server's state.
+    pub async fn set_state(&self, id: &ServerId, state: ServerState) -> Result<Server, FleetError> {
+        self.update_server(id, &ServerUpdate { state: Some(state), ..Default::default() }).await
+    }
+
+    /// Deletes a server record (its meetings are left alone, as in Scalelite).
+    pub async fn remove_server(&self, id: &ServerId) -> Result<(), FleetError> {
+        if !self.store.delete_server(id).await? {
+            return Err(FleetError::NotFound(id.clone()));
+        }
+        info!(server.id = %id, "server removed");
+        Ok(())
+    }
+
+    /// The meeting records pointing to `server`.
+    pub async fn meetings_on(&self, server: &ServerId) -> Result<Vec<Meeting>, FleetError> {
+        Ok(self.store.meetings().await?.into_iter().map(|r| r.meeting).filter(|m| &m.server_id == server).collect())
+    }
+
+    /// Forgets every meeting of `server` and, unless `send_end` is false,
+    /// sends `end` for each (concurrently, failures collected, not fatal).
+    pub async fn clear_meetings(&self, server: &Server, send_end: bool) -> Result<Vec<Cleared>, FleetError> {
+        let meetings = self.meetings_on(&server.id).await?;
+        let mut cleared = Vec::with_capacity(meetings.len());
+        for meeting in &meetings {
+            self.store.delete_meeting(&meeting.id, Some(&server.id)).await?;
+            info!(meeting.id = %meeting.id, server.id = %server.id, "meeting cleared");
+        }
+        let results: Vec<(MeetingId, Option<String>)> = stream::iter(meetings)
+            .map(|meeting| async move {
+                let error =
+                    if send_end { self.end_meeting(server, &meeting).await.err().map(|e| e.to_string()) } else { None };
+                (meeting.id, error)
+            })
+            .buffered(self.settings.concurrency.max(1))
+            .collect()
+            .await;
+        for (id, end_error) in results {
+            cleared.push(Cleared { id, end_error });
+        }
+        Ok(cleared)
+    }
+
+    /// Sends `end` for `meeting` with its stored moderator password.
+    pub async fn end_meeting(&self, server: &Server, meeting: &Meeting) -> Result<(), CallError> {
+        let mut query = String::from("meetingID=");
+        encode_component_into(&mut query, meeting.id.as_str());
+        query.push_str("&password=");
+        encode_component_into(&mut query, &meeting.moderator_pw);
+        let target = Target { url: &server.url, secret: &server.secret, online: server.online };
+        self.bbb.get(&target, "end", &query).await.map(|_| ())
+    }
+
+    /// Panics a server: clears its meetings (sending `end` unless
+    /// `skip_end_calls`), then disables it unless `keep_state`. `end`
+    /// failures do not stop the panic (the server is often unreachable when
+    /// it is panicked).
+    pub async fn panic_server(
+        &self,
+        id: &ServerId,
+        keep_state: bool,
+        skip_end_calls: bool,
+    ) -> Result<Vec<Cleared>, FleetError> {
+        let server = self.server(id).await?;
+        let cleared = self.clear_meetings(&server, !skip_end_calls).await?;
+        if !keep_state {
+            self.set_state(id, ServerState::Disabled).await?;
+        }
+        Ok(cleared)
+    }
+
+    fn new_id(&self, url: &str) -> Result<ServerId, FleetError> {
+        if self.settings.server_id_is_hostname {
+            let host = url_host(url).ok_or_else(|| FleetError::Invalid(format!("Server URL has no host: {url}")))?;
+            return Ok(ServerId::new(host.to_ascii_lowercase()));
+        }
+        Ok(ServerId::new(uuid::Uuid::new_v4().to_string()))
+    }
+}
+
+/// The host of an `http(s)://` URL.
+pub fn url_host(url: &str) -> Option<String> {
+    let uri: http::Uri = url.parse().ok()?;
+    matches!(uri.scheme_str(), Some("http" | "https")).then_some(())?;
+    uri.host().filter(|h| !h.is_empty()).map(str::to_owned)
+}
+
+/// Ruby's `String#to_d`: the leading decimal number of `raw`, 0 when none.
+pub fn to_d(raw: &str) -> f64 {
+    let s = raw.trim_start();
+    let bytes = s.as_bytes();
+    let mut end = 0;
+    if matches!(bytes.first(), Some(b'+' | b'-')) {
+        end = 1;
+    }
+    let digits_start = end;
+    while end < bytes.len() && bytes[end].is_ascii_digit() {
+        end += 1;
+    }
+    if end < bytes.len() && bytes[end] == b'.' {
+        let mut frac = end + 1;
+        while frac < bytes.len() && bytes[frac].is_ascii_digit() {
+            frac += 1;
+        }
+        if frac > end + 1 {
+            end = frac;
+        }
+    }
+    if end == digits_start {
+        return 0.0;
+    }
+    if end < bytes.len() && matches!(bytes[end], b'e' | b'E') {
+        let mut exp = end + 1;
+        if matches!(bytes.get(exp), Some(b'+' | b'-')) {
+            exp += 1;
+        }
+        let exp_digits = exp;
+        while exp < bytes.len() && bytes[exp].is_ascii_digit() {
+            exp += 1;
+        }
+        if exp > exp_digits {
+            end = exp;
+        }
+    }
+    s[..end].parse().unwrap_or(0.0)
+}
+
+/// A load multiplier given by an operator, read like Scalelite: `None` (not
+/// given) is 1.0; a value that reads as 0 becomes 1.0 with a warning
+/// (`true` in the result). Returns the string to store.
+pub fn multiplier_arg(raw: Option<&str>) -> (String, bool) {
+    match raw {
+        None => (format_float(1.0), false),
+        Some(raw) => {
+            let value = to_d(raw);
+            if value == 0.0 || !value.is_finite() { (format_float(1.0), true) } else { (format_float(value), false) }
+        }
+    }
+}
+
+/// The warning Scalelite prints when a multiplier reads as 0.
+pub const MULTIPLIER_WARNING: &str = "WARNING! Load-multiplier was not readable or 0, so it is now 1";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn to_d_like_ruby() {
+        assert_eq!(to_d("1.5"), 1.5);
+        assert_eq!(to_d("2abc"), 2.0);
+        assert_eq!(to_d("abc"), 0.0);
+        assert_eq!(to_d(" 3"), 3.0);
+        assert_eq!(to_d("1e2"), 100.0);
+        assert_eq!(to_d("-0.5"), -0.5);
+        assert_eq!(to_d("."), 0.0);
+        assert_eq!(to_d("7."), 7.0);
+    }
+
+    #[test]
+    fn multipliers() {
+        assert_eq!(multiplier_arg(None), ("1.0".into(), false));
+        assert_eq!(multiplier_arg(Some("2")), ("2.0".into(), false));
+        assert_eq!(multiplier_arg(Some("1.5")), ("1.5".into(), false));
+        assert_eq!(multiplier_arg(Some("0")), ("1.0".into(), true));
+        assert_eq!(multiplier_arg(Some("x")), ("1.0".into(), true));
+    }
+
+    #[test]
+    fn hosts() {
+        assert_eq!(url_host("https://BBB1.example.com/bigbluebutton/api").as_deref(), Some("BBB1.example.com"));
+        assert_eq!(url_host("http://10.0.0.1:8080/bigbluebutton/api").as_deref(), Some("10.0.0.1"));
+        assert_eq!(url_host("ftp://x/y"), None);
+        assert_eq!(url_host("not a url"), None);
+    }
+}

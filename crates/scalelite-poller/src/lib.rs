@@ -1,0 +1,179 @@
+#![doc = include_str!("../README.md")]
+
+pub mod metrics;
+pub mod round;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use scalelite_bbb_client::{BbbClient, Timeouts};
+use scalelite_core::config::Config;
+use scalelite_store::{Lease, Store, StoreError};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+pub use crate::metrics::PollerMetrics;
+pub use crate::round::{RoundReport, RoundSettings, poll_round};
+
+/// The poller: rounds every `interval` while holding the leader lease.
+#[derive(Debug)]
+pub struct Poller {
+    store: Arc<dyn Store>,
+    bbb: BbbClient,
+    settings: RoundSettings,
+    interval: Duration,
+    lease: Lease,
+    metrics: Arc<PollerMetrics>,
+}
+
+impl Poller {
+    /// A poller over `store`; `holder` names this process in the lease.
+    pub fn new(
+        store: Arc<dyn Store>,
+        bbb: BbbClient,
+        settings: RoundSettings,
+        interval: Duration,
+        holder: &str,
+        metrics: Arc<PollerMetrics>,
+    ) -> Self {
+        Self { store, bbb, settings, interval, lease: Lease::poller(holder), metrics }
+    }
+
+    /// A poller configured from Scalelite's variables.
+    pub fn from_config(config: &Config, store: Arc<dyn Store>, metrics: Arc<PollerMetrics>) -> Self {
+        let timeouts = Timeouts { connect: config.connect_timeout, response: config.response_timeout };
+        let bbb = BbbClient::new(timeouts, config.checksum_algorithms.outgoing());
+        let settings = RoundSettings {
+            concurrency: config.poller_concurrency,
+            healthy_threshold: config.healthy_threshold,
+            unhealthy_threshold: config.unhealthy_threshold,
+            load: config.load,
+            meeting_ttl: config.meeting_ttl,
+            create_grace: config.connect_timeout + config.response_timeout,
+        };
+        Self::new(store, bbb, settings, config.poll_interval, &holder_name(), metrics)
+    }
+
+    /// How long the lease lasts without renewal: 1.5 intervals, so a standby
+    /// (checking every half interval) takes over within two intervals.
+    pub fn lease_ttl(&self) -> Duration {
+        self.interval.mul_f64(1.5).max(Duration::from_millis(300))
+    }
+
+    /// Runs one round now, if no other poller holds the lease. Returns
+    /// `None` (and does nothing) when another poller does.
+    pub async fn poll_once(&self) -> Result<Option<RoundReport>, StoreError> {
+        let ttl = self.lease_ttl().max(self.settings.create_grace * 2);
+        if !self.store.acquire_lease(&self.lease, ttl).await? {
+            return Ok(None);
+        }
+        let leading = Arc::new(AtomicBool::new(true));
+        let renewer = self.spawn_renewal(ttl, Arc::clone(&leading));
+        let result =
+            poll_round(&*self.store, &self.bbb, &self.settings, &self.lease, &self.metrics, &mut Vec::new()).await;
+        drop(renewer);
+        self.store.release_lease(&self.lease).await?;
+        result.map(Some)
+    }
+
+    /// Polls until `shutdown` resolves: waits for the lease, then runs a
+    /// round, sleeps `POLL_INTERVAL`, and so on; gives the lease up on
+    /// shutdown. Store outages are logged and retried, never fatal.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let ttl = self.lease_ttl();
+        let check = (self.interval / 2).min(ttl / 3).max(Duration::from_millis(50));
+        let leading = Arc::new(AtomicBool::new(false));
+        let mut renewer: Option<Renewal> = None;
+        let mut orphans = Vec::new();
+        info!(interval = ?self.interval, holder = %self.lease.token, "poller started");
+        loop {
+            if !leading.load(Ordering::SeqCst) {
+                renewer = None;
+                match self.store.acquire_lease(&self.lease, ttl).await {
+                    Ok(true) => {
+                        info!("holding the poller lease: polling");
+                        leading.store(true, Ordering::SeqCst);
+                        self.metrics.leader.set(1);
+                        renewer = Some(self.spawn_renewal(ttl, Arc::clone(&leading)));
+                    }
+                    Ok(false) => {}
+                    Err(error) => warn!(%error, "cannot reach the store to take the poller lease"),
+                }
+            }
+            let wait = if leading.load(Ordering::SeqCst) {
+                match poll_round(&*self.store, &self.bbb, &self.settings, &self.lease, &self.metrics, &mut orphans)
+                    .await
+                {
+                    Ok(report) if report.lost_lease => leading.store(false, Ordering::SeqCst),
+                    Ok(report) => info!(
+                        servers = report.servers,
+                        reachable = report.reachable,
+                        meetings_removed = report.meetings_removed,
+                        duration_ms = report.duration.as_millis() as u64,
+                        "poll round"
+                    ),
+                    Err(error) => warn!(%error, "poll round failed"),
+                }
+                if !leading.load(Ordering::SeqCst) {
+                    self.metrics.leader.set(0);
+                }
+                self.interval
+            } else {
+                check
+            };
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        drop(renewer);
+        if leading.load(Ordering::SeqCst) {
+            if let Err(error) = self.store.release_lease(&self.lease).await {
+                warn!(%error, "could not release the poller lease (it expires by itself)");
+            }
+            self.metrics.leader.set(0);
+        }
+        info!("poller stopped");
+    }
+
+    fn spawn_renewal(&self, ttl: Duration, leading: Arc<AtomicBool>) -> Renewal {
+        let store = Arc::clone(&self.store);
+        let lease = self.lease.clone();
+        let metrics = Arc::clone(&self.metrics);
+        Renewal(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(ttl / 3).await;
+                match store.renew_lease(&lease, ttl).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        warn!("lost the poller lease");
+                        leading.store(false, Ordering::SeqCst);
+                        metrics.leader.set(0);
+                        return;
+                    }
+                    Err(error) => warn!(%error, "could not renew the poller lease"),
+                }
+            }
+        }))
+    }
+}
+
+/// The lease renewal task; it stops when this is dropped, so a cancelled
+/// poller cannot keep a lease alive.
+#[derive(Debug)]
+struct Renewal(JoinHandle<()>);
+
+impl Drop for Renewal {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// `host:pid:random`, naming this process in the lease.
+pub fn holder_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
+    format!("{host}:{}:{:08x}", std::process::id(), rand::random::<u32>())
+}

@@ -1,0 +1,102 @@
+//! `scalelite-poller`: polls the pool until SIGTERM; `--once` runs one round.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::http::header;
+use axum::routing::get;
+use prometheus_client::registry::Registry;
+use scalelite_core::config::{Config, Env};
+use scalelite_poller::{Poller, PollerMetrics};
+use scalelite_store::RedisStore;
+use tracing::{error, info};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    let env = Env::from_process();
+    scalelite_telemetry::init_logging(env.get("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")));
+    let once = match std::env::args().skip(1).collect::<Vec<_>>().as_slice() {
+        [] => false,
+        [flag] if flag == "--once" => true,
+        _ => {
+            error!("usage: scalelite-poller [--once]");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            error!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&env, once)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(env: &Env, once: bool) -> anyhow::Result<()> {
+    let config = Config::from_env(env)?;
+    let store = RedisStore::open(config.redis_url.expose(), &config.redis_namespace).context("REDIS_URL")?;
+    let metrics = Arc::new(PollerMetrics::new());
+    let poller = Poller::from_config(&config, Arc::new(store), Arc::clone(&metrics));
+    if once {
+        match poller.poll_once().await? {
+            Some(report) => info!(
+                servers = report.servers,
+                reachable = report.reachable,
+                meetings_removed = report.meetings_removed,
+                duration_ms = report.duration.as_millis() as u64,
+                "poll round"
+            ),
+            None => info!("another poller holds the lease; it polls on its own schedule"),
+        }
+        return Ok(());
+    }
+    if let Some(bind) = config.poller_metrics_bind {
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        let registry = Arc::new(registry);
+        let app = Router::new().route(
+            "/metrics",
+            get(move || {
+                let registry = Arc::clone(&registry);
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, scalelite_telemetry::METRICS_CONTENT_TYPE)],
+                        scalelite_telemetry::encode(&registry),
+                    )
+                }
+            }),
+        );
+        let listener =
+            tokio::net::TcpListener::bind(bind).await.with_context(|| format!("POLLER_METRICS_BIND {bind}"))?;
+        info!(address = %bind, "serving poller metrics at /metrics");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+    }
+    poller.run(shutdown_signal()).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        if let Ok(mut signal) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            signal.recv().await;
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,167 @@
+//! The poller's Prometheus metrics (documented in docs/METRICS.md).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use scalelite_store::Transition;
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+
+/// Labels of per-server metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServerLabel {
+    /// Server id.
+    pub server: String,
+}
+
+/// Labels of the state metric.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    /// Server id.
+    pub server: String,
+    /// `enabled`, `cordoned` or `disabled`.
+    pub state: String,
+}
+
+/// Labels of transition counts.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransitionLabel {
+    /// `online`, `offline` or `drained`.
+    pub transition: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Every metric the poller exports.
+#[derive(Debug)]
+pub struct PollerMetrics {
+    /// 1 when the server is online.
+    pub online: Family<ServerLabel, Gauge>,
+    /// 1 for the server's current state, 0 for the others.
+    pub state: Family<StateLabels, Gauge>,
+    /// Load score as stored for placement.
+    pub load: Family<ServerLabel, FloatGauge>,
+    /// Meetings (breakouts included).
+    pub meetings: Family<ServerLabel, Gauge>,
+    /// Participants.
+    pub users: Family<ServerLabel, Gauge>,
+    /// Largest meeting's participants.
+    pub largest_meeting: Family<ServerLabel, Gauge>,
+    /// Video streams.
+    pub videos: Family<ServerLabel, Gauge>,
+    /// Duration of the last poll of the server.
+    pub poll_seconds: Family<ServerLabel, FloatGauge>,
+    /// Failed polls.
+    pub poll_failures: Family<ServerLabel, Counter>,
+    /// Duration of rounds.
+    pub round_seconds: Histogram,
+    /// Rounds run.
+    pub rounds: Counter,
+    /// Servers in the last round.
+    pub servers: Gauge,
+    /// 1 while this poller holds the lease.
+    pub leader: Gauge,
+    /// Meeting records removed because their meeting ended.
+    pub meetings_removed: Counter,
+    /// Status changes caused by polls.
+    pub transitions: Family<TransitionLabel, Counter>,
+    /// Servers that have per-server series.
+    known: Mutex<HashSet<String>>,
+}
+
+impl Default for PollerMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PollerMetrics {
+    /// Fresh metrics.
+    pub fn new() -> Self {
+        Self {
+            online: Family::default(),
+            state: Family::default(),
+            load: Family::default(),
+            meetings: Family::default(),
+            users: Family::default(),
+            largest_meeting: Family::default(),
+            videos: Family::default(),
+            poll_seconds: Family::default(),
+            poll_failures: Family::default(),
+            round_seconds: Histogram::new([0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0]),
+            rounds: Counter::default(),
+            servers: Gauge::default(),
+            leader: Gauge::default(),
+            meetings_removed: Counter::default(),
+            transitions: Family::default(),
+            known: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Registers every metric under the `scalelite_poller` prefix.
+    pub fn register(&self, registry: &mut Registry) {
+        let r = registry.sub_registry_with_prefix("scalelite_poller");
+        r.register("server_online", "1 when the server is online", self.online.clone());
+        r.register("server_state", "1 for the server's state (enabled, cordoned, disabled)", self.state.clone());
+        r.register("server_load", "Load score used for placing new meetings", self.load.clone());
+        r.register("server_meetings", "Meetings on the server (breakouts included)", self.meetings.clone());
+        r.register("server_users", "Participants on the server", self.users.clone());
+        r.register(
+            "server_largest_meeting",
+            "Participants in the server's largest meeting",
+            self.largest_meeting.clone(),
+        );
+        r.register("server_videos", "Video streams on the server", self.videos.clone());
+        r.register("server_poll_duration_seconds", "Duration of the server's last poll", self.poll_seconds.clone());
+        r.register("server_poll_failures", "Failed polls of the server", self.poll_failures.clone());
+        r.register("round_duration_seconds", "Duration of poll rounds", self.round_seconds.clone());
+        r.register("rounds", "Poll rounds run by this poller", self.rounds.clone());
+        r.register("servers", "Servers polled in the last round", self.servers.clone());
+        r.register("leader", "1 while this poller holds the leader lease", self.leader.clone());
+        r.register(
+            "meetings_removed",
+            "Meeting records removed because the meeting ended",
+            self.meetings_removed.clone(),
+        );
+        r.register("transitions", "Server status changes caused by polls", self.transitions.clone());
+    }
+
+    /// Counts a transition.
+    pub fn transition(&self, transition: Transition) {
+        let name = match transition {
+            Transition::CameOnline => "online",
+            Transition::WentOffline => "offline",
+            Transition::Drained => "drained",
+        };
+        self.transitions.get_or_create(&TransitionLabel { transition: name.into() }).inc();
+    }
+
+    /// Drops the per-server series of servers that no longer exist; `keep`
+    /// is the current server list.
+    pub fn retain_servers(&self, keep: HashSet<String>) {
+        let gone: Vec<String> = {
+            let mut known = self.known.lock().expect("metrics lock poisoned");
+            let gone = known.difference(&keep).cloned().collect();
+            *known = keep;
+            gone
+        };
+        for server in gone {
+            let label = ServerLabel { server: server.clone() };
+            self.online.remove(&label);
+            self.load.remove(&label);
+            self.meetings.remove(&label);
+            self.users.remove(&label);
+            self.largest_meeting.remove(&label);
+            self.videos.remove(&label);
+            self.poll_seconds.remove(&label);
+            self.poll_failures.remove(&label);
+            for state in ["enabled", "cordoned", "disabled"] {
+                self.state.remove(&StateLabels { server: server.clone(), state: state.into() });
+            }
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! One poll round.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::stream::{self, StreamExt};
+use scalelite_bbb_client::{BbbClient, CallError, Target};
+use scalelite_core::load::{LoadModel, MeetingSample};
+use scalelite_core::params::encode_component_into;
+use scalelite_core::xml::Element;
+use scalelite_core::{MeetingId, ServerId};
+use scalelite_store::{
+    Lease, MeetingRecord, PollResult, PollSave, PollSaved, PollStats, Pruned, Server, Store, StoreError, Transition,
+};
+use tracing::{debug, info, warn};
+
+use crate::metrics::{PollerMetrics, ServerLabel, StateLabels};
+
+/// Settings of a round.
+#[derive(Clone, Debug)]
+pub struct RoundSettings {
+    /// Servers polled at once (`POLLER_THREADS`).
+    pub concurrency: usize,
+    /// `SERVER_HEALTHY_THRESHOLD`.
+    pub healthy_threshold: u32,
+    /// `SERVER_UNHEALTHY_THRESHOLD`.
+    pub unhealthy_threshold: u32,
+    /// `LOAD_MIN_USER_COUNT`, `LOAD_JOIN_BUFFER_TIME`.
+    pub load: LoadModel,
+    /// `DEFAULT_MEETING_TTL`, to tell a meeting record's age from its TTL.
+    pub meeting_ttl: Duration,
+    /// How long a create may take to reach its server
+    /// (`CONNECT_TIMEOUT` + `RESPONSE_TIMEOUT`): younger records are never
+    /// removed, even if their server does not list them yet.
+    pub create_grace: Duration,
+}
+
+/// What a round did.
+#[derive(Clone, Debug, Default)]
+pub struct RoundReport {
+    /// How long it took.
+    pub duration: Duration,
+    /// Servers polled.
+    pub servers: usize,
+    /// Servers that answered `getMeetings`.
+    pub reachable: usize,
+    /// Status changes.
+    pub transitions: Vec<(ServerId, Transition)>,
+    /// Meeting records checked with `getMeetingInfo`.
+    pub meetings_checked: usize,
+    /// Meeting records removed (ended, or their server is gone).
+    pub meetings_removed: usize,
+    /// Housekeeping.
+    pub pruned: Pruned,
+    /// The lease was lost during the round; its remaining writes were refused.
+    pub lost_lease: bool,
+}
+
+/// The outcome of polling one server.
+struct Polled {
+    server: Server,
+    result: PollResult,
+    /// Meeting ids the server listed (when reachable).
+    listed: Option<HashSet<String>>,
+    version: Option<String>,
+    elapsed: Duration,
+    error: Option<CallError>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+fn number(element: &Element, name: &str) -> u64 {
+    element.text_at(name).and_then(|t| t.trim().parse().ok()).unwrap_or(0)
+}
+
+/// Statistics and load from a `getMeetings` reply (Scalelite's formula).
+pub fn measure(doc: &Element, load: &LoadModel, multiplier: f64, now_ms: i64) -> (f64, PollStats, HashSet<String>) {
+    let meetings: Vec<&Element> =
+        doc.child("meetings").map(|m| m.children_named("meeting").collect()).unwrap_or_default();
+    let mut stats = PollStats { meetings: meetings.len() as u64, ..Default::default() };
+    let mut samples = Vec::with_capacity(meetings.len());
+    let mut ids = HashSet::with_capacity(meetings.len());
+    for meeting in meetings {
+        let participants = number(meeting, "participantCount");
+        stats.users += participants;
+        stats.largest_meeting = stats.largest_meeting.max(participants);
+        let videos = number(meeting, "videoCount");
+        stats.videos += videos;
+        samples.push(MeetingSample {
+            participants,
+            moderators: number(meeting, "moderatorCount"),
+            videos,
+            created_ms: meeting.text_at("createTime").and_then(|t| t.trim().parse().ok()),
+            is_breakout: meeting.text_at("isBreakout").is_some_and(|b| b.trim() == "true"),
+        });
+        if let Some(id) = meeting.text_at("meetingID") {
+            ids.insert(id);
+        }
+    }
+    (load.server_load(&samples, now_ms, multiplier), stats, ids)
+}
+
+async fn poll_server(bbb: &BbbClient, server: Server, load: &LoadModel) -> Polled {
+    let started = Instant::now();
+    // The poller always uses the normal timeouts.
+    let target = Target { url: &server.url, secret: &server.secret, online: true };
+    let (meetings, version) = tokio::join!(bbb.get(&target, "getMeetings", ""), bbb.get(&target, "", ""));
+    let version = version.ok().map(|reply| reply.doc.text_at("bbbVersion").unwrap_or_default());
+    let elapsed = started.elapsed();
+    match meetings {
+        Ok(reply) => {
+            let (load, stats, ids) = measure(&reply.doc, load, server.multiplier(), now_ms());
+            Polled {
+                server,
+                result: PollResult::Reachable { load, stats },
+                listed: Some(ids),
+                version,
+                elapsed,
+                error: None,
+            }
+        }
+        Err(error) => {
+            Polled { server, result: PollResult::Unreachable, listed: None, version, elapsed, error: Some(error) }
+        }
+    }
+}
+
+/// Runs one round while holding `lease`. `orphans` carries the orphan voice
+/// bridges seen last round (see `Store::prune`).
+pub async fn poll_round(
+    store: &dyn Store,
+    bbb: &BbbClient,
+    settings: &RoundSettings,
+    lease: &Lease,
+    metrics: &PollerMetrics,
+    orphans: &mut Vec<String>,
+) -> Result<RoundReport, StoreError> {
+    let started = Instant::now();
+    let servers = store.servers().await?;
+    let mut report = RoundReport { servers: servers.len(), ..Default::default() };
+    metrics.servers.set(servers.len() as i64);
+    let ids: HashSet<String> = servers.iter().map(|s| s.id.to_string()).collect();
+    metrics.retain_servers(ids.clone());
+
+    let mut polled = stream::iter(servers)
+        .map(|server| poll_server(bbb, server, &settings.load))
+        .buffer_unordered(settings.concurrency.max(1));
+    let mut listed: HashMap<ServerId, HashSet<String>> = HashMap::new();
+    while let Some(p) = polled.next().await {
+        let save = PollSave {
+            server_id: p.server.id.clone(),
+            result: p.result.clone(),
+            bbb_version: p.version.clone(),
+            healthy_threshold: settings.healthy_threshold,
+            unhealthy_threshold: settings.unhealthy_threshold,
+        };
+        let label = ServerLabel { server: p.server.id.to_string() };
+        metrics.poll_seconds.get_or_create(&label).set(p.elapsed.as_secs_f64());
+        if let Some(error) = &p.error {
+            metrics.poll_failures.get_or_create(&label).inc();
+            warn!(server.id = %p.server.id, %error, "poll failed");
+        }
+        match store.save_poll(lease, &save).await? {
+            PollSaved::NotLeader => {
+                warn!("lost the poller lease during a round; stopping it");
+                report.lost_lease = true;
+                return Ok(report);
+            }
+            PollSaved::Gone => continue,
+            PollSaved::Saved { online, state, transition } => {
+                if let PollResult::Reachable { .. } = p.result {
+                    report.reachable += 1;
+                    // Only servers that are online now are checked for ended meetings.
+                    if online {
+                        listed.insert(p.server.id.clone(), p.listed.unwrap_or_default());
+                    }
+                }
+                if let Some(transition) = transition {
+                    info!(server.id = %p.server.id, ?transition, "server status changed");
+                    metrics.transition(transition);
+                    report.transitions.push((p.server.id.clone(), transition));
+                }
+                record_server(metrics, &label, &p.server, &p.result, online, state.as_deref());
+            }
+        }
+    }
+    drop(polled);
+
+    let (checked, removed) = clean_meetings(store, bbb, settings, &listed, &ids, started).await?;
+    report.meetings_checked = checked;
+    report.meetings_removed = removed;
+    metrics.meetings_removed.inc_by(removed as u64);
+    let (pruned, now_orphans) = store.prune(orphans).await?;
+    *orphans = now_orphans;
+    report.pruned = pruned;
+    report.duration = started.elapsed();
+    metrics.rounds.inc();
+    metrics.round_seconds.observe(report.duration.as_secs_f64());
+    debug!(?report, "poll round done");
+    Ok(report)
+}
+
+fn record_server(
+    metrics: &PollerMetrics,
+    label: &ServerLabel,
+    server: &Server,
+    result: &PollResult,
+    online: bool,
+    state: Option<&str>,
+) {
+    metrics.online.get_or_create(label).set(i64::from(online));
+    let state = match state {
+        Some(s) => s.to_owned(),
+        None if server.in_enabled_set => "enabled".to_owned(),
+        None => "disabled".to_owned(),
+    };
+    for name in ["enabled", "cordoned", "disabled"] {
+        let labels = StateLabels { server: label.server.clone(), state: name.into() };
+        metrics.state.get_or_create(&labels).set(i64::from(state == name));
+    }
+    match result {
+        PollResult::Reachable { load, stats } if online => {
+            metrics.load.get_or_create(label).set(if state == "disabled" { 0.0 } else { *load });
+            metrics.meetings.get_or_create(label).set(stats.meetings as i64);
+            metrics.users.get_or_create(label).set(stats.users as i64);
+            metrics.largest_meeting.get_or_create(label).set(stats.largest_meeting as i64);
+            metrics.videos.get_or_create(label).set(stats.videos as i64);
+        }
+        _ if !online => {
+            metrics.load.get_or_create(label).set(0.0);
+            metrics.meetings.get_or_create(label).set(0);
+            metrics.users.get_or_create(label).set(0);
+            metrics.largest_meeting.get_or_create(label).set(0);
+            metrics.videos.get_or_create(label).set(0);
+        }
+        _ => {}
+    }
+}
+
+/// Removes the records of meetings that ended: a reachable server no longer
+/// lists them and `getMeetingInfo` answers `notFound`. Records younger than
+/// the round plus `create_grace` are left alone (a create may still be on
+/// its way to the server), and records of deleted servers are removed.
+async fn clean_meetings(
+    store: &dyn Store,
+    bbb: &BbbClient,
+    settings: &RoundSettings,
+    listed: &HashMap<ServerId, HashSet<String>>,
+    known_servers: &HashSet<String>,
+    round_started: Instant,
+) -> Result<(usize, usize), StoreError> {
+    let records = store.meetings().await?;
+    let min_age = round_started.elapsed() + settings.create_grace;
+    let mut removed = 0;
+    let mut candidates: Vec<MeetingRecord> = Vec::new();
+    for record in records {
+        let server_id = &record.meeting.server_id;
+        let old_enough = match record.ttl {
+            Some(left) => settings.meeting_ttl.saturating_sub(left) > min_age,
+            None => true,
+        };
+        if !known_servers.contains(server_id.as_str()) {
+            if old_enough
+                && store.server(server_id).await?.is_none()
+                && store.delete_meeting(&record.meeting.id, Some(server_id)).await?
+            {
+                info!(meeting.id = %record.meeting.id, server.id = %server_id, "removed meeting of a deleted server");
+                removed += 1;
+            }
+            continue;
+        }
+        match listed.get(server_id) {
+            Some(ids) if !ids.contains(record.meeting.id.as_str()) && old_enough => candidates.push(record),
+            _ => {}
+        }
+    }
+    let checked = candidates.len();
+    if checked == 0 {
+        return Ok((0, removed));
+    }
+    let servers: HashMap<ServerId, Server> = store.servers().await?.into_iter().map(|s| (s.id.clone(), s)).collect();
+    let ended: Vec<(MeetingId, ServerId)> = stream::iter(candidates)
+        .filter_map(|record| {
+            let server = servers.get(&record.meeting.server_id).cloned();
+            async move { server.map(|s| (record, s)) }
+        })
+        .map(|(record, server)| async move {
+            let mut query = String::from("meetingID=");
+            encode_component_into(&mut query, record.meeting.id.as_str());
+            let target = Target { url: &server.url, secret: &server.secret, online: true };
+            let ended = matches!(
+                bbb.get(&target, "getMeetingInfo", &query).await,
+                Err(CallError::Failed { ref key, .. }) if key == "notFound"
+            );
+            ended.then_some((record.meeting.id, server.id))
+        })
+        .buffer_unordered(settings.concurrency.max(1))
+        .filter_map(|x| async move { x })
+        .collect()
+        .await;
+    for (meeting, server) in ended {
+        if store.delete_meeting(&meeting, Some(&server)).await? {
+            info!(meeting.id = %meeting, server.id = %server, "meeting ended");
+            removed += 1;
+        }
+    }
+    Ok((checked, removed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn measures_like_scalelite() {
+        let now = 1_000_000_000;
+        let doc = scalelite_core::xml::parse(
+            format!(
+                "<response><returncode>SUCCESS</returncode><meetings>\
+                 <meeting><meetingID>a</meetingID><participantCount>3</participantCount><moderatorCount>1</moderatorCount>\
+                 <videoCount>2</videoCount><createTime>{}</createTime><isBreakout>false</isBreakout></meeting>\
+                 <meeting><meetingID>b</meetingID><participantCount>30</participantCount><moderatorCount>2</moderatorCount>\
+                 <videoCount>0</videoCount><createTime>{}</createTime><isBreakout>false</isBreakout></meeting>\
+                 <meeting><meetingID>b-1</meetingID><participantCount>5</participantCount><moderatorCount>0</moderatorCount>\
+                 <videoCount>1</videoCount><createTime>{}</createTime><isBreakout>true</isBreakout></meeting>\
+                 </meetings></response>",
+                now - 60_000,
+                now - 3_600_000,
+                now - 60_000
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let (load, stats, ids) = measure(&doc, &LoadModel::default(), 2.0, now);
+        // a: young, max(3+1, 15) = 15; b: 30+2 = 32; breakout excluded; ×2.
+        assert_eq!(load, 94.0);
+        assert_eq!(stats, PollStats { meetings: 3, users: 38, largest_meeting: 30, videos: 3 });
+        assert_eq!(ids.len(), 3);
+        let empty =
+            scalelite_core::xml::parse(b"<response><returncode>SUCCESS</returncode><meetings/></response>").unwrap();
+        assert_eq!(measure(&empty, &LoadModel::default(), 1.0, now).0, 0.0);
+    }
+}

@@ -1,0 +1,32 @@
+#![doc = include_str!("../README.md")]
+
+use std::io::IsTerminal;
+
+use prometheus_client::registry::Registry;
+use tracing_subscriber::EnvFilter;
+
+/// `Content-Type` of [`encode`]'s output.
+pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Installs the global subscriber: `RUST_LOG` filters (default `info`),
+/// `json` writes one JSON object per line. Logs go to stderr.
+pub fn init_logging(json: bool) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// The registry in the Prometheus/OpenMetrics text format.
+pub fn encode(registry: &Registry) -> String {
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, registry);
+    out
+}
