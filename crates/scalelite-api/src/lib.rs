@@ -2,6 +2,8 @@
 
 pub mod api;
 pub mod health;
+pub mod management;
+pub mod metrics;
 pub mod middleware;
 pub mod request;
 pub mod response;
@@ -48,11 +50,13 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(insert_document::insert_document).fallback(fallback),
         )
         .route("/health_check", get(health::health_check).fallback(fallback))
+        .route("/metrics", get(metrics::metrics).fallback(fallback))
+        .merge(management::routes())
         .route("/", any(health::health_check))
         .fallback(fallback)
         .layer(
             ServiceBuilder::new()
-                .layer(axum::middleware::from_fn(middleware::log_request))
+                .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::observe))
                 // Host authorization costs nothing unless URL_HOST is set.
                 .option_layer(
                     state

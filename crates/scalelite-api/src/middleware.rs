@@ -1,5 +1,7 @@
-//! The middleware stack, outermost first: request log, host authorization.
+//! The middleware stack, outermost first: observation (log line and
+//! metrics), host authorization.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -8,28 +10,77 @@ use axum::response::{IntoResponse, Response};
 use http::{StatusCode, header};
 use tracing::{debug, info};
 
+use crate::metrics::{CallLabel, RequestLabels};
 use crate::response::Outcome;
 use crate::state::AppState;
 
-/// One log line per request: method, matched route, status, outcome key and
-/// duration, at `info` for failures and `debug` for successes (a busy
-/// balancer answers tens of thousands of joins a second; nginx in front keeps
-/// the access log). The query string is never logged: it carries checksums
-/// and passwords.
-pub async fn log_request(request: Request, next: Next) -> Response {
+/// Call names used as metric labels (a fixed set: never ids or raw paths).
+const CALLS: [&str; 18] = [
+    "create",
+    "join",
+    "end",
+    "isMeetingRunning",
+    "getMeetingInfo",
+    "getMeetings",
+    "insertDocument",
+    "getServers",
+    "getServerInfo",
+    "addServer",
+    "updateServer",
+    "deleteServer",
+    "panicServer",
+    "getTenants",
+    "getTenantInfo",
+    "addTenant",
+    "updateTenant",
+    "deleteTenant",
+];
+
+/// The metric label of a matched route.
+pub fn call_label(route: Option<&str>) -> &'static str {
+    match route {
+        None => "unsupported",
+        Some("/" | "/health_check") => "health_check",
+        Some("/bigbluebutton/api") => "index",
+        Some("/metrics") => "metrics",
+        Some(path) => {
+            let last = path.rsplit('/').next().unwrap_or("");
+            let last = last.strip_suffix(".json").unwrap_or(last);
+            CALLS.iter().find(|c| **c == last).copied().unwrap_or("unsupported")
+        }
+    }
+}
+
+/// Observes every request: one log line (method, matched route, status,
+/// outcome key, duration; `info` for failures, `debug` for successes, since
+/// a busy balancer answers tens of thousands of joins a second and nginx in
+/// front keeps the access log) and the request metrics. The query string is
+/// never logged: it carries checksums and passwords.
+pub async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().cloned();
-    let route = route.as_ref().map_or("(unmatched)", MatchedPath::as_str);
+    let route = route.as_ref().map(MatchedPath::as_str);
+    let call = call_label(route);
+    state.metrics.in_flight.inc();
     let response = next.run(request).await;
-    let duration_us = started.elapsed().as_micros() as u64;
-    let status = response.status().as_u16();
-    match response.extensions().get::<Outcome>() {
-        Some(Outcome(key)) => info!(
-            target: "http", method = %method, route, status, outcome = %key, duration_us, "request failed"
-        ),
-        None => debug!(target: "http", method = %method, route, status, duration_us, "request"),
+    state.metrics.in_flight.dec();
+    let elapsed = started.elapsed();
+    let status = response.status();
+    let outcome: Cow<'static, str> = match response.extensions().get::<Outcome>() {
+        Some(Outcome(key)) => Cow::Owned(key.clone()),
+        None if status.is_client_error() || status.is_server_error() => Cow::Owned(format!("http_{}", status.as_u16())),
+        None => Cow::Borrowed("SUCCESS"),
+    };
+    let duration_us = elapsed.as_micros() as u64;
+    let route = route.unwrap_or("(unmatched)");
+    if outcome == "SUCCESS" {
+        debug!(target: "http", method = %method, route, status = status.as_u16(), duration_us, "request");
+    } else {
+        info!(target: "http", method = %method, route, status = status.as_u16(), outcome = %outcome, duration_us, "request failed");
     }
+    state.metrics.requests.get_or_create(&RequestLabels { call: Cow::Borrowed(call), outcome }).inc();
+    state.metrics.duration.get_or_create(&CallLabel { call: Cow::Borrowed(call) }).observe(elapsed.as_secs_f64());
     response
 }
 
@@ -80,6 +131,15 @@ fn strip_port(host: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn call_labels() {
+        assert_eq!(call_label(Some("/bigbluebutton/api/join")), "join");
+        assert_eq!(call_label(Some("/bigbluebutton/api")), "index");
+        assert_eq!(call_label(Some("/scalelite/api/getServers.json")), "getServers");
+        assert_eq!(call_label(Some("/")), "health_check");
+        assert_eq!(call_label(None), "unsupported");
+    }
 
     #[test]
     fn hosts() {

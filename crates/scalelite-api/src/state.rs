@@ -2,11 +2,14 @@
 
 use std::sync::Arc;
 
+use prometheus_client::registry::Registry;
 use scalelite_bbb_client::{BbbClient, Timeouts};
 use scalelite_core::config::Config;
+use scalelite_fleet::{Fleet, FleetSettings};
 use scalelite_store::Store;
 
 use crate::api::get_meetings::MeetingsCache;
+use crate::metrics::ApiMetrics;
 
 /// Everything a request needs. Cloning (once per request, by axum) costs a
 /// single reference-count increment.
@@ -34,6 +37,12 @@ pub struct Shared {
     pub meetings_cache: Arc<MeetingsCache>,
     /// PostgreSQL pool, when `DATABASE_URL` is set (health check only, for now).
     pub database: Option<sqlx::PgPool>,
+    /// Server administration for the management API.
+    pub fleet: Fleet,
+    /// Request and upstream metrics.
+    pub metrics: Arc<ApiMetrics>,
+    /// The registry `/metrics` encodes.
+    pub registry: Arc<Registry>,
 }
 
 impl AppState {
@@ -53,6 +62,22 @@ impl AppState {
             None => None,
         };
         let meetings_cache = Arc::new(MeetingsCache::new(config.get_meetings_cache_ttl));
-        Ok(Self(Arc::new(Shared { config: Arc::new(config), store, bbb, meetings_cache, database })))
+        let settings = FleetSettings {
+            server_id_is_hostname: config.server_id_is_hostname,
+            concurrency: config.poller_concurrency,
+        };
+        let fleet = Fleet::new(Arc::clone(&store), bbb.clone(), settings);
+        let metrics = Arc::new(ApiMetrics::new());
+        let registry = Arc::new(metrics.registry());
+        Ok(Self(Arc::new(Shared {
+            config: Arc::new(config),
+            store,
+            bbb,
+            meetings_cache,
+            database,
+            fleet,
+            metrics,
+            registry,
+        })))
     }
 }

@@ -120,6 +120,7 @@ async fn running_on(state: &AppState, server: &Server, id: &MeetingId) -> bool {
     match state.bbb.call(&target(server), "isMeetingRunning", &meeting_query(id), None).await {
         Ok(reply) => reply.doc.text_at("running").is_some_and(|r| r.trim() == "true"),
         Err(error) => {
+            state.metrics.upstream_error("isMeetingRunning", &error);
             info!(meeting.id = %id, server.id = %server.id, %error, "could not check meeting on cordoned server");
             false
         }

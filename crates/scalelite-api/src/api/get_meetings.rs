@@ -24,6 +24,7 @@ use scalelite_store::Store;
 use tracing::{debug, warn};
 
 use super::target;
+use crate::metrics::ApiMetrics;
 use crate::request::{ApiCall, ApiRequest, BodyKind, Unverified};
 use crate::response::{ApiError, ApiResult, STORE_UNAVAILABLE, document, success, xml};
 use crate::state::AppState;
@@ -64,7 +65,13 @@ impl MeetingsCache {
 
     /// The current fan-out: the one in flight, a fresh enough finished one,
     /// or a new one.
-    pub async fn get(&self, store: &Arc<dyn Store>, bbb: &BbbClient, concurrency: usize) -> Arc<Fanout> {
+    pub async fn get(
+        &self,
+        store: &Arc<dyn Store>,
+        bbb: &BbbClient,
+        concurrency: usize,
+        metrics: &Arc<ApiMetrics>,
+    ) -> Arc<Fanout> {
         let future = {
             let mut slot = self.slot.lock().expect("cache lock poisoned");
             match slot.as_ref() {
@@ -74,7 +81,8 @@ impl MeetingsCache {
                 _ => {
                     // Spawned so the fan-out completes (and is cached) even if
                     // the caller that started it goes away.
-                    let task = tokio::spawn(fan_out(Arc::clone(store), bbb.clone(), concurrency));
+                    metrics.get_meetings_fanouts.inc();
+                    let task = tokio::spawn(fan_out(Arc::clone(store), bbb.clone(), concurrency, Arc::clone(metrics)));
                     let future = async move {
                         task.await.unwrap_or_else(|e| Arc::new(Fanout::store_failure(format!("fan-out task: {e}"))))
                     }
@@ -125,7 +133,7 @@ impl Fanout {
     }
 }
 
-async fn fan_out(store: Arc<dyn Store>, bbb: BbbClient, concurrency: usize) -> Arc<Fanout> {
+async fn fan_out(store: Arc<dyn Store>, bbb: BbbClient, concurrency: usize, metrics: Arc<ApiMetrics>) -> Arc<Fanout> {
     let servers = match store.servers().await {
         Ok(servers) => servers,
         Err(error) => {
@@ -160,6 +168,7 @@ async fn fan_out(store: Arc<dyn Store>, bbb: BbbClient, concurrency: usize) -> A
                 }
             }
             Err(error) => {
+                metrics.upstream_error(CALL.name, &error);
                 warn!(server.id = %server_id, %error, "getMeetings failed on server");
                 failures.push((server_id, error));
             }
@@ -208,7 +217,8 @@ pub async fn get_meetings(State(state): State<AppState>, request: Request<Body>)
         return Ok(document(&no_meetings()));
     }
     ApiRequest::read(&state, &CALL, request).await?;
-    let fanout = state.meetings_cache.get(&state.store, &state.bbb, state.config.get_meetings_concurrency).await;
+    let fanout =
+        state.meetings_cache.get(&state.store, &state.bbb, state.config.get_meetings_concurrency, &state.metrics).await;
     let body = fanout.public_reply().map_err(ApiError)?;
     Ok(xml(body))
 }

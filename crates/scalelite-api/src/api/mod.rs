@@ -57,8 +57,10 @@ pub(crate) async fn relay(
     xml_body: Option<bytes::Bytes>,
     transport_message: &'static str,
 ) -> ApiResult {
-    let reply =
-        state.bbb.call(&target(server), call, query, xml_body).await.map_err(|e| e.into_bbb(transport_message))?;
+    let reply = state.bbb.call(&target(server), call, query, xml_body).await.map_err(|e| {
+        state.metrics.upstream_error(call, &e);
+        e.into_bbb(transport_message)
+    })?;
     Ok(xml(reply.body))
 }
 

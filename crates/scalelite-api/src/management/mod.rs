@@ -1,0 +1,181 @@
+//! The management API at `/scalelite/api/*` (reference §13): servers (and
+//! the tenant calls, which answer "Multitenancy is disabled" until
+//! multitenancy exists).
+//!
+//! Checksums use the management secrets when `MANAGEMENT_API_SECRETS` is
+//! set (so a front-end's secret cannot replace servers), else the
+//! load-balancer secrets. The check string is the call name + the raw query
+//! without `checksum` (+ the raw JSON body, which Scalelite never signs; a
+//! client may include it, and with `MANAGEMENT_API_SIGNED_BODY=true` must).
+//! Checksum and content-type failures are XML (as in Scalelite); everything
+//! else is JSON.
+
+mod servers;
+mod tenants;
+
+use axum::Router;
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::{HeaderMap, Method, Request, StatusCode, header};
+use scalelite_core::checksum::{self, strip_checksum};
+use scalelite_core::{BbbError, Params};
+use serde_json::{Map, Value, json};
+use tracing::debug;
+
+use crate::api::unsupported::unsupported;
+use crate::request::BODY_UNREADABLE;
+use crate::state::AppState;
+
+/// The management routes (each also answers with a `.json` suffix).
+pub fn routes() -> Router<AppState> {
+    let mut router = Router::new();
+    let gets: [(&str, axum::routing::MethodRouter<AppState>); 4] = [
+        ("getServers", get(servers::get_servers)),
+        ("getServerInfo", get(servers::get_server_info)),
+        ("getTenants", get(tenants::multitenancy_disabled)),
+        ("getTenantInfo", get(tenants::multitenancy_disabled)),
+    ];
+    let posts: [(&str, axum::routing::MethodRouter<AppState>); 7] = [
+        ("addServer", post(servers::add_server)),
+        ("updateServer", post(servers::update_server)),
+        ("deleteServer", post(servers::delete_server)),
+        ("panicServer", post(servers::panic_server)),
+        ("addTenant", post(tenants::multitenancy_disabled)),
+        ("updateTenant", post(tenants::multitenancy_disabled)),
+        ("deleteTenant", post(tenants::multitenancy_disabled)),
+    ];
+    for (call, method_router) in gets.into_iter().chain(posts) {
+        let method_router = method_router.fallback(unsupported);
+        router = router
+            .route(&format!("/scalelite/api/{call}"), method_router.clone())
+            .route(&format!("/scalelite/api/{call}.json"), method_router);
+    }
+    router
+}
+
+/// A management request whose checksum was verified.
+#[derive(Debug)]
+pub struct ManagementRequest {
+    query: Params,
+    body: Map<String, Value>,
+}
+
+impl ManagementRequest {
+    /// Content type, then checksum (failures are XML errors), then the JSON
+    /// body.
+    pub async fn read(state: &AppState, call: &str, request: Request<Body>) -> Result<Self, Response> {
+        let (parts, body) = request.into_parts();
+        let xml_error = |e: BbbError| crate::response::ApiError(e).into_response();
+        let body = axum::body::to_bytes(body, state.config.max_body_bytes)
+            .await
+            .map_err(|_| xml_error(BbbError::internal(BODY_UNREADABLE)))?;
+        if parts.method == Method::POST && !body.is_empty() && !is_json(&parts.headers) {
+            return Err(xml_error(BbbError::UnsupportedContentType));
+        }
+        let raw_query = parts.uri.query().unwrap_or("");
+        let query = Params::parse(raw_query);
+        let raw_body = String::from_utf8_lossy(&body).into_owned();
+        let body = if body.is_empty() {
+            Map::new()
+        } else {
+            match serde_json::from_slice::<Value>(&body) {
+                Ok(Value::Object(map)) => map,
+                _ => return Err(json_error(StatusCode::BAD_REQUEST, "The request body is not a JSON object")),
+            }
+        };
+        let checksum = query
+            .get("checksum")
+            .map(str::to_owned)
+            .or_else(|| body.get("checksum").and_then(Value::as_str).map(str::to_owned))
+            .unwrap_or_default();
+        let stripped = strip_checksum(raw_query, &checksum);
+        let with_body = format!("{stripped}{raw_body}");
+        let mut candidates: Vec<&str> = Vec::with_capacity(2);
+        if raw_body.is_empty() || !state.config.management_signed_body {
+            candidates.push(&stripped);
+        }
+        if !raw_body.is_empty() {
+            candidates.push(&with_body);
+        }
+        let secrets = if state.config.management_secrets.is_empty() {
+            &state.config.secrets
+        } else {
+            &state.config.management_secrets
+        };
+        checksum::verify(call, &candidates, &checksum, secrets, state.config.checksum_algorithms).map_err(
+            |refusal| {
+                debug!(call, ?refusal, "management checksum refused");
+                xml_error(BbbError::ChecksumError)
+            },
+        )?;
+        Ok(Self { query, body })
+    }
+
+    /// A top-level parameter: the query's, else the JSON body's.
+    pub fn param(&self, name: &str) -> Option<String> {
+        self.query.get(name).map(str::to_owned).or_else(|| self.body.get(name).and_then(scalar))
+    }
+
+    /// The `server` object: the body's `server` key, else the whole body
+    /// (Rails' parameter wrapping), else `server[...]` query parameters.
+    pub fn wrapped(&self, key: &str) -> Option<Wrapped<'_>> {
+        match self.body.get(key) {
+            Some(Value::Object(inner)) => Some(Wrapped { map: Some(inner), query: &self.query, key: key.to_owned() }),
+            Some(_) => None,
+            None if !self.body.is_empty() => {
+                Some(Wrapped { map: Some(&self.body), query: &self.query, key: key.to_owned() })
+            }
+            None if self.query.iter().any(|(k, _)| k.starts_with(&format!("{key}["))) => {
+                Some(Wrapped { map: None, query: &self.query, key: key.to_owned() })
+            }
+            None => None,
+        }
+    }
+}
+
+/// The `server` (or `tenant`) parameters of a management call.
+#[derive(Debug)]
+pub struct Wrapped<'a> {
+    map: Option<&'a Map<String, Value>>,
+    query: &'a Params,
+    key: String,
+}
+
+impl Wrapped<'_> {
+    /// A value as text (numbers and booleans as written); `None` when absent
+    /// or JSON `null`.
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.map
+            .and_then(|m| m.get(name))
+            .and_then(scalar)
+            .or_else(|| self.query.get(&format!("{}[{name}]", self.key)).map(str::to_owned))
+    }
+}
+
+fn scalar(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// A JSON reply.
+pub fn json_reply(status: StatusCode, value: impl serde::Serialize) -> Response {
+    (status, axum::Json(value)).into_response()
+}
+
+/// `{"error": message}` with `status`.
+pub fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
+    json_reply(status, json!({ "error": message.into() }))
+}

@@ -1,0 +1,183 @@
+//! `getServers`, `getServerInfo`, `addServer`, `updateServer`,
+//! `deleteServer`, `panicServer`.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::Response;
+use http::{Request, StatusCode};
+use scalelite_core::{Secret, ServerId};
+use scalelite_fleet::{FleetError, multiplier_arg, server_json, to_d};
+use scalelite_store::{ServerState, ServerUpdate};
+use serde_json::json;
+use tracing::warn;
+
+use super::{ManagementRequest, json_error, json_reply};
+use crate::state::AppState;
+
+macro_rules! read {
+    ($state:expr, $call:literal, $request:expr) => {
+        match ManagementRequest::read(&$state, $call, $request).await {
+            Ok(request) => request,
+            Err(response) => return response,
+        }
+    };
+}
+
+/// The reply for a failed fleet operation on server `id`.
+fn failed(error: FleetError, id: &str) -> Response {
+    match error {
+        FleetError::NotFound(_) => json_error(StatusCode::NOT_FOUND, format!("Couldn't find server with id={id}")),
+        FleetError::Invalid(message) => json_error(StatusCode::BAD_REQUEST, message),
+        FleetError::Store(error) => {
+            warn!(%error, "management call failed on the store");
+            json_error(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
+        }
+    }
+}
+
+/// `POST` calls without a `server` object fail like Rails' `params.require`.
+fn missing_server() -> Response {
+    use axum::response::IntoResponse;
+    crate::response::ApiError(scalelite_core::BbbError::MissingParam("server".into())).into_response()
+}
+
+/// Every server, in Redis' set order.
+pub async fn get_servers(State(state): State<AppState>, request: Request<Body>) -> Response {
+    read!(state, "getServers", request);
+    match state.fleet.servers().await {
+        Ok(servers) if servers.is_empty() => json_error(StatusCode::NOT_FOUND, "No servers are configured"),
+        Ok(servers) => json_reply(StatusCode::OK, servers.iter().map(server_json).collect::<Vec<_>>()),
+        Err(error) => failed(error, ""),
+    }
+}
+
+/// One server by `id`.
+pub async fn get_server_info(State(state): State<AppState>, request: Request<Body>) -> Response {
+    let request = read!(state, "getServerInfo", request);
+    let id = request.param("id").unwrap_or_default();
+    match state.fleet.server(&ServerId::new(id.clone())).await {
+        Ok(server) => json_reply(StatusCode::OK, server_json(&server)),
+        Err(error) => failed(error, &id),
+    }
+}
+
+/// Adds a server: `server.url` and `server.secret` required; optional
+/// `server.load_multiplier` (0 or unreadable means 1.0) and `server.tag`.
+pub async fn add_server(State(state): State<AppState>, request: Request<Body>) -> Response {
+    let request = read!(state, "addServer", request);
+    let Some(server) = request.wrapped("server") else {
+        return missing_server();
+    };
+    let (Some(url), Some(secret)) =
+        (server.get("url").filter(|u| !u.is_empty()), server.get("secret").filter(|s| !s.is_empty()))
+    else {
+        return json_error(StatusCode::BAD_REQUEST, "Server needs a URL and a secret");
+    };
+    let multiplier = server.get("load_multiplier").filter(|m| !m.is_empty());
+    let (multiplier, _) = multiplier_arg(multiplier.as_deref());
+    let tag = server.get("tag");
+    match state.fleet.add_server(&url, &secret, Some(multiplier), tag.as_deref()).await {
+        Ok(added) => json_reply(StatusCode::CREATED, server_json(&added)),
+        Err(FleetError::Store(scalelite_store::StoreError::Conflict(message))) => {
+            json_error(StatusCode::BAD_REQUEST, message)
+        }
+        Err(error) => failed(error, ""),
+    }
+}
+
+/// Updates `id`: `server.state` (`enable`, `cordon`, `disable`),
+/// `server.load_multiplier` (non-zero), `server.secret`, `server.tag`
+/// (`""` removes it). Nothing changes unless every value is valid.
+pub async fn update_server(State(state): State<AppState>, request: Request<Body>) -> Response {
+    let request = read!(state, "updateServer", request);
+    let id = request.param("id").unwrap_or_default();
+    let server_id = ServerId::new(id.clone());
+    if let Err(error) = state.fleet.server(&server_id).await {
+        return failed(error, &id);
+    }
+    let Some(params) = request.wrapped("server") else {
+        return missing_server();
+    };
+    let mut update = ServerUpdate::default();
+    if let Some(new_state) = params.get("state").filter(|s| !s.is_empty()) {
+        update.state = Some(match new_state.as_str() {
+            "enable" => ServerState::Enabled,
+            "cordon" => ServerState::Cordoned,
+            "disable" => ServerState::Disabled,
+            other => return json_error(StatusCode::BAD_REQUEST, format!("Invalid state parameter: {other}")),
+        });
+    }
+    if let Some(multiplier) = params.get("load_multiplier").filter(|m| !m.is_empty()) {
+        let value = to_d(&multiplier);
+        if value == 0.0 {
+            return json_error(StatusCode::BAD_REQUEST, "Load-multiplier must be a non-zero number");
+        }
+        update.load_multiplier = Some(scalelite_core::load::format_float(value));
+    }
+    if let Some(secret) = params.get("secret").filter(|s| !s.is_empty()) {
+        update.secret = Some(Secret::new(secret));
+    }
+    if let Some(tag) = params.get("tag") {
+        update.tag = Some((!tag.is_empty()).then_some(tag));
+    }
+    match state.fleet.update_server(&server_id, &update).await {
+        Ok(server) => json_reply(StatusCode::OK, server_json(&server)),
+        Err(error) => failed(error, &id),
+    }
+}
+
+/// Deletes `id` (its meetings are left alone, as in Scalelite).
+pub async fn delete_server(State(state): State<AppState>, request: Request<Body>) -> Response {
+    let request = read!(state, "deleteServer", request);
+    let id = request.param("id").unwrap_or_default();
+    match state.fleet.remove_server(&ServerId::new(id.clone())).await {
+        Ok(()) => json_reply(StatusCode::OK, json!({ "success": format!("Server id={id} was destroyed") })),
+        Err(FleetError::NotFound(_)) => failed(FleetError::NotFound(ServerId::new(id.clone())), &id),
+        Err(error) => json_error(StatusCode::BAD_REQUEST, format!("Couldn't destroy server id={id}: {error}")),
+    }
+}
+
+/// Clears `id`'s meetings (sending `end` for each; failures do not stop the
+/// panic) and disables it unless `keep_state` is true (top level, as
+/// Scalelite reads it, or inside `server`, as its docs show it).
+pub async fn panic_server(State(state): State<AppState>, request: Request<Body>) -> Response {
+    let request = read!(state, "panicServer", request);
+    let id = request.param("id").unwrap_or_default();
+    let keep_state =
+        truthy(request.param("keep_state")) || request.wrapped("server").is_some_and(|s| truthy(s.get("keep_state")));
+    match state.fleet.panic_server(&ServerId::new(id.clone()), keep_state, false).await {
+        Ok(cleared) => {
+            for failure in cleared.iter().filter(|c| c.end_error.is_some()) {
+                warn!(meeting.id = %failure.id, server.id = %id, error = ?failure.end_error, "panic: end call failed");
+            }
+            json_reply(
+                StatusCode::OK,
+                json!({ "success": format!("Server id={id} has been disabled and the meetings have been destroyed") }),
+            )
+        }
+        Err(FleetError::NotFound(_)) => failed(FleetError::NotFound(ServerId::new(id.clone())), &id),
+        Err(_) => json_error(StatusCode::BAD_REQUEST, format!("Couldn't disable server id={id}")),
+    }
+}
+
+/// A flag given as JSON or text: `false`, `0`, `no`, `off` and empty are
+/// false (Scalelite reads the string `"false"` as true; that is a bug).
+fn truthy(value: Option<String>) -> bool {
+    value.is_some_and(|v| {
+        !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "false" | "0" | "no" | "off" | "f" | "n")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags() {
+        assert!(truthy(Some("true".into())));
+        assert!(truthy(Some("1".into())));
+        assert!(!truthy(Some("false".into())));
+        assert!(!truthy(Some(String::new())));
+        assert!(!truthy(None));
+    }
+}

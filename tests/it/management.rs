@@ -1,0 +1,216 @@
+//! The management API at `/scalelite/api/*`: shapes, status codes, auth.
+
+use bytes::Bytes;
+use http::Method;
+use scalelite_tests::seed::{SeedServer, seed_meeting, seed_server};
+use scalelite_tests::{ApiClient, LB_SECRET, MeetingSeed, Mode, NS, Reply, TestApp};
+use serde_json::{Value, json};
+
+use crate::support::assert_failed;
+
+/// Signs `call` over `params` (the query only, as Scalelite's clients do).
+fn url(client: &ApiClient, call: &str, params: &[(&str, &str)]) -> String {
+    let query = client.query(params);
+    let checksum = client.checksum(call, &query);
+    let sep = if query.is_empty() { "" } else { "&" };
+    format!("/scalelite/api/{call}?{query}{sep}checksum={checksum}")
+}
+
+async fn get(client: &ApiClient, call: &str, params: &[(&str, &str)]) -> Reply {
+    client.send(Method::GET, &url(client, call, params), None, Bytes::new()).await.unwrap()
+}
+
+async fn post(client: &ApiClient, call: &str, params: &[(&str, &str)], body: &Value) -> Reply {
+    let body = Bytes::from(serde_json::to_vec(body).unwrap());
+    client.send(Method::POST, &url(client, call, params), Some("application/json"), body).await.unwrap()
+}
+
+fn json_of(reply: &Reply) -> Value {
+    assert_eq!(reply.content_type(), Some("application/json"), "{}", reply.body);
+    serde_json::from_str(&reply.body).unwrap_or_else(|e| panic!("{e}: {}", reply.body))
+}
+
+#[tokio::test]
+async fn servers_lifecycle_through_the_api() {
+    let app = TestApp::builder().unseeded().start().await;
+    let client = app.client();
+    let reply = get(&client, "getServers", &[]).await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(json_of(&reply), json!({"error": "No servers are configured"}));
+
+    // Add with the `server` wrapper, and without (Rails parameter wrapping).
+    let reply = post(&client, "addServer", &[], &json!({"server": {"url": app.fleet[0].url(), "secret": app.fleet[0].secret(), "load_multiplier": 1.5, "tag": "gpu"}})).await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let added = json_of(&reply);
+    let id = added["id"].as_str().unwrap().to_owned();
+    assert_eq!(id.len(), 36, "a UUID");
+    let mut redacted = added.clone();
+    redacted["id"] = json!("<uuid>");
+    redacted["url"] = json!("<url>");
+    redacted["secret"] = json!("<secret>");
+    insta::assert_snapshot!(redacted.to_string(), @r#"{"id":"<uuid>","url":"<url>","secret":"<secret>","tag":"gpu","bbb_version":"","state":"disabled","load":"unavailable","load_multiplier":"1.5","online":"offline"}"#);
+    let reply = post(
+        &client,
+        "addServer",
+        &[],
+        &json!({"url": app.fleet[1].url(), "secret": app.fleet[1].secret(), "load_multiplier": 0, "tag": ""}),
+    )
+    .await;
+    assert_eq!(reply.status, 201);
+    let second = json_of(&reply);
+    assert_eq!((second["load_multiplier"].as_str(), second["tag"].as_str()), (Some("1.0"), Some("")));
+    // Stored exactly as Scalelite stores a new server.
+    let record = app.server_record(&id).await;
+    assert_eq!(
+        record.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["load_multiplier", "online", "secret", "tag", "url"]
+    );
+    assert_eq!((record["load_multiplier"].as_str(), record["online"].as_str()), ("1.5", "false"));
+
+    let reply = post(&client, "addServer", &[], &json!({"server": {"url": "https://x/bigbluebutton/api"}})).await;
+    assert_eq!((reply.status, json_of(&reply)), (400, json!({"error": "Server needs a URL and a secret"})));
+
+    // Enable, poll, and see it online with its load.
+    let reply = post(&client, "updateServer", &[("id", &id)], &json!({"server": {"state": "enable"}})).await;
+    assert_eq!(json_of(&reply)["state"], "enabled");
+    app.poll().await;
+    let info = json_of(&get(&client, "getServerInfo", &[("id", &id)]).await);
+    assert_eq!((info["online"].as_str(), info["load"].as_f64()), (Some("online"), Some(0.0)));
+    assert_eq!(info["bbb_version"], "3.0.4");
+    let all = json_of(&get(&client, "getServers", &[]).await);
+    assert_eq!(all.as_array().unwrap().len(), 2);
+
+    // Invalid updates change nothing.
+    let reply =
+        post(&client, "updateServer", &[("id", &id)], &json!({"server": {"state": "melt", "secret": "new"}})).await;
+    assert_eq!((reply.status, json_of(&reply)), (400, json!({"error": "Invalid state parameter: melt"})));
+    let reply = post(&client, "updateServer", &[("id", &id)], &json!({"server": {"load_multiplier": "0"}})).await;
+    assert_eq!(json_of(&reply), json!({"error": "Load-multiplier must be a non-zero number"}));
+    assert_eq!(app.server_record(&id).await["secret"], app.fleet[0].secret());
+    // Cordon, multiplier, tag removal, secret.
+    let reply = post(
+        &client,
+        "updateServer",
+        &[],
+        &json!({"id": id, "server": {"state": "cordon", "load_multiplier": 2, "tag": ""}}),
+    )
+    .await;
+    let updated = json_of(&reply);
+    assert_eq!(
+        (updated["state"].as_str(), updated["load_multiplier"].as_str(), updated["tag"].as_str()),
+        (Some("cordoned"), Some("2.0"), Some(""))
+    );
+    assert!(scalelite_tests::seed::score(&app.redis, &app.key("cordoned_server_load"), &id).await.is_some());
+
+    let reply = get(&client, "getServerInfo", &[("id", "nope")]).await;
+    assert_eq!((reply.status, json_of(&reply)), (404, json!({"error": "Couldn't find server with id=nope"})));
+    let reply = post(&client, "deleteServer", &[("id", &id)], &json!({})).await;
+    assert_eq!(json_of(&reply), json!({"success": format!("Server id={id} was destroyed")}));
+    assert!(app.server_record(&id).await.is_empty());
+    let reply = post(&client, "deleteServer", &[("id", &id)], &json!({})).await;
+    assert_eq!(reply.status, 404);
+}
+
+#[tokio::test]
+async fn panic_clears_meetings_and_disables_even_when_the_server_is_down() {
+    let app = TestApp::start().await;
+    let client = app.client();
+    app.fleet[0].seed_meeting(MeetingSeed::new("m1").passwords("ap", "mp"));
+    seed_meeting(&app.redis, NS, "m1", "bbb-1", "mp", "100000001").await;
+    seed_meeting(&app.redis, NS, "m2", "bbb-1", "mp", "100000002").await;
+    let reply = post(&client, "panicServer", &[("id", "bbb-1")], &json!({"keep_state": true})).await;
+    assert_eq!(
+        json_of(&reply),
+        json!({"success": "Server id=bbb-1 has been disabled and the meetings have been destroyed"})
+    );
+    assert!(app.meeting_record("m1").await.is_empty() && app.meeting_record("m2").await.is_empty());
+    assert_eq!(app.fleet[0].call_count("end"), 2);
+    assert!(!app.fleet[0].has_meeting("m1"));
+    assert_eq!(app.server_record("bbb-1").await["state"], "enabled", "keep_state");
+
+    // A dead server is panicked too; "false" means false here.
+    seed_meeting(&app.redis, NS, "m3", "bbb-2", "mp", "100000003").await;
+    app.fleet[1].set_mode(Mode::Down);
+    let reply = post(&client, "panicServer", &[("id", "bbb-2")], &json!({"keep_state": "false"})).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(app.server_record("bbb-2").await["state"], "disabled");
+    assert!(app.meeting_record("m3").await.is_empty());
+    assert_eq!(get(&client, "getServerInfo", &[("id", "bbb-2")]).await.status, 200);
+    let reply = post(&client, "panicServer", &[("id", "nope")], &json!({})).await;
+    assert_eq!(reply.status, 404);
+}
+
+#[tokio::test]
+async fn auth_content_type_and_suffix() {
+    let app = TestApp::start().await;
+    let client = app.client();
+    // Checksum and content-type failures are XML, as in Scalelite.
+    let bad = client.clone().with_secret("wrong");
+    assert_failed(&get(&bad, "getServers", &[]).await, "checksumError");
+    let target = url(&client, "addServer", &[]);
+    let reply = client
+        .send(Method::POST, &target, Some("application/x-www-form-urlencoded"), Bytes::from_static(b"url=x"))
+        .await
+        .unwrap();
+    assert_failed(&reply, "unsupportedContentType");
+    // A call signed for another call name fails.
+    let forged = url(&client, "getServers", &[]).replace("getServers", "getServerInfo");
+    assert_failed(&client.send(Method::GET, &forged, None, Bytes::new()).await.unwrap(), "checksumError");
+    // `.json` suffix, and the wrong method.
+    let suffixed = url(&client, "getServers", &[]).replace("/getServers?", "/getServers.json?");
+    assert_eq!(client.send(Method::GET, &suffixed, None, Bytes::new()).await.unwrap().status, 200);
+    let reply = client.send(Method::POST, &url(&client, "getServers", &[]), None, Bytes::new()).await.unwrap();
+    assert_failed(&reply, "unsupportedRequest");
+    // Tenants: 412 after the checksum while multitenancy is off.
+    let reply = get(&client, "getTenants", &[]).await;
+    assert_eq!((reply.status, json_of(&reply)), (412, json!({"message": "Multitenancy is disabled"})));
+    assert_failed(&get(&bad, "getTenants", &[]).await, "checksumError");
+    let reply = post(&client, "addTenant", &[], &json!({"tenant": {"name": "a", "secrets": "s"}})).await;
+    assert_eq!(reply.status, 412);
+}
+
+#[tokio::test]
+async fn a_separate_management_secret_keeps_front_ends_out() {
+    let app = TestApp::builder().env("MANAGEMENT_API_SECRETS", "ops-secret-1:ops-secret-2").start().await;
+    let front_end = app.client();
+    assert_failed(&get(&front_end, "getServers", &[]).await, "checksumError");
+    let ops = ApiClient::new(app.api_url(), "ops-secret-2");
+    assert_eq!(get(&ops, "getServers", &[]).await.status, 200);
+    // The BBB API still takes the front-end secret, not the operators'.
+    assert!(front_end.get("isMeetingRunning", &[("meetingID", "m")]).await.is_success());
+    assert_failed(&ops.get("isMeetingRunning", &[("meetingID", "m")]).await, "checksumError");
+}
+
+#[tokio::test]
+async fn bodies_can_be_signed_and_must_be_when_required() {
+    let app = TestApp::builder().unseeded().env("MANAGEMENT_API_SIGNED_BODY", "true").start().await;
+    let client = ApiClient::new(app.api_url(), LB_SECRET);
+    let body = serde_json::to_string(&json!({"server": {"url": app.fleet[0].url(), "secret": "s"}})).unwrap();
+    // Scalelite-style: only the (empty) query signed. Refused in this mode.
+    let target = url(&client, "addServer", &[]);
+    let reply = client.send(Method::POST, &target, Some("application/json"), Bytes::from(body.clone())).await.unwrap();
+    assert_failed(&reply, "checksumError");
+    // Signed over query + body.
+    let target = format!("/scalelite/api/addServer?checksum={}", client.checksum("addServer", &body));
+    let reply = client.send(Method::POST, &target, Some("application/json"), Bytes::from(body.clone())).await.unwrap();
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    // Bodiless GETs are unaffected.
+    assert_eq!(get(&client, "getServers", &[]).await.status, 200);
+    // By default both forms are accepted (Scalelite's clients sign only the query).
+    let app = TestApp::builder().unseeded().start().await;
+    let client = ApiClient::new(app.api_url(), LB_SECRET);
+    let target = format!("/scalelite/api/addServer?checksum={}", client.checksum("addServer", &body));
+    let reply = client.send(Method::POST, &target, Some("application/json"), Bytes::from(body)).await.unwrap();
+    assert_eq!(reply.status, 201, "{}", reply.body);
+}
+
+#[tokio::test]
+async fn legacy_servers_render_like_scalelite() {
+    let app = TestApp::builder().unseeded().servers(1).start().await;
+    let legacy = SeedServer::enabled("legacy", app.fleet[0].url(), "s").legacy(true).multiplier(None).load(Some(21.0));
+    seed_server(&app.redis, NS, &legacy).await;
+    let info = json_of(&get(&app.client(), "getServerInfo", &[("id", "legacy")]).await);
+    assert_eq!(info["state"], "enabled");
+    assert_eq!(info["load"], json!(21.0));
+    assert_eq!(info["load_multiplier"], json!(1.0), "a number when the field is absent");
+}

@@ -1,0 +1,108 @@
+//! `/metrics` on the API, and the Grafana dashboard's queries.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use scalelite_tests::{Mode, TestApp};
+
+use crate::support::create;
+
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+}
+
+#[tokio::test]
+async fn api_metrics_count_calls_outcomes_and_upstream_errors() {
+    let app = TestApp::builder().servers(2).env("RESPONSE_TIMEOUT", "0.5").start().await;
+    create(&app, "secret-meeting-id-123").await;
+    for _ in 0..3 {
+        let reply = app.client().get("join", &[("meetingID", "secret-meeting-id-123"), ("fullName", "A")]).await;
+        assert_eq!(reply.status, 302);
+    }
+    app.client().get("getMeetingInfo", &[("meetingID", "unknown")]).await;
+    app.client().clone().with_secret("bad").get("getMeetings", &[]).await;
+    let on = app.placed_on("secret-meeting-id-123").await.unwrap();
+    app.fleet[on].set_mode(Mode::Down);
+    app.client().get("getMeetingInfo", &[("meetingID", "secret-meeting-id-123")]).await;
+    app.client().get("getMeetings", &[]).await;
+    app.client().raw_get("/nope").await;
+
+    let reply = app.client().raw_get("/metrics").await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.content_type().unwrap().starts_with("application/openmetrics-text"));
+    let text = reply.body;
+    let count = |series: &str| value(&text, series).unwrap_or_else(|| panic!("no {series} in\n{text}"));
+    assert_eq!(count("scalelite_api_requests_total{call=\"join\",outcome=\"SUCCESS\"}"), 3.0);
+    assert_eq!(count("scalelite_api_requests_total{call=\"create\",outcome=\"SUCCESS\"}"), 1.0);
+    assert_eq!(count("scalelite_api_requests_total{call=\"getMeetingInfo\",outcome=\"notFound\"}"), 1.0);
+    assert_eq!(count("scalelite_api_requests_total{call=\"getMeetings\",outcome=\"checksumError\"}"), 1.0);
+    assert_eq!(count("scalelite_api_requests_total{call=\"getMeetingInfo\",outcome=\"internalError\"}"), 1.0);
+    assert_eq!(count("scalelite_api_requests_total{call=\"unsupported\",outcome=\"unsupportedRequest\"}"), 1.0);
+    assert_eq!(count("scalelite_api_upstream_errors_total{call=\"getMeetingInfo\",kind=\"no_returncode\"}"), 1.0);
+    assert_eq!(count("scalelite_api_upstream_errors_total{call=\"getMeetings\",kind=\"no_returncode\"}"), 1.0);
+    assert_eq!(count("scalelite_api_get_meetings_fanouts_total"), 1.0);
+    assert_eq!(count("scalelite_api_request_duration_seconds_count{call=\"join\"}"), 3.0);
+    // Labels are bounded: no meeting id, query or secret ever appears.
+    assert!(!text.contains("secret-meeting-id-123"));
+    assert!(!text.contains(scalelite_tests::LB_SECRET));
+}
+
+/// Every metric name the dashboard queries is one the binaries export.
+#[tokio::test]
+async fn the_grafana_dashboard_only_queries_exported_metrics() {
+    // A day with a bit of everything, so every family has a series.
+    let app = TestApp::builder().servers(2).env("RESPONSE_TIMEOUT", "0.5").start().await;
+    create(&app, "m").await;
+    app.client().get("isMeetingRunning", &[("meetingID", "m")]).await;
+    app.client().get("getMeetings", &[]).await;
+    let on = app.placed_on("m").await.unwrap();
+    app.fleet[on].set_mode(Mode::Down);
+    app.client().get("getMeetingInfo", &[("meetingID", "m")]).await;
+    let metrics = Arc::new(scalelite_poller::PollerMetrics::new());
+    let poller = app.poller(Arc::clone(&metrics));
+    poller.poll_once().await.unwrap().unwrap();
+    poller.poll_once().await.unwrap().unwrap();
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    let exported =
+        format!("{}\n{}", app.client().raw_get("/metrics").await.body, scalelite_telemetry::encode(&registry));
+    // Every sample name a declared family can produce, series or not yet.
+    let mut names = BTreeSet::new();
+    for line in exported.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let (family, kind) = line.split_once(' ').unwrap();
+        let suffixes: &[&str] = match kind {
+            "counter" => &["_total"],
+            "histogram" => &["_bucket", "_sum", "_count"],
+            _ => &[""],
+        };
+        names.extend(suffixes.iter().map(|s| format!("{family}{s}")));
+    }
+
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docker/grafana/scalelite.json");
+    let dashboard: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut exprs = Vec::new();
+    collect_exprs(&dashboard, &mut exprs);
+    assert!(exprs.len() >= 10, "the dashboard has panels");
+    for expr in exprs {
+        for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if word.starts_with("scalelite_") {
+                assert!(names.contains(word), "dashboard queries {word}, which is not exported: {expr}");
+            }
+        }
+    }
+}
+
+fn collect_exprs(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    ("expr", serde_json::Value::String(expr)) => out.push(expr.clone()),
+                    _ => collect_exprs(v, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_exprs(v, out)),
+        _ => {}
+    }
+}
