@@ -46,26 +46,7 @@ async fn serve(env: &Env) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
     info!(address = %listener.local_addr()?, "scalelite-api listening");
     let state = AppState::new(config, Arc::new(store))?;
-    scalelite_api::run(listener, state, shutdown_signal()).await?;
+    scalelite_api::run(listener, state, scalelite_telemetry::shutdown_signal()).await?;
     info!("scalelite-api stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut signal) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            signal.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    info!("shutting down: finishing requests in flight");
 }

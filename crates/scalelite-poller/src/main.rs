@@ -82,21 +82,6 @@ async fn run(env: &Env, once: bool) -> anyhow::Result<()> {
         info!(address = %bind, "serving poller metrics at /metrics");
         tokio::spawn(async move { axum::serve(listener, app).await });
     }
-    poller.run(shutdown_signal()).await;
+    poller.run(scalelite_telemetry::shutdown_signal()).await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        if let Ok(mut signal) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            signal.recv().await;
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
 }
