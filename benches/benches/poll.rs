@@ -95,7 +95,9 @@ fn main() {
 
     println!("| run | servers | round ms | wall s | CPU s (user+sys) | peak RSS MiB |");
     println!("|---|---|---|---|---|---|");
-    for (name, n, m) in [("baseline: empty pool", 0, &baseline), ("round 1", servers, &round), ("round 2", servers, &again)] {
+    for (name, n, m) in
+        [("baseline: empty pool", 0, &baseline), ("round 1", servers, &round), ("round 2", servers, &again)]
+    {
         println!(
             "| {name} | {n} | {} | {:.2} | {:.2} | {:.1} |",
             m.round_ms.map_or("-".into(), |r| r.to_string()),

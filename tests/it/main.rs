@@ -2,6 +2,7 @@
 //! `redis-server` (and PostgreSQL for the health check) and a fake BBB
 //! fleet that validates checksums like bbb-web.
 
+mod admin;
 mod checksum;
 mod create;
 mod end;

@@ -214,3 +214,77 @@ async fn legacy_servers_render_like_scalelite() {
     assert_eq!(info["load"], json!(21.0));
     assert_eq!(info["load_multiplier"], json!(1.0), "a number when the field is absent");
 }
+
+/// The operator's story of the issue, through the management API, with the
+/// poller's metrics reflecting each change.
+#[tokio::test]
+async fn operator_story_through_the_management_api_with_metrics() {
+    use std::sync::Arc;
+
+    let app = TestApp::builder().unseeded().env("RESPONSE_TIMEOUT", "0.5").start().await;
+    let client = app.client();
+    let metrics = Arc::new(scalelite_poller::PollerMetrics::new());
+    let poller = app.poller(Arc::clone(&metrics));
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    let metric = |series: String| {
+        let text = scalelite_telemetry::encode(&registry);
+        text.lines().find_map(|l| l.strip_prefix(series.as_str()).and_then(|v| v.trim().parse::<f64>().ok()))
+    };
+
+    // Add three servers and enable them.
+    let mut ids = Vec::new();
+    for server in app.fleet.iter() {
+        let reply =
+            post(&client, "addServer", &[], &json!({"server": {"url": server.url(), "secret": server.secret()}})).await;
+        ids.push(json_of(&reply)["id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        let reply = post(&client, "updateServer", &[("id", id)], &json!({"server": {"state": "enable"}})).await;
+        assert_eq!(reply.status, 200);
+    }
+    // One round: all online.
+    poller.poll_once().await.unwrap().unwrap();
+    let servers = json_of(&get(&client, "getServers", &[]).await);
+    assert!(servers.as_array().unwrap().iter().all(|s| s["online"] == "online" && s["state"] == "enabled"));
+    for id in &ids {
+        assert_eq!(metric(format!("scalelite_poller_server_online{{server=\"{id}\"}}")), Some(1.0));
+    }
+
+    // Drain one: cordon it while it hosts a meeting; it disables itself once empty.
+    let reply = client.get("create", &[("meetingID", "lecture"), ("name", "Lecture")]).await;
+    assert!(reply.is_success());
+    let on = app.placed_on_any(&ids, "lecture").await;
+    let draining = ids[on].clone();
+    post(&client, "updateServer", &[("id", &draining)], &json!({"server": {"state": "cordon"}})).await;
+    poller.poll_once().await.unwrap().unwrap();
+    assert_eq!(json_of(&get(&client, "getServerInfo", &[("id", &draining)]).await)["state"], "cordoned");
+    assert_eq!(metric(format!("scalelite_poller_server_state{{server=\"{draining}\",state=\"cordoned\"}}")), Some(1.0));
+    let reply = client.get("join", &[("meetingID", "lecture"), ("fullName", "A")]).await;
+    assert_eq!(reply.status, 302, "a cordoned server still takes joins");
+    app.fleet[on].remove_meeting("lecture");
+    poller.poll_once().await.unwrap().unwrap();
+    assert_eq!(json_of(&get(&client, "getServerInfo", &[("id", &draining)]).await)["state"], "disabled");
+    assert_eq!(metric("scalelite_poller_transitions_total{transition=\"drained\"}".into()), Some(1.0));
+
+    // Lose one: offline after two failed rounds, new meetings avoid it.
+    let lost_index = (on + 1) % 3;
+    let lost = ids[lost_index].clone();
+    app.fleet[lost_index].set_mode(Mode::Down);
+    poller.poll_once().await.unwrap().unwrap();
+    poller.poll_once().await.unwrap().unwrap();
+    assert_eq!(json_of(&get(&client, "getServerInfo", &[("id", &lost)]).await)["online"], "offline");
+    assert_eq!(metric(format!("scalelite_poller_server_online{{server=\"{lost}\"}}")), Some(0.0));
+    for i in 0..3 {
+        let id = format!("after-loss-{i}");
+        assert!(client.get("create", &[("meetingID", &id), ("name", "x")]).await.is_success());
+        assert_ne!(app.meeting_record(&id).await["server_id"], lost);
+    }
+    // ... and gets it back.
+    app.fleet[lost_index].set_mode(Mode::Normal);
+    poller.poll_once().await.unwrap().unwrap();
+    assert_eq!(json_of(&get(&client, "getServerInfo", &[("id", &lost)]).await)["online"], "online");
+    assert_eq!(metric(format!("scalelite_poller_server_online{{server=\"{lost}\"}}")), Some(1.0));
+    assert_eq!(metric("scalelite_poller_transitions_total{transition=\"online\"}".into()), Some(4.0));
+    assert_eq!(metric("scalelite_poller_transitions_total{transition=\"offline\"}".into()), Some(1.0));
+}

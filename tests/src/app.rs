@@ -172,6 +172,14 @@ impl TestApp {
         self.poller(metrics).poll_once().await.expect("poll round").expect("the lease was free")
     }
 
+    /// Index of the fake server hosting `meeting_id`, for servers registered
+    /// under `ids` (in fleet order).
+    pub async fn placed_on_any(&self, ids: &[String], meeting_id: &str) -> usize {
+        let record = self.meeting_record(meeting_id).await;
+        let server = record.get("server_id").expect("meeting record");
+        ids.iter().position(|id| id == server).expect("a known server")
+    }
+
     /// Stops the API gracefully and waits for it.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {

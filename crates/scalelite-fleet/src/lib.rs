@@ -13,7 +13,7 @@ use scalelite_core::{MeetingId, Secret, ServerId};
 use scalelite_store::{Meeting, NewServer, Server, ServerState, ServerUpdate, Store, StoreError};
 use tracing::info;
 
-pub use crate::json::{ServerJson, server_json};
+pub use crate::json::{ServerJson, server_json, state_name};
 pub use crate::sync::{SyncMode, dump_yaml};
 
 /// Settings of fleet administration.

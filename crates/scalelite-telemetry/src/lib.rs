@@ -8,10 +8,17 @@ use tracing_subscriber::EnvFilter;
 /// `Content-Type` of [`encode`]'s output.
 pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Installs the global subscriber: `RUST_LOG` filters (default `info`),
-/// `json` writes one JSON object per line. Logs go to stderr.
+/// Installs the global subscriber for a service: `RUST_LOG` filters
+/// (default `info`), `json` writes one JSON object per line. Logs go to
+/// stderr.
 pub fn init_logging(json: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    init_logging_with(json, "info");
+}
+
+/// [`init_logging`] with another default filter (the admin CLI uses `warn`,
+/// so its output is not mixed with progress logs).
+pub fn init_logging_with(json: bool, default_filter: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

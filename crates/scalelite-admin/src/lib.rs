@@ -1,0 +1,141 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+pub mod meetings;
+mod output;
+pub mod poll;
+pub mod servers;
+pub mod status;
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use scalelite_bbb_client::{BbbClient, Timeouts};
+use scalelite_core::ServerId;
+use scalelite_core::config::Config;
+use scalelite_fleet::{Fleet, FleetError, FleetSettings};
+use scalelite_store::{RedisStore, Store};
+
+pub use crate::output::Io;
+use crate::output::{Exit, Ui};
+
+/// Administration of a Scalelite-compatible BigBlueButton load balancer.
+///
+/// The commands mirror Scalelite's rake tasks and work on the same Redis.
+#[derive(Debug, Parser)]
+#[command(name = "scalelite-admin", version)]
+pub struct Cli {
+    /// Print one JSON document on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Do not ask for confirmation before destructive changes.
+    #[arg(long, short = 'y', global = true)]
+    pub yes: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The command groups.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List and administer BigBlueButton servers (`servers` alone lists them).
+    Servers(servers::Opts),
+    /// Table of every server with its state, status and statistics.
+    Status(status::Opts),
+    /// Poll every server once now (unless another poller holds the lease).
+    Poll(poll::Opts),
+    /// List, inspect and end meetings (`meetings` alone lists them).
+    Meetings(meetings::Opts),
+}
+
+/// Runs `cli` against the Redis and servers named by `config`, writing to
+/// `io`; returns the process exit code (0 success, 1 failure).
+pub async fn run(cli: Cli, config: &Config, io: &mut Io<'_>) -> u8 {
+    let mut ui = Ui::new(io, cli.json, cli.yes);
+    let ctx = match Ctx::open(config) {
+        Ok(ctx) => ctx,
+        Err(error) => return ui.fail(format!("ERROR: {error:#}")).0,
+    };
+    let outcome = match cli.command {
+        Command::Servers(opts) => servers::run(opts, &ctx, &mut ui).await,
+        Command::Status(opts) => status::run(opts, &ctx, &mut ui).await,
+        Command::Poll(opts) => poll::run(opts, &ctx, &mut ui).await,
+        Command::Meetings(opts) => meetings::run(opts, &ctx, &mut ui).await,
+    };
+    match outcome {
+        Ok(()) => 0,
+        Err(Exit(code)) => code,
+    }
+}
+
+/// What every command works with.
+#[derive(Debug)]
+pub(crate) struct Ctx {
+    pub(crate) config: Config,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) fleet: Fleet,
+}
+
+// === impl Ctx ===
+
+impl Ctx {
+    fn open(config: &Config) -> anyhow::Result<Self> {
+        let store: Arc<dyn Store> =
+            Arc::new(RedisStore::open(config.redis_url.expose(), &config.redis_namespace).context("REDIS_URL")?);
+        let timeouts = Timeouts { connect: config.connect_timeout, response: config.response_timeout };
+        let bbb = BbbClient::new(timeouts, config.checksum_algorithms.outgoing());
+        let settings = FleetSettings {
+            server_id_is_hostname: config.server_id_is_hostname,
+            concurrency: config.poller_concurrency.max(1),
+        };
+        let fleet = Fleet::new(Arc::clone(&store), bbb, settings);
+        Ok(Self { config: config.clone(), store, fleet })
+    }
+
+    /// How many servers or meetings are asked at once (`POLLER_THREADS`).
+    pub(crate) fn concurrency(&self) -> usize {
+        self.config.poller_concurrency.max(1)
+    }
+}
+
+/// Prints a fleet error the way Scalelite's per-id tasks do and returns
+/// exit code 1: an unknown id is `ERROR: No server found with id: <id>`.
+pub(crate) fn fleet_failure(ui: &mut Ui<'_, '_>, id: &ServerId, error: &FleetError) -> Exit {
+    match error {
+        FleetError::NotFound(_) => ui.fail(format!("ERROR: No server found with id: {id}")),
+        other => ui.fail(format!("ERROR: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_go_anywhere() {
+        let cli = Cli::try_parse_from(["scalelite-admin", "servers", "--json", "-y"]).unwrap();
+        assert!(cli.json && cli.yes);
+        let cli = Cli::try_parse_from(["scalelite-admin", "--json", "status"]).unwrap();
+        assert!(cli.json && !cli.yes);
+        assert!(matches!(cli.command, Command::Status(_)));
+        let cli = Cli::try_parse_from(["scalelite-admin", "poll"]).unwrap();
+        assert!(matches!(cli.command, Command::Poll(_)));
+    }
+
+    #[test]
+    fn usage_errors_exit_2() {
+        for args in [&["scalelite-admin"][..], &["scalelite-admin", "nope"], &["scalelite-admin", "status", "x"]] {
+            let error = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(error.exit_code(), 2, "{args:?}");
+        }
+    }
+}
