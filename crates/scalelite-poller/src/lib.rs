@@ -108,13 +108,7 @@ impl Poller {
                     .await
                 {
                     Ok(report) if report.lost_lease => leading.store(false, Ordering::SeqCst),
-                    Ok(report) => info!(
-                        servers = report.servers,
-                        reachable = report.reachable,
-                        meetings_removed = report.meetings_removed,
-                        duration_ms = report.duration.as_millis() as u64,
-                        "poll round"
-                    ),
+                    Ok(report) => report.log(),
                     Err(error) => warn!(%error, "poll round failed"),
                 }
                 if !leading.load(Ordering::SeqCst) {

@@ -50,13 +50,7 @@ async fn run(env: &Env, once: bool) -> anyhow::Result<()> {
     let poller = Poller::from_config(&config, Arc::new(store), Arc::clone(&metrics));
     if once {
         match poller.poll_once().await? {
-            Some(report) => info!(
-                servers = report.servers,
-                reachable = report.reachable,
-                meetings_removed = report.meetings_removed,
-                duration_ms = report.duration.as_millis() as u64,
-                "poll round"
-            ),
+            Some(report) => report.log(),
             None => info!("another poller holds the lease; it polls on its own schedule"),
         }
         return Ok(());

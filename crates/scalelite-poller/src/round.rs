@@ -56,6 +56,19 @@ pub struct RoundReport {
     pub lost_lease: bool,
 }
 
+impl RoundReport {
+    /// The one `info` line a round leaves in the log.
+    pub fn log(&self) {
+        info!(
+            servers = self.servers,
+            reachable = self.reachable,
+            meetings_removed = self.meetings_removed,
+            duration_ms = self.duration.as_millis() as u64,
+            "poll round"
+        );
+    }
+}
+
 /// The outcome of polling one server.
 struct Polled {
     server: Server,
