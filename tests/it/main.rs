@@ -15,6 +15,7 @@ mod management;
 mod meeting_info;
 mod metrics;
 mod poller;
+mod recording_store;
 mod store;
 mod support;
 mod unsupported;

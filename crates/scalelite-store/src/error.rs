@@ -7,6 +7,9 @@ pub enum StoreError {
     /// Redis refused or failed the command (includes connection loss).
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    /// PostgreSQL refused or failed the statement (includes connection loss).
+    #[error("postgres: {0}")]
+    Postgres(#[from] sqlx::Error),
     /// The store answered something this code cannot interpret.
     #[error("unexpected reply from the store: {0}")]
     Unexpected(String),

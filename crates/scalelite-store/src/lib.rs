@@ -2,6 +2,8 @@
 
 mod error;
 pub mod model;
+pub mod postgres;
+pub mod recordings;
 pub mod redis;
 
 use std::time::Duration;
@@ -14,6 +16,8 @@ pub use crate::model::{
     JoinRoute, Meeting, MeetingRecord, MeetingRoute, NewServer, Placement, PlacementRequest, PollResult, PollSave,
     PollSaved, PollStats, Pruned, Server, ServerState, ServerStats, ServerUpdate, Transition,
 };
+pub use crate::postgres::PgStore;
+pub use crate::recordings::RecordingStore;
 pub use crate::redis::RedisStore;
 
 /// Storage of servers and meeting routes.
@@ -84,6 +88,26 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// The token of the lease's current holder.
     async fn lease_holder(&self, name: &str) -> Result<Option<String>, StoreError>;
+
+    // === Recordings ===
+
+    /// Remembers a meeting's recording-ready callback URL (taken off the
+    /// create call) until its recording is imported.
+    async fn remember_recording_ready_url(
+        &self,
+        meeting_id: &MeetingId,
+        url: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+
+    /// The remembered recording-ready URL of a meeting.
+    async fn recording_ready_url(&self, meeting_id: &str) -> Result<Option<String>, StoreError>;
+
+    /// Stores one-time playback tokens (`protector_token_<token>` = payload).
+    async fn create_playback_tokens(&self, tokens: &[(String, String)], ttl: Duration) -> Result<(), StoreError>;
+
+    /// Takes a playback token (read and deleted atomically); its payload.
+    async fn consume_playback_token(&self, token: &str) -> Result<Option<String>, StoreError>;
 }
 
 /// A named lease held with a random token (the poller's leader election).

@@ -401,6 +401,50 @@ impl Store for RedisStore {
             other => Some(string(other)?),
         })
     }
+
+    async fn remember_recording_ready_url(
+        &self,
+        meeting_id: &MeetingId,
+        url: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let key = format!("{}recording_ready:{meeting_id}", self.prefix);
+        let mut conn = self.conn.clone();
+        redis::cmd("SET").arg(&key).arg(url).arg("EX").arg(ttl.as_secs().max(1)).query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+
+    async fn recording_ready_url(&self, meeting_id: &str) -> Result<Option<String>, StoreError> {
+        let key = format!("{}recording_ready:{meeting_id}", self.prefix);
+        let mut conn = self.conn.clone();
+        Ok(redis::cmd("GET").arg(&key).query_async(&mut conn).await?)
+    }
+
+    async fn create_playback_tokens(&self, tokens: &[(String, String)], ttl: Duration) -> Result<(), StoreError> {
+        if tokens.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (token, payload) in tokens {
+            pipe.cmd("SET")
+                .arg(format!("{}protector_token_{token}", self.prefix))
+                .arg(payload)
+                .arg("EX")
+                .arg(ttl.as_secs().max(1))
+                .ignore();
+        }
+        let mut conn = self.conn.clone();
+        pipe.query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+
+    async fn consume_playback_token(&self, token: &str) -> Result<Option<String>, StoreError> {
+        let key = format!("{}protector_token_{token}", self.prefix);
+        let mut conn = self.conn.clone();
+        let (value, _): (Option<String>, i64) =
+            redis::pipe().atomic().cmd("GET").arg(&key).cmd("DEL").arg(&key).query_async(&mut conn).await?;
+        Ok(value)
+    }
 }
 
 fn tenant_arg(tenant: Option<&TenantId>) -> &str {

@@ -1,0 +1,749 @@
+//! The PostgreSQL backend of [`RecordingStore`], on Scalelite's schema.
+//!
+//! Timestamps are `timestamp without time zone` in UTC, converted to and
+//! from epoch milliseconds in SQL. `published` and `protected` may be NULL
+//! in databases built by Scalelite's migrations; NULL reads as false.
+
+pub mod migrate;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{Postgres, QueryBuilder, Row};
+
+use crate::StoreError;
+use crate::recordings::{
+    Delivery, DeliveryOutcome, FormatView, ImportLogEntry, ImportPolicy, Imported, ImportedThumbnail, PlaybackTarget,
+    RecordingImport, RecordingPage, RecordingQuery, RecordingStore, RecordingSummary, RecordingView, StateFilter,
+};
+
+/// Scalelite's PostgreSQL database.
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// A store for `url`; connections are made lazily (and re-made after
+    /// failures), so the process starts while PostgreSQL is down.
+    pub fn open(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_lazy(url)?;
+        Ok(Self { pool })
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Applies pending migrations; returns the versions applied.
+    pub async fn migrate(&self) -> Result<Vec<&'static str>, StoreError> {
+        Ok(migrate::migrate(&self.pool).await?)
+    }
+
+    /// Versions not applied yet.
+    pub async fn pending_migrations(&self) -> Result<Vec<&'static str>, StoreError> {
+        Ok(migrate::pending(&self.pool).await?)
+    }
+
+    async fn load_views(&self, ids: &[i64]) -> Result<Vec<RecordingView>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT id, record_id, meeting_id, name, COALESCE(published, false) AS published,
+                    COALESCE(protected, false) AS protected, state, participants,
+                    COALESCE(floor(EXTRACT(EPOCH FROM starttime) * 1000)::bigint, 0) AS start_ms,
+                    COALESCE(floor(EXTRACT(EPOCH FROM endtime) * 1000)::bigint, 0) AS end_ms
+             FROM recordings WHERE id = ANY($1)",
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut by_id: HashMap<i64, RecordingView> = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let id: i64 = row.get("id");
+            by_id.insert(
+                id,
+                RecordingView {
+                    id,
+                    record_id: row.get::<Option<String>, _>("record_id").unwrap_or_default(),
+                    meeting_id: row.get::<Option<String>, _>("meeting_id").unwrap_or_default(),
+                    name: row.get("name"),
+                    published: row.get("published"),
+                    protected: row.get("protected"),
+                    state: row.get("state"),
+                    start_ms: row.get("start_ms"),
+                    end_ms: row.get("end_ms"),
+                    participants: row.get("participants"),
+                    metadata: Vec::new(),
+                    formats: Vec::new(),
+                },
+            );
+        }
+        for row in sqlx::query("SELECT recording_id, key, value FROM metadata WHERE recording_id = ANY($1) ORDER BY id")
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await?
+        {
+            let id: i64 = row.get(0);
+            if let Some(view) = by_id.get_mut(&id) {
+                let key: Option<String> = row.get(1);
+                let value: Option<String> = row.get(2);
+                view.metadata.push((key.unwrap_or_default(), value.unwrap_or_default()));
+            }
+        }
+        let formats = sqlx::query(
+            "SELECT id, recording_id, format, url, length, processing_time FROM playback_formats
+             WHERE recording_id = ANY($1) ORDER BY format, id",
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        let format_ids: Vec<i64> = formats.iter().map(|r| r.get::<i64, _>("id")).collect();
+        let mut thumbnails: HashMap<i64, Vec<ImportedThumbnail>> = HashMap::new();
+        for row in sqlx::query(
+            "SELECT playback_format_id, width, height, alt, url FROM thumbnails
+             WHERE playback_format_id = ANY($1) ORDER BY sequence, id",
+        )
+        .bind(&format_ids)
+        .fetch_all(&self.pool)
+        .await?
+        {
+            thumbnails.entry(row.get(0)).or_default().push(ImportedThumbnail {
+                width: row.get(1),
+                height: row.get(2),
+                alt: row.get(3),
+                url: row.get::<Option<String>, _>(4).unwrap_or_default(),
+            });
+        }
+        for row in formats {
+            let recording_id: i64 = row.get("recording_id");
+            if let Some(view) = by_id.get_mut(&recording_id) {
+                let id: i64 = row.get("id");
+                view.formats.push(FormatView {
+                    format: row.get::<Option<String>, _>("format").unwrap_or_default(),
+                    url: row.get::<Option<String>, _>("url").unwrap_or_default(),
+                    length: row.get("length"),
+                    processing_time: row.get("processing_time"),
+                    thumbnails: thumbnails.remove(&id).unwrap_or_default(),
+                });
+            }
+        }
+        Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+    }
+}
+
+/// Escapes `%`, `_` and the escape character `|` for `LIKE ... ESCAPE '|'`.
+fn like_prefix(prefix: &str) -> String {
+    let mut out = String::with_capacity(prefix.len() + 1);
+    for ch in prefix.chars() {
+        if matches!(ch, '%' | '_' | '|') {
+            out.push('|');
+        }
+        out.push(ch);
+    }
+    out.push('%');
+    out
+}
+
+/// Adds the `WHERE` conditions of a `getRecordings` query.
+fn push_filters(q: &mut QueryBuilder<Postgres>, query: &RecordingQuery) {
+    q.push(" WHERE true");
+    match &query.states {
+        StateFilter::Default => {
+            q.push(" AND r.state IN ('published', 'unpublished')");
+        }
+        StateFilter::Any => {}
+        StateFilter::Only(states) => {
+            q.push(" AND r.state = ANY(").push_bind(states.clone()).push(")");
+        }
+    }
+    if let Some(tenant) = &query.tenant_id {
+        q.push(
+            " AND EXISTS (SELECT 1 FROM metadata t WHERE t.recording_id = r.id AND t.key = 'tenant-id' AND t.value = ",
+        )
+        .push_bind(tenant.clone())
+        .push(")");
+    }
+    if !query.meta.is_empty() {
+        q.push(" AND EXISTS (SELECT 1 FROM metadata m WHERE m.recording_id = r.id AND (");
+        for (i, (key, values)) in query.meta.iter().enumerate() {
+            if i > 0 {
+                q.push(" OR ");
+            }
+            q.push("(m.key = ").push_bind(key.clone()).push(" AND m.value = ANY(").push_bind(values.clone()).push("))");
+        }
+        q.push("))");
+    }
+    if let Some(prefixes) = &query.record_id_prefixes {
+        if prefixes.is_empty() {
+            q.push(" AND false");
+        } else {
+            q.push(" AND (");
+            for (i, prefix) in prefixes.iter().enumerate() {
+                if i > 0 {
+                    q.push(" OR ");
+                }
+                q.push("r.record_id LIKE ").push_bind(like_prefix(prefix)).push(" ESCAPE '|'");
+            }
+            q.push(")");
+        }
+    }
+    if let Some(ids) = &query.meeting_ids {
+        q.push(" AND r.meeting_id = ANY(").push_bind(ids.clone()).push(")");
+    }
+}
+
+/// Ruby-readable `callback_attributes`: a YAML hash with symbol keys.
+pub fn callback_attributes_yaml(attributes: &[(String, String)]) -> String {
+    let mut out = String::from("---\n");
+    for (key, value) in attributes {
+        let scalar = serde_yaml_ng::to_string(value).unwrap_or_default();
+        out.push(':');
+        out.push_str(key);
+        out.push_str(": ");
+        out.push_str(scalar.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Reads Ruby's `callback_attributes` YAML (symbol keys `:name`, or plain
+/// keys), returning `(name, value)` pairs.
+pub fn parse_callback_attributes(text: &str) -> Vec<(String, String)> {
+    let Ok(serde_yaml_ng::Value::Mapping(map)) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) else {
+        return Vec::new();
+    };
+    map.into_iter()
+        .filter_map(|(k, v)| {
+            let key = k.as_str()?.trim_start_matches(':').to_owned();
+            let value = match v {
+                serde_yaml_ng::Value::String(s) => s,
+                serde_yaml_ng::Value::Number(n) => n.to_string(),
+                _ => return None,
+            };
+            Some((key, value))
+        })
+        .collect()
+}
+
+#[async_trait]
+impl RecordingStore for PgStore {
+    async fn health_check(&self) -> Result<(), StoreError> {
+        let pending = self.pending_migrations().await?;
+        if pending.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::Unexpected(format!(
+                "migrations are pending ({}): run `scalelite-admin db migrate`",
+                pending.join(", ")
+            )))
+        }
+    }
+
+    async fn import_recording(&self, import: &RecordingImport, policy: ImportPolicy) -> Result<Imported, StoreError> {
+        if import.record_id.is_empty() || import.meeting_id.is_empty() {
+            return Err(StoreError::Conflict("metadata has no recording id or meeting id".into()));
+        }
+        // A concurrent first import of the same record id loses the unique
+        // race; the whole transaction is retried, as Scalelite does.
+        for attempt in 0.. {
+            match import_once(&self.pool, import, policy).await {
+                Err(StoreError::Postgres(sqlx::Error::Database(e))) if e.is_unique_violation() && attempt < 3 => {
+                    continue;
+                }
+                other => return other,
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    async fn log_import(&self, entry: &ImportLogEntry) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO recording_imports (filename, record_id, status, reason, size_bytes, formats, finished_at)
+             VALUES ($1, $2, $3, $4, $5, $6, (now() AT TIME ZONE 'UTC'))",
+        )
+        .bind(&entry.filename)
+        .bind(&entry.record_id)
+        .bind(&entry.status)
+        .bind(&entry.reason)
+        .bind(entry.size_bytes)
+        .bind(entry.formats)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn recent_imports(&self, limit: i64) -> Result<Vec<ImportLogEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT filename, record_id, status, reason, size_bytes, formats,
+                    floor(EXTRACT(EPOCH FROM finished_at) * 1000)::bigint
+             FROM recording_imports ORDER BY finished_at DESC, id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| ImportLogEntry {
+                filename: r.get(0),
+                record_id: r.get(1),
+                status: r.get(2),
+                reason: r.get(3),
+                size_bytes: r.get(4),
+                formats: r.get(5),
+                finished_ms: r.get(6),
+            })
+            .collect())
+    }
+
+    async fn recording_ready_url(&self, meeting_id: &str) -> Result<Option<String>, StoreError> {
+        let text: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT callback_attributes FROM callback_data WHERE meeting_id = $1 ORDER BY id LIMIT 1",
+        )
+        .bind(meeting_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(text.flatten().and_then(|t| {
+            parse_callback_attributes(&t).into_iter().find(|(k, _)| k == "recording_ready_url").map(|(_, v)| v)
+        }))
+    }
+
+    async fn save_recording_ready_url(
+        &self,
+        meeting_id: &str,
+        url: &str,
+        recording_id: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let existing: Option<(i64, Option<String>)> = sqlx::query_as(
+            "SELECT id, callback_attributes FROM callback_data WHERE meeting_id = $1 ORDER BY id LIMIT 1 FOR UPDATE",
+        )
+        .bind(meeting_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let mut attributes =
+            existing.as_ref().and_then(|(_, t)| t.as_deref()).map(parse_callback_attributes).unwrap_or_default();
+        attributes.retain(|(k, _)| k != "recording_ready_url");
+        attributes.push(("recording_ready_url".into(), url.to_owned()));
+        let yaml = callback_attributes_yaml(&attributes);
+        match existing {
+            Some((id, _)) => {
+                sqlx::query(
+                    "UPDATE callback_data SET callback_attributes = $2, recording_id = COALESCE($3, recording_id),
+                     updated_at = (now() AT TIME ZONE 'UTC') WHERE id = $1",
+                )
+                .bind(id)
+                .bind(yaml)
+                .bind(recording_id.map(|r| r as i32))
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                sqlx::query(
+                    "INSERT INTO callback_data (meeting_id, recording_id, callback_attributes, created_at, updated_at)
+                     VALUES ($1, $2, $3, (now() AT TIME ZONE 'UTC'), (now() AT TIME ZONE 'UTC'))",
+                )
+                .bind(meeting_id)
+                .bind(recording_id.map(|r| r as i32))
+                .bind(yaml)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn enqueue_delivery(
+        &self,
+        recording_id: i64,
+        record_id: &str,
+        meeting_id: &str,
+        url: &str,
+        tenant_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO recording_ready_deliveries
+                 (recording_id, record_id, meeting_id, url, tenant_id, next_attempt_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, (now() AT TIME ZONE 'UTC'), (now() AT TIME ZONE 'UTC'))",
+        )
+        .bind(recording_id)
+        .bind(record_id)
+        .bind(meeting_id)
+        .bind(url)
+        .bind(tenant_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn claim_deliveries(&self, limit: i64, lease_secs: i64) -> Result<Vec<Delivery>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE recording_ready_deliveries SET next_attempt_at = (now() AT TIME ZONE 'UTC') + $2 * interval '1 second'
+             WHERE id IN (
+                 SELECT id FROM recording_ready_deliveries
+                 WHERE delivered_at IS NULL AND given_up_at IS NULL AND next_attempt_at <= (now() AT TIME ZONE 'UTC')
+                 ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+             RETURNING id, record_id, meeting_id, url, tenant_id, attempts",
+        )
+        .bind(limit)
+        .bind(lease_secs as f64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Delivery {
+                id: r.get(0),
+                record_id: r.get(1),
+                meeting_id: r.get(2),
+                url: r.get(3),
+                tenant_id: r.get(4),
+                attempts: r.get(5),
+            })
+            .collect())
+    }
+
+    async fn finish_delivery(&self, id: i64, outcome: DeliveryOutcome, error: Option<&str>) -> Result<(), StoreError> {
+        let sql = match outcome {
+            DeliveryOutcome::Done => {
+                "UPDATE recording_ready_deliveries SET attempts = attempts + 1, last_error = $2,
+                 delivered_at = (now() AT TIME ZONE 'UTC') WHERE id = $1"
+            }
+            DeliveryOutcome::Retry { .. } => {
+                "UPDATE recording_ready_deliveries SET attempts = attempts + 1, last_error = $2,
+                 next_attempt_at = (now() AT TIME ZONE 'UTC') + $3 * interval '1 second' WHERE id = $1"
+            }
+            DeliveryOutcome::GiveUp => {
+                "UPDATE recording_ready_deliveries SET attempts = attempts + 1, last_error = $2,
+                 given_up_at = (now() AT TIME ZONE 'UTC') WHERE id = $1"
+            }
+        };
+        let retry_in = match outcome {
+            DeliveryOutcome::Retry { in_secs } => in_secs as f64,
+            _ => 0.0,
+        };
+        let query = sqlx::query(sql).bind(id).bind(error);
+        let query = if matches!(outcome, DeliveryOutcome::Retry { .. }) { query.bind(retry_in) } else { query };
+        query.execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn find_recordings(&self, query: &RecordingQuery) -> Result<RecordingPage, StoreError> {
+        let mut select = QueryBuilder::<Postgres>::new("SELECT r.id FROM recordings r");
+        push_filters(&mut select, query);
+        select.push(" ORDER BY r.starttime DESC NULLS FIRST, r.id DESC");
+        if let Some((offset, limit)) = query.page {
+            select.push(" LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(offset);
+        }
+        let ids: Vec<i64> = select.build_query_scalar().fetch_all(&self.pool).await?;
+        let total = if query.page.is_some() {
+            let mut count = QueryBuilder::<Postgres>::new("SELECT count(*) FROM recordings r");
+            push_filters(&mut count, query);
+            count.build_query_scalar::<i64>().fetch_one(&self.pool).await?
+        } else {
+            ids.len() as i64
+        };
+        Ok(RecordingPage { recordings: self.load_views(&ids).await?, total })
+    }
+
+    async fn recordings_by_ids(
+        &self,
+        record_ids: &[String],
+        tenant_id: Option<&str>,
+        published_or_unpublished: bool,
+    ) -> Result<Vec<RecordingSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT r.id, r.record_id, COALESCE(r.published, false),
+                    COALESCE(array_agg(p.format ORDER BY p.format) FILTER (WHERE p.format IS NOT NULL), '{}')
+             FROM recordings r LEFT JOIN playback_formats p ON p.recording_id = r.id
+             WHERE r.record_id = ANY($1)
+               AND ($2::varchar IS NULL OR EXISTS (SELECT 1 FROM metadata t WHERE t.recording_id = r.id
+                                                   AND t.key = 'tenant-id' AND t.value = $2))
+               AND (NOT $3 OR r.state IN ('published', 'unpublished'))
+             GROUP BY r.id ORDER BY r.id",
+        )
+        .bind(record_ids)
+        .bind(tenant_id)
+        .bind(published_or_unpublished)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| RecordingSummary { id: r.get(0), record_id: r.get(1), published: r.get(2), formats: r.get(3) })
+            .collect())
+    }
+
+    async fn set_published(&self, id: i64, publish: bool) -> Result<(), StoreError> {
+        sqlx::query("UPDATE recordings SET published = $2, publish_updated = true, state = $3 WHERE id = $1")
+            .bind(id)
+            .bind(publish)
+            .bind(if publish { "published" } else { "unpublished" })
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn update_recordings(
+        &self,
+        record_ids: &[String],
+        upserts: &[(String, String)],
+        deletes: &[String],
+        protect: Option<bool>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM recordings WHERE record_id = ANY($1)")
+            .bind(record_ids)
+            .fetch_all(&mut *tx)
+            .await?;
+        for (key, value) in upserts {
+            sqlx::query(
+                "INSERT INTO metadata (recording_id, key, value) SELECT unnest($1::bigint[]), $2, $3
+                 ON CONFLICT (recording_id, key) DO UPDATE SET value = EXCLUDED.value",
+            )
+            .bind(&ids)
+            .bind(key)
+            .bind(value)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !deletes.is_empty() {
+            sqlx::query("DELETE FROM metadata WHERE recording_id = ANY($1) AND key = ANY($2)")
+                .bind(&ids)
+                .bind(deletes)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let (Some(protect), Some(first)) = (protect, record_ids.first()) {
+            sqlx::query("UPDATE recordings SET protected = $2 WHERE record_id = $1")
+                .bind(first)
+                .bind(protect)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn mark_deleted(&self, id: i64) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT id FROM recordings WHERE id = $1 FOR UPDATE").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM metadata WHERE recording_id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query(
+            "DELETE FROM thumbnails WHERE playback_format_id IN (SELECT id FROM playback_formats WHERE recording_id = $1)",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM playback_formats WHERE recording_id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE recordings SET state = 'deleted' WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn playback(&self, record_id: &str, format: &str) -> Result<Option<PlaybackTarget>, StoreError> {
+        let row = sqlx::query(
+            "SELECT r.record_id, p.format, p.url, COALESCE(r.published, false), COALESCE(r.protected, false),
+                    (SELECT t.value FROM metadata t WHERE t.recording_id = r.id AND t.key = 'tenant-id' LIMIT 1)
+             FROM playback_formats p JOIN recordings r ON r.id = p.recording_id
+             WHERE r.record_id = $1 AND p.format = $2 LIMIT 1",
+        )
+        .bind(record_id)
+        .bind(format)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| PlaybackTarget {
+            record_id: r.get(0),
+            format: r.get(1),
+            url: r.get::<Option<String>, _>(2).unwrap_or_default(),
+            published: r.get(3),
+            protected: r.get(4),
+            tenant_id: r.get(5),
+        }))
+    }
+
+    async fn unpublished(&self) -> Result<Vec<RecordingSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT r.id, r.record_id, COALESCE(array_agg(p.format ORDER BY p.format) FILTER (WHERE p.format IS NOT NULL), '{}')
+             FROM recordings r LEFT JOIN playback_formats p ON p.recording_id = r.id
+             WHERE r.published = false GROUP BY r.id ORDER BY r.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| RecordingSummary { id: r.get(0), record_id: r.get(1), published: false, formats: r.get(2) })
+            .collect())
+    }
+
+    async fn add_to_tenant(&self, tenant_id: &str) -> Result<u64, StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO metadata (recording_id, key, value)
+             SELECT r.id, 'tenant-id', $1 FROM recordings r
+             WHERE NOT EXISTS (SELECT 1 FROM metadata t WHERE t.recording_id = r.id AND t.key = 'tenant-id')",
+        )
+        .bind(tenant_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected())
+    }
+}
+
+/// One import attempt (see [`RecordingStore::import_recording`]).
+async fn import_once(pool: &PgPool, import: &RecordingImport, policy: ImportPolicy) -> Result<Imported, StoreError> {
+    let mut tx = pool.begin().await?;
+    let existing: Option<(i64, Option<bool>, Option<bool>)> =
+        sqlx::query_as("SELECT id, published, publish_updated FROM recordings WHERE record_id = $1 FOR UPDATE")
+            .bind(&import.record_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    // Epoch milliseconds (NULL stays NULL) to `timestamp without time zone`.
+    let start = import.start_ms.map(|ms| ms as f64);
+    let end = import.end_ms.map(|ms| ms as f64);
+    let id: i64 = match existing {
+        None => sqlx::query_scalar(
+            "INSERT INTO recordings (record_id, meeting_id, name, published, participants, state, starttime, endtime,
+                                         protected, publish_updated)
+                 VALUES ($1, $2, $3, COALESCE($4, false), $5, $6,
+                         timestamp 'epoch' + $7 * interval '1 millisecond',
+                         timestamp 'epoch' + $8 * interval '1 millisecond', false, false)
+                 RETURNING id",
+        )
+        .bind(&import.record_id)
+        .bind(&import.meeting_id)
+        .bind(&import.name)
+        .bind(import.published)
+        .bind(import.participants)
+        .bind(&import.state)
+        .bind(start)
+        .bind(end)
+        .fetch_one(&mut *tx)
+        .await?,
+        Some((id, _, _)) => {
+            // Attributes absent from the metadata are left as they are.
+            sqlx::query(
+                "UPDATE recordings SET meeting_id = $2, name = $3,
+                    published = COALESCE($4, published), participants = COALESCE($5, participants),
+                    state = COALESCE($6, state),
+                    starttime = COALESCE(timestamp 'epoch' + $7 * interval '1 millisecond', starttime),
+                    endtime = COALESCE(timestamp 'epoch' + $8 * interval '1 millisecond', endtime)
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(&import.meeting_id)
+            .bind(&import.name)
+            .bind(import.published)
+            .bind(import.participants)
+            .bind(&import.state)
+            .bind(start)
+            .bind(end)
+            .execute(&mut *tx)
+            .await?;
+            id
+        }
+    };
+    for (key, value) in &import.metadata {
+        sqlx::query(
+            "INSERT INTO metadata (recording_id, key, value) VALUES ($1, $2, $3)
+             ON CONFLICT (recording_id, key) DO UPDATE SET value = EXCLUDED.value",
+        )
+        .bind(id)
+        .bind(key)
+        .bind(value)
+        .execute(&mut *tx)
+        .await?;
+    }
+    for format in &import.formats {
+        let format_id: i64 = sqlx::query_scalar(
+            "INSERT INTO playback_formats (recording_id, format, url, length) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (recording_id, format) DO UPDATE SET url = EXCLUDED.url, length = EXCLUDED.length
+             RETURNING id",
+        )
+        .bind(id)
+        .bind(&format.format)
+        .bind(&format.url)
+        .bind(format.length)
+        .fetch_one(&mut *tx)
+        .await?;
+        // The format's thumbnails become exactly the new list.
+        sqlx::query("DELETE FROM thumbnails WHERE playback_format_id = $1").bind(format_id).execute(&mut *tx).await?;
+        for (sequence, thumbnail) in format.thumbnails.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO thumbnails (playback_format_id, width, height, alt, url, sequence)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(format_id)
+            .bind(thumbnail.width)
+            .bind(thumbnail.height)
+            .bind(&thumbnail.alt)
+            .bind(&thumbnail.url)
+            .bind(sequence as i32)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    // Published: an administrator's publish/unpublish survives re-imports
+    // (Scalelite means to do this but reads the value it just overwrote);
+    // otherwise RECORDING_IMPORT_UNPUBLISHED, otherwise the metadata.
+    let published = match existing {
+        Some((_, previous, Some(true))) => previous.unwrap_or(false),
+        _ if policy.import_unpublished => false,
+        _ => sqlx::query_scalar::<_, Option<bool>>("SELECT published FROM recordings WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?
+            .unwrap_or(false),
+    };
+    sqlx::query("UPDATE recordings SET published = $2, protected = $3 WHERE id = $1")
+        .bind(id)
+        .bind(published)
+        .bind(policy.protected)
+        .execute(&mut *tx)
+        .await?;
+    let tenant_id: Option<String> =
+        sqlx::query_scalar("SELECT value FROM metadata WHERE recording_id = $1 AND key = 'tenant-id' LIMIT 1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .flatten();
+    tx.commit().await?;
+    Ok(Imported { id, published, tenant_id })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_prefixes_are_escaped() {
+        assert_eq!(like_prefix("abc"), "abc%");
+        assert_eq!(like_prefix("a%b_c|"), "a|%b|_c||%");
+    }
+
+    #[test]
+    fn callback_attributes_round_trip_in_rubys_form() {
+        let yaml = callback_attributes_yaml(&[
+            ("recording_ready_url".into(), "https://gl.example.edu/recording_ready?x=1".into()),
+            ("analytics_callback_url".into(), "https://a: b".into()),
+        ]);
+        assert_eq!(
+            yaml,
+            "---\n:recording_ready_url: https://gl.example.edu/recording_ready?x=1\n:analytics_callback_url: 'https://a: b'\n"
+        );
+        let parsed = parse_callback_attributes(&yaml);
+        assert_eq!(parsed[0], ("recording_ready_url".into(), "https://gl.example.edu/recording_ready?x=1".into()));
+        assert_eq!(parsed[1].1, "https://a: b");
+        // What Ruby writes.
+        let ruby = "---\n:recording_ready_url: https://gl/cb\n";
+        assert_eq!(
+            parse_callback_attributes(ruby),
+            vec![("recording_ready_url".to_owned(), "https://gl/cb".to_owned())]
+        );
+    }
+}

@@ -1,0 +1,326 @@
+//! Recordings (PostgreSQL, Scalelite's schema): what the importer writes,
+//! the recordings API reads and changes, and playback looks up.
+
+use async_trait::async_trait;
+
+use crate::StoreError;
+
+/// One playback format read from a `metadata.xml`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImportedFormat {
+    /// `playback/format`, e.g. `presentation`.
+    pub format: String,
+    /// Path and query of `playback/link` (the host is the balancer's on output).
+    pub url: String,
+    /// `round(duration ms / 60000)`.
+    pub length: Option<i32>,
+    /// Preview images, in order.
+    pub thumbnails: Vec<ImportedThumbnail>,
+}
+
+/// A preview image.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImportedThumbnail {
+    /// Width attribute.
+    pub width: Option<i32>,
+    /// Height attribute.
+    pub height: Option<i32>,
+    /// Alt text.
+    pub alt: Option<String>,
+    /// Path of the image URL.
+    pub url: String,
+}
+
+/// A recording as the metadata files of one archive describe it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecordingImport {
+    /// `id` (the internal meeting id).
+    pub record_id: String,
+    /// `meta/meetingId`.
+    pub meeting_id: String,
+    /// `meta/meetingName`.
+    pub name: Option<String>,
+    /// `published` when present.
+    pub published: Option<bool>,
+    /// `participants` when present.
+    pub participants: Option<i32>,
+    /// `state` when present (`available` already mapped to `published`).
+    pub state: Option<String>,
+    /// `start_time` (epoch ms) when present.
+    pub start_ms: Option<i64>,
+    /// `end_time` (epoch ms) when present.
+    pub end_ms: Option<i64>,
+    /// Every `meta/*` except `isBreakout`, `meetingId`, `meetingName`.
+    pub metadata: Vec<(String, String)>,
+    /// The formats in the archive.
+    pub formats: Vec<ImportedFormat>,
+}
+
+/// How an import decides `published` and `protected`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImportPolicy {
+    /// `RECORDING_IMPORT_UNPUBLISHED`.
+    pub import_unpublished: bool,
+    /// `PROTECTED_RECORDINGS_ENABLED`.
+    pub protected: bool,
+}
+
+/// What an import stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Imported {
+    /// Database id.
+    pub id: i64,
+    /// Whether the recording is published now (its files go to the publish
+    /// tree, else the unpublish tree).
+    pub published: bool,
+    /// `tenant-id` metadata, if any.
+    pub tenant_id: Option<String>,
+}
+
+/// Which states `getRecordings` returns.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum StateFilter {
+    /// `published` and `unpublished` (no `state` parameter).
+    #[default]
+    Default,
+    /// `state=any`.
+    Any,
+    /// The listed states.
+    Only(Vec<String>),
+}
+
+/// A `getRecordings` query.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecordingQuery {
+    /// `recordID` items: case-sensitive prefixes, OR-ed (`None`: no filter).
+    pub record_id_prefixes: Option<Vec<String>>,
+    /// `meetingID` items, exact, OR-ed.
+    pub meeting_ids: Option<Vec<String>>,
+    /// State filter.
+    pub states: StateFilter,
+    /// `meta_<key>=v1,v2` conditions, OR-ed together.
+    pub meta: Vec<(String, Vec<String>)>,
+    /// Only recordings with metadata `tenant-id` = this.
+    pub tenant_id: Option<String>,
+    /// `offset`, `limit`.
+    pub page: Option<(i64, i64)>,
+}
+
+/// A recording as `getRecordings` renders it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordingView {
+    /// Database id.
+    pub id: i64,
+    /// `record_id`.
+    pub record_id: String,
+    /// `meeting_id`.
+    pub meeting_id: String,
+    /// `name`.
+    pub name: Option<String>,
+    /// `published` (NULL reads as false).
+    pub published: bool,
+    /// `protected` (NULL reads as false).
+    pub protected: bool,
+    /// `state`.
+    pub state: Option<String>,
+    /// `starttime` in epoch ms (0 when NULL).
+    pub start_ms: i64,
+    /// `endtime` in epoch ms (0 when NULL).
+    pub end_ms: i64,
+    /// `participants`.
+    pub participants: Option<i32>,
+    /// Metadata rows in id order.
+    pub metadata: Vec<(String, String)>,
+    /// Formats ordered by name.
+    pub formats: Vec<FormatView>,
+}
+
+/// A playback format with its thumbnails.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FormatView {
+    /// Format name.
+    pub format: String,
+    /// Stored URL path.
+    pub url: String,
+    /// Minutes.
+    pub length: Option<i32>,
+    /// Legacy `processing_time`.
+    pub processing_time: Option<i32>,
+    /// Thumbnails by sequence.
+    pub thumbnails: Vec<ImportedThumbnail>,
+}
+
+/// One page of `getRecordings`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecordingPage {
+    /// The recordings, newest first.
+    pub recordings: Vec<RecordingView>,
+    /// All matches (before paging).
+    pub total: i64,
+}
+
+/// What publish/delete need to know about a recording.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordingSummary {
+    /// Database id.
+    pub id: i64,
+    /// `record_id`.
+    pub record_id: String,
+    /// `published`.
+    pub published: bool,
+    /// Its formats.
+    pub formats: Vec<String>,
+}
+
+/// What playback needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlaybackTarget {
+    /// `record_id`.
+    pub record_id: String,
+    /// Format.
+    pub format: String,
+    /// Stored URL path of the format.
+    pub url: String,
+    /// `published`.
+    pub published: bool,
+    /// `protected`.
+    pub protected: bool,
+    /// `tenant-id` metadata.
+    pub tenant_id: Option<String>,
+}
+
+/// One line of the import log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportLogEntry {
+    /// Archive file name.
+    pub filename: String,
+    /// Record id, when known.
+    pub record_id: Option<String>,
+    /// `imported` or `failed`.
+    pub status: String,
+    /// Why it failed.
+    pub reason: Option<String>,
+    /// Archive size.
+    pub size_bytes: Option<i64>,
+    /// Formats imported.
+    pub formats: Option<i32>,
+    /// When (epoch ms; filled by the store on read).
+    pub finished_ms: i64,
+}
+
+/// A recording-ready callback to deliver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// Queue id.
+    pub id: i64,
+    /// Recording.
+    pub record_id: String,
+    /// Meeting.
+    pub meeting_id: String,
+    /// Callback URL.
+    pub url: String,
+    /// Tenant (for its secrets).
+    pub tenant_id: Option<String>,
+    /// Attempts so far.
+    pub attempts: i32,
+}
+
+/// Recordings storage.
+#[async_trait]
+pub trait RecordingStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Reachable, and no migration pending.
+    async fn health_check(&self) -> Result<(), StoreError>;
+
+    /// Creates or updates a recording with all its formats in one
+    /// transaction.
+    async fn import_recording(&self, import: &RecordingImport, policy: ImportPolicy) -> Result<Imported, StoreError>;
+
+    /// Appends to the import log.
+    async fn log_import(&self, entry: &ImportLogEntry) -> Result<(), StoreError>;
+
+    /// The newest import log lines.
+    async fn recent_imports(&self, limit: i64) -> Result<Vec<ImportLogEntry>, StoreError>;
+
+    /// `callback_data.callback_attributes[:recording_ready_url]` of a meeting.
+    async fn recording_ready_url(&self, meeting_id: &str) -> Result<Option<String>, StoreError>;
+
+    /// Stores a meeting's recording-ready URL in `callback_data` (merged into
+    /// its attributes, Ruby-readable) and links the recording when given.
+    async fn save_recording_ready_url(
+        &self,
+        meeting_id: &str,
+        url: &str,
+        recording_id: Option<i64>,
+    ) -> Result<(), StoreError>;
+
+    /// Queues a recording-ready callback.
+    async fn enqueue_delivery(
+        &self,
+        recording_id: i64,
+        record_id: &str,
+        meeting_id: &str,
+        url: &str,
+        tenant_id: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// Claims up to `limit` due callbacks (hidden from other claimers for
+    /// `lease_secs`).
+    async fn claim_deliveries(&self, limit: i64, lease_secs: i64) -> Result<Vec<Delivery>, StoreError>;
+
+    /// Records a delivery attempt: delivered, retry after `retry_in_secs`, or
+    /// given up.
+    async fn finish_delivery(&self, id: i64, outcome: DeliveryOutcome, error: Option<&str>) -> Result<(), StoreError>;
+
+    /// A `getRecordings` page.
+    async fn find_recordings(&self, query: &RecordingQuery) -> Result<RecordingPage, StoreError>;
+
+    /// Recordings with exactly these `record_id`s (tenant-scoped, optionally
+    /// limited to `published`/`unpublished`).
+    async fn recordings_by_ids(
+        &self,
+        record_ids: &[String],
+        tenant_id: Option<&str>,
+        published_or_unpublished: bool,
+    ) -> Result<Vec<RecordingSummary>, StoreError>;
+
+    /// Sets `published`, `publish_updated` and `state` after a publish change.
+    async fn set_published(&self, id: i64, publish: bool) -> Result<(), StoreError>;
+
+    /// `updateRecordings`: metadata upserts and deletes on all listed
+    /// recordings and `protect` on the first, in one transaction.
+    async fn update_recordings(
+        &self,
+        record_ids: &[String],
+        upserts: &[(String, String)],
+        deletes: &[String],
+        protect: Option<bool>,
+    ) -> Result<(), StoreError>;
+
+    /// `deleteRecordings`: removes metadata, formats and thumbnails and sets
+    /// `state = 'deleted'` (the row stays).
+    async fn mark_deleted(&self, id: i64) -> Result<(), StoreError>;
+
+    /// A playback format of a recording.
+    async fn playback(&self, record_id: &str, format: &str) -> Result<Option<PlaybackTarget>, StoreError>;
+
+    /// Recordings with `published = false` (for `recordings update`).
+    async fn unpublished(&self) -> Result<Vec<RecordingSummary>, StoreError>;
+
+    /// Adds `tenant-id` metadata to every recording without one; returns
+    /// how many were changed.
+    async fn add_to_tenant(&self, tenant_id: &str) -> Result<u64, StoreError>;
+}
+
+/// The result of a delivery attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// Delivered (or the receiver said 404/410: nothing to deliver to).
+    Done,
+    /// Try again later.
+    Retry {
+        /// Seconds until the next attempt.
+        in_secs: i64,
+    },
+    /// Stop trying.
+    GiveUp,
+}
