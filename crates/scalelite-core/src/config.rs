@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -198,6 +199,43 @@ pub struct Config {
     /// `MANAGEMENT_API_SIGNED_BODY`: management calls with a JSON body must
     /// sign it (checksum over call name + query + body + secret).
     pub management_signed_body: bool,
+    /// Recording settings.
+    pub recordings: RecordingConfig,
+}
+
+/// Settings of recordings (import, API, playback).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordingConfig {
+    /// `RECORDING_DISABLED`.
+    pub disabled: bool,
+    /// `RECORDING_SPOOL_DIR` (default `/var/bigbluebutton/spool`).
+    pub spool_dir: PathBuf,
+    /// `RECORDING_WORK_DIR` (default `/var/bigbluebutton/recording/scalelite`).
+    pub work_dir: PathBuf,
+    /// `RECORDING_PUBLISH_DIR` (default `/var/bigbluebutton/published`).
+    pub publish_dir: PathBuf,
+    /// `RECORDING_UNPUBLISH_DIR` (default `/var/bigbluebutton/unpublished`).
+    pub unpublish_dir: PathBuf,
+    /// `RECORDING_IMPORT_UNPUBLISHED`.
+    pub import_unpublished: bool,
+    /// `RECORDING_IMPORT_POLL_INTERVAL` (seconds, default 60): spool scans
+    /// besides file-system events.
+    pub import_poll_interval: Duration,
+    /// `RECORDING_IMPORT_SETTLE_TIME` (seconds, default 2): an archive must
+    /// be unchanged this long before it is imported.
+    pub import_settle_time: Duration,
+    /// `RECORDING_PLAYBACK_FORMATS` (`:`-separated).
+    pub playback_formats: Vec<String>,
+    /// `PROTECTED_RECORDINGS_ENABLED`.
+    pub protected: bool,
+    /// `PROTECTED_RECORDINGS_TOKEN_TIMEOUT` (minutes, default 60).
+    pub token_ttl: Duration,
+    /// `PROTECTED_RECORDINGS_TIMEOUT` (minutes, default 360).
+    pub cookie_ttl: Duration,
+    /// `GET_RECORDINGS_API_FILTERED`.
+    pub get_recordings_filtered: bool,
+    /// `SECRET_KEY_BASE`: key of protected-recording cookies.
+    pub secret_key_base: Option<Secret>,
 }
 
 impl Config {
@@ -246,6 +284,47 @@ impl Config {
                 Some,
             ),
         };
+        let minutes =
+            |r: &mut Reader<'_>, name: &str, default: u64| Duration::from_secs(r.parse::<u64>(name, default) * 60);
+        let recordings = RecordingConfig {
+            disabled: r.bool("RECORDING_DISABLED", false),
+            spool_dir: r.string("RECORDING_SPOOL_DIR").unwrap_or_else(|| "/var/bigbluebutton/spool".into()).into(),
+            work_dir: r
+                .string("RECORDING_WORK_DIR")
+                .unwrap_or_else(|| "/var/bigbluebutton/recording/scalelite".into())
+                .into(),
+            publish_dir: r
+                .string("RECORDING_PUBLISH_DIR")
+                .unwrap_or_else(|| "/var/bigbluebutton/published".into())
+                .into(),
+            unpublish_dir: r
+                .string("RECORDING_UNPUBLISH_DIR")
+                .unwrap_or_else(|| "/var/bigbluebutton/unpublished".into())
+                .into(),
+            import_unpublished: r.bool("RECORDING_IMPORT_UNPUBLISHED", false),
+            import_poll_interval: r.seconds("RECORDING_IMPORT_POLL_INTERVAL", 60.0),
+            import_settle_time: r.seconds("RECORDING_IMPORT_SETTLE_TIME", 2.0),
+            playback_formats: r
+                .string("RECORDING_PLAYBACK_FORMATS")
+                .unwrap_or_else(|| "presentation:video:screenshare:podcast:notes:capture".into())
+                .split(':')
+                .map(str::trim)
+                .filter(|f| !f.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            protected: r.bool("PROTECTED_RECORDINGS_ENABLED", false),
+            token_ttl: minutes(&mut r, "PROTECTED_RECORDINGS_TOKEN_TIMEOUT", 60),
+            cookie_ttl: minutes(&mut r, "PROTECTED_RECORDINGS_TIMEOUT", 360),
+            get_recordings_filtered: r.bool("GET_RECORDINGS_API_FILTERED", false),
+            secret_key_base: r.string("SECRET_KEY_BASE").map(Secret::new),
+        };
+        if recordings
+            .playback_formats
+            .iter()
+            .any(|f| !f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        {
+            r.error("RECORDING_PLAYBACK_FORMATS: format names may only hold letters, digits, '-' and '_'".into());
+        }
         let management_secrets = r
             .string("MANAGEMENT_API_SECRETS")
             .map(|raw| raw.split(':').filter(|s| !s.is_empty()).map(Secret::new).collect())
@@ -286,6 +365,7 @@ impl Config {
             server_id_is_hostname: r.bool("SERVER_ID_IS_HOSTNAME", false),
             management_secrets,
             management_signed_body: r.bool("MANAGEMENT_API_SIGNED_BODY", false),
+            recordings,
         };
         if !(1..=32).contains(&config.voice_bridge_len) {
             r.error(format!("VOICE_BRIDGE_LEN={}: must be between 1 and 32", config.voice_bridge_len));
@@ -332,6 +412,27 @@ mod tests {
         assert_eq!((config.healthy_threshold, config.unhealthy_threshold), (1, 2));
         assert_eq!(config.poller_metrics_bind, Some("0.0.0.0:9101".parse().unwrap()));
         assert!(config.management_secrets.is_empty());
+    }
+
+    #[test]
+    fn recording_variables() {
+        let config = Config::from_env(&Env::default()).unwrap();
+        let r = &config.recordings;
+        assert_eq!(r.spool_dir, PathBuf::from("/var/bigbluebutton/spool"));
+        assert_eq!(r.playback_formats, ["presentation", "video", "screenshare", "podcast", "notes", "capture"]);
+        assert_eq!(r.token_ttl, Duration::from_secs(3600));
+        assert_eq!(r.cookie_ttl, Duration::from_secs(6 * 3600));
+        let env = Env::from_pairs([
+            ("RECORDING_PLAYBACK_FORMATS", "presentation:video"),
+            ("PROTECTED_RECORDINGS_ENABLED", "true"),
+            ("PROTECTED_RECORDINGS_TOKEN_TIMEOUT", "5"),
+            ("RECORDING_SPOOL_DIR", "/srv/spool"),
+        ]);
+        let config = Config::from_env(&env).unwrap();
+        assert!(config.recordings.protected);
+        assert_eq!(config.recordings.token_ttl, Duration::from_secs(300));
+        assert_eq!(config.recordings.playback_formats, ["presentation", "video"]);
+        assert!(Config::from_env(&Env::from_pairs([("RECORDING_PLAYBACK_FORMATS", "../x")])).is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod checksum;
 pub mod config;
 pub mod error;
 pub mod ids;
+pub mod jwt;
 pub mod load;
 pub mod params;
 pub mod selection;
