@@ -5,6 +5,8 @@
 //! over the pool and concurrent creates of one meeting id, from any number
 //! of API processes, land on exactly one server.
 
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::extract::State;
 use http::Request;
@@ -58,6 +60,7 @@ pub async fn create(State(state): State<AppState>, request: Request<Body>) -> Ap
         None => params.remove(TAG),
     }
     cap_duration(&mut params, state.config.max_meeting_duration);
+    take_recording_ready_url(&state, &id, &mut params).await?;
 
     let forward = forwarded_params(&params, &[&policy.exclude], &[&policy.defaults], &[&policy.overrides], &[TAG]);
     relay(&state, &server, CALL.name, &forward.encode(), request.xml_body, internal::CREATE).await
@@ -125,6 +128,30 @@ async fn running_on(state: &AppState, server: &Server, id: &MeetingId) -> bool {
             false
         }
     }
+}
+
+/// How long a recording-ready URL is kept after the create: processing
+/// and transfer of a long recording can take a day or more.
+const RECORDING_READY_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Scalelite's recording-ready handling: `meta_bn-recording-ready-url`, else
+/// `meta_bbb-recording-ready-url`, is remembered for the importer (which
+/// calls it once the recording is available here) and all three
+/// recording-ready parameters are removed, so BBB does not call the
+/// front-end before the recording reached the balancer. A lone
+/// `meta_canvas-recording-ready-url` passes through, as in Scalelite.
+async fn take_recording_ready_url(state: &AppState, id: &MeetingId, params: &mut Params) -> Result<(), ApiError> {
+    let url = params
+        .get_present("meta_bn-recording-ready-url")
+        .or_else(|| params.get_present("meta_bbb-recording-ready-url"))
+        .map(str::to_owned);
+    if let Some(url) = url {
+        for name in ["meta_bn-recording-ready-url", "meta_bbb-recording-ready-url", "meta_canvas-recording-ready-url"] {
+            params.remove(name);
+        }
+        state.store.remember_recording_ready_url(id, &url, state.config.meeting_ttl + RECORDING_READY_GRACE).await?;
+    }
+    Ok(())
 }
 
 /// `MAX_MEETING_DURATION`: sets `duration` when it is absent, zero or larger.
