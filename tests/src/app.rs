@@ -15,6 +15,8 @@ use tokio::task::JoinHandle;
 
 use crate::client::ApiClient;
 use crate::fake_bbb::FakeFleet;
+use crate::postgres::TestPostgres;
+use crate::recording_dirs::RecordingDirs;
 use crate::redis::TestRedis;
 use crate::seed::{self, SeedServer};
 
@@ -29,6 +31,7 @@ pub const NS: &str = "scalelite";
 pub struct TestAppBuilder {
     servers: usize,
     seed: bool,
+    recordings: bool,
     env: Vec<(String, String)>,
 }
 
@@ -42,6 +45,13 @@ impl TestAppBuilder {
     /// Leaves the fleet out of Redis (the test seeds it itself).
     pub fn unseeded(mut self) -> Self {
         self.seed = false;
+        self
+    }
+
+    /// Adds recordings: a migrated PostgreSQL (`DATABASE_URL`) and temporary
+    /// spool, work, publish and unpublish directories (`RECORDING_*_DIR`).
+    pub fn recordings(mut self) -> Self {
+        self.recordings = true;
         self
     }
 
@@ -67,6 +77,15 @@ impl TestAppBuilder {
             .with("CONNECT_TIMEOUT", "1")
             .with("RESPONSE_TIMEOUT", "2")
             .with("GET_MEETINGS_CACHE_TTL", "0");
+        let (postgres, recording_dirs) = if self.recordings {
+            let postgres = TestPostgres::start().await;
+            scalelite_store::PgStore::open(&postgres.url(), 1).expect("pg store").migrate().await.expect("migrations");
+            let dirs = RecordingDirs::new();
+            env = dirs.env(env).with("DATABASE_URL", postgres.url());
+            (Some(postgres), Some(dirs))
+        } else {
+            (None, None)
+        };
         for (k, v) in self.env {
             env = env.with(&k, v);
         }
@@ -80,7 +99,7 @@ impl TestAppBuilder {
         let task = tokio::spawn(scalelite_api::run(listener, state.clone(), async move {
             let _ = rx.await;
         }));
-        TestApp { redis, fleet, addr, namespace, state, shutdown: Some(tx), task: Some(task) }
+        TestApp { redis, fleet, postgres, recording_dirs, addr, namespace, state, shutdown: Some(tx), task: Some(task) }
     }
 }
 
@@ -96,6 +115,10 @@ pub struct TestApp {
     pub redis: TestRedis,
     /// The fake BBB servers.
     pub fleet: FakeFleet,
+    /// The recordings database (with [`TestAppBuilder::recordings`]).
+    pub postgres: Option<TestPostgres>,
+    /// The recording directories (with [`TestAppBuilder::recordings`]).
+    pub recording_dirs: Option<RecordingDirs>,
     /// Where the API listens.
     pub addr: SocketAddr,
     /// The Redis namespace in use.
@@ -109,7 +132,7 @@ pub struct TestApp {
 impl TestApp {
     /// A builder with three seeded servers.
     pub fn builder() -> TestAppBuilder {
-        TestAppBuilder { servers: 3, seed: true, env: Vec::new() }
+        TestAppBuilder { servers: 3, seed: true, recordings: false, env: Vec::new() }
     }
 
     /// `TestApp::builder().start()`.
@@ -178,6 +201,29 @@ impl TestApp {
         let record = self.meeting_record(meeting_id).await;
         let server = record.get("server_id").expect("meeting record");
         ids.iter().position(|id| id == server).expect("a known server")
+    }
+
+    /// The recordings database.
+    ///
+    /// # Panics
+    ///
+    /// Panics unless the app was built with [`TestAppBuilder::recordings`].
+    pub fn pg(&self) -> &TestPostgres {
+        self.postgres.as_ref().expect("TestApp::builder().recordings()")
+    }
+
+    /// The recording directories.
+    ///
+    /// # Panics
+    ///
+    /// Panics unless the app was built with [`TestAppBuilder::recordings`].
+    pub fn dirs(&self) -> &RecordingDirs {
+        self.recording_dirs.as_ref().expect("TestApp::builder().recordings()")
+    }
+
+    /// A recordings store on the app's database.
+    pub fn recording_store(&self) -> scalelite_store::PgStore {
+        scalelite_store::PgStore::open(&self.pg().url(), 2).expect("pg store")
     }
 
     /// Stops the API gracefully and waits for it.

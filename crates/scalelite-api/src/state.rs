@@ -6,10 +6,14 @@ use prometheus_client::registry::Registry;
 use scalelite_bbb_client::{BbbClient, Timeouts};
 use scalelite_core::config::Config;
 use scalelite_fleet::{Fleet, FleetSettings};
-use scalelite_store::Store;
+use scalelite_store::{PgStore, RecordingStore, Store};
 
 use crate::api::get_meetings::MeetingsCache;
 use crate::metrics::ApiMetrics;
+
+/// Connections per API process to PostgreSQL (recordings calls only; the
+/// meeting calls never touch it).
+const DATABASE_POOL_SIZE: u32 = 8;
 
 /// Everything a request needs. Cloning (once per request, by axum) costs a
 /// single reference-count increment.
@@ -35,8 +39,9 @@ pub struct Shared {
     pub bbb: BbbClient,
     /// Single-flight cache of the getMeetings fan-out.
     pub meetings_cache: Arc<MeetingsCache>,
-    /// PostgreSQL pool, when `DATABASE_URL` is set (health check only, for now).
-    pub database: Option<sqlx::PgPool>,
+    /// Recordings (PostgreSQL), when `DATABASE_URL` is set; without it the
+    /// recordings API answers as with `RECORDING_DISABLED`.
+    pub recordings: Option<Arc<dyn RecordingStore>>,
     /// Server administration for the management API.
     pub fleet: Fleet,
     /// Request and upstream metrics.
@@ -46,21 +51,26 @@ pub struct Shared {
 }
 
 impl AppState {
-    /// Builds the state from a configuration and a store.
+    /// Builds the state from a configuration and a store; recordings live in
+    /// the PostgreSQL database of `DATABASE_URL` (connected lazily).
     pub fn new(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+        let recordings = match &config.database_url {
+            Some(url) => Some(Arc::new(PgStore::open(url.expose(), DATABASE_POOL_SIZE)?) as Arc<dyn RecordingStore>),
+            None => None,
+        };
+        Self::with_recordings(config, store, recordings)
+    }
+
+    /// Builds the state with an explicit recordings store.
+    pub fn with_recordings(
+        config: Config,
+        store: Arc<dyn Store>,
+        recordings: Option<Arc<dyn RecordingStore>>,
+    ) -> anyhow::Result<Self> {
         let bbb = BbbClient::new(
             Timeouts { connect: config.connect_timeout, response: config.response_timeout },
             config.checksum_algorithms.outgoing(),
         );
-        let database = match &config.database_url {
-            Some(url) => Some(
-                sqlx::postgres::PgPoolOptions::new()
-                    .max_connections(4)
-                    .acquire_timeout(std::time::Duration::from_secs(2))
-                    .connect_lazy(url.expose())?,
-            ),
-            None => None,
-        };
         let meetings_cache = Arc::new(MeetingsCache::new(config.get_meetings_cache_ttl));
         let settings = FleetSettings {
             server_id_is_hostname: config.server_id_is_hostname,
@@ -74,7 +84,7 @@ impl AppState {
             store,
             bbb,
             meetings_cache,
-            database,
+            recordings,
             fleet,
             metrics,
             registry,
