@@ -6,6 +6,7 @@ pub mod error;
 pub mod ids;
 pub mod jwt;
 pub mod load;
+pub mod markup;
 pub mod params;
 pub mod selection;
 pub mod sign;

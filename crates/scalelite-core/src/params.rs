@@ -169,6 +169,28 @@ pub fn ruby_to_i(value: &str) -> i64 {
     digits[..end].parse::<i64>().map_or(0, |n| sign * n)
 }
 
+/// Ruby's `blank?` for a string: empty or only whitespace.
+pub fn is_blank(value: &str) -> bool {
+    value.trim().is_empty()
+}
+
+/// Ruby's `String#split(",")`: every item, including empty ones in the
+/// middle, but without trailing empty items (`"a,,b,,"` is `a`, ``, `b`).
+pub fn ruby_split(value: &str, separator: char) -> Vec<&str> {
+    let mut items: Vec<&str> = value.split(separator).collect();
+    while items.last().is_some_and(|item| item.is_empty()) {
+        items.pop();
+    }
+    items
+}
+
+/// ActiveRecord's boolean cast of a non-empty string: exactly `0`, `f`,
+/// `F`, `false`, `FALSE`, `off` and `OFF` are false (`False` is true),
+/// everything else is true.
+pub fn ruby_boolean(value: &str) -> bool {
+    !matches!(value, "0" | "f" | "F" | "false" | "FALSE" | "off" | "OFF")
+}
+
 /// A `k=v,k2=v2` list from `DEFAULT_CREATE_PARAMS` and friends.
 pub type ParamList = Vec<(String, String)>;
 
@@ -262,6 +284,17 @@ pub fn forwarded_params(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ruby_string_helpers() {
+        assert_eq!(ruby_split("a,,b,,", ','), ["a", "", "b"]);
+        assert_eq!(ruby_split(",a", ','), ["", "a"]);
+        assert!(ruby_split(",,", ',').is_empty());
+        assert!(is_blank(" \t"));
+        assert!(!is_blank(" x"));
+        assert!(!ruby_boolean("false") && !ruby_boolean("OFF") && !ruby_boolean("0"));
+        assert!(ruby_boolean("true") && ruby_boolean("False") && ruby_boolean("yes"));
+    }
 
     #[test]
     fn parse_decodes_and_last_value_wins() {
