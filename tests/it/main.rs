@@ -16,6 +16,7 @@ mod meeting_info;
 mod metrics;
 mod poller;
 mod recording_store;
+mod recordings_api;
 mod store;
 mod support;
 mod unsupported;

@@ -5,6 +5,7 @@ pub mod health;
 pub mod management;
 pub mod metrics;
 pub mod middleware;
+pub mod origin;
 pub mod request;
 pub mod response;
 pub mod state;
@@ -52,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health_check", get(health::health_check).fallback(fallback))
         .route("/metrics", get(metrics::metrics).fallback(fallback))
         .merge(management::routes())
+        .merge(api::recordings::routes(&state))
         .route("/", any(health::health_check))
         .fallback(fallback)
         .layer(

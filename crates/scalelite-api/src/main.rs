@@ -42,6 +42,12 @@ async fn serve(env: &Env) -> anyhow::Result<()> {
     if config.secrets.is_empty() {
         tracing::warn!("LOADBALANCER_SECRET is not set: every checksummed call will be refused");
     }
+    if config.database_url.is_none() && !config.recordings.disabled {
+        tracing::warn!(
+            "DATABASE_URL is not set: the recordings calls answer as with RECORDING_DISABLED=true \
+             (getRecordings lists nothing)"
+        );
+    }
     let store = RedisStore::open(config.redis_url.expose(), &config.redis_namespace).context("REDIS_URL")?;
     let listener = TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
     info!(address = %listener.local_addr()?, "scalelite-api listening");

@@ -8,6 +8,7 @@ pub mod index;
 pub mod insert_document;
 pub mod is_meeting_running;
 pub mod join;
+pub mod recordings;
 pub mod unsupported;
 
 use scalelite_bbb_client::Target;

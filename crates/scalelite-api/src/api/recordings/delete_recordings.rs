@@ -1,0 +1,53 @@
+//! `deleteRecordings` (GET): removes the files from both trees and marks the
+//! recordings deleted (the row stays, without metadata and formats).
+
+use axum::body::Body;
+use axum::extract::State;
+use http::Request;
+use scalelite_core::BbbError;
+use scalelite_core::markup::Markup;
+use tracing::warn;
+
+use super::files::delete_recording;
+use super::{record_ids, store};
+use crate::request::{ApiCall, ApiRequest, BodyKind};
+use crate::response::{ApiResult, xml};
+use crate::state::AppState;
+
+const CALL: ApiCall = ApiCall { name: "deleteRecordings", body: BodyKind::Any };
+
+/// The `internalError` message when files or the database fail.
+pub const DELETE_FAILED: &str = "Unable to delete recording.";
+
+/// Deletes recordings in any state.
+pub async fn delete_recordings(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
+    let request = ApiRequest::read(&state, &CALL, request).await?;
+    let ids = record_ids(&request)?;
+    let store = store(&state)?;
+    let recordings = store.recordings_by_ids(&ids, None, false).await?;
+    if recordings.is_empty() {
+        return Err(BbbError::RecordingsNotFound.into());
+    }
+    let config = &state.config.recordings;
+    for recording in recordings {
+        let (published, unpublished) = (config.publish_dir.clone(), config.unpublish_dir.clone());
+        let record_id = recording.record_id.clone();
+        // Scalelite only cleans the publish tree, leaving an unpublished
+        // recording's files behind forever; both trees are cleaned here.
+        let removed = tokio::task::spawn_blocking(move || {
+            delete_recording(&[published.as_path(), unpublished.as_path()], &record_id)
+        })
+        .await;
+        if let Err(error) = removed.map_err(std::io::Error::other).and_then(|r| r) {
+            warn!(recording.id = %recording.record_id, %error, "cannot delete recording files");
+            return Err(BbbError::internal(DELETE_FAILED).into());
+        }
+        if let Err(error) = store.mark_deleted(recording.id).await {
+            warn!(recording.id = %recording.record_id, %error, "cannot mark recording deleted");
+            return Err(BbbError::internal(DELETE_FAILED).into());
+        }
+    }
+    let mut doc = Markup::new();
+    doc.open("response").text("returncode", "SUCCESS").text("deleted", "true").close("response");
+    Ok(xml(doc.finish()))
+}

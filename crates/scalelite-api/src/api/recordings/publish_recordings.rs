@@ -1,0 +1,58 @@
+//! `publishRecordings` (GET): moves the format directories between the
+//! publish and unpublish trees, then records the new state.
+
+use axum::body::Body;
+use axum::extract::State;
+use http::Request;
+use scalelite_core::BbbError;
+use scalelite_core::markup::Markup;
+use tracing::warn;
+
+use super::files::move_format;
+use super::{present, record_ids, store};
+use crate::request::{ApiCall, ApiRequest, BodyKind};
+use crate::response::{ApiResult, xml};
+use crate::state::AppState;
+
+const CALL: ApiCall = ApiCall { name: "publishRecordings", body: BodyKind::Any };
+
+/// The `internalError` message when files or the database fail.
+pub const PUBLISH_FAILED: &str = "Unable to publish/unpublish recording.";
+
+/// Publishes (`publish=true`, any case) or unpublishes recordings.
+pub async fn publish_recordings(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
+    let request = ApiRequest::read(&state, &CALL, request).await?;
+    let ids = record_ids(&request)?;
+    let publish = present(&request, "publish").ok_or(BbbError::MissingParamPublish)?.eq_ignore_ascii_case("true");
+    let store = store(&state)?;
+    let recordings = store.recordings_by_ids(&ids, None, true).await?;
+    if recordings.is_empty() {
+        return Err(BbbError::RecordingsNotFound.into());
+    }
+    let config = &state.config.recordings;
+    let (from, to) = if publish {
+        (config.unpublish_dir.clone(), config.publish_dir.clone())
+    } else {
+        (config.publish_dir.clone(), config.unpublish_dir.clone())
+    };
+    for recording in recordings.into_iter().filter(|r| r.published != publish) {
+        let (from, to, formats, record_id) =
+            (from.clone(), to.clone(), recording.formats.clone(), recording.record_id.clone());
+        let moved = tokio::task::spawn_blocking(move || {
+            formats.iter().try_for_each(|format| move_format(&from, &to, format, &record_id))
+        })
+        .await;
+        if let Err(error) = moved.map_err(std::io::Error::other).and_then(|r| r) {
+            warn!(recording.id = %recording.record_id, publish, %error, "cannot move recording files");
+            return Err(BbbError::internal(PUBLISH_FAILED).into());
+        }
+        if let Err(error) = store.set_published(recording.id, publish).await {
+            warn!(recording.id = %recording.record_id, publish, %error, "cannot record publish state");
+            return Err(BbbError::internal(PUBLISH_FAILED).into());
+        }
+    }
+    let mut xml_doc = Markup::new();
+    xml_doc.open("response").text("returncode", "SUCCESS").text("published", if publish { "true" } else { "false" });
+    xml_doc.close("response");
+    Ok(xml(xml_doc.finish()))
+}

@@ -1,0 +1,57 @@
+//! `updateRecordings` (GET, POST): metadata of all listed recordings and
+//! the `protect` flag of the first, in one transaction.
+
+use axum::body::Body;
+use axum::extract::State;
+use http::Request;
+use scalelite_core::markup::Markup;
+use scalelite_core::params::{is_blank, ruby_boolean};
+use tracing::debug;
+
+use super::get_recordings::is_xml_name;
+use super::{present, record_ids, store};
+use crate::request::{ApiCall, ApiRequest, BodyKind};
+use crate::response::{ApiResult, xml};
+use crate::state::AppState;
+
+const CALL: ApiCall = ApiCall { name: "updateRecordings", body: BodyKind::Form };
+
+/// Sets (`meta_<key>=value`) or removes (`meta_<key>=`) metadata, keys
+/// lower-cased, and `protect`. When any listed id is unknown (or listed
+/// twice) nothing changes and `updated` is `false`, as in Scalelite.
+pub async fn update_recordings(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
+    let request = ApiRequest::read(&state, &CALL, request).await?;
+    let ids = record_ids(&request)?;
+    let store = store(&state)?;
+    let found = store.recordings_by_ids(&ids, None, false).await?;
+    if found.len() != ids.len() {
+        return Ok(updated(false));
+    }
+    let mut upserts: Vec<(String, String)> = Vec::new();
+    let mut deletes: Vec<String> = Vec::new();
+    for (name, value) in request.params.iter() {
+        let Some(key) = name.strip_prefix("meta_") else { continue };
+        let key = key.to_lowercase();
+        if !is_xml_name(&key) {
+            debug!(key, "ignoring a metadata key that cannot be an XML element name");
+            continue;
+        }
+        upserts.retain(|(k, _)| *k != key);
+        deletes.retain(|k| *k != key);
+        if is_blank(value) {
+            deletes.push(key);
+        } else {
+            upserts.push((key, value.to_owned()));
+        }
+    }
+    let protect = present(&request, "protect").map(ruby_boolean);
+    store.update_recordings(&ids, &upserts, &deletes, protect).await?;
+    Ok(updated(!upserts.is_empty() || !deletes.is_empty() || protect.is_some()))
+}
+
+fn updated(value: bool) -> axum::response::Response {
+    let mut doc = Markup::new();
+    doc.open("response").text("returncode", "SUCCESS").text("updated", if value { "true" } else { "false" });
+    doc.close("response");
+    xml(doc.finish())
+}

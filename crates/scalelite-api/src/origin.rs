@@ -1,0 +1,88 @@
+//! The origin (`scheme://host[:port]`) clients reached us on, as Rails
+//! computes `request.protocol + request.host_with_port`: recording URLs and
+//! playback redirects point back at the balancer, also behind a proxy.
+
+use http::{HeaderMap, header};
+
+/// `https://` when the request came over TLS according to the proxy
+/// headers Rack honours (`X-Forwarded-Ssl: on`, `X-Forwarded-Scheme`, the
+/// first value of `X-Forwarded-Proto`); else `http://`. Then the host of the
+/// last `X-Forwarded-Host` value, else `Host`, with its port unless it is
+/// the scheme's standard one.
+pub fn origin(headers: &HeaderMap) -> String {
+    let https = is_https(headers);
+    let raw = forwarded_host(headers)
+        .or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()).map(str::trim))
+        .unwrap_or("localhost");
+    let (host, port) = split_port(raw);
+    let standard = if https { 443 } else { 80 };
+    let scheme = if https { "https" } else { "http" };
+    match port {
+        Some(port) if port != standard => format!("{scheme}://{host}:{port}"),
+        _ => format!("{scheme}://{host}"),
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+}
+
+fn is_https(headers: &HeaderMap) -> bool {
+    if header_str(headers, "x-forwarded-ssl").is_some_and(|v| v.eq_ignore_ascii_case("on")) {
+        return true;
+    }
+    let scheme = header_str(headers, "x-forwarded-scheme")
+        .or_else(|| header_str(headers, "x-forwarded-proto").map(|v| v.split(',').next().unwrap_or("").trim()));
+    scheme.is_some_and(|s| s.eq_ignore_ascii_case("https"))
+}
+
+fn forwarded_host(headers: &HeaderMap) -> Option<&str> {
+    let value = header_str(headers, "x-forwarded-host")?;
+    value.rsplit(',').next().map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// Splits `host:port` (also `[v6]:port`); a port that is not a number stays
+/// part of the host, as in Rails.
+fn split_port(raw: &str) -> (&str, Option<u16>) {
+    if let Some((host, port)) = raw.rsplit_once(':')
+        && (!host.contains(':') || host.ends_with(']'))
+        && let Ok(port) = port.parse::<u16>()
+    {
+        return (host, Some(port));
+    }
+    (raw, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(*k, v.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn host_port_and_proxies() {
+        assert_eq!(origin(&headers(&[("host", "lb.example.org")])), "http://lb.example.org");
+        assert_eq!(origin(&headers(&[("host", "lb.example.org:80")])), "http://lb.example.org");
+        assert_eq!(origin(&headers(&[("host", "127.0.0.1:3000")])), "http://127.0.0.1:3000");
+        assert_eq!(origin(&headers(&[("host", "[::1]:8443")])), "http://[::1]:8443");
+        let proxied = headers(&[
+            ("host", "127.0.0.1:3000"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "lb.example.org"),
+        ]);
+        assert_eq!(origin(&proxied), "https://lb.example.org");
+        let chain = headers(&[
+            ("host", "a"),
+            ("x-forwarded-proto", "https, http"),
+            ("x-forwarded-host", "a.example, b.example:8443"),
+        ]);
+        assert_eq!(origin(&chain), "https://b.example:8443");
+        assert_eq!(origin(&headers(&[("host", "h:443"), ("x-forwarded-ssl", "on")])), "https://h");
+    }
+}
