@@ -849,3 +849,118 @@ async fn poll_runs_one_round_or_leaves_it_to_the_lease_holder() {
     assert_eq!(app.server_record("bbb-1").await["online"], "true");
     assert_eq!(store.lease_holder(POLLER_LEASE).await.unwrap(), None, "the lease is given back");
 }
+
+// === db and recordings ===
+
+/// A configuration with only `DATABASE_URL` (and the test's Redis).
+fn db_config(app: &TestApp, database_url: &str) -> Config {
+    let env =
+        scalelite_core::config::Env::default().with("REDIS_URL", app.redis.url()).with("DATABASE_URL", database_url);
+    Config::from_env(&env).unwrap()
+}
+
+#[tokio::test]
+async fn db_migrate_applies_once_and_status_reports_it() {
+    let app = TestApp::builder().servers(0).start().await;
+    let pg = scalelite_tests::TestPostgres::start().await;
+    let config = db_config(&app, &pg.url());
+
+    let status = admin_with(&config, &["db", "status"], "").await;
+    assert_eq!(status.code, 1, "pending migrations fail the status");
+    assert!(status.out.contains("pending  20181123180008  init"), "{}", status.out);
+    assert!(status.err.contains("9 migration(s) pending: run `scalelite-admin db migrate`"), "{}", status.err);
+
+    let run = admin_with(&config, &["db", "migrate"], "").await.ok();
+    assert_eq!(lines(&run.out).len(), 9, "{}", run.out);
+    assert_eq!(lines(&run.out)[0], "migrated 20181123180008");
+    let again = admin_with(&config, &["db", "migrate"], "").await.ok();
+    assert_eq!(again.out, "Database is up to date\n");
+    let json = admin_with(&config, &["db", "status", "--json"], "").await.ok().json();
+    assert!(json["migrations"].as_array().unwrap().iter().all(|m| m["applied"] == true), "{json}");
+
+    // Without DATABASE_URL: a clear error.
+    let run = admin(&app, &["db", "migrate"]).await;
+    assert_eq!((run.code, run.err.as_str()), (1, "ERROR: DATABASE_URL is not set\n"));
+}
+
+#[tokio::test]
+async fn recordings_add_to_tenant_links_unowned_recordings() {
+    use scalelite_store::RecordingStore as _;
+    use scalelite_store::recordings::{ImportPolicy, RecordingImport};
+    let app = TestApp::builder().servers(0).recordings().start().await;
+    let store = app.recording_store();
+    for (id, tenant) in [("r1", None), ("r2", Some("other"))] {
+        let mut metadata = vec![];
+        if let Some(tenant) = tenant {
+            metadata.push(("tenant-id".to_owned(), tenant.to_owned()));
+        }
+        let import = RecordingImport {
+            record_id: id.into(),
+            meeting_id: "m".into(),
+            state: Some("published".into()),
+            metadata,
+            ..Default::default()
+        };
+        store.import_recording(&import, ImportPolicy::default()).await.unwrap();
+    }
+    let run = admin(&app, &["recordings", "add-to-tenant"]).await;
+    assert_eq!((run.code, run.err.as_str()), (1, "No tenant ID was provided\n"));
+    let run = admin(&app, &["recordings", "add-to-tenant", "t1"]).await.ok();
+    assert_eq!(run.out, "All existing recordings have been successfully linked to tenant t1\n");
+    let owners = app
+        .pg()
+        .psql("SELECT string_agg(r.record_id || '=' || m.value, ',' ORDER BY r.record_id) FROM recordings r JOIN metadata m ON m.recording_id = r.id AND m.key = 'tenant-id'")
+        .await;
+    assert_eq!(owners.trim(), "r1=t1,r2=other", "recordings of another tenant keep their owner");
+    let json = admin(&app, &["recordings", "add-to-tenant", "t1", "--json"]).await.ok().json();
+    assert_eq!(json["recordings_linked"], 0);
+}
+
+#[tokio::test]
+async fn recordings_import_status_shows_pending_failed_and_recent() {
+    use scalelite_store::RecordingStore as _;
+    use scalelite_store::recordings::ImportLogEntry;
+    let app = TestApp::builder().servers(0).recordings().start().await;
+    let spool = app.dirs().spool();
+    std::fs::write(spool.join("waiting-1.tar"), vec![0_u8; 2048]).unwrap();
+    std::fs::write(spool.join("ignored.txt"), "x").unwrap();
+    std::fs::create_dir_all(spool.join("failed")).unwrap();
+    std::fs::write(spool.join("failed/broken-2.tar"), "junk").unwrap();
+    std::fs::write(spool.join("failed/broken-2.tar.reason"), "not a tar archive: unexpected EOF\nmore detail\n")
+        .unwrap();
+    let store = app.recording_store();
+    let entry = |status: &str, record_id: Option<&str>, reason: Option<&str>| ImportLogEntry {
+        filename: "x.tar".into(),
+        record_id: record_id.map(str::to_owned),
+        status: status.into(),
+        reason: reason.map(str::to_owned),
+        size_bytes: Some(10),
+        formats: record_id.map(|_| 2),
+        finished_ms: 0,
+    };
+    store.log_import(&entry("imported", Some("rec-ok"), None)).await.unwrap();
+    store.log_import(&entry("failed", None, Some("metadata.xml has no <id>"))).await.unwrap();
+
+    let run = admin(&app, &["recordings", "import-status"]).await.ok();
+    let out = run.out;
+    assert!(out.contains(&format!("Pending in {}: 1", spool.display())), "{out}");
+    assert!(out.contains("waiting-1.tar") && out.contains("2.0 KiB"), "{out}");
+    assert!(!out.contains("ignored.txt"));
+    assert!(
+        out.contains("Failed (kept in")
+            && out.contains("broken-2.tar")
+            && out.contains("not a tar archive: unexpected EOF"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Recent imports: 2") && out.contains("rec-ok") && out.contains("metadata.xml has no <id>"),
+        "{out}"
+    );
+
+    let json = admin(&app, &["recordings", "import-status", "--json"]).await.ok().json();
+    assert_eq!(json["pending"][0]["file"], "waiting-1.tar");
+    assert_eq!(json["pending"][0]["size_bytes"], 2048);
+    assert_eq!(json["failed"][0]["reason"], "not a tar archive: unexpected EOF");
+    assert_eq!(json["recent"][0]["status"], "failed", "newest first");
+    assert_eq!(json["recent"][1]["record_id"], "rec-ok");
+}

@@ -1,9 +1,11 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+pub mod db;
 pub mod meetings;
 mod output;
 pub mod poll;
+pub mod recordings;
 pub mod servers;
 pub mod status;
 
@@ -15,7 +17,7 @@ use scalelite_bbb_client::{BbbClient, Timeouts};
 use scalelite_core::ServerId;
 use scalelite_core::config::Config;
 use scalelite_fleet::{Fleet, FleetError, FleetSettings};
-use scalelite_store::{RedisStore, Store};
+use scalelite_store::{PgStore, RedisStore, Store};
 
 pub use crate::output::Io;
 use crate::output::{Exit, Ui};
@@ -48,6 +50,10 @@ pub enum Command {
     Poll(poll::Opts),
     /// List, inspect and end meetings (`meetings` alone lists them).
     Meetings(meetings::Opts),
+    /// Recording maintenance and the import status.
+    Recordings(recordings::Opts),
+    /// The PostgreSQL schema: `db migrate`, `db status`.
+    Db(db::Opts),
 }
 
 /// Runs `cli` against the Redis and servers named by `config`, writing to
@@ -63,6 +69,8 @@ pub async fn run(cli: Cli, config: &Config, io: &mut Io<'_>) -> u8 {
         Command::Status(opts) => status::run(opts, &ctx, &mut ui).await,
         Command::Poll(opts) => poll::run(opts, &ctx, &mut ui).await,
         Command::Meetings(opts) => meetings::run(opts, &ctx, &mut ui).await,
+        Command::Recordings(opts) => recordings::run(opts, &ctx, &mut ui).await,
+        Command::Db(opts) => db::run(opts, &ctx, &mut ui).await,
     };
     match outcome {
         Ok(()) => 0,
@@ -76,6 +84,8 @@ pub(crate) struct Ctx {
     pub(crate) config: Config,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) fleet: Fleet,
+    /// The recordings database, when `DATABASE_URL` is set.
+    pub(crate) database: Option<PgStore>,
 }
 
 // === impl Ctx ===
@@ -91,7 +101,16 @@ impl Ctx {
             concurrency: config.poller_concurrency.max(1),
         };
         let fleet = Fleet::new(Arc::clone(&store), bbb, settings);
-        Ok(Self { config: config.clone(), store, fleet })
+        let database = match &config.database_url {
+            Some(url) => Some(PgStore::open(url.expose(), 2).context("DATABASE_URL")?),
+            None => None,
+        };
+        Ok(Self { config: config.clone(), store, fleet, database })
+    }
+
+    /// The recordings database, or exit 1 naming the missing variable.
+    pub(crate) fn database(&self, ui: &mut Ui<'_, '_>) -> Result<&PgStore, Exit> {
+        self.database.as_ref().ok_or_else(|| ui.fail("ERROR: DATABASE_URL is not set"))
     }
 
     /// How many servers or meetings are asked at once (`POLLER_THREADS`).

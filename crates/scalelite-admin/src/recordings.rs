@@ -1,0 +1,222 @@
+//! `recordings`: Scalelite's recording rake tasks (`recordings:update`,
+//! `recordings:addToTenant`) and `import-status`, the view of the spool an
+//! operator needs when recordings do not show up.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::{Args, Subcommand};
+use scalelite_store::RecordingStore as _;
+use serde_json::{Value, json};
+
+use crate::Ctx;
+use crate::output::{Align, Outcome, Ui, table};
+
+/// `recordings` subcommands.
+#[derive(Debug, Args)]
+pub struct Opts {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: RecordingsCommand,
+}
+
+/// What `recordings` does.
+#[derive(Debug, Subcommand)]
+pub enum RecordingsCommand {
+    /// Add `tenant-id` metadata to every recording that has none
+    /// (`recordings:addToTenant`).
+    AddToTenant {
+        /// The tenant id.
+        tenant_id: Option<String>,
+    },
+    /// Archives waiting in the spool, quarantined ones with their reasons,
+    /// and the latest imports.
+    ImportStatus {
+        /// How many recent imports to show.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+}
+
+/// Runs a `recordings` command.
+pub(crate) async fn run(opts: Opts, ctx: &Ctx, ui: &mut Ui<'_, '_>) -> Outcome {
+    match opts.command {
+        RecordingsCommand::AddToTenant { tenant_id } => {
+            let Some(tenant_id) = tenant_id.filter(|t| !t.trim().is_empty()) else {
+                return Err(ui.fail("No tenant ID was provided"));
+            };
+            let db = ctx.database(ui)?;
+            let changed = db.add_to_tenant(&tenant_id).await.map_err(|e| ui.fail(format!("ERROR: {e}")))?;
+            ui.text(format!("All existing recordings have been successfully linked to tenant {tenant_id}"));
+            ui.json(&json!({ "tenant_id": tenant_id, "recordings_linked": changed }));
+            Ok(())
+        }
+        RecordingsCommand::ImportStatus { limit } => import_status(ctx, ui, limit).await,
+    }
+}
+
+/// An archive file in the spool.
+#[derive(Debug)]
+struct Archive {
+    name: String,
+    size: u64,
+    modified: Option<SystemTime>,
+    reason: Option<String>,
+}
+
+async fn import_status(ctx: &Ctx, ui: &mut Ui<'_, '_>, limit: i64) -> Outcome {
+    let spool = ctx.config.recordings.spool_dir.clone();
+    let failed_dir = spool.join("failed");
+    let (pending, failed) = {
+        let (spool, failed_dir) = (spool.clone(), failed_dir.clone());
+        tokio::task::spawn_blocking(move || (archives(&spool, false), archives(&failed_dir, true)))
+            .await
+            .map_err(|e| ui.fail(format!("ERROR: {e}")))?
+    };
+    let pending = pending.map_err(|e| ui.fail(format!("ERROR: cannot read {}: {e}", spool.display())))?;
+    let failed = failed.map_err(|e| ui.fail(format!("ERROR: cannot read {}: {e}", failed_dir.display())))?;
+    let recent = match ctx.database(ui) {
+        Ok(db) => db.recent_imports(limit).await.map_err(|e| e.to_string()),
+        Err(_) => Err("DATABASE_URL is not set".to_owned()),
+    };
+
+    let now = SystemTime::now();
+    ui.text(format!("Pending in {}: {}", spool.display(), pending.len()));
+    if !pending.is_empty() {
+        let rows: Vec<Vec<String>> =
+            pending.iter().map(|a| vec![a.name.clone(), size(a.size), age(now, a.modified)]).collect();
+        ui.text_raw(&table(&[("ARCHIVE", Align::Left), ("SIZE", Align::Right), ("WAITING", Align::Right)], &rows));
+    }
+    ui.text(format!("Failed (kept in {}): {}", failed_dir.display(), failed.len()));
+    if !failed.is_empty() {
+        let rows: Vec<Vec<String>> =
+            failed.iter().map(|a| vec![a.name.clone(), size(a.size), a.reason.clone().unwrap_or_default()]).collect();
+        ui.text_raw(&table(&[("ARCHIVE", Align::Left), ("SIZE", Align::Right), ("REASON", Align::Left)], &rows));
+    }
+    match &recent {
+        Ok(entries) => {
+            ui.text(format!("Recent imports: {}", entries.len()));
+            if !entries.is_empty() {
+                let rows: Vec<Vec<String>> = entries
+                    .iter()
+                    .map(|e| {
+                        vec![
+                            timestamp(e.finished_ms),
+                            e.status.clone(),
+                            e.record_id.clone().unwrap_or_else(|| e.filename.clone()),
+                            e.formats.map(|f| f.to_string()).unwrap_or_default(),
+                            e.reason.clone().unwrap_or_default(),
+                        ]
+                    })
+                    .collect();
+                let columns = [
+                    ("FINISHED (UTC)", Align::Left),
+                    ("STATUS", Align::Left),
+                    ("RECORDING", Align::Left),
+                    ("FORMATS", Align::Right),
+                    ("REASON", Align::Left),
+                ];
+                ui.text_raw(&table(&columns, &rows));
+            }
+        }
+        Err(error) => ui.notice(format!("Recent imports unavailable: {error}")),
+    }
+    let archive_json = |a: &Archive| {
+        json!({
+            "file": a.name,
+            "size_bytes": a.size,
+            "modified": a.modified.map(|m| humantime::format_rfc3339_seconds(m).to_string()),
+            "reason": a.reason,
+        })
+    };
+    let recent_json: Value = match &recent {
+        Ok(entries) => entries
+            .iter()
+            .map(|e| {
+                json!({
+                    "finished": timestamp(e.finished_ms),
+                    "status": e.status,
+                    "file": e.filename,
+                    "record_id": e.record_id,
+                    "formats": e.formats,
+                    "size_bytes": e.size_bytes,
+                    "reason": e.reason,
+                })
+            })
+            .collect(),
+        Err(_) => Value::Null,
+    };
+    ui.json(&json!({
+        "spool_dir": spool,
+        "pending": pending.iter().map(archive_json).collect::<Vec<_>>(),
+        "failed": failed.iter().map(archive_json).collect::<Vec<_>>(),
+        "recent": recent_json,
+    }));
+    if recent.is_err() && ctx.config.database_url.is_some() {
+        return Err(ui.fail("ERROR: the import log could not be read"));
+    }
+    Ok(())
+}
+
+/// The `*.tar` files directly in `dir` (none when it does not exist), oldest
+/// first; with `reasons`, each with the first line of its `.reason` file.
+fn archives(dir: &Path, reasons: bool) -> std::io::Result<Vec<Archive>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Ok(meta) = entry.metadata() else { continue };
+        if !meta.is_file() || !name.ends_with(".tar") {
+            continue;
+        }
+        let reason = reasons.then(|| reason(&dir.join(format!("{name}.reason")))).flatten();
+        out.push(Archive { name, size: meta.len(), modified: meta.modified().ok(), reason });
+    }
+    out.sort_by_key(|a| (a.modified, a.name.clone()));
+    Ok(out)
+}
+
+fn reason(path: &PathBuf) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_owned())
+}
+
+fn size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
+fn age(now: SystemTime, modified: Option<SystemTime>) -> String {
+    let Some(since) = modified.and_then(|m| now.duration_since(m).ok()) else { return String::new() };
+    humantime::format_duration(Duration::from_secs(since.as_secs())).to_string()
+}
+
+fn timestamp(epoch_ms: i64) -> String {
+    let time = UNIX_EPOCH + Duration::from_millis(u64::try_from(epoch_ms).unwrap_or(0));
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_times() {
+        assert_eq!(size(512), "512 B");
+        assert_eq!(size(5 * 1024 * 1024 + 1), "5.0 MiB");
+        assert_eq!(timestamp(1_700_000_000_123), "2023-11-14T22:13:20Z");
+        let now = UNIX_EPOCH + Duration::from_secs(1000);
+        assert_eq!(age(now, Some(UNIX_EPOCH + Duration::from_secs(925))), "1m 15s");
+    }
+}
