@@ -175,7 +175,8 @@ pub fn is_blank(value: &str) -> bool {
 }
 
 /// Ruby's `String#split(",")`: every item, including empty ones in the
-/// middle, but without trailing empty items (`"a,,b,,"` is `a`, ``, `b`).
+/// middle, but without trailing empty items (`"a,,b,,"` gives `"a"`, `""`
+/// and `"b"`).
 pub fn ruby_split(value: &str, separator: char) -> Vec<&str> {
     let mut items: Vec<&str> = value.split(separator).collect();
     while items.last().is_some_and(|item| item.is_empty()) {
@@ -184,7 +185,7 @@ pub fn ruby_split(value: &str, separator: char) -> Vec<&str> {
     items
 }
 
-/// ActiveRecord's boolean cast of a non-empty string: exactly `0`, `f`,
+/// Active Record's boolean cast of a non-empty string: exactly `0`, `f`,
 /// `F`, `false`, `FALSE`, `off` and `OFF` are false (`False` is true),
 /// everything else is true.
 pub fn ruby_boolean(value: &str) -> bool {

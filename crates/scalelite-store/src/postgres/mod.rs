@@ -6,7 +6,6 @@
 
 pub mod migrate;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -51,92 +50,92 @@ impl PgStore {
         Ok(migrate::pending(&self.pool).await?)
     }
 
-    async fn load_views(&self, ids: &[i64]) -> Result<Vec<RecordingView>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
+    /// Runs a `getRecordings` page query: one round trip returning every
+    /// column the view needs, metadata, formats and thumbnails aggregated as
+    /// JSON. Unnamed statement (`persistent(false)`): PostgreSQL plans it
+    /// with the actual values, so `LIKE 'prefix%'` uses the prefix index
+    /// (a cached generic plan would scan the table).
+    async fn page(&self, query: &RecordingQuery) -> Result<Vec<RecordingView>, StoreError> {
+        let mut q = QueryBuilder::<Postgres>::new("WITH page AS (SELECT r.id FROM recordings r");
+        push_filters(&mut q, query);
+        q.push(" ORDER BY r.starttime DESC NULLS FIRST, r.id DESC");
+        if let Some((offset, limit)) = query.page {
+            q.push(" LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(offset);
         }
-        let rows = sqlx::query(
-            "SELECT id, record_id, meeting_id, name, COALESCE(published, false) AS published,
-                    COALESCE(protected, false) AS protected, state, participants,
-                    COALESCE(floor(EXTRACT(EPOCH FROM starttime) * 1000)::bigint, 0) AS start_ms,
-                    COALESCE(floor(EXTRACT(EPOCH FROM endtime) * 1000)::bigint, 0) AS end_ms
-             FROM recordings WHERE id = ANY($1)",
-        )
-        .bind(ids)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut by_id: HashMap<i64, RecordingView> = HashMap::with_capacity(rows.len());
-        for row in rows {
-            let id: i64 = row.get("id");
-            by_id.insert(
-                id,
-                RecordingView {
-                    id,
-                    record_id: row.get::<Option<String>, _>("record_id").unwrap_or_default(),
-                    meeting_id: row.get::<Option<String>, _>("meeting_id").unwrap_or_default(),
-                    name: row.get("name"),
-                    published: row.get("published"),
-                    protected: row.get("protected"),
-                    state: row.get("state"),
-                    start_ms: row.get("start_ms"),
-                    end_ms: row.get("end_ms"),
-                    participants: row.get("participants"),
-                    metadata: Vec::new(),
-                    formats: Vec::new(),
-                },
-            );
-        }
-        for row in sqlx::query("SELECT recording_id, key, value FROM metadata WHERE recording_id = ANY($1) ORDER BY id")
-            .bind(ids)
-            .fetch_all(&self.pool)
-            .await?
-        {
-            let id: i64 = row.get(0);
-            if let Some(view) = by_id.get_mut(&id) {
-                let key: Option<String> = row.get(1);
-                let value: Option<String> = row.get(2);
-                view.metadata.push((key.unwrap_or_default(), value.unwrap_or_default()));
-            }
-        }
-        let formats = sqlx::query(
-            "SELECT id, recording_id, format, url, length, processing_time FROM playback_formats
-             WHERE recording_id = ANY($1) ORDER BY format, id",
-        )
-        .bind(ids)
-        .fetch_all(&self.pool)
-        .await?;
-        let format_ids: Vec<i64> = formats.iter().map(|r| r.get::<i64, _>("id")).collect();
-        let mut thumbnails: HashMap<i64, Vec<ImportedThumbnail>> = HashMap::new();
-        for row in sqlx::query(
-            "SELECT playback_format_id, width, height, alt, url FROM thumbnails
-             WHERE playback_format_id = ANY($1) ORDER BY sequence, id",
-        )
-        .bind(&format_ids)
-        .fetch_all(&self.pool)
-        .await?
-        {
-            thumbnails.entry(row.get(0)).or_default().push(ImportedThumbnail {
-                width: row.get(1),
-                height: row.get(2),
-                alt: row.get(3),
-                url: row.get::<Option<String>, _>(4).unwrap_or_default(),
-            });
-        }
-        for row in formats {
-            let recording_id: i64 = row.get("recording_id");
-            if let Some(view) = by_id.get_mut(&recording_id) {
-                let id: i64 = row.get("id");
-                view.formats.push(FormatView {
-                    format: row.get::<Option<String>, _>("format").unwrap_or_default(),
-                    url: row.get::<Option<String>, _>("url").unwrap_or_default(),
-                    length: row.get("length"),
-                    processing_time: row.get("processing_time"),
-                    thumbnails: thumbnails.remove(&id).unwrap_or_default(),
-                });
-            }
-        }
-        Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+        q.push(") ");
+        q.push(VIEW_SELECT);
+        q.push(" ORDER BY r.starttime DESC NULLS FIRST, r.id DESC");
+        let rows = q.build().persistent(false).fetch_all(&self.pool).await?;
+        rows.iter().map(view_of).collect()
     }
+
+    /// How many recordings match a query's filters (for `totalElements`).
+    async fn count(&self, query: &RecordingQuery) -> Result<i64, StoreError> {
+        let mut q = QueryBuilder::<Postgres>::new("SELECT count(*) FROM recordings r");
+        push_filters(&mut q, query);
+        Ok(q.build_query_scalar::<i64>().persistent(false).fetch_one(&self.pool).await?)
+    }
+}
+
+/// The columns of a [`RecordingView`] for the recordings in `page(id)`.
+const VIEW_SELECT: &str = "SELECT r.id, r.record_id, r.meeting_id, r.name, COALESCE(r.published, false) AS published,
+        COALESCE(r.protected, false) AS protected, r.state, r.participants,
+        COALESCE(floor(EXTRACT(EPOCH FROM r.starttime) * 1000)::bigint, 0) AS start_ms,
+        COALESCE(floor(EXTRACT(EPOCH FROM r.endtime) * 1000)::bigint, 0) AS end_ms,
+        (SELECT json_agg(json_build_array(m.key, m.value) ORDER BY m.id)::text
+           FROM metadata m WHERE m.recording_id = r.id) AS metadata,
+        (SELECT json_agg(json_build_array(p.format, p.url, p.length, p.processing_time,
+                  (SELECT json_agg(json_build_array(t.width, t.height, t.alt, t.url) ORDER BY t.sequence, t.id)
+                     FROM thumbnails t WHERE t.playback_format_id = p.id)) ORDER BY p.format, p.id)::text
+           FROM playback_formats p WHERE p.recording_id = r.id) AS formats
+    FROM page JOIN recordings r ON r.id = page.id";
+
+type MetadataJson = Vec<(Option<String>, Option<String>)>;
+type ThumbnailJson = (Option<i32>, Option<i32>, Option<String>, Option<String>);
+type FormatJson = (Option<String>, Option<String>, Option<i32>, Option<i32>, Option<Vec<ThumbnailJson>>);
+
+fn view_of(row: &sqlx::postgres::PgRow) -> Result<RecordingView, StoreError> {
+    let json = |column: &str| -> Result<Option<String>, StoreError> { Ok(row.try_get(column)?) };
+    let metadata: MetadataJson = match json("metadata")? {
+        Some(text) => serde_json::from_str(&text).map_err(|e| StoreError::Unexpected(format!("metadata: {e}")))?,
+        None => Vec::new(),
+    };
+    let formats: Vec<FormatJson> = match json("formats")? {
+        Some(text) => serde_json::from_str(&text).map_err(|e| StoreError::Unexpected(format!("formats: {e}")))?,
+        None => Vec::new(),
+    };
+    Ok(RecordingView {
+        id: row.try_get("id")?,
+        record_id: row.try_get::<Option<String>, _>("record_id")?.unwrap_or_default(),
+        meeting_id: row.try_get::<Option<String>, _>("meeting_id")?.unwrap_or_default(),
+        name: row.try_get("name")?,
+        published: row.try_get("published")?,
+        protected: row.try_get("protected")?,
+        state: row.try_get("state")?,
+        start_ms: row.try_get("start_ms")?,
+        end_ms: row.try_get("end_ms")?,
+        participants: row.try_get("participants")?,
+        metadata: metadata.into_iter().map(|(k, v)| (k.unwrap_or_default(), v.unwrap_or_default())).collect(),
+        formats: formats
+            .into_iter()
+            .map(|(format, url, length, processing_time, thumbnails)| FormatView {
+                format: format.unwrap_or_default(),
+                url: url.unwrap_or_default(),
+                length,
+                processing_time,
+                thumbnails: thumbnails
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(width, height, alt, url)| ImportedThumbnail {
+                        width,
+                        height,
+                        alt,
+                        url: url.unwrap_or_default(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    })
 }
 
 /// Escapes `%`, `_` and the escape character `|` for `LIKE ... ESCAPE '|'`.
@@ -436,21 +435,24 @@ impl RecordingStore for PgStore {
     }
 
     async fn find_recordings(&self, query: &RecordingQuery) -> Result<RecordingPage, StoreError> {
-        let mut select = QueryBuilder::<Postgres>::new("SELECT r.id FROM recordings r");
-        push_filters(&mut select, query);
-        select.push(" ORDER BY r.starttime DESC NULLS FIRST, r.id DESC");
-        if let Some((offset, limit)) = query.page {
-            select.push(" LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(offset);
-        }
-        let ids: Vec<i64> = select.build_query_scalar().fetch_all(&self.pool).await?;
-        let total = if query.page.is_some() {
-            let mut count = QueryBuilder::<Postgres>::new("SELECT count(*) FROM recordings r");
-            push_filters(&mut count, query);
-            count.build_query_scalar::<i64>().fetch_one(&self.pool).await?
-        } else {
-            ids.len() as i64
+        let Some((offset, limit)) = query.page else {
+            let recordings = self.page(query).await?;
+            let total = recordings.len() as i64;
+            return Ok(RecordingPage { recordings, total });
         };
-        Ok(RecordingPage { recordings: self.load_views(&ids).await?, total })
+        // The total needs its own scan: run both at once. When the page is
+        // not full and starts inside the list, the total is known without
+        // counting (a meeting's or a few ids' recordings: the common case).
+        let (recordings, counted) =
+            futures::join!(self.page(query), async { if offset == 0 { None } else { Some(self.count(query).await) } });
+        let recordings = recordings?;
+        let short = (recordings.len() as i64) < limit && (offset == 0 || !recordings.is_empty());
+        let total = match counted {
+            _ if short => offset + recordings.len() as i64,
+            Some(total) => total?,
+            None => self.count(query).await?,
+        };
+        Ok(RecordingPage { recordings, total })
     }
 
     async fn recordings_by_ids(
