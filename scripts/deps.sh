@@ -16,6 +16,7 @@ need_packages() {
     case "$package" in
       redis-server) have_redis || missing+=(redis-server) ;;
       postgresql) have_postgres || missing+=(postgresql) ;;
+      nginx) command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx) ;;
     esac
   done
   [ ${#missing[@]} -eq 0 ] && return 0

@@ -1,11 +1,11 @@
 //! `/health_check` and `/`.
 
-use scalelite_tests::{TestApp, TestPostgres};
+use scalelite_tests::TestApp;
 
 #[tokio::test]
 async fn health_check_with_redis_and_postgres() {
-    let pg = TestPostgres::start().await;
-    let app = TestApp::builder().env("DATABASE_URL", pg.url()).start().await;
+    let app = TestApp::builder().recordings().start().await;
+    let pg = app.pg();
     for path in ["/health_check", "/"] {
         let reply = app.client().raw_get(path).await;
         assert_eq!((reply.status, reply.body.as_str()), (200, "success"), "{path}");

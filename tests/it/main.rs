@@ -14,6 +14,7 @@ mod lifecycle;
 mod management;
 mod meeting_info;
 mod metrics;
+mod playback;
 mod poller;
 mod recording_store;
 mod recordings_api;

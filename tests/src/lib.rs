@@ -32,6 +32,7 @@
 pub mod app;
 pub mod client;
 pub mod fake_bbb;
+pub mod nginx;
 pub mod postgres;
 pub mod recording_dirs;
 pub mod redis;

@@ -6,6 +6,7 @@ pub mod management;
 pub mod metrics;
 pub mod middleware;
 pub mod origin;
+pub mod playback;
 pub mod request;
 pub mod response;
 pub mod state;
@@ -53,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health_check", get(health::health_check).fallback(fallback))
         .route("/metrics", get(metrics::metrics).fallback(fallback))
         .merge(management::routes())
+        .merge(playback::routes(&state))
         .merge(api::recordings::routes(&state))
         .route("/", any(health::health_check))
         .fallback(fallback)
@@ -80,5 +82,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     // Trailing slashes are trimmed before routing (Rails tolerates them).
     let app = NormalizePathLayer::trim_trailing_slash().layer(router(state));
+    // Playback resources need the path as sent (a trailing slash selects a directory's index).
+    let app = tower::util::MapRequestLayer::new(playback::keep_original_uri).layer(app);
     axum::serve(listener, axum::ServiceExt::<Request>::into_make_service(app)).with_graceful_shutdown(shutdown).await
 }

@@ -43,6 +43,9 @@ pub fn call_label(route: Option<&str>) -> &'static str {
         Some("/" | "/health_check") => "health_check",
         Some("/bigbluebutton/api") => "index",
         Some("/metrics") => "metrics",
+        // Playback routes carry the record id: one label each, never the path.
+        Some(path) if path.starts_with("/recording/{") => "playback",
+        Some(path) if path.contains("/{record_id}") => "playback_resource",
         Some(path) => {
             let last = path.rsplit('/').next().unwrap_or("");
             let last = last.strip_suffix(".json").unwrap_or(last);
@@ -139,6 +142,8 @@ mod tests {
         assert_eq!(call_label(Some("/scalelite/api/getServers.json")), "getServers");
         assert_eq!(call_label(Some("/")), "health_check");
         assert_eq!(call_label(None), "unsupported");
+        assert_eq!(call_label(Some("/recording/{record_id}/{format}")), "playback");
+        assert_eq!(call_label(Some("/presentation/{record_id}/{*path}")), "playback_resource");
     }
 
     #[test]
