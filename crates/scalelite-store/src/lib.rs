@@ -5,6 +5,7 @@ pub mod model;
 pub mod postgres;
 pub mod recordings;
 pub mod redis;
+pub mod trees;
 
 use std::time::Duration;
 

@@ -6,9 +6,9 @@ use axum::extract::State;
 use http::Request;
 use scalelite_core::BbbError;
 use scalelite_core::markup::Markup;
+use scalelite_store::trees::{Trees, delete_recording};
 use tracing::warn;
 
-use super::files::delete_recording;
 use super::{record_ids, store};
 use crate::request::{ApiCall, ApiRequest, BodyKind};
 use crate::response::{ApiResult, xml};
@@ -35,7 +35,7 @@ pub async fn delete_recordings(State(state): State<AppState>, request: Request<B
         // Scalelite only cleans the publish tree, leaving an unpublished
         // recording's files behind forever; both trees are cleaned here.
         let removed = tokio::task::spawn_blocking(move || {
-            delete_recording(&[published.as_path(), unpublished.as_path()], &record_id)
+            delete_recording(Trees { publish: &published, unpublish: &unpublished }, &record_id)
         })
         .await;
         if let Err(error) = removed.map_err(std::io::Error::other).and_then(|r| r) {

@@ -10,8 +10,6 @@ pub mod get_recordings;
 pub mod publish_recordings;
 pub mod update_recordings;
 
-mod files;
-
 use std::sync::Arc;
 
 use axum::Router;

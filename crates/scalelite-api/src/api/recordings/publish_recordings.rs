@@ -6,9 +6,9 @@ use axum::extract::State;
 use http::Request;
 use scalelite_core::BbbError;
 use scalelite_core::markup::Markup;
+use scalelite_store::trees::{Trees, move_format};
 use tracing::warn;
 
-use super::files::move_format;
 use super::{present, record_ids, store};
 use crate::request::{ApiCall, ApiRequest, BodyKind};
 use crate::response::{ApiResult, xml};
@@ -30,16 +30,12 @@ pub async fn publish_recordings(State(state): State<AppState>, request: Request<
         return Err(BbbError::RecordingsNotFound.into());
     }
     let config = &state.config.recordings;
-    let (from, to) = if publish {
-        (config.unpublish_dir.clone(), config.publish_dir.clone())
-    } else {
-        (config.publish_dir.clone(), config.unpublish_dir.clone())
-    };
     for recording in recordings.into_iter().filter(|r| r.published != publish) {
-        let (from, to, formats, record_id) =
-            (from.clone(), to.clone(), recording.formats.clone(), recording.record_id.clone());
+        let (published, unpublished) = (config.publish_dir.clone(), config.unpublish_dir.clone());
+        let (formats, record_id) = (recording.formats.clone(), recording.record_id.clone());
         let moved = tokio::task::spawn_blocking(move || {
-            formats.iter().try_for_each(|format| move_format(&from, &to, format, &record_id))
+            let trees = Trees { publish: &published, unpublish: &unpublished };
+            formats.iter().try_for_each(|format| move_format(trees, format, &record_id, publish))
         })
         .await;
         if let Err(error) = moved.map_err(std::io::Error::other).and_then(|r| r) {
