@@ -8,6 +8,7 @@ mod create;
 mod end;
 mod get_meetings;
 mod health;
+mod importer;
 mod index;
 mod join;
 mod lifecycle;

@@ -30,6 +30,7 @@
 //! ```
 
 pub mod app;
+pub mod archive;
 pub mod client;
 pub mod fake_bbb;
 pub mod nginx;
@@ -40,6 +41,7 @@ pub mod seed;
 pub mod util;
 
 pub use app::{LB_SECRET, NS, TestApp, TestAppBuilder, server_id};
+pub use archive::{Format, RawTar, RecordingArchive};
 pub use client::{Algo, ApiClient, BodySigning, ClientError, Reply, Style, http_get, http_request};
 pub use fake_bbb::{FakeAttendee, FakeBbb, FakeFleet, FakeMeeting, MeetingSeed, Mode, RecordedCall};
 pub use postgres::TestPostgres;

@@ -1,0 +1,426 @@
+//! The import of one archive, start to end.
+//!
+//! Order, and what a crash after each step leaves:
+//!
+//! 1. Extract into a fresh hidden directory `<work>/.import-<name>-<random>`
+//!    (files and directories flushed). Crash: a leftover directory, removed
+//!    at the next start; the archive is still in the spool.
+//! 2. Parse every `metadata.xml`.
+//! 3. One PostgreSQL transaction creates or updates the recording with all
+//!    its formats (an upsert on `record_id`). Crash: the database knows the
+//!    recording, its files are not (all) in place yet; the archive is still
+//!    in the spool, so the next import redoes steps 1–5 without duplicates.
+//! 4. Move each format into the publish or unpublish tree (see
+//!    [`crate::publish`]); the tree follows what the database decided.
+//! 5. Remember the meeting's recording-ready URL in `callback_data` and
+//!    queue the callback. Crash before step 6: the callback is queued again
+//!    by the next import (callbacks are delivered at least once).
+//! 6. Delete the archive from the spool, then log the import.
+//!
+//! The database is written before the files are moved because only the
+//! database knows whether the recording is published (an administrator may
+//! have unpublished it, `publish_updated`); the files are moved before the
+//! archive is deleted so nothing is lost. A failure in steps 1–2 caused by
+//! the archive quarantines it; PostgreSQL being unreachable, or a
+//! directory not being writable, keeps it in the spool for a later attempt.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use scalelite_store::StoreError;
+use scalelite_store::recordings::{ImportLogEntry, RecordingImport};
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::Importer;
+use crate::extract::{self, ExtractError};
+use crate::metadata::{parse_metadata, recording_from};
+use scalelite_store::trees::{self, Trees};
+use crate::spool::{self, Candidate};
+
+/// Prefix of extraction directories in the work directory.
+pub(crate) const WORK_PREFIX: &str = ".import-";
+/// How long the Redis lookup of a callback URL may take.
+const REDIS_LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// An archive that was imported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ImportedArchive {
+    /// The archive's file name.
+    pub archive: String,
+    /// The recording id.
+    pub record_id: String,
+    /// The meeting id (`meta/meetingId`).
+    pub meeting_id: String,
+    /// Its formats, in name order.
+    pub formats: Vec<String>,
+    /// Whether its files went to the publish tree (else the unpublish tree).
+    pub published: bool,
+    /// Bytes of file content extracted.
+    pub bytes: u64,
+    /// Time from opening the archive to deleting it.
+    pub duration: Duration,
+    /// Whether a recording-ready callback was queued.
+    pub callback_queued: bool,
+}
+
+/// What happened to one archive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ArchiveOutcome {
+    /// Imported and deleted from the spool.
+    Imported(ImportedArchive),
+    /// Malformed, truncated or hostile: moved to `<spool>/failed/` with a
+    /// `.reason` file.
+    Quarantined {
+        /// The archive's file name.
+        archive: String,
+        /// Why.
+        reason: String,
+        /// Where it is now (`None` if it could not be moved).
+        moved_to: Option<PathBuf>,
+    },
+    /// Kept in the spool for a later attempt: PostgreSQL is unreachable or a
+    /// directory cannot be written.
+    Deferred {
+        /// The archive's file name.
+        archive: String,
+        /// Why.
+        reason: String,
+    },
+    /// The archive changed while it was read (still being written); it is
+    /// imported once it has settled.
+    Changed {
+        /// The archive's file name.
+        archive: String,
+    },
+    /// Abandoned on shutdown; the archive stays in the spool.
+    Cancelled {
+        /// The archive's file name.
+        archive: String,
+    },
+    /// The archive disappeared before it could be read.
+    Vanished {
+        /// The archive's file name.
+        archive: String,
+    },
+}
+
+/// Why an import did not complete.
+enum Failure {
+    /// The archive's fault: quarantine it.
+    Reject(String),
+    /// Ours or the database's: keep the archive.
+    Defer(String),
+    Changed,
+    Cancelled,
+}
+
+impl From<ExtractError> for Failure {
+    fn from(e: ExtractError) -> Self {
+        match e {
+            ExtractError::Rejected(reason) => Failure::Reject(reason),
+            ExtractError::Io(reason) => Failure::Defer(reason),
+            ExtractError::Cancelled => Failure::Cancelled,
+        }
+    }
+}
+
+/// Whether a store error is the recording's fault (invalid data, a
+/// constraint) rather than the database being unreachable or unready.
+fn store_failure(e: &StoreError) -> Failure {
+    match e {
+        StoreError::Conflict(reason) | StoreError::NotFound(reason) => {
+            Failure::Reject(format!("the database refused the recording: {reason}"))
+        }
+        StoreError::Postgres(inner) => {
+            let code = inner.as_database_error().and_then(|db| db.code()).map(|c| c.into_owned());
+            match code {
+                // A unique race the store could not settle: try again later.
+                Some(code) if code == "23505" => Failure::Defer(format!("PostgreSQL: {e}")),
+                // Class 22: data exception; 23: integrity constraint violation.
+                Some(code) if code.starts_with("22") || code.starts_with("23") => {
+                    Failure::Reject(format!("the database refused the recording: {e}"))
+                }
+                _ => Failure::Defer(format!("PostgreSQL: {e}")),
+            }
+        }
+        other => Failure::Defer(format!("store: {other}")),
+    }
+}
+
+/// A blocking file-system job on the blocking pool.
+async fn blocking<T: Send + 'static>(job: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
+    tokio::task::spawn_blocking(job).await.map_err(|e| format!("file-system task failed: {e}"))
+}
+
+/// Removes an extraction directory (gone already is fine).
+pub(crate) fn remove_work_dir(dir: &Path) -> io::Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+impl Importer {
+    /// Imports one settled archive.
+    pub(crate) async fn import_candidate(&self, candidate: &Candidate, cancel: &Arc<AtomicBool>) -> ArchiveOutcome {
+        let archive = candidate.name.clone();
+        if !candidate.path.exists() {
+            return ArchiveOutcome::Vanished { archive };
+        }
+        let started = Instant::now();
+        let settings = &self.inner.settings;
+        let stem = archive.strip_suffix(".tar").unwrap_or(&archive);
+        let work = settings.work_dir.join(format!("{WORK_PREFIX}{stem}-{:016x}", rand::random::<u64>()));
+        if let Err(e) = std::fs::create_dir_all(&settings.work_dir).and_then(|()| std::fs::create_dir(&work)) {
+            let reason = format!("cannot create {}: {e}", work.display());
+            warn!(archive, reason, "recording import postponed");
+            return ArchiveOutcome::Deferred { archive, reason };
+        }
+        let result = self.import_into(candidate, &work, cancel, started).await;
+        let cleanup = work.clone();
+        match blocking(move || remove_work_dir(&cleanup)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(path = %work.display(), error = %e, "cannot remove the extraction directory"),
+            Err(e) => warn!(path = %work.display(), error = %e, "cannot remove the extraction directory"),
+        }
+        match result {
+            Ok(imported) => imported,
+            Err(Failure::Reject(reason)) => self.reject(candidate, reason).await,
+            Err(Failure::Defer(reason)) => {
+                warn!(archive, reason, "recording import postponed; the archive stays in the spool");
+                ArchiveOutcome::Deferred { archive, reason }
+            }
+            Err(Failure::Changed) => {
+                info!(archive, "archive changed while it was imported; waiting for it to settle");
+                ArchiveOutcome::Changed { archive }
+            }
+            Err(Failure::Cancelled) => {
+                info!(archive, "recording import abandoned on shutdown; the archive stays in the spool");
+                ArchiveOutcome::Cancelled { archive }
+            }
+        }
+    }
+
+    async fn import_into(
+        &self,
+        candidate: &Candidate,
+        work: &Path,
+        cancel: &Arc<AtomicBool>,
+        started: Instant,
+    ) -> Result<ArchiveOutcome, Failure> {
+        let settings = &self.inner.settings;
+        let extracted = {
+            let (path, into, limit, cancel) =
+                (candidate.path.clone(), work.to_path_buf(), settings.max_metadata_bytes, Arc::clone(cancel));
+            blocking(move || extract::extract(&path, &into, limit, &cancel)).await.map_err(Failure::Defer)?
+        };
+        let extracted = match extracted {
+            Ok(extracted) => extracted,
+            // A growing file looks truncated: not the archive's fault.
+            Err(ExtractError::Rejected(_)) if !candidate.unchanged().unwrap_or(false) => return Err(Failure::Changed),
+            Err(e) => return Err(e.into()),
+        };
+        if !candidate.unchanged().unwrap_or(false) {
+            return Err(Failure::Changed);
+        }
+        let mut formats = Vec::with_capacity(extracted.formats.len());
+        for (format, xml) in &extracted.formats {
+            let parsed = parse_metadata(xml).map_err(|e| Failure::Reject(format!("{format}: {e}")))?;
+            if parsed.record_id != extracted.record_id {
+                return Err(Failure::Reject(format!(
+                    "{format}/{}/metadata.xml describes recording {}",
+                    extracted.record_id, parsed.record_id
+                )));
+            }
+            if &parsed.format.format != format {
+                return Err(Failure::Reject(format!(
+                    "{format}/{}/metadata.xml describes format {:?}",
+                    extracted.record_id, parsed.format.format
+                )));
+            }
+            formats.push(parsed);
+        }
+        let import = recording_from(formats).map_err(|e| Failure::Reject(e.0))?;
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Failure::Cancelled);
+        }
+
+        // From here on the import completes: the database commits first.
+        let stored =
+            self.inner.recordings.import_recording(&import, settings.policy).await.map_err(|e| store_failure(&e))?;
+
+        let (publish_dir, unpublish_dir) = (settings.publish_dir.clone(), settings.unpublish_dir.clone());
+        let (sources, record_id, published) = (
+            import.formats.iter().map(|f| (work.join(&f.format).join(&import.record_id), f.format.clone())).collect(),
+            import.record_id.clone(),
+            stored.published,
+        );
+        blocking(move || move_formats(sources, &record_id, &publish_dir, &unpublish_dir, published))
+            .await
+            .map_err(Failure::Defer)?
+            .map_err(Failure::Defer)?;
+
+        let callback_queued = self.queue_callback(&import, stored.id, stored.tenant_id.as_deref()).await?;
+
+        let archive = candidate.name.clone();
+        let removed = match std::fs::remove_file(&candidate.path) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => true,
+            Err(e) => {
+                warn!(archive, error = %e, "imported, but cannot delete the archive from the spool");
+                false
+            }
+        };
+        let imported = ImportedArchive {
+            archive: archive.clone(),
+            record_id: import.record_id.clone(),
+            meeting_id: import.meeting_id.clone(),
+            formats: import.formats.iter().map(|f| f.format.clone()).collect(),
+            published: stored.published,
+            bytes: extracted.bytes,
+            duration: started.elapsed(),
+            callback_queued,
+        };
+        let entry = ImportLogEntry {
+            filename: archive,
+            record_id: Some(imported.record_id.clone()),
+            status: "imported".into(),
+            reason: if removed { None } else { Some("the archive could not be deleted from the spool".into()) },
+            size_bytes: Some(candidate.size as i64),
+            formats: Some(imported.formats.len() as i32),
+            finished_ms: 0,
+        };
+        if let Err(e) = self.inner.recordings.log_import(&entry).await {
+            warn!(error = %e, "cannot write the import log");
+        }
+        let secs = imported.duration.as_secs_f64();
+        info!(
+            archive = %imported.archive,
+            record_id = %imported.record_id,
+            meeting_id = %imported.meeting_id,
+            formats = %imported.formats.join(","),
+            files = extracted.files,
+            bytes = imported.bytes,
+            duration_ms = imported.duration.as_millis() as u64,
+            mb_per_s = format!("{:.1}", candidate.size as f64 / 1e6 / secs.max(1e-6)),
+            published = imported.published,
+            callback = imported.callback_queued,
+            "recording imported"
+        );
+        if !removed {
+            self.inner
+                .stuck
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(candidate.path.clone(), (candidate.size, candidate.modified));
+        }
+        self.inner.deliveries_wake.notify_one();
+        Ok(ArchiveOutcome::Imported(imported))
+    }
+
+    /// Looks up the meeting's recording-ready URL (PostgreSQL first, then
+    /// what the API remembered in Redis), stores it where Ruby Scalelite
+    /// reads it, and queues the callback.
+    async fn queue_callback(
+        &self,
+        import: &RecordingImport,
+        id: i64,
+        tenant_id: Option<&str>,
+    ) -> Result<bool, Failure> {
+        let store = &self.inner.recordings;
+        let meeting_id = import.meeting_id.as_str();
+        let mut url = store.recording_ready_url(meeting_id).await.map_err(|e| store_failure(&e))?;
+        if url.is_none()
+            && let Some(redis) = &self.inner.redis
+        {
+            match tokio::time::timeout(REDIS_LOOKUP_TIMEOUT, redis.recording_ready_url(meeting_id)).await {
+                Ok(Ok(found)) => url = found,
+                Ok(Err(e)) => warn!(meeting_id, error = %e, "cannot read the recording-ready URL from Redis"),
+                Err(_) => warn!(meeting_id, "Redis did not answer the recording-ready URL lookup in time"),
+            }
+        }
+        let Some(url) = url else {
+            return Ok(false);
+        };
+        store.save_recording_ready_url(meeting_id, &url, Some(id)).await.map_err(|e| store_failure(&e))?;
+        if self.inner.settings.multitenancy && tenant_id.is_none() {
+            info!(meeting_id, "no recording-ready callback: multitenancy is on and the recording has no tenant");
+            return Ok(false);
+        }
+        store
+            .enqueue_delivery(id, &import.record_id, meeting_id, &url, tenant_id)
+            .await
+            .map_err(|e| store_failure(&e))?;
+        Ok(true)
+    }
+
+    /// Quarantines an archive the importer cannot use.
+    async fn reject(&self, candidate: &Candidate, reason: String) -> ArchiveOutcome {
+        let archive = candidate.name.clone();
+        let (spool, path, why, size) =
+            (self.inner.settings.spool_dir.clone(), candidate.path.clone(), reason.clone(), candidate.size);
+        let moved = blocking(move || spool::quarantine(&spool, &path, &why, size)).await;
+        let moved_to = match moved {
+            Ok(Ok(path)) => Some(path),
+            Ok(Err(e)) => {
+                warn!(archive, error = %e, "cannot move the archive to the quarantine; it is skipped until it changes");
+                None
+            }
+            Err(e) => {
+                warn!(archive, error = %e, "cannot move the archive to the quarantine; it is skipped until it changes");
+                None
+            }
+        };
+        if moved_to.is_none() {
+            self.inner
+                .stuck
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(candidate.path.clone(), (candidate.size, candidate.modified));
+        }
+        warn!(
+            archive,
+            reason,
+            quarantined = %moved_to.as_deref().map(Path::display).map(|d| d.to_string()).unwrap_or_default(),
+            "recording archive rejected"
+        );
+        let entry = ImportLogEntry {
+            filename: archive.clone(),
+            record_id: archive.strip_suffix(".tar").filter(|id| extract::is_record_id(id)).map(str::to_owned),
+            status: "failed".into(),
+            reason: Some(reason.clone()),
+            size_bytes: Some(candidate.size as i64),
+            formats: None,
+            finished_ms: 0,
+        };
+        if let Err(e) = self.inner.recordings.log_import(&entry).await {
+            warn!(error = %e, "cannot write the import log");
+        }
+        ArchiveOutcome::Quarantined { archive, reason, moved_to }
+    }
+}
+
+/// Moves every extracted format into its tree.
+fn move_formats(
+    sources: Vec<(PathBuf, String)>,
+    record_id: &str,
+    publish: &Path,
+    unpublish: &Path,
+    published: bool,
+) -> Result<(), String> {
+    let trees = Trees { publish, unpublish };
+    for (source, format) in sources {
+        match trees::publish_format(&source, &format, record_id, trees, published) {
+            Ok(true) => info!(format, record_id, "copied across file systems (work and publish directories differ)"),
+            Ok(false) => {}
+            Err(e) => return Err(format!("cannot move {format}/{record_id} into place: {e}")),
+        }
+    }
+    Ok(())
+}

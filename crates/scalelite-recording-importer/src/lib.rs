@@ -1,0 +1,419 @@
+#![doc = include_str!("../README.md")]
+
+pub mod callback;
+mod extract;
+mod import;
+pub mod metadata;
+pub mod settings;
+pub mod spool;
+mod watch;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use scalelite_store::recordings::RecordingStore;
+use scalelite_store::trees::{self, Trees};
+use scalelite_store::{Store, StoreError};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tracing::{error, info, warn};
+
+pub use crate::callback::{CallbackSecrets, DeliveryReport, LoadBalancerSecrets};
+pub use crate::import::{ArchiveOutcome, ImportedArchive};
+pub use crate::settings::{Backoff, CallbackSettings, Settings};
+
+use crate::callback::Deliverer;
+use crate::spool::{Candidate, Settle, SpoolLock};
+
+/// Why the importer cannot work at all.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImporterError {
+    /// Another importer holds the spool's lock (`--once` only; the service
+    /// waits for the lock instead).
+    #[error("another importer is working on {0}")]
+    Busy(PathBuf),
+    /// A directory cannot be created, listed or locked.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        source: io::Error,
+    },
+}
+
+/// What [`Importer::import_pending_once`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OnceReport {
+    /// One outcome per settled archive, in import order.
+    pub outcomes: Vec<ArchiveOutcome>,
+    /// Archives left in the spool because they were still changing.
+    pub waiting: usize,
+    /// Callbacks delivered, retrying or given up.
+    pub deliveries: DeliveryReport,
+    /// Why due callbacks could not be read, if so.
+    pub delivery_error: Option<String>,
+}
+
+impl OnceReport {
+    /// Archives imported.
+    pub fn imported(&self) -> usize {
+        self.count(|o| matches!(o, ArchiveOutcome::Imported(_)))
+    }
+
+    /// Archives quarantined.
+    pub fn quarantined(&self) -> usize {
+        self.count(|o| matches!(o, ArchiveOutcome::Quarantined { .. }))
+    }
+
+    /// Archives kept in the spool because PostgreSQL or a directory failed.
+    pub fn deferred(&self) -> usize {
+        self.count(|o| matches!(o, ArchiveOutcome::Deferred { .. }))
+    }
+
+    fn count(&self, f: impl Fn(&ArchiveOutcome) -> bool) -> usize {
+        self.outcomes.iter().filter(|o| f(o)).count()
+    }
+}
+
+/// Imports recording archives from the spool and delivers recording-ready
+/// callbacks. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Importer {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    settings: Settings,
+    recordings: Arc<dyn RecordingStore>,
+    redis: Option<Arc<dyn Store>>,
+    deliverer: Deliverer,
+    /// Woken after each import, so its callback goes out at once.
+    deliveries_wake: Notify,
+    /// Archives that could be neither deleted nor quarantined, with the
+    /// size and time they had: skipped until they change.
+    stuck: Mutex<HashMap<PathBuf, (u64, SystemTime)>>,
+}
+
+/// A shutdown flag that blocking work can poll and async work can await.
+#[derive(Clone, Debug, Default)]
+struct Stop {
+    flag: Arc<AtomicBool>,
+    notify: Arc<Notify>,
+}
+
+impl Stop {
+    fn trigger(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    fn is_set(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
+    async fn wait(&self) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_set() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Sleeps until `deadline`; `true` when stopped meanwhile.
+    async fn sleep_until(&self, deadline: Instant) -> bool {
+        tokio::select! {
+            () = self.wait() => true,
+            () = tokio::time::sleep_until(deadline) => self.is_set(),
+        }
+    }
+}
+
+impl Importer {
+    /// An importer with `settings`, writing recordings to `recordings` and
+    /// reading the recording-ready URLs the API remembered from `redis`
+    /// (optional). Callbacks are signed with the load-balancer secrets.
+    pub fn new(settings: Settings, recordings: Arc<dyn RecordingStore>, redis: Option<Arc<dyn Store>>) -> Self {
+        let secrets: Arc<dyn CallbackSecrets> = Arc::new(LoadBalancerSecrets(settings.callbacks.secrets.clone()));
+        let deliverer = Deliverer::new(settings.callbacks.clone(), secrets);
+        Self {
+            inner: Arc::new(Inner {
+                settings,
+                recordings,
+                redis,
+                deliverer,
+                deliveries_wake: Notify::new(),
+                stuck: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Signs callbacks with the secrets `secrets` gives per tenant (for
+    /// multitenancy) instead of the load-balancer secrets.
+    pub fn with_callback_secrets(self, secrets: Arc<dyn CallbackSecrets>) -> Self {
+        let settings = self.inner.settings.clone();
+        let deliverer = Deliverer::new(settings.callbacks.clone(), secrets);
+        Self {
+            inner: Arc::new(Inner {
+                settings,
+                recordings: Arc::clone(&self.inner.recordings),
+                redis: self.inner.redis.clone(),
+                deliverer,
+                deliveries_wake: Notify::new(),
+                stuck: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The settings in use.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// Runs until `shutdown` resolves: takes the spool's lock (waiting while
+    /// another importer holds it), repairs what an interrupted import left,
+    /// then imports archives one at a time as they settle, woken by
+    /// file-system events and scanning every poll interval, and delivers
+    /// recording-ready callbacks alongside.
+    ///
+    /// On shutdown an extraction in progress is abandoned (its directory is
+    /// removed, the archive stays in the spool); an import past its
+    /// database commit is completed first.
+    pub async fn run(&self, shutdown: impl Future<Output = ()>) {
+        let stop = Stop::default();
+        let work = self.run_until(stop.clone());
+        tokio::pin!(work, shutdown);
+        tokio::select! {
+            () = &mut work => return,
+            () = &mut shutdown => stop.trigger(),
+        }
+        info!("recording importer stopping");
+        work.await;
+    }
+
+    async fn run_until(&self, stop: Stop) {
+        let settings = &self.inner.settings;
+        if settings.disabled {
+            info!("RECORDING_DISABLED is set: recording archives stay in the spool");
+            stop.wait().await;
+            return;
+        }
+        let mut standby_logged = false;
+        let _lock = loop {
+            match self.prepare() {
+                Ok(lock) => break lock,
+                Err(ImporterError::Busy(spool)) if !standby_logged => {
+                    info!(spool = %spool.display(), "another importer holds the spool lock; standing by");
+                    standby_logged = true;
+                }
+                Err(ImporterError::Busy(_)) => {}
+                Err(e) => error!(error = %e, "recording importer cannot start; retrying"),
+            }
+            let retry = settings.poll_interval.min(Duration::from_secs(10));
+            if stop.sleep_until(Instant::now() + retry).await {
+                return;
+            }
+        };
+        self.recover().await;
+        let wake = Arc::new(Notify::new());
+        let watcher = match watch::watch(&settings.spool_dir, Arc::clone(&wake)) {
+            Ok(watcher) => Some(watcher),
+            Err(e) => {
+                warn!(error = %e, "cannot watch the spool; scanning it every poll interval only");
+                None
+            }
+        };
+        info!(
+            spool = %settings.spool_dir.display(),
+            poll_interval_s = settings.poll_interval.as_secs_f64(),
+            settle_time_s = settings.settle_time.as_secs_f64(),
+            watching = watcher.is_some(),
+            "recording importer started"
+        );
+        tokio::join!(self.import_loop(&stop, &wake), self.delivery_loop(&stop));
+        drop(watcher);
+        info!("recording importer stopped");
+    }
+
+    /// Creates the spool and work directories and takes the spool's lock.
+    fn prepare(&self) -> Result<SpoolLock, ImporterError> {
+        let settings = &self.inner.settings;
+        for dir in [&settings.spool_dir, &settings.work_dir] {
+            std::fs::create_dir_all(dir)
+                .map_err(|source| ImporterError::Io { context: format!("cannot create {}", dir.display()), source })?;
+        }
+        match spool::try_lock(&settings.spool_dir) {
+            Ok(Some(lock)) => Ok(lock),
+            Ok(None) => Err(ImporterError::Busy(settings.spool_dir.clone())),
+            Err(source) => Err(ImporterError::Io {
+                context: format!("cannot lock {}", settings.spool_dir.join(spool::LOCK_FILE).display()),
+                source,
+            }),
+        }
+    }
+
+    /// Removes extraction directories of interrupted imports and repairs
+    /// interrupted moves in the publish trees. Runs under the spool lock.
+    async fn recover(&self) {
+        let settings = self.inner.settings.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let mut removed = 0;
+            for entry in std::fs::read_dir(&settings.work_dir)? {
+                let entry = entry?;
+                if entry.file_name().to_str().is_some_and(|n| n.starts_with(import::WORK_PREFIX)) {
+                    import::remove_work_dir(&entry.path())?;
+                    removed += 1;
+                }
+            }
+            let trees = Trees { publish: &settings.publish_dir, unpublish: &settings.unpublish_dir };
+            trees::recover(trees).map(|_| removed)
+        })
+        .await;
+        match result {
+            Ok(Ok(0)) => {}
+            Ok(Ok(removed)) => info!(removed, "removed extraction directories of interrupted imports"),
+            Ok(Err(e)) => warn!(error = %e, "cannot clean up after interrupted imports"),
+            Err(e) => warn!(error = %e, "cannot clean up after interrupted imports"),
+        }
+    }
+
+    /// Settled archives of a listing, minus the stuck ones.
+    fn observe(&self, settle: &mut Settle, now: Instant) -> spool::Observed {
+        let listing = match spool::list(&self.inner.settings.spool_dir) {
+            Ok(listing) => listing,
+            Err(e) => {
+                warn!(error = %e, spool = %self.inner.settings.spool_dir.display(), "cannot list the spool");
+                Vec::new()
+            }
+        };
+        let stuck = self.inner.stuck.lock().unwrap_or_else(PoisonError::into_inner);
+        let listing: Vec<Candidate> =
+            listing.into_iter().filter(|c| stuck.get(&c.path) != Some(&(c.size, c.modified))).collect();
+        drop(stuck);
+        settle.observe(listing, now)
+    }
+
+    async fn import_loop(&self, stop: &Stop, wake: &Notify) {
+        let settings = &self.inner.settings;
+        let mut settle = Settle::new(settings.settle_time);
+        let mut failures = 0u32;
+        while !stop.is_set() {
+            let now = Instant::now();
+            let observed = self.observe(&mut settle, now);
+            let mut next =
+                observed.next_check.map_or(now + settings.poll_interval, |c| c.min(now + settings.poll_interval));
+            let mut paused = false;
+            for candidate in observed.ready {
+                if stop.is_set() {
+                    return;
+                }
+                match self.import_candidate(&candidate, &stop.flag).await {
+                    ArchiveOutcome::Deferred { .. } => {
+                        failures += 1;
+                        let pause = settings.outage_backoff.after(failures);
+                        info!(pause_ms = pause.as_millis() as u64, "pausing imports");
+                        next = Instant::now() + pause;
+                        paused = true;
+                        break;
+                    }
+                    ArchiveOutcome::Changed { .. } => settle.forget(&candidate.path),
+                    ArchiveOutcome::Cancelled { .. } => return,
+                    ArchiveOutcome::Imported(_) | ArchiveOutcome::Quarantined { .. } => failures = 0,
+                    ArchiveOutcome::Vanished { .. } => {}
+                }
+            }
+            if paused {
+                // File-system events do not end a pause: the outage does not
+                // care how many archives are waiting.
+                if stop.sleep_until(next).await {
+                    return;
+                }
+            } else {
+                tokio::select! {
+                    () = stop.wait() => return,
+                    () = wake.notified() => {}
+                    () = tokio::time::sleep_until(next) => {}
+                }
+            }
+        }
+    }
+
+    async fn delivery_loop(&self, stop: &Stop) {
+        let settings = &self.inner.settings;
+        let mut failures = 0u32;
+        while !stop.is_set() {
+            let pause = match self.deliver_due_callbacks().await {
+                Ok(_) => {
+                    failures = 0;
+                    settings.callbacks.poll_interval
+                }
+                Err(e) => {
+                    failures += 1;
+                    warn!(error = %e, "cannot read due recording-ready callbacks");
+                    settings.outage_backoff.after(failures).max(settings.callbacks.poll_interval)
+                }
+            };
+            tokio::select! {
+                () = stop.wait() => return,
+                () = self.inner.deliveries_wake.notified() => {}
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    /// Attempts every due recording-ready callback once.
+    pub async fn deliver_due_callbacks(&self) -> Result<DeliveryReport, StoreError> {
+        self.inner.deliverer.deliver_due(&*self.inner.recordings).await
+    }
+
+    /// Imports what is in the spool now and delivers due callbacks, then
+    /// returns (`scalelite-recording-importer --once`).
+    ///
+    /// Archives are listed, and after the settle time listed again; those
+    /// unchanged in between are imported one at a time. An archive still
+    /// changing is left for a later run. When PostgreSQL is unreachable the
+    /// remaining archives are left in the spool.
+    pub async fn import_pending_once(&self) -> Result<OnceReport, ImporterError> {
+        let settings = &self.inner.settings;
+        let mut report = OnceReport::default();
+        if settings.disabled {
+            info!("RECORDING_DISABLED is set: nothing imported");
+            return Ok(report);
+        }
+        let _lock = self.prepare()?;
+        self.recover().await;
+        let stop = Stop::default();
+        let mut settle = Settle::new(settings.settle_time);
+        let mut observed = self.observe(&mut settle, Instant::now());
+        if let Some(check) = observed.next_check {
+            tokio::time::sleep_until(check).await;
+            observed = self.observe(&mut settle, Instant::now());
+        }
+        report.waiting = observed.waiting;
+        for candidate in observed.ready {
+            let outcome = self.import_candidate(&candidate, &stop.flag).await;
+            let deferred = matches!(outcome, ArchiveOutcome::Deferred { .. });
+            report.outcomes.push(outcome);
+            if deferred {
+                break;
+            }
+        }
+        match self.deliver_due_callbacks().await {
+            Ok(deliveries) => report.deliveries = deliveries,
+            Err(e) => report.delivery_error = Some(e.to_string()),
+        }
+        Ok(report)
+    }
+}

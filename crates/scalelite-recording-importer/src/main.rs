@@ -1,0 +1,93 @@
+//! `scalelite-recording-importer`: imports recording archives until
+//! SIGTERM; `--once` imports what is in the spool now and exits.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use scalelite_core::config::{Config, Env};
+use scalelite_recording_importer::{ArchiveOutcome, Importer, ImporterError, Settings};
+use scalelite_store::recordings::RecordingStore;
+use scalelite_store::{PgStore, RedisStore, Store};
+use tracing::{error, info, warn};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    let env = Env::from_process();
+    scalelite_telemetry::init_logging(env.get("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")));
+    let once = match std::env::args().skip(1).collect::<Vec<_>>().as_slice() {
+        [] => false,
+        [flag] if flag == "--once" => true,
+        _ => {
+            error!("usage: scalelite-recording-importer [--once]");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            error!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&env, once)) {
+        Ok(code) => code,
+        Err(e) => {
+            error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(env: &Env, once: bool) -> anyhow::Result<ExitCode> {
+    let config = Config::from_env(env)?;
+    let url = config.database_url.as_ref().context("DATABASE_URL is required")?;
+    let recordings: Arc<dyn RecordingStore> = Arc::new(PgStore::open(url.expose(), 4).context("DATABASE_URL")?);
+    let redis: Option<Arc<dyn Store>> = match RedisStore::open(config.redis_url.expose(), &config.redis_namespace) {
+        Ok(store) => Some(Arc::new(store)),
+        Err(e) => {
+            warn!(error = %e, "REDIS_URL unusable: recording-ready URLs are read from PostgreSQL only");
+            None
+        }
+    };
+    if let Err(e) = recordings.health_check().await {
+        if once {
+            return Err(e).context("PostgreSQL");
+        }
+        warn!(error = %e, "PostgreSQL is not ready; imports wait for it");
+    }
+    let importer = Importer::new(Settings::from_config(&config), recordings, redis);
+    if !once {
+        importer.run(scalelite_telemetry::shutdown_signal()).await;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let report = match importer.import_pending_once().await {
+        Ok(report) => report,
+        Err(ImporterError::Busy(spool)) => {
+            info!(spool = %spool.display(), "another importer is working on the spool; nothing to do");
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    for outcome in &report.outcomes {
+        if let ArchiveOutcome::Quarantined { archive, reason, .. } = outcome {
+            warn!(archive, reason, "quarantined");
+        }
+    }
+    info!(
+        imported = report.imported(),
+        quarantined = report.quarantined(),
+        deferred = report.deferred(),
+        waiting = report.waiting,
+        callbacks_delivered = report.deliveries.delivered,
+        callbacks_retrying = report.deliveries.retrying,
+        callbacks_given_up = report.deliveries.given_up,
+        "import run finished"
+    );
+    if let Some(e) = &report.delivery_error {
+        warn!(error = %e, "due callbacks could not be read");
+    }
+    Ok(if report.deferred() > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}

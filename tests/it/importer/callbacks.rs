@@ -1,0 +1,282 @@
+//! Recording-ready callbacks: where the URL comes from, what is posted,
+//! retries that survive restarts.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, body::Incoming};
+use hyper_util::rt::TokioIo;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use scalelite_core::MeetingId;
+use scalelite_store::{RedisStore, Store as _};
+use scalelite_tests::TestRedis;
+use tokio::net::TcpListener;
+
+use super::*;
+
+/// A request the receiver got.
+#[derive(Clone, Debug)]
+struct Received {
+    method: String,
+    path: String,
+    content_type: Option<String>,
+    signed_parameters: Option<String>,
+}
+
+/// A front-end's recording-ready endpoint that answers with scripted
+/// statuses (then 200) and records every request.
+struct Receiver {
+    addr: SocketAddr,
+    requests: Arc<Mutex<Vec<Received>>>,
+    statuses: Arc<Mutex<VecDeque<u16>>>,
+    task: JoinHandle<()>,
+}
+
+impl Receiver {
+    async fn start(statuses: &[u16]) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let statuses = Arc::new(Mutex::new(statuses.iter().copied().collect::<VecDeque<_>>()));
+        let (log, script) = (Arc::clone(&requests), Arc::clone(&statuses));
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let (log, script) = (Arc::clone(&log), Arc::clone(&script));
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        let (log, script) = (Arc::clone(&log), Arc::clone(&script));
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                            let signed_parameters = form_urlencoded::parse(&body)
+                                .find(|(k, _)| k == "signed_parameters")
+                                .map(|(_, v)| v.into_owned());
+                            log.lock().unwrap().push(Received {
+                                method: parts.method.to_string(),
+                                path: parts.uri.path().to_owned(),
+                                content_type: parts
+                                    .headers
+                                    .get(http::header::CONTENT_TYPE)
+                                    .and_then(|v| v.to_str().ok())
+                                    .map(str::to_owned),
+                                signed_parameters,
+                            });
+                            let status = script.lock().unwrap().pop_front().unwrap_or(200);
+                            let response =
+                                Response::builder().status(status).body(Full::new(Bytes::from_static(b"ok"))).unwrap();
+                            Ok::<_, Infallible>(response)
+                        }
+                    });
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+        });
+        Self { addr, requests, statuses, task }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn requests(&self) -> Vec<Received> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    fn answer(&self, statuses: &[u16]) {
+        self.statuses.lock().unwrap().extend(statuses.iter().copied());
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The claims of a `signed_parameters` token, if `secret` signed it with
+/// `algorithm`.
+fn claims(token: &str, secret: &str, algorithm: Algorithm) -> Option<serde_json::Value> {
+    let mut validation = Validation::new(algorithm);
+    validation.set_required_spec_claims::<&str>(&[]);
+    validation.validate_exp = false;
+    jsonwebtoken::decode::<serde_json::Value>(token, &DecodingKey::from_secret(secret.as_bytes()), &validation)
+        .ok()
+        .map(|data| data.claims)
+}
+
+/// `(attempts, delivered, given up, last_error)` of the recording's callback.
+async fn delivery_row(rig: &Rig, record_id: &str) -> String {
+    rig.pg
+        .psql(&format!(
+            "SELECT attempts, delivered_at IS NOT NULL, given_up_at IS NOT NULL, coalesce(last_error, '-')
+             FROM recording_ready_deliveries WHERE record_id = '{record_id}'"
+        ))
+        .await
+}
+
+#[tokio::test]
+async fn callback_remembered_in_redis_is_delivered_with_a_valid_jwt_after_a_retry() {
+    let rig = Rig::start().await;
+    let redis = TestRedis::start().await;
+    let redis_store = RedisStore::open(&redis.url(), "scalelite").unwrap();
+    let receiver = Receiver::start(&[500]).await;
+    let rec = RecordingArchive::new("gl-room-1", "Greenlight room");
+    // What the API does at create with meta_bbb-recording-ready-url.
+    let url = receiver.url("/recording_ready?room=1");
+    redis_store
+        .remember_recording_ready_url(&MeetingId::new("gl-room-1"), &url, Duration::from_secs(3600))
+        .await
+        .unwrap();
+
+    let importer = Importer::new(rig.settings(&[]), Arc::new(rig.store.clone()), Some(Arc::new(redis_store)));
+    let running = Running::start(&importer);
+    rec.drop_into(&rig.dirs.spool());
+    eventually_with(Duration::from_secs(20), "the callback is retried after the 500", || async {
+        receiver.requests().len() >= 2
+    })
+    .await;
+    running.stop().await;
+
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    for request in &requests {
+        assert_eq!(request.method, "POST");
+        assert_eq!(request.path, "/recording_ready");
+        assert_eq!(request.content_type.as_deref(), Some("application/x-www-form-urlencoded"));
+        let token = request.signed_parameters.as_deref().expect("signed_parameters");
+        assert_eq!(
+            claims(token, LB_SECRET, Algorithm::HS256),
+            Some(serde_json::json!({"meeting_id": "gl-room-1", "record_id": rec.record_id})),
+        );
+        assert_eq!(claims(token, "another-secret", Algorithm::HS256), None);
+    }
+    assert_eq!(delivery_row(&rig, &rec.record_id).await, "2|t|f|-");
+    // Ruby Scalelite reads the URL from callback_data, linked to the recording.
+    let id = rig.recording(&rec.record_id).await.unwrap().id;
+    let row = rig.pg.psql("SELECT meeting_id, recording_id, callback_attributes FROM callback_data").await;
+    assert_eq!(row, format!("gl-room-1|{id}|---\n:recording_ready_url: {url}"));
+}
+
+#[tokio::test]
+async fn the_url_in_postgres_wins_and_each_secret_is_tried_in_turn() {
+    let rig = Rig::start().await;
+    let redis = TestRedis::start().await;
+    let redis_store = RedisStore::open(&redis.url(), "scalelite").unwrap();
+    // The first secret is refused, the second accepted.
+    let receiver = Receiver::start(&[401, 204]).await;
+    let rec = RecordingArchive::new("moodle-7", "Moodle course");
+    // Ruby Scalelite's create stored the URL in callback_data; Redis has another one.
+    rig.store.save_recording_ready_url("moodle-7", &receiver.url("/from-postgres"), None).await.unwrap();
+    redis_store
+        .remember_recording_ready_url(
+            &MeetingId::new("moodle-7"),
+            &receiver.url("/from-redis"),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    rec.drop_into(&rig.dirs.spool());
+
+    let vars = [
+        ("LOADBALANCER_SECRET", "first-secret"),
+        ("LOADBALANCER_SECRETS", "second-secret"),
+        ("LOADBALANCER_CHECKSUM_ALGORITHM", "SHA1:SHA512"),
+    ];
+    let importer = Importer::new(rig.settings(&vars), Arc::new(rig.store.clone()), Some(Arc::new(redis_store)));
+    let report = importer.import_pending_once().await.unwrap();
+    assert_eq!(report.imported(), 1);
+    assert_eq!(report.deliveries.delivered, 1, "{report:?}");
+
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 2);
+    assert!(requests.iter().all(|r| r.path == "/from-postgres"));
+    let expected = serde_json::json!({"meeting_id": "moodle-7", "record_id": rec.record_id});
+    // SHA512 without SHA256 among the checksum algorithms: HS512.
+    let token = |i: usize| requests[i].signed_parameters.clone().unwrap();
+    assert_eq!(claims(&token(0), "first-secret", Algorithm::HS512), Some(expected.clone()));
+    assert_eq!(claims(&token(1), "second-secret", Algorithm::HS512), Some(expected));
+    assert_eq!(delivery_row(&rig, &rec.record_id).await, "1|t|f|-", "one attempt, delivered");
+}
+
+#[tokio::test]
+async fn a_pending_retry_survives_a_restart() {
+    let rig = Rig::start().await;
+    let receiver = Receiver::start(&[503]).await;
+    let rec = RecordingArchive::new("restart", "Restart");
+    rig.store.save_recording_ready_url("restart", &receiver.url("/cb"), None).await.unwrap();
+    rec.drop_into(&rig.dirs.spool());
+
+    // The first importer imports and tries once; the receiver is down.
+    let report = rig.importer(&[]).import_pending_once().await.unwrap();
+    assert_eq!(report.deliveries.retrying, 1, "{report:?}");
+    assert_eq!(delivery_row(&rig, &rec.record_id).await, "1|f|f|HTTP 503");
+    assert_eq!(
+        rig.pg
+            .psql(&format!(
+                "SELECT next_attempt_at > (now() AT TIME ZONE 'UTC') FROM recording_ready_deliveries
+                 WHERE record_id = '{}'",
+                rec.record_id
+            ))
+            .await,
+        "t",
+        "the retry waits for its backoff"
+    );
+
+    // A new importer process on the same database delivers it when due.
+    let running = Running::start(&rig.importer(&[]));
+    eventually_with(Duration::from_secs(20), "the retry is delivered by the new importer", || async {
+        receiver.requests().len() >= 2
+    })
+    .await;
+    eventually_with(Duration::from_secs(5), "the delivery is recorded", || async {
+        delivery_row(&rig, &rec.record_id).await.starts_with("2|t|")
+    })
+    .await;
+    running.stop().await;
+    assert_eq!(receiver.requests().len(), 2, "delivered exactly once more");
+}
+
+#[tokio::test]
+async fn gone_receivers_are_not_retried_and_meetings_without_url_get_no_callback() {
+    let rig = Rig::start().await;
+    let receiver = Receiver::start(&[410]).await;
+    let with_url = RecordingArchive::new("deleted-room", "Deleted room");
+    let without_url = RecordingArchive::new("no-callback", "No callback");
+    rig.store.save_recording_ready_url("deleted-room", &receiver.url("/cb"), None).await.unwrap();
+    with_url.drop_into(&rig.dirs.spool());
+    without_url.drop_into(&rig.dirs.spool());
+
+    let report = rig.importer(&[]).import_pending_once().await.unwrap();
+    assert_eq!(report.imported(), 2);
+    assert_eq!(report.deliveries.delivered, 1, "410: the front-end deleted the room; done");
+    assert_eq!(delivery_row(&rig, &with_url.record_id).await, "1|t|f|HTTP 410");
+    assert_eq!(delivery_row(&rig, &without_url.record_id).await, "");
+    receiver.answer(&[200]);
+    let again = rig.importer(&[]).deliver_due_callbacks().await.unwrap();
+    assert_eq!(again.delivered + again.retrying + again.given_up, 0);
+    assert_eq!(receiver.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn with_multitenancy_only_recordings_of_a_tenant_get_callbacks() {
+    let rig = Rig::start().await;
+    let receiver = Receiver::start(&[]).await;
+    let tenant = RecordingArchive::new("t-room", "Tenant room").meta("tenant-id", "uni");
+    let orphan = RecordingArchive::new("o-room", "Orphan room");
+    for rec in [&tenant, &orphan] {
+        rig.store.save_recording_ready_url(&rec.meeting_id, &receiver.url("/cb"), None).await.unwrap();
+        rec.drop_into(&rig.dirs.spool());
+    }
+    let report = rig.importer(&[("MULTITENANCY_ENABLED", "true")]).import_pending_once().await.unwrap();
+    assert_eq!(report.imported(), 2);
+    assert_eq!(report.deliveries.delivered, 1);
+    let tenants = rig.pg.psql("SELECT meeting_id, tenant_id FROM recording_ready_deliveries").await;
+    assert_eq!(tenants, "t-room|uni");
+}

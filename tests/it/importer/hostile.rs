@@ -1,0 +1,149 @@
+//! Malformed, truncated and hostile archives: quarantined with a reason,
+//! nothing written outside the work directory, and the importer goes on.
+
+use scalelite_tests::archive::{Kind, RawTar, drop_bytes};
+
+use super::*;
+
+#[tokio::test]
+async fn broken_and_hostile_archives_are_quarantined_and_nothing_leaks() {
+    let rig = Rig::start().await;
+    let root = rig.dirs.root().to_path_buf();
+    let rec = RecordingArchive::new("room-1", "Room 1");
+    let other = RecordingArchive::new("room-2", "Room 2");
+    let id = rec.record_id.clone();
+    let good = rec.tar();
+    let metadata = rec.metadata_xml(Format::Presentation);
+    let without_metadata = rec.members().into_iter().filter(|(p, _)| !p.ends_with("/metadata.xml"));
+
+    let mut corrupt = good.clone();
+    corrupt[0] ^= 0x01;
+    let huge_metadata = format!("{metadata}<!--{}-->", "x".repeat(5 * 1024 * 1024));
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("corrupt", corrupt, "checksum mismatch"),
+        ("truncated", good[..good.len() / 2].to_vec(), "truncated archive"),
+        ("cut-after-a-member", RawTar::new().recording(&rec).unfinished(), "end-of-archive"),
+        ("empty", Vec::new(), "empty file"),
+        ("not-a-tar", "%PDF-1.7\n".repeat(400).into_bytes(), "malformed archive"),
+        (
+            "traversal",
+            RawTar::new().recording(&rec).file(&format!("presentation/{id}/../../../../evil-traversal"), b"x").finish(),
+            "leaves the archive",
+        ),
+        ("top-traversal", RawTar::new().file("../evil-top", b"x").recording(&rec).finish(), "leaves the archive"),
+        (
+            "absolute",
+            RawTar::new().recording(&rec).file(&format!("{}/evil-absolute", root.display()), b"x").finish(),
+            "absolute member path",
+        ),
+        (
+            "symlink",
+            RawTar::new()
+                .member(Kind::Symlink, &format!("presentation/{id}/evil-link"), b"", "/etc/passwd")
+                .recording(&rec)
+                .finish(),
+            "symbolic link member",
+        ),
+        (
+            "hardlink",
+            RawTar::new()
+                .recording(&rec)
+                .member(Kind::Hardlink, &format!("presentation/{id}/evil-hardlink"), b"", "/etc/shadow")
+                .finish(),
+            "hard link member",
+        ),
+        (
+            "fifo",
+            RawTar::new().recording(&rec).member(Kind::Fifo, &format!("presentation/{id}/evil-fifo"), b"", "").finish(),
+            "device or FIFO",
+        ),
+        (
+            "device",
+            RawTar::new().member(Kind::CharDevice, &format!("presentation/{id}/evil-dev"), b"", "").finish(),
+            "device or FIFO",
+        ),
+        (
+            "huge-metadata",
+            RawTar::new().file(&format!("presentation/{id}/metadata.xml"), huge_metadata.as_bytes()).finish(),
+            "more than the 4194304-byte limit",
+        ),
+        (
+            "long-name-bomb",
+            RawTar::new().file(&format!("presentation/{id}/{}", "n".repeat(1024 * 1024)), b"x").finish(),
+            "GNU long name larger than",
+        ),
+        (
+            "no-metadata",
+            without_metadata.fold(RawTar::new(), |t, (p, c)| t.file(&p, &c)).finish(),
+            "presentation/{id}/metadata.xml is missing",
+        ),
+        (
+            "metadata-without-meta",
+            RawTar::new()
+                .file(
+                    &format!("presentation/{id}/metadata.xml"),
+                    format!("<recording><id>{id}</id></recording>").as_bytes(),
+                )
+                .finish(),
+            "no <meta>",
+        ),
+        (
+            "metadata-of-another-recording",
+            RawTar::new()
+                .file(&format!("presentation/{id}/metadata.xml"), other.metadata_xml(Format::Presentation).as_bytes())
+                .finish(),
+            "describes recording",
+        ),
+        ("outside-the-layout", RawTar::new().recording(&rec).file("evil-top-level.txt", b"x").finish(), "not inside"),
+        ("two-recordings", RawTar::new().recording(&rec).recording(&other).finish(), "more than one recording"),
+    ];
+    for (name, bytes, _) in &cases {
+        drop_bytes(&rig.dirs.spool(), &format!("{name}.tar"), bytes);
+    }
+    // A good archive after all of them: the importer goes on.
+    rec.drop_into(&rig.dirs.spool());
+
+    let report = rig.importer(&[]).import_pending_once().await.unwrap();
+    assert_eq!(report.quarantined(), cases.len(), "{report:#?}");
+    assert_eq!(report.imported(), 1, "{report:#?}");
+
+    let failed = rig.dirs.spool().join("failed");
+    for (name, bytes, reason) in &cases {
+        let reason = reason.replace("{id}", &id);
+        let kept = std::fs::read(failed.join(format!("{name}.tar"))).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(kept == *bytes, "{name}: the quarantined archive is unchanged");
+        let text = std::fs::read_to_string(failed.join(format!("{name}.tar.reason"))).unwrap();
+        let first_line = text.lines().next().unwrap();
+        assert!(first_line.contains(&reason), "{name}: {first_line:?} should mention {reason:?}");
+    }
+
+    let mut expected: Vec<String> = cases
+        .iter()
+        .flat_map(|(name, _, _)| [format!("spool/failed/{name}.tar"), format!("spool/failed/{name}.tar.reason")])
+        .chain(tree_files(&rec, "published"))
+        .collect();
+    expected.sort();
+    assert_eq!(rig.files(), expected, "nothing was written outside the quarantine and the publish tree");
+    assert!(!root.parent().unwrap().join("evil-top").exists());
+    assert!(!root.parent().unwrap().join("evil-traversal").exists());
+    assert_published(&rec, &rig.dirs.published());
+
+    let log = rig.import_log().await;
+    let failures: Vec<&ImportLogEntry> = log.iter().filter(|e| e.status == "failed").collect();
+    assert_eq!(failures.len(), cases.len());
+    assert!(failures.iter().all(|e| e.reason.as_deref().is_some_and(|r| !r.is_empty())));
+    assert_eq!(rig.count("SELECT count(*) FROM recordings").await, 1);
+}
+
+#[tokio::test]
+async fn a_quarantined_archive_never_overwrites_an_earlier_one() {
+    let rig = Rig::start().await;
+    for round in 0..2 {
+        drop_bytes(&rig.dirs.spool(), "broken.tar", format!("not a tar {round}").repeat(100).as_bytes());
+        let report = rig.importer(&[]).import_pending_once().await.unwrap();
+        assert_eq!(report.quarantined(), 1);
+    }
+    let failed: Vec<String> = rig.files().into_iter().filter(|f| f.starts_with("spool/failed/")).collect();
+    assert_eq!(failed.len(), 4, "{failed:?}");
+    assert!(failed.contains(&"spool/failed/broken.tar".to_owned()));
+}
