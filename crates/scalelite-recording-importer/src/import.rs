@@ -32,13 +32,13 @@ use std::time::Duration;
 
 use scalelite_store::StoreError;
 use scalelite_store::recordings::{ImportLogEntry, RecordingImport};
+use scalelite_store::trees::{self, Trees};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::Importer;
 use crate::extract::{self, ExtractError};
 use crate::metadata::{parse_metadata, recording_from};
-use scalelite_store::trees::{self, Trees};
 use crate::spool::{self, Candidate};
 
 /// Prefix of extraction directories in the work directory.
