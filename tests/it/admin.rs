@@ -964,3 +964,84 @@ async fn recordings_import_status_shows_pending_failed_and_recent() {
     assert_eq!(json["recent"][0]["status"], "failed", "newest first");
     assert_eq!(json["recent"][1]["record_id"], "rec-ok");
 }
+
+#[tokio::test]
+async fn recordings_update_moves_unpublished_recordings_out_of_the_publish_tree() {
+    use scalelite_store::RecordingStore as _;
+    use scalelite_store::recordings::{ImportPolicy, ImportedFormat, RecordingImport};
+    let app = TestApp::builder().servers(0).recordings().start().await;
+    let store = app.recording_store();
+    let (published, unpublished) = (app.dirs().published(), app.dirs().unpublished());
+    // r-hidden is unpublished in the database but its files are still public
+    // (an unpublish done before files moved, or a restored backup); r-both
+    // already has an unpublished copy; r-open is published.
+    for (id, publish) in [("r-hidden", false), ("r-both", false), ("r-open", true)] {
+        let import = RecordingImport {
+            record_id: id.into(),
+            meeting_id: "m".into(),
+            published: Some(true),
+            state: Some("published".into()),
+            formats: ["presentation", "video"]
+                .map(|f| ImportedFormat { format: f.into(), url: format!("/{f}/{id}/"), ..Default::default() })
+                .to_vec(),
+            ..Default::default()
+        };
+        store.import_recording(&import, ImportPolicy { import_unpublished: !publish, protected: false }).await.unwrap();
+        for format in ["presentation", "video"] {
+            std::fs::create_dir_all(published.join(format).join(id)).unwrap();
+            std::fs::write(published.join(format).join(id).join("index.html"), id).unwrap();
+        }
+    }
+    std::fs::create_dir_all(unpublished.join("presentation/r-both")).unwrap();
+
+    let run = admin(&app, &["recordings", "update"]).await.ok();
+    assert_eq!(
+        lines(&run.out),
+        [
+            "Moved presentation of recording r-hidden to the unpublished directory",
+            "Moved video of recording r-hidden to the unpublished directory",
+            "Moved video of recording r-both to the unpublished directory",
+            "2 unpublished recordings checked, 3 formats moved, 0 failed",
+        ]
+    );
+    for format in ["presentation", "video"] {
+        assert_eq!(std::fs::read_to_string(unpublished.join(format).join("r-hidden/index.html")).unwrap(), "r-hidden");
+        assert!(!published.join(format).join("r-hidden").exists());
+        assert!(published.join(format).join("r-open/index.html").is_file(), "published recordings stay");
+    }
+    // An existing unpublished copy is never overwritten.
+    assert!(published.join("presentation/r-both/index.html").is_file());
+    assert!(!unpublished.join("presentation/r-both/index.html").exists());
+
+    let json = admin(&app, &["recordings", "update", "--json"]).await.ok().json();
+    assert_eq!((json["checked"].as_u64(), json["moved"].as_array().map(Vec::len)), (Some(2), Some(0)));
+}
+
+#[tokio::test]
+async fn recordings_import_runs_the_importer_once() {
+    use scalelite_tests::RecordingArchive;
+    let app = TestApp::builder().servers(0).recordings().env("RECORDING_IMPORT_SETTLE_TIME", "0").start().await;
+    let spool = app.dirs().spool();
+    let rec = RecordingArchive::new("room-1", "Seminar");
+    rec.drop_into(&spool);
+    scalelite_tests::archive::drop_bytes(&spool, "broken.tar", b"not a tar archive at all");
+
+    let run = admin(&app, &["recordings", "import"]).await.ok();
+    let out = lines(&run.out);
+    assert!(out.contains(&format!("imported  {} {}", rec.file_name(), rec.record_id).as_str()), "{out:?}");
+    assert!(out.iter().any(|l| l.starts_with("failed    broken.tar ")), "{out:?}");
+    assert!(out.last().unwrap().starts_with("Imported 1, failed 1, deferred 0"), "{out:?}");
+    assert!(app.dirs().published().join("presentation").join(&rec.record_id).join("metadata.xml").is_file());
+    assert!(spool.join("failed/broken.tar").is_file() && spool.join("failed/broken.tar.reason").is_file());
+
+    // import-status now shows the quarantined archive and both imports.
+    let json = admin(&app, &["recordings", "import-status", "--json"]).await.ok().json();
+    assert_eq!(json["failed"][0]["file"], "broken.tar");
+    assert_eq!(json["recent"].as_array().map(Vec::len), Some(2));
+    assert_eq!(json["pending"].as_array().map(Vec::len), Some(0));
+
+    // Without a database: a clear error, exit 1.
+    let config = Config::from_env(&scalelite_core::config::Env::default().with("REDIS_URL", app.redis.url())).unwrap();
+    let run = admin_with(&config, &["recordings", "import"], "").await;
+    assert_eq!((run.code, run.err.as_str()), (1, "ERROR: DATABASE_URL is not set\n"));
+}

@@ -1,12 +1,16 @@
 //! `recordings`: Scalelite's recording rake tasks (`recordings:update`,
-//! `recordings:addToTenant`) and `import-status`, the view of the spool an
-//! operator needs when recordings do not show up.
+//! `recordings:addToTenant`, and `recordings:watch` run once as `import`)
+//! and `import-status`, the view of the spool an operator needs when
+//! recordings do not show up.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Subcommand};
-use scalelite_store::RecordingStore as _;
+use scalelite_recording_importer::{ArchiveOutcome, Importer, ImporterError, Settings};
+use scalelite_store::RecordingStore;
+use scalelite_store::trees::{Trees, move_format};
 use serde_json::{Value, json};
 
 use crate::Ctx;
@@ -29,6 +33,13 @@ pub enum RecordingsCommand {
         /// The tenant id.
         tenant_id: Option<String>,
     },
+    /// Move the files of unpublished recordings that are still in the
+    /// publish tree into the unpublish tree (`recordings:update`).
+    Update,
+    /// Import the archives in the spool now and deliver due recording-ready
+    /// callbacks, then exit (what `scalelite-recording-importer --once`
+    /// does).
+    Import,
     /// Archives waiting in the spool, quarantined ones with their reasons,
     /// and the latest imports.
     ImportStatus {
@@ -51,8 +62,111 @@ pub(crate) async fn run(opts: Opts, ctx: &Ctx, ui: &mut Ui<'_, '_>) -> Outcome {
             ui.json(&json!({ "tenant_id": tenant_id, "recordings_linked": changed }));
             Ok(())
         }
+        RecordingsCommand::Update => update(ctx, ui).await,
+        RecordingsCommand::Import => import(ctx, ui).await,
         RecordingsCommand::ImportStatus { limit } => import_status(ctx, ui, limit).await,
     }
+}
+
+/// `recordings:update`: every format of an unpublished recording found in
+/// the publish tree and not in the unpublish tree is moved there. A format
+/// already in the unpublish tree is left as it is (as Scalelite skips such
+/// recordings), so nothing is overwritten.
+async fn update(ctx: &Ctx, ui: &mut Ui<'_, '_>) -> Outcome {
+    let db = ctx.database(ui)?;
+    let recordings = db.unpublished().await.map_err(|e| ui.fail(format!("ERROR: {e}")))?;
+    let config = &ctx.config.recordings;
+    let (publish, unpublish) = (config.publish_dir.clone(), config.unpublish_dir.clone());
+    let checked = recordings.len();
+    let results = tokio::task::spawn_blocking(move || {
+        let trees = Trees { publish: &publish, unpublish: &unpublish };
+        let mut results = Vec::new();
+        for recording in &recordings {
+            for format in &recording.formats {
+                let in_publish = publish.join(format).join(&recording.record_id);
+                let in_unpublish = unpublish.join(format).join(&recording.record_id);
+                if !in_publish.exists() || in_unpublish.exists() {
+                    continue;
+                }
+                let moved = move_format(trees, format, &recording.record_id, false).map_err(|e| e.to_string());
+                results.push((recording.record_id.clone(), format.clone(), moved));
+            }
+        }
+        results
+    })
+    .await
+    .map_err(|e| ui.fail(format!("ERROR: {e}")))?;
+    let failed: Vec<_> = results.iter().filter(|(_, _, r)| r.is_err()).collect();
+    for (record_id, format, result) in &results {
+        match result {
+            Ok(()) => ui.text(format!("Moved {format} of recording {record_id} to the unpublished directory")),
+            Err(e) => ui.notice(format!("ERROR: Failed to move recording {record_id} ({format}): {e}")),
+        }
+    }
+    let moved = results.len() - failed.len();
+    ui.text(format!("{checked} unpublished recordings checked, {moved} formats moved, {} failed", failed.len()));
+    ui.json(&json!({
+        "checked": checked,
+        "moved": results.iter().filter(|(_, _, r)| r.is_ok())
+            .map(|(id, format, _)| json!({ "record_id": id, "format": format })).collect::<Vec<_>>(),
+        "failed": failed.iter()
+            .map(|(id, format, r)| json!({ "record_id": id, "format": format, "error": r.as_ref().err() }))
+            .collect::<Vec<_>>(),
+    }));
+    if failed.is_empty() { Ok(()) } else { Err(ui.fail("ERROR: some recordings could not be moved")) }
+}
+
+/// Imports the spool once with the importer library.
+async fn import(ctx: &Ctx, ui: &mut Ui<'_, '_>) -> Outcome {
+    let db: Arc<dyn RecordingStore> = Arc::new(ctx.database(ui)?.clone());
+    let importer = Importer::new(Settings::from_config(&ctx.config), db, Some(Arc::clone(&ctx.store)));
+    let report = match importer.import_pending_once().await {
+        Ok(report) => report,
+        Err(ImporterError::Busy(spool)) => {
+            ui.text(format!("Another importer is working on {}; nothing done", spool.display()));
+            ui.json(&json!({ "busy": true }));
+            return Ok(());
+        }
+        Err(e) => return Err(ui.fail(format!("ERROR: {e}"))),
+    };
+    let mut outcomes = Vec::new();
+    for outcome in &report.outcomes {
+        let (status, archive, detail) = match outcome {
+            ArchiveOutcome::Imported(done) => ("imported", &done.archive, done.record_id.clone()),
+            ArchiveOutcome::Quarantined { archive, reason, .. } => ("failed", archive, reason.clone()),
+            ArchiveOutcome::Deferred { archive, reason } => ("deferred", archive, reason.clone()),
+            ArchiveOutcome::Changed { archive } => ("changing", archive, String::new()),
+            ArchiveOutcome::Cancelled { archive } | ArchiveOutcome::Vanished { archive } => {
+                ("skipped", archive, String::new())
+            }
+            _ => continue,
+        };
+        ui.text(format!("{status:<9} {archive} {detail}").trim_end());
+        outcomes.push(json!({ "status": status, "archive": archive, "detail": detail }));
+    }
+    ui.text(format!(
+        "Imported {}, failed {}, deferred {}, still being written {}; callbacks delivered {}, retrying {}, given up {}",
+        report.imported(),
+        report.quarantined(),
+        report.deferred(),
+        report.waiting,
+        report.deliveries.delivered,
+        report.deliveries.retrying,
+        report.deliveries.given_up,
+    ));
+    ui.json(&json!({
+        "archives": outcomes,
+        "waiting": report.waiting,
+        "callbacks": {
+            "delivered": report.deliveries.delivered,
+            "retrying": report.deliveries.retrying,
+            "given_up": report.deliveries.given_up,
+        },
+    }));
+    if report.deferred() > 0 {
+        return Err(ui.fail("ERROR: some archives could not be imported now; they stay in the spool"));
+    }
+    Ok(())
 }
 
 /// An archive file in the spool.
