@@ -2,6 +2,7 @@
 //! archives packed the way Scalelite's post-publish script packs them.
 
 mod callbacks;
+mod end_to_end;
 mod hostile;
 mod outage;
 

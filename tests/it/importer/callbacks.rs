@@ -22,16 +22,16 @@ use super::*;
 
 /// A request the receiver got.
 #[derive(Clone, Debug)]
-struct Received {
+pub(super) struct Received {
     method: String,
     path: String,
     content_type: Option<String>,
-    signed_parameters: Option<String>,
+    pub(super) signed_parameters: Option<String>,
 }
 
 /// A front-end's recording-ready endpoint that answers with scripted
 /// statuses (then 200) and records every request.
-struct Receiver {
+pub(super) struct Receiver {
     addr: SocketAddr,
     requests: Arc<Mutex<Vec<Received>>>,
     statuses: Arc<Mutex<VecDeque<u16>>>,
@@ -39,7 +39,7 @@ struct Receiver {
 }
 
 impl Receiver {
-    async fn start(statuses: &[u16]) -> Self {
+    pub(super) async fn start(statuses: &[u16]) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -81,11 +81,11 @@ impl Receiver {
         Self { addr, requests, statuses, task }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
-    fn requests(&self) -> Vec<Received> {
+    pub(super) fn requests(&self) -> Vec<Received> {
         self.requests.lock().unwrap().clone()
     }
 
@@ -102,7 +102,7 @@ impl Drop for Receiver {
 
 /// The claims of a `signed_parameters` token, if `secret` signed it with
 /// `algorithm`.
-fn claims(token: &str, secret: &str, algorithm: Algorithm) -> Option<serde_json::Value> {
+pub(super) fn claims(token: &str, secret: &str, algorithm: Algorithm) -> Option<serde_json::Value> {
     let mut validation = Validation::new(algorithm);
     validation.set_required_spec_claims::<&str>(&[]);
     validation.validate_exp = false;
