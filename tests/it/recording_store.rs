@@ -150,10 +150,13 @@ async fn import_semantics_and_queries() {
             .recordings
             .is_empty()
     );
-    assert_eq!(
-        ids(&find(RecordingQuery { record_id_prefixes: Some(vec!["a%".into()]), ..Default::default() }).await),
-        Vec::<String>::new()
-    );
+    // LIKE wildcards are plain characters; several prefixes are OR-ed.
+    for wildcard in ["a%", "a_", "_"] {
+        let query = RecordingQuery { record_id_prefixes: Some(vec![wildcard.into()]), ..Default::default() };
+        assert_eq!(ids(&find(query).await), Vec::<String>::new(), "{wildcard}");
+    }
+    let query = RecordingQuery { record_id_prefixes: Some(vec!["aaa-1".into(), "bb".into()]), ..Default::default() };
+    assert_eq!(ids(&find(query).await), ["bbb-1", "aaa-1"]);
     assert_eq!(
         ids(&find(RecordingQuery { meeting_ids: Some(vec!["room-b".into()]), ..Default::default() }).await),
         ["bbb-1"]
