@@ -9,62 +9,28 @@
 
 #![expect(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
+use scalelite_benches::{TimedRun, release_binary, run_timed, timed};
 use scalelite_tests::seed::{SeedServer, seed_meeting, seed_server};
 use scalelite_tests::{FakeFleet, MeetingSeed, Mode, NS, TestRedis};
 
-struct Measured {
-    round_ms: Option<u64>,
-    wall: f64,
-    cpu: f64,
-    max_rss_kib: u64,
-}
-
-fn poller_binary() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "--quiet", "-p", "scalelite-poller"])
-        .current_dir(&root)
-        .status()
-        .expect("cargo build");
-    assert!(status.success(), "building scalelite-poller failed");
-    root.join("target/release/scalelite-poller")
-}
-
-fn run_round(binary: &Path, redis_url: &str, response_timeout: &str) -> Measured {
-    let time = Path::new("/usr/bin/time");
-    assert!(time.exists(), "GNU time is needed: apt-get install time");
-    let output = Command::new(time)
-        .args(["-f", "TIME %e %U %S %M"])
-        .arg(binary)
+fn run_round(binary: &Path, redis_url: &str, response_timeout: &str) -> TimedRun {
+    let mut command = timed(binary);
+    command
         .arg("--once")
         .env("REDIS_URL", redis_url)
         .env("RESPONSE_TIMEOUT", response_timeout)
         .env("CONNECT_TIMEOUT", "1")
-        .env("POLLER_METRICS_BIND", "off")
-        .env("LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .output()
-        .expect("run scalelite-poller");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "poller failed:\n{stderr}");
-    let timing = stderr.lines().find_map(|l| l.strip_prefix("TIME ")).expect("time output");
-    let fields: Vec<f64> = timing.split_whitespace().map(|f| f.parse().unwrap()).collect();
-    let round_ms = stderr
-        .lines()
-        .filter(|l| l.contains("\"poll round\""))
-        .find_map(|l| l.split("\"duration_ms\":").nth(1)?.split([',', '}']).next()?.trim().parse().ok());
-    Measured { round_ms, wall: fields[0], cpu: fields[1] + fields[2], max_rss_kib: fields[3] as u64 }
+        .env("POLLER_METRICS_BIND", "off");
+    run_timed(&mut command, "poll round")
 }
 
 fn main() {
     let servers: usize = std::env::var("POLL_SERVERS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
     let response_timeout = std::env::var("POLL_RESPONSE_TIMEOUT").unwrap_or_else(|_| "5".into());
-    let binary = poller_binary();
+    let binary = release_binary("scalelite-poller");
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
 
     let (redis, empty_redis, fleet) = runtime.block_on(async {
@@ -100,7 +66,7 @@ fn main() {
     {
         println!(
             "| {name} | {n} | {} | {:.2} | {:.2} | {:.1} |",
-            m.round_ms.map_or("-".into(), |r| r.to_string()),
+            m.logged_ms.map_or("-".into(), |r| format!("{r:.0}")),
             m.wall,
             m.cpu,
             m.max_rss_kib as f64 / 1024.0
