@@ -11,6 +11,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use scalelite_core::error::error_chain;
 use scalelite_core::error::internal;
 use scalelite_core::sign::signed_url;
 use scalelite_core::xml::{self, Element};
@@ -251,17 +252,6 @@ fn http_client(connect_timeout: Duration) -> HttpClient {
         .pool_idle_timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(32)
         .build(connector)
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        message.push_str(": ");
-        message.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    message
 }
 
 #[cfg(test)]

@@ -135,6 +135,19 @@ impl BbbError {
     }
 }
 
+/// An error and its sources on one line, `outer: inner: …` (transport
+/// errors of hyper say what happened only in their sources).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        message.push_str(": ");
+        message.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    message
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

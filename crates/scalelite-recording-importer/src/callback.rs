@@ -35,6 +35,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use scalelite_core::Secret;
+use scalelite_core::error::error_chain;
 use scalelite_store::StoreError;
 use scalelite_store::recordings::{Delivery, DeliveryOutcome, RecordingStore};
 use tracing::{error, info, warn};
@@ -280,17 +281,6 @@ fn http_client(connect_timeout: Duration) -> HttpClient {
     };
     let connector = builder.https_or_http().enable_http1().wrap_connector(http);
     Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(connector)
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        message.push_str(": ");
-        message.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    message
 }
 
 #[cfg(test)]
