@@ -16,9 +16,8 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 use tokio::net::TcpStream;
-use tokio::time::Instant;
 
-use crate::util::{find_binary, free_port, log_tail, wait_child};
+use crate::util::{StartError, Starting, await_ready, find_binary, free_port, log_tail, wait_child};
 
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -64,12 +63,6 @@ pub struct TestNginx {
     port: u16,
     dir: TempDir,
     child: Mutex<Option<Child>>,
-}
-
-/// Why one start attempt failed.
-enum StartError {
-    PortInUse,
-    Other(String),
 }
 
 impl TestNginx {
@@ -186,7 +179,7 @@ async fn spawn_and_wait(binary: &Path, dir: &Path, port: u16) -> Result<Child, S
         .append(true)
         .open(dir.join("stderr.log"))
         .map_err(|e| StartError::Other(format!("cannot open nginx's stderr log: {e}")))?;
-    let mut child = Command::new(binary)
+    let child = Command::new(binary)
         .arg("-p")
         .arg(dir)
         .arg("-c")
@@ -199,32 +192,18 @@ async fn spawn_and_wait(binary: &Path, dir: &Path, port: u16) -> Result<Child, S
         .stderr(stderr)
         .spawn()
         .map_err(|e| StartError::Other(format!("cannot run {}: {e}", binary.display())))?;
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            let all = std::fs::read(&log_path).unwrap_or_default();
-            let tail = String::from_utf8_lossy(&all[(log_start as usize).min(all.len())..]).into_owned();
-            if tail.contains("Address already in use") {
-                return Err(StartError::PortInUse);
-            }
-            let stderr = log_tail(&dir.join("stderr.log"), 4000);
-            return Err(StartError::Other(format!(
-                "nginx exited with {status} on port {port}; error log:\n{tail}\nstderr:\n{stderr}"
-            )));
+    let starting = Starting { name: "nginx", port, log: &log_path, log_start, timeout: START_TIMEOUT };
+    let ready = || async move { TcpStream::connect(("127.0.0.1", port)).await.is_ok() };
+    let stop = |child: &mut Child| {
+        let _ = child.kill();
+        wait_child(child, Duration::from_secs(5));
+    };
+    await_ready(child, &starting, Duration::from_millis(10), ready, stop).await.map_err(|e| match e {
+        StartError::Other(message) => {
+            StartError::Other(format!("{message}\nstderr:\n{}", log_tail(&dir.join("stderr.log"), 4000)))
         }
-        if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return Ok(child);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            wait_child(&mut child, Duration::from_secs(5));
-            return Err(StartError::Other(format!(
-                "nginx on port {port} did not accept connections within {START_TIMEOUT:?}; error log:\n{}",
-                log_tail(&log_path, 4000)
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+        port_in_use => port_in_use,
+    })
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 use tokio::time::Instant;
 
-use crate::util::{find_binary, free_port, log_tail, wait_child};
+use crate::util::{StartError, Starting, await_ready, find_binary, free_port, wait_child};
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -35,11 +35,6 @@ pub struct TestPostgres {
     port: u16,
     dir: TempDir,
     child: Mutex<Option<Child>>,
-}
-
-enum StartError {
-    PortInUse,
-    Other(String),
 }
 
 impl TestPostgres {
@@ -270,44 +265,26 @@ impl TestPostgres {
             use std::os::unix::process::CommandExt;
             command.uid(uid).gid(gid).env("HOME", self.dir.path());
         }
-        let mut child = command
+        let child = command
             .spawn()
             .map_err(|e| StartError::Other(format!("cannot run postgres in {}: {e}", self.bin_dir.display())))?;
 
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                let all = std::fs::read(&log_path).unwrap_or_default();
-                let tail = String::from_utf8_lossy(&all[(log_start as usize).min(all.len())..]);
-                if tail.contains("Address already in use") {
-                    return Err(StartError::PortInUse);
-                }
-                return Err(StartError::Other(format!(
-                    "postgres exited with {status} on port {}; log:\n{tail}",
-                    self.port
-                )));
-            }
+        let starting =
+            Starting { name: "postgres", port: self.port, log: &log_path, log_start, timeout: START_TIMEOUT };
+        let ready = || async move {
             let connected =
                 tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(("127.0.0.1", self.port)))
                     .await;
-            if matches!(connected, Ok(Ok(_))) && self.psql_on("postgres", "select 1").await.is_ok() {
-                return Ok(child);
+            matches!(connected, Ok(Ok(_))) && self.psql_on("postgres", "select 1").await.is_ok()
+        };
+        let stop = |child: &mut Child| {
+            signal(child, "QUIT");
+            if !wait_child(child, Duration::from_secs(5)) {
+                let _ = child.kill();
+                let _ = child.wait();
             }
-            if Instant::now() >= deadline {
-                signal(&child, "QUIT");
-                if !wait_child(&mut child, Duration::from_secs(5)) {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                }
-                return Err(StartError::Other(format!(
-                    "postgres on port {} did not accept connections within {START_TIMEOUT:?}; \
-                     log:\n{}",
-                    self.port,
-                    log_tail(&log_path, 4000)
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        };
+        await_ready(child, &starting, Duration::from_millis(20), ready, stop).await
     }
 }
 

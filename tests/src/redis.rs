@@ -13,9 +13,8 @@ use std::time::Duration;
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::Instant;
 
-use crate::util::{find_binary, free_port, log_tail, wait_child};
+use crate::util::{StartError, Starting, await_ready, find_binary, free_port, wait_child};
 
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -30,12 +29,6 @@ pub struct TestRedis {
     port: u16,
     dir: TempDir,
     child: Mutex<Option<Child>>,
-}
-
-/// Why one start attempt failed.
-enum StartError {
-    PortInUse,
-    Other(String),
 }
 
 impl TestRedis {
@@ -166,7 +159,7 @@ async fn spawn_and_wait(binary: &Path, dir: &Path, port: u16) -> Result<Child, S
     let log_err = log.try_clone().map_err(|e| StartError::Other(format!("cannot clone log handle: {e}")))?;
     let log_start = std::fs::metadata(&log_path).map_or(0, |m| m.len());
     let port_arg = port.to_string();
-    let mut child = Command::new(binary)
+    let child = Command::new(binary)
         .args(["--port", &port_arg, "--bind", "127.0.0.1", "--save", ""])
         .args(["--appendonly", "no", "--daemonize", "no", "--dir"])
         .arg(dir)
@@ -177,32 +170,16 @@ async fn spawn_and_wait(binary: &Path, dir: &Path, port: u16) -> Result<Child, S
         .spawn()
         .map_err(|e| StartError::Other(format!("cannot run {}: {e}", binary.display())))?;
 
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            let all = std::fs::read(&log_path).unwrap_or_default();
-            let tail = String::from_utf8_lossy(&all[(log_start as usize).min(all.len())..]);
-            if tail.contains("Address already in use") {
-                return Err(StartError::PortInUse);
-            }
-            return Err(StartError::Other(format!("redis-server exited with {status} on port {port}; log:\n{tail}")));
-        }
-        let ping = tokio::time::timeout(Duration::from_secs(1), resp_command(port, &["PING"]));
-        if let Ok(Ok(RespValue::Str(pong))) = ping.await
-            && pong == "PONG"
-        {
-            return Ok(child);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            wait_child(&mut child, Duration::from_secs(5));
-            return Err(StartError::Other(format!(
-                "redis-server on port {port} did not answer PING within {START_TIMEOUT:?}; log:\n{}",
-                log_tail(&log_path, 4000)
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let starting = Starting { name: "redis-server", port, log: &log_path, log_start, timeout: START_TIMEOUT };
+    let ready = || async move {
+        let ping = tokio::time::timeout(Duration::from_secs(1), resp_command(port, &["PING"])).await;
+        matches!(ping, Ok(Ok(RespValue::Str(pong))) if pong == "PONG")
+    };
+    await_ready(child, &starting, Duration::from_millis(10), ready, |child| {
+        let _ = child.kill();
+        wait_child(child, Duration::from_secs(5));
+    })
+    .await
 }
 
 /// A decoded RESP2 reply.

@@ -108,6 +108,67 @@ pub(crate) fn wait_child(child: &mut std::process::Child, timeout: Duration) -> 
     }
 }
 
+/// Why one start attempt of a test server failed.
+pub(crate) enum StartError {
+    /// The port was taken meanwhile: try another one.
+    PortInUse,
+    /// Anything else, with the message to panic with.
+    Other(String),
+}
+
+/// A server process being started, and where it logs.
+pub(crate) struct Starting<'a> {
+    /// What to call it in messages (`redis-server`, `postgres`, `nginx`).
+    pub name: &'a str,
+    /// The port it should listen on.
+    pub port: u16,
+    /// Its log; only what was written after `log_start` counts.
+    pub log: &'a Path,
+    /// The log's length before the process was started.
+    pub log_start: u64,
+    /// How long it may take.
+    pub timeout: Duration,
+}
+
+/// Polls `ready` every `every` until it says the server is up, the process
+/// exits (`PortInUse` when its new log lines say the address is in use), or
+/// the time is up (then `stop` ends the process).
+pub(crate) async fn await_ready<F, Fut>(
+    mut child: std::process::Child,
+    starting: &Starting<'_>,
+    every: Duration,
+    mut ready: F,
+    stop: impl FnOnce(&mut std::process::Child),
+) -> Result<std::process::Child, StartError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let Starting { name, port, log, log_start, timeout } = *starting;
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let all = std::fs::read(log).unwrap_or_default();
+            let tail = String::from_utf8_lossy(&all[(log_start as usize).min(all.len())..]).into_owned();
+            if tail.contains("Address already in use") {
+                return Err(StartError::PortInUse);
+            }
+            return Err(StartError::Other(format!("{name} exited with {status} on port {port}; log:\n{tail}")));
+        }
+        if ready().await {
+            return Ok(child);
+        }
+        if Instant::now() >= deadline {
+            stop(&mut child);
+            return Err(StartError::Other(format!(
+                "{name} on port {port} did not come up within {timeout:?}; log:\n{}",
+                log_tail(log, 4000)
+            )));
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
