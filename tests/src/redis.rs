@@ -20,7 +20,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(15);
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A `redis-server` listening on 127.0.0.1 on a free port, with its working
-/// directory in a fresh temporary directory and persistence disabled.
+/// directory in a fresh temporary directory and persistence disabled (see
+/// [`TestRedis::start_persistent`]).
 ///
 /// The process is killed when the value is dropped.
 #[derive(Debug)]
@@ -29,6 +30,29 @@ pub struct TestRedis {
     port: u16,
     dir: TempDir,
     child: Mutex<Option<Child>>,
+    /// Arguments before `--port` (a config file) and after the common ones.
+    args: (Vec<String>, Vec<String>),
+}
+
+/// What `redis-server` needs besides its port and directory.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ServerArgs {
+    /// Arguments before the common ones (a configuration file).
+    pub leading: Vec<String>,
+    /// Arguments after them.
+    pub trailing: Vec<String>,
+}
+
+impl ServerArgs {
+    fn plain() -> Self {
+        Self::data(&["--save", "", "--appendonly", "no"])
+    }
+
+    fn data(args: &[&str]) -> Self {
+        // Replicas sync at once (Redis waits 5 s for more replicas by default).
+        let common = ["--repl-diskless-sync-delay", "0"];
+        Self { leading: Vec::new(), trailing: common.iter().chain(args).map(|a| (*a).to_owned()).collect() }
+    }
 }
 
 impl TestRedis {
@@ -38,23 +62,60 @@ impl TestRedis {
     ///
     /// Panics when `redis-server` is not installed or does not come up.
     pub async fn start() -> Self {
-        let binary =
-            find_binary("redis-server", &[Path::new("/usr/bin"), Path::new("/usr/sbin")]).unwrap_or_else(|| {
-                panic!(
-                    "redis-server not found: install the Debian package `redis-server` \
-                     (apt-get install redis-server)"
-                )
-            });
-        let dir = tempfile::Builder::new()
-            .prefix("test-redis-")
-            .tempdir()
-            .expect("cannot create a temporary directory for redis-server");
+        Self::start_with("test-redis-", ServerArgs::plain()).await
+    }
+
+    /// Starts a server that keeps its data across [`TestRedis::stop`] and
+    /// [`TestRedis::start_again`], even though `stop` kills it: an
+    /// append-only file synced on every write, as a production Redis holding
+    /// Scalelite's state would be configured.
+    ///
+    /// # Panics
+    ///
+    /// Panics when `redis-server` is not installed or does not come up.
+    pub async fn start_persistent() -> Self {
+        Self::start_with(
+            "test-redis-",
+            ServerArgs::data(&["--save", "", "--appendonly", "yes", "--appendfsync", "always"]),
+        )
+        .await
+    }
+
+    /// Starts a replica of `master` (no persistence) and waits until it is in
+    /// sync with it.
+    ///
+    /// # Panics
+    ///
+    /// Panics when the server does not come up or does not sync within 15 s.
+    pub async fn start_replica_of(master: &TestRedis) -> Self {
+        let master_port = master.port().to_string();
+        let args = ServerArgs::data(&["--save", "", "--appendonly", "no", "--replicaof", "127.0.0.1", &master_port]);
+        let replica = Self::start_with("test-redis-replica-", args).await;
+        crate::util::eventually_with(START_TIMEOUT, "the replica is in sync with its master", || async {
+            let info = replica.try_cmd(&["INFO", "replication"]).await;
+            info.ok().and_then(|i| i.as_str().map(|s| s.contains("master_link_status:up"))).unwrap_or(false)
+        })
+        .await;
+        replica
+    }
+
+    /// Starts `redis-server` with `args` in a new directory named `prefix*`.
+    pub(crate) async fn start_with(prefix: &str, args: ServerArgs) -> Self {
+        let binary = redis_server_binary();
+        let dir =
+            tempfile::Builder::new().prefix(prefix).tempdir().expect("cannot create a temporary directory for redis");
+        Self::start_in(binary, dir, args).await
+    }
+
+    /// Starts `binary` with `args` in `dir` on a free port.
+    pub(crate) async fn start_in(binary: PathBuf, dir: TempDir, args: ServerArgs) -> Self {
+        let args = (args.leading, args.trailing);
         let mut last_error = String::new();
         for _ in 0..5 {
             let port = free_port();
-            match spawn_and_wait(&binary, dir.path(), port).await {
+            match spawn_and_wait(&binary, dir.path(), port, &args).await {
                 Ok(child) => {
-                    return Self { binary, port, dir, child: Mutex::new(Some(child)) };
+                    return Self { binary, port, dir, child: Mutex::new(Some(child)), args };
                 }
                 Err(StartError::PortInUse) => {
                     last_error = format!("port {port} already in use");
@@ -90,8 +151,10 @@ impl TestRedis {
         self.child.lock().unwrap().is_some()
     }
 
-    /// Kills the server and waits for it to exit. Connections are refused
-    /// until [`TestRedis::start_again`]. All data is lost (no persistence).
+    /// Kills the server (SIGKILL, as in a crash) and waits for it to exit.
+    /// Connections are refused until [`TestRedis::start_again`]. The data is
+    /// lost unless the server was started with
+    /// [`TestRedis::start_persistent`].
     pub async fn stop(&self) {
         let child = self.child.lock().unwrap().take();
         if let Some(mut child) = child {
@@ -111,7 +174,7 @@ impl TestRedis {
         if self.is_running() {
             return;
         }
-        match spawn_and_wait(&self.binary, self.dir.path(), self.port).await {
+        match spawn_and_wait(&self.binary, self.dir.path(), self.port, &self.args).await {
             Ok(child) => *self.child.lock().unwrap() = Some(child),
             Err(StartError::PortInUse) => {
                 panic!("redis-server cannot restart: port {} is now used by another process", self.port)
@@ -149,7 +212,23 @@ impl Drop for TestRedis {
     }
 }
 
-async fn spawn_and_wait(binary: &Path, dir: &Path, port: u16) -> Result<Child, StartError> {
+/// The `redis-server` binary.
+///
+/// # Panics
+///
+/// Panics, naming the Debian package, when it is not installed.
+pub(crate) fn redis_server_binary() -> PathBuf {
+    find_binary("redis-server", &[Path::new("/usr/bin"), Path::new("/usr/sbin")]).unwrap_or_else(|| {
+        panic!("redis-server not found: install the Debian package `redis-server` (apt-get install redis-server)")
+    })
+}
+
+async fn spawn_and_wait(
+    binary: &Path,
+    dir: &Path,
+    port: u16,
+    (leading, trailing): &(Vec<String>, Vec<String>),
+) -> Result<Child, StartError> {
     let log_path = dir.join("redis.log");
     let log = OpenOptions::new()
         .create(true)
@@ -160,9 +239,10 @@ async fn spawn_and_wait(binary: &Path, dir: &Path, port: u16) -> Result<Child, S
     let log_start = std::fs::metadata(&log_path).map_or(0, |m| m.len());
     let port_arg = port.to_string();
     let child = Command::new(binary)
-        .args(["--port", &port_arg, "--bind", "127.0.0.1", "--save", ""])
-        .args(["--appendonly", "no", "--daemonize", "no", "--dir"])
+        .args(leading)
+        .args(["--port", &port_arg, "--bind", "127.0.0.1", "--daemonize", "no", "--dir"])
         .arg(dir)
+        .args(trailing)
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(log)
@@ -383,5 +463,24 @@ mod tests {
         assert_eq!(redis.cmd(&["PING"]).await.as_str(), Some("PONG"));
         // No persistence: the restart starts empty.
         assert!(redis.cmd(&["GET", "k"]).await.is_nil());
+    }
+
+    #[tokio::test]
+    async fn a_persistent_server_keeps_its_data_across_a_crash() {
+        let redis = TestRedis::start_persistent().await;
+        redis.cmd(&["SET", "k", "kept"]).await;
+        redis.stop().await;
+        redis.start_again().await;
+        assert_eq!(redis.cmd(&["GET", "k"]).await.as_str(), Some("kept"));
+    }
+
+    #[tokio::test]
+    async fn a_replica_follows_its_master() {
+        let master = TestRedis::start().await;
+        master.cmd(&["SET", "k", "v"]).await;
+        let replica = TestRedis::start_replica_of(&master).await;
+        assert_eq!(master.cmd(&["WAIT", "1", "5000"]).await.as_int(), Some(1));
+        assert_eq!(replica.cmd(&["GET", "k"]).await.as_str(), Some("v"));
+        assert!(matches!(replica.cmd(&["SET", "k", "w"]).await, RespValue::Error(e) if e.starts_with("READONLY")));
     }
 }

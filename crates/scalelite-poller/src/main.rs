@@ -45,7 +45,7 @@ fn main() -> ExitCode {
 
 async fn run(env: &Env, once: bool) -> anyhow::Result<()> {
     let config = Config::from_env(env)?;
-    let store = RedisStore::open(config.redis_url.expose(), &config.redis_namespace).context("REDIS_URL")?;
+    let store = RedisStore::from_config(&config).context("REDIS_URL")?;
     let metrics = Arc::new(PollerMetrics::new());
     let poller = Poller::from_config(&config, Arc::new(store), Arc::clone(&metrics));
     if once {
