@@ -5,6 +5,7 @@ pub mod model;
 pub mod postgres;
 pub mod recordings;
 pub mod redis;
+pub mod tenants;
 pub mod trees;
 
 use std::time::Duration;
@@ -14,12 +15,13 @@ use scalelite_core::{MeetingId, ServerId, TenantId};
 
 pub use crate::error::StoreError;
 pub use crate::model::{
-    JoinRoute, Meeting, MeetingRecord, MeetingRoute, NewServer, Placement, PlacementRequest, PollResult, PollSave,
-    PollSaved, PollStats, Pruned, Server, ServerState, ServerStats, ServerUpdate, Transition,
+    AnalyticsCallback, JoinRoute, Meeting, MeetingRecord, MeetingRoute, NewServer, Placement, PlacementRequest,
+    PollResult, PollSave, PollSaved, PollStats, Pruned, Server, ServerState, ServerStats, ServerUpdate, Transition,
 };
 pub use crate::postgres::PgStore;
 pub use crate::recordings::RecordingStore;
-pub use crate::redis::RedisStore;
+pub use crate::redis::{RedisConnection, RedisOptions, RedisStore};
+pub use crate::tenants::{Tenant, TenantRecord, TenantSetting, TenantUpdate};
 
 /// Storage of servers and meeting routes.
 ///
@@ -109,6 +111,52 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Takes a playback token (read and deleted atomically); its payload.
     async fn consume_playback_token(&self, token: &str) -> Result<Option<String>, StoreError>;
+
+    // === Tenants (Scalelite's Tenant and TenantSetting semantics) ===
+
+    /// Every tenant with its settings.
+    async fn tenants(&self) -> Result<Vec<TenantRecord>, StoreError>;
+
+    /// One tenant with its settings, by id.
+    async fn tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>, StoreError>;
+
+    /// The tenant the `tenant_name:<name>` index points to, with its settings.
+    async fn tenant_by_name(&self, name: &str) -> Result<Option<TenantRecord>, StoreError>;
+
+    /// Creates a tenant. `Conflict` if the id is taken.
+    async fn create_tenant(&self, tenant: &Tenant) -> Result<(), StoreError>;
+
+    /// Applies changes to a tenant. `NotFound` if it does not exist.
+    async fn update_tenant(&self, id: &TenantId, update: &TenantUpdate) -> Result<(), StoreError>;
+
+    /// Deletes a tenant and its name index (its settings stay, as in
+    /// Scalelite). Returns whether it existed.
+    async fn delete_tenant(&self, id: &TenantId) -> Result<bool, StoreError>;
+
+    /// Adds a tenant setting. `Conflict` if the id is taken.
+    async fn create_tenant_setting(&self, setting: &TenantSetting) -> Result<(), StoreError>;
+
+    /// Deletes a tenant setting. Returns whether it existed.
+    async fn delete_tenant_setting(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// The meeting dial-in number `pin` belongs to, and its server (no tenant
+    /// check). A stale `voice_bridges` entry (its meeting record expired or
+    /// holds another voice bridge) counts as unknown.
+    async fn find_meeting_by_voice_bridge(&self, pin: &str) -> Result<Option<MeetingRoute>, StoreError>;
+
+    // === Analytics callbacks ===
+
+    /// Remembers a meeting's analytics callback (replacing an older one)
+    /// until BBB posts the meeting's analytics.
+    async fn remember_analytics_callback(
+        &self,
+        meeting_id: &MeetingId,
+        callback: &AnalyticsCallback,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+
+    /// The remembered analytics callback of a meeting.
+    async fn analytics_callback(&self, meeting_id: &str) -> Result<Option<AnalyticsCallback>, StoreError>;
 }
 
 /// A named lease held with a random token (the poller's leader election).

@@ -364,3 +364,14 @@ pub struct Pruned {
     /// `voice_bridges` entries pointing to no (or another) meeting.
     pub orphan_voice_bridges: u64,
 }
+
+/// A front-end's analytics callback, taken off a create
+/// (`meta_analytics-callback-url`) and relayed when BBB posts the meeting's
+/// analytics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnalyticsCallback {
+    /// Where the front-end wants the analytics.
+    pub url: String,
+    /// The tenant whose create named the URL (multitenant mode).
+    pub tenant_id: Option<TenantId>,
+}

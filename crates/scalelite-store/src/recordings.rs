@@ -244,6 +244,10 @@ pub trait RecordingStore: Send + Sync + std::fmt::Debug + 'static {
     /// `callback_data.callback_attributes[:recording_ready_url]` of a meeting.
     async fn recording_ready_url(&self, meeting_id: &str) -> Result<Option<String>, StoreError>;
 
+    /// `callback_data.callback_attributes[:analytics_callback_url]` of a
+    /// meeting (written by Ruby Scalelite's create; read during a migration).
+    async fn analytics_callback_url(&self, meeting_id: &str) -> Result<Option<String>, StoreError>;
+
     /// Stores a meeting's recording-ready URL in `callback_data` (merged into
     /// its attributes, Ruby-readable) and links the recording when given.
     async fn save_recording_ready_url(

@@ -73,6 +73,19 @@ impl PgStore {
         push_filters(&mut q, query);
         Ok(q.build_query_scalar::<i64>().fetch_one(&self.pool).await?)
     }
+
+    /// One attribute of a meeting's `callback_data` row.
+    async fn callback_attribute(&self, meeting_id: &str, name: &str) -> Result<Option<String>, StoreError> {
+        let text: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT callback_attributes FROM callback_data WHERE meeting_id = $1 ORDER BY id LIMIT 1",
+        )
+        .bind(meeting_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(text
+            .flatten()
+            .and_then(|t| parse_callback_attributes(&t).into_iter().find(|(k, _)| k == name).map(|(_, v)| v)))
+    }
 }
 
 /// The columns of a [`RecordingView`] for the recordings in `page(id)`.
@@ -285,15 +298,11 @@ impl RecordingStore for PgStore {
     }
 
     async fn recording_ready_url(&self, meeting_id: &str) -> Result<Option<String>, StoreError> {
-        let text: Option<Option<String>> = sqlx::query_scalar(
-            "SELECT callback_attributes FROM callback_data WHERE meeting_id = $1 ORDER BY id LIMIT 1",
-        )
-        .bind(meeting_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(text.flatten().and_then(|t| {
-            parse_callback_attributes(&t).into_iter().find(|(k, _)| k == "recording_ready_url").map(|(_, v)| v)
-        }))
+        self.callback_attribute(meeting_id, "recording_ready_url").await
+    }
+
+    async fn analytics_callback_url(&self, meeting_id: &str) -> Result<Option<String>, StoreError> {
+        self.callback_attribute(meeting_id, "analytics_callback_url").await
     }
 
     async fn save_recording_ready_url(

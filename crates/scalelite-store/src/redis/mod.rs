@@ -5,15 +5,19 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
 use scalelite_core::{MeetingId, ServerId, TenantId};
 
 use crate::model::{
-    JoinRoute, Meeting, MeetingRecord, MeetingRoute, NewServer, Placement, PlacementRequest, PollResult, PollSave,
-    PollSaved, Pruned, Server, ServerState, ServerUpdate, Transition,
+    AnalyticsCallback, JoinRoute, Meeting, MeetingRecord, MeetingRoute, NewServer, Placement, PlacementRequest,
+    PollResult, PollSave, PollSaved, Pruned, Server, ServerState, ServerUpdate, Transition,
 };
+use crate::tenants::{Tenant, TenantRecord, TenantSetting, TenantUpdate};
 use crate::{Lease, Store, StoreError};
+
+mod connection;
+
+pub use connection::{DEFAULT_SENTINEL_PORT, RedisConnection, RedisOptions};
 
 macro_rules! script {
     ($file:literal) => {
@@ -34,6 +38,11 @@ struct Scripts {
     poll_save: Script,
     prune: Script,
     lease: Script,
+    tenants: Script,
+    save_tenant: Script,
+    delete_tenant: Script,
+    tenant_setting: Script,
+    voice_bridge: Script,
 }
 
 impl Scripts {
@@ -51,17 +60,22 @@ impl Scripts {
             poll_save: script!("poll_save.lua"),
             prune: script!("prune.lua"),
             lease: script!("lease.lua"),
+            tenants: script!("tenants.lua"),
+            save_tenant: script!("save_tenant.lua"),
+            delete_tenant: script!("delete_tenant.lua"),
+            tenant_setting: script!("tenant_setting.lua"),
+            voice_bridge: script!("voice_bridge.lua"),
         }
     }
 }
 
 /// Scalelite's Redis store.
 ///
-/// Cheap to clone: clones share one multiplexed, self-reconnecting
-/// connection, so concurrent requests are pipelined on it.
+/// Cheap to clone: clones share one multiplexed, self-repairing
+/// [`RedisConnection`], so concurrent requests are pipelined on it.
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     prefix: String,
     scripts: std::sync::Arc<Scripts>,
 }
@@ -73,20 +87,27 @@ impl fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// Creates a store for `url` with keys under `<namespace>:`.
+    /// Creates a store for `url` with keys under `<namespace>:`, with the
+    /// default [`RedisOptions`].
     ///
-    /// The connection is made lazily and re-made after failures, so the
-    /// process starts (and keeps running) while Redis is down; calls fail
-    /// until it is back.
+    /// `url` is `redis://`, `unix://` or `redis+sentinel://` (the master a
+    /// set of Sentinels names; see [`RedisConnection`]). The connection is
+    /// made lazily and re-made after failures, so the process starts (and
+    /// keeps running) while Redis is down; calls fail until it is back.
     pub fn open(url: &str, namespace: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(5)))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+        Self::open_with(url, namespace, RedisOptions::default())
+    }
+
+    /// [`RedisStore::open`] with explicit options.
+    pub fn open_with(url: &str, namespace: &str, options: RedisOptions) -> Result<Self, StoreError> {
+        let conn = RedisConnection::open(url, options)?;
         Ok(Self { conn, prefix: format!("{namespace}:"), scripts: std::sync::Arc::new(Scripts::load()) })
+    }
+
+    /// The store `REDIS_URL`, `REDIS_NAMESPACE` and `REDIS_TIMEOUT` describe.
+    pub fn from_config(config: &scalelite_core::config::Config) -> Result<Self, StoreError> {
+        let options = RedisOptions { timeout: config.redis_timeout };
+        Self::open_with(config.redis_url.expose(), &config.redis_namespace, options)
     }
 
     /// The key prefix, e.g. `scalelite:`.
@@ -95,7 +116,7 @@ impl RedisStore {
     }
 
     /// A handle on the shared connection, for administrative commands.
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> RedisConnection {
         self.conn.clone()
     }
 
@@ -126,6 +147,36 @@ impl RedisStore {
             servers.push(server);
         }
         Ok(servers)
+    }
+
+    async fn read_tenants(&self, mode: &str, arg: &str) -> Result<Vec<TenantRecord>, StoreError> {
+        let reply = self.run(&self.scripts.tenants, &[mode, arg]).await?;
+        let mut records = Vec::new();
+        for entry in array(reply)? {
+            let mut fields = array(entry)?.into_iter();
+            let mut next = || fields.next().unwrap_or(Value::Nil);
+            let id = TenantId::new(string(next())?);
+            let Some(tenant) = Tenant::from_hash(id, &pairs(next())?) else {
+                continue;
+            };
+            let mut settings = Vec::new();
+            for setting in array(next())? {
+                let mut parts = array(setting)?.into_iter();
+                let sid = string(parts.next().unwrap_or(Value::Nil))?;
+                settings.extend(TenantSetting::from_hash(sid, &pairs(parts.next().unwrap_or(Value::Nil))?));
+            }
+            records.push(TenantRecord { tenant, settings });
+        }
+        Ok(records)
+    }
+
+    async fn save_tenant(&self, mode: &str, id: &TenantId, fields: &[(&str, &str)]) -> Result<String, StoreError> {
+        let mut args = vec![mode, id.as_str()];
+        for (field, value) in fields {
+            args.push(field);
+            args.push(value);
+        }
+        string(self.run(&self.scripts.save_tenant, &args).await?)
     }
 
     async fn lease_op(&self, lease: &Lease, op: &str, ttl: Duration) -> Result<bool, StoreError> {
@@ -444,6 +495,114 @@ impl Store for RedisStore {
         let (value, _): (Option<String>, i64) =
             redis::pipe().atomic().cmd("GET").arg(&key).cmd("DEL").arg(&key).query_async(&mut conn).await?;
         Ok(value)
+    }
+
+    async fn tenants(&self) -> Result<Vec<TenantRecord>, StoreError> {
+        self.read_tenants("all", "").await
+    }
+
+    async fn tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>, StoreError> {
+        Ok(self.read_tenants("id", id.as_str()).await?.into_iter().next())
+    }
+
+    async fn tenant_by_name(&self, name: &str) -> Result<Option<TenantRecord>, StoreError> {
+        Ok(self.read_tenants("name", name).await?.into_iter().next())
+    }
+
+    async fn create_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
+        let mut fields = vec![("name", tenant.name.as_str()), ("secrets", tenant.secrets.as_str())];
+        fields.extend(tenant.lrs_fields());
+        match self.save_tenant("create", &tenant.id, &fields).await?.as_str() {
+            "ok" => Ok(()),
+            _ => Err(StoreError::Conflict(format!("Tenant already exists with id '{}'", tenant.id))),
+        }
+    }
+
+    async fn update_tenant(&self, id: &TenantId, update: &TenantUpdate) -> Result<(), StoreError> {
+        let mut fields: Vec<(&str, &str)> = Vec::new();
+        if let Some(name) = &update.name {
+            fields.push(("name", name));
+        }
+        if let Some(secrets) = &update.secrets {
+            fields.push(("secrets", secrets));
+        }
+        fields.extend(update.lrs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        match self.save_tenant("update", id, &fields).await?.as_str() {
+            "ok" => Ok(()),
+            _ => Err(StoreError::NotFound(format!("Couldn't find Tenant with id={id}"))),
+        }
+    }
+
+    async fn delete_tenant(&self, id: &TenantId) -> Result<bool, StoreError> {
+        Ok(matches!(self.run(&self.scripts.delete_tenant, &[id.as_str()]).await?, Value::Int(1)))
+    }
+
+    async fn create_tenant_setting(&self, setting: &TenantSetting) -> Result<(), StoreError> {
+        let args = [
+            "create",
+            setting.id.as_str(),
+            setting.tenant_id.as_str(),
+            setting.param.as_str(),
+            setting.value.as_str(),
+            setting.override_flag.as_str(),
+        ];
+        match string(self.run(&self.scripts.tenant_setting, &args).await?)?.as_str() {
+            "ok" => Ok(()),
+            _ => Err(StoreError::Conflict(format!("TenantSetting already exists with id '{}'", setting.id))),
+        }
+    }
+
+    async fn delete_tenant_setting(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(matches!(self.run(&self.scripts.tenant_setting, &["delete", id]).await?, Value::Int(1)))
+    }
+
+    async fn find_meeting_by_voice_bridge(&self, pin: &str) -> Result<Option<MeetingRoute>, StoreError> {
+        let mut parts = array(self.run(&self.scripts.voice_bridge, &[pin]).await?)?;
+        if parts.is_empty() {
+            return Ok(None);
+        }
+        let id = MeetingId::new(string(parts.remove(0))?);
+        route_from(&id, parts).map(Some)
+    }
+
+    async fn remember_analytics_callback(
+        &self,
+        meeting_id: &MeetingId,
+        callback: &AnalyticsCallback,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let key = format!("{}analytics_callback:{meeting_id}", self.prefix);
+        let tenant = callback.tenant_id.as_ref().map_or("", TenantId::as_str);
+        let mut conn = self.conn.clone();
+        redis::pipe()
+            .atomic()
+            .cmd("DEL")
+            .arg(&key)
+            .ignore()
+            .cmd("HSET")
+            .arg(&key)
+            .arg("url")
+            .arg(&callback.url)
+            .arg("tenant_id")
+            .arg(tenant)
+            .ignore()
+            .cmd("EXPIRE")
+            .arg(&key)
+            .arg(ttl.as_secs().max(1))
+            .ignore()
+            .query_async::<()>(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn analytics_callback(&self, meeting_id: &str) -> Result<Option<AnalyticsCallback>, StoreError> {
+        let key = format!("{}analytics_callback:{meeting_id}", self.prefix);
+        let mut conn = self.conn.clone();
+        let mut hash: HashMap<String, String> = redis::cmd("HGETALL").arg(&key).query_async(&mut conn).await?;
+        Ok(hash.remove("url").map(|url| AnalyticsCallback {
+            url,
+            tenant_id: hash.remove("tenant_id").filter(|t| !t.is_empty()).map(TenantId::new),
+        }))
     }
 }
 

@@ -15,7 +15,9 @@ local mflat = redis.call('HGETALL', mkey)
 if #mflat > 0 then
   local meeting = to_table(mflat)
   local stored = meeting['tenant_id'] or ''
-  if tenant ~= '' and stored ~= '' and stored ~= tenant then
+  -- A tenant never takes over another tenant's meeting, nor one stored
+  -- without tenant (Scalelite forwards to the latter and merges them).
+  if tenant ~= '' and stored ~= tenant then
     return {'tenant_conflict'}
   end
   local route = meeting_route(mflat, meeting)
