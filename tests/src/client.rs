@@ -283,6 +283,7 @@ pub struct ApiClient {
     algo: Algo,
     style: Style,
     timeout: Duration,
+    host: Option<String>,
     http: HttpClient,
 }
 
@@ -301,8 +302,17 @@ impl ApiClient {
             algo: Algo::Sha1,
             style: Style::Ruby,
             timeout: DEFAULT_TIMEOUT,
+            host: None,
             http: http_client(),
         }
+    }
+
+    /// Sends `Host: <host>` (a tenant's sub-domain in multitenant tests)
+    /// instead of the address connected to.
+    #[must_use]
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        self.host = Some(host.into());
+        self
     }
 
     /// Uses `algo` for checksums.
@@ -411,7 +421,10 @@ impl ApiClient {
         body: Bytes,
     ) -> Result<Reply, ClientError> {
         let url = self.resolve(target);
-        let headers: Vec<(&str, &str)> = content_type.map(|ct| vec![("content-type", ct)]).unwrap_or_default();
+        let mut headers: Vec<(&str, &str)> = content_type.map(|ct| vec![("content-type", ct)]).unwrap_or_default();
+        if let Some(host) = &self.host {
+            headers.push(("host", host));
+        }
         send(&self.http, method, &url, &headers, body, self.timeout).await
     }
 

@@ -36,9 +36,6 @@ fn main() -> ExitCode {
 
 async fn serve(env: &Env) -> anyhow::Result<()> {
     let config = Config::from_env(env)?;
-    if config.multitenancy {
-        anyhow::bail!("MULTITENANCY_ENABLED=true is not supported by this version yet; refusing to start unscoped");
-    }
     if config.secrets.is_empty() {
         tracing::warn!("LOADBALANCER_SECRET is not set: every checksummed call will be refused");
     }
@@ -48,7 +45,7 @@ async fn serve(env: &Env) -> anyhow::Result<()> {
              (getRecordings lists nothing)"
         );
     }
-    let store = RedisStore::open(config.redis_url.expose(), &config.redis_namespace).context("REDIS_URL")?;
+    let store = RedisStore::from_config(&config).context("REDIS_URL")?;
     let listener = TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
     info!(address = %listener.local_addr()?, "scalelite-api listening");
     let state = AppState::new(config, Arc::new(store))?;

@@ -15,7 +15,7 @@ use crate::response::Outcome;
 use crate::state::AppState;
 
 /// Call names used as metric labels (a fixed set: never ids or raw paths).
-const CALLS: [&str; 18] = [
+const CALLS: [&str; 19] = [
     "create",
     "join",
     "end",
@@ -23,6 +23,7 @@ const CALLS: [&str; 18] = [
     "getMeetingInfo",
     "getMeetings",
     "insertDocument",
+    "analytics_callback",
     "getServers",
     "getServerInfo",
     "addServer",
@@ -43,6 +44,7 @@ pub fn call_label(route: Option<&str>) -> &'static str {
         Some("/" | "/health_check") => "health_check",
         Some("/bigbluebutton/api") => "index",
         Some("/metrics") => "metrics",
+        Some("/fsapi") => "fsapi",
         // Playback routes carry the record id: one label each, never the path.
         Some(path) if path.starts_with("/recording/{") => "playback",
         Some(path) if path.contains("/{record_id}") => "playback_resource",
@@ -100,13 +102,7 @@ pub async fn authorize_host(State(state): State<AppState>, request: Request, nex
     }
     let headers = request.headers();
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).or_else(|| request.uri().host());
-    let forwarded = headers
-        .get_all("x-forwarded-host")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .next_back();
+    let forwarded = crate::tenancy::forwarded_host(headers);
     let allowed = |candidate: &str| host_matches(candidate, url_host, state.config.multitenancy);
     let ok = host.is_some_and(allowed) && forwarded.is_none_or(allowed);
     if ok { next.run(request).await } else { StatusCode::FORBIDDEN.into_response() }
@@ -121,7 +117,7 @@ fn host_matches(candidate: &str, url_host: &str, subdomains: bool) -> bool {
             && name.as_bytes()[name.len() - url_host.len() - 1] == b'.')
 }
 
-fn strip_port(host: &str) -> &str {
+pub(crate) fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
         return host.split(']').next().map_or(host, |h| &h[1..]);
     }
@@ -139,8 +135,10 @@ mod tests {
     fn call_labels() {
         assert_eq!(call_label(Some("/bigbluebutton/api/join")), "join");
         assert_eq!(call_label(Some("/bigbluebutton/api")), "index");
+        assert_eq!(call_label(Some("/bigbluebutton/api/analytics_callback")), "analytics_callback");
         assert_eq!(call_label(Some("/scalelite/api/getServers.json")), "getServers");
         assert_eq!(call_label(Some("/")), "health_check");
+        assert_eq!(call_label(Some("/fsapi")), "fsapi");
         assert_eq!(call_label(None), "unsupported");
         assert_eq!(call_label(Some("/recording/{record_id}/{format}")), "playback");
         assert_eq!(call_label(Some("/presentation/{record_id}/{*path}")), "playback_resource");

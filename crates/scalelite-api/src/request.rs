@@ -21,10 +21,14 @@ use futures::stream;
 use http::request::Parts;
 use http::{HeaderMap, Method, Request, header};
 use scalelite_core::checksum::{self, strip_checksum};
-use scalelite_core::{BbbError, Params, Secret};
+use std::sync::Arc;
+
+use scalelite_core::{BbbError, Params, Secret, TenantId};
 use tracing::debug;
 
+use crate::response::ApiError;
 use crate::state::AppState;
+use crate::tenancy::{ResolvedTenant, request_host, tenant_name};
 
 /// Which request bodies a call accepts (checked only for POSTs with a body).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +61,8 @@ pub struct ApiRequest {
     pub xml_body: Option<Bytes>,
     /// Request method.
     pub method: Method,
+    /// The caller's tenant (multitenant mode only).
+    pub tenant: Option<Arc<ResolvedTenant>>,
 }
 
 impl ApiRequest {
@@ -65,13 +71,47 @@ impl ApiRequest {
         self.params.get_present(name)
     }
 
-    /// Reads, checks and authenticates a request for `call`.
-    pub async fn read(state: &AppState, call: &ApiCall, request: Request<Body>) -> Result<Self, BbbError> {
-        Unverified::read(state, call, request).await?.verify(
-            call.name,
-            &state.config.secrets,
-            state.config.checksum_algorithms,
-        )
+    /// The caller's tenant id (multitenant mode only).
+    pub fn tenant_id(&self) -> Option<&TenantId> {
+        self.tenant.as_deref().map(ResolvedTenant::id)
+    }
+
+    /// Reads, checks and authenticates a request for `call`: with
+    /// multitenancy, against the secrets of the tenant its host names
+    /// (the load-balancer secrets are not accepted there).
+    pub async fn read(state: &AppState, call: &ApiCall, request: Request<Body>) -> Result<Self, ApiError> {
+        let tenant = if state.config.multitenancy {
+            Some(request_host(request.headers(), request.uri()).map(tenant_name).unwrap_or("").to_owned())
+        } else {
+            None
+        };
+        let unverified = Unverified::read(state, call, request).await?;
+        let algorithms = state.config.checksum_algorithms;
+        let Some(name) = tenant else {
+            let matched = unverified.matched(call.name, &state.config.secrets, algorithms)?;
+            return Ok(unverified.trusted(matched, None));
+        };
+        // Content type first, then the checksum (an unknown tenant has no
+        // secrets, so it is a checksumError), as in Scalelite.
+        let resolved = match state.tenants.by_name(&name).await? {
+            Some(tenant) => Some(tenant),
+            None => state.tenants.refresh(&name).await?,
+        };
+        let Some(mut resolved) = resolved else {
+            return Err(BbbError::ChecksumError.into());
+        };
+        let matched = match unverified.matched(call.name, &resolved.secrets, algorithms) {
+            Ok(matched) => matched,
+            // A secret may have been added since the tenant was cached.
+            Err(error) => match state.tenants.refresh(&name).await? {
+                Some(fresh) => {
+                    resolved = fresh;
+                    unverified.matched(call.name, &resolved.secrets, algorithms)?
+                }
+                None => return Err(error.into()),
+            },
+        };
+        Ok(unverified.trusted(matched, Some(resolved)))
     }
 }
 
@@ -159,10 +199,15 @@ impl Unverified {
         secrets: &[Secret],
         algorithms: checksum::AlgorithmSet,
     ) -> Result<ApiRequest, BbbError> {
+        let matched = self.matched(call, secrets, algorithms)?;
+        Ok(self.trusted(matched, None))
+    }
+
+    /// Checks the checksum; which check string matched (0 = the query).
+    fn matched(&self, call: &str, secrets: &[Secret], algorithms: checksum::AlgorithmSet) -> Result<usize, BbbError> {
         let body_params = self.form_body.as_ref().map(|(_, p)| p);
-        let checksum =
-            self.query.get("checksum").or_else(|| body_params.and_then(|p| p.get("checksum"))).unwrap_or("").to_owned();
-        let stripped_query = strip_checksum(&self.raw_query, &checksum);
+        let checksum = self.query.get("checksum").or_else(|| body_params.and_then(|p| p.get("checksum"))).unwrap_or("");
+        let stripped_query = strip_checksum(&self.raw_query, checksum);
 
         // Candidate check strings: the query, then (form POSTs only) the body.
         let mut body_candidates: Vec<String> = Vec::new();
@@ -170,7 +215,7 @@ impl Unverified {
             let overlap = body_params.iter().any(|(k, _)| k != "checksum" && self.query.contains(k));
             if !overlap && !body_params.is_empty() {
                 if stripped_query.is_empty() && !raw_body.is_empty() {
-                    body_candidates.push(strip_checksum(raw_body, &checksum).into_owned());
+                    body_candidates.push(strip_checksum(raw_body, checksum).into_owned());
                 }
                 body_candidates.push(canonical(&self.query, body_params));
             }
@@ -178,20 +223,23 @@ impl Unverified {
         let mut refs: Vec<&str> = Vec::with_capacity(1 + body_candidates.len());
         refs.push(&stripped_query);
         refs.extend(body_candidates.iter().map(String::as_str));
-        let matched = checksum::verify(call, &refs, &checksum, secrets, algorithms).map_err(|refusal| {
+        checksum::verify(call, &refs, checksum, secrets, algorithms).map_err(|refusal| {
             debug!(call, ?refusal, "checksum refused");
             BbbError::ChecksumError
-        })?;
+        })
+    }
 
+    /// The trusted parameters once check string `matched` verified.
+    fn trusted(self, matched: usize, tenant: Option<Arc<ResolvedTenant>>) -> ApiRequest {
         let mut params = self.query;
         match (matched, self.form_body) {
             (0, Some((_, body))) if !body.is_empty() => {
-                debug!(call, "ignoring form body parameters not covered by the checksum");
+                debug!("ignoring form body parameters not covered by the checksum");
             }
             (n, Some((_, body))) if n > 0 => params.extend(body),
             _ => {}
         }
-        Ok(ApiRequest { params, xml_body: self.xml_body, method: self.method })
+        ApiRequest { params, xml_body: self.xml_body, method: self.method, tenant }
     }
 
     /// The query parameters, unauthenticated (for calls without checksum).

@@ -10,6 +10,8 @@ use scalelite_store::{PgStore, RecordingStore, Store};
 
 use crate::api::get_meetings::MeetingsCache;
 use crate::metrics::ApiMetrics;
+use crate::outbound::Outbound;
+use crate::tenancy::TenantDirectory;
 
 /// Connections per API process to PostgreSQL (recordings calls only; the
 /// meeting calls never touch it).
@@ -48,6 +50,10 @@ pub struct Shared {
     pub metrics: Arc<ApiMetrics>,
     /// The registry `/metrics` encodes.
     pub registry: Arc<Registry>,
+    /// Tenants by name (multitenant mode).
+    pub tenants: TenantDirectory,
+    /// Calls to front-ends and Keycloak (analytics callbacks, LRS tokens).
+    pub outbound: Outbound,
 }
 
 impl AppState {
@@ -79,6 +85,8 @@ impl AppState {
         let fleet = Fleet::new(Arc::clone(&store), bbb.clone(), settings);
         let metrics = Arc::new(ApiMetrics::new());
         let registry = Arc::new(metrics.registry());
+        let tenants = TenantDirectory::new(Arc::clone(&store), config.tenant_cache_ttl);
+        let outbound = Outbound::new(&config);
         Ok(Self(Arc::new(Shared {
             config: Arc::new(config),
             store,
@@ -88,6 +96,8 @@ impl AppState {
             fleet,
             metrics,
             registry,
+            tenants,
+            outbound,
         })))
     }
 }

@@ -66,6 +66,13 @@ impl Env {
     pub fn is_set(&self, name: &str) -> bool {
         self.get(name).is_some()
     }
+
+    /// The value of `name` even when empty, for the few variables where an
+    /// empty value means something (`FSAPI_PASSWORD=` disables dial-in
+    /// authentication).
+    pub fn raw(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str)
+    }
 }
 
 /// Every configuration problem found, reported together.
@@ -140,6 +147,9 @@ pub struct Config {
     pub redis_url: Secret,
     /// `REDIS_NAMESPACE` (default `scalelite`): keys are `<ns>:<key>`.
     pub redis_namespace: String,
+    /// `REDIS_TIMEOUT` (seconds, default 5, redis-rb's default): the longest
+    /// one Redis call may take, connecting included.
+    pub redis_timeout: Duration,
     /// `DATABASE_URL`, if set.
     pub database_url: Option<Secret>,
     /// `LOADBALANCER_SECRET` followed by `LOADBALANCER_SECRETS` (`:`-separated).
@@ -153,6 +163,12 @@ pub struct Config {
     pub build_number: Option<String>,
     /// `MULTITENANCY_ENABLED`.
     pub multitenancy: bool,
+    /// `MULTITENANCY_ENABLED` is set to any (non-empty) value, even `false`:
+    /// what Scalelite's tenant rake tasks check before they run.
+    pub multitenancy_variable_set: bool,
+    /// `TENANT_CACHE_TTL` (seconds, default 5): how long an API process
+    /// keeps a tenant and its settings before reading them again.
+    pub tenant_cache_ttl: Duration,
     /// `MAX_MEETING_DURATION` in minutes, 0 = off.
     pub max_meeting_duration: u64,
     /// `CREATE_EXCLUDE_PARAMS`, `DEFAULT_CREATE_PARAMS`, `OVERRIDE_CREATE_PARAMS`.
@@ -176,6 +192,20 @@ pub struct Config {
     pub voice_bridge_len: usize,
     /// `USE_EXTERNAL_VOICE_BRIDGE`.
     pub use_external_voice_bridge: bool,
+    /// `VOICE_BRIDGE_MIN` (default 5): fewest digits the dial-in pin prompt
+    /// accepts.
+    pub voice_bridge_min: usize,
+    /// `VOICE_BRIDGE_MAX` (default 9): most digits the dial-in pin prompt
+    /// collects.
+    pub voice_bridge_max: usize,
+    /// `FSAPI_PASSWORD` (default: the first load-balancer secret): HTTP Basic
+    /// password of `/fsapi` (user `fsapi`). An explicitly empty value
+    /// disables authentication; `None` (neither variable set) leaves no
+    /// password that works.
+    pub fsapi_password: Option<Secret>,
+    /// `FSAPI_MAX_DURATION` (minutes, default `MAX_MEETING_DURATION`):
+    /// dial-in calls are hung up after this long; 0 = no limit.
+    pub fsapi_max_duration: u64,
     /// `LOAD_MIN_USER_COUNT` and `LOAD_JOIN_BUFFER_TIME` (minutes).
     pub load: LoadModel,
     /// `MAX_REQUEST_BODY_BYTES` (default 32 MiB): largest accepted POST body.
@@ -199,6 +229,10 @@ pub struct Config {
     /// `MANAGEMENT_API_SIGNED_BODY`: management calls with a JSON body must
     /// sign it (checksum over call name + query + body + secret).
     pub management_signed_body: bool,
+    /// `ANALYTICS_CALLBACK_RETRY_INTERVAL` (seconds, default 10): pause
+    /// before the second attempt at relaying an analytics callback to a
+    /// front-end; doubled before the third and last.
+    pub analytics_callback_retry: Duration,
     /// Recording settings.
     pub recordings: RecordingConfig,
 }
@@ -331,17 +365,25 @@ impl Config {
             .unwrap_or_default();
         let buffer_minutes: u64 = r.parse("LOAD_JOIN_BUFFER_TIME", 15);
 
+        let max_meeting_duration: u64 = r.parse("MAX_MEETING_DURATION", 0);
+        let fsapi_password = match env.raw("FSAPI_PASSWORD") {
+            Some(raw) => Some(Secret::new(raw)),
+            None => secrets.first().cloned(),
+        };
         let config = Config {
             bind,
             redis_url: Secret::new(r.string("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379/0".into())),
             redis_namespace: r.string("REDIS_NAMESPACE").unwrap_or_else(|| "scalelite".into()),
+            redis_timeout: r.seconds("REDIS_TIMEOUT", 5.0),
             database_url: r.string("DATABASE_URL").map(Secret::new),
             secrets,
             checksum_algorithms,
             url_host: r.string("URL_HOST"),
             build_number: r.string("BUILD_NUMBER"),
             multitenancy: r.bool("MULTITENANCY_ENABLED", false),
-            max_meeting_duration: r.parse("MAX_MEETING_DURATION", 0),
+            multitenancy_variable_set: env.is_set("MULTITENANCY_ENABLED"),
+            tenant_cache_ttl: r.seconds("TENANT_CACHE_TTL", 5.0),
+            max_meeting_duration,
             create_params,
             join_params,
             get_meetings_disabled: r.bool("GET_MEETINGS_API_DISABLED", false),
@@ -352,6 +394,10 @@ impl Config {
             meeting_ttl: Duration::from_secs(r.parse("DEFAULT_MEETING_TTL", 86_400)),
             voice_bridge_len: r.parse("VOICE_BRIDGE_LEN", 9),
             use_external_voice_bridge: r.bool("USE_EXTERNAL_VOICE_BRIDGE", false),
+            voice_bridge_min: r.parse("VOICE_BRIDGE_MIN", 5),
+            voice_bridge_max: r.parse("VOICE_BRIDGE_MAX", 9),
+            fsapi_password,
+            fsapi_max_duration: r.parse("FSAPI_MAX_DURATION", max_meeting_duration),
             load: LoadModel {
                 min_user_count: r.parse("LOAD_MIN_USER_COUNT", 15),
                 join_buffer: Duration::from_secs(buffer_minutes * 60),
@@ -365,10 +411,18 @@ impl Config {
             server_id_is_hostname: r.bool("SERVER_ID_IS_HOSTNAME", false),
             management_secrets,
             management_signed_body: r.bool("MANAGEMENT_API_SIGNED_BODY", false),
+            analytics_callback_retry: r.seconds("ANALYTICS_CALLBACK_RETRY_INTERVAL", 10.0),
             recordings,
         };
+        if config.redis_timeout.is_zero() {
+            r.error("REDIS_TIMEOUT: must be more than 0 seconds".into());
+        }
         if !(1..=32).contains(&config.voice_bridge_len) {
             r.error(format!("VOICE_BRIDGE_LEN={}: must be between 1 and 32", config.voice_bridge_len));
+        }
+        let (min, max) = (config.voice_bridge_min, config.voice_bridge_max);
+        if min == 0 || min > max || max > 128 {
+            r.error(format!("VOICE_BRIDGE_MIN={min}, VOICE_BRIDGE_MAX={max}: need 1 <= MIN <= MAX <= 128"));
         }
         r.finish(config)
     }
@@ -405,6 +459,7 @@ mod tests {
         assert_eq!(config.checksum_algorithms.outgoing(), Algorithm::Sha256);
         assert!(config.checksum_algorithms.contains(Algorithm::Sha384));
         assert_eq!(config.response_timeout, Duration::from_secs(10));
+        assert_eq!(config.redis_timeout, Duration::from_secs(5));
         assert_eq!(config.meeting_ttl, Duration::from_secs(86_400));
         assert_eq!(config.voice_bridge_len, 9);
         assert_eq!(config.load.min_user_count, 15);
@@ -412,6 +467,7 @@ mod tests {
         assert_eq!((config.healthy_threshold, config.unhealthy_threshold), (1, 2));
         assert_eq!(config.poller_metrics_bind, Some("0.0.0.0:9101".parse().unwrap()));
         assert!(config.management_secrets.is_empty());
+        assert_eq!(config.analytics_callback_retry, Duration::from_secs(10));
     }
 
     #[test]
@@ -477,7 +533,13 @@ mod tests {
         assert_eq!(config.create_params.default_value("welcome"), Some("hi"));
         assert_eq!(config.create_params.exclude, ["test4", "test2"]);
         assert!(config.multitenancy);
+        assert!(config.multitenancy_variable_set);
         assert!(!config.get_meetings_disabled);
+        // The tenant tasks only need the variable to be set, as in Scalelite.
+        let config = Config::from_env(&Env::from_pairs([("MULTITENANCY_ENABLED", "false")])).unwrap();
+        assert!(!config.multitenancy && config.multitenancy_variable_set);
+        let config = Config::from_env(&Env::default()).unwrap();
+        assert!(!config.multitenancy_variable_set);
     }
 
     #[test]
@@ -496,10 +558,53 @@ mod tests {
     }
 
     #[test]
+    fn dial_in_variables() {
+        let config =
+            Config::from_env(&Env::from_pairs([("LOADBALANCER_SECRET", "lb"), ("MAX_MEETING_DURATION", "90")]))
+                .unwrap();
+        assert_eq!((config.voice_bridge_min, config.voice_bridge_max), (5, 9));
+        assert_eq!(config.fsapi_password, Some(Secret::new("lb")));
+        assert_eq!(config.fsapi_max_duration, 90);
+        let env = Env::from_pairs([
+            ("LOADBALANCER_SECRET", "lb"),
+            ("FSAPI_PASSWORD", "fs"),
+            ("FSAPI_MAX_DURATION", "0"),
+            ("MAX_MEETING_DURATION", "90"),
+            ("VOICE_BRIDGE_MIN", "4"),
+            ("VOICE_BRIDGE_MAX", "10"),
+        ]);
+        let config = Config::from_env(&env).unwrap();
+        assert_eq!(config.fsapi_password, Some(Secret::new("fs")));
+        assert_eq!(config.fsapi_max_duration, 0);
+        assert_eq!((config.voice_bridge_min, config.voice_bridge_max), (4, 10));
+        // An empty FSAPI_PASSWORD disables authentication; none at all leaves no password.
+        let env = Env::from_pairs([("LOADBALANCER_SECRET", "lb"), ("FSAPI_PASSWORD", "")]);
+        assert_eq!(Config::from_env(&env).unwrap().fsapi_password, Some(Secret::new("")));
+        assert_eq!(Config::from_env(&Env::default()).unwrap().fsapi_password, None);
+        for (min, max) in [("6", "5"), ("0", "9"), ("5", "200")] {
+            let env = Env::from_pairs([("VOICE_BRIDGE_MIN", min), ("VOICE_BRIDGE_MAX", max)]);
+            assert!(Config::from_env(&env).is_err(), "{min} {max}");
+        }
+    }
+
+    #[test]
+    fn redis_timeout_is_positive_seconds() {
+        let config = Config::from_env(&Env::from_pairs([("REDIS_TIMEOUT", "0.25")])).unwrap();
+        assert_eq!(config.redis_timeout, Duration::from_millis(250));
+        let err = Config::from_env(&Env::from_pairs([("REDIS_TIMEOUT", "0")])).unwrap_err();
+        assert!(err.to_string().contains("REDIS_TIMEOUT"), "{err}");
+    }
+
+    #[test]
     fn debug_hides_secrets() {
-        let env = Env::from_pairs([("LOADBALANCER_SECRET", "topsecret"), ("REDIS_URL", "redis://:pw@host")]);
+        let env = Env::from_pairs([
+            ("LOADBALANCER_SECRET", "topsecret"),
+            ("REDIS_URL", "redis://:pw@host"),
+            ("FSAPI_PASSWORD", "fs-password"),
+        ]);
         let printed = format!("{:?} {env:?}", Config::from_env(&env).unwrap());
         assert!(!printed.contains("topsecret"));
         assert!(!printed.contains("pw@host"));
+        assert!(!printed.contains("fs-password"));
     }
 }

@@ -23,21 +23,17 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt as _;
 use http::{Request, Uri, header};
 use http_body_util::{BodyExt as _, Full, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use scalelite_core::Secret;
+use scalelite_bbb_client::{HttpsClient, https_client, redacted_url as redacted};
 use scalelite_core::error::error_chain;
-use scalelite_store::StoreError;
+use scalelite_core::{Secret, TenantId};
 use scalelite_store::recordings::{Delivery, DeliveryOutcome, RecordingStore};
+use scalelite_store::{Store, StoreError};
 use tracing::{error, info, warn};
 
 use crate::settings::CallbackSettings;
@@ -65,6 +61,37 @@ impl fmt::Debug for LoadBalancerSecrets {
 impl CallbackSecrets for LoadBalancerSecrets {
     async fn secrets(&self, _tenant_id: Option<&str>) -> Result<Vec<Secret>, StoreError> {
         Ok(self.0.clone())
+    }
+}
+
+/// Multitenant callbacks: a recording with `tenant-id` metadata is signed
+/// with that tenant's secrets (read from the store, so a rolled-over secret
+/// is used at once); one without a tenant with the load-balancer secrets.
+/// A deleted tenant fails the delivery (it is retried, then given up).
+#[derive(Clone)]
+pub struct TenantSecrets {
+    /// Where tenants live.
+    pub store: Arc<dyn Store>,
+    /// The load-balancer secrets.
+    pub fallback: Vec<Secret>,
+}
+
+impl fmt::Debug for TenantSecrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantSecrets").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl CallbackSecrets for TenantSecrets {
+    async fn secrets(&self, tenant_id: Option<&str>) -> Result<Vec<Secret>, StoreError> {
+        let Some(id) = tenant_id.filter(|t| !t.is_empty()) else {
+            return Ok(self.fallback.clone());
+        };
+        match self.store.tenant(&TenantId::new(id)).await? {
+            Some(record) => Ok(record.tenant.secret_list().into_iter().map(Secret::new).collect()),
+            None => Err(StoreError::NotFound(format!("Couldn't find Tenant with id={id}"))),
+        }
     }
 }
 
@@ -104,12 +131,10 @@ enum Attempt {
     Invalid(String),
 }
 
-type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
-
 /// Delivers recording-ready callbacks.
 #[derive(Clone)]
 pub(crate) struct Deliverer {
-    client: HttpClient,
+    client: HttpsClient,
     settings: CallbackSettings,
     secrets: Arc<dyn CallbackSecrets>,
 }
@@ -122,7 +147,7 @@ impl fmt::Debug for Deliverer {
 
 impl Deliverer {
     pub(crate) fn new(settings: CallbackSettings, secrets: Arc<dyn CallbackSecrets>) -> Self {
-        Self { client: http_client(settings.connect_timeout), settings, secrets }
+        Self { client: https_client(settings.connect_timeout), settings, secrets }
     }
 
     /// Claims and attempts due callbacks until none is left; returns what
@@ -255,34 +280,6 @@ fn outcome(attempt: &Attempt, attempts_before: i32, settings: &CallbackSettings)
     }
 }
 
-/// `scheme://host[:port]/path` of a URL, without user information or query
-/// (either may carry credentials).
-pub(crate) fn redacted(url: &str) -> String {
-    match url.parse::<Uri>() {
-        Ok(uri) => {
-            let host = uri.authority().map(|a| a.as_str().rsplit('@').next().unwrap_or_default()).unwrap_or_default();
-            format!("{}://{host}{}", uri.scheme_str().unwrap_or("?"), uri.path())
-        }
-        Err(_) => "<invalid URL>".into(),
-    }
-}
-
-fn http_client(connect_timeout: Duration) -> HttpClient {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(connect_timeout));
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = match hyper_rustls::HttpsConnectorBuilder::new().with_provider_and_native_roots(provider.clone()) {
-        Ok(with_roots) => with_roots,
-        Err(_) => hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(provider)
-            .expect("ring supports the default TLS versions"),
-    };
-    let connector = builder.https_or_http().enable_http1().wrap_connector(http);
-    Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(connector)
-}
-
 #[cfg(test)]
 mod tests {
     use scalelite_core::config::{Config, Env};
@@ -305,13 +302,6 @@ mod tests {
         assert_eq!(outcome(&Attempt::Delivered(204), 3, &s), DeliveryOutcome::Done);
         assert_eq!(outcome(&Attempt::NothingThere(410), 0, &s), DeliveryOutcome::Done);
         assert_eq!(outcome(&Attempt::Invalid("x".into()), 0, &s), DeliveryOutcome::GiveUp);
-    }
-
-    #[test]
-    fn urls_are_logged_without_credentials() {
-        assert_eq!(redacted("https://user:pw@gl.example.edu:8443/cb?token=abc"), "https://gl.example.edu:8443/cb");
-        assert_eq!(redacted("http://gl/recording_ready"), "http://gl/recording_ready");
-        assert_eq!(redacted("not a url"), "<invalid URL>");
     }
 
     #[test]

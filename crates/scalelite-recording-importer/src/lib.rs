@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
-pub use crate::callback::{CallbackSecrets, DeliveryReport, LoadBalancerSecrets};
+pub use crate::callback::{CallbackSecrets, DeliveryReport, LoadBalancerSecrets, TenantSecrets};
 pub use crate::import::{ArchiveOutcome, ImportedArchive};
 pub use crate::settings::{Backoff, CallbackSettings, Settings};
 
@@ -144,9 +144,14 @@ impl Stop {
 impl Importer {
     /// An importer with `settings`, writing recordings to `recordings` and
     /// reading the recording-ready URLs the API remembered from `redis`
-    /// (optional). Callbacks are signed with the load-balancer secrets.
+    /// (optional). Callbacks are signed with the load-balancer secrets, in
+    /// multitenant mode with the secrets of the recording's tenant.
     pub fn new(settings: Settings, recordings: Arc<dyn RecordingStore>, redis: Option<Arc<dyn Store>>) -> Self {
-        let secrets: Arc<dyn CallbackSecrets> = Arc::new(LoadBalancerSecrets(settings.callbacks.secrets.clone()));
+        let fallback = settings.callbacks.secrets.clone();
+        let secrets: Arc<dyn CallbackSecrets> = match (&redis, settings.multitenancy) {
+            (Some(store), true) => Arc::new(TenantSecrets { store: Arc::clone(store), fallback }),
+            _ => Arc::new(LoadBalancerSecrets(fallback)),
+        };
         let deliverer = Deliverer::new(settings.callbacks.clone(), secrets);
         Self {
             inner: Arc::new(Inner {

@@ -1,104 +1,13 @@
 //! Recording-ready callbacks: where the URL comes from, what is posted,
 //! retries that survive restarts.
 
-use std::collections::VecDeque;
-use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::Mutex;
-
-use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response, body::Incoming};
-use hyper_util::rt::TokioIo;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use scalelite_core::MeetingId;
 use scalelite_store::{RedisStore, Store as _};
+pub(super) use scalelite_tests::Receiver;
 use scalelite_tests::TestRedis;
-use tokio::net::TcpListener;
 
 use super::*;
-
-/// A request the receiver got.
-#[derive(Clone, Debug)]
-pub(super) struct Received {
-    method: String,
-    path: String,
-    content_type: Option<String>,
-    pub(super) signed_parameters: Option<String>,
-}
-
-/// A front-end's recording-ready endpoint that answers with scripted
-/// statuses (then 200) and records every request.
-pub(super) struct Receiver {
-    addr: SocketAddr,
-    requests: Arc<Mutex<Vec<Received>>>,
-    statuses: Arc<Mutex<VecDeque<u16>>>,
-    task: JoinHandle<()>,
-}
-
-impl Receiver {
-    pub(super) async fn start(statuses: &[u16]) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let statuses = Arc::new(Mutex::new(statuses.iter().copied().collect::<VecDeque<_>>()));
-        let (log, script) = (Arc::clone(&requests), Arc::clone(&statuses));
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
-                let (log, script) = (Arc::clone(&log), Arc::clone(&script));
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        let (log, script) = (Arc::clone(&log), Arc::clone(&script));
-                        async move {
-                            let (parts, body) = req.into_parts();
-                            let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                            let signed_parameters = form_urlencoded::parse(&body)
-                                .find(|(k, _)| k == "signed_parameters")
-                                .map(|(_, v)| v.into_owned());
-                            log.lock().unwrap().push(Received {
-                                method: parts.method.to_string(),
-                                path: parts.uri.path().to_owned(),
-                                content_type: parts
-                                    .headers
-                                    .get(http::header::CONTENT_TYPE)
-                                    .and_then(|v| v.to_str().ok())
-                                    .map(str::to_owned),
-                                signed_parameters,
-                            });
-                            let status = script.lock().unwrap().pop_front().unwrap_or(200);
-                            let response =
-                                Response::builder().status(status).body(Full::new(Bytes::from_static(b"ok"))).unwrap();
-                            Ok::<_, Infallible>(response)
-                        }
-                    });
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
-                });
-            }
-        });
-        Self { addr, requests, statuses, task }
-    }
-
-    pub(super) fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    pub(super) fn requests(&self) -> Vec<Received> {
-        self.requests.lock().unwrap().clone()
-    }
-
-    fn answer(&self, statuses: &[u16]) {
-        self.statuses.lock().unwrap().extend(statuses.iter().copied());
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
 
 /// The claims of a `signed_parameters` token, if `secret` signed it with
 /// `algorithm`.
@@ -279,4 +188,33 @@ async fn with_multitenancy_only_recordings_of_a_tenant_get_callbacks() {
     assert_eq!(report.deliveries.delivered, 1);
     let tenants = rig.pg.psql("SELECT meeting_id, tenant_id FROM recording_ready_deliveries").await;
     assert_eq!(tenants, "t-room|uni");
+}
+
+#[tokio::test]
+async fn a_tenants_callback_is_signed_with_that_tenants_secret() {
+    let rig = Rig::start().await;
+    let redis = TestRedis::start().await;
+    let redis_store = RedisStore::open(&redis.url(), "scalelite").unwrap();
+    let tenant = scalelite_store::Tenant::new("uni", "tenant-old:tenant-new");
+    redis_store.create_tenant(&tenant).await.unwrap();
+    // The front-end knows only the tenant's second secret: the first
+    // attempt is refused (401), the next secret is tried.
+    let receiver = Receiver::start(&[401]).await;
+    let rec = RecordingArchive::new("t-room", "Tenant room").meta("tenant-id", tenant.id.as_str());
+    redis_store
+        .remember_recording_ready_url(&MeetingId::new("t-room"), &receiver.url("/cb"), Duration::from_secs(3600))
+        .await
+        .unwrap();
+    rec.drop_into(&rig.dirs.spool());
+    let settings = rig.settings(&[("MULTITENANCY_ENABLED", "true")]);
+    let importer = Importer::new(settings, Arc::new(rig.store.clone()), Some(Arc::new(redis_store)));
+    let report = importer.import_pending_once().await.unwrap();
+    assert_eq!(report.imported(), 1);
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    let expected = serde_json::json!({"meeting_id": "t-room", "record_id": rec.record_id});
+    let token = |i: usize| requests[i].signed_parameters.clone().unwrap();
+    assert_eq!(claims(&token(0), "tenant-old", Algorithm::HS256), Some(expected.clone()));
+    assert_eq!(claims(&token(1), "tenant-new", Algorithm::HS256), Some(expected));
+    assert_eq!(claims(&token(1), LB_SECRET, Algorithm::HS256), None, "never the LB secret for a tenant");
 }

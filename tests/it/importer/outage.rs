@@ -58,6 +58,9 @@ impl RecordingStore for ObservedStore {
     async fn recording_ready_url(&self, meeting_id: &str) -> Result<Option<String>, StoreError> {
         self.inner.recording_ready_url(meeting_id).await
     }
+    async fn analytics_callback_url(&self, meeting_id: &str) -> Result<Option<String>, StoreError> {
+        self.inner.analytics_callback_url(meeting_id).await
+    }
     async fn save_recording_ready_url(&self, m: &str, url: &str, id: Option<i64>) -> Result<(), StoreError> {
         self.inner.save_recording_ready_url(m, url, id).await
     }

@@ -14,11 +14,11 @@ use scalelite_core::error::internal;
 use scalelite_core::params::{forwarded_params, ruby_to_i};
 use scalelite_core::selection::TagSpec;
 use scalelite_core::voice_bridge::{candidates, random_alphanumeric};
-use scalelite_core::{BbbError, MeetingId, Params};
+use scalelite_core::{BbbError, MeetingId, Params, TenantId};
 use scalelite_store::{Meeting, Placement, PlacementRequest, Server};
 use tracing::info;
 
-use super::{meeting_id, meeting_query, relay, target};
+use super::{analytics_callback, meeting_id, meeting_query, relay, target};
 use crate::request::{ApiCall, ApiRequest, BodyKind};
 use crate::response::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -33,20 +33,29 @@ const PLACEMENT_ATTEMPTS: usize = 3;
 
 /// Creates (or re-creates) a meeting on its server.
 pub async fn create(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
+    let callback_origin = analytics_callback::request_origin(&state, request.headers());
     let request = ApiRequest::read(&state, &CALL, request).await?;
     let id = meeting_id(&request)?;
     let mut params = request.params.dedup();
     let policy = &state.config.create_params;
+    let tenant = request.tenant.as_deref();
 
-    // The effective tag: override, then the request, then the default.
-    let tag = [policy.override_value(TAG), params.get(TAG), policy.default_value(TAG)]
-        .into_iter()
-        .flatten()
-        .find(|v| !v.trim().is_empty())
-        .map(str::to_owned);
+    // The effective tag: tenant override, global override, the request,
+    // tenant default, global default (Scalelite's order).
+    let tag = [
+        tenant.and_then(|t| t.override_value(TAG)),
+        policy.override_value(TAG),
+        params.get(TAG),
+        tenant.and_then(|t| t.default_value(TAG)),
+        policy.default_value(TAG),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|v| !v.trim().is_empty())
+    .map(str::to_owned);
     let spec = TagSpec::parse(tag.as_deref());
 
-    let (meeting, server, placed) = find_or_place(&state, &id, &spec, &params).await?;
+    let (meeting, server, placed) = find_or_place(&state, &id, request.tenant_id(), &spec, &params).await?;
     // A new meeting gets the stored password. So does a repeated create
     // without one: racing creates of one meeting may reach BBB in any order,
     // and BBB only answers duplicateWarning (not idNotUnique) to a repeat
@@ -55,14 +64,30 @@ pub async fn create(State(state): State<AppState>, request: Request<Body>) -> Ap
         params.set("moderatorPW", meeting.moderator_pw.clone());
     }
     params.set("voiceBridge", meeting.voice_bridge.clone());
+    if let Some(tenant) = tenant {
+        params.set("meta_tenant-id", tenant.id().as_str());
+        params.set("meta_tenant-name", tenant.name());
+    }
     match &server.tag {
         Some(server_tag) => params.set(TAG, server_tag.clone()),
         None => params.remove(TAG),
     }
     cap_duration(&mut params, state.config.max_meeting_duration);
+    crate::lrs::add_payload(&state, tenant, &server, &mut params).await;
     take_recording_ready_url(&state, &id, &mut params).await?;
+    analytics_callback::take_url(&state, &id, tenant, callback_origin.as_deref(), &mut params).await?;
 
-    let forward = forwarded_params(&params, &[&policy.exclude], &[&policy.defaults], &[&policy.overrides], &[TAG]);
+    // Precedence, lowest first: global defaults < tenant defaults < request
+    // < global overrides < tenant overrides.
+    let empty = Vec::new();
+    let (tenant_defaults, tenant_overrides) = tenant.map_or((&empty, &empty), |t| (&t.defaults, &t.overrides));
+    let forward = forwarded_params(
+        &params,
+        &[&policy.exclude],
+        &[&policy.defaults, tenant_defaults],
+        &[&policy.overrides, tenant_overrides],
+        &[TAG],
+    );
     relay(&state, &server, CALL.name, &forward.encode(), request.xml_body, internal::CREATE).await
 }
 
@@ -75,6 +100,7 @@ pub async fn create(State(state): State<AppState>, request: Request<Body>) -> Ap
 async fn find_or_place(
     state: &AppState,
     id: &MeetingId,
+    tenant: Option<&TenantId>,
     spec: &TagSpec,
     params: &Params,
 ) -> Result<(Meeting, Server, bool), ApiError> {
@@ -82,7 +108,7 @@ async fn find_or_place(
     let external = config.use_external_voice_bridge.then(|| params.get_present("voiceBridge")).flatten();
     let request = PlacementRequest {
         meeting_id: id.clone(),
-        tenant_id: None,
+        tenant_id: tenant.cloned(),
         tags: spec.clone(),
         moderator_pw: params.get_present("moderatorPW").map_or_else(|| random_alphanumeric(8), str::to_owned),
         voice_bridges: candidates(id.as_str(), config.voice_bridge_len, external),
@@ -106,7 +132,11 @@ async fn find_or_place(
                 return Err(BbbError::ServerTagUnavailable(spec.display()).into());
             }
             Placement::TenantConflict => {
-                return Err(BbbError::Internal(format!("Couldn't find Meeting with id={id}").into()).into());
+                // The id belongs to another tenant (or to no tenant): refused,
+                // never merged into that meeting.
+                let tenant = tenant.map_or("", TenantId::as_str);
+                let message = format!("Couldn't find Meeting with id={id} and tenant_id={tenant}");
+                return Err(BbbError::Internal(message.into()).into());
             }
             Placement::VoiceBridgesExhausted => {
                 return Err(BbbError::internal("Unable to allocate a voice bridge for the meeting.").into());

@@ -19,7 +19,7 @@ use http::Request;
 use scalelite_bbb_client::{BbbClient, CallError};
 use scalelite_core::error::internal;
 use scalelite_core::xml::Element;
-use scalelite_core::{BbbError, ServerId};
+use scalelite_core::{BbbError, ServerId, TenantId};
 use scalelite_store::Store;
 use tracing::{debug, warn};
 
@@ -113,23 +113,39 @@ impl Fanout {
     fn public_reply(&self) -> Result<Bytes, BbbError> {
         self.rendered
             .get_or_init(|| {
-                if self.store_error.is_some() {
-                    return Err(BbbError::internal(STORE_UNAVAILABLE));
-                }
-                if self.queried > 0 && self.failures.len() == self.queried {
-                    let (_, first) = &self.failures[0];
-                    return Err(first.clone().into_bbb(internal::ACCESS_SERVER));
-                }
+                self.check()?;
                 // Without multitenancy, meetings that carry a tenant are hidden.
-                let visible: Vec<Element> = self
-                    .meetings
-                    .iter()
-                    .filter(|m| m.text_at("metadata/tenant-id").is_none_or(|t| t.is_empty()))
-                    .cloned()
-                    .collect();
-                Ok(Bytes::from(render(visible)))
+                Ok(Bytes::from(self.render_where(|t| t.is_none_or(str::is_empty))))
             })
             .clone()
+    }
+
+    /// The reply for a tenant: only meetings whose BBB metadata `tenant-id`
+    /// is the tenant's id.
+    fn tenant_reply(&self, tenant: &TenantId) -> Result<Bytes, BbbError> {
+        self.check()?;
+        Ok(Bytes::from(self.render_where(|t| t == Some(tenant.as_str()))))
+    }
+
+    fn check(&self) -> Result<(), BbbError> {
+        if self.store_error.is_some() {
+            return Err(BbbError::internal(STORE_UNAVAILABLE));
+        }
+        if self.queried > 0 && self.failures.len() == self.queried {
+            let (_, first) = &self.failures[0];
+            return Err(first.clone().into_bbb(internal::ACCESS_SERVER));
+        }
+        Ok(())
+    }
+
+    fn render_where(&self, keep: impl Fn(Option<&str>) -> bool) -> String {
+        let visible: Vec<Element> = self
+            .meetings
+            .iter()
+            .filter(|m| keep(m.text_at("metadata/tenant-id").as_deref().map(str::trim)))
+            .cloned()
+            .collect();
+        render(visible)
     }
 }
 
@@ -216,9 +232,13 @@ pub async fn get_meetings(State(state): State<AppState>, request: Request<Body>)
         Unverified::read(&state, &CALL, request).await?;
         return Ok(document(&no_meetings()));
     }
-    ApiRequest::read(&state, &CALL, request).await?;
+    let request = ApiRequest::read(&state, &CALL, request).await?;
     let fanout =
         state.meetings_cache.get(&state.store, &state.bbb, state.config.get_meetings_concurrency, &state.metrics).await;
-    let body = fanout.public_reply().map_err(ApiError)?;
+    let body = match request.tenant_id() {
+        Some(tenant) => fanout.tenant_reply(tenant),
+        None => fanout.public_reply(),
+    }
+    .map_err(ApiError)?;
     Ok(xml(body))
 }

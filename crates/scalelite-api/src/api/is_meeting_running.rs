@@ -17,7 +17,7 @@ const CALL: ApiCall = ApiCall { name: "isMeetingRunning", body: BodyKind::Form }
 pub async fn is_meeting_running(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
     let request = ApiRequest::read(&state, &CALL, request).await?;
     let id = meeting_id(&request)?;
-    let Some((_, server)) = find_meeting(&state, &id).await? else {
+    let Some((_, server)) = find_meeting(&state, &id, request.tenant_id()).await? else {
         return Ok(document(&success().with_text_child("running", "false")));
     };
     relay(&state, &server, CALL.name, &meeting_query(&id), None, internal::ACCESS_MEETING).await

@@ -24,13 +24,23 @@ const CALL: ApiCall = ApiCall { name: "join", body: BodyKind::Any };
 pub async fn join(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
     let request = ApiRequest::read(&state, &CALL, request).await?;
     let id = meeting_id(&request)?;
-    let (url, secret) = match state.store.route_join(&id, None).await? {
+    let (url, secret) = match state.store.route_join(&id, request.tenant_id()).await? {
         JoinRoute::Ready { url, secret } => (url, secret),
         JoinRoute::NotFound => return Err(BbbError::MeetingNotFound.into()),
         JoinRoute::Unavailable => return Err(BbbError::ServerUnavailable.into()),
     };
     let policy = &state.config.join_params;
-    let params = forwarded_params(&request.params, &[&policy.exclude], &[&policy.defaults], &[&policy.overrides], &[]);
+    // Tenant settings apply to join too, in create's precedence order.
+    let empty = Vec::new();
+    let tenant = request.tenant.as_deref();
+    let (tenant_defaults, tenant_overrides) = tenant.map_or((&empty, &empty), |t| (&t.defaults, &t.overrides));
+    let params = forwarded_params(
+        &request.params,
+        &[&policy.exclude],
+        &[&policy.defaults, tenant_defaults],
+        &[&policy.overrides, tenant_overrides],
+        &[],
+    );
     let location = signed_url(&url, CALL.name, &params.encode(), &secret, state.bbb.algorithm());
     Ok(redirect(&location))
 }

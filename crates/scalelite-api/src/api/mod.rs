@@ -1,5 +1,6 @@
 //! One module per BBB API call.
 
+pub mod analytics_callback;
 pub mod create;
 pub mod end;
 pub mod get_meeting_info;
@@ -12,7 +13,7 @@ pub mod recordings;
 pub mod unsupported;
 
 use scalelite_bbb_client::Target;
-use scalelite_core::{BbbError, MeetingId};
+use scalelite_core::{BbbError, MeetingId, TenantId};
 use scalelite_store::{Meeting, Server};
 use tracing::info;
 
@@ -33,8 +34,12 @@ pub(crate) fn target(server: &Server) -> Target<'_> {
 /// Finds a meeting and its server. A meeting whose server record was deleted
 /// is removed (Scalelite answers HTTP 500 forever instead) and reported as
 /// not found.
-pub(crate) async fn find_meeting(state: &AppState, id: &MeetingId) -> Result<Option<(Meeting, Server)>, ApiError> {
-    let Some(route) = state.store.find_meeting(id, None).await? else {
+pub(crate) async fn find_meeting(
+    state: &AppState,
+    id: &MeetingId,
+    tenant: Option<&TenantId>,
+) -> Result<Option<(Meeting, Server)>, ApiError> {
+    let Some(route) = state.store.find_meeting(id, tenant).await? else {
         return Ok(None);
     };
     match route.server {

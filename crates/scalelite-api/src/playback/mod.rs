@@ -159,7 +159,7 @@ pub async fn play(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -
         Err(PathError::NoRoute) => return unsupported().await,
         Err(PathError::Invalid) => return Refusal::InvalidPath.into_response(),
     };
-    let target = match lookup(&state, &request.record_id, &request.format).await {
+    let target = match lookup(&state, &headers, &uri, &request.record_id, &request.format).await {
         Ok(target) => target,
         Err(response) => return response,
     };
@@ -210,7 +210,7 @@ pub async fn resource(State(state): State<AppState>, OriginalUri(uri): OriginalU
         Err(PathError::NoRoute) => return unsupported().await,
         Err(PathError::Invalid) => return Refusal::InvalidPath.into_response(),
     };
-    let target = match lookup(&state, &request.record_id, &request.format).await {
+    let target = match lookup(&state, &headers, &uri, &request.record_id, &request.format).await {
         Ok(target) => target,
         Err(response) => return response,
     };
@@ -244,11 +244,23 @@ pub async fn resource(State(state): State<AppState>, OriginalUri(uri): OriginalU
 }
 
 /// The playback format of a published recording, or the response to send.
-async fn lookup(state: &AppState, record_id: &str, format: &str) -> Result<PlaybackTarget, Response> {
+/// In multitenant mode the host names the tenant (unknown: `checksumError`,
+/// as Scalelite) and another tenant's recording is not found.
+async fn lookup(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    record_id: &str,
+    format: &str,
+) -> Result<PlaybackTarget, Response> {
+    let tenant = crate::tenancy::resolve(state, headers, uri).await.map_err(IntoResponse::into_response)?;
     let Some(recordings) = state.recordings.as_ref() else {
         return Err(Refusal::NotFound.into_response());
     };
+    let visible =
+        |target: &PlaybackTarget| tenant.as_ref().is_none_or(|t| target.tenant_id.as_deref() == Some(t.id().as_str()));
     match recordings.playback(record_id, format).await {
+        Ok(Some(target)) if !visible(&target) => Err(Refusal::NotFound.into_response()),
         Ok(Some(target)) if target.published => Ok(target),
         Ok(Some(_)) => Err(Refusal::Unpublished.into_response()),
         Ok(None) => Err(Refusal::NotFound.into_response()),

@@ -5,6 +5,7 @@ use axum::body::Body;
 use axum::extract::State;
 use http::Request;
 use scalelite_core::BbbError;
+use scalelite_core::TenantId;
 use scalelite_core::markup::Markup;
 use scalelite_store::trees::{Trees, delete_recording};
 use tracing::warn;
@@ -24,7 +25,7 @@ pub async fn delete_recordings(State(state): State<AppState>, request: Request<B
     let request = ApiRequest::read(&state, &CALL, request).await?;
     let ids = record_ids(&request)?;
     let store = store(&state)?;
-    let recordings = store.recordings_by_ids(&ids, None, false).await?;
+    let recordings = store.recordings_by_ids(&ids, request.tenant_id().map(TenantId::as_str), false).await?;
     if recordings.is_empty() {
         return Err(BbbError::RecordingsNotFound.into());
     }

@@ -68,7 +68,7 @@ fn query(request: &ApiRequest, filtered: bool) -> Result<RecordingQuery, BbbErro
         meeting_ids: meeting_ids.map(list),
         states,
         meta,
-        tenant_id: None,
+        tenant_id: request.tenant_id().map(|t| t.as_str().to_owned()),
         page: paging(request),
     })
 }

@@ -5,6 +5,7 @@ use axum::body::Body;
 use axum::extract::State;
 use http::Request;
 use scalelite_core::BbbError;
+use scalelite_core::TenantId;
 use scalelite_core::markup::Markup;
 use scalelite_store::trees::{Trees, move_format};
 use tracing::warn;
@@ -25,7 +26,7 @@ pub async fn publish_recordings(State(state): State<AppState>, request: Request<
     let ids = record_ids(&request)?;
     let publish = present(&request, "publish").ok_or(BbbError::MissingParamPublish)?.eq_ignore_ascii_case("true");
     let store = store(&state)?;
-    let recordings = store.recordings_by_ids(&ids, None, true).await?;
+    let recordings = store.recordings_by_ids(&ids, request.tenant_id().map(TenantId::as_str), true).await?;
     if recordings.is_empty() {
         return Err(BbbError::RecordingsNotFound.into());
     }

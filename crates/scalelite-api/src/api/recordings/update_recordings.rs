@@ -4,6 +4,7 @@
 use axum::body::Body;
 use axum::extract::State;
 use http::Request;
+use scalelite_core::TenantId;
 use scalelite_core::markup::Markup;
 use scalelite_core::params::{is_blank, ruby_boolean};
 use tracing::debug;
@@ -16,6 +17,9 @@ use crate::state::AppState;
 
 const CALL: ApiCall = ApiCall { name: "updateRecordings", body: BodyKind::Form };
 
+/// Metadata the balancer sets on a tenant's meetings.
+const TENANT_KEYS: [&str; 2] = ["tenant-id", "tenant-name"];
+
 /// Sets (`meta_<key>=value`) or removes (`meta_<key>=`) metadata, keys
 /// lower-cased, and `protect`. When any listed id is unknown (or listed
 /// twice) nothing changes and `updated` is `false`, as in Scalelite.
@@ -23,7 +27,7 @@ pub async fn update_recordings(State(state): State<AppState>, request: Request<B
     let request = ApiRequest::read(&state, &CALL, request).await?;
     let ids = record_ids(&request)?;
     let store = store(&state)?;
-    let found = store.recordings_by_ids(&ids, None, false).await?;
+    let found = store.recordings_by_ids(&ids, request.tenant_id().map(TenantId::as_str), false).await?;
     if found.len() != ids.len() {
         return Ok(updated(false));
     }
@@ -34,6 +38,13 @@ pub async fn update_recordings(State(state): State<AppState>, request: Request<B
         let key = key.to_lowercase();
         if !is_xml_name(&key) {
             debug!(key, "ignoring a metadata key that cannot be an XML element name");
+            continue;
+        }
+        // A tenant must not hand its recordings to another tenant (or take
+        // them out of tenancy): the tenant keys are the balancer's, not the
+        // front-end's. Scalelite lets a tenant rewrite them.
+        if request.tenant.is_some() && TENANT_KEYS.contains(&key.as_str()) {
+            debug!(key, "ignoring a tenant metadata key in a tenant's updateRecordings");
             continue;
         }
         upserts.retain(|(k, _)| *k != key);

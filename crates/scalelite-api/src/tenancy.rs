@@ -1,0 +1,229 @@
+//! Multitenancy: the tenant a request belongs to, from its host.
+//!
+//! The tenant name is the first DNS label of the request host (the last
+//! `X-Forwarded-Host` value when present, else `Host`), as in Scalelite.
+//! Tenants and their settings are cached in the process so that a join
+//! still costs one Redis round trip: an entry is re-read after
+//! `TENANT_CACHE_TTL`, and at once (at most once a second) when a checksum
+//! fails against it, so a new tenant or a rolled-over secret works on the
+//! first request.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::{HeaderMap, Uri, header};
+use scalelite_core::params::ParamList;
+use scalelite_core::{BbbError, Secret, TenantId};
+use scalelite_store::{Store, StoreError, Tenant, TenantRecord};
+
+/// How soon a cache entry may be re-read after a failed checksum.
+const REFRESH_FLOOR: Duration = Duration::from_secs(1);
+
+/// A tenant as requests use it: secrets split, settings sorted into layers.
+#[derive(Debug)]
+pub struct ResolvedTenant {
+    /// The stored tenant.
+    pub tenant: Tenant,
+    /// Its secrets (checksums, callbacks).
+    pub secrets: Vec<Secret>,
+    /// Settings whose `override` is not `true`: used when the request lacks them.
+    pub defaults: ParamList,
+    /// Settings whose `override` is `true`: always win.
+    pub overrides: ParamList,
+}
+
+impl ResolvedTenant {
+    /// Sorts a stored tenant's settings into defaults and overrides.
+    pub fn new(record: TenantRecord) -> Self {
+        let secrets = record.tenant.secret_list().into_iter().map(Secret::new).collect();
+        let (mut defaults, mut overrides) = (ParamList::new(), ParamList::new());
+        // Settings come from a Redis set (no order); sort so that duplicates
+        // of one param resolve the same way in every process.
+        let mut settings = record.settings;
+        settings.sort_by(|a, b| (&a.param, &a.id).cmp(&(&b.param, &b.id)));
+        for setting in settings {
+            let layer = if setting.is_override() { &mut overrides } else { &mut defaults };
+            layer.push((setting.param, setting.value));
+        }
+        Self { tenant: record.tenant, secrets, defaults, overrides }
+    }
+
+    /// The tenant's id.
+    pub fn id(&self) -> &TenantId {
+        &self.tenant.id
+    }
+
+    /// The tenant's name (its sub-domain label).
+    pub fn name(&self) -> &str {
+        &self.tenant.name
+    }
+
+    /// The tenant's default for `name`, if any.
+    pub fn default_value(&self, name: &str) -> Option<&str> {
+        self.defaults.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The tenant's override for `name`, if any.
+    pub fn override_value(&self, name: &str) -> Option<&str> {
+        self.overrides.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    tenant: Option<Arc<ResolvedTenant>>,
+    fetched: Instant,
+    /// When a failed checksum last forced a re-read.
+    refreshed: Option<Instant>,
+}
+
+/// Cache of tenants by name.
+#[derive(Debug)]
+pub struct TenantDirectory {
+    store: Arc<dyn Store>,
+    ttl: Duration,
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+impl TenantDirectory {
+    /// A directory reading `store`, keeping entries for `ttl`.
+    pub fn new(store: Arc<dyn Store>, ttl: Duration) -> Self {
+        Self { store, ttl, entries: Mutex::new(HashMap::new()) }
+    }
+
+    /// The tenant named `name` (cached for the TTL; unknown names too).
+    pub async fn by_name(&self, name: &str) -> Result<Option<Arc<ResolvedTenant>>, StoreError> {
+        if let Some(entry) = self.cached(name, self.ttl) {
+            return Ok(entry);
+        }
+        self.fetch(name).await
+    }
+
+    /// Re-reads `name` unless a failure forced a re-read of it within the
+    /// last second (so a flood of bad checksums costs Redis one read a
+    /// second); returns the fresh tenant, or `None` when it was not re-read
+    /// or is unknown.
+    pub async fn refresh(&self, name: &str) -> Result<Option<Arc<ResolvedTenant>>, StoreError> {
+        {
+            let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(entry) = entries.get_mut(name) {
+                if entry.refreshed.is_some_and(|at| at.elapsed() < REFRESH_FLOOR) {
+                    return Ok(None);
+                }
+                entry.refreshed = Some(Instant::now());
+            }
+        }
+        self.fetch(name).await
+    }
+
+    /// Drops every cached entry (after this process changed a tenant).
+    pub fn invalidate(&self) {
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    }
+
+    fn cached(&self, name: &str, max_age: Duration) -> Option<Option<Arc<ResolvedTenant>>> {
+        let entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries.get(name).filter(|e| e.fetched.elapsed() < max_age).map(|e| e.tenant.clone())
+    }
+
+    async fn fetch(&self, name: &str) -> Result<Option<Arc<ResolvedTenant>>, StoreError> {
+        let tenant = self.store.tenant_by_name(name).await?.map(|record| Arc::new(ResolvedTenant::new(record)));
+        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Names are attacker-chosen: bound the cache.
+        if entries.len() >= MAX_ENTRIES {
+            entries.retain(|_, e| e.tenant.is_some());
+        }
+        let refreshed = entries.get(name).and_then(|e| e.refreshed);
+        entries.insert(name.to_owned(), Entry { tenant: tenant.clone(), fetched: Instant::now(), refreshed });
+        Ok(tenant)
+    }
+}
+
+/// Most cached names before unknown ones are dropped.
+const MAX_ENTRIES: usize = 10_000;
+
+/// The last `X-Forwarded-Host` value, if any.
+pub fn forwarded_host(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all("x-forwarded-host")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .rfind(|v| !v.is_empty())
+}
+
+/// The host a request was made to: the last `X-Forwarded-Host` value when
+/// present, else `Host` (else the URI's authority), without port.
+pub fn request_host<'a>(headers: &'a HeaderMap, uri: &'a Uri) -> Option<&'a str> {
+    let host = forwarded_host(headers)
+        .or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()))
+        .or_else(|| uri.host())?;
+    Some(crate::middleware::strip_port(host))
+}
+
+/// The tenant name a host selects: its first DNS label.
+pub fn tenant_name(host: &str) -> &str {
+    host.split('.').next().unwrap_or(host)
+}
+
+/// Resolves the tenant of a request in multitenant mode (`Ok(None)` when
+/// multitenancy is off). An unknown tenant is a `checksumError`, as in
+/// Scalelite.
+pub async fn resolve(
+    state: &crate::AppState,
+    headers: &HeaderMap,
+    uri: &Uri,
+) -> Result<Option<Arc<ResolvedTenant>>, crate::response::ApiError> {
+    if !state.config.multitenancy {
+        return Ok(None);
+    }
+    let name = request_host(headers, uri).map(tenant_name).unwrap_or("");
+    if name.is_empty() {
+        return Err(BbbError::ChecksumError.into());
+    }
+    match state.tenants.by_name(name).await? {
+        Some(tenant) => Ok(Some(tenant)),
+        None => match state.tenants.refresh(name).await? {
+            Some(tenant) => Ok(Some(tenant)),
+            None => Err(BbbError::ChecksumError.into()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scalelite_store::TenantSetting;
+
+    #[test]
+    fn hosts_and_names() {
+        let uri: Uri = "/x".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, "a.sl.example.com:443".parse().unwrap());
+        assert_eq!(request_host(&headers, &uri), Some("a.sl.example.com"));
+        headers.append("x-forwarded-host", "b.sl.example.com, c.sl.example.com".parse().unwrap());
+        assert_eq!(request_host(&headers, &uri), Some("c.sl.example.com"));
+        assert_eq!(tenant_name("c.sl.example.com"), "c");
+        assert_eq!(tenant_name("localhost"), "localhost");
+    }
+
+    #[test]
+    fn settings_split_into_layers() {
+        let tenant = Tenant::new("a", "s1:s2");
+        let id = tenant.id.clone();
+        let settings = vec![
+            TenantSetting::new(id.clone(), "welcome", "hi", "false"),
+            TenantSetting::new(id.clone(), "record", "false", "true"),
+            TenantSetting::new(id, "logo", "x", "TRUE"),
+        ];
+        let resolved = ResolvedTenant::new(TenantRecord { tenant, settings });
+        assert_eq!(resolved.secrets, [Secret::new("s1"), Secret::new("s2")]);
+        assert_eq!(resolved.default_value("welcome"), Some("hi"));
+        // Only exactly "true" overrides.
+        assert_eq!(resolved.default_value("logo"), Some("x"));
+        assert_eq!(resolved.override_value("record"), Some("false"));
+        assert_eq!(resolved.override_value("welcome"), None);
+    }
+}
