@@ -1,12 +1,9 @@
 //! `scalelite-admin` in-process against real Redis and the fake fleet: every
 //! command's output, exit code and effect on the stored records.
 
-use std::io::Cursor;
 use std::time::Duration;
 
-use clap::Parser as _;
 use scalelite_admin::servers::DISABLE_WARNING;
-use scalelite_admin::{Cli, Io};
 use scalelite_core::config::Config;
 use scalelite_store::{Lease, POLLER_LEASE, RedisStore, Store};
 use scalelite_tests::fake_bbb::DEFAULT_BBB_VERSION;
@@ -14,40 +11,10 @@ use scalelite_tests::seed::{SeedServer, seed_meeting, seed_server};
 use scalelite_tests::{MeetingSeed, Mode, NS, TestApp, eventually, server_id};
 use serde_json::Value;
 
+use crate::support::{Run, admin_with};
+
 const PROMPT: &str = "If you still wish to continue please enter `yes`";
 const MULTIPLIER_WARNING: &str = "WARNING! Load-multiplier was not readable or 0, so it is now 1";
-
-/// What one run printed and returned.
-#[derive(Debug)]
-struct Run {
-    code: u8,
-    out: String,
-    err: String,
-}
-
-impl Run {
-    #[track_caller]
-    fn ok(self) -> Self {
-        assert_eq!(self.code, 0, "exit code; stdout:\n{}\nstderr:\n{}", self.out, self.err);
-        self
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.out)
-            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", self.out))
-    }
-}
-
-/// Runs `scalelite-admin <args>` with the app's configuration and `input`
-/// on stdin.
-async fn admin_with(config: &Config, args: &[&str], input: &str) -> Run {
-    let cli = Cli::try_parse_from(std::iter::once("scalelite-admin").chain(args.iter().copied()))
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    let (mut out, mut err, mut input) = (Vec::new(), Vec::new(), Cursor::new(input.as_bytes().to_vec()));
-    let mut io = Io { out: &mut out, err: &mut err, input: &mut input };
-    let code = scalelite_admin::run(cli, config, &mut io).await;
-    Run { code, out: String::from_utf8(out).unwrap(), err: String::from_utf8(err).unwrap() }
-}
 
 async fn admin(app: &TestApp, args: &[&str]) -> Run {
     admin_with(&app.state.config, args, "").await

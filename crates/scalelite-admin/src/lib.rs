@@ -8,6 +8,7 @@ pub mod poll;
 pub mod recordings;
 pub mod servers;
 pub mod status;
+pub mod tenants;
 
 use std::sync::Arc;
 
@@ -54,6 +55,13 @@ pub enum Command {
     Recordings(recordings::Opts),
     /// The PostgreSQL schema: `db migrate`, `db status`.
     Db(db::Opts),
+    /// List and administer tenants (`tenants` alone lists them); needs
+    /// `MULTITENANCY_ENABLED`.
+    Tenants(tenants::Opts),
+    /// List and administer tenants' parameter settings (`tenant-settings`
+    /// alone lists them); needs `MULTITENANCY_ENABLED`.
+    #[command(alias = "tenantSettings")]
+    TenantSettings(tenants::SettingsOpts),
 }
 
 /// Runs `cli` against the Redis and servers named by `config`, writing to
@@ -71,6 +79,8 @@ pub async fn run(cli: Cli, config: &Config, io: &mut Io<'_>) -> u8 {
         Command::Meetings(opts) => meetings::run(opts, &ctx, &mut ui).await,
         Command::Recordings(opts) => recordings::run(opts, &ctx, &mut ui).await,
         Command::Db(opts) => db::run(opts, &ctx, &mut ui).await,
+        Command::Tenants(opts) => tenants::run(opts, &ctx, &mut ui).await,
+        Command::TenantSettings(opts) => tenants::run_settings(opts, &ctx, &mut ui).await,
     };
     match outcome {
         Ok(()) => 0,
@@ -92,8 +102,7 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     fn open(config: &Config) -> anyhow::Result<Self> {
-        let store: Arc<dyn Store> =
-            Arc::new(RedisStore::open(config.redis_url.expose(), &config.redis_namespace).context("REDIS_URL")?);
+        let store: Arc<dyn Store> = Arc::new(RedisStore::from_config(config).context("REDIS_URL")?);
         let timeouts = Timeouts { connect: config.connect_timeout, response: config.response_timeout };
         let bbb = BbbClient::new(timeouts, config.checksum_algorithms.outgoing());
         let settings = FleetSettings {

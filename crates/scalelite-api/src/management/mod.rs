@@ -1,6 +1,6 @@
-//! The management API at `/scalelite/api/*` (reference §13): servers (and
-//! the tenant calls, which answer "Multitenancy is disabled" until
-//! multitenancy exists).
+//! The management API at `/scalelite/api/*` (reference §13): servers and
+//! tenants (the tenant calls answer "Multitenancy is disabled" unless
+//! `MULTITENANCY_ENABLED=true`).
 //!
 //! Checksums use the management secrets when `MANAGEMENT_API_SECRETS` is
 //! set (so a front-end's secret cannot replace servers), else the
@@ -33,17 +33,17 @@ pub fn routes() -> Router<AppState> {
     let gets: [(&str, axum::routing::MethodRouter<AppState>); 4] = [
         ("getServers", get(servers::get_servers)),
         ("getServerInfo", get(servers::get_server_info)),
-        ("getTenants", get(tenants::multitenancy_disabled)),
-        ("getTenantInfo", get(tenants::multitenancy_disabled)),
+        ("getTenants", get(tenants::get_tenants)),
+        ("getTenantInfo", get(tenants::get_tenant_info)),
     ];
     let posts: [(&str, axum::routing::MethodRouter<AppState>); 7] = [
         ("addServer", post(servers::add_server)),
         ("updateServer", post(servers::update_server)),
         ("deleteServer", post(servers::delete_server)),
         ("panicServer", post(servers::panic_server)),
-        ("addTenant", post(tenants::multitenancy_disabled)),
-        ("updateTenant", post(tenants::multitenancy_disabled)),
-        ("deleteTenant", post(tenants::multitenancy_disabled)),
+        ("addTenant", post(tenants::add_tenant)),
+        ("updateTenant", post(tenants::update_tenant)),
+        ("deleteTenant", post(tenants::delete_tenant)),
     ];
     for (call, method_router) in gets.into_iter().chain(posts) {
         let method_router = method_router.fallback(unsupported);
@@ -117,7 +117,7 @@ impl ManagementRequest {
         self.query.get(name).map(str::to_owned).or_else(|| self.body.get(name).and_then(scalar))
     }
 
-    /// The `server` object: the body's `server` key, else the whole body
+    /// The `server` (or `tenant`) object: the body's `key`, else the whole body
     /// (Rails' parameter wrapping), else `server[...]` query parameters.
     pub fn wrapped(&self, key: &str) -> Option<Wrapped<'_>> {
         match self.body.get(key) {
