@@ -30,9 +30,15 @@ impl Markup {
 
     /// Opens a block element (`xml.name do ... end`).
     pub fn open(&mut self, name: &str) -> &mut Self {
+        self.open_with_attrs(name, &[])
+    }
+
+    /// Opens a block element with attributes (`xml.name(attrs) do ... end`).
+    pub fn open_with_attrs(&mut self, name: &str, attrs: &[(&str, &str)]) -> &mut Self {
         self.indent();
         self.out.push('<');
         self.out.push_str(name);
+        self.attrs(attrs);
         self.out.push_str(">\n");
         self.depth += 1;
         self
@@ -79,6 +85,16 @@ impl Markup {
         self.indent();
         self.out.push('<');
         self.out.push_str(name);
+        self.out.push_str("/>\n");
+        self
+    }
+
+    /// `xml.name(attrs)` without content: `<name a="v"/>`.
+    pub fn empty_with_attrs(&mut self, name: &str, attrs: &[(&str, &str)]) -> &mut Self {
+        self.indent();
+        self.out.push('<');
+        self.out.push_str(name);
+        self.attrs(attrs);
         self.out.push_str("/>\n");
         self
     }
@@ -150,6 +166,7 @@ mod tests {
         xml.open("key").cdata("").close("key");
         xml.text_with_attrs("image", "https://x/a&b.png", &[("alt", "\"Hi\"\n"), ("width", "")]);
         xml.text("bad", "a\u{1}b<c>");
+        xml.open_with_attrs("list", &[("kind", "a<b")]).empty_with_attrs("item", &[("id", "1")]).close("list");
         xml.close("response");
         insta::assert_snapshot!(xml.finish(), @r#"
         <response>
@@ -164,6 +181,9 @@ mod tests {
           </key>
           <image alt="&quot;Hi&quot;&#10;" width="">https://x/a&amp;b.png</image>
           <bad>a*b&lt;c&gt;</bad>
+          <list kind="a&lt;b">
+            <item id="1"/>
+          </list>
         </response>
         "#);
     }
