@@ -3,9 +3,11 @@
 //! fleet that validates checksums like bbb-web.
 
 mod admin;
+mod analytics;
 mod checksum;
 mod create;
 mod end;
+mod fsapi;
 mod get_meetings;
 mod health;
 mod importer;
@@ -17,9 +19,14 @@ mod meeting_info;
 mod metrics;
 mod playback;
 mod poller;
+mod reconnect;
 mod recording_store;
 mod recordings_api;
+mod sentinel;
 mod store;
 mod support;
+mod tenancy;
+mod tenants_admin;
+mod tenants_management;
 mod unsupported;
 mod upstream;

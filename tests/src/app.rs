@@ -32,6 +32,7 @@ pub struct TestAppBuilder {
     servers: usize,
     seed: bool,
     recordings: bool,
+    persistent_redis: bool,
     env: Vec<(String, String)>,
 }
 
@@ -55,6 +56,13 @@ impl TestAppBuilder {
         self
     }
 
+    /// Runs Redis with an append-only file synced on every write, so its
+    /// data survives [`TestRedis::stop`] and [`TestRedis::start_again`].
+    pub fn persistent_redis(mut self) -> Self {
+        self.persistent_redis = true;
+        self
+    }
+
     /// Sets an environment variable of the API process.
     pub fn env(mut self, name: &str, value: impl Into<String>) -> Self {
         self.env.push((name.to_owned(), value.into()));
@@ -63,7 +71,7 @@ impl TestAppBuilder {
 
     /// Starts Redis, the fleet and the API.
     pub async fn start(self) -> TestApp {
-        let redis = TestRedis::start().await;
+        let redis = if self.persistent_redis { TestRedis::start_persistent().await } else { TestRedis::start().await };
         let fleet = FakeFleet::start(self.servers).await;
         if self.seed {
             for (i, server) in fleet.iter().enumerate() {
@@ -91,7 +99,7 @@ impl TestAppBuilder {
         }
         let config = Config::from_env(&env).expect("test configuration");
         let namespace = config.redis_namespace.clone();
-        let store = RedisStore::open(config.redis_url.expose(), &namespace).expect("redis store");
+        let store = RedisStore::from_config(&config).expect("redis store");
         let state = AppState::new(config, Arc::new(store)).expect("app state");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
@@ -132,7 +140,7 @@ pub struct TestApp {
 impl TestApp {
     /// A builder with three seeded servers.
     pub fn builder() -> TestAppBuilder {
-        TestAppBuilder { servers: 3, seed: true, recordings: false, env: Vec::new() }
+        TestAppBuilder { servers: 3, seed: true, recordings: false, persistent_redis: false, env: Vec::new() }
     }
 
     /// `TestApp::builder().start()`.
@@ -183,9 +191,10 @@ impl TestApp {
     }
 
     /// A poller over this app's Redis with its configuration (so
-    /// `POLL_INTERVAL`, thresholds and timeouts come from the builder's env).
+    /// `POLL_INTERVAL`, thresholds, timeouts and a `REDIS_URL` set with
+    /// [`TestAppBuilder::env`] come from the builder's env).
     pub fn poller(&self, metrics: Arc<scalelite_poller::PollerMetrics>) -> scalelite_poller::Poller {
-        let store = RedisStore::open(&self.redis.url(), &self.namespace).expect("redis store");
+        let store = RedisStore::from_config(&self.state.config).expect("redis store");
         scalelite_poller::Poller::from_config(&self.state.config, Arc::new(store), metrics)
     }
 
@@ -224,6 +233,19 @@ impl TestApp {
     /// A recordings store on the app's database.
     pub fn recording_store(&self) -> scalelite_store::PgStore {
         scalelite_store::PgStore::open(&self.pg().url(), 2).expect("pg store")
+    }
+
+    /// Signals the API to shut down (as SIGTERM does) without waiting: it
+    /// stops accepting connections and finishes the requests in flight.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Whether the API's `run` has returned.
+    pub fn has_stopped(&self) -> bool {
+        self.task.as_ref().is_none_or(JoinHandle::is_finished)
     }
 
     /// Stops the API gracefully and waits for it.

@@ -1,15 +1,19 @@
 #![doc = include_str!("../README.md")]
 
 pub mod api;
+pub mod fsapi;
 pub mod health;
+pub mod lrs;
 pub mod management;
 pub mod metrics;
 pub mod middleware;
 pub mod origin;
+pub mod outbound;
 pub mod playback;
 pub mod request;
 pub mod response;
 pub mod state;
+pub mod tenancy;
 
 use std::future::Future;
 
@@ -21,7 +25,8 @@ use tower::{Layer, ServiceBuilder};
 use tower_http::normalize_path::NormalizePathLayer;
 
 use crate::api::{
-    create, end, get_meeting_info, get_meetings, index, insert_document, is_meeting_running, join, unsupported,
+    analytics_callback, create, end, get_meeting_info, get_meetings, index, insert_document, is_meeting_running, join,
+    unsupported,
 };
 pub use crate::state::AppState;
 
@@ -50,6 +55,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             &format!("{api}/insertDocument"),
             axum::routing::post(insert_document::insert_document).fallback(fallback),
+        )
+        .route("/fsapi", axum::routing::post(fsapi::fsapi).fallback(fallback))
+        .route(
+            &format!("{api}/analytics_callback"),
+            axum::routing::post(analytics_callback::analytics_callback).fallback(fallback),
         )
         .route("/health_check", get(health::health_check).fallback(fallback))
         .route("/metrics", get(metrics::metrics).fallback(fallback))

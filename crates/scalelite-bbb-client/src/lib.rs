@@ -104,7 +104,10 @@ impl CallError {
     }
 }
 
-type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// A pooled HTTP/1.1 client for `http://` and `https://` URLs (rustls with
+/// the system's root certificates, else the bundled Mozilla roots). Shared by
+/// every process that calls out: BBB servers, front-end callbacks, Keycloak.
+pub type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// A pooled client for BBB servers.
 #[derive(Clone)]
@@ -113,8 +116,8 @@ pub struct BbbClient {
 }
 
 struct Inner {
-    normal: HttpClient,
-    offline: HttpClient,
+    normal: HttpsClient,
+    offline: HttpsClient,
     timeouts: Timeouts,
     algorithm: Algorithm,
 }
@@ -133,8 +136,8 @@ impl BbbClient {
     pub fn new(timeouts: Timeouts, algorithm: Algorithm) -> Self {
         Self {
             inner: Arc::new(Inner {
-                normal: http_client(timeouts.connect),
-                offline: http_client(timeouts.for_offline().connect),
+                normal: https_client(timeouts.connect),
+                offline: https_client(timeouts.for_offline().connect),
                 timeouts,
                 algorithm,
             }),
@@ -195,7 +198,7 @@ impl BbbClient {
     }
 }
 
-async fn exchange(client: &HttpClient, url: &str, xml_body: Option<Bytes>) -> Result<Reply, CallError> {
+async fn exchange(client: &HttpsClient, url: &str, xml_body: Option<Bytes>) -> Result<Reply, CallError> {
     let builder = Request::builder().uri(url).header(header::USER_AGENT, "scalelite-rs");
     let request = match xml_body {
         Some(body) if !body.is_empty() => {
@@ -234,7 +237,10 @@ pub fn classify(body: Bytes) -> Result<Reply, CallError> {
     Ok(Reply { body, doc })
 }
 
-fn http_client(connect_timeout: Duration) -> HttpClient {
+/// A new [`HttpsClient`] whose connection attempts give up after
+/// `connect_timeout`. Callers bound whole exchanges themselves (for
+/// example with `tokio::time::timeout`).
+pub fn https_client(connect_timeout: Duration) -> HttpsClient {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -254,6 +260,18 @@ fn http_client(connect_timeout: Duration) -> HttpClient {
         .build(connector)
 }
 
+/// `scheme://host[:port]/path` of a URL, without user information or query
+/// (either may carry credentials): what logs show of a callback URL.
+pub fn redacted_url(url: &str) -> String {
+    match url.parse::<http::Uri>() {
+        Ok(uri) => {
+            let host = uri.authority().map(|a| a.as_str().rsplit('@').next().unwrap_or_default()).unwrap_or_default();
+            format!("{}://{host}{}", uri.scheme_str().unwrap_or("?"), uri.path())
+        }
+        Err(_) => "<invalid URL>".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +284,13 @@ mod tests {
         let off = short.for_offline();
         assert_eq!(off.connect, Duration::from_millis(200));
         assert_eq!(off.response, Duration::from_millis(300));
+    }
+
+    #[test]
+    fn urls_are_logged_without_credentials() {
+        assert_eq!(redacted_url("https://user:pw@gl.example.edu:8443/cb?token=abc"), "https://gl.example.edu:8443/cb");
+        assert_eq!(redacted_url("http://gl/recording_ready"), "http://gl/recording_ready");
+        assert_eq!(redacted_url("not a url"), "<invalid URL>");
     }
 
     #[test]

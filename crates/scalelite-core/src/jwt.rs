@@ -1,6 +1,8 @@
 //! The JSON Web Tokens Scalelite uses: protected-recording cookies (HS256
-//! keyed with `SECRET_KEY_BASE`) and recording-ready callbacks (HS256 or
-//! HS512 keyed with a front-end secret).
+//! keyed with `SECRET_KEY_BASE`), recording-ready callbacks (HS256 or
+//! HS512 keyed with a front-end secret) and analytics callbacks (HS512:
+//! from BBB keyed with a server secret, to the front-end keyed with a
+//! front-end secret).
 
 use jsonwebtoken::{Algorithm as JwtAlgorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -59,6 +61,38 @@ pub fn recording_ready(meeting_id: &str, record_id: &str, secret: &Secret, algor
         .unwrap_or_default()
 }
 
+#[derive(Debug, Serialize)]
+struct ExpiryClaims {
+    exp: u64,
+}
+
+/// The bearer token of an analytics callback relayed to a front-end:
+/// HS512, header `typ: JWT`, payload `{"exp": exp}` (Scalelite: now + 24 h).
+pub fn analytics_callback(exp: u64, secret: &Secret) -> String {
+    let header = Header { typ: Some("JWT".into()), ..Header::new(JwtAlgorithm::HS512) };
+    jsonwebtoken::encode(&header, &ExpiryClaims { exp }, &EncodingKey::from_secret(secret.expose().as_bytes()))
+        .unwrap_or_default()
+}
+
+/// Whether `token` is an HS512 token signed with one of `secrets`, as BBB
+/// signs its analytics callbacks. Like Ruby's `JWT.decode`: no claim is
+/// required, but an `exp` or `nbf` present must hold (no leeway).
+pub fn verify_hs512<'a>(token: &str, secrets: impl IntoIterator<Item = &'a Secret>) -> bool {
+    let mut validation = Validation::new(JwtAlgorithm::HS512);
+    validation.set_required_spec_claims::<&str>(&[]);
+    validation.validate_nbf = true;
+    validation.validate_aud = false;
+    validation.leeway = 0;
+    secrets.into_iter().any(|secret| {
+        jsonwebtoken::decode::<serde_json::Value>(
+            token,
+            &DecodingKey::from_secret(secret.expose().as_bytes()),
+            &validation,
+        )
+        .is_ok()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +122,26 @@ mod tests {
         let data =
             jsonwebtoken::decode::<serde_json::Value>(&token, &DecodingKey::from_secret(b"s"), &validation).unwrap();
         assert_eq!(data.claims, serde_json::json!({"meeting_id": "m1", "record_id": "r1"}));
+    }
+
+    #[test]
+    fn analytics_tokens() {
+        let secret = Secret::new("server-secret");
+        let far = 4_000_000_000;
+        let token = analytics_callback(far, &secret);
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(header.alg, JwtAlgorithm::HS512);
+        assert_eq!(header.typ.as_deref(), Some("JWT"));
+        let others = [Secret::new("a"), secret.clone()];
+        assert!(verify_hs512(&token, &others));
+        assert!(!verify_hs512(&token, &[Secret::new("a")]));
+        assert!(!verify_hs512(&analytics_callback(1_000, &secret), &others), "expired");
+        assert!(!verify_hs512("garbage", &others));
+        // Another algorithm with the right key is refused.
+        let hs256 = recording_ready("m", "r", &secret, JwtAlgorithm::HS256);
+        assert!(!verify_hs512(&hs256, &others));
+        // No claim is required.
+        let bare = recording_ready("m", "r", &secret, JwtAlgorithm::HS512);
+        assert!(verify_hs512(&bare, &others));
     }
 }

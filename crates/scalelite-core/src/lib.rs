@@ -3,9 +3,11 @@
 pub mod checksum;
 pub mod config;
 pub mod error;
+pub mod fsapi;
 pub mod ids;
 pub mod jwt;
 pub mod load;
+pub mod lrs;
 pub mod markup;
 pub mod params;
 pub mod selection;
