@@ -17,6 +17,7 @@ need_packages() {
       redis-server) have_redis || missing+=(redis-server) ;;
       postgresql) have_postgres || missing+=(postgresql) ;;
       nginx) command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx) ;;
+      curl) command -v curl >/dev/null 2>&1 || missing+=(curl) ;;
     esac
   done
   [ ${#missing[@]} -eq 0 ] && return 0
