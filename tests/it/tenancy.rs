@@ -276,3 +276,39 @@ async fn recordings_and_playback_are_scoped_to_their_tenant() {
     let unknown = play(format!("zz.{URL_HOST}"), a_rec).await;
     assert_failed(&unknown, "checksumError");
 }
+
+/// `(command, calls)` Redis executed since `CONFIG RESETSTAT`, commands run
+/// by scripts included (`INFO commandstats`).
+async fn command_stats(app: &TestApp) -> Vec<(String, u64)> {
+    let scalelite_tests::RespValue::Str(info) = app.redis.cmd(&["INFO", "commandstats"]).await else {
+        panic!("INFO commandstats")
+    };
+    info.lines()
+        .filter_map(|l| {
+            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest.strip_prefix("calls=")?.split(',').next()?.parse().ok()?;
+            Some((name.to_owned(), calls))
+        })
+        .filter(|(name, _)| name != "info" && name != "config|resetstat")
+        .collect()
+}
+
+#[tokio::test]
+async fn a_tenants_join_costs_one_redis_round_trip() {
+    let t = Tenants::start(TestApp::builder().servers(1)).await;
+    let a = t.a();
+    assert!(create(&a, "room").await.is_success());
+    let join = [("meetingID", "room"), ("fullName", "Alice"), ("password", "mp")];
+    assert_eq!(a.get("join", &join).await.status, 302);
+    t.app.redis.cmd(&["CONFIG", "RESETSTAT"]).await;
+    for _ in 0..5 {
+        assert_eq!(a.get("join", &join).await.status, 302);
+    }
+    // The tenant and its settings come from the process's directory: each
+    // join is one script call (find the meeting, check its tenant and
+    // server, count the load); nothing else reaches Redis.
+    let stats = command_stats(&t.app).await;
+    assert!(stats.contains(&("evalsha".to_owned(), 5)), "{stats:?}");
+    let script_commands = ["evalsha", "hmget", "sismember", "zadd"];
+    assert!(stats.iter().all(|(name, _)| script_commands.contains(&name.as_str())), "{stats:?}");
+}
