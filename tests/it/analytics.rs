@@ -87,9 +87,14 @@ async fn received(receiver: &Receiver, count: usize) -> Vec<Received> {
     receiver.requests()
 }
 
-/// Waits a moment and checks that nothing (more) arrived.
-async fn stays_at(receiver: &Receiver, count: usize) {
-    tokio::time::sleep(Duration::from_millis(800)).await;
+/// Waits until every accepted callback was relayed, refused or given up
+/// (each holds a delivery slot until then), then checks that exactly
+/// `count` requests arrived.
+async fn stays_at(app: &TestApp, receiver: &Receiver, count: usize) {
+    eventually_with(Duration::from_secs(10), "no relay in flight", || async {
+        app.state.outbound.deliveries_in_flight() == 0
+    })
+    .await;
     assert_eq!(receiver.requests().len(), count, "{:#?}", receiver.requests());
 }
 
@@ -156,7 +161,7 @@ async fn callback_is_relayed_with_customer_and_a_fresh_hs512_token() {
     let mut expected = body.clone();
     expected["customer"] = json!("scalelite");
     assert_eq!(relayed, expected);
-    stays_at(&front_end, 1).await;
+    stays_at(&app, &front_end, 1).await;
 }
 
 #[tokio::test]
@@ -184,7 +189,7 @@ async fn callbacks_without_a_valid_server_token_or_for_unknown_meetings_are_igno
     for body in [analytics_body("nope"), json!({"data": {}}), json!("room")] {
         assert_eq!(post_callback(&app, None, Some(&valid), &body).await.status, 204);
     }
-    stays_at(&front_end, 0).await;
+    stays_at(&app, &front_end, 0).await;
 
     // The same request with a valid token goes through.
     assert_eq!(post_callback(&app, None, Some(&valid), &body).await.status, 204);
@@ -201,7 +206,7 @@ async fn a_refused_secret_falls_back_to_the_next_and_4xx_is_not_retried() {
     let requests = received(&front_end, 2).await;
     assert!(hs512_claims(bearer(&requests[0]), LB_SECRET).is_some());
     assert!(hs512_claims(bearer(&requests[1]), "lb-second").is_some());
-    stays_at(&front_end, 2).await;
+    stays_at(&app, &front_end, 2).await;
 
     // Refused with every secret: given up, not retried.
     let front_end = Receiver::start(&[403, 401]).await;
@@ -209,7 +214,7 @@ async fn a_refused_secret_falls_back_to_the_next_and_4xx_is_not_retried() {
     let token = bbb_token(&app.fleet[0].secret(), Algorithm::HS512, now() + 3600);
     assert_eq!(post_callback(&app, None, Some(&token), &analytics_body("room-2")).await.status, 204);
     received(&front_end, 2).await;
-    stays_at(&front_end, 2).await;
+    stays_at(&app, &front_end, 2).await;
 }
 
 #[tokio::test]
@@ -222,14 +227,14 @@ async fn a_front_end_answering_503_gets_the_callback_again() {
     let requests = received(&front_end, 2).await;
     assert_eq!(requests[0].body, requests[1].body);
     assert!(hs512_claims(bearer(&requests[1]), LB_SECRET).is_some());
-    stays_at(&front_end, 2).await;
+    stays_at(&app, &front_end, 2).await;
 
     // Down for good: three rounds, then given up.
     let front_end = Receiver::start(&[502, 503, 500, 503]).await;
     create(&app.client(), "room-2", &[(PARAM, &front_end.url("/analytics"))]).await;
     assert_eq!(post_callback(&app, None, Some(&token), &analytics_body("room-2")).await.status, 204);
     received(&front_end, 3).await;
-    stays_at(&front_end, 3).await;
+    stays_at(&app, &front_end, 3).await;
 }
 
 /// Two tenants `a` and `b` on `*.sl.test`.
@@ -265,7 +270,7 @@ async fn tenants_get_their_own_callback_url_and_never_each_others_callbacks() {
     // Tenant B's host cannot fire tenant A's callback (which would also hand
     // A's front-end a token signed with B's secret).
     assert_eq!(post_callback(&app, Some("b.sl.test"), Some(&token), &body).await.status, 204);
-    stays_at(&front_end, 0).await;
+    stays_at(&app, &front_end, 0).await;
 
     let reply = post_callback(&app, Some("a.sl.test"), Some(&token), &body).await;
     assert_eq!(reply.status, 204);

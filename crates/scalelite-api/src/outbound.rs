@@ -61,6 +61,11 @@ impl Outbound {
         }
     }
 
+    /// Relays (analytics callbacks) accepted and not finished yet.
+    pub fn deliveries_in_flight(&self) -> usize {
+        MAX_DELIVERIES - self.deliveries.available_permits()
+    }
+
     /// A slot for one background delivery, if fewer than the maximum run.
     pub fn delivery_slot(&self) -> Option<OwnedSemaphorePermit> {
         Arc::clone(&self.deliveries).try_acquire_owned().ok()
