@@ -10,6 +10,9 @@ pub enum StoreError {
     /// PostgreSQL refused or failed the statement (includes connection loss).
     #[error("postgres: {0}")]
     Postgres(#[from] sqlx::Error),
+    /// The embedded SQLite database refused or failed the statement.
+    #[error("sqlite: {0}")]
+    Sqlite(sqlx::Error),
     /// The store answered something this code cannot interpret.
     #[error("unexpected reply from the store: {0}")]
     Unexpected(String),
