@@ -24,6 +24,7 @@ mod recording_store;
 mod recordings_api;
 mod sentinel;
 mod store;
+mod store_contract;
 mod support;
 mod tenancy;
 mod tenants_admin;
