@@ -504,7 +504,7 @@ async fn meetings_expire_and_prune_cleans_up(store: Arc<dyn Store>) {
     // The stale meeting goes at once; its voice bridge after two rounds.
     let (pruned, orphans) = store.prune(&[]).await.unwrap();
     assert_eq!((pruned.stale_members, pruned.orphan_voice_bridges), (1, 0));
-    assert_eq!(orphans, [meeting.voice_bridge.clone()]);
+    assert_eq!(orphans, std::slice::from_ref(&meeting.voice_bridge));
     let (pruned, orphans) = store.prune(&orphans).await.unwrap();
     assert_eq!((pruned.stale_members, pruned.orphan_voice_bridges), (0, 1));
     assert!(orphans.is_empty());
@@ -556,7 +556,7 @@ async fn tenants_and_settings(store: Arc<dyn Store>) {
     store.create_tenant_setting(&setting).await.unwrap();
     assert!(matches!(store.create_tenant_setting(&setting).await.unwrap_err(), StoreError::Conflict(_)));
     let record = store.tenant(&tenant.id).await.unwrap().unwrap();
-    assert_eq!(record.settings, [setting.clone()]);
+    assert_eq!(record.settings, std::slice::from_ref(&setting));
 
     let update = TenantUpdate {
         name: Some("beta".into()),
