@@ -65,8 +65,13 @@ use crate::{Lease, Store, StoreError};
 /// How long a statement waits for another writer before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+mod recordings;
+
 /// The schema, one entry per version (`PRAGMA user_version` = entries applied).
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, recordings::SCHEMA];
+
+/// Servers, meetings, leases, short-lived keys and tenants.
+const SCHEMA_V1: &str = "
 CREATE TABLE servers (
     id TEXT PRIMARY KEY NOT NULL,
     url TEXT NOT NULL,
@@ -143,7 +148,7 @@ CREATE TABLE health_check (
     id INTEGER PRIMARY KEY NOT NULL,
     checked_at INTEGER NOT NULL
 ) STRICT;
-"];
+";
 
 macro_rules! server_columns {
     () => {
