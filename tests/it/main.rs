@@ -20,6 +20,7 @@ mod metrics;
 mod playback;
 mod poller;
 mod reconnect;
+mod recording_contract;
 mod recording_store;
 mod recordings_api;
 mod sentinel;
