@@ -588,3 +588,40 @@ async fn tenants_and_settings(store: Arc<dyn Store>) {
     assert!(store.tenant_by_name("beta").await.unwrap().is_none());
     assert_eq!(store.tenants().await.unwrap().len(), 1);
 }
+
+/// Two pools on one file behave as the api and `scalelite-admin` (two
+/// processes) do: each sees the other's writes, and placements made through
+/// both at once stay atomic (every reservation is seen by the next pick).
+#[tokio::test]
+async fn sqlite_handles_on_one_file_stay_consistent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scalelite.db");
+    let api: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let admin: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).await.unwrap());
+    for i in 0..3 {
+        online_server(&*admin, &format!("s{i}"), None, None, 0.0).await;
+    }
+    assert_eq!(api.servers().await.unwrap().len(), 3);
+    let tasks: Vec<_> = (0..30)
+        .map(|i| {
+            let store = Arc::clone(if i % 2 == 0 { &api } else { &admin });
+            tokio::spawn(async move {
+                let contested = store.place_meeting(&request("contested")).await.unwrap();
+                let own = store.place_meeting(&request(&format!("m{i}"))).await.unwrap();
+                (contested, own)
+            })
+        })
+        .collect();
+    let mut contested_placed = 0;
+    for task in tasks {
+        let (contested, own) = task.await.unwrap();
+        contested_placed += usize::from(matches!(contested, Placement::Placed { .. }));
+        assert!(matches!(own, Placement::Placed { .. }), "{own:?}");
+    }
+    assert_eq!(contested_placed, 1);
+    // 31 meetings × 15 users, spread evenly by the least-loaded pick.
+    let loads: Vec<_> = api.servers().await.unwrap().into_iter().map(|s| s.load.unwrap()).collect();
+    assert_eq!(loads.iter().sum::<f64>(), 31.0 * 15.0);
+    assert!(loads.iter().all(|l| *l >= 150.0 && *l <= 165.0), "{loads:?}");
+    assert_eq!(admin.meetings().await.unwrap().len(), 31);
+}

@@ -41,6 +41,12 @@
 //!   id is unique across tenants.
 //! - `health_check`: one row written and read back by
 //!   [`Store::health_check`].
+//!
+//! Version 2 adds the recording tables of [`crate::RecordingStore`]
+//! (`recordings`, `metadata`, `playback_formats`, `thumbnails`,
+//! `callback_data`, `recording_imports`, `recording_ready_deliveries`), the
+//! columns of Scalelite's PostgreSQL schema with times as epoch milliseconds
+//! (see the `recordings` submodule).
 
 use std::collections::HashMap;
 use std::path::Path;
