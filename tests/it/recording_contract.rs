@@ -4,60 +4,32 @@
 
 use std::sync::Arc;
 
+use crate::support::{self, Fixture, contract};
+
+use scalelite_store::PgStore;
 use scalelite_store::recordings::{
     DeliveryOutcome, ImportLogEntry, ImportPolicy, ImportedFormat, ImportedThumbnail, RecordingImport, RecordingPage,
     RecordingQuery, RecordingStore, StateFilter,
 };
-use scalelite_store::{PgStore, SqliteStore};
 use scalelite_tests::TestPostgres;
 
-struct Fixture {
-    store: Arc<dyn RecordingStore>,
-    _guard: Box<dyn std::any::Any + Send>,
-}
-
-async fn postgres_fixture() -> Fixture {
+async fn postgres_fixture() -> Fixture<dyn RecordingStore> {
     let pg = TestPostgres::start().await;
     let store = PgStore::open(&pg.url(), 2).unwrap();
     store.migrate().await.unwrap();
     Fixture { store: Arc::new(store), _guard: Box::new(pg) }
 }
 
-async fn sqlite_fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("scalelite.db")).await.unwrap();
-    Fixture { store: Arc::new(store), _guard: Box::new(dir) }
-}
-
-/// `recording_contract::postgres::<name>` and `recording_contract::sqlite::<name>`.
-macro_rules! contract {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let fixture = super::postgres_fixture().await;
-                    super::$name(std::sync::Arc::clone(&fixture.store)).await;
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let fixture = super::sqlite_fixture().await;
-                    super::$name(std::sync::Arc::clone(&fixture.store)).await;
-                }
-            )*
-        }
-    };
+async fn sqlite_fixture() -> Fixture<dyn RecordingStore> {
+    support::sqlite_fixture(|s| s as Arc<dyn RecordingStore>).await
 }
 
 contract!(
-    import_semantics_and_queries,
+    [postgres => postgres_fixture, sqlite => sqlite_fixture],
+    [import_semantics_and_queries,
     publishing_metadata_and_tenants,
     callback_data_and_deliveries,
-    import_log_and_health,
+    import_log_and_health]
 );
 
 fn recording(record_id: &str, meeting_id: &str, start_ms: i64) -> RecordingImport {

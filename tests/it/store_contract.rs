@@ -4,6 +4,8 @@
 //! must agree on every observable behaviour.
 
 use std::sync::Arc;
+
+use crate::support::{self, Fixture, contract};
 use std::time::Duration;
 
 use scalelite_core::selection::{Candidate, Selection, TagSpec, select};
@@ -15,51 +17,19 @@ use scalelite_store::{
 };
 use scalelite_tests::{NS, TestRedis};
 
-/// A store and whatever keeps its backend alive.
-struct Fixture {
-    store: Arc<dyn Store>,
-    _guard: Box<dyn std::any::Any + Send>,
-}
-
-async fn redis_fixture() -> Fixture {
+async fn redis_fixture() -> Fixture<dyn Store> {
     let redis = TestRedis::start().await;
     let store = RedisStore::open(&redis.url(), NS).unwrap();
     Fixture { store: Arc::new(store), _guard: Box::new(redis) }
 }
 
-async fn sqlite_fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("scalelite.db")).await.unwrap();
-    Fixture { store: Arc::new(store), _guard: Box::new(dir) }
-}
-
-/// Runs every listed test body against both backends:
-/// `store_contract::redis::<name>` and `store_contract::sqlite::<name>`.
-macro_rules! contract {
-    ($($name:ident),* $(,)?) => {
-        mod redis {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let fixture = super::redis_fixture().await;
-                    super::$name(std::sync::Arc::clone(&fixture.store)).await;
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let fixture = super::sqlite_fixture().await;
-                    super::$name(std::sync::Arc::clone(&fixture.store)).await;
-                }
-            )*
-        }
-    };
+async fn sqlite_fixture() -> Fixture<dyn Store> {
+    support::sqlite_fixture(|s| s as Arc<dyn Store>).await
 }
 
 contract!(
-    health_check_passes,
+    [redis => redis_fixture, sqlite => sqlite_fixture],
+    [health_check_passes,
     servers_are_created_updated_and_deleted,
     polls_bring_servers_online_and_offline_with_hysteresis,
     poll_saves_are_fenced_by_the_lease,
@@ -70,7 +40,7 @@ contract!(
     concurrent_placements_of_one_meeting_agree,
     meetings_expire_and_prune_cleans_up,
     short_lived_keys_round_trip,
-    tenants_and_settings,
+    tenants_and_settings]
 );
 
 fn request(id: &str) -> PlacementRequest {

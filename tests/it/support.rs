@@ -1,10 +1,12 @@
 //! Helpers shared by the integration tests.
 
 use std::io::Cursor;
+use std::sync::Arc;
 
 use clap::Parser as _;
 use scalelite_admin::{Cli, Io};
 use scalelite_core::config::Config;
+use scalelite_store::SqliteStore;
 use scalelite_tests::{Reply, TestApp};
 use serde_json::Value;
 
@@ -67,3 +69,38 @@ pub async fn admin_with(config: &Config, args: &[&str], input: &str) -> Run {
     let code = scalelite_admin::run(cli, config, &mut io).await;
     Run { code, out: String::from_utf8(out).unwrap(), err: String::from_utf8(err).unwrap() }
 }
+
+/// A store under contract test and whatever keeps its backend alive.
+pub struct Fixture<S: ?Sized> {
+    pub store: Arc<S>,
+    pub _guard: Box<dyn std::any::Any + Send>,
+}
+
+/// An embedded SQLite store in a temporary directory (it implements both
+/// store traits, so `S` is `dyn Store` or `dyn RecordingStore`).
+pub async fn sqlite_fixture<S: ?Sized>(coerce: impl FnOnce(Arc<SqliteStore>) -> Arc<S>) -> Fixture<S> {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("scalelite.db")).await.unwrap();
+    Fixture { store: coerce(Arc::new(store)), _guard: Box::new(dir) }
+}
+
+/// Runs every listed test body (`async fn name(store: Arc<dyn Trait>)` in
+/// the calling module) once per backend, as `<backend>::<name>`, each with
+/// a fresh `super::<fixture>()`.
+macro_rules! contract {
+    (@backend $backend:ident, $fixture:ident, [$($name:ident),* $(,)?]) => {
+        mod $backend {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let fixture = super::$fixture().await;
+                    super::$name(std::sync::Arc::clone(&fixture.store)).await;
+                }
+            )*
+        }
+    };
+    ([$($backend:ident => $fixture:ident),+ $(,)?], $names:tt) => {
+        $( $crate::support::contract!(@backend $backend, $fixture, $names); )+
+    };
+}
+pub(crate) use contract;
