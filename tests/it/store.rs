@@ -1,25 +1,12 @@
 //! The Redis store against a real Redis holding Ruby Scalelite's records.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use scalelite_core::selection::TagSpec;
+use crate::support::{assert_placements_follow_the_reference, placement_request};
 use scalelite_core::{MeetingId, ServerId};
-use scalelite_store::{JoinRoute, Placement, PlacementRequest, RedisStore, ServerState, Store};
+use scalelite_store::{JoinRoute, Placement, RedisStore, ServerState, Store};
 use scalelite_tests::seed::{SeedServer, seed_meeting, seed_server};
 use scalelite_tests::{NS, TestRedis};
-
-fn request(id: &str) -> PlacementRequest {
-    PlacementRequest {
-        meeting_id: MeetingId::from(id),
-        tenant_id: None,
-        tags: TagSpec::default(),
-        moderator_pw: "mp".into(),
-        voice_bridges: scalelite_core::voice_bridge::candidates(id, 9, None),
-        ttl: Duration::from_secs(600),
-        reserve_users: 15,
-    }
-}
 
 #[tokio::test]
 async fn servers_written_by_ruby_are_read_as_they_are() {
@@ -71,7 +58,7 @@ async fn meetings_written_by_ruby_route_joins_and_ours_are_readable_by_ruby() {
     assert_eq!(redis.cmd(&["ZSCORE", "scalelite:server_load", "s1"]).await.as_str(), Some("2"));
 
     // Our meeting uses only the fields Ruby's Meeting model knows.
-    let placed = store.place_meeting(&request("ours")).await.unwrap();
+    let placed = store.place_meeting(&placement_request("ours")).await.unwrap();
     assert!(matches!(placed, Placement::Placed { .. }));
     let fields = redis.cmd(&["HGETALL", "scalelite:meeting:ours"]).await.as_map();
     assert_eq!(
@@ -99,7 +86,7 @@ async fn concurrent_placements_of_one_meeting_from_many_connections_agree() {
     let tasks: Vec<_> = (0..64)
         .map(|i| {
             let store = Arc::clone(&stores[i % stores.len()]);
-            tokio::spawn(async move { store.place_meeting(&request("contested")).await.unwrap() })
+            tokio::spawn(async move { store.place_meeting(&placement_request("contested")).await.unwrap() })
         })
         .collect();
     let mut placed = 0;
@@ -130,11 +117,8 @@ async fn namespace_is_honoured() {
 
 #[tokio::test]
 async fn placement_script_agrees_with_the_reference_selection() {
-    use scalelite_core::selection::{Candidate, Selection, select};
-
     let redis = TestRedis::start().await;
     let store = RedisStore::open(&redis.url(), NS).unwrap();
-    let specs = ["", "gpu", "gpu!", "eu;gpu", "gpu;eu!", "none", "none!", "zz", "zz!", "!"];
     let tags = [None, Some("gpu"), Some("eu")];
     let mut seed: u64 = 0x5eed;
     let mut next = |n: u64| {
@@ -154,27 +138,6 @@ async fn placement_script_agrees_with_the_reference_selection() {
             }
             seed_server(&redis, NS, &record).await;
         }
-        // ZRANGE order: load ascending, ties by member.
-        pool.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-        let candidates: Vec<Candidate<'_>> =
-            pool.iter().map(|(id, load, tag)| Candidate { id, load: *load, tag: *tag, exists: true }).collect();
-        for (n, spec) in specs.iter().enumerate() {
-            let tag_spec = TagSpec::parse(Some(spec));
-            let expected = match select(&candidates, &tag_spec) {
-                Selection::Chosen(i) => Some(candidates[i].id.to_owned()),
-                Selection::NoServer => None,
-                Selection::TagUnavailable => Some("tag-unavailable".to_owned()),
-            };
-            let mut req = request(&format!("m-{round}-{n}"));
-            req.tags = tag_spec;
-            req.reserve_users = 0;
-            let got = match store.place_meeting(&req).await.unwrap() {
-                Placement::Placed { server, .. } => Some(server.id.into_string()),
-                Placement::NoServer => None,
-                Placement::TagUnavailable => Some("tag-unavailable".to_owned()),
-                other => panic!("unexpected {other:?}"),
-            };
-            assert_eq!(got, expected, "pool {pool:?}, spec {spec:?}");
-        }
+        assert_placements_follow_the_reference(&store, &mut pool, round).await;
     }
 }

@@ -5,15 +5,13 @@
 
 use std::sync::Arc;
 
-use crate::support::{self, Fixture, contract};
+use crate::support::{self, Fixture, assert_placements_follow_the_reference, contract, placement_request};
 use std::time::Duration;
 
-use scalelite_core::selection::{Candidate, Selection, TagSpec, select};
 use scalelite_core::{MeetingId, Secret, ServerId, TenantId};
 use scalelite_store::{
-    AnalyticsCallback, JoinRoute, Lease, NewServer, Placement, PlacementRequest, PollResult, PollSave, PollSaved,
-    PollStats, RedisStore, ServerState, ServerUpdate, SqliteStore, Store, StoreError, Tenant, TenantSetting,
-    TenantUpdate, Transition,
+    AnalyticsCallback, JoinRoute, Lease, NewServer, Placement, PollResult, PollSave, PollSaved, PollStats, RedisStore,
+    ServerState, ServerUpdate, SqliteStore, Store, StoreError, Tenant, TenantSetting, TenantUpdate, Transition,
 };
 use scalelite_tests::{NS, TestRedis};
 
@@ -42,18 +40,6 @@ contract!(
     short_lived_keys_round_trip,
     tenants_and_settings]
 );
-
-fn request(id: &str) -> PlacementRequest {
-    PlacementRequest {
-        meeting_id: MeetingId::from(id),
-        tenant_id: None,
-        tags: TagSpec::default(),
-        moderator_pw: "mp".into(),
-        voice_bridges: scalelite_core::voice_bridge::candidates(id, 9, None),
-        ttl: Duration::from_secs(600),
-        reserve_users: 15,
-    }
-}
 
 fn new_server(id: &str, tag: Option<&str>, multiplier: Option<&str>) -> NewServer {
     NewServer {
@@ -255,20 +241,20 @@ async fn leases_are_exclusive_and_expire(store: Arc<dyn Store>) {
 }
 
 async fn placement_reserves_load_and_joins_count(store: Arc<dyn Store>) {
-    assert_eq!(store.place_meeting(&request("m0")).await.unwrap(), Placement::NoServer);
+    assert_eq!(store.place_meeting(&placement_request("m0")).await.unwrap(), Placement::NoServer);
     online_server(&*store, "busy", None, None, 50.0).await;
     online_server(&*store, "idle", None, Some("2.0"), 10.0).await;
 
-    let Placement::Placed { meeting, server } = store.place_meeting(&request("m1")).await.unwrap() else {
+    let Placement::Placed { meeting, server } = store.place_meeting(&placement_request("m1")).await.unwrap() else {
         panic!("not placed");
     };
     assert_eq!((meeting.server_id.as_str(), server.id.as_str()), ("idle", "idle"));
     assert_eq!((meeting.moderator_pw.as_str(), meeting.tenant_id.as_ref()), ("mp", None));
-    assert_eq!(meeting.voice_bridge, request("m1").voice_bridges[0]);
+    assert_eq!(meeting.voice_bridge, placement_request("m1").voice_bridges[0]);
     // 15 users reserved × the multiplier.
     assert_eq!(load_of(&*store, "idle").await, Some(40.0));
 
-    let Placement::Existing(route) = store.place_meeting(&request("m1")).await.unwrap() else {
+    let Placement::Existing(route) = store.place_meeting(&placement_request("m1")).await.unwrap() else {
         panic!("not existing");
     };
     assert_eq!(route.meeting, meeting);
@@ -288,11 +274,11 @@ async fn placement_reserves_load_and_joins_count(store: Arc<dyn Store>) {
     assert_eq!(store.route_join(&MeetingId::from("nope"), None).await.unwrap(), JoinRoute::NotFound);
 
     // The next meeting goes to the least loaded server: still idle (42 < 50).
-    let Placement::Placed { server, .. } = store.place_meeting(&request("m2")).await.unwrap() else {
+    let Placement::Placed { server, .. } = store.place_meeting(&placement_request("m2")).await.unwrap() else {
         panic!("not placed");
     };
     assert_eq!(server.id.as_str(), "idle");
-    let Placement::Placed { server, .. } = store.place_meeting(&request("m3")).await.unwrap() else {
+    let Placement::Placed { server, .. } = store.place_meeting(&placement_request("m3")).await.unwrap() else {
         panic!("not placed");
     };
     assert_eq!(server.id.as_str(), "busy");
@@ -334,7 +320,7 @@ async fn placement_respects_tenants_and_voice_bridges(store: Arc<dyn Store>) {
     online_server(&*store, "s1", None, None, 0.0).await;
     let t1 = TenantId::from("t1");
     let t2 = TenantId::from("t2");
-    let mut req = request("shared");
+    let mut req = placement_request("shared");
     req.tenant_id = Some(t1.clone());
     let Placement::Placed { meeting, .. } = store.place_meeting(&req).await.unwrap() else {
         panic!("not placed");
@@ -344,7 +330,7 @@ async fn placement_respects_tenants_and_voice_bridges(store: Arc<dyn Store>) {
     req.tenant_id = Some(t2.clone());
     assert_eq!(store.place_meeting(&req).await.unwrap(), Placement::TenantConflict);
     // Without a tenant, the stored one is not checked.
-    assert!(matches!(store.place_meeting(&request("shared")).await.unwrap(), Placement::Existing(_)));
+    assert!(matches!(store.place_meeting(&placement_request("shared")).await.unwrap(), Placement::Existing(_)));
 
     let id = MeetingId::from("shared");
     assert!(store.find_meeting(&id, Some(&t1)).await.unwrap().is_some());
@@ -354,8 +340,8 @@ async fn placement_respects_tenants_and_voice_bridges(store: Arc<dyn Store>) {
     assert_eq!(store.route_join(&id, Some(&t2)).await.unwrap(), JoinRoute::NotFound);
 
     // A meeting stored without tenant is not taken over by a tenant.
-    store.place_meeting(&request("plain")).await.unwrap();
-    let mut tenant_req = request("plain");
+    store.place_meeting(&placement_request("plain")).await.unwrap();
+    let mut tenant_req = placement_request("plain");
     tenant_req.tenant_id = Some(t1.clone());
     assert_eq!(store.place_meeting(&tenant_req).await.unwrap(), Placement::TenantConflict);
 
@@ -364,20 +350,19 @@ async fn placement_respects_tenants_and_voice_bridges(store: Arc<dyn Store>) {
     assert_eq!(by_pin.meeting.id, id);
     assert_eq!(by_pin.server.map(|s| s.id.into_string()).as_deref(), Some("s1"));
     assert!(store.find_meeting_by_voice_bridge("000000000").await.unwrap().is_none());
-    let mut clash = request("clash");
+    let mut clash = placement_request("clash");
     clash.voice_bridges = vec![meeting.voice_bridge.clone(), "555555555".into()];
     let Placement::Placed { meeting: second, .. } = store.place_meeting(&clash).await.unwrap() else {
         panic!("not placed");
     };
     assert_eq!(second.voice_bridge, "555555555");
-    let mut exhausted = request("exhausted");
+    let mut exhausted = placement_request("exhausted");
     exhausted.voice_bridges = vec![meeting.voice_bridge.clone(), "555555555".into()];
     assert_eq!(store.place_meeting(&exhausted).await.unwrap(), Placement::VoiceBridgesExhausted);
     assert!(store.find_meeting(&MeetingId::from("exhausted"), None).await.unwrap().is_none());
 }
 
 async fn placement_agrees_with_the_reference_selection(store: Arc<dyn Store>) {
-    let specs = ["", "gpu", "gpu!", "eu;gpu", "gpu;eu!", "none", "none!", "zz", "zz!", "!"];
     let tags = [None, Some("gpu"), Some("eu")];
     let mut seed: u64 = 0x5eed;
     let mut next = |n: u64| {
@@ -394,27 +379,7 @@ async fn placement_agrees_with_the_reference_selection(store: Arc<dyn Store>) {
         for (id, load, tag) in &pool {
             online_server(&*store, id, *tag, None, *load).await;
         }
-        pool.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-        let candidates: Vec<Candidate<'_>> =
-            pool.iter().map(|(id, load, tag)| Candidate { id, load: *load, tag: *tag, exists: true }).collect();
-        for (n, spec) in specs.iter().enumerate() {
-            let tag_spec = TagSpec::parse(Some(spec));
-            let expected = match select(&candidates, &tag_spec) {
-                Selection::Chosen(i) => Some(candidates[i].id.to_owned()),
-                Selection::NoServer => None,
-                Selection::TagUnavailable => Some("tag-unavailable".to_owned()),
-            };
-            let mut req = request(&format!("m-{round}-{n}"));
-            req.tags = tag_spec;
-            req.reserve_users = 0;
-            let got = match store.place_meeting(&req).await.unwrap() {
-                Placement::Placed { server, .. } => Some(server.id.into_string()),
-                Placement::NoServer => None,
-                Placement::TagUnavailable => Some("tag-unavailable".to_owned()),
-                other => panic!("unexpected {other:?}"),
-            };
-            assert_eq!(got, expected, "pool {pool:?}, spec {spec:?}");
-        }
+        assert_placements_follow_the_reference(&*store, &mut pool, round).await;
     }
 }
 
@@ -425,7 +390,7 @@ async fn concurrent_placements_of_one_meeting_agree(store: Arc<dyn Store>) {
     let tasks: Vec<_> = (0..64)
         .map(|_| {
             let store = Arc::clone(&store);
-            tokio::spawn(async move { store.place_meeting(&request("contested")).await.unwrap() })
+            tokio::spawn(async move { store.place_meeting(&placement_request("contested")).await.unwrap() })
         })
         .collect();
     let mut placed = 0;
@@ -449,12 +414,12 @@ async fn concurrent_placements_of_one_meeting_agree(store: Arc<dyn Store>) {
 
 async fn meetings_expire_and_prune_cleans_up(store: Arc<dyn Store>) {
     online_server(&*store, "s1", None, None, 0.0).await;
-    let mut short = request("short");
+    let mut short = placement_request("short");
     short.ttl = Duration::from_secs(1);
     let Placement::Placed { meeting, .. } = store.place_meeting(&short).await.unwrap() else {
         panic!("not placed");
     };
-    store.place_meeting(&request("long")).await.unwrap();
+    store.place_meeting(&placement_request("long")).await.unwrap();
     let records = store.meetings().await.unwrap();
     let mut ttls: Vec<_> = records.iter().map(|r| (r.meeting.id.as_str().to_owned(), r.ttl.unwrap())).collect();
     ttls.sort();
@@ -480,7 +445,7 @@ async fn meetings_expire_and_prune_cleans_up(store: Arc<dyn Store>) {
     assert!(orphans.is_empty());
 
     // The pin is free again: a new meeting may take it.
-    let mut again = request("again");
+    let mut again = placement_request("again");
     again.voice_bridges = vec![meeting.voice_bridge.clone()];
     assert!(matches!(store.place_meeting(&again).await.unwrap(), Placement::Placed { .. }));
     // An expired meeting can be created anew under its id.
@@ -576,8 +541,8 @@ async fn sqlite_handles_on_one_file_stay_consistent() {
         .map(|i| {
             let store = Arc::clone(if i % 2 == 0 { &api } else { &admin });
             tokio::spawn(async move {
-                let contested = store.place_meeting(&request("contested")).await.unwrap();
-                let own = store.place_meeting(&request(&format!("m{i}"))).await.unwrap();
+                let contested = store.place_meeting(&placement_request("contested")).await.unwrap();
+                let own = store.place_meeting(&placement_request(&format!("m{i}"))).await.unwrap();
                 (contested, own)
             })
         })

@@ -2,11 +2,14 @@
 
 use std::io::Cursor;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser as _;
 use scalelite_admin::{Cli, Io};
+use scalelite_core::MeetingId;
 use scalelite_core::config::Config;
-use scalelite_store::SqliteStore;
+use scalelite_core::selection::{Candidate, Selection, TagSpec, select};
+use scalelite_store::{Placement, PlacementRequest, SqliteStore, Store};
 use scalelite_tests::{Reply, TestApp};
 use serde_json::Value;
 
@@ -104,3 +107,52 @@ macro_rules! contract {
     };
 }
 pub(crate) use contract;
+
+/// A placement request for `id` with nine voice-bridge candidates, a
+/// ten-minute TTL and a reservation of 15 users.
+pub fn placement_request(id: &str) -> PlacementRequest {
+    PlacementRequest {
+        meeting_id: MeetingId::from(id),
+        tenant_id: None,
+        tags: TagSpec::default(),
+        moderator_pw: "mp".into(),
+        voice_bridges: scalelite_core::voice_bridge::candidates(id, 9, None),
+        ttl: Duration::from_secs(600),
+        reserve_users: 15,
+    }
+}
+
+/// The tag specs a placement is tried with against a random pool.
+pub const TAG_SPECS: [&str; 10] = ["", "gpu", "gpu!", "eu;gpu", "gpu;eu!", "none", "none!", "zz", "zz!", "!"];
+
+/// Places one meeting per [`TAG_SPECS`] entry on `store`, whose placement
+/// pool is `pool` (id, load, tag), and asserts each lands where
+/// `scalelite_core::selection::select` (the reference) says.
+pub async fn assert_placements_follow_the_reference(
+    store: &dyn Store,
+    pool: &mut [(String, f64, Option<&str>)],
+    round: usize,
+) {
+    // ZRANGE order: load ascending, ties by member.
+    pool.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    let candidates: Vec<Candidate<'_>> =
+        pool.iter().map(|(id, load, tag)| Candidate { id, load: *load, tag: *tag, exists: true }).collect();
+    for (n, spec) in TAG_SPECS.iter().enumerate() {
+        let tag_spec = TagSpec::parse(Some(spec));
+        let expected = match select(&candidates, &tag_spec) {
+            Selection::Chosen(i) => Some(candidates[i].id.to_owned()),
+            Selection::NoServer => None,
+            Selection::TagUnavailable => Some("tag-unavailable".to_owned()),
+        };
+        let mut req = placement_request(&format!("m-{round}-{n}"));
+        req.tags = tag_spec;
+        req.reserve_users = 0;
+        let got = match store.place_meeting(&req).await.unwrap() {
+            Placement::Placed { server, .. } => Some(server.id.into_string()),
+            Placement::NoServer => None,
+            Placement::TagUnavailable => Some("tag-unavailable".to_owned()),
+            other => panic!("unexpected {other:?}"),
+        };
+        assert_eq!(got, expected, "pool {pool:?}, spec {spec:?}");
+    }
+}
