@@ -65,6 +65,22 @@ pub struct ImportPolicy {
     pub protected: bool,
 }
 
+impl ImportPolicy {
+    /// `published` after importing a recording whose existing row had
+    /// `previous` (`published`, `publish_updated`): an administrator's
+    /// publish/unpublish survives re-imports (Scalelite means to do this but
+    /// reads the value it just overwrote); otherwise
+    /// `RECORDING_IMPORT_UNPUBLISHED` unpublishes; otherwise `None`: the
+    /// value the archive's metadata wrote stands.
+    pub fn published_after_import(&self, previous: Option<(Option<bool>, Option<bool>)>) -> Option<bool> {
+        match previous {
+            Some((published, Some(true))) => Some(published.unwrap_or(false)),
+            _ if self.import_unpublished => Some(false),
+            _ => None,
+        }
+    }
+}
+
 /// What an import stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Imported {

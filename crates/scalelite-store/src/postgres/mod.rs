@@ -681,13 +681,9 @@ async fn import_once(pool: &PgPool, import: &RecordingImport, policy: ImportPoli
             .await?;
         }
     }
-    // Published: an administrator's publish/unpublish survives re-imports
-    // (Scalelite means to do this but reads the value it just overwrote);
-    // otherwise RECORDING_IMPORT_UNPUBLISHED, otherwise the metadata.
-    let published = match existing {
-        Some((_, previous, Some(true))) => previous.unwrap_or(false),
-        _ if policy.import_unpublished => false,
-        _ => sqlx::query_scalar::<_, Option<bool>>("SELECT published FROM recordings WHERE id = $1")
+    let published = match policy.published_after_import(existing.map(|(_, published, updated)| (published, updated))) {
+        Some(published) => published,
+        None => sqlx::query_scalar::<_, Option<bool>>("SELECT published FROM recordings WHERE id = $1")
             .bind(id)
             .fetch_one(&mut *tx)
             .await?
