@@ -96,7 +96,10 @@ async fn an_archive_from_bbb_is_listed_played_managed_and_deleted() {
     assert_eq!(recording.text_at("name").as_deref(), Some("Übung 7 – Analysis"));
     assert_eq!(recording.text_at("published").as_deref(), Some("true"));
     assert_eq!(recording.text_at("protected").as_deref(), Some("true"));
-    assert!(!dirs.spool().join(rec.file_name()).exists(), "the archive leaves the spool");
+    // The archive is deleted last, after the files were moved into place
+    // (the listing appears at the database commit, just before).
+    let archive = dirs.spool().join(rec.file_name());
+    eventually_with(Duration::from_secs(10), "the archive leaves the spool", || async { !archive.exists() }).await;
     assert_published(&rec, &dirs.published());
 
     // The front-end hears about it, signed with the load-balancer secret.
