@@ -1,8 +1,10 @@
 //! `db migrate` and `db status`: the PostgreSQL schema (Scalelite's
 //! `rake db:migrate`). The API never migrates on its own; its health check
-//! fails while a migration is pending.
+//! fails while a migration is pending. The embedded database brings its
+//! schema up to date whenever it is opened, so both commands only say so.
 
 use clap::{Args, Subcommand};
+use scalelite_core::config::Backend;
 use serde_json::json;
 
 use crate::Ctx;
@@ -28,7 +30,14 @@ pub enum DbCommand {
 
 /// Runs a `db` command.
 pub(crate) async fn run(opts: Opts, ctx: &Ctx, ui: &mut Ui<'_, '_>) -> Outcome {
-    let db = ctx.database(ui)?;
+    if let Backend::Embedded { data_dir } = &ctx.config.backend {
+        // Opening the context already brought the schema up to date.
+        let file = data_dir.join(Backend::DATABASE_FILE);
+        ui.text(format!("Database is up to date (the embedded database {} migrates itself)", file.display()));
+        ui.json(&json!({ "embedded": file, "applied": [], "pending": [] }));
+        return Ok(());
+    }
+    let db = ctx.postgres.as_ref().ok_or_else(|| ui.fail("ERROR: DATABASE_URL is not set"))?;
     match opts.command {
         DbCommand::Migrate => {
             let applied = db.migrate().await.map_err(|e| ui.fail(format!("ERROR: {e}")))?;

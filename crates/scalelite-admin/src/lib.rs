@@ -16,16 +16,19 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use scalelite_bbb_client::{BbbClient, Timeouts};
 use scalelite_core::ServerId;
+use scalelite_core::config::Backend;
 use scalelite_core::config::Config;
 use scalelite_fleet::{Fleet, FleetError, FleetSettings};
-use scalelite_store::{PgStore, RedisStore, Store};
+use scalelite_store::{PgStore, RecordingStore, Store, Stores};
 
 pub use crate::output::Io;
 use crate::output::{Exit, Ui};
 
 /// Administration of a Scalelite-compatible BigBlueButton load balancer.
 ///
-/// The commands mirror Scalelite's rake tasks and work on the same Redis.
+/// The commands mirror Scalelite's rake tasks and work on the same Redis and
+/// PostgreSQL, or on the embedded database (`SCALELITE_DATA_DIR`) when
+/// neither `REDIS_URL` nor `DATABASE_URL` is set.
 #[derive(Debug, Parser)]
 #[command(name = "scalelite-admin", version)]
 pub struct Cli {
@@ -64,11 +67,11 @@ pub enum Command {
     TenantSettings(tenants::SettingsOpts),
 }
 
-/// Runs `cli` against the Redis and servers named by `config`, writing to
+/// Runs `cli` against the stores and servers named by `config`, writing to
 /// `io`; returns the process exit code (0 success, 1 failure).
 pub async fn run(cli: Cli, config: &Config, io: &mut Io<'_>) -> u8 {
     let mut ui = Ui::new(io, cli.json, cli.yes);
-    let ctx = match Ctx::open(config) {
+    let ctx = match Ctx::open(config).await {
         Ok(ctx) => ctx,
         Err(error) => return ui.fail(format!("ERROR: {error:#}")).0,
     };
@@ -94,15 +97,22 @@ pub(crate) struct Ctx {
     pub(crate) config: Config,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) fleet: Fleet,
-    /// The recordings database, when `DATABASE_URL` is set.
-    pub(crate) database: Option<PgStore>,
+    /// The recordings store: PostgreSQL when `DATABASE_URL` is set, or the
+    /// embedded database.
+    pub(crate) recordings: Option<Arc<dyn RecordingStore>>,
+    /// The PostgreSQL database, for its schema.
+    pub(crate) postgres: Option<PgStore>,
 }
 
 // === impl Ctx ===
 
 impl Ctx {
-    fn open(config: &Config) -> anyhow::Result<Self> {
-        let store: Arc<dyn Store> = Arc::new(RedisStore::from_config(config).context("REDIS_URL")?);
+    async fn open(config: &Config) -> anyhow::Result<Self> {
+        let what = match &config.backend {
+            Backend::Services => "REDIS_URL/DATABASE_URL".to_owned(),
+            Backend::Embedded { data_dir } => format!("the embedded database in {}", data_dir.display()),
+        };
+        let Stores { meetings: store, recordings, postgres } = Stores::open(config, 2).await.context(what)?;
         let timeouts = Timeouts { connect: config.connect_timeout, response: config.response_timeout };
         let bbb = BbbClient::new(timeouts, config.checksum_algorithms.outgoing());
         let settings = FleetSettings {
@@ -110,16 +120,12 @@ impl Ctx {
             concurrency: config.poller_concurrency.max(1),
         };
         let fleet = Fleet::new(Arc::clone(&store), bbb, settings);
-        let database = match &config.database_url {
-            Some(url) => Some(PgStore::open(url.expose(), 2).context("DATABASE_URL")?),
-            None => None,
-        };
-        Ok(Self { config: config.clone(), store, fleet, database })
+        Ok(Self { config: config.clone(), store, fleet, recordings, postgres })
     }
 
-    /// The recordings database, or exit 1 naming the missing variable.
-    pub(crate) fn database(&self, ui: &mut Ui<'_, '_>) -> Result<&PgStore, Exit> {
-        self.database.as_ref().ok_or_else(|| ui.fail("ERROR: DATABASE_URL is not set"))
+    /// The recordings store, or exit 1 naming the missing variable.
+    pub(crate) fn recordings(&self, ui: &mut Ui<'_, '_>) -> Result<&Arc<dyn RecordingStore>, Exit> {
+        self.recordings.as_ref().ok_or_else(|| ui.fail("ERROR: DATABASE_URL is not set"))
     }
 
     /// How many servers or meetings are asked at once (`POLLER_THREADS`).

@@ -9,7 +9,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Subcommand};
 use scalelite_recording_importer::{ArchiveOutcome, Importer, ImporterError, Settings};
-use scalelite_store::RecordingStore;
 use scalelite_store::trees::{Trees, move_format};
 use serde_json::{Value, json};
 
@@ -56,7 +55,7 @@ pub(crate) async fn run(opts: Opts, ctx: &Ctx, ui: &mut Ui<'_, '_>) -> Outcome {
             let Some(tenant_id) = tenant_id.filter(|t| !t.trim().is_empty()) else {
                 return Err(ui.fail("No tenant ID was provided"));
             };
-            let db = ctx.database(ui)?;
+            let db = ctx.recordings(ui)?;
             let changed = db.add_to_tenant(&tenant_id).await.map_err(|e| ui.fail(format!("ERROR: {e}")))?;
             ui.text(format!("All existing recordings have been successfully linked to tenant {tenant_id}"));
             ui.json(&json!({ "tenant_id": tenant_id, "recordings_linked": changed }));
@@ -73,7 +72,7 @@ pub(crate) async fn run(opts: Opts, ctx: &Ctx, ui: &mut Ui<'_, '_>) -> Outcome {
 /// already in the unpublish tree is left as it is (as Scalelite skips such
 /// recordings), so nothing is overwritten.
 async fn update(ctx: &Ctx, ui: &mut Ui<'_, '_>) -> Outcome {
-    let db = ctx.database(ui)?;
+    let db = ctx.recordings(ui)?;
     let recordings = db.unpublished().await.map_err(|e| ui.fail(format!("ERROR: {e}")))?;
     let config = &ctx.config.recordings;
     let (publish, unpublish) = (config.publish_dir.clone(), config.unpublish_dir.clone());
@@ -118,7 +117,7 @@ async fn update(ctx: &Ctx, ui: &mut Ui<'_, '_>) -> Outcome {
 
 /// Imports the spool once with the importer library.
 async fn import(ctx: &Ctx, ui: &mut Ui<'_, '_>) -> Outcome {
-    let db: Arc<dyn RecordingStore> = Arc::new(ctx.database(ui)?.clone());
+    let db = Arc::clone(ctx.recordings(ui)?);
     let importer = Importer::new(Settings::from_config(&ctx.config), db, Some(Arc::clone(&ctx.store)));
     let report = match importer.import_pending_once().await {
         Ok(report) => report,
@@ -189,9 +188,9 @@ async fn import_status(ctx: &Ctx, ui: &mut Ui<'_, '_>, limit: i64) -> Outcome {
     };
     let pending = pending.map_err(|e| ui.fail(format!("ERROR: cannot read {}: {e}", spool.display())))?;
     let failed = failed.map_err(|e| ui.fail(format!("ERROR: cannot read {}: {e}", failed_dir.display())))?;
-    let recent = match ctx.database(ui) {
-        Ok(db) => db.recent_imports(limit).await.map_err(|e| e.to_string()),
-        Err(_) => Err("DATABASE_URL is not set".to_owned()),
+    let recent = match &ctx.recordings {
+        Some(db) => db.recent_imports(limit).await.map_err(|e| e.to_string()),
+        None => Err("DATABASE_URL is not set".to_owned()),
     };
 
     let now = SystemTime::now();
@@ -266,7 +265,7 @@ async fn import_status(ctx: &Ctx, ui: &mut Ui<'_, '_>, limit: i64) -> Outcome {
         "failed": failed.iter().map(archive_json).collect::<Vec<_>>(),
         "recent": recent_json,
     }));
-    if recent.is_err() && ctx.config.database_url.is_some() {
+    if recent.is_err() && ctx.recordings.is_some() {
         return Err(ui.fail("ERROR: the import log could not be read"));
     }
     Ok(())

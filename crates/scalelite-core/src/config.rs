@@ -138,12 +138,44 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Where the state (servers, meetings, tenants, recordings) lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Redis (`REDIS_URL`) for servers, meetings and tenants and PostgreSQL
+    /// (`DATABASE_URL`) for recordings, in Scalelite's layout: shared by
+    /// replicas and with Ruby Scalelite. Chosen when either variable is set.
+    Services,
+    /// One SQLite file, [`Backend::DATABASE_FILE`] under `SCALELITE_DATA_DIR`
+    /// (default `./data`): chosen when neither `REDIS_URL` nor
+    /// `DATABASE_URL` is set.
+    Embedded {
+        /// `SCALELITE_DATA_DIR`.
+        data_dir: PathBuf,
+    },
+}
+
+impl Backend {
+    /// The database file's name inside the data directory.
+    pub const DATABASE_FILE: &'static str = "scalelite.sqlite3";
+
+    /// The SQLite file of the embedded backend.
+    pub fn database_file(&self) -> Option<PathBuf> {
+        match self {
+            Backend::Services => None,
+            Backend::Embedded { data_dir } => Some(data_dir.join(Self::DATABASE_FILE)),
+        }
+    }
+}
+
 /// Settings shared by the API, the poller and the admin CLI.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// Redis/PostgreSQL or the embedded SQLite file.
+    pub backend: Backend,
     /// `BIND` (`tcp://host:port` or `host:port`), else `0.0.0.0:$PORT` (3000).
     pub bind: SocketAddr,
-    /// `REDIS_URL` (default `redis://127.0.0.1:6379/0`).
+    /// `REDIS_URL` (default `redis://127.0.0.1:6379/0` when only
+    /// `DATABASE_URL` is set).
     pub redis_url: Secret,
     /// `REDIS_NAMESPACE` (default `scalelite`): keys are `<ns>:<key>`.
     pub redis_namespace: String,
@@ -242,7 +274,9 @@ pub struct Config {
 pub struct RecordingConfig {
     /// `RECORDING_DISABLED`.
     pub disabled: bool,
-    /// `RECORDING_SPOOL_DIR` (default `/var/bigbluebutton/spool`).
+    /// `RECORDING_SPOOL_DIR` (default `/var/bigbluebutton/spool`; with the
+    /// embedded backend `$SCALELITE_DATA_DIR/recordings/spool`, and likewise
+    /// for the other three directories).
     pub spool_dir: PathBuf,
     /// `RECORDING_WORK_DIR` (default `/var/bigbluebutton/recording/scalelite`).
     pub work_dir: PathBuf,
@@ -318,23 +352,31 @@ impl Config {
                 Some,
             ),
         };
+        let backend = if env.is_set("REDIS_URL") || env.is_set("DATABASE_URL") {
+            Backend::Services
+        } else {
+            Backend::Embedded { data_dir: r.string("SCALELITE_DATA_DIR").unwrap_or_else(|| "data".into()).into() }
+        };
+        let recording_dir = |r: &mut Reader<'_>, name: &str, scalelite: &str, embedded: &str| -> PathBuf {
+            match (r.string(name), &backend) {
+                (Some(dir), _) => dir.into(),
+                (None, Backend::Services) => scalelite.into(),
+                (None, Backend::Embedded { data_dir }) => data_dir.join("recordings").join(embedded),
+            }
+        };
         let minutes =
             |r: &mut Reader<'_>, name: &str, default: u64| Duration::from_secs(r.parse::<u64>(name, default) * 60);
         let recordings = RecordingConfig {
             disabled: r.bool("RECORDING_DISABLED", false),
-            spool_dir: r.string("RECORDING_SPOOL_DIR").unwrap_or_else(|| "/var/bigbluebutton/spool".into()).into(),
-            work_dir: r
-                .string("RECORDING_WORK_DIR")
-                .unwrap_or_else(|| "/var/bigbluebutton/recording/scalelite".into())
-                .into(),
-            publish_dir: r
-                .string("RECORDING_PUBLISH_DIR")
-                .unwrap_or_else(|| "/var/bigbluebutton/published".into())
-                .into(),
-            unpublish_dir: r
-                .string("RECORDING_UNPUBLISH_DIR")
-                .unwrap_or_else(|| "/var/bigbluebutton/unpublished".into())
-                .into(),
+            spool_dir: recording_dir(&mut r, "RECORDING_SPOOL_DIR", "/var/bigbluebutton/spool", "spool"),
+            work_dir: recording_dir(&mut r, "RECORDING_WORK_DIR", "/var/bigbluebutton/recording/scalelite", "work"),
+            publish_dir: recording_dir(&mut r, "RECORDING_PUBLISH_DIR", "/var/bigbluebutton/published", "published"),
+            unpublish_dir: recording_dir(
+                &mut r,
+                "RECORDING_UNPUBLISH_DIR",
+                "/var/bigbluebutton/unpublished",
+                "unpublished",
+            ),
             import_unpublished: r.bool("RECORDING_IMPORT_UNPUBLISHED", false),
             import_poll_interval: r.seconds("RECORDING_IMPORT_POLL_INTERVAL", 60.0),
             import_settle_time: r.seconds("RECORDING_IMPORT_SETTLE_TIME", 2.0),
@@ -371,6 +413,7 @@ impl Config {
             None => secrets.first().cloned(),
         };
         let config = Config {
+            backend,
             bind,
             redis_url: Secret::new(r.string("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379/0".into())),
             redis_namespace: r.string("REDIS_NAMESPACE").unwrap_or_else(|| "scalelite".into()),
@@ -471,8 +514,32 @@ mod tests {
     }
 
     #[test]
-    fn recording_variables() {
+    fn backend_is_embedded_unless_redis_or_postgres_is_named() {
         let config = Config::from_env(&Env::default()).unwrap();
+        assert_eq!(config.backend, Backend::Embedded { data_dir: "data".into() });
+        assert_eq!(config.backend.database_file(), Some(PathBuf::from("data/scalelite.sqlite3")));
+        assert_eq!(config.recordings.spool_dir, PathBuf::from("data/recordings/spool"));
+        assert_eq!(config.recordings.unpublish_dir, PathBuf::from("data/recordings/unpublished"));
+        let env = Env::from_pairs([("SCALELITE_DATA_DIR", "/srv/lb"), ("RECORDING_PUBLISH_DIR", "/srv/pub")]);
+        let config = Config::from_env(&env).unwrap();
+        assert_eq!(config.backend.database_file(), Some(PathBuf::from("/srv/lb/scalelite.sqlite3")));
+        assert_eq!(config.recordings.work_dir, PathBuf::from("/srv/lb/recordings/work"));
+        assert_eq!(config.recordings.publish_dir, PathBuf::from("/srv/pub"));
+        for name in ["REDIS_URL", "DATABASE_URL"] {
+            let env = Env::from_pairs([(name, "x://y"), ("SCALELITE_DATA_DIR", "/srv/lb")]);
+            let config = Config::from_env(&env).unwrap();
+            assert_eq!(config.backend, Backend::Services, "{name}");
+            assert_eq!(config.backend.database_file(), None);
+            assert_eq!(config.recordings.spool_dir, PathBuf::from("/var/bigbluebutton/spool"));
+        }
+        // An empty variable counts as unset.
+        let config = Config::from_env(&Env::from_pairs([("REDIS_URL", "")])).unwrap();
+        assert!(matches!(config.backend, Backend::Embedded { .. }));
+    }
+
+    #[test]
+    fn recording_variables() {
+        let config = Config::from_env(&Env::from_pairs([("REDIS_URL", "redis://127.0.0.1:6379/0")])).unwrap();
         let r = &config.recordings;
         assert_eq!(r.spool_dir, PathBuf::from("/var/bigbluebutton/spool"));
         assert_eq!(r.playback_formats, ["presentation", "video", "screenshare", "podcast", "notes", "capture"]);

@@ -5,6 +5,7 @@ pub mod model;
 pub mod postgres;
 pub mod recordings;
 pub mod redis;
+mod select;
 pub mod sqlite;
 pub mod tenants;
 pub mod trees;
@@ -22,6 +23,7 @@ pub use crate::model::{
 pub use crate::postgres::PgStore;
 pub use crate::recordings::RecordingStore;
 pub use crate::redis::{RedisConnection, RedisOptions, RedisStore};
+pub use crate::select::{Stores, create_private_dir};
 pub use crate::sqlite::SqliteStore;
 pub use crate::tenants::{Tenant, TenantRecord, TenantSetting, TenantUpdate};
 
