@@ -6,6 +6,7 @@ mod admin;
 mod analytics;
 mod checksum;
 mod create;
+mod embedded;
 mod end;
 mod fsapi;
 mod get_meetings;

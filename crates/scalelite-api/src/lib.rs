@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod api;
+pub mod embedded;
 pub mod fsapi;
 pub mod health;
 pub mod lrs;

@@ -1,12 +1,13 @@
-//! `scalelite-api`: reads the configuration, connects the store and serves.
+//! `scalelite-api`: reads the configuration, opens the stores and serves;
+//! in the embedded mode it also polls and imports recordings.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context as _;
-use scalelite_api::AppState;
-use scalelite_core::config::{Config, Env};
-use scalelite_store::RedisStore;
+use scalelite_api::state::DATABASE_POOL_SIZE;
+use scalelite_api::{AppState, embedded};
+use scalelite_core::config::{Backend, Env};
+use scalelite_store::Stores;
 use tokio::net::TcpListener;
 use tracing::{error, info};
 
@@ -35,21 +36,42 @@ fn main() -> ExitCode {
 }
 
 async fn serve(env: &Env) -> anyhow::Result<()> {
-    let config = Config::from_env(env)?;
+    let config = embedded::config_from_env(env)?;
     if config.secrets.is_empty() {
         tracing::warn!("LOADBALANCER_SECRET is not set: every checksummed call will be refused");
     }
-    if config.database_url.is_none() && !config.recordings.disabled {
+    if config.backend == Backend::Services && config.database_url.is_none() && !config.recordings.disabled {
         tracing::warn!(
             "DATABASE_URL is not set: the recordings calls answer as with RECORDING_DISABLED=true \
              (getRecordings lists nothing)"
         );
     }
-    let store = RedisStore::from_config(&config).context("REDIS_URL")?;
+    let stores = match &config.backend {
+        Backend::Services => Stores::open(&config, DATABASE_POOL_SIZE).await.context("REDIS_URL/DATABASE_URL")?,
+        Backend::Embedded { data_dir } => {
+            let stores = Stores::open(&config, DATABASE_POOL_SIZE)
+                .await
+                .with_context(|| format!("the embedded database in {}", data_dir.display()))?;
+            info!(
+                data_dir = %data_dir.display(),
+                spool = %config.recordings.spool_dir.display(),
+                "embedded mode (neither REDIS_URL nor DATABASE_URL is set): all state in {}; the poller and the \
+                 recording importer run in this process",
+                data_dir.join(Backend::DATABASE_FILE).display()
+            );
+            stores
+        }
+    };
     let listener = TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
     info!(address = %listener.local_addr()?, "scalelite-api listening");
-    let state = AppState::new(config, Arc::new(store))?;
-    scalelite_api::run(listener, state, scalelite_telemetry::shutdown_signal()).await?;
+    let shutdown = scalelite_telemetry::shutdown_signal();
+    match config.backend {
+        Backend::Embedded { .. } => embedded::run(listener, config, stores, shutdown).await?,
+        Backend::Services => {
+            let state = AppState::with_recordings(config, stores.meetings, stores.recordings)?;
+            scalelite_api::run(listener, state, shutdown).await?;
+        }
+    }
     info!("scalelite-api stopped");
     Ok(())
 }

@@ -15,7 +15,7 @@ use crate::tenancy::TenantDirectory;
 
 /// Connections per API process to PostgreSQL (recordings calls only; the
 /// meeting calls never touch it).
-const DATABASE_POOL_SIZE: u32 = 8;
+pub const DATABASE_POOL_SIZE: u32 = 8;
 
 /// Everything a request needs. Cloning (once per request, by axum) costs a
 /// single reference-count increment.
@@ -73,6 +73,17 @@ impl AppState {
         store: Arc<dyn Store>,
         recordings: Option<Arc<dyn RecordingStore>>,
     ) -> anyhow::Result<Self> {
+        Self::with_metrics(config, store, recordings, |_| {})
+    }
+
+    /// [`AppState::with_recordings`], with `register` adding more metrics to
+    /// what `/metrics` serves (the embedded mode's poller).
+    pub fn with_metrics(
+        config: Config,
+        store: Arc<dyn Store>,
+        recordings: Option<Arc<dyn RecordingStore>>,
+        register: impl FnOnce(&mut Registry),
+    ) -> anyhow::Result<Self> {
         let bbb = BbbClient::new(
             Timeouts { connect: config.connect_timeout, response: config.response_timeout },
             config.checksum_algorithms.outgoing(),
@@ -84,7 +95,9 @@ impl AppState {
         };
         let fleet = Fleet::new(Arc::clone(&store), bbb.clone(), settings);
         let metrics = Arc::new(ApiMetrics::new());
-        let registry = Arc::new(metrics.registry());
+        let mut registry = metrics.registry();
+        register(&mut registry);
+        let registry = Arc::new(registry);
         let tenants = TenantDirectory::new(Arc::clone(&store), config.tenant_cache_ttl);
         let outbound = Outbound::new(&config);
         Ok(Self(Arc::new(Shared {

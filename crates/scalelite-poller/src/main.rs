@@ -10,7 +10,7 @@ use axum::routing::get;
 use prometheus_client::registry::Registry;
 use scalelite_core::config::{Config, Env};
 use scalelite_poller::{Poller, PollerMetrics};
-use scalelite_store::RedisStore;
+use scalelite_store::Stores;
 use tracing::{error, info};
 
 #[global_allocator]
@@ -45,9 +45,11 @@ fn main() -> ExitCode {
 
 async fn run(env: &Env, once: bool) -> anyhow::Result<()> {
     let config = Config::from_env(env)?;
-    let store = RedisStore::from_config(&config).context("REDIS_URL")?;
+    // The poller needs servers and meetings only: Redis, or the embedded
+    // database (which `scalelite-api` polls by itself in that mode).
+    let stores = Stores::open(&config, 1).await.context("opening the store")?;
     let metrics = Arc::new(PollerMetrics::new());
-    let poller = Poller::from_config(&config, Arc::new(store), Arc::clone(&metrics));
+    let poller = Poller::from_config(&config, stores.meetings, Arc::clone(&metrics));
     if once {
         match poller.poll_once().await? {
             Some(report) => report.log(),

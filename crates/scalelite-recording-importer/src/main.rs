@@ -5,10 +5,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use scalelite_core::config::{Config, Env};
+use scalelite_core::config::{Backend, Config, Env};
 use scalelite_recording_importer::{ArchiveOutcome, Importer, ImporterError, Settings};
 use scalelite_store::recordings::RecordingStore;
-use scalelite_store::{PgStore, RedisStore, Store};
+use scalelite_store::{PgStore, RedisStore, Store, Stores};
 use tracing::{error, info, warn};
 
 #[global_allocator]
@@ -43,13 +43,24 @@ fn main() -> ExitCode {
 
 async fn run(env: &Env, once: bool) -> anyhow::Result<ExitCode> {
     let config = Config::from_env(env)?;
-    let url = config.database_url.as_ref().context("DATABASE_URL is required")?;
-    let recordings: Arc<dyn RecordingStore> = Arc::new(PgStore::open(url.expose(), 4).context("DATABASE_URL")?);
-    let redis: Option<Arc<dyn Store>> = match RedisStore::open(config.redis_url.expose(), &config.redis_namespace) {
-        Ok(store) => Some(Arc::new(store)),
-        Err(e) => {
-            warn!(error = %e, "REDIS_URL unusable: recording-ready URLs are read from PostgreSQL only");
-            None
+    let (recordings, redis): (Arc<dyn RecordingStore>, Option<Arc<dyn Store>>) = match &config.backend {
+        // The embedded database holds both (`scalelite-api` imports by itself in that mode).
+        Backend::Embedded { .. } => {
+            let stores = Stores::open(&config, 4).await.context("opening the embedded database")?;
+            (stores.recordings.context("the embedded database has no recordings store")?, Some(stores.meetings))
+        }
+        Backend::Services => {
+            let url = config.database_url.as_ref().context("DATABASE_URL is required")?;
+            let recordings = Arc::new(PgStore::open(url.expose(), 4).context("DATABASE_URL")?);
+            let redis: Option<Arc<dyn Store>> =
+                match RedisStore::open(config.redis_url.expose(), &config.redis_namespace) {
+                    Ok(store) => Some(Arc::new(store)),
+                    Err(e) => {
+                        warn!(error = %e, "REDIS_URL unusable: recording-ready URLs are read from PostgreSQL only");
+                        None
+                    }
+                };
+            (recordings, redis)
         }
     };
     if let Err(e) = recordings.health_check().await {

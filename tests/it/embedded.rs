@@ -1,0 +1,151 @@
+//! The embedded single-binary mode as a small site runs it: no Redis, no
+//! PostgreSQL; one process serves the API, polls and imports recordings on
+//! one SQLite file, while `scalelite-admin` works on the same file.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use scalelite_api::embedded;
+use scalelite_core::config::{Backend, Config, Env};
+use scalelite_tests::{ApiClient, FakeFleet, RecordingArchive, eventually_with};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::support::admin_with;
+
+/// A running embedded-mode process (the library `scalelite-api`'s main
+/// calls), stopped as SIGTERM stops it.
+struct Running {
+    addr: SocketAddr,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    async fn start(env: &Env) -> (Config, Running) {
+        let config = embedded::config_from_env(env).expect("embedded configuration");
+        let stores = scalelite_store::Stores::open(&config, 4).await.expect("embedded database");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (shutdown, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(embedded::run(listener, config.clone(), stores, async move {
+            let _ = rx.await;
+        }));
+        (config, Running { addr, shutdown, task })
+    }
+
+    fn client(&self, secret: &str) -> ApiClient {
+        ApiClient::new(format!("http://{}/bigbluebutton/api", self.addr), secret)
+    }
+
+    async fn stop(self) {
+        let _ = self.shutdown.send(());
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("the process stops within 10 s of SIGTERM")
+            .expect("task")
+            .expect("clean exit");
+    }
+}
+
+fn embedded_env(data_dir: &Path) -> Env {
+    Env::default()
+        .with("SCALELITE_DATA_DIR", data_dir.to_str().unwrap())
+        .with("POLL_INTERVAL", "0.2")
+        .with("RECORDING_IMPORT_SETTLE_TIME", "0.1")
+        .with("RECORDING_IMPORT_POLL_INTERVAL", "0.5")
+        .with("CONNECT_TIMEOUT", "1")
+        .with("RESPONSE_TIMEOUT", "2")
+        .with("GET_MEETINGS_CACHE_TTL", "0")
+}
+
+async fn listed_recordings(client: &ApiClient, meeting_id: &str) -> usize {
+    let reply = client.get("getRecordings", &[("meetingID", meeting_id)]).await;
+    assert!(reply.is_success(), "{}", reply.body);
+    reply.xml().child("recordings").map_or(0, |list| list.children_named("recording").count())
+}
+
+#[tokio::test]
+async fn one_process_balances_polls_and_imports_on_one_file_that_the_admin_shares() {
+    let fleet = FakeFleet::start(2).await;
+    let data = tempfile::tempdir().unwrap();
+    let env = embedded_env(data.path());
+
+    // First start: the secret is generated into the data directory, private.
+    let (config, running) = Running::start(&env).await;
+    assert_eq!(config.backend, Backend::Embedded { data_dir: data.path().to_owned() });
+    let secret_file = data.path().join(embedded::SECRET_FILE);
+    let secret = std::fs::read_to_string(&secret_file).expect("generated secret").trim().to_owned();
+    assert_eq!(config.secrets.first().map(|s| s.expose().to_owned()), Some(secret.clone()));
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&secret_file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    assert!(data.path().join(Backend::DATABASE_FILE).is_file());
+
+    // A second terminal adds and enables the servers while the API runs.
+    for server in fleet.iter() {
+        let added = admin_with(&config, &["servers", "add", &server.url(), &server.secret()], "").await.ok();
+        let id = added.id_after("id: ");
+        admin_with(&config, &["servers", "enable", &id], "").await.ok();
+    }
+    // The poller inside the process finds them online.
+    eventually_with(Duration::from_secs(10), "both servers online", || async {
+        let status = admin_with(&config, &["status", "--json"], "").await.ok().json();
+        status.as_array().is_some_and(|rows| rows.len() == 2 && rows.iter().all(|r| r["status"] == "online"))
+    })
+    .await;
+
+    // A front-end configured with the generated secret creates and joins.
+    let client = running.client(&secret);
+    let create = client.get("create", &[("meetingID", "class-7b"), ("name", "Class 7b")]).await;
+    assert!(create.is_success(), "{}", create.body);
+    let on = fleet.server_with_meeting("class-7b").expect("created on a fake server");
+    let join = client.get("join", &[("meetingID", "class-7b"), ("fullName", "Ada")]).await;
+    assert_eq!(join.status, 302, "{}", join.body);
+    assert!(join.location.unwrap().starts_with(&format!("{}/join?", fleet[on].url())));
+    let wrong = running.client("not-the-secret").get("isMeetingRunning", &[("meetingID", "class-7b")]).await;
+    assert_eq!(wrong.message_key().as_deref(), Some("checksumError"));
+
+    // A recording archive rsynced into the spool is imported by the process.
+    let spool = &config.recordings.spool_dir;
+    assert!(spool.starts_with(data.path()), "{}", spool.display());
+    RecordingArchive::new("class-7b", "Class 7b").drop_into(spool);
+    eventually_with(Duration::from_secs(10), "the recording listed", || async {
+        listed_recordings(&client, "class-7b").await == 1
+    })
+    .await;
+
+    // Restart: same secret, servers, meeting and recording.
+    running.stop().await;
+    let (config, running) = Running::start(&env).await;
+    assert_eq!(config.secrets.first().map(|s| s.expose().to_owned()), Some(secret.clone()));
+    let client = running.client(&secret);
+    let info = client.get("getMeetingInfo", &[("meetingID", "class-7b")]).await;
+    assert!(info.is_success(), "{}", info.body);
+    assert_eq!(listed_recordings(&client, "class-7b").await, 1);
+    let servers = admin_with(&config, &["servers", "--json"], "").await.ok().json();
+    assert_eq!(servers.as_array().map(Vec::len), Some(2), "{servers}");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_set_secret_is_used_and_nothing_is_generated() {
+    let data = tempfile::tempdir().unwrap();
+    let env = embedded_env(data.path()).with("LOADBALANCER_SECRET", "operator-chosen");
+    let config = embedded::config_from_env(&env).unwrap();
+    assert_eq!(config.secrets.iter().map(|s| s.expose()).collect::<Vec<_>>(), ["operator-chosen"]);
+    assert!(!data.path().join(embedded::SECRET_FILE).exists());
+}
+
+#[tokio::test]
+async fn an_unusable_data_dir_is_a_clear_start_up_error() {
+    let data = tempfile::tempdir().unwrap();
+    let blocker = data.path().join("not-a-dir");
+    std::fs::write(&blocker, "").unwrap();
+    let env = embedded_env(&blocker.join("data"));
+    let error = embedded::config_from_env(&env).unwrap_err();
+    assert!(format!("{error:#}").contains("not-a-dir/data"), "{error:#}");
+}
