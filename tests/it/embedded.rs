@@ -7,7 +7,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use scalelite_api::embedded;
+use scalelite_core::MeetingId;
 use scalelite_core::config::{Backend, Config, Env};
+use scalelite_store::Store as _;
 use scalelite_tests::{ApiClient, FakeFleet, RecordingArchive, eventually_with};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -118,6 +120,16 @@ async fn one_process_balances_polls_and_imports_on_one_file_that_the_admin_share
     })
     .await;
 
+    // A consistent copy while the process runs holds the same state.
+    let backup = data.path().join("backup.sqlite3");
+    let backup_arg = backup.to_str().unwrap();
+    admin_with(&config, &["db", "backup", backup_arg], "").await.ok();
+    let copy = scalelite_store::SqliteStore::open(&backup).await.unwrap();
+    assert_eq!(copy.servers().await.unwrap().len(), 2);
+    assert!(copy.find_meeting(&MeetingId::new("class-7b"), None).await.unwrap().is_some());
+    let again = admin_with(&config, &["db", "backup", backup_arg], "").await;
+    again.fails_with(&format!("ERROR: {backup_arg} exists; name a new file"));
+
     // Restart: same secret, servers, meeting and recording.
     running.stop().await;
     let (config, running) = Running::start(&env).await;
@@ -148,4 +160,17 @@ async fn an_unusable_data_dir_is_a_clear_start_up_error() {
     let env = embedded_env(&blocker.join("data"));
     let error = embedded::config_from_env(&env).unwrap_err();
     assert!(format!("{error:#}").contains("not-a-dir/data"), "{error:#}");
+}
+
+#[tokio::test]
+async fn db_backup_is_for_the_embedded_database_only() {
+    // Redis is connected lazily: nothing listens there and nothing is asked.
+    let env = Env::default().with("REDIS_URL", "redis://127.0.0.1:1/0");
+    let config = Config::from_env(&env).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("copy.sqlite3");
+    admin_with(&config, &["db", "backup", target.to_str().unwrap()], "")
+        .await
+        .fails_with("ERROR: db backup copies the embedded database; back up Redis and PostgreSQL with their own tools");
+    assert!(!target.exists());
 }

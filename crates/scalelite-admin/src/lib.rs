@@ -19,7 +19,7 @@ use scalelite_core::ServerId;
 use scalelite_core::config::Backend;
 use scalelite_core::config::Config;
 use scalelite_fleet::{Fleet, FleetError, FleetSettings};
-use scalelite_store::{PgStore, RecordingStore, Store, Stores};
+use scalelite_store::{PgStore, RecordingStore, SqliteStore, Store, Stores};
 
 pub use crate::output::Io;
 use crate::output::{Exit, Ui};
@@ -56,7 +56,8 @@ pub enum Command {
     Meetings(meetings::Opts),
     /// Recording maintenance and the import status.
     Recordings(recordings::Opts),
-    /// The PostgreSQL schema: `db migrate`, `db status`.
+    /// The database: `db migrate`, `db status` (PostgreSQL's schema),
+    /// `db backup` (the embedded database).
     Db(db::Opts),
     /// List and administer tenants (`tenants` alone lists them); needs
     /// `MULTITENANCY_ENABLED`.
@@ -102,6 +103,8 @@ pub(crate) struct Ctx {
     pub(crate) recordings: Option<Arc<dyn RecordingStore>>,
     /// The PostgreSQL database, for its schema.
     pub(crate) postgres: Option<PgStore>,
+    /// The embedded database, for backups.
+    pub(crate) embedded: Option<SqliteStore>,
 }
 
 // === impl Ctx ===
@@ -112,7 +115,7 @@ impl Ctx {
             Backend::Services => "REDIS_URL/DATABASE_URL".to_owned(),
             Backend::Embedded { data_dir } => format!("the embedded database in {}", data_dir.display()),
         };
-        let Stores { meetings: store, recordings, postgres } = Stores::open(config, 2).await.context(what)?;
+        let Stores { meetings: store, recordings, postgres, embedded } = Stores::open(config, 2).await.context(what)?;
         let timeouts = Timeouts { connect: config.connect_timeout, response: config.response_timeout };
         let bbb = BbbClient::new(timeouts, config.checksum_algorithms.outgoing());
         let settings = FleetSettings {
@@ -120,7 +123,7 @@ impl Ctx {
             concurrency: config.poller_concurrency.max(1),
         };
         let fleet = Fleet::new(Arc::clone(&store), bbb, settings);
-        Ok(Self { config: config.clone(), store, fleet, recordings, postgres })
+        Ok(Self { config: config.clone(), store, fleet, recordings, postgres, embedded })
     }
 
     /// The recordings store, or exit 1 naming the missing variable.

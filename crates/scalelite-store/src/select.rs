@@ -17,6 +17,8 @@ pub struct Stores {
     pub recordings: Option<Arc<dyn RecordingStore>>,
     /// The PostgreSQL database, for schema administration (`db migrate`).
     pub postgres: Option<PgStore>,
+    /// The embedded database, for its administration (`db backup`).
+    pub embedded: Option<SqliteStore>,
 }
 
 impl Stores {
@@ -36,6 +38,7 @@ impl Stores {
                     meetings: Arc::new(meetings),
                     recordings: postgres.clone().map(|pg| Arc::new(pg) as Arc<dyn RecordingStore>),
                     postgres,
+                    embedded: None,
                 })
             }
             Backend::Embedded { data_dir } => {
@@ -49,7 +52,12 @@ impl Stores {
 
     /// Both roles on one SQLite store.
     pub fn embedded(store: SqliteStore) -> Self {
-        Self { meetings: Arc::new(store.clone()), recordings: Some(Arc::new(store)), postgres: None }
+        Self {
+            meetings: Arc::new(store.clone()),
+            recordings: Some(Arc::new(store.clone())),
+            postgres: None,
+            embedded: Some(store),
+        }
     }
 }
 

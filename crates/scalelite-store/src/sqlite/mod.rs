@@ -205,6 +205,16 @@ impl SqliteStore {
         Ok(Self { pool })
     }
 
+    /// Writes a consistent copy of the database to `target` (which must not
+    /// exist) while the database stays in use (`VACUUM INTO`).
+    pub async fn backup_to(&self, target: &Path) -> Result<(), StoreError> {
+        let target = target
+            .to_str()
+            .ok_or_else(|| StoreError::Unexpected(format!("{} is not a UTF-8 path", target.display())))?;
+        sqlx::query("VACUUM INTO ?1").bind(target).execute(&self.pool).await.map_err(sq)?;
+        Ok(())
+    }
+
     /// The connection pool.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
