@@ -554,6 +554,31 @@ mod tests {
         let _ = TestApp::builder().backend(TestBackend::Embedded);
     }
 
+    #[tokio::test]
+    #[should_panic(expected = "pin the test with TestApp::builder().backend(TestBackend::Redis)")]
+    async fn redis_of_an_embedded_app_asks_to_pin_the_test() {
+        let app = TestApp::builder().backend(TestBackend::Embedded).servers(0).start().await;
+        let _ = app.redis();
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "pin the test with TestApp::builder().backend(TestBackend::Redis)")]
+    async fn pg_of_an_embedded_app_asks_to_pin_the_test() {
+        let app = TestApp::builder().backend(TestBackend::Embedded).servers(0).recordings().start().await;
+        let _ = app.pg();
+    }
+
+    #[tokio::test]
+    async fn an_embedded_app_keeps_everything_in_its_data_dir() {
+        let app = TestApp::builder().backend(TestBackend::Embedded).servers(1).start().await;
+        let file = app.state.config.backend.database_file().expect("the embedded backend");
+        assert!(file.is_file());
+        assert!(app.state.recordings.is_some(), "recordings live in the same file");
+        let server = app.server("bbb-1").await.expect("the seeded server");
+        assert_eq!((server.online, server.state.as_deref(), server.load), (true, Some("enabled"), Some(0.0)));
+        assert_eq!(app.store_env().get("SCALELITE_DATA_DIR"), file.parent().and_then(|d| d.to_str()));
+    }
+
     mod redis_only {
         use super::{TestApp, TestBackend};
 
