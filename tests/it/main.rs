@@ -40,6 +40,8 @@ mod upstream;
 
 /// Whole files about Redis and PostgreSQL themselves.
 mod redis_only {
+    /// One story on both backends, every answer compared.
+    mod differential;
     /// The PostgreSQL recording store: migrations, databases Ruby built.
     mod recording_store;
     /// `redis+sentinel://` failovers.
