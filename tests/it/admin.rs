@@ -1,14 +1,14 @@
-//! `scalelite-admin` in-process against real Redis and the fake fleet: every
+//! `scalelite-admin` in-process on the app's store and the fake fleet: every
 //! command's output, exit code and effect on the stored records.
 
 use std::time::Duration;
 
 use scalelite_admin::servers::DISABLE_WARNING;
 use scalelite_core::config::Config;
-use scalelite_store::{Lease, POLLER_LEASE, RedisStore, Store};
+use scalelite_store::{Lease, POLLER_LEASE, Server, ServerState};
 use scalelite_tests::fake_bbb::DEFAULT_BBB_VERSION;
-use scalelite_tests::seed::{SeedServer, seed_meeting, seed_server};
-use scalelite_tests::{MeetingSeed, Mode, NS, TestApp, eventually, server_id};
+use scalelite_tests::seed::SeedServer;
+use scalelite_tests::{MeetingSeed, Mode, TestApp, eventually, server_id};
 use serde_json::Value;
 
 use crate::support::{Run, admin_with};
@@ -30,26 +30,38 @@ fn added_id(run: &Run) -> String {
     id.to_owned()
 }
 
-async fn members(app: &TestApp, set: &str) -> Vec<String> {
-    let mut members = app.redis.cmd(&["SMEMBERS", &app.key(set)]).await.as_vec();
-    members.sort();
-    members
+/// The ids of every server, sorted.
+async fn server_ids(app: &TestApp) -> Vec<String> {
+    let mut ids: Vec<String> = app.store().servers().await.unwrap().into_iter().map(|s| s.id.into_string()).collect();
+    ids.sort();
+    ids
 }
 
-async fn score(app: &TestApp, set: &str, id: &str) -> Option<f64> {
-    scalelite_tests::seed::score(&app.redis, &app.key(set), id).await
+/// Server `id` as stored.
+async fn server(app: &TestApp, id: &str) -> Server {
+    app.server(id).await.unwrap_or_else(|| panic!("no server {id}"))
+}
+
+/// The stored state of server `id` (`""` when it has none).
+async fn state(app: &TestApp, id: &str) -> String {
+    server(app, id).await.state.unwrap_or_default()
+}
+
+/// The server meeting `id` is recorded on (`""` when there is no record).
+async fn meeting_server(app: &TestApp, id: &str) -> String {
+    app.meeting(id).await.map(|m| m.server_id.into_string()).unwrap_or_default()
 }
 
 /// Seeds fake `i` as `bbb-<i+1>` with `record` changes applied.
 async fn seed(app: &TestApp, i: usize, change: impl FnOnce(SeedServer) -> SeedServer) {
     let record = change(SeedServer::enabled(server_id(i), app.fleet[i].url(), app.fleet[i].secret()));
-    seed_server(&app.redis, NS, &record).await;
+    app.seed_server(&record).await;
 }
 
-/// A running meeting on fake `i`, recorded in Redis as placed there.
+/// A running meeting on fake `i`, recorded in the store as placed there.
 async fn meeting_on(app: &TestApp, i: usize, id: &str, seed: MeetingSeed) {
     let meeting = app.fleet[i].seed_meeting(seed.passwords(format!("ap-{id}"), format!("mp-{id}")));
-    seed_meeting(&app.redis, NS, id, &server_id(i), &meeting.moderator_pw, &meeting.voice_bridge).await;
+    app.seed_meeting(id, &server_id(i), &meeting.moderator_pw, &meeting.voice_bridge).await;
 }
 
 fn lines(text: &str) -> Vec<&str> {
@@ -70,12 +82,14 @@ async fn add_prints_ok_and_the_id_and_stores_what_scalelite_stores() {
     assert_eq!(run.out, format!("OK\nid: {id}\n"));
     assert_eq!(run.err, "");
     assert_eq!(id.len(), 36, "a UUID: {id}");
-    let record = app.server_record(&id).await;
-    let expected =
-        [("load_multiplier", "1.0"), ("online", "false"), ("secret", secret.as_str()), ("url", url.as_str())];
-    assert_eq!(record, expected.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect());
-    assert_eq!(members(&app, "servers").await, [id.as_str()]);
-    assert!(members(&app, "server_enabled").await.is_empty(), "added disabled");
+    let added = server(&app, &id).await;
+    assert_eq!(
+        (added.url.as_str(), added.secret.expose(), added.load_multiplier.as_deref()),
+        (url.as_str(), secret.as_str(), Some("1.0"))
+    );
+    assert_eq!((added.online, added.state.as_deref(), added.tag.as_deref(), added.load), (false, None, None, None));
+    assert_eq!(server_ids(&app).await, [id.as_str()]);
+    assert_eq!(added.effective_state(), ServerState::Disabled, "added disabled");
 
     let list = admin(&app, &["servers"]).await.ok();
     assert_eq!(
@@ -87,8 +101,8 @@ async fn add_prints_ok_and_the_id_and_stores_what_scalelite_stores() {
     );
 
     let tagged = admin(&app, &["servers", "add", &url, "s2", "--load-multiplier", "2.5", "--tag", "gpu"]).await.ok();
-    let record = app.server_record(&added_id(&tagged)).await;
-    assert_eq!((record["load_multiplier"].as_str(), record["tag"].as_str()), ("2.5", "gpu"));
+    let record = server(&app, &added_id(&tagged)).await;
+    assert_eq!((record.load_multiplier.as_deref(), record.tag.as_deref()), (Some("2.5"), Some("gpu")));
 
     // SERVER_ID_IS_HOSTNAME: the URL's host is the id.
     let mut config = (*app.state.config).clone();
@@ -110,7 +124,7 @@ async fn add_refuses_a_url_without_http_scheme() {
         assert_eq!(run.out, "");
         assert_eq!(run.err, "Error: Server URL must start with http:// or https://\n");
     }
-    assert!(members(&app, "servers").await.is_empty());
+    assert!(server_ids(&app).await.is_empty());
 }
 
 #[tokio::test]
@@ -125,7 +139,7 @@ async fn a_zero_multiplier_is_replaced_by_one_with_scalelites_warning() {
         .ok();
         let id = added_id(&run);
         assert_eq!(run.out, format!("{MULTIPLIER_WARNING}\nOK\nid: {id}\n"), "{given}");
-        assert_eq!(app.server_record(&id).await["load_multiplier"], "1.0");
+        assert_eq!(server(&app, &id).await.load_multiplier.unwrap_or_default(), "1.0");
     }
 }
 
@@ -139,40 +153,40 @@ async fn update_tag_and_load_multiplier_change_only_what_is_given() {
 
     let run = admin(&app, &["servers", "update", &id, "--secret", "new-secret", "--load-multiplier", "1.5"]).await.ok();
     assert_eq!(run.out, format!("Updating server {id}...\nOK\n"));
-    let record = app.server_record(&id).await;
+    let record = server(&app, &id).await;
     assert_eq!(
-        (record["secret"].as_str(), record["load_multiplier"].as_str(), record["tag"].as_str()),
-        ("new-secret", "1.5", "old")
+        (record.secret.expose(), record.load_multiplier.as_deref(), record.tag.as_deref()),
+        ("new-secret", Some("1.5"), Some("old"))
     );
-    assert_eq!(record["state"], "enabled", "state untouched");
+    assert_eq!(record.state.as_deref(), Some("enabled"), "state untouched");
     assert_eq!(app.load(&id).await, Some(0.0), "load untouched");
 
     let run = admin(&app, &["servers", "update", &id, "--load-multiplier", "0"]).await.ok();
     assert_eq!(run.out, format!("Updating server {id}...\n{MULTIPLIER_WARNING}\nOK\n"));
-    assert_eq!(app.server_record(&id).await["load_multiplier"], "1.0");
+    assert_eq!(server(&app, &id).await.load_multiplier.unwrap_or_default(), "1.0");
 
     admin(&app, &["servers", "update", &id, "--tag", ""]).await.ok();
-    let record = app.server_record(&id).await;
-    assert!(!record.contains_key("tag"), "--tag \"\" removes the tag: {record:?}");
-    assert_eq!(record["secret"], "new-secret");
+    let record = server(&app, &id).await;
+    assert_eq!(record.tag, None, "--tag \"\" removes the tag");
+    assert_eq!(record.secret.expose(), "new-secret");
 
     let run = admin(&app, &["servers", "tag", &id, "gpu"]).await.ok();
     assert_eq!(run.out, "OK\n");
-    assert_eq!(app.server_record(&id).await["tag"], "gpu");
+    assert_eq!(server(&app, &id).await.tag.unwrap_or_default(), "gpu");
     admin(&app, &["servers", "update", &id, "--secret", "third"]).await.ok();
-    assert_eq!(app.server_record(&id).await["tag"], "gpu", "an omitted --tag keeps it");
+    assert_eq!(server(&app, &id).await.tag.unwrap_or_default(), "gpu", "an omitted --tag keeps it");
     admin(&app, &["servers", "tag", &id]).await.ok();
-    assert!(!app.server_record(&id).await.contains_key("tag"));
+    assert!(server(&app, &id).await.tag.is_none());
     admin(&app, &["servers", "tag", &id, "x"]).await.ok();
     admin(&app, &["servers", "tag", &id, ""]).await.ok();
-    assert!(!app.server_record(&id).await.contains_key("tag"));
+    assert!(server(&app, &id).await.tag.is_none());
 
     let run = admin(&app, &["servers", "load-multiplier", &id, "2"]).await.ok();
     assert_eq!(run.out, "OK\n");
-    assert_eq!(app.server_record(&id).await["load_multiplier"], "2.0");
+    assert_eq!(server(&app, &id).await.load_multiplier.unwrap_or_default(), "2.0");
     let run = admin(&app, &["servers", "load-multiplier", &id, "0"]).await.ok();
     assert_eq!(run.out, format!("{MULTIPLIER_WARNING}\nOK\n"));
-    assert_eq!(app.server_record(&id).await["load_multiplier"], "1.0");
+    assert_eq!(server(&app, &id).await.load_multiplier.unwrap_or_default(), "1.0");
     admin(&app, &["servers", "loadMultiplier", &id, "7.25"]).await.ok();
 
     let list = admin(&app, &["servers"]).await.ok();
@@ -190,18 +204,18 @@ async fn enable_cordon_disable() {
 
     let run = admin(&app, &["servers", "enable", &id]).await.ok();
     assert_eq!(run.out, format!("Enabling server {id}...\nOK\n"));
-    assert_eq!(app.server_record(&id).await["state"], "enabled");
-    assert_eq!(members(&app, "server_enabled").await, [id.as_str()]);
+    assert_eq!(state(&app, &id).await, "enabled");
+    assert_eq!(server(&app, &id).await.effective_state(), ServerState::Enabled);
 
     let run = admin(&app, &["servers", "cordon", &id]).await.ok();
     assert_eq!(run.out, format!("Cordoning server {id}...\nOK\n"));
-    assert_eq!(app.server_record(&id).await["state"], "cordoned");
-    assert!(members(&app, "server_enabled").await.is_empty());
+    assert_eq!(state(&app, &id).await, "cordoned");
+    assert_eq!(server(&app, &id).await.effective_state(), ServerState::Cordoned);
 
     // No load: nothing to ask.
     let run = admin(&app, &["servers", "disable", &id]).await.ok();
     assert_eq!(run.out, format!("Disabling server {id}...\nOK\n"));
-    assert_eq!(app.server_record(&id).await["state"], "disabled");
+    assert_eq!(state(&app, &id).await, "disabled");
     let list = admin(&app, &["servers"]).await.ok();
     assert!(list.out.contains("\tdisabled\n"), "{}", list.out);
 }
@@ -264,12 +278,12 @@ async fn operator_story_add_enable_poll_status_cordon_drain() {
     let busy_id = &ids[0];
     admin(&app, &["servers", "cordon", busy_id]).await.ok();
     admin(&app, &["poll"]).await.ok();
-    assert_eq!(app.server_record(busy_id).await["state"], "cordoned");
-    assert_eq!(score(&app, "cordoned_server_load", busy_id).await, Some(5.0));
+    assert_eq!(state(&app, busy_id).await, "cordoned");
+    assert_eq!(app.load(busy_id).await, Some(5.0), "a cordoned server keeps its load");
     app.fleet[0].remove_meeting("class");
     eventually(Duration::from_secs(10), || async {
         admin(&app, &["poll"]).await.ok();
-        app.server_record(busy_id).await["state"] == "disabled"
+        state(&app, busy_id).await == "disabled"
     })
     .await;
     let status = admin(&app, &["status"]).await.ok();
@@ -306,8 +320,8 @@ async fn every_per_id_command_refuses_an_unknown_id() {
     let run = admin(&app, &["meetings", "end", "nope", "--yes"]).await;
     assert_eq!((run.code, run.err.as_str()), (1, "ERROR: No meeting found with id: nope\n"));
     // Nothing was created or changed on the way.
-    assert_eq!(members(&app, "servers").await, ["bbb-1"]);
-    assert!(!app.server_record("bbb-1").await.contains_key("tag"));
+    assert_eq!(server_ids(&app).await, ["bbb-1"]);
+    assert!(server(&app, "bbb-1").await.tag.is_none());
 }
 
 // === disable with load, panic ===
@@ -326,9 +340,9 @@ async fn disable_with_load_asks_and_clears_only_on_yes() {
     for answer in ["no\n", "", "yess\n"] {
         let run = admin_input(&app, &["servers", "disable", &id], answer).await.ok();
         assert_eq!(run.out, format!("{asked}OK\n"), "{answer:?}");
-        assert_eq!(app.server_record(&id).await["state"], "enabled");
+        assert_eq!(state(&app, &id).await, "enabled");
         assert_eq!(app.load(&id).await, Some(12.0));
-        assert_eq!(app.meeting_record("m1").await["server_id"], id);
+        assert_eq!(meeting_server(&app, "m1").await, id);
         assert_eq!(app.fleet[0].call_count("end"), 0);
     }
 
@@ -339,10 +353,10 @@ async fn disable_with_load_asks_and_clears_only_on_yes() {
     assert_eq!(cleared, ["Clearing Meeting id=m1", "Clearing Meeting id=m2"]);
     assert!(run.out.ends_with("OK\n"));
     assert_eq!(run.err, "");
-    assert_eq!(app.server_record(&id).await["state"], "disabled");
+    assert_eq!(state(&app, &id).await, "disabled");
     assert_eq!(app.load(&id).await, None);
-    assert!(app.meeting_record("m1").await.is_empty() && app.meeting_record("m2").await.is_empty());
-    assert_eq!(app.meeting_record("other").await["server_id"], server_id(1), "other servers' meetings stay");
+    assert!(app.meeting("m1").await.is_none() && app.meeting("m2").await.is_none());
+    assert_eq!(meeting_server(&app, "other").await, server_id(1), "other servers' meetings stay");
     let ends = app.fleet[0].calls_to("end");
     assert_eq!(ends.len(), 2);
     assert!(ends.iter().any(|c| c.param("meetingID") == Some("m1") && c.param("password") == Some("mp-m1")));
@@ -369,16 +383,16 @@ async fn panic_forgets_and_ends_meetings_and_disables() {
             app.fleet[0].url()
         )
     );
-    assert_eq!(app.meeting_record("p1").await["server_id"], id);
+    assert_eq!(meeting_server(&app, "p1").await, id);
 
     let run = admin_input(&app, &["servers", "panic", &id], "yes\n").await.ok();
     let mut cleared: Vec<&str> = run.out.lines().filter(|l| l.starts_with("Clearing Meeting")).collect();
     cleared.sort_unstable();
     assert_eq!(cleared, ["Clearing Meeting id=p1", "Clearing Meeting id=p2"]);
     assert!(run.out.ends_with("OK\n"));
-    assert!(app.meeting_record("p1").await.is_empty() && app.meeting_record("p2").await.is_empty());
+    assert!(app.meeting("p1").await.is_none() && app.meeting("p2").await.is_none());
     assert_eq!(app.fleet[0].call_count("end"), 2);
-    assert_eq!(app.server_record(&id).await["state"], "disabled");
+    assert_eq!(state(&app, &id).await, "disabled");
     assert_eq!(app.load(&id).await, None);
 }
 
@@ -393,10 +407,10 @@ async fn panic_flags_and_a_down_server() {
     // --skip-end-calls --keep-state: forgotten only.
     let run = admin(&app, &["servers", "panic", "bbb-1", "--keep-state", "--skip-end-calls", "--yes"]).await.ok();
     assert_eq!(run.out, "Panicking server bbb-1...\nClearing Meeting id=k1\nOK\n");
-    assert!(app.meeting_record("k1").await.is_empty());
+    assert!(app.meeting("k1").await.is_none());
     assert_eq!(app.fleet[0].call_count("end"), 0);
     assert!(app.fleet[0].has_meeting("k1"), "no end call was sent");
-    assert_eq!(app.server_record("bbb-1").await["state"], "enabled");
+    assert_eq!(state(&app, "bbb-1").await, "enabled");
 
     // A server that is down is still panicked; the failed end is a warning.
     app.fleet[1].set_mode(Mode::Down);
@@ -406,8 +420,8 @@ async fn panic_flags_and_a_down_server() {
     assert_eq!(json["ok"], true);
     assert_eq!(json["cleared"], serde_json::json!(["d1"]));
     assert_eq!(json["end_failures"][0]["id"], "d1");
-    assert!(app.meeting_record("d1").await.is_empty());
-    assert_eq!(app.server_record("bbb-2").await["state"], "disabled");
+    assert!(app.meeting("d1").await.is_none());
+    assert_eq!(state(&app, "bbb-2").await, "disabled");
 }
 
 #[tokio::test]
@@ -421,19 +435,19 @@ async fn remove_asks_then_deletes_the_record_only() {
         run.out
     );
     assert!(run.out.ends_with(&format!("{PROMPT}\nServer bbb-1 was not removed\n")), "{}", run.out);
-    assert_eq!(members(&app, "servers").await, ["bbb-1", "bbb-2"]);
+    assert_eq!(server_ids(&app).await, ["bbb-1", "bbb-2"]);
 
     let run = admin_input(&app, &["servers", "remove", "bbb-1"], "yes\n").await.ok();
     assert!(run.out.ends_with(&format!("{PROMPT}\nOK\n")), "{}", run.out);
-    assert_eq!(members(&app, "servers").await, ["bbb-2"]);
-    assert!(app.server_record("bbb-1").await.is_empty());
+    assert_eq!(server_ids(&app).await, ["bbb-2"]);
+    assert!(app.server("bbb-1").await.is_none());
     assert_eq!(app.load("bbb-1").await, None);
-    assert_eq!(app.meeting_record("r1").await["server_id"], "bbb-1", "meetings are left alone");
+    assert_eq!(meeting_server(&app, "r1").await, "bbb-1", "meetings are left alone");
     assert_eq!(app.fleet[0].call_count("end"), 0);
 
     let run = admin(&app, &["servers", "remove", "bbb-2", "--yes"]).await.ok();
     assert_eq!(run.out, "Removing server bbb-2...\nOK\n");
-    assert!(members(&app, "servers").await.is_empty());
+    assert!(server_ids(&app).await.is_empty());
 }
 
 // === sync, yaml ===
@@ -444,13 +458,10 @@ fn document(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
     path.to_str().unwrap().to_owned()
 }
 
-/// Every server's record, to compare before and after.
-async fn snapshot(app: &TestApp) -> Vec<(String, std::collections::BTreeMap<String, String>)> {
-    let mut all = Vec::new();
-    for id in members(app, "servers").await {
-        let record = app.server_record(&id).await;
-        all.push((id, record));
-    }
+/// Every server as stored, to compare before and after.
+async fn snapshot(app: &TestApp) -> Vec<Server> {
+    let mut all = app.store().servers().await.unwrap();
+    all.sort_by(|a, b| a.id.cmp(&b.id));
     all
 }
 
@@ -475,10 +486,10 @@ async fn sync_keep_and_cordon() {
     let mut kept: Vec<&str> = run.out.lines().filter(|l| l.contains("not removed")).collect();
     kept.sort_unstable();
     assert_eq!(kept, ["[bbb-2] Server not removed", "[bbb-3] Server not removed"]);
-    assert_eq!(app.server_record("bbb-1").await["tag"], "gpu");
-    let extra = app.server_record("extra").await;
-    assert_eq!((extra["state"].as_str(), extra["load_multiplier"].as_str()), ("enabled", "2.5"));
-    assert_eq!(members(&app, "servers").await, ["bbb-1", "bbb-2", "bbb-3", "extra"]);
+    assert_eq!(server(&app, "bbb-1").await.tag.unwrap_or_default(), "gpu");
+    let extra = server(&app, "extra").await;
+    assert_eq!((extra.state.as_deref(), extra.load_multiplier.as_deref()), (Some("enabled"), Some("2.5")));
+    assert_eq!(server_ids(&app).await, ["bbb-1", "bbb-2", "bbb-3", "extra"]);
 
     // cordon (the default): bbb-3 and extra are empty and go, bbb-2 has a meeting.
     let only_one = document(
@@ -497,9 +508,9 @@ async fn sync_keep_and_cordon() {
         actions,
         ["[bbb-2] Server not empty. Cordoned for removal", "[bbb-3] Server removed", "[extra] Server removed"]
     );
-    assert_eq!(members(&app, "servers").await, ["bbb-1", "bbb-2"]);
-    assert_eq!(app.server_record("bbb-2").await["state"], "cordoned");
-    assert_eq!(app.meeting_record("busy").await["server_id"], "bbb-2");
+    assert_eq!(server_ids(&app).await, ["bbb-1", "bbb-2"]);
+    assert_eq!(state(&app, "bbb-2").await, "cordoned");
+    assert_eq!(meeting_server(&app, "busy").await, "bbb-2");
     assert_eq!(app.fleet[1].call_count("end"), 0);
 }
 
@@ -522,7 +533,7 @@ async fn sync_force_asks_ends_and_removes_and_dry_run_changes_nothing() {
     ];
     assert_eq!(lines(&run.out), plan);
     assert_eq!(snapshot(&app).await, before);
-    assert_eq!(app.meeting_record("f1").await["server_id"], "bbb-2");
+    assert_eq!(meeting_server(&app, "f1").await, "bbb-2");
     assert_eq!(app.fleet[1].call_count("end"), 0);
 
     // Declined.
@@ -540,8 +551,8 @@ async fn sync_force_asks_ends_and_removes_and_dry_run_changes_nothing() {
 
     let run = admin_input(&app, &["servers", "sync", &path, "--mode", "force"], "yes\n").await.ok();
     assert!(run.out.ends_with(&format!("{PROMPT}\n{}\n", plan.join("\n"))), "{}", run.out);
-    assert_eq!(members(&app, "servers").await, ["bbb-1"]);
-    assert!(app.meeting_record("f1").await.is_empty());
+    assert_eq!(server_ids(&app).await, ["bbb-1"]);
+    assert!(app.meeting("f1").await.is_none());
     assert_eq!(app.fleet[1].call_count("end"), 1);
     assert!(!app.fleet[1].has_meeting("f1"));
 }
@@ -602,7 +613,7 @@ async fn yaml_round_trips_through_sync() {
     // Empty the pool, then feed the dump back (on stdin): the same pool again.
     let run = admin_input(&app, &["servers", "sync", "-"], "servers: {}\n").await.ok();
     assert_eq!(run.out.lines().count(), 2);
-    assert!(members(&app, "servers").await.is_empty());
+    assert!(server_ids(&app).await.is_empty());
     let run = admin_input(&app, &["servers", "sync", "-"], &dump).await.ok();
     let mut actions = lines(&run.out);
     actions.sort_unstable();
@@ -665,7 +676,7 @@ async fn meetings_list_and_info() {
     meeting_on(&app, 0, "m1", seed).await;
     meeting_on(&app, 1, "m2", MeetingSeed::new("m2")).await;
     // Recorded but no longer on its server.
-    seed_meeting(&app.redis, NS, "gone", "bbb-2", "mp", "70001").await;
+    app.seed_meeting("gone", "bbb-2", "mp", "70001").await;
     let (u1, u2) = (app.fleet[0].url(), app.fleet[1].url());
 
     let run = admin(&app, &["meetings"]).await.ok();
@@ -721,13 +732,13 @@ async fn meetings_end_asks_then_forgets_and_ends() {
 
     let run = admin_input(&app, &["meetings", "end"], "no\n").await.ok();
     assert_eq!((run.out.clone(), run.err.as_str()), (format!("{asked}OK\n"), ""));
-    assert_eq!(app.meeting_record("e1").await["server_id"], "bbb-1");
+    assert_eq!(meeting_server(&app, "e1").await, "bbb-1");
 
     let run = admin_input(&app, &["meetings", "end", "e1:e2"], "yes\n").await.ok();
     assert_eq!(run.out, format!("{asked}OK\n"));
     assert_eq!(run.err, "Clearing Meeting id=e1\nClearing Meeting id=e2\n");
-    assert!(app.meeting_record("e1").await.is_empty() && app.meeting_record("e2").await.is_empty());
-    assert_eq!(app.meeting_record("e3").await["server_id"], "bbb-2");
+    assert!(app.meeting("e1").await.is_none() && app.meeting("e2").await.is_none());
+    assert_eq!(meeting_server(&app, "e3").await, "bbb-2");
     assert!(!app.fleet[0].has_meeting("e1") && !app.fleet[1].has_meeting("e2") && app.fleet[1].has_meeting("e3"));
     let end = &app.fleet[1].calls_to("end")[0];
     assert_eq!((end.param("meetingID"), end.param("password")), (Some("e2"), Some("mp-e2")));
@@ -793,7 +804,7 @@ async fn poll_runs_one_round_or_leaves_it_to_the_lease_holder() {
     let app = TestApp::builder().servers(1).unseeded().start().await;
     seed(&app, 0, |s| s.online(false).load(None)).await;
 
-    let store = RedisStore::open(&app.redis.url(), NS).unwrap();
+    let store = app.store();
     let other = Lease { name: POLLER_LEASE.to_owned(), token: "poller-elsewhere".to_owned() };
     assert!(store.acquire_lease(&other, Duration::from_secs(60)).await.unwrap());
     let run = admin(&app, &["poll"]).await.ok();
@@ -804,7 +815,7 @@ async fn poll_runs_one_round_or_leaves_it_to_the_lease_holder() {
     let json = admin(&app, &["poll", "--json"]).await.ok().json();
     assert_eq!(json, serde_json::json!({ "polled": false, "holder": "poller-elsewhere" }));
     assert_eq!(app.fleet[0].call_count("getMeetings"), 0, "nothing was polled");
-    assert_eq!(app.server_record("bbb-1").await["online"], "false");
+    assert!(!server(&app, "bbb-1").await.online);
 
     store.release_lease(&other).await.unwrap();
     let json = admin(&app, &["poll", "--json"]).await.ok().json();
@@ -813,47 +824,15 @@ async fn poll_runs_one_round_or_leaves_it_to_the_lease_holder() {
         (Some(true), Some(1), Some(1))
     );
     assert_eq!(json["transitions"], serde_json::json!([{ "server_id": "bbb-1", "transition": "came_online" }]));
-    assert_eq!(app.server_record("bbb-1").await["online"], "true");
+    assert!(server(&app, "bbb-1").await.online);
     assert_eq!(store.lease_holder(POLLER_LEASE).await.unwrap(), None, "the lease is given back");
 }
 
 // === db and recordings ===
 
-/// A configuration with only `DATABASE_URL` (and the test's Redis).
-fn db_config(app: &TestApp, database_url: &str) -> Config {
-    let env =
-        scalelite_core::config::Env::default().with("REDIS_URL", app.redis.url()).with("DATABASE_URL", database_url);
-    Config::from_env(&env).unwrap()
-}
-
-#[tokio::test]
-async fn db_migrate_applies_once_and_status_reports_it() {
-    let app = TestApp::builder().servers(0).start().await;
-    let pg = scalelite_tests::TestPostgres::start().await;
-    let config = db_config(&app, &pg.url());
-
-    let status = admin_with(&config, &["db", "status"], "").await;
-    assert_eq!(status.code, 1, "pending migrations fail the status");
-    assert!(status.out.contains("pending  20181123180008  init"), "{}", status.out);
-    assert!(status.err.contains("9 migration(s) pending: run `scalelite-admin db migrate`"), "{}", status.err);
-
-    let run = admin_with(&config, &["db", "migrate"], "").await.ok();
-    assert_eq!(lines(&run.out).len(), 9, "{}", run.out);
-    assert_eq!(lines(&run.out)[0], "migrated 20181123180008");
-    let again = admin_with(&config, &["db", "migrate"], "").await.ok();
-    assert_eq!(again.out, "Database is up to date\n");
-    let json = admin_with(&config, &["db", "status", "--json"], "").await.ok().json();
-    assert!(json["migrations"].as_array().unwrap().iter().all(|m| m["applied"] == true), "{json}");
-
-    // Without DATABASE_URL: a clear error.
-    let run = admin(&app, &["db", "migrate"]).await;
-    assert_eq!((run.code, run.err.as_str()), (1, "ERROR: DATABASE_URL is not set\n"));
-}
-
 #[tokio::test]
 async fn recordings_add_to_tenant_links_unowned_recordings() {
-    use scalelite_store::RecordingStore as _;
-    use scalelite_store::recordings::{ImportPolicy, RecordingImport};
+    use scalelite_store::recordings::{ImportPolicy, RecordingImport, RecordingQuery, StateFilter};
     let app = TestApp::builder().servers(0).recordings().start().await;
     let store = app.recording_store();
     for (id, tenant) in [("r1", None), ("r2", Some("other"))] {
@@ -874,18 +853,23 @@ async fn recordings_add_to_tenant_links_unowned_recordings() {
     assert_eq!((run.code, run.err.as_str()), (1, "No tenant ID was provided\n"));
     let run = admin(&app, &["recordings", "add-to-tenant", "t1"]).await.ok();
     assert_eq!(run.out, "All existing recordings have been successfully linked to tenant t1\n");
-    let owners = app
-        .pg()
-        .psql("SELECT string_agg(r.record_id || '=' || m.value, ',' ORDER BY r.record_id) FROM recordings r JOIN metadata m ON m.recording_id = r.id AND m.key = 'tenant-id'")
-        .await;
-    assert_eq!(owners.trim(), "r1=t1,r2=other", "recordings of another tenant keep their owner");
+    let query = RecordingQuery { states: StateFilter::Any, ..RecordingQuery::default() };
+    let mut owners: Vec<String> = store
+        .find_recordings(&query)
+        .await
+        .unwrap()
+        .recordings
+        .iter()
+        .flat_map(|r| r.metadata.iter().filter(|(k, _)| k == "tenant-id").map(|(_, v)| format!("{}={v}", r.record_id)))
+        .collect();
+    owners.sort();
+    assert_eq!(owners, ["r1=t1", "r2=other"], "recordings of another tenant keep their owner");
     let json = admin(&app, &["recordings", "add-to-tenant", "t1", "--json"]).await.ok().json();
     assert_eq!(json["recordings_linked"], 0);
 }
 
 #[tokio::test]
 async fn recordings_import_status_shows_pending_failed_and_recent() {
-    use scalelite_store::RecordingStore as _;
     use scalelite_store::recordings::ImportLogEntry;
     let app = TestApp::builder().servers(0).recordings().start().await;
     let spool = app.dirs().spool();
@@ -934,7 +918,6 @@ async fn recordings_import_status_shows_pending_failed_and_recent() {
 
 #[tokio::test]
 async fn recordings_update_moves_unpublished_recordings_out_of_the_publish_tree() {
-    use scalelite_store::RecordingStore as _;
     use scalelite_store::recordings::{ImportPolicy, ImportedFormat, RecordingImport};
     let app = TestApp::builder().servers(0).recordings().start().await;
     let store = app.recording_store();
@@ -1006,9 +989,72 @@ async fn recordings_import_runs_the_importer_once() {
     assert_eq!(json["failed"][0]["file"], "broken.tar");
     assert_eq!(json["recent"].as_array().map(Vec::len), Some(2));
     assert_eq!(json["pending"].as_array().map(Vec::len), Some(0));
+}
 
-    // Without a database: a clear error, exit 1.
-    let config = Config::from_env(&scalelite_core::config::Env::default().with("REDIS_URL", app.redis.url())).unwrap();
-    let run = admin_with(&config, &["recordings", "import"], "").await;
-    assert_eq!((run.code, run.err.as_str()), (1, "ERROR: DATABASE_URL is not set\n"));
+/// PostgreSQL's schema administration, Redis' layout, and the services
+/// backend without `DATABASE_URL`.
+mod redis_only {
+    use super::*;
+    use scalelite_tests::TestBackend;
+
+    async fn members(app: &TestApp, set: &str) -> Vec<String> {
+        let mut members = app.redis().cmd(&["SMEMBERS", &app.key(set)]).await.as_vec();
+        members.sort();
+        members
+    }
+
+    #[tokio::test]
+    async fn servers_are_stored_on_scalelites_keys() {
+        let app = TestApp::builder().backend(TestBackend::Redis).servers(1).unseeded().start().await;
+        let (url, secret) = (app.fleet[0].url(), app.fleet[0].secret());
+        let id = added_id(&admin(&app, &["servers", "add", &url, &secret]).await.ok());
+        let record = app.server_record(&id).await;
+        let expected =
+            [("load_multiplier", "1.0"), ("online", "false"), ("secret", secret.as_str()), ("url", url.as_str())];
+        assert_eq!(record, expected.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect());
+        assert_eq!(members(&app, "servers").await, [id.as_str()]);
+        assert!(members(&app, "server_enabled").await.is_empty(), "added disabled");
+        admin(&app, &["servers", "enable", &id]).await.ok();
+        assert_eq!(members(&app, "server_enabled").await, [id.as_str()]);
+        admin(&app, &["servers", "cordon", &id]).await.ok();
+        assert!(members(&app, "server_enabled").await.is_empty());
+        assert_eq!(app.server_record(&id).await["state"], "cordoned");
+        admin(&app, &["servers", "remove", &id, "--yes"]).await.ok();
+        assert!(members(&app, "servers").await.is_empty());
+        assert!(app.server_record(&id).await.is_empty());
+    }
+
+    /// A configuration with only `DATABASE_URL` (and the test's Redis).
+    fn db_config(app: &TestApp, database_url: &str) -> Config {
+        let env = scalelite_core::config::Env::default()
+            .with("REDIS_URL", app.redis().url())
+            .with("DATABASE_URL", database_url);
+        Config::from_env(&env).unwrap()
+    }
+
+    #[tokio::test]
+    async fn db_migrate_applies_once_and_status_reports_it() {
+        let app = TestApp::builder().backend(TestBackend::Redis).servers(0).start().await;
+        let pg = scalelite_tests::TestPostgres::start().await;
+        let config = db_config(&app, &pg.url());
+
+        let status = admin_with(&config, &["db", "status"], "").await;
+        assert_eq!(status.code, 1, "pending migrations fail the status");
+        assert!(status.out.contains("pending  20181123180008  init"), "{}", status.out);
+        assert!(status.err.contains("9 migration(s) pending: run `scalelite-admin db migrate`"), "{}", status.err);
+
+        let run = admin_with(&config, &["db", "migrate"], "").await.ok();
+        assert_eq!(lines(&run.out).len(), 9, "{}", run.out);
+        assert_eq!(lines(&run.out)[0], "migrated 20181123180008");
+        let again = admin_with(&config, &["db", "migrate"], "").await.ok();
+        assert_eq!(again.out, "Database is up to date\n");
+        let json = admin_with(&config, &["db", "status", "--json"], "").await.ok().json();
+        assert!(json["migrations"].as_array().unwrap().iter().all(|m| m["applied"] == true), "{json}");
+
+        // Without DATABASE_URL: a clear error.
+        let run = admin(&app, &["db", "migrate"]).await;
+        assert_eq!((run.code, run.err.as_str()), (1, "ERROR: DATABASE_URL is not set\n"));
+        let run = admin(&app, &["recordings", "import"]).await;
+        assert_eq!((run.code, run.err.as_str()), (1, "ERROR: DATABASE_URL is not set\n"));
+    }
 }

@@ -10,7 +10,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use scalelite_core::Secret;
 use scalelite_store::Tenant;
 use scalelite_tests::{
-    ApiClient, LB_SECRET, Received, Receiver, Reply, TestApp, TestAppBuilder, eventually_with, http_request,
+    ApiClient, Expiring, LB_SECRET, Received, Receiver, Reply, TestApp, TestAppBuilder, eventually_with, http_request,
 };
 use serde_json::{Value, json};
 
@@ -111,15 +111,17 @@ async fn create_points_bbb_at_the_balancer_and_remembers_the_url() {
         forwarded(&app, "room-1", PARAM).await.as_deref(),
         Some("https://sl.test/bigbluebutton/api/analytics_callback")
     );
-    let stored = app.redis.cmd(&["HGETALL", &app.key("analytics_callback:room-1")]).await.as_map();
-    assert_eq!(stored.get("url").map(String::as_str), Some("https://gl.example.edu/analytics?room=1"));
-    let ttl = app.redis.cmd(&["TTL", &app.key("analytics_callback:room-1")]).await.as_int().unwrap();
-    assert!(ttl > 86_400, "kept beyond the meeting: {ttl}");
+    let stored = app.store().analytics_callback("room-1").await.unwrap().expect("remembered");
+    assert_eq!(stored.url, "https://gl.example.edu/analytics?room=1");
+    assert_eq!(stored.tenant_id, None);
+    let ttl = app.ttl_of(Expiring::AnalyticsCallback("room-1")).await.expect("a TTL");
+    assert!(ttl > Duration::from_secs(86_400), "kept beyond the meeting: {ttl:?}");
 
     // A create without the parameter passes nothing and stores nothing.
     create(&client, "room-2", &[]).await;
     assert_eq!(forwarded(&app, "room-2", PARAM).await, None);
-    assert!(app.redis.cmd(&["EXISTS", &app.key("analytics_callback:room-2")]).await.as_int() == Some(0));
+    assert_eq!(app.store().analytics_callback("room-2").await.unwrap(), None);
+    assert_eq!(app.ttl_of(Expiring::AnalyticsCallback("room-2")).await, None);
 }
 
 #[tokio::test]
@@ -357,20 +359,26 @@ async fn lrs_token_comes_from_keycloak_and_a_failure_leaves_the_payload_out() {
     assert_eq!(keycloak.requests().len(), 2, "a token per create, never cached");
 }
 
-#[tokio::test]
-async fn a_meeting_created_by_ruby_scalelite_is_relayed_from_callback_data() {
-    let app = TestApp::builder().servers(1).recordings().start().await;
-    let front_end = Receiver::start(&[]).await;
-    let yaml = format!("---\\n:analytics_callback_url: {}\\n", front_end.url("/from-ruby"));
-    app.pg()
-        .psql(&format!(
-            "INSERT INTO callback_data (meeting_id, callback_attributes, created_at, updated_at)
-             VALUES ('ruby-room', E'{yaml}', now(), now());"
-        ))
-        .await;
-    let token = bbb_token(&app.fleet[0].secret(), Algorithm::HS512, now() + 3600);
-    assert_eq!(post_callback(&app, None, Some(&token), &analytics_body("ruby-room")).await.status, 204);
-    let requests = received(&front_end, 1).await;
-    assert_eq!(requests[0].path, "/from-ruby");
-    assert!(hs512_claims(bearer(&requests[0]), LB_SECRET).is_some());
+/// Ruby Scalelite's `callback_data` rows in PostgreSQL.
+mod redis_only {
+    use super::*;
+    use scalelite_tests::TestBackend;
+
+    #[tokio::test]
+    async fn a_meeting_created_by_ruby_scalelite_is_relayed_from_callback_data() {
+        let app = TestApp::builder().backend(TestBackend::Redis).servers(1).recordings().start().await;
+        let front_end = Receiver::start(&[]).await;
+        let yaml = format!("---\\n:analytics_callback_url: {}\\n", front_end.url("/from-ruby"));
+        app.pg()
+            .psql(&format!(
+                "INSERT INTO callback_data (meeting_id, callback_attributes, created_at, updated_at)
+                 VALUES ('ruby-room', E'{yaml}', now(), now());"
+            ))
+            .await;
+        let token = bbb_token(&app.fleet[0].secret(), Algorithm::HS512, now() + 3600);
+        assert_eq!(post_callback(&app, None, Some(&token), &analytics_body("ruby-room")).await.status, 204);
+        let requests = received(&front_end, 1).await;
+        assert_eq!(requests[0].path, "/from-ruby");
+        assert!(hs512_claims(bearer(&requests[0]), LB_SECRET).is_some());
+    }
 }

@@ -1,18 +1,17 @@
 //! `create`: placement, idempotency, tags, parameter policy, races.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
-use scalelite_tests::{Mode, NS, SeedServer, TestApp, server_id};
+use scalelite_tests::{Mode, SeedServer, TestApp, server_id};
 
-use crate::support::{assert_failed, create};
+use crate::support::{assert_failed, create, second_api};
 
 #[tokio::test]
-async fn create_places_on_the_least_loaded_server_and_records_it_like_scalelite() {
+async fn create_places_on_the_least_loaded_server_and_records_it() {
     let app = TestApp::builder().unseeded().start().await;
     for (i, load) in [(0, 40.0), (1, 10.0), (2, 25.0)] {
         let record = SeedServer::enabled(server_id(i), app.fleet[i].url(), app.fleet[i].secret()).load(Some(load));
-        scalelite_tests::seed::seed_server(&app.redis, NS, &record).await;
+        app.seed_server(&record).await;
     }
     let reply =
         app.client().get("create", &[("meetingID", "m1"), ("name", "Room 1"), ("meta_bbb-origin", "Greenlight")]).await;
@@ -20,35 +19,28 @@ async fn create_places_on_the_least_loaded_server_and_records_it_like_scalelite(
     assert_eq!(app.placed_on("m1").await, Some(1));
     assert!(app.fleet[1].has_meeting("m1"));
 
-    // The record has exactly Scalelite's fields, a TTL, and its set entries.
-    let record = app.meeting_record("m1").await;
-    assert_eq!(
-        record.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["moderator_pw", "server_id", "tenant_id", "voice_bridge"]
-    );
-    assert_eq!(record["tenant_id"], "");
-    let vb = &record["voice_bridge"];
+    // The record: no tenant, a nine-digit voice bridge that finds it, a TTL
+    // of DEFAULT_MEETING_TTL, listed among the meetings.
+    let meeting = app.meeting("m1").await.expect("meeting record");
+    assert_eq!(meeting.tenant_id, None);
+    let vb = meeting.voice_bridge.clone();
     assert_eq!(vb.len(), 9);
-    let ttl = app.redis.cmd(&["TTL", &app.key("meeting:m1")]).await.as_int().unwrap();
+    let ttl = app.meeting_ttl("m1").await.expect("a TTL").as_secs();
     assert!((86_000..=86_400).contains(&ttl), "ttl {ttl}");
-    assert_eq!(app.redis.cmd(&["SISMEMBER", &app.key("meetings"), "m1"]).await.as_int(), Some(1));
-    assert_eq!(app.redis.cmd(&["HGET", &app.key("voice_bridges"), vb]).await.as_str(), Some("m1"));
+    let by_pin = app.store().find_meeting_by_voice_bridge(&vb).await.unwrap().expect("the voice bridge is taken");
+    assert_eq!(by_pin.meeting, meeting);
+    let listed = app.store().meetings().await.unwrap();
+    assert_eq!(listed.iter().map(|r| r.meeting.id.as_str()).collect::<Vec<_>>(), ["m1"]);
     // A new meeting reserves LOAD_MIN_USER_COUNT users on its server.
     assert_eq!(app.load("bbb-2").await, Some(25.0));
-    // The server hash gained no field.
-    let server = app.server_record("bbb-2").await;
-    assert_eq!(
-        server.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["load_multiplier", "online", "secret", "state", "url"]
-    );
 
     // What the BBB server received: a valid SHA256 checksum, the stored
     // moderator password and voice bridge, the client's other params.
     let call = &app.fleet[1].calls_to("create")[0];
     assert!(call.checksum_valid);
     assert_eq!(call.checksum().map(|c| c.len()), Some(64));
-    assert_eq!(call.param("moderatorPW"), Some(record["moderator_pw"].as_str()));
-    assert_eq!(record["moderator_pw"].len(), 8);
+    assert_eq!(call.param("moderatorPW"), Some(meeting.moderator_pw.as_str()));
+    assert_eq!(meeting.moderator_pw.len(), 8);
     assert_eq!(call.param("voiceBridge"), Some(vb.as_str()));
     assert_eq!(call.param("meta_bbb-origin"), Some("Greenlight"));
     assert_eq!(call.param("name"), Some("Room 1"));
@@ -67,7 +59,7 @@ async fn create_is_idempotent() {
     assert_eq!(second.message_key().as_deref(), Some("duplicateWarning"));
     assert_eq!(app.placed_on("m").await, Some(on));
     assert_eq!(app.load(&server_id(on)).await, load, "a repeated create reserves nothing");
-    assert_eq!(app.meeting_record("m").await["moderator_pw"], "mp");
+    assert_eq!(app.meeting("m").await.unwrap().moderator_pw, "mp");
     // Relayed BBB errors keep BBB's key.
     let clash = app.client().get("create", &[("meetingID", "m"), ("name", "R"), ("moderatorPW", "other")]).await;
     assert_failed(&clash, "idNotUnique");
@@ -98,15 +90,14 @@ async fn missing_meeting_id_and_no_servers() {
         SeedServer::enabled(server_id(2), app.fleet[2].url(), app.fleet[2].secret()).online(false),
     ];
     for record in &states {
-        scalelite_tests::seed::seed_server(&app.redis, NS, record).await;
+        app.seed_server(record).await;
     }
     let reply = app.client().get("create", &[("meetingID", "m"), ("name", "x")]).await;
     assert_eq!(reply.message().as_deref(), Some("Could not find any available servers."));
-    // A legacy enabled server (no state field, member of server_enabled) does.
-    let legacy = SeedServer::enabled("legacy", app.fleet[0].url(), app.fleet[0].secret()).legacy(true);
-    scalelite_tests::seed::seed_server(&app.redis, NS, &legacy).await;
+    // Enabled again, the cordoned one takes it.
+    app.seed_server(&SeedServer::enabled(server_id(1), app.fleet[1].url(), app.fleet[1].secret())).await;
     create(&app, "m").await;
-    assert_eq!(app.meeting_record("m").await["server_id"], "legacy");
+    assert_eq!(app.meeting("m").await.unwrap().server_id.as_str(), "bbb-2");
 }
 
 #[tokio::test]
@@ -118,7 +109,7 @@ async fn server_tags() {
         SeedServer::enabled("eu", app.fleet[2].url(), app.fleet[2].secret()).tag("eu").load(Some(5.0)),
     ];
     for record in &seeds {
-        scalelite_tests::seed::seed_server(&app.redis, NS, record).await;
+        app.seed_server(record).await;
     }
     let client = app.client();
     let tagged = |id: &'static str, tag: &'static str| {
@@ -127,18 +118,18 @@ async fn server_tags() {
     };
     // Required and matched: forwarded with the server's tag, without `!`.
     assert!(tagged("a", "gpu!").await.is_success());
-    assert_eq!(app.meeting_record("a").await["server_id"], "gpu");
+    assert_eq!(app.meeting("a").await.unwrap().server_id.as_str(), "gpu");
     assert_eq!(app.fleet[1].calls_to("create")[0].param("meta_server-tag"), Some("gpu"));
     // Preference list: the least loaded of the listed tags.
     assert!(tagged("b", "eu;gpu").await.is_success());
-    assert_eq!(app.meeting_record("b").await["server_id"], "eu");
+    assert_eq!(app.meeting("b").await.unwrap().server_id.as_str(), "eu");
     // Optional and unmatched: an untagged server, and the tag is not forwarded.
     assert!(tagged("c", "nope").await.is_success());
-    assert_eq!(app.meeting_record("c").await["server_id"], "plain");
+    assert_eq!(app.meeting("c").await.unwrap().server_id.as_str(), "plain");
     assert_eq!(app.fleet[0].calls_to("create")[0].param("meta_server-tag"), None);
     // `none` selects untagged servers; no tag never lands on a tagged one.
     assert!(tagged("d", "none!").await.is_success());
-    assert_eq!(app.meeting_record("d").await["server_id"], "plain");
+    assert_eq!(app.meeting("d").await.unwrap().server_id.as_str(), "plain");
     // Required and unmatched.
     let reply = tagged("e", "nope;other!").await;
     assert_failed(&reply, "serverTagUnavailable");
@@ -160,13 +151,13 @@ async fn tag_from_default_and_override_params() {
         SeedServer::enabled("gpu", app.fleet[1].url(), app.fleet[1].secret()).tag("gpu"),
     ];
     for record in &seeds {
-        scalelite_tests::seed::seed_server(&app.redis, NS, record).await;
+        app.seed_server(record).await;
     }
     create(&app, "by-default").await;
-    assert_eq!(app.meeting_record("by-default").await["server_id"], "gpu");
+    assert_eq!(app.meeting("by-default").await.unwrap().server_id.as_str(), "gpu");
     let reply = app.client().get("create", &[("meetingID", "asked"), ("name", "x"), ("meta_server-tag", "none")]).await;
     assert!(reply.is_success());
-    assert_eq!(app.meeting_record("asked").await["server_id"], "plain", "the request beats the default");
+    assert_eq!(app.meeting("asked").await.unwrap().server_id.as_str(), "plain", "the request beats the default");
 }
 
 #[tokio::test]
@@ -227,7 +218,7 @@ async fn external_voice_bridge() {
         .get("create", &[("meetingID", "m"), ("name", "x"), ("moderatorPW", "mp"), ("voiceBridge", "1234567")])
         .await;
     assert!(reply.is_success());
-    assert_eq!(app.meeting_record("m").await["voice_bridge"], "1234567");
+    assert_eq!(app.meeting("m").await.unwrap().voice_bridge, "1234567");
     let call = &app.fleet[0].calls_to("create")[0];
     assert_eq!(call.param("voiceBridge"), Some("1234567"));
     assert_eq!(call.param("moderatorPW"), Some("mp"));
@@ -236,7 +227,7 @@ async fn external_voice_bridge() {
     assert!(
         app.client().get("create", &[("meetingID", "m"), ("name", "x"), ("voiceBridge", "1234567")]).await.is_success()
     );
-    assert_ne!(app.meeting_record("m").await["voice_bridge"], "1234567");
+    assert_ne!(app.meeting("m").await.unwrap().voice_bridge, "1234567");
 }
 
 #[tokio::test]
@@ -263,47 +254,36 @@ async fn post_create_with_presentation_and_form_data() {
 async fn stale_records_are_replaced() {
     let app = TestApp::start().await;
     // On a cordoned server where the meeting no longer runs: re-placed.
-    scalelite_tests::seed::seed_meeting(&app.redis, NS, "gone", "bbb-1", "pw", "123456789").await;
+    app.seed_meeting("gone", "bbb-1", "pw", "123456789").await;
     let cordoned = SeedServer::enabled("bbb-1", app.fleet[0].url(), app.fleet[0].secret()).state("cordoned");
-    scalelite_tests::seed::seed_server(&app.redis, NS, &cordoned).await;
+    app.seed_server(&cordoned).await;
     create(&app, "gone").await;
-    assert_ne!(app.meeting_record("gone").await["server_id"], "bbb-1");
+    assert_ne!(app.meeting("gone").await.unwrap().server_id.as_str(), "bbb-1");
     assert_eq!(app.fleet[0].call_count("isMeetingRunning"), 1);
     assert_eq!(app.fleet[0].call_count("create"), 0);
 
     // On a cordoned server where it still runs: kept there.
     app.fleet[0].seed_meeting(scalelite_tests::MeetingSeed::new("live").passwords("ap", "pw").attendees(2));
-    scalelite_tests::seed::seed_meeting(&app.redis, NS, "live", "bbb-1", "pw", "223456789").await;
+    app.seed_meeting("live", "bbb-1", "pw", "223456789").await;
     create(&app, "live").await;
-    assert_eq!(app.meeting_record("live").await["server_id"], "bbb-1");
+    assert_eq!(app.meeting("live").await.unwrap().server_id.as_str(), "bbb-1");
 
     // On an offline server, or one whose record was deleted: re-placed.
     let offline = SeedServer::enabled("bbb-2", app.fleet[1].url(), app.fleet[1].secret()).online(false);
-    scalelite_tests::seed::seed_server(&app.redis, NS, &offline).await;
-    scalelite_tests::seed::seed_meeting(&app.redis, NS, "off", "bbb-2", "pw", "323456789").await;
+    app.seed_server(&offline).await;
+    app.seed_meeting("off", "bbb-2", "pw", "323456789").await;
     create(&app, "off").await;
-    assert_eq!(app.meeting_record("off").await["server_id"], "bbb-3");
-    scalelite_tests::seed::seed_meeting(&app.redis, NS, "orphan", "deleted-server", "pw", "423456789").await;
+    assert_eq!(app.meeting("off").await.unwrap().server_id.as_str(), "bbb-3");
+    app.seed_meeting("orphan", "deleted-server", "pw", "423456789").await;
     create(&app, "orphan").await;
-    assert_eq!(app.meeting_record("orphan").await["server_id"], "bbb-3");
+    assert_eq!(app.meeting("orphan").await.unwrap().server_id.as_str(), "bbb-3");
 }
 
 #[tokio::test]
 async fn concurrent_identical_creates_from_two_api_processes_land_on_one_server() {
     let app = TestApp::start().await;
-    // A second API process sharing the same Redis.
-    let second = {
-        let env = scalelite_core::config::Env::default()
-            .with("LOADBALANCER_SECRET", scalelite_tests::LB_SECRET)
-            .with("REDIS_URL", app.redis.url());
-        let config = scalelite_core::config::Config::from_env(&env).unwrap();
-        let store = scalelite_store::RedisStore::open(&app.redis.url(), "scalelite").unwrap();
-        let state = scalelite_api::AppState::new(config, Arc::new(store)).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(scalelite_api::run(listener, state, std::future::pending()));
-        scalelite_tests::ApiClient::new(format!("http://{addr}/bigbluebutton/api"), scalelite_tests::LB_SECRET)
-    };
+    // A second API process sharing the same store.
+    let (second, _stop) = second_api(&app).await;
     for round in 0..5 {
         let id = format!("race-{round}");
         let tasks: Vec<_> = (0..16)
@@ -349,7 +329,7 @@ async fn a_burst_of_creates_spreads_evenly() {
 async fn reservation_follows_the_load_multiplier() {
     let app = TestApp::builder().unseeded().servers(1).start().await;
     let record = SeedServer::enabled("weak", app.fleet[0].url(), app.fleet[0].secret()).multiplier(Some("1.5"));
-    scalelite_tests::seed::seed_server(&app.redis, NS, &record).await;
+    app.seed_server(&record).await;
     create(&app, "m").await;
     assert_eq!(app.load("weak").await, Some(22.5));
 }
@@ -361,4 +341,50 @@ async fn upstream_failure_on_create_is_relayed_and_the_record_kept() {
     let reply = app.client().get("create", &[("meetingID", "m"), ("name", "x")]).await;
     assert_failed(&reply, "maxConcurrent");
     assert_eq!(reply.message().as_deref(), Some("Too many meetings"));
+}
+
+/// Ruby Scalelite's records, read and written on its Redis layout.
+mod redis_only {
+    use scalelite_tests::{SeedServer, TestApp, TestBackend, server_id};
+
+    use crate::support::create;
+
+    #[tokio::test]
+    async fn records_have_exactly_scalelites_fields_and_set_entries() {
+        let app = TestApp::builder().backend(TestBackend::Redis).start().await;
+        create(&app, "m1").await;
+        let on = server_id(app.placed_on("m1").await.unwrap());
+        let record = app.meeting_record("m1").await;
+        assert_eq!(
+            record.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["moderator_pw", "server_id", "tenant_id", "voice_bridge"]
+        );
+        assert_eq!((record["tenant_id"].as_str(), record["server_id"].as_str()), ("", on.as_str()));
+        let ttl = app.redis().cmd(&["TTL", &app.key("meeting:m1")]).await.as_int().unwrap();
+        assert!((86_000..=86_400).contains(&ttl), "ttl {ttl}");
+        assert_eq!(app.redis().cmd(&["SISMEMBER", &app.key("meetings"), "m1"]).await.as_int(), Some(1));
+        let vb = &record["voice_bridge"];
+        assert_eq!(app.redis().cmd(&["HGET", &app.key("voice_bridges"), vb]).await.as_str(), Some("m1"));
+        assert_eq!(app.redis().cmd(&["ZSCORE", &app.key("server_load"), &on]).await.as_str(), Some("15"));
+        // The server hash gained no field.
+        let server = app.server_record(&on).await;
+        assert_eq!(
+            server.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["load_multiplier", "online", "secret", "state", "url"]
+        );
+    }
+
+    #[tokio::test]
+    async fn legacy_servers_take_meetings_by_their_server_enabled_membership() {
+        let app = TestApp::builder().backend(TestBackend::Redis).unseeded().start().await;
+        // Legacy records have no state field: server_enabled decides.
+        let off = SeedServer::enabled("legacy-off", app.fleet[0].url(), app.fleet[0].secret()).legacy(false);
+        app.seed_server(&off).await;
+        let reply = app.client().get("create", &[("meetingID", "m"), ("name", "x")]).await;
+        assert_eq!(reply.message().as_deref(), Some("Could not find any available servers."));
+        let on = SeedServer::enabled("legacy", app.fleet[1].url(), app.fleet[1].secret()).legacy(true);
+        app.seed_server(&on).await;
+        create(&app, "m").await;
+        assert_eq!(app.meeting_record("m").await["server_id"], "legacy");
+    }
 }

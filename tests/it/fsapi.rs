@@ -5,11 +5,12 @@
 use bytes::Bytes;
 use http::Method;
 use scalelite_core::xml::Element;
-use scalelite_core::{MeetingId, ServerId};
-use scalelite_store::{RedisStore, Store};
+use std::collections::HashMap;
+
+use scalelite_core::{MeetingId, ServerId, TenantId};
+use scalelite_store::Tenant;
 use scalelite_tests::client::DEFAULT_TIMEOUT;
-use scalelite_tests::seed::{SeedServer, seed_meeting, seed_server};
-use scalelite_tests::{ApiClient, LB_SECRET, NS, Reply, TestApp, TestRedis, http_request};
+use scalelite_tests::{ApiClient, LB_SECRET, Reply, TestApp, http_request};
 
 const PASSWORD: &str = "fs-password-1";
 
@@ -66,7 +67,7 @@ async fn create_with_pin(app: &TestApp, client: &ApiClient, host: Option<&str>, 
     let headers: Vec<(&str, &str)> = host.map(|h| vec![("host", h)]).unwrap_or_default();
     let reply = http_request(Method::GET, &url, &headers, Bytes::new(), DEFAULT_TIMEOUT).await.expect("create");
     assert!(reply.is_success(), "create {id}: {}", reply.body);
-    assert_eq!(app.meeting_record(id).await["voice_bridge"], voice_bridge);
+    assert_eq!(app.meeting(id).await.expect("meeting record").voice_bridge, voice_bridge);
 }
 
 fn xml(reply: &Reply) -> Element {
@@ -280,7 +281,7 @@ async fn fsapi_bridges_known_pins_to_the_meeting_server() {
     // A generated voice bridge, read back from the meeting record.
     let reply = app.client().get("create", &[("meetingID", "room-2"), ("name", "Room 2")]).await;
     assert!(reply.is_success(), "{}", reply.body);
-    let pin = app.meeting_record("room-2").await["voice_bridge"].clone();
+    let pin = app.meeting("room-2").await.unwrap().voice_bridge;
     assert_eq!(pin.len(), 9);
     let reply = dial_pin(&app, &pin, &[("Caller-Caller-ID-Name", "Alice")]).await;
     assert_eq!(
@@ -412,26 +413,23 @@ async fn fsapi_values_cannot_inject_into_the_dialplan() {
 
 #[tokio::test]
 async fn fsapi_skips_stale_voice_bridges_and_gone_servers() {
-    let redis = TestRedis::start().await;
-    seed_server(&redis, NS, &SeedServer::enabled("s1", "https://bbb-1.example.com/bigbluebutton/api", "sa")).await;
-    seed_meeting(&redis, NS, "ruby", "s1", "mp", "123456789").await;
-    let store = RedisStore::open(&redis.url(), NS).unwrap();
-    let route = store.find_meeting_by_voice_bridge("123456789").await.unwrap().expect("Ruby's meeting");
-    assert_eq!(route.meeting.id, MeetingId::from("ruby"));
-    assert_eq!(route.meeting.server_id, ServerId::from("s1"));
-    assert_eq!(route.server.expect("its server").url, "https://bbb-1.example.com/bigbluebutton/api");
-    // An entry whose meeting expired, or whose meeting now holds another number.
-    redis.cmd(&["HSET", "scalelite:voice_bridges", "555555555", "expired", "222222222", "ruby"]).await;
-    assert_eq!(store.find_meeting_by_voice_bridge("555555555").await.unwrap(), None);
-    assert_eq!(store.find_meeting_by_voice_bridge("222222222").await.unwrap(), None);
-    assert_eq!(store.find_meeting_by_voice_bridge("000").await.unwrap(), None);
-
-    // Through the API: such pins and meetings whose server is gone reprompt.
     let app = fsapi_app().servers(1).start().await;
     create_with_pin(&app, &app.client(), None, "room", "71234567").await;
-    app.redis.cmd(&["HSET", &app.key("voice_bridges"), "555555555", "expired"]).await;
-    assert_eq!(extension(&dial_pin(&app, "555555555", &[]).await).as_deref(), Some("reprompt_for_pin"));
-    app.redis.cmd(&["DEL", &app.key("server:bbb-1")]).await;
+    // An entry whose meeting expired, or whose meeting now holds another
+    // number: the pin is unknown.
+    app.seed_meeting("expired", "bbb-1", "mp", "555555555").await;
+    app.expire_meeting("expired").await;
+    app.seed_meeting("moved", "bbb-1", "mp", "222222222").await;
+    app.seed_meeting("moved", "bbb-1", "mp", "223456789").await;
+    let store = app.store();
+    for pin in ["555555555", "222222222", "000"] {
+        assert_eq!(store.find_meeting_by_voice_bridge(pin).await.unwrap(), None, "{pin}");
+        assert_eq!(extension(&dial_pin(&app, pin, &[]).await).as_deref(), Some("reprompt_for_pin"), "{pin}");
+    }
+    let route = store.find_meeting_by_voice_bridge("223456789").await.unwrap().expect("the moved meeting");
+    assert_eq!(route.meeting.id, MeetingId::from("moved"));
+    // A meeting whose server is gone reprompts too.
+    assert!(store.delete_server(&ServerId::from("bbb-1")).await.unwrap());
     assert_eq!(extension(&dial_pin(&app, "71234567", &[]).await).as_deref(), Some("reprompt_for_pin"));
 }
 
@@ -441,9 +439,8 @@ async fn fsapi_tenant_secrets_only_reach_their_tenant_meetings() {
     for (id, name, secret) in
         [("11111111-1111-4111-8111-111111111111", "a", "sa"), ("22222222-2222-4222-8222-222222222222", "b", "sb")]
     {
-        app.redis.cmd(&["SADD", &app.key("tenants"), id]).await;
-        app.redis.cmd(&["HSET", &app.key(&format!("tenant:{id}")), "name", name, "secrets", secret]).await;
-        app.redis.cmd(&["HSET", &app.key(&format!("tenant_name:{name}")), "id", id]).await;
+        let tenant = Tenant { id: TenantId::from(id), name: name.into(), secrets: secret.into(), lrs: HashMap::new() };
+        app.store().create_tenant(&tenant).await.unwrap();
     }
     create_with_pin(&app, &app.client().with_secret("sa"), Some("a.sl.test"), "room-a", "71111111").await;
     create_with_pin(&app, &app.client().with_secret("sb"), Some("b.sl.test"), "room-b", "72222222").await;
@@ -485,4 +482,29 @@ async fn fsapi_tenant_secrets_only_reach_their_tenant_meetings() {
     // The user is always `fsapi`.
     let reply = dial(&app, Some(("a", "sa")), Some("a.sl.test"), &lookup(Some("71111111"), &[])).await;
     assert_eq!(reply.status, 401);
+}
+
+/// Dial-in numbers written by Ruby Scalelite, on its Redis layout.
+mod redis_only {
+    use scalelite_core::{MeetingId, ServerId};
+    use scalelite_store::{RedisStore, Store as _};
+    use scalelite_tests::seed::{SeedServer, seed_meeting, seed_server};
+    use scalelite_tests::{NS, TestRedis};
+
+    #[tokio::test]
+    async fn voice_bridges_written_by_ruby_are_found_and_stale_entries_skipped() {
+        let redis = TestRedis::start().await;
+        seed_server(&redis, NS, &SeedServer::enabled("s1", "https://bbb-1.example.com/bigbluebutton/api", "sa")).await;
+        seed_meeting(&redis, NS, "ruby", "s1", "mp", "123456789").await;
+        let store = RedisStore::open(&redis.url(), NS).unwrap();
+        let route = store.find_meeting_by_voice_bridge("123456789").await.unwrap().expect("Ruby's meeting");
+        assert_eq!(route.meeting.id, MeetingId::from("ruby"));
+        assert_eq!(route.meeting.server_id, ServerId::from("s1"));
+        assert_eq!(route.server.expect("its server").url, "https://bbb-1.example.com/bigbluebutton/api");
+        // An entry whose meeting expired, or whose meeting now holds another number.
+        redis.cmd(&["HSET", "scalelite:voice_bridges", "555555555", "expired", "222222222", "ruby"]).await;
+        assert_eq!(store.find_meeting_by_voice_bridge("555555555").await.unwrap(), None);
+        assert_eq!(store.find_meeting_by_voice_bridge("222222222").await.unwrap(), None);
+        assert_eq!(store.find_meeting_by_voice_bridge("000").await.unwrap(), None);
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use scalelite_tests::{MeetingSeed, Mode, NS, SeedServer, TestApp, server_id};
+use scalelite_tests::{MeetingSeed, Mode, SeedServer, TestApp, server_id};
 
 use crate::support::{assert_failed, create};
 
@@ -43,7 +43,7 @@ async fn lists_meetings_of_every_available_server() {
         ("cordoned", SeedServer::enabled(server_id(3), app.fleet[3].url(), app.fleet[3].secret()).state("cordoned")),
     ];
     for (_, record) in &states {
-        scalelite_tests::seed::seed_server(&app.redis, NS, record).await;
+        app.seed_server(record).await;
     }
     app.fleet.clear_calls();
     let reply = app.client().get("getMeetings", &[]).await;

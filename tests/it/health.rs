@@ -3,40 +3,57 @@
 use scalelite_tests::TestApp;
 
 #[tokio::test]
-async fn health_check_with_redis_and_postgres() {
+async fn health_check_writes_and_reads_the_store_and_checks_recordings() {
     let app = TestApp::builder().recordings().start().await;
-    let pg = app.pg();
     for path in ["/health_check", "/"] {
         let reply = app.client().raw_get(path).await;
         assert_eq!((reply.status, reply.body.as_str()), (200, "success"), "{path}");
     }
-    pg.stop().await;
-    let reply = app.client().raw_get("/health_check").await;
-    assert_eq!(reply.status, 503);
-    assert!(reply.body.starts_with("Health Check Failure: database"), "{}", reply.body);
-    pg.start_again().await;
-    scalelite_tests::eventually(std::time::Duration::from_secs(10), || async {
-        app.client().raw_get("/health_check").await.status == 200
-    })
-    .await;
+    app.store().health_check().await.unwrap();
+    app.recording_store().health_check().await.unwrap();
 }
 
-#[tokio::test]
-async fn health_check_reports_redis_outages() {
-    let app = TestApp::start().await;
-    assert_eq!(app.client().raw_get("/health_check").await.body, "success");
-    assert_eq!(app.redis.cmd(&["GET", &app.key("__health_check_set__")]).await.as_str(), Some("true"));
-    app.redis.stop().await;
-    let reply = app.client().raw_get("/health_check").await;
-    assert_eq!(reply.status, 503);
-    assert!(reply.body.starts_with("Health Check Failure: "), "{}", reply.body);
-    // Calls needing Redis fail with an XML error, not a hang or a 500.
-    let reply = app.client().get("isMeetingRunning", &[("meetingID", "m")]).await;
-    assert_eq!(reply.status, 200);
-    assert_eq!(reply.message_key().as_deref(), Some("internalError"));
-    app.redis.start_again().await;
-    scalelite_tests::eventually(std::time::Duration::from_secs(10), || async {
-        app.client().raw_get("/health_check").await.body == "success"
-    })
-    .await;
+/// Outages of Redis and PostgreSQL themselves.
+mod redis_only {
+    use super::*;
+    use scalelite_tests::TestBackend;
+
+    #[tokio::test]
+    async fn health_check_with_redis_and_postgres() {
+        let app = TestApp::builder().backend(TestBackend::Redis).recordings().start().await;
+        let pg = app.pg();
+        for path in ["/health_check", "/"] {
+            let reply = app.client().raw_get(path).await;
+            assert_eq!((reply.status, reply.body.as_str()), (200, "success"), "{path}");
+        }
+        pg.stop().await;
+        let reply = app.client().raw_get("/health_check").await;
+        assert_eq!(reply.status, 503);
+        assert!(reply.body.starts_with("Health Check Failure: database"), "{}", reply.body);
+        pg.start_again().await;
+        scalelite_tests::eventually(std::time::Duration::from_secs(10), || async {
+            app.client().raw_get("/health_check").await.status == 200
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn health_check_reports_redis_outages() {
+        let app = TestApp::builder().backend(TestBackend::Redis).start().await;
+        assert_eq!(app.client().raw_get("/health_check").await.body, "success");
+        assert_eq!(app.redis().cmd(&["GET", &app.key("__health_check_set__")]).await.as_str(), Some("true"));
+        app.redis().stop().await;
+        let reply = app.client().raw_get("/health_check").await;
+        assert_eq!(reply.status, 503);
+        assert!(reply.body.starts_with("Health Check Failure: "), "{}", reply.body);
+        // Calls needing Redis fail with an XML error, not a hang or a 500.
+        let reply = app.client().get("isMeetingRunning", &[("meetingID", "m")]).await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.message_key().as_deref(), Some("internalError"));
+        app.redis().start_again().await;
+        scalelite_tests::eventually(std::time::Duration::from_secs(10), || async {
+            app.client().raw_get("/health_check").await.body == "success"
+        })
+        .await;
+    }
 }

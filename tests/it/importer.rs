@@ -1,5 +1,6 @@
-//! The recording importer against a real PostgreSQL, real directories and
-//! archives packed the way Scalelite's post-publish script packs them.
+//! The recording importer on the backend under test (a real PostgreSQL, or
+//! the embedded SQLite file), real directories and archives packed the way
+//! Scalelite's post-publish script packs them.
 
 mod callbacks;
 mod end_to_end;
@@ -10,38 +11,97 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use scalelite_core::config::{Config, Env};
+use scalelite_core::config::{Backend, Config, Env};
 use scalelite_recording_importer::{ArchiveOutcome, Backoff, Importer, Settings};
-use scalelite_store::PgStore;
 use scalelite_store::recordings::{
-    ImportLogEntry, ImportedThumbnail, RecordingQuery, RecordingStore as _, RecordingView, StateFilter,
+    ImportLogEntry, ImportedThumbnail, RecordingQuery, RecordingStore, RecordingView, StateFilter,
 };
-use scalelite_tests::{Format, LB_SECRET, RecordingArchive, RecordingDirs, TestPostgres, eventually_with};
+use scalelite_store::{PgStore, RedisStore, SqliteStore, Store};
+use scalelite_tests::{
+    Format, LB_SECRET, NS, RecordingArchive, RecordingDirs, TestBackend, TestPostgres, TestRedis, eventually_with,
+};
+use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// A migrated PostgreSQL and recording directories.
+/// Recording directories and the recordings store of the backend under
+/// test: a migrated PostgreSQL, or an SQLite file in a data directory.
 pub(crate) struct Rig {
-    pub pg: TestPostgres,
+    pub backend: TestBackend,
     pub dirs: RecordingDirs,
-    pub store: PgStore,
+    pub store: Arc<dyn RecordingStore>,
+    pg: Option<TestPostgres>,
+    sqlite: Option<SqliteStore>,
+    data_dir: Option<TempDir>,
+}
+
+/// The store of servers, meetings and tenants an importer reads
+/// recording-ready URLs and tenants from, with what keeps it alive.
+pub(crate) struct Meetings {
+    pub store: Arc<dyn Store>,
+    _redis: Option<TestRedis>,
 }
 
 impl Rig {
     pub async fn start() -> Self {
-        let pg = TestPostgres::start().await;
-        let store = PgStore::open(&pg.url(), 4).unwrap();
-        store.migrate().await.unwrap();
-        Self { pg, dirs: RecordingDirs::new(), store }
+        Self::on(TestBackend::from_env()).await
+    }
+
+    pub async fn on(backend: TestBackend) -> Self {
+        let dirs = RecordingDirs::new();
+        match backend {
+            TestBackend::Redis => {
+                let pg = TestPostgres::start().await;
+                let store = PgStore::open(&pg.url(), 4).unwrap();
+                store.migrate().await.unwrap();
+                Self { backend, dirs, store: Arc::new(store), pg: Some(pg), sqlite: None, data_dir: None }
+            }
+            TestBackend::Embedded => {
+                let data_dir = tempfile::Builder::new().prefix("scalelite-data-").tempdir().unwrap();
+                let store = SqliteStore::open(data_dir.path().join(Backend::DATABASE_FILE)).await.unwrap();
+                let sqlite = Some(store.clone());
+                Self { backend, dirs, store: Arc::new(store), pg: None, sqlite, data_dir: Some(data_dir) }
+            }
+        }
+    }
+
+    /// The PostgreSQL of a rig on Redis (tests of PostgreSQL outages).
+    pub fn pg(&self) -> &TestPostgres {
+        self.pg.as_ref().expect("a PostgreSQL rig: Rig::on(TestBackend::Redis)")
+    }
+
+    /// The meetings store next to this rig's recordings: a Redis of its own,
+    /// or the same SQLite file.
+    pub async fn meetings(&self) -> Meetings {
+        match &self.sqlite {
+            Some(sqlite) => Meetings { store: Arc::new(sqlite.clone()), _redis: None },
+            None => {
+                let redis = TestRedis::start().await;
+                let store = RedisStore::open(&redis.url(), NS).unwrap();
+                Meetings { store: Arc::new(store), _redis: Some(redis) }
+            }
+        }
+    }
+
+    /// Runs `sql` on the recordings database, rendered as `psql -At` does.
+    pub async fn sql(&self, sql: &str) -> String {
+        match (&self.pg, &self.sqlite) {
+            (Some(pg), _) => pg.psql(sql).await,
+            (None, Some(sqlite)) => scalelite_tests::sqlite::query_text(sqlite, sql).await,
+            (None, None) => unreachable!("a rig has a database"),
+        }
     }
 
     /// The environment of an importer on this rig: no settle time, a scan
     /// every 200 ms, plus `vars`.
     pub fn env(&self, vars: &[(&str, &str)]) -> Env {
-        let mut env = self
-            .dirs
-            .env(Env::default())
-            .with("DATABASE_URL", self.pg.url())
+        let mut env = self.dirs.env(Env::default());
+        env = match (&self.pg, &self.data_dir) {
+            (Some(pg), _) => env.with("DATABASE_URL", pg.url()),
+            (None, Some(dir)) => env.with("SCALELITE_DATA_DIR", dir.path().display().to_string()),
+            (None, None) => unreachable!("a rig has a database"),
+        };
+        let mut env = env
             .with("LOADBALANCER_SECRET", LB_SECRET)
             .with("RECORDING_IMPORT_SETTLE_TIME", "0")
             .with("RECORDING_IMPORT_POLL_INTERVAL", "0.2");
@@ -61,7 +121,7 @@ impl Rig {
     }
 
     pub fn importer(&self, vars: &[(&str, &str)]) -> Importer {
-        Importer::new(self.settings(vars), Arc::new(self.store.clone()), None)
+        Importer::new(self.settings(vars), Arc::clone(&self.store), None)
     }
 
     pub async fn recording(&self, record_id: &str) -> Option<RecordingView> {
@@ -78,7 +138,7 @@ impl Rig {
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
-        self.pg.psql(sql).await.trim().parse().unwrap()
+        self.sql(sql).await.trim().parse().unwrap()
     }
 
     /// Files below the rig, without the spool lock.
@@ -417,7 +477,7 @@ async fn work_and_publish_directories_on_different_file_systems() {
     rec.drop_into(&rig.dirs.spool());
     let mut settings = rig.settings(&[]);
     settings.work_dir = work.path().to_path_buf();
-    let report = Importer::new(settings, Arc::new(rig.store.clone()), None).import_pending_once().await.unwrap();
+    let report = Importer::new(settings, Arc::clone(&rig.store), None).import_pending_once().await.unwrap();
     assert_eq!(report.imported(), 1, "{report:?}");
     assert_published(&rec, &rig.dirs.published());
     assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0, "the work directory is clean");

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use http::Method;
-use scalelite_tests::{NS, SeedServer, TestApp, http_get, server_id};
+use scalelite_tests::{SeedServer, TestApp, http_get, server_id};
 
 use crate::support::{assert_failed, create};
 
@@ -36,8 +36,8 @@ async fn join_counts_the_load_multiplier_and_head_acts_like_get() {
     let app = TestApp::builder().unseeded().servers(1).start().await;
     let record =
         SeedServer::enabled("s7", app.fleet[0].url(), app.fleet[0].secret()).multiplier(Some("7")).load(Some(0.0));
-    scalelite_tests::seed::seed_server(&app.redis, NS, &record).await;
-    scalelite_tests::seed::seed_meeting(&app.redis, NS, "ruby-made", "s7", "mp", "987654321").await;
+    app.seed_server(&record).await;
+    app.seed_meeting("ruby-made", "s7", "mp", "987654321").await;
     let reply = app.client().get("join", &[("meetingID", "ruby-made"), ("fullName", "A")]).await;
     assert_eq!(reply.status, 302);
     assert_eq!(app.load("s7").await, Some(7.0));
@@ -70,16 +70,18 @@ async fn join_refuses_offline_and_disabled_servers_but_not_cordoned_ones() {
     let app = TestApp::builder().unseeded().servers(1).start().await;
     let url = app.fleet[0].url();
     let secret = app.fleet[0].secret();
-    let cases: [(SeedServer, bool); 5] = [
-        (SeedServer::enabled("s", &url, &secret).online(false), false),
-        (SeedServer::enabled("s", &url, &secret).state("disabled"), false),
-        (SeedServer::enabled("s", &url, &secret).legacy(false), false),
-        (SeedServer::enabled("s", &url, &secret).state("cordoned"), true),
-        (SeedServer::enabled("s", &url, &secret).legacy(true), true),
+    // (server, joinable, its load after one join attempt)
+    let cases: [(SeedServer, bool, Option<f64>); 4] = [
+        (SeedServer::enabled("s", &url, &secret).online(false), false, None),
+        (SeedServer::enabled("s", &url, &secret).state("disabled"), false, None),
+        // Cordoned servers keep their load out of the placement pool: a join
+        // there counts nothing.
+        (SeedServer::enabled("s", &url, &secret).state("cordoned"), true, Some(0.0)),
+        (SeedServer::enabled("s", &url, &secret), true, Some(1.0)),
     ];
-    scalelite_tests::seed::seed_meeting(&app.redis, NS, "m", "s", "mp", "111111111").await;
-    for (record, joinable) in cases {
-        scalelite_tests::seed::seed_server(&app.redis, NS, &record).await;
+    app.seed_meeting("m", "s", "mp", "111111111").await;
+    for (record, joinable, load) in cases {
+        app.seed_server(&record).await;
         let reply = app.client().get("join", &[("meetingID", "m"), ("fullName", "A")]).await;
         if joinable {
             assert_eq!(reply.status, 302, "{record:?}");
@@ -87,10 +89,8 @@ async fn join_refuses_offline_and_disabled_servers_but_not_cordoned_ones() {
             assert_failed(&reply, "serverUnavailable");
             assert_eq!(reply.message().as_deref(), Some("The server for this meeting is disabled/offline."));
         }
+        assert_eq!(app.load("s").await, load, "{record:?}");
     }
-    // Cordoned servers keep their load out of the placement pool.
-    assert_eq!(app.load("s").await, Some(1.0));
-    assert_eq!(scalelite_tests::seed::score(&app.redis, &app.key("cordoned_server_load"), "s").await, None);
 }
 
 #[tokio::test]
@@ -126,4 +126,26 @@ async fn join_parameter_policy() {
     assert_eq!(call.param("userdata-bbb_listen_only_mode"), Some("false"));
     assert_eq!(call.param("avatarURL"), None);
     assert_eq!(call.param("checksum").map(str::len), Some(64));
+}
+
+/// Legacy server records (Ruby Scalelite's Redis layout, no `state`).
+mod redis_only {
+    use scalelite_tests::{SeedServer, TestApp, TestBackend};
+
+    use crate::support::assert_failed;
+
+    #[tokio::test]
+    async fn legacy_servers_are_joinable_by_their_server_enabled_membership() {
+        let app = TestApp::builder().backend(TestBackend::Redis).unseeded().servers(1).start().await;
+        let (url, secret) = (app.fleet[0].url(), app.fleet[0].secret());
+        app.seed_meeting("m", "s", "mp", "111111111").await;
+        app.seed_server(&SeedServer::enabled("s", &url, &secret).legacy(false)).await;
+        let reply = app.client().get("join", &[("meetingID", "m"), ("fullName", "A")]).await;
+        assert_failed(&reply, "serverUnavailable");
+        app.seed_server(&SeedServer::enabled("s", &url, &secret).legacy(true)).await;
+        let reply = app.client().get("join", &[("meetingID", "m"), ("fullName", "A")]).await;
+        assert_eq!(reply.status, 302);
+        assert_eq!(app.load("s").await, Some(1.0));
+        assert_eq!(scalelite_tests::seed::score(app.redis(), &app.key("cordoned_server_load"), "s").await, None);
+    }
 }

@@ -1,5 +1,5 @@
-//! The whole story a front-end sees, across three servers registered in
-//! Scalelite's Redis form: create, join, inspect, list, end.
+//! The whole story a front-end sees, across three registered servers:
+//! create, join, inspect, list, end.
 
 use scalelite_tests::{TestApp, http_get};
 

@@ -2,8 +2,7 @@
 
 use bytes::Bytes;
 use http::Method;
-use scalelite_tests::seed::{SeedServer, seed_meeting, seed_server};
-use scalelite_tests::{ApiClient, LB_SECRET, MeetingSeed, Mode, NS, Reply, TestApp};
+use scalelite_tests::{ApiClient, LB_SECRET, MeetingSeed, Mode, Reply, TestApp};
 use serde_json::{Value, json};
 
 use crate::support::assert_failed;
@@ -59,13 +58,11 @@ async fn servers_lifecycle_through_the_api() {
     assert_eq!(reply.status, 201);
     let second = json_of(&reply);
     assert_eq!((second["load_multiplier"].as_str(), second["tag"].as_str()), (Some("1.0"), Some("")));
-    // Stored exactly as Scalelite stores a new server.
-    let record = app.server_record(&id).await;
-    assert_eq!(
-        record.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["load_multiplier", "online", "secret", "tag", "url"]
-    );
-    assert_eq!((record["load_multiplier"].as_str(), record["online"].as_str()), ("1.5", "false"));
+    // Stored as Scalelite stores a new server: disabled (no state), offline.
+    let server = app.server(&id).await.unwrap();
+    assert_eq!((server.load_multiplier.as_deref(), server.tag.as_deref()), (Some("1.5"), Some("gpu")));
+    assert_eq!((server.online, server.state.as_deref(), server.load), (false, None, None));
+    assert_eq!(server.url, app.fleet[0].url());
 
     let reply = post(&client, "addServer", &[], &json!({"server": {"url": "https://x/bigbluebutton/api"}})).await;
     assert_eq!((reply.status, json_of(&reply)), (400, json!({"error": "Server needs a URL and a secret"})));
@@ -86,7 +83,7 @@ async fn servers_lifecycle_through_the_api() {
     assert_eq!((reply.status, json_of(&reply)), (400, json!({"error": "Invalid state parameter: melt"})));
     let reply = post(&client, "updateServer", &[("id", &id)], &json!({"server": {"load_multiplier": "0"}})).await;
     assert_eq!(json_of(&reply), json!({"error": "Load-multiplier must be a non-zero number"}));
-    assert_eq!(app.server_record(&id).await["secret"], app.fleet[0].secret());
+    assert_eq!(app.server(&id).await.unwrap().secret.expose(), app.fleet[0].secret());
     // Cordon, multiplier, tag removal, secret.
     let reply = post(
         &client,
@@ -100,13 +97,14 @@ async fn servers_lifecycle_through_the_api() {
         (updated["state"].as_str(), updated["load_multiplier"].as_str(), updated["tag"].as_str()),
         (Some("cordoned"), Some("2.0"), Some(""))
     );
-    assert!(scalelite_tests::seed::score(&app.redis, &app.key("cordoned_server_load"), &id).await.is_some());
+    let server = app.server(&id).await.unwrap();
+    assert_eq!((server.state.as_deref(), server.load), (Some("cordoned"), Some(0.0)), "its load is kept");
 
     let reply = get(&client, "getServerInfo", &[("id", "nope")]).await;
     assert_eq!((reply.status, json_of(&reply)), (404, json!({"error": "Couldn't find server with id=nope"})));
     let reply = post(&client, "deleteServer", &[("id", &id)], &json!({})).await;
     assert_eq!(json_of(&reply), json!({"success": format!("Server id={id} was destroyed")}));
-    assert!(app.server_record(&id).await.is_empty());
+    assert_eq!(app.server(&id).await, None);
     let reply = post(&client, "deleteServer", &[("id", &id)], &json!({})).await;
     assert_eq!(reply.status, 404);
 }
@@ -116,25 +114,25 @@ async fn panic_clears_meetings_and_disables_even_when_the_server_is_down() {
     let app = TestApp::start().await;
     let client = app.client();
     app.fleet[0].seed_meeting(MeetingSeed::new("m1").passwords("ap", "mp"));
-    seed_meeting(&app.redis, NS, "m1", "bbb-1", "mp", "100000001").await;
-    seed_meeting(&app.redis, NS, "m2", "bbb-1", "mp", "100000002").await;
+    app.seed_meeting("m1", "bbb-1", "mp", "100000001").await;
+    app.seed_meeting("m2", "bbb-1", "mp", "100000002").await;
     let reply = post(&client, "panicServer", &[("id", "bbb-1")], &json!({"keep_state": true})).await;
     assert_eq!(
         json_of(&reply),
         json!({"success": "Server id=bbb-1 has been disabled and the meetings have been destroyed"})
     );
-    assert!(app.meeting_record("m1").await.is_empty() && app.meeting_record("m2").await.is_empty());
+    assert_eq!((app.meeting("m1").await, app.meeting("m2").await), (None, None));
     assert_eq!(app.fleet[0].call_count("end"), 2);
     assert!(!app.fleet[0].has_meeting("m1"));
-    assert_eq!(app.server_record("bbb-1").await["state"], "enabled", "keep_state");
+    assert_eq!(app.server("bbb-1").await.unwrap().state.as_deref(), Some("enabled"), "keep_state");
 
     // A dead server is panicked too; "false" means false here.
-    seed_meeting(&app.redis, NS, "m3", "bbb-2", "mp", "100000003").await;
+    app.seed_meeting("m3", "bbb-2", "mp", "100000003").await;
     app.fleet[1].set_mode(Mode::Down);
     let reply = post(&client, "panicServer", &[("id", "bbb-2")], &json!({"keep_state": "false"})).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
-    assert_eq!(app.server_record("bbb-2").await["state"], "disabled");
-    assert!(app.meeting_record("m3").await.is_empty());
+    assert_eq!(app.server("bbb-2").await.unwrap().state.as_deref(), Some("disabled"));
+    assert_eq!(app.meeting("m3").await, None);
     assert_eq!(get(&client, "getServerInfo", &[("id", "bbb-2")]).await.status, 200);
     let reply = post(&client, "panicServer", &[("id", "nope")], &json!({})).await;
     assert_eq!(reply.status, 404);
@@ -204,17 +202,6 @@ async fn bodies_can_be_signed_and_must_be_when_required() {
     assert_eq!(reply.status, 201, "{}", reply.body);
 }
 
-#[tokio::test]
-async fn legacy_servers_render_like_scalelite() {
-    let app = TestApp::builder().unseeded().servers(1).start().await;
-    let legacy = SeedServer::enabled("legacy", app.fleet[0].url(), "s").legacy(true).multiplier(None).load(Some(21.0));
-    seed_server(&app.redis, NS, &legacy).await;
-    let info = json_of(&get(&app.client(), "getServerInfo", &[("id", "legacy")]).await);
-    assert_eq!(info["state"], "enabled");
-    assert_eq!(info["load"], json!(21.0));
-    assert_eq!(info["load_multiplier"], json!(1.0), "a number when the field is absent");
-}
-
 /// The operator's story of the issue, through the management API, with the
 /// poller's metrics reflecting each change.
 #[tokio::test]
@@ -278,7 +265,7 @@ async fn operator_story_through_the_management_api_with_metrics() {
     for i in 0..3 {
         let id = format!("after-loss-{i}");
         assert!(client.get("create", &[("meetingID", &id), ("name", "x")]).await.is_success());
-        assert_ne!(app.meeting_record(&id).await["server_id"], lost);
+        assert_ne!(app.meeting(&id).await.unwrap().server_id.as_str(), lost);
     }
     // ... and gets it back.
     app.fleet[lost_index].set_mode(Mode::Normal);
@@ -287,4 +274,40 @@ async fn operator_story_through_the_management_api_with_metrics() {
     assert_eq!(metric(format!("scalelite_poller_server_online{{server=\"{lost}\"}}")), Some(1.0));
     assert_eq!(metric("scalelite_poller_transitions_total{transition=\"online\"}".into()), Some(4.0));
     assert_eq!(metric("scalelite_poller_transitions_total{transition=\"offline\"}".into()), Some(1.0));
+}
+
+/// Ruby Scalelite's Redis layout.
+mod redis_only {
+    use scalelite_tests::{SeedServer, TestApp, TestBackend};
+    use serde_json::json;
+
+    use super::{get, json_of, post};
+
+    #[tokio::test]
+    async fn an_added_server_is_stored_exactly_as_scalelite_stores_it() {
+        let app = TestApp::builder().backend(TestBackend::Redis).unseeded().start().await;
+        let body = json!({"server": {"url": app.fleet[0].url(), "secret": "s", "load_multiplier": 1.5, "tag": "gpu"}});
+        let reply = post(&app.client(), "addServer", &[], &body).await;
+        let id = json_of(&reply)["id"].as_str().unwrap().to_owned();
+        let record = app.server_record(&id).await;
+        assert_eq!(
+            record.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["load_multiplier", "online", "secret", "tag", "url"]
+        );
+        assert_eq!((record["load_multiplier"].as_str(), record["online"].as_str()), ("1.5", "false"));
+        assert_eq!(app.redis().cmd(&["SISMEMBER", &app.key("servers"), &id]).await.as_int(), Some(1));
+        assert_eq!(app.redis().cmd(&["SISMEMBER", &app.key("server_enabled"), &id]).await.as_int(), Some(0));
+    }
+
+    #[tokio::test]
+    async fn legacy_servers_render_like_scalelite() {
+        let app = TestApp::builder().backend(TestBackend::Redis).unseeded().servers(1).start().await;
+        let legacy =
+            SeedServer::enabled("legacy", app.fleet[0].url(), "s").legacy(true).multiplier(None).load(Some(21.0));
+        app.seed_server(&legacy).await;
+        let info = json_of(&get(&app.client(), "getServerInfo", &[("id", "legacy")]).await);
+        assert_eq!(info["state"], "enabled");
+        assert_eq!(info["load"], json!(21.0));
+        assert_eq!(info["load_multiplier"], json!(1.0), "a number when the field is absent");
+    }
 }

@@ -1,6 +1,6 @@
 //! `isMeetingRunning`, `getMeetingInfo` and `insertDocument`.
 
-use scalelite_tests::{NS, TestApp};
+use scalelite_tests::TestApp;
 
 use crate::support::{assert_failed, create};
 
@@ -57,9 +57,10 @@ async fn get_meeting_info_forwards_only_the_meeting_id() {
 #[tokio::test]
 async fn a_meeting_of_a_deleted_server_is_forgotten() {
     let app = TestApp::start().await;
-    scalelite_tests::seed::seed_meeting(&app.redis, NS, "orphan", "no-such-server", "pw", "555555555").await;
+    app.seed_meeting("orphan", "no-such-server", "pw", "555555555").await;
+    assert!(app.meeting("orphan").await.is_some());
     assert_failed(&app.client().get("getMeetingInfo", &[("meetingID", "orphan")]).await, "notFound");
-    assert!(app.meeting_record("orphan").await.is_empty());
+    assert_eq!(app.meeting("orphan").await, None);
 }
 
 #[tokio::test]

@@ -10,9 +10,9 @@ use bytes::Bytes;
 use http::Method;
 use scalelite_core::ids::Secret;
 use scalelite_core::jwt;
-use scalelite_store::recordings::{ImportPolicy, ImportedFormat, RecordingImport, RecordingStore as _};
+use scalelite_store::recordings::{ImportPolicy, ImportedFormat, RecordingImport};
 use scalelite_tests::nginx::{SiteSettings, TestNginx};
-use scalelite_tests::{Reply, TestApp, http_request};
+use scalelite_tests::{Expiring, Reply, TestApp, http_request};
 
 use crate::support::assert_failed;
 
@@ -68,12 +68,11 @@ async fn add(app: &TestApp, record_id: &str, formats: &[&str], published: bool, 
     app.recording_store().import_recording(&import, policy).await.expect("import").id
 }
 
-/// Stores a one-time token exactly as getRecordings (Ruby's or ours) does.
+/// Stores a one-time token as getRecordings does (an hour to live).
 async fn mint_token(app: &TestApp, record_id: &str, format: &str) -> String {
     let token = hex::encode(rand::random::<[u8; 32]>());
     let payload = format!(r#"{{"record_id":"{record_id}","format":"{format}"}}"#);
-    let key = app.key(&format!("protector_token_{token}"));
-    app.redis.cmd(&["SET", &key, &payload, "EX", "3600"]).await;
+    app.store().create_playback_tokens(&[(token.clone(), payload)], Duration::from_secs(3600)).await.unwrap();
     token
 }
 
@@ -249,12 +248,12 @@ async fn a_token_opens_its_recording_once() {
     assert_not_found_page(&get(&app, &play(B, format!("?token={for_a}")), &[]).await);
     assert_not_found_page(&get(&app, &play(A, format!("?token={for_a}")), &[]).await);
 
-    // A fresh token opens A once, and leaves nothing in Redis.
+    // A fresh token opens A once, and leaves nothing in the store.
     let token = mint_token(&app, A, "presentation").await;
     let first = get(&app, &play(A, format!("?token={token}")), &[]).await;
     assert_eq!(first.status, 307, "{}", first.body);
     assert!(first.header("set-cookie").is_some());
-    assert!(app.redis.cmd(&["EXISTS", &app.key(&format!("protector_token_{token}"))]).await.as_int() == Some(0));
+    assert_eq!(app.ttl_of(Expiring::PlaybackToken(&token)).await, None);
     assert_not_found_page(&get(&app, &play(A, format!("?token={token}")), &[]).await);
 }
 
@@ -434,7 +433,7 @@ async fn without_secret_key_base_protected_recordings_are_refused() {
     let token = mint_token(&app, A, "presentation").await;
     assert_not_found_page(&get(&app, &format!("/recording/{A}/presentation?token={token}"), &[]).await);
     // The token was not spent on a refusal.
-    assert_eq!(app.redis.cmd(&["EXISTS", &app.key(&format!("protector_token_{token}"))]).await.as_int(), Some(1));
+    assert!(app.ttl_of(Expiring::PlaybackToken(&token)).await.is_some());
     assert_not_found_page(&get(&app, &format!("/presentation/{A}/metadata.xml"), &[]).await);
     // Unprotected recordings play as usual.
     assert_eq!(get(&app, &format!("/recording/{B}/presentation"), &[]).await.status, 307);

@@ -1,4 +1,4 @@
-//! Scale-out mode: API replicas sharing one Redis, restarts of Redis and
+//! Scale-out mode: API replicas sharing one store, restarts of Redis and
 //! PostgreSQL under load, and graceful shutdown. An outage costs failed
 //! requests only while the server is down (each failing within the
 //! configured timeout, as a BBB error), never a stuck process or lost state.
@@ -9,11 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use scalelite_poller::PollerMetrics;
-use scalelite_store::RecordingStore as _;
 use scalelite_store::recordings::{ImportPolicy, ImportedFormat, RecordingImport};
 use scalelite_tests::{Mode, TestApp, eventually_with, server_id};
 
-use crate::support::create;
+use crate::support::{create, second_api};
 
 /// `REDIS_TIMEOUT` of these tests.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
@@ -122,135 +121,6 @@ fn assert_outage_only_while_down(samples: &[Sample], down: Instant, up: Instant)
     assert!(after > 0, "no request after the restart");
 }
 
-#[tokio::test]
-async fn the_api_rides_out_a_redis_restart_under_load() {
-    let app = TestApp::builder()
-        .persistent_redis()
-        .env("REDIS_TIMEOUT", format!("{}", REDIS_TIMEOUT.as_secs_f64()))
-        .start()
-        .await;
-    create(&app, "before").await;
-    let client = app.client().timeout(Duration::from_secs(10));
-    let created = Arc::new(Mutex::new(Vec::<String>::new()));
-    let load = {
-        let created = Arc::clone(&created);
-        Load::start(4, move |worker, n| {
-            let (client, created) = (client.clone(), Arc::clone(&created));
-            async move {
-                let id = format!("room-{worker}-{n}");
-                let reply = if n % 2 == 0 {
-                    client.try_get("create", &[("meetingID", &id), ("name", "Room")]).await
-                } else {
-                    client.try_get("join", &[("meetingID", "before"), ("fullName", "Ada")]).await
-                }
-                .map_err(|e| format!("{e:?}"))?;
-                if reply.is_success() {
-                    created.lock().unwrap().push(id);
-                    Ok(true)
-                } else if reply.status == 302 {
-                    Ok(true)
-                } else if reply.message_key().as_deref() == Some("internalError") {
-                    Ok(false)
-                } else {
-                    Err(format!("{} {}", reply.status, reply.body))
-                }
-            }
-        })
-    };
-    let started = Instant::now();
-    load.await_successes_after(started, 20, "the load runs").await;
-
-    let down = Instant::now();
-    app.redis.stop().await;
-    load.await_failure_after(down).await;
-    app.redis.start_again().await;
-    let up = Instant::now();
-    load.await_successes_after(up, 20, "requests succeed again after the restart").await;
-    let samples = load.finish().await;
-    assert_outage_only_while_down(&samples, down, up);
-
-    // Nothing was lost: every meeting created (before, during or after the
-    // outage) is still known, and the first one still routes joins.
-    let created = created.lock().unwrap().clone();
-    assert!(created.len() >= 10, "{created:?}");
-    for id in &created {
-        assert!(app.meeting_record(id).await.contains_key("server_id"), "{id} was lost");
-    }
-    let join = app.client().get("join", &[("meetingID", "before"), ("fullName", "Grace")]).await;
-    assert_eq!(join.status, 302, "{}", join.body);
-    assert_eq!(app.client().raw_get("/health_check").await.body, "success");
-}
-
-#[tokio::test]
-async fn a_restart_while_idle_costs_no_request() {
-    let app = TestApp::builder().servers(1).persistent_redis().recordings().start().await;
-    let record_id = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c-1700000000000";
-    app.recording_store().import_recording(&recording(record_id), ImportPolicy::default()).await.unwrap();
-    create(&app, "lecture").await;
-    let recordings = app.client().get("getRecordings", &[("meetingID", "lecture")]).await;
-    assert_eq!(recordings.text_at("recordings/recording/recordID").as_deref(), Some(record_id));
-
-    // Both servers restart while nobody calls: the connections the API
-    // holds are dead, yet the next calls succeed at the first attempt.
-    app.redis.stop().await;
-    app.pg().stop().await;
-    app.redis.start_again().await;
-    app.pg().start_again().await;
-    let join = app.client().get("join", &[("meetingID", "lecture"), ("fullName", "Ada")]).await;
-    assert_eq!(join.status, 302, "{}", join.body);
-    let recordings = app.client().get("getRecordings", &[("meetingID", "lecture")]).await;
-    assert_eq!(recordings.text_at("recordings/recording/recordID").as_deref(), Some(record_id), "{}", recordings.body);
-}
-
-#[tokio::test]
-async fn a_hung_redis_costs_each_call_at_most_redis_timeout() {
-    let app = TestApp::builder().env("REDIS_TIMEOUT", "0.5").start().await;
-    assert!(app.client().get("isMeetingRunning", &[("meetingID", "m")]).await.is_success());
-    // Redis keeps its connections but answers nothing for 2 s: as a hung
-    // server or a black-holed network looks to a client.
-    app.redis.cmd(&["CLIENT", "PAUSE", "2000", "ALL"]).await;
-    let paused = Instant::now();
-    let sent = Instant::now();
-    let reply = app.client().get("isMeetingRunning", &[("meetingID", "m")]).await;
-    let took = sent.elapsed();
-    assert_eq!(reply.message_key().as_deref(), Some("internalError"), "{}", reply.body);
-    assert!(took >= Duration::from_millis(450) && took < Duration::from_millis(1500), "took {took:?}");
-    // Once Redis answers again, so does the API, on a new connection.
-    eventually_with(Duration::from_secs(5), "the API answers again", || async {
-        app.client().get("isMeetingRunning", &[("meetingID", "m")]).await.is_success()
-    })
-    .await;
-    assert!(paused.elapsed() < Duration::from_secs(4), "recovery took {:?}", paused.elapsed());
-}
-
-#[tokio::test]
-async fn credentials_and_database_in_redis_url_survive_reconnects() {
-    use scalelite_store::Store as _;
-    let redis = scalelite_tests::TestRedis::start().await;
-    let port = redis.port();
-    let acl = ["ACL", "SETUSER", "app", "on", ">s3cr@t", "~*", "&*", "+@all"];
-    assert_eq!(redis.cmd(&acl).await.as_str(), Some("OK"));
-    let options = scalelite_store::RedisOptions { timeout: REDIS_TIMEOUT };
-    let url = format!("redis://app:s3cr%40t@127.0.0.1:{port}/3");
-    let store = scalelite_store::RedisStore::open_with(&url, "scalelite", options).unwrap();
-    store.health_check().await.unwrap();
-    let clients = redis.cmd(&["CLIENT", "LIST"]).await;
-    assert!(clients.as_str().unwrap().contains("user=app"), "{clients:?}");
-    // Killing the store's connection makes it reconnect, authenticated, to
-    // the same database. The call right after the kill may still find the
-    // dead connection (the kill races the store's I/O task); the next one
-    // reconnects.
-    redis.cmd(&["CLIENT", "KILL", "USER", "app"]).await;
-    if let Err(error) = store.health_check().await {
-        assert!(error.to_string().contains("broken pipe"), "{error}");
-    }
-    store.health_check().await.unwrap();
-    let keyspace = redis.cmd(&["INFO", "keyspace"]).await;
-    assert!(keyspace.as_str().unwrap().contains("db3:keys=1"), "{keyspace:?}");
-    let wrong = scalelite_store::RedisStore::open_with(&format!("redis://app:nope@127.0.0.1:{port}/3"), "s", options);
-    assert!(wrong.unwrap().health_check().await.is_err());
-}
-
 fn recording(record_id: &str) -> RecordingImport {
     RecordingImport {
         record_id: record_id.into(),
@@ -272,93 +142,9 @@ fn recording(record_id: &str) -> RecordingImport {
 }
 
 #[tokio::test]
-async fn get_recordings_rides_out_a_postgres_restart_under_load() {
-    let app = TestApp::builder().servers(1).recordings().start().await;
-    let record_id = "a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e-1700000000000";
-    app.recording_store().import_recording(&recording(record_id), ImportPolicy::default()).await.unwrap();
-    let client = app.client().timeout(Duration::from_secs(10));
-    let load = Load::start(3, move |_, _| {
-        let client = client.clone();
-        async move {
-            let reply =
-                client.try_get("getRecordings", &[("meetingID", "lecture")]).await.map_err(|e| format!("{e:?}"))?;
-            if reply.is_success() {
-                let listed = reply.text_at("recordings/recording/recordID");
-                return if listed.as_deref() == Some(record_id) { Ok(true) } else { Err(reply.body) };
-            }
-            match reply.message_key().as_deref() {
-                Some("internalError") => Ok(false),
-                _ => Err(format!("{} {}", reply.status, reply.body)),
-            }
-        }
-    });
-    let started = Instant::now();
-    load.await_successes_after(started, 10, "the load runs").await;
-
-    let down = Instant::now();
-    app.pg().stop().await;
-    load.await_failure_after(down).await;
-    app.pg().start_again().await;
-    let up = Instant::now();
-    load.await_successes_after(up, 10, "getRecordings answers again after the restart").await;
-    let samples = load.finish().await;
-    assert_outage_only_while_down(&samples, down, up);
-    assert_eq!(app.client().raw_get("/health_check").await.body, "success");
-}
-
-#[tokio::test]
-async fn the_poller_keeps_polling_across_a_redis_restart() {
-    let app = TestApp::builder()
-        .servers(1)
-        .persistent_redis()
-        .env("POLL_INTERVAL", "0.2")
-        .env("REDIS_TIMEOUT", "0.5")
-        .start()
-        .await;
-    create(&app, "lecture").await;
-    let metrics = Arc::new(PollerMetrics::new());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let poller = tokio::spawn(app.poller(Arc::clone(&metrics)).run(async move {
-        let _ = stopped.await;
-    }));
-    eventually_with(Duration::from_secs(5), "the poller polls", || async { metrics.rounds.get() >= 2 }).await;
-
-    app.redis.stop().await;
-    assert!(app.fleet[0].set_counts("lecture", 42, 2, 1));
-    app.redis.start_again().await;
-    let rounds = metrics.rounds.get();
-    // The same poller, never restarted, takes the lease again and writes
-    // what it sees: the users who joined during the outage.
-    eventually_with(Duration::from_secs(10), "the poller writes after the restart", || async {
-        app.server_record(&server_id(0)).await.get("users").map(String::as_str) == Some("42")
-    })
-    .await;
-    assert!(metrics.rounds.get() > rounds);
-    assert_eq!(metrics.leader.get(), 1);
-    assert!(!poller.is_finished());
-    let _ = stop.send(());
-    tokio::time::timeout(Duration::from_secs(5), poller).await.expect("the poller stops").unwrap();
-}
-
-/// A second `scalelite-api` on the app's Redis and configuration, as another
-/// replica behind the same load balancer.
-async fn second_replica(app: &TestApp) -> (scalelite_tests::ApiClient, tokio::sync::oneshot::Sender<()>) {
-    let config = (*app.state.config).clone();
-    let store = scalelite_store::RedisStore::from_config(&config).unwrap();
-    let state = scalelite_api::AppState::new(config, Arc::new(store)).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/bigbluebutton/api", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(scalelite_api::run(listener, state, async move {
-        let _ = stopped.await;
-    }));
-    (scalelite_tests::ApiClient::new(url, scalelite_tests::LB_SECRET), stop)
-}
-
-#[tokio::test]
 async fn api_replicas_share_meetings_and_one_can_go_away() {
     let app = TestApp::builder().servers(2).start().await;
-    let (b, stop_b) = second_replica(&app).await;
+    let (b, stop_b) = second_api(&app).await;
     let a = app.client();
     // Created through A: B routes its joins to the same server, and lists it.
     create(&app, "shared").await;
@@ -408,6 +194,219 @@ async fn shutdown_finishes_requests_in_flight_and_refuses_new_connections() {
     let reply = tokio::time::timeout(Duration::from_secs(5), in_flight).await.expect("the reply").unwrap();
     assert!(reply.is_success(), "{}", reply.body);
     assert_eq!(reply.text_at("meetingID").as_deref(), Some("late"));
-    assert!(app.meeting_record("late").await.contains_key("server_id"));
+    assert_eq!(app.placed_on("late").await, Some(0));
     eventually_with(Duration::from_secs(5), "the API stops once drained", || async { app.has_stopped() }).await;
+}
+
+/// Restarts, hangs and URLs of Redis and PostgreSQL themselves.
+mod redis_only {
+    use super::*;
+    use scalelite_tests::TestBackend;
+
+    #[tokio::test]
+    async fn the_api_rides_out_a_redis_restart_under_load() {
+        let app = TestApp::builder()
+            .backend(TestBackend::Redis)
+            .persistent_redis()
+            .env("REDIS_TIMEOUT", format!("{}", REDIS_TIMEOUT.as_secs_f64()))
+            .start()
+            .await;
+        create(&app, "before").await;
+        let client = app.client().timeout(Duration::from_secs(10));
+        let created = Arc::new(Mutex::new(Vec::<String>::new()));
+        let load = {
+            let created = Arc::clone(&created);
+            Load::start(4, move |worker, n| {
+                let (client, created) = (client.clone(), Arc::clone(&created));
+                async move {
+                    let id = format!("room-{worker}-{n}");
+                    let reply = if n % 2 == 0 {
+                        client.try_get("create", &[("meetingID", &id), ("name", "Room")]).await
+                    } else {
+                        client.try_get("join", &[("meetingID", "before"), ("fullName", "Ada")]).await
+                    }
+                    .map_err(|e| format!("{e:?}"))?;
+                    if reply.is_success() {
+                        created.lock().unwrap().push(id);
+                        Ok(true)
+                    } else if reply.status == 302 {
+                        Ok(true)
+                    } else if reply.message_key().as_deref() == Some("internalError") {
+                        Ok(false)
+                    } else {
+                        Err(format!("{} {}", reply.status, reply.body))
+                    }
+                }
+            })
+        };
+        let started = Instant::now();
+        load.await_successes_after(started, 20, "the load runs").await;
+
+        let down = Instant::now();
+        app.redis().stop().await;
+        load.await_failure_after(down).await;
+        app.redis().start_again().await;
+        let up = Instant::now();
+        load.await_successes_after(up, 20, "requests succeed again after the restart").await;
+        let samples = load.finish().await;
+        assert_outage_only_while_down(&samples, down, up);
+
+        // Nothing was lost: every meeting created (before, during or after the
+        // outage) is still known, and the first one still routes joins.
+        let created = created.lock().unwrap().clone();
+        assert!(created.len() >= 10, "{created:?}");
+        for id in &created {
+            assert!(app.meeting_record(id).await.contains_key("server_id"), "{id} was lost");
+        }
+        let join = app.client().get("join", &[("meetingID", "before"), ("fullName", "Grace")]).await;
+        assert_eq!(join.status, 302, "{}", join.body);
+        assert_eq!(app.client().raw_get("/health_check").await.body, "success");
+    }
+
+    #[tokio::test]
+    async fn a_restart_while_idle_costs_no_request() {
+        let app =
+            TestApp::builder().backend(TestBackend::Redis).servers(1).persistent_redis().recordings().start().await;
+        let record_id = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c-1700000000000";
+        app.recording_store().import_recording(&recording(record_id), ImportPolicy::default()).await.unwrap();
+        create(&app, "lecture").await;
+        let recordings = app.client().get("getRecordings", &[("meetingID", "lecture")]).await;
+        assert_eq!(recordings.text_at("recordings/recording/recordID").as_deref(), Some(record_id));
+
+        // Both servers restart while nobody calls: the connections the API
+        // holds are dead, yet the next calls succeed at the first attempt.
+        app.redis().stop().await;
+        app.pg().stop().await;
+        app.redis().start_again().await;
+        app.pg().start_again().await;
+        let join = app.client().get("join", &[("meetingID", "lecture"), ("fullName", "Ada")]).await;
+        assert_eq!(join.status, 302, "{}", join.body);
+        let recordings = app.client().get("getRecordings", &[("meetingID", "lecture")]).await;
+        assert_eq!(
+            recordings.text_at("recordings/recording/recordID").as_deref(),
+            Some(record_id),
+            "{}",
+            recordings.body
+        );
+    }
+
+    #[tokio::test]
+    async fn a_hung_redis_costs_each_call_at_most_redis_timeout() {
+        let app = TestApp::builder().backend(TestBackend::Redis).env("REDIS_TIMEOUT", "0.5").start().await;
+        assert!(app.client().get("isMeetingRunning", &[("meetingID", "m")]).await.is_success());
+        // Redis keeps its connections but answers nothing for 2 s: as a hung
+        // server or a black-holed network looks to a client.
+        app.redis().cmd(&["CLIENT", "PAUSE", "2000", "ALL"]).await;
+        let paused = Instant::now();
+        let sent = Instant::now();
+        let reply = app.client().get("isMeetingRunning", &[("meetingID", "m")]).await;
+        let took = sent.elapsed();
+        assert_eq!(reply.message_key().as_deref(), Some("internalError"), "{}", reply.body);
+        assert!(took >= Duration::from_millis(450) && took < Duration::from_millis(1500), "took {took:?}");
+        // Once Redis answers again, so does the API, on a new connection.
+        eventually_with(Duration::from_secs(5), "the API answers again", || async {
+            app.client().get("isMeetingRunning", &[("meetingID", "m")]).await.is_success()
+        })
+        .await;
+        assert!(paused.elapsed() < Duration::from_secs(4), "recovery took {:?}", paused.elapsed());
+    }
+
+    #[tokio::test]
+    async fn credentials_and_database_in_redis_url_survive_reconnects() {
+        use scalelite_store::Store as _;
+        let redis = scalelite_tests::TestRedis::start().await;
+        let port = redis.port();
+        let acl = ["ACL", "SETUSER", "app", "on", ">s3cr@t", "~*", "&*", "+@all"];
+        assert_eq!(redis.cmd(&acl).await.as_str(), Some("OK"));
+        let options = scalelite_store::RedisOptions { timeout: REDIS_TIMEOUT };
+        let url = format!("redis://app:s3cr%40t@127.0.0.1:{port}/3");
+        let store = scalelite_store::RedisStore::open_with(&url, "scalelite", options).unwrap();
+        store.health_check().await.unwrap();
+        let clients = redis.cmd(&["CLIENT", "LIST"]).await;
+        assert!(clients.as_str().unwrap().contains("user=app"), "{clients:?}");
+        // Killing the store's connection makes it reconnect, authenticated, to
+        // the same database. The call right after the kill may still find the
+        // dead connection (the kill races the store's I/O task); the next one
+        // reconnects.
+        redis.cmd(&["CLIENT", "KILL", "USER", "app"]).await;
+        if let Err(error) = store.health_check().await {
+            assert!(error.to_string().contains("broken pipe"), "{error}");
+        }
+        store.health_check().await.unwrap();
+        let keyspace = redis.cmd(&["INFO", "keyspace"]).await;
+        assert!(keyspace.as_str().unwrap().contains("db3:keys=1"), "{keyspace:?}");
+        let wrong =
+            scalelite_store::RedisStore::open_with(&format!("redis://app:nope@127.0.0.1:{port}/3"), "s", options);
+        assert!(wrong.unwrap().health_check().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn get_recordings_rides_out_a_postgres_restart_under_load() {
+        let app = TestApp::builder().backend(TestBackend::Redis).servers(1).recordings().start().await;
+        let record_id = "a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e-1700000000000";
+        app.recording_store().import_recording(&recording(record_id), ImportPolicy::default()).await.unwrap();
+        let client = app.client().timeout(Duration::from_secs(10));
+        let load = Load::start(3, move |_, _| {
+            let client = client.clone();
+            async move {
+                let reply =
+                    client.try_get("getRecordings", &[("meetingID", "lecture")]).await.map_err(|e| format!("{e:?}"))?;
+                if reply.is_success() {
+                    let listed = reply.text_at("recordings/recording/recordID");
+                    return if listed.as_deref() == Some(record_id) { Ok(true) } else { Err(reply.body) };
+                }
+                match reply.message_key().as_deref() {
+                    Some("internalError") => Ok(false),
+                    _ => Err(format!("{} {}", reply.status, reply.body)),
+                }
+            }
+        });
+        let started = Instant::now();
+        load.await_successes_after(started, 10, "the load runs").await;
+
+        let down = Instant::now();
+        app.pg().stop().await;
+        load.await_failure_after(down).await;
+        app.pg().start_again().await;
+        let up = Instant::now();
+        load.await_successes_after(up, 10, "getRecordings answers again after the restart").await;
+        let samples = load.finish().await;
+        assert_outage_only_while_down(&samples, down, up);
+        assert_eq!(app.client().raw_get("/health_check").await.body, "success");
+    }
+
+    #[tokio::test]
+    async fn the_poller_keeps_polling_across_a_redis_restart() {
+        let app = TestApp::builder()
+            .backend(TestBackend::Redis)
+            .servers(1)
+            .persistent_redis()
+            .env("POLL_INTERVAL", "0.2")
+            .env("REDIS_TIMEOUT", "0.5")
+            .start()
+            .await;
+        create(&app, "lecture").await;
+        let metrics = Arc::new(PollerMetrics::new());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let poller = tokio::spawn(app.poller(Arc::clone(&metrics)).run(async move {
+            let _ = stopped.await;
+        }));
+        eventually_with(Duration::from_secs(5), "the poller polls", || async { metrics.rounds.get() >= 2 }).await;
+
+        app.redis().stop().await;
+        assert!(app.fleet[0].set_counts("lecture", 42, 2, 1));
+        app.redis().start_again().await;
+        let rounds = metrics.rounds.get();
+        // The same poller, never restarted, takes the lease again and writes
+        // what it sees: the users who joined during the outage.
+        eventually_with(Duration::from_secs(10), "the poller writes after the restart", || async {
+            app.server_record(&server_id(0)).await.get("users").map(String::as_str) == Some("42")
+        })
+        .await;
+        assert!(metrics.rounds.get() > rounds);
+        assert_eq!(metrics.leader.get(), 1);
+        assert!(!poller.is_finished());
+        let _ = stop.send(());
+        tokio::time::timeout(Duration::from_secs(5), poller).await.expect("the poller stops").unwrap();
+    }
 }

@@ -29,7 +29,8 @@ contract!(
     [import_semantics_and_queries,
     publishing_metadata_and_tenants,
     callback_data_and_deliveries,
-    import_log_and_health]
+    import_log_and_health,
+    times_postgresql_cannot_hold_are_refused]
 );
 
 fn recording(record_id: &str, meeting_id: &str, start_ms: i64) -> RecordingImport {
@@ -261,4 +262,56 @@ async fn import_log_and_health(store: Arc<dyn RecordingStore>) {
     assert_eq!(recent[0].reason.as_deref(), Some("bad archive"));
     assert!(recent[0].finished_ms > 1_700_000_000_000);
     assert_eq!(store.recent_imports(1).await.unwrap().len(), 1);
+}
+
+/// A recording whose times PostgreSQL's `timestamp` cannot hold is refused
+/// (the importer quarantines its archive) and nothing of it is stored; the
+/// extreme times it can hold are kept.
+async fn times_postgresql_cannot_hold_are_refused(store: Arc<dyn RecordingStore>) {
+    let any = RecordingQuery { states: StateFilter::Any, ..RecordingQuery::default() };
+    for (start, end) in [(9_999_999_999_999_999, 0), (1_700_000_000_000, i64::MAX), (-210_866_803_200_001, 0)] {
+        let mut import = recording("out-of-range", "m", start);
+        import.end_ms = Some(end);
+        let refused = store.import_recording(&import, ImportPolicy::default()).await;
+        assert!(refused.is_err(), "{start}..{end}: {refused:?}");
+    }
+    assert_eq!(store.find_recordings(&any).await.unwrap().total, 0);
+    let mut extreme = recording("extreme", "m", -210_866_803_200_000);
+    extreme.end_ms = Some(9_223_372_036_854_774);
+    store.import_recording(&extreme, ImportPolicy::default()).await.unwrap();
+    let page = store.find_recordings(&any).await.unwrap();
+    assert_eq!(ids(&page), ["extreme"]);
+    // (PostgreSQL rounds the end, this far out, to a float's precision.)
+    assert_eq!(page.recordings[0].start_ms, -210_866_803_200_000);
+}
+
+/// How the importer reads SQLite's errors, as it reads PostgreSQL's: a
+/// constraint the recording violates is a refusal (the archive is
+/// quarantined), a unique violation a race to retry.
+#[tokio::test]
+async fn sqlite_import_errors_read_as_postgresql_s() {
+    use scalelite_store::{SqliteStore, StoreError};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("scalelite.db")).await.unwrap();
+    // A constraint (a trigger standing in for any CHECK or NOT NULL).
+    sqlx::raw_sql(
+        "CREATE TRIGGER no_secret BEFORE INSERT ON metadata WHEN NEW.key = 'secret' \
+         BEGIN SELECT RAISE(ABORT, 'no secrets'); END;",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let mut refused = recording("refused", "m", 1_700_000_000_000);
+    refused.metadata.push(("secret".into(), "x".into()));
+    let error = store.import_recording(&refused, ImportPolicy::default()).await.unwrap_err();
+    assert!(matches!(error, StoreError::Conflict(ref m) if m.contains("no secrets")), "{error:?}");
+    // A unique violation.
+    sqlx::raw_sql("CREATE UNIQUE INDEX one_url ON thumbnails (url)").execute(store.pool()).await.unwrap();
+    let mut twice = recording("twice", "m", 1_700_000_000_000);
+    twice.formats[0].thumbnails[1].url = "/t/1.png".into();
+    let error = store.import_recording(&twice, ImportPolicy::default()).await.unwrap_err();
+    assert!(matches!(error, StoreError::Sqlite(_)), "{error:?}");
+    // Neither left anything behind.
+    let any = RecordingQuery { states: StateFilter::Any, ..RecordingQuery::default() };
+    assert_eq!(store.find_recordings(&any).await.unwrap().total, 0);
 }

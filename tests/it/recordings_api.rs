@@ -1,4 +1,4 @@
-//! The recordings calls against a real PostgreSQL and real directories:
+//! The recordings calls on the backend's recordings store and real directories:
 //! Scalelite's XML, every filter, BBB 2.6 paging, publish/unpublish moving
 //! files, update, delete, protected URLs and the disabled variants.
 
@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::Method;
-use scalelite_store::RecordingStore as _;
-use scalelite_store::recordings::{ImportPolicy, ImportedFormat, ImportedThumbnail, RecordingImport};
-use scalelite_tests::{ApiClient, Reply, RespValue, Style, TestApp, http_request};
+use scalelite_store::recordings::{
+    ImportPolicy, ImportedFormat, ImportedThumbnail, RecordingImport, RecordingQuery, RecordingView, StateFilter,
+};
+use scalelite_tests::{ApiClient, Expiring, Reply, Style, TestApp, http_request};
 
 use crate::support::assert_failed;
 
@@ -62,6 +63,19 @@ async fn seed(app: &TestApp, import: &RecordingImport) {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("index.html"), "<html/>").unwrap();
     }
+}
+
+/// Every recording in the store, in any state.
+async fn all_recordings(app: &TestApp) -> Vec<RecordingView> {
+    let query = RecordingQuery { states: StateFilter::Any, ..RecordingQuery::default() };
+    app.recording_store().find_recordings(&query).await.unwrap().recordings
+}
+
+/// `(record_id, protected)` of every recording, by record id.
+async fn protection(app: &TestApp) -> Vec<(String, bool)> {
+    let mut all: Vec<_> = all_recordings(app).await.into_iter().map(|r| (r.record_id, r.protected)).collect();
+    all.sort();
+    all
 }
 
 fn ids(reply: &Reply) -> Vec<String> {
@@ -353,12 +367,11 @@ async fn protected_recordings_get_one_time_playback_urls() {
         assert_eq!(token.len(), 64);
         assert!(token.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         // Stored as Scalelite stores it, with the token timeout.
-        let key = app.key(&format!("protector_token_{token}"));
-        let RespValue::Str(payload) = app.redis.cmd(&["GET", &key]).await else { panic!("token {key} missing") };
+        let ttl = app.ttl_of(Expiring::PlaybackToken(&token)).await.expect("token stored").as_secs();
+        assert!((290..=300).contains(&ttl), "ttl {ttl}");
+        let payload = app.store().consume_playback_token(&token).await.unwrap().expect("token payload");
         let payload: serde_json::Value = serde_json::from_str(&payload).unwrap();
         assert_eq!(payload, serde_json::json!({"record_id": "secret-1700000100000", "format": kind}));
-        let RespValue::Int(ttl) = app.redis.cmd(&["TTL", &key]).await else { panic!("no TTL") };
-        assert!((290..=300).contains(&ttl), "ttl {ttl}");
         tokens.push(token);
     }
     // Every call mints fresh tokens.
@@ -400,7 +413,10 @@ async fn publish_and_unpublish_move_the_files() {
     let listed = client.get("getRecordings", &[("recordID", id)]).await;
     assert_eq!(listed.text_at("recordings/recording/published").as_deref(), Some("false"));
     assert_eq!(listed.text_at("recordings/recording/state").as_deref(), Some("unpublished"));
-    assert_eq!(app.pg().psql("SELECT publish_updated FROM recordings").await.trim(), "t");
+    // The administrator's unpublish is remembered: a re-import keeps it.
+    let reimport = recording(id, "m1", 1_700_000_000_000, &["presentation", "video"]);
+    let imported = app.recording_store().import_recording(&reimport, ImportPolicy::default()).await.unwrap();
+    assert!(!imported.published, "publish_updated");
 
     // Anything but `true` (any case) unpublishes; `TRUE` publishes back.
     let reply = client.get("publishRecordings", &[("recordID", id), ("publish", "TRUE")]).await;
@@ -415,7 +431,8 @@ async fn publish_and_unpublish_move_the_files() {
     let reply = client.get("publishRecordings", &[("recordID", id), ("publish", "no")]).await;
     assert_failed(&reply, "internalError");
     assert_eq!(reply.message().as_deref(), Some("Unable to publish/unpublish recording."));
-    assert_eq!(app.pg().psql("SELECT published FROM recordings").await.trim(), "t");
+    let listed = client.get("getRecordings", &[("recordID", id)]).await;
+    assert_eq!(listed.text_at("recordings/recording/published").as_deref(), Some("true"));
 
     // POST is not a publishRecordings method.
     let post = client
@@ -456,19 +473,10 @@ async fn update_recordings_metadata_and_protection() {
     let reply =
         client.get("updateRecordings", &[("recordID", "u2-1700000100000,u1-1700000000000"), ("protect", "true")]).await;
     assert_eq!(reply.text_at("updated").as_deref(), Some("true"));
-    assert_eq!(
-        app.pg()
-            .psql("SELECT string_agg(record_id || '=' || protected, ',' ORDER BY record_id) FROM recordings")
-            .await
-            .trim(),
-        "u1-1700000000000=false,u2-1700000100000=true"
-    );
+    assert_eq!(protection(&app).await, [("u1-1700000000000".to_owned(), false), ("u2-1700000100000".to_owned(), true)]);
     let reply = client.get("updateRecordings", &[("recordID", "u2-1700000100000"), ("protect", "off")]).await;
     assert_eq!(reply.text_at("updated").as_deref(), Some("true"));
-    assert_eq!(
-        app.pg().psql("SELECT protected FROM recordings WHERE record_id = 'u2-1700000100000'").await.trim(),
-        "f"
-    );
+    assert_eq!(protection(&app).await[1], ("u2-1700000100000".to_owned(), false));
     // Nothing to change: updated=false.
     assert_eq!(
         client.get("updateRecordings", &[("recordID", both)]).await.text_at("updated").as_deref(),
@@ -480,7 +488,7 @@ async fn update_recordings_metadata_and_protection() {
         assert!(reply.is_success());
         assert_eq!(reply.text_at("updated").as_deref(), Some("false"), "{ids}");
     }
-    assert_eq!(app.pg().psql("SELECT count(*) FROM metadata WHERE key = 'x'").await.trim(), "0");
+    assert!(all_recordings(&app).await.iter().all(|r| r.metadata.iter().all(|(key, _)| key != "x")));
     // Keys that cannot be XML element names are ignored instead of breaking
     // every later getRecordings document.
     let reply = client.get("updateRecordings", &[("recordID", "u1-1700000000000"), ("meta_a><b", "x")]).await;
@@ -531,32 +539,44 @@ async fn delete_recordings_removes_files_in_both_trees() {
 
 #[tokio::test]
 async fn disabled_recordings_need_no_checksum() {
-    for app in [
-        TestApp::builder().servers(1).recordings().env("RECORDING_DISABLED", "true").start().await,
-        // No DATABASE_URL at all: the same answers.
-        TestApp::builder().servers(1).start().await,
-    ] {
-        let base = app.api_url();
-        let get = |call: &str| {
-            let url = format!("{base}/{call}?recordID=x&publish=true");
-            async move { scalelite_tests::http_get(&url).await }
-        };
-        let reply = get("getRecordings").await;
-        assert!(reply.is_success(), "{}", reply.body);
-        assert_eq!(reply.message_key().as_deref(), Some("noRecordings"));
-        for call in ["publishRecordings", "updateRecordings", "deleteRecordings"] {
-            let reply = get(call).await;
-            assert_failed(&reply, "notFound");
-        }
+    let app = TestApp::builder().servers(1).recordings().env("RECORDING_DISABLED", "true").start().await;
+    assert_answers_as_disabled(&app).await;
+}
+
+async fn assert_answers_as_disabled(app: &TestApp) {
+    let base = app.api_url();
+    let get = |call: &str| {
+        let url = format!("{base}/{call}?recordID=x&publish=true");
+        async move { scalelite_tests::http_get(&url).await }
+    };
+    let reply = get("getRecordings").await;
+    assert!(reply.is_success(), "{}", reply.body);
+    assert_eq!(reply.message_key().as_deref(), Some("noRecordings"));
+    for call in ["publishRecordings", "updateRecordings", "deleteRecordings"] {
+        let reply = get(call).await;
+        assert_failed(&reply, "notFound");
     }
 }
 
-#[tokio::test]
-async fn health_check_reports_pending_migrations() {
-    let app = app().await;
-    assert_eq!(scalelite_tests::http_get(&format!("{}/health_check", app.origin())).await.status, 200);
-    app.pg().psql("DELETE FROM schema_migrations WHERE version = '20261123000001'").await;
-    let reply = scalelite_tests::http_get(&format!("{}/health_check", app.origin())).await;
-    assert_eq!(reply.status, 503);
-    assert!(reply.body.contains("scalelite-admin db migrate"), "{}", reply.body);
+/// PostgreSQL's schema bookkeeping, and the services backend without `DATABASE_URL`.
+mod redis_only {
+    use super::*;
+    use scalelite_tests::TestBackend;
+
+    #[tokio::test]
+    async fn without_database_url_recordings_answer_as_disabled() {
+        let app = TestApp::builder().backend(TestBackend::Redis).servers(1).start().await;
+        assert!(app.state.recordings.is_none());
+        assert_answers_as_disabled(&app).await;
+    }
+
+    #[tokio::test]
+    async fn health_check_reports_pending_migrations() {
+        let app = TestApp::builder().backend(TestBackend::Redis).servers(1).recordings().start().await;
+        assert_eq!(scalelite_tests::http_get(&format!("{}/health_check", app.origin())).await.status, 200);
+        app.pg().psql("DELETE FROM schema_migrations WHERE version = '20261123000001'").await;
+        let reply = scalelite_tests::http_get(&format!("{}/health_check", app.origin())).await;
+        assert_eq!(reply.status, 503);
+        assert!(reply.body.contains("scalelite-admin db migrate"), "{}", reply.body);
+    }
 }

@@ -9,8 +9,8 @@ use scalelite_admin::{Cli, Io};
 use scalelite_core::MeetingId;
 use scalelite_core::config::Config;
 use scalelite_core::selection::{Candidate, Selection, TagSpec, select};
-use scalelite_store::{Placement, PlacementRequest, SqliteStore, Store};
-use scalelite_tests::{Reply, TestApp};
+use scalelite_store::{Placement, PlacementRequest, SqliteStore, Store, Stores};
+use scalelite_tests::{ApiClient, Reply, TestApp};
 use serde_json::Value;
 
 /// Creates `id` through the API like Greenlight would and asserts success.
@@ -18,6 +18,40 @@ pub async fn create(app: &TestApp, id: &str) -> Reply {
     let reply = app.client().get("create", &[("meetingID", id), ("name", "Room")]).await;
     assert!(reply.is_success(), "create {id}: {}", reply.body);
     reply
+}
+
+/// A second `scalelite-api` process on the app's configuration and stores
+/// (its own connections, or its own handle on the SQLite file), as another
+/// replica behind the same load balancer; it stops when the sender is
+/// dropped or sent to.
+pub async fn second_api(app: &TestApp) -> (ApiClient, tokio::sync::oneshot::Sender<()>) {
+    let config = (*app.state.config).clone();
+    let stores = Stores::open(&config, 2).await.unwrap();
+    let state = scalelite_api::AppState::with_recordings(config, stores.meetings, stores.recordings).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/bigbluebutton/api", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(scalelite_api::run(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    (ApiClient::new(url, scalelite_tests::LB_SECRET), stop)
+}
+
+/// Whether dial-in number `pin` is free: a new meeting offered only that
+/// voice bridge gets it (the probe meeting is removed again).
+pub async fn voice_bridge_is_free(store: &dyn Store, pin: &str) -> bool {
+    let probe = format!("voice-bridge-probe-{pin}");
+    let mut request = placement_request(&probe);
+    request.voice_bridges = vec![pin.to_owned()];
+    request.reserve_users = 0;
+    match store.place_meeting(&request).await.unwrap() {
+        Placement::Placed { meeting, .. } => {
+            assert!(store.delete_meeting(&meeting.id, None).await.unwrap());
+            meeting.voice_bridge == pin
+        }
+        Placement::VoiceBridgesExhausted => false,
+        other => panic!("probing voice bridge {pin}: {other:?}"),
+    }
 }
 
 /// Asserts a BBB `FAILED` reply with `key`, HTTP 200 and the XML type.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Method;
 use scalelite_store::recordings::{ImportPolicy, ImportedFormat, RecordingImport};
-use scalelite_store::{RecordingStore as _, Tenant, TenantSetting};
+use scalelite_store::{Tenant, TenantSetting, TenantUpdate};
 use scalelite_tests::{ApiClient, Reply, TestApp, TestAppBuilder, eventually_with, http_request};
 
 use crate::support::assert_failed;
@@ -60,8 +60,8 @@ async fn meetings_are_scoped_to_their_tenant_in_every_call() {
     let (a, b) = (t.a(), t.b());
     let reply = create(&a, "room").await;
     assert!(reply.is_success(), "{}", reply.body);
-    let record = t.app.meeting_record("room").await;
-    assert_eq!(record.get("tenant_id").map(String::as_str), Some(t.a.id.as_str()));
+    let record = t.app.meeting("room").await.expect("meeting record");
+    assert_eq!(record.tenant_id.as_ref(), Some(&t.a.id));
     // The tenant reaches BBB as metadata (that is how recordings are attributed).
     let server = &t.app.fleet[t.app.placed_on("room").await.unwrap()];
     let forwarded = server.calls_to("create").pop().unwrap();
@@ -85,7 +85,7 @@ async fn meetings_are_scoped_to_their_tenant_in_every_call() {
     let clash = create(&b, "room").await;
     assert_failed(&clash, "internalError");
     assert_eq!(server.calls_to("create").len(), creates_before, "B's create must not reach A's meeting");
-    assert_eq!(t.app.meeting_record("room").await, record, "A's meeting is untouched");
+    assert_eq!(t.app.meeting("room").await, Some(record), "A's meeting is untouched");
     assert!(server.calls_to("end").is_empty());
 
     // Tenant A still has its meeting.
@@ -127,14 +127,14 @@ async fn secret_rollover_takes_effect_without_a_restart() {
         async move { client.get("isMeetingRunning", &[("meetingID", "x")]).await }
     };
     assert!(call("secret-a1").await.is_success());
-    // An operator adds a secret (as `scalelite-admin tenants update` or Ruby
-    // would, straight into Redis): it works on the very next request.
-    let key = t.app.key(&format!("tenant:{}", t.a.id));
-    t.app.redis.cmd(&["HSET", &key, "secrets", "secret-a1:secret-new"]).await;
+    // An operator adds a secret (with `scalelite-admin tenants update`, in
+    // another process): it works on the very next request.
+    let secrets = |secrets: &str| TenantUpdate { secrets: Some(secrets.to_owned()), ..TenantUpdate::default() };
+    t.app.store().update_tenant(&t.a.id, &secrets("secret-a1:secret-new")).await.unwrap();
     assert!(call("secret-new").await.is_success());
     assert!(call("secret-a1").await.is_success());
     // Retiring the old secret takes effect within TENANT_CACHE_TTL.
-    t.app.redis.cmd(&["HSET", &key, "secrets", "secret-new"]).await;
+    t.app.store().update_tenant(&t.a.id, &secrets("secret-new")).await.unwrap();
     eventually_with(Duration::from_secs(10), "the retired secret refused", || async {
         !call("secret-a1").await.is_success()
     })
@@ -182,27 +182,6 @@ async fn tenant_settings_layer_over_the_global_parameter_policy() {
     let join = t.b().get("join", &[("meetingID", "b1"), ("fullName", "Bob"), ("password", "mp")]).await;
     let location = join.location.clone().unwrap();
     assert!(location.contains("userdata-bbb_skip_check_audio=false"), "{location}");
-}
-
-#[tokio::test]
-async fn a_tenant_made_by_ruby_scalelite_works_unchanged() {
-    let t = Tenants::start(TestApp::builder().servers(1)).await;
-    // Scalelite's exact keys (§8.4), written by hand.
-    let id = "0d6c8c38-8f3b-4b5e-9d0e-5f1f3c2a7b11";
-    let redis = &t.app.redis;
-    redis.cmd(&["SADD", &t.app.key("tenants"), id]).await;
-    redis.cmd(&["HSET", &t.app.key(&format!("tenant:{id}")), "name", "ruby", "secrets", "r1:r2"]).await;
-    redis.cmd(&["HSET", &t.app.key("tenant_name:ruby"), "id", id]).await;
-    redis.cmd(&["SADD", &t.app.key(&format!("tenant_settings:{id}")), "s1"]).await;
-    let setting = t.app.key("tenant_setting:s1");
-    redis.cmd(&["HSET", &setting, "param", "welcome", "value", "from-ruby", "override", "true", "tenant_id", id]).await;
-
-    let client = t.client("ruby", "r2");
-    assert!(create(&client, "r-room").await.is_success());
-    let forwarded = t.app.fleet[0].calls_to("create").pop().unwrap();
-    assert_eq!(forwarded.param("welcome"), Some("from-ruby"));
-    assert_eq!(forwarded.param("meta_tenant-id"), Some(id));
-    assert_eq!(t.app.meeting_record("r-room").await.get("tenant_id").map(String::as_str), Some(id));
 }
 
 fn recording(record_id: &str, meeting_id: &str, tenant: &Tenant) -> RecordingImport {
@@ -277,38 +256,67 @@ async fn recordings_and_playback_are_scoped_to_their_tenant() {
     assert_failed(&unknown, "checksumError");
 }
 
-/// `(command, calls)` Redis executed since `CONFIG RESETSTAT`, commands run
-/// by scripts included (`INFO commandstats`).
-async fn command_stats(app: &TestApp) -> Vec<(String, u64)> {
-    let scalelite_tests::RespValue::Str(info) = app.redis.cmd(&["INFO", "commandstats"]).await else {
-        panic!("INFO commandstats")
-    };
-    info.lines()
-        .filter_map(|l| {
-            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = rest.strip_prefix("calls=")?.split(',').next()?.parse().ok()?;
-            Some((name.to_owned(), calls))
-        })
-        .filter(|(name, _)| name != "info" && name != "config|resetstat")
-        .collect()
-}
+/// Ruby Scalelite's tenant keys, and what a join costs Redis.
+mod redis_only {
+    use super::*;
+    use scalelite_tests::TestBackend;
 
-#[tokio::test]
-async fn a_tenants_join_costs_one_redis_round_trip() {
-    let t = Tenants::start(TestApp::builder().servers(1)).await;
-    let a = t.a();
-    assert!(create(&a, "room").await.is_success());
-    let join = [("meetingID", "room"), ("fullName", "Alice"), ("password", "mp")];
-    assert_eq!(a.get("join", &join).await.status, 302);
-    t.app.redis.cmd(&["CONFIG", "RESETSTAT"]).await;
-    for _ in 0..5 {
-        assert_eq!(a.get("join", &join).await.status, 302);
+    /// `(command, calls)` Redis executed since `CONFIG RESETSTAT`, commands run
+    /// by scripts included (`INFO commandstats`).
+    async fn command_stats(app: &TestApp) -> Vec<(String, u64)> {
+        let scalelite_tests::RespValue::Str(info) = app.redis().cmd(&["INFO", "commandstats"]).await else {
+            panic!("INFO commandstats")
+        };
+        info.lines()
+            .filter_map(|l| {
+                let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+                let calls = rest.strip_prefix("calls=")?.split(',').next()?.parse().ok()?;
+                Some((name.to_owned(), calls))
+            })
+            .filter(|(name, _)| name != "info" && name != "config|resetstat")
+            .collect()
     }
-    // The tenant and its settings come from the process's directory: each
-    // join is one script call (find the meeting, check its tenant and
-    // server, count the load); nothing else reaches Redis.
-    let stats = command_stats(&t.app).await;
-    assert!(stats.contains(&("evalsha".to_owned(), 5)), "{stats:?}");
-    let script_commands = ["evalsha", "hmget", "sismember", "zadd"];
-    assert!(stats.iter().all(|(name, _)| script_commands.contains(&name.as_str())), "{stats:?}");
+
+    #[tokio::test]
+    async fn a_tenant_made_by_ruby_scalelite_works_unchanged() {
+        let t = Tenants::start(TestApp::builder().backend(TestBackend::Redis).servers(1)).await;
+        // Scalelite's exact keys (§8.4), written by hand.
+        let id = "0d6c8c38-8f3b-4b5e-9d0e-5f1f3c2a7b11";
+        let redis = t.app.redis();
+        redis.cmd(&["SADD", &t.app.key("tenants"), id]).await;
+        redis.cmd(&["HSET", &t.app.key(&format!("tenant:{id}")), "name", "ruby", "secrets", "r1:r2"]).await;
+        redis.cmd(&["HSET", &t.app.key("tenant_name:ruby"), "id", id]).await;
+        redis.cmd(&["SADD", &t.app.key(&format!("tenant_settings:{id}")), "s1"]).await;
+        let setting = t.app.key("tenant_setting:s1");
+        redis
+            .cmd(&["HSET", &setting, "param", "welcome", "value", "from-ruby", "override", "true", "tenant_id", id])
+            .await;
+
+        let client = t.client("ruby", "r2");
+        assert!(create(&client, "r-room").await.is_success());
+        let forwarded = t.app.fleet[0].calls_to("create").pop().unwrap();
+        assert_eq!(forwarded.param("welcome"), Some("from-ruby"));
+        assert_eq!(forwarded.param("meta_tenant-id"), Some(id));
+        assert_eq!(t.app.meeting_record("r-room").await.get("tenant_id").map(String::as_str), Some(id));
+    }
+
+    #[tokio::test]
+    async fn a_tenants_join_costs_one_redis_round_trip() {
+        let t = Tenants::start(TestApp::builder().backend(TestBackend::Redis).servers(1)).await;
+        let a = t.a();
+        assert!(create(&a, "room").await.is_success());
+        let join = [("meetingID", "room"), ("fullName", "Alice"), ("password", "mp")];
+        assert_eq!(a.get("join", &join).await.status, 302);
+        t.app.redis().cmd(&["CONFIG", "RESETSTAT"]).await;
+        for _ in 0..5 {
+            assert_eq!(a.get("join", &join).await.status, 302);
+        }
+        // The tenant and its settings come from the process's directory: each
+        // join is one script call (find the meeting, check its tenant and
+        // server, count the load); nothing else reaches Redis.
+        let stats = command_stats(&t.app).await;
+        assert!(stats.contains(&("evalsha".to_owned(), 5)), "{stats:?}");
+        let script_commands = ["evalsha", "hmget", "sismember", "zadd"];
+        assert!(stats.iter().all(|(name, _)| script_commands.contains(&name.as_str())), "{stats:?}");
+    }
 }

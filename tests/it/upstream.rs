@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use scalelite_tests::{Mode, TestApp};
+use scalelite_tests::{Mode, SeedServer, TestApp};
 
 use crate::support::{assert_failed, create};
 
@@ -82,7 +82,9 @@ async fn an_offline_server_gets_short_timeouts() {
     // tenth of it (at least 0.5 s) on user calls.
     let app = TestApp::builder().servers(1).env("RESPONSE_TIMEOUT", "5").start().await;
     create(&app, "m").await;
-    app.redis.cmd(&["HSET", &app.key("server:bbb-1"), "online", "false"]).await;
+    let offline = SeedServer::enabled("bbb-1", app.fleet[0].url(), app.fleet[0].secret()).online(false);
+    app.seed_server(&offline).await;
+    assert_eq!(app.placed_on("m").await, Some(0), "the meeting stays mapped to its server");
     app.fleet[0].set_mode(Mode::Hung);
     let started = Instant::now();
     let reply = app.client().get("getMeetingInfo", &[("meetingID", "m")]).await;

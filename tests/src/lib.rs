@@ -1,6 +1,7 @@
 //! Test harness for the Scalelite replacement: real `redis-server` and
-//! PostgreSQL processes, a fake BigBlueButton fleet that behaves like
-//! bbb-web on the wire, and signing API clients that mimic real front-ends.
+//! PostgreSQL processes or the embedded SQLite file (see [`TestBackend`]),
+//! a fake BigBlueButton fleet that behaves like bbb-web on the wire, and
+//! signing API clients that mimic real front-ends.
 //!
 //! Everything here is independent of the code under test except the XML
 //! parser of `scalelite-core`, used to read replies.
@@ -31,6 +32,7 @@
 
 pub mod app;
 pub mod archive;
+pub mod backend;
 pub mod client;
 pub mod fake_bbb;
 pub mod nginx;
@@ -40,10 +42,12 @@ pub mod recording_dirs;
 pub mod redis;
 pub mod seed;
 pub mod sentinel;
+pub mod sqlite;
 pub mod util;
 
-pub use app::{LB_SECRET, NS, TestApp, TestAppBuilder, server_id};
+pub use app::{Expiring, LB_SECRET, NS, REDIS_ONLY, TestApp, TestAppBuilder, server_id};
 pub use archive::{Format, RawTar, RecordingArchive};
+pub use backend::TestBackend;
 pub use client::{Algo, ApiClient, BodySigning, ClientError, Reply, Style, http_get, http_request};
 pub use fake_bbb::{FakeAttendee, FakeBbb, FakeFleet, FakeMeeting, MeetingSeed, Mode, RecordedCall};
 pub use postgres::TestPostgres;

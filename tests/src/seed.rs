@@ -1,11 +1,23 @@
-//! Writes Redis records exactly as Ruby Scalelite does, so tests prove that
-//! state created by Scalelite is read as it is.
+//! Seeds servers and meetings.
 //!
-//! The field names, value formats (`online` as `true`/`false`, multipliers
-//! as Ruby floats such as `1.0`) and set memberships follow Scalelite's
-//! `Server#save` and `Meeting.find_or_create_with_server!`.
+//! On Redis the records are written exactly as Ruby Scalelite does, so tests
+//! prove that state created by Scalelite is read as it is: the field names,
+//! value formats (`online` as `true`/`false`, multipliers as Ruby floats
+//! such as `1.0`) and set memberships follow Scalelite's `Server#save` and
+//! `Meeting.find_or_create_with_server!`.
+//!
+//! On the embedded backend servers are made through the public [`Store`]
+//! trait (created, enabled, polled online, then given their state), and
+//! meeting records, which only a create can make through the store, are
+//! written as a create writes them.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use scalelite_core::{Secret, ServerId};
+use scalelite_store::{
+    Lease, NewServer, PollResult, PollSave, PollSaved, PollStats, ServerState, ServerUpdate, SqliteStore, Store,
+};
 
 use crate::redis::TestRedis;
 
@@ -176,4 +188,132 @@ pub async fn hash(redis: &TestRedis, key: &str) -> BTreeMap<String, String> {
 /// The score of `member` in a sorted set.
 pub async fn score(redis: &TestRedis, key: &str, member: &str) -> Option<f64> {
     redis.cmd(&["ZSCORE", key, member]).await.as_str().and_then(|s| s.parse().ok())
+}
+
+/// Makes `server` through the store as an operator and the poller would: a
+/// server of that id is deleted first; the new one is enabled, polled once
+/// (when online) under a lease of its own, so its load enters the pool, and
+/// then given its state (cordoning keeps the load, disabling drops it).
+///
+/// # Panics
+///
+/// Panics for records only Ruby Scalelite's Redis layout can hold: legacy
+/// servers (no `state`), and online servers without a load.
+pub async fn seed_server_through_store(store: &dyn Store, server: &SeedServer) {
+    let Some(state) = server.state.as_deref() else {
+        panic!(
+            "{}: a legacy server (no state field) exists only in Ruby Scalelite's Redis layout; pin the test to \
+             TestBackend::Redis",
+            server.id
+        );
+    };
+    let state = ServerState::parse(state).unwrap_or_else(|| panic!("unknown state {state:?}"));
+    let id = ServerId::from(server.id.as_str());
+    store.delete_server(&id).await.expect("delete_server");
+    let new = NewServer {
+        id: id.clone(),
+        url: server.url.clone(),
+        secret: Secret::new(server.secret.clone()),
+        load_multiplier: server.load_multiplier.clone(),
+        tag: server.tag.clone(),
+    };
+    store.create_server(&new).await.expect("create_server");
+    let enable = ServerUpdate { state: Some(ServerState::Enabled), ..ServerUpdate::default() };
+    store.update_server(&id, &enable).await.expect("enable");
+    if server.online {
+        let Some(load) = server.load else {
+            panic!("{}: an online server out of the pool exists only in Redis; pin the test to Redis", server.id);
+        };
+        let lease = Lease { name: format!("test-seed:{}", server.id), token: format!("{:x}", rand::random::<u64>()) };
+        assert!(store.acquire_lease(&lease, Duration::from_secs(30)).await.expect("lease"), "seed lease taken");
+        let save = PollSave {
+            server_id: id.clone(),
+            result: PollResult::Reachable { load, stats: PollStats::default() },
+            bbb_version: None,
+            healthy_threshold: 1,
+            unhealthy_threshold: 1,
+        };
+        let saved = store.save_poll(&lease, &save).await.expect("save_poll");
+        assert!(matches!(saved, PollSaved::Saved { online: true, .. }), "{saved:?}");
+        store.release_lease(&lease).await.expect("release lease");
+    }
+    if state != ServerState::Enabled {
+        let update = ServerUpdate { state: Some(state), ..ServerUpdate::default() };
+        store.update_server(&id, &update).await.expect("state");
+    }
+}
+
+/// How long a seeded meeting record lives (Scalelite's default TTL).
+const MEETING_TTL: Duration = Duration::from_secs(86_400);
+
+fn now_ms() -> i64 {
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock");
+    i64::try_from(since_epoch.as_millis()).expect("time")
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).expect("duration")
+}
+
+/// Writes a meeting record and its voice bridge into the embedded file as a
+/// create does (no tenant, a day to live).
+pub async fn seed_meeting_sqlite(
+    store: &SqliteStore,
+    id: &str,
+    server_id: &str,
+    moderator_pw: &str,
+    voice_bridge: &str,
+) {
+    let mut tx = store.pool().begin().await.expect("transaction");
+    sqlx::query(
+        "INSERT OR REPLACE INTO meetings (id, server_id, moderator_pw, voice_bridge, tenant_id, expires_at) \
+         VALUES (?1, ?2, ?3, ?4, '', ?5)",
+    )
+    .bind(id)
+    .bind(server_id)
+    .bind(moderator_pw)
+    .bind(voice_bridge)
+    .bind(now_ms() + millis(MEETING_TTL))
+    .execute(&mut *tx)
+    .await
+    .expect("meeting row");
+    sqlx::query("INSERT OR REPLACE INTO voice_bridges (voice_bridge, meeting_id) VALUES (?1, ?2)")
+        .bind(voice_bridge)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .expect("voice bridge row");
+    tx.commit().await.expect("commit");
+}
+
+/// Brings the expiry of meeting `id` `age` closer.
+pub async fn age_meeting_sqlite(store: &SqliteStore, id: &str, age: Duration) {
+    let done = sqlx::query("UPDATE meetings SET expires_at = expires_at - ?2 WHERE id = ?1 AND expires_at IS NOT NULL")
+        .bind(id)
+        .bind(millis(age))
+        .execute(store.pool())
+        .await
+        .expect("age meeting");
+    assert_eq!(done.rows_affected(), 1, "meeting {id} has no expiry to bring closer");
+}
+
+/// Lets meeting `id` expire now (the row stays until pruned, as an expired
+/// Redis key leaves its set member).
+pub async fn expire_meeting_sqlite(store: &SqliteStore, id: &str) {
+    let done = sqlx::query("UPDATE meetings SET expires_at = ?2 WHERE id = ?1")
+        .bind(id)
+        .bind(now_ms() - 1)
+        .execute(store.pool())
+        .await
+        .expect("expire meeting");
+    assert_eq!(done.rows_affected(), 1, "no meeting {id}");
+}
+
+/// The time to live of the live row of `table` whose `column` is `value`.
+pub async fn ttl_sqlite(store: &SqliteStore, table: &str, column: &str, value: &str) -> Option<Duration> {
+    let sql = format!("SELECT expires_at FROM {table} WHERE {column} = ?1");
+    let expires: Option<i64> =
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(value).fetch_optional(store.pool()).await.expect("expiry");
+    let left = expires? - now_ms();
+    u64::try_from(left).ok().filter(|ms| *ms > 0).map(Duration::from_millis)
 }

@@ -3,9 +3,7 @@
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use scalelite_core::MeetingId;
-use scalelite_store::{RedisStore, Store as _};
 pub(super) use scalelite_tests::Receiver;
-use scalelite_tests::TestRedis;
 
 use super::*;
 
@@ -22,29 +20,29 @@ pub(super) fn claims(token: &str, secret: &str, algorithm: Algorithm) -> Option<
 
 /// `(attempts, delivered, given up, last_error)` of the recording's callback.
 async fn delivery_row(rig: &Rig, record_id: &str) -> String {
-    rig.pg
-        .psql(&format!(
-            "SELECT attempts, delivered_at IS NOT NULL, given_up_at IS NOT NULL, coalesce(last_error, '-')
-             FROM recording_ready_deliveries WHERE record_id = '{record_id}'"
-        ))
-        .await
+    rig.sql(&format!(
+        "SELECT attempts, CASE WHEN delivered_at IS NULL THEN 'f' ELSE 't' END,
+                CASE WHEN given_up_at IS NULL THEN 'f' ELSE 't' END, coalesce(last_error, '-')
+         FROM recording_ready_deliveries WHERE record_id = '{record_id}'"
+    ))
+    .await
 }
 
 #[tokio::test]
-async fn callback_remembered_in_redis_is_delivered_with_a_valid_jwt_after_a_retry() {
+async fn callback_remembered_at_create_is_delivered_with_a_valid_jwt_after_a_retry() {
     let rig = Rig::start().await;
-    let redis = TestRedis::start().await;
-    let redis_store = RedisStore::open(&redis.url(), "scalelite").unwrap();
+    let meetings = rig.meetings().await;
     let receiver = Receiver::start(&[500]).await;
     let rec = RecordingArchive::new("gl-room-1", "Greenlight room");
     // What the API does at create with meta_bbb-recording-ready-url.
     let url = receiver.url("/recording_ready?room=1");
-    redis_store
+    meetings
+        .store
         .remember_recording_ready_url(&MeetingId::new("gl-room-1"), &url, Duration::from_secs(3600))
         .await
         .unwrap();
 
-    let importer = Importer::new(rig.settings(&[]), Arc::new(rig.store.clone()), Some(Arc::new(redis_store)));
+    let importer = Importer::new(rig.settings(&[]), Arc::clone(&rig.store), Some(Arc::clone(&meetings.store)));
     let running = Running::start(&importer);
     rec.drop_into(&rig.dirs.spool());
     eventually_with(Duration::from_secs(20), "the callback is retried after the 500", || async {
@@ -69,24 +67,25 @@ async fn callback_remembered_in_redis_is_delivered_with_a_valid_jwt_after_a_retr
     assert_eq!(delivery_row(&rig, &rec.record_id).await, "2|t|f|-");
     // Ruby Scalelite reads the URL from callback_data, linked to the recording.
     let id = rig.recording(&rec.record_id).await.unwrap().id;
-    let row = rig.pg.psql("SELECT meeting_id, recording_id, callback_attributes FROM callback_data").await;
+    let row = rig.sql("SELECT meeting_id, recording_id, callback_attributes FROM callback_data").await;
     assert_eq!(row, format!("gl-room-1|{id}|---\n:recording_ready_url: {url}"));
 }
 
 #[tokio::test]
-async fn the_url_in_postgres_wins_and_each_secret_is_tried_in_turn() {
+async fn the_url_in_callback_data_wins_and_each_secret_is_tried_in_turn() {
     let rig = Rig::start().await;
-    let redis = TestRedis::start().await;
-    let redis_store = RedisStore::open(&redis.url(), "scalelite").unwrap();
+    let meetings = rig.meetings().await;
     // The first secret is refused, the second accepted.
     let receiver = Receiver::start(&[401, 204]).await;
     let rec = RecordingArchive::new("moodle-7", "Moodle course");
-    // Ruby Scalelite's create stored the URL in callback_data; Redis has another one.
-    rig.store.save_recording_ready_url("moodle-7", &receiver.url("/from-postgres"), None).await.unwrap();
-    redis_store
+    // Ruby Scalelite's create stored the URL in callback_data; the meetings
+    // store has another one.
+    rig.store.save_recording_ready_url("moodle-7", &receiver.url("/from-callback-data"), None).await.unwrap();
+    meetings
+        .store
         .remember_recording_ready_url(
             &MeetingId::new("moodle-7"),
-            &receiver.url("/from-redis"),
+            &receiver.url("/from-meetings-store"),
             Duration::from_secs(60),
         )
         .await
@@ -98,14 +97,14 @@ async fn the_url_in_postgres_wins_and_each_secret_is_tried_in_turn() {
         ("LOADBALANCER_SECRETS", "second-secret"),
         ("LOADBALANCER_CHECKSUM_ALGORITHM", "SHA1:SHA512"),
     ];
-    let importer = Importer::new(rig.settings(&vars), Arc::new(rig.store.clone()), Some(Arc::new(redis_store)));
+    let importer = Importer::new(rig.settings(&vars), Arc::clone(&rig.store), Some(Arc::clone(&meetings.store)));
     let report = importer.import_pending_once().await.unwrap();
     assert_eq!(report.imported(), 1);
     assert_eq!(report.deliveries.delivered, 1, "{report:?}");
 
     let requests = receiver.requests();
     assert_eq!(requests.len(), 2);
-    assert!(requests.iter().all(|r| r.path == "/from-postgres"));
+    assert!(requests.iter().all(|r| r.path == "/from-callback-data"));
     let expected = serde_json::json!({"meeting_id": "moodle-7", "record_id": rec.record_id});
     // SHA512 without SHA256 among the checksum algorithms: HS512.
     let token = |i: usize| requests[i].signed_parameters.clone().unwrap();
@@ -126,17 +125,16 @@ async fn a_pending_retry_survives_a_restart() {
     let report = rig.importer(&[]).import_pending_once().await.unwrap();
     assert_eq!(report.deliveries.retrying, 1, "{report:?}");
     assert_eq!(delivery_row(&rig, &rec.record_id).await, "1|f|f|HTTP 503");
-    assert_eq!(
-        rig.pg
-            .psql(&format!(
-                "SELECT next_attempt_at > (now() AT TIME ZONE 'UTC') FROM recording_ready_deliveries
-                 WHERE record_id = '{}'",
-                rec.record_id
-            ))
-            .await,
-        "t",
-        "the retry waits for its backoff"
+    let now = match rig.backend {
+        TestBackend::Redis => "(now() AT TIME ZONE 'UTC')",
+        TestBackend::Embedded => "(unixepoch('subsec') * 1000)",
+    };
+    let waits = format!(
+        "SELECT CASE WHEN next_attempt_at > {now} THEN 't' ELSE 'f' END FROM recording_ready_deliveries
+         WHERE record_id = '{}'",
+        rec.record_id
     );
+    assert_eq!(rig.sql(&waits).await, "t", "the retry waits for its backoff");
 
     // A new importer process on the same database delivers it when due.
     let running = Running::start(&rig.importer(&[]));
@@ -186,28 +184,28 @@ async fn with_multitenancy_only_recordings_of_a_tenant_get_callbacks() {
     let report = rig.importer(&[("MULTITENANCY_ENABLED", "true")]).import_pending_once().await.unwrap();
     assert_eq!(report.imported(), 2);
     assert_eq!(report.deliveries.delivered, 1);
-    let tenants = rig.pg.psql("SELECT meeting_id, tenant_id FROM recording_ready_deliveries").await;
+    let tenants = rig.sql("SELECT meeting_id, tenant_id FROM recording_ready_deliveries").await;
     assert_eq!(tenants, "t-room|uni");
 }
 
 #[tokio::test]
 async fn a_tenants_callback_is_signed_with_that_tenants_secret() {
     let rig = Rig::start().await;
-    let redis = TestRedis::start().await;
-    let redis_store = RedisStore::open(&redis.url(), "scalelite").unwrap();
+    let meetings = rig.meetings().await;
     let tenant = scalelite_store::Tenant::new("uni", "tenant-old:tenant-new");
-    redis_store.create_tenant(&tenant).await.unwrap();
+    meetings.store.create_tenant(&tenant).await.unwrap();
     // The front-end knows only the tenant's second secret: the first
     // attempt is refused (401), the next secret is tried.
     let receiver = Receiver::start(&[401]).await;
     let rec = RecordingArchive::new("t-room", "Tenant room").meta("tenant-id", tenant.id.as_str());
-    redis_store
+    meetings
+        .store
         .remember_recording_ready_url(&MeetingId::new("t-room"), &receiver.url("/cb"), Duration::from_secs(3600))
         .await
         .unwrap();
     rec.drop_into(&rig.dirs.spool());
     let settings = rig.settings(&[("MULTITENANCY_ENABLED", "true")]);
-    let importer = Importer::new(settings, Arc::new(rig.store.clone()), Some(Arc::new(redis_store)));
+    let importer = Importer::new(settings, Arc::clone(&rig.store), Some(Arc::clone(&meetings.store)));
     let report = importer.import_pending_once().await.unwrap();
     assert_eq!(report.imported(), 1);
     let requests = receiver.requests();

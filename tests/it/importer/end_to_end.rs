@@ -71,7 +71,7 @@ async fn an_archive_from_bbb_is_listed_played_managed_and_deleted() {
     let mut settings = Settings::from_config(&app.state.config);
     settings.poll_interval = Duration::from_millis(500);
     settings.callbacks.poll_interval = Duration::from_millis(100);
-    let importer = Importer::new(settings, Arc::new(app.recording_store()), Some(Arc::clone(&app.state.store)));
+    let importer = Importer::new(settings, app.recording_store(), Some(Arc::clone(app.store())));
     let running = Running::start(&importer);
 
     // BBB's post-publish script packs the published formats with GNU tar

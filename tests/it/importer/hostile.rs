@@ -15,6 +15,9 @@ async fn broken_and_hostile_archives_are_quarantined_and_nothing_leaks() {
     let good = rec.tar();
     let metadata = rec.metadata_xml(Format::Presentation);
     let without_metadata = rec.members().into_iter().filter(|(p, _)| !p.ends_with("/metadata.xml"));
+    // Started in the year 318857: PostgreSQL's timestamps end in 294276.
+    let mut out_of_range = RecordingArchive::new("room-3", "Room 3");
+    out_of_range.start_ms = 9_999_999_999_999_999;
 
     let mut corrupt = good.clone();
     corrupt[0] ^= 0x01;
@@ -96,6 +99,7 @@ async fn broken_and_hostile_archives_are_quarantined_and_nothing_leaks() {
         ),
         ("outside-the-layout", RawTar::new().recording(&rec).file("evil-top-level.txt", b"x").finish(), "not inside"),
         ("two-recordings", RawTar::new().recording(&rec).recording(&other).finish(), "more than one recording"),
+        ("time-out-of-range", RawTar::new().recording(&out_of_range).finish(), "the database refused the recording: "),
     ];
     for (name, bytes, _) in &cases {
         drop_bytes(&rig.dirs.spool(), &format!("{name}.tar"), bytes);

@@ -1,5 +1,5 @@
-//! PostgreSQL outages and shutdowns: archives stay in the spool and are
-//! imported exactly once when the database is back.
+//! Database outages (PostgreSQL) and shutdowns: archives stay in the spool
+//! and are imported exactly once when the database is back.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -27,7 +27,7 @@ struct Observed {
 
 #[derive(Debug)]
 struct ObservedStore {
-    inner: PgStore,
+    inner: Arc<dyn RecordingStore>,
     seen: Arc<Observed>,
 }
 
@@ -119,7 +119,7 @@ impl RecordingStore for ObservedStore {
 
 fn observed_importer(rig: &Rig) -> (Importer, Arc<Observed>) {
     let seen = Arc::new(Observed::default());
-    let store = ObservedStore { inner: rig.store.clone(), seen: Arc::clone(&seen) };
+    let store = ObservedStore { inner: Arc::clone(&rig.store), seen: Arc::clone(&seen) };
     (Importer::new(rig.settings(&[]), Arc::new(store), None), seen)
 }
 
@@ -127,77 +127,6 @@ fn no_extraction_dirs(rig: &Rig) -> bool {
     std::fs::read_dir(rig.dirs.work())
         .unwrap()
         .all(|e| !e.unwrap().file_name().to_string_lossy().starts_with(".import-"))
-}
-
-#[tokio::test]
-async fn postgres_down_keeps_the_archive_until_it_is_back() {
-    let rig = Rig::start().await;
-    let rec = RecordingArchive::new("outage", "Outage");
-    rec.drop_into(&rig.dirs.spool());
-    rig.pg.stop().await;
-
-    let report = rig.importer(&[]).import_pending_once().await.unwrap();
-    assert_eq!(report.deferred(), 1, "{report:?}");
-    assert!(report.delivery_error.is_some());
-    assert!(rig.in_spool(&rec.file_name()), "the archive stays in the spool");
-    assert_eq!(rig.files(), [format!("spool/{}", rec.file_name())], "not quarantined, nothing published");
-
-    // The service keeps retrying with a backoff while the database is down.
-    let (importer, seen) = observed_importer(&rig);
-    let running = Running::start(&importer);
-    eventually_with(Duration::from_secs(20), "several attempts while PostgreSQL is down", || async {
-        seen.failures.load(Ordering::SeqCst) >= 3
-    })
-    .await;
-    assert!(rig.in_spool(&rec.file_name()));
-    assert!(!rig.dirs.spool().join("failed").exists());
-
-    rig.pg.start_again().await;
-    eventually_with(Duration::from_secs(20), "imported once PostgreSQL is back", || async {
-        !rig.in_spool(&rec.file_name()) && rig.recording(&rec.record_id).await.is_some()
-    })
-    .await;
-    running.stop().await;
-    assert_eq!(rig.count("SELECT count(*) FROM recordings").await, 1);
-    assert_eq!(rig.count("SELECT count(*) FROM playback_formats").await, 1);
-    let log = rig.import_log().await;
-    assert_eq!(log.len(), 1, "{log:?}");
-    assert_eq!(log[0].status, "imported");
-    assert_published(&rec, &rig.dirs.published());
-    assert!(no_extraction_dirs(&rig));
-}
-
-#[tokio::test]
-async fn postgres_stopping_during_an_import_loses_nothing() {
-    let rig = Rig::start().await;
-    let (importer, seen) = observed_importer(&rig);
-    seen.gate_armed.store(true, Ordering::SeqCst);
-    let entered = seen.entered.notified();
-    let running = Running::start(&importer);
-    let rec = RecordingArchive::new("mid-import", "Mid import").formats(&[Format::Presentation, Format::Video]);
-    rec.drop_into(&rig.dirs.spool());
-
-    // The archive is extracted and parsed; the database step is held.
-    tokio::time::timeout(Duration::from_secs(20), entered).await.expect("the import reaches the database");
-    rig.pg.stop().await;
-    seen.release.notify_one();
-    eventually_with(Duration::from_secs(20), "the failed attempt is cleaned up", || async {
-        seen.failures.load(Ordering::SeqCst) >= 1 && no_extraction_dirs(&rig)
-    })
-    .await;
-    assert!(rig.in_spool(&rec.file_name()));
-    assert!(!rig.dirs.spool().join("failed").exists(), "an outage is not the archive's fault");
-    assert!(!rig.dirs.published().join("presentation").exists());
-
-    rig.pg.start_again().await;
-    eventually_with(Duration::from_secs(20), "imported after the restart", || async {
-        !rig.in_spool(&rec.file_name()) && rig.recording(&rec.record_id).await.is_some()
-    })
-    .await;
-    running.stop().await;
-    assert_eq!(rig.count("SELECT count(*) FROM recordings").await, 1);
-    assert_eq!(rig.count("SELECT count(*) FROM playback_formats").await, 2);
-    assert_published(&rec, &rig.dirs.published());
 }
 
 #[tokio::test]
@@ -249,4 +178,81 @@ async fn shutdown_during_extraction_abandons_the_import_cleanly() {
     assert_eq!(std::fs::metadata(rig.dirs.spool().join(rec.file_name())).unwrap().len(), size);
     assert!(rig.recording(&rec.record_id).await.is_none());
     assert_eq!(rig.files(), [format!("spool/{}", rec.file_name())]);
+}
+
+/// PostgreSQL stopping and starting.
+mod redis_only {
+    use super::*;
+    use scalelite_tests::TestBackend;
+
+    #[tokio::test]
+    async fn postgres_down_keeps_the_archive_until_it_is_back() {
+        let rig = Rig::on(TestBackend::Redis).await;
+        let rec = RecordingArchive::new("outage", "Outage");
+        rec.drop_into(&rig.dirs.spool());
+        rig.pg().stop().await;
+
+        let report = rig.importer(&[]).import_pending_once().await.unwrap();
+        assert_eq!(report.deferred(), 1, "{report:?}");
+        assert!(report.delivery_error.is_some());
+        assert!(rig.in_spool(&rec.file_name()), "the archive stays in the spool");
+        assert_eq!(rig.files(), [format!("spool/{}", rec.file_name())], "not quarantined, nothing published");
+
+        // The service keeps retrying with a backoff while the database is down.
+        let (importer, seen) = observed_importer(&rig);
+        let running = Running::start(&importer);
+        eventually_with(Duration::from_secs(20), "several attempts while PostgreSQL is down", || async {
+            seen.failures.load(Ordering::SeqCst) >= 3
+        })
+        .await;
+        assert!(rig.in_spool(&rec.file_name()));
+        assert!(!rig.dirs.spool().join("failed").exists());
+
+        rig.pg().start_again().await;
+        eventually_with(Duration::from_secs(20), "imported once PostgreSQL is back", || async {
+            !rig.in_spool(&rec.file_name()) && rig.recording(&rec.record_id).await.is_some()
+        })
+        .await;
+        running.stop().await;
+        assert_eq!(rig.count("SELECT count(*) FROM recordings").await, 1);
+        assert_eq!(rig.count("SELECT count(*) FROM playback_formats").await, 1);
+        let log = rig.import_log().await;
+        assert_eq!(log.len(), 1, "{log:?}");
+        assert_eq!(log[0].status, "imported");
+        assert_published(&rec, &rig.dirs.published());
+        assert!(no_extraction_dirs(&rig));
+    }
+
+    #[tokio::test]
+    async fn postgres_stopping_during_an_import_loses_nothing() {
+        let rig = Rig::on(TestBackend::Redis).await;
+        let (importer, seen) = observed_importer(&rig);
+        seen.gate_armed.store(true, Ordering::SeqCst);
+        let entered = seen.entered.notified();
+        let running = Running::start(&importer);
+        let rec = RecordingArchive::new("mid-import", "Mid import").formats(&[Format::Presentation, Format::Video]);
+        rec.drop_into(&rig.dirs.spool());
+
+        // The archive is extracted and parsed; the database step is held.
+        tokio::time::timeout(Duration::from_secs(20), entered).await.expect("the import reaches the database");
+        rig.pg().stop().await;
+        seen.release.notify_one();
+        eventually_with(Duration::from_secs(20), "the failed attempt is cleaned up", || async {
+            seen.failures.load(Ordering::SeqCst) >= 1 && no_extraction_dirs(&rig)
+        })
+        .await;
+        assert!(rig.in_spool(&rec.file_name()));
+        assert!(!rig.dirs.spool().join("failed").exists(), "an outage is not the archive's fault");
+        assert!(!rig.dirs.published().join("presentation").exists());
+
+        rig.pg().start_again().await;
+        eventually_with(Duration::from_secs(20), "imported after the restart", || async {
+            !rig.in_spool(&rec.file_name()) && rig.recording(&rec.record_id).await.is_some()
+        })
+        .await;
+        running.stop().await;
+        assert_eq!(rig.count("SELECT count(*) FROM recordings").await, 1);
+        assert_eq!(rig.count("SELECT count(*) FROM playback_formats").await, 2);
+        assert_published(&rec, &rig.dirs.published());
+    }
 }

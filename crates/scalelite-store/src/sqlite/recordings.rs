@@ -5,8 +5,10 @@
 //! (`postgres/mod.rs` is the reference). Timestamps are epoch milliseconds.
 
 use std::collections::HashMap;
+use std::ops::RangeInclusive;
 
 use async_trait::async_trait;
+use sqlx::error::ErrorKind;
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
@@ -101,6 +103,35 @@ CREATE TABLE recording_ready_deliveries (
 CREATE INDEX recording_ready_deliveries_due ON recording_ready_deliveries (next_attempt_at)
     WHERE delivered_at IS NULL AND given_up_at IS NULL;
 ";
+
+/// The epoch milliseconds the PostgreSQL store can write as a `timestamp`
+/// (`timestamp 'epoch' + ms * interval '1 millisecond'`: from 4714-11-24 BC
+/// to the year 294247, where the interval's microseconds overflow). An
+/// archive with a time outside is refused there, so it is here too.
+const POSTGRES_TIME_MS: RangeInclusive<i64> = -210_866_803_200_000..=9_223_372_036_854_774;
+
+/// `SQLITE_TOOBIG`, `SQLITE_CONSTRAINT` and `SQLITE_MISMATCH`: the primary
+/// result codes of values the database refuses.
+const SQLITE_TOOBIG: i64 = 18;
+const SQLITE_CONSTRAINT: i64 = 19;
+const SQLITE_MISMATCH: i64 = 20;
+
+/// An error of an import, as the importer should read it: a constraint or
+/// datatype violation is the recording's fault ([`StoreError::Conflict`],
+/// so the archive is quarantined, as for PostgreSQL's SQLSTATE classes 22
+/// and 23), except a unique violation, which is a race another attempt
+/// settles (as PostgreSQL's `23505`); anything else is the database's.
+fn import_error(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &e
+        && db.kind() != ErrorKind::UniqueViolation
+    {
+        let primary = db.code().and_then(|code| code.parse::<i64>().ok()).map(|code| code & 0xff);
+        if matches!(primary, Some(SQLITE_TOOBIG | SQLITE_CONSTRAINT | SQLITE_MISMATCH)) {
+            return StoreError::Conflict(format!("sqlite: {}", db.message()));
+        }
+    }
+    sq(e)
+}
 
 /// Adds the `WHERE` conditions of a `getRecordings` query.
 fn push_filters(q: &mut QueryBuilder<Sqlite>, query: &RecordingQuery) {
@@ -326,8 +357,13 @@ impl RecordingStore for SqliteStore {
         if import.record_id.is_empty() || import.meeting_id.is_empty() {
             return Err(StoreError::Conflict("metadata has no recording id or meeting id".into()));
         }
+        for (field, ms) in [("start_time", import.start_ms), ("end_time", import.end_ms)] {
+            if let Some(ms) = ms.filter(|ms| !POSTGRES_TIME_MS.contains(ms)) {
+                return Err(StoreError::Conflict(format!("{field} {ms} is out of range")));
+            }
+        }
         let mut tx = self.write().await?;
-        let imported = import_once(&mut tx, import, policy).await.map_err(sq)?;
+        let imported = import_once(&mut tx, import, policy).await.map_err(import_error)?;
         tx.commit().await.map_err(sq)?;
         Ok(imported)
     }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use scalelite_tests::seed::{self, SeedServer};
 use scalelite_tests::sentinel::MASTER_NAME;
-use scalelite_tests::{NS, SentinelGroup, TestApp, TestRedis, server_id};
+use scalelite_tests::{NS, SentinelGroup, TestApp, TestBackend, TestRedis, server_id};
 
 /// `REDIS_TIMEOUT` of these tests.
 const REDIS_TIMEOUT: &str = "1";
@@ -16,8 +16,13 @@ const MAX_LATENCY: Duration = Duration::from_secs(4);
 /// An API whose `REDIS_URL` names the group's master through its sentinels,
 /// with its fleet registered there.
 async fn app_on(group: &SentinelGroup) -> TestApp {
-    let app =
-        TestApp::builder().unseeded().env("REDIS_URL", group.url()).env("REDIS_TIMEOUT", REDIS_TIMEOUT).start().await;
+    let app = TestApp::builder()
+        .backend(TestBackend::Redis)
+        .unseeded()
+        .env("REDIS_URL", group.url())
+        .env("REDIS_TIMEOUT", REDIS_TIMEOUT)
+        .start()
+        .await;
     let master = group.master().await;
     for (i, server) in app.fleet.iter().enumerate() {
         seed::seed_server(master, NS, &SeedServer::enabled(server_id(i), server.url(), server.secret())).await;
