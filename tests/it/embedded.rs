@@ -174,3 +174,14 @@ async fn db_backup_is_for_the_embedded_database_only() {
         .fails_with("ERROR: db backup copies the embedded database; back up Redis and PostgreSQL with their own tools");
     assert!(!target.exists());
 }
+
+#[tokio::test]
+async fn the_admin_refuses_a_data_dir_without_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let config = Config::from_env(&Env::default().with("SCALELITE_DATA_DIR", data_dir.to_str().unwrap())).unwrap();
+    let run = admin_with(&config, &["status"], "").await;
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.err.starts_with(&format!("ERROR: no embedded database at {}", data_dir.display())), "{}", run.err);
+    assert!(!data_dir.exists(), "nothing is created");
+}

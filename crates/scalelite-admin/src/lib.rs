@@ -115,6 +115,15 @@ impl Ctx {
             Backend::Services => "REDIS_URL/DATABASE_URL".to_owned(),
             Backend::Embedded { data_dir } => format!("the embedded database in {}", data_dir.display()),
         };
+        // Run from the wrong directory, the admin would otherwise create an
+        // empty database and report an empty pool.
+        if let Some(file) = config.backend.database_file().filter(|file| !file.exists()) {
+            anyhow::bail!(
+                "no embedded database at {} (neither REDIS_URL nor DATABASE_URL is set): run from the \
+                 directory scalelite-api runs in, or set SCALELITE_DATA_DIR (or REDIS_URL/DATABASE_URL)",
+                file.display()
+            );
+        }
         let Stores { meetings: store, recordings, postgres, embedded } = Stores::open(config, 2).await.context(what)?;
         let timeouts = Timeouts { connect: config.connect_timeout, response: config.response_timeout };
         let bbb = BbbClient::new(timeouts, config.checksum_algorithms.outgoing());
