@@ -71,6 +71,9 @@ use crate::{Lease, Store, StoreError};
 /// How long a statement waits for another writer before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Read-only connections per process.
+const READERS: u32 = 4;
+
 mod recordings;
 
 /// The schema, one entry per version (`PRAGMA user_version` = entries applied).
@@ -161,6 +164,11 @@ macro_rules! server_columns {
         "id, url, secret, tag, load_multiplier, online, state, in_enabled_set, load, cordoned_load, meetings, users, \
          largest_meeting, videos, bbb_version"
     };
+    // The same columns of the table aliased `s`.
+    (s) => {
+        "s.id, s.url, s.secret, s.tag, s.load_multiplier, s.online, s.state, s.in_enabled_set, s.load, \
+         s.cordoned_load, s.meetings, s.users, s.largest_meeting, s.videos, s.bbb_version"
+    };
 }
 
 macro_rules! meeting_columns {
@@ -181,12 +189,21 @@ macro_rules! live {
 /// Cheap to clone: clones share one connection pool.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
+    /// Read-only connections.
     pool: SqlitePool,
+    /// The one connection this process writes with.
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`, in WAL mode with a
     /// busy timeout and foreign keys on, and brings its schema up to date.
+    ///
+    /// Writes go through one connection, so the writers of this process
+    /// queue for it without ever meeting SQLite's busy handler (which sleeps
+    /// whole milliseconds between retries); reads run on read-only
+    /// connections beside it, never blocked in WAL mode. Another process on
+    /// the same file (`scalelite-admin`) still waits on the busy timeout.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::new()
             .filename(path)
@@ -195,14 +212,23 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+        // A local file has no connection to lose: no ping before each use.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(BUSY_TIMEOUT)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(sq)?;
-        migrate(&pool).await.map_err(sq)?;
-        Ok(Self { pool })
+        migrate(&writer).await.map_err(sq)?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .test_before_acquire(false)
+            .acquire_timeout(BUSY_TIMEOUT)
+            .connect_with(options.create_if_missing(false).read_only(true))
+            .await
+            .map_err(sq)?;
+        Ok(Self { pool, writer })
     }
 
     /// Writes a consistent copy of the database to `target` (which must not
@@ -215,15 +241,16 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// The connection pool.
+    /// The connection that may write (statements outside the [`Store`]
+    /// traits: tests seeding records, maintenance).
     pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+        &self.writer
     }
 
     /// A write transaction: takes the database's write lock up front, so it
     /// never has to upgrade a read lock (which could fail with `SQLITE_BUSY`).
     async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(sq)
+        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(sq)
     }
 
     /// A read transaction: one consistent snapshot for several statements.
@@ -648,26 +675,38 @@ impl Store for SqliteStore {
     }
 
     async fn route_join(&self, id: &MeetingId, tenant: Option<&TenantId>) -> Result<JoinRoute, StoreError> {
-        let mut tx = self.write().await?;
-        let Some(meeting) = live_meeting(&mut tx, id.as_str(), now_ms()).await.map_err(sq)? else {
-            return Ok(JoinRoute::NotFound);
-        };
-        if hidden_from(&meeting, tenant_str(tenant)) {
+        // The hot path: one read of the meeting with its server on a reader,
+        // then one statement on the writer (each statement is a hop to the
+        // connection's thread; a transaction would add three). The load is
+        // only added while the server is in the pool (`load IS NOT NULL`),
+        // as the Redis script adds it only to a `server_load` member.
+        let row = sqlx::query(concat!(
+            "SELECT m.tenant_id AS meeting_tenant_id, ",
+            server_columns!(s),
+            " FROM meetings m JOIN servers s ON s.id = m.server_id \
+             WHERE m.id = ?1 AND (m.expires_at IS NULL OR m.expires_at > ?2)"
+        ))
+        .bind(id.as_str())
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(sq)?;
+        let Some(row) = row else { return Ok(JoinRoute::NotFound) };
+        let meeting_tenant: String = row.try_get("meeting_tenant_id").map_err(sq)?;
+        let tenant = tenant_str(tenant);
+        if !tenant.is_empty() && meeting_tenant != tenant {
             return Ok(JoinRoute::NotFound);
         }
-        let Some(server) = read_server(&mut tx, meeting.server_id.as_str(), false).await.map_err(sq)? else {
-            return Ok(JoinRoute::NotFound);
-        };
+        let server = server_of(&row, false).map_err(sq)?;
         if !server.online || server.is_disabled() {
             return Ok(JoinRoute::Unavailable);
         }
         sqlx::query("UPDATE servers SET load = load + ?2 WHERE id = ?1 AND load IS NOT NULL")
             .bind(server.id.as_str())
             .bind(server.multiplier())
-            .execute(&mut *tx)
+            .execute(&self.writer)
             .await
             .map_err(sq)?;
-        tx.commit().await.map_err(sq)?;
         Ok(JoinRoute::Ready { url: server.url, secret: server.secret })
     }
 
@@ -1015,7 +1054,7 @@ impl Store for SqliteStore {
             .bind(meeting_id.as_str())
             .bind(url)
             .bind(expiry(now_ms(), ttl))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(sq)?;
         Ok(())
@@ -1052,7 +1091,7 @@ impl Store for SqliteStore {
         let taken: Option<(String, i64)> =
             sqlx::query_as("DELETE FROM playback_tokens WHERE token = ?1 RETURNING payload, expires_at")
                 .bind(token)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.writer)
                 .await
                 .map_err(sq)?;
         let now = now_ms();
@@ -1178,7 +1217,7 @@ impl Store for SqliteStore {
         .bind(&setting.param)
         .bind(&setting.value)
         .bind(&setting.override_flag)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(sq)?;
         if inserted.rows_affected() == 0 {
@@ -1188,8 +1227,11 @@ impl Store for SqliteStore {
     }
 
     async fn delete_tenant_setting(&self, id: &str) -> Result<bool, StoreError> {
-        let deleted =
-            sqlx::query("DELETE FROM tenant_settings WHERE id = ?1").bind(id).execute(&self.pool).await.map_err(sq)?;
+        let deleted = sqlx::query("DELETE FROM tenant_settings WHERE id = ?1")
+            .bind(id)
+            .execute(&self.writer)
+            .await
+            .map_err(sq)?;
         Ok(deleted.rows_affected() > 0)
     }
 
@@ -1227,7 +1269,7 @@ impl Store for SqliteStore {
         .bind(&callback.url)
         .bind(callback.tenant_id.as_ref().map(TenantId::as_str))
         .bind(expiry(now_ms(), ttl))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(sq)?;
         Ok(())

@@ -380,7 +380,7 @@ impl RecordingStore for SqliteStore {
         .bind(entry.size_bytes)
         .bind(entry.formats)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(sq)?;
         Ok(())
@@ -489,7 +489,7 @@ impl RecordingStore for SqliteStore {
         .bind(url)
         .bind(tenant_id)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(sq)?;
         Ok(())
@@ -497,7 +497,7 @@ impl RecordingStore for SqliteStore {
 
     async fn claim_deliveries(&self, limit: i64, lease_secs: i64) -> Result<Vec<Delivery>, StoreError> {
         let now = now_ms();
-        // One statement: atomic, and writers are serialised by SQLite.
+        // One statement: atomic, and writers are serialised.
         let rows = sqlx::query(
             "UPDATE recording_ready_deliveries SET next_attempt_at = ?2 + ?3 * 1000
              WHERE id IN (
@@ -509,7 +509,7 @@ impl RecordingStore for SqliteStore {
         .bind(limit)
         .bind(now)
         .bind(lease_secs)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.writer)
         .await
         .map_err(sq)?;
         let mut deliveries = rows
@@ -555,7 +555,7 @@ impl RecordingStore for SqliteStore {
             .bind(error)
             .bind(now),
         };
-        query.execute(&self.pool).await.map_err(sq)?;
+        query.execute(&self.writer).await.map_err(sq)?;
         Ok(())
     }
 
@@ -602,7 +602,7 @@ impl RecordingStore for SqliteStore {
             .bind(id)
             .bind(publish)
             .bind(if publish { "published" } else { "unpublished" })
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(sq)?;
         Ok(())
@@ -717,7 +717,7 @@ impl RecordingStore for SqliteStore {
              WHERE NOT EXISTS (SELECT 1 FROM metadata t WHERE t.recording_id = r.id AND t.key = 'tenant-id')",
         )
         .bind(tenant_id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(sq)?;
         Ok(result.rows_affected())
