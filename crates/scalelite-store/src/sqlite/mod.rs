@@ -186,11 +186,11 @@ macro_rules! live {
 
 /// [`Store`] on an SQLite file.
 ///
-/// Cheap to clone: clones share one connection pool.
+/// Cheap to clone: clones share the connection pools.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     /// Read-only connections.
-    pool: SqlitePool,
+    readers: SqlitePool,
     /// The one connection this process writes with.
     writer: SqlitePool,
 }
@@ -221,14 +221,14 @@ impl SqliteStore {
             .await
             .map_err(sq)?;
         migrate(&writer).await.map_err(sq)?;
-        let pool = SqlitePoolOptions::new()
+        let readers = SqlitePoolOptions::new()
             .max_connections(READERS)
             .test_before_acquire(false)
             .acquire_timeout(BUSY_TIMEOUT)
             .connect_with(options.create_if_missing(false).read_only(true))
             .await
             .map_err(sq)?;
-        Ok(Self { pool, writer })
+        Ok(Self { readers, writer })
     }
 
     /// Writes a consistent copy of the database to `target` (which must not
@@ -237,7 +237,7 @@ impl SqliteStore {
         let target = target
             .to_str()
             .ok_or_else(|| StoreError::Unexpected(format!("{} is not a UTF-8 path", target.display())))?;
-        sqlx::query("VACUUM INTO ?1").bind(target).execute(&self.pool).await.map_err(sq)?;
+        sqlx::query("VACUUM INTO ?1").bind(target).execute(&self.readers).await.map_err(sq)?;
         Ok(())
     }
 
@@ -255,7 +255,7 @@ impl SqliteStore {
 
     /// A read transaction: one consistent snapshot for several statements.
     async fn read(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.pool.begin().await.map_err(sq)
+        self.readers.begin().await.map_err(sq)
     }
 
     async fn read_tenants(&self, filter: TenantFilter<'_>) -> Result<Vec<TenantRecord>, StoreError> {
@@ -688,7 +688,7 @@ impl Store for SqliteStore {
         ))
         .bind(id.as_str())
         .bind(now_ms())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.readers)
         .await
         .map_err(sq)?;
         let Some(row) = row else { return Ok(JoinRoute::NotFound) };
@@ -841,7 +841,7 @@ impl Store for SqliteStore {
 
     async fn servers(&self) -> Result<Vec<Server>, StoreError> {
         let rows = sqlx::query(concat!("SELECT ", server_columns!(), " FROM servers ORDER BY id"))
-            .fetch_all(&self.pool)
+            .fetch_all(&self.readers)
             .await
             .map_err(sq)?;
         rows.iter().map(|row| server_of(row, true)).collect::<Result<_, _>>().map_err(sq)
@@ -867,7 +867,7 @@ impl Store for SqliteStore {
     }
 
     async fn server(&self, id: &ServerId) -> Result<Option<Server>, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(sq)?;
+        let mut conn = self.readers.acquire().await.map_err(sq)?;
         read_server(&mut conn, id.as_str(), true).await.map_err(sq)
     }
 
@@ -955,7 +955,7 @@ impl Store for SqliteStore {
             " FROM meetings WHERE expires_at IS NULL OR expires_at > ?1 ORDER BY id"
         ))
         .bind(now)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.readers)
         .await
         .map_err(sq)?;
         let mut records = Vec::with_capacity(rows.len());
@@ -1040,7 +1040,7 @@ impl Store for SqliteStore {
     }
 
     async fn lease_holder(&self, name: &str) -> Result<Option<String>, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(sq)?;
+        let mut conn = self.readers.acquire().await.map_err(sq)?;
         lease_token(&mut conn, name, now_ms()).await.map_err(sq)
     }
 
@@ -1064,7 +1064,7 @@ impl Store for SqliteStore {
         sqlx::query_scalar("SELECT url FROM recording_ready_urls WHERE meeting_id = ?1 AND expires_at > ?2")
             .bind(meeting_id)
             .bind(now_ms())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.readers)
             .await
             .map_err(sq)
     }
@@ -1280,7 +1280,7 @@ impl Store for SqliteStore {
             sqlx::query_as("SELECT url, tenant_id FROM analytics_callbacks WHERE meeting_id = ?1 AND expires_at > ?2")
                 .bind(meeting_id)
                 .bind(now_ms())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.readers)
                 .await
                 .map_err(sq)?;
         Ok(row.map(|(url, tenant)| AnalyticsCallback {

@@ -301,7 +301,7 @@ impl SqliteStore {
     async fn count(&self, query: &RecordingQuery) -> Result<i64, StoreError> {
         let mut q = QueryBuilder::<Sqlite>::new("SELECT count(*) FROM recordings r");
         push_filters(&mut q, query);
-        q.build_query_scalar::<i64>().fetch_one(&self.pool).await.map_err(sq)
+        q.build_query_scalar::<i64>().fetch_one(&self.readers).await.map_err(sq)
     }
 
     /// One attribute of a meeting's `callback_data` row.
@@ -310,7 +310,7 @@ impl SqliteStore {
             "SELECT callback_attributes FROM callback_data WHERE meeting_id = ?1 ORDER BY id LIMIT 1",
         )
         .bind(meeting_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.readers)
         .await
         .map_err(sq)?;
         Ok(text
@@ -321,7 +321,7 @@ impl SqliteStore {
     /// Summaries (id, record id, published, formats by name) of the
     /// recordings a query selects, in id order.
     async fn summaries(&self, q: &mut QueryBuilder<Sqlite>) -> Result<Vec<RecordingSummary>, StoreError> {
-        let rows = q.build().fetch_all(&self.pool).await.map_err(sq)?;
+        let rows = q.build().fetch_all(&self.readers).await.map_err(sq)?;
         let mut out: Vec<RecordingSummary> = Vec::new();
         for row in rows {
             let id: i64 = row.try_get(0).map_err(sq)?;
@@ -347,7 +347,7 @@ impl RecordingStore for SqliteStore {
     async fn health_check(&self) -> Result<(), StoreError> {
         // The schema is brought up to date at open.
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM recordings WHERE id = 0")
-            .fetch_one(&self.pool)
+            .fetch_one(&self.readers)
             .await
             .map_err(sq)?;
         Ok(())
@@ -392,7 +392,7 @@ impl RecordingStore for SqliteStore {
              FROM recording_imports ORDER BY finished_at DESC, id DESC LIMIT ?1",
         )
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.readers)
         .await
         .map_err(sq)?;
         rows.into_iter()
@@ -684,7 +684,7 @@ impl RecordingStore for SqliteStore {
         )
         .bind(record_id)
         .bind(format)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.readers)
         .await
         .map_err(sq)?;
         row.map(|r| {
