@@ -16,7 +16,6 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use scalelite_bbb_client::{BbbClient, Timeouts};
 use scalelite_core::ServerId;
-use scalelite_core::config::Backend;
 use scalelite_core::config::Config;
 use scalelite_fleet::{Fleet, FleetError, FleetSettings};
 use scalelite_store::{PgStore, RecordingStore, SqliteStore, Store, Stores};
@@ -111,10 +110,6 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     async fn open(config: &Config) -> anyhow::Result<Self> {
-        let what = match &config.backend {
-            Backend::Services => "REDIS_URL/DATABASE_URL".to_owned(),
-            Backend::Embedded { data_dir } => format!("the embedded database in {}", data_dir.display()),
-        };
         // Run from the wrong directory, the admin would otherwise create an
         // empty database and report an empty pool.
         if let Some(file) = config.backend.database_file().filter(|file| !file.exists()) {
@@ -124,7 +119,8 @@ impl Ctx {
                 file.display()
             );
         }
-        let Stores { meetings: store, recordings, postgres, embedded } = Stores::open(config, 2).await.context(what)?;
+        let Stores { meetings: store, recordings, postgres, embedded } =
+            Stores::open(config, 2).await.with_context(|| config.backend.to_string())?;
         let timeouts = Timeouts { connect: config.connect_timeout, response: config.response_timeout };
         let bbb = BbbClient::new(timeouts, config.checksum_algorithms.outgoing());
         let settings = FleetSettings {

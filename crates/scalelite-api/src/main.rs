@@ -46,22 +46,17 @@ async fn serve(env: &Env) -> anyhow::Result<()> {
              (getRecordings lists nothing)"
         );
     }
-    let stores = match &config.backend {
-        Backend::Services => Stores::open(&config, DATABASE_POOL_SIZE).await.context("REDIS_URL/DATABASE_URL")?,
-        Backend::Embedded { data_dir } => {
-            let stores = Stores::open(&config, DATABASE_POOL_SIZE)
-                .await
-                .with_context(|| format!("the embedded database in {}", data_dir.display()))?;
-            info!(
-                data_dir = %data_dir.display(),
-                spool = %config.recordings.spool_dir.display(),
-                "embedded mode (neither REDIS_URL nor DATABASE_URL is set): all state in {}; the poller and the \
-                 recording importer run in this process",
-                data_dir.join(Backend::DATABASE_FILE).display()
-            );
-            stores
-        }
-    };
+    let stores =
+        Stores::open(&config, DATABASE_POOL_SIZE).await.with_context(|| format!("opening {}", config.backend))?;
+    if let Backend::Embedded { data_dir } = &config.backend {
+        info!(
+            data_dir = %data_dir.display(),
+            spool = %config.recordings.spool_dir.display(),
+            "embedded mode (neither REDIS_URL nor DATABASE_URL is set): all state in {}; the poller and the \
+             recording importer run in this process",
+            data_dir.join(Backend::DATABASE_FILE).display()
+        );
+    }
     let listener = TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
     info!(address = %listener.local_addr()?, "scalelite-api listening");
     let shutdown = scalelite_telemetry::shutdown_signal();

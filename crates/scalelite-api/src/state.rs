@@ -6,7 +6,7 @@ use prometheus_client::registry::Registry;
 use scalelite_bbb_client::{BbbClient, Timeouts};
 use scalelite_core::config::Config;
 use scalelite_fleet::{Fleet, FleetSettings};
-use scalelite_store::{PgStore, RecordingStore, Store};
+use scalelite_store::{RecordingStore, Store};
 
 use crate::api::get_meetings::MeetingsCache;
 use crate::metrics::ApiMetrics;
@@ -14,7 +14,7 @@ use crate::outbound::Outbound;
 use crate::tenancy::TenantDirectory;
 
 /// Connections per API process to PostgreSQL (recordings calls only; the
-/// meeting calls never touch it).
+/// meeting calls never touch it), for `Stores::open`.
 pub const DATABASE_POOL_SIZE: u32 = 8;
 
 /// Everything a request needs. Cloning (once per request, by axum) costs a
@@ -57,17 +57,8 @@ pub struct Shared {
 }
 
 impl AppState {
-    /// Builds the state from a configuration and a store; recordings live in
-    /// the PostgreSQL database of `DATABASE_URL` (connected lazily).
-    pub fn new(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Self> {
-        let recordings = match &config.database_url {
-            Some(url) => Some(Arc::new(PgStore::open(url.expose(), DATABASE_POOL_SIZE)?) as Arc<dyn RecordingStore>),
-            None => None,
-        };
-        Self::with_recordings(config, store, recordings)
-    }
-
-    /// Builds the state with an explicit recordings store.
+    /// Builds the state from a configuration and the stores (see
+    /// `scalelite_store::Stores::open`).
     pub fn with_recordings(
         config: Config,
         store: Arc<dyn Store>,

@@ -154,6 +154,16 @@ pub enum Backend {
     },
 }
 
+impl fmt::Display for Backend {
+    /// What an error opening the backend should name.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Backend::Services => f.write_str("Redis and PostgreSQL (REDIS_URL, DATABASE_URL)"),
+            Backend::Embedded { data_dir } => write!(f, "the embedded database in {}", data_dir.display()),
+        }
+    }
+}
+
 impl Backend {
     /// The database file's name inside the data directory.
     pub const DATABASE_FILE: &'static str = "scalelite.sqlite3";
