@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 
-use crate::support::{self, Fixture, contract};
+use crate::support::{self, Fixture, contract, recording};
 
 use scalelite_store::PgStore;
 use scalelite_store::recordings::{
-    DeliveryOutcome, ImportLogEntry, ImportPolicy, ImportedFormat, ImportedThumbnail, RecordingImport, RecordingPage,
-    RecordingQuery, RecordingStore, StateFilter,
+    DeliveryOutcome, ImportLogEntry, ImportPolicy, ImportedFormat, RecordingImport, RecordingPage, RecordingQuery,
+    RecordingStore, StateFilter,
 };
 use scalelite_tests::TestPostgres;
 
@@ -32,34 +32,6 @@ contract!(
     import_log_and_health,
     times_postgresql_cannot_hold_are_refused]
 );
-
-fn recording(record_id: &str, meeting_id: &str, start_ms: i64) -> RecordingImport {
-    RecordingImport {
-        record_id: record_id.into(),
-        meeting_id: meeting_id.into(),
-        name: Some(format!("Name {meeting_id}")),
-        published: Some(true),
-        participants: Some(3),
-        state: Some("published".into()),
-        start_ms: Some(start_ms),
-        end_ms: Some(start_ms + 3_600_000),
-        metadata: vec![("bbb-origin".into(), "greenlight".into()), ("gl-listed".into(), String::new())],
-        formats: vec![ImportedFormat {
-            format: "presentation".into(),
-            url: format!("/playback/presentation/2.3/{record_id}"),
-            length: Some(3),
-            thumbnails: vec![
-                ImportedThumbnail {
-                    width: Some(176),
-                    height: Some(136),
-                    alt: Some("Welcome".into()),
-                    url: "/t/1.png".into(),
-                },
-                ImportedThumbnail { width: None, height: None, alt: None, url: "/t/2.png".into() },
-            ],
-        }],
-    }
-}
 
 fn ids(page: &RecordingPage) -> Vec<String> {
     page.recordings.iter().map(|r| r.record_id.clone()).collect()

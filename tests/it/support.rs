@@ -9,6 +9,7 @@ use scalelite_admin::{Cli, Io};
 use scalelite_core::MeetingId;
 use scalelite_core::config::Config;
 use scalelite_core::selection::{Candidate, Selection, TagSpec, select};
+use scalelite_store::recordings::{ImportedFormat, ImportedThumbnail, RecordingImport};
 use scalelite_store::{Placement, PlacementRequest, SqliteStore, Store, Stores};
 use scalelite_tests::{ApiClient, Reply, TestApp};
 use serde_json::Value;
@@ -188,5 +189,36 @@ pub async fn assert_placements_follow_the_reference(
             other => panic!("unexpected {other:?}"),
         };
         assert_eq!(got, expected, "pool {pool:?}, spec {spec:?}");
+    }
+}
+
+/// A published presentation recording of `meeting_id` starting at
+/// `start_ms`, one hour long, with two metadata entries and two thumbnails
+/// (one with every field, one with the URL only).
+pub fn recording(record_id: &str, meeting_id: &str, start_ms: i64) -> RecordingImport {
+    RecordingImport {
+        record_id: record_id.into(),
+        meeting_id: meeting_id.into(),
+        name: Some(format!("Name {meeting_id}")),
+        published: Some(true),
+        participants: Some(3),
+        state: Some("published".into()),
+        start_ms: Some(start_ms),
+        end_ms: Some(start_ms + 3_600_000),
+        metadata: vec![("bbb-origin".into(), "greenlight".into()), ("gl-listed".into(), String::new())],
+        formats: vec![ImportedFormat {
+            format: "presentation".into(),
+            url: format!("/playback/presentation/2.3/{record_id}"),
+            length: Some(3),
+            thumbnails: vec![
+                ImportedThumbnail {
+                    width: Some(176),
+                    height: Some(136),
+                    alt: Some("Welcome".into()),
+                    url: "/t/1.png".into(),
+                },
+                ImportedThumbnail { width: None, height: None, alt: None, url: "/t/2.png".into() },
+            ],
+        }],
     }
 }

@@ -1,36 +1,10 @@
 //! The PostgreSQL recording store against a real PostgreSQL: migrations,
 //! Ruby-built databases, import semantics, queries.
 
-use scalelite_store::recordings::{
-    ImportPolicy, ImportedFormat, ImportedThumbnail, RecordingImport, RecordingQuery, RecordingStore as _, StateFilter,
-};
+use crate::support::recording;
+use scalelite_store::recordings::{ImportPolicy, ImportedFormat, RecordingQuery, RecordingStore as _, StateFilter};
 use scalelite_store::{PgStore, postgres::migrate::MIGRATIONS};
 use scalelite_tests::TestPostgres;
-
-fn recording(record_id: &str, meeting_id: &str, start_ms: i64) -> RecordingImport {
-    RecordingImport {
-        record_id: record_id.into(),
-        meeting_id: meeting_id.into(),
-        name: Some(format!("Name {meeting_id}")),
-        published: Some(true),
-        participants: Some(3),
-        state: Some("published".into()),
-        start_ms: Some(start_ms),
-        end_ms: Some(start_ms + 3_600_000),
-        metadata: vec![("bbb-origin".into(), "greenlight".into()), ("gl-listed".into(), String::new())],
-        formats: vec![ImportedFormat {
-            format: "presentation".into(),
-            url: format!("/playback/presentation/2.3/{record_id}"),
-            length: Some(3),
-            thumbnails: vec![ImportedThumbnail {
-                width: Some(176),
-                height: Some(136),
-                alt: Some("Welcome".into()),
-                url: "/t/1.png".into(),
-            }],
-        }],
-    }
-}
 
 #[tokio::test]
 async fn migrate_creates_scalelites_schema_with_rails_bookkeeping() {
