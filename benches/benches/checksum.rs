@@ -3,7 +3,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use scalelite_core::checksum::{self, Algorithm, AlgorithmSet, strip_checksum};
+use scalelite_core::checksum::{self, Algorithm, AlgorithmSet, CheckString, find_checksum};
 use scalelite_core::{Params, Secret};
 
 /// A Greenlight-style join query (sorted, Ruby encoding).
@@ -23,10 +23,12 @@ fn bench(c: &mut Criterion) {
         let query = format!("{JOIN}&checksum={sum}");
         group.bench_function(format!("verify_{}", alg.name().to_lowercase()), |b| {
             b.iter(|| {
-                let params = Params::parse(black_box(&query));
-                let provided = params.get("checksum").unwrap_or("");
-                let stripped = strip_checksum(&query, provided);
-                checksum::verify("join", &[&stripped], provided, &secrets, all).unwrap()
+                let raw = black_box(query.as_bytes());
+                let _params = Params::parse_limited(raw, 1000).unwrap();
+                let pair = find_checksum(raw).unwrap().unwrap();
+                let check = pair.check_string();
+                let candidates: [&dyn CheckString; 1] = [&check];
+                checksum::verify_check_strings("join", &candidates, &pair.value, &secrets, all).unwrap()
             })
         });
     }

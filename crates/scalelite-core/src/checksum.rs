@@ -4,8 +4,8 @@
 //! A checksum is `hex(HASH(call_name + query + secret))`. The algorithm of an
 //! incoming checksum is inferred from its length (40, 64, 96 or 128 hex digits)
 //! and must be in the configured [`AlgorithmSet`]. The query is the raw,
-//! still percent-encoded query string with the `checksum` pair removed
-//! textually ([`strip_checksum`]), never a decoded and re-encoded copy.
+//! still percent-encoded query string with its one `checksum` pair removed
+//! ([`find_checksum`]), never a decoded and re-encoded copy.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -104,6 +104,25 @@ impl Algorithm {
             Self::Sha256 => run::<Sha256>(parts),
             Self::Sha384 => run::<Sha384>(parts),
             Self::Sha512 => run::<Sha512>(parts),
+        }
+    }
+
+    /// Raw digest of everything `feed` hands to its sink, in order (for
+    /// check strings that are never built in memory).
+    pub fn digest_fed(self, feed: &dyn CheckString) -> DigestBytes {
+        fn run<D: Digest>(feed: &dyn CheckString) -> DigestBytes {
+            let mut hasher = D::new();
+            feed.feed(&mut |chunk| hasher.update(chunk));
+            let output = hasher.finalize();
+            let mut bytes = [0; 64];
+            bytes[..output.len()].copy_from_slice(&output);
+            DigestBytes { bytes, len: output.len() }
+        }
+        match self {
+            Self::Sha1 => run::<Sha1>(feed),
+            Self::Sha256 => run::<Sha256>(feed),
+            Self::Sha384 => run::<Sha384>(feed),
+            Self::Sha512 => run::<Sha512>(feed),
         }
     }
 
@@ -208,42 +227,126 @@ impl fmt::Debug for AlgorithmSet {
     }
 }
 
-/// Removes the `checksum=<value>` pair from a raw query string the way
-/// Scalelite and bbb-web do: textually, preferring `&checksum=V`, then
-/// `checksum=V&`, then `checksum=V` at each position, for every occurrence.
-pub fn strip_checksum<'a>(query: &'a str, checksum: &str) -> Cow<'a, str> {
-    if checksum.is_empty() || !query.contains("checksum=") {
-        return Cow::Borrowed(query);
+/// A check string fed to the hash in pieces, so that it need not be built
+/// in memory.
+pub trait CheckString {
+    /// Hands every piece of the check string to `sink`, in order.
+    fn feed(&self, sink: &mut dyn FnMut(&[u8]));
+}
+
+impl CheckString for &str {
+    fn feed(&self, sink: &mut dyn FnMut(&[u8])) {
+        sink(self.as_bytes());
     }
-    const NAME: &str = "checksum=";
-    let bytes = query.as_bytes();
-    let mut out = String::with_capacity(query.len());
-    // `emitted`: everything before it is already copied or removed.
-    let (mut emitted, mut search) = (0, 0);
-    while let Some(offset) = query[search..].find(NAME) {
-        let at = search + offset;
-        let value_end = at + NAME.len() + checksum.len();
-        if !query[at + NAME.len()..].starts_with(checksum) {
-            search = at + 1;
+}
+
+impl<const N: usize> CheckString for [&[u8]; N] {
+    fn feed(&self, sink: &mut dyn FnMut(&[u8])) {
+        for part in self {
+            sink(part);
+        }
+    }
+}
+
+/// The one `checksum` parameter of a raw query string or form body, and the
+/// text around it: the check string is `before` followed by `after`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChecksumPair<'a> {
+    /// The parameter's (decoded) value.
+    pub value: Cow<'a, str>,
+    /// The text before the pair (without the `&` that joined them).
+    pub before: &'a [u8],
+    /// The text after the pair (without the `&` that joined them, when the
+    /// pair was the first).
+    pub after: &'a [u8],
+}
+
+impl ChecksumPair<'_> {
+    /// The check string: the raw text without the pair.
+    pub fn check_string(&self) -> [&[u8]; 2] {
+        [self.before, self.after]
+    }
+}
+
+/// A `checksum` parameter that appears more than once. No honest client
+/// sends that, and a second one lets a holder of a signed URL cut other
+/// parameters out of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("checksum given more than once")]
+pub struct DuplicateChecksum;
+
+/// Finds the `checksum` parameter of `raw` as a parameter (its name decoded
+/// as Rails decodes it), not as text: removing `checksum=<value>` as text
+/// wherever it appears would let anyone splice copies of it into a signed
+/// URL to cut parameters out. The removal keeps everything else byte for
+/// byte: `&checksum=V` when a pair precedes it, else `checksum=V&`, as
+/// Scalelite and bbb-web remove it from an honest request. Linear in the
+/// size of `raw`.
+pub fn find_checksum(raw: &[u8]) -> Result<Option<ChecksumPair<'_>>, DuplicateChecksum> {
+    let mut found: Option<ChecksumPair<'_>> = None;
+    let mut start = 0;
+    for piece in raw.split(|&b| b == b'&') {
+        let (at, end) = (start, start + piece.len());
+        start = end + 1;
+        let (name, value) = match piece.iter().position(|&b| b == b'=') {
+            Some(eq) => (&piece[..eq], &piece[eq + 1..]),
+            None => (piece, &piece[piece.len()..]),
+        };
+        if !is_checksum_name(name) {
             continue;
         }
-        if at > emitted && bytes[at - 1] == b'&' {
-            // `&checksum=V`
-            out.push_str(&query[emitted..at - 1]);
-            emitted = value_end;
-        } else if bytes.get(value_end) == Some(&b'&') {
-            // `checksum=V&`
-            out.push_str(&query[emitted..at]);
-            emitted = value_end + 1;
-        } else {
-            // `checksum=V`
-            out.push_str(&query[emitted..at]);
-            emitted = value_end;
+        if found.is_some() {
+            return Err(DuplicateChecksum);
         }
-        search = emitted;
+        let (cut_from, cut_to) = if at > 0 {
+            (at - 1, end)
+        } else if end < raw.len() {
+            (at, end + 1)
+        } else {
+            (at, end)
+        };
+        found = Some(ChecksumPair { value: decode(value), before: &raw[..cut_from], after: &raw[cut_to..] });
     }
-    out.push_str(&query[emitted..]);
-    Cow::Owned(out)
+    Ok(found)
+}
+
+fn is_checksum_name(name: &[u8]) -> bool {
+    const NAME: &[u8] = b"checksum";
+    if name == NAME {
+        return true;
+    }
+    // Only an encoded form can still decode to the name.
+    name.len() > NAME.len() && name.iter().any(|&b| b == b'%' || b == b'+') && decode(name).as_bytes() == NAME
+}
+
+/// One form-encoded name or value, decoded (`+` is a space, `%XX` a byte,
+/// invalid UTF-8 replaced).
+fn decode(raw: &[u8]) -> Cow<'_, str> {
+    if !raw.iter().any(|&b| b == b'%' || b == b'+') {
+        return String::from_utf8_lossy(raw);
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < raw.len() => match hex_pair(raw[i + 1], raw[i + 2]) {
+                Some(byte) => {
+                    out.push(byte);
+                    i += 2;
+                }
+                None => out.push(b'%'),
+            },
+            byte => out.push(byte),
+        }
+        i += 1;
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn hex_pair(high: u8, low: u8) -> Option<u8> {
+    let digit = |b: u8| (b as char).to_digit(16);
+    Some((digit(high)? * 16 + digit(low)?) as u8)
 }
 
 /// Why a checksum was refused (kept for logs; every variant becomes the same
@@ -258,6 +361,8 @@ pub enum Refusal {
     BadLength,
     /// The inferred algorithm is not in `LOADBALANCER_CHECKSUM_ALGORITHM`.
     AlgorithmNotAllowed,
+    /// `checksum` was given more than once (query and body, or twice).
+    Duplicate,
     /// No secret and candidate string produce this checksum.
     Mismatch,
 }
@@ -270,6 +375,27 @@ pub enum Refusal {
 pub fn verify(
     call: &str,
     candidates: &[&str],
+    checksum: &str,
+    secrets: &[Secret],
+    allowed: AlgorithmSet,
+) -> Result<usize, Refusal> {
+    let candidates: Vec<&dyn CheckString> = candidates.iter().map(|c| c as &dyn CheckString).collect();
+    verify_check_strings(call, &candidates, checksum, secrets, allowed)
+}
+
+/// Whether `checksum` could match at all: hex digits of an accepted
+/// algorithm's length (lets a caller refuse before reading more input).
+pub fn well_formed(checksum: &str, allowed: AlgorithmSet) -> bool {
+    Algorithm::from_hex_len(checksum.len()).is_some_and(|alg| allowed.contains(alg))
+        && checksum.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// [`verify`] for check strings fed in pieces ([`CheckString`]). Work is
+/// linear in the total size of the candidates (times the number of
+/// secrets).
+pub fn verify_check_strings(
+    call: &str,
+    candidates: &[&dyn CheckString],
     checksum: &str,
     secrets: &[Secret],
     allowed: AlgorithmSet,
@@ -290,7 +416,7 @@ pub fn verify(
     for (index, candidate) in candidates.iter().enumerate() {
         let mut matched = false;
         for secret in secrets {
-            let digest = alg.digest(&[call.as_bytes(), candidate.as_bytes(), secret.expose().as_bytes()]);
+            let digest = alg.digest_fed(&Framed { call, candidate: *candidate, secret });
             // Evaluate every secret so timing does not reveal which one matched.
             matched |= bool::from(digest.as_slice().ct_eq(expected));
         }
@@ -299,6 +425,21 @@ pub fn verify(
         }
     }
     Err(Refusal::Mismatch)
+}
+
+/// `call + candidate + secret`, the string a checksum signs.
+struct Framed<'a> {
+    call: &'a str,
+    candidate: &'a dyn CheckString,
+    secret: &'a Secret,
+}
+
+impl CheckString for Framed<'_> {
+    fn feed(&self, sink: &mut dyn FnMut(&[u8])) {
+        sink(self.call.as_bytes());
+        self.candidate.feed(sink);
+        sink(self.secret.expose().as_bytes());
+    }
 }
 
 #[cfg(test)]
@@ -332,22 +473,46 @@ mod tests {
         assert_eq!(Algorithm::from_hex_len(41), None);
     }
 
-    #[test]
-    fn strip_checksum_like_scalelite() {
-        assert_eq!(strip_checksum("a=1&checksum=abc&b=2", "abc"), "a=1&b=2");
-        assert_eq!(strip_checksum("checksum=abc&a=1", "abc"), "a=1");
-        assert_eq!(strip_checksum("a=1&checksum=abc", "abc"), "a=1");
-        assert_eq!(strip_checksum("checksum=abc", "abc"), "");
-        // Moodle's API-root probe.
-        assert_eq!(strip_checksum("&checksum=abc", "abc"), "");
-        assert_eq!(strip_checksum("a=1&checksum=abc&checksum=abc", "abc"), "a=1");
-        assert_eq!(strip_checksum("name=caf%C3%A9&checksum=abc", "abc"), "name=caf%C3%A9");
-        assert_eq!(strip_checksum("a=é&checksum=abc", "abc"), "a=é");
-        assert_eq!(strip_checksum("a=1", "abc"), "a=1");
+    fn check_string(raw: &str) -> Option<(String, String)> {
+        let pair = find_checksum(raw.as_bytes()).unwrap()?;
+        let text = pair.check_string().concat();
+        Some((String::from_utf8(text).unwrap(), pair.value.into_owned()))
     }
 
-    /// The textual removal as a regex engine would do it, position by
-    /// position; the fast version must agree with it on any input.
+    fn pair(check: &str, value: &str) -> Option<(String, String)> {
+        Some((check.to_owned(), value.to_owned()))
+    }
+
+    #[test]
+    fn the_checksum_pair_is_removed_like_scalelite_removes_it() {
+        assert_eq!(check_string("a=1&checksum=abc&b=2"), pair("a=1&b=2", "abc"));
+        assert_eq!(check_string("checksum=abc&a=1"), pair("a=1", "abc"));
+        assert_eq!(check_string("a=1&checksum=abc"), pair("a=1", "abc"));
+        assert_eq!(check_string("checksum=abc"), pair("", "abc"));
+        // Moodle's API-root probe.
+        assert_eq!(check_string("&checksum=abc"), pair("", "abc"));
+        assert_eq!(check_string("name=caf%C3%A9&checksum=abc"), pair("name=caf%C3%A9", "abc"));
+        assert_eq!(check_string("a=é&checksum=abc"), pair("a=é", "abc"));
+        assert_eq!(check_string("a=1&&checksum=abc"), pair("a=1&", "abc"));
+        assert_eq!(check_string("checksum="), pair("", ""));
+        assert_eq!(check_string("checksum"), pair("", ""));
+        // An encoded name is still the parameter Rails reads.
+        assert_eq!(check_string("a=1&check%73um=abc"), pair("a=1", "abc"));
+        assert_eq!(check_string("a=1"), None);
+        assert_eq!(check_string("xchecksum=abc&checksums=1&a=checksum=abc"), None);
+    }
+
+    #[test]
+    fn a_second_checksum_is_refused() {
+        // The splice of issue 12: every copy but the last cuts text out of a
+        // signed string when removed textually.
+        let spliced = "fullName=Eve&meetingID=room-1&checksum=X-grp&password=ap&&checksum=Xguest=true&checksum=X";
+        assert_eq!(find_checksum(spliced.as_bytes()), Err(DuplicateChecksum));
+        assert_eq!(find_checksum(b"checksum=a&checksum=a"), Err(DuplicateChecksum));
+        assert_eq!(find_checksum(b"checksum=a&check%73um=b"), Err(DuplicateChecksum));
+    }
+
+    /// Scalelite's textual removal, for honest requests (one pair).
     #[expect(clippy::if_same_then_else, reason = "one branch per regex alternative, as specified")]
     fn strip_reference(query: &str, checksum: &str) -> String {
         let pair = format!("checksum={checksum}");
@@ -371,20 +536,41 @@ mod tests {
     }
 
     #[test]
-    fn strip_checksum_agrees_with_the_reference() {
-        let pieces = ["checksum=ab", "checksum=abc", "&", "a=1", "xchecksum=abc", "é", "=", "checksum="];
-        // Every sequence of up to four pieces (8^4 inputs).
-        for n in 0..4096usize {
+    fn honest_requests_get_scalelites_check_string() {
+        // Every arrangement of up to four pieces holding one checksum pair
+        // whose value occurs nowhere else gets the same check string as
+        // the textual removal.
+        let pieces = ["checksum=ab1", "&", "a=1", "b=ab", "é", "="];
+        for n in 0..1296usize {
             let mut query = String::new();
             let mut k = n;
             for _ in 0..4 {
                 query.push_str(pieces[k % pieces.len()]);
                 k /= pieces.len();
             }
-            for checksum in ["abc", "ab"] {
-                assert_eq!(strip_checksum(&query, checksum), strip_reference(&query, checksum), "{query:?} {checksum}");
+            if query.matches("checksum=").count() != 1 || query.contains("checksum=ab1=") {
+                continue;
             }
+            let Ok(Some(found)) = find_checksum(query.as_bytes()) else {
+                continue;
+            };
+            if found.value != "ab1" {
+                continue;
+            }
+            let text = String::from_utf8(found.check_string().concat()).unwrap();
+            assert_eq!(text, strip_reference(&query, "ab1"), "{query:?}");
         }
+    }
+
+    #[test]
+    fn check_strings_in_pieces_hash_like_one_string() {
+        let secret = Secret::new("s");
+        let sum = Algorithm::Sha256.sign("join", "a=1&b=2", &secret);
+        let pieces: [&[u8]; 3] = [b"a=1", b"&b", b"=2"];
+        let whole = "a=1";
+        let candidates: [&dyn CheckString; 2] = [&whole, &pieces];
+        let all = AlgorithmSet::default_set();
+        assert_eq!(verify_check_strings("join", &candidates, &sum, &[secret], all), Ok(1));
     }
 
     #[test]

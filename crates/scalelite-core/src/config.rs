@@ -277,6 +277,76 @@ pub struct Config {
     pub analytics_callback_retry: Duration,
     /// Recording settings.
     pub recordings: RecordingConfig,
+    /// Limits of the HTTP edge (connections, headers, unauthenticated work).
+    pub edge: EdgeLimits,
+}
+
+/// Limits that keep the work of unauthenticated clients bounded (see
+/// `docs/SECURITY.md`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EdgeLimits {
+    /// `MAX_REQUEST_PARAMS` (default 1000, Tomcat's `maxParameterCount`):
+    /// most parameters in a query plus a form body; more is refused before
+    /// anything is decoded.
+    pub max_params: usize,
+    /// `MAX_UNAUTHENTICATED_BODY_BYTES` (default 64 MiB): request bodies read
+    /// before their checksum is known to match, summed over all requests at
+    /// once; beyond it a request is refused at once (HTTP 503).
+    pub unauthenticated_body_budget: usize,
+    /// `HTTP_HEADER_READ_TIMEOUT` (seconds, default 10): time from a
+    /// request's first byte until its headers are complete; also the longest
+    /// pause while a request body is read.
+    pub header_read_timeout: Duration,
+    /// `HTTP_IDLE_TIMEOUT` (seconds, default 20, Puma's): a keep-alive
+    /// connection without a request is closed after this long.
+    pub idle_timeout: Duration,
+    /// `HTTP_MAX_CONNECTIONS` (default 4096): connections served at once;
+    /// further ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// `HTTP_MAX_HEADER_BYTES` (default 64 KiB): largest request line plus
+    /// headers.
+    pub max_header_bytes: usize,
+}
+
+impl Default for EdgeLimits {
+    fn default() -> Self {
+        Self {
+            max_params: 1000,
+            unauthenticated_body_budget: 64 * 1024 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(20),
+            max_connections: 4096,
+            max_header_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl EdgeLimits {
+    fn read(r: &mut Reader<'_>) -> Self {
+        let d = Self::default();
+        let limits = Self {
+            max_params: r.parse("MAX_REQUEST_PARAMS", d.max_params),
+            unauthenticated_body_budget: r.parse("MAX_UNAUTHENTICATED_BODY_BYTES", d.unauthenticated_body_budget),
+            header_read_timeout: r.seconds("HTTP_HEADER_READ_TIMEOUT", d.header_read_timeout.as_secs_f64()),
+            idle_timeout: r.seconds("HTTP_IDLE_TIMEOUT", d.idle_timeout.as_secs_f64()),
+            max_connections: r.parse("HTTP_MAX_CONNECTIONS", d.max_connections),
+            max_header_bytes: r.parse("HTTP_MAX_HEADER_BYTES", d.max_header_bytes),
+        };
+        for (name, zero) in [
+            ("MAX_REQUEST_PARAMS", limits.max_params == 0),
+            ("HTTP_HEADER_READ_TIMEOUT", limits.header_read_timeout.is_zero()),
+            ("HTTP_IDLE_TIMEOUT", limits.idle_timeout.is_zero()),
+            ("HTTP_MAX_CONNECTIONS", limits.max_connections == 0),
+        ] {
+            if zero {
+                r.error(format!("{name}: must be greater than zero"));
+            }
+        }
+        if limits.max_header_bytes < 8192 {
+            r.error("HTTP_MAX_HEADER_BYTES: must be at least 8192".to_owned());
+        }
+        limits
+    }
 }
 
 /// Settings of recordings (import, API, playback).
@@ -466,6 +536,7 @@ impl Config {
             management_signed_body: r.bool("MANAGEMENT_API_SIGNED_BODY", false),
             analytics_callback_retry: r.seconds("ANALYTICS_CALLBACK_RETRY_INTERVAL", 10.0),
             recordings,
+            edge: EdgeLimits::read(&mut r),
         };
         if config.redis_timeout.is_zero() {
             r.error("REDIS_TIMEOUT: must be more than 0 seconds".into());

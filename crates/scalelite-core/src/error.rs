@@ -47,6 +47,17 @@ pub enum BbbError {
     /// Scalelite's `internalError` with its message.
     #[error("internalError: {0}")]
     Internal(Cow<'static, str>),
+    /// A request refused before it was authenticated because of its size
+    /// or the load (body too large, too many parameters, too many bodies
+    /// being read at once): `internalError`, with an HTTP status other than
+    /// 200 so that proxies and clients see the refusal.
+    #[error("refused ({status}): {message}")]
+    Refused {
+        /// The HTTP status of the reply.
+        status: u16,
+        /// The `message` of the reply.
+        message: &'static str,
+    },
     /// A BBB server answered `FAILED`; its key and message are relayed.
     #[error("upstream {key}")]
     Upstream {
@@ -73,6 +84,22 @@ pub mod internal {
     pub const NO_RETURNCODE: &str = "Response did not include returncode";
 }
 
+/// Refusals at the edge ([`BbbError::Refused`]).
+pub mod refused {
+    use super::BbbError;
+
+    /// A body larger than `MAX_REQUEST_BODY_BYTES` (HTTP 413).
+    pub const TOO_LARGE: BbbError = BbbError::Refused { status: 413, message: "The request body is too large." };
+    /// More parameters than `MAX_REQUEST_PARAMS` (HTTP 400).
+    pub const TOO_MANY_PARAMS: BbbError =
+        BbbError::Refused { status: 400, message: "The request has too many parameters." };
+    /// `MAX_UNAUTHENTICATED_BODY_BYTES` are in use by other requests (HTTP 503).
+    pub const BUSY: BbbError =
+        BbbError::Refused { status: 503, message: "Too many request bodies are being read; try again." };
+    /// A body that stopped arriving or was cut off (HTTP 400).
+    pub const UNREADABLE: BbbError = BbbError::Refused { status: 400, message: "Unable to read the request body." };
+}
+
 impl BbbError {
     /// An `internalError` with a fixed message.
     pub const fn internal(message: &'static str) -> Self {
@@ -88,7 +115,7 @@ impl BbbError {
             Self::MissingParamRecordId => "missingParamRecordID",
             Self::MissingParamPublish => "missingParamPublish",
             Self::MissingParameters => "missingParameters",
-            Self::MissingParam(_) | Self::Internal(_) => "internalError",
+            Self::MissingParam(_) | Self::Internal(_) | Self::Refused { .. } => "internalError",
             Self::UnsupportedRequest => "unsupportedRequest",
             Self::UnsupportedContentType => "unsupportedContentType",
             Self::ServerUnavailable => "serverUnavailable",
@@ -117,6 +144,7 @@ impl BbbError {
                 format!("There is no available server with the required tag={tags}.").into()
             }
             Self::Internal(message) => Cow::Borrowed(message),
+            Self::Refused { message, .. } => Cow::Borrowed(message),
             Self::Upstream { message, .. } => Cow::Borrowed(message),
         }
     }

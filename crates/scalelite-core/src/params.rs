@@ -2,6 +2,7 @@
 //! default/override/exclude policy for forwarded calls, and the
 //! `application/x-www-form-urlencoded` encoding Scalelite uses towards BBB.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 /// An ordered list of decoded request parameters.
@@ -27,6 +28,21 @@ impl Params {
                 .filter(|(k, _)| !k.is_empty())
                 .collect(),
         }
+    }
+
+    /// [`Self::parse`] on raw bytes, refusing (before decoding anything) an
+    /// input with more than `max` non-empty `&`-separated pairs. Work and
+    /// memory are linear in the input's size.
+    pub fn parse_limited(raw: &[u8], max: usize) -> Result<Self, TooManyParams> {
+        if count_pairs(raw) > max {
+            return Err(TooManyParams);
+        }
+        Ok(Self {
+            pairs: form_urlencoded::parse(raw)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .filter(|(k, _)| !k.is_empty())
+                .collect(),
+        })
     }
 
     /// Builds a list from pairs, keeping their order.
@@ -94,13 +110,20 @@ impl Params {
     }
 
     /// Collapses repeated names like a Rails params hash: the first position
-    /// is kept with the last value.
+    /// is kept with the last value. Linear in the number of pairs.
     pub fn dedup(&self) -> Params {
-        let mut out = Params::new();
+        let mut position: HashMap<&str, usize> = HashMap::with_capacity(self.pairs.len());
+        let mut out: Vec<(String, String)> = Vec::with_capacity(self.pairs.len());
         for (k, v) in &self.pairs {
-            out.set(k, v.clone());
+            match position.get(k.as_str()) {
+                Some(&at) => out[at].1.clone_from(v),
+                None => {
+                    position.insert(k, out.len());
+                    out.push((k.clone(), v.clone()));
+                }
+            }
         }
-        out
+        Params { pairs: out }
     }
 
     /// Encodes the pairs as `k=v&k2=v2` with [`encode_component`].
@@ -116,6 +139,17 @@ impl Params {
         }
         out
     }
+}
+
+/// More parameters than [`crate::config::EdgeLimits::max_params`] allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("too many parameters")]
+pub struct TooManyParams;
+
+/// The number of non-empty `&`-separated pieces of `raw` (an upper bound of
+/// the pairs [`Params::parse`] yields).
+pub fn count_pairs(raw: &[u8]) -> usize {
+    raw.split(|&b| b == b'&').filter(|piece| !piece.is_empty()).count()
 }
 
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Params {
