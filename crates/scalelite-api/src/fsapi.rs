@@ -72,27 +72,31 @@ pub async fn fsapi(State(state): State<AppState>, request: Request<Body>) -> Res
         Ok(None) => return access_denied(state.config.url_host.as_deref()),
         Err(error) => return store_unavailable(&error),
     };
-    let Ok(body) = axum::body::to_bytes(body, state.config.max_body_bytes).await else {
+    let Ok(body) = crate::body::read(body, &parts.headers, state.authenticated_body()).await else {
         return StatusCode::PAYLOAD_TOO_LARGE.into_response();
     };
-    let params = parameters(&parts, &body);
+    let Some(params) = parameters(&parts, &body.bytes, state.config.edge.max_params) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
     match answer(&state, &scope, &params).await {
         Ok(document) => xml(document),
         Err(error) => store_unavailable(&error),
     }
 }
 
-/// The form body's parameters, then the query's (so the query wins).
-fn parameters(parts: &Parts, body: &[u8]) -> Params {
+/// The form body's parameters, then the query's (so the query wins);
+/// `None` when there are more than `max`.
+fn parameters(parts: &Parts, body: &[u8], max: usize) -> Option<Params> {
     let form = match parts.headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("")) {
         None => true,
         Some(value) => {
             value.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")
         }
     };
-    let mut params = if form { Params::parse(&String::from_utf8_lossy(body)) } else { Params::new() };
-    params.extend(Params::parse(parts.uri.query().unwrap_or("")));
-    params
+    let mut params = if form { Params::parse_limited(body, max).ok()? } else { Params::new() };
+    let room = max.saturating_sub(params.len());
+    params.extend(Params::parse_limited(parts.uri.query().unwrap_or("").as_bytes(), room).ok()?);
+    Some(params)
 }
 
 /// The request's scope, `None` when its credentials open nothing.
@@ -240,20 +244,20 @@ mod tests {
     fn query_wins_over_the_form_body() {
         let request = Request::post("/fsapi?section=dialplan&variable_pin=1").body(()).unwrap();
         let (parts, ()) = request.into_parts();
-        let params = parameters(&parts, b"section=directory&variable_pin=2&Caller-Destination-Number=5+5");
+        let params = parameters(&parts, b"section=directory&variable_pin=2&Caller-Destination-Number=5+5", 10).unwrap();
         assert_eq!(params.get("section"), Some("dialplan"));
         assert_eq!(params.get("variable_pin"), Some("1"));
         assert_eq!(params.get("Caller-Destination-Number"), Some("5 5"));
         // A JSON (or any other non-form) body is not read as parameters.
         let request = Request::post("/fsapi").header("content-type", "application/json").body(()).unwrap();
         let (parts, ()) = request.into_parts();
-        assert!(parameters(&parts, b"section=dialplan").is_empty());
+        assert!(parameters(&parts, b"section=dialplan", 10).unwrap().is_empty());
         let request = Request::post("/fsapi")
             .header("content-type", "Application/X-WWW-Form-Urlencoded; charset=utf-8")
             .body(())
             .unwrap();
         let (parts, ()) = request.into_parts();
-        assert_eq!(parameters(&parts, b"section=dialplan").get("section"), Some("dialplan"));
+        assert_eq!(parameters(&parts, b"section=dialplan", 10).unwrap().get("section"), Some("dialplan"));
     }
 
     #[test]

@@ -15,17 +15,23 @@
 //!   parameters are trusted. A name present in both query and body is never
 //!   trusted from the body.
 
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::body::Body;
 use bytes::Bytes;
 use futures::stream;
 use http::request::Parts;
 use http::{HeaderMap, Method, Request, header};
-use scalelite_core::checksum::{self, strip_checksum};
-use std::sync::Arc;
-
+use scalelite_core::checksum::{self, CheckString, find_checksum};
+use scalelite_core::config::EdgeLimits;
+use scalelite_core::error::refused;
+use scalelite_core::params;
 use scalelite_core::{BbbError, Params, Secret, TenantId};
 use tracing::debug;
 
+use crate::body::{BodyBudget, BodyLimits, ReadBody};
 use crate::response::ApiError;
 use crate::state::AppState;
 use crate::tenancy::{ResolvedTenant, request_host, tenant_name};
@@ -85,11 +91,11 @@ impl ApiRequest {
         } else {
             None
         };
-        let unverified = Unverified::read(state, call, request).await?;
+        let mut unverified = Unverified::read(state, call, request).await?;
         let algorithms = state.config.checksum_algorithms;
         let Some(name) = tenant else {
-            let matched = unverified.matched(call.name, &state.config.secrets, algorithms)?;
-            return Ok(unverified.trusted(matched, None));
+            let matched = unverified.matched(call.name, &state.config.secrets, algorithms).await?;
+            return Ok(unverified.trusted(matched, None).await?);
         };
         // Content type first, then the checksum (an unknown tenant has no
         // secrets, so it is a checksumError), as in Scalelite.
@@ -100,32 +106,109 @@ impl ApiRequest {
         let Some(mut resolved) = resolved else {
             return Err(BbbError::ChecksumError.into());
         };
-        let matched = match unverified.matched(call.name, &resolved.secrets, algorithms) {
+        let matched = match unverified.matched(call.name, &resolved.secrets, algorithms).await {
             Ok(matched) => matched,
             // A secret may have been added since the tenant was cached.
-            Err(error) => match state.tenants.refresh(&name).await? {
+            Err(error @ BbbError::ChecksumError) => match state.tenants.refresh(&name).await? {
                 Some(fresh) => {
                     resolved = fresh;
-                    unverified.matched(call.name, &resolved.secrets, algorithms)?
+                    unverified.matched(call.name, &resolved.secrets, algorithms).await?
                 }
                 None => return Err(error.into()),
             },
+            Err(error) => return Err(error.into()),
         };
-        Ok(unverified.trusted(matched, Some(resolved)))
+        Ok(unverified.trusted(matched, Some(resolved)).await?)
     }
 }
 
-/// The `internalError` message for a body that is too large or cut off.
-pub const BODY_UNREADABLE: &str = "Unable to read the request body.";
-
 /// A parsed request before its checksum is checked.
+///
+/// Reading costs time and memory linear in the request's size: the
+/// parameters are counted before anything is decoded, the one `checksum`
+/// parameter is found as a parameter, and a body is read only when the
+/// query alone does not authenticate the request (a form body that may be
+/// what was signed: read under the shared [`BodyBudget`]) or once it has
+/// (an XML body to forward).
 #[derive(Debug)]
 pub struct Unverified {
     method: Method,
+    headers: HeaderMap,
     raw_query: String,
     query: Params,
-    form_body: Option<(String, Params)>,
-    xml_body: Option<Bytes>,
+    /// The query's `checksum` parameter and where it was cut out.
+    query_checksum: Option<Located>,
+    body: BodyState,
+    limits: Limits,
+}
+
+/// A `checksum` parameter: its value, and the check string as the raw text
+/// without it (`raw[..cut.0] + raw[cut.1..]`).
+#[derive(Debug)]
+struct Located {
+    value: String,
+    cut: (usize, usize),
+}
+
+impl Located {
+    fn find(raw: &[u8]) -> Result<Option<Self>, BbbError> {
+        let pair = find_checksum(raw).map_err(|_| BbbError::ChecksumError)?;
+        Ok(pair.map(|pair| Self {
+            value: pair.value.into_owned(),
+            cut: (pair.before.len(), raw.len() - pair.after.len()),
+        }))
+    }
+
+    fn check_string<'a>(&self, raw: &'a [u8]) -> [&'a [u8]; 2] {
+        [&raw[..self.cut.0], &raw[self.cut.1..]]
+    }
+}
+
+#[derive(Debug)]
+enum BodyState {
+    /// No body, or one no call reads.
+    None,
+    /// A form body, read only if the query does not authenticate.
+    Form(Body, Form),
+    /// An XML body, read once the request is authenticated.
+    Xml(Body),
+    /// A form body, read and parsed.
+    Read(FormBody),
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Form {
+    UrlEncoded,
+    Multipart,
+}
+
+#[derive(Debug)]
+struct FormBody {
+    /// The raw body (URL-encoded bodies; a multipart body is never a
+    /// check string itself).
+    raw: Option<Bytes>,
+    params: Params,
+    checksum: Option<Located>,
+    /// Keeps the body's bytes taken from the budget until it is dropped.
+    _read: ReadBody,
+}
+
+#[derive(Clone, Debug)]
+struct Limits {
+    max_params: usize,
+    max_body_bytes: usize,
+    stall: Duration,
+    budget: Option<BodyBudget>,
+}
+
+impl Limits {
+    fn body(&self, authenticated: bool) -> BodyLimits<'_> {
+        BodyLimits {
+            max_bytes: self.max_body_bytes,
+            stall: self.stall,
+            budget: if authenticated { None } else { self.budget.as_ref() },
+        }
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -148,24 +231,50 @@ fn mime_kind(headers: &HeaderMap) -> Option<MimeKind> {
 }
 
 impl Unverified {
-    /// Reads the body (at most `MAX_REQUEST_BODY_BYTES`), then [`Self::parse`].
+    /// Applies the content-type gate and parses the query; the body is read
+    /// later, only if needed (see the type's documentation).
     pub async fn read(state: &AppState, call: &ApiCall, request: Request<Body>) -> Result<Self, BbbError> {
+        let limits = Limits {
+            max_params: state.config.edge.max_params,
+            max_body_bytes: state.config.max_body_bytes,
+            stall: state.config.edge.header_read_timeout,
+            budget: Some(state.body_budget.clone()),
+        };
         let (parts, body) = request.into_parts();
-        let body = axum::body::to_bytes(body, state.config.max_body_bytes)
-            .await
-            .map_err(|_| BbbError::internal(BODY_UNREADABLE))?;
-        Self::parse(call, &parts, body).await
+        Self::new(call, parts, body, limits)
     }
 
-    /// Applies the content-type gate and parses query and body.
-    pub async fn parse(call: &ApiCall, parts: &Parts, body: Bytes) -> Result<Self, BbbError> {
+    /// [`Self::read`] on a request already in memory, with the default
+    /// limits and no shared budget (tests and fuzzing).
+    pub fn parse(call: &ApiCall, parts: &Parts, body: Bytes) -> Result<Self, BbbError> {
+        let defaults = EdgeLimits::default();
+        let limits = Limits {
+            max_params: defaults.max_params,
+            max_body_bytes: usize::MAX,
+            stall: defaults.header_read_timeout,
+            budget: None,
+        };
+        Self::new(call, parts.clone(), Body::from(body), limits)
+    }
+
+    fn new(call: &ApiCall, parts: Parts, body: Body, limits: Limits) -> Result<Self, BbbError> {
         let raw_query = parts.uri.query().unwrap_or("").to_owned();
-        let query = Params::parse(&raw_query);
-        let mut unverified = Self { method: parts.method.clone(), raw_query, query, form_body: None, xml_body: None };
-        if parts.method != Method::POST || body.is_empty() {
+        let query =
+            Params::parse_limited(raw_query.as_bytes(), limits.max_params).map_err(|_| refused::TOO_MANY_PARAMS)?;
+        let query_checksum = Located::find(raw_query.as_bytes())?;
+        let mut unverified = Self {
+            method: parts.method.clone(),
+            headers: parts.headers,
+            raw_query,
+            query,
+            query_checksum,
+            body: BodyState::None,
+            limits,
+        };
+        if parts.method != Method::POST || crate::body::is_empty(&body) {
             return Ok(unverified);
         }
-        let kind = mime_kind(&parts.headers);
+        let kind = mime_kind(&unverified.headers);
         let allowed = matches!(
             (call.body, &kind),
             (BodyKind::Any, _)
@@ -176,87 +285,204 @@ impl Unverified {
         if !allowed {
             return Err(BbbError::UnsupportedContentType);
         }
-        match kind {
-            Some(MimeKind::UrlEncoded) => {
-                let raw = String::from_utf8_lossy(&body).into_owned();
-                let params = Params::parse(&raw);
-                unverified.form_body = Some((raw, params));
-            }
-            Some(MimeKind::Multipart) => {
-                let params = multipart_fields(&parts.headers, body).await?;
-                unverified.form_body = Some((String::new(), params));
-            }
-            Some(MimeKind::Xml) => unverified.xml_body = Some(body),
-            Some(MimeKind::Other) | None => {}
-        }
+        unverified.body = match kind {
+            Some(MimeKind::UrlEncoded) => BodyState::Form(body, Form::UrlEncoded),
+            Some(MimeKind::Multipart) => BodyState::Form(body, Form::Multipart),
+            Some(MimeKind::Xml) => BodyState::Xml(body),
+            Some(MimeKind::Other) | None => BodyState::None,
+        };
         Ok(unverified)
     }
 
     /// Verifies the checksum and returns the trusted parameters.
-    pub fn verify(
-        self,
+    pub async fn verify(
+        mut self,
         call: &str,
         secrets: &[Secret],
         algorithms: checksum::AlgorithmSet,
     ) -> Result<ApiRequest, BbbError> {
-        let matched = self.matched(call, secrets, algorithms)?;
-        Ok(self.trusted(matched, None))
+        let matched = self.matched(call, secrets, algorithms).await?;
+        self.trusted(matched, None).await
     }
 
     /// Checks the checksum; which check string matched (0 = the query).
-    fn matched(&self, call: &str, secrets: &[Secret], algorithms: checksum::AlgorithmSet) -> Result<usize, BbbError> {
-        let body_params = self.form_body.as_ref().map(|(_, p)| p);
-        let checksum = self.query.get("checksum").or_else(|| body_params.and_then(|p| p.get("checksum"))).unwrap_or("");
-        let stripped_query = strip_checksum(&self.raw_query, checksum);
-
-        // Candidate check strings: the query, then (form POSTs only) the body.
-        let mut body_candidates: Vec<String> = Vec::new();
-        if let Some((raw_body, body_params)) = &self.form_body {
-            let overlap = body_params.iter().any(|(k, _)| k != "checksum" && self.query.contains(k));
-            if !overlap && !body_params.is_empty() {
-                if stripped_query.is_empty() && !raw_body.is_empty() {
-                    body_candidates.push(strip_checksum(raw_body, checksum).into_owned());
-                }
-                body_candidates.push(canonical(&self.query, body_params));
-            }
-        }
-        let mut refs: Vec<&str> = Vec::with_capacity(1 + body_candidates.len());
-        refs.push(&stripped_query);
-        refs.extend(body_candidates.iter().map(String::as_str));
-        checksum::verify(call, &refs, checksum, secrets, algorithms).map_err(|refusal| {
+    /// The query is tried first, without reading the body.
+    async fn matched(
+        &mut self,
+        call: &str,
+        secrets: &[Secret],
+        algorithms: checksum::AlgorithmSet,
+    ) -> Result<usize, BbbError> {
+        let refused = |refusal| {
             debug!(call, ?refusal, "checksum refused");
             BbbError::ChecksumError
-        })
+        };
+        if let Some(located) = &self.query_checksum {
+            let query = located.check_string(self.raw_query.as_bytes());
+            if let Ok(index) = checksum::verify_check_strings(call, &[&query], &located.value, secrets, algorithms) {
+                return Ok(index);
+            }
+            // The body cannot help a checksum that matches nothing.
+            if !checksum::well_formed(&located.value, algorithms) {
+                return Err(refused(checksum::Refusal::BadLength));
+            }
+        }
+        self.read_form_body().await?;
+        let raw_query = self.raw_query.as_bytes();
+        let BodyState::Read(form) = &self.body else {
+            let Some(located) = &self.query_checksum else {
+                return Err(refused(checksum::Refusal::Missing));
+            };
+            let query = located.check_string(raw_query);
+            return checksum::verify_check_strings(call, &[&query], &located.value, secrets, algorithms)
+                .map_err(refused);
+        };
+        let located = match (&self.query_checksum, &form.checksum) {
+            (Some(_), Some(_)) => return Err(refused(checksum::Refusal::Duplicate)),
+            (Some(located), None) | (None, Some(located)) => located,
+            (None, None) => return Err(refused(checksum::Refusal::Missing)),
+        };
+        let stripped_query: [&[u8]; 2] = match &self.query_checksum {
+            Some(located) => located.check_string(raw_query),
+            None => [raw_query, b""],
+        };
+        // Candidate check strings: the query, then the raw body (when the
+        // query holds nothing but the checksum), then bbb-web's sorted form.
+        let mut candidates: Vec<&dyn CheckString> = vec![&stripped_query];
+        let raw_body: Option<[&[u8]; 2]>;
+        let canonical: Canonical<'_>;
+        if !form.params.is_empty() && !overlap(&self.query, &form.params) {
+            let query_empty = stripped_query.iter().all(|part| part.is_empty());
+            raw_body = match (&form.raw, &form.checksum) {
+                (Some(raw), _) if !query_empty || raw.is_empty() => None,
+                (Some(raw), Some(located)) => Some(located.check_string(raw)),
+                (Some(raw), None) => Some([raw.as_ref(), b""]),
+                (None, _) => None,
+            };
+            if let Some(raw_body) = &raw_body {
+                candidates.push(raw_body);
+            }
+            canonical = Canonical::new(&self.query, &form.params);
+            candidates.push(&canonical);
+        }
+        checksum::verify_check_strings(call, &candidates, &located.value, secrets, algorithms).map_err(refused)
     }
 
-    /// The trusted parameters once check string `matched` verified.
-    fn trusted(self, matched: usize, tenant: Option<Arc<ResolvedTenant>>) -> ApiRequest {
+    /// Reads and parses a form body under the shared budget, once.
+    async fn read_form_body(&mut self) -> Result<(), BbbError> {
+        let BodyState::Form(..) = self.body else {
+            return Ok(());
+        };
+        let BodyState::Form(body, form) = std::mem::replace(&mut self.body, BodyState::None) else {
+            return Ok(());
+        };
+        let read = crate::body::read(body, &self.headers, self.limits.body(false)).await?;
+        let room = self.limits.max_params.saturating_sub(self.query.len());
+        let parsed = match form {
+            Form::UrlEncoded => {
+                let params = Params::parse_limited(&read.bytes, room).map_err(|_| refused::TOO_MANY_PARAMS)?;
+                let checksum = Located::find(&read.bytes)?;
+                FormBody { raw: Some(read.bytes.clone()), params, checksum, _read: read }
+            }
+            Form::Multipart => {
+                let params = multipart_fields(&self.headers, read.bytes.clone(), room).await?;
+                let checksum = match params.iter().filter(|(k, _)| *k == "checksum").count() {
+                    0 => None,
+                    1 => params.get("checksum").map(|value| Located { value: value.to_owned(), cut: (0, 0) }),
+                    _ => return Err(BbbError::ChecksumError),
+                };
+                FormBody { raw: None, params, checksum, _read: read }
+            }
+        };
+        self.body = BodyState::Read(parsed);
+        Ok(())
+    }
+
+    /// The trusted parameters once check string `matched` verified; an XML
+    /// body is read now.
+    async fn trusted(self, matched: usize, tenant: Option<Arc<ResolvedTenant>>) -> Result<ApiRequest, BbbError> {
         let mut params = self.query;
-        match (matched, self.form_body) {
-            (0, Some((_, body))) if !body.is_empty() => {
+        let mut xml_body = None;
+        match self.body {
+            BodyState::Read(form) if matched > 0 => params.extend(form.params),
+            BodyState::Read(_) | BodyState::Form(..) => {
                 debug!("ignoring form body parameters not covered by the checksum");
             }
-            (n, Some((_, body))) if n > 0 => params.extend(body),
-            _ => {}
+            BodyState::Xml(body) => {
+                let read = crate::body::read(body, &self.headers, self.limits.body(true)).await?;
+                xml_body = Some(read.bytes).filter(|bytes| !bytes.is_empty());
+            }
+            BodyState::None => {}
         }
-        ApiRequest { params, xml_body: self.xml_body, method: self.method, tenant }
+        Ok(ApiRequest { params, xml_body, method: self.method, tenant })
     }
+}
 
-    /// The query parameters, unauthenticated (for calls without checksum).
-    pub fn into_query(self) -> Params {
-        self.query
+/// Whether a name other than `checksum` is in both lists (linear).
+fn overlap(query: &Params, body: &Params) -> bool {
+    if query.is_empty() {
+        return false;
     }
+    let names: HashSet<&str> = query.iter().map(|(k, _)| k).collect();
+    body.iter().any(|(k, _)| k != "checksum" && names.contains(k))
 }
 
 /// bbb-web's check string for a form POST: every parameter except
-/// `checksum`, sorted by name, values form-encoded.
-fn canonical(query: &Params, body: &Params) -> String {
-    let mut pairs: Vec<(&str, &str)> = query.iter().chain(body.iter()).filter(|(k, _)| *k != "checksum").collect();
-    pairs.sort_by(|a, b| a.0.cmp(b.0));
-    Params::from_pairs(pairs).encode()
+/// `checksum`, sorted by name, values form-encoded; fed to the hash in
+/// pieces instead of being built.
+struct Canonical<'a> {
+    pairs: Vec<(&'a str, &'a str)>,
 }
 
-async fn multipart_fields(headers: &HeaderMap, body: Bytes) -> Result<Params, BbbError> {
+impl<'a> Canonical<'a> {
+    fn new(query: &'a Params, body: &'a Params) -> Self {
+        let mut pairs: Vec<(&str, &str)> = query.iter().chain(body.iter()).filter(|(k, _)| *k != "checksum").collect();
+        pairs.sort_by(|a, b| a.0.cmp(b.0));
+        Self { pairs }
+    }
+}
+
+impl CheckString for Canonical<'_> {
+    fn feed(&self, sink: &mut dyn FnMut(&[u8])) {
+        const FLUSH: usize = 8 * 1024;
+        let mut buffer = String::with_capacity(FLUSH * 2);
+        for (index, (name, value)) in self.pairs.iter().enumerate() {
+            if index > 0 {
+                buffer.push('&');
+            }
+            params::encode_component_into(&mut buffer, name);
+            buffer.push('=');
+            // Long values are encoded in slices, so the buffer stays small.
+            for piece in chunks(value, FLUSH) {
+                params::encode_component_into(&mut buffer, piece);
+                if buffer.len() >= FLUSH {
+                    sink(buffer.as_bytes());
+                    buffer.clear();
+                }
+            }
+        }
+        sink(buffer.as_bytes());
+    }
+}
+
+/// `value` in pieces of about `size` bytes, cut on character boundaries.
+fn chunks(value: &str, size: usize) -> impl Iterator<Item = &str> {
+    let mut rest = value;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut end = size.min(rest.len());
+        while !rest.is_char_boundary(end) {
+            end += 1;
+        }
+        let (piece, tail) = rest.split_at(end);
+        rest = tail;
+        Some(piece)
+    })
+}
+
+async fn multipart_fields(headers: &HeaderMap, body: Bytes, max_fields: usize) -> Result<Params, BbbError> {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let boundary = multer::parse_boundary(content_type).map_err(|_| BbbError::UnsupportedContentType)?;
     let mut multipart =
@@ -269,6 +495,9 @@ async fn multipart_fields(headers: &HeaderMap, body: Bytes) -> Result<Params, Bb
         let Some(name) = field.name().map(str::to_owned) else {
             continue;
         };
+        if params.len() >= max_fields {
+            return Err(refused::TOO_MANY_PARAMS);
+        }
         let value = field.text().await.map_err(|_| BbbError::UnsupportedContentType)?;
         params.extend(Params::from_pairs([(name, value)]));
     }
@@ -292,11 +521,9 @@ mod tests {
             builder = builder.header(header::CONTENT_TYPE, ct);
         }
         let (parts, _) = builder.body(()).unwrap().into_parts();
-        Unverified::parse(&FORM, &parts, Bytes::from(body.to_owned())).await?.verify(
-            FORM.name,
-            &secret(),
-            AlgorithmSet::default_set(),
-        )
+        Unverified::parse(&FORM, &parts, Bytes::from(body.to_owned()))?
+            .verify(FORM.name, &secret(), AlgorithmSet::default_set())
+            .await
     }
 
     fn sign(query: &str) -> String {
@@ -366,5 +593,73 @@ mod tests {
         let uri = format!("/x?checksum={}", sign(""));
         let req = run(Method::POST, &uri, Some(&ct), &body).await.unwrap();
         assert_eq!(req.param("meetingID"), None);
+    }
+
+    #[tokio::test]
+    async fn a_spliced_checksum_is_refused() {
+        // Issue 12: `fullName=Eve&meetingID=room-1-grp&password=ap&guest=true`
+        // signed once; removing every `checksum=X` as text from the spliced
+        // query gives the signed string back while the parameters say
+        // room-1 without guest.
+        let signed = "fullName=Eve&meetingID=room-1-grp&password=ap&guest=true";
+        let x = sign(signed);
+        let spliced = format!(
+            "/x?fullName=Eve&meetingID=room-1&checksum={x}-grp&password=ap&&checksum={x}guest=true&checksum={x}"
+        );
+        assert_eq!(run(Method::GET, &spliced, None, "").await.unwrap_err(), BbbError::ChecksumError);
+        // A copy of the pair inside a value is no longer cut out either.
+        let x = sign("meetingID=a");
+        let inside = format!("/x?meetingID=achecksum={x}&checksum={x}");
+        assert_eq!(run(Method::GET, &inside, None, "").await.unwrap_err(), BbbError::ChecksumError);
+        // The honest URL still works.
+        let honest = format!("/x?{signed}&checksum={}", sign(signed));
+        assert_eq!(run(Method::GET, &honest, None, "").await.unwrap().param("meetingID"), Some("room-1-grp"));
+    }
+
+    #[tokio::test]
+    async fn a_checksum_in_both_query_and_body_is_refused() {
+        let form = "application/x-www-form-urlencoded";
+        let sum = sign("meetingID=b");
+        let uri = format!("/x?checksum={sum}");
+        let body = format!("meetingID=b&checksum={sum}");
+        assert_eq!(run(Method::POST, &uri, Some(form), &body).await.unwrap_err(), BbbError::ChecksumError);
+    }
+
+    #[tokio::test]
+    async fn too_many_parameters_are_refused_before_decoding() {
+        let query = "a&".repeat(1001);
+        let err = run(Method::GET, &format!("/x?{query}checksum=0"), None, "").await.unwrap_err();
+        assert_eq!(err, refused::TOO_MANY_PARAMS);
+        // Query and body count together.
+        let form = "application/x-www-form-urlencoded";
+        let uri = format!("/x?{}checksum={}", "a&".repeat(600), "0".repeat(40));
+        let err = run(Method::POST, &uri, Some(form), &"b&".repeat(600)).await.unwrap_err();
+        assert_eq!(err, refused::TOO_MANY_PARAMS);
+        // Empty pieces are not parameters.
+        let uri = format!(
+            "/x?{}meetingID=a&checksum={}",
+            "&".repeat(5000),
+            sign(&format!("{}meetingID=a", "&".repeat(5000)))
+        );
+        assert_eq!(run(Method::GET, &uri, None, "").await.unwrap().param("meetingID"), Some("a"));
+    }
+
+    #[tokio::test]
+    async fn a_query_that_verifies_leaves_the_body_unread() {
+        // A body whose read would fail is never polled.
+        let uri = format!("/x?meetingID=a&checksum={}", sign("meetingID=a"));
+        let (parts, _) = Request::builder()
+            .method(Method::POST)
+            .uri(&uri)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::CONTENT_LENGTH, "10")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let failing = Body::from_stream(stream::once(async { Err::<Bytes, _>(std::io::Error::other("unread")) }));
+        let limits = Limits { max_params: 10, max_body_bytes: 100, stall: Duration::from_secs(1), budget: None };
+        let unverified = Unverified::new(&FORM, parts, failing, limits).unwrap();
+        let request = unverified.verify(FORM.name, &secret(), AlgorithmSet::default_set()).await.unwrap();
+        assert_eq!(request.param("meetingID"), Some("a"));
     }
 }

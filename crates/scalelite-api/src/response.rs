@@ -52,6 +52,12 @@ pub const STORE_UNAVAILABLE: &str = "Unable to access the meeting store.";
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = xml(self.0.to_xml());
+        if let BbbError::Refused { status, .. } = self.0 {
+            *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+            if status == 503 {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+        }
         // Lets the request log and metrics see the outcome without parsing.
         response.extensions_mut().insert(Outcome(self.0.message_key().to_owned()));
         response

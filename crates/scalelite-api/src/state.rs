@@ -9,6 +9,7 @@ use scalelite_fleet::{Fleet, FleetSettings};
 use scalelite_store::{RecordingStore, Store};
 
 use crate::api::get_meetings::MeetingsCache;
+use crate::body::{BodyBudget, BodyLimits};
 use crate::metrics::ApiMetrics;
 use crate::outbound::Outbound;
 use crate::tenancy::TenantDirectory;
@@ -54,6 +55,24 @@ pub struct Shared {
     pub tenants: TenantDirectory,
     /// Calls to front-ends and Keycloak (analytics callbacks, LRS tokens).
     pub outbound: Outbound,
+    /// Bytes of request bodies read before authentication, for all requests.
+    pub body_budget: BodyBudget,
+}
+
+impl Shared {
+    /// How a body is read before its request is authenticated.
+    pub fn unauthenticated_body(&self) -> BodyLimits<'_> {
+        BodyLimits {
+            max_bytes: self.config.max_body_bytes,
+            stall: self.config.edge.header_read_timeout,
+            budget: Some(&self.body_budget),
+        }
+    }
+
+    /// How a body is read once its request is authenticated.
+    pub fn authenticated_body(&self) -> BodyLimits<'_> {
+        BodyLimits { max_bytes: self.config.max_body_bytes, stall: self.config.edge.header_read_timeout, budget: None }
+    }
 }
 
 impl AppState {
@@ -91,6 +110,7 @@ impl AppState {
         let registry = Arc::new(registry);
         let tenants = TenantDirectory::new(Arc::clone(&store), config.tenant_cache_ttl);
         let outbound = Outbound::new(&config);
+        let body_budget = BodyBudget::new(config.edge.unauthenticated_body_budget);
         Ok(Self(Arc::new(Shared {
             config: Arc::new(config),
             store,
@@ -102,6 +122,7 @@ impl AppState {
             registry,
             tenants,
             outbound,
+            body_budget,
         })))
     }
 }

@@ -106,8 +106,15 @@ pub async fn analytics_callback(State(state): State<AppState>, request: Request<
         Ok(tenant) => tenant,
         Err(error) => return error.into_response(),
     };
-    let body = axum::body::to_bytes(body, state.config.max_body_bytes).await.unwrap_or_default();
-    match accept(&state, &parts.headers, tenant.as_deref(), &body).await {
+    // The token is checked before the body is read.
+    let accepted = match authorize(&state, &parts.headers).await {
+        Ok(()) => match crate::body::read(body, &parts.headers, state.authenticated_body()).await {
+            Ok(body) => accept(&state, tenant.as_deref(), &body.bytes).await,
+            Err(error) => Err(format!("the body could not be read: {}", error.message())),
+        },
+        Err(reason) => Err(reason),
+    };
+    match accepted {
         Ok(delivery) => match state.outbound.delivery_slot() {
             Some(slot) => {
                 let outbound = state.outbound.clone();
@@ -134,19 +141,23 @@ struct Delivery {
     secrets: Vec<Secret>,
 }
 
-/// Checks a callback from BBB; what to relay, or why nothing.
-async fn accept(
-    state: &AppState,
-    headers: &HeaderMap,
-    tenant: Option<&ResolvedTenant>,
-    body: &[u8],
-) -> Result<Delivery, String> {
+/// Checks that a callback's bearer token is signed by one of the servers.
+async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), String> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().strip_prefix("Bearer "))
         .map(str::trim)
         .ok_or("no bearer token")?;
+    let servers = state.store.servers().await.map_err(|e| format!("cannot read the servers: {e}"))?;
+    if !scalelite_core::jwt::verify_hs512(token, servers.iter().map(|s| &s.secret)) {
+        return Err("the token is not signed by a known server".into());
+    }
+    Ok(())
+}
+
+/// Checks an authorized callback from BBB; what to relay, or why nothing.
+async fn accept(state: &AppState, tenant: Option<&ResolvedTenant>, body: &[u8]) -> Result<Delivery, String> {
     let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(body) else {
         return Err("the body is not a JSON object".into());
     };
@@ -155,10 +166,6 @@ async fn accept(
         Some(Value::Number(id)) => id.to_string(),
         _ => return Err("the body has no meeting_id".into()),
     };
-    let servers = state.store.servers().await.map_err(|e| format!("cannot read the servers: {e}"))?;
-    if !scalelite_core::jwt::verify_hs512(token, servers.iter().map(|s| &s.secret)) {
-        return Err(format!("the token of meeting {meeting_id:?} is not signed by a known server"));
-    }
     let callback = remembered(state, &meeting_id).await?;
     let tenant_id = tenant.map(ResolvedTenant::id);
     if let Some(owner) = &callback.tenant_id

@@ -18,14 +18,26 @@ use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::{HeaderMap, Method, Request, StatusCode, header};
-use scalelite_core::checksum::{self, strip_checksum};
+use scalelite_core::checksum::{self, CheckString, find_checksum};
+use scalelite_core::error::refused;
 use scalelite_core::{BbbError, Params};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tracing::debug;
 
 use crate::api::unsupported::unsupported;
-use crate::request::BODY_UNREADABLE;
+use crate::body::BodyLimits;
 use crate::state::AppState;
+
+/// Largest management request body: a server or tenant object is a few
+/// hundred bytes.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The `checksum` of a JSON body; every other member is skipped unread.
+#[derive(Deserialize)]
+struct ChecksumField {
+    checksum: Option<String>,
+}
 
 /// The management routes (each also answers with a `.json` suffix).
 pub fn routes() -> Router<AppState> {
@@ -67,31 +79,31 @@ impl ManagementRequest {
     pub async fn read(state: &AppState, call: &str, request: Request<Body>) -> Result<Self, Response> {
         let (parts, body) = request.into_parts();
         let xml_error = |e: BbbError| crate::response::ApiError(e).into_response();
-        let body = axum::body::to_bytes(body, state.config.max_body_bytes)
-            .await
-            .map_err(|_| xml_error(BbbError::internal(BODY_UNREADABLE)))?;
-        if parts.method == Method::POST && !body.is_empty() && !is_json(&parts.headers) {
+        if parts.method == Method::POST && !crate::body::is_empty(&body) && !is_json(&parts.headers) {
             return Err(xml_error(BbbError::UnsupportedContentType));
         }
-        let raw_query = parts.uri.query().unwrap_or("");
-        let query = Params::parse(raw_query);
-        let raw_body = String::from_utf8_lossy(&body).into_owned();
-        let body = if body.is_empty() {
-            Map::new()
+        let raw_query = parts.uri.query().unwrap_or("").as_bytes();
+        let query = Params::parse_limited(raw_query, state.config.edge.max_params)
+            .map_err(|_| xml_error(refused::TOO_MANY_PARAMS))?;
+        let in_query = find_checksum(raw_query).map_err(|_| xml_error(BbbError::ChecksumError))?;
+        let limits = BodyLimits { max_bytes: MAX_BODY_BYTES, ..state.unauthenticated_body() };
+        let read = crate::body::read(body, &parts.headers, limits).await.map_err(xml_error)?;
+        let raw_body: &[u8] = &read.bytes;
+        // The checksum is taken from the body only when the query has none;
+        // reading it skips every other value, so nothing is built before
+        // the checksum matched.
+        let in_body = if raw_body.is_empty() {
+            None
         } else {
-            match serde_json::from_slice::<Value>(&body) {
-                Ok(Value::Object(map)) => map,
-                _ => return Err(json_error(StatusCode::BAD_REQUEST, "The request body is not a JSON object")),
-            }
+            serde_json::from_slice::<ChecksumField>(raw_body).ok().and_then(|field| field.checksum)
         };
-        let checksum = query
-            .get("checksum")
-            .map(str::to_owned)
-            .or_else(|| body.get("checksum").and_then(Value::as_str).map(str::to_owned))
-            .unwrap_or_default();
-        let stripped = strip_checksum(raw_query, &checksum);
-        let with_body = format!("{stripped}{raw_body}");
-        let mut candidates: Vec<&str> = Vec::with_capacity(2);
+        let (stripped, checksum): ([&[u8]; 2], String) = match (&in_query, in_body) {
+            (Some(_), Some(_)) => return Err(xml_error(BbbError::ChecksumError)),
+            (Some(pair), None) => (pair.check_string(), pair.value.to_string()),
+            (None, found) => ([raw_query, b""], found.unwrap_or_default()),
+        };
+        let with_body: [&[u8]; 3] = [stripped[0], stripped[1], raw_body];
+        let mut candidates: Vec<&dyn CheckString> = Vec::with_capacity(2);
         if raw_body.is_empty() || !state.config.management_signed_body {
             candidates.push(&stripped);
         }
@@ -103,12 +115,19 @@ impl ManagementRequest {
         } else {
             &state.config.management_secrets
         };
-        checksum::verify(call, &candidates, &checksum, secrets, state.config.checksum_algorithms).map_err(
-            |refusal| {
+        checksum::verify_check_strings(call, &candidates, &checksum, secrets, state.config.checksum_algorithms)
+            .map_err(|refusal| {
                 debug!(call, ?refusal, "management checksum refused");
                 xml_error(BbbError::ChecksumError)
-            },
-        )?;
+            })?;
+        let body = if raw_body.is_empty() {
+            Map::new()
+        } else {
+            match serde_json::from_slice::<Value>(raw_body) {
+                Ok(Value::Object(map)) => map,
+                _ => return Err(json_error(StatusCode::BAD_REQUEST, "The request body is not a JSON object")),
+            }
+        };
         Ok(Self { query, body })
     }
 
