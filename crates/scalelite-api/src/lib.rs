@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod api;
+pub mod body;
 pub mod embedded;
 pub mod fsapi;
 pub mod health;
@@ -13,13 +14,13 @@ pub mod outbound;
 pub mod playback;
 pub mod request;
 pub mod response;
+pub mod serve;
 pub mod state;
 pub mod tenancy;
 
 use std::future::Future;
 
 use axum::Router;
-use axum::extract::Request;
 use axum::routing::{any, get};
 use tokio::net::TcpListener;
 use tower::{Layer, ServiceBuilder};
@@ -91,9 +92,11 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let limits = state.config.edge.clone();
+    serve::log_limits(&limits);
     // Trailing slashes are trimmed before routing (Rails tolerates them).
     let app = NormalizePathLayer::trim_trailing_slash().layer(router(state));
     // Playback resources need the path as sent (a trailing slash selects a directory's index).
     let app = tower::util::MapRequestLayer::new(playback::keep_original_uri).layer(app);
-    axum::serve(listener, axum::ServiceExt::<Request>::into_make_service(app)).with_graceful_shutdown(shutdown).await
+    serve::serve(listener, app, limits, shutdown).await
 }
