@@ -112,7 +112,11 @@ async fn oversized_bodies_are_refused_with_an_xml_error() {
     let app = TestApp::builder().servers(1).env("MAX_REQUEST_BODY_BYTES", "1024").start().await;
     let slides = format!("<modules>{}</modules>", "x".repeat(4096));
     let reply = app.client().post_xml("create", &[("meetingID", "m"), ("name", "x")], &slides).await;
-    assert_failed(&reply, "internalError");
-    assert_eq!(reply.message().as_deref(), Some("Unable to read the request body."));
+    // HTTP 413 with the FAILED envelope: proxies see the refusal, BBB
+    // clients can still read it.
+    assert_eq!(reply.status, 413, "{}", reply.body);
+    assert_eq!(reply.returncode().as_deref(), Some("FAILED"));
+    assert_eq!(reply.message_key().as_deref(), Some("internalError"));
+    assert_eq!(reply.message().as_deref(), Some("The request body is too large."));
     assert_eq!(app.fleet[0].call_count("create"), 0);
 }
