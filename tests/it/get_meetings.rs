@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use scalelite_tests::{MeetingSeed, Mode, SeedServer, TestApp, server_id};
 
-use crate::support::{assert_failed, create};
+use crate::support::{assert_failed, create, deeply_nested_get_meetings};
 
 fn ids(reply: &scalelite_tests::Reply) -> Vec<String> {
     let doc = reply.xml();
@@ -88,6 +88,34 @@ async fn a_failing_server_does_not_hide_the_others() {
     let reply = app.client().get("getMeetings", &[]).await;
     assert_failed(&reply, "internalError");
     assert_eq!(reply.message().as_deref(), Some("Unable to access server."));
+}
+
+#[tokio::test]
+async fn a_server_answering_xml_nested_a_million_deep_is_left_out() {
+    let app = TestApp::start().await;
+    for id in ["a", "b", "c"] {
+        create(&app, id).await;
+    }
+    let hostile = app.placed_on("a").await.unwrap();
+    let nested = deeply_nested_get_meetings(1_000_000);
+    app.fleet[hostile].set_raw_reply("getMeetings", nested.clone());
+    app.fleet[hostile].set_raw_reply("getMeetingInfo", nested);
+
+    // The fan-out treats it as a failed server and answers with the others.
+    let reply = app.client().get("getMeetings", &[]).await;
+    assert!(reply.is_success(), "{}", reply.body);
+    let listed = ids(&reply);
+    assert!(!listed.contains(&"a".to_owned()), "{listed:?}");
+    let others: Vec<String> =
+        ["b", "c"].iter().filter(|id| !app.fleet[hostile].has_meeting(id)).map(|id| id.to_string()).collect();
+    assert_eq!(listed, others);
+    // A relayed call fails like one to a server answering garbage.
+    let reply = app.client().get("getMeetingInfo", &[("meetingID", "a")]).await;
+    assert_failed(&reply, "internalError");
+
+    // The process is still up and the server is answered from again.
+    app.fleet[hostile].clear_raw_replies();
+    assert_eq!(ids(&app.client().get("getMeetings", &[]).await), ["a", "b", "c"]);
 }
 
 #[tokio::test]

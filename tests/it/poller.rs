@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use scalelite_poller::PollerMetrics;
 use scalelite_tests::{MeetingSeed, Mode, SeedServer, TestApp, eventually, server_id};
 
-use crate::support::{assert_failed, create, voice_bridge_is_free};
+use crate::support::{assert_failed, create, deeply_nested_get_meetings, voice_bridge_is_free};
 
 #[tokio::test]
 async fn a_dead_server_goes_offline_after_the_threshold_and_comes_back() {
@@ -54,6 +54,39 @@ async fn a_dead_server_goes_offline_after_the_threshold_and_comes_back() {
     assert!(app.load(&dead).await.is_some());
     let reply = app.client().get("join", &[("meetingID", "live"), ("fullName", "A")]).await;
     assert_eq!(reply.status, 302);
+}
+
+#[tokio::test]
+async fn a_server_answering_xml_nested_a_million_deep_goes_offline_like_one_answering_garbage() {
+    let app = TestApp::start().await;
+    create(&app, "live").await;
+    let on = app.placed_on("live").await.unwrap();
+    let hostile = server_id(on);
+    app.fleet[on].set_raw_reply("getMeetings", deeply_nested_get_meetings(1_000_000));
+
+    // The poller survives the reply; first failure: still online.
+    let report = app.poll().await;
+    assert_eq!(report.reachable, 2);
+    assert!(report.transitions.is_empty());
+    assert!(app.server(&hostile).await.unwrap().online);
+
+    // Second failure: offline, as for any reply that is not a BBB document.
+    let report = app.poll().await;
+    assert_eq!(
+        report.transitions,
+        vec![(scalelite_core::ServerId::from(hostile.as_str()), scalelite_store::Transition::WentOffline)]
+    );
+    let server = app.server(&hostile).await.unwrap();
+    assert_eq!((server.online, server.stats.meetings), (false, Some(0)));
+    // The API was never at risk and places new meetings elsewhere.
+    create(&app, "next").await;
+    assert_ne!(app.placed_on("next").await, Some(on));
+
+    // Answering like BBB again brings it back.
+    app.fleet[on].clear_raw_replies();
+    let report = app.poll().await;
+    assert_eq!(report.reachable, 3);
+    assert!(app.server(&hostile).await.unwrap().online);
 }
 
 #[tokio::test]

@@ -55,6 +55,18 @@ pub async fn voice_bridge_is_free(store: &dyn Store, pin: &str) -> bool {
     }
 }
 
+/// A `SUCCESS` `getMeetings` reply whose `<meetings>` holds elements nested
+/// `depth` deep: well-formed, and far deeper than any BBB document
+/// (`scalelite_core::xml::MAX_DEPTH`). Before the limit a tree this deep
+/// overflowed the stack of whichever process dropped it.
+pub fn deeply_nested_get_meetings(depth: usize) -> String {
+    format!(
+        "<response><returncode>SUCCESS</returncode><meetings>{}{}</meetings></response>",
+        "<m>".repeat(depth),
+        "</m>".repeat(depth)
+    )
+}
+
 /// Asserts a BBB `FAILED` reply with `key`, HTTP 200 and the XML type.
 #[track_caller]
 pub fn assert_failed(reply: &Reply, key: &str) {

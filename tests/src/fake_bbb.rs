@@ -366,6 +366,8 @@ struct State {
     meetings: Vec<FakeMeeting>,
     ended: Vec<FakeMeeting>,
     calls: Vec<RecordedCall>,
+    /// Bodies that answer a call instead of bbb-web's reply.
+    raw_replies: BTreeMap<String, Bytes>,
 }
 
 #[derive(Debug)]
@@ -413,6 +415,7 @@ impl FakeBbb {
                 meetings: Vec::new(),
                 ended: Vec::new(),
                 calls: Vec::new(),
+                raw_replies: BTreeMap::new(),
             }),
             mode,
         });
@@ -454,6 +457,20 @@ impl FakeBbb {
     /// Changes the `bbbVersion` of the API root reply.
     pub fn set_bbb_version(&self, version: impl Into<String>) {
         self.shared.lock().bbb_version = version.into();
+    }
+
+    /// Answers `call` (`""` for the API root) with HTTP 200 and `body` as
+    /// `text/xml`, whatever the request and its checksum, instead of
+    /// bbb-web's reply: a broken or hostile server. Failure modes other than
+    /// [`Mode::Normal`] still come first. Undone by
+    /// [`FakeBbb::clear_raw_replies`].
+    pub fn set_raw_reply(&self, call: &str, body: impl Into<Bytes>) {
+        self.shared.lock().raw_replies.insert(call.to_owned(), body.into());
+    }
+
+    /// Answers every call like bbb-web again.
+    pub fn clear_raw_replies(&self) {
+        self.shared.lock().raw_replies.clear();
     }
 
     /// A SHA-1 [`ApiClient`] for this server with its secret.
@@ -879,6 +896,9 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<HttpRespo
         return Ok(non_api(&shared, &recorded));
     };
     let mut state = shared.lock();
+    if let Some(body) = state.raw_replies.get(&call) {
+        return Ok(response(StatusCode::OK, XML_CONTENT_TYPE, body.clone()));
+    }
     if call.is_empty() {
         let mut x = Xml::response("SUCCESS");
         x.leaf("version", "2.0");

@@ -4,6 +4,14 @@
 //! BBB documents are small, data-oriented and free of namespaces and mixed
 //! content, so a plain tree is the simplest faithful model: it keeps element
 //! order, attributes, text and CDATA sections.
+//!
+//! Documents come from BBB servers and spool archives, so [`parse`] refuses
+//! what no BBB document has and a hostile one could use: nesting deeper than
+//! [`MAX_DEPTH`] (a tree that deep would overflow the stack when it is
+//! dropped, cloned or rendered, all of which recurse) and a `<!DOCTYPE>`
+//! (the only way to declare entities; only the five predefined entities and
+//! character references are expanded). Parsing is iterative and linear in
+//! the input.
 
 use quick_xml::Reader;
 use quick_xml::events::Event;
@@ -29,6 +37,12 @@ pub struct Element {
     /// Children in document order.
     pub children: Vec<Node>,
 }
+
+/// The deepest element nesting [`parse`] accepts; the root element is at
+/// depth 1. BBB replies and `metadata.xml` files are less than 15 deep, so
+/// this is generous for real documents while keeping every recursion over a
+/// parsed tree (drop, clone, rendering, text extraction) shallow.
+pub const MAX_DEPTH: usize = 64;
 
 /// The reason a document could not be parsed.
 #[derive(Debug, thiserror::Error)]
@@ -220,7 +234,9 @@ pub fn escape(text: &str) -> String {
 /// Parses a document and returns its root element.
 ///
 /// Whitespace-only text between child elements is dropped; text in leaf
-/// elements is kept verbatim.
+/// elements is kept verbatim. Refused, besides malformed XML: elements
+/// nested deeper than [`MAX_DEPTH`], a `<!DOCTYPE>`, and entities other than
+/// `&amp;`, `&lt;`, `&gt;`, `&quot;`, `&apos;` and character references.
 pub fn parse(input: &[u8]) -> Result<Element, XmlError> {
     let text = std::str::from_utf8(input).map_err(|e| XmlError(format!("not UTF-8: {e}")))?;
     let mut reader = Reader::from_str(text);
@@ -230,9 +246,11 @@ pub fn parse(input: &[u8]) -> Result<Element, XmlError> {
         let event = reader.read_event().map_err(|e| XmlError(e.to_string()))?;
         match event {
             Event::Start(start) => {
+                check_depth(&stack)?;
                 stack.push(element_from(&start)?);
             }
             Event::Empty(start) => {
+                check_depth(&stack)?;
                 let element = element_from(&start)?;
                 attach(&mut stack, &mut root, element)?;
             }
@@ -262,13 +280,24 @@ pub fn parse(input: &[u8]) -> Result<Element, XmlError> {
                 }
             }
             Event::Eof => break,
-            Event::Decl(_) | Event::Comment(_) | Event::PI(_) | Event::DocType(_) => {}
+            Event::DocType(_) => {
+                return Err(XmlError("<!DOCTYPE> is not allowed (no DTDs or entity declarations)".into()));
+            }
+            Event::Decl(_) | Event::Comment(_) | Event::PI(_) => {}
         }
     }
     if !stack.is_empty() {
         return Err(XmlError("unclosed element".into()));
     }
     root.ok_or_else(|| XmlError("no root element".into()))
+}
+
+/// Refuses an element that would sit below [`MAX_DEPTH`] open ones.
+fn check_depth(open: &[Element]) -> Result<(), XmlError> {
+    if open.len() >= MAX_DEPTH {
+        return Err(XmlError(format!("elements nested deeper than {MAX_DEPTH} levels")));
+    }
+    Ok(())
 }
 
 fn element_from(start: &quick_xml::events::BytesStart<'_>) -> Result<Element, XmlError> {
@@ -352,6 +381,65 @@ mod tests {
         assert!(parse(b"not xml at all").is_err());
         assert!(parse(b"").is_err());
         assert!(parse(b"<a></b>").is_err());
+    }
+
+    /// `depth` nested `<d>` elements around `innermost`.
+    fn nested(depth: usize, innermost: &str) -> String {
+        format!("{}{innermost}{}", "<d>".repeat(depth), "</d>".repeat(depth))
+    }
+
+    fn depth_of(mut element: &Element) -> usize {
+        let mut depth = 1;
+        while let Some(child) = element.child("d") {
+            (element, depth) = (child, depth + 1);
+        }
+        depth
+    }
+
+    #[test]
+    fn a_document_at_exactly_the_depth_limit_parses() {
+        let doc = parse(nested(MAX_DEPTH, "x").as_bytes()).unwrap();
+        assert_eq!(depth_of(&doc), MAX_DEPTH);
+        // An empty element counts like any other.
+        let doc = parse(nested(MAX_DEPTH - 1, "<d/>").as_bytes()).unwrap();
+        assert_eq!(depth_of(&doc), MAX_DEPTH);
+        assert!(doc.to_document(true).contains(&format!("{}<d/>", "  ".repeat(MAX_DEPTH - 1))));
+    }
+
+    #[test]
+    fn deeper_documents_are_refused_with_the_limit_named() {
+        let expected = format!("invalid XML: elements nested deeper than {MAX_DEPTH} levels");
+        for doc in [
+            nested(MAX_DEPTH + 1, "x"),
+            nested(MAX_DEPTH, "<d/>"),
+            // Deep below a shallow start, as in a getMeetings reply.
+            format!("<response><returncode>SUCCESS</returncode><meetings>{}</meetings></response>", nested(100, "")),
+            // Far too deep to drop recursively, and unclosed: refused before
+            // the end of the input is read.
+            "<d>".repeat(1_000_000),
+        ] {
+            assert_eq!(parse(doc.as_bytes()).unwrap_err().to_string(), expected);
+        }
+    }
+
+    #[test]
+    fn doctypes_and_custom_entities_are_refused() {
+        for doc in [
+            "<!DOCTYPE r [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;\">]><r>&b;</r>",
+            "<!DOCTYPE r SYSTEM \"file:///etc/passwd\"><r/>",
+            "<?xml version=\"1.0\"?>\n<!DOCTYPE response><response><returncode>SUCCESS</returncode></response>",
+        ] {
+            let error = parse(doc.as_bytes()).unwrap_err().to_string();
+            assert!(error.contains("<!DOCTYPE> is not allowed"), "{doc}: {error}");
+        }
+        // Without a DTD an undeclared entity is an error, in text and in attributes.
+        assert!(parse(b"<r>&nbsp;</r>").unwrap_err().to_string().contains("unknown entity &nbsp;"));
+        assert!(parse(b"<r a=\"&nbsp;\"/>").is_err());
+        // The five predefined entities and character references still work.
+        let doc =
+            parse(b"<r a=\"&lt;&gt;&amp;&quot;&apos;&#65;&#x42;\">&lt;&gt;&amp;&quot;&apos;&#65;&#x42;</r>").unwrap();
+        assert_eq!(doc.attr("a"), Some("<>&\"'AB"));
+        assert_eq!(doc.text(), "<>&\"'AB");
     }
 
     #[test]

@@ -151,3 +151,66 @@ async fn a_quarantined_archive_never_overwrites_an_earlier_one() {
     assert_eq!(failed.len(), 4, "{failed:?}");
     assert!(failed.contains(&"spool/failed/broken.tar".to_owned()));
 }
+
+#[tokio::test]
+async fn metadata_nested_half_a_million_deep_is_quarantined_and_the_importer_goes_on() {
+    let rig = Rig::start().await;
+    let spool = rig.dirs.spool();
+    // Well-formed, 3.5 MB (under the 4 MiB metadata limit), nested far
+    // deeper than any BBB document.
+    let deep = RecordingArchive::new("room-deep", "Deep");
+    let depth = 500_000;
+    let bytes = deep
+        .members()
+        .into_iter()
+        .map(|(path, content)| {
+            if !path.ends_with("/metadata.xml") {
+                return (path, content);
+            }
+            let xml = String::from_utf8(content).unwrap();
+            let nested = format!("{}{}</meta>", "<n>".repeat(depth), "</n>".repeat(depth));
+            (path, xml.replacen("</meta>", &nested, 1).into_bytes())
+        })
+        .fold(RawTar::new(), |tar, (path, content)| tar.file(&path, &content))
+        .finish();
+    assert!(bytes.len() > 3_000_000);
+    drop_bytes(&spool, "deep.tar", &bytes);
+    let good = RecordingArchive::new("room-good", "Good");
+    good.drop_into(&spool);
+
+    // Both wait in the spool when the service starts, as after the crash
+    // that used to leave the deep one there.
+    let running = Running::start(&rig.importer(&[]));
+    let failed = spool.join("failed");
+    eventually_with(Duration::from_secs(30), "the deep archive is quarantined, the good one imported", || async {
+        failed.join("deep.tar.reason").exists() && rig.recording(&good.record_id).await.is_some()
+    })
+    .await;
+    running.stop().await;
+    let reason = std::fs::read_to_string(failed.join("deep.tar.reason")).unwrap();
+    let limit = scalelite_core::xml::MAX_DEPTH;
+    assert_eq!(
+        reason.lines().next().unwrap(),
+        format!("presentation: metadata.xml: invalid XML: elements nested deeper than {limit} levels")
+    );
+    assert!(std::fs::read(failed.join("deep.tar")).unwrap() == bytes, "quarantined unchanged");
+    assert!(!rig.in_spool("deep.tar"));
+    assert!(rig.recording(&deep.record_id).await.is_none());
+    let log = rig.import_log().await;
+    let entry = log.iter().find(|e| e.filename == "deep.tar").unwrap();
+    assert_eq!(entry.status, "failed");
+    assert!(entry.reason.as_deref().unwrap().contains("nested deeper than"), "{entry:?}");
+
+    // Restarted, the importer goes on with new archives and leaves the
+    // quarantine alone.
+    let later = RecordingArchive::new("room-later", "Later");
+    later.drop_into(&spool);
+    let running = Running::start(&rig.importer(&[]));
+    eventually_with(Duration::from_secs(30), "the next archive is imported after a restart", || async {
+        rig.recording(&later.record_id).await.is_some() && !rig.in_spool(&later.file_name())
+    })
+    .await;
+    running.stop().await;
+    let quarantine: Vec<String> = rig.files().into_iter().filter(|f| f.starts_with("spool/")).collect();
+    assert_eq!(quarantine, ["spool/failed/deep.tar", "spool/failed/deep.tar.reason"]);
+}

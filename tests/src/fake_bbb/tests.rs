@@ -446,6 +446,27 @@ async fn failure_modes() {
 }
 
 #[tokio::test]
+async fn raw_replies_answer_one_call_until_cleared() {
+    let bbb = FakeBbb::start(SECRET).await;
+    let client = bbb.client();
+    bbb.add_meeting("m", "M");
+    bbb.set_raw_reply("getMeetings", "<response><oops/></response>");
+    let reply = client.get("getMeetings", &[]).await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "<response><oops/></response>"));
+    // Even unsigned; other calls are unchanged.
+    let reply = client.clone().with_secret("wrong").get("getMeetings", &[]).await;
+    assert_eq!(reply.body, "<response><oops/></response>");
+    assert!(client.get("getMeetingInfo", &[("meetingID", "m")]).await.is_success());
+    // A failure mode still wins.
+    bbb.set_mode(Mode::Down);
+    assert_eq!(client.get("getMeetings", &[]).await.status, 503);
+    bbb.set_mode(Mode::Normal);
+    bbb.clear_raw_replies();
+    let reply = client.get("getMeetings", &[]).await;
+    assert_eq!(reply.xml().at_path("meetings/meeting").and_then(|m| m.text_at("meetingID")).as_deref(), Some("m"));
+}
+
+#[tokio::test]
 async fn fleet_has_distinct_servers() {
     let fleet = FakeFleet::start(3).await;
     assert_eq!(fleet.len(), 3);
