@@ -470,6 +470,26 @@ async fn play_redirects_only_to_paths_on_this_site() {
 }
 
 #[tokio::test]
+async fn host_authorization_and_redirects_read_the_same_forwarded_host() {
+    let app = TestApp::builder().servers(0).recordings().env("URL_HOST", "sl.example.org").start().await;
+    add(&app, A, &["presentation"], true, false).await;
+    let path = format!("/recording/{A}/presentation");
+    // A proxy chain appends its own line: the last value is the host, for
+    // the authorization and for the redirect alike.
+    let chain =
+        [("host", "sl.example.org"), ("x-forwarded-host", "evil.example"), ("x-forwarded-host", "sl.example.org")];
+    let reply = get(&app, &path, &chain).await;
+    assert_eq!(reply.status, 307, "{:?}", reply.headers);
+    assert_eq!(reply.location, Some(format!("http://sl.example.org/playback/presentation/2.3/{A}")));
+    let reversed =
+        [("host", "sl.example.org"), ("x-forwarded-host", "sl.example.org"), ("x-forwarded-host", "evil.example")];
+    let reply = get(&app, &path, &reversed).await;
+    assert_eq!((reply.status, reply.location), (403, None));
+    let commas = [("host", "sl.example.org"), ("x-forwarded-host", "sl.example.org, evil.example")];
+    assert_eq!(get(&app, &path, &commas).await.status, 403);
+}
+
+#[tokio::test]
 async fn without_a_database_playback_answers_not_found() {
     let app = TestApp::builder().servers(0).start().await;
     assert_not_found_page(&get(&app, &format!("/recording/{A}/presentation"), &[]).await);

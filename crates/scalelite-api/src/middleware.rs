@@ -102,7 +102,7 @@ pub async fn authorize_host(State(state): State<AppState>, request: Request, nex
     }
     let headers = request.headers();
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).or_else(|| request.uri().host());
-    let forwarded = crate::tenancy::forwarded_host(headers);
+    let forwarded = crate::origin::forwarded_host(headers);
     let allowed = |candidate: &str| host_matches(candidate, url_host, state.config.multitenancy);
     let ok = host.is_some_and(allowed) && forwarded.is_none_or(allowed);
     if ok { next.run(request).await } else { StatusCode::FORBIDDEN.into_response() }
