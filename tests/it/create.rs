@@ -144,6 +144,21 @@ async fn server_tags() {
 }
 
 #[tokio::test]
+async fn control_characters_in_a_server_tag_still_give_well_formed_xml() {
+    let app = TestApp::builder().start().await;
+    let params = [("meetingID", "m"), ("name", "x"), ("meta_server-tag", "a\u{1}b\u{1b}[0m\u{0}!")];
+    let reply = app.client().get("create", &params).await;
+    assert_failed(&reply, "serverTagUnavailable");
+    // XML 1.0 has no way to carry these characters, not even escaped.
+    let forbidden = |c: char| c < ' ' && !matches!(c, '\t' | '\n' | '\r');
+    assert!(!reply.body.chars().any(forbidden), "{:?}", reply.body);
+    assert_eq!(
+        reply.message().as_deref(),
+        Some("There is no available server with the required tag=a\u{FFFD}b\u{FFFD}[0m\u{FFFD}.")
+    );
+}
+
+#[tokio::test]
 async fn tag_from_default_and_override_params() {
     let app = TestApp::builder().unseeded().env("DEFAULT_CREATE_PARAMS", "meta_server-tag=gpu").start().await;
     let seeds = [
