@@ -47,6 +47,28 @@ async fn api_metrics_count_calls_outcomes_and_upstream_errors() {
     assert!(!text.contains(scalelite_tests::LB_SECRET));
 }
 
+#[tokio::test]
+async fn error_keys_a_bbb_server_makes_up_do_not_become_new_series() {
+    let app = TestApp::builder().servers(1).start().await;
+    create(&app, "m").await;
+    for i in 0..25 {
+        app.fleet[0].set_mode(Mode::Failed { key: format!("madeUpKey{i}"), message: "nope".into() });
+        let reply = app.client().get("getMeetingInfo", &[("meetingID", "m")]).await;
+        // The front-end still sees the server's own key.
+        assert_eq!(reply.message_key(), Some(format!("madeUpKey{i}")));
+    }
+    app.fleet[0].set_mode(Mode::Failed { key: "invalidPassword".into(), message: "nope".into() });
+    app.client().get("getMeetingInfo", &[("meetingID", "m")]).await;
+
+    let text = app.client().raw_get("/metrics").await.body;
+    assert!(!text.contains("madeUpKey"), "{text}");
+    let count = |series: &str| value(&text, series).unwrap_or_else(|| panic!("no {series} in\n{text}"));
+    assert_eq!(count("scalelite_api_requests_total{call=\"getMeetingInfo\",outcome=\"other\"}"), 25.0);
+    assert_eq!(count("scalelite_api_requests_total{call=\"getMeetingInfo\",outcome=\"invalidPassword\"}"), 1.0);
+    let series = text.lines().filter(|l| l.starts_with("scalelite_api_requests_total{call=\"getMeetingInfo\"")).count();
+    assert_eq!(series, 2, "{text}");
+}
+
 /// Every metric name the dashboard queries is one the binaries export.
 #[tokio::test]
 async fn the_grafana_dashboard_only_queries_exported_metrics() {

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use http::{StatusCode, header};
 use tracing::{debug, info};
 
-use crate::metrics::{CallLabel, RequestLabels};
+use crate::metrics::{CallLabel, OTHER_OUTCOME, RequestLabels, outcome_label};
 use crate::response::Outcome;
 use crate::state::AppState;
 
@@ -72,17 +72,30 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
     state.metrics.in_flight.dec();
     let elapsed = started.elapsed();
     let status = response.status();
-    let outcome: Cow<'static, str> = match response.extensions().get::<Outcome>() {
-        Some(Outcome(key)) => Cow::Owned(key.clone()),
+    // The label set is bounded: a key a BBB server made up counts as `other`
+    // (and is logged, escaped and shortened, as `key`).
+    let key = response.extensions().get::<Outcome>().map(|Outcome(key)| key.as_str());
+    let outcome: Cow<'static, str> = match key {
+        Some(key) => Cow::Borrowed(outcome_label(key)),
         None if status.is_client_error() || status.is_server_error() => Cow::Owned(format!("http_{}", status.as_u16())),
         None => Cow::Borrowed("SUCCESS"),
     };
+    let unknown_key = key.filter(|_| outcome == OTHER_OUTCOME).map(|key| key.chars().take(64).collect::<String>());
     let duration_us = elapsed.as_micros() as u64;
     let route = route.unwrap_or("(unmatched)");
     if outcome == "SUCCESS" {
         debug!(target: "http", method = %method, route, status = status.as_u16(), duration_us, "request");
     } else {
-        info!(target: "http", method = %method, route, status = status.as_u16(), outcome = %outcome, duration_us, "request failed");
+        info!(
+            target: "http",
+            method = %method,
+            route,
+            status = status.as_u16(),
+            outcome = %outcome,
+            key = unknown_key.as_ref().map(tracing::field::debug),
+            duration_us,
+            "request failed"
+        );
     }
     state.metrics.requests.get_or_create(&RequestLabels { call: Cow::Borrowed(call), outcome }).inc();
     state.metrics.duration.get_or_create(&CallLabel { call: Cow::Borrowed(call) }).observe(elapsed.as_secs_f64());
