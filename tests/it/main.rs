@@ -13,6 +13,7 @@ mod admin;
 mod analytics;
 mod checksum;
 mod create;
+mod edge;
 mod embedded;
 mod end;
 mod fsapi;
