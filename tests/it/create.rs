@@ -144,6 +144,42 @@ async fn server_tags() {
 }
 
 #[tokio::test]
+async fn control_characters_in_a_server_tag_still_give_well_formed_xml() {
+    let app = TestApp::builder().start().await;
+    let params = [("meetingID", "m"), ("name", "x"), ("meta_server-tag", "a\u{1}b\u{1b}[0m\u{0}!")];
+    let reply = app.client().get("create", &params).await;
+    assert_failed(&reply, "serverTagUnavailable");
+    // XML 1.0 has no way to carry these characters, not even escaped.
+    let forbidden = |c: char| c < ' ' && !matches!(c, '\t' | '\n' | '\r');
+    assert!(!reply.body.chars().any(forbidden), "{:?}", reply.body);
+    assert_eq!(
+        reply.message().as_deref(),
+        Some("There is no available server with the required tag=a\u{FFFD}b\u{FFFD}[0m\u{FFFD}.")
+    );
+}
+
+#[tokio::test]
+async fn meeting_ids_that_are_not_utf8_are_refused() {
+    let app = TestApp::builder().servers(1).start().await;
+    let client = app.client();
+    // Two different ids that lenient decoding would turn into one.
+    for raw in ["meetingID=room%FF&name=x", "meetingID=room%FE%FE&name=x"] {
+        let reply = client.get_raw_query("create", raw).await;
+        assert_failed(&reply, "validationError");
+        assert_eq!(reply.message().as_deref(), Some("Invalid meeting ID"));
+    }
+    assert_eq!(app.fleet[0].call_count("create"), 0);
+    for call in ["join", "getMeetingInfo", "isMeetingRunning", "end"] {
+        let reply = client.get_raw_query(call, "meetingID=room%FF&fullName=A").await;
+        assert_failed(&reply, "validationError");
+    }
+    // UTF-8 ids work as ever.
+    let reply = client.get_raw_query("create", "meetingID=r%C3%A4um&name=x").await;
+    assert!(reply.is_success(), "{}", reply.body);
+    assert!(app.meeting("r\u{e4}um").await.is_some());
+}
+
+#[tokio::test]
 async fn tag_from_default_and_override_params() {
     let app = TestApp::builder().unseeded().env("DEFAULT_CREATE_PARAMS", "meta_server-tag=gpu").start().await;
     let seeds = [

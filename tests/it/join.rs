@@ -47,6 +47,20 @@ async fn join_counts_the_load_multiplier_and_head_acts_like_get() {
 }
 
 #[tokio::test]
+async fn a_server_url_a_header_cannot_carry_is_percent_encoded_in_the_redirect() {
+    let app = TestApp::builder().unseeded().servers(1).start().await;
+    // addServer takes any URL: here an internationalised host and a space.
+    let record = SeedServer::enabled("idn", "https://bbb.b\u{fc}ro.example/big blue/api", app.fleet[0].secret());
+    app.seed_server(&record).await;
+    app.seed_meeting("m", "idn", "mp", "123456789").await;
+    let reply = app.client().get("join", &[("meetingID", "m"), ("fullName", "A")]).await;
+    assert_eq!(reply.status, 302, "{}", reply.body);
+    let location = reply.location.expect("a 302 always has a Location");
+    assert!(location.starts_with("https://bbb.b%C3%BCro.example/big%20blue/api/join?"), "{location}");
+    assert!(location.bytes().all(|b| b.is_ascii_graphic()), "{location}");
+}
+
+#[tokio::test]
 async fn join_errors() {
     let app = TestApp::start().await;
     assert_failed(&app.client().get("join", &[("fullName", "A")]).await, "missingParamMeetingID");

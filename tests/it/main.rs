@@ -18,6 +18,7 @@ mod embedded;
 mod end;
 mod fsapi;
 mod get_meetings;
+mod headers;
 mod health;
 mod importer;
 mod index;

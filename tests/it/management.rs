@@ -276,7 +276,7 @@ async fn operator_story_through_the_management_api_with_metrics() {
     assert_eq!(metric("scalelite_poller_transitions_total{transition=\"offline\"}".into()), Some(1.0));
 }
 
-/// Ruby Scalelite's Redis layout.
+/// Ruby Scalelite's Redis layout, and Redis outages.
 mod redis_only {
     use scalelite_tests::{SeedServer, TestApp, TestBackend};
     use serde_json::json;
@@ -297,6 +297,30 @@ mod redis_only {
         assert_eq!((record["load_multiplier"].as_str(), record["online"].as_str()), ("1.5", "false"));
         assert_eq!(app.redis().cmd(&["SISMEMBER", &app.key("servers"), &id]).await.as_int(), Some(1));
         assert_eq!(app.redis().cmd(&["SISMEMBER", &app.key("server_enabled"), &id]).await.as_int(), Some(0));
+    }
+
+    #[tokio::test]
+    async fn store_failures_answer_500_without_the_store_error() {
+        let app = TestApp::builder()
+            .backend(TestBackend::Redis)
+            .env("REDIS_TIMEOUT", "1")
+            .env("MULTITENANCY_ENABLED", "true")
+            .start()
+            .await;
+        let client = app.client();
+        app.redis().stop().await;
+        let replies = [
+            get(&client, "getServers", &[]).await,
+            get(&client, "getServerInfo", &[("id", "s1")]).await,
+            post(&client, "deleteServer", &[("id", "s1")], &json!({})).await,
+            get(&client, "getTenants", &[]).await,
+        ];
+        for reply in replies {
+            // What failed (hosts, ports, keys) stays in the log.
+            assert_eq!(reply.status, 500, "{}", reply.body);
+            assert_eq!(json_of(&reply), json!({"error": "Internal server error"}));
+            assert!(reply.header("x-request-id").is_some(), "{:?}", reply.headers);
+        }
     }
 
     #[tokio::test]

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use scalelite_tests::{Mode, TestApp};
 
@@ -45,6 +46,89 @@ async fn api_metrics_count_calls_outcomes_and_upstream_errors() {
     // Labels are bounded: no meeting id, query or secret ever appears.
     assert!(!text.contains("secret-meeting-id-123"));
     assert!(!text.contains(scalelite_tests::LB_SECRET));
+}
+
+#[tokio::test]
+async fn error_keys_a_bbb_server_makes_up_do_not_become_new_series() {
+    let app = TestApp::builder().servers(1).start().await;
+    create(&app, "m").await;
+    for i in 0..25 {
+        app.fleet[0].set_mode(Mode::Failed { key: format!("madeUpKey{i}"), message: "nope".into() });
+        let reply = app.client().get("getMeetingInfo", &[("meetingID", "m")]).await;
+        // The front-end still sees the server's own key.
+        assert_eq!(reply.message_key(), Some(format!("madeUpKey{i}")));
+    }
+    app.fleet[0].set_mode(Mode::Failed { key: "invalidPassword".into(), message: "nope".into() });
+    app.client().get("getMeetingInfo", &[("meetingID", "m")]).await;
+
+    let text = app.client().raw_get("/metrics").await.body;
+    assert!(!text.contains("madeUpKey"), "{text}");
+    let count = |series: &str| value(&text, series).unwrap_or_else(|| panic!("no {series} in\n{text}"));
+    assert_eq!(count("scalelite_api_requests_total{call=\"getMeetingInfo\",outcome=\"other\"}"), 25.0);
+    assert_eq!(count("scalelite_api_requests_total{call=\"getMeetingInfo\",outcome=\"invalidPassword\"}"), 1.0);
+    let series = text.lines().filter(|l| l.starts_with("scalelite_api_requests_total{call=\"getMeetingInfo\"")).count();
+    assert_eq!(series, 2, "{text}");
+}
+
+async fn scrape(url: &str, authorization: Option<&str>) -> scalelite_tests::Reply {
+    let headers: Vec<(&str, &str)> = authorization.map(|a| vec![("authorization", a)]).unwrap_or_default();
+    scalelite_tests::http_request(http::Method::GET, url, &headers, bytes::Bytes::new(), Duration::from_secs(10))
+        .await
+        .unwrap()
+}
+
+#[track_caller]
+fn assert_refused(reply: &scalelite_tests::Reply) {
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert_eq!(reply.header("www-authenticate"), Some("Bearer realm=\"metrics\""));
+    assert!(!reply.body.contains("scalelite_"), "{}", reply.body);
+    assert!(!reply.body.contains(TOKEN));
+}
+
+const TOKEN: &str = "9c1f6e0b-scrape-token";
+
+#[tokio::test]
+async fn with_a_bearer_token_only_scrapes_that_send_it_see_the_api_metrics() {
+    let app = TestApp::builder().env("METRICS_BEARER_TOKEN", TOKEN).start().await;
+    let url = format!("{}/metrics", app.origin());
+    assert_refused(&scrape(&url, None).await);
+    assert_refused(&scrape(&url, Some("Bearer wrong-token")).await);
+    assert_refused(&scrape(&url, Some(&format!("Basic {TOKEN}"))).await);
+    // What Prometheus sends with `authorization: {credentials: ...}`.
+    let reply = scrape(&url, Some(&format!("Bearer {TOKEN}"))).await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.body.contains("scalelite_api_requests_total"), "{}", reply.body);
+    // The refusals are counted, never with the token.
+    assert!(
+        reply.body.contains("scalelite_api_requests_total{call=\"metrics\",outcome=\"http_401\"} 3"),
+        "{}",
+        reply.body
+    );
+    assert!(!reply.body.contains(TOKEN));
+    // Nothing else needs the token.
+    assert_eq!(app.client().raw_get("/health_check").await.status, 200);
+}
+
+#[tokio::test]
+async fn the_pollers_endpoint_takes_the_same_token() {
+    let metrics = Arc::new(scalelite_poller::PollerMetrics::new());
+    metrics.rounds.inc();
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    let registry = Arc::new(registry);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/metrics", listener.local_addr().unwrap());
+    tokio::spawn(scalelite_poller::metrics::serve(listener, Arc::clone(&registry), Some(TOKEN.into())));
+    assert_refused(&scrape(&url, None).await);
+    assert_refused(&scrape(&url, Some("Bearer nope")).await);
+    let reply = scrape(&url, Some(&format!("bearer {TOKEN}"))).await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.body.contains("scalelite_poller_rounds_total 1"), "{}", reply.body);
+    // Without a token it stays open, as before.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let open = format!("http://{}/metrics", listener.local_addr().unwrap());
+    tokio::spawn(scalelite_poller::metrics::serve(listener, registry, None));
+    assert_eq!(scrape(&open, None).await.status, 200);
 }
 
 /// Every metric name the dashboard queries is one the binaries export.

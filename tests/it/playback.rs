@@ -418,6 +418,77 @@ async fn path_traversal_never_leaves_the_recording() {
     }
 }
 
+/// Imports `record_id` with one presentation format stored at `url`.
+async fn add_with_url(app: &TestApp, record_id: &str, url: &str) {
+    let import = RecordingImport {
+        record_id: record_id.into(),
+        meeting_id: "room".into(),
+        name: Some("Lecture".into()),
+        published: Some(true),
+        participants: None,
+        state: Some("published".into()),
+        start_ms: Some(1_715_261_728_123),
+        end_ms: Some(1_715_265_328_123),
+        metadata: vec![],
+        formats: vec![ImportedFormat {
+            format: "presentation".into(),
+            url: url.into(),
+            length: None,
+            thumbnails: vec![],
+        }],
+    };
+    let policy = ImportPolicy { import_unpublished: false, protected: false };
+    app.recording_store().import_recording(&import, policy).await.expect("import");
+}
+
+#[tokio::test]
+async fn play_redirects_only_to_paths_on_this_site() {
+    let app = TestApp::builder().servers(0).recordings().start().await;
+    // Links a tampered database could hold: each would send the browser to
+    // another site if taken as it is.
+    let planted = [
+        "//evil.example/phish",
+        "/\\evil.example/phish",
+        "\\\\evil.example/phish",
+        "/\t/evil.example/phish",
+        "https://evil.example/phish",
+        "javascript:alert(document.cookie)",
+    ];
+    for (i, url) in planted.iter().enumerate() {
+        let record_id = format!("{}{i:03}", &A[..A.len() - 3]);
+        add_with_url(&app, &record_id, url).await;
+        let reply = get(&app, &format!("/recording/{record_id}/presentation"), &[]).await;
+        assert_not_found_page(&reply);
+        assert_eq!(reply.location, None, "{url:?}");
+    }
+    // A path is served on the host and scheme the browser used.
+    add_with_url(&app, B, &format!("/playback/presentation/2.3/{B}")).await;
+    let proxied = [("x-forwarded-proto", "https"), ("x-forwarded-host", "sl.example.org")];
+    let reply = get(&app, &format!("/recording/{B}/presentation"), &proxied).await;
+    assert_eq!(reply.status, 307);
+    assert_eq!(reply.location, Some(format!("https://sl.example.org/playback/presentation/2.3/{B}")));
+}
+
+#[tokio::test]
+async fn host_authorization_and_redirects_read_the_same_forwarded_host() {
+    let app = TestApp::builder().servers(0).recordings().env("URL_HOST", "sl.example.org").start().await;
+    add(&app, A, &["presentation"], true, false).await;
+    let path = format!("/recording/{A}/presentation");
+    // A proxy chain appends its own line: the last value is the host, for
+    // the authorization and for the redirect alike.
+    let chain =
+        [("host", "sl.example.org"), ("x-forwarded-host", "evil.example"), ("x-forwarded-host", "sl.example.org")];
+    let reply = get(&app, &path, &chain).await;
+    assert_eq!(reply.status, 307, "{:?}", reply.headers);
+    assert_eq!(reply.location, Some(format!("http://sl.example.org/playback/presentation/2.3/{A}")));
+    let reversed =
+        [("host", "sl.example.org"), ("x-forwarded-host", "sl.example.org"), ("x-forwarded-host", "evil.example")];
+    let reply = get(&app, &path, &reversed).await;
+    assert_eq!((reply.status, reply.location), (403, None));
+    let commas = [("host", "sl.example.org"), ("x-forwarded-host", "sl.example.org, evil.example")];
+    assert_eq!(get(&app, &path, &commas).await.status, 403);
+}
+
 #[tokio::test]
 async fn without_a_database_playback_answers_not_found() {
     let app = TestApp::builder().servers(0).start().await;

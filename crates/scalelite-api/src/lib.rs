@@ -71,7 +71,10 @@ pub fn router(state: AppState) -> Router {
         .route("/", any(health::health_check))
         .fallback(fallback)
         .layer(
+            // Outermost first.
             ServiceBuilder::new()
+                .layer(axum::middleware::from_fn(middleware::request_id))
+                .layer(axum::middleware::from_fn(middleware::security_headers))
                 .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::observe))
                 // Host authorization costs nothing unless URL_HOST is set.
                 .option_layer(

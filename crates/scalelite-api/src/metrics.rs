@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use http::header;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -17,13 +17,70 @@ use scalelite_bbb_client::CallError;
 use crate::state::AppState;
 
 /// Labels of request counts: the BBB or management call, and the outcome
-/// (`SUCCESS`, a BBB `messageKey`, or `http_<status>` for JSON errors).
+/// (`SUCCESS`, a known `messageKey` (see [`outcome_label`]), `other`, or
+/// `http_<status>` for JSON errors).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     /// Call name (`join`, `getServers`, `health_check`, `unsupported`, ...).
     pub call: Cow<'static, str>,
     /// Outcome.
     pub outcome: Cow<'static, str>,
+}
+
+/// Outcome keys that are metric labels as they are: ours (the BBB error
+/// catalogue, the playback refusals) and the `messageKey`s bbb-web answers.
+/// Any other key a BBB server sends counts as [`OTHER_OUTCOME`], so a
+/// hostile or broken server cannot grow the label set.
+pub const KNOWN_OUTCOMES: [&str; 37] = [
+    "SUCCESS",
+    // Scalelite's catalogue (reference §3.3) and ours.
+    "checksumError",
+    "notFound",
+    "missingParamMeetingID",
+    "missingParamRecordID",
+    "missingParamPublish",
+    "missingParameters",
+    "unsupportedRequest",
+    "unsupportedContentType",
+    "serverUnavailable",
+    "serverTagUnavailable",
+    "internalError",
+    "validationError",
+    // Playback refusals.
+    "unpublished",
+    "invalidPath",
+    "invalidToken",
+    "invalidCookie",
+    "noSecretKeyBase",
+    // bbb-web.
+    "idNotUnique",
+    "duplicateWarning",
+    "NotUniqueMeetingID",
+    "nonUniqueVoiceBridge",
+    "invalidMeetingId",
+    "meetingForciblyEnded",
+    "invalidPassword",
+    "mismatchCreateTime",
+    "mismatchCreateTimeParam",
+    "recordingNotFound",
+    "configNotFound",
+    "noConfigFound",
+    "maxParticipantsReached",
+    "guestDeniedAccess",
+    "parentMeetingIdMissing",
+    "MissingParam",
+    "missingParamFullName",
+    "Params required",
+    "sentEndMeetingRequest",
+];
+
+/// The outcome label of keys outside [`KNOWN_OUTCOMES`].
+pub const OTHER_OUTCOME: &str = "other";
+
+/// The metric label of an outcome key: the key itself when it is one of
+/// [`KNOWN_OUTCOMES`], else [`OTHER_OUTCOME`].
+pub fn outcome_label(key: &str) -> &'static str {
+    KNOWN_OUTCOMES.iter().find(|known| **known == key).copied().unwrap_or(OTHER_OUTCOME)
 }
 
 /// Labels of per-call histograms.
@@ -105,8 +162,68 @@ impl ApiMetrics {
     }
 }
 
-/// `GET /metrics` in the Prometheus text format.
-pub async fn metrics(State(state): State<AppState>) -> Response {
+/// `GET /metrics` in the Prometheus text format; with
+/// `METRICS_BEARER_TOKEN` set, only for `Authorization: Bearer <token>`
+/// (else HTTP 401).
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(token) = &state.config.metrics_bearer_token {
+        let authorization = headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
+        if !scalelite_telemetry::bearer_authorized(authorization, token.expose()) {
+            return unauthorized();
+        }
+    }
     ([(header::CONTENT_TYPE, scalelite_telemetry::METRICS_CONTENT_TYPE)], scalelite_telemetry::encode(&state.registry))
         .into_response()
+}
+
+/// HTTP 401 with the bearer challenge (the poller answers the same).
+pub fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, scalelite_telemetry::METRICS_CHALLENGE), (header::CACHE_CONTROL, "no-store")],
+        "Unauthorized\n",
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_labels_are_bounded() {
+        assert_eq!(outcome_label("checksumError"), "checksumError");
+        assert_eq!(outcome_label("idNotUnique"), "idNotUnique");
+        assert_eq!(outcome_label("invalidCookie"), "invalidCookie");
+        assert_eq!(outcome_label("attacker-key-1"), OTHER_OUTCOME);
+        assert_eq!(outcome_label(""), OTHER_OUTCOME);
+        assert_eq!(outcome_label("CHECKSUMERROR"), OTHER_OUTCOME);
+        // Every key our own errors produce is known.
+        for error in [
+            scalelite_core::BbbError::ChecksumError,
+            scalelite_core::BbbError::MeetingNotFound,
+            scalelite_core::BbbError::MissingParamMeetingId,
+            scalelite_core::BbbError::InvalidMeetingId,
+            scalelite_core::BbbError::MissingParamRecordId,
+            scalelite_core::BbbError::MissingParamPublish,
+            scalelite_core::BbbError::MissingParameters,
+            scalelite_core::BbbError::UnsupportedRequest,
+            scalelite_core::BbbError::UnsupportedContentType,
+            scalelite_core::BbbError::ServerUnavailable,
+            scalelite_core::BbbError::ServerTagUnavailable(String::new()),
+            scalelite_core::BbbError::internal("x"),
+        ] {
+            assert_ne!(outcome_label(error.message_key()), OTHER_OUTCOME, "{error:?}");
+        }
+        for refusal in [
+            crate::playback::Refusal::NotFound,
+            crate::playback::Refusal::Unpublished,
+            crate::playback::Refusal::InvalidPath,
+            crate::playback::Refusal::InvalidToken,
+            crate::playback::Refusal::InvalidCookie,
+            crate::playback::Refusal::NoSecretKeyBase,
+        ] {
+            assert_ne!(outcome_label(refusal.key()), OTHER_OUTCOME, "{refusal:?}");
+        }
+    }
 }

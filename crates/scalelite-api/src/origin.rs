@@ -1,19 +1,21 @@
 //! The origin (`scheme://host[:port]`) clients reached us on, as Rails
 //! computes `request.protocol + request.host_with_port`: recording URLs and
 //! playback redirects point back at the balancer, also behind a proxy.
+//!
+//! One rule names the host a request was made to, for everything that reads
+//! it (host authorization, tenants, redirects, recording and callback URLs):
+//! [`request_host_with_port`].
 
-use http::{HeaderMap, header};
+use http::{HeaderMap, Uri, header};
 
 /// `https://` when the request came over TLS according to the proxy
 /// headers Rack honours (`X-Forwarded-Ssl: on`, `X-Forwarded-Scheme`, the
-/// first value of `X-Forwarded-Proto`); else `http://`. Then the host of the
-/// last `X-Forwarded-Host` value, else `Host`, with its port unless it is
-/// the scheme's standard one.
+/// first value of `X-Forwarded-Proto`); else `http://`. Then the host of
+/// [`request_host_with_port`] (`localhost` without one), with its port
+/// unless it is the scheme's standard one.
 pub fn origin(headers: &HeaderMap) -> String {
     let https = is_https(headers);
-    let raw = forwarded_host(headers)
-        .or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()).map(str::trim))
-        .unwrap_or("localhost");
+    let raw = request_host_with_port(headers, None).unwrap_or("localhost");
     let (host, port) = split_port(raw);
     let standard = if https { 443 } else { 80 };
     let scheme = if https { "https" } else { "http" };
@@ -21,6 +23,29 @@ pub fn origin(headers: &HeaderMap) -> String {
         Some(port) if port != standard => format!("{scheme}://{host}:{port}"),
         _ => format!("{scheme}://{host}"),
     }
+}
+
+/// The host (and port, if given) a request was made to, as Rails'
+/// `request.host_with_port` reads it: the [`forwarded_host`] when there is
+/// one, else `Host`, else the authority of an absolute-form request target.
+pub fn request_host_with_port<'a>(headers: &'a HeaderMap, uri: Option<&'a Uri>) -> Option<&'a str> {
+    forwarded_host(headers)
+        .or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty()))
+        .or_else(|| uri.and_then(Uri::host))
+}
+
+/// The last value of `X-Forwarded-Host`: its lines in order, each split at
+/// commas, blanks skipped (Rails: `x_forwarded_host.split(/,\s?/).last`,
+/// with the lines of a repeated header joined by commas as Puma does). A
+/// line that is not ASCII text is skipped.
+pub fn forwarded_host(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all("x-forwarded-host")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .rfind(|v| !v.is_empty())
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -34,11 +59,6 @@ fn is_https(headers: &HeaderMap) -> bool {
     let scheme = header_str(headers, "x-forwarded-scheme")
         .or_else(|| header_str(headers, "x-forwarded-proto").map(|v| v.split(',').next().unwrap_or("").trim()));
     scheme.is_some_and(|s| s.eq_ignore_ascii_case("https"))
-}
-
-fn forwarded_host(headers: &HeaderMap) -> Option<&str> {
-    let value = header_str(headers, "x-forwarded-host")?;
-    value.rsplit(',').next().map(str::trim).filter(|v| !v.is_empty())
 }
 
 /// Splits `host:port` (also `[v6]:port`); a port that is not a number stays
@@ -84,5 +104,19 @@ mod tests {
         ]);
         assert_eq!(origin(&chain), "https://b.example:8443");
         assert_eq!(origin(&headers(&[("host", "h:443"), ("x-forwarded-ssl", "on")])), "https://h");
+    }
+
+    #[test]
+    fn the_last_forwarded_host_wins_across_lines() {
+        let lines =
+            headers(&[("host", "a"), ("x-forwarded-host", "evil.example"), ("x-forwarded-host", "lb.example.org, ")]);
+        assert_eq!(forwarded_host(&lines), Some("lb.example.org"));
+        assert_eq!(origin(&lines), "http://lb.example.org");
+        assert_eq!(request_host_with_port(&lines, None), Some("lb.example.org"));
+        let blank = headers(&[("host", " lb.example.org:8080 "), ("x-forwarded-host", " , ")]);
+        assert_eq!(request_host_with_port(&blank, None), Some("lb.example.org:8080"));
+        let uri: Uri = "http://absolute.example/x".parse().unwrap();
+        assert_eq!(request_host_with_port(&HeaderMap::new(), Some(&uri)), Some("absolute.example"));
+        assert_eq!(origin(&HeaderMap::new()), "http://localhost");
     }
 }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http::{HeaderMap, Uri, header};
+use http::{HeaderMap, Uri};
 use scalelite_core::params::ParamList;
 use scalelite_core::{BbbError, Secret, TenantId};
 use scalelite_store::{Store, StoreError, Tenant, TenantRecord};
@@ -143,24 +143,11 @@ impl TenantDirectory {
 /// Most cached names before unknown ones are dropped.
 const MAX_ENTRIES: usize = 10_000;
 
-/// The last `X-Forwarded-Host` value, if any.
-pub fn forwarded_host(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all("x-forwarded-host")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .rfind(|v| !v.is_empty())
-}
-
-/// The host a request was made to: the last `X-Forwarded-Host` value when
-/// present, else `Host` (else the URI's authority), without port.
+/// The host a request was made to ([`crate::origin::request_host_with_port`]:
+/// the last `X-Forwarded-Host` value when present, else `Host`, else the
+/// URI's authority), without port.
 pub fn request_host<'a>(headers: &'a HeaderMap, uri: &'a Uri) -> Option<&'a str> {
-    let host = forwarded_host(headers)
-        .or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()))
-        .or_else(|| uri.host())?;
-    Some(crate::middleware::strip_port(host))
+    crate::origin::request_host_with_port(headers, Some(uri)).map(crate::middleware::strip_port)
 }
 
 /// The tenant name a host selects: its first DNS label.
@@ -201,7 +188,7 @@ mod tests {
     fn hosts_and_names() {
         let uri: Uri = "/x".parse().unwrap();
         let mut headers = HeaderMap::new();
-        headers.insert(header::HOST, "a.sl.example.com:443".parse().unwrap());
+        headers.insert(http::header::HOST, "a.sl.example.com:443".parse().unwrap());
         assert_eq!(request_host(&headers, &uri), Some("a.sl.example.com"));
         headers.append("x-forwarded-host", "b.sl.example.com, c.sl.example.com".parse().unwrap());
         assert_eq!(request_host(&headers, &uri), Some("c.sl.example.com"));

@@ -263,6 +263,10 @@ pub struct Config {
     /// `POLLER_METRICS_BIND` (default `0.0.0.0:9101`, `off` disables): where
     /// the poller serves `/metrics`.
     pub poller_metrics_bind: Option<SocketAddr>,
+    /// `METRICS_BEARER_TOKEN`: when set, `/metrics` (the API's and the
+    /// poller's) answers HTTP 401 to scrapes without
+    /// `Authorization: Bearer <token>`.
+    pub metrics_bearer_token: Option<Secret>,
     /// `SERVER_ID_IS_HOSTNAME`: new servers get their URL's host as id.
     pub server_id_is_hostname: bool,
     /// `MANAGEMENT_API_SECRETS` (`:`-separated): when set, the management API
@@ -531,6 +535,7 @@ impl Config {
             healthy_threshold: r.parse::<u32>("SERVER_HEALTHY_THRESHOLD", 1).max(1),
             unhealthy_threshold: r.parse::<u32>("SERVER_UNHEALTHY_THRESHOLD", 2).max(1),
             poller_metrics_bind,
+            metrics_bearer_token: r.string("METRICS_BEARER_TOKEN").map(Secret::new),
             server_id_is_hostname: r.bool("SERVER_ID_IS_HOSTNAME", false),
             management_secrets,
             management_signed_body: r.bool("MANAGEMENT_API_SIGNED_BODY", false),
@@ -749,10 +754,12 @@ mod tests {
             ("LOADBALANCER_SECRET", "topsecret"),
             ("REDIS_URL", "redis://:pw@host"),
             ("FSAPI_PASSWORD", "fs-password"),
+            ("METRICS_BEARER_TOKEN", "scrape-token"),
         ]);
         let printed = format!("{:?} {env:?}", Config::from_env(&env).unwrap());
         assert!(!printed.contains("topsecret"));
         assert!(!printed.contains("pw@host"));
         assert!(!printed.contains("fs-password"));
+        assert!(!printed.contains("scrape-token"));
     }
 }

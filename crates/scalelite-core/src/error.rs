@@ -23,6 +23,10 @@ pub enum BbbError {
     /// `recordID` missing or empty.
     #[error("missingParamRecordID")]
     MissingParamRecordId,
+    /// `meetingID` held bytes that are not UTF-8 (bbb-web's answer to a
+    /// meeting id it cannot keep: `validationError`).
+    #[error("validationError (meeting ID)")]
+    InvalidMeetingId,
     /// `publish` missing or empty.
     #[error("missingParamPublish")]
     MissingParamPublish,
@@ -114,6 +118,7 @@ impl BbbError {
             Self::MissingParamMeetingId => "missingParamMeetingID",
             Self::MissingParamRecordId => "missingParamRecordID",
             Self::MissingParamPublish => "missingParamPublish",
+            Self::InvalidMeetingId => "validationError",
             Self::MissingParameters => "missingParameters",
             Self::MissingParam(_) | Self::Internal(_) | Self::Refused { .. } => "internalError",
             Self::UnsupportedRequest => "unsupportedRequest",
@@ -135,6 +140,7 @@ impl BbbError {
             Self::MissingParamMeetingId => "You must specify a meeting ID for the meeting.".into(),
             Self::MissingParamRecordId => "You must specify a recordID.".into(),
             Self::MissingParamPublish => "You must specify a publish value true or false.".into(),
+            Self::InvalidMeetingId => "Invalid meeting ID".into(),
             Self::MissingParameters => "param meetingID or recordID must be included.".into(),
             Self::MissingParam(name) => format!("param is missing or the value is empty: {name}").into(),
             Self::UnsupportedRequest => "This request is not supported.".into(),
@@ -200,6 +206,8 @@ mod tests {
         let missing = BbbError::MissingParam("name".into());
         assert_eq!(missing.message_key(), "internalError");
         assert_eq!(missing.message(), "param is missing or the value is empty: name");
+        let invalid = BbbError::InvalidMeetingId;
+        assert_eq!((invalid.message_key(), invalid.message()), ("validationError", "Invalid meeting ID".into()));
         let upstream = BbbError::Upstream { key: "idNotUnique".into(), message: "dup".into() };
         assert_eq!(upstream.message_key(), "idNotUnique");
     }

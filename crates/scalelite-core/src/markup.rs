@@ -107,11 +107,14 @@ impl Markup {
         }
     }
 
-    /// `xml.cdata! text` on its own line.
+    /// `xml.cdata! text` on its own line (characters XML 1.0 forbids become
+    /// `*`, as in text).
     pub fn cdata(&mut self, text: &str) -> &mut Self {
         self.indent();
         self.out.push_str("<![CDATA[");
-        self.out.push_str(&text.replace("]]>", "]]]]><![CDATA[>"));
+        for ch in text.replace("]]>", "]]]]><![CDATA[>").chars() {
+            self.out.push(if crate::xml::is_xml_char(ch) { ch } else { '*' });
+        }
         self.out.push_str("]]>\n");
         self
     }
@@ -147,9 +150,8 @@ fn escape_into(out: &mut String, text: &str, attribute: bool) {
             '"' if attribute => out.push_str("&quot;"),
             '\n' if attribute => out.push_str("&#10;"),
             '\r' if attribute => out.push_str("&#13;"),
-            '\t' | '\n' | '\r' => out.push(ch),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('*'),
-            c => out.push(c),
+            c if crate::xml::is_xml_char(c) => out.push(c),
+            _ => out.push('*'),
         }
     }
 }
@@ -164,6 +166,7 @@ mod tests {
         xml.open("response").text("returncode", "SUCCESS").open("recordings").close("recordings");
         xml.optional("name", None).text("empty", "").number("startTime", 1_700_000_000_000_i64);
         xml.open("key").cdata("").close("key");
+        xml.open("meta").cdata("x\u{1}]]>y").close("meta");
         xml.text_with_attrs("image", "https://x/a&b.png", &[("alt", "\"Hi\"\n"), ("width", "")]);
         xml.text("bad", "a\u{1}b<c>");
         xml.open_with_attrs("list", &[("kind", "a<b")]).empty_with_attrs("item", &[("id", "1")]).close("list");
@@ -179,6 +182,9 @@ mod tests {
           <key>
             <![CDATA[]]>
           </key>
+          <meta>
+            <![CDATA[x*]]]]><![CDATA[>y]]>
+          </meta>
           <image alt="&quot;Hi&quot;&#10;" width="">https://x/a&amp;b.png</image>
           <bad>a*b&lt;c&gt;</bad>
           <list kind="a&lt;b">

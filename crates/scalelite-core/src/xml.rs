@@ -205,11 +205,29 @@ fn indent(out: &mut String, depth: usize) {
 
 fn cdata_into(out: &mut String, text: &str) {
     out.push_str("<![CDATA[");
-    out.push_str(&text.replace("]]>", "]]]]><![CDATA[>"));
+    for ch in text.replace("]]>", "]]]]><![CDATA[>").chars() {
+        out.push(xml_char(ch));
+    }
     out.push_str("]]>");
 }
 
-/// Escapes `&`, `<`, `>` (and `"` in attributes).
+/// Whether XML 1.0 allows `ch` in a document (its `Char` production:
+/// tab, newline, carriage return, and everything from U+0020 except
+/// U+FFFE and U+FFFF; a Rust `char` is never a surrogate).
+pub fn is_xml_char(ch: char) -> bool {
+    matches!(ch, '\t' | '\n' | '\r') || (ch >= '\u{20}' && ch != '\u{FFFE}' && ch != '\u{FFFF}')
+}
+
+/// `ch`, or U+FFFD (the replacement character) where XML 1.0 forbids it:
+/// not even a character reference may name those, so text that holds one
+/// (a control character in a request parameter, in a BBB reply) would make
+/// the whole document ill-formed.
+fn xml_char(ch: char) -> char {
+    if is_xml_char(ch) { ch } else { '\u{FFFD}' }
+}
+
+/// Escapes `&`, `<`, `>` (and `"`, CR and LF in attributes); characters
+/// XML 1.0 forbids become U+FFFD.
 pub fn escape_into(out: &mut String, text: &str, attribute: bool) {
     for ch in text.chars() {
         match ch {
@@ -219,7 +237,7 @@ pub fn escape_into(out: &mut String, text: &str, attribute: bool) {
             '"' if attribute => out.push_str("&quot;"),
             '\r' if attribute => out.push_str("&#13;"),
             '\n' if attribute => out.push_str("&#10;"),
-            _ => out.push(ch),
+            _ => out.push(xml_char(ch)),
         }
     }
 }
@@ -458,6 +476,27 @@ mod tests {
           <meetings/>
         </response>
         "#);
+    }
+
+    #[test]
+    fn rendered_documents_are_well_formed_whatever_the_text() {
+        let hostile = "a\u{0}b\u{1b}[31m\u{7}c\u{b}\u{c}\u{FFFE}\u{FFFF}d\te\nf\u{7f}\u{85}";
+        let mut doc = Element::new("response")
+            .with_text_child("message", hostile)
+            .with_child(Element::new("meetings").with_text_child("name", hostile));
+        doc.attrs.push(("alt".into(), hostile.into()));
+        let mut cdata = Element::new("key");
+        cdata.children.push(Node::CData(hostile.into()));
+        doc.push_child(cdata);
+        let rendered = doc.to_document(true);
+        assert!(!rendered.chars().any(|c| !is_xml_char(c)), "{rendered:?}");
+        // It parses back, with only the forbidden characters replaced.
+        let back = parse(rendered.as_bytes()).unwrap();
+        let expected = "a\u{FFFD}b\u{FFFD}[31m\u{FFFD}c\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}d\te\nf\u{7f}\u{85}";
+        assert_eq!(back.text_at("message").as_deref(), Some(expected));
+        assert_eq!(back.text_at("key").as_deref(), Some(expected));
+        assert!(back.attr("alt").is_some_and(|alt| alt.starts_with("a\u{FFFD}b")));
+        assert_eq!(escape("x\u{1}y"), "x\u{FFFD}y");
     }
 
     #[test]

@@ -4,9 +4,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use axum::Router;
-use axum::http::header;
-use axum::routing::get;
 use prometheus_client::registry::Registry;
 use scalelite_core::config::{Config, Env};
 use scalelite_poller::{Poller, PollerMetrics};
@@ -60,23 +57,11 @@ async fn run(env: &Env, once: bool) -> anyhow::Result<()> {
     if let Some(bind) = config.poller_metrics_bind {
         let mut registry = Registry::default();
         metrics.register(&mut registry);
-        let registry = Arc::new(registry);
-        let app = Router::new().route(
-            "/metrics",
-            get(move || {
-                let registry = Arc::clone(&registry);
-                async move {
-                    (
-                        [(header::CONTENT_TYPE, scalelite_telemetry::METRICS_CONTENT_TYPE)],
-                        scalelite_telemetry::encode(&registry),
-                    )
-                }
-            }),
-        );
         let listener =
             tokio::net::TcpListener::bind(bind).await.with_context(|| format!("POLLER_METRICS_BIND {bind}"))?;
         info!(address = %bind, "serving poller metrics at /metrics");
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let token = config.metrics_bearer_token.clone();
+        tokio::spawn(scalelite_poller::metrics::serve(listener, Arc::new(registry), token));
     }
     poller.run(scalelite_telemetry::shutdown_signal()).await;
     Ok(())

@@ -30,6 +30,29 @@ pub fn init_logging_with(json: bool, default_filter: &str) {
     }
 }
 
+/// `WWW-Authenticate` of a `/metrics` reply refused for want of the bearer
+/// token (`METRICS_BEARER_TOKEN`).
+pub const METRICS_CHALLENGE: &str = "Bearer realm=\"metrics\"";
+
+/// Whether an `Authorization` header value is `Bearer <token>` (scheme in
+/// any case, as RFC 9110 says; what Prometheus sends for `authorization:
+/// {credentials: ...}` or `bearer_token_file`). Compared in constant time
+/// over SHA-256 digests, so neither the token nor its length leaks.
+pub fn bearer_authorized(authorization: Option<&[u8]>, token: &str) -> bool {
+    use sha2::{Digest as _, Sha256};
+    use subtle::ConstantTimeEq as _;
+    let Some(given) = authorization.and_then(|value| {
+        let value = value.trim_ascii();
+        let split = value.iter().position(|b| *b == b' ')?;
+        let (scheme, credentials) = value.split_at(split);
+        scheme.eq_ignore_ascii_case(b"bearer").then(|| credentials.trim_ascii())
+    }) else {
+        return false;
+    };
+    let (given, wanted) = (Sha256::digest(given), Sha256::digest(token.as_bytes()));
+    given.as_slice().ct_eq(wanted.as_slice()).into()
+}
+
 /// The registry in the Prometheus/OpenMetrics text format.
 pub fn encode(registry: &Registry) -> String {
     let mut out = String::new();
@@ -55,5 +78,23 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_tokens() {
+        let ok = |header: &str| bearer_authorized(Some(header.as_bytes()), "s3cr3t-token");
+        assert!(ok("Bearer s3cr3t-token"));
+        assert!(ok("bearer  s3cr3t-token "));
+        assert!(!ok("Bearer s3cr3t-toke"));
+        assert!(!ok("Bearer s3cr3t-token2"));
+        assert!(!ok("Basic s3cr3t-token"));
+        assert!(!ok("s3cr3t-token"));
+        assert!(!ok("Bearer"));
+        assert!(!bearer_authorized(None, "s3cr3t-token"));
     }
 }

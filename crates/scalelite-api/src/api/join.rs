@@ -4,11 +4,14 @@
 //! or disabled server and counts the join; the answer is a 302 to the
 //! server's own join URL, re-signed with the server's secret.
 
+use std::borrow::Cow;
+
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Request, StatusCode, header};
 use scalelite_core::BbbError;
+use scalelite_core::error::internal::ACCESS_MEETING;
 use scalelite_core::params::forwarded_params;
 use scalelite_core::sign::signed_url;
 use scalelite_store::JoinRoute;
@@ -42,13 +45,55 @@ pub async fn join(State(state): State<AppState>, request: Request<Body>) -> ApiR
         &[],
     );
     let location = signed_url(&url, CALL.name, &params.encode(), &secret, state.bbb.algorithm());
-    Ok(redirect(&location))
+    redirect(&location).map_err(Into::into)
 }
 
-fn redirect(location: &str) -> Response {
+/// A 302 to `location`, never without a `Location`: the query is encoded
+/// already, but the server's URL is stored as an operator typed it, so bytes
+/// a header cannot carry (spaces, control characters, non-ASCII letters of
+/// an internationalised host or path) are percent-encoded; browsers decode
+/// them again (hosts through IDNA). The checksum covers only the query, so
+/// it stays valid.
+fn redirect(location: &str) -> Result<Response, BbbError> {
+    let location = header_safe(location);
+    let value = HeaderValue::from_str(&location).map_err(|_| BbbError::internal(ACCESS_MEETING))?;
     let mut response = StatusCode::FOUND.into_response();
-    if let Ok(value) = HeaderValue::from_str(location) {
-        response.headers_mut().insert(header::LOCATION, value);
+    response.headers_mut().insert(header::LOCATION, value);
+    Ok(response)
+}
+
+/// `url` with every byte outside printable ASCII (and the space)
+/// percent-encoded.
+fn header_safe(url: &str) -> Cow<'_, str> {
+    if url.bytes().all(|b| b.is_ascii_graphic()) {
+        return Cow::Borrowed(url);
     }
-    response
+    let mut out = String::with_capacity(url.len() + 16);
+    for byte in url.bytes() {
+        if byte.is_ascii_graphic() {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_redirect_has_a_valid_location() {
+        let plain = "https://bbb.example/bigbluebutton/api/join?fullName=A&checksum=ab";
+        assert_eq!(header_safe(plain), plain);
+        let typed = "https://bbb.b\u{fc}ro.example/big blue\tbutton/api/join?checksum=ab\u{7f}";
+        assert_eq!(header_safe(typed), "https://bbb.b%C3%BCro.example/big%20blue%09button/api/join?checksum=ab%7F");
+        let response = redirect(typed).unwrap();
+        assert_eq!(response.status(), StatusCode::FOUND);
+        assert_eq!(
+            response.headers().get(header::LOCATION).unwrap(),
+            "https://bbb.b%C3%BCro.example/big%20blue%09button/api/join?checksum=ab%7F"
+        );
+    }
 }

@@ -22,8 +22,18 @@ use crate::response::{ApiError, ApiResult, xml};
 use crate::state::AppState;
 
 /// The required `meetingID` parameter.
+///
+/// Parameters are decoded leniently: bytes that are not UTF-8 become U+FFFD,
+/// so `%FF` and `%FE` would name one meeting. Such an id is refused with
+/// bbb-web's `validationError` (Scalelite, through Rails, answers HTTP 400);
+/// an id holding a literal U+FFFD (`%EF%BF%BD`) cannot be told apart from
+/// one and is refused too.
 pub(crate) fn meeting_id(request: &ApiRequest) -> Result<MeetingId, BbbError> {
-    request.param("meetingID").map(MeetingId::from).ok_or(BbbError::MissingParamMeetingId)
+    let id = request.param("meetingID").ok_or(BbbError::MissingParamMeetingId)?;
+    if id.contains(char::REPLACEMENT_CHARACTER) {
+        return Err(BbbError::InvalidMeetingId);
+    }
+    Ok(MeetingId::from(id))
 }
 
 /// Where calls for a server go.

@@ -23,7 +23,7 @@ use scalelite_core::error::refused;
 use scalelite_core::{BbbError, Params};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::api::unsupported::unsupported;
 use crate::body::BodyLimits;
@@ -197,4 +197,16 @@ pub fn json_reply(status: StatusCode, value: impl serde::Serialize) -> Response 
 /// `{"error": message}` with `status`.
 pub fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
     json_reply(status, json!({ "error": message.into() }))
+}
+
+/// The `error` of every HTTP 500 of the management API.
+pub const INTERNAL_ERROR: &str = "Internal server error";
+
+/// HTTP 500 `{"error": "Internal server error"}` for a failure of the
+/// store. What failed is logged (in the request's span, so with its
+/// request id, which the reply carries in `X-Request-Id`), never sent: a
+/// store error names hosts, ports and keys.
+pub fn internal_error(error: &dyn std::fmt::Display, context: &'static str) -> Response {
+    warn!(%error, "{context}");
+    json_error(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_ERROR)
 }

@@ -11,7 +11,7 @@ use scalelite_store::{ServerState, ServerUpdate};
 use serde_json::json;
 use tracing::warn;
 
-use super::{ManagementRequest, json_error, json_reply};
+use super::{ManagementRequest, internal_error, json_error, json_reply};
 use crate::state::AppState;
 
 macro_rules! read {
@@ -28,10 +28,7 @@ fn failed(error: FleetError, id: &str) -> Response {
     match error {
         FleetError::NotFound(_) => json_error(StatusCode::NOT_FOUND, format!("Couldn't find server with id={id}")),
         FleetError::Invalid(message) => json_error(StatusCode::BAD_REQUEST, message),
-        FleetError::Store(error) => {
-            warn!(%error, "management call failed on the store");
-            json_error(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
-        }
+        FleetError::Store(error) => internal_error(&error, "management call failed on the store"),
     }
 }
 
@@ -133,6 +130,7 @@ pub async fn delete_server(State(state): State<AppState>, request: Request<Body>
     match state.fleet.remove_server(&ServerId::new(id.clone())).await {
         Ok(()) => json_reply(StatusCode::OK, json!({ "success": format!("Server id={id} was destroyed") })),
         Err(FleetError::NotFound(_)) => failed(FleetError::NotFound(ServerId::new(id.clone())), &id),
+        Err(error @ FleetError::Store(_)) => failed(error, &id),
         Err(error) => json_error(StatusCode::BAD_REQUEST, format!("Couldn't destroy server id={id}: {error}")),
     }
 }

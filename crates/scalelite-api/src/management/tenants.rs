@@ -15,9 +15,8 @@ use http::{Request, StatusCode};
 use scalelite_core::{BbbError, TenantId};
 use scalelite_store::{StoreError, Tenant, TenantUpdate};
 use serde_json::{Map, Value, json};
-use tracing::warn;
 
-use super::{ManagementRequest, Wrapped, json_error, json_reply};
+use super::{ManagementRequest, Wrapped, internal_error, json_error, json_reply};
 use crate::state::AppState;
 
 /// Reads the request (content type, checksum), then refuses with HTTP 412
@@ -178,10 +177,9 @@ fn missing_tenant() -> Response {
     crate::response::ApiError(BbbError::MissingParam("tenant".into())).into_response()
 }
 
-/// A store failure: HTTP 500 with the error (no tenant data in it).
+/// A store failure: HTTP 500 with a generic message (the error is logged).
 fn store_failed(error: &StoreError) -> Response {
-    warn!(%error, "tenant management call failed on the store");
-    json_error(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
+    internal_error(error, "tenant management call failed on the store")
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@
 pub mod paths;
 pub mod same_site;
 
+use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -190,7 +191,14 @@ pub async fn play(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -
             format!("{}={token}; Path={scope}; Secure; HttpOnly{same_site}", cookie_name(&target))
         });
     }
-    let location = absolute_url(&origin(&headers), &target.url);
+    let Some(location) = same_origin_url(&origin(&headers), &target.url) else {
+        warn!(
+            record_id = %target.record_id,
+            format = %target.format,
+            "stored playback URL is not a path on this site: not redirecting there"
+        );
+        return Refusal::NotFound.into_response();
+    };
     let Ok(location) = HeaderValue::from_str(&location) else {
         warn!(record_id = %target.record_id, format = %target.format, "stored playback URL is not a valid header value");
         return Refusal::NotFound.into_response();
@@ -321,19 +329,28 @@ fn cookies<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'
 }
 
 /// The stored URL made absolute on `origin` (Rails' `redirect_to` with a
-/// path); a URL that already has a scheme is kept.
-fn absolute_url(origin: &str, url: &str) -> String {
+/// path), or `None` when it is not a path on this site. Scalelite's importer
+/// stores the path and query of BBB's link (reference §9), so a URL with a
+/// scheme (`https://elsewhere/`, `javascript:`) or a network-path reference
+/// (`//elsewhere/`, or `/\elsewhere/`, which browsers read the same way)
+/// can only have been planted: redirecting there would make the play route
+/// an open redirect (Rails 7 refuses such redirects too). A path without its
+/// leading `/` is taken as one.
+fn same_origin_url(origin: &str, url: &str) -> Option<String> {
     let has_scheme = url.split_once(':').is_some_and(|(scheme, _)| {
         scheme.starts_with(|c: char| c.is_ascii_alphabetic())
             && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
     });
-    if has_scheme || url.starts_with("//") {
-        url.to_owned()
-    } else if url.starts_with('/') {
-        format!("{origin}{url}")
-    } else {
-        format!("{origin}/{url}")
+    if has_scheme {
+        return None;
     }
+    let path = if url.starts_with('/') { Cow::Borrowed(url) } else { Cow::Owned(format!("/{url}")) };
+    // Browsers ignore tabs and newlines inside URLs, and treat `\` as `/`.
+    let mut after_slash = path[1..].chars().filter(|c| !matches!(c, '\t' | '\n' | '\r'));
+    if matches!(after_slash.next(), Some('/' | '\\')) {
+        return None;
+    }
+    Some(format!("{origin}{path}"))
 }
 
 fn now_secs() -> u64 {
@@ -345,18 +362,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn absolute_urls() {
+    fn stored_paths_become_urls_on_this_site() {
         let origin = "https://sl.example.org";
+        let url = |stored: &str| same_origin_url(origin, stored);
         assert_eq!(
-            absolute_url(origin, "/playback/presentation/2.3/r1"),
-            "https://sl.example.org/playback/presentation/2.3/r1"
+            url("/playback/presentation/2.3/r1").as_deref(),
+            Some("https://sl.example.org/playback/presentation/2.3/r1")
         );
-        assert_eq!(absolute_url(origin, "podcast/r1/audio.ogg"), "https://sl.example.org/podcast/r1/audio.ogg");
-        assert_eq!(absolute_url(origin, "https://cdn.example.org/x"), "https://cdn.example.org/x");
+        assert_eq!(url("podcast/r1/audio.ogg").as_deref(), Some("https://sl.example.org/podcast/r1/audio.ogg"));
         assert_eq!(
-            absolute_url(origin, "/playback/presentation/2.3/r1?a=b:c"),
-            "https://sl.example.org/playback/presentation/2.3/r1?a=b:c"
+            url("/playback/presentation/2.3/r1?a=b:c").as_deref(),
+            Some("https://sl.example.org/playback/presentation/2.3/r1?a=b:c")
         );
+        assert_eq!(url("/").as_deref(), Some("https://sl.example.org/"));
+        // Anything that names another site is refused.
+        for elsewhere in [
+            "https://cdn.example.org/x",
+            "HTTP://evil.example/x",
+            "javascript:alert(1)",
+            "//evil.example/x",
+            "/\\evil.example/x",
+            "\\\\evil.example/x",
+            "\\/evil.example/x",
+            "/\t/evil.example/x",
+            "/\n\\evil.example/x",
+        ] {
+            assert_eq!(url(elsewhere), None, "{elsewhere:?}");
+        }
     }
 
     #[test]
