@@ -1,4 +1,4 @@
-//! Security headers and request ids on every reply (issue 12).
+//! The public edge: Rails' default security headers and a request id on
 //! every reply, whatever answered it.
 
 use std::collections::BTreeSet;
