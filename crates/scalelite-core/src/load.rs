@@ -47,17 +47,18 @@ impl LoadModel {
     }
 
     /// A server's load from its meetings at `now_ms` (epoch milliseconds).
+    /// Counts saturate: they come from the server's reply.
     pub fn server_load(&self, meetings: &[MeetingSample], now_ms: i64, multiplier: f64) -> f64 {
         let buffer_ms = i64::try_from(self.join_buffer.as_millis()).unwrap_or(i64::MAX);
         let users: u64 = meetings
             .iter()
             .filter(|m| !m.is_breakout)
             .map(|m| {
-                let count = m.participants + m.moderators;
+                let count = m.participants.saturating_add(m.moderators);
                 let young = m.created_ms.is_some_and(|created| now_ms.saturating_sub(created) < buffer_ms);
                 if young { count.max(u64::from(self.min_user_count)) } else { count }
             })
-            .sum();
+            .fold(0, u64::saturating_add);
         users as f64 * multiplier
     }
 }

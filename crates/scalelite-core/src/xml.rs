@@ -320,6 +320,11 @@ fn check_depth(open: &[Element]) -> Result<(), XmlError> {
 
 fn element_from(start: &quick_xml::events::BytesStart<'_>) -> Result<Element, XmlError> {
     let name = start.name().0.to_owned();
+    if name.is_empty() {
+        // `<\r/>` or `< >`: quick-xml ends a name at whitespace, so it reads
+        // an element without one, which would be rendered as `</>`.
+        return Err(XmlError("element without a name".into()));
+    }
     let mut attrs = Vec::new();
     for attr in start.attributes() {
         let attr = attr.map_err(|e| XmlError(e.to_string()))?;
@@ -391,6 +396,16 @@ mod tests {
             .collect();
         assert_eq!(names, ["A & B é", "x<y"]);
         assert_eq!(doc.text_at("meetings/meeting/metadata/tenant-id").as_deref(), Some(""));
+    }
+
+    #[test]
+    fn nameless_elements_are_refused() {
+        // Found by the bbb_reply fuzz target: accepted, then rendered as
+        // `</>`, which no parser reads back.
+        for doc in [&b"<\r/>"[..], b"< />", b"<\t>x</\t>", b"<a><\n/></a>"] {
+            let error = parse(doc).unwrap_err().to_string();
+            assert!(error.contains("element without a name"), "{doc:?}: {error}");
+        }
     }
 
     #[test]

@@ -89,6 +89,7 @@ fn number(element: &Element, name: &str) -> u64 {
 }
 
 /// Statistics and load from a `getMeetings` reply (Scalelite's formula).
+/// Sums saturate: the counts are whatever the server sent.
 pub fn measure(doc: &Element, load: &LoadModel, multiplier: f64, now_ms: i64) -> (f64, PollStats, HashSet<String>) {
     let meetings: Vec<&Element> =
         doc.child("meetings").map(|m| m.children_named("meeting").collect()).unwrap_or_default();
@@ -97,10 +98,10 @@ pub fn measure(doc: &Element, load: &LoadModel, multiplier: f64, now_ms: i64) ->
     let mut ids = HashSet::with_capacity(meetings.len());
     for meeting in meetings {
         let participants = number(meeting, "participantCount");
-        stats.users += participants;
+        stats.users = stats.users.saturating_add(participants);
         stats.largest_meeting = stats.largest_meeting.max(participants);
         let videos = number(meeting, "videoCount");
-        stats.videos += videos;
+        stats.videos = stats.videos.saturating_add(videos);
         samples.push(MeetingSample {
             participants,
             moderators: number(meeting, "moderatorCount"),
@@ -354,5 +355,26 @@ mod tests {
         let empty =
             scalelite_core::xml::parse(b"<response><returncode>SUCCESS</returncode><meetings/></response>").unwrap();
         assert_eq!(measure(&empty, &LoadModel::default(), 1.0, now).0, 0.0);
+    }
+
+    #[test]
+    fn absurd_counts_saturate() {
+        // Reproduced with the bbb_reply fuzz target: two meetings whose
+        // counts add up past u64::MAX panicked (overflow checks) or wrapped.
+        let max = u64::MAX;
+        let doc = scalelite_core::xml::parse(
+            format!(
+                "<response><returncode>SUCCESS</returncode><meetings>\
+                 <meeting><participantCount>{max}</participantCount><moderatorCount>{max}</moderatorCount>\
+                 <videoCount>{max}</videoCount></meeting>\
+                 <meeting><participantCount>1</participantCount><videoCount>1</videoCount></meeting>\
+                 </meetings></response>"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let (load, stats, _) = measure(&doc, &LoadModel::default(), 1.0, 0);
+        assert_eq!(stats, PollStats { meetings: 2, users: max, largest_meeting: max, videos: max });
+        assert_eq!(load, max as f64);
     }
 }

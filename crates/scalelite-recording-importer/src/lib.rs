@@ -11,7 +11,7 @@ mod watch;
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -29,6 +29,19 @@ pub use crate::settings::{Backoff, CallbackSettings, Settings};
 
 use crate::callback::Deliverer;
 use crate::spool::{Candidate, Settle, SpoolLock};
+
+/// Extracts the spool archive `archive` into the empty directory `into`
+/// with every check and limit of an import (`max_metadata`: the largest
+/// `metadata.xml`), but imports nothing. Returns each format's name and
+/// `metadata.xml` (in name order), or why the archive would be quarantined
+/// or kept. For the fuzz targets (`fuzz/`).
+pub fn extract_archive(archive: &Path, into: &Path, max_metadata: u64) -> Result<Vec<(String, Vec<u8>)>, String> {
+    match extract::extract(archive, into, max_metadata, &AtomicBool::new(false)) {
+        Ok(extracted) => Ok(extracted.formats),
+        Err(extract::ExtractError::Rejected(reason) | extract::ExtractError::Io(reason)) => Err(reason),
+        Err(extract::ExtractError::Cancelled) => Err("cancelled".to_owned()),
+    }
+}
 
 /// Why the importer cannot work at all.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,73 @@
+//! API request parsing and checksum verification: what any client on the
+//! internet can send to `/bigbluebutton/api/<call>`.
+//!
+//! Input: one flag byte, then `<query>\n<content type>\n<body>` (the body
+//! may hold further newlines). Flag bits: 0 = POST (else GET), 1 = send the
+//! content type, 2-3 = the call (and so which bodies it accepts). Seeds in
+//! `corpus/query/` are signed with [`SECRET`], so mutations start from
+//! requests that pass the checksum.
+#![no_main]
+
+use bytes::Bytes;
+use http::{Method, Request, header};
+use libfuzzer_sys::fuzz_target;
+use scalelite_api::request::{ApiCall, BodyKind, Unverified};
+use scalelite_core::checksum::strip_checksum;
+use scalelite_core::{AlgorithmSet, Params, Secret};
+
+/// The load-balancer secret the seeds are signed with.
+const SECRET: &str = "8cd8ef52e8e101574e400365b55e11a6";
+/// A second configured secret (every secret is tried).
+const OTHER_SECRET: &str = "fuzz-second-secret";
+
+const CALLS: [ApiCall; 4] = [
+    ApiCall { name: "getMeetingInfo", body: BodyKind::Form },
+    ApiCall { name: "create", body: BodyKind::FormOrXml },
+    ApiCall { name: "insertDocument", body: BodyKind::Xml },
+    ApiCall { name: "join", body: BodyKind::Any },
+];
+
+fuzz_target!(init: scalelite_fuzz::report_stack_overflows(), |data: &[u8]| {
+    let Some((&flags, rest)) = data.split_first() else {
+        return;
+    };
+    let mut parts = rest.splitn(3, |&b| b == b'\n');
+    let query = String::from_utf8_lossy(parts.next().unwrap_or_default());
+    let content_type = parts.next().unwrap_or_default();
+    let body = parts.next().unwrap_or_default();
+
+    params_and_strip(&query);
+    params_and_strip(&String::from_utf8_lossy(body));
+
+    let call = &CALLS[usize::from(flags >> 2) & 3];
+    let method = if flags & 1 == 1 { Method::POST } else { Method::GET };
+    let mut builder = Request::builder().method(method).uri(format!("/bigbluebutton/api/{}?{query}", call.name));
+    if flags & 2 == 2 {
+        builder = builder.header(header::CONTENT_TYPE, content_type);
+    }
+    // hyper hands the server only valid URIs and header values.
+    let Ok(request) = builder.body(()) else {
+        return;
+    };
+    let (parts, ()) = request.into_parts();
+    let secrets = [Secret::new(SECRET), Secret::new(OTHER_SECRET)];
+    // `parse` does no IO (the body is in memory), so any executor will do.
+    let Ok(unverified) = futures::executor::block_on(Unverified::parse(call, &parts, Bytes::copy_from_slice(body)))
+    else {
+        return;
+    };
+    if let Ok(request) = unverified.verify(call.name, &secrets, AlgorithmSet::default_set()) {
+        let _ = (request.param("meetingID"), request.params.dedup());
+    }
+});
+
+/// `Params::parse` and `strip_checksum` on their own, with properties that
+/// hold for every input.
+fn params_and_strip(raw: &str) {
+    let params = Params::parse(raw);
+    // Encoding and parsing again gives the same pairs.
+    assert_eq!(Params::parse(&params.encode()), params, "encode/parse round trip of {raw:?}");
+    let checksum = params.get("checksum").unwrap_or_default();
+    let stripped = strip_checksum(raw, checksum);
+    assert!(stripped.len() <= raw.len(), "strip_checksum grew {raw:?} into {stripped:?}");
+}
