@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http::{Method, Request, header};
 use libfuzzer_sys::fuzz_target;
 use scalelite_api::request::{ApiCall, BodyKind, Unverified};
-use scalelite_core::checksum::strip_checksum;
+use scalelite_core::checksum::find_checksum;
 use scalelite_core::{AlgorithmSet, Params, Secret};
 
 /// The load-balancer secret the seeds are signed with.
@@ -36,8 +36,8 @@ fuzz_target!(init: scalelite_fuzz::report_stack_overflows(), |data: &[u8]| {
     let content_type = parts.next().unwrap_or_default();
     let body = parts.next().unwrap_or_default();
 
-    params_and_strip(&query);
-    params_and_strip(&String::from_utf8_lossy(body));
+    params_and_checksum(query.as_bytes());
+    params_and_checksum(body);
 
     let call = &CALLS[usize::from(flags >> 2) & 3];
     let method = if flags & 1 == 1 { Method::POST } else { Method::GET };
@@ -51,23 +51,26 @@ fuzz_target!(init: scalelite_fuzz::report_stack_overflows(), |data: &[u8]| {
     };
     let (parts, ()) = request.into_parts();
     let secrets = [Secret::new(SECRET), Secret::new(OTHER_SECRET)];
-    // `parse` does no IO (the body is in memory), so any executor will do.
-    let Ok(unverified) = futures::executor::block_on(Unverified::parse(call, &parts, Bytes::copy_from_slice(body)))
-    else {
+    let Ok(unverified) = Unverified::parse(call, &parts, Bytes::copy_from_slice(body)) else {
         return;
     };
-    if let Ok(request) = unverified.verify(call.name, &secrets, AlgorithmSet::default_set()) {
+    // `verify` reads a body already in memory (no IO), so any executor will do.
+    if let Ok(request) = futures::executor::block_on(unverified.verify(call.name, &secrets, AlgorithmSet::default_set())) {
         let _ = (request.param("meetingID"), request.params.dedup());
     }
 });
 
-/// `Params::parse` and `strip_checksum` on their own, with properties that
-/// hold for every input.
-fn params_and_strip(raw: &str) {
-    let params = Params::parse(raw);
-    // Encoding and parsing again gives the same pairs.
-    assert_eq!(Params::parse(&params.encode()), params, "encode/parse round trip of {raw:?}");
-    let checksum = params.get("checksum").unwrap_or_default();
-    let stripped = strip_checksum(raw, checksum);
-    assert!(stripped.len() <= raw.len(), "strip_checksum grew {raw:?} into {stripped:?}");
+/// `Params::parse_limited` and `find_checksum` on their own, with
+/// properties that hold for every input.
+fn params_and_checksum(raw: &[u8]) {
+    if let Ok(params) = Params::parse_limited(raw, 1000) {
+        // Encoding and parsing again gives the same pairs.
+        assert_eq!(Params::parse(&params.encode()), params, "encode/parse round trip of {raw:?}");
+    }
+    if let Ok(Some(pair)) = find_checksum(raw) {
+        // The check string is the input with one non-empty piece cut out.
+        let kept: usize = pair.check_string().iter().map(|part| part.len()).sum();
+        assert!(kept < raw.len(), "find_checksum cut nothing out of {raw:?}");
+        assert!(raw.starts_with(pair.before) && raw.ends_with(pair.after), "{raw:?}");
+    }
 }
