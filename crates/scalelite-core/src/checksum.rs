@@ -89,22 +89,7 @@ impl Algorithm {
 
     /// Raw digest of the concatenation of `parts`.
     pub fn digest(self, parts: &[&[u8]]) -> DigestBytes {
-        fn run<D: Digest>(parts: &[&[u8]]) -> DigestBytes {
-            let mut hasher = D::new();
-            for part in parts {
-                hasher.update(part);
-            }
-            let output = hasher.finalize();
-            let mut bytes = [0; 64];
-            bytes[..output.len()].copy_from_slice(&output);
-            DigestBytes { bytes, len: output.len() }
-        }
-        match self {
-            Self::Sha1 => run::<Sha1>(parts),
-            Self::Sha256 => run::<Sha256>(parts),
-            Self::Sha384 => run::<Sha384>(parts),
-            Self::Sha512 => run::<Sha512>(parts),
-        }
+        self.digest_fed(&parts)
     }
 
     /// Raw digest of everything `feed` hands to its sink, in order (for
@@ -237,6 +222,14 @@ pub trait CheckString {
 impl CheckString for &str {
     fn feed(&self, sink: &mut dyn FnMut(&[u8])) {
         sink(self.as_bytes());
+    }
+}
+
+impl CheckString for &[&[u8]] {
+    fn feed(&self, sink: &mut dyn FnMut(&[u8])) {
+        for part in *self {
+            sink(part);
+        }
     }
 }
 
