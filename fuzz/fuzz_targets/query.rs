@@ -27,6 +27,11 @@ const CALLS: [ApiCall; 4] = [
     ApiCall { name: "join", body: BodyKind::Any },
 ];
 
+thread_local! {
+    static RUNTIME: tokio::runtime::Runtime =
+        tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a Tokio runtime");
+}
+
 fuzz_target!(init: scalelite_fuzz::report_stack_overflows(), |data: &[u8]| {
     let Some((&flags, rest)) = data.split_first() else {
         return;
@@ -54,8 +59,11 @@ fuzz_target!(init: scalelite_fuzz::report_stack_overflows(), |data: &[u8]| {
     let Ok(unverified) = Unverified::parse(call, &parts, Bytes::copy_from_slice(body)) else {
         return;
     };
-    // `verify` reads a body already in memory (no IO), so any executor will do.
-    if let Ok(request) = futures::executor::block_on(unverified.verify(call.name, &secrets, AlgorithmSet::default_set())) {
+    // `verify` may read a body (in memory here) under a stall timeout, so it
+    // runs on a Tokio runtime with a timer.
+    let verify = unverified.verify(call.name, &secrets, AlgorithmSet::default_set());
+    let verified = RUNTIME.with(|runtime| runtime.block_on(verify));
+    if let Ok(request) = verified {
         let _ = (request.param("meetingID"), request.params.dedup());
     }
 });
