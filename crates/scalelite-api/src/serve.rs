@@ -4,7 +4,7 @@
 //! be complete within `HTTP_HEADER_READ_TIMEOUT`, and a connection without
 //! a request in flight is closed after `HTTP_IDLE_TIMEOUT` without traffic.
 //!
-//! Each connection carries a small [`Activity`] record, updated by its
+//! Each connection carries a small `Activity` record, updated by its
 //! socket wrapper and by the service around each request; one timer per
 //! connection reads it.
 
