@@ -252,7 +252,8 @@ pub fn run_timed(command: &mut std::process::Command, message: &str) -> TimedRun
     TimedRun { logged_ms, wall: fields[0], cpu: fields[1] + fields[2], max_rss_kib: fields[3] as u64 }
 }
 
-/// Builds `package` in release mode and returns its binary's path.
+/// Builds `package` in release mode and returns its binary's path (under
+/// `CARGO_TARGET_DIR` when that is set, as cargo puts it there).
 ///
 /// # Panics
 ///
@@ -266,5 +267,7 @@ pub fn release_binary(package: &str) -> std::path::PathBuf {
         .status()
         .expect("cargo build");
     assert!(status.success(), "building {package} failed");
-    root.join("target/release").join(package)
+    // `join` keeps an absolute CARGO_TARGET_DIR as it is.
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |dir| root.join(dir));
+    target.join("release").join(package)
 }
