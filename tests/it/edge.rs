@@ -247,3 +247,15 @@ async fn an_oversized_head_is_refused() {
     let reply = client.raw_get(&format!("{}?meetingID={}", client.call_url("getMeetingInfo"), "x".repeat(4_000))).await;
     assert_failed(&reply, "checksumError");
 }
+
+#[tokio::test]
+async fn a_keep_alive_connection_is_closed_after_the_idle_timeout_not_the_header_one() {
+    // Idle shorter than the header-read timeout: after its request, a
+    // connection must close on the idle deadline, not on the (later)
+    // deadline its first head had.
+    let app = TestApp::builder().env("HTTP_IDLE_TIMEOUT", "0.3").env("HTTP_HEADER_READ_TIMEOUT", "60").start().await;
+    let mut kept = TcpStream::connect(app.addr).await.unwrap();
+    kept.write_all(b"GET /bigbluebutton/api HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    assert!(response_head(&mut kept, Duration::from_secs(10)).await.starts_with("HTTP/1.1 200"));
+    assert!(closed_by_server(&mut kept, Duration::from_secs(20)).await, "kept open past the idle timeout");
+}

@@ -139,7 +139,7 @@ async fn serve_connection<S>(
                 shutting_down = true;
                 connection.as_mut().graceful_shutdown();
             }
-            () = activity.head_started.notified() => {}
+            () = activity.changed.notified() => {}
             () = tokio::time::sleep_until(deadline) => {
                 if activity.deadline(&limits) <= Instant::now() {
                     debug!(head_started = activity.in_head(), "connection closed: timed out");
@@ -161,8 +161,9 @@ struct Activity {
     /// A new connection counts as having started its first head.
     head: AtomicU64,
     in_flight: AtomicUsize,
-    /// Wakes the timer when a head starts (its deadline moves closer).
-    head_started: Notify,
+    /// Wakes the timer when its deadline may have moved: a head started, a
+    /// request began or ended.
+    changed: Notify,
 }
 
 impl Activity {
@@ -172,7 +173,7 @@ impl Activity {
             last: AtomicU64::new(0),
             head: AtomicU64::new(1),
             in_flight: AtomicUsize::new(0),
-            head_started: Notify::new(),
+            changed: Notify::new(),
         }
     }
 
@@ -190,7 +191,7 @@ impl Activity {
         if self.in_flight.load(Ordering::Acquire) == 0
             && self.head.compare_exchange(0, now + 1, Ordering::AcqRel, Ordering::Relaxed).is_ok()
         {
-            self.head_started.notify_one();
+            self.changed.notify_one();
         }
     }
 
@@ -222,6 +223,7 @@ impl InFlight {
     fn begin(activity: Arc<Activity>) -> Self {
         activity.in_flight.fetch_add(1, Ordering::AcqRel);
         activity.head.store(0, Ordering::Release);
+        activity.changed.notify_one();
         Self(activity)
     }
 }
@@ -230,6 +232,9 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.wrote();
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        // The idle deadline starts now, which may be before the one the
+        // timer sleeps towards (a new connection's head deadline).
+        self.0.changed.notify_one();
     }
 }
 
