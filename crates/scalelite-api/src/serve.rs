@@ -109,7 +109,7 @@ async fn serve_connection<S>(
     S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
-    let activity = Arc::new(Activity::new());
+    let activity = Arc::new(Activity::new(&limits));
     let io = TokioIo::new(Watched { inner: stream, activity: Arc::clone(&activity) });
     let tracked = Arc::clone(&activity);
     let service = tower::service_fn(move |request: Request<Incoming>| {
@@ -126,8 +126,9 @@ async fn serve_connection<S>(
     let connection = builder.serve_connection(io, TowerToHyperService::new(service));
     let mut connection = pin!(connection);
     let mut shutting_down = false;
+    // One timer for the connection's life, moved rather than re-created.
+    let mut timer = pin!(tokio::time::sleep_until(activity.arm(&limits)));
     loop {
-        let deadline = activity.deadline(&limits);
         tokio::select! {
             result = connection.as_mut() => {
                 if let Err(error) = result {
@@ -139,12 +140,14 @@ async fn serve_connection<S>(
                 shutting_down = true;
                 connection.as_mut().graceful_shutdown();
             }
-            () = activity.changed.notified() => {}
-            () = tokio::time::sleep_until(deadline) => {
-                if activity.deadline(&limits) <= Instant::now() {
+            () = activity.earlier.notified() => timer.as_mut().reset(activity.arm(&limits)),
+            () = timer.as_mut() => {
+                let deadline = activity.arm(&limits);
+                if deadline <= Instant::now() {
                     debug!(head_started = activity.in_head(), "connection closed: timed out");
                     return;
                 }
+                timer.as_mut().reset(deadline);
             }
         }
     }
@@ -161,20 +164,43 @@ struct Activity {
     /// A new connection counts as having started its first head.
     head: AtomicU64,
     in_flight: AtomicUsize,
-    /// Wakes the timer when its deadline may have moved: a head started, a
-    /// request began or ended.
-    changed: Notify,
+    /// When the timer is set to fire (milliseconds since opening).
+    armed: AtomicU64,
+    /// The idle and header-read timeouts, in milliseconds.
+    idle_ms: u64,
+    header_ms: u64,
+    /// Wakes the timer when a deadline earlier than the armed one appears (a
+    /// head started, a request ended); otherwise it finds out when it fires.
+    earlier: Notify,
 }
 
 impl Activity {
-    fn new() -> Self {
+    fn new(limits: &EdgeLimits) -> Self {
         Self {
             opened: Instant::now(),
             last: AtomicU64::new(0),
             head: AtomicU64::new(1),
             in_flight: AtomicUsize::new(0),
-            changed: Notify::new(),
+            armed: AtomicU64::new(0),
+            idle_ms: limits.idle_timeout.as_millis() as u64,
+            header_ms: limits.header_read_timeout.as_millis() as u64,
+            earlier: Notify::new(),
         }
+    }
+
+    /// Wakes the timer if `deadline` (milliseconds) is before the armed one.
+    fn wake_for(&self, deadline: u64) {
+        if deadline < self.armed.load(Ordering::Acquire) {
+            self.earlier.notify_one();
+        }
+    }
+
+    /// The current deadline, remembered as the one the timer is set to.
+    fn arm(&self, limits: &EdgeLimits) -> Instant {
+        let deadline = self.deadline(limits);
+        let millis = deadline.saturating_duration_since(self.opened).as_millis() as u64;
+        self.armed.store(millis, Ordering::Release);
+        deadline
     }
 
     fn now(&self) -> u64 {
@@ -191,7 +217,7 @@ impl Activity {
         if self.in_flight.load(Ordering::Acquire) == 0
             && self.head.compare_exchange(0, now + 1, Ordering::AcqRel, Ordering::Relaxed).is_ok()
         {
-            self.changed.notify_one();
+            self.wake_for(now + self.header_ms);
         }
     }
 
@@ -223,18 +249,18 @@ impl InFlight {
     fn begin(activity: Arc<Activity>) -> Self {
         activity.in_flight.fetch_add(1, Ordering::AcqRel);
         activity.head.store(0, Ordering::Release);
-        activity.changed.notify_one();
         Self(activity)
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.wrote();
+        let now = self.0.now();
+        self.0.last.store(now, Ordering::Relaxed);
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
         // The idle deadline starts now, which may be before the one the
-        // timer sleeps towards (a new connection's head deadline).
-        self.0.changed.notify_one();
+        // timer is set to (a new connection's head deadline).
+        self.0.wake_for(now + self.0.idle_ms);
     }
 }
 
