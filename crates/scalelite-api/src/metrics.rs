@@ -4,8 +4,8 @@
 use std::borrow::Cow;
 
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use http::HeaderMap;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -164,26 +164,9 @@ impl ApiMetrics {
 
 /// `GET /metrics` in the Prometheus text format; with
 /// `METRICS_BEARER_TOKEN` set, only for `Authorization: Bearer <token>`
-/// (else HTTP 401).
+/// (else HTTP 401), as the poller's.
 pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(token) = &state.config.metrics_bearer_token {
-        let authorization = headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
-        if !scalelite_telemetry::bearer_authorized(authorization, token.expose()) {
-            return unauthorized();
-        }
-    }
-    ([(header::CONTENT_TYPE, scalelite_telemetry::METRICS_CONTENT_TYPE)], scalelite_telemetry::encode(&state.registry))
-        .into_response()
-}
-
-/// HTTP 401 with the bearer challenge (the poller answers the same).
-pub fn unauthorized() -> Response {
-    (
-        StatusCode::UNAUTHORIZED,
-        [(header::WWW_AUTHENTICATE, scalelite_telemetry::METRICS_CHALLENGE), (header::CACHE_CONTROL, "no-store")],
-        "Unauthorized\n",
-    )
-        .into_response()
+    scalelite_poller::metrics::scrape(&state.registry, state.config.metrics_bearer_token.as_ref(), &headers)
 }
 
 #[cfg(test)]

@@ -39,7 +39,11 @@ pub async fn serve(
     axum::serve(listener, endpoint(registry, token)).await
 }
 
-fn scrape(registry: &Registry, token: Option<&Secret>, headers: &HeaderMap) -> Response {
+/// The reply to a scrape of `registry`: the Prometheus text, or with
+/// `token` (`METRICS_BEARER_TOKEN`) set and not sent as
+/// `Authorization: Bearer <token>`, HTTP 401 with the bearer challenge.
+/// The API's `/metrics` answers with the same function.
+pub fn scrape(registry: &Registry, token: Option<&Secret>, headers: &HeaderMap) -> Response {
     if let Some(token) = token {
         let authorization = headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
         if !scalelite_telemetry::bearer_authorized(authorization, token.expose()) {
