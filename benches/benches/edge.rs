@@ -33,9 +33,11 @@ use http::StatusCode;
 use scalelite_benches::{Outcome, PathFn, drive, env_or, path_of, release_binary};
 use scalelite_core::config::Backend;
 use scalelite_store::SqliteStore;
-use scalelite_tests::archive::{RawTar, drop_bytes};
+use scalelite_tests::archive::drop_bytes;
 use scalelite_tests::seed::seed_server_through_store;
-use scalelite_tests::{ApiClient, FakeFleet, LB_SECRET, RecordingArchive, SeedServer, free_port, server_id};
+use scalelite_tests::{
+    ApiClient, FakeFleet, LB_SECRET, RecordingArchive, SeedServer, free_port, read_http_response, server_id,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -192,31 +194,6 @@ fn head(method: &str, target: &str, content_type: Option<&str>, length: usize) -
     head
 }
 
-/// Reads one response (head and `Content-Length` body, or up to EOF).
-async fn read_response(reader: &mut (impl AsyncReadExt + Unpin)) -> (u16, String) {
-    let mut received = Vec::new();
-    let mut buffer = vec![0u8; 16 * 1024];
-    loop {
-        if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&received[..end]).to_ascii_lowercase();
-            let length = head
-                .lines()
-                .find_map(|line| line.strip_prefix("content-length:"))
-                .and_then(|n| n.trim().parse::<usize>().ok());
-            if length.is_some_and(|length| received.len() >= end + 4 + length) {
-                break;
-            }
-        }
-        match reader.read(&mut buffer).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => received.extend_from_slice(&buffer[..n]),
-        }
-    }
-    let text = String::from_utf8_lossy(&received).into_owned();
-    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    (status, text)
-}
-
 /// Sends `head` and `body` on a new connection while reading the answer (a
 /// server may answer before it reads the body, or never read it); the
 /// connection is dropped once the answer is in.
@@ -233,7 +210,7 @@ async fn exchange(addr: SocketAddr, head: String, body: Bytes) -> Answer {
             }
             writer
         });
-        let answer = read_response(&mut reader).await;
+        let answer = read_http_response(&mut reader).await;
         sending.abort();
         answer
     };
@@ -388,7 +365,7 @@ fn quiet_connections(
             for _ in 0..n {
                 let mut stream = TcpStream::connect(addr).await.expect("connect");
                 stream.write_all(b"GET /bigbluebutton/api HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.unwrap();
-                let (status, _) = read_response(&mut stream).await;
+                let (status, _) = read_http_response(&mut stream).await;
                 assert_eq!(status, 200, "the API root answers");
                 idle.push(tokio::spawn(watch_close(stream, Instant::now())));
             }
@@ -422,24 +399,6 @@ fn nested_get_meetings(depth: usize) -> String {
         "</m>".repeat(depth)
     )
 }
-
-/// A recording archive whose `metadata.xml` has `nested` before `</meta>`.
-fn deep_archive(meeting: &str, nested: &str) -> Vec<u8> {
-    RecordingArchive::new(meeting, "Deep")
-        .members()
-        .into_iter()
-        .map(|(path, content)| {
-            if !path.ends_with("/metadata.xml") {
-                return (path, content);
-            }
-            let xml = String::from_utf8(content).unwrap();
-            (path, xml.replacen("</meta>", &format!("{nested}</meta>"), 1).into_bytes())
-        })
-        .fold(RawTar::new(), |tar, (path, content)| tar.file(&path, &content))
-        .finish()
-}
-
-// === Main ===
 
 fn median_ms(mut times: Vec<Duration>) -> (f64, f64) {
     times.sort();
@@ -661,7 +620,7 @@ fn main() {
         ),
     ];
     for (i, (file, _, nested)) in archives.iter().enumerate() {
-        drop_bytes(&spool, file, &deep_archive(&format!("deep-{i}"), nested));
+        drop_bytes(&spool, file, &RecordingArchive::new(&format!("deep-{i}"), "Deep").tar_with_metadata_extra(nested));
     }
     let good = RecordingArchive::new("room-good", "Good");
     good.drop_into(&spool);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::Method;
-use scalelite_tests::{Reply, TestApp};
+use scalelite_tests::{Reply, TestApp, read_http_response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -27,32 +27,10 @@ async fn closed_by_server(stream: &mut TcpStream, within: Duration) -> bool {
     tokio::time::timeout(within, reading).await.is_ok()
 }
 
-/// Reads one HTTP response: its head and a body of `Content-Length` bytes.
+/// Reads one HTTP response (head and body), within `within`.
 async fn response_head(stream: &mut TcpStream, within: Duration) -> String {
-    let mut received = Vec::new();
-    let mut buffer = [0u8; 4096];
-    let reading = async {
-        loop {
-            if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&received[..end]).to_ascii_lowercase();
-                let length = head
-                    .lines()
-                    .find_map(|line| line.strip_prefix("content-length:"))
-                    .and_then(|n| n.trim().parse::<usize>().ok())
-                    .unwrap_or(0);
-                if received.len() >= end + 4 + length {
-                    break;
-                }
-            }
-            let n = stream.read(&mut buffer).await.expect("read");
-            if n == 0 {
-                break;
-            }
-            received.extend_from_slice(&buffer[..n]);
-        }
-    };
-    tokio::time::timeout(within, reading).await.expect("a response in time");
-    String::from_utf8_lossy(&received).into_owned()
+    let (_, text) = tokio::time::timeout(within, read_http_response(stream)).await.expect("a response in time");
+    text
 }
 
 fn status_of(head: &str) -> u16 {

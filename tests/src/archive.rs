@@ -322,6 +322,23 @@ impl RecordingArchive {
             .collect()
     }
 
+    /// The archive as a tar file whose every `metadata.xml` carries
+    /// `extra` just before `</meta>` (hostile metadata: deep nesting, odd
+    /// characters), written member by member as [`RawTar`] does.
+    pub fn tar_with_metadata_extra(&self, extra: &str) -> Vec<u8> {
+        self.members()
+            .into_iter()
+            .map(|(path, content)| {
+                if !path.ends_with("/metadata.xml") {
+                    return (path, content);
+                }
+                let xml = String::from_utf8(content).expect("metadata.xml is UTF-8");
+                (path, xml.replacen("</meta>", &format!("{extra}</meta>"), 1).into_bytes())
+            })
+            .fold(RawTar::new(), |tar, (path, content)| tar.file(&path, &content))
+            .finish()
+    }
+
     /// The archive, packed by the `tar` crate (GNU headers, long names as
     /// GNU long-name members), in memory.
     pub fn tar(&self) -> Vec<u8> {

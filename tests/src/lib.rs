@@ -56,4 +56,4 @@ pub use recording_dirs::RecordingDirs;
 pub use redis::{RespValue, TestRedis};
 pub use seed::SeedServer;
 pub use sentinel::{SentinelGroup, TestSentinel};
-pub use util::{eventually, eventually_with, free_port};
+pub use util::{eventually, eventually_with, free_port, read_http_response};

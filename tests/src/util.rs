@@ -169,6 +169,36 @@ where
     }
 }
 
+/// Reads one HTTP/1.1 response from a raw connection: its head and a body of
+/// `Content-Length` bytes (or whatever comes until EOF without one).
+/// Returns the status (0 when none could be read) and the text received,
+/// head included. For tests and benches that speak HTTP by hand (slow
+/// heads, bodies never sent).
+pub async fn read_http_response(reader: &mut (impl tokio::io::AsyncRead + Unpin)) -> (u16, String) {
+    use tokio::io::AsyncReadExt as _;
+    let mut received = Vec::new();
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&received[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .and_then(|n| n.trim().parse::<usize>().ok());
+            if length.is_some_and(|length| received.len() >= end + 4 + length) {
+                break;
+            }
+        }
+        match reader.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&received).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, text)
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

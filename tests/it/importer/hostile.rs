@@ -160,19 +160,8 @@ async fn metadata_nested_half_a_million_deep_is_quarantined_and_the_importer_goe
     // deeper than any BBB document.
     let deep = RecordingArchive::new("room-deep", "Deep");
     let depth = 500_000;
-    let bytes = deep
-        .members()
-        .into_iter()
-        .map(|(path, content)| {
-            if !path.ends_with("/metadata.xml") {
-                return (path, content);
-            }
-            let xml = String::from_utf8(content).unwrap();
-            let nested = format!("{}{}</meta>", "<n>".repeat(depth), "</n>".repeat(depth));
-            (path, xml.replacen("</meta>", &nested, 1).into_bytes())
-        })
-        .fold(RawTar::new(), |tar, (path, content)| tar.file(&path, &content))
-        .finish();
+    let nested = format!("{}{}", "<n>".repeat(depth), "</n>".repeat(depth));
+    let bytes = deep.tar_with_metadata_extra(&nested);
     assert!(bytes.len() > 3_000_000);
     drop_bytes(&spool, "deep.tar", &bytes);
     let good = RecordingArchive::new("room-good", "Good");
