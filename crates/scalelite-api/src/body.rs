@@ -48,14 +48,21 @@ impl BodyBudget {
 }
 
 /// How a body is read.
-#[derive(Clone, Copy, Debug)]
-pub struct BodyLimits<'a> {
+#[derive(Clone, Debug)]
+pub struct BodyLimits {
     /// Largest body accepted (`MAX_REQUEST_BODY_BYTES`).
     pub max_bytes: usize,
     /// Longest pause between two pieces of the body.
     pub stall: Duration,
     /// The shared budget, for bodies read before authentication.
-    pub budget: Option<&'a BodyBudget>,
+    pub budget: Option<BodyBudget>,
+}
+
+impl BodyLimits {
+    /// The same limits for a request already authenticated: no budget.
+    pub fn authenticated(&self) -> Self {
+        Self { budget: None, ..self.clone() }
+    }
 }
 
 /// A body read into memory. While it lives, its size stays taken from the
@@ -85,7 +92,7 @@ pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// Reads `body` within `limits` (see the module documentation).
-pub async fn read(body: Body, headers: &HeaderMap, limits: BodyLimits<'_>) -> Result<ReadBody, BbbError> {
+pub async fn read(body: Body, headers: &HeaderMap, limits: BodyLimits) -> Result<ReadBody, BbbError> {
     let declared = declared_length(headers).or_else(|| body.size_hint().exact());
     if declared.is_some_and(|n| n > limits.max_bytes as u64) {
         return Err(refused::TOO_LARGE);
@@ -95,7 +102,7 @@ pub async fn read(body: Body, headers: &HeaderMap, limits: BodyLimits<'_>) -> Re
     }
     // The declared size is taken at once; a body without one takes what
     // arrives, piece by piece.
-    let mut permit = match (limits.budget, declared) {
+    let mut permit = match (&limits.budget, declared) {
         (Some(budget), Some(n)) => budget.take(n as usize)?,
         _ => None,
     };
@@ -113,7 +120,7 @@ pub async fn read(body: Body, headers: &HeaderMap, limits: BodyLimits<'_>) -> Re
         if buffer.len() + data.len() > limits.max_bytes {
             return Err(refused::TOO_LARGE);
         }
-        if let (Some(budget), None) = (limits.budget, declared)
+        if let (Some(budget), None) = (&limits.budget, declared)
             && let Some(more) = budget.take(data.len())?
         {
             match permit.as_mut() {
@@ -131,8 +138,8 @@ mod tests {
     use super::*;
     use futures::stream;
 
-    fn limits(budget: Option<&BodyBudget>) -> BodyLimits<'_> {
-        BodyLimits { max_bytes: 100, stall: Duration::from_secs(5), budget }
+    fn limits(budget: Option<&BodyBudget>) -> BodyLimits {
+        BodyLimits { max_bytes: 100, stall: Duration::from_secs(5), budget: budget.cloned() }
     }
 
     fn headers(length: Option<u64>) -> HeaderMap {

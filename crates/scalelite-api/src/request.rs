@@ -17,7 +17,6 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use bytes::Bytes;
@@ -31,7 +30,7 @@ use scalelite_core::params;
 use scalelite_core::{BbbError, Params, Secret, TenantId};
 use tracing::debug;
 
-use crate::body::{BodyBudget, BodyLimits, ReadBody};
+use crate::body::{BodyLimits, ReadBody};
 use crate::response::ApiError;
 use crate::state::AppState;
 use crate::tenancy::{ResolvedTenant, request_host, tenant_name};
@@ -196,19 +195,8 @@ struct FormBody {
 #[derive(Clone, Debug)]
 struct Limits {
     max_params: usize,
-    max_body_bytes: usize,
-    stall: Duration,
-    budget: Option<BodyBudget>,
-}
-
-impl Limits {
-    fn body(&self, authenticated: bool) -> BodyLimits<'_> {
-        BodyLimits {
-            max_bytes: self.max_body_bytes,
-            stall: self.stall,
-            budget: if authenticated { None } else { self.budget.as_ref() },
-        }
-    }
+    /// How a body is read before authentication.
+    body: BodyLimits,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -234,12 +222,7 @@ impl Unverified {
     /// Applies the content-type gate and parses the query; the body is read
     /// later, only if needed (see the type's documentation).
     pub async fn read(state: &AppState, call: &ApiCall, request: Request<Body>) -> Result<Self, BbbError> {
-        let limits = Limits {
-            max_params: state.config.edge.max_params,
-            max_body_bytes: state.config.max_body_bytes,
-            stall: state.config.edge.header_read_timeout,
-            budget: Some(state.body_budget.clone()),
-        };
+        let limits = Limits { max_params: state.config.edge.max_params, body: state.unauthenticated_body() };
         let (parts, body) = request.into_parts();
         Self::new(call, parts, body, limits)
     }
@@ -248,12 +231,8 @@ impl Unverified {
     /// limits and no shared budget (tests and fuzzing).
     pub fn parse(call: &ApiCall, parts: &Parts, body: Bytes) -> Result<Self, BbbError> {
         let defaults = EdgeLimits::default();
-        let limits = Limits {
-            max_params: defaults.max_params,
-            max_body_bytes: usize::MAX,
-            stall: defaults.header_read_timeout,
-            budget: None,
-        };
+        let reading = BodyLimits { max_bytes: usize::MAX, stall: defaults.header_read_timeout, budget: None };
+        let limits = Limits { max_params: defaults.max_params, body: reading };
         Self::new(call, parts.clone(), Body::from(body), limits)
     }
 
@@ -376,7 +355,7 @@ impl Unverified {
         let BodyState::Form(body, form) = std::mem::replace(&mut self.body, BodyState::None) else {
             return Ok(());
         };
-        let read = crate::body::read(body, &self.headers, self.limits.body(false)).await?;
+        let read = crate::body::read(body, &self.headers, self.limits.body.clone()).await?;
         let room = self.limits.max_params.saturating_sub(self.query.len());
         let parsed = match form {
             Form::UrlEncoded => {
@@ -409,7 +388,7 @@ impl Unverified {
                 debug!("ignoring form body parameters not covered by the checksum");
             }
             BodyState::Xml(body) => {
-                let read = crate::body::read(body, &self.headers, self.limits.body(true)).await?;
+                let read = crate::body::read(body, &self.headers, self.limits.body.authenticated()).await?;
                 xml_body = Some(read.bytes).filter(|bytes| !bytes.is_empty());
             }
             BodyState::None => {}
@@ -657,7 +636,8 @@ mod tests {
             .unwrap()
             .into_parts();
         let failing = Body::from_stream(stream::once(async { Err::<Bytes, _>(std::io::Error::other("unread")) }));
-        let limits = Limits { max_params: 10, max_body_bytes: 100, stall: Duration::from_secs(1), budget: None };
+        let body = BodyLimits { max_bytes: 100, stall: std::time::Duration::from_secs(1), budget: None };
+        let limits = Limits { max_params: 10, body };
         let unverified = Unverified::new(&FORM, parts, failing, limits).unwrap();
         let request = unverified.verify(FORM.name, &secret(), AlgorithmSet::default_set()).await.unwrap();
         assert_eq!(request.param("meetingID"), Some("a"));

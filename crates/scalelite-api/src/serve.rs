@@ -127,7 +127,7 @@ async fn serve_connection<S>(
     let mut connection = pin!(connection);
     let mut shutting_down = false;
     // One timer for the connection's life, moved rather than re-created.
-    let mut timer = pin!(tokio::time::sleep_until(activity.arm(&limits)));
+    let mut timer = pin!(tokio::time::sleep_until(activity.arm()));
     loop {
         tokio::select! {
             result = connection.as_mut() => {
@@ -140,9 +140,9 @@ async fn serve_connection<S>(
                 shutting_down = true;
                 connection.as_mut().graceful_shutdown();
             }
-            () = activity.earlier.notified() => timer.as_mut().reset(activity.arm(&limits)),
+            () = activity.earlier.notified() => timer.as_mut().reset(activity.arm()),
             () = timer.as_mut() => {
-                let deadline = activity.arm(&limits);
+                let deadline = activity.arm();
                 if deadline <= Instant::now() {
                     debug!(head_started = activity.in_head(), "connection closed: timed out");
                     return;
@@ -166,9 +166,9 @@ struct Activity {
     in_flight: AtomicUsize,
     /// When the timer is set to fire (milliseconds since opening).
     armed: AtomicU64,
-    /// The idle and header-read timeouts, in milliseconds.
-    idle_ms: u64,
-    header_ms: u64,
+    /// `HTTP_IDLE_TIMEOUT` and `HTTP_HEADER_READ_TIMEOUT`.
+    idle: Duration,
+    header: Duration,
     /// Wakes the timer when a deadline earlier than the armed one appears (a
     /// head started, a request ended); otherwise it finds out when it fires.
     earlier: Notify,
@@ -182,8 +182,8 @@ impl Activity {
             head: AtomicU64::new(1),
             in_flight: AtomicUsize::new(0),
             armed: AtomicU64::new(0),
-            idle_ms: limits.idle_timeout.as_millis() as u64,
-            header_ms: limits.header_read_timeout.as_millis() as u64,
+            idle: limits.idle_timeout,
+            header: limits.header_read_timeout,
             earlier: Notify::new(),
         }
     }
@@ -196,8 +196,8 @@ impl Activity {
     }
 
     /// The current deadline, remembered as the one the timer is set to.
-    fn arm(&self, limits: &EdgeLimits) -> Instant {
-        let deadline = self.deadline(limits);
+    fn arm(&self) -> Instant {
+        let deadline = self.deadline();
         let millis = deadline.saturating_duration_since(self.opened).as_millis() as u64;
         self.armed.store(millis, Ordering::Release);
         deadline
@@ -217,7 +217,7 @@ impl Activity {
         if self.in_flight.load(Ordering::Acquire) == 0
             && self.head.compare_exchange(0, now + 1, Ordering::AcqRel, Ordering::Relaxed).is_ok()
         {
-            self.wake_for(now + self.header_ms);
+            self.wake_for(now + self.header.as_millis() as u64);
         }
     }
 
@@ -230,14 +230,14 @@ impl Activity {
     }
 
     /// When the connection is to be closed unless something happens first.
-    fn deadline(&self, limits: &EdgeLimits) -> Instant {
+    fn deadline(&self) -> Instant {
         if self.in_flight.load(Ordering::Acquire) > 0 {
             // Handlers bound their own work; look again later.
-            return Instant::now() + limits.idle_timeout;
+            return Instant::now() + self.idle;
         }
         match self.head.load(Ordering::Acquire) {
-            0 => self.at(self.last.load(Ordering::Relaxed)) + limits.idle_timeout,
-            head => self.at(head - 1) + limits.header_read_timeout,
+            0 => self.at(self.last.load(Ordering::Relaxed)) + self.idle,
+            head => self.at(head - 1) + self.header,
         }
     }
 }
@@ -260,7 +260,7 @@ impl Drop for InFlight {
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
         // The idle deadline starts now, which may be before the one the
         // timer is set to (a new connection's head deadline).
-        self.0.wake_for(now + self.0.idle_ms);
+        self.0.wake_for(now + self.0.idle.as_millis() as u64);
     }
 }
 

@@ -61,17 +61,17 @@ pub struct Shared {
 
 impl Shared {
     /// How a body is read before its request is authenticated.
-    pub fn unauthenticated_body(&self) -> BodyLimits<'_> {
+    pub fn unauthenticated_body(&self) -> BodyLimits {
         BodyLimits {
             max_bytes: self.config.max_body_bytes,
             stall: self.config.edge.header_read_timeout,
-            budget: Some(&self.body_budget),
+            budget: Some(self.body_budget.clone()),
         }
     }
 
     /// How a body is read once its request is authenticated.
-    pub fn authenticated_body(&self) -> BodyLimits<'_> {
-        BodyLimits { max_bytes: self.config.max_body_bytes, stall: self.config.edge.header_read_timeout, budget: None }
+    pub fn authenticated_body(&self) -> BodyLimits {
+        BodyLimits { budget: None, ..self.unauthenticated_body() }
     }
 }
 
