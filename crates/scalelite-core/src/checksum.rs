@@ -281,13 +281,9 @@ pub fn find_checksum(raw: &[u8]) -> Result<Option<ChecksumPair<'_>>, DuplicateCh
     for piece in raw.split(|&b| b == b'&') {
         let (at, end) = (start, start + piece.len());
         start = end + 1;
-        let (name, value) = match piece.iter().position(|&b| b == b'=') {
-            Some(eq) => (&piece[..eq], &piece[eq + 1..]),
-            None => (piece, &piece[piece.len()..]),
-        };
-        if !is_checksum_name(name) {
+        let Some(value) = checksum_value(piece) else {
             continue;
-        }
+        };
         if found.is_some() {
             return Err(DuplicateChecksum);
         }
@@ -298,48 +294,23 @@ pub fn find_checksum(raw: &[u8]) -> Result<Option<ChecksumPair<'_>>, DuplicateCh
         } else {
             (at, end)
         };
-        found = Some(ChecksumPair { value: decode(value), before: &raw[..cut_from], after: &raw[cut_to..] });
+        found = Some(ChecksumPair { value, before: &raw[..cut_from], after: &raw[cut_to..] });
     }
     Ok(found)
 }
 
-fn is_checksum_name(name: &[u8]) -> bool {
+/// The decoded value of `piece` (one `name=value` of a query) when its name
+/// decodes to `checksum`.
+fn checksum_value(piece: &[u8]) -> Option<Cow<'_, str>> {
     const NAME: &[u8] = b"checksum";
-    if name == NAME {
-        return true;
+    let name = piece.split(|&b| b == b'=').next().unwrap_or_default();
+    // Only the name itself or an encoded form of it can decode to it.
+    let encoded = name.len() > NAME.len() && name.iter().any(|&b| b == b'%' || b == b'+');
+    if name != NAME && !encoded {
+        return None;
     }
-    // Only an encoded form can still decode to the name.
-    name.len() > NAME.len() && name.iter().any(|&b| b == b'%' || b == b'+') && decode(name).as_bytes() == NAME
-}
-
-/// One form-encoded name or value, decoded (`+` is a space, `%XX` a byte,
-/// invalid UTF-8 replaced).
-fn decode(raw: &[u8]) -> Cow<'_, str> {
-    if !raw.iter().any(|&b| b == b'%' || b == b'+') {
-        return String::from_utf8_lossy(raw);
-    }
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        match raw[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < raw.len() => match hex_pair(raw[i + 1], raw[i + 2]) {
-                Some(byte) => {
-                    out.push(byte);
-                    i += 2;
-                }
-                None => out.push(b'%'),
-            },
-            byte => out.push(byte),
-        }
-        i += 1;
-    }
-    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
-}
-
-fn hex_pair(high: u8, low: u8) -> Option<u8> {
-    let digit = |b: u8| (b as char).to_digit(16);
-    Some((digit(high)? * 16 + digit(low)?) as u8)
+    let (key, value) = form_urlencoded::parse(piece).next()?;
+    (key == "checksum").then_some(value)
 }
 
 /// Why a checksum was refused (kept for logs; every variant becomes the same

@@ -22,12 +22,7 @@ impl Params {
     /// Decodes a raw query string or form body (`+` is a space, invalid
     /// UTF-8 is replaced).
     pub fn parse(raw: &str) -> Self {
-        Self {
-            pairs: form_urlencoded::parse(raw.as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .filter(|(k, _)| !k.is_empty())
-                .collect(),
-        }
+        Self::decode(raw.as_bytes())
     }
 
     /// [`Self::parse`] on raw bytes, refusing (before decoding anything) an
@@ -37,12 +32,16 @@ impl Params {
         if count_pairs(raw) > max {
             return Err(TooManyParams);
         }
-        Ok(Self {
+        Ok(Self::decode(raw))
+    }
+
+    fn decode(raw: &[u8]) -> Self {
+        Self {
             pairs: form_urlencoded::parse(raw)
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .filter(|(k, _)| !k.is_empty())
                 .collect(),
-        })
+        }
     }
 
     /// Builds a list from pairs, keeping their order.
