@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::Method;
-use scalelite_tests::{Reply, TestApp, read_http_response};
+use scalelite_tests::{Reply, TestApp, eventually_with, read_http_response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -139,22 +139,16 @@ async fn unauthenticated_bodies_share_one_budget_and_joins_keep_answering() {
                 Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 800\r\n\r\n";
     holder.write_all(head.as_bytes()).await.unwrap();
     holder.write_all(&[b'a'; 400]).await.unwrap();
-    // A second one is refused at once while the first holds the budget.
-    let url = format!("{}?checksum={}", client.call_url("getMeetings"), "0".repeat(40));
-    let refused = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            let body = Bytes::from(vec![b'b'; 800]);
-            let reply =
-                client.send(Method::POST, &url, Some("application/x-www-form-urlencoded"), body).await.expect("reply");
-            if reply.status == 503 {
-                return reply;
-            }
-            // The holder's request may not have been read yet.
-            tokio::task::yield_now().await;
-        }
+    // Once the first holds its share, a second one is refused at once.
+    eventually_with(Duration::from_secs(10), "the holder taking the budget", || async {
+        app.state.body_budget.available() == 200
     })
-    .await
-    .expect("a refusal while the budget is taken");
+    .await;
+    let url = format!("{}?checksum={}", client.call_url("getMeetings"), "0".repeat(40));
+    let body = Bytes::from(vec![b'b'; 800]);
+    let refused =
+        client.send(Method::POST, &url, Some("application/x-www-form-urlencoded"), body).await.expect("reply");
+    assert_eq!(refused.status, 503, "{}", refused.body);
     assert_eq!(refused.header("retry-after"), Some("1"));
     assert_eq!(refused.message_key().as_deref(), Some("internalError"));
     // Joins (no body) never wait for the budget.
