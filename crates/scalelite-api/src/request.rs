@@ -127,7 +127,7 @@ impl ApiRequest {
 /// parameters are counted before anything is decoded, the one `checksum`
 /// parameter is found as a parameter, and a body is read only when the
 /// query alone does not authenticate the request (a form body that may be
-/// what was signed: read under the shared [`BodyBudget`]) or once it has
+/// what was signed: read under the shared [`BodyBudget`](crate::body::BodyBudget)) or once it has
 /// (an XML body to forward).
 #[derive(Debug)]
 pub struct Unverified {
