@@ -118,7 +118,12 @@ async fn the_pollers_endpoint_takes_the_same_token() {
     let registry = Arc::new(registry);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/metrics", listener.local_addr().unwrap());
-    tokio::spawn(scalelite_poller::metrics::serve(listener, Arc::clone(&registry), Some(TOKEN.into())));
+    tokio::spawn(scalelite_poller::metrics::serve(
+        listener,
+        Arc::clone(&registry),
+        Some(TOKEN.into()),
+        std::future::pending(),
+    ));
     assert_refused(&scrape(&url, None).await);
     assert_refused(&scrape(&url, Some("Bearer nope")).await);
     let reply = scrape(&url, Some(&format!("bearer {TOKEN}"))).await;
@@ -127,7 +132,7 @@ async fn the_pollers_endpoint_takes_the_same_token() {
     // Without a token it stays open, as before.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let open = format!("http://{}/metrics", listener.local_addr().unwrap());
-    tokio::spawn(scalelite_poller::metrics::serve(listener, registry, None));
+    tokio::spawn(scalelite_poller::metrics::serve(listener, registry, None, std::future::pending()));
     assert_eq!(scrape(&open, None).await.status, 200);
 }
 

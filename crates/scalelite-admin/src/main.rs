@@ -17,8 +17,7 @@ fn main() -> ExitCode {
     // Usage errors exit 2 and --help/--version exit 0, inside clap.
     let cli = Cli::parse();
     let env = Env::from_process();
-    let json_logs = env.get("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json"));
-    scalelite_telemetry::init_logging_with(json_logs, "warn");
+    scalelite_telemetry::process::init_logging_from(&env, "warn");
     match run(cli, &env) {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
@@ -30,8 +29,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli, env: &Env) -> anyhow::Result<u8> {
     let config = Config::from_env(env)?;
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    let runtime = scalelite_telemetry::process::runtime().context("cannot start the runtime")?;
     // stderr is not held locked: log lines from worker threads share it.
     let (mut out, mut err, mut input) = (std::io::stdout().lock(), std::io::stderr(), std::io::stdin().lock());
     let mut io = Io { out: &mut out, err: &mut err, input: &mut input };

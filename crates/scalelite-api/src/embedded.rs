@@ -17,6 +17,7 @@ use scalelite_core::config::{Backend, Config, Env};
 use scalelite_poller::{Poller, PollerMetrics};
 use scalelite_recording_importer::{Importer, Settings};
 use scalelite_store::Stores;
+use scalelite_telemetry::process::Part;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
@@ -98,7 +99,9 @@ fn log_secret_origin(origin: &SecretOrigin) {
 /// Runs the API on `listener`, the poller and the recording importer over
 /// `stores` until `shutdown` resolves; then the API finishes the requests in
 /// flight, the poller gives its lease up and the importer finishes or
-/// abandons the archive in hand (see [`Importer::run`]).
+/// abandons the archive in hand (see [`Importer::run`]). When one of the
+/// three ends before that, the other two are stopped the same way and the
+/// error names it.
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -114,19 +117,26 @@ pub async fn run(
     let importer = stores
         .recordings
         .map(|recordings| Importer::new(Settings::from_config(&config), recordings, Some(stores.meetings)));
-    let shutdown = shutdown.boxed().shared();
-    let importing = {
-        let shutdown = shutdown.clone();
-        async move {
-            if let Some(importer) = importer {
-                importer.run(shutdown).await;
-            }
+    // The API, the poller and the importer: when one ends (or fails, or
+    // panics) before `shutdown`, the others stop and the process exits.
+    scalelite_telemetry::process::supervise(shutdown, move |stop| {
+        let mut parts: Vec<Part> = vec![
+            ("API server", crate::run(listener, state, stop.clone()).map(|served| Ok(served?)).boxed()),
+            ("poller", poller.run(stop.clone()).map(Ok).boxed()),
+        ];
+        if let Some(importer) = importer {
+            parts.push((
+                "recording importer",
+                async move {
+                    importer.run(stop).await;
+                    Ok(())
+                }
+                .boxed(),
+            ));
         }
-    };
-    let (served, (), ()) =
-        tokio::join!(crate::run(listener, state, shutdown.clone()), poller.run(shutdown.clone()), importing);
-    served?;
-    Ok(())
+        parts
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use scalelite_api::{AppState, embedded};
 use scalelite_core::config::{Backend, Env};
 use scalelite_store::Stores;
 use tokio::net::TcpListener;
-use tracing::{error, info};
+use tracing::info;
 
 // glibc's allocator contends on its arena locks under request load; mimalloc
 // measured faster on the join path (see benches/README.md).
@@ -17,22 +17,10 @@ use tracing::{error, info};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let env = Env::from_process();
-    scalelite_telemetry::init_logging(env.get("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")));
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            error!("cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(serve(&env)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            error!("{e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    scalelite_telemetry::process::service_main(|env| async move {
+        serve(&env).await?;
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 async fn serve(env: &Env) -> anyhow::Result<()> {

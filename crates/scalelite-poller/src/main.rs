@@ -4,40 +4,24 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use futures::FutureExt as _;
 use prometheus_client::registry::Registry;
 use scalelite_core::config::{Config, Env};
 use scalelite_poller::{Poller, PollerMetrics};
 use scalelite_store::Stores;
-use tracing::{error, info};
+use scalelite_telemetry::process::Part;
+use tracing::info;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let env = Env::from_process();
-    scalelite_telemetry::init_logging(env.get("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")));
-    let once = match std::env::args().skip(1).collect::<Vec<_>>().as_slice() {
-        [] => false,
-        [flag] if flag == "--once" => true,
-        _ => {
-            error!("usage: scalelite-poller [--once]");
-            return ExitCode::from(2);
+    scalelite_telemetry::process::service_main(|env| async move {
+        match scalelite_telemetry::process::once_flag("scalelite-poller", std::env::args().skip(1)) {
+            Ok(once) => run(&env, once).await.map(|()| ExitCode::SUCCESS),
+            Err(usage) => Ok(usage),
         }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            error!("cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(&env, once)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            error!("{e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 async fn run(env: &Env, once: bool) -> anyhow::Result<()> {
@@ -54,15 +38,25 @@ async fn run(env: &Env, once: bool) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    if let Some(bind) = config.poller_metrics_bind {
-        let mut registry = Registry::default();
-        metrics.register(&mut registry);
-        let listener =
-            tokio::net::TcpListener::bind(bind).await.with_context(|| format!("POLLER_METRICS_BIND {bind}"))?;
-        info!(address = %bind, "serving poller metrics at /metrics");
-        let token = config.metrics_bearer_token.clone();
-        tokio::spawn(scalelite_poller::metrics::serve(listener, Arc::new(registry), token));
-    }
-    poller.run(scalelite_telemetry::shutdown_signal()).await;
-    Ok(())
+    let metrics_server = match config.poller_metrics_bind {
+        Some(bind) => {
+            let mut registry = Registry::default();
+            metrics.register(&mut registry);
+            let listener =
+                tokio::net::TcpListener::bind(bind).await.with_context(|| format!("POLLER_METRICS_BIND {bind}"))?;
+            info!(address = %bind, "serving poller metrics at /metrics");
+            Some((listener, Arc::new(registry), config.metrics_bearer_token.clone()))
+        }
+        None => None,
+    };
+    // The poller and its metrics endpoint: when either ends, the process ends.
+    scalelite_telemetry::process::supervise(scalelite_telemetry::shutdown_signal(), |stop| {
+        let mut parts: Vec<Part> = vec![("poller", poller.run(stop.clone()).map(Ok).boxed())];
+        if let Some((listener, registry, token)) = metrics_server {
+            let serving = scalelite_poller::metrics::serve(listener, registry, token, stop);
+            parts.push(("poller metrics endpoint", serving.map(|served| Ok(served?)).boxed()));
+        }
+        parts
+    })
+    .await
 }

@@ -35,8 +35,9 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     registry: Arc<Registry>,
     token: Option<Secret>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, endpoint(registry, token)).await
+    axum::serve(listener, endpoint(registry, token)).with_graceful_shutdown(shutdown).await
 }
 
 /// The reply to a scrape of `registry`: the Prometheus text, or with
@@ -195,7 +196,7 @@ impl PollerMetrics {
     /// is the current server list.
     pub fn retain_servers(&self, keep: HashSet<String>) {
         let gone: Vec<String> = {
-            let mut known = self.known.lock().expect("metrics lock poisoned");
+            let mut known = self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let gone = known.difference(&keep).cloned().collect();
             *known = keep;
             gone

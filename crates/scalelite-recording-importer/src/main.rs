@@ -9,36 +9,18 @@ use scalelite_core::config::{Backend, Config, Env};
 use scalelite_recording_importer::{ArchiveOutcome, Importer, ImporterError, Settings};
 use scalelite_store::recordings::RecordingStore;
 use scalelite_store::{PgStore, RedisStore, Store, Stores};
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let env = Env::from_process();
-    scalelite_telemetry::init_logging(env.get("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")));
-    let once = match std::env::args().skip(1).collect::<Vec<_>>().as_slice() {
-        [] => false,
-        [flag] if flag == "--once" => true,
-        _ => {
-            error!("usage: scalelite-recording-importer [--once]");
-            return ExitCode::from(2);
+    scalelite_telemetry::process::service_main(|env| async move {
+        match scalelite_telemetry::process::once_flag("scalelite-recording-importer", std::env::args().skip(1)) {
+            Ok(once) => run(&env, once).await,
+            Err(usage) => Ok(usage),
         }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            error!("cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(&env, once)) {
-        Ok(code) => code,
-        Err(e) => {
-            error!("{e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 async fn run(env: &Env, once: bool) -> anyhow::Result<ExitCode> {

@@ -2,6 +2,8 @@
 
 use std::io::IsTerminal;
 
+pub mod process;
+
 use prometheus_client::registry::Registry;
 use tracing_subscriber::EnvFilter;
 
