@@ -1,0 +1,1 @@
+//! No code. This package exists for its `Cargo.toml`: see its description.
