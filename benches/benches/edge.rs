@@ -15,7 +15,7 @@
 //! join window per phase, default 10; `EDGE_CONNECTIONS`, join connections,
 //! default 8; `EDGE_IDLE`, idle and silent connections, default 1000).
 //! Prints markdown tables; stops by itself.
-
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark code: a failed unwrap is a failed measurement")]
 #![expect(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
 use std::collections::BTreeMap;

@@ -16,7 +16,7 @@
 //!
 //! `cargo bench -p scalelite-benches --bench import` (env: `IMPORT_MB`,
 //! default 1024).
-
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark code: a failed unwrap is a failed measurement")]
 #![expect(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
 use std::fs::File;

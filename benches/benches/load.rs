@@ -6,6 +6,7 @@
 //! measurement, default 5; `LOAD_ROUNDS`, default 3; `LOAD_CONNECTIONS`,
 //! default 64; `LOAD_ONLY=join` to measure one scenario). Prints one
 //! markdown row per scenario: the median of the rounds.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark code: a failed unwrap is a failed measurement")]
 
 use std::sync::Arc;
 

@@ -1,4 +1,5 @@
 //! Server selection over large pools and parameter forwarding for create.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark code: a failed unwrap is a failed measurement")]
 
 use std::hint::black_box;
 

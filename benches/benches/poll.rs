@@ -6,7 +6,7 @@
 //!
 //! `cargo bench -p scalelite-benches --bench poll` (env: `POLL_SERVERS`,
 //! default 1000; `POLL_RESPONSE_TIMEOUT`, default 5).
-
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark code: a failed unwrap is a failed measurement")]
 #![expect(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
 use std::path::Path;

@@ -6,7 +6,7 @@
 //! `cargo bench -p scalelite-benches --bench recordings` (env:
 //! `RECORDINGS` (100000), `LOAD_SECONDS` (5), `LOAD_CONNECTIONS` (8),
 //! `LOAD_ROUNDS` (3)). Prints one markdown row per scenario (median round).
-
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark code: a failed unwrap is a failed measurement")]
 #![expect(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
 use std::sync::Arc;

@@ -2,6 +2,7 @@
 //! the recorded results. This library holds what the HTTP benchmarks share:
 //! a keep-alive load generator with latency histograms, and the no-op
 //! ceiling server every HTTP number is compared with.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark code: a failed unwrap is a failed measurement")]
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -8,6 +8,7 @@
 //! layout, restarts, Sentinel, schema migrations) are pinned to Redis and
 //! live in modules named `redis_only`, here and inside the other modules;
 //! the embedded pass of `scripts/test` skips them by that name.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is a failed test")]
 
 mod admin;
 mod analytics;

@@ -29,6 +29,7 @@
 //! # drop((redis, pg));
 //! # }
 //! ```
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is a failed test")]
 
 pub mod app;
 pub mod archive;

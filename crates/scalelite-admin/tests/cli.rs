@@ -1,5 +1,6 @@
 //! The real `scalelite-admin` binary against a real `redis-server`:
 //! configuration from the environment, streams and exit codes.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failed unwrap is a failed test")]
 
 use std::process::Stdio;
 

@@ -247,6 +247,10 @@ pub fn https_client(connect_timeout: Duration) -> HttpsClient {
     http.set_connect_timeout(Some(connect_timeout));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = hyper_rustls::HttpsConnectorBuilder::new();
+    #[expect(
+        clippy::expect_used,
+        reason = "fails only for a provider without rustls's default protocol versions; ring has them"
+    )]
     let builder = match builder.with_provider_and_native_roots(provider.clone()) {
         Ok(with_roots) => with_roots,
         Err(_) => hyper_rustls::HttpsConnectorBuilder::new()

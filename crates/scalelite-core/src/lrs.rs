@@ -97,18 +97,11 @@ fn derive(password: &[u8], salt: &[u8]) -> ([u8; KEY_LEN], [u8; IV_LEN]) {
 
 fn seal(plaintext: &[u8], password: &[u8], prefix: [u8; PREFIX_LEN], salt: [u8; SALT_LEN]) -> String {
     let (key, iv) = derive(password, &salt);
-    let padded_len = (plaintext.len() / BLOCK + 1) * BLOCK;
-    let mut out = Vec::with_capacity(PREFIX_LEN + SALT_LEN + padded_len);
+    let sealed = cbc::Encryptor::<Aes256>::new(&key.into(), &iv.into()).encrypt_padded_vec::<Pkcs7>(plaintext);
+    let mut out = Vec::with_capacity(PREFIX_LEN + SALT_LEN + sealed.len());
     out.extend_from_slice(&prefix);
     out.extend_from_slice(&salt);
-    let start = out.len();
-    out.extend_from_slice(plaintext);
-    out.resize(start + padded_len, 0);
-    let written = cbc::Encryptor::<Aes256>::new(&key.into(), &iv.into())
-        .encrypt_padded::<Pkcs7>(&mut out[start..], plaintext.len())
-        .map(<[u8]>::len)
-        .expect("the buffer holds the padded plaintext");
-    out.truncate(start + written);
+    out.extend_from_slice(&sealed);
     STANDARD.encode(out)
 }
 
