@@ -75,40 +75,162 @@ impl Env {
     }
 }
 
+/// The defaults of the configuration variables (the variable's name after
+/// `DEFAULT_`; durations in the variable's unit). `docs/CONFIGURATION.md`
+/// shows the same values: a test compares every default [`Config::from_env`]
+/// applies with the table there.
+pub mod defaults {
+    /// `PORT`.
+    pub const DEFAULT_PORT: u16 = 3000;
+    /// `SCALELITE_DATA_DIR` (embedded mode).
+    pub const DEFAULT_SCALELITE_DATA_DIR: &str = "./data";
+    /// `REDIS_URL` when only `DATABASE_URL` is set.
+    pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/0";
+    /// `REDIS_NAMESPACE`.
+    pub const DEFAULT_REDIS_NAMESPACE: &str = "scalelite";
+    /// `REDIS_TIMEOUT`, seconds (redis-rb's default).
+    pub const DEFAULT_REDIS_TIMEOUT: f64 = 5.0;
+    /// `TENANT_CACHE_TTL`, seconds.
+    pub const DEFAULT_TENANT_CACHE_TTL: f64 = 5.0;
+    /// `MAX_MEETING_DURATION`, minutes (0: off).
+    pub const DEFAULT_MAX_MEETING_DURATION: u64 = 0;
+    /// `GET_MEETINGS_CACHE_TTL`, seconds.
+    pub const DEFAULT_GET_MEETINGS_CACHE_TTL: f64 = 5.0;
+    /// `GET_MEETINGS_CONCURRENCY`, servers asked at once.
+    pub const DEFAULT_GET_MEETINGS_CONCURRENCY: usize = 32;
+    /// `CONNECT_TIMEOUT`, seconds.
+    pub const DEFAULT_CONNECT_TIMEOUT: f64 = 5.0;
+    /// `RESPONSE_TIMEOUT`, seconds.
+    pub const DEFAULT_RESPONSE_TIMEOUT: f64 = 10.0;
+    /// `DEFAULT_MEETING_TTL`, seconds.
+    pub const DEFAULT_MEETING_TTL: u64 = 86_400;
+    /// `VOICE_BRIDGE_LEN`, digits.
+    pub const DEFAULT_VOICE_BRIDGE_LEN: usize = 9;
+    /// `VOICE_BRIDGE_MIN`, digits.
+    pub const DEFAULT_VOICE_BRIDGE_MIN: usize = 5;
+    /// `VOICE_BRIDGE_MAX`, digits.
+    pub const DEFAULT_VOICE_BRIDGE_MAX: usize = 9;
+    /// `LOAD_MIN_USER_COUNT`.
+    pub const DEFAULT_LOAD_MIN_USER_COUNT: u32 = 15;
+    /// `LOAD_JOIN_BUFFER_TIME`, minutes.
+    pub const DEFAULT_LOAD_JOIN_BUFFER_TIME: u64 = 15;
+    /// `MAX_REQUEST_BODY_BYTES` (32 MiB).
+    pub const DEFAULT_MAX_REQUEST_BODY_BYTES: usize = 32 * 1024 * 1024;
+    /// `MAX_REQUEST_PARAMS` (Tomcat's `maxParameterCount`).
+    pub const DEFAULT_MAX_REQUEST_PARAMS: usize = 1000;
+    /// `MAX_UNAUTHENTICATED_BODY_BYTES` (64 MiB).
+    pub const DEFAULT_MAX_UNAUTHENTICATED_BODY_BYTES: usize = 64 * 1024 * 1024;
+    /// `HTTP_HEADER_READ_TIMEOUT`, seconds.
+    pub const DEFAULT_HTTP_HEADER_READ_TIMEOUT: u64 = 10;
+    /// `HTTP_IDLE_TIMEOUT`, seconds (Puma's).
+    pub const DEFAULT_HTTP_IDLE_TIMEOUT: u64 = 20;
+    /// `HTTP_MAX_CONNECTIONS`.
+    pub const DEFAULT_HTTP_MAX_CONNECTIONS: usize = 4096;
+    /// `HTTP_MAX_HEADER_BYTES` (64 KiB).
+    pub const DEFAULT_HTTP_MAX_HEADER_BYTES: usize = 64 * 1024;
+    /// `ANALYTICS_CALLBACK_RETRY_INTERVAL`, seconds.
+    pub const DEFAULT_ANALYTICS_CALLBACK_RETRY_INTERVAL: f64 = 10.0;
+    /// `RECORDING_IMPORT_POLL_INTERVAL`, seconds.
+    pub const DEFAULT_RECORDING_IMPORT_POLL_INTERVAL: f64 = 60.0;
+    /// `RECORDING_IMPORT_SETTLE_TIME`, seconds.
+    pub const DEFAULT_RECORDING_IMPORT_SETTLE_TIME: f64 = 2.0;
+    /// `RECORDING_PLAYBACK_FORMATS`.
+    pub const DEFAULT_RECORDING_PLAYBACK_FORMATS: &str = "presentation:video:screenshare:podcast:notes:capture";
+    /// `PROTECTED_RECORDINGS_TOKEN_TIMEOUT`, minutes.
+    pub const DEFAULT_PROTECTED_RECORDINGS_TOKEN_TIMEOUT: u64 = 60;
+    /// `PROTECTED_RECORDINGS_TIMEOUT`, minutes.
+    pub const DEFAULT_PROTECTED_RECORDINGS_TIMEOUT: u64 = 360;
+    /// `POLL_INTERVAL`, seconds.
+    pub const DEFAULT_POLL_INTERVAL: f64 = 60.0;
+    /// `POLLER_THREADS`, servers polled at once.
+    pub const DEFAULT_POLLER_THREADS: usize = 32;
+    /// `SERVER_HEALTHY_THRESHOLD`, rounds.
+    pub const DEFAULT_SERVER_HEALTHY_THRESHOLD: u32 = 1;
+    /// `SERVER_UNHEALTHY_THRESHOLD`, rounds.
+    pub const DEFAULT_SERVER_UNHEALTHY_THRESHOLD: u32 = 2;
+    /// `POLLER_METRICS_BIND` (`off` turns it off).
+    pub const DEFAULT_POLLER_METRICS_BIND: &str = "0.0.0.0:9101";
+}
+
+use defaults::*;
+
 /// Every configuration problem found, reported together.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("invalid configuration:\n  {}", .0.join("\n  "))]
 pub struct ConfigError(pub Vec<String>);
 
-/// A reader that collects errors instead of stopping at the first one.
+/// A reader that collects errors instead of stopping at the first one, and
+/// remembers every variable it was asked for with its default (what the
+/// test keeping docs/CONFIGURATION.md in step reads).
 #[derive(Debug)]
 pub struct Reader<'a> {
     env: &'a Env,
     errors: Vec<String>,
+    asked: Vec<(String, Option<String>)>,
 }
 
 impl<'a> Reader<'a> {
     /// Starts reading `env`.
     pub fn new(env: &'a Env) -> Self {
-        Self { env, errors: Vec::new() }
+        Self { env, errors: Vec::new(), asked: Vec::new() }
     }
 
-    /// The raw value.
-    pub fn string(&self, name: &str) -> Option<String> {
-        self.env.get(name).map(str::to_owned)
+    fn ask(&mut self, name: &str, default: Option<String>) -> Option<&'a str> {
+        self.asked.push((name.to_owned(), default));
+        self.env.get(name)
+    }
+
+    /// The variables asked for so far, each with its default when it has a
+    /// fixed one.
+    pub fn asked(&self) -> &[(String, Option<String>)] {
+        &self.asked
+    }
+
+    /// The value, `None` when unset (no fixed default).
+    pub fn string(&mut self, name: &str) -> Option<String> {
+        self.ask(name, None).map(str::to_owned)
+    }
+
+    /// The value, or `default` when unset.
+    pub fn string_or(&mut self, name: &str, default: &str) -> String {
+        self.ask(name, Some(default.to_owned())).unwrap_or(default).to_owned()
+    }
+
+    /// The value even when empty (see [`Env::raw`]); no fixed default.
+    pub fn raw(&mut self, name: &str) -> Option<String> {
+        self.asked.push((name.to_owned(), None));
+        self.env.raw(name).map(str::to_owned)
     }
 
     /// `true` when the value equals `true` case-insensitively.
-    pub fn bool(&self, name: &str, default: bool) -> bool {
-        self.env.get(name).map_or(default, |v| v.trim().eq_ignore_ascii_case("true"))
+    pub fn bool(&mut self, name: &str, default: bool) -> bool {
+        self.ask(name, Some(default.to_string())).map_or(default, |v| v.trim().eq_ignore_ascii_case("true"))
     }
 
     /// A parsed value, or `default` when unset.
-    pub fn parse<T: FromStr>(&mut self, name: &str, default: T) -> T
+    pub fn parse<T: FromStr + fmt::Display>(&mut self, name: &str, default: T) -> T
     where
         T::Err: fmt::Display,
     {
-        match self.env.get(name) {
+        let raw = self.ask(name, Some(default.to_string()));
+        self.parse_raw(name, raw, default)
+    }
+
+    /// A parsed value, or `default` when unset, where the default follows
+    /// from other variables (so it is not a fixed one).
+    pub fn parse_derived<T: FromStr>(&mut self, name: &str, default: T) -> T
+    where
+        T::Err: fmt::Display,
+    {
+        let raw = self.ask(name, None);
+        self.parse_raw(name, raw, default)
+    }
+
+    fn parse_raw<T: FromStr>(&mut self, name: &str, raw: Option<&str>, default: T) -> T
+    where
+        T::Err: fmt::Display,
+    {
+        match raw {
             None => default,
             Some(raw) => raw.trim().parse().unwrap_or_else(|e| {
                 self.errors.push(format!("{name}={raw:?}: {e}"));
@@ -315,12 +437,12 @@ pub struct EdgeLimits {
 impl Default for EdgeLimits {
     fn default() -> Self {
         Self {
-            max_params: 1000,
-            unauthenticated_body_budget: 64 * 1024 * 1024,
-            header_read_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(20),
-            max_connections: 4096,
-            max_header_bytes: 64 * 1024,
+            max_params: DEFAULT_MAX_REQUEST_PARAMS,
+            unauthenticated_body_budget: DEFAULT_MAX_UNAUTHENTICATED_BODY_BYTES,
+            header_read_timeout: Duration::from_secs(DEFAULT_HTTP_HEADER_READ_TIMEOUT),
+            idle_timeout: Duration::from_secs(DEFAULT_HTTP_IDLE_TIMEOUT),
+            max_connections: DEFAULT_HTTP_MAX_CONNECTIONS,
+            max_header_bytes: DEFAULT_HTTP_MAX_HEADER_BYTES,
         }
     }
 }
@@ -393,8 +515,14 @@ pub struct RecordingConfig {
 impl Config {
     /// Reads the configuration from `env`.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Self::read(env).0
+    }
+
+    /// [`Config::from_env`], and every variable it asked for with its fixed
+    /// default (see [`Reader::asked`]).
+    fn read(env: &Env) -> (Result<Self, ConfigError>, Vec<(String, Option<String>)>) {
         let mut r = Reader::new(env);
-        let port: u16 = r.parse("PORT", 3000);
+        let port: u16 = r.parse("PORT", DEFAULT_PORT);
         let bind = match r.string("BIND") {
             None => SocketAddr::from(([0, 0, 0, 0], port)),
             Some(raw) => {
@@ -423,12 +551,11 @@ impl Config {
 
         let create_params = policy(&mut r, "CREATE");
         let join_params = policy(&mut r, "JOIN");
-        let concurrency: usize = r.parse("GET_MEETINGS_CONCURRENCY", 32);
-        let poller_concurrency: usize = r.parse("POLLER_THREADS", 32);
-        let poller_metrics_bind = match r.string("POLLER_METRICS_BIND").as_deref() {
-            Some(off) if off.eq_ignore_ascii_case("off") => None,
-            None => Some(SocketAddr::from(([0, 0, 0, 0], 9101))),
-            Some(raw) => raw.strip_prefix("tcp://").unwrap_or(raw).parse().map_or_else(
+        let concurrency: usize = r.parse("GET_MEETINGS_CONCURRENCY", DEFAULT_GET_MEETINGS_CONCURRENCY);
+        let poller_concurrency: usize = r.parse("POLLER_THREADS", DEFAULT_POLLER_THREADS);
+        let poller_metrics_bind = match r.string_or("POLLER_METRICS_BIND", DEFAULT_POLLER_METRICS_BIND).as_str() {
+            off if off.eq_ignore_ascii_case("off") => None,
+            raw => raw.strip_prefix("tcp://").unwrap_or(raw).parse().map_or_else(
                 |e| {
                     r.error(format!("POLLER_METRICS_BIND={raw:?}: expected host:port or off ({e})"));
                     None
@@ -439,8 +566,9 @@ impl Config {
         let backend = if env.is_set("REDIS_URL") || env.is_set("DATABASE_URL") {
             Backend::Services
         } else {
-            Backend::Embedded { data_dir: r.string("SCALELITE_DATA_DIR").unwrap_or_else(|| "data".into()).into() }
+            Backend::Embedded { data_dir: r.string_or("SCALELITE_DATA_DIR", DEFAULT_SCALELITE_DATA_DIR).into() }
         };
+        // The default depends on the backend: not a fixed one.
         let recording_dir = |r: &mut Reader<'_>, name: &str, scalelite: &str, embedded: &str| -> PathBuf {
             match (r.string(name), &backend) {
                 (Some(dir), _) => dir.into(),
@@ -462,19 +590,22 @@ impl Config {
                 "unpublished",
             ),
             import_unpublished: r.bool("RECORDING_IMPORT_UNPUBLISHED", false),
-            import_poll_interval: r.seconds("RECORDING_IMPORT_POLL_INTERVAL", 60.0),
-            import_settle_time: r.seconds("RECORDING_IMPORT_SETTLE_TIME", 2.0),
+            import_poll_interval: r.seconds("RECORDING_IMPORT_POLL_INTERVAL", DEFAULT_RECORDING_IMPORT_POLL_INTERVAL),
+            import_settle_time: r.seconds("RECORDING_IMPORT_SETTLE_TIME", DEFAULT_RECORDING_IMPORT_SETTLE_TIME),
             playback_formats: r
-                .string("RECORDING_PLAYBACK_FORMATS")
-                .unwrap_or_else(|| "presentation:video:screenshare:podcast:notes:capture".into())
+                .string_or("RECORDING_PLAYBACK_FORMATS", DEFAULT_RECORDING_PLAYBACK_FORMATS)
                 .split(':')
                 .map(str::trim)
                 .filter(|f| !f.is_empty())
                 .map(str::to_owned)
                 .collect(),
             protected: r.bool("PROTECTED_RECORDINGS_ENABLED", false),
-            token_ttl: minutes(&mut r, "PROTECTED_RECORDINGS_TOKEN_TIMEOUT", 60),
-            cookie_ttl: minutes(&mut r, "PROTECTED_RECORDINGS_TIMEOUT", 360),
+            token_ttl: minutes(
+                &mut r,
+                "PROTECTED_RECORDINGS_TOKEN_TIMEOUT",
+                DEFAULT_PROTECTED_RECORDINGS_TOKEN_TIMEOUT,
+            ),
+            cookie_ttl: minutes(&mut r, "PROTECTED_RECORDINGS_TIMEOUT", DEFAULT_PROTECTED_RECORDINGS_TIMEOUT),
             get_recordings_filtered: r.bool("GET_RECORDINGS_API_FILTERED", false),
             secret_key_base: r.string("SECRET_KEY_BASE").map(Secret::new),
         };
@@ -489,19 +620,19 @@ impl Config {
             .string("MANAGEMENT_API_SECRETS")
             .map(|raw| raw.split(':').filter(|s| !s.is_empty()).map(Secret::new).collect())
             .unwrap_or_default();
-        let buffer_minutes: u64 = r.parse("LOAD_JOIN_BUFFER_TIME", 15);
+        let buffer_minutes: u64 = r.parse("LOAD_JOIN_BUFFER_TIME", DEFAULT_LOAD_JOIN_BUFFER_TIME);
 
-        let max_meeting_duration: u64 = r.parse("MAX_MEETING_DURATION", 0);
-        let fsapi_password = match env.raw("FSAPI_PASSWORD") {
+        let max_meeting_duration: u64 = r.parse("MAX_MEETING_DURATION", DEFAULT_MAX_MEETING_DURATION);
+        let fsapi_password = match r.raw("FSAPI_PASSWORD") {
             Some(raw) => Some(Secret::new(raw)),
             None => secrets.first().cloned(),
         };
         let config = Config {
             backend,
             bind,
-            redis_url: Secret::new(r.string("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379/0".into())),
-            redis_namespace: r.string("REDIS_NAMESPACE").unwrap_or_else(|| "scalelite".into()),
-            redis_timeout: r.seconds("REDIS_TIMEOUT", 5.0),
+            redis_url: Secret::new(r.string_or("REDIS_URL", DEFAULT_REDIS_URL)),
+            redis_namespace: r.string_or("REDIS_NAMESPACE", DEFAULT_REDIS_NAMESPACE),
+            redis_timeout: r.seconds("REDIS_TIMEOUT", DEFAULT_REDIS_TIMEOUT),
             database_url: r.string("DATABASE_URL").map(Secret::new),
             secrets,
             checksum_algorithms,
@@ -509,37 +640,40 @@ impl Config {
             build_number: r.string("BUILD_NUMBER"),
             multitenancy: r.bool("MULTITENANCY_ENABLED", false),
             multitenancy_variable_set: env.is_set("MULTITENANCY_ENABLED"),
-            tenant_cache_ttl: r.seconds("TENANT_CACHE_TTL", 5.0),
+            tenant_cache_ttl: r.seconds("TENANT_CACHE_TTL", DEFAULT_TENANT_CACHE_TTL),
             max_meeting_duration,
             create_params,
             join_params,
             get_meetings_disabled: r.bool("GET_MEETINGS_API_DISABLED", false),
-            get_meetings_cache_ttl: r.seconds("GET_MEETINGS_CACHE_TTL", 5.0),
+            get_meetings_cache_ttl: r.seconds("GET_MEETINGS_CACHE_TTL", DEFAULT_GET_MEETINGS_CACHE_TTL),
             get_meetings_concurrency: concurrency.max(1),
-            connect_timeout: r.seconds("CONNECT_TIMEOUT", 5.0),
-            response_timeout: r.seconds("RESPONSE_TIMEOUT", 10.0),
-            meeting_ttl: Duration::from_secs(r.parse("DEFAULT_MEETING_TTL", 86_400)),
-            voice_bridge_len: r.parse("VOICE_BRIDGE_LEN", 9),
+            connect_timeout: r.seconds("CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT),
+            response_timeout: r.seconds("RESPONSE_TIMEOUT", DEFAULT_RESPONSE_TIMEOUT),
+            meeting_ttl: Duration::from_secs(r.parse("DEFAULT_MEETING_TTL", DEFAULT_MEETING_TTL)),
+            voice_bridge_len: r.parse("VOICE_BRIDGE_LEN", DEFAULT_VOICE_BRIDGE_LEN),
             use_external_voice_bridge: r.bool("USE_EXTERNAL_VOICE_BRIDGE", false),
-            voice_bridge_min: r.parse("VOICE_BRIDGE_MIN", 5),
-            voice_bridge_max: r.parse("VOICE_BRIDGE_MAX", 9),
+            voice_bridge_min: r.parse("VOICE_BRIDGE_MIN", DEFAULT_VOICE_BRIDGE_MIN),
+            voice_bridge_max: r.parse("VOICE_BRIDGE_MAX", DEFAULT_VOICE_BRIDGE_MAX),
             fsapi_password,
-            fsapi_max_duration: r.parse("FSAPI_MAX_DURATION", max_meeting_duration),
+            fsapi_max_duration: r.parse_derived("FSAPI_MAX_DURATION", max_meeting_duration),
             load: LoadModel {
-                min_user_count: r.parse("LOAD_MIN_USER_COUNT", 15),
+                min_user_count: r.parse("LOAD_MIN_USER_COUNT", DEFAULT_LOAD_MIN_USER_COUNT),
                 join_buffer: Duration::from_secs(buffer_minutes * 60),
             },
-            max_body_bytes: r.parse("MAX_REQUEST_BODY_BYTES", 32 * 1024 * 1024),
-            poll_interval: r.seconds("POLL_INTERVAL", 60.0),
+            max_body_bytes: r.parse("MAX_REQUEST_BODY_BYTES", DEFAULT_MAX_REQUEST_BODY_BYTES),
+            poll_interval: r.seconds("POLL_INTERVAL", DEFAULT_POLL_INTERVAL),
             poller_concurrency: poller_concurrency.max(1),
-            healthy_threshold: r.parse::<u32>("SERVER_HEALTHY_THRESHOLD", 1).max(1),
-            unhealthy_threshold: r.parse::<u32>("SERVER_UNHEALTHY_THRESHOLD", 2).max(1),
+            healthy_threshold: r.parse::<u32>("SERVER_HEALTHY_THRESHOLD", DEFAULT_SERVER_HEALTHY_THRESHOLD).max(1),
+            unhealthy_threshold: r
+                .parse::<u32>("SERVER_UNHEALTHY_THRESHOLD", DEFAULT_SERVER_UNHEALTHY_THRESHOLD)
+                .max(1),
             poller_metrics_bind,
             metrics_bearer_token: r.string("METRICS_BEARER_TOKEN").map(Secret::new),
             server_id_is_hostname: r.bool("SERVER_ID_IS_HOSTNAME", false),
             management_secrets,
             management_signed_body: r.bool("MANAGEMENT_API_SIGNED_BODY", false),
-            analytics_callback_retry: r.seconds("ANALYTICS_CALLBACK_RETRY_INTERVAL", 10.0),
+            analytics_callback_retry: r
+                .seconds("ANALYTICS_CALLBACK_RETRY_INTERVAL", DEFAULT_ANALYTICS_CALLBACK_RETRY_INTERVAL),
             recordings,
             edge: EdgeLimits::read(&mut r),
         };
@@ -553,7 +687,8 @@ impl Config {
         if min == 0 || min > max || max > 128 {
             r.error(format!("VOICE_BRIDGE_MIN={min}, VOICE_BRIDGE_MAX={max}: need 1 <= MIN <= MAX <= 128"));
         }
-        r.finish(config)
+        let asked = r.asked().to_vec();
+        (r.finish(config), asked)
     }
 }
 
@@ -579,6 +714,76 @@ mod tests {
     use super::*;
     use crate::checksum::Algorithm;
 
+    /// The rows of docs/CONFIGURATION.md's tables: the variables named in
+    /// the first cell, and the second (default) cell.
+    fn documented() -> Vec<(Vec<String>, String)> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/CONFIGURATION.md");
+        let text = std::fs::read_to_string(path).unwrap();
+        let names = |cell: &str| -> Vec<String> {
+            cell.split('`')
+                .skip(1)
+                .step_by(2)
+                .filter(|name| name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'))
+                .map(str::to_owned)
+                .collect()
+        };
+        text.lines()
+            .filter(|line| line.starts_with("| `"))
+            .map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                (names(cells[1]), cells[2].to_owned())
+            })
+            .collect()
+    }
+
+    /// Whether some file of the project outside docs/ mentions `name`.
+    fn mentioned_outside_docs(name: &str) -> bool {
+        fn walk(dir: &std::path::Path, name: &str) -> bool {
+            let Ok(entries) = std::fs::read_dir(dir) else { return false };
+            entries.flatten().any(|entry| {
+                let path = entry.path();
+                if path.is_dir() {
+                    !path.ends_with("target") && walk(&path, name)
+                } else {
+                    std::fs::read_to_string(&path).is_ok_and(|text| text.contains(name))
+                }
+            })
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        ["crates", "scripts", "docker", "deploy"].iter().any(|dir| walk(&root.join(dir), name))
+    }
+
+    #[test]
+    fn configuration_md_documents_every_variable_and_default() {
+        let rows = documented();
+        let mut asked = Vec::new();
+        for env in [Env::default(), Env::from_pairs([("REDIS_URL", "redis://127.0.0.1:6379/0")])] {
+            let (config, names) = Config::read(&env);
+            config.unwrap();
+            asked.extend(names);
+        }
+        for (name, default) in &asked {
+            let cells: Vec<&String> =
+                rows.iter().filter(|(names, _)| names.contains(name)).map(|(_, cell)| cell).collect();
+            assert!(!cells.is_empty(), "{name} is read but not in docs/CONFIGURATION.md");
+            if let Some(default) = default {
+                let shown = format!("`{default}`");
+                assert!(
+                    cells.iter().any(|cell| cell.contains(&shown)),
+                    "{name}: docs/CONFIGURATION.md shows the default {cells:?}, the code has {shown}"
+                );
+            }
+        }
+        for (names, _) in &rows {
+            for name in names {
+                assert!(
+                    asked.iter().any(|(asked, _)| asked == name) || mentioned_outside_docs(name),
+                    "docs/CONFIGURATION.md documents {name}, which nothing reads"
+                );
+            }
+        }
+    }
+
     #[test]
     fn defaults() {
         let config = Config::from_env(&Env::default()).unwrap();
@@ -602,10 +807,10 @@ mod tests {
     #[test]
     fn backend_is_embedded_unless_redis_or_postgres_is_named() {
         let config = Config::from_env(&Env::default()).unwrap();
-        assert_eq!(config.backend, Backend::Embedded { data_dir: "data".into() });
-        assert_eq!(config.backend.database_file(), Some(PathBuf::from("data/scalelite.sqlite3")));
-        assert_eq!(config.recordings.spool_dir, PathBuf::from("data/recordings/spool"));
-        assert_eq!(config.recordings.unpublish_dir, PathBuf::from("data/recordings/unpublished"));
+        assert_eq!(config.backend, Backend::Embedded { data_dir: "./data".into() });
+        assert_eq!(config.backend.database_file(), Some(PathBuf::from("./data/scalelite.sqlite3")));
+        assert_eq!(config.recordings.spool_dir, PathBuf::from("./data/recordings/spool"));
+        assert_eq!(config.recordings.unpublish_dir, PathBuf::from("./data/recordings/unpublished"));
         let env = Env::from_pairs([("SCALELITE_DATA_DIR", "/srv/lb"), ("RECORDING_PUBLISH_DIR", "/srv/pub")]);
         let config = Config::from_env(&env).unwrap();
         assert_eq!(config.backend.database_file(), Some(PathBuf::from("/srv/lb/scalelite.sqlite3")));
