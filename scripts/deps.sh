@@ -33,3 +33,13 @@ need_packages() {
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
+
+# need_cargo_tool BINARY CRATE [cargo install flags...]: installs a cargo
+# subcommand from crates.io when it is missing.
+need_cargo_tool() {
+  local binary=$1 crate=$2
+  shift 2
+  command -v "$binary" >/dev/null 2>&1 && return 0
+  echo "==> installing $crate with cargo install"
+  cargo install --locked --quiet "$crate" "$@"
+}
