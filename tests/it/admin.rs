@@ -1057,4 +1057,19 @@ mod redis_only {
         let run = admin(&app, &["recordings", "import"]).await;
         assert_eq!((run.code, run.err.as_str()), (1, "ERROR: DATABASE_URL is not set\n"));
     }
+    /// Scalelite's docs show `DATABASE_URL` without a database; Rails takes
+    /// `scalelite` from `database.yml`, and so do we (not the user's name).
+    #[tokio::test]
+    async fn a_database_url_without_a_database_migrates_scalelite() {
+        let app = TestApp::builder().backend(TestBackend::Redis).servers(0).start().await;
+        let pg = scalelite_tests::TestPostgres::start().await;
+        let config = db_config(&app, &format!("postgres://postgres@127.0.0.1:{}", pg.port()));
+
+        admin_with(&config, &["db", "migrate"], "").await.ok();
+        let tables = "SELECT count(*) FROM information_schema.tables WHERE table_name = 'recordings'";
+        assert_eq!(pg.psql(tables).await.trim(), "1", "the schema is in the scalelite database");
+        let elsewhere = pg.try_psql_on("postgres", tables).await.unwrap();
+        assert_eq!(elsewhere.trim(), "0", "nothing was written to the user's default database");
+        admin_with(&config, &["db", "status"], "").await.ok();
+    }
 }

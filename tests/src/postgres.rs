@@ -182,6 +182,11 @@ impl TestPostgres {
         self.psql_on(DATABASE, sql).await
     }
 
+    /// [`TestPostgres::try_psql`] in another database of the cluster.
+    pub async fn try_psql_on(&self, database: &str, sql: &str) -> Result<String, String> {
+        self.psql_on(database, sql).await
+    }
+
     async fn psql_on(&self, database: &str, sql: &str) -> Result<String, String> {
         let output = tokio::process::Command::new(&self.psql)
             .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1"])

@@ -150,6 +150,30 @@ pub mod defaults {
     pub const DEFAULT_SERVER_UNHEALTHY_THRESHOLD: u32 = 2;
     /// `POLLER_METRICS_BIND` (`off` turns it off).
     pub const DEFAULT_POLLER_METRICS_BIND: &str = "0.0.0.0:9101";
+    /// The database a `DATABASE_URL` without one names (Scalelite's
+    /// `config/database.yml` production entry, which Rails merges under the
+    /// URL).
+    pub const DEFAULT_DATABASE_NAME: &str = "scalelite";
+}
+
+/// `url` with [`DEFAULT_DATABASE_NAME`] as its path when it names no
+/// database (`postgres://host`, `postgres://host/`, `postgres:///?host=/run/postgresql`):
+/// Rails fills the database in from `database.yml`, libpq and sqlx would
+/// take the user's name instead. A URL that is not `scheme://...` is left
+/// as it is (opening it reports the problem).
+pub fn with_default_database(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    // The authority ends at the first '/', '?' or '#'; what follows up to
+    // '?' or '#' is the path.
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let path_end = tail.find(['?', '#']).unwrap_or(tail.len());
+    let (path, suffix) = tail.split_at(path_end);
+    if path.trim_start_matches('/').is_empty() {
+        format!("{scheme}://{authority}/{DEFAULT_DATABASE_NAME}{suffix}")
+    } else {
+        url.to_owned()
+    }
 }
 
 use defaults::*;
@@ -633,7 +657,7 @@ impl Config {
             redis_url: Secret::new(r.string_or("REDIS_URL", DEFAULT_REDIS_URL)),
             redis_namespace: r.string_or("REDIS_NAMESPACE", DEFAULT_REDIS_NAMESPACE),
             redis_timeout: r.seconds("REDIS_TIMEOUT", DEFAULT_REDIS_TIMEOUT),
-            database_url: r.string("DATABASE_URL").map(Secret::new),
+            database_url: r.string("DATABASE_URL").map(|url| Secret::new(with_default_database(&url))),
             secrets,
             checksum_algorithms,
             url_host: r.string("URL_HOST"),
@@ -751,6 +775,23 @@ mod tests {
         }
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         ["crates", "scripts", "docker", "deploy"].iter().any(|dir| walk(&root.join(dir), name))
+    }
+
+    #[test]
+    fn a_database_url_without_a_database_names_scalelite() {
+        for (given, meant) in [
+            ("postgres://u:p@db.example:5432", "postgres://u:p@db.example:5432/scalelite"),
+            ("postgres://u:p@db.example:5432/", "postgres://u:p@db.example:5432/scalelite"),
+            ("postgresql://db?sslmode=require", "postgresql://db/scalelite?sslmode=require"),
+            ("postgres:///?host=/run/postgresql", "postgres:///scalelite?host=/run/postgresql"),
+            ("postgres://db/other?sslmode=verify-full", "postgres://db/other?sslmode=verify-full"),
+            ("postgres://u:p%2Fq@db/x", "postgres://u:p%2Fq@db/x"),
+            ("not a url", "not a url"),
+        ] {
+            assert_eq!(with_default_database(given), meant, "{given}");
+        }
+        let config = Config::from_env(&Env::from_pairs([("DATABASE_URL", "postgres://u:p@db")])).unwrap();
+        assert_eq!(config.database_url.unwrap().expose(), "postgres://u:p@db/scalelite");
     }
 
     #[test]
