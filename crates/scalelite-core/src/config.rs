@@ -183,6 +183,10 @@ use defaults::*;
 #[error("invalid configuration:\n  {}", .0.join("\n  "))]
 pub struct ConfigError(pub Vec<String>);
 
+/// A variable a [`Reader`] was asked for, with its fixed default if it has
+/// one (as `docs/CONFIGURATION.md` shows it).
+pub type Asked = (String, Option<String>);
+
 /// A reader that collects errors instead of stopping at the first one, and
 /// remembers every variable it was asked for with its default (what the
 /// test keeping docs/CONFIGURATION.md in step reads).
@@ -190,7 +194,7 @@ pub struct ConfigError(pub Vec<String>);
 pub struct Reader<'a> {
     env: &'a Env,
     errors: Vec<String>,
-    asked: Vec<(String, Option<String>)>,
+    asked: Vec<Asked>,
 }
 
 impl<'a> Reader<'a> {
@@ -206,7 +210,7 @@ impl<'a> Reader<'a> {
 
     /// The variables asked for so far, each with its default when it has a
     /// fixed one.
-    pub fn asked(&self) -> &[(String, Option<String>)] {
+    pub fn asked(&self) -> &[Asked] {
         &self.asked
     }
 
@@ -544,7 +548,7 @@ impl Config {
 
     /// [`Config::from_env`], and every variable it asked for with its fixed
     /// default (see [`Reader::asked`]).
-    fn read(env: &Env) -> (Result<Self, ConfigError>, Vec<(String, Option<String>)>) {
+    fn read(env: &Env) -> (Result<Self, ConfigError>, Vec<Asked>) {
         let mut r = Reader::new(env);
         let port: u16 = r.parse("PORT", DEFAULT_PORT);
         let bind = match r.string("BIND") {
