@@ -42,9 +42,10 @@ use scalelite_core::params::is_blank;
 use scalelite_store::{MeetingRoute, StoreError};
 use tracing::{debug, info, warn};
 
+use crate::host::{request_host, tenant_name};
 use crate::response::{Outcome, xml};
 use crate::state::AppState;
-use crate::tenancy::{ResolvedTenant, request_host, tenant_name};
+use crate::tenancy::ResolvedTenant;
 
 /// Which meetings an authenticated request reaches.
 #[derive(Debug)]

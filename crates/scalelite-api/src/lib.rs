@@ -5,6 +5,7 @@ pub mod body;
 pub mod embedded;
 pub mod fsapi;
 pub mod health;
+mod host;
 pub mod lrs;
 pub mod management;
 pub mod metrics;

@@ -31,9 +31,10 @@ use scalelite_core::{BbbError, Params, Secret, TenantId};
 use tracing::debug;
 
 use crate::body::{BodyLimits, ReadBody};
+use crate::host::{request_host, tenant_name};
 use crate::response::ApiError;
 use crate::state::AppState;
-use crate::tenancy::{ResolvedTenant, request_host, tenant_name};
+use crate::tenancy::ResolvedTenant;
 
 /// Which request bodies a call accepts (checked only for POSTs with a body).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,11 +99,7 @@ impl ApiRequest {
         };
         // Content type first, then the checksum (an unknown tenant has no
         // secrets, so it is a checksumError), as in Scalelite.
-        let resolved = match state.tenants.by_name(&name).await? {
-            Some(tenant) => Some(tenant),
-            None => state.tenants.refresh(&name).await?,
-        };
-        let Some(mut resolved) = resolved else {
+        let Some(mut resolved) = state.tenants.find(&name).await? else {
             return Err(BbbError::ChecksumError.into());
         };
         let matched = match unverified.matched(call.name, &resolved.secrets, algorithms).await {

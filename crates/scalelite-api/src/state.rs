@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use http::{HeaderMap, Uri};
 use prometheus_client::registry::Registry;
 use scalelite_bbb_client::{BbbClient, Timeouts};
 use scalelite_core::config::Config;
@@ -12,7 +13,8 @@ use crate::api::get_meetings::MeetingsCache;
 use crate::body::{BodyBudget, BodyLimits};
 use crate::metrics::ApiMetrics;
 use crate::outbound::Outbound;
-use crate::tenancy::TenantDirectory;
+use crate::response::ApiError;
+use crate::tenancy::{ResolvedTenant, TenantDirectory};
 
 /// Connections per API process to PostgreSQL (recordings calls only; the
 /// meeting calls never touch it), for `Stores::open`.
@@ -67,6 +69,19 @@ impl Shared {
             stall: self.config.edge.header_read_timeout,
             budget: Some(self.body_budget.clone()),
         }
+    }
+
+    /// The tenant of a request in multitenant mode (see
+    /// [`TenantDirectory::of_request`]); `None` when multitenancy is off.
+    pub(crate) async fn request_tenant(
+        &self,
+        headers: &HeaderMap,
+        uri: &Uri,
+    ) -> Result<Option<Arc<ResolvedTenant>>, ApiError> {
+        if !self.config.multitenancy {
+            return Ok(None);
+        }
+        Ok(Some(self.tenants.of_request(headers, uri).await?))
     }
 
     /// How a body is read once its request is authenticated.

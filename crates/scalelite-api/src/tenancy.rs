@@ -17,6 +17,9 @@ use scalelite_core::params::ParamList;
 use scalelite_core::{BbbError, Secret, TenantId};
 use scalelite_store::{Store, StoreError, Tenant, TenantRecord};
 
+use crate::host::{request_host, tenant_name};
+use crate::response::ApiError;
+
 /// How soon a cache entry may be re-read after a failed checksum.
 const REFRESH_FLOOR: Duration = Duration::from_secs(1);
 
@@ -100,6 +103,27 @@ impl TenantDirectory {
         self.fetch(name).await
     }
 
+    /// The tenant named `name`: [`Self::by_name`], and when that knows no
+    /// such tenant, [`Self::refresh`] (a tenant added since its name was
+    /// cached as unknown is found at once).
+    pub(crate) async fn find(&self, name: &str) -> Result<Option<Arc<ResolvedTenant>>, StoreError> {
+        match self.by_name(name).await? {
+            Some(tenant) => Ok(Some(tenant)),
+            None => self.refresh(name).await,
+        }
+    }
+
+    /// The tenant whose name is the first label of the request's host
+    /// ([`request_host`]). No name, or an unknown one, is a
+    /// `checksumError`, as in Scalelite.
+    pub(crate) async fn of_request(&self, headers: &HeaderMap, uri: &Uri) -> Result<Arc<ResolvedTenant>, ApiError> {
+        let name = request_host(headers, uri).map(tenant_name).unwrap_or("");
+        if name.is_empty() {
+            return Err(BbbError::ChecksumError.into());
+        }
+        self.find(name).await?.ok_or_else(|| BbbError::ChecksumError.into())
+    }
+
     /// Re-reads `name` unless a failure forced a re-read of it within the
     /// last second (so a flood of bad checksums costs Redis one read a
     /// second); returns the fresh tenant, or `None` when it was not re-read
@@ -143,58 +167,10 @@ impl TenantDirectory {
 /// Most cached names before unknown ones are dropped.
 const MAX_ENTRIES: usize = 10_000;
 
-/// The host a request was made to ([`crate::origin::request_host_with_port`]:
-/// the last `X-Forwarded-Host` value when present, else `Host`, else the
-/// URI's authority), without port.
-pub fn request_host<'a>(headers: &'a HeaderMap, uri: &'a Uri) -> Option<&'a str> {
-    crate::origin::request_host_with_port(headers, Some(uri)).map(crate::middleware::strip_port)
-}
-
-/// The tenant name a host selects: its first DNS label.
-pub fn tenant_name(host: &str) -> &str {
-    host.split('.').next().unwrap_or(host)
-}
-
-/// Resolves the tenant of a request in multitenant mode (`Ok(None)` when
-/// multitenancy is off). An unknown tenant is a `checksumError`, as in
-/// Scalelite.
-pub async fn resolve(
-    state: &crate::AppState,
-    headers: &HeaderMap,
-    uri: &Uri,
-) -> Result<Option<Arc<ResolvedTenant>>, crate::response::ApiError> {
-    if !state.config.multitenancy {
-        return Ok(None);
-    }
-    let name = request_host(headers, uri).map(tenant_name).unwrap_or("");
-    if name.is_empty() {
-        return Err(BbbError::ChecksumError.into());
-    }
-    match state.tenants.by_name(name).await? {
-        Some(tenant) => Ok(Some(tenant)),
-        None => match state.tenants.refresh(name).await? {
-            Some(tenant) => Ok(Some(tenant)),
-            None => Err(BbbError::ChecksumError.into()),
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use scalelite_store::TenantSetting;
-
-    #[test]
-    fn hosts_and_names() {
-        let uri: Uri = "/x".parse().unwrap();
-        let mut headers = HeaderMap::new();
-        headers.insert(http::header::HOST, "a.sl.example.com:443".parse().unwrap());
-        assert_eq!(request_host(&headers, &uri), Some("a.sl.example.com"));
-        headers.append("x-forwarded-host", "b.sl.example.com, c.sl.example.com".parse().unwrap());
-        assert_eq!(request_host(&headers, &uri), Some("c.sl.example.com"));
-        assert_eq!(tenant_name("c.sl.example.com"), "c");
-        assert_eq!(tenant_name("localhost"), "localhost");
-    }
 
     #[test]
     fn settings_split_into_layers() {

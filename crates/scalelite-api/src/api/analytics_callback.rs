@@ -102,7 +102,7 @@ pub async fn take_url(
 /// `POST /bigbluebutton/api/analytics_callback`.
 pub async fn analytics_callback(State(state): State<AppState>, request: Request<Body>) -> Response {
     let (parts, body) = request.into_parts();
-    let tenant = match crate::tenancy::resolve(&state, &parts.headers, &parts.uri).await {
+    let tenant = match state.request_tenant(&parts.headers, &parts.uri).await {
         Ok(tenant) => tenant,
         Err(error) => return error.into_response(),
     };

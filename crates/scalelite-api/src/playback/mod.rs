@@ -261,7 +261,7 @@ async fn lookup(
     record_id: &str,
     format: &str,
 ) -> Result<PlaybackTarget, Response> {
-    let tenant = crate::tenancy::resolve(state, headers, uri).await.map_err(IntoResponse::into_response)?;
+    let tenant = state.request_tenant(headers, uri).await.map_err(IntoResponse::into_response)?;
     let Some(recordings) = state.recordings.as_ref() else {
         return Err(Refusal::NotFound.into_response());
     };
