@@ -1,10 +1,11 @@
-//! `GET /health_check` and `/`: Scalelite's health check.
+//! The operator's probes: Scalelite's health check (`GET /health_check`
+//! and `/`) and the Prometheus scrape (`GET /metrics`).
 
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use crate::state::AppState;
 
@@ -32,4 +33,11 @@ async fn check(state: &AppState) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `GET /metrics` in the Prometheus text format; with
+/// `METRICS_BEARER_TOKEN` set, only for `Authorization: Bearer <token>`
+/// (else HTTP 401), as the poller's.
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    scalelite_poller::metrics::scrape(&state.registry, state.config.metrics_bearer_token.as_ref(), &headers)
 }

@@ -8,6 +8,7 @@ pub mod health;
 mod host;
 pub mod lrs;
 pub mod management;
+mod meetings_cache;
 pub mod metrics;
 pub mod middleware;
 pub mod origin;
@@ -18,6 +19,7 @@ pub mod response;
 pub mod serve;
 pub mod state;
 pub mod tenancy;
+mod upstream;
 
 use std::future::Future;
 
@@ -65,7 +67,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(analytics_callback::analytics_callback).fallback(fallback),
         )
         .route("/health_check", get(health::health_check).fallback(fallback))
-        .route("/metrics", get(metrics::metrics).fallback(fallback))
+        .route("/metrics", get(health::metrics).fallback(fallback))
         .merge(management::routes())
         .merge(playback::routes(&state))
         .merge(api::recordings::routes(&state))

@@ -1,11 +1,8 @@
-//! The API's Prometheus metrics (documented in docs/METRICS.md) and
-//! `GET /metrics`.
+//! The API's Prometheus metrics (documented in docs/METRICS.md; served at
+//! `GET /metrics` by [`crate::health::metrics`]).
 
 use std::borrow::Cow;
 
-use axum::extract::State;
-use axum::response::Response;
-use http::HeaderMap;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -13,8 +10,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use scalelite_bbb_client::CallError;
-
-use crate::state::AppState;
 
 /// Labels of request counts: the BBB or management call, and the outcome
 /// (`SUCCESS`, a known `messageKey` (see [`outcome_label`]), `other`, or
@@ -160,13 +155,6 @@ impl ApiMetrics {
         };
         self.upstream_errors.get_or_create(&UpstreamLabels { call: call.to_owned(), kind: kind.to_owned() }).inc();
     }
-}
-
-/// `GET /metrics` in the Prometheus text format; with
-/// `METRICS_BEARER_TOKEN` set, only for `Authorization: Bearer <token>`
-/// (else HTTP 401), as the poller's.
-pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    scalelite_poller::metrics::scrape(&state.registry, state.config.metrics_bearer_token.as_ref(), &headers)
 }
 
 #[cfg(test)]

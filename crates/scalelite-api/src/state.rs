@@ -9,8 +9,8 @@ use scalelite_core::config::Config;
 use scalelite_fleet::{Fleet, FleetSettings};
 use scalelite_store::{RecordingStore, Store};
 
-use crate::api::get_meetings::MeetingsCache;
 use crate::body::{BodyBudget, BodyLimits};
+use crate::meetings_cache::MeetingsCache;
 use crate::metrics::ApiMetrics;
 use crate::outbound::Outbound;
 use crate::response::ApiError;
@@ -43,7 +43,7 @@ pub struct Shared {
     /// Client for BBB servers.
     pub bbb: BbbClient,
     /// Single-flight cache of the getMeetings fan-out.
-    pub meetings_cache: Arc<MeetingsCache>,
+    pub(crate) meetings_cache: Arc<MeetingsCache>,
     /// Recordings (PostgreSQL), when `DATABASE_URL` is set; without it the
     /// recordings API answers as with `RECORDING_DISABLED`.
     pub recordings: Option<Arc<dyn RecordingStore>>,

@@ -18,10 +18,11 @@ use scalelite_core::{BbbError, MeetingId, Params, TenantId};
 use scalelite_store::{Meeting, Placement, PlacementRequest, Server};
 use tracing::info;
 
-use super::{analytics_callback, meeting_id, meeting_query, relay, target};
+use super::{analytics_callback, meeting_id, meeting_query, relay};
 use crate::request::{ApiCall, ApiRequest, BodyKind};
 use crate::response::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::upstream;
 
 const CALL: ApiCall = ApiCall { name: "create", body: BodyKind::FormOrXml };
 
@@ -150,11 +151,10 @@ async fn find_or_place(
 
 /// Whether the meeting still runs on `server` (any failure counts as no).
 async fn running_on(state: &AppState, server: &Server, id: &MeetingId) -> bool {
-    match state.bbb.call(&target(server), "isMeetingRunning", &meeting_query(id), None).await {
+    match upstream::call(&state.bbb, &state.metrics, server, "isMeetingRunning", &meeting_query(id), None).await {
         Ok(reply) => reply.doc.text_at("running").is_some_and(|r| r.trim() == "true"),
-        Err(error) => {
-            state.metrics.upstream_error("isMeetingRunning", &error);
-            info!(meeting.id = %id, server.id = %server.id, %error, "could not check meeting on cordoned server");
+        Err(_) => {
+            info!(meeting.id = %id, server.id = %server.id, "could not check meeting on cordoned server");
             false
         }
     }

@@ -12,7 +12,6 @@ pub mod join;
 pub mod recordings;
 pub mod unsupported;
 
-use scalelite_bbb_client::Target;
 use scalelite_core::{BbbError, MeetingId, TenantId};
 use scalelite_store::{Meeting, Server};
 use tracing::info;
@@ -20,6 +19,7 @@ use tracing::info;
 use crate::request::ApiRequest;
 use crate::response::{ApiError, ApiResult, xml};
 use crate::state::AppState;
+use crate::upstream;
 
 /// The required `meetingID` parameter.
 ///
@@ -34,11 +34,6 @@ pub(crate) fn meeting_id(request: &ApiRequest) -> Result<MeetingId, BbbError> {
         return Err(BbbError::InvalidMeetingId);
     }
     Ok(MeetingId::from(id))
-}
-
-/// Where calls for a server go.
-pub(crate) fn target(server: &Server) -> Target<'_> {
-    Target { url: &server.url, secret: &server.secret, online: server.online }
 }
 
 /// Finds a meeting and its server. A meeting whose server record was deleted
@@ -62,8 +57,8 @@ pub(crate) async fn find_meeting(
     }
 }
 
-/// Sends `call` with `query` (and an optional XML body) to `server` and
-/// relays a `SUCCESS` reply as received. A `FAILED` reply keeps BBB's key;
+/// Sends `call` with `query` (and an optional XML body) to `server`
+/// ([`upstream::call`]) and relays a `SUCCESS` reply as received. A `FAILED` reply keeps BBB's key;
 /// anything else becomes `internalError` with `transport_message`.
 pub(crate) async fn relay(
     state: &AppState,
@@ -73,10 +68,9 @@ pub(crate) async fn relay(
     xml_body: Option<bytes::Bytes>,
     transport_message: &'static str,
 ) -> ApiResult {
-    let reply = state.bbb.call(&target(server), call, query, xml_body).await.map_err(|e| {
-        state.metrics.upstream_error(call, &e);
-        e.into_bbb(transport_message)
-    })?;
+    let reply = upstream::call(&state.bbb, &state.metrics, server, call, query, xml_body)
+        .await
+        .map_err(|error| error.into_bbb(transport_message))?;
     Ok(xml(reply.body))
 }
 
