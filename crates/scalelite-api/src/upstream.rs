@@ -39,3 +39,66 @@ pub(crate) async fn call(
     }
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use scalelite_bbb_client::Timeouts;
+    use scalelite_core::{Algorithm, ServerId};
+
+    use super::*;
+    use crate::metrics::UpstreamLabels;
+
+    /// Log output, kept for the test to read.
+    #[derive(Clone, Debug, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_call_is_counted_and_logged_with_its_server_and_cause() {
+        // A port nothing listens on.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/bigbluebutton/api", closed.local_addr().unwrap());
+        drop(closed);
+        let hash = HashMap::from([
+            ("url".to_owned(), url),
+            ("secret".to_owned(), "the-server-secret".to_owned()),
+            ("online".to_owned(), "true".to_owned()),
+        ]);
+        let server = Server::from_hash(ServerId::from("bbb-7"), &hash, true).unwrap();
+        let timeouts = Timeouts { connect: Duration::from_secs(5), response: Duration::from_secs(5) };
+        let bbb = BbbClient::new(timeouts, Algorithm::Sha256);
+        let metrics = ApiMetrics::new();
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+        let _logging = tracing::subscriber::set_default(subscriber);
+
+        let result = call(&bbb, &metrics, &server, "getMeetingInfo", "meetingID=m", None).await;
+
+        assert!(matches!(result, Err(CallError::Transport(_))), "{result:?}");
+        let labels = UpstreamLabels { call: "getMeetingInfo".into(), kind: "transport".into() };
+        assert_eq!(metrics.upstream_errors.get_or_create(&labels).get(), 1);
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let line = log.lines().find(|line| line.contains("BBB call failed")).unwrap_or_else(|| panic!("{log}"));
+        assert!(line.contains("WARN"), "{line}");
+        assert!(line.contains("server.id=bbb-7"), "{line}");
+        assert!(line.contains("getMeetingInfo"), "{line}");
+        assert!(line.contains("transport error"), "{line}");
+        assert!(!line.contains("checksum") && !line.contains("the-server-secret"), "{line}");
+    }
+}
