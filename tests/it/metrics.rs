@@ -70,6 +70,21 @@ async fn error_keys_a_bbb_server_makes_up_do_not_become_new_series() {
     assert_eq!(series, 2, "{text}");
 }
 
+#[tokio::test]
+async fn the_recordings_calls_are_counted_under_their_own_names() {
+    let app = TestApp::builder().start().await;
+    let calls = ["getRecordings", "publishRecordings", "updateRecordings", "deleteRecordings"];
+    for call in calls {
+        app.client().get(call, &[("recordID", "r1"), ("publish", "true")]).await;
+    }
+    let text = app.client().raw_get("/metrics").await.body;
+    for call in calls {
+        let series = format!("scalelite_api_request_duration_seconds_count{{call=\"{call}\"}}");
+        assert_eq!(value(&text, &series), Some(1.0), "{series} in\n{text}");
+    }
+    assert!(!text.contains("call=\"unsupported\""), "{text}");
+}
+
 async fn scrape(url: &str, authorization: Option<&str>) -> scalelite_tests::Reply {
     let headers: Vec<(&str, &str)> = authorization.map(|a| vec![("authorization", a)]).unwrap_or_default();
     scalelite_tests::http_request(http::Method::GET, url, &headers, bytes::Bytes::new(), Duration::from_secs(10))

@@ -29,48 +29,21 @@ use tokio::net::TcpListener;
 use tower::{Layer, ServiceBuilder};
 use tower_http::normalize_path::NormalizePathLayer;
 
-use crate::api::{
-    analytics_callback, create, end, get_meeting_info, get_meetings, index, insert_document, is_meeting_running, join,
-    unsupported,
-};
+use crate::api::unsupported;
 pub use crate::state::AppState;
 
-/// The route table. Every BBB path answers unknown methods with
-/// `unsupportedRequest`; HEAD is served like GET.
+/// The routes: the BBB API ([`api::CALLS`]), the management API, playback,
+/// `/fsapi`, the health check and `/metrics`. Every path answers unknown
+/// methods with `unsupportedRequest`; HEAD is served like GET.
 pub fn router(state: AppState) -> Router {
     use unsupported::unsupported as fallback;
-    let api = "/bigbluebutton/api";
     Router::new()
-        .route(api, get(index::index).post(index::index).fallback(fallback))
-        .route(&format!("{api}/create"), get(create::create).post(create::create).fallback(fallback))
-        .route(&format!("{api}/join"), get(join::join).fallback(fallback))
-        .route(&format!("{api}/end"), get(end::end).post(end::end).fallback(fallback))
-        .route(
-            &format!("{api}/isMeetingRunning"),
-            get(is_meeting_running::is_meeting_running).post(is_meeting_running::is_meeting_running).fallback(fallback),
-        )
-        .route(
-            &format!("{api}/getMeetingInfo"),
-            get(get_meeting_info::get_meeting_info).post(get_meeting_info::get_meeting_info).fallback(fallback),
-        )
-        .route(
-            &format!("{api}/getMeetings"),
-            get(get_meetings::get_meetings).post(get_meetings::get_meetings).fallback(fallback),
-        )
-        .route(
-            &format!("{api}/insertDocument"),
-            axum::routing::post(insert_document::insert_document).fallback(fallback),
-        )
+        .merge(api::routes(&state))
+        .merge(management::routes(&state))
+        .merge(playback::routes(&state))
         .route("/fsapi", axum::routing::post(fsapi::fsapi).fallback(fallback))
-        .route(
-            &format!("{api}/analytics_callback"),
-            axum::routing::post(analytics_callback::analytics_callback).fallback(fallback),
-        )
         .route("/health_check", get(health::health_check).fallback(fallback))
         .route("/metrics", get(health::metrics).fallback(fallback))
-        .merge(management::routes())
-        .merge(playback::routes(&state))
-        .merge(api::recordings::routes(&state))
         .route("/", any(health::health_check))
         .fallback(fallback)
         .layer(

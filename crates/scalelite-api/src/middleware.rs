@@ -11,50 +11,32 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderName, HeaderValue, StatusCode, header};
 use tracing::{Instrument as _, debug, info, info_span};
 
+use crate::api;
 use crate::host::{forwarded_host, host_matches};
+use crate::management;
 use crate::metrics::{CallLabel, OTHER_OUTCOME, RequestLabels, outcome_label};
 use crate::response::Outcome;
 use crate::state::AppState;
 
-/// Call names used as metric labels (a fixed set: never ids or raw paths).
-const CALLS: [&str; 19] = [
-    "create",
-    "join",
-    "end",
-    "isMeetingRunning",
-    "getMeetingInfo",
-    "getMeetings",
-    "insertDocument",
-    "analytics_callback",
-    "getServers",
-    "getServerInfo",
-    "addServer",
-    "updateServer",
-    "deleteServer",
-    "panicServer",
-    "getTenants",
-    "getTenantInfo",
-    "addTenant",
-    "updateTenant",
-    "deleteTenant",
-];
+/// The `call` label of unmatched requests.
+const UNSUPPORTED: &str = "unsupported";
 
-/// The metric label of a matched route.
-pub fn call_label(route: Option<&str>) -> &'static str {
+/// The metric label of a matched route: a BBB call's name
+/// ([`api::call_label`]), a management call's ([`management::call_label`]),
+/// or one fixed label for each other route. A fixed set, never an id or a
+/// raw path.
+pub(crate) fn call_label(route: Option<&str>) -> &'static str {
+    let Some(route) = route else {
+        return UNSUPPORTED;
+    };
     match route {
-        None => "unsupported",
-        Some("/" | "/health_check") => "health_check",
-        Some("/bigbluebutton/api") => "index",
-        Some("/metrics") => "metrics",
-        Some("/fsapi") => "fsapi",
+        "/" | "/health_check" => "health_check",
+        "/metrics" => "metrics",
+        "/fsapi" => "fsapi",
         // Playback routes carry the record id: one label each, never the path.
-        Some(path) if path.starts_with("/recording/{") => "playback",
-        Some(path) if path.contains("/{record_id}") => "playback_resource",
-        Some(path) => {
-            let last = path.rsplit('/').next().unwrap_or("");
-            let last = last.strip_suffix(".json").unwrap_or(last);
-            CALLS.iter().find(|c| **c == last).copied().unwrap_or("unsupported")
-        }
+        path if path.starts_with("/recording/{") => "playback",
+        path if path.contains("/{record_id}") => "playback_resource",
+        path => api::call_label(path).or_else(|| management::call_label(path)).unwrap_or(UNSUPPORTED),
     }
 }
 
@@ -205,16 +187,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn call_labels() {
-        assert_eq!(call_label(Some("/bigbluebutton/api/join")), "join");
-        assert_eq!(call_label(Some("/bigbluebutton/api")), "index");
-        assert_eq!(call_label(Some("/bigbluebutton/api/analytics_callback")), "analytics_callback");
-        assert_eq!(call_label(Some("/scalelite/api/getServers.json")), "getServers");
-        assert_eq!(call_label(Some("/")), "health_check");
-        assert_eq!(call_label(Some("/fsapi")), "fsapi");
-        assert_eq!(call_label(None), "unsupported");
-        assert_eq!(call_label(Some("/recording/{record_id}/{format}")), "playback");
-        assert_eq!(call_label(Some("/presentation/{record_id}/{*path}")), "playback_resource");
+    fn every_route_has_its_own_label() {
+        let bbb = api::CALLS.iter().map(|call| (format!("{}/{}", api::PREFIX, call.name), call.name));
+        let management = management::CALLS.iter().flat_map(|call| {
+            [format!("/scalelite/api/{}", call.name), format!("/scalelite/api/{}.json", call.name)]
+                .map(|path| (path, call.name))
+        });
+        let fixed = [
+            ("/bigbluebutton/api", "index"),
+            ("/", "health_check"),
+            ("/health_check", "health_check"),
+            ("/metrics", "metrics"),
+            ("/fsapi", "fsapi"),
+            ("/recording/{record_id}/{format}", "playback"),
+            ("/presentation/{record_id}", "playback_resource"),
+            ("/presentation/{record_id}/{*path}", "playback_resource"),
+        ]
+        .map(|(path, label)| (path.to_owned(), label));
+        let mut labels = std::collections::HashSet::new();
+        for (path, label) in bbb.chain(management).chain(fixed) {
+            assert_eq!(call_label(Some(&path)), label, "{path}");
+            labels.insert(label);
+        }
+        // The recordings calls, which a hand-kept list once missed.
+        for call in ["getRecordings", "publishRecordings", "updateRecordings", "deleteRecordings"] {
+            assert!(labels.contains(call), "{call}");
+        }
+        assert!(!labels.contains(UNSUPPORTED));
+        assert_eq!(call_label(None), UNSUPPORTED);
+        assert_eq!(call_label(Some("/bigbluebutton/api/nope")), UNSUPPORTED);
+        assert_eq!(call_label(Some("/bigbluebutton/apijoin")), UNSUPPORTED);
     }
 
     #[test]

@@ -1,4 +1,8 @@
-//! One module per BBB API call.
+//! The BBB API under [`PREFIX`]: one module per call, and [`CALLS`], the
+//! table the router installs and the metrics read their `call` label from.
+//!
+//! A new call is a module (copy a sibling: `end` forwards to the meeting's
+//! server, `getMeetingInfo` relays its answer) and one line in [`CALLS`].
 
 pub mod analytics_callback;
 pub mod create;
@@ -12,14 +16,103 @@ pub mod join;
 pub mod recordings;
 pub mod unsupported;
 
+use axum::Router;
+use axum::routing::{MethodRouter, get, post};
 use scalelite_core::{BbbError, MeetingId, TenantId};
 use scalelite_store::{Meeting, Server};
 use tracing::info;
 
+use self::recordings::{delete_recordings, disabled, get_recordings, publish_recordings, update_recordings};
+use self::unsupported::unsupported;
 use crate::request::ApiRequest;
 use crate::response::{ApiError, ApiResult, xml};
 use crate::state::AppState;
 use crate::upstream;
+
+/// Where the BBB API lives; the path itself answers [`index`].
+pub(crate) const PREFIX: &str = "/bigbluebutton/api";
+
+/// One BBB API call: its name (the path under [`PREFIX`], and the `call`
+/// label of its metrics) and what its methods run. HEAD is served as GET;
+/// any other method gets `unsupportedRequest`.
+#[derive(Debug)]
+pub(crate) struct Call {
+    /// The call's name, as BBB spells it.
+    pub(crate) name: &'static str,
+    /// The handlers by method (the state decides, for calls that can be
+    /// switched off).
+    pub(crate) methods: fn(&AppState) -> MethodRouter<AppState>,
+}
+
+/// Every BBB call this balancer answers.
+pub(crate) const CALLS: [Call; 12] = [
+    Call { name: "create", methods: |_| get(create::create).post(create::create) },
+    Call { name: "join", methods: |_| get(join::join) },
+    Call { name: "end", methods: |_| get(end::end).post(end::end) },
+    Call {
+        name: "isMeetingRunning",
+        methods: |_| get(is_meeting_running::is_meeting_running).post(is_meeting_running::is_meeting_running),
+    },
+    Call {
+        name: "getMeetingInfo",
+        methods: |_| get(get_meeting_info::get_meeting_info).post(get_meeting_info::get_meeting_info),
+    },
+    Call { name: "getMeetings", methods: |_| get(get_meetings::get_meetings).post(get_meetings::get_meetings) },
+    Call { name: "insertDocument", methods: |_| post(insert_document::insert_document) },
+    Call { name: "analytics_callback", methods: |_| post(analytics_callback::analytics_callback) },
+    Call {
+        name: "getRecordings",
+        methods: |state| {
+            recordings::unless_disabled(
+                state,
+                get(get_recordings::get_recordings).post(get_recordings::get_recordings),
+                get(disabled::get_recordings).post(disabled::get_recordings),
+            )
+        },
+    },
+    Call {
+        name: "publishRecordings",
+        methods: |state| {
+            recordings::unless_disabled(state, get(publish_recordings::publish_recordings), get(disabled::recordings))
+        },
+    },
+    Call {
+        name: "updateRecordings",
+        methods: |state| {
+            recordings::unless_disabled(
+                state,
+                get(update_recordings::update_recordings).post(update_recordings::update_recordings),
+                get(disabled::recordings).post(disabled::recordings),
+            )
+        },
+    },
+    Call {
+        name: "deleteRecordings",
+        methods: |state| {
+            recordings::unless_disabled(state, get(delete_recordings::delete_recordings), get(disabled::recordings))
+        },
+    },
+];
+
+/// The routes of the BBB API: [`PREFIX`] itself and every call of
+/// [`CALLS`].
+pub(crate) fn routes(state: &AppState) -> Router<AppState> {
+    CALLS.iter().fold(
+        Router::new().route(PREFIX, get(index::index).post(index::index).fallback(unsupported)),
+        |router, call| router.route(&format!("{PREFIX}/{}", call.name), (call.methods)(state).fallback(unsupported)),
+    )
+}
+
+/// The `call` label of a route of [`routes`]: `index` for [`PREFIX`], a
+/// call's name for its path; `None` for any other path.
+pub(crate) fn call_label(route: &str) -> Option<&'static str> {
+    let name = route.strip_prefix(PREFIX)?;
+    if name.is_empty() {
+        return Some("index");
+    }
+    let name = name.strip_prefix('/')?;
+    CALLS.iter().find(|call| call.name == name).map(|call| call.name)
+}
 
 /// The required `meetingID` parameter.
 ///

@@ -25,6 +25,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tracing::{debug, warn};
 
+use crate::api::Call;
 use crate::api::unsupported::unsupported;
 use crate::body::BodyLimits;
 use crate::state::AppState;
@@ -39,31 +40,41 @@ struct ChecksumField {
     checksum: Option<String>,
 }
 
-/// The management routes (each also answers with a `.json` suffix).
-pub fn routes() -> Router<AppState> {
-    let mut router = Router::new();
-    let gets: [(&str, axum::routing::MethodRouter<AppState>); 4] = [
-        ("getServers", get(servers::get_servers)),
-        ("getServerInfo", get(servers::get_server_info)),
-        ("getTenants", get(tenants::get_tenants)),
-        ("getTenantInfo", get(tenants::get_tenant_info)),
-    ];
-    let posts: [(&str, axum::routing::MethodRouter<AppState>); 7] = [
-        ("addServer", post(servers::add_server)),
-        ("updateServer", post(servers::update_server)),
-        ("deleteServer", post(servers::delete_server)),
-        ("panicServer", post(servers::panic_server)),
-        ("addTenant", post(tenants::add_tenant)),
-        ("updateTenant", post(tenants::update_tenant)),
-        ("deleteTenant", post(tenants::delete_tenant)),
-    ];
-    for (call, method_router) in gets.into_iter().chain(posts) {
-        let method_router = method_router.fallback(unsupported);
-        router = router
-            .route(&format!("/scalelite/api/{call}"), method_router.clone())
-            .route(&format!("/scalelite/api/{call}.json"), method_router);
-    }
-    router
+/// Where the management API lives.
+const PREFIX: &str = "/scalelite/api";
+
+/// Every management call (the `methods` of [`Call`] ignore the state).
+pub(crate) const CALLS: [Call; 11] = [
+    Call { name: "getServers", methods: |_| get(servers::get_servers) },
+    Call { name: "getServerInfo", methods: |_| get(servers::get_server_info) },
+    Call { name: "addServer", methods: |_| post(servers::add_server) },
+    Call { name: "updateServer", methods: |_| post(servers::update_server) },
+    Call { name: "deleteServer", methods: |_| post(servers::delete_server) },
+    Call { name: "panicServer", methods: |_| post(servers::panic_server) },
+    Call { name: "getTenants", methods: |_| get(tenants::get_tenants) },
+    Call { name: "getTenantInfo", methods: |_| get(tenants::get_tenant_info) },
+    Call { name: "addTenant", methods: |_| post(tenants::add_tenant) },
+    Call { name: "updateTenant", methods: |_| post(tenants::update_tenant) },
+    Call { name: "deleteTenant", methods: |_| post(tenants::delete_tenant) },
+];
+
+/// The management routes: every call of [`CALLS`] under [`PREFIX`], each
+/// also with a `.json` suffix.
+pub(crate) fn routes(state: &AppState) -> Router<AppState> {
+    CALLS.iter().fold(Router::new(), |router, call| {
+        let methods = (call.methods)(state).fallback(unsupported);
+        router
+            .route(&format!("{PREFIX}/{}", call.name), methods.clone())
+            .route(&format!("{PREFIX}/{}.json", call.name), methods)
+    })
+}
+
+/// The `call` label of a route of [`routes`]: the call's name; `None` for
+/// any other path.
+pub(crate) fn call_label(route: &str) -> Option<&'static str> {
+    let name = route.strip_prefix(PREFIX)?.strip_prefix('/')?;
+    let name = name.strip_suffix(".json").unwrap_or(name);
+    CALLS.iter().find(|call| call.name == name).map(|call| call.name)
 }
 
 /// A management request whose checksum was verified.

@@ -12,8 +12,7 @@ pub mod update_recordings;
 
 use std::sync::Arc;
 
-use axum::Router;
-use axum::routing::get;
+use axum::routing::MethodRouter;
 use scalelite_core::BbbError;
 use scalelite_core::params::{is_blank, ruby_split};
 use scalelite_store::RecordingStore;
@@ -26,33 +25,14 @@ pub fn enabled(state: &AppState) -> bool {
     !state.config.recordings.disabled && state.recordings.is_some()
 }
 
-/// The routes of the four recordings calls (HEAD as GET; other methods get
-/// `unsupportedRequest`).
-pub fn routes(state: &AppState) -> Router<AppState> {
-    use super::unsupported::unsupported as fallback;
-    let path = |call: &str| format!("/bigbluebutton/api/{call}");
-    if enabled(state) {
-        Router::new()
-            .route(
-                &path("getRecordings"),
-                get(get_recordings::get_recordings).post(get_recordings::get_recordings).fallback(fallback),
-            )
-            .route(&path("publishRecordings"), get(publish_recordings::publish_recordings).fallback(fallback))
-            .route(
-                &path("updateRecordings"),
-                get(update_recordings::update_recordings).post(update_recordings::update_recordings).fallback(fallback),
-            )
-            .route(&path("deleteRecordings"), get(delete_recordings::delete_recordings).fallback(fallback))
-    } else {
-        Router::new()
-            .route(
-                &path("getRecordings"),
-                get(disabled::get_recordings).post(disabled::get_recordings).fallback(fallback),
-            )
-            .route(&path("publishRecordings"), get(disabled::recordings).fallback(fallback))
-            .route(&path("updateRecordings"), get(disabled::recordings).post(disabled::recordings).fallback(fallback))
-            .route(&path("deleteRecordings"), get(disabled::recordings).fallback(fallback))
-    }
+/// The recordings routes run `enabled` when [`enabled`] holds, else
+/// `disabled` (see [`super::CALLS`]).
+pub(crate) fn unless_disabled(
+    state: &AppState,
+    enabled: MethodRouter<AppState>,
+    disabled: MethodRouter<AppState>,
+) -> MethodRouter<AppState> {
+    if self::enabled(state) { enabled } else { disabled }
 }
 
 /// The recordings store; only called from routes installed when
