@@ -145,6 +145,14 @@ impl ApiMetrics {
         registry
     }
 
+    /// Counts a request in flight until the returned guard is dropped: when
+    /// the request is answered, or when its client went away and the
+    /// server dropped the request unanswered.
+    pub(crate) fn count_in_flight(&self) -> InFlight<'_> {
+        self.in_flight.inc();
+        InFlight(&self.in_flight)
+    }
+
     /// Counts a failed call to a BBB server.
     pub fn upstream_error(&self, call: &str, error: &CallError) {
         let kind = match error {
@@ -154,6 +162,16 @@ impl ApiMetrics {
             CallError::Failed { .. } => "failed",
         };
         self.upstream_errors.get_or_create(&UpstreamLabels { call: call.to_owned(), kind: kind.to_owned() }).inc();
+    }
+}
+
+/// A request counted in [`ApiMetrics::in_flight`] while this lives.
+#[derive(Debug)]
+pub(crate) struct InFlight<'a>(&'a Gauge);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

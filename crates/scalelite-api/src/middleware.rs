@@ -127,9 +127,9 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
     let call = call_label(route);
     let request_id = request.extensions().get::<RequestId>().cloned();
     let request_id = request_id.as_ref().map_or("", RequestId::as_str);
-    state.metrics.in_flight.inc();
+    let in_flight = state.metrics.count_in_flight();
     let response = next.run(request).instrument(info_span!("request", request_id)).await;
-    state.metrics.in_flight.dec();
+    drop(in_flight);
     let elapsed = started.elapsed();
     let status = response.status();
     // The label set is bounded: a key a BBB server made up counts as `other`
