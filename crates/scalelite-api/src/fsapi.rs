@@ -66,7 +66,7 @@ impl Scope {
 }
 
 /// `POST /fsapi`.
-pub async fn fsapi(State(state): State<AppState>, request: Request<Body>) -> Response {
+pub(crate) async fn fsapi(State(state): State<AppState>, request: Request<Body>) -> Response {
     let (parts, body) = request.into_parts();
     let scope = match authenticate(&state, &parts.headers, &parts.uri).await {
         Ok(Some(scope)) => scope,

@@ -9,10 +9,10 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use crate::state::AppState;
 
-/// Writes and reads a Redis key and, when `DATABASE_URL` is set, queries
-/// PostgreSQL (and fails while a migration is pending). Answers `success`; on failure `Health Check Failure: <error>`
-/// with HTTP 503 (Scalelite uses 200, which status-based probes cannot see).
-pub async fn health_check(State(state): State<AppState>) -> Response {
+/// Checks the meeting store and, when recordings are stored, the
+/// recordings store (which fails while a migration is pending). Answers
+/// `success`; on failure `Health Check Failure: <error>` with HTTP 503 (Scalelite uses 200, which status-based probes cannot see).
+pub(crate) async fn health_check(State(state): State<AppState>) -> Response {
     let result = check(&state).await;
     let (status, body) = match result {
         Ok(()) => (StatusCode::OK, "success".to_owned()),
@@ -38,6 +38,6 @@ async fn check(state: &AppState) -> Result<(), String> {
 /// `GET /metrics` in the Prometheus text format; with
 /// `METRICS_BEARER_TOKEN` set, only for `Authorization: Bearer <token>`
 /// (else HTTP 401), as the poller's.
-pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub(crate) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     scalelite_poller::metrics::scrape(&state.registry, state.config.metrics_bearer_token.as_ref(), &headers)
 }

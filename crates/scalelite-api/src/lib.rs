@@ -1,24 +1,24 @@
 #![doc = include_str!("../README.md")]
 
-pub mod api;
-pub mod body;
+mod api;
+mod body;
 pub mod embedded;
-pub mod fsapi;
-pub mod health;
+mod fsapi;
+mod health;
 mod host;
-pub mod lrs;
-pub mod management;
+mod lrs;
+mod management;
 mod meetings_cache;
-pub mod metrics;
-pub mod middleware;
-pub mod origin;
-pub mod outbound;
-pub mod playback;
+mod metrics;
+mod middleware;
+mod origin;
+mod outbound;
+mod playback;
 pub mod request;
-pub mod response;
-pub mod serve;
-pub mod state;
-pub mod tenancy;
+mod response;
+mod serve;
+mod state;
+mod tenancy;
 mod upstream;
 
 use std::future::Future;
@@ -30,12 +30,15 @@ use tower::{Layer, ServiceBuilder};
 use tower_http::normalize_path::NormalizePathLayer;
 
 use crate::api::unsupported;
-pub use crate::state::AppState;
+pub use crate::body::BodyBudget;
+pub use crate::metrics::ApiMetrics;
+pub use crate::outbound::Outbound;
+pub use crate::state::{AppState, DATABASE_POOL_SIZE, Shared};
 
 /// The routes: the BBB API ([`api::CALLS`]), the management API, playback,
 /// `/fsapi`, the health check and `/metrics`. Every path answers unknown
 /// methods with `unsupportedRequest`; HEAD is served like GET.
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     use unsupported::unsupported as fallback;
     Router::new()
         .merge(api::routes(&state))

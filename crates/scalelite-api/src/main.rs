@@ -4,8 +4,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use scalelite_api::state::DATABASE_POOL_SIZE;
-use scalelite_api::{AppState, embedded};
+use scalelite_api::{AppState, DATABASE_POOL_SIZE, embedded};
 use scalelite_core::config::{Backend, Env};
 use scalelite_store::Stores;
 use tokio::net::TcpListener;

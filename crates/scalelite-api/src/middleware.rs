@@ -41,14 +41,14 @@ pub(crate) fn call_label(route: Option<&str>) -> &'static str {
 }
 
 /// `X-Request-Id`.
-pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The id of a request (a request extension): the `X-Request-Id` nginx or
 /// another proxy sent, when usable, else a fresh UUID. Every reply carries
 /// it back in `X-Request-Id`, and the request's log lines carry it as
 /// `request_id`.
 #[derive(Clone, Debug)]
-pub struct RequestId(HeaderValue);
+pub(crate) struct RequestId(HeaderValue);
 
 impl RequestId {
     /// The id: Rails' `ActionDispatch::RequestId` rule. An incoming id keeps
@@ -56,7 +56,7 @@ impl RequestId {
     /// dropped, so it cannot forge log lines) and at most 255 of them; an
     /// id that is missing or has nothing left is replaced by a random
     /// UUID (Rails keeps an empty one).
-    pub fn from_incoming(incoming: Option<&HeaderValue>) -> Self {
+    pub(crate) fn from_incoming(incoming: Option<&HeaderValue>) -> Self {
         let kept: Option<String> = incoming.map(|value| {
             value
                 .as_bytes()
@@ -75,14 +75,14 @@ impl RequestId {
     }
 
     /// The id as text.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         self.0.to_str().unwrap_or_default()
     }
 }
 
 /// Gives every request its [`RequestId`] and every reply its
 /// `X-Request-Id`.
-pub async fn request_id(mut request: Request, next: Next) -> Response {
+pub(crate) async fn request_id(mut request: Request, next: Next) -> Response {
     let id = RequestId::from_incoming(request.headers().get(X_REQUEST_ID));
     let value = id.0.clone();
     request.extensions_mut().insert(id);
@@ -93,7 +93,7 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
 
 /// The headers Rails 7.2 adds to every reply (`config.load_defaults 7.2`:
 /// `action_dispatch.default_headers`), as Scalelite sends them.
-pub const SECURITY_HEADERS: [(HeaderName, &str); 5] = [
+pub(crate) const SECURITY_HEADERS: [(HeaderName, &str); 5] = [
     (header::X_FRAME_OPTIONS, "SAMEORIGIN"),
     (header::X_XSS_PROTECTION, "0"),
     (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
@@ -103,7 +103,7 @@ pub const SECURITY_HEADERS: [(HeaderName, &str); 5] = [
 
 /// Adds [`SECURITY_HEADERS`] to every reply (a handler's own value of one
 /// of them wins).
-pub async fn security_headers(request: Request, next: Next) -> Response {
+pub(crate) async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     for (name, value) in SECURITY_HEADERS {
@@ -119,7 +119,7 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
 /// never logged: it carries checksums and passwords. The handler runs in a
 /// `request` span holding the [`RequestId`], so whatever it logs carries
 /// the id too.
-pub async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub(crate) async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().cloned();
@@ -167,7 +167,7 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
 /// in multitenant mode, its sub-domains) is served; others get HTTP 403 with
 /// an empty body. Paths containing `health_check` are exempt. The router
 /// installs this layer only when `URL_HOST` is set.
-pub async fn authorize_host(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub(crate) async fn authorize_host(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let Some(url_host) = state.config.url_host.as_deref() else {
         return next.run(request).await;
     };

@@ -13,7 +13,7 @@ use crate::host::request_host_with_port;
 /// first value of `X-Forwarded-Proto`); else `http://`. Then the host of
 /// [`request_host_with_port`] (`localhost` without one), with its port
 /// unless it is the scheme's standard one.
-pub fn origin(headers: &HeaderMap) -> String {
+pub(crate) fn origin(headers: &HeaderMap) -> String {
     let https = is_https(headers);
     let raw = request_host_with_port(headers, None).unwrap_or("localhost");
     let (host, port) = split_port(raw);

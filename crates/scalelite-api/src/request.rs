@@ -64,11 +64,9 @@ pub struct ApiRequest {
     /// The trusted parameters (see the module documentation).
     pub params: Params,
     /// The raw XML body of a create/insertDocument POST.
-    pub xml_body: Option<Bytes>,
-    /// Request method.
-    pub method: Method,
+    pub(crate) xml_body: Option<Bytes>,
     /// The caller's tenant (multitenant mode only).
-    pub tenant: Option<Arc<ResolvedTenant>>,
+    pub(crate) tenant: Option<Arc<ResolvedTenant>>,
 }
 
 impl ApiRequest {
@@ -78,14 +76,14 @@ impl ApiRequest {
     }
 
     /// The caller's tenant id (multitenant mode only).
-    pub fn tenant_id(&self) -> Option<&TenantId> {
+    pub(crate) fn tenant_id(&self) -> Option<&TenantId> {
         self.tenant.as_deref().map(ResolvedTenant::id)
     }
 
     /// Reads, checks and authenticates a request for `call`: with
     /// multitenancy, against the secrets of the tenant its host names
     /// (the load-balancer secrets are not accepted there).
-    pub async fn read(state: &AppState, call: &ApiCall, request: Request<Body>) -> Result<Self, ApiError> {
+    pub(crate) async fn read(state: &AppState, call: &ApiCall, request: Request<Body>) -> Result<Self, ApiError> {
         let tenant = if state.config.multitenancy {
             Some(request_host(request.headers(), request.uri()).map(tenant_name).unwrap_or("").to_owned())
         } else {
@@ -128,7 +126,6 @@ impl ApiRequest {
 /// (an XML body to forward).
 #[derive(Debug)]
 pub struct Unverified {
-    method: Method,
     headers: HeaderMap,
     raw_query: String,
     query: Params,
@@ -218,14 +215,15 @@ fn mime_kind(headers: &HeaderMap) -> Option<MimeKind> {
 impl Unverified {
     /// Applies the content-type gate and parses the query; the body is read
     /// later, only if needed (see the type's documentation).
-    pub async fn read(state: &AppState, call: &ApiCall, request: Request<Body>) -> Result<Self, BbbError> {
+    pub(crate) async fn read(state: &AppState, call: &ApiCall, request: Request<Body>) -> Result<Self, BbbError> {
         let limits = Limits { max_params: state.config.edge.max_params, body: state.unauthenticated_body() };
         let (parts, body) = request.into_parts();
         Self::new(call, parts, body, limits)
     }
 
-    /// [`Self::read`] on a request already in memory, with the default
-    /// limits and no shared budget (tests and fuzzing).
+    /// Applies the content-type gate and parses the query of a request
+    /// already in memory, as the server does for one it reads, but with the
+    /// default limits and no shared budget (tests and fuzzing).
     pub fn parse(call: &ApiCall, parts: &Parts, body: Bytes) -> Result<Self, BbbError> {
         let defaults = EdgeLimits::default();
         let reading = BodyLimits { max_bytes: usize::MAX, stall: defaults.header_read_timeout, budget: None };
@@ -239,7 +237,6 @@ impl Unverified {
             Params::parse_limited(raw_query.as_bytes(), limits.max_params).map_err(|_| refused::TOO_MANY_PARAMS)?;
         let query_checksum = Located::find(raw_query.as_bytes())?;
         let mut unverified = Self {
-            method: parts.method.clone(),
             headers: parts.headers,
             raw_query,
             query,
@@ -390,7 +387,7 @@ impl Unverified {
             }
             BodyState::None => {}
         }
-        Ok(ApiRequest { params, xml_body, method: self.method, tenant })
+        Ok(ApiRequest { params, xml_body, tenant })
     }
 }
 

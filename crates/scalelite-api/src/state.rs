@@ -41,20 +41,20 @@ pub struct Shared {
     /// Servers and meeting routes.
     pub store: Arc<dyn Store>,
     /// Client for BBB servers.
-    pub bbb: BbbClient,
+    pub(crate) bbb: BbbClient,
     /// Single-flight cache of the getMeetings fan-out.
     pub(crate) meetings_cache: Arc<MeetingsCache>,
     /// Recordings (PostgreSQL), when `DATABASE_URL` is set; without it the
     /// recordings API answers as with `RECORDING_DISABLED`.
     pub recordings: Option<Arc<dyn RecordingStore>>,
     /// Server administration for the management API.
-    pub fleet: Fleet,
+    pub(crate) fleet: Fleet,
     /// Request and upstream metrics.
     pub metrics: Arc<ApiMetrics>,
     /// The registry `/metrics` encodes.
-    pub registry: Arc<Registry>,
+    pub(crate) registry: Arc<Registry>,
     /// Tenants by name (multitenant mode).
-    pub tenants: TenantDirectory,
+    pub(crate) tenants: TenantDirectory,
     /// Calls to front-ends and Keycloak (analytics callbacks, LRS tokens).
     pub outbound: Outbound,
     /// Bytes of request bodies read before authentication, for all requests.
@@ -63,7 +63,7 @@ pub struct Shared {
 
 impl Shared {
     /// How a body is read before its request is authenticated.
-    pub fn unauthenticated_body(&self) -> BodyLimits {
+    pub(crate) fn unauthenticated_body(&self) -> BodyLimits {
         BodyLimits {
             max_bytes: self.config.max_body_bytes,
             stall: self.config.edge.header_read_timeout,
@@ -85,7 +85,7 @@ impl Shared {
     }
 
     /// How a body is read once its request is authenticated.
-    pub fn authenticated_body(&self) -> BodyLimits {
+    pub(crate) fn authenticated_body(&self) -> BodyLimits {
         BodyLimits { budget: None, ..self.unauthenticated_body() }
     }
 }
@@ -103,7 +103,7 @@ impl AppState {
 
     /// [`AppState::with_recordings`], with `register` adding more metrics to
     /// what `/metrics` serves (the embedded mode's poller).
-    pub fn with_metrics(
+    pub(crate) fn with_metrics(
         config: Config,
         store: Arc<dyn Store>,
         recordings: Option<Arc<dyn RecordingStore>>,

@@ -25,20 +25,20 @@ const REFRESH_FLOOR: Duration = Duration::from_secs(1);
 
 /// A tenant as requests use it: secrets split, settings sorted into layers.
 #[derive(Debug)]
-pub struct ResolvedTenant {
+pub(crate) struct ResolvedTenant {
     /// The stored tenant.
-    pub tenant: Tenant,
+    pub(crate) tenant: Tenant,
     /// Its secrets (checksums, callbacks).
-    pub secrets: Vec<Secret>,
+    pub(crate) secrets: Vec<Secret>,
     /// Settings whose `override` is not `true`: used when the request lacks them.
-    pub defaults: ParamList,
+    pub(crate) defaults: ParamList,
     /// Settings whose `override` is `true`: always win.
-    pub overrides: ParamList,
+    pub(crate) overrides: ParamList,
 }
 
 impl ResolvedTenant {
     /// Sorts a stored tenant's settings into defaults and overrides.
-    pub fn new(record: TenantRecord) -> Self {
+    pub(crate) fn new(record: TenantRecord) -> Self {
         let secrets = record.tenant.secret_list().into_iter().map(Secret::new).collect();
         let (mut defaults, mut overrides) = (ParamList::new(), ParamList::new());
         // Settings come from a Redis set (no order); sort so that duplicates
@@ -53,22 +53,22 @@ impl ResolvedTenant {
     }
 
     /// The tenant's id.
-    pub fn id(&self) -> &TenantId {
+    pub(crate) fn id(&self) -> &TenantId {
         &self.tenant.id
     }
 
     /// The tenant's name (its sub-domain label).
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.tenant.name
     }
 
     /// The tenant's default for `name`, if any.
-    pub fn default_value(&self, name: &str) -> Option<&str> {
+    pub(crate) fn default_value(&self, name: &str) -> Option<&str> {
         self.defaults.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// The tenant's override for `name`, if any.
-    pub fn override_value(&self, name: &str) -> Option<&str> {
+    pub(crate) fn override_value(&self, name: &str) -> Option<&str> {
         self.overrides.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
@@ -83,7 +83,7 @@ struct Entry {
 
 /// Cache of tenants by name.
 #[derive(Debug)]
-pub struct TenantDirectory {
+pub(crate) struct TenantDirectory {
     store: Arc<dyn Store>,
     ttl: Duration,
     entries: Mutex<HashMap<String, Entry>>,
@@ -91,12 +91,12 @@ pub struct TenantDirectory {
 
 impl TenantDirectory {
     /// A directory reading `store`, keeping entries for `ttl`.
-    pub fn new(store: Arc<dyn Store>, ttl: Duration) -> Self {
+    pub(crate) fn new(store: Arc<dyn Store>, ttl: Duration) -> Self {
         Self { store, ttl, entries: Mutex::new(HashMap::new()) }
     }
 
     /// The tenant named `name` (cached for the TTL; unknown names too).
-    pub async fn by_name(&self, name: &str) -> Result<Option<Arc<ResolvedTenant>>, StoreError> {
+    pub(crate) async fn by_name(&self, name: &str) -> Result<Option<Arc<ResolvedTenant>>, StoreError> {
         if let Some(entry) = self.cached(name, self.ttl) {
             return Ok(entry);
         }
@@ -128,7 +128,7 @@ impl TenantDirectory {
     /// last second (so a flood of bad checksums costs Redis one read a
     /// second); returns the fresh tenant, or `None` when it was not re-read
     /// or is unknown.
-    pub async fn refresh(&self, name: &str) -> Result<Option<Arc<ResolvedTenant>>, StoreError> {
+    pub(crate) async fn refresh(&self, name: &str) -> Result<Option<Arc<ResolvedTenant>>, StoreError> {
         {
             let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(entry) = entries.get_mut(name) {
@@ -142,7 +142,7 @@ impl TenantDirectory {
     }
 
     /// Drops every cached entry (after this process changed a tenant).
-    pub fn invalidate(&self) {
+    pub(crate) fn invalidate(&self) {
         self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
     }
 

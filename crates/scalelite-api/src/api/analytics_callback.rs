@@ -46,10 +46,10 @@ use crate::state::AppState;
 use crate::tenancy::ResolvedTenant;
 
 /// The create parameter naming the front-end's analytics endpoint.
-pub const PARAM: &str = "meta_analytics-callback-url";
+pub(crate) const PARAM: &str = "meta_analytics-callback-url";
 
 /// The path BBB is sent to instead.
-pub const PATH: &str = "/bigbluebutton/api/analytics_callback";
+pub(crate) const PATH: &str = "/bigbluebutton/api/analytics_callback";
 
 /// How long a remembered URL outlives the meeting's TTL: BBB posts the
 /// analytics after the meeting ended, possibly behind a processing queue.
@@ -69,7 +69,7 @@ const DATABASE_LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
 /// else the origin the create was sent to (scheme from the proxy headers,
 /// host with the tenant's sub-domain). Scalelite builds a broken
 /// `https:///…` URL without `URL_HOST`.
-pub fn request_origin(state: &AppState, headers: &HeaderMap) -> Option<String> {
+pub(crate) fn request_origin(state: &AppState, headers: &HeaderMap) -> Option<String> {
     state.config.url_host.is_none().then(|| crate::origin::origin(headers))
 }
 
@@ -83,7 +83,7 @@ fn balancer_url(url_host: Option<&str>, origin: Option<&str>, tenant: Option<&Re
 }
 
 /// The create's part: remembers the front-end's URL and points BBB here.
-pub async fn take_url(
+pub(crate) async fn take_url(
     state: &AppState,
     id: &MeetingId,
     tenant: Option<&ResolvedTenant>,
@@ -100,7 +100,7 @@ pub async fn take_url(
 }
 
 /// `POST /bigbluebutton/api/analytics_callback`.
-pub async fn analytics_callback(State(state): State<AppState>, request: Request<Body>) -> Response {
+pub(crate) async fn analytics_callback(State(state): State<AppState>, request: Request<Body>) -> Response {
     let (parts, body) = request.into_parts();
     let tenant = match state.request_tenant(&parts.headers, &parts.uri).await {
         Ok(tenant) => tenant,

@@ -13,7 +13,7 @@ use crate::state::AppState;
 const CALL: ApiCall = ApiCall { name: "getMeetings", body: BodyKind::Form };
 
 /// Lists the meetings of the pool.
-pub async fn get_meetings(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
+pub(crate) async fn get_meetings(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
     if state.config.get_meetings_disabled {
         // No checksum, but the content-type gate still applies.
         Unverified::read(&state, &CALL, request).await?;

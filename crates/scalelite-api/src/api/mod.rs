@@ -4,17 +4,17 @@
 //! A new call is a module (copy a sibling: `end` forwards to the meeting's
 //! server, `getMeetingInfo` relays its answer) and one line in [`CALLS`].
 
-pub mod analytics_callback;
-pub mod create;
-pub mod end;
-pub mod get_meeting_info;
-pub mod get_meetings;
-pub mod index;
-pub mod insert_document;
-pub mod is_meeting_running;
-pub mod join;
-pub mod recordings;
-pub mod unsupported;
+pub(crate) mod analytics_callback;
+pub(crate) mod create;
+pub(crate) mod end;
+pub(crate) mod get_meeting_info;
+pub(crate) mod get_meetings;
+pub(crate) mod index;
+pub(crate) mod insert_document;
+pub(crate) mod is_meeting_running;
+pub(crate) mod join;
+pub(crate) mod recordings;
+pub(crate) mod unsupported;
 
 use axum::Router;
 use axum::routing::{MethodRouter, get, post};

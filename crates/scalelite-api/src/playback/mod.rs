@@ -15,8 +15,8 @@
 //! Everything refused gets the "Recording Not Found" page (404). No token,
 //! cookie or query string is ever logged.
 
-pub mod paths;
-pub mod same_site;
+pub(crate) mod paths;
+pub(crate) mod same_site;
 
 use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -48,7 +48,7 @@ const RESERVED_FORMATS: [&str; 3] = ["recording", "bigbluebutton", "scalelite"];
 const INLINE_FORMATS: [&str; 3] = ["presentation", "video", "screenshare"];
 
 /// The page every refused playback request gets (HTTP 404).
-pub const NOT_FOUND_PAGE: &str = "<!DOCTYPE html>
+pub(crate) const NOT_FOUND_PAGE: &str = "<!DOCTYPE html>
 <html lang=\"en\">
   <head>
     <meta charset=\"utf-8\">
@@ -65,7 +65,7 @@ pub const NOT_FOUND_PAGE: &str = "<!DOCTYPE html>
 /// Why a playback request gets the "Recording Not Found" page; the outcome
 /// key of the request log and metrics (a fixed set).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// No such recording, or not in that format, or no recordings database.
     NotFound,
     /// The recording is not published.
@@ -82,7 +82,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// The outcome key.
-    pub fn key(self) -> &'static str {
+    pub(crate) fn key(self) -> &'static str {
         match self {
             Self::NotFound => "notFound",
             Self::Unpublished => "unpublished",
@@ -111,7 +111,7 @@ impl IntoResponse for Refusal {
 /// play, and one resource route pair per playback format. Other methods
 /// answer `unsupportedRequest`; paths of other formats are left to the
 /// router's fallback.
-pub fn routes(state: &AppState) -> Router<AppState> {
+pub(crate) fn routes(state: &AppState) -> Router<AppState> {
     let config = &state.config.recordings;
     let mut router = Router::new();
     if config.disabled {
@@ -145,7 +145,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
 /// before trailing slashes are trimmed for routing: a resource path such as
 /// `/video/<id>/` must reach nginx with its slash. Costs what axum's router
 /// would spend on the same extension.
-pub fn keep_original_uri(mut request: Request) -> Request {
+pub(crate) fn keep_original_uri(mut request: Request) -> Request {
     if request.extensions().get::<OriginalUri>().is_none() {
         let uri = request.uri().clone();
         request.extensions_mut().insert(OriginalUri(uri));
@@ -154,7 +154,7 @@ pub fn keep_original_uri(mut request: Request) -> Request {
 }
 
 /// `GET /recording/<record_id>/<format>` (reference §11.2).
-pub async fn play(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
+pub(crate) async fn play(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
     let request = match PlayPath::parse(uri.path()) {
         Ok(request) => request,
         Err(PathError::NoRoute) => return unsupported().await,
@@ -212,7 +212,7 @@ pub async fn play(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -
 }
 
 /// `GET /<format>/<record_id>[/<path>]` (reference §11.3).
-pub async fn resource(State(state): State<AppState>, OriginalUri(uri): OriginalUri, headers: HeaderMap) -> Response {
+pub(crate) async fn resource(State(state): State<AppState>, OriginalUri(uri): OriginalUri, headers: HeaderMap) -> Response {
     let request = match ResourcePath::parse(uri.path(), uri.query()) {
         Ok(request) => request,
         Err(PathError::NoRoute) => return unsupported().await,

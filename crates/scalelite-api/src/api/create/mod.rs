@@ -30,7 +30,7 @@ const CALL: ApiCall = ApiCall { name: "create", body: BodyKind::FormOrXml };
 const PLACEMENT_ATTEMPTS: usize = 3;
 
 /// Creates (or re-creates) a meeting on its server.
-pub async fn create(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
+pub(crate) async fn create(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
     let callback_origin = analytics_callback::request_origin(&state, request.headers());
     let request = ApiRequest::read(&state, &CALL, request).await?;
     let id = meeting_id(&request)?;

@@ -4,11 +4,11 @@
 //! Without `DATABASE_URL`, or with `RECORDING_DISABLED`, the calls answer as
 //! Scalelite's disabled routes do ([`disabled`]).
 
-pub mod delete_recordings;
-pub mod disabled;
-pub mod get_recordings;
-pub mod publish_recordings;
-pub mod update_recordings;
+pub(crate) mod delete_recordings;
+pub(crate) mod disabled;
+pub(crate) mod get_recordings;
+pub(crate) mod publish_recordings;
+pub(crate) mod update_recordings;
 
 use std::sync::Arc;
 
@@ -21,7 +21,7 @@ use crate::request::ApiRequest;
 use crate::state::AppState;
 
 /// Whether the recordings calls are served (else [`disabled`]).
-pub fn enabled(state: &AppState) -> bool {
+pub(crate) fn enabled(state: &AppState) -> bool {
     !state.config.recordings.disabled && state.recordings.is_some()
 }
 
