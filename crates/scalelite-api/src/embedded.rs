@@ -112,7 +112,7 @@ pub async fn run(
     let state =
         AppState::with_metrics(config.clone(), Arc::clone(&stores.meetings), stores.recordings.clone(), |registry| {
             poller_metrics.register(registry)
-        })?;
+        });
     let poller = Poller::from_config(&config, Arc::clone(&stores.meetings), poller_metrics);
     let importer = stores
         .recordings

@@ -50,7 +50,7 @@ async fn serve(env: &Env) -> anyhow::Result<()> {
     match config.backend {
         Backend::Embedded { .. } => embedded::run(listener, config, stores, shutdown).await?,
         Backend::Services => {
-            let state = AppState::with_recordings(config, stores.meetings, stores.recordings)?;
+            let state = AppState::with_recordings(config, stores.meetings, stores.recordings);
             scalelite_api::run(listener, state, shutdown).await?;
         }
     }

@@ -97,7 +97,7 @@ impl AppState {
         config: Config,
         store: Arc<dyn Store>,
         recordings: Option<Arc<dyn RecordingStore>>,
-    ) -> anyhow::Result<Self> {
+    ) -> Self {
         Self::with_metrics(config, store, recordings, |_| {})
     }
 
@@ -108,7 +108,7 @@ impl AppState {
         store: Arc<dyn Store>,
         recordings: Option<Arc<dyn RecordingStore>>,
         register: impl FnOnce(&mut Registry),
-    ) -> anyhow::Result<Self> {
+    ) -> Self {
         let bbb = BbbClient::new(
             Timeouts { connect: config.connect_timeout, response: config.response_timeout },
             config.checksum_algorithms.outgoing(),
@@ -126,7 +126,7 @@ impl AppState {
         let tenants = TenantDirectory::new(Arc::clone(&store), config.tenant_cache_ttl);
         let outbound = Outbound::new(&config);
         let body_budget = BodyBudget::new(config.edge.unauthenticated_body_budget);
-        Ok(Self(Arc::new(Shared {
+        Self(Arc::new(Shared {
             config: Arc::new(config),
             store,
             bbb,
@@ -138,6 +138,6 @@ impl AppState {
             tenants,
             outbound,
             body_budget,
-        })))
+        }))
     }
 }
