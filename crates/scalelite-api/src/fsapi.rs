@@ -4,7 +4,7 @@
 //! No checksum and no content-type check: parameters are the form body
 //! (when it has no content type or a form one) and the query, the query
 //! winning. Every answer is HTTP 200 XML except the 401 of a failed
-//! authentication and an HTTP 500 when Redis cannot be reached (FreeSWITCH
+//! authentication and an HTTP 500 when the store cannot be reached (FreeSWITCH
 //! then falls back to its other bindings).
 //!
 //! # Authentication
@@ -229,7 +229,7 @@ fn access_denied(url_host: Option<&str>) -> Response {
     response
 }
 
-/// HTTP 500 when Redis cannot be reached.
+/// HTTP 500 when the store cannot be reached.
 fn store_unavailable(error: &StoreError) -> Response {
     warn!(target: "fsapi", %error, "meeting store unavailable");
     let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();

@@ -16,8 +16,9 @@ use crate::outbound::Outbound;
 use crate::response::ApiError;
 use crate::tenancy::{ResolvedTenant, TenantDirectory};
 
-/// Connections per API process to PostgreSQL (recordings calls only; the
-/// meeting calls never touch it), for `Stores::open`.
+/// Connections per API process to the recordings database (PostgreSQL;
+/// recordings calls only, the meeting calls never touch it), for
+/// `Stores::open`.
 pub const DATABASE_POOL_SIZE: u32 = 8;
 
 /// Everything a request needs. Cloning (once per request, by axum) costs a
@@ -44,8 +45,9 @@ pub struct Shared {
     pub(crate) bbb: BbbClient,
     /// Single-flight cache of the getMeetings fan-out.
     pub(crate) meetings_cache: Arc<MeetingsCache>,
-    /// Recordings (PostgreSQL), when `DATABASE_URL` is set; without it the
-    /// recordings API answers as with `RECORDING_DISABLED`.
+    /// The recordings store, when there is one (`DATABASE_URL`, or the
+    /// embedded mode's file); without it the recordings API answers as with
+    /// `RECORDING_DISABLED`.
     pub recordings: Option<Arc<dyn RecordingStore>>,
     /// Server administration for the management API.
     pub(crate) fleet: Fleet,

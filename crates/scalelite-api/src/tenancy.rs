@@ -3,7 +3,7 @@
 //! The tenant name is the first DNS label of the request host (the last
 //! `X-Forwarded-Host` value when present, else `Host`), as in Scalelite.
 //! Tenants and their settings are cached in the process so that a join
-//! still costs one Redis round trip: an entry is re-read after
+//! still costs one store round trip: an entry is re-read after
 //! `TENANT_CACHE_TTL`, and at once (at most once a second) when a checksum
 //! fails against it, so a new tenant or a rolled-over secret works on the
 //! first request.
@@ -41,7 +41,7 @@ impl ResolvedTenant {
     pub(crate) fn new(record: TenantRecord) -> Self {
         let secrets = record.tenant.secret_list().into_iter().map(Secret::new).collect();
         let (mut defaults, mut overrides) = (ParamList::new(), ParamList::new());
-        // Settings come from a Redis set (no order); sort so that duplicates
+        // Settings come in no defined order; sort so that duplicates
         // of one param resolve the same way in every process.
         let mut settings = record.settings;
         settings.sort_by(|a, b| (&a.param, &a.id).cmp(&(&b.param, &b.id)));
@@ -125,7 +125,7 @@ impl TenantDirectory {
     }
 
     /// Re-reads `name` unless a failure forced a re-read of it within the
-    /// last second (so a flood of bad checksums costs Redis one read a
+    /// last second (so a flood of bad checksums costs the store one read a
     /// second); returns the fresh tenant, or `None` when it was not re-read
     /// or is unknown.
     pub(crate) async fn refresh(&self, name: &str) -> Result<Option<Arc<ResolvedTenant>>, StoreError> {

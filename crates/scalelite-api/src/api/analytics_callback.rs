@@ -3,10 +3,11 @@
 //! **create**: a `meta_analytics-callback-url` is remembered for the
 //! meeting, together with the creating tenant, and replaced by this
 //! balancer's `…/bigbluebutton/api/analytics_callback`, so BBB posts the
-//! meeting's analytics here. The URL lives in Redis (`analytics_callback:
-//! <meetingID>`, the meeting TTL plus a week) because the create path never
-//! touches PostgreSQL; Scalelite keeps it in `callback_data`, which is
-//! still read as a fallback for meetings created by Scalelite.
+//! meeting's analytics here. The URL lives in the meeting store (for the
+//! meeting TTL plus a week; with Redis, `analytics_callback:<meetingID>`)
+//! because the create path never touches the recordings store; Scalelite
+//! keeps it in `callback_data`, which the recordings store still reads as
+//! a fallback for meetings created by Scalelite.
 //!
 //! **`POST /bigbluebutton/api/analytics_callback`** (from BBB, no
 //! checksum): in multitenant mode the host must name a tenant (else
@@ -61,7 +62,7 @@ const ROUNDS: u32 = 3;
 /// Lifetime of the token sent to the front-end (Scalelite: 24 h).
 const TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
-/// How long the fallback lookup in PostgreSQL may take.
+/// How long the fallback lookup in the recordings store may take.
 const DATABASE_LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Where BBB should post analytics, as far as the request tells: `None`
@@ -198,7 +199,7 @@ struct Remembered {
 }
 
 /// The URL remembered by our create, else (meetings created by Scalelite
-/// before a migration) the one in PostgreSQL's `callback_data`.
+/// before a migration) the one in the recordings store's `callback_data`.
 async fn remembered(state: &AppState, meeting_id: &str) -> Result<Remembered, String> {
     let stored = state.store.analytics_callback(meeting_id).await.map_err(|e| format!("cannot read the URL: {e}"))?;
     if let Some(AnalyticsCallback { url, tenant_id }) = stored {

@@ -1,6 +1,6 @@
 //! `join` (GET only): the hot path.
 //!
-//! One Redis round trip finds the meeting and its server, refuses an offline
+//! One store round trip finds the meeting and its server, refuses an offline
 //! or disabled server and counts the join; the answer is a 302 to the
 //! server's own join URL, re-signed with the server's secret.
 

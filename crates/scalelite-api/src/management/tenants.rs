@@ -34,7 +34,7 @@ macro_rules! read {
     }};
 }
 
-/// Every tenant as `{"id","name","secrets"}` (Redis set order), or
+/// Every tenant as `{"id","name","secrets"}` (in the store's order), or
 /// `{"message":"No tenants exist"}`.
 pub(crate) async fn get_tenants(State(state): State<AppState>, request: Request<Body>) -> Response {
     read!(state, "getTenants", request);

@@ -4,7 +4,7 @@
 //!
 //! - `GET /recording/<record_id>/<format>`: the format must exist and the
 //!   recording be published; a protected recording needs `?token=`, taken
-//!   from Redis once, for exactly this recording and format, and then gets
+//!   from the meeting store once, for exactly this recording and format, and then gets
 //!   the cookie `recording_<format>_<record_id>` (HS256 JWT, subject
 //!   `/<format>/<record_id>`). Answer: 307 to the stored URL.
 //! - `GET /<format>/<record_id>[/<path>]` for each format of
@@ -279,7 +279,7 @@ async fn lookup(
     }
 }
 
-/// Takes the one-time token from Redis (whatever it was for, as Scalelite
+/// Takes the one-time token from the meeting store (whatever it was for, as Scalelite
 /// does) and tells whether it was minted for this recording and format.
 async fn consume_token(state: &AppState, token: Option<&str>, target: &PlaybackTarget) -> Result<bool, Response> {
     let Some(token) = token.filter(|t| t.len() == 64 && t.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
@@ -301,7 +301,7 @@ async fn consume_token(state: &AppState, token: Option<&str>, target: &PlaybackT
         && payload.get("format").and_then(|v| v.as_str()) == Some(target.format.as_str()))
 }
 
-/// HTTP 503 when PostgreSQL or Redis cannot be reached (Scalelite: 500).
+/// HTTP 503 when a store cannot be reached (Scalelite: 500).
 fn unavailable() -> Response {
     let mut response = (
         StatusCode::SERVICE_UNAVAILABLE,

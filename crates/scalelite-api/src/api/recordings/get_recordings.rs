@@ -85,7 +85,7 @@ fn paging(request: &ApiRequest) -> Option<(i64, i64)> {
 }
 
 /// A rendered reply and the one-time playback tokens it hands out (stored
-/// in Redis before the reply is sent).
+/// in the meeting store before the reply is sent).
 #[derive(Debug)]
 pub(crate) struct Rendered {
     /// The XML document.

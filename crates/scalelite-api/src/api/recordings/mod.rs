@@ -1,4 +1,4 @@
-//! The recordings calls. They read and change the PostgreSQL database and
+//! The recordings calls. They read and change the recordings store and
 //! the publish/unpublish directories; no BBB server is involved.
 //!
 //! Without `DATABASE_URL`, or with `RECORDING_DISABLED`, the calls answer as
