@@ -73,7 +73,12 @@ impl Outbound {
 
     /// POSTs `body` to `uri`; the answer, or why there is none (no secret
     /// or token is ever part of the message).
-    pub(crate) async fn post(&self, uri: &Uri, headers: &[(HeaderName, HeaderValue)], body: Bytes) -> Result<Answer, String> {
+    pub(crate) async fn post(
+        &self,
+        uri: &Uri,
+        headers: &[(HeaderName, HeaderValue)],
+        body: Bytes,
+    ) -> Result<Answer, String> {
         let mut request = Request::post(uri.clone());
         for (name, value) in headers {
             request = request.header(name, value);

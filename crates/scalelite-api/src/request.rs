@@ -236,14 +236,8 @@ impl Unverified {
         let query =
             Params::parse_limited(raw_query.as_bytes(), limits.max_params).map_err(|_| refused::TOO_MANY_PARAMS)?;
         let query_checksum = Located::find(raw_query.as_bytes())?;
-        let mut unverified = Self {
-            headers: parts.headers,
-            raw_query,
-            query,
-            query_checksum,
-            body: BodyState::None,
-            limits,
-        };
+        let mut unverified =
+            Self { headers: parts.headers, raw_query, query, query_checksum, body: BodyState::None, limits };
         if parts.method != Method::POST || crate::body::is_empty(&body) {
             return Ok(unverified);
         }

@@ -95,11 +95,7 @@ impl Shared {
 impl AppState {
     /// Builds the state from a configuration and the stores (see
     /// `scalelite_store::Stores::open`).
-    pub fn with_recordings(
-        config: Config,
-        store: Arc<dyn Store>,
-        recordings: Option<Arc<dyn RecordingStore>>,
-    ) -> Self {
+    pub fn with_recordings(config: Config, store: Arc<dyn Store>, recordings: Option<Arc<dyn RecordingStore>>) -> Self {
         Self::with_metrics(config, store, recordings, |_| {})
     }
 

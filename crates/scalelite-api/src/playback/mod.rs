@@ -212,7 +212,11 @@ pub(crate) async fn play(State(state): State<AppState>, uri: Uri, headers: Heade
 }
 
 /// `GET /<format>/<record_id>[/<path>]` (reference §11.3).
-pub(crate) async fn resource(State(state): State<AppState>, OriginalUri(uri): OriginalUri, headers: HeaderMap) -> Response {
+pub(crate) async fn resource(
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> Response {
     let request = match ResourcePath::parse(uri.path(), uri.query()) {
         Ok(request) => request,
         Err(PathError::NoRoute) => return unsupported().await,
