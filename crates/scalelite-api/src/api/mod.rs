@@ -17,6 +17,7 @@ pub(crate) mod recordings;
 pub(crate) mod unsupported;
 
 use axum::Router;
+use axum::handler::Handler;
 use axum::routing::{MethodRouter, get, post};
 use scalelite_core::{BbbError, MeetingId, TenantId};
 use scalelite_store::{Meeting, Server};
@@ -46,18 +47,12 @@ pub(crate) struct Call {
 
 /// Every BBB call this balancer answers.
 pub(crate) const CALLS: [Call; 12] = [
-    Call { name: "create", methods: |_| get(create::create).post(create::create) },
+    Call { name: "create", methods: |_| get_post(create::create) },
     Call { name: "join", methods: |_| get(join::join) },
-    Call { name: "end", methods: |_| get(end::end).post(end::end) },
-    Call {
-        name: "isMeetingRunning",
-        methods: |_| get(is_meeting_running::is_meeting_running).post(is_meeting_running::is_meeting_running),
-    },
-    Call {
-        name: "getMeetingInfo",
-        methods: |_| get(get_meeting_info::get_meeting_info).post(get_meeting_info::get_meeting_info),
-    },
-    Call { name: "getMeetings", methods: |_| get(get_meetings::get_meetings).post(get_meetings::get_meetings) },
+    Call { name: "end", methods: |_| get_post(end::end) },
+    Call { name: "isMeetingRunning", methods: |_| get_post(is_meeting_running::is_meeting_running) },
+    Call { name: "getMeetingInfo", methods: |_| get_post(get_meeting_info::get_meeting_info) },
+    Call { name: "getMeetings", methods: |_| get_post(get_meetings::get_meetings) },
     Call { name: "insertDocument", methods: |_| post(insert_document::insert_document) },
     Call { name: "analytics_callback", methods: |_| post(analytics_callback::analytics_callback) },
     Call {
@@ -65,8 +60,8 @@ pub(crate) const CALLS: [Call; 12] = [
         methods: |state| {
             recordings::unless_disabled(
                 state,
-                get(get_recordings::get_recordings).post(get_recordings::get_recordings),
-                get(disabled::get_recordings).post(disabled::get_recordings),
+                get_post(get_recordings::get_recordings),
+                get_post(disabled::get_recordings),
             )
         },
     },
@@ -81,8 +76,8 @@ pub(crate) const CALLS: [Call; 12] = [
         methods: |state| {
             recordings::unless_disabled(
                 state,
-                get(update_recordings::update_recordings).post(update_recordings::update_recordings),
-                get(disabled::recordings).post(disabled::recordings),
+                get_post(update_recordings::update_recordings),
+                get_post(disabled::recordings),
             )
         },
     },
@@ -93,6 +88,15 @@ pub(crate) const CALLS: [Call; 12] = [
         },
     },
 ];
+
+/// `handler` for GET (and so HEAD) and POST.
+fn get_post<H, T>(handler: H) -> MethodRouter<AppState>
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    get(handler.clone()).post(handler)
+}
 
 /// The routes of the BBB API: [`PREFIX`] itself and every call of
 /// [`CALLS`].
