@@ -4,7 +4,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use scalelite_tests::{Mode, TestApp};
+use scalelite_tests::{Mode, TestApp, eventually_with};
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::TcpStream;
 
 use crate::support::create;
 
@@ -68,6 +70,42 @@ async fn error_keys_a_bbb_server_makes_up_do_not_become_new_series() {
     assert_eq!(count("scalelite_api_requests_total{call=\"getMeetingInfo\",outcome=\"invalidPassword\"}"), 1.0);
     let series = text.lines().filter(|l| l.starts_with("scalelite_api_requests_total{call=\"getMeetingInfo\"")).count();
     assert_eq!(series, 2, "{text}");
+}
+
+#[tokio::test]
+async fn the_recordings_calls_are_counted_under_their_own_names() {
+    let app = TestApp::builder().start().await;
+    let calls = ["getRecordings", "publishRecordings", "updateRecordings", "deleteRecordings"];
+    for call in calls {
+        app.client().get(call, &[("recordID", "r1"), ("publish", "true")]).await;
+    }
+    let text = app.client().raw_get("/metrics").await.body;
+    for call in calls {
+        let series = format!("scalelite_api_request_duration_seconds_count{{call=\"{call}\"}}");
+        assert_eq!(value(&text, &series), Some(1.0), "{series} in\n{text}");
+    }
+    assert!(!text.contains("call=\"unsupported\""), "{text}");
+}
+
+#[tokio::test]
+async fn a_client_that_goes_away_mid_request_is_no_longer_in_flight() {
+    // The server never answers, and the API would wait a minute for it.
+    let app = TestApp::builder().servers(1).env("RESPONSE_TIMEOUT", "60").start().await;
+    create(&app, "m").await;
+    app.fleet[0].set_mode(Mode::Hung);
+    let in_flight = || app.state.metrics.in_flight.get();
+    assert_eq!(in_flight(), 0);
+    let url = app.client().url("getMeetingInfo", &[("meetingID", "m")]);
+    let target = url.strip_prefix(&app.origin()).unwrap();
+    let mut client = TcpStream::connect(app.addr).await.unwrap();
+    client.write_all(format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
+    eventually_with(Duration::from_secs(10), "the request waiting for the server", || async {
+        app.fleet[0].call_count("getMeetingInfo") == 1
+    })
+    .await;
+    assert_eq!(in_flight(), 1);
+    drop(client);
+    eventually_with(Duration::from_secs(10), "the request no longer in flight", || async { in_flight() == 0 }).await;
 }
 
 async fn scrape(url: &str, authorization: Option<&str>) -> scalelite_tests::Reply {

@@ -28,7 +28,7 @@ pub async fn create(app: &TestApp, id: &str) -> Reply {
 pub async fn second_api(app: &TestApp) -> (ApiClient, tokio::sync::oneshot::Sender<()>) {
     let config = (*app.state.config).clone();
     let stores = Stores::open(&config, 2).await.unwrap();
-    let state = scalelite_api::AppState::with_recordings(config, stores.meetings, stores.recordings).unwrap();
+    let state = scalelite_api::AppState::with_recordings(config, stores.meetings, stores.recordings);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/bigbluebutton/api", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -172,7 +172,7 @@ impl TestAppBuilder {
             }
             _ => None,
         };
-        let state = AppState::with_recordings(config, stores.meetings, stores.recordings).expect("app state");
+        let state = AppState::with_recordings(config, stores.meetings, stores.recordings);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let mut app = TestApp {

@@ -29,7 +29,7 @@ pub struct BodyBudget {
 
 impl BodyBudget {
     /// A budget of `bytes`.
-    pub fn new(bytes: usize) -> Self {
+    pub(crate) fn new(bytes: usize) -> Self {
         Self { semaphore: Arc::new(Semaphore::new(bytes.min(Semaphore::MAX_PERMITS))) }
     }
 
@@ -49,18 +49,18 @@ impl BodyBudget {
 
 /// How a body is read.
 #[derive(Clone, Debug)]
-pub struct BodyLimits {
+pub(crate) struct BodyLimits {
     /// Largest body accepted (`MAX_REQUEST_BODY_BYTES`).
-    pub max_bytes: usize,
+    pub(crate) max_bytes: usize,
     /// Longest pause between two pieces of the body.
-    pub stall: Duration,
+    pub(crate) stall: Duration,
     /// The shared budget, for bodies read before authentication.
-    pub budget: Option<BodyBudget>,
+    pub(crate) budget: Option<BodyBudget>,
 }
 
 impl BodyLimits {
     /// The same limits for a request already authenticated: no budget.
-    pub fn authenticated(&self) -> Self {
+    pub(crate) fn authenticated(&self) -> Self {
         Self { budget: None, ..self.clone() }
     }
 }
@@ -68,31 +68,31 @@ impl BodyLimits {
 /// A body read into memory. While it lives, its size stays taken from the
 /// budget it was read under.
 #[derive(Debug)]
-pub struct ReadBody {
+pub(crate) struct ReadBody {
     /// The body.
-    pub bytes: Bytes,
+    pub(crate) bytes: Bytes,
     _permit: Option<OwnedSemaphorePermit>,
 }
 
 impl ReadBody {
     /// An empty body.
-    pub fn empty() -> Self {
+    pub(crate) fn empty() -> Self {
         Self { bytes: Bytes::new(), _permit: None }
     }
 }
 
 /// Whether `body` is known to be empty without reading it.
-pub fn is_empty(body: &Body) -> bool {
+pub(crate) fn is_empty(body: &Body) -> bool {
     body.size_hint().exact() == Some(0)
 }
 
 /// The declared `Content-Length`, if any and well-formed.
-pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
+pub(crate) fn declared_length(headers: &HeaderMap) -> Option<u64> {
     headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
 }
 
 /// Reads `body` within `limits` (see the module documentation).
-pub async fn read(body: Body, headers: &HeaderMap, limits: BodyLimits) -> Result<ReadBody, BbbError> {
+pub(crate) async fn read(body: Body, headers: &HeaderMap, limits: BodyLimits) -> Result<ReadBody, BbbError> {
     let declared = declared_length(headers).or_else(|| body.size_hint().exact());
     if declared.is_some_and(|n| n > limits.max_bytes as u64) {
         return Err(refused::TOO_LARGE);

@@ -28,7 +28,7 @@ pub const SECRET_FILE: &str = "loadbalancer_secret";
 
 /// Where the load-balancer secret came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SecretOrigin {
+pub(crate) enum SecretOrigin {
     /// Generated now and written to the file.
     Generated(PathBuf),
     /// Read from the file a previous start wrote.
@@ -55,7 +55,7 @@ pub fn config_from_env(env: &Env) -> anyhow::Result<Config> {
 /// Reads the secret a previous start generated in `data_dir`, or generates
 /// one (32 random bytes as 64 hex digits) into a new file readable by its
 /// owner only. The directory must exist.
-pub fn load_or_generate_secret(data_dir: &Path) -> io::Result<(String, SecretOrigin)> {
+pub(crate) fn load_or_generate_secret(data_dir: &Path) -> io::Result<(String, SecretOrigin)> {
     let path = data_dir.join(SECRET_FILE);
     let secret = hex::encode(rand::random::<[u8; 32]>());
     let mut options = std::fs::OpenOptions::new();
@@ -112,7 +112,7 @@ pub async fn run(
     let state =
         AppState::with_metrics(config.clone(), Arc::clone(&stores.meetings), stores.recordings.clone(), |registry| {
             poller_metrics.register(registry)
-        })?;
+        });
     let poller = Poller::from_config(&config, Arc::clone(&stores.meetings), poller_metrics);
     let importer = stores
         .recordings

@@ -4,7 +4,7 @@
 //! No checksum and no content-type check: parameters are the form body
 //! (when it has no content type or a form one) and the query, the query
 //! winning. Every answer is HTTP 200 XML except the 401 of a failed
-//! authentication and an HTTP 500 when Redis cannot be reached (FreeSWITCH
+//! authentication and an HTTP 500 when the store cannot be reached (FreeSWITCH
 //! then falls back to its other bindings).
 //!
 //! # Authentication
@@ -42,9 +42,10 @@ use scalelite_core::params::is_blank;
 use scalelite_store::{MeetingRoute, StoreError};
 use tracing::{debug, info, warn};
 
+use crate::host::{request_host, tenant_name};
 use crate::response::{Outcome, xml};
 use crate::state::AppState;
-use crate::tenancy::{ResolvedTenant, request_host, tenant_name};
+use crate::tenancy::ResolvedTenant;
 
 /// Which meetings an authenticated request reaches.
 #[derive(Debug)]
@@ -65,7 +66,7 @@ impl Scope {
 }
 
 /// `POST /fsapi`.
-pub async fn fsapi(State(state): State<AppState>, request: Request<Body>) -> Response {
+pub(crate) async fn fsapi(State(state): State<AppState>, request: Request<Body>) -> Response {
     let (parts, body) = request.into_parts();
     let scope = match authenticate(&state, &parts.headers, &parts.uri).await {
         Ok(Some(scope)) => scope,
@@ -228,7 +229,7 @@ fn access_denied(url_host: Option<&str>) -> Response {
     response
 }
 
-/// HTTP 500 when Redis cannot be reached.
+/// HTTP 500 when the store cannot be reached.
 fn store_unavailable(error: &StoreError) -> Response {
     warn!(target: "fsapi", %error, "meeting store unavailable");
     let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();

@@ -1,17 +1,18 @@
-//! `GET /health_check` and `/`: Scalelite's health check.
+//! The operator's probes: Scalelite's health check (`GET /health_check`
+//! and `/`) and the Prometheus scrape (`GET /metrics`).
 
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use crate::state::AppState;
 
-/// Writes and reads a Redis key and, when `DATABASE_URL` is set, queries
-/// PostgreSQL (and fails while a migration is pending). Answers `success`; on failure `Health Check Failure: <error>`
-/// with HTTP 503 (Scalelite uses 200, which status-based probes cannot see).
-pub async fn health_check(State(state): State<AppState>) -> Response {
+/// Checks the meeting store and, when recordings are stored, the
+/// recordings store (which fails while a migration is pending). Answers
+/// `success`; on failure `Health Check Failure: <error>` with HTTP 503 (Scalelite uses 200, which status-based probes cannot see).
+pub(crate) async fn health_check(State(state): State<AppState>) -> Response {
     let result = check(&state).await;
     let (status, body) = match result {
         Ok(()) => (StatusCode::OK, "success".to_owned()),
@@ -32,4 +33,11 @@ async fn check(state: &AppState) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `GET /metrics` in the Prometheus text format; with
+/// `METRICS_BEARER_TOKEN` set, only for `Authorization: Bearer <token>`
+/// (else HTTP 401), as the poller's.
+pub(crate) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    scalelite_poller::metrics::scrape(&state.registry, state.config.metrics_bearer_token.as_ref(), &headers)
 }

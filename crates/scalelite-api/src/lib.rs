@@ -1,22 +1,25 @@
 #![doc = include_str!("../README.md")]
 
-pub mod api;
-pub mod body;
+mod api;
+mod body;
 pub mod embedded;
-pub mod fsapi;
-pub mod health;
-pub mod lrs;
-pub mod management;
-pub mod metrics;
-pub mod middleware;
-pub mod origin;
-pub mod outbound;
-pub mod playback;
+mod fsapi;
+mod health;
+mod host;
+mod lrs;
+mod management;
+mod meetings_cache;
+mod metrics;
+mod middleware;
+mod origin;
+mod outbound;
+mod playback;
 pub mod request;
-pub mod response;
-pub mod serve;
-pub mod state;
-pub mod tenancy;
+mod response;
+mod serve;
+mod state;
+mod tenancy;
+mod upstream;
 
 use std::future::Future;
 
@@ -26,48 +29,24 @@ use tokio::net::TcpListener;
 use tower::{Layer, ServiceBuilder};
 use tower_http::normalize_path::NormalizePathLayer;
 
-use crate::api::{
-    analytics_callback, create, end, get_meeting_info, get_meetings, index, insert_document, is_meeting_running, join,
-    unsupported,
-};
-pub use crate::state::AppState;
+use crate::api::unsupported;
+pub use crate::body::BodyBudget;
+pub use crate::metrics::ApiMetrics;
+pub use crate::outbound::Outbound;
+pub use crate::state::{AppState, DATABASE_POOL_SIZE, Shared};
 
-/// The route table. Every BBB path answers unknown methods with
-/// `unsupportedRequest`; HEAD is served like GET.
-pub fn router(state: AppState) -> Router {
+/// The routes: the BBB API ([`api::CALLS`]), the management API, playback,
+/// `/fsapi`, the health check and `/metrics`. Every path answers unknown
+/// methods with `unsupportedRequest`; HEAD is served like GET.
+pub(crate) fn router(state: AppState) -> Router {
     use unsupported::unsupported as fallback;
-    let api = "/bigbluebutton/api";
     Router::new()
-        .route(api, get(index::index).post(index::index).fallback(fallback))
-        .route(&format!("{api}/create"), get(create::create).post(create::create).fallback(fallback))
-        .route(&format!("{api}/join"), get(join::join).fallback(fallback))
-        .route(&format!("{api}/end"), get(end::end).post(end::end).fallback(fallback))
-        .route(
-            &format!("{api}/isMeetingRunning"),
-            get(is_meeting_running::is_meeting_running).post(is_meeting_running::is_meeting_running).fallback(fallback),
-        )
-        .route(
-            &format!("{api}/getMeetingInfo"),
-            get(get_meeting_info::get_meeting_info).post(get_meeting_info::get_meeting_info).fallback(fallback),
-        )
-        .route(
-            &format!("{api}/getMeetings"),
-            get(get_meetings::get_meetings).post(get_meetings::get_meetings).fallback(fallback),
-        )
-        .route(
-            &format!("{api}/insertDocument"),
-            axum::routing::post(insert_document::insert_document).fallback(fallback),
-        )
-        .route("/fsapi", axum::routing::post(fsapi::fsapi).fallback(fallback))
-        .route(
-            &format!("{api}/analytics_callback"),
-            axum::routing::post(analytics_callback::analytics_callback).fallback(fallback),
-        )
-        .route("/health_check", get(health::health_check).fallback(fallback))
-        .route("/metrics", get(metrics::metrics).fallback(fallback))
-        .merge(management::routes())
+        .merge(api::routes(&state))
+        .merge(management::routes(&state))
         .merge(playback::routes(&state))
-        .merge(api::recordings::routes(&state))
+        .route("/fsapi", axum::routing::post(fsapi::fsapi).fallback(fallback))
+        .route("/health_check", get(health::health_check).fallback(fallback))
+        .route("/metrics", get(health::metrics).fallback(fallback))
         .route("/", any(health::health_check))
         .fallback(fallback)
         .layer(

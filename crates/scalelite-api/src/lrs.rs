@@ -24,11 +24,16 @@ use crate::state::AppState;
 use crate::tenancy::ResolvedTenant;
 
 /// The create parameter carrying the payload.
-pub const PARAM: &str = "meta_secret-lrs-payload";
+pub(crate) const PARAM: &str = "meta_secret-lrs-payload";
 
 /// Sets [`PARAM`] for a tenant with an LRS endpoint; leaves `params` as
 /// they are when there is none or the payload cannot be made.
-pub async fn add_payload(state: &AppState, tenant: Option<&ResolvedTenant>, server: &Server, params: &mut Params) {
+pub(crate) async fn add_payload(
+    state: &AppState,
+    tenant: Option<&ResolvedTenant>,
+    server: &Server,
+    params: &mut Params,
+) {
     let Some(tenant) = tenant.map(|t| &t.tenant) else { return };
     let Some(endpoint) = tenant.lrs_field("lrs_endpoint") else { return };
     let token;

@@ -4,8 +4,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use scalelite_api::state::DATABASE_POOL_SIZE;
-use scalelite_api::{AppState, embedded};
+use scalelite_api::{AppState, DATABASE_POOL_SIZE, embedded};
 use scalelite_core::config::{Backend, Env};
 use scalelite_store::Stores;
 use tokio::net::TcpListener;
@@ -51,7 +50,7 @@ async fn serve(env: &Env) -> anyhow::Result<()> {
     match config.backend {
         Backend::Embedded { .. } => embedded::run(listener, config, stores, shutdown).await?,
         Backend::Services => {
-            let state = AppState::with_recordings(config, stores.meetings, stores.recordings)?;
+            let state = AppState::with_recordings(config, stores.meetings, stores.recordings);
             scalelite_api::run(listener, state, shutdown).await?;
         }
     }

@@ -1,11 +1,8 @@
-//! The API's Prometheus metrics (documented in docs/METRICS.md) and
-//! `GET /metrics`.
+//! The API's Prometheus metrics (documented in docs/METRICS.md; served at
+//! `GET /metrics` by [`crate::health::metrics`]).
 
 use std::borrow::Cow;
 
-use axum::extract::State;
-use axum::response::Response;
-use http::HeaderMap;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -14,24 +11,22 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use scalelite_bbb_client::CallError;
 
-use crate::state::AppState;
-
 /// Labels of request counts: the BBB or management call, and the outcome
 /// (`SUCCESS`, a known `messageKey` (see [`outcome_label`]), `other`, or
 /// `http_<status>` for JSON errors).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
+pub(crate) struct RequestLabels {
     /// Call name (`join`, `getServers`, `health_check`, `unsupported`, ...).
-    pub call: Cow<'static, str>,
+    pub(crate) call: Cow<'static, str>,
     /// Outcome.
-    pub outcome: Cow<'static, str>,
+    pub(crate) outcome: Cow<'static, str>,
 }
 
 /// Outcome keys that are metric labels as they are: ours (the BBB error
 /// catalogue, the playback refusals) and the `messageKey`s bbb-web answers.
 /// Any other key a BBB server sends counts as [`OTHER_OUTCOME`], so a
 /// hostile or broken server cannot grow the label set.
-pub const KNOWN_OUTCOMES: [&str; 37] = [
+pub(crate) const KNOWN_OUTCOMES: [&str; 37] = [
     "SUCCESS",
     // Scalelite's catalogue (reference §3.3) and ours.
     "checksumError",
@@ -75,43 +70,43 @@ pub const KNOWN_OUTCOMES: [&str; 37] = [
 ];
 
 /// The outcome label of keys outside [`KNOWN_OUTCOMES`].
-pub const OTHER_OUTCOME: &str = "other";
+pub(crate) const OTHER_OUTCOME: &str = "other";
 
 /// The metric label of an outcome key: the key itself when it is one of
 /// [`KNOWN_OUTCOMES`], else [`OTHER_OUTCOME`].
-pub fn outcome_label(key: &str) -> &'static str {
+pub(crate) fn outcome_label(key: &str) -> &'static str {
     KNOWN_OUTCOMES.iter().find(|known| **known == key).copied().unwrap_or(OTHER_OUTCOME)
 }
 
 /// Labels of per-call histograms.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CallLabel {
+pub(crate) struct CallLabel {
     /// Call name.
-    pub call: Cow<'static, str>,
+    pub(crate) call: Cow<'static, str>,
 }
 
 /// Labels of upstream errors.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct UpstreamLabels {
+pub(crate) struct UpstreamLabels {
     /// The BBB call that failed (`create`, `getMeetings`, ...).
-    pub call: String,
+    pub(crate) call: String,
     /// `transport`, `timeout`, `no_returncode` or `failed`.
-    pub kind: String,
+    pub(crate) kind: String,
 }
 
 /// Every metric the API exports.
 #[derive(Debug)]
 pub struct ApiMetrics {
     /// Requests by call and outcome.
-    pub requests: Family<RequestLabels, Counter>,
+    pub(crate) requests: Family<RequestLabels, Counter>,
     /// Request latency by call.
-    pub duration: Family<CallLabel, Histogram>,
+    pub(crate) duration: Family<CallLabel, Histogram>,
     /// Requests being served.
     pub in_flight: Gauge,
     /// Failed calls to BBB servers by call and kind.
-    pub upstream_errors: Family<UpstreamLabels, Counter>,
+    pub(crate) upstream_errors: Family<UpstreamLabels, Counter>,
     /// getMeetings fan-outs actually sent to the servers.
-    pub get_meetings_fanouts: Counter,
+    pub(crate) get_meetings_fanouts: Counter,
 }
 
 impl Default for ApiMetrics {
@@ -122,7 +117,7 @@ impl Default for ApiMetrics {
 
 impl ApiMetrics {
     /// Fresh metrics.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             requests: Family::default(),
             duration: Family::new_with_constructor(|| {
@@ -135,7 +130,7 @@ impl ApiMetrics {
     }
 
     /// A registry holding these metrics under the `scalelite_api` prefix.
-    pub fn registry(&self) -> Registry {
+    pub(crate) fn registry(&self) -> Registry {
         let mut registry = Registry::default();
         let r = registry.sub_registry_with_prefix("scalelite_api");
         r.register("requests", "Requests by call and outcome", self.requests.clone());
@@ -150,8 +145,16 @@ impl ApiMetrics {
         registry
     }
 
+    /// Counts a request in flight until the returned guard is dropped: when
+    /// the request is answered, or when its client went away and the
+    /// server dropped the request unanswered.
+    pub(crate) fn count_in_flight(&self) -> InFlight<'_> {
+        self.in_flight.inc();
+        InFlight(&self.in_flight)
+    }
+
     /// Counts a failed call to a BBB server.
-    pub fn upstream_error(&self, call: &str, error: &CallError) {
+    pub(crate) fn upstream_error(&self, call: &str, error: &CallError) {
         let kind = match error {
             CallError::Transport(_) => "transport",
             CallError::Timeout(_) => "timeout",
@@ -162,11 +165,14 @@ impl ApiMetrics {
     }
 }
 
-/// `GET /metrics` in the Prometheus text format; with
-/// `METRICS_BEARER_TOKEN` set, only for `Authorization: Bearer <token>`
-/// (else HTTP 401), as the poller's.
-pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    scalelite_poller::metrics::scrape(&state.registry, state.config.metrics_bearer_token.as_ref(), &headers)
+/// A request counted in [`ApiMetrics::in_flight`] while this lives.
+#[derive(Debug)]
+pub(crate) struct InFlight<'a>(&'a Gauge);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 #[cfg(test)]

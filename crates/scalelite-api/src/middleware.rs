@@ -11,61 +11,44 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderName, HeaderValue, StatusCode, header};
 use tracing::{Instrument as _, debug, info, info_span};
 
+use crate::api;
+use crate::host::{forwarded_host, host_matches};
+use crate::management;
 use crate::metrics::{CallLabel, OTHER_OUTCOME, RequestLabels, outcome_label};
 use crate::response::Outcome;
 use crate::state::AppState;
 
-/// Call names used as metric labels (a fixed set: never ids or raw paths).
-const CALLS: [&str; 19] = [
-    "create",
-    "join",
-    "end",
-    "isMeetingRunning",
-    "getMeetingInfo",
-    "getMeetings",
-    "insertDocument",
-    "analytics_callback",
-    "getServers",
-    "getServerInfo",
-    "addServer",
-    "updateServer",
-    "deleteServer",
-    "panicServer",
-    "getTenants",
-    "getTenantInfo",
-    "addTenant",
-    "updateTenant",
-    "deleteTenant",
-];
+/// The `call` label of unmatched requests.
+const UNSUPPORTED: &str = "unsupported";
 
-/// The metric label of a matched route.
-pub fn call_label(route: Option<&str>) -> &'static str {
+/// The metric label of a matched route: a BBB call's name
+/// ([`api::call_label`]), a management call's ([`management::call_label`]),
+/// or one fixed label for each other route. A fixed set, never an id or a
+/// raw path.
+pub(crate) fn call_label(route: Option<&str>) -> &'static str {
+    let Some(route) = route else {
+        return UNSUPPORTED;
+    };
     match route {
-        None => "unsupported",
-        Some("/" | "/health_check") => "health_check",
-        Some("/bigbluebutton/api") => "index",
-        Some("/metrics") => "metrics",
-        Some("/fsapi") => "fsapi",
+        "/" | "/health_check" => "health_check",
+        "/metrics" => "metrics",
+        "/fsapi" => "fsapi",
         // Playback routes carry the record id: one label each, never the path.
-        Some(path) if path.starts_with("/recording/{") => "playback",
-        Some(path) if path.contains("/{record_id}") => "playback_resource",
-        Some(path) => {
-            let last = path.rsplit('/').next().unwrap_or("");
-            let last = last.strip_suffix(".json").unwrap_or(last);
-            CALLS.iter().find(|c| **c == last).copied().unwrap_or("unsupported")
-        }
+        path if path.starts_with("/recording/{") => "playback",
+        path if path.contains("/{record_id}") => "playback_resource",
+        path => api::call_label(path).or_else(|| management::call_label(path)).unwrap_or(UNSUPPORTED),
     }
 }
 
 /// `X-Request-Id`.
-pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The id of a request (a request extension): the `X-Request-Id` nginx or
 /// another proxy sent, when usable, else a fresh UUID. Every reply carries
 /// it back in `X-Request-Id`, and the request's log lines carry it as
 /// `request_id`.
 #[derive(Clone, Debug)]
-pub struct RequestId(HeaderValue);
+pub(crate) struct RequestId(HeaderValue);
 
 impl RequestId {
     /// The id: Rails' `ActionDispatch::RequestId` rule. An incoming id keeps
@@ -73,7 +56,7 @@ impl RequestId {
     /// dropped, so it cannot forge log lines) and at most 255 of them; an
     /// id that is missing or has nothing left is replaced by a random
     /// UUID (Rails keeps an empty one).
-    pub fn from_incoming(incoming: Option<&HeaderValue>) -> Self {
+    pub(crate) fn from_incoming(incoming: Option<&HeaderValue>) -> Self {
         let kept: Option<String> = incoming.map(|value| {
             value
                 .as_bytes()
@@ -92,14 +75,14 @@ impl RequestId {
     }
 
     /// The id as text.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         self.0.to_str().unwrap_or_default()
     }
 }
 
 /// Gives every request its [`RequestId`] and every reply its
 /// `X-Request-Id`.
-pub async fn request_id(mut request: Request, next: Next) -> Response {
+pub(crate) async fn request_id(mut request: Request, next: Next) -> Response {
     let id = RequestId::from_incoming(request.headers().get(X_REQUEST_ID));
     let value = id.0.clone();
     request.extensions_mut().insert(id);
@@ -110,7 +93,7 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
 
 /// The headers Rails 7.2 adds to every reply (`config.load_defaults 7.2`:
 /// `action_dispatch.default_headers`), as Scalelite sends them.
-pub const SECURITY_HEADERS: [(HeaderName, &str); 5] = [
+pub(crate) const SECURITY_HEADERS: [(HeaderName, &str); 5] = [
     (header::X_FRAME_OPTIONS, "SAMEORIGIN"),
     (header::X_XSS_PROTECTION, "0"),
     (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
@@ -120,7 +103,7 @@ pub const SECURITY_HEADERS: [(HeaderName, &str); 5] = [
 
 /// Adds [`SECURITY_HEADERS`] to every reply (a handler's own value of one
 /// of them wins).
-pub async fn security_headers(request: Request, next: Next) -> Response {
+pub(crate) async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     for (name, value) in SECURITY_HEADERS {
@@ -136,7 +119,7 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
 /// never logged: it carries checksums and passwords. The handler runs in a
 /// `request` span holding the [`RequestId`], so whatever it logs carries
 /// the id too.
-pub async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub(crate) async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().cloned();
@@ -144,9 +127,9 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
     let call = call_label(route);
     let request_id = request.extensions().get::<RequestId>().cloned();
     let request_id = request_id.as_ref().map_or("", RequestId::as_str);
-    state.metrics.in_flight.inc();
+    let in_flight = state.metrics.count_in_flight();
     let response = next.run(request).instrument(info_span!("request", request_id)).await;
-    state.metrics.in_flight.dec();
+    drop(in_flight);
     let elapsed = started.elapsed();
     let status = response.status();
     // The label set is bounded: a key a BBB server made up counts as `other`
@@ -184,7 +167,7 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
 /// in multitenant mode, its sub-domains) is served; others get HTTP 403 with
 /// an empty body. Paths containing `health_check` are exempt. The router
 /// installs this layer only when `URL_HOST` is set.
-pub async fn authorize_host(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub(crate) async fn authorize_host(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let Some(url_host) = state.config.url_host.as_deref() else {
         return next.run(request).await;
     };
@@ -193,29 +176,10 @@ pub async fn authorize_host(State(state): State<AppState>, request: Request, nex
     }
     let headers = request.headers();
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).or_else(|| request.uri().host());
-    let forwarded = crate::origin::forwarded_host(headers);
+    let forwarded = forwarded_host(headers);
     let allowed = |candidate: &str| host_matches(candidate, url_host, state.config.multitenancy);
     let ok = host.is_some_and(allowed) && forwarded.is_none_or(allowed);
     if ok { next.run(request).await } else { StatusCode::FORBIDDEN.into_response() }
-}
-
-fn host_matches(candidate: &str, url_host: &str, subdomains: bool) -> bool {
-    let name = strip_port(candidate);
-    name.eq_ignore_ascii_case(url_host)
-        || (subdomains
-            && name.len() > url_host.len() + 1
-            && name[name.len() - url_host.len()..].eq_ignore_ascii_case(url_host)
-            && name.as_bytes()[name.len() - url_host.len() - 1] == b'.')
-}
-
-pub(crate) fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host.split(']').next().map_or(host, |h| &h[1..]);
-    }
-    match host.rsplit_once(':') {
-        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
-        _ => host,
-    }
 }
 
 #[cfg(test)]
@@ -223,16 +187,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn call_labels() {
-        assert_eq!(call_label(Some("/bigbluebutton/api/join")), "join");
-        assert_eq!(call_label(Some("/bigbluebutton/api")), "index");
-        assert_eq!(call_label(Some("/bigbluebutton/api/analytics_callback")), "analytics_callback");
-        assert_eq!(call_label(Some("/scalelite/api/getServers.json")), "getServers");
-        assert_eq!(call_label(Some("/")), "health_check");
-        assert_eq!(call_label(Some("/fsapi")), "fsapi");
-        assert_eq!(call_label(None), "unsupported");
-        assert_eq!(call_label(Some("/recording/{record_id}/{format}")), "playback");
-        assert_eq!(call_label(Some("/presentation/{record_id}/{*path}")), "playback_resource");
+    fn every_route_has_its_own_label() {
+        let bbb = api::CALLS.iter().map(|call| (format!("{}/{}", api::PREFIX, call.name), call.name));
+        let management = management::CALLS.iter().flat_map(|call| {
+            [format!("/scalelite/api/{}", call.name), format!("/scalelite/api/{}.json", call.name)]
+                .map(|path| (path, call.name))
+        });
+        let fixed = [
+            ("/bigbluebutton/api", "index"),
+            ("/", "health_check"),
+            ("/health_check", "health_check"),
+            ("/metrics", "metrics"),
+            ("/fsapi", "fsapi"),
+            ("/recording/{record_id}/{format}", "playback"),
+            ("/presentation/{record_id}", "playback_resource"),
+            ("/presentation/{record_id}/{*path}", "playback_resource"),
+        ]
+        .map(|(path, label)| (path.to_owned(), label));
+        let mut labels = std::collections::HashSet::new();
+        for (path, label) in bbb.chain(management).chain(fixed) {
+            assert_eq!(call_label(Some(&path)), label, "{path}");
+            labels.insert(label);
+        }
+        // The recordings calls, which a hand-kept list once missed.
+        for call in ["getRecordings", "publishRecordings", "updateRecordings", "deleteRecordings"] {
+            assert!(labels.contains(call), "{call}");
+        }
+        assert!(!labels.contains(UNSUPPORTED));
+        assert_eq!(call_label(None), UNSUPPORTED);
+        assert_eq!(call_label(Some("/bigbluebutton/api/nope")), UNSUPPORTED);
+        assert_eq!(call_label(Some("/bigbluebutton/apijoin")), UNSUPPORTED);
     }
 
     #[test]
@@ -246,15 +230,5 @@ mod tests {
             assert!(uuid::Uuid::parse_str(id.as_str()).is_ok_and(|u| u.get_version_num() == 4), "{id:?}");
         }
         assert_ne!(generated[0].as_str(), generated[1].as_str());
-    }
-
-    #[test]
-    fn hosts() {
-        assert!(host_matches("sl.example.com", "sl.example.com", false));
-        assert!(host_matches("SL.example.com:443", "sl.example.com", false));
-        assert!(!host_matches("evil.com", "sl.example.com", false));
-        assert!(!host_matches("a.sl.example.com", "sl.example.com", false));
-        assert!(host_matches("a.sl.example.com", "sl.example.com", true));
-        assert!(!host_matches("xsl.example.com", "sl.example.com", true));
     }
 }

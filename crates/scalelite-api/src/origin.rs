@@ -2,18 +2,18 @@
 //! computes `request.protocol + request.host_with_port`: recording URLs and
 //! playback redirects point back at the balancer, also behind a proxy.
 //!
-//! One rule names the host a request was made to, for everything that reads
-//! it (host authorization, tenants, redirects, recording and callback URLs):
-//! [`request_host_with_port`].
+//! The host comes from [`crate::host::request_host_with_port`].
 
-use http::{HeaderMap, Uri, header};
+use http::HeaderMap;
+
+use crate::host::request_host_with_port;
 
 /// `https://` when the request came over TLS according to the proxy
 /// headers Rack honours (`X-Forwarded-Ssl: on`, `X-Forwarded-Scheme`, the
 /// first value of `X-Forwarded-Proto`); else `http://`. Then the host of
 /// [`request_host_with_port`] (`localhost` without one), with its port
 /// unless it is the scheme's standard one.
-pub fn origin(headers: &HeaderMap) -> String {
+pub(crate) fn origin(headers: &HeaderMap) -> String {
     let https = is_https(headers);
     let raw = request_host_with_port(headers, None).unwrap_or("localhost");
     let (host, port) = split_port(raw);
@@ -23,29 +23,6 @@ pub fn origin(headers: &HeaderMap) -> String {
         Some(port) if port != standard => format!("{scheme}://{host}:{port}"),
         _ => format!("{scheme}://{host}"),
     }
-}
-
-/// The host (and port, if given) a request was made to, as Rails'
-/// `request.host_with_port` reads it: the [`forwarded_host`] when there is
-/// one, else `Host`, else the authority of an absolute-form request target.
-pub fn request_host_with_port<'a>(headers: &'a HeaderMap, uri: Option<&'a Uri>) -> Option<&'a str> {
-    forwarded_host(headers)
-        .or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty()))
-        .or_else(|| uri.and_then(Uri::host))
-}
-
-/// The last value of `X-Forwarded-Host`: its lines in order, each split at
-/// commas, blanks skipped (Rails: `x_forwarded_host.split(/,\s?/).last`,
-/// with the lines of a repeated header joined by commas as Puma does). A
-/// line that is not ASCII text is skipped.
-pub fn forwarded_host(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all("x-forwarded-host")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .rfind(|v| !v.is_empty())
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -76,6 +53,8 @@ fn split_port(raw: &str) -> (&str, Option<u16>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::forwarded_host;
+    use http::Uri;
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut map = HeaderMap::new();

@@ -24,11 +24,11 @@ const MAX_DELIVERIES: usize = 512;
 
 /// An HTTP answer.
 #[derive(Clone, Debug)]
-pub struct Answer {
+pub(crate) struct Answer {
     /// The status code.
-    pub status: u16,
+    pub(crate) status: u16,
     /// The body (empty when it was larger than 256 KiB or cut off).
-    pub body: Bytes,
+    pub(crate) body: Bytes,
 }
 
 /// The client and limits for outgoing calls.
@@ -37,7 +37,7 @@ pub struct Outbound {
     client: HttpsClient,
     deadline: Duration,
     /// Pause before the second analytics attempt (doubled before the third).
-    pub analytics_retry: Duration,
+    pub(crate) analytics_retry: Duration,
     deliveries: Arc<Semaphore>,
 }
 
@@ -52,7 +52,7 @@ impl fmt::Debug for Outbound {
 
 impl Outbound {
     /// A client with the configured timeouts.
-    pub fn new(config: &Config) -> Self {
+    pub(crate) fn new(config: &Config) -> Self {
         Self {
             client: https_client(config.connect_timeout),
             deadline: config.response_timeout,
@@ -67,13 +67,18 @@ impl Outbound {
     }
 
     /// A slot for one background delivery, if fewer than the maximum run.
-    pub fn delivery_slot(&self) -> Option<OwnedSemaphorePermit> {
+    pub(crate) fn delivery_slot(&self) -> Option<OwnedSemaphorePermit> {
         Arc::clone(&self.deliveries).try_acquire_owned().ok()
     }
 
     /// POSTs `body` to `uri`; the answer, or why there is none (no secret
     /// or token is ever part of the message).
-    pub async fn post(&self, uri: &Uri, headers: &[(HeaderName, HeaderValue)], body: Bytes) -> Result<Answer, String> {
+    pub(crate) async fn post(
+        &self,
+        uri: &Uri,
+        headers: &[(HeaderName, HeaderValue)],
+        body: Bytes,
+    ) -> Result<Answer, String> {
         let mut request = Request::post(uri.clone());
         for (name, value) in headers {
             request = request.header(name, value);
@@ -97,6 +102,6 @@ impl Outbound {
 }
 
 /// `uri` if it is an absolute `http(s)` URL.
-pub fn http_url(url: &str) -> Option<Uri> {
+pub(crate) fn http_url(url: &str) -> Option<Uri> {
     url.parse::<Uri>().ok().filter(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some())
 }

@@ -31,9 +31,10 @@ use scalelite_core::{BbbError, Params, Secret, TenantId};
 use tracing::debug;
 
 use crate::body::{BodyLimits, ReadBody};
+use crate::host::{request_host, tenant_name};
 use crate::response::ApiError;
 use crate::state::AppState;
-use crate::tenancy::{ResolvedTenant, request_host, tenant_name};
+use crate::tenancy::ResolvedTenant;
 
 /// Which request bodies a call accepts (checked only for POSTs with a body).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,11 +64,9 @@ pub struct ApiRequest {
     /// The trusted parameters (see the module documentation).
     pub params: Params,
     /// The raw XML body of a create/insertDocument POST.
-    pub xml_body: Option<Bytes>,
-    /// Request method.
-    pub method: Method,
+    pub(crate) xml_body: Option<Bytes>,
     /// The caller's tenant (multitenant mode only).
-    pub tenant: Option<Arc<ResolvedTenant>>,
+    pub(crate) tenant: Option<Arc<ResolvedTenant>>,
 }
 
 impl ApiRequest {
@@ -77,14 +76,14 @@ impl ApiRequest {
     }
 
     /// The caller's tenant id (multitenant mode only).
-    pub fn tenant_id(&self) -> Option<&TenantId> {
+    pub(crate) fn tenant_id(&self) -> Option<&TenantId> {
         self.tenant.as_deref().map(ResolvedTenant::id)
     }
 
     /// Reads, checks and authenticates a request for `call`: with
     /// multitenancy, against the secrets of the tenant its host names
     /// (the load-balancer secrets are not accepted there).
-    pub async fn read(state: &AppState, call: &ApiCall, request: Request<Body>) -> Result<Self, ApiError> {
+    pub(crate) async fn read(state: &AppState, call: &ApiCall, request: Request<Body>) -> Result<Self, ApiError> {
         let tenant = if state.config.multitenancy {
             Some(request_host(request.headers(), request.uri()).map(tenant_name).unwrap_or("").to_owned())
         } else {
@@ -98,11 +97,7 @@ impl ApiRequest {
         };
         // Content type first, then the checksum (an unknown tenant has no
         // secrets, so it is a checksumError), as in Scalelite.
-        let resolved = match state.tenants.by_name(&name).await? {
-            Some(tenant) => Some(tenant),
-            None => state.tenants.refresh(&name).await?,
-        };
-        let Some(mut resolved) = resolved else {
+        let Some(mut resolved) = state.tenants.find(&name).await? else {
             return Err(BbbError::ChecksumError.into());
         };
         let matched = match unverified.matched(call.name, &resolved.secrets, algorithms).await {
@@ -131,7 +126,6 @@ impl ApiRequest {
 /// (an XML body to forward).
 #[derive(Debug)]
 pub struct Unverified {
-    method: Method,
     headers: HeaderMap,
     raw_query: String,
     query: Params,
@@ -221,14 +215,15 @@ fn mime_kind(headers: &HeaderMap) -> Option<MimeKind> {
 impl Unverified {
     /// Applies the content-type gate and parses the query; the body is read
     /// later, only if needed (see the type's documentation).
-    pub async fn read(state: &AppState, call: &ApiCall, request: Request<Body>) -> Result<Self, BbbError> {
+    pub(crate) async fn read(state: &AppState, call: &ApiCall, request: Request<Body>) -> Result<Self, BbbError> {
         let limits = Limits { max_params: state.config.edge.max_params, body: state.unauthenticated_body() };
         let (parts, body) = request.into_parts();
         Self::new(call, parts, body, limits)
     }
 
-    /// [`Self::read`] on a request already in memory, with the default
-    /// limits and no shared budget (tests and fuzzing).
+    /// Applies the content-type gate and parses the query of a request
+    /// already in memory, as the server does for one it reads, but with the
+    /// default limits and no shared budget (tests and fuzzing).
     pub fn parse(call: &ApiCall, parts: &Parts, body: Bytes) -> Result<Self, BbbError> {
         let defaults = EdgeLimits::default();
         let reading = BodyLimits { max_bytes: usize::MAX, stall: defaults.header_read_timeout, budget: None };
@@ -241,15 +236,8 @@ impl Unverified {
         let query =
             Params::parse_limited(raw_query.as_bytes(), limits.max_params).map_err(|_| refused::TOO_MANY_PARAMS)?;
         let query_checksum = Located::find(raw_query.as_bytes())?;
-        let mut unverified = Self {
-            method: parts.method.clone(),
-            headers: parts.headers,
-            raw_query,
-            query,
-            query_checksum,
-            body: BodyState::None,
-            limits,
-        };
+        let mut unverified =
+            Self { headers: parts.headers, raw_query, query, query_checksum, body: BodyState::None, limits };
         if parts.method != Method::POST || crate::body::is_empty(&body) {
             return Ok(unverified);
         }
@@ -393,7 +381,7 @@ impl Unverified {
             }
             BodyState::None => {}
         }
-        Ok(ApiRequest { params, xml_body, method: self.method, tenant })
+        Ok(ApiRequest { params, xml_body, tenant })
     }
 }
 

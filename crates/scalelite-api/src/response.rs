@@ -10,28 +10,28 @@ use scalelite_store::StoreError;
 use tracing::warn;
 
 /// `Content-Type` of every BBB API reply.
-pub const XML_CONTENT_TYPE: &str = "application/xml; charset=utf-8";
+pub(crate) const XML_CONTENT_TYPE: &str = "application/xml; charset=utf-8";
 
 /// An XML body with HTTP 200.
-pub fn xml(body: impl Into<Bytes>) -> Response {
+pub(crate) fn xml(body: impl Into<Bytes>) -> Response {
     let mut response = (StatusCode::OK, body.into()).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(XML_CONTENT_TYPE));
     response
 }
 
 /// A document built by this process (with the XML declaration).
-pub fn document(root: &Element) -> Response {
+pub(crate) fn document(root: &Element) -> Response {
     xml(root.to_document(true))
 }
 
 /// A `SUCCESS` response root to add children to.
-pub fn success() -> Element {
+pub(crate) fn success() -> Element {
     Element::new("response").with_text_child("returncode", "SUCCESS")
 }
 
 /// An error answered as the BBB `FAILED` document (HTTP 200).
 #[derive(Debug)]
-pub struct ApiError(pub BbbError);
+pub(crate) struct ApiError(pub BbbError);
 
 impl From<BbbError> for ApiError {
     fn from(error: BbbError) -> Self {
@@ -46,8 +46,8 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// The `internalError` message when Redis cannot be reached.
-pub const STORE_UNAVAILABLE: &str = "Unable to access the meeting store.";
+/// The `internalError` message when the meeting store cannot be reached.
+pub(crate) const STORE_UNAVAILABLE: &str = "Unable to access the meeting store.";
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -67,7 +67,7 @@ impl IntoResponse for ApiError {
 /// The `messageKey` of a `FAILED` reply, attached to the response for the
 /// request log.
 #[derive(Clone, Debug)]
-pub struct Outcome(pub String);
+pub(crate) struct Outcome(pub String);
 
 /// The result type of handlers.
-pub type ApiResult = Result<Response, ApiError>;
+pub(crate) type ApiResult = Result<Response, ApiError>;

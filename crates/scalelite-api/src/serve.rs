@@ -33,7 +33,7 @@ use tracing::{debug, info, warn};
 
 /// Serves `app` on `listener` within `limits` until `shutdown` resolves,
 /// then lets every connection finish its request in flight.
-pub async fn serve<S>(
+pub(crate) async fn serve<S>(
     listener: TcpListener,
     app: S,
     limits: EdgeLimits,
@@ -319,7 +319,7 @@ impl AsyncWrite for Watched {
 }
 
 /// Logs the limits once at start-up.
-pub fn log_limits(limits: &EdgeLimits) {
+pub(crate) fn log_limits(limits: &EdgeLimits) {
     info!(
         max_connections = limits.max_connections,
         header_read_timeout_s = limits.header_read_timeout.as_secs_f64(),

@@ -2,20 +2,23 @@
 
 use std::sync::Arc;
 
+use http::{HeaderMap, Uri};
 use prometheus_client::registry::Registry;
 use scalelite_bbb_client::{BbbClient, Timeouts};
 use scalelite_core::config::Config;
 use scalelite_fleet::{Fleet, FleetSettings};
 use scalelite_store::{RecordingStore, Store};
 
-use crate::api::get_meetings::MeetingsCache;
 use crate::body::{BodyBudget, BodyLimits};
+use crate::meetings_cache::MeetingsCache;
 use crate::metrics::ApiMetrics;
 use crate::outbound::Outbound;
-use crate::tenancy::TenantDirectory;
+use crate::response::ApiError;
+use crate::tenancy::{ResolvedTenant, TenantDirectory};
 
-/// Connections per API process to PostgreSQL (recordings calls only; the
-/// meeting calls never touch it), for `Stores::open`.
+/// Connections per API process to the recordings database (PostgreSQL;
+/// recordings calls only, the meeting calls never touch it), for
+/// `Stores::open`.
 pub const DATABASE_POOL_SIZE: u32 = 8;
 
 /// Everything a request needs. Cloning (once per request, by axum) costs a
@@ -39,20 +42,21 @@ pub struct Shared {
     /// Servers and meeting routes.
     pub store: Arc<dyn Store>,
     /// Client for BBB servers.
-    pub bbb: BbbClient,
+    pub(crate) bbb: BbbClient,
     /// Single-flight cache of the getMeetings fan-out.
-    pub meetings_cache: Arc<MeetingsCache>,
-    /// Recordings (PostgreSQL), when `DATABASE_URL` is set; without it the
-    /// recordings API answers as with `RECORDING_DISABLED`.
+    pub(crate) meetings_cache: Arc<MeetingsCache>,
+    /// The recordings store, when there is one (`DATABASE_URL`, or the
+    /// embedded mode's file); without it the recordings API answers as with
+    /// `RECORDING_DISABLED`.
     pub recordings: Option<Arc<dyn RecordingStore>>,
     /// Server administration for the management API.
-    pub fleet: Fleet,
+    pub(crate) fleet: Fleet,
     /// Request and upstream metrics.
     pub metrics: Arc<ApiMetrics>,
     /// The registry `/metrics` encodes.
-    pub registry: Arc<Registry>,
+    pub(crate) registry: Arc<Registry>,
     /// Tenants by name (multitenant mode).
-    pub tenants: TenantDirectory,
+    pub(crate) tenants: TenantDirectory,
     /// Calls to front-ends and Keycloak (analytics callbacks, LRS tokens).
     pub outbound: Outbound,
     /// Bytes of request bodies read before authentication, for all requests.
@@ -61,7 +65,7 @@ pub struct Shared {
 
 impl Shared {
     /// How a body is read before its request is authenticated.
-    pub fn unauthenticated_body(&self) -> BodyLimits {
+    pub(crate) fn unauthenticated_body(&self) -> BodyLimits {
         BodyLimits {
             max_bytes: self.config.max_body_bytes,
             stall: self.config.edge.header_read_timeout,
@@ -69,8 +73,21 @@ impl Shared {
         }
     }
 
+    /// The tenant of a request in multitenant mode (see
+    /// [`TenantDirectory::of_request`]); `None` when multitenancy is off.
+    pub(crate) async fn request_tenant(
+        &self,
+        headers: &HeaderMap,
+        uri: &Uri,
+    ) -> Result<Option<Arc<ResolvedTenant>>, ApiError> {
+        if !self.config.multitenancy {
+            return Ok(None);
+        }
+        Ok(Some(self.tenants.of_request(headers, uri).await?))
+    }
+
     /// How a body is read once its request is authenticated.
-    pub fn authenticated_body(&self) -> BodyLimits {
+    pub(crate) fn authenticated_body(&self) -> BodyLimits {
         BodyLimits { budget: None, ..self.unauthenticated_body() }
     }
 }
@@ -78,22 +95,18 @@ impl Shared {
 impl AppState {
     /// Builds the state from a configuration and the stores (see
     /// `scalelite_store::Stores::open`).
-    pub fn with_recordings(
-        config: Config,
-        store: Arc<dyn Store>,
-        recordings: Option<Arc<dyn RecordingStore>>,
-    ) -> anyhow::Result<Self> {
+    pub fn with_recordings(config: Config, store: Arc<dyn Store>, recordings: Option<Arc<dyn RecordingStore>>) -> Self {
         Self::with_metrics(config, store, recordings, |_| {})
     }
 
     /// [`AppState::with_recordings`], with `register` adding more metrics to
     /// what `/metrics` serves (the embedded mode's poller).
-    pub fn with_metrics(
+    pub(crate) fn with_metrics(
         config: Config,
         store: Arc<dyn Store>,
         recordings: Option<Arc<dyn RecordingStore>>,
         register: impl FnOnce(&mut Registry),
-    ) -> anyhow::Result<Self> {
+    ) -> Self {
         let bbb = BbbClient::new(
             Timeouts { connect: config.connect_timeout, response: config.response_timeout },
             config.checksum_algorithms.outgoing(),
@@ -111,7 +124,7 @@ impl AppState {
         let tenants = TenantDirectory::new(Arc::clone(&store), config.tenant_cache_ttl);
         let outbound = Outbound::new(&config);
         let body_budget = BodyBudget::new(config.edge.unauthenticated_body_budget);
-        Ok(Self(Arc::new(Shared {
+        Self(Arc::new(Shared {
             config: Arc::new(config),
             store,
             bbb,
@@ -123,6 +136,6 @@ impl AppState {
             tenants,
             outbound,
             body_budget,
-        })))
+        }))
     }
 }

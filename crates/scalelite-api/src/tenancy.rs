@@ -3,7 +3,7 @@
 //! The tenant name is the first DNS label of the request host (the last
 //! `X-Forwarded-Host` value when present, else `Host`), as in Scalelite.
 //! Tenants and their settings are cached in the process so that a join
-//! still costs one Redis round trip: an entry is re-read after
+//! still costs one store round trip: an entry is re-read after
 //! `TENANT_CACHE_TTL`, and at once (at most once a second) when a checksum
 //! fails against it, so a new tenant or a rolled-over secret works on the
 //! first request.
@@ -17,28 +17,31 @@ use scalelite_core::params::ParamList;
 use scalelite_core::{BbbError, Secret, TenantId};
 use scalelite_store::{Store, StoreError, Tenant, TenantRecord};
 
+use crate::host::{request_host, tenant_name};
+use crate::response::ApiError;
+
 /// How soon a cache entry may be re-read after a failed checksum.
 const REFRESH_FLOOR: Duration = Duration::from_secs(1);
 
 /// A tenant as requests use it: secrets split, settings sorted into layers.
 #[derive(Debug)]
-pub struct ResolvedTenant {
+pub(crate) struct ResolvedTenant {
     /// The stored tenant.
-    pub tenant: Tenant,
+    pub(crate) tenant: Tenant,
     /// Its secrets (checksums, callbacks).
-    pub secrets: Vec<Secret>,
+    pub(crate) secrets: Vec<Secret>,
     /// Settings whose `override` is not `true`: used when the request lacks them.
-    pub defaults: ParamList,
+    pub(crate) defaults: ParamList,
     /// Settings whose `override` is `true`: always win.
-    pub overrides: ParamList,
+    pub(crate) overrides: ParamList,
 }
 
 impl ResolvedTenant {
     /// Sorts a stored tenant's settings into defaults and overrides.
-    pub fn new(record: TenantRecord) -> Self {
+    pub(crate) fn new(record: TenantRecord) -> Self {
         let secrets = record.tenant.secret_list().into_iter().map(Secret::new).collect();
         let (mut defaults, mut overrides) = (ParamList::new(), ParamList::new());
-        // Settings come from a Redis set (no order); sort so that duplicates
+        // Settings come in no defined order; sort so that duplicates
         // of one param resolve the same way in every process.
         let mut settings = record.settings;
         settings.sort_by(|a, b| (&a.param, &a.id).cmp(&(&b.param, &b.id)));
@@ -50,22 +53,22 @@ impl ResolvedTenant {
     }
 
     /// The tenant's id.
-    pub fn id(&self) -> &TenantId {
+    pub(crate) fn id(&self) -> &TenantId {
         &self.tenant.id
     }
 
     /// The tenant's name (its sub-domain label).
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.tenant.name
     }
 
     /// The tenant's default for `name`, if any.
-    pub fn default_value(&self, name: &str) -> Option<&str> {
+    pub(crate) fn default_value(&self, name: &str) -> Option<&str> {
         self.defaults.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// The tenant's override for `name`, if any.
-    pub fn override_value(&self, name: &str) -> Option<&str> {
+    pub(crate) fn override_value(&self, name: &str) -> Option<&str> {
         self.overrides.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
@@ -80,7 +83,7 @@ struct Entry {
 
 /// Cache of tenants by name.
 #[derive(Debug)]
-pub struct TenantDirectory {
+pub(crate) struct TenantDirectory {
     store: Arc<dyn Store>,
     ttl: Duration,
     entries: Mutex<HashMap<String, Entry>>,
@@ -88,23 +91,44 @@ pub struct TenantDirectory {
 
 impl TenantDirectory {
     /// A directory reading `store`, keeping entries for `ttl`.
-    pub fn new(store: Arc<dyn Store>, ttl: Duration) -> Self {
+    pub(crate) fn new(store: Arc<dyn Store>, ttl: Duration) -> Self {
         Self { store, ttl, entries: Mutex::new(HashMap::new()) }
     }
 
     /// The tenant named `name` (cached for the TTL; unknown names too).
-    pub async fn by_name(&self, name: &str) -> Result<Option<Arc<ResolvedTenant>>, StoreError> {
+    pub(crate) async fn by_name(&self, name: &str) -> Result<Option<Arc<ResolvedTenant>>, StoreError> {
         if let Some(entry) = self.cached(name, self.ttl) {
             return Ok(entry);
         }
         self.fetch(name).await
     }
 
+    /// The tenant named `name`: [`Self::by_name`], and when that knows no
+    /// such tenant, [`Self::refresh`] (a tenant added since its name was
+    /// cached as unknown is found at once).
+    pub(crate) async fn find(&self, name: &str) -> Result<Option<Arc<ResolvedTenant>>, StoreError> {
+        match self.by_name(name).await? {
+            Some(tenant) => Ok(Some(tenant)),
+            None => self.refresh(name).await,
+        }
+    }
+
+    /// The tenant whose name is the first label of the request's host
+    /// ([`request_host`]). No name, or an unknown one, is a
+    /// `checksumError`, as in Scalelite.
+    pub(crate) async fn of_request(&self, headers: &HeaderMap, uri: &Uri) -> Result<Arc<ResolvedTenant>, ApiError> {
+        let name = request_host(headers, uri).map(tenant_name).unwrap_or("");
+        if name.is_empty() {
+            return Err(BbbError::ChecksumError.into());
+        }
+        self.find(name).await?.ok_or_else(|| BbbError::ChecksumError.into())
+    }
+
     /// Re-reads `name` unless a failure forced a re-read of it within the
-    /// last second (so a flood of bad checksums costs Redis one read a
+    /// last second (so a flood of bad checksums costs the store one read a
     /// second); returns the fresh tenant, or `None` when it was not re-read
     /// or is unknown.
-    pub async fn refresh(&self, name: &str) -> Result<Option<Arc<ResolvedTenant>>, StoreError> {
+    pub(crate) async fn refresh(&self, name: &str) -> Result<Option<Arc<ResolvedTenant>>, StoreError> {
         {
             let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(entry) = entries.get_mut(name) {
@@ -118,7 +142,7 @@ impl TenantDirectory {
     }
 
     /// Drops every cached entry (after this process changed a tenant).
-    pub fn invalidate(&self) {
+    pub(crate) fn invalidate(&self) {
         self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
     }
 
@@ -143,58 +167,10 @@ impl TenantDirectory {
 /// Most cached names before unknown ones are dropped.
 const MAX_ENTRIES: usize = 10_000;
 
-/// The host a request was made to ([`crate::origin::request_host_with_port`]:
-/// the last `X-Forwarded-Host` value when present, else `Host`, else the
-/// URI's authority), without port.
-pub fn request_host<'a>(headers: &'a HeaderMap, uri: &'a Uri) -> Option<&'a str> {
-    crate::origin::request_host_with_port(headers, Some(uri)).map(crate::middleware::strip_port)
-}
-
-/// The tenant name a host selects: its first DNS label.
-pub fn tenant_name(host: &str) -> &str {
-    host.split('.').next().unwrap_or(host)
-}
-
-/// Resolves the tenant of a request in multitenant mode (`Ok(None)` when
-/// multitenancy is off). An unknown tenant is a `checksumError`, as in
-/// Scalelite.
-pub async fn resolve(
-    state: &crate::AppState,
-    headers: &HeaderMap,
-    uri: &Uri,
-) -> Result<Option<Arc<ResolvedTenant>>, crate::response::ApiError> {
-    if !state.config.multitenancy {
-        return Ok(None);
-    }
-    let name = request_host(headers, uri).map(tenant_name).unwrap_or("");
-    if name.is_empty() {
-        return Err(BbbError::ChecksumError.into());
-    }
-    match state.tenants.by_name(name).await? {
-        Some(tenant) => Ok(Some(tenant)),
-        None => match state.tenants.refresh(name).await? {
-            Some(tenant) => Ok(Some(tenant)),
-            None => Err(BbbError::ChecksumError.into()),
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use scalelite_store::TenantSetting;
-
-    #[test]
-    fn hosts_and_names() {
-        let uri: Uri = "/x".parse().unwrap();
-        let mut headers = HeaderMap::new();
-        headers.insert(http::header::HOST, "a.sl.example.com:443".parse().unwrap());
-        assert_eq!(request_host(&headers, &uri), Some("a.sl.example.com"));
-        headers.append("x-forwarded-host", "b.sl.example.com, c.sl.example.com".parse().unwrap());
-        assert_eq!(request_host(&headers, &uri), Some("c.sl.example.com"));
-        assert_eq!(tenant_name("c.sl.example.com"), "c");
-        assert_eq!(tenant_name("localhost"), "localhost");
-    }
 
     #[test]
     fn settings_split_into_layers() {

@@ -3,10 +3,11 @@
 //! **create**: a `meta_analytics-callback-url` is remembered for the
 //! meeting, together with the creating tenant, and replaced by this
 //! balancer's `…/bigbluebutton/api/analytics_callback`, so BBB posts the
-//! meeting's analytics here. The URL lives in Redis (`analytics_callback:
-//! <meetingID>`, the meeting TTL plus a week) because the create path never
-//! touches PostgreSQL; Scalelite keeps it in `callback_data`, which is
-//! still read as a fallback for meetings created by Scalelite.
+//! meeting's analytics here. The URL lives in the meeting store (for the
+//! meeting TTL plus a week; with Redis, `analytics_callback:<meetingID>`)
+//! because the create path never touches the recordings store; Scalelite
+//! keeps it in `callback_data`, which the recordings store still reads as
+//! a fallback for meetings created by Scalelite.
 //!
 //! **`POST /bigbluebutton/api/analytics_callback`** (from BBB, no
 //! checksum): in multitenant mode the host must name a tenant (else
@@ -46,10 +47,10 @@ use crate::state::AppState;
 use crate::tenancy::ResolvedTenant;
 
 /// The create parameter naming the front-end's analytics endpoint.
-pub const PARAM: &str = "meta_analytics-callback-url";
+pub(crate) const PARAM: &str = "meta_analytics-callback-url";
 
 /// The path BBB is sent to instead.
-pub const PATH: &str = "/bigbluebutton/api/analytics_callback";
+pub(crate) const PATH: &str = "/bigbluebutton/api/analytics_callback";
 
 /// How long a remembered URL outlives the meeting's TTL: BBB posts the
 /// analytics after the meeting ended, possibly behind a processing queue.
@@ -61,7 +62,7 @@ const ROUNDS: u32 = 3;
 /// Lifetime of the token sent to the front-end (Scalelite: 24 h).
 const TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
-/// How long the fallback lookup in PostgreSQL may take.
+/// How long the fallback lookup in the recordings store may take.
 const DATABASE_LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Where BBB should post analytics, as far as the request tells: `None`
@@ -69,7 +70,7 @@ const DATABASE_LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
 /// else the origin the create was sent to (scheme from the proxy headers,
 /// host with the tenant's sub-domain). Scalelite builds a broken
 /// `https:///…` URL without `URL_HOST`.
-pub fn request_origin(state: &AppState, headers: &HeaderMap) -> Option<String> {
+pub(crate) fn request_origin(state: &AppState, headers: &HeaderMap) -> Option<String> {
     state.config.url_host.is_none().then(|| crate::origin::origin(headers))
 }
 
@@ -83,7 +84,7 @@ fn balancer_url(url_host: Option<&str>, origin: Option<&str>, tenant: Option<&Re
 }
 
 /// The create's part: remembers the front-end's URL and points BBB here.
-pub async fn take_url(
+pub(crate) async fn take_url(
     state: &AppState,
     id: &MeetingId,
     tenant: Option<&ResolvedTenant>,
@@ -100,9 +101,9 @@ pub async fn take_url(
 }
 
 /// `POST /bigbluebutton/api/analytics_callback`.
-pub async fn analytics_callback(State(state): State<AppState>, request: Request<Body>) -> Response {
+pub(crate) async fn analytics_callback(State(state): State<AppState>, request: Request<Body>) -> Response {
     let (parts, body) = request.into_parts();
-    let tenant = match crate::tenancy::resolve(&state, &parts.headers, &parts.uri).await {
+    let tenant = match state.request_tenant(&parts.headers, &parts.uri).await {
         Ok(tenant) => tenant,
         Err(error) => return error.into_response(),
     };
@@ -198,7 +199,7 @@ struct Remembered {
 }
 
 /// The URL remembered by our create, else (meetings created by Scalelite
-/// before a migration) the one in PostgreSQL's `callback_data`.
+/// before a migration) the one in the recordings store's `callback_data`.
 async fn remembered(state: &AppState, meeting_id: &str) -> Result<Remembered, String> {
     let stored = state.store.analytics_callback(meeting_id).await.map_err(|e| format!("cannot read the URL: {e}"))?;
     if let Some(AnalyticsCallback { url, tenant_id }) = stored {

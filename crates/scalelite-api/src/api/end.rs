@@ -17,7 +17,7 @@ const CALL: ApiCall = ApiCall { name: "end", body: BodyKind::Form };
 /// Forgets the meeting first (it stays forgotten whatever the server says),
 /// then sends `end` with `meetingID` and `password` (a bare `password` key
 /// when the client sent none, as Scalelite does).
-pub async fn end(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
+pub(crate) async fn end(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
     let request = ApiRequest::read(&state, &CALL, request).await?;
     let id = meeting_id(&request)?;
     let (meeting, server) = find_meeting(&state, &id, request.tenant_id()).await?.ok_or(BbbError::MeetingNotFound)?;

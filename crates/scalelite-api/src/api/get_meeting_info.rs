@@ -14,7 +14,7 @@ use crate::state::AppState;
 const CALL: ApiCall = ApiCall { name: "getMeetingInfo", body: BodyKind::Form };
 
 /// Relays the meeting server's reply; only `meetingID` is forwarded.
-pub async fn get_meeting_info(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
+pub(crate) async fn get_meeting_info(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
     let request = ApiRequest::read(&state, &CALL, request).await?;
     let id = meeting_id(&request)?;
     let (_, server) = find_meeting(&state, &id, request.tenant_id()).await?.ok_or(BbbError::MeetingNotFound)?;

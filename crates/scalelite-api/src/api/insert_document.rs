@@ -14,7 +14,7 @@ use crate::state::AppState;
 const CALL: ApiCall = ApiCall { name: "insertDocument", body: BodyKind::Xml };
 
 /// POSTs the XML body to the meeting's server (a GET when the body is empty).
-pub async fn insert_document(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
+pub(crate) async fn insert_document(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
     let request = ApiRequest::read(&state, &CALL, request).await?;
     let id = meeting_id(&request)?;
     let (_, server) = find_meeting(&state, &id, request.tenant_id()).await?.ok_or(BbbError::MeetingNotFound)?;

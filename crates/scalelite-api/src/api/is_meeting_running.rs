@@ -14,7 +14,7 @@ const CALL: ApiCall = ApiCall { name: "isMeetingRunning", body: BodyKind::Form }
 
 /// Unknown meetings are simply not running (no server is asked); known ones
 /// are asked on their server with only `meetingID`.
-pub async fn is_meeting_running(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
+pub(crate) async fn is_meeting_running(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
     let request = ApiRequest::read(&state, &CALL, request).await?;
     let id = meeting_id(&request)?;
     let Some((_, server)) = find_meeting(&state, &id, request.tenant_id()).await? else {

@@ -1,6 +1,6 @@
 //! `join` (GET only): the hot path.
 //!
-//! One Redis round trip finds the meeting and its server, refuses an offline
+//! One store round trip finds the meeting and its server, refuses an offline
 //! or disabled server and counts the join; the answer is a 302 to the
 //! server's own join URL, re-signed with the server's secret.
 
@@ -24,7 +24,7 @@ use crate::state::AppState;
 const CALL: ApiCall = ApiCall { name: "join", body: BodyKind::Any };
 
 /// Redirects the user to the meeting's server.
-pub async fn join(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
+pub(crate) async fn join(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
     let request = ApiRequest::read(&state, &CALL, request).await?;
     let id = meeting_id(&request)?;
     let (url, secret) = match state.store.route_join(&id, request.tenant_id()).await? {

@@ -1,25 +1,122 @@
-//! One module per BBB API call.
+//! The BBB API under [`PREFIX`]: one module per call, and [`CALLS`], the
+//! table the router installs and the metrics read their `call` label from.
+//!
+//! A new call is a module (copy a sibling: `end` forwards to the meeting's
+//! server, `getMeetingInfo` relays its answer) and one line in [`CALLS`].
 
-pub mod analytics_callback;
-pub mod create;
-pub mod end;
-pub mod get_meeting_info;
-pub mod get_meetings;
-pub mod index;
-pub mod insert_document;
-pub mod is_meeting_running;
-pub mod join;
-pub mod recordings;
-pub mod unsupported;
+pub(crate) mod analytics_callback;
+pub(crate) mod create;
+pub(crate) mod end;
+pub(crate) mod get_meeting_info;
+pub(crate) mod get_meetings;
+pub(crate) mod index;
+pub(crate) mod insert_document;
+pub(crate) mod is_meeting_running;
+pub(crate) mod join;
+pub(crate) mod recordings;
+pub(crate) mod unsupported;
 
-use scalelite_bbb_client::Target;
+use axum::Router;
+use axum::handler::Handler;
+use axum::routing::{MethodRouter, get, post};
 use scalelite_core::{BbbError, MeetingId, TenantId};
 use scalelite_store::{Meeting, Server};
 use tracing::info;
 
+use self::recordings::{delete_recordings, disabled, get_recordings, publish_recordings, update_recordings};
+use self::unsupported::unsupported;
 use crate::request::ApiRequest;
 use crate::response::{ApiError, ApiResult, xml};
 use crate::state::AppState;
+use crate::upstream;
+
+/// Where the BBB API lives; the path itself answers [`index`].
+pub(crate) const PREFIX: &str = "/bigbluebutton/api";
+
+/// One BBB API call: its name (the path under [`PREFIX`], and the `call`
+/// label of its metrics) and what its methods run. HEAD is served as GET;
+/// any other method gets `unsupportedRequest`.
+#[derive(Debug)]
+pub(crate) struct Call {
+    /// The call's name, as BBB spells it.
+    pub(crate) name: &'static str,
+    /// The handlers by method (the state decides, for calls that can be
+    /// switched off).
+    pub(crate) methods: fn(&AppState) -> MethodRouter<AppState>,
+}
+
+/// Every BBB call this balancer answers.
+pub(crate) const CALLS: [Call; 12] = [
+    Call { name: "create", methods: |_| get_post(create::create) },
+    Call { name: "join", methods: |_| get(join::join) },
+    Call { name: "end", methods: |_| get_post(end::end) },
+    Call { name: "isMeetingRunning", methods: |_| get_post(is_meeting_running::is_meeting_running) },
+    Call { name: "getMeetingInfo", methods: |_| get_post(get_meeting_info::get_meeting_info) },
+    Call { name: "getMeetings", methods: |_| get_post(get_meetings::get_meetings) },
+    Call { name: "insertDocument", methods: |_| post(insert_document::insert_document) },
+    Call { name: "analytics_callback", methods: |_| post(analytics_callback::analytics_callback) },
+    Call {
+        name: "getRecordings",
+        methods: |state| {
+            recordings::unless_disabled(
+                state,
+                get_post(get_recordings::get_recordings),
+                get_post(disabled::get_recordings),
+            )
+        },
+    },
+    Call {
+        name: "publishRecordings",
+        methods: |state| {
+            recordings::unless_disabled(state, get(publish_recordings::publish_recordings), get(disabled::recordings))
+        },
+    },
+    Call {
+        name: "updateRecordings",
+        methods: |state| {
+            recordings::unless_disabled(
+                state,
+                get_post(update_recordings::update_recordings),
+                get_post(disabled::recordings),
+            )
+        },
+    },
+    Call {
+        name: "deleteRecordings",
+        methods: |state| {
+            recordings::unless_disabled(state, get(delete_recordings::delete_recordings), get(disabled::recordings))
+        },
+    },
+];
+
+/// `handler` for GET (and so HEAD) and POST.
+fn get_post<H, T>(handler: H) -> MethodRouter<AppState>
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    get(handler.clone()).post(handler)
+}
+
+/// The routes of the BBB API: [`PREFIX`] itself and every call of
+/// [`CALLS`].
+pub(crate) fn routes(state: &AppState) -> Router<AppState> {
+    CALLS.iter().fold(
+        Router::new().route(PREFIX, get(index::index).post(index::index).fallback(unsupported)),
+        |router, call| router.route(&format!("{PREFIX}/{}", call.name), (call.methods)(state).fallback(unsupported)),
+    )
+}
+
+/// The `call` label of a route of [`routes`]: `index` for [`PREFIX`], a
+/// call's name for its path; `None` for any other path.
+pub(crate) fn call_label(route: &str) -> Option<&'static str> {
+    let name = route.strip_prefix(PREFIX)?;
+    if name.is_empty() {
+        return Some("index");
+    }
+    let name = name.strip_prefix('/')?;
+    CALLS.iter().find(|call| call.name == name).map(|call| call.name)
+}
 
 /// The required `meetingID` parameter.
 ///
@@ -34,11 +131,6 @@ pub(crate) fn meeting_id(request: &ApiRequest) -> Result<MeetingId, BbbError> {
         return Err(BbbError::InvalidMeetingId);
     }
     Ok(MeetingId::from(id))
-}
-
-/// Where calls for a server go.
-pub(crate) fn target(server: &Server) -> Target<'_> {
-    Target { url: &server.url, secret: &server.secret, online: server.online }
 }
 
 /// Finds a meeting and its server. A meeting whose server record was deleted
@@ -62,8 +154,8 @@ pub(crate) async fn find_meeting(
     }
 }
 
-/// Sends `call` with `query` (and an optional XML body) to `server` and
-/// relays a `SUCCESS` reply as received. A `FAILED` reply keeps BBB's key;
+/// Sends `call` with `query` (and an optional XML body) to `server`
+/// ([`upstream::call`]) and relays a `SUCCESS` reply as received. A `FAILED` reply keeps BBB's key;
 /// anything else becomes `internalError` with `transport_message`.
 pub(crate) async fn relay(
     state: &AppState,
@@ -73,10 +165,9 @@ pub(crate) async fn relay(
     xml_body: Option<bytes::Bytes>,
     transport_message: &'static str,
 ) -> ApiResult {
-    let reply = state.bbb.call(&target(server), call, query, xml_body).await.map_err(|e| {
-        state.metrics.upstream_error(call, &e);
-        e.into_bbb(transport_message)
-    })?;
+    let reply = upstream::call(&state.bbb, &state.metrics, server, call, query, xml_body)
+        .await
+        .map_err(|error| error.into_bbb(transport_message))?;
     Ok(xml(reply.body))
 }
 

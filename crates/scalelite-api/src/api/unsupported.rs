@@ -6,6 +6,6 @@ use scalelite_core::BbbError;
 use crate::response::ApiError;
 
 /// `unsupportedRequest`, HTTP 200.
-pub async fn unsupported() -> Response {
+pub(crate) async fn unsupported() -> Response {
     ApiError(BbbError::UnsupportedRequest).into_response()
 }

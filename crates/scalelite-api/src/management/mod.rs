@@ -25,13 +25,14 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tracing::{debug, warn};
 
+use crate::api::Call;
 use crate::api::unsupported::unsupported;
 use crate::body::BodyLimits;
 use crate::state::AppState;
 
 /// Largest management request body: a server or tenant object is a few
 /// hundred bytes.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// The `checksum` of a JSON body; every other member is skipped unread.
 #[derive(Deserialize)]
@@ -39,36 +40,46 @@ struct ChecksumField {
     checksum: Option<String>,
 }
 
-/// The management routes (each also answers with a `.json` suffix).
-pub fn routes() -> Router<AppState> {
-    let mut router = Router::new();
-    let gets: [(&str, axum::routing::MethodRouter<AppState>); 4] = [
-        ("getServers", get(servers::get_servers)),
-        ("getServerInfo", get(servers::get_server_info)),
-        ("getTenants", get(tenants::get_tenants)),
-        ("getTenantInfo", get(tenants::get_tenant_info)),
-    ];
-    let posts: [(&str, axum::routing::MethodRouter<AppState>); 7] = [
-        ("addServer", post(servers::add_server)),
-        ("updateServer", post(servers::update_server)),
-        ("deleteServer", post(servers::delete_server)),
-        ("panicServer", post(servers::panic_server)),
-        ("addTenant", post(tenants::add_tenant)),
-        ("updateTenant", post(tenants::update_tenant)),
-        ("deleteTenant", post(tenants::delete_tenant)),
-    ];
-    for (call, method_router) in gets.into_iter().chain(posts) {
-        let method_router = method_router.fallback(unsupported);
-        router = router
-            .route(&format!("/scalelite/api/{call}"), method_router.clone())
-            .route(&format!("/scalelite/api/{call}.json"), method_router);
-    }
-    router
+/// Where the management API lives.
+const PREFIX: &str = "/scalelite/api";
+
+/// Every management call (the `methods` of [`Call`] ignore the state).
+pub(crate) const CALLS: [Call; 11] = [
+    Call { name: "getServers", methods: |_| get(servers::get_servers) },
+    Call { name: "getServerInfo", methods: |_| get(servers::get_server_info) },
+    Call { name: "addServer", methods: |_| post(servers::add_server) },
+    Call { name: "updateServer", methods: |_| post(servers::update_server) },
+    Call { name: "deleteServer", methods: |_| post(servers::delete_server) },
+    Call { name: "panicServer", methods: |_| post(servers::panic_server) },
+    Call { name: "getTenants", methods: |_| get(tenants::get_tenants) },
+    Call { name: "getTenantInfo", methods: |_| get(tenants::get_tenant_info) },
+    Call { name: "addTenant", methods: |_| post(tenants::add_tenant) },
+    Call { name: "updateTenant", methods: |_| post(tenants::update_tenant) },
+    Call { name: "deleteTenant", methods: |_| post(tenants::delete_tenant) },
+];
+
+/// The management routes: every call of [`CALLS`] under [`PREFIX`], each
+/// also with a `.json` suffix.
+pub(crate) fn routes(state: &AppState) -> Router<AppState> {
+    CALLS.iter().fold(Router::new(), |router, call| {
+        let methods = (call.methods)(state).fallback(unsupported);
+        router
+            .route(&format!("{PREFIX}/{}", call.name), methods.clone())
+            .route(&format!("{PREFIX}/{}.json", call.name), methods)
+    })
+}
+
+/// The `call` label of a route of [`routes`]: the call's name; `None` for
+/// any other path.
+pub(crate) fn call_label(route: &str) -> Option<&'static str> {
+    let name = route.strip_prefix(PREFIX)?.strip_prefix('/')?;
+    let name = name.strip_suffix(".json").unwrap_or(name);
+    CALLS.iter().find(|call| call.name == name).map(|call| call.name)
 }
 
 /// A management request whose checksum was verified.
 #[derive(Debug)]
-pub struct ManagementRequest {
+pub(crate) struct ManagementRequest {
     query: Params,
     body: Map<String, Value>,
 }
@@ -76,7 +87,7 @@ pub struct ManagementRequest {
 impl ManagementRequest {
     /// Content type, then checksum (failures are XML errors), then the JSON
     /// body.
-    pub async fn read(state: &AppState, call: &str, request: Request<Body>) -> Result<Self, Response> {
+    pub(crate) async fn read(state: &AppState, call: &str, request: Request<Body>) -> Result<Self, Response> {
         let (parts, body) = request.into_parts();
         let xml_error = |e: BbbError| crate::response::ApiError(e).into_response();
         if parts.method == Method::POST && !crate::body::is_empty(&body) && !is_json(&parts.headers) {
@@ -132,13 +143,13 @@ impl ManagementRequest {
     }
 
     /// A top-level parameter: the query's, else the JSON body's.
-    pub fn param(&self, name: &str) -> Option<String> {
+    pub(crate) fn param(&self, name: &str) -> Option<String> {
         self.query.get(name).map(str::to_owned).or_else(|| self.body.get(name).and_then(scalar))
     }
 
     /// The `server` (or `tenant`) object: the body's `key`, else the whole body
     /// (Rails' parameter wrapping), else `server[...]` query parameters.
-    pub fn wrapped(&self, key: &str) -> Option<Wrapped<'_>> {
+    pub(crate) fn wrapped(&self, key: &str) -> Option<Wrapped<'_>> {
         match self.body.get(key) {
             Some(Value::Object(inner)) => Some(Wrapped { map: Some(inner), query: &self.query, key: key.to_owned() }),
             Some(_) => None,
@@ -155,7 +166,7 @@ impl ManagementRequest {
 
 /// The `server` (or `tenant`) parameters of a management call.
 #[derive(Debug)]
-pub struct Wrapped<'a> {
+pub(crate) struct Wrapped<'a> {
     map: Option<&'a Map<String, Value>>,
     query: &'a Params,
     key: String,
@@ -164,7 +175,7 @@ pub struct Wrapped<'a> {
 impl Wrapped<'_> {
     /// A value as text (numbers and booleans as written); `None` when absent
     /// or JSON `null`.
-    pub fn get(&self, name: &str) -> Option<String> {
+    pub(crate) fn get(&self, name: &str) -> Option<String> {
         self.map
             .and_then(|m| m.get(name))
             .and_then(scalar)
@@ -190,23 +201,23 @@ fn is_json(headers: &HeaderMap) -> bool {
 }
 
 /// A JSON reply.
-pub fn json_reply(status: StatusCode, value: impl serde::Serialize) -> Response {
+pub(crate) fn json_reply(status: StatusCode, value: impl serde::Serialize) -> Response {
     (status, axum::Json(value)).into_response()
 }
 
 /// `{"error": message}` with `status`.
-pub fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(crate) fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
     json_reply(status, json!({ "error": message.into() }))
 }
 
 /// The `error` of every HTTP 500 of the management API.
-pub const INTERNAL_ERROR: &str = "Internal server error";
+pub(crate) const INTERNAL_ERROR: &str = "Internal server error";
 
 /// HTTP 500 `{"error": "Internal server error"}` for a failure of the
 /// store. What failed is logged (in the request's span, so with its
 /// request id, which the reply carries in `X-Request-Id`), never sent: a
 /// store error names hosts, ports and keys.
-pub fn internal_error(error: &dyn std::fmt::Display, context: &'static str) -> Response {
+pub(crate) fn internal_error(error: &dyn std::fmt::Display, context: &'static str) -> Response {
     warn!(%error, "{context}");
     json_error(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_ERROR)
 }

@@ -38,8 +38,8 @@ fn missing_server() -> Response {
     crate::response::ApiError(scalelite_core::BbbError::MissingParam("server".into())).into_response()
 }
 
-/// Every server, in Redis' set order.
-pub async fn get_servers(State(state): State<AppState>, request: Request<Body>) -> Response {
+/// Every server, in the store's order.
+pub(crate) async fn get_servers(State(state): State<AppState>, request: Request<Body>) -> Response {
     read!(state, "getServers", request);
     match state.fleet.servers().await {
         Ok(servers) if servers.is_empty() => json_error(StatusCode::NOT_FOUND, "No servers are configured"),
@@ -49,7 +49,7 @@ pub async fn get_servers(State(state): State<AppState>, request: Request<Body>) 
 }
 
 /// One server by `id`.
-pub async fn get_server_info(State(state): State<AppState>, request: Request<Body>) -> Response {
+pub(crate) async fn get_server_info(State(state): State<AppState>, request: Request<Body>) -> Response {
     let request = read!(state, "getServerInfo", request);
     let id = request.param("id").unwrap_or_default();
     match state.fleet.server(&ServerId::new(id.clone())).await {
@@ -60,7 +60,7 @@ pub async fn get_server_info(State(state): State<AppState>, request: Request<Bod
 
 /// Adds a server: `server.url` and `server.secret` required; optional
 /// `server.load_multiplier` (0 or unreadable means 1.0) and `server.tag`.
-pub async fn add_server(State(state): State<AppState>, request: Request<Body>) -> Response {
+pub(crate) async fn add_server(State(state): State<AppState>, request: Request<Body>) -> Response {
     let request = read!(state, "addServer", request);
     let Some(server) = request.wrapped("server") else {
         return missing_server();
@@ -85,7 +85,7 @@ pub async fn add_server(State(state): State<AppState>, request: Request<Body>) -
 /// Updates `id`: `server.state` (`enable`, `cordon`, `disable`),
 /// `server.load_multiplier` (non-zero), `server.secret`, `server.tag`
 /// (`""` removes it). Nothing changes unless every value is valid.
-pub async fn update_server(State(state): State<AppState>, request: Request<Body>) -> Response {
+pub(crate) async fn update_server(State(state): State<AppState>, request: Request<Body>) -> Response {
     let request = read!(state, "updateServer", request);
     let id = request.param("id").unwrap_or_default();
     let server_id = ServerId::new(id.clone());
@@ -124,7 +124,7 @@ pub async fn update_server(State(state): State<AppState>, request: Request<Body>
 }
 
 /// Deletes `id` (its meetings are left alone, as in Scalelite).
-pub async fn delete_server(State(state): State<AppState>, request: Request<Body>) -> Response {
+pub(crate) async fn delete_server(State(state): State<AppState>, request: Request<Body>) -> Response {
     let request = read!(state, "deleteServer", request);
     let id = request.param("id").unwrap_or_default();
     match state.fleet.remove_server(&ServerId::new(id.clone())).await {
@@ -138,7 +138,7 @@ pub async fn delete_server(State(state): State<AppState>, request: Request<Body>
 /// Clears `id`'s meetings (sending `end` for each; failures do not stop the
 /// panic) and disables it unless `keep_state` is true (top level, as
 /// Scalelite reads it, or inside `server`, as its docs show it).
-pub async fn panic_server(State(state): State<AppState>, request: Request<Body>) -> Response {
+pub(crate) async fn panic_server(State(state): State<AppState>, request: Request<Body>) -> Response {
     let request = read!(state, "panicServer", request);
     let id = request.param("id").unwrap_or_default();
     let keep_state =

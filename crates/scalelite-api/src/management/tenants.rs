@@ -34,9 +34,9 @@ macro_rules! read {
     }};
 }
 
-/// Every tenant as `{"id","name","secrets"}` (Redis set order), or
+/// Every tenant as `{"id","name","secrets"}` (in the store's order), or
 /// `{"message":"No tenants exist"}`.
-pub async fn get_tenants(State(state): State<AppState>, request: Request<Body>) -> Response {
+pub(crate) async fn get_tenants(State(state): State<AppState>, request: Request<Body>) -> Response {
     read!(state, "getTenants", request);
     match state.store.tenants().await {
         Ok(records) if records.is_empty() => json_reply(StatusCode::OK, json!({ "message": "No tenants exist" })),
@@ -52,7 +52,7 @@ pub async fn get_tenants(State(state): State<AppState>, request: Request<Body>) 
 }
 
 /// One tenant by `id`, with its LRS fields.
-pub async fn get_tenant_info(State(state): State<AppState>, request: Request<Body>) -> Response {
+pub(crate) async fn get_tenant_info(State(state): State<AppState>, request: Request<Body>) -> Response {
     let request = read!(state, "getTenantInfo", request);
     let id = request.param("id").unwrap_or_default();
     match find(&state, &id).await {
@@ -64,7 +64,7 @@ pub async fn get_tenant_info(State(state): State<AppState>, request: Request<Bod
 /// Adds a tenant: `tenant.name` and `tenant.secrets` (`:`-separated) are
 /// required. Names are not checked for uniqueness (as in Scalelite, a
 /// second tenant with a name takes the name over).
-pub async fn add_tenant(State(state): State<AppState>, request: Request<Body>) -> Response {
+pub(crate) async fn add_tenant(State(state): State<AppState>, request: Request<Body>) -> Response {
     let request = read!(state, "addTenant", request);
     let Some(params) = request.wrapped("tenant") else {
         return missing_tenant();
@@ -85,7 +85,7 @@ pub async fn add_tenant(State(state): State<AppState>, request: Request<Body>) -
 
 /// Renames `id` and/or replaces its secrets; blank values are ignored. The
 /// name index follows a rename.
-pub async fn update_tenant(State(state): State<AppState>, request: Request<Body>) -> Response {
+pub(crate) async fn update_tenant(State(state): State<AppState>, request: Request<Body>) -> Response {
     let request = read!(state, "updateTenant", request);
     let id = request.param("id").unwrap_or_default();
     let mut tenant = match find(&state, &id).await {
@@ -120,7 +120,7 @@ pub async fn update_tenant(State(state): State<AppState>, request: Request<Body>
 }
 
 /// Deletes `id` and its name index (its settings stay, as in Scalelite).
-pub async fn delete_tenant(State(state): State<AppState>, request: Request<Body>) -> Response {
+pub(crate) async fn delete_tenant(State(state): State<AppState>, request: Request<Body>) -> Response {
     let request = read!(state, "deleteTenant", request);
     let id = request.param("id").unwrap_or_default();
     let tenant = match find(&state, &id).await {

@@ -4,7 +4,7 @@
 //!
 //! - `GET /recording/<record_id>/<format>`: the format must exist and the
 //!   recording be published; a protected recording needs `?token=`, taken
-//!   from Redis once, for exactly this recording and format, and then gets
+//!   from the meeting store once, for exactly this recording and format, and then gets
 //!   the cookie `recording_<format>_<record_id>` (HS256 JWT, subject
 //!   `/<format>/<record_id>`). Answer: 307 to the stored URL.
 //! - `GET /<format>/<record_id>[/<path>]` for each format of
@@ -15,8 +15,8 @@
 //! Everything refused gets the "Recording Not Found" page (404). No token,
 //! cookie or query string is ever logged.
 
-pub mod paths;
-pub mod same_site;
+pub(crate) mod paths;
+pub(crate) mod same_site;
 
 use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -48,7 +48,7 @@ const RESERVED_FORMATS: [&str; 3] = ["recording", "bigbluebutton", "scalelite"];
 const INLINE_FORMATS: [&str; 3] = ["presentation", "video", "screenshare"];
 
 /// The page every refused playback request gets (HTTP 404).
-pub const NOT_FOUND_PAGE: &str = "<!DOCTYPE html>
+pub(crate) const NOT_FOUND_PAGE: &str = "<!DOCTYPE html>
 <html lang=\"en\">
   <head>
     <meta charset=\"utf-8\">
@@ -65,7 +65,7 @@ pub const NOT_FOUND_PAGE: &str = "<!DOCTYPE html>
 /// Why a playback request gets the "Recording Not Found" page; the outcome
 /// key of the request log and metrics (a fixed set).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// No such recording, or not in that format, or no recordings database.
     NotFound,
     /// The recording is not published.
@@ -82,7 +82,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// The outcome key.
-    pub fn key(self) -> &'static str {
+    pub(crate) fn key(self) -> &'static str {
         match self {
             Self::NotFound => "notFound",
             Self::Unpublished => "unpublished",
@@ -111,7 +111,7 @@ impl IntoResponse for Refusal {
 /// play, and one resource route pair per playback format. Other methods
 /// answer `unsupportedRequest`; paths of other formats are left to the
 /// router's fallback.
-pub fn routes(state: &AppState) -> Router<AppState> {
+pub(crate) fn routes(state: &AppState) -> Router<AppState> {
     let config = &state.config.recordings;
     let mut router = Router::new();
     if config.disabled {
@@ -145,7 +145,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
 /// before trailing slashes are trimmed for routing: a resource path such as
 /// `/video/<id>/` must reach nginx with its slash. Costs what axum's router
 /// would spend on the same extension.
-pub fn keep_original_uri(mut request: Request) -> Request {
+pub(crate) fn keep_original_uri(mut request: Request) -> Request {
     if request.extensions().get::<OriginalUri>().is_none() {
         let uri = request.uri().clone();
         request.extensions_mut().insert(OriginalUri(uri));
@@ -154,7 +154,7 @@ pub fn keep_original_uri(mut request: Request) -> Request {
 }
 
 /// `GET /recording/<record_id>/<format>` (reference §11.2).
-pub async fn play(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
+pub(crate) async fn play(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
     let request = match PlayPath::parse(uri.path()) {
         Ok(request) => request,
         Err(PathError::NoRoute) => return unsupported().await,
@@ -212,7 +212,11 @@ pub async fn play(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -
 }
 
 /// `GET /<format>/<record_id>[/<path>]` (reference §11.3).
-pub async fn resource(State(state): State<AppState>, OriginalUri(uri): OriginalUri, headers: HeaderMap) -> Response {
+pub(crate) async fn resource(
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> Response {
     let request = match ResourcePath::parse(uri.path(), uri.query()) {
         Ok(request) => request,
         Err(PathError::NoRoute) => return unsupported().await,
@@ -261,7 +265,7 @@ async fn lookup(
     record_id: &str,
     format: &str,
 ) -> Result<PlaybackTarget, Response> {
-    let tenant = crate::tenancy::resolve(state, headers, uri).await.map_err(IntoResponse::into_response)?;
+    let tenant = state.request_tenant(headers, uri).await.map_err(IntoResponse::into_response)?;
     let Some(recordings) = state.recordings.as_ref() else {
         return Err(Refusal::NotFound.into_response());
     };
@@ -279,7 +283,7 @@ async fn lookup(
     }
 }
 
-/// Takes the one-time token from Redis (whatever it was for, as Scalelite
+/// Takes the one-time token from the meeting store (whatever it was for, as Scalelite
 /// does) and tells whether it was minted for this recording and format.
 async fn consume_token(state: &AppState, token: Option<&str>, target: &PlaybackTarget) -> Result<bool, Response> {
     let Some(token) = token.filter(|t| t.len() == 64 && t.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
@@ -301,7 +305,7 @@ async fn consume_token(state: &AppState, token: Option<&str>, target: &PlaybackT
         && payload.get("format").and_then(|v| v.as_str()) == Some(target.format.as_str()))
 }
 
-/// HTTP 503 when PostgreSQL or Redis cannot be reached (Scalelite: 500).
+/// HTTP 503 when a store cannot be reached (Scalelite: 500).
 fn unavailable() -> Response {
     let mut response = (
         StatusCode::SERVICE_UNAVAILABLE,

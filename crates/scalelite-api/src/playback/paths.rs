@@ -7,14 +7,14 @@
 //! it maps it to a file.
 
 /// The internal nginx location resources are redirected to.
-pub const STATIC_RESOURCE: &str = "/static-resource";
+pub(crate) const STATIC_RESOURCE: &str = "/static-resource";
 
 /// Longest record id accepted (BBB's are 54 characters).
 const MAX_RECORD_ID: usize = 256;
 
 /// Why a playback path is not served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PathError {
+pub(crate) enum PathError {
     /// A raw segment holds a `.`: Rails' route constraint does not match, so
     /// Scalelite answers `unsupportedRequest` through its catch-all.
     NoRoute,
@@ -26,16 +26,16 @@ pub enum PathError {
 
 /// The parts of `GET /recording/<record_id>/<format>`, decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PlayPath {
+pub(crate) struct PlayPath {
     /// The record id.
-    pub record_id: String,
+    pub(crate) record_id: String,
     /// The playback format.
-    pub format: String,
+    pub(crate) format: String,
 }
 
 impl PlayPath {
     /// Parses the (normalized) request path of the play route.
-    pub fn parse(path: &str) -> Result<Self, PathError> {
+    pub(crate) fn parse(path: &str) -> Result<Self, PathError> {
         let mut segments = path.trim_start_matches('/').split('/');
         let (Some("recording"), Some(raw_id), Some(raw_format), None) =
             (segments.next(), segments.next(), segments.next(), segments.next())
@@ -52,21 +52,21 @@ impl PlayPath {
 /// The parts of `GET /<format>/<record_id>[/<path>]`, decoded, and the
 /// `X-Accel-Redirect` target built from the raw request.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ResourcePath {
+pub(crate) struct ResourcePath {
     /// The playback format (the first segment).
-    pub format: String,
+    pub(crate) format: String,
     /// The record id.
-    pub record_id: String,
+    pub(crate) record_id: String,
     /// `/static-resource` + the request path and query as received (leading
     /// slashes collapsed to one), for nginx.
-    pub accel_redirect: String,
+    pub(crate) accel_redirect: String,
 }
 
 impl ResourcePath {
     /// Parses the request path and query as the client sent them (before
     /// trailing slashes are trimmed: `/video/<id>/` must reach nginx with its
     /// slash so the directory's `index.html` is served).
-    pub fn parse(path: &str, query: Option<&str>) -> Result<Self, PathError> {
+    pub(crate) fn parse(path: &str, query: Option<&str>) -> Result<Self, PathError> {
         let trimmed = path.trim_start_matches('/');
         let (raw_format, after) = trimmed.split_once('/').ok_or(PathError::NoRoute)?;
         let (raw_id, rest) = after.split_once('/').unwrap_or((after, ""));
@@ -88,19 +88,19 @@ impl ResourcePath {
     }
 
     /// `/<format>/<record_id>`: the cookie path and the JWT subject.
-    pub fn scope(&self) -> String {
+    pub(crate) fn scope(&self) -> String {
         scope(&self.format, &self.record_id)
     }
 }
 
 /// `/<format>/<record_id>`.
-pub fn scope(format: &str, record_id: &str) -> String {
+pub(crate) fn scope(format: &str, record_id: &str) -> String {
     format!("/{format}/{record_id}")
 }
 
 /// Whether `name` can be a playback format (the characters
 /// `RECORDING_PLAYBACK_FORMATS` allows).
-pub fn is_format_name(name: &str) -> bool {
+pub(crate) fn is_format_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 

@@ -6,7 +6,7 @@
 
 /// Whether `user_agent` belongs to a browser that must not be sent
 /// `SameSite=None`.
-pub fn same_site_none_incompatible(user_agent: &str) -> bool {
+pub(crate) fn same_site_none_incompatible(user_agent: &str) -> bool {
     webkit_same_site_bug(user_agent) || drops_unrecognized_same_site_cookies(user_agent)
 }
 

@@ -18,10 +18,10 @@ use crate::state::AppState;
 const CALL: ApiCall = ApiCall { name: "deleteRecordings", body: BodyKind::Any };
 
 /// The `internalError` message when files or the database fail.
-pub const DELETE_FAILED: &str = "Unable to delete recording.";
+pub(crate) const DELETE_FAILED: &str = "Unable to delete recording.";
 
 /// Deletes recordings in any state.
-pub async fn delete_recordings(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
+pub(crate) async fn delete_recordings(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
     let request = ApiRequest::read(&state, &CALL, request).await?;
     let ids = record_ids(&request)?;
     let store = store(&state)?;

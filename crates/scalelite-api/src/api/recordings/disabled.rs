@@ -9,11 +9,11 @@ use super::get_recordings::{RenderOptions, render};
 use crate::response::{ApiError, xml};
 
 /// getRecordings: the empty list with `noRecordings`.
-pub async fn get_recordings() -> Response {
+pub(crate) async fn get_recordings() -> Response {
     xml(render(&[], &RenderOptions::default()).body)
 }
 
 /// publishRecordings, updateRecordings, deleteRecordings: `notFound`.
-pub async fn recordings() -> ApiError {
+pub(crate) async fn recordings() -> ApiError {
     ApiError(BbbError::RecordingsNotFound)
 }

@@ -28,7 +28,7 @@ const CALL: ApiCall = ApiCall { name: "getRecordings", body: BodyKind::Form };
 const MAX_LIMIT: i64 = 100;
 
 /// Lists recordings.
-pub async fn get_recordings(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
+pub(crate) async fn get_recordings(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
     let prefix = origin(request.headers());
     let request = ApiRequest::read(&state, &CALL, request).await?;
     let query = query(&request, state.config.recordings.get_recordings_filtered)?;
@@ -85,24 +85,24 @@ fn paging(request: &ApiRequest) -> Option<(i64, i64)> {
 }
 
 /// A rendered reply and the one-time playback tokens it hands out (stored
-/// in Redis before the reply is sent).
+/// in the meeting store before the reply is sent).
 #[derive(Debug)]
 pub(crate) struct Rendered {
     /// The XML document.
-    pub body: String,
+    pub(crate) body: String,
     /// `(token, {"record_id","format"})` pairs.
-    pub tokens: Vec<(String, String)>,
+    pub(crate) tokens: Vec<(String, String)>,
 }
 
 /// How a list is rendered.
 #[derive(Debug, Default)]
 pub(crate) struct RenderOptions<'a> {
     /// `scheme://host[:port]` of the request.
-    pub prefix: &'a str,
+    pub(crate) prefix: &'a str,
     /// `PROTECTED_RECORDINGS_ENABLED`: adds `<protected>`.
-    pub show_protected: bool,
+    pub(crate) show_protected: bool,
     /// Adds `<totalElements>` (paging).
-    pub total: Option<i64>,
+    pub(crate) total: Option<i64>,
 }
 
 /// Renders the list.

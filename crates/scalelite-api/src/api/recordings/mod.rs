@@ -1,19 +1,18 @@
-//! The recordings calls. They read and change the PostgreSQL database and
+//! The recordings calls. They read and change the recordings store and
 //! the publish/unpublish directories; no BBB server is involved.
 //!
 //! Without `DATABASE_URL`, or with `RECORDING_DISABLED`, the calls answer as
 //! Scalelite's disabled routes do ([`disabled`]).
 
-pub mod delete_recordings;
-pub mod disabled;
-pub mod get_recordings;
-pub mod publish_recordings;
-pub mod update_recordings;
+pub(crate) mod delete_recordings;
+pub(crate) mod disabled;
+pub(crate) mod get_recordings;
+pub(crate) mod publish_recordings;
+pub(crate) mod update_recordings;
 
 use std::sync::Arc;
 
-use axum::Router;
-use axum::routing::get;
+use axum::routing::MethodRouter;
 use scalelite_core::BbbError;
 use scalelite_core::params::{is_blank, ruby_split};
 use scalelite_store::RecordingStore;
@@ -22,37 +21,18 @@ use crate::request::ApiRequest;
 use crate::state::AppState;
 
 /// Whether the recordings calls are served (else [`disabled`]).
-pub fn enabled(state: &AppState) -> bool {
+pub(crate) fn enabled(state: &AppState) -> bool {
     !state.config.recordings.disabled && state.recordings.is_some()
 }
 
-/// The routes of the four recordings calls (HEAD as GET; other methods get
-/// `unsupportedRequest`).
-pub fn routes(state: &AppState) -> Router<AppState> {
-    use super::unsupported::unsupported as fallback;
-    let path = |call: &str| format!("/bigbluebutton/api/{call}");
-    if enabled(state) {
-        Router::new()
-            .route(
-                &path("getRecordings"),
-                get(get_recordings::get_recordings).post(get_recordings::get_recordings).fallback(fallback),
-            )
-            .route(&path("publishRecordings"), get(publish_recordings::publish_recordings).fallback(fallback))
-            .route(
-                &path("updateRecordings"),
-                get(update_recordings::update_recordings).post(update_recordings::update_recordings).fallback(fallback),
-            )
-            .route(&path("deleteRecordings"), get(delete_recordings::delete_recordings).fallback(fallback))
-    } else {
-        Router::new()
-            .route(
-                &path("getRecordings"),
-                get(disabled::get_recordings).post(disabled::get_recordings).fallback(fallback),
-            )
-            .route(&path("publishRecordings"), get(disabled::recordings).fallback(fallback))
-            .route(&path("updateRecordings"), get(disabled::recordings).post(disabled::recordings).fallback(fallback))
-            .route(&path("deleteRecordings"), get(disabled::recordings).fallback(fallback))
-    }
+/// The recordings routes run `enabled` when [`enabled`] holds, else
+/// `disabled` (see [`super::CALLS`]).
+pub(crate) fn unless_disabled(
+    state: &AppState,
+    enabled: MethodRouter<AppState>,
+    disabled: MethodRouter<AppState>,
+) -> MethodRouter<AppState> {
+    if self::enabled(state) { enabled } else { disabled }
 }
 
 /// The recordings store; only called from routes installed when

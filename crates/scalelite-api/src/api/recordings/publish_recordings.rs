@@ -18,10 +18,10 @@ use crate::state::AppState;
 const CALL: ApiCall = ApiCall { name: "publishRecordings", body: BodyKind::Any };
 
 /// The `internalError` message when files or the database fail.
-pub const PUBLISH_FAILED: &str = "Unable to publish/unpublish recording.";
+pub(crate) const PUBLISH_FAILED: &str = "Unable to publish/unpublish recording.";
 
 /// Publishes (`publish=true`, any case) or unpublishes recordings.
-pub async fn publish_recordings(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
+pub(crate) async fn publish_recordings(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
     let request = ApiRequest::read(&state, &CALL, request).await?;
     let ids = record_ids(&request)?;
     let publish = present(&request, "publish").ok_or(BbbError::MissingParamPublish)?.eq_ignore_ascii_case("true");

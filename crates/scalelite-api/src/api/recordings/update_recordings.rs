@@ -23,7 +23,7 @@ const TENANT_KEYS: [&str; 2] = ["tenant-id", "tenant-name"];
 /// Sets (`meta_<key>=value`) or removes (`meta_<key>=`) metadata, keys
 /// lower-cased, and `protect`. When any listed id is unknown (or listed
 /// twice) nothing changes and `updated` is `false`, as in Scalelite.
-pub async fn update_recordings(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
+pub(crate) async fn update_recordings(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
     let request = ApiRequest::read(&state, &CALL, request).await?;
     let ids = record_ids(&request)?;
     let store = store(&state)?;

@@ -1,0 +1,112 @@
+//! `create`: find or place the meeting, then forward the call to its server.
+//!
+//! Placement is one atomic store operation that also reserves load on the
+//! chosen server (see `scalelite_core::load`), so bursts of creates spread
+//! over the pool and concurrent creates of one meeting id, from any number
+//! of API processes, land on exactly one server.
+
+mod params;
+
+use axum::body::Body;
+use axum::extract::State;
+use http::Request;
+use scalelite_core::error::internal;
+use scalelite_core::selection::TagSpec;
+use scalelite_core::voice_bridge::{candidates, random_alphanumeric};
+use scalelite_core::{BbbError, MeetingId, Params, TenantId};
+use scalelite_store::{Meeting, Placement, PlacementRequest, Server};
+use tracing::info;
+
+use self::params::Destination;
+use super::{analytics_callback, meeting_id, meeting_query, relay};
+use crate::request::{ApiCall, ApiRequest, BodyKind};
+use crate::response::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::upstream;
+
+const CALL: ApiCall = ApiCall { name: "create", body: BodyKind::FormOrXml };
+
+/// How often a stale meeting record is replaced before giving up.
+const PLACEMENT_ATTEMPTS: usize = 3;
+
+/// Creates (or re-creates) a meeting on its server.
+pub(crate) async fn create(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
+    let callback_origin = analytics_callback::request_origin(&state, request.headers());
+    let request = ApiRequest::read(&state, &CALL, request).await?;
+    let id = meeting_id(&request)?;
+    let params = request.params.dedup();
+    let tenant = request.tenant.as_deref();
+    let spec = TagSpec::parse(params::requested_tag(&state, tenant, &params).as_deref());
+    let (meeting, server, placed) = find_or_place(&state, &id, request.tenant_id(), &spec, &params).await?;
+    let destination = Destination { meeting: &meeting, server: &server, placed };
+    let forward = params::rewrite(&state, &id, tenant, &destination, callback_origin.as_deref(), params).await?;
+    relay(&state, &server, CALL.name, &forward.encode(), request.xml_body, internal::CREATE).await
+}
+
+/// Returns the meeting, its server and whether it was placed just now.
+///
+/// An existing record is reused unless its server can no longer host it:
+/// deleted, disabled or offline (Scalelite would forward there and fail
+/// until the poller cleans up), or cordoned with the meeting no longer
+/// running. Such records are replaced by a new placement.
+async fn find_or_place(
+    state: &AppState,
+    id: &MeetingId,
+    tenant: Option<&TenantId>,
+    spec: &TagSpec,
+    params: &Params,
+) -> Result<(Meeting, Server, bool), ApiError> {
+    let config = &state.config;
+    let external = config.use_external_voice_bridge.then(|| params.get_present("voiceBridge")).flatten();
+    let request = PlacementRequest {
+        meeting_id: id.clone(),
+        tenant_id: tenant.cloned(),
+        tags: spec.clone(),
+        moderator_pw: params.get_present("moderatorPW").map_or_else(|| random_alphanumeric(8), str::to_owned),
+        voice_bridges: candidates(id.as_str(), config.voice_bridge_len, external),
+        ttl: config.meeting_ttl,
+        reserve_users: config.load.min_user_count,
+    };
+    for _ in 0..PLACEMENT_ATTEMPTS {
+        let stale_on = match state.store.place_meeting(&request).await? {
+            Placement::Placed { meeting, server } => {
+                info!(meeting.id = %id, server.id = %server.id, "meeting placed");
+                return Ok((meeting, server, true));
+            }
+            Placement::Existing(route) => match route.server {
+                None => route.meeting.server_id,
+                Some(server) if !server.is_available() => server.id,
+                Some(server) if server.is_cordoned() && !running_on(state, &server, id).await => server.id,
+                Some(server) => return Ok((route.meeting, server, false)),
+            },
+            Placement::NoServer => return Err(BbbError::internal(internal::NO_SERVERS).into()),
+            Placement::TagUnavailable => {
+                return Err(BbbError::ServerTagUnavailable(spec.display()).into());
+            }
+            Placement::TenantConflict => {
+                // The id belongs to another tenant (or to no tenant): refused,
+                // never merged into that meeting.
+                let tenant = tenant.map_or("", TenantId::as_str);
+                let message = format!("Couldn't find Meeting with id={id} and tenant_id={tenant}");
+                return Err(BbbError::Internal(message.into()).into());
+            }
+            Placement::VoiceBridgesExhausted => {
+                return Err(BbbError::internal("Unable to allocate a voice bridge for the meeting.").into());
+            }
+        };
+        info!(meeting.id = %id, server.id = %stale_on, "replacing stale meeting record");
+        state.store.delete_meeting(id, Some(&stale_on)).await?;
+    }
+    Err(BbbError::internal(internal::NO_SERVERS).into())
+}
+
+/// Whether the meeting still runs on `server` (any failure counts as no).
+async fn running_on(state: &AppState, server: &Server, id: &MeetingId) -> bool {
+    match upstream::call(&state.bbb, &state.metrics, server, "isMeetingRunning", &meeting_query(id), None).await {
+        Ok(reply) => reply.doc.text_at("running").is_some_and(|r| r.trim() == "true"),
+        Err(_) => {
+            info!(meeting.id = %id, server.id = %server.id, "could not check meeting on cordoned server");
+            false
+        }
+    }
+}

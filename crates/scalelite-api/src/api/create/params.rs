@@ -1,0 +1,152 @@
+//! create's parameter rewriting: the server tag a create asks for, and
+//! what the balancer changes before forwarding it to the chosen server (the
+//! stored password and voice bridge, the tenant's metadata, the server's
+//! tag, the duration cap, the LRS payload, the recording-ready and
+//! analytics callback URLs), then the configured and tenant defaults and
+//! overrides.
+
+use std::time::Duration;
+
+use scalelite_core::params::{forwarded_params, ruby_to_i};
+use scalelite_core::{MeetingId, Params};
+use scalelite_store::{Meeting, Server};
+
+use crate::api::analytics_callback;
+use crate::response::ApiError;
+use crate::state::AppState;
+use crate::tenancy::ResolvedTenant;
+
+/// The Scalelite server-tag parameter.
+const TAG: &str = "meta_server-tag";
+
+/// Where a create goes: the meeting's record and server, and whether
+/// placement made the record just now.
+#[derive(Debug)]
+pub(super) struct Destination<'a> {
+    /// The meeting's record.
+    pub(super) meeting: &'a Meeting,
+    /// Its server.
+    pub(super) server: &'a Server,
+    /// Whether the meeting was placed by this create.
+    pub(super) placed: bool,
+}
+
+/// The server tag a create asks for: tenant override, global override, the
+/// request, tenant default, global default (Scalelite's order); blank
+/// values do not count.
+pub(super) fn requested_tag(state: &AppState, tenant: Option<&ResolvedTenant>, params: &Params) -> Option<String> {
+    let policy = &state.config.create_params;
+    [
+        tenant.and_then(|t| t.override_value(TAG)),
+        policy.override_value(TAG),
+        params.get(TAG),
+        tenant.and_then(|t| t.default_value(TAG)),
+        policy.default_value(TAG),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|v| !v.trim().is_empty())
+    .map(str::to_owned)
+}
+
+/// The parameters forwarded to `destination`'s server: `params` as the
+/// balancer rewrites them (remembering the callback URLs it takes out), in
+/// the precedence, lowest first, global defaults < tenant defaults <
+/// request < global overrides < tenant overrides.
+pub(super) async fn rewrite(
+    state: &AppState,
+    id: &MeetingId,
+    tenant: Option<&ResolvedTenant>,
+    destination: &Destination<'_>,
+    callback_origin: Option<&str>,
+    mut params: Params,
+) -> Result<Params, ApiError> {
+    let Destination { meeting, server, placed } = *destination;
+    // A new meeting gets the stored password. So does a repeated create
+    // without one: racing creates of one meeting may reach BBB in any order,
+    // and BBB only answers duplicateWarning (not idNotUnique) to a repeat
+    // whose password matches. A client's own password is passed through.
+    if placed || params.get_present("moderatorPW").is_none() {
+        params.set("moderatorPW", meeting.moderator_pw.clone());
+    }
+    params.set("voiceBridge", meeting.voice_bridge.clone());
+    if let Some(tenant) = tenant {
+        params.set("meta_tenant-id", tenant.id().as_str());
+        params.set("meta_tenant-name", tenant.name());
+    }
+    match &server.tag {
+        Some(server_tag) => params.set(TAG, server_tag.clone()),
+        None => params.remove(TAG),
+    }
+    cap_duration(&mut params, state.config.max_meeting_duration);
+    crate::lrs::add_payload(state, tenant, server, &mut params).await;
+    take_recording_ready_url(state, id, &mut params).await?;
+    analytics_callback::take_url(state, id, tenant, callback_origin, &mut params).await?;
+
+    let policy = &state.config.create_params;
+    let empty = Vec::new();
+    let (tenant_defaults, tenant_overrides) = tenant.map_or((&empty, &empty), |t| (&t.defaults, &t.overrides));
+    Ok(forwarded_params(
+        &params,
+        &[&policy.exclude],
+        &[&policy.defaults, tenant_defaults],
+        &[&policy.overrides, tenant_overrides],
+        &[TAG],
+    ))
+}
+
+/// How long a recording-ready URL is kept after the create: processing
+/// and transfer of a long recording can take a day or more.
+const RECORDING_READY_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Scalelite's recording-ready handling: `meta_bn-recording-ready-url`, else
+/// `meta_bbb-recording-ready-url`, is remembered for the importer (which
+/// calls it once the recording is available here) and all three
+/// recording-ready parameters are removed, so BBB does not call the
+/// front-end before the recording reached the balancer. A lone
+/// `meta_canvas-recording-ready-url` passes through, as in Scalelite.
+async fn take_recording_ready_url(state: &AppState, id: &MeetingId, params: &mut Params) -> Result<(), ApiError> {
+    let url = params
+        .get_present("meta_bn-recording-ready-url")
+        .or_else(|| params.get_present("meta_bbb-recording-ready-url"))
+        .map(str::to_owned);
+    if let Some(url) = url {
+        for name in ["meta_bn-recording-ready-url", "meta_bbb-recording-ready-url", "meta_canvas-recording-ready-url"] {
+            params.remove(name);
+        }
+        state.store.remember_recording_ready_url(id, &url, state.config.meeting_ttl + RECORDING_READY_GRACE).await?;
+    }
+    Ok(())
+}
+
+/// `MAX_MEETING_DURATION`: sets `duration` when it is absent, zero or larger.
+fn cap_duration(params: &mut Params, max_minutes: u64) {
+    if max_minutes == 0 {
+        return;
+    }
+    let requested = ruby_to_i(params.get("duration").unwrap_or(""));
+    if requested == 0 || u64::try_from(requested).is_ok_and(|d| d > max_minutes) {
+        params.set("duration", max_minutes.to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duration_cap_like_scalelite() {
+        let cases = [(None, "3600"), (Some("5000"), "3600"), (Some("0"), "3600"), (Some("1200"), "1200")];
+        for (given, expected) in cases {
+            let mut params = Params::new();
+            if let Some(d) = given {
+                params.set("duration", d);
+            }
+            cap_duration(&mut params, 3600);
+            assert_eq!(params.get("duration"), Some(expected), "{given:?}");
+        }
+        let mut params = Params::from_pairs([("duration", "99999")]);
+        cap_duration(&mut params, 0);
+        assert_eq!(params.get("duration"), Some("99999"));
+    }
+}
