@@ -13,7 +13,7 @@ use crate::model::{
     PollResult, PollSave, PollSaved, Pruned, Server, ServerState, ServerUpdate, Transition,
 };
 use crate::tenants::{Tenant, TenantRecord, TenantSetting, TenantUpdate};
-use crate::{Lease, Store, StoreError};
+use crate::{KeyStore, Lease, LeaseStore, MeetingStore, PollerStore, ServerStore, Store, StoreError, TenantStore};
 
 mod connection;
 
@@ -198,6 +198,28 @@ impl RedisStore {
 
 #[async_trait]
 impl Store for RedisStore {
+    async fn health_check(&self) -> Result<(), StoreError> {
+        let key = format!("{}__health_check_set__", self.prefix);
+        let mut conn = self.conn.clone();
+        let (_, value): ((), Option<String>) = redis::pipe()
+            .cmd("SET")
+            .arg(&key)
+            .arg("true")
+            .arg("EX")
+            .arg(10)
+            .cmd("GET")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await?;
+        match value.as_deref() {
+            Some("true") => Ok(()),
+            other => Err(StoreError::Unexpected(format!("health check key read back as {other:?}"))),
+        }
+    }
+}
+
+#[async_trait]
+impl MeetingStore for RedisStore {
     async fn find_meeting(
         &self,
         id: &MeetingId,
@@ -270,27 +292,37 @@ impl Store for RedisStore {
         Ok(matches!(reply, Value::Int(1)))
     }
 
-    async fn servers(&self) -> Result<Vec<Server>, StoreError> {
-        self.read_servers(&[]).await
+    async fn find_meeting_by_voice_bridge(&self, pin: &str) -> Result<Option<MeetingRoute>, StoreError> {
+        let mut parts = array(self.run(&self.scripts.voice_bridge, &[pin]).await?)?;
+        if parts.is_empty() {
+            return Ok(None);
+        }
+        let id = MeetingId::new(string(parts.remove(0))?);
+        route_from(&id, parts).map(Some)
     }
 
-    async fn health_check(&self) -> Result<(), StoreError> {
-        let key = format!("{}__health_check_set__", self.prefix);
-        let mut conn = self.conn.clone();
-        let (_, value): ((), Option<String>) = redis::pipe()
-            .cmd("SET")
-            .arg(&key)
-            .arg("true")
-            .arg("EX")
-            .arg(10)
-            .cmd("GET")
-            .arg(&key)
-            .query_async(&mut conn)
-            .await?;
-        match value.as_deref() {
-            Some("true") => Ok(()),
-            other => Err(StoreError::Unexpected(format!("health check key read back as {other:?}"))),
+    async fn meetings(&self) -> Result<Vec<MeetingRecord>, StoreError> {
+        let mut records = Vec::new();
+        for entry in array(self.run(&self.scripts.meetings, &[]).await?)? {
+            let mut fields = array(entry)?.into_iter();
+            let id = MeetingId::new(string(fields.next().unwrap_or(Value::Nil))?);
+            let hash = pairs(fields.next().unwrap_or(Value::Nil))?;
+            let ttl = match fields.next() {
+                Some(Value::Int(ms)) if ms >= 0 => Some(Duration::from_millis(ms as u64)),
+                _ => None,
+            };
+            if let Some(meeting) = Meeting::from_hash(id, &hash) {
+                records.push(MeetingRecord { meeting, ttl });
+            }
         }
+        Ok(records)
+    }
+}
+
+#[async_trait]
+impl ServerStore for RedisStore {
+    async fn servers(&self) -> Result<Vec<Server>, StoreError> {
+        self.read_servers(&[]).await
     }
 
     async fn server(&self, id: &ServerId) -> Result<Option<Server>, StoreError> {
@@ -351,24 +383,10 @@ impl Store for RedisStore {
     async fn delete_server(&self, id: &ServerId) -> Result<bool, StoreError> {
         Ok(matches!(self.run(&self.scripts.delete_server, &[id.as_str()]).await?, Value::Int(1)))
     }
+}
 
-    async fn meetings(&self) -> Result<Vec<MeetingRecord>, StoreError> {
-        let mut records = Vec::new();
-        for entry in array(self.run(&self.scripts.meetings, &[]).await?)? {
-            let mut fields = array(entry)?.into_iter();
-            let id = MeetingId::new(string(fields.next().unwrap_or(Value::Nil))?);
-            let hash = pairs(fields.next().unwrap_or(Value::Nil))?;
-            let ttl = match fields.next() {
-                Some(Value::Int(ms)) if ms >= 0 => Some(Duration::from_millis(ms as u64)),
-                _ => None,
-            };
-            if let Some(meeting) = Meeting::from_hash(id, &hash) {
-                records.push(MeetingRecord { meeting, ttl });
-            }
-        }
-        Ok(records)
-    }
-
+#[async_trait]
+impl PollerStore for RedisStore {
     async fn save_poll(&self, lease: &Lease, save: &PollSave) -> Result<PollSaved, StoreError> {
         let (reachable, load, stats) = match &save.result {
             PollResult::Reachable { load, stats } => ("1", *load, *stats),
@@ -432,7 +450,10 @@ impl Store for RedisStore {
         let orphans = array(parts.next().unwrap_or(Value::Nil))?.into_iter().map(string).collect::<Result<_, _>>()?;
         Ok((pruned, orphans))
     }
+}
 
+#[async_trait]
+impl LeaseStore for RedisStore {
     async fn acquire_lease(&self, lease: &Lease, ttl: Duration) -> Result<bool, StoreError> {
         self.lease_op(lease, "acquire", ttl).await
     }
@@ -452,51 +473,10 @@ impl Store for RedisStore {
             other => Some(string(other)?),
         })
     }
+}
 
-    async fn remember_recording_ready_url(
-        &self,
-        meeting_id: &MeetingId,
-        url: &str,
-        ttl: Duration,
-    ) -> Result<(), StoreError> {
-        let key = format!("{}recording_ready:{meeting_id}", self.prefix);
-        let mut conn = self.conn.clone();
-        redis::cmd("SET").arg(&key).arg(url).arg("EX").arg(ttl.as_secs().max(1)).query_async::<()>(&mut conn).await?;
-        Ok(())
-    }
-
-    async fn recording_ready_url(&self, meeting_id: &str) -> Result<Option<String>, StoreError> {
-        let key = format!("{}recording_ready:{meeting_id}", self.prefix);
-        let mut conn = self.conn.clone();
-        Ok(redis::cmd("GET").arg(&key).query_async(&mut conn).await?)
-    }
-
-    async fn create_playback_tokens(&self, tokens: &[(String, String)], ttl: Duration) -> Result<(), StoreError> {
-        if tokens.is_empty() {
-            return Ok(());
-        }
-        let mut pipe = redis::pipe();
-        for (token, payload) in tokens {
-            pipe.cmd("SET")
-                .arg(format!("{}protector_token_{token}", self.prefix))
-                .arg(payload)
-                .arg("EX")
-                .arg(ttl.as_secs().max(1))
-                .ignore();
-        }
-        let mut conn = self.conn.clone();
-        pipe.query_async::<()>(&mut conn).await?;
-        Ok(())
-    }
-
-    async fn consume_playback_token(&self, token: &str) -> Result<Option<String>, StoreError> {
-        let key = format!("{}protector_token_{token}", self.prefix);
-        let mut conn = self.conn.clone();
-        let (value, _): (Option<String>, i64) =
-            redis::pipe().atomic().cmd("GET").arg(&key).cmd("DEL").arg(&key).query_async(&mut conn).await?;
-        Ok(value)
-    }
-
+#[async_trait]
+impl TenantStore for RedisStore {
     async fn tenants(&self) -> Result<Vec<TenantRecord>, StoreError> {
         self.read_tenants("all", "").await
     }
@@ -555,14 +535,52 @@ impl Store for RedisStore {
     async fn delete_tenant_setting(&self, id: &str) -> Result<bool, StoreError> {
         Ok(matches!(self.run(&self.scripts.tenant_setting, &["delete", id]).await?, Value::Int(1)))
     }
+}
 
-    async fn find_meeting_by_voice_bridge(&self, pin: &str) -> Result<Option<MeetingRoute>, StoreError> {
-        let mut parts = array(self.run(&self.scripts.voice_bridge, &[pin]).await?)?;
-        if parts.is_empty() {
-            return Ok(None);
+#[async_trait]
+impl KeyStore for RedisStore {
+    async fn remember_recording_ready_url(
+        &self,
+        meeting_id: &MeetingId,
+        url: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let key = format!("{}recording_ready:{meeting_id}", self.prefix);
+        let mut conn = self.conn.clone();
+        redis::cmd("SET").arg(&key).arg(url).arg("EX").arg(ttl.as_secs().max(1)).query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+
+    async fn recording_ready_url(&self, meeting_id: &str) -> Result<Option<String>, StoreError> {
+        let key = format!("{}recording_ready:{meeting_id}", self.prefix);
+        let mut conn = self.conn.clone();
+        Ok(redis::cmd("GET").arg(&key).query_async(&mut conn).await?)
+    }
+
+    async fn create_playback_tokens(&self, tokens: &[(String, String)], ttl: Duration) -> Result<(), StoreError> {
+        if tokens.is_empty() {
+            return Ok(());
         }
-        let id = MeetingId::new(string(parts.remove(0))?);
-        route_from(&id, parts).map(Some)
+        let mut pipe = redis::pipe();
+        for (token, payload) in tokens {
+            pipe.cmd("SET")
+                .arg(format!("{}protector_token_{token}", self.prefix))
+                .arg(payload)
+                .arg("EX")
+                .arg(ttl.as_secs().max(1))
+                .ignore();
+        }
+        let mut conn = self.conn.clone();
+        pipe.query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+
+    async fn consume_playback_token(&self, token: &str) -> Result<Option<String>, StoreError> {
+        let key = format!("{}protector_token_{token}", self.prefix);
+        let mut conn = self.conn.clone();
+        let (value, _): (Option<String>, i64) =
+            redis::pipe().atomic().cmd("GET").arg(&key).cmd("DEL").arg(&key).query_async(&mut conn).await?;
+        Ok(value)
     }
 
     async fn remember_analytics_callback(

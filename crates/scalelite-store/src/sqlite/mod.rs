@@ -15,7 +15,7 @@
 //! user_version` counts the migrations applied. Times are epoch
 //! milliseconds. A row whose `expires_at` is past is absent for every read
 //! (Redis' key expiry) and is deleted lazily by the next write that meets it
-//! or by [`Store::prune`].
+//! or by [`PollerStore::prune`].
 //!
 //! - `servers`: one row per server, the `server:<id>` hash and the set
 //!   memberships Scalelite derives state from: `in_enabled_set`
@@ -29,7 +29,7 @@
 //!   foreign key to `servers`: a meeting outlives its server's record, as in
 //!   Scalelite.
 //! - `voice_bridges`: the `voice_bridges` hash, pin → meeting id. Entries may
-//!   outlive their meeting; [`Store::prune`] removes such orphans two rounds
+//!   outlive their meeting; [`PollerStore::prune`] removes such orphans two rounds
 //!   in a row, as the Redis store does.
 //! - `leases`: named leases (`token`, `expires_at`).
 //! - `recording_ready_urls`, `playback_tokens`, `analytics_callbacks`: the
@@ -66,7 +66,7 @@ use crate::model::{
     PollResult, PollSave, PollSaved, Pruned, Server, ServerStats, ServerUpdate, Transition,
 };
 use crate::tenants::{LRS_FIELDS, Tenant, TenantRecord, TenantSetting, TenantUpdate};
-use crate::{Lease, Store, StoreError};
+use crate::{KeyStore, Lease, LeaseStore, MeetingStore, PollerStore, ServerStore, Store, StoreError, TenantStore};
 
 /// How long a statement waits for another writer before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -657,6 +657,28 @@ impl ServerRow {
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn health_check(&self) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        sqlx::query("INSERT OR REPLACE INTO health_check (id, checked_at) VALUES (1, ?1)")
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(sq)?;
+        let read: Option<i64> = sqlx::query_scalar("SELECT checked_at FROM health_check WHERE id = 1")
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(sq)?;
+        tx.commit().await.map_err(sq)?;
+        match read {
+            Some(value) if value == now => Ok(()),
+            other => Err(StoreError::Unexpected(format!("health check row read back as {other:?}"))),
+        }
+    }
+}
+
+#[async_trait]
+impl MeetingStore for SqliteStore {
     async fn find_meeting(
         &self,
         id: &MeetingId,
@@ -839,31 +861,57 @@ impl Store for SqliteStore {
         Ok(true)
     }
 
+    async fn find_meeting_by_voice_bridge(&self, pin: &str) -> Result<Option<MeetingRoute>, StoreError> {
+        let mut tx = self.read().await?;
+        let owner: Option<String> = sqlx::query_scalar("SELECT meeting_id FROM voice_bridges WHERE voice_bridge = ?1")
+            .bind(pin)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(sq)?;
+        let Some(owner) = owner else {
+            return Ok(None);
+        };
+        let Some(meeting) = live_meeting(&mut tx, &owner, now_ms()).await.map_err(sq)? else {
+            return Ok(None);
+        };
+        if meeting.voice_bridge != pin || meeting.server_id.as_str().is_empty() {
+            return Ok(None);
+        }
+        let route = route_of(&mut tx, meeting).await.map_err(sq)?;
+        tx.commit().await.map_err(sq)?;
+        Ok(Some(route))
+    }
+
+    async fn meetings(&self) -> Result<Vec<MeetingRecord>, StoreError> {
+        let now = now_ms();
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            meeting_columns!(),
+            " FROM meetings WHERE expires_at IS NULL OR expires_at > ?1 ORDER BY id"
+        ))
+        .bind(now)
+        .fetch_all(&self.readers)
+        .await
+        .map_err(sq)?;
+        let mut records = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let meeting = meeting_of(row).map_err(sq)?;
+            let expires: Option<i64> = row.try_get("expires_at").map_err(sq)?;
+            let ttl = expires.map(|at| Duration::from_millis(u64::try_from(at - now).unwrap_or(0)));
+            records.push(MeetingRecord { meeting, ttl });
+        }
+        Ok(records)
+    }
+}
+
+#[async_trait]
+impl ServerStore for SqliteStore {
     async fn servers(&self) -> Result<Vec<Server>, StoreError> {
         let rows = sqlx::query(concat!("SELECT ", server_columns!(), " FROM servers ORDER BY id"))
             .fetch_all(&self.readers)
             .await
             .map_err(sq)?;
         rows.iter().map(|row| server_of(row, true)).collect::<Result<_, _>>().map_err(sq)
-    }
-
-    async fn health_check(&self) -> Result<(), StoreError> {
-        let now = now_ms();
-        let mut tx = self.write().await?;
-        sqlx::query("INSERT OR REPLACE INTO health_check (id, checked_at) VALUES (1, ?1)")
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(sq)?;
-        let read: Option<i64> = sqlx::query_scalar("SELECT checked_at FROM health_check WHERE id = 1")
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(sq)?;
-        tx.commit().await.map_err(sq)?;
-        match read {
-            Some(value) if value == now => Ok(()),
-            other => Err(StoreError::Unexpected(format!("health check row read back as {other:?}"))),
-        }
     }
 
     async fn server(&self, id: &ServerId) -> Result<Option<Server>, StoreError> {
@@ -946,28 +994,10 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(sq)?;
         Ok(deleted.rows_affected() > 0)
     }
+}
 
-    async fn meetings(&self) -> Result<Vec<MeetingRecord>, StoreError> {
-        let now = now_ms();
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            meeting_columns!(),
-            " FROM meetings WHERE expires_at IS NULL OR expires_at > ?1 ORDER BY id"
-        ))
-        .bind(now)
-        .fetch_all(&self.readers)
-        .await
-        .map_err(sq)?;
-        let mut records = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let meeting = meeting_of(row).map_err(sq)?;
-            let expires: Option<i64> = row.try_get("expires_at").map_err(sq)?;
-            let ttl = expires.map(|at| Duration::from_millis(u64::try_from(at - now).unwrap_or(0)));
-            records.push(MeetingRecord { meeting, ttl });
-        }
-        Ok(records)
-    }
-
+#[async_trait]
+impl PollerStore for SqliteStore {
     async fn save_poll(&self, lease: &Lease, save: &PollSave) -> Result<PollSaved, StoreError> {
         let mut tx = self.write().await?;
         let holder = lease_token(&mut tx, &lease.name, now_ms()).await.map_err(sq)?;
@@ -1026,7 +1056,10 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(sq)?;
         Ok((Pruned { stale_members: stale, orphan_voice_bridges: removed }, current))
     }
+}
 
+#[async_trait]
+impl LeaseStore for SqliteStore {
     async fn acquire_lease(&self, lease: &Lease, ttl: Duration) -> Result<bool, StoreError> {
         self.lease_op(lease, LeaseOp::Acquire, ttl).await
     }
@@ -1043,61 +1076,10 @@ impl Store for SqliteStore {
         let mut conn = self.readers.acquire().await.map_err(sq)?;
         lease_token(&mut conn, name, now_ms()).await.map_err(sq)
     }
+}
 
-    async fn remember_recording_ready_url(
-        &self,
-        meeting_id: &MeetingId,
-        url: &str,
-        ttl: Duration,
-    ) -> Result<(), StoreError> {
-        sqlx::query("INSERT OR REPLACE INTO recording_ready_urls (meeting_id, url, expires_at) VALUES (?1, ?2, ?3)")
-            .bind(meeting_id.as_str())
-            .bind(url)
-            .bind(expiry(now_ms(), ttl))
-            .execute(&self.writer)
-            .await
-            .map_err(sq)?;
-        Ok(())
-    }
-
-    async fn recording_ready_url(&self, meeting_id: &str) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar("SELECT url FROM recording_ready_urls WHERE meeting_id = ?1 AND expires_at > ?2")
-            .bind(meeting_id)
-            .bind(now_ms())
-            .fetch_optional(&self.readers)
-            .await
-            .map_err(sq)
-    }
-
-    async fn create_playback_tokens(&self, tokens: &[(String, String)], ttl: Duration) -> Result<(), StoreError> {
-        if tokens.is_empty() {
-            return Ok(());
-        }
-        let expires = expiry(now_ms(), ttl);
-        let mut tx = self.write().await?;
-        for (token, payload) in tokens {
-            sqlx::query("INSERT OR REPLACE INTO playback_tokens (token, payload, expires_at) VALUES (?1, ?2, ?3)")
-                .bind(token)
-                .bind(payload)
-                .bind(expires)
-                .execute(&mut *tx)
-                .await
-                .map_err(sq)?;
-        }
-        tx.commit().await.map_err(sq)
-    }
-
-    async fn consume_playback_token(&self, token: &str) -> Result<Option<String>, StoreError> {
-        let taken: Option<(String, i64)> =
-            sqlx::query_as("DELETE FROM playback_tokens WHERE token = ?1 RETURNING payload, expires_at")
-                .bind(token)
-                .fetch_optional(&self.writer)
-                .await
-                .map_err(sq)?;
-        let now = now_ms();
-        Ok(taken.filter(|(_, expires)| *expires > now).map(|(payload, _)| payload))
-    }
-
+#[async_trait]
+impl TenantStore for SqliteStore {
     async fn tenants(&self) -> Result<Vec<TenantRecord>, StoreError> {
         self.read_tenants(TenantFilter::All).await
     }
@@ -1234,26 +1216,62 @@ impl Store for SqliteStore {
             .map_err(sq)?;
         Ok(deleted.rows_affected() > 0)
     }
+}
 
-    async fn find_meeting_by_voice_bridge(&self, pin: &str) -> Result<Option<MeetingRoute>, StoreError> {
-        let mut tx = self.read().await?;
-        let owner: Option<String> = sqlx::query_scalar("SELECT meeting_id FROM voice_bridges WHERE voice_bridge = ?1")
-            .bind(pin)
-            .fetch_optional(&mut *tx)
+#[async_trait]
+impl KeyStore for SqliteStore {
+    async fn remember_recording_ready_url(
+        &self,
+        meeting_id: &MeetingId,
+        url: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT OR REPLACE INTO recording_ready_urls (meeting_id, url, expires_at) VALUES (?1, ?2, ?3)")
+            .bind(meeting_id.as_str())
+            .bind(url)
+            .bind(expiry(now_ms(), ttl))
+            .execute(&self.writer)
             .await
             .map_err(sq)?;
-        let Some(owner) = owner else {
-            return Ok(None);
-        };
-        let Some(meeting) = live_meeting(&mut tx, &owner, now_ms()).await.map_err(sq)? else {
-            return Ok(None);
-        };
-        if meeting.voice_bridge != pin || meeting.server_id.as_str().is_empty() {
-            return Ok(None);
+        Ok(())
+    }
+
+    async fn recording_ready_url(&self, meeting_id: &str) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT url FROM recording_ready_urls WHERE meeting_id = ?1 AND expires_at > ?2")
+            .bind(meeting_id)
+            .bind(now_ms())
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(sq)
+    }
+
+    async fn create_playback_tokens(&self, tokens: &[(String, String)], ttl: Duration) -> Result<(), StoreError> {
+        if tokens.is_empty() {
+            return Ok(());
         }
-        let route = route_of(&mut tx, meeting).await.map_err(sq)?;
-        tx.commit().await.map_err(sq)?;
-        Ok(Some(route))
+        let expires = expiry(now_ms(), ttl);
+        let mut tx = self.write().await?;
+        for (token, payload) in tokens {
+            sqlx::query("INSERT OR REPLACE INTO playback_tokens (token, payload, expires_at) VALUES (?1, ?2, ?3)")
+                .bind(token)
+                .bind(payload)
+                .bind(expires)
+                .execute(&mut *tx)
+                .await
+                .map_err(sq)?;
+        }
+        tx.commit().await.map_err(sq)
+    }
+
+    async fn consume_playback_token(&self, token: &str) -> Result<Option<String>, StoreError> {
+        let taken: Option<(String, i64)> =
+            sqlx::query_as("DELETE FROM playback_tokens WHERE token = ?1 RETURNING payload, expires_at")
+                .bind(token)
+                .fetch_optional(&self.writer)
+                .await
+                .map_err(sq)?;
+        let now = now_ms();
+        Ok(taken.filter(|(_, expires)| *expires > now).map(|(payload, _)| payload))
     }
 
     async fn remember_analytics_callback(
