@@ -33,7 +33,7 @@ use scalelite_bbb_client::{HttpsClient, https_client, redacted_url as redacted};
 use scalelite_core::error::error_chain;
 use scalelite_core::{Secret, TenantId};
 use scalelite_store::recordings::{Delivery, DeliveryOutcome, RecordingStore};
-use scalelite_store::{Store, StoreError};
+use scalelite_store::{StoreError, TenantStore};
 use tracing::{error, info, warn};
 
 use crate::settings::CallbackSettings;
@@ -71,7 +71,7 @@ impl CallbackSecrets for LoadBalancerSecrets {
 #[derive(Clone)]
 pub struct TenantSecrets {
     /// Where tenants live.
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn TenantStore>,
     /// The load-balancer secrets.
     pub fallback: Vec<Secret>,
 }

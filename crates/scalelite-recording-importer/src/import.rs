@@ -43,8 +43,8 @@ use crate::spool::{self, Candidate};
 
 /// Prefix of extraction directories in the work directory.
 pub(crate) const WORK_PREFIX: &str = ".import-";
-/// How long the Redis lookup of a callback URL may take.
-const REDIS_LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long the store lookup of a callback URL may take.
+const KEY_LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// An archive that was imported.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -324,9 +324,9 @@ impl Importer {
         Ok(ArchiveOutcome::Imported(imported))
     }
 
-    /// Looks up the meeting's recording-ready URL (PostgreSQL first, then
-    /// what the API remembered in Redis), stores it where Ruby Scalelite
-    /// reads it, and queues the callback.
+    /// Looks up the meeting's recording-ready URL (the recording store
+    /// first, then what the API remembered in the store of meetings), stores
+    /// it where Ruby Scalelite reads it, and queues the callback.
     async fn queue_callback(
         &self,
         import: &RecordingImport,
@@ -337,9 +337,9 @@ impl Importer {
         let meeting_id = import.meeting_id.as_str();
         let mut url = store.recording_ready_url(meeting_id).await.map_err(|e| store_failure(&e))?;
         if url.is_none()
-            && let Some(redis) = &self.inner.redis
+            && let Some(keys) = &self.inner.keys
         {
-            match tokio::time::timeout(REDIS_LOOKUP_TIMEOUT, redis.recording_ready_url(meeting_id)).await {
+            match tokio::time::timeout(KEY_LOOKUP_TIMEOUT, keys.recording_ready_url(meeting_id)).await {
                 Ok(Ok(found)) => url = found,
                 Ok(Err(e)) => warn!(meeting_id, error = %e, "cannot read the recording-ready URL from Redis"),
                 Err(_) => warn!(meeting_id, "Redis did not answer the recording-ready URL lookup in time"),
