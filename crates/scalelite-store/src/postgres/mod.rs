@@ -18,6 +18,12 @@ use crate::recordings::{
     RecordingImport, RecordingPage, RecordingQuery, RecordingStore, RecordingSummary, RecordingView, StateFilter,
 };
 
+/// An error of this database (`StoreError` does not convert `sqlx::Error`
+/// implicitly, so no other database's error is reported as PostgreSQL's).
+fn pg(e: sqlx::Error) -> StoreError {
+    StoreError::Postgres(e)
+}
+
 /// Scalelite's PostgreSQL database.
 #[derive(Clone, Debug)]
 pub struct PgStore {
@@ -31,7 +37,8 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(3))
-            .connect_lazy(url)?;
+            .connect_lazy(url)
+            .map_err(pg)?;
         Ok(Self { pool })
     }
 
@@ -42,12 +49,12 @@ impl PgStore {
 
     /// Applies pending migrations; returns the versions applied.
     pub async fn migrate(&self) -> Result<Vec<&'static str>, StoreError> {
-        Ok(migrate::migrate(&self.pool).await?)
+        migrate::migrate(&self.pool).await.map_err(pg)
     }
 
     /// Versions not applied yet.
     pub async fn pending_migrations(&self) -> Result<Vec<&'static str>, StoreError> {
-        Ok(migrate::pending(&self.pool).await?)
+        migrate::pending(&self.pool).await.map_err(pg)
     }
 
     /// Runs a `getRecordings` page query: one round trip returning every
@@ -63,7 +70,7 @@ impl PgStore {
         q.push(") ");
         q.push(VIEW_SELECT);
         q.push(" ORDER BY r.starttime DESC NULLS FIRST, r.id DESC");
-        let rows = q.build().fetch_all(&self.pool).await?;
+        let rows = q.build().fetch_all(&self.pool).await.map_err(pg)?;
         rows.iter().map(view_of).collect()
     }
 
@@ -71,7 +78,7 @@ impl PgStore {
     async fn count(&self, query: &RecordingQuery) -> Result<i64, StoreError> {
         let mut q = QueryBuilder::<Postgres>::new("SELECT count(*) FROM recordings r");
         push_filters(&mut q, query);
-        Ok(q.build_query_scalar::<i64>().fetch_one(&self.pool).await?)
+        q.build_query_scalar::<i64>().fetch_one(&self.pool).await.map_err(pg)
     }
 
     /// One attribute of a meeting's `callback_data` row.
@@ -81,7 +88,8 @@ impl PgStore {
         )
         .bind(meeting_id)
         .fetch_optional(&self.pool)
-        .await?;
+        .await
+        .map_err(pg)?;
         Ok(text
             .flatten()
             .and_then(|t| parse_callback_attributes(&t).into_iter().find(|(k, _)| k == name).map(|(_, v)| v)))
@@ -106,7 +114,7 @@ type ThumbnailJson = (Option<i32>, Option<i32>, Option<String>, Option<String>);
 type FormatJson = (Option<String>, Option<String>, Option<i32>, Option<i32>, Option<Vec<ThumbnailJson>>);
 
 fn view_of(row: &sqlx::postgres::PgRow) -> Result<RecordingView, StoreError> {
-    let json = |column: &str| -> Result<Option<String>, StoreError> { Ok(row.try_get(column)?) };
+    let json = |column: &str| -> Result<Option<String>, StoreError> { row.try_get(column).map_err(pg) };
     let metadata: MetadataJson = match json("metadata")? {
         Some(text) => serde_json::from_str(&text).map_err(|e| StoreError::Unexpected(format!("metadata: {e}")))?,
         None => Vec::new(),
@@ -116,16 +124,16 @@ fn view_of(row: &sqlx::postgres::PgRow) -> Result<RecordingView, StoreError> {
         None => Vec::new(),
     };
     Ok(RecordingView {
-        id: row.try_get("id")?,
-        record_id: row.try_get::<Option<String>, _>("record_id")?.unwrap_or_default(),
-        meeting_id: row.try_get::<Option<String>, _>("meeting_id")?.unwrap_or_default(),
-        name: row.try_get("name")?,
-        published: row.try_get("published")?,
-        protected: row.try_get("protected")?,
-        state: row.try_get("state")?,
-        start_ms: row.try_get("start_ms")?,
-        end_ms: row.try_get("end_ms")?,
-        participants: row.try_get("participants")?,
+        id: row.try_get("id").map_err(pg)?,
+        record_id: row.try_get::<Option<String>, _>("record_id").map_err(pg)?.unwrap_or_default(),
+        meeting_id: row.try_get::<Option<String>, _>("meeting_id").map_err(pg)?.unwrap_or_default(),
+        name: row.try_get("name").map_err(pg)?,
+        published: row.try_get("published").map_err(pg)?,
+        protected: row.try_get("protected").map_err(pg)?,
+        state: row.try_get("state").map_err(pg)?,
+        start_ms: row.try_get("start_ms").map_err(pg)?,
+        end_ms: row.try_get("end_ms").map_err(pg)?,
+        participants: row.try_get("participants").map_err(pg)?,
         metadata: metadata.into_iter().map(|(k, v)| (k.unwrap_or_default(), v.unwrap_or_default())).collect(),
         formats: formats
             .into_iter()
@@ -270,7 +278,8 @@ impl RecordingStore for PgStore {
         .bind(entry.size_bytes)
         .bind(entry.formats)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(pg)?;
         Ok(())
     }
 
@@ -282,7 +291,8 @@ impl RecordingStore for PgStore {
         )
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?;
+        .await
+        .map_err(pg)?;
         Ok(rows
             .into_iter()
             .map(|r| ImportLogEntry {
@@ -311,13 +321,14 @@ impl RecordingStore for PgStore {
         url: &str,
         recording_id: Option<i64>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.map_err(pg)?;
         let existing: Option<(i64, Option<String>)> = sqlx::query_as(
             "SELECT id, callback_attributes FROM callback_data WHERE meeting_id = $1 ORDER BY id LIMIT 1 FOR UPDATE",
         )
         .bind(meeting_id)
         .fetch_optional(&mut *tx)
-        .await?;
+        .await
+        .map_err(pg)?;
         let mut attributes =
             existing.as_ref().and_then(|(_, t)| t.as_deref()).map(parse_callback_attributes).unwrap_or_default();
         attributes.retain(|(k, _)| k != "recording_ready_url");
@@ -333,7 +344,8 @@ impl RecordingStore for PgStore {
                 .bind(yaml)
                 .bind(recording_id.map(|r| r as i32))
                 .execute(&mut *tx)
-                .await?;
+                .await
+                .map_err(pg)?;
             }
             None => {
                 sqlx::query(
@@ -344,10 +356,11 @@ impl RecordingStore for PgStore {
                 .bind(recording_id.map(|r| r as i32))
                 .bind(yaml)
                 .execute(&mut *tx)
-                .await?;
+                .await
+                .map_err(pg)?;
             }
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(pg)?;
         Ok(())
     }
 
@@ -370,7 +383,8 @@ impl RecordingStore for PgStore {
         .bind(url)
         .bind(tenant_id)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(pg)?;
         Ok(())
     }
 
@@ -386,7 +400,7 @@ impl RecordingStore for PgStore {
         .bind(limit)
         .bind(lease_secs as f64)
         .fetch_all(&self.pool)
-        .await?;
+        .await.map_err(pg)?;
         Ok(rows
             .into_iter()
             .map(|r| Delivery {
@@ -421,7 +435,7 @@ impl RecordingStore for PgStore {
         };
         let query = sqlx::query(sql).bind(id).bind(error);
         let query = if matches!(outcome, DeliveryOutcome::Retry { .. }) { query.bind(retry_in) } else { query };
-        query.execute(&self.pool).await?;
+        query.execute(&self.pool).await.map_err(pg)?;
         Ok(())
     }
 
@@ -466,7 +480,8 @@ impl RecordingStore for PgStore {
         .bind(tenant_id)
         .bind(published_or_unpublished)
         .fetch_all(&self.pool)
-        .await?;
+        .await
+        .map_err(pg)?;
         Ok(rows
             .into_iter()
             .map(|r| RecordingSummary { id: r.get(0), record_id: r.get(1), published: r.get(2), formats: r.get(3) })
@@ -479,7 +494,8 @@ impl RecordingStore for PgStore {
             .bind(publish)
             .bind(if publish { "published" } else { "unpublished" })
             .execute(&self.pool)
-            .await?;
+            .await
+            .map_err(pg)?;
         Ok(())
     }
 
@@ -490,11 +506,12 @@ impl RecordingStore for PgStore {
         deletes: &[String],
         protect: Option<bool>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.map_err(pg)?;
         let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM recordings WHERE record_id = ANY($1)")
             .bind(record_ids)
             .fetch_all(&mut *tx)
-            .await?;
+            .await
+            .map_err(pg)?;
         for (key, value) in upserts {
             sqlx::query(
                 "INSERT INTO metadata (recording_id, key, value) SELECT unnest($1::bigint[]), $2, $3
@@ -504,39 +521,54 @@ impl RecordingStore for PgStore {
             .bind(key)
             .bind(value)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(pg)?;
         }
         if !deletes.is_empty() {
             sqlx::query("DELETE FROM metadata WHERE recording_id = ANY($1) AND key = ANY($2)")
                 .bind(&ids)
                 .bind(deletes)
                 .execute(&mut *tx)
-                .await?;
+                .await
+                .map_err(pg)?;
         }
         if let (Some(protect), Some(first)) = (protect, record_ids.first()) {
             sqlx::query("UPDATE recordings SET protected = $2 WHERE record_id = $1")
                 .bind(first)
                 .bind(protect)
                 .execute(&mut *tx)
-                .await?;
+                .await
+                .map_err(pg)?;
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(pg)?;
         Ok(())
     }
 
     async fn mark_deleted(&self, id: i64) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT id FROM recordings WHERE id = $1 FOR UPDATE").bind(id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM metadata WHERE recording_id = $1").bind(id).execute(&mut *tx).await?;
+        let mut tx = self.pool.begin().await.map_err(pg)?;
+        sqlx::query("SELECT id FROM recordings WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(pg)?;
+        sqlx::query("DELETE FROM metadata WHERE recording_id = $1").bind(id).execute(&mut *tx).await.map_err(pg)?;
         sqlx::query(
             "DELETE FROM thumbnails WHERE playback_format_id IN (SELECT id FROM playback_formats WHERE recording_id = $1)",
         )
         .bind(id)
         .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM playback_formats WHERE recording_id = $1").bind(id).execute(&mut *tx).await?;
-        sqlx::query("UPDATE recordings SET state = 'deleted' WHERE id = $1").bind(id).execute(&mut *tx).await?;
-        tx.commit().await?;
+        .await.map_err(pg)?;
+        sqlx::query("DELETE FROM playback_formats WHERE recording_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(pg)?;
+        sqlx::query("UPDATE recordings SET state = 'deleted' WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(pg)?;
+        tx.commit().await.map_err(pg)?;
         Ok(())
     }
 
@@ -550,7 +582,8 @@ impl RecordingStore for PgStore {
         .bind(record_id)
         .bind(format)
         .fetch_optional(&self.pool)
-        .await?;
+        .await
+        .map_err(pg)?;
         Ok(row.map(|r| PlaybackTarget {
             record_id: r.get(0),
             format: r.get(1),
@@ -568,7 +601,7 @@ impl RecordingStore for PgStore {
              WHERE r.published = false GROUP BY r.id ORDER BY r.id",
         )
         .fetch_all(&self.pool)
-        .await?;
+        .await.map_err(pg)?;
         Ok(rows
             .into_iter()
             .map(|r| RecordingSummary { id: r.get(0), record_id: r.get(1), published: false, formats: r.get(2) })
@@ -583,19 +616,21 @@ impl RecordingStore for PgStore {
         )
         .bind(tenant_id)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(pg)?;
         Ok(result.rows_affected())
     }
 }
 
 /// One import attempt (see [`RecordingStore::import_recording`]).
 async fn import_once(pool: &PgPool, import: &RecordingImport, policy: ImportPolicy) -> Result<Imported, StoreError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin().await.map_err(pg)?;
     let existing: Option<(i64, Option<bool>, Option<bool>)> =
         sqlx::query_as("SELECT id, published, publish_updated FROM recordings WHERE record_id = $1 FOR UPDATE")
             .bind(&import.record_id)
             .fetch_optional(&mut *tx)
-            .await?;
+            .await
+            .map_err(pg)?;
     // Epoch milliseconds (NULL stays NULL) to `timestamp without time zone`.
     let start = import.start_ms.map(|ms| ms as f64);
     let end = import.end_ms.map(|ms| ms as f64);
@@ -617,7 +652,8 @@ async fn import_once(pool: &PgPool, import: &RecordingImport, policy: ImportPoli
         .bind(start)
         .bind(end)
         .fetch_one(&mut *tx)
-        .await?,
+        .await
+        .map_err(pg)?,
         Some((id, _, _)) => {
             // Attributes absent from the metadata are left as they are.
             sqlx::query(
@@ -637,7 +673,8 @@ async fn import_once(pool: &PgPool, import: &RecordingImport, policy: ImportPoli
             .bind(start)
             .bind(end)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(pg)?;
             id
         }
     };
@@ -650,7 +687,8 @@ async fn import_once(pool: &PgPool, import: &RecordingImport, policy: ImportPoli
         .bind(key)
         .bind(value)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .map_err(pg)?;
     }
     for format in &import.formats {
         let format_id: i64 = sqlx::query_scalar(
@@ -663,9 +701,14 @@ async fn import_once(pool: &PgPool, import: &RecordingImport, policy: ImportPoli
         .bind(&format.url)
         .bind(format.length)
         .fetch_one(&mut *tx)
-        .await?;
+        .await
+        .map_err(pg)?;
         // The format's thumbnails become exactly the new list.
-        sqlx::query("DELETE FROM thumbnails WHERE playback_format_id = $1").bind(format_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM thumbnails WHERE playback_format_id = $1")
+            .bind(format_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(pg)?;
         for (sequence, thumbnail) in format.thumbnails.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO thumbnails (playback_format_id, width, height, alt, url, sequence)
@@ -678,7 +721,8 @@ async fn import_once(pool: &PgPool, import: &RecordingImport, policy: ImportPoli
             .bind(&thumbnail.url)
             .bind(sequence as i32)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(pg)?;
         }
     }
     let published = match policy.published_after_import(existing.map(|(_, published, updated)| (published, updated))) {
@@ -686,7 +730,8 @@ async fn import_once(pool: &PgPool, import: &RecordingImport, policy: ImportPoli
         None => sqlx::query_scalar::<_, Option<bool>>("SELECT published FROM recordings WHERE id = $1")
             .bind(id)
             .fetch_one(&mut *tx)
-            .await?
+            .await
+            .map_err(pg)?
             .unwrap_or(false),
     };
     sqlx::query("UPDATE recordings SET published = $2, protected = $3 WHERE id = $1")
@@ -694,14 +739,16 @@ async fn import_once(pool: &PgPool, import: &RecordingImport, policy: ImportPoli
         .bind(published)
         .bind(policy.protected)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .map_err(pg)?;
     let tenant_id: Option<String> =
         sqlx::query_scalar("SELECT value FROM metadata WHERE recording_id = $1 AND key = 'tenant-id' LIMIT 1")
             .bind(id)
             .fetch_optional(&mut *tx)
-            .await?
+            .await
+            .map_err(pg)?
             .flatten();
-    tx.commit().await?;
+    tx.commit().await.map_err(pg)?;
     Ok(Imported { id, published, tenant_id })
 }
 
