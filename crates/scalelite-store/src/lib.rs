@@ -3,6 +3,7 @@
 mod error;
 pub mod model;
 pub mod postgres;
+mod recording_flow;
 pub mod recordings;
 pub mod redis;
 mod select;

@@ -9,13 +9,15 @@ pub mod migrate;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use crate::StoreError;
+use crate::recording_flow::{self, CallbackRow, ExistingRecording, RecordingSql};
 use crate::recordings::{
-    Delivery, DeliveryOutcome, FormatView, ImportLogEntry, ImportPolicy, Imported, ImportedThumbnail, PlaybackTarget,
-    RecordingImport, RecordingPage, RecordingQuery, RecordingStore, RecordingSummary, RecordingView, StateFilter,
+    Delivery, DeliveryOutcome, FormatView, ImportLogEntry, ImportPolicy, Imported, ImportedFormat, ImportedThumbnail,
+    PlaybackTarget, RecordingImport, RecordingPage, RecordingQuery, RecordingStore, RecordingSummary, RecordingView,
+    StateFilter,
 };
 
 /// An error of this database (`StoreError` does not convert `sqlx::Error`
@@ -90,9 +92,7 @@ impl PgStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(pg)?;
-        Ok(text
-            .flatten()
-            .and_then(|t| parse_callback_attributes(&t).into_iter().find(|(k, _)| k == name).map(|(_, v)| v)))
+        Ok(recording_flow::callback_attribute(text, name))
     }
 }
 
@@ -250,17 +250,13 @@ impl RecordingStore for PgStore {
     }
 
     async fn import_recording(&self, import: &RecordingImport, policy: ImportPolicy) -> Result<Imported, StoreError> {
-        if import.record_id.is_empty() || import.meeting_id.is_empty() {
-            return Err(StoreError::Conflict("metadata has no recording id or meeting id".into()));
-        }
+        recording_flow::check_import(import)?;
         // A concurrent first import of the same record id loses the unique
         // race; the whole transaction is retried, as Scalelite does.
         for attempt in 0.. {
             match import_once(&self.pool, import, policy).await {
-                Err(StoreError::Postgres(sqlx::Error::Database(e))) if e.is_unique_violation() && attempt < 3 => {
-                    continue;
-                }
-                other => return other,
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() && attempt < 3 => continue,
+                other => return other.map_err(pg),
             }
         }
         unreachable!("the loop returns")
@@ -322,46 +318,8 @@ impl RecordingStore for PgStore {
         recording_id: Option<i64>,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(pg)?;
-        let existing: Option<(i64, Option<String>)> = sqlx::query_as(
-            "SELECT id, callback_attributes FROM callback_data WHERE meeting_id = $1 ORDER BY id LIMIT 1 FOR UPDATE",
-        )
-        .bind(meeting_id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(pg)?;
-        let mut attributes =
-            existing.as_ref().and_then(|(_, t)| t.as_deref()).map(parse_callback_attributes).unwrap_or_default();
-        attributes.retain(|(k, _)| k != "recording_ready_url");
-        attributes.push(("recording_ready_url".into(), url.to_owned()));
-        let yaml = callback_attributes_yaml(&attributes);
-        match existing {
-            Some((id, _)) => {
-                sqlx::query(
-                    "UPDATE callback_data SET callback_attributes = $2, recording_id = COALESCE($3, recording_id),
-                     updated_at = (now() AT TIME ZONE 'UTC') WHERE id = $1",
-                )
-                .bind(id)
-                .bind(yaml)
-                .bind(recording_id.map(|r| r as i32))
-                .execute(&mut *tx)
-                .await
-                .map_err(pg)?;
-            }
-            None => {
-                sqlx::query(
-                    "INSERT INTO callback_data (meeting_id, recording_id, callback_attributes, created_at, updated_at)
-                     VALUES ($1, $2, $3, (now() AT TIME ZONE 'UTC'), (now() AT TIME ZONE 'UTC'))",
-                )
-                .bind(meeting_id)
-                .bind(recording_id.map(|r| r as i32))
-                .bind(yaml)
-                .execute(&mut *tx)
-                .await
-                .map_err(pg)?;
-            }
-        }
-        tx.commit().await.map_err(pg)?;
-        Ok(())
+        recording_flow::save_recording_ready_url(&mut *tx, meeting_id, url, recording_id).await.map_err(pg)?;
+        tx.commit().await.map_err(pg)
     }
 
     async fn enqueue_delivery(
@@ -440,22 +398,18 @@ impl RecordingStore for PgStore {
     }
 
     async fn find_recordings(&self, query: &RecordingQuery) -> Result<RecordingPage, StoreError> {
-        let Some((offset, limit)) = query.page else {
-            let recordings = self.page(query).await?;
-            let total = recordings.len() as i64;
-            return Ok(RecordingPage { recordings, total });
-        };
-        // The total needs its own scan: run both at once. When the page is
-        // not full and starts inside the list, the total is known without
-        // counting (a meeting's or a few ids' recordings: the common case).
+        // The total needs its own scan: past the first page, run both at
+        // once. When the page is not full and starts inside the list, the
+        // total is known without counting (a meeting's or a few ids'
+        // recordings: the common case).
+        let counting = query.page.is_some_and(|(offset, _)| offset != 0);
         let (recordings, counted) =
-            futures::join!(self.page(query), async { if offset == 0 { None } else { Some(self.count(query).await) } });
+            futures::join!(self.page(query), async { if counting { Some(self.count(query).await) } else { None } });
         let recordings = recordings?;
-        let short = (recordings.len() as i64) < limit && (offset == 0 || !recordings.is_empty());
-        let total = match counted {
-            _ if short => offset + recordings.len() as i64,
-            Some(total) => total?,
-            None => self.count(query).await?,
+        let total = match (recording_flow::total_from_page(query.page, recordings.len() as i64), counted) {
+            (Some(total), _) => total,
+            (None, Some(counted)) => counted?,
+            (None, None) => self.count(query).await?,
         };
         Ok(RecordingPage { recordings, total })
     }
@@ -623,19 +577,30 @@ impl RecordingStore for PgStore {
 }
 
 /// One import attempt (see [`RecordingStore::import_recording`]).
-async fn import_once(pool: &PgPool, import: &RecordingImport, policy: ImportPolicy) -> Result<Imported, StoreError> {
-    let mut tx = pool.begin().await.map_err(pg)?;
-    let existing: Option<(i64, Option<bool>, Option<bool>)> =
+async fn import_once(pool: &PgPool, import: &RecordingImport, policy: ImportPolicy) -> Result<Imported, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let imported = recording_flow::import(&mut *tx, import, policy).await?;
+    tx.commit().await?;
+    Ok(imported)
+}
+
+/// Epoch milliseconds (NULL stays NULL) as the number of milliseconds the
+/// statements add to `timestamp 'epoch'`.
+fn epoch_ms(ms: Option<i64>) -> Option<f64> {
+    ms.map(|ms| ms as f64)
+}
+
+#[async_trait]
+impl RecordingSql for PgConnection {
+    async fn recording_for_import(&mut self, record_id: &str) -> Result<Option<ExistingRecording>, sqlx::Error> {
         sqlx::query_as("SELECT id, published, publish_updated FROM recordings WHERE record_id = $1 FOR UPDATE")
-            .bind(&import.record_id)
-            .fetch_optional(&mut *tx)
+            .bind(record_id)
+            .fetch_optional(self)
             .await
-            .map_err(pg)?;
-    // Epoch milliseconds (NULL stays NULL) to `timestamp without time zone`.
-    let start = import.start_ms.map(|ms| ms as f64);
-    let end = import.end_ms.map(|ms| ms as f64);
-    let id: i64 = match existing {
-        None => sqlx::query_scalar(
+    }
+
+    async fn insert_recording(&mut self, import: &RecordingImport) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar(
             "INSERT INTO recordings (record_id, meeting_id, name, published, participants, state, starttime, endtime,
                                          protected, publish_updated)
                  VALUES ($1, $2, $3, COALESCE($4, false), $5, $6,
@@ -649,36 +614,35 @@ async fn import_once(pool: &PgPool, import: &RecordingImport, policy: ImportPoli
         .bind(import.published)
         .bind(import.participants)
         .bind(&import.state)
-        .bind(start)
-        .bind(end)
-        .fetch_one(&mut *tx)
+        .bind(epoch_ms(import.start_ms))
+        .bind(epoch_ms(import.end_ms))
+        .fetch_one(self)
         .await
-        .map_err(pg)?,
-        Some((id, _, _)) => {
-            // Attributes absent from the metadata are left as they are.
-            sqlx::query(
-                "UPDATE recordings SET meeting_id = $2, name = $3,
+    }
+
+    async fn update_recording(&mut self, id: i64, import: &RecordingImport) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE recordings SET meeting_id = $2, name = $3,
                     published = COALESCE($4, published), participants = COALESCE($5, participants),
                     state = COALESCE($6, state),
                     starttime = COALESCE(timestamp 'epoch' + $7 * interval '1 millisecond', starttime),
                     endtime = COALESCE(timestamp 'epoch' + $8 * interval '1 millisecond', endtime)
                  WHERE id = $1",
-            )
-            .bind(id)
-            .bind(&import.meeting_id)
-            .bind(&import.name)
-            .bind(import.published)
-            .bind(import.participants)
-            .bind(&import.state)
-            .bind(start)
-            .bind(end)
-            .execute(&mut *tx)
-            .await
-            .map_err(pg)?;
-            id
-        }
-    };
-    for (key, value) in &import.metadata {
+        )
+        .bind(id)
+        .bind(&import.meeting_id)
+        .bind(&import.name)
+        .bind(import.published)
+        .bind(import.participants)
+        .bind(&import.state)
+        .bind(epoch_ms(import.start_ms))
+        .bind(epoch_ms(import.end_ms))
+        .execute(self)
+        .await?;
+        Ok(())
+    }
+
+    async fn upsert_metadata(&mut self, id: i64, key: &str, value: &str) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO metadata (recording_id, key, value) VALUES ($1, $2, $3)
              ON CONFLICT (recording_id, key) DO UPDATE SET value = EXCLUDED.value",
@@ -686,12 +650,13 @@ async fn import_once(pool: &PgPool, import: &RecordingImport, policy: ImportPoli
         .bind(id)
         .bind(key)
         .bind(value)
-        .execute(&mut *tx)
-        .await
-        .map_err(pg)?;
+        .execute(self)
+        .await?;
+        Ok(())
     }
-    for format in &import.formats {
-        let format_id: i64 = sqlx::query_scalar(
+
+    async fn upsert_format(&mut self, id: i64, format: &ImportedFormat) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar(
             "INSERT INTO playback_formats (recording_id, format, url, length) VALUES ($1, $2, $3, $4)
              ON CONFLICT (recording_id, format) DO UPDATE SET url = EXCLUDED.url, length = EXCLUDED.length
              RETURNING id",
@@ -700,56 +665,108 @@ async fn import_once(pool: &PgPool, import: &RecordingImport, policy: ImportPoli
         .bind(&format.format)
         .bind(&format.url)
         .bind(format.length)
-        .fetch_one(&mut *tx)
+        .fetch_one(self)
         .await
-        .map_err(pg)?;
-        // The format's thumbnails become exactly the new list.
-        sqlx::query("DELETE FROM thumbnails WHERE playback_format_id = $1")
-            .bind(format_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(pg)?;
-        for (sequence, thumbnail) in format.thumbnails.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO thumbnails (playback_format_id, width, height, alt, url, sequence)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(format_id)
-            .bind(thumbnail.width)
-            .bind(thumbnail.height)
-            .bind(&thumbnail.alt)
-            .bind(&thumbnail.url)
-            .bind(sequence as i32)
-            .execute(&mut *tx)
-            .await
-            .map_err(pg)?;
-        }
     }
-    let published = match policy.published_after_import(existing.map(|(_, published, updated)| (published, updated))) {
-        Some(published) => published,
-        None => sqlx::query_scalar::<_, Option<bool>>("SELECT published FROM recordings WHERE id = $1")
+
+    async fn delete_thumbnails(&mut self, format_id: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM thumbnails WHERE playback_format_id = $1").bind(format_id).execute(self).await?;
+        Ok(())
+    }
+
+    async fn insert_thumbnail(
+        &mut self,
+        format_id: i64,
+        sequence: usize,
+        thumbnail: &ImportedThumbnail,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO thumbnails (playback_format_id, width, height, alt, url, sequence)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(format_id)
+        .bind(thumbnail.width)
+        .bind(thumbnail.height)
+        .bind(&thumbnail.alt)
+        .bind(&thumbnail.url)
+        .bind(sequence as i32)
+        .execute(self)
+        .await?;
+        Ok(())
+    }
+
+    async fn stored_published(&mut self, id: i64) -> Result<Option<bool>, sqlx::Error> {
+        sqlx::query_scalar("SELECT published FROM recordings WHERE id = $1").bind(id).fetch_one(self).await
+    }
+
+    async fn set_published_and_protected(
+        &mut self,
+        id: i64,
+        published: bool,
+        protected: bool,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE recordings SET published = $2, protected = $3 WHERE id = $1")
             .bind(id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(pg)?
-            .unwrap_or(false),
-    };
-    sqlx::query("UPDATE recordings SET published = $2, protected = $3 WHERE id = $1")
-        .bind(id)
-        .bind(published)
-        .bind(policy.protected)
-        .execute(&mut *tx)
+            .bind(published)
+            .bind(protected)
+            .execute(self)
+            .await?;
+        Ok(())
+    }
+
+    async fn tenant_id(&mut self, id: i64) -> Result<Option<String>, sqlx::Error> {
+        let value: Option<Option<String>> =
+            sqlx::query_scalar("SELECT value FROM metadata WHERE recording_id = $1 AND key = 'tenant-id' LIMIT 1")
+                .bind(id)
+                .fetch_optional(self)
+                .await?;
+        Ok(value.flatten())
+    }
+
+    async fn callback_row(&mut self, meeting_id: &str) -> Result<Option<CallbackRow>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT id, callback_attributes FROM callback_data WHERE meeting_id = $1 ORDER BY id LIMIT 1 FOR UPDATE",
+        )
+        .bind(meeting_id)
+        .fetch_optional(self)
         .await
-        .map_err(pg)?;
-    let tenant_id: Option<String> =
-        sqlx::query_scalar("SELECT value FROM metadata WHERE recording_id = $1 AND key = 'tenant-id' LIMIT 1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(pg)?
-            .flatten();
-    tx.commit().await.map_err(pg)?;
-    Ok(Imported { id, published, tenant_id })
+    }
+
+    async fn update_callback_row(
+        &mut self,
+        id: i64,
+        attributes: &str,
+        recording_id: Option<i64>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE callback_data SET callback_attributes = $2, recording_id = COALESCE($3, recording_id),
+                     updated_at = (now() AT TIME ZONE 'UTC') WHERE id = $1",
+        )
+        .bind(id)
+        .bind(attributes)
+        .bind(recording_id.map(|r| r as i32))
+        .execute(self)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_callback_row(
+        &mut self,
+        meeting_id: &str,
+        attributes: &str,
+        recording_id: Option<i64>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO callback_data (meeting_id, recording_id, callback_attributes, created_at, updated_at)
+                     VALUES ($1, $2, $3, (now() AT TIME ZONE 'UTC'), (now() AT TIME ZONE 'UTC'))",
+        )
+        .bind(meeting_id)
+        .bind(recording_id.map(|r| r as i32))
+        .bind(attributes)
+        .execute(self)
+        .await?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
