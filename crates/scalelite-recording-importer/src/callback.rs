@@ -1,5 +1,5 @@
 //! Recording-ready callbacks (reference §16.1), delivered from a queue in
-//! PostgreSQL so retries survive restarts.
+//! the recording store so retries survive restarts.
 //!
 //! After an import the meeting's callback URL is queued
 //! (`recording_ready_deliveries`). A worker claims due entries (`FOR

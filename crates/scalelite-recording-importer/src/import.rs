@@ -6,7 +6,7 @@
 //!    (files and directories flushed). Crash: a leftover directory, removed
 //!    at the next start; the archive is still in the spool.
 //! 2. Parse every `metadata.xml`.
-//! 3. One PostgreSQL transaction creates or updates the recording with all
+//! 3. One database transaction creates or updates the recording with all
 //!    its formats (an upsert on `record_id`). Crash: the database knows the
 //!    recording, its files are not (all) in place yet; the archive is still
 //!    in the spool, so the next import redoes steps 1–5 without duplicates.
@@ -21,7 +21,7 @@
 //! database knows whether the recording is published (an administrator may
 //! have unpublished it, `publish_updated`); the files are moved before the
 //! archive is deleted so nothing is lost. A failure in steps 1–2 caused by
-//! the archive quarantines it; PostgreSQL being unreachable, or a
+//! the archive quarantines it; the database being unreachable, or a
 //! directory not being writable, keeps it in the spool for a later attempt.
 
 use std::io;
@@ -84,7 +84,7 @@ pub enum ArchiveOutcome {
         /// Where it is now (`None` if it could not be moved).
         moved_to: Option<PathBuf>,
     },
-    /// Kept in the spool for a later attempt: PostgreSQL is unreachable or a
+    /// Kept in the spool for a later attempt: the database is unreachable or a
     /// directory cannot be written.
     Deferred {
         /// The archive's file name.

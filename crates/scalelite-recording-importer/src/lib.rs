@@ -86,7 +86,7 @@ impl OnceReport {
         self.count(|o| matches!(o, ArchiveOutcome::Quarantined { .. }))
     }
 
-    /// Archives kept in the spool because PostgreSQL or a directory failed.
+    /// Archives kept in the spool because the database or a directory failed.
     pub fn deferred(&self) -> usize {
         self.count(|o| matches!(o, ArchiveOutcome::Deferred { .. }))
     }
@@ -404,7 +404,7 @@ impl Importer {
     ///
     /// Archives are listed, and after the settle time listed again; those
     /// unchanged in between are imported one at a time. An archive still
-    /// changing is left for a later run. When PostgreSQL is unreachable the
+    /// changing is left for a later run. When the database is unreachable the
     /// remaining archives are left in the spool.
     pub async fn import_pending_once(&self) -> Result<OnceReport, ImporterError> {
         let settings = &self.inner.settings;

@@ -276,7 +276,7 @@ impl ServerUpdate {
     }
 }
 
-/// A meeting record with its remaining lifetime in Redis.
+/// A meeting record with its remaining lifetime in the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MeetingRecord {
     /// The record.
