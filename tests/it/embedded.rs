@@ -9,7 +9,7 @@ use std::time::Duration;
 use scalelite_api::embedded;
 use scalelite_core::MeetingId;
 use scalelite_core::config::{Backend, Config, Env};
-use scalelite_store::Store as _;
+use scalelite_store::{MeetingStore as _, ServerStore as _};
 use scalelite_tests::{ApiClient, FakeFleet, RecordingArchive, eventually_with};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;

@@ -487,7 +487,7 @@ async fn fsapi_tenant_secrets_only_reach_their_tenant_meetings() {
 /// Dial-in numbers written by Ruby Scalelite, on its Redis layout.
 mod redis_only {
     use scalelite_core::{MeetingId, ServerId};
-    use scalelite_store::{RedisStore, Store as _};
+    use scalelite_store::{MeetingStore as _, RedisStore};
     use scalelite_tests::seed::{SeedServer, seed_meeting, seed_server};
     use scalelite_tests::{NS, TestRedis};
 

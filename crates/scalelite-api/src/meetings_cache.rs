@@ -17,7 +17,7 @@ use scalelite_bbb_client::{BbbClient, CallError};
 use scalelite_core::error::internal;
 use scalelite_core::xml::Element;
 use scalelite_core::{BbbError, ServerId, TenantId};
-use scalelite_store::Store;
+use scalelite_store::{ServerStore, Store};
 use tracing::{debug, warn};
 
 use crate::metrics::ApiMetrics;
@@ -78,7 +78,12 @@ impl MeetingsCache {
                     // Spawned so the fan-out completes (and is cached) even if
                     // the caller that started it goes away.
                     metrics.get_meetings_fanouts.inc();
-                    let task = tokio::spawn(fan_out(Arc::clone(store), bbb.clone(), concurrency, Arc::clone(metrics)));
+                    let task = tokio::spawn(fan_out(
+                        Arc::<dyn Store>::clone(store),
+                        bbb.clone(),
+                        concurrency,
+                        Arc::clone(metrics),
+                    ));
                     let future = async move {
                         task.await.unwrap_or_else(|e| Arc::new(Fanout::store_failure(format!("fan-out task: {e}"))))
                     }
@@ -145,7 +150,12 @@ impl Fanout {
     }
 }
 
-async fn fan_out(store: Arc<dyn Store>, bbb: BbbClient, concurrency: usize, metrics: Arc<ApiMetrics>) -> Arc<Fanout> {
+async fn fan_out(
+    store: Arc<dyn ServerStore>,
+    bbb: BbbClient,
+    concurrency: usize,
+    metrics: Arc<ApiMetrics>,
+) -> Arc<Fanout> {
     let servers = match store.servers().await {
         Ok(servers) => servers,
         Err(error) => {

@@ -121,7 +121,7 @@ impl AppState {
         let mut registry = metrics.registry();
         register(&mut registry);
         let registry = Arc::new(registry);
-        let tenants = TenantDirectory::new(Arc::clone(&store), config.tenant_cache_ttl);
+        let tenants = TenantDirectory::new(Arc::<dyn Store>::clone(&store), config.tenant_cache_ttl);
         let outbound = Outbound::new(&config);
         let body_budget = BodyBudget::new(config.edge.unauthenticated_body_budget);
         Self(Arc::new(Shared {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use http::{HeaderMap, Uri};
 use scalelite_core::params::ParamList;
 use scalelite_core::{BbbError, Secret, TenantId};
-use scalelite_store::{Store, StoreError, Tenant, TenantRecord};
+use scalelite_store::{StoreError, Tenant, TenantRecord, TenantStore};
 
 use crate::host::{request_host, tenant_name};
 use crate::response::ApiError;
@@ -84,14 +84,14 @@ struct Entry {
 /// Cache of tenants by name.
 #[derive(Debug)]
 pub(crate) struct TenantDirectory {
-    store: Arc<dyn Store>,
+    store: Arc<dyn TenantStore>,
     ttl: Duration,
     entries: Mutex<HashMap<String, Entry>>,
 }
 
 impl TenantDirectory {
     /// A directory reading `store`, keeping entries for `ttl`.
-    pub(crate) fn new(store: Arc<dyn Store>, ttl: Duration) -> Self {
+    pub(crate) fn new(store: Arc<dyn TenantStore>, ttl: Duration) -> Self {
         Self { store, ttl, entries: Mutex::new(HashMap::new()) }
     }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use scalelite_bbb_client::{BbbClient, Timeouts};
 use scalelite_core::config::Config;
-use scalelite_store::{Lease, Store, StoreError};
+use scalelite_store::{Lease, LeaseStore, Store, StoreError};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
@@ -134,7 +134,7 @@ impl Poller {
     }
 
     fn spawn_renewal(&self, ttl: Duration, leading: Arc<AtomicBool>) -> Renewal {
-        let store = Arc::clone(&self.store);
+        let store: Arc<dyn LeaseStore> = Arc::clone(&self.store) as _;
         let lease = self.lease.clone();
         let metrics = Arc::clone(&self.metrics);
         Renewal(tokio::spawn(async move {

@@ -142,7 +142,7 @@ async fn poll_server(bbb: &BbbClient, server: Server, load: &LoadModel) -> Polle
 }
 
 /// Runs one round while holding `lease`. `orphans` carries the orphan voice
-/// bridges seen last round (see `Store::prune`).
+/// bridges seen last round (see `PollerStore::prune`).
 pub async fn poll_round(
     store: &dyn Store,
     bbb: &BbbClient,

@@ -1,5 +1,5 @@
 //! Recording-ready callbacks (reference §16.1), delivered from a queue in
-//! PostgreSQL so retries survive restarts.
+//! the recording store so retries survive restarts.
 //!
 //! After an import the meeting's callback URL is queued
 //! (`recording_ready_deliveries`). A worker claims due entries (`FOR
@@ -33,7 +33,7 @@ use scalelite_bbb_client::{HttpsClient, https_client, redacted_url as redacted};
 use scalelite_core::error::error_chain;
 use scalelite_core::{Secret, TenantId};
 use scalelite_store::recordings::{Delivery, DeliveryOutcome, RecordingStore};
-use scalelite_store::{Store, StoreError};
+use scalelite_store::{StoreError, TenantStore};
 use tracing::{error, info, warn};
 
 use crate::settings::CallbackSettings;
@@ -71,7 +71,7 @@ impl CallbackSecrets for LoadBalancerSecrets {
 #[derive(Clone)]
 pub struct TenantSecrets {
     /// Where tenants live.
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn TenantStore>,
     /// The load-balancer secrets.
     pub fallback: Vec<Secret>,
 }

@@ -6,7 +6,7 @@
 //!    (files and directories flushed). Crash: a leftover directory, removed
 //!    at the next start; the archive is still in the spool.
 //! 2. Parse every `metadata.xml`.
-//! 3. One PostgreSQL transaction creates or updates the recording with all
+//! 3. One database transaction creates or updates the recording with all
 //!    its formats (an upsert on `record_id`). Crash: the database knows the
 //!    recording, its files are not (all) in place yet; the archive is still
 //!    in the spool, so the next import redoes steps 1–5 without duplicates.
@@ -21,7 +21,7 @@
 //! database knows whether the recording is published (an administrator may
 //! have unpublished it, `publish_updated`); the files are moved before the
 //! archive is deleted so nothing is lost. A failure in steps 1–2 caused by
-//! the archive quarantines it; PostgreSQL being unreachable, or a
+//! the archive quarantines it; the database being unreachable, or a
 //! directory not being writable, keeps it in the spool for a later attempt.
 
 use std::io;
@@ -43,8 +43,8 @@ use crate::spool::{self, Candidate};
 
 /// Prefix of extraction directories in the work directory.
 pub(crate) const WORK_PREFIX: &str = ".import-";
-/// How long the Redis lookup of a callback URL may take.
-const REDIS_LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long the store lookup of a callback URL may take.
+const KEY_LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// An archive that was imported.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,7 +84,7 @@ pub enum ArchiveOutcome {
         /// Where it is now (`None` if it could not be moved).
         moved_to: Option<PathBuf>,
     },
-    /// Kept in the spool for a later attempt: PostgreSQL is unreachable or a
+    /// Kept in the spool for a later attempt: the database is unreachable or a
     /// directory cannot be written.
     Deferred {
         /// The archive's file name.
@@ -324,9 +324,9 @@ impl Importer {
         Ok(ArchiveOutcome::Imported(imported))
     }
 
-    /// Looks up the meeting's recording-ready URL (PostgreSQL first, then
-    /// what the API remembered in Redis), stores it where Ruby Scalelite
-    /// reads it, and queues the callback.
+    /// Looks up the meeting's recording-ready URL (the recording store
+    /// first, then what the API remembered in the store of meetings), stores
+    /// it where Ruby Scalelite reads it, and queues the callback.
     async fn queue_callback(
         &self,
         import: &RecordingImport,
@@ -337,9 +337,9 @@ impl Importer {
         let meeting_id = import.meeting_id.as_str();
         let mut url = store.recording_ready_url(meeting_id).await.map_err(|e| store_failure(&e))?;
         if url.is_none()
-            && let Some(redis) = &self.inner.redis
+            && let Some(keys) = &self.inner.keys
         {
-            match tokio::time::timeout(REDIS_LOOKUP_TIMEOUT, redis.recording_ready_url(meeting_id)).await {
+            match tokio::time::timeout(KEY_LOOKUP_TIMEOUT, keys.recording_ready_url(meeting_id)).await {
                 Ok(Ok(found)) => url = found,
                 Ok(Err(e)) => warn!(meeting_id, error = %e, "cannot read the recording-ready URL from Redis"),
                 Err(_) => warn!(meeting_id, "Redis did not answer the recording-ready URL lookup in time"),

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use scalelite_store::recordings::RecordingStore;
 use scalelite_store::trees::{self, Trees};
-use scalelite_store::{Store, StoreError};
+use scalelite_store::{KeyStore, Store, StoreError};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
@@ -86,7 +86,7 @@ impl OnceReport {
         self.count(|o| matches!(o, ArchiveOutcome::Quarantined { .. }))
     }
 
-    /// Archives kept in the spool because PostgreSQL or a directory failed.
+    /// Archives kept in the spool because the database or a directory failed.
     pub fn deferred(&self) -> usize {
         self.count(|o| matches!(o, ArchiveOutcome::Deferred { .. }))
     }
@@ -107,7 +107,9 @@ pub struct Importer {
 struct Inner {
     settings: Settings,
     recordings: Arc<dyn RecordingStore>,
-    redis: Option<Arc<dyn Store>>,
+    /// Where the API remembers recording-ready URLs (Redis, or the embedded
+    /// database), when it can be reached.
+    keys: Option<Arc<dyn KeyStore>>,
     deliverer: Deliverer,
     /// Woken after each import, so its callback goes out at once.
     deliveries_wake: Notify,
@@ -156,13 +158,14 @@ impl Stop {
 
 impl Importer {
     /// An importer with `settings`, writing recordings to `recordings` and
-    /// reading the recording-ready URLs the API remembered from `redis`
-    /// (optional). Callbacks are signed with the load-balancer secrets, in
-    /// multitenant mode with the secrets of the recording's tenant.
-    pub fn new(settings: Settings, recordings: Arc<dyn RecordingStore>, redis: Option<Arc<dyn Store>>) -> Self {
+    /// reading the recording-ready URLs the API remembered from `store`
+    /// (optional: Redis, or the embedded database). Callbacks are signed
+    /// with the load-balancer secrets, in multitenant mode with the secrets
+    /// of the recording's tenant (read from `store`).
+    pub fn new(settings: Settings, recordings: Arc<dyn RecordingStore>, store: Option<Arc<dyn Store>>) -> Self {
         let fallback = settings.callbacks.secrets.clone();
-        let secrets: Arc<dyn CallbackSecrets> = match (&redis, settings.multitenancy) {
-            (Some(store), true) => Arc::new(TenantSecrets { store: Arc::clone(store), fallback }),
+        let secrets: Arc<dyn CallbackSecrets> = match (&store, settings.multitenancy) {
+            (Some(store), true) => Arc::new(TenantSecrets { store: Arc::<dyn Store>::clone(store), fallback }),
             _ => Arc::new(LoadBalancerSecrets(fallback)),
         };
         let deliverer = Deliverer::new(settings.callbacks.clone(), secrets);
@@ -170,7 +173,7 @@ impl Importer {
             inner: Arc::new(Inner {
                 settings,
                 recordings,
-                redis,
+                keys: store.map(|store| store as Arc<dyn KeyStore>),
                 deliverer,
                 deliveries_wake: Notify::new(),
                 stuck: Mutex::new(HashMap::new()),
@@ -187,7 +190,7 @@ impl Importer {
             inner: Arc::new(Inner {
                 settings,
                 recordings: Arc::clone(&self.inner.recordings),
-                redis: self.inner.redis.clone(),
+                keys: self.inner.keys.clone(),
                 deliverer,
                 deliveries_wake: Notify::new(),
                 stuck: Mutex::new(HashMap::new()),
@@ -401,7 +404,7 @@ impl Importer {
     ///
     /// Archives are listed, and after the settle time listed again; those
     /// unchanged in between are imported one at a time. An archive still
-    /// changing is left for a later run. When PostgreSQL is unreachable the
+    /// changing is left for a later run. When the database is unreachable the
     /// remaining archives are left in the spool.
     pub async fn import_pending_once(&self) -> Result<OnceReport, ImporterError> {
         let settings = &self.inner.settings;

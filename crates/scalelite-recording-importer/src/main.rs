@@ -25,7 +25,7 @@ fn main() -> ExitCode {
 
 async fn run(env: &Env, once: bool) -> anyhow::Result<ExitCode> {
     let config = Config::from_env(env)?;
-    let (recordings, redis): (Arc<dyn RecordingStore>, Option<Arc<dyn Store>>) = match &config.backend {
+    let (recordings, meetings): (Arc<dyn RecordingStore>, Option<Arc<dyn Store>>) = match &config.backend {
         // The embedded database holds both (`scalelite-api` imports by itself in that mode).
         Backend::Embedded { .. } => {
             let stores = Stores::open(&config, 4).await.context("opening the embedded database")?;
@@ -34,7 +34,7 @@ async fn run(env: &Env, once: bool) -> anyhow::Result<ExitCode> {
         Backend::Services => {
             let url = config.database_url.as_ref().context("DATABASE_URL is required")?;
             let recordings = Arc::new(PgStore::open(url.expose(), 4).context("DATABASE_URL")?);
-            let redis: Option<Arc<dyn Store>> =
+            let meetings: Option<Arc<dyn Store>> =
                 match RedisStore::open(config.redis_url.expose(), &config.redis_namespace) {
                     Ok(store) => Some(Arc::new(store)),
                     Err(e) => {
@@ -42,7 +42,7 @@ async fn run(env: &Env, once: bool) -> anyhow::Result<ExitCode> {
                         None
                     }
                 };
-            (recordings, redis)
+            (recordings, meetings)
         }
     };
     if let Err(e) = recordings.health_check().await {
@@ -51,7 +51,7 @@ async fn run(env: &Env, once: bool) -> anyhow::Result<ExitCode> {
         }
         warn!(error = %e, "PostgreSQL is not ready; imports wait for it");
     }
-    let importer = Importer::new(Settings::from_config(&config), recordings, redis);
+    let importer = Importer::new(Settings::from_config(&config), recordings, meetings);
     if !once {
         importer.run(scalelite_telemetry::shutdown_signal()).await;
         return Ok(ExitCode::SUCCESS);

@@ -12,7 +12,7 @@ use scalelite_store::recordings::ImportPolicy;
 
 /// Largest `metadata.xml` accepted (BBB writes a few KiB).
 pub const DEFAULT_MAX_METADATA_BYTES: u64 = 4 * 1024 * 1024;
-/// First pause after PostgreSQL (or a local directory) failed an import.
+/// First pause after the database (or a local directory) failed an import.
 pub const DEFAULT_OUTAGE_BACKOFF: Duration = Duration::from_secs(1);
 /// Longest pause between import attempts during an outage.
 pub const DEFAULT_OUTAGE_BACKOFF_MAX: Duration = Duration::from_secs(60);
@@ -76,7 +76,7 @@ pub struct Settings {
     pub settle_time: Duration,
     /// Largest accepted `metadata.xml`.
     pub max_metadata_bytes: u64,
-    /// Pauses while PostgreSQL is unreachable or a directory is unusable.
+    /// Pauses while the database is unreachable or a directory is unusable.
     pub outage_backoff: Backoff,
     /// `MULTITENANCY_ENABLED`: recordings without `tenant-id` metadata get
     /// no recording-ready callback (as in Scalelite).

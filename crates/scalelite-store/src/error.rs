@@ -8,8 +8,10 @@ pub enum StoreError {
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
     /// PostgreSQL refused or failed the statement (includes connection loss).
+    /// Not converted from `sqlx::Error` implicitly: each backend names its
+    /// database when it maps an error.
     #[error("postgres: {0}")]
-    Postgres(#[from] sqlx::Error),
+    Postgres(sqlx::Error),
     /// The embedded SQLite database refused or failed the statement.
     #[error("sqlite: {0}")]
     Sqlite(sqlx::Error),

@@ -3,6 +3,7 @@
 mod error;
 pub mod model;
 pub mod postgres;
+mod recording_flow;
 pub mod recordings;
 pub mod redis;
 mod select;
@@ -27,13 +28,25 @@ pub use crate::select::{Stores, create_private_dir};
 pub use crate::sqlite::SqliteStore;
 pub use crate::tenants::{Tenant, TenantRecord, TenantSetting, TenantUpdate};
 
-/// Storage of servers and meeting routes.
+/// Storage of servers, meeting routes, the poller's state, tenants and
+/// short-lived keys: every part below, and a health check.
 ///
-/// The Redis implementation keeps Scalelite's exact layout so Ruby and Rust
-/// processes can share one Redis. Every method is one round trip to the
-/// store; `route_join` and `place_meeting` are atomic.
+/// A consumer that needs one part takes that trait instead (an
+/// `Arc<dyn Store>` upcasts to any of them). The Redis implementation keeps
+/// Scalelite's exact layout so Ruby and Rust processes can share one Redis;
+/// every method is one round trip to the store.
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+pub trait Store:
+    MeetingStore + ServerStore + PollerStore + LeaseStore + TenantStore + KeyStore + Send + Sync + std::fmt::Debug + 'static
+{
+    /// Writes and reads a short-lived key (Scalelite's health check).
+    async fn health_check(&self) -> Result<(), StoreError>;
+}
+
+/// Meeting routing: the records the API's create, join, end and lookups
+/// read and write. `route_join` and `place_meeting` are atomic.
+#[async_trait]
+pub trait MeetingStore: Send + Sync + std::fmt::Debug + 'static {
     /// Finds a meeting (visible to `tenant` when given) and its server.
     async fn find_meeting(&self, id: &MeetingId, tenant: Option<&TenantId>)
     -> Result<Option<MeetingRoute>, StoreError>;
@@ -50,13 +63,21 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// given). Returns whether a record was deleted.
     async fn delete_meeting(&self, id: &MeetingId, only_on: Option<&ServerId>) -> Result<bool, StoreError>;
 
+    /// The meeting dial-in number `pin` belongs to, and its server (no tenant
+    /// check). A stale `voice_bridges` entry (its meeting record expired or
+    /// holds another voice bridge) counts as unknown.
+    async fn find_meeting_by_voice_bridge(&self, pin: &str) -> Result<Option<MeetingRoute>, StoreError>;
+
+    /// Every meeting record with its remaining TTL.
+    async fn meetings(&self) -> Result<Vec<MeetingRecord>, StoreError>;
+}
+
+/// Server administration (Scalelite's `Server#save` semantics) and the
+/// server list every consumer reads.
+#[async_trait]
+pub trait ServerStore: Send + Sync + std::fmt::Debug + 'static {
     /// Every server, with its load as Scalelite derives it.
     async fn servers(&self) -> Result<Vec<Server>, StoreError>;
-
-    /// Writes and reads a short-lived key (Scalelite's health check).
-    async fn health_check(&self) -> Result<(), StoreError>;
-
-    // === Server administration (Scalelite's Server#save semantics) ===
 
     /// One server by id (`None` when it has no record).
     async fn server(&self, id: &ServerId) -> Result<Option<Server>, StoreError>;
@@ -70,12 +91,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Deletes a server record and its set entries (its meetings stay).
     /// Returns whether it existed.
     async fn delete_server(&self, id: &ServerId) -> Result<bool, StoreError>;
+}
 
-    /// Every meeting record with its remaining TTL.
-    async fn meetings(&self) -> Result<Vec<MeetingRecord>, StoreError>;
-
-    // === Poller ===
-
+/// What the poller writes after polling servers.
+#[async_trait]
+pub trait PollerStore: Send + Sync + std::fmt::Debug + 'static {
     /// Saves a poll result, only while `lease` is held.
     async fn save_poll(&self, lease: &Lease, save: &PollSave) -> Result<PollSaved, StoreError>;
 
@@ -83,7 +103,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// were orphans already in `previous_orphans`; returns what it removed and
     /// the orphans seen now.
     async fn prune(&self, previous_orphans: &[String]) -> Result<(Pruned, Vec<String>), StoreError>;
+}
 
+/// Named leases (the poller's leader election).
+#[async_trait]
+pub trait LeaseStore: Send + Sync + std::fmt::Debug + 'static {
     /// Takes (or extends) the lease when it is free or already ours.
     async fn acquire_lease(&self, lease: &Lease, ttl: Duration) -> Result<bool, StoreError>;
 
@@ -95,29 +119,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// The token of the lease's current holder.
     async fn lease_holder(&self, name: &str) -> Result<Option<String>, StoreError>;
+}
 
-    // === Recordings ===
-
-    /// Remembers a meeting's recording-ready callback URL (taken off the
-    /// create call) until its recording is imported.
-    async fn remember_recording_ready_url(
-        &self,
-        meeting_id: &MeetingId,
-        url: &str,
-        ttl: Duration,
-    ) -> Result<(), StoreError>;
-
-    /// The remembered recording-ready URL of a meeting.
-    async fn recording_ready_url(&self, meeting_id: &str) -> Result<Option<String>, StoreError>;
-
-    /// Stores one-time playback tokens (`protector_token_<token>` = payload).
-    async fn create_playback_tokens(&self, tokens: &[(String, String)], ttl: Duration) -> Result<(), StoreError>;
-
-    /// Takes a playback token (read and deleted atomically); its payload.
-    async fn consume_playback_token(&self, token: &str) -> Result<Option<String>, StoreError>;
-
-    // === Tenants (Scalelite's Tenant and TenantSetting semantics) ===
-
+/// Tenants and their settings (Scalelite's `Tenant` and `TenantSetting`
+/// semantics).
+#[async_trait]
+pub trait TenantStore: Send + Sync + std::fmt::Debug + 'static {
     /// Every tenant with its settings.
     async fn tenants(&self) -> Result<Vec<TenantRecord>, StoreError>;
 
@@ -142,13 +149,29 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Deletes a tenant setting. Returns whether it existed.
     async fn delete_tenant_setting(&self, id: &str) -> Result<bool, StoreError>;
+}
 
-    /// The meeting dial-in number `pin` belongs to, and its server (no tenant
-    /// check). A stale `voice_bridges` entry (its meeting record expired or
-    /// holds another voice bridge) counts as unknown.
-    async fn find_meeting_by_voice_bridge(&self, pin: &str) -> Result<Option<MeetingRoute>, StoreError>;
+/// Short-lived keys: recording-ready URLs, one-time playback tokens and
+/// analytics callbacks, each kept for a TTL.
+#[async_trait]
+pub trait KeyStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Remembers a meeting's recording-ready callback URL (taken off the
+    /// create call) until its recording is imported.
+    async fn remember_recording_ready_url(
+        &self,
+        meeting_id: &MeetingId,
+        url: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
 
-    // === Analytics callbacks ===
+    /// The remembered recording-ready URL of a meeting.
+    async fn recording_ready_url(&self, meeting_id: &str) -> Result<Option<String>, StoreError>;
+
+    /// Stores one-time playback tokens (`protector_token_<token>` = payload).
+    async fn create_playback_tokens(&self, tokens: &[(String, String)], ttl: Duration) -> Result<(), StoreError>;
+
+    /// Takes a playback token (read and deleted atomically); its payload.
+    async fn consume_playback_token(&self, token: &str) -> Result<Option<String>, StoreError>;
 
     /// Remembers a meeting's analytics callback (replacing an older one)
     /// until BBB posts the meeting's analytics.

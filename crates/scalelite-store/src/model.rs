@@ -216,7 +216,7 @@ pub struct PlacementRequest {
     pub reserve_users: u32,
 }
 
-/// The outcome of [`crate::Store::place_meeting`].
+/// The outcome of [`crate::MeetingStore::place_meeting`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum Placement {
     /// The meeting already existed; nothing was written.
@@ -276,7 +276,7 @@ impl ServerUpdate {
     }
 }
 
-/// A meeting record with its remaining lifetime in Redis.
+/// A meeting record with its remaining lifetime in the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MeetingRecord {
     /// The record.

@@ -1,5 +1,6 @@
-//! Recordings (PostgreSQL, Scalelite's schema): what the importer writes,
-//! the recordings API reads and changes, and playback looks up.
+//! Recordings (Scalelite's schema, in PostgreSQL or the embedded SQLite
+//! database): what the importer writes, the recordings API reads and
+//! changes, and playback looks up.
 
 use async_trait::async_trait;
 

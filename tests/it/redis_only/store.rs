@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::support::{assert_placements_follow_the_reference, placement_request};
 use scalelite_core::{MeetingId, ServerId};
-use scalelite_store::{JoinRoute, Placement, RedisStore, ServerState, Store};
+use scalelite_store::{JoinRoute, MeetingStore, Placement, RedisStore, ServerState, ServerStore};
 use scalelite_tests::seed::{SeedServer, seed_meeting, seed_server};
 use scalelite_tests::{NS, TestRedis};
 

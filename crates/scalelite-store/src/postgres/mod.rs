@@ -9,14 +9,22 @@ pub mod migrate;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use crate::StoreError;
+use crate::recording_flow::{self, CallbackRow, ExistingRecording, RecordingSql};
 use crate::recordings::{
-    Delivery, DeliveryOutcome, FormatView, ImportLogEntry, ImportPolicy, Imported, ImportedThumbnail, PlaybackTarget,
-    RecordingImport, RecordingPage, RecordingQuery, RecordingStore, RecordingSummary, RecordingView, StateFilter,
+    Delivery, DeliveryOutcome, FormatView, ImportLogEntry, ImportPolicy, Imported, ImportedFormat, ImportedThumbnail,
+    PlaybackTarget, RecordingImport, RecordingPage, RecordingQuery, RecordingStore, RecordingSummary, RecordingView,
+    StateFilter,
 };
+
+/// An error of this database (`StoreError` does not convert `sqlx::Error`
+/// implicitly, so no other database's error is reported as PostgreSQL's).
+fn pg(e: sqlx::Error) -> StoreError {
+    StoreError::Postgres(e)
+}
 
 /// Scalelite's PostgreSQL database.
 #[derive(Clone, Debug)]
@@ -31,7 +39,8 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(3))
-            .connect_lazy(url)?;
+            .connect_lazy(url)
+            .map_err(pg)?;
         Ok(Self { pool })
     }
 
@@ -42,12 +51,12 @@ impl PgStore {
 
     /// Applies pending migrations; returns the versions applied.
     pub async fn migrate(&self) -> Result<Vec<&'static str>, StoreError> {
-        Ok(migrate::migrate(&self.pool).await?)
+        migrate::migrate(&self.pool).await.map_err(pg)
     }
 
     /// Versions not applied yet.
     pub async fn pending_migrations(&self) -> Result<Vec<&'static str>, StoreError> {
-        Ok(migrate::pending(&self.pool).await?)
+        migrate::pending(&self.pool).await.map_err(pg)
     }
 
     /// Runs a `getRecordings` page query: one round trip returning every
@@ -63,7 +72,7 @@ impl PgStore {
         q.push(") ");
         q.push(VIEW_SELECT);
         q.push(" ORDER BY r.starttime DESC NULLS FIRST, r.id DESC");
-        let rows = q.build().fetch_all(&self.pool).await?;
+        let rows = q.build().fetch_all(&self.pool).await.map_err(pg)?;
         rows.iter().map(view_of).collect()
     }
 
@@ -71,7 +80,7 @@ impl PgStore {
     async fn count(&self, query: &RecordingQuery) -> Result<i64, StoreError> {
         let mut q = QueryBuilder::<Postgres>::new("SELECT count(*) FROM recordings r");
         push_filters(&mut q, query);
-        Ok(q.build_query_scalar::<i64>().fetch_one(&self.pool).await?)
+        q.build_query_scalar::<i64>().fetch_one(&self.pool).await.map_err(pg)
     }
 
     /// One attribute of a meeting's `callback_data` row.
@@ -81,10 +90,9 @@ impl PgStore {
         )
         .bind(meeting_id)
         .fetch_optional(&self.pool)
-        .await?;
-        Ok(text
-            .flatten()
-            .and_then(|t| parse_callback_attributes(&t).into_iter().find(|(k, _)| k == name).map(|(_, v)| v)))
+        .await
+        .map_err(pg)?;
+        Ok(recording_flow::callback_attribute(text, name))
     }
 }
 
@@ -106,7 +114,7 @@ type ThumbnailJson = (Option<i32>, Option<i32>, Option<String>, Option<String>);
 type FormatJson = (Option<String>, Option<String>, Option<i32>, Option<i32>, Option<Vec<ThumbnailJson>>);
 
 fn view_of(row: &sqlx::postgres::PgRow) -> Result<RecordingView, StoreError> {
-    let json = |column: &str| -> Result<Option<String>, StoreError> { Ok(row.try_get(column)?) };
+    let json = |column: &str| -> Result<Option<String>, StoreError> { row.try_get(column).map_err(pg) };
     let metadata: MetadataJson = match json("metadata")? {
         Some(text) => serde_json::from_str(&text).map_err(|e| StoreError::Unexpected(format!("metadata: {e}")))?,
         None => Vec::new(),
@@ -116,16 +124,16 @@ fn view_of(row: &sqlx::postgres::PgRow) -> Result<RecordingView, StoreError> {
         None => Vec::new(),
     };
     Ok(RecordingView {
-        id: row.try_get("id")?,
-        record_id: row.try_get::<Option<String>, _>("record_id")?.unwrap_or_default(),
-        meeting_id: row.try_get::<Option<String>, _>("meeting_id")?.unwrap_or_default(),
-        name: row.try_get("name")?,
-        published: row.try_get("published")?,
-        protected: row.try_get("protected")?,
-        state: row.try_get("state")?,
-        start_ms: row.try_get("start_ms")?,
-        end_ms: row.try_get("end_ms")?,
-        participants: row.try_get("participants")?,
+        id: row.try_get("id").map_err(pg)?,
+        record_id: row.try_get::<Option<String>, _>("record_id").map_err(pg)?.unwrap_or_default(),
+        meeting_id: row.try_get::<Option<String>, _>("meeting_id").map_err(pg)?.unwrap_or_default(),
+        name: row.try_get("name").map_err(pg)?,
+        published: row.try_get("published").map_err(pg)?,
+        protected: row.try_get("protected").map_err(pg)?,
+        state: row.try_get("state").map_err(pg)?,
+        start_ms: row.try_get("start_ms").map_err(pg)?,
+        end_ms: row.try_get("end_ms").map_err(pg)?,
+        participants: row.try_get("participants").map_err(pg)?,
         metadata: metadata.into_iter().map(|(k, v)| (k.unwrap_or_default(), v.unwrap_or_default())).collect(),
         formats: formats
             .into_iter()
@@ -242,17 +250,13 @@ impl RecordingStore for PgStore {
     }
 
     async fn import_recording(&self, import: &RecordingImport, policy: ImportPolicy) -> Result<Imported, StoreError> {
-        if import.record_id.is_empty() || import.meeting_id.is_empty() {
-            return Err(StoreError::Conflict("metadata has no recording id or meeting id".into()));
-        }
+        recording_flow::check_import(import)?;
         // A concurrent first import of the same record id loses the unique
         // race; the whole transaction is retried, as Scalelite does.
         for attempt in 0.. {
             match import_once(&self.pool, import, policy).await {
-                Err(StoreError::Postgres(sqlx::Error::Database(e))) if e.is_unique_violation() && attempt < 3 => {
-                    continue;
-                }
-                other => return other,
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() && attempt < 3 => continue,
+                other => return other.map_err(pg),
             }
         }
         unreachable!("the loop returns")
@@ -270,7 +274,8 @@ impl RecordingStore for PgStore {
         .bind(entry.size_bytes)
         .bind(entry.formats)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(pg)?;
         Ok(())
     }
 
@@ -282,7 +287,8 @@ impl RecordingStore for PgStore {
         )
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?;
+        .await
+        .map_err(pg)?;
         Ok(rows
             .into_iter()
             .map(|r| ImportLogEntry {
@@ -311,44 +317,9 @@ impl RecordingStore for PgStore {
         url: &str,
         recording_id: Option<i64>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let existing: Option<(i64, Option<String>)> = sqlx::query_as(
-            "SELECT id, callback_attributes FROM callback_data WHERE meeting_id = $1 ORDER BY id LIMIT 1 FOR UPDATE",
-        )
-        .bind(meeting_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let mut attributes =
-            existing.as_ref().and_then(|(_, t)| t.as_deref()).map(parse_callback_attributes).unwrap_or_default();
-        attributes.retain(|(k, _)| k != "recording_ready_url");
-        attributes.push(("recording_ready_url".into(), url.to_owned()));
-        let yaml = callback_attributes_yaml(&attributes);
-        match existing {
-            Some((id, _)) => {
-                sqlx::query(
-                    "UPDATE callback_data SET callback_attributes = $2, recording_id = COALESCE($3, recording_id),
-                     updated_at = (now() AT TIME ZONE 'UTC') WHERE id = $1",
-                )
-                .bind(id)
-                .bind(yaml)
-                .bind(recording_id.map(|r| r as i32))
-                .execute(&mut *tx)
-                .await?;
-            }
-            None => {
-                sqlx::query(
-                    "INSERT INTO callback_data (meeting_id, recording_id, callback_attributes, created_at, updated_at)
-                     VALUES ($1, $2, $3, (now() AT TIME ZONE 'UTC'), (now() AT TIME ZONE 'UTC'))",
-                )
-                .bind(meeting_id)
-                .bind(recording_id.map(|r| r as i32))
-                .bind(yaml)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(())
+        let mut tx = self.pool.begin().await.map_err(pg)?;
+        recording_flow::save_recording_ready_url(&mut *tx, meeting_id, url, recording_id).await.map_err(pg)?;
+        tx.commit().await.map_err(pg)
     }
 
     async fn enqueue_delivery(
@@ -370,7 +341,8 @@ impl RecordingStore for PgStore {
         .bind(url)
         .bind(tenant_id)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(pg)?;
         Ok(())
     }
 
@@ -386,7 +358,7 @@ impl RecordingStore for PgStore {
         .bind(limit)
         .bind(lease_secs as f64)
         .fetch_all(&self.pool)
-        .await?;
+        .await.map_err(pg)?;
         Ok(rows
             .into_iter()
             .map(|r| Delivery {
@@ -421,27 +393,23 @@ impl RecordingStore for PgStore {
         };
         let query = sqlx::query(sql).bind(id).bind(error);
         let query = if matches!(outcome, DeliveryOutcome::Retry { .. }) { query.bind(retry_in) } else { query };
-        query.execute(&self.pool).await?;
+        query.execute(&self.pool).await.map_err(pg)?;
         Ok(())
     }
 
     async fn find_recordings(&self, query: &RecordingQuery) -> Result<RecordingPage, StoreError> {
-        let Some((offset, limit)) = query.page else {
-            let recordings = self.page(query).await?;
-            let total = recordings.len() as i64;
-            return Ok(RecordingPage { recordings, total });
-        };
-        // The total needs its own scan: run both at once. When the page is
-        // not full and starts inside the list, the total is known without
-        // counting (a meeting's or a few ids' recordings: the common case).
+        // The total needs its own scan: past the first page, run both at
+        // once. When the page is not full and starts inside the list, the
+        // total is known without counting (a meeting's or a few ids'
+        // recordings: the common case).
+        let counting = query.page.is_some_and(|(offset, _)| offset != 0);
         let (recordings, counted) =
-            futures::join!(self.page(query), async { if offset == 0 { None } else { Some(self.count(query).await) } });
+            futures::join!(self.page(query), async { if counting { Some(self.count(query).await) } else { None } });
         let recordings = recordings?;
-        let short = (recordings.len() as i64) < limit && (offset == 0 || !recordings.is_empty());
-        let total = match counted {
-            _ if short => offset + recordings.len() as i64,
-            Some(total) => total?,
-            None => self.count(query).await?,
+        let total = match (recording_flow::total_from_page(query.page, recordings.len() as i64), counted) {
+            (Some(total), _) => total,
+            (None, Some(counted)) => counted?,
+            (None, None) => self.count(query).await?,
         };
         Ok(RecordingPage { recordings, total })
     }
@@ -466,7 +434,8 @@ impl RecordingStore for PgStore {
         .bind(tenant_id)
         .bind(published_or_unpublished)
         .fetch_all(&self.pool)
-        .await?;
+        .await
+        .map_err(pg)?;
         Ok(rows
             .into_iter()
             .map(|r| RecordingSummary { id: r.get(0), record_id: r.get(1), published: r.get(2), formats: r.get(3) })
@@ -479,7 +448,8 @@ impl RecordingStore for PgStore {
             .bind(publish)
             .bind(if publish { "published" } else { "unpublished" })
             .execute(&self.pool)
-            .await?;
+            .await
+            .map_err(pg)?;
         Ok(())
     }
 
@@ -490,11 +460,12 @@ impl RecordingStore for PgStore {
         deletes: &[String],
         protect: Option<bool>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.map_err(pg)?;
         let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM recordings WHERE record_id = ANY($1)")
             .bind(record_ids)
             .fetch_all(&mut *tx)
-            .await?;
+            .await
+            .map_err(pg)?;
         for (key, value) in upserts {
             sqlx::query(
                 "INSERT INTO metadata (recording_id, key, value) SELECT unnest($1::bigint[]), $2, $3
@@ -504,39 +475,54 @@ impl RecordingStore for PgStore {
             .bind(key)
             .bind(value)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(pg)?;
         }
         if !deletes.is_empty() {
             sqlx::query("DELETE FROM metadata WHERE recording_id = ANY($1) AND key = ANY($2)")
                 .bind(&ids)
                 .bind(deletes)
                 .execute(&mut *tx)
-                .await?;
+                .await
+                .map_err(pg)?;
         }
         if let (Some(protect), Some(first)) = (protect, record_ids.first()) {
             sqlx::query("UPDATE recordings SET protected = $2 WHERE record_id = $1")
                 .bind(first)
                 .bind(protect)
                 .execute(&mut *tx)
-                .await?;
+                .await
+                .map_err(pg)?;
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(pg)?;
         Ok(())
     }
 
     async fn mark_deleted(&self, id: i64) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT id FROM recordings WHERE id = $1 FOR UPDATE").bind(id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM metadata WHERE recording_id = $1").bind(id).execute(&mut *tx).await?;
+        let mut tx = self.pool.begin().await.map_err(pg)?;
+        sqlx::query("SELECT id FROM recordings WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(pg)?;
+        sqlx::query("DELETE FROM metadata WHERE recording_id = $1").bind(id).execute(&mut *tx).await.map_err(pg)?;
         sqlx::query(
             "DELETE FROM thumbnails WHERE playback_format_id IN (SELECT id FROM playback_formats WHERE recording_id = $1)",
         )
         .bind(id)
         .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM playback_formats WHERE recording_id = $1").bind(id).execute(&mut *tx).await?;
-        sqlx::query("UPDATE recordings SET state = 'deleted' WHERE id = $1").bind(id).execute(&mut *tx).await?;
-        tx.commit().await?;
+        .await.map_err(pg)?;
+        sqlx::query("DELETE FROM playback_formats WHERE recording_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(pg)?;
+        sqlx::query("UPDATE recordings SET state = 'deleted' WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(pg)?;
+        tx.commit().await.map_err(pg)?;
         Ok(())
     }
 
@@ -550,7 +536,8 @@ impl RecordingStore for PgStore {
         .bind(record_id)
         .bind(format)
         .fetch_optional(&self.pool)
-        .await?;
+        .await
+        .map_err(pg)?;
         Ok(row.map(|r| PlaybackTarget {
             record_id: r.get(0),
             format: r.get(1),
@@ -568,7 +555,7 @@ impl RecordingStore for PgStore {
              WHERE r.published = false GROUP BY r.id ORDER BY r.id",
         )
         .fetch_all(&self.pool)
-        .await?;
+        .await.map_err(pg)?;
         Ok(rows
             .into_iter()
             .map(|r| RecordingSummary { id: r.get(0), record_id: r.get(1), published: false, formats: r.get(2) })
@@ -583,24 +570,37 @@ impl RecordingStore for PgStore {
         )
         .bind(tenant_id)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(pg)?;
         Ok(result.rows_affected())
     }
 }
 
 /// One import attempt (see [`RecordingStore::import_recording`]).
-async fn import_once(pool: &PgPool, import: &RecordingImport, policy: ImportPolicy) -> Result<Imported, StoreError> {
+async fn import_once(pool: &PgPool, import: &RecordingImport, policy: ImportPolicy) -> Result<Imported, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let existing: Option<(i64, Option<bool>, Option<bool>)> =
+    let imported = recording_flow::import(&mut *tx, import, policy).await?;
+    tx.commit().await?;
+    Ok(imported)
+}
+
+/// Epoch milliseconds (NULL stays NULL) as the number of milliseconds the
+/// statements add to `timestamp 'epoch'`.
+fn epoch_ms(ms: Option<i64>) -> Option<f64> {
+    ms.map(|ms| ms as f64)
+}
+
+#[async_trait]
+impl RecordingSql for PgConnection {
+    async fn recording_for_import(&mut self, record_id: &str) -> Result<Option<ExistingRecording>, sqlx::Error> {
         sqlx::query_as("SELECT id, published, publish_updated FROM recordings WHERE record_id = $1 FOR UPDATE")
-            .bind(&import.record_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    // Epoch milliseconds (NULL stays NULL) to `timestamp without time zone`.
-    let start = import.start_ms.map(|ms| ms as f64);
-    let end = import.end_ms.map(|ms| ms as f64);
-    let id: i64 = match existing {
-        None => sqlx::query_scalar(
+            .bind(record_id)
+            .fetch_optional(self)
+            .await
+    }
+
+    async fn insert_recording(&mut self, import: &RecordingImport) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar(
             "INSERT INTO recordings (record_id, meeting_id, name, published, participants, state, starttime, endtime,
                                          protected, publish_updated)
                  VALUES ($1, $2, $3, COALESCE($4, false), $5, $6,
@@ -614,34 +614,35 @@ async fn import_once(pool: &PgPool, import: &RecordingImport, policy: ImportPoli
         .bind(import.published)
         .bind(import.participants)
         .bind(&import.state)
-        .bind(start)
-        .bind(end)
-        .fetch_one(&mut *tx)
-        .await?,
-        Some((id, _, _)) => {
-            // Attributes absent from the metadata are left as they are.
-            sqlx::query(
-                "UPDATE recordings SET meeting_id = $2, name = $3,
+        .bind(epoch_ms(import.start_ms))
+        .bind(epoch_ms(import.end_ms))
+        .fetch_one(self)
+        .await
+    }
+
+    async fn update_recording(&mut self, id: i64, import: &RecordingImport) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE recordings SET meeting_id = $2, name = $3,
                     published = COALESCE($4, published), participants = COALESCE($5, participants),
                     state = COALESCE($6, state),
                     starttime = COALESCE(timestamp 'epoch' + $7 * interval '1 millisecond', starttime),
                     endtime = COALESCE(timestamp 'epoch' + $8 * interval '1 millisecond', endtime)
                  WHERE id = $1",
-            )
-            .bind(id)
-            .bind(&import.meeting_id)
-            .bind(&import.name)
-            .bind(import.published)
-            .bind(import.participants)
-            .bind(&import.state)
-            .bind(start)
-            .bind(end)
-            .execute(&mut *tx)
-            .await?;
-            id
-        }
-    };
-    for (key, value) in &import.metadata {
+        )
+        .bind(id)
+        .bind(&import.meeting_id)
+        .bind(&import.name)
+        .bind(import.published)
+        .bind(import.participants)
+        .bind(&import.state)
+        .bind(epoch_ms(import.start_ms))
+        .bind(epoch_ms(import.end_ms))
+        .execute(self)
+        .await?;
+        Ok(())
+    }
+
+    async fn upsert_metadata(&mut self, id: i64, key: &str, value: &str) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO metadata (recording_id, key, value) VALUES ($1, $2, $3)
              ON CONFLICT (recording_id, key) DO UPDATE SET value = EXCLUDED.value",
@@ -649,11 +650,13 @@ async fn import_once(pool: &PgPool, import: &RecordingImport, policy: ImportPoli
         .bind(id)
         .bind(key)
         .bind(value)
-        .execute(&mut *tx)
+        .execute(self)
         .await?;
+        Ok(())
     }
-    for format in &import.formats {
-        let format_id: i64 = sqlx::query_scalar(
+
+    async fn upsert_format(&mut self, id: i64, format: &ImportedFormat) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar(
             "INSERT INTO playback_formats (recording_id, format, url, length) VALUES ($1, $2, $3, $4)
              ON CONFLICT (recording_id, format) DO UPDATE SET url = EXCLUDED.url, length = EXCLUDED.length
              RETURNING id",
@@ -662,47 +665,108 @@ async fn import_once(pool: &PgPool, import: &RecordingImport, policy: ImportPoli
         .bind(&format.format)
         .bind(&format.url)
         .bind(format.length)
-        .fetch_one(&mut *tx)
-        .await?;
-        // The format's thumbnails become exactly the new list.
-        sqlx::query("DELETE FROM thumbnails WHERE playback_format_id = $1").bind(format_id).execute(&mut *tx).await?;
-        for (sequence, thumbnail) in format.thumbnails.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO thumbnails (playback_format_id, width, height, alt, url, sequence)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(format_id)
-            .bind(thumbnail.width)
-            .bind(thumbnail.height)
-            .bind(&thumbnail.alt)
-            .bind(&thumbnail.url)
-            .bind(sequence as i32)
-            .execute(&mut *tx)
-            .await?;
-        }
+        .fetch_one(self)
+        .await
     }
-    let published = match policy.published_after_import(existing.map(|(_, published, updated)| (published, updated))) {
-        Some(published) => published,
-        None => sqlx::query_scalar::<_, Option<bool>>("SELECT published FROM recordings WHERE id = $1")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?
-            .unwrap_or(false),
-    };
-    sqlx::query("UPDATE recordings SET published = $2, protected = $3 WHERE id = $1")
-        .bind(id)
-        .bind(published)
-        .bind(policy.protected)
-        .execute(&mut *tx)
+
+    async fn delete_thumbnails(&mut self, format_id: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM thumbnails WHERE playback_format_id = $1").bind(format_id).execute(self).await?;
+        Ok(())
+    }
+
+    async fn insert_thumbnail(
+        &mut self,
+        format_id: i64,
+        sequence: usize,
+        thumbnail: &ImportedThumbnail,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO thumbnails (playback_format_id, width, height, alt, url, sequence)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(format_id)
+        .bind(thumbnail.width)
+        .bind(thumbnail.height)
+        .bind(&thumbnail.alt)
+        .bind(&thumbnail.url)
+        .bind(sequence as i32)
+        .execute(self)
         .await?;
-    let tenant_id: Option<String> =
-        sqlx::query_scalar("SELECT value FROM metadata WHERE recording_id = $1 AND key = 'tenant-id' LIMIT 1")
+        Ok(())
+    }
+
+    async fn stored_published(&mut self, id: i64) -> Result<Option<bool>, sqlx::Error> {
+        sqlx::query_scalar("SELECT published FROM recordings WHERE id = $1").bind(id).fetch_one(self).await
+    }
+
+    async fn set_published_and_protected(
+        &mut self,
+        id: i64,
+        published: bool,
+        protected: bool,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE recordings SET published = $2, protected = $3 WHERE id = $1")
             .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .flatten();
-    tx.commit().await?;
-    Ok(Imported { id, published, tenant_id })
+            .bind(published)
+            .bind(protected)
+            .execute(self)
+            .await?;
+        Ok(())
+    }
+
+    async fn tenant_id(&mut self, id: i64) -> Result<Option<String>, sqlx::Error> {
+        let value: Option<Option<String>> =
+            sqlx::query_scalar("SELECT value FROM metadata WHERE recording_id = $1 AND key = 'tenant-id' LIMIT 1")
+                .bind(id)
+                .fetch_optional(self)
+                .await?;
+        Ok(value.flatten())
+    }
+
+    async fn callback_row(&mut self, meeting_id: &str) -> Result<Option<CallbackRow>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT id, callback_attributes FROM callback_data WHERE meeting_id = $1 ORDER BY id LIMIT 1 FOR UPDATE",
+        )
+        .bind(meeting_id)
+        .fetch_optional(self)
+        .await
+    }
+
+    async fn update_callback_row(
+        &mut self,
+        id: i64,
+        attributes: &str,
+        recording_id: Option<i64>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE callback_data SET callback_attributes = $2, recording_id = COALESCE($3, recording_id),
+                     updated_at = (now() AT TIME ZONE 'UTC') WHERE id = $1",
+        )
+        .bind(id)
+        .bind(attributes)
+        .bind(recording_id.map(|r| r as i32))
+        .execute(self)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_callback_row(
+        &mut self,
+        meeting_id: &str,
+        attributes: &str,
+        recording_id: Option<i64>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO callback_data (meeting_id, recording_id, callback_attributes, created_at, updated_at)
+                     VALUES ($1, $2, $3, (now() AT TIME ZONE 'UTC'), (now() AT TIME ZONE 'UTC'))",
+        )
+        .bind(meeting_id)
+        .bind(recording_id.map(|r| r as i32))
+        .bind(attributes)
+        .execute(self)
+        .await?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -14,10 +14,11 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{SqliteStore, now_ms, sq};
 use crate::StoreError;
-use crate::postgres::{callback_attributes_yaml, parse_callback_attributes};
+use crate::recording_flow::{self, CallbackRow, ExistingRecording, RecordingSql};
 use crate::recordings::{
-    Delivery, DeliveryOutcome, FormatView, ImportLogEntry, ImportPolicy, Imported, ImportedThumbnail, PlaybackTarget,
-    RecordingImport, RecordingPage, RecordingQuery, RecordingStore, RecordingSummary, RecordingView, StateFilter,
+    Delivery, DeliveryOutcome, FormatView, ImportLogEntry, ImportPolicy, Imported, ImportedFormat, ImportedThumbnail,
+    PlaybackTarget, RecordingImport, RecordingPage, RecordingQuery, RecordingStore, RecordingSummary, RecordingView,
+    StateFilter,
 };
 
 /// The recording tables (schema version 2).
@@ -313,9 +314,7 @@ impl SqliteStore {
         .fetch_optional(&self.readers)
         .await
         .map_err(sq)?;
-        Ok(text
-            .flatten()
-            .and_then(|t| parse_callback_attributes(&t).into_iter().find(|(k, _)| k == name).map(|(_, v)| v)))
+        Ok(recording_flow::callback_attribute(text, name))
     }
 
     /// Summaries (id, record id, published, formats by name) of the
@@ -354,16 +353,14 @@ impl RecordingStore for SqliteStore {
     }
 
     async fn import_recording(&self, import: &RecordingImport, policy: ImportPolicy) -> Result<Imported, StoreError> {
-        if import.record_id.is_empty() || import.meeting_id.is_empty() {
-            return Err(StoreError::Conflict("metadata has no recording id or meeting id".into()));
-        }
+        recording_flow::check_import(import)?;
         for (field, ms) in [("start_time", import.start_ms), ("end_time", import.end_ms)] {
             if let Some(ms) = ms.filter(|ms| !POSTGRES_TIME_MS.contains(ms)) {
                 return Err(StoreError::Conflict(format!("{field} {ms} is out of range")));
             }
         }
         let mut tx = self.write().await?;
-        let imported = import_once(&mut tx, import, policy).await.map_err(import_error)?;
+        let imported = recording_flow::import(&mut *tx, import, policy).await.map_err(import_error)?;
         tx.commit().await.map_err(sq)?;
         Ok(imported)
     }
@@ -425,48 +422,8 @@ impl RecordingStore for SqliteStore {
         url: &str,
         recording_id: Option<i64>,
     ) -> Result<(), StoreError> {
-        let now = now_ms();
         let mut tx = self.write().await?;
-        let existing: Option<(i64, Option<String>)> = sqlx::query_as(
-            "SELECT id, callback_attributes FROM callback_data WHERE meeting_id = ?1 ORDER BY id LIMIT 1",
-        )
-        .bind(meeting_id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(sq)?;
-        let mut attributes =
-            existing.as_ref().and_then(|(_, t)| t.as_deref()).map(parse_callback_attributes).unwrap_or_default();
-        attributes.retain(|(k, _)| k != "recording_ready_url");
-        attributes.push(("recording_ready_url".into(), url.to_owned()));
-        let yaml = callback_attributes_yaml(&attributes);
-        match existing {
-            Some((id, _)) => {
-                sqlx::query(
-                    "UPDATE callback_data SET callback_attributes = ?2, recording_id = COALESCE(?3, recording_id),
-                     updated_at = ?4 WHERE id = ?1",
-                )
-                .bind(id)
-                .bind(yaml)
-                .bind(recording_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(sq)?;
-            }
-            None => {
-                sqlx::query(
-                    "INSERT INTO callback_data (meeting_id, recording_id, callback_attributes, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?4)",
-                )
-                .bind(meeting_id)
-                .bind(recording_id)
-                .bind(yaml)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(sq)?;
-            }
-        }
+        recording_flow::save_recording_ready_url(&mut *tx, meeting_id, url, recording_id).await.map_err(sq)?;
         tx.commit().await.map_err(sq)
     }
 
@@ -562,11 +519,9 @@ impl RecordingStore for SqliteStore {
     async fn find_recordings(&self, query: &RecordingQuery) -> Result<RecordingPage, StoreError> {
         let recordings = self.page(query).await?;
         let count = i64::try_from(recordings.len()).unwrap_or(i64::MAX);
-        let total = match query.page {
-            None => count,
-            // A short page that starts inside the list tells the total.
-            Some((offset, limit)) if count < limit && (offset == 0 || count > 0) => offset + count,
-            Some(_) => self.count(query).await?,
+        let total = match recording_flow::total_from_page(query.page, count) {
+            Some(total) => total,
+            None => self.count(query).await?,
         };
         Ok(RecordingPage { recordings, total })
     }
@@ -724,58 +679,55 @@ impl RecordingStore for SqliteStore {
     }
 }
 
-/// One import, inside the caller's write transaction.
-async fn import_once(
-    tx: &mut SqliteConnection,
-    import: &RecordingImport,
-    policy: ImportPolicy,
-) -> Result<Imported, sqlx::Error> {
-    let existing: Option<(i64, Option<bool>, Option<bool>)> =
+#[async_trait]
+impl RecordingSql for SqliteConnection {
+    async fn recording_for_import(&mut self, record_id: &str) -> Result<Option<ExistingRecording>, sqlx::Error> {
         sqlx::query_as("SELECT id, published, publish_updated FROM recordings WHERE record_id = ?1")
-            .bind(&import.record_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let id: i64 = match existing {
-        None => {
-            sqlx::query_scalar(
-                "INSERT INTO recordings (record_id, meeting_id, name, published, participants, state, starttime,
-                                         endtime, protected, publish_updated)
-                 VALUES (?1, ?2, ?3, COALESCE(?4, 0), ?5, ?6, ?7, ?8, 0, 0)
-                 RETURNING id",
-            )
-            .bind(&import.record_id)
-            .bind(&import.meeting_id)
-            .bind(&import.name)
-            .bind(import.published)
-            .bind(import.participants)
-            .bind(&import.state)
-            .bind(import.start_ms)
-            .bind(import.end_ms)
-            .fetch_one(&mut *tx)
-            .await?
-        }
-        Some((id, _, _)) => {
-            // Attributes absent from the metadata are left as they are.
-            sqlx::query(
-                "UPDATE recordings SET meeting_id = ?2, name = ?3,
-                    published = COALESCE(?4, published), participants = COALESCE(?5, participants),
-                    state = COALESCE(?6, state), starttime = COALESCE(?7, starttime), endtime = COALESCE(?8, endtime)
-                 WHERE id = ?1",
-            )
-            .bind(id)
-            .bind(&import.meeting_id)
-            .bind(&import.name)
-            .bind(import.published)
-            .bind(import.participants)
-            .bind(&import.state)
-            .bind(import.start_ms)
-            .bind(import.end_ms)
-            .execute(&mut *tx)
-            .await?;
-            id
-        }
-    };
-    for (key, value) in &import.metadata {
+            .bind(record_id)
+            .fetch_optional(self)
+            .await
+    }
+
+    async fn insert_recording(&mut self, import: &RecordingImport) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar(
+            "INSERT INTO recordings (record_id, meeting_id, name, published, participants, state, starttime,
+                                     endtime, protected, publish_updated)
+             VALUES (?1, ?2, ?3, COALESCE(?4, 0), ?5, ?6, ?7, ?8, 0, 0)
+             RETURNING id",
+        )
+        .bind(&import.record_id)
+        .bind(&import.meeting_id)
+        .bind(&import.name)
+        .bind(import.published)
+        .bind(import.participants)
+        .bind(&import.state)
+        .bind(import.start_ms)
+        .bind(import.end_ms)
+        .fetch_one(self)
+        .await
+    }
+
+    async fn update_recording(&mut self, id: i64, import: &RecordingImport) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE recordings SET meeting_id = ?2, name = ?3,
+                published = COALESCE(?4, published), participants = COALESCE(?5, participants),
+                state = COALESCE(?6, state), starttime = COALESCE(?7, starttime), endtime = COALESCE(?8, endtime)
+             WHERE id = ?1",
+        )
+        .bind(id)
+        .bind(&import.meeting_id)
+        .bind(&import.name)
+        .bind(import.published)
+        .bind(import.participants)
+        .bind(&import.state)
+        .bind(import.start_ms)
+        .bind(import.end_ms)
+        .execute(self)
+        .await?;
+        Ok(())
+    }
+
+    async fn upsert_metadata(&mut self, id: i64, key: &str, value: &str) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO metadata (recording_id, key, value) VALUES (?1, ?2, ?3)
              ON CONFLICT (recording_id, key) DO UPDATE SET value = excluded.value",
@@ -783,11 +735,13 @@ async fn import_once(
         .bind(id)
         .bind(key)
         .bind(value)
-        .execute(&mut *tx)
+        .execute(self)
         .await?;
+        Ok(())
     }
-    for format in &import.formats {
-        let format_id: i64 = sqlx::query_scalar(
+
+    async fn upsert_format(&mut self, id: i64, format: &ImportedFormat) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar(
             "INSERT INTO playback_formats (recording_id, format, url, length) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (recording_id, format) DO UPDATE SET url = excluded.url, length = excluded.length
              RETURNING id",
@@ -796,44 +750,106 @@ async fn import_once(
         .bind(&format.format)
         .bind(&format.url)
         .bind(format.length)
-        .fetch_one(&mut *tx)
-        .await?;
-        // The format's thumbnails become exactly the new list.
-        sqlx::query("DELETE FROM thumbnails WHERE playback_format_id = ?1").bind(format_id).execute(&mut *tx).await?;
-        for (sequence, thumbnail) in format.thumbnails.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO thumbnails (playback_format_id, width, height, alt, url, sequence)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )
-            .bind(format_id)
-            .bind(thumbnail.width)
-            .bind(thumbnail.height)
-            .bind(&thumbnail.alt)
-            .bind(&thumbnail.url)
-            .bind(i64::try_from(sequence).unwrap_or(i64::MAX))
-            .execute(&mut *tx)
-            .await?;
-        }
+        .fetch_one(self)
+        .await
     }
-    let published = match policy.published_after_import(existing.map(|(_, published, updated)| (published, updated))) {
-        Some(published) => published,
-        None => sqlx::query_scalar::<_, Option<bool>>("SELECT published FROM recordings WHERE id = ?1")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?
-            .unwrap_or(false),
-    };
-    sqlx::query("UPDATE recordings SET published = ?2, protected = ?3 WHERE id = ?1")
-        .bind(id)
-        .bind(published)
-        .bind(policy.protected)
-        .execute(&mut *tx)
+
+    async fn delete_thumbnails(&mut self, format_id: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM thumbnails WHERE playback_format_id = ?1").bind(format_id).execute(self).await?;
+        Ok(())
+    }
+
+    async fn insert_thumbnail(
+        &mut self,
+        format_id: i64,
+        sequence: usize,
+        thumbnail: &ImportedThumbnail,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO thumbnails (playback_format_id, width, height, alt, url, sequence)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .bind(format_id)
+        .bind(thumbnail.width)
+        .bind(thumbnail.height)
+        .bind(&thumbnail.alt)
+        .bind(&thumbnail.url)
+        .bind(i64::try_from(sequence).unwrap_or(i64::MAX))
+        .execute(self)
         .await?;
-    let tenant_id: Option<String> =
-        sqlx::query_scalar("SELECT value FROM metadata WHERE recording_id = ?1 AND key = 'tenant-id' LIMIT 1")
+        Ok(())
+    }
+
+    async fn stored_published(&mut self, id: i64) -> Result<Option<bool>, sqlx::Error> {
+        sqlx::query_scalar("SELECT published FROM recordings WHERE id = ?1").bind(id).fetch_one(self).await
+    }
+
+    async fn set_published_and_protected(
+        &mut self,
+        id: i64,
+        published: bool,
+        protected: bool,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE recordings SET published = ?2, protected = ?3 WHERE id = ?1")
             .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .flatten();
-    Ok(Imported { id, published, tenant_id })
+            .bind(published)
+            .bind(protected)
+            .execute(self)
+            .await?;
+        Ok(())
+    }
+
+    async fn tenant_id(&mut self, id: i64) -> Result<Option<String>, sqlx::Error> {
+        let value: Option<Option<String>> =
+            sqlx::query_scalar("SELECT value FROM metadata WHERE recording_id = ?1 AND key = 'tenant-id' LIMIT 1")
+                .bind(id)
+                .fetch_optional(self)
+                .await?;
+        Ok(value.flatten())
+    }
+
+    async fn callback_row(&mut self, meeting_id: &str) -> Result<Option<CallbackRow>, sqlx::Error> {
+        sqlx::query_as("SELECT id, callback_attributes FROM callback_data WHERE meeting_id = ?1 ORDER BY id LIMIT 1")
+            .bind(meeting_id)
+            .fetch_optional(self)
+            .await
+    }
+
+    async fn update_callback_row(
+        &mut self,
+        id: i64,
+        attributes: &str,
+        recording_id: Option<i64>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE callback_data SET callback_attributes = ?2, recording_id = COALESCE(?3, recording_id),
+             updated_at = ?4 WHERE id = ?1",
+        )
+        .bind(id)
+        .bind(attributes)
+        .bind(recording_id)
+        .bind(now_ms())
+        .execute(self)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_callback_row(
+        &mut self,
+        meeting_id: &str,
+        attributes: &str,
+        recording_id: Option<i64>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO callback_data (meeting_id, recording_id, callback_attributes, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?4)",
+        )
+        .bind(meeting_id)
+        .bind(recording_id)
+        .bind(attributes)
+        .bind(now_ms())
+        .execute(self)
+        .await?;
+        Ok(())
+    }
 }

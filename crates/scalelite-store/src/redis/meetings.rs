@@ -1,0 +1,129 @@
+//! Meeting routing on Redis: `meeting:<id>`, `meetings` and
+//! `voice_bridges` (`lookup.lua`, `join.lua`, `place.lua`,
+//! `delete_meeting.lua`, `voice_bridge.lua`, `meetings.lua`).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::Value;
+use scalelite_core::{MeetingId, ServerId, TenantId};
+
+use super::{RedisStore, array, pairs, string};
+use crate::model::{JoinRoute, Meeting, MeetingRecord, MeetingRoute, Placement, PlacementRequest, Server};
+use crate::{MeetingStore, StoreError};
+
+#[async_trait]
+impl MeetingStore for RedisStore {
+    async fn find_meeting(
+        &self,
+        id: &MeetingId,
+        tenant: Option<&TenantId>,
+    ) -> Result<Option<MeetingRoute>, StoreError> {
+        let reply = self.run(&self.scripts.lookup, &[id.as_str(), tenant_arg(tenant)]).await?;
+        let parts = array(reply)?;
+        if parts.is_empty() {
+            return Ok(None);
+        }
+        route_from(id, parts).map(Some)
+    }
+
+    async fn route_join(&self, id: &MeetingId, tenant: Option<&TenantId>) -> Result<JoinRoute, StoreError> {
+        let reply = self.run(&self.scripts.join, &[id.as_str(), tenant_arg(tenant)]).await?;
+        match reply {
+            Value::Int(0) => Ok(JoinRoute::NotFound),
+            Value::Int(1) => Ok(JoinRoute::Unavailable),
+            Value::Array(parts) => {
+                let mut parts = parts.into_iter();
+                let url = string(parts.next().unwrap_or(Value::Nil))?;
+                let secret = string(parts.next().unwrap_or(Value::Nil))?;
+                Ok(JoinRoute::Ready { url, secret: secret.as_str().into() })
+            }
+            other => Err(StoreError::Unexpected(format!("join script answered {other:?}"))),
+        }
+    }
+
+    async fn place_meeting(&self, request: &PlacementRequest) -> Result<Placement, StoreError> {
+        let tags = request.tags.tags.join(";");
+        let ttl = request.ttl.as_secs().max(1).to_string();
+        let reserve = request.reserve_users.to_string();
+        let mut args: Vec<&str> = vec![
+            request.meeting_id.as_str(),
+            tenant_arg(request.tenant_id.as_ref()),
+            &tags,
+            if request.tags.required { "1" } else { "0" },
+            &request.moderator_pw,
+            &ttl,
+            &reserve,
+        ];
+        args.extend(request.voice_bridges.iter().map(String::as_str));
+        let reply = self.run(&self.scripts.place, &args).await?;
+        let mut parts = array(reply)?;
+        if parts.is_empty() {
+            return Err(StoreError::Unexpected("empty placement reply".into()));
+        }
+        let status = string(parts.remove(0))?;
+        Ok(match status.as_str() {
+            "existing" => Placement::Existing(route_from(&request.meeting_id, parts)?),
+            "placed" => {
+                let route = route_from(&request.meeting_id, parts)?;
+                let server =
+                    route.server.ok_or_else(|| StoreError::Unexpected("placed meeting without server".into()))?;
+                Placement::Placed { meeting: route.meeting, server }
+            }
+            "noserver" => Placement::NoServer,
+            "tagunavailable" => Placement::TagUnavailable,
+            "tenant_conflict" => Placement::TenantConflict,
+            "vb_exhausted" => Placement::VoiceBridgesExhausted,
+            other => {
+                return Err(StoreError::Unexpected(format!("placement script answered {other:?}")));
+            }
+        })
+    }
+
+    async fn delete_meeting(&self, id: &MeetingId, only_on: Option<&ServerId>) -> Result<bool, StoreError> {
+        let expected = only_on.map_or("", ServerId::as_str);
+        let reply = self.run(&self.scripts.delete_meeting, &[id.as_str(), expected]).await?;
+        Ok(matches!(reply, Value::Int(1)))
+    }
+
+    async fn find_meeting_by_voice_bridge(&self, pin: &str) -> Result<Option<MeetingRoute>, StoreError> {
+        let mut parts = array(self.run(&self.scripts.voice_bridge, &[pin]).await?)?;
+        if parts.is_empty() {
+            return Ok(None);
+        }
+        let id = MeetingId::new(string(parts.remove(0))?);
+        route_from(&id, parts).map(Some)
+    }
+
+    async fn meetings(&self) -> Result<Vec<MeetingRecord>, StoreError> {
+        let mut records = Vec::new();
+        for entry in array(self.run(&self.scripts.meetings, &[]).await?)? {
+            let mut fields = array(entry)?.into_iter();
+            let id = MeetingId::new(string(fields.next().unwrap_or(Value::Nil))?);
+            let hash = pairs(fields.next().unwrap_or(Value::Nil))?;
+            let ttl = match fields.next() {
+                Some(Value::Int(ms)) if ms >= 0 => Some(Duration::from_millis(ms as u64)),
+                _ => None,
+            };
+            if let Some(meeting) = Meeting::from_hash(id, &hash) {
+                records.push(MeetingRecord { meeting, ttl });
+            }
+        }
+        Ok(records)
+    }
+}
+
+fn tenant_arg(tenant: Option<&TenantId>) -> &str {
+    tenant.map_or("", TenantId::as_str)
+}
+
+fn route_from(id: &MeetingId, parts: Vec<Value>) -> Result<MeetingRoute, StoreError> {
+    let mut parts = parts.into_iter();
+    let meeting_hash = pairs(parts.next().unwrap_or(Value::Nil))?;
+    let server_hash = pairs(parts.next().unwrap_or(Value::Nil))?;
+    let enabled = matches!(parts.next(), Some(Value::Int(1)));
+    let meeting = Meeting::from_hash(id.clone(), &meeting_hash)
+        .ok_or_else(|| StoreError::Unexpected(format!("meeting {id} has no server_id")))?;
+    let server = Server::from_hash(meeting.server_id.clone(), &server_hash, enabled);
+    Ok(MeetingRoute { meeting, server })
+}
