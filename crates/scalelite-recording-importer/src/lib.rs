@@ -181,23 +181,6 @@ impl Importer {
         }
     }
 
-    /// Signs callbacks with the secrets `secrets` gives per tenant (for
-    /// multitenancy) instead of the load-balancer secrets.
-    pub fn with_callback_secrets(self, secrets: Arc<dyn CallbackSecrets>) -> Self {
-        let settings = self.inner.settings.clone();
-        let deliverer = Deliverer::new(settings.callbacks.clone(), secrets);
-        Self {
-            inner: Arc::new(Inner {
-                settings,
-                recordings: Arc::clone(&self.inner.recordings),
-                keys: self.inner.keys.clone(),
-                deliverer,
-                deliveries_wake: Notify::new(),
-                stuck: Mutex::new(HashMap::new()),
-            }),
-        }
-    }
-
     /// The settings in use.
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
