@@ -18,6 +18,29 @@ mod redis_only {
     use super::*;
     use scalelite_tests::TestBackend;
 
+    /// Readiness follows the meeting store, never PostgreSQL; liveness
+    /// follows nothing.
+    #[tokio::test]
+    async fn readiness_ignores_postgres_and_follows_redis() {
+        let app = TestApp::builder().backend(TestBackend::Redis).recordings().start().await;
+        app.pg().stop().await;
+        assert_eq!(app.client().raw_get("/health_check").await.status, 503);
+        let ready = app.client().raw_get("/readyz").await;
+        assert_eq!((ready.status, ready.body.as_str()), (200, "ready"), "joins do not need PostgreSQL");
+
+        app.redis().stop().await;
+        let ready = app.client().raw_get("/readyz").await;
+        assert_eq!(ready.status, 503);
+        assert!(ready.body.starts_with("not ready: meeting store: "), "{}", ready.body);
+        let live = app.client().raw_get("/livez").await;
+        assert_eq!((live.status, live.body.as_str()), (200, "alive"));
+        app.redis().start_again().await;
+        scalelite_tests::eventually(std::time::Duration::from_secs(10), || async {
+            app.client().raw_get("/readyz").await.status == 200
+        })
+        .await;
+    }
+
     #[tokio::test]
     async fn health_check_with_redis_and_postgres() {
         let app = TestApp::builder().backend(TestBackend::Redis).recordings().start().await;
@@ -56,4 +79,33 @@ mod redis_only {
         })
         .await;
     }
+}
+
+#[tokio::test]
+async fn liveness_and_readiness() {
+    let app = TestApp::start().await;
+    for (path, body) in [("/livez", "alive"), ("/readyz", "ready")] {
+        let reply = app.client().raw_get(path).await;
+        assert_eq!((reply.status, reply.body.as_str()), (200, body), "{path}");
+    }
+}
+
+/// With `HTTP_SHUTDOWN_DELAY`, a stop first takes readiness down while
+/// requests are still served, then closes the listener.
+#[tokio::test]
+async fn readiness_goes_down_before_the_listener_closes() {
+    let mut app = TestApp::builder().env("HTTP_SHUTDOWN_DELAY", "2").start().await;
+    let created = app.client().get("create", &[("meetingID", "drain"), ("name", "Drain")]).await;
+    assert_eq!(created.returncode().as_deref(), Some("SUCCESS"));
+    app.begin_shutdown();
+    scalelite_tests::eventually(std::time::Duration::from_secs(5), || async {
+        let reply = app.client().raw_get("/readyz").await;
+        reply.status == 503 && reply.body == "not ready: shutting down"
+    })
+    .await;
+    // Still serving while load balancers notice.
+    let running = app.client().get("isMeetingRunning", &[("meetingID", "drain")]).await;
+    assert_eq!(running.returncode().as_deref(), Some("SUCCESS"));
+    assert!(!app.has_stopped());
+    scalelite_tests::eventually(std::time::Duration::from_secs(10), || async { app.has_stopped() }).await;
 }

@@ -1,5 +1,7 @@
 //! The operator's probes: Scalelite's health check (`GET /health_check`
-//! and `/`) and the Prometheus scrape (`GET /metrics`).
+//! and `/`), liveness (`GET /livez`) and readiness (`GET /readyz`) for
+//! orchestrators and load balancers, and the Prometheus scrape
+//! (`GET /metrics`).
 
 use std::time::Duration;
 
@@ -13,13 +15,40 @@ use crate::state::AppState;
 /// recordings store (which fails while a migration is pending). Answers
 /// `success`; on failure `Health Check Failure: <error>` with HTTP 503 (Scalelite uses 200, which status-based probes cannot see).
 pub(crate) async fn health_check(State(state): State<AppState>) -> Response {
-    let result = check(&state).await;
-    let (status, body) = match result {
-        Ok(()) => (StatusCode::OK, "success".to_owned()),
-        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, format!("Health Check Failure: {error}")),
-    };
+    match check(&state).await {
+        Ok(()) => plain(StatusCode::OK, "success".to_owned()),
+        Err(error) => plain(StatusCode::SERVICE_UNAVAILABLE, format!("Health Check Failure: {error}")),
+    }
+}
+
+/// `GET /livez`: `alive` while the process answers requests. It checks
+/// nothing else, so an orchestrator restarts a process that hangs, never
+/// one whose Redis or PostgreSQL is down (a restart would not help).
+pub(crate) async fn livez() -> Response {
+    plain(StatusCode::OK, "alive".to_owned())
+}
+
+/// `GET /readyz`: `ready` when this process can serve creates and joins:
+/// the meeting store answers (within 3 s) and no stop has been asked for.
+/// PostgreSQL is not checked: joins do not need it (`/health_check` shows
+/// a recordings outage). Otherwise HTTP 503 `not ready: <reason>`.
+pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
+    if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "not ready: shutting down".to_owned());
+    }
+    match tokio::time::timeout(Duration::from_secs(3), state.store.health_check()).await {
+        Ok(Ok(())) => plain(StatusCode::OK, "ready".to_owned()),
+        Ok(Err(e)) => plain(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: meeting store: {e}")),
+        Err(_) => plain(StatusCode::SERVICE_UNAVAILABLE, "not ready: meeting store: timed out".to_owned()),
+    }
+}
+
+/// A `text/plain` reply that is never cached.
+fn plain(status: StatusCode, body: String) -> Response {
     let mut response = (status, body).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 

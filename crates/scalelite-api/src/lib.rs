@@ -46,6 +46,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(playback::routes(&state))
         .route("/fsapi", axum::routing::post(fsapi::fsapi).fallback(fallback))
         .route("/health_check", get(health::health_check).fallback(fallback))
+        .route("/livez", get(health::livez).fallback(fallback))
+        .route("/readyz", get(health::readyz).fallback(fallback))
         .route("/metrics", get(health::metrics).fallback(fallback))
         .route("/", any(health::health_check))
         .fallback(fallback)
@@ -76,6 +78,23 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let limits = state.config.edge.clone();
     serve::log_limits(&limits);
+    // On a stop: readiness goes down first, and the listener stays open for
+    // HTTP_SHUTDOWN_DELAY so load balancers stop sending before it closes.
+    let shutdown = {
+        let state = state.clone();
+        let delay = limits.shutdown_delay;
+        async move {
+            shutdown.await;
+            state.draining.store(true, std::sync::atomic::Ordering::SeqCst);
+            if !delay.is_zero() {
+                tracing::info!(
+                    delay_s = delay.as_secs_f64(),
+                    "stopping: /readyz answers 503 until the listener closes"
+                );
+                tokio::time::sleep(delay).await;
+            }
+        }
+    };
     // Trailing slashes are trimmed before routing (Rails tolerates them).
     let app = NormalizePathLayer::trim_trailing_slash().layer(router(state));
     // Playback resources need the path as sent (a trailing slash selects a directory's index).

@@ -31,6 +31,8 @@ pub(crate) fn call_label(route: Option<&str>) -> &'static str {
     };
     match route {
         "/" | "/health_check" => "health_check",
+        "/livez" => "livez",
+        "/readyz" => "readyz",
         "/metrics" => "metrics",
         "/fsapi" => "fsapi",
         // Playback routes carry the record id: one label each, never the path.
@@ -165,13 +167,15 @@ pub(crate) async fn observe(State(state): State<AppState>, request: Request, nex
 
 /// Scalelite's host authorization: with `URL_HOST` set, only that host (and,
 /// in multitenant mode, its sub-domains) is served; others get HTTP 403 with
-/// an empty body. Paths containing `health_check` are exempt. The router
+/// an empty body. Paths containing `health_check`, and the probes `/livez`
+/// and `/readyz`, are exempt (probes come with an address, not a name). The router
 /// installs this layer only when `URL_HOST` is set.
 pub(crate) async fn authorize_host(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let Some(url_host) = state.config.url_host.as_deref() else {
         return next.run(request).await;
     };
-    if request.uri().path().contains("health_check") {
+    let path = request.uri().path();
+    if path.contains("health_check") || path == "/livez" || path == "/readyz" {
         return next.run(request).await;
     }
     let headers = request.headers();
@@ -197,6 +201,8 @@ mod tests {
             ("/bigbluebutton/api", "index"),
             ("/", "health_check"),
             ("/health_check", "health_check"),
+            ("/livez", "livez"),
+            ("/readyz", "readyz"),
             ("/metrics", "metrics"),
             ("/fsapi", "fsapi"),
             ("/recording/{record_id}/{format}", "playback"),

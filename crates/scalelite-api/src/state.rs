@@ -61,6 +61,8 @@ pub struct Shared {
     pub outbound: Outbound,
     /// Bytes of request bodies read before authentication, for all requests.
     pub body_budget: BodyBudget,
+    /// Set when a stop was asked for: `/readyz` answers 503 from then on.
+    pub(crate) draining: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -136,6 +138,7 @@ impl AppState {
             tenants,
             outbound,
             body_budget,
+            draining: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 }

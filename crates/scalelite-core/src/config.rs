@@ -128,6 +128,9 @@ pub mod defaults {
     pub const DEFAULT_HTTP_MAX_CONNECTIONS: usize = 4096;
     /// `HTTP_MAX_HEADER_BYTES` (64 KiB).
     pub const DEFAULT_HTTP_MAX_HEADER_BYTES: usize = 64 * 1024;
+    /// `HTTP_SHUTDOWN_DELAY`, seconds between a stop signal and closing the
+    /// listener (readiness answers 503 meanwhile).
+    pub const DEFAULT_HTTP_SHUTDOWN_DELAY: u64 = 0;
     /// `ANALYTICS_CALLBACK_RETRY_INTERVAL`, seconds.
     pub const DEFAULT_ANALYTICS_CALLBACK_RETRY_INTERVAL: f64 = 10.0;
     /// `RECORDING_IMPORT_POLL_INTERVAL`, seconds.
@@ -460,6 +463,10 @@ pub struct EdgeLimits {
     /// `HTTP_MAX_HEADER_BYTES` (default 64 KiB): largest request line plus
     /// headers.
     pub max_header_bytes: usize,
+    /// `HTTP_SHUTDOWN_DELAY` (seconds, default 0): after SIGTERM, how long
+    /// `/readyz` answers 503 while requests are still served, so a load
+    /// balancer takes the process out before its listener closes.
+    pub shutdown_delay: Duration,
 }
 
 impl Default for EdgeLimits {
@@ -471,6 +478,7 @@ impl Default for EdgeLimits {
             idle_timeout: Duration::from_secs(DEFAULT_HTTP_IDLE_TIMEOUT),
             max_connections: DEFAULT_HTTP_MAX_CONNECTIONS,
             max_header_bytes: DEFAULT_HTTP_MAX_HEADER_BYTES,
+            shutdown_delay: Duration::from_secs(DEFAULT_HTTP_SHUTDOWN_DELAY),
         }
     }
 }
@@ -485,6 +493,7 @@ impl EdgeLimits {
             idle_timeout: r.seconds("HTTP_IDLE_TIMEOUT", d.idle_timeout.as_secs_f64()),
             max_connections: r.parse("HTTP_MAX_CONNECTIONS", d.max_connections),
             max_header_bytes: r.parse("HTTP_MAX_HEADER_BYTES", d.max_header_bytes),
+            shutdown_delay: r.seconds("HTTP_SHUTDOWN_DELAY", d.shutdown_delay.as_secs_f64()),
         };
         for (name, zero) in [
             ("MAX_REQUEST_PARAMS", limits.max_params == 0),
