@@ -45,6 +45,8 @@ mod upstream;
 mod redis_only {
     /// One story on both backends, every answer compared.
     mod differential;
+    /// docs/MIGRATING.md's order against Ruby's create on the Redis state.
+    mod migration_order;
     /// The PostgreSQL recording store: migrations, databases Ruby built.
     mod recording_store;
     /// `redis+sentinel://` failovers.
