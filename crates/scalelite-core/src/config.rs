@@ -807,6 +807,45 @@ mod tests {
         assert_eq!(config.database_url.unwrap().expose(), "postgres://u:p@db/scalelite");
     }
 
+    /// The deployment files name only documented variables: the ECS task
+    /// definitions (environment and secrets), the systemd environment file
+    /// and Compose's `env.example`.
+    #[test]
+    fn deployment_files_use_documented_variables() {
+        let documented: Vec<String> = documented().into_iter().flat_map(|(names, _)| names).collect();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut used: Vec<(String, String)> = Vec::new();
+        let ecs = root.join("deploy/ecs");
+        let mut tasks: Vec<_> = std::fs::read_dir(&ecs).unwrap().flatten().map(|e| e.path()).collect();
+        tasks.retain(|path| path.extension().is_some_and(|ext| ext == "json"));
+        assert!(tasks.len() >= 4, "the four roles' task definitions: {tasks:?}");
+        for path in &tasks {
+            let task: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+            for container in task["containerDefinitions"].as_array().unwrap() {
+                for list in ["environment", "secrets"] {
+                    for entry in container[list].as_array().into_iter().flatten() {
+                        used.push((entry["name"].as_str().unwrap().to_owned(), path.display().to_string()));
+                    }
+                }
+            }
+        }
+        for file in ["deploy/systemd/scalelite.env", "docker/env.example"] {
+            for line in std::fs::read_to_string(root.join(file)).unwrap().lines() {
+                let line = line.trim_start_matches('#');
+                if let Some((name, _)) = line.split_once('=')
+                    && !name.is_empty()
+                    && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+                {
+                    used.push((name.to_owned(), file.to_owned()));
+                }
+            }
+        }
+        assert!(used.len() > 20, "the files were read: {used:?}");
+        for (name, file) in &used {
+            assert!(documented.contains(name), "{file} sets {name}, which docs/CONFIGURATION.md does not document");
+        }
+    }
+
     #[test]
     fn configuration_md_documents_every_variable_and_default() {
         let rows = documented();
