@@ -46,6 +46,7 @@ async fn serve(env: &Env) -> anyhow::Result<()> {
     }
     let listener = TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
     info!(address = %listener.local_addr()?, "scalelite-api listening");
+    scalelite_telemetry::process::notify_ready();
     let shutdown = scalelite_telemetry::shutdown_signal();
     match config.backend {
         Backend::Embedded { .. } => embedded::run(listener, config, stores, shutdown).await?,

@@ -49,6 +49,7 @@ async fn run(env: &Env, once: bool) -> anyhow::Result<()> {
         }
         None => None,
     };
+    scalelite_telemetry::process::notify_ready();
     // The poller and its metrics endpoint: when either ends, the process ends.
     scalelite_telemetry::process::supervise(scalelite_telemetry::shutdown_signal(), |stop| {
         let mut parts: Vec<Part> = vec![("poller", poller.run(stop.clone()).map(Ok).boxed())];

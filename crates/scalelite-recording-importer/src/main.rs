@@ -53,6 +53,7 @@ async fn run(env: &Env, once: bool) -> anyhow::Result<ExitCode> {
     }
     let importer = Importer::new(Settings::from_config(&config), recordings, meetings);
     if !once {
+        scalelite_telemetry::process::notify_ready();
         importer.run(scalelite_telemetry::shutdown_signal()).await;
         return Ok(ExitCode::SUCCESS);
     }

@@ -64,7 +64,7 @@ pub fn encode(registry: &Registry) -> String {
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM: the graceful-shutdown trigger of
-/// every long-running binary.
+/// every long-running binary. Tells systemd the service is stopping.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -81,6 +81,7 @@ pub async fn shutdown_signal() {
         () = ctrl_c => {},
         () = term => {},
     }
+    process::notify_stopping();
 }
 
 #[cfg(test)]

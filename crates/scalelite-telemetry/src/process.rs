@@ -52,12 +52,62 @@ where
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(body(env)) {
+    let outcome = runtime.block_on(async move {
+        let _watchdog = spawn_watchdog();
+        body(env).await
+    });
+    match outcome {
         Ok(code) => code,
         Err(e) => {
             error!("{e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Tells systemd (a unit with `Type=notify`) that the service is ready:
+/// the API once it listens, the poller and the importer once their stores
+/// are open. Outside systemd (no `NOTIFY_SOCKET`) it does nothing.
+pub fn notify_ready() {
+    notify(sd_notify::NotifyState::Ready);
+}
+
+/// Tells systemd the service is stopping (sent when SIGTERM or SIGINT
+/// arrives, by [`crate::shutdown_signal`]).
+pub fn notify_stopping() {
+    notify(sd_notify::NotifyState::Stopping);
+}
+
+fn notify(state: sd_notify::NotifyState<'_>) {
+    if let Err(e) = sd_notify::notify(&[state]) {
+        tracing::warn!(error = %e, "cannot notify systemd");
+    }
+}
+
+/// With `WatchdogSec=` in the unit (`WATCHDOG_USEC`), pings systemd at a
+/// third of the interval from a task on the runtime, so a process whose
+/// runtime stops making progress is restarted. It is liveness only: a
+/// Redis or PostgreSQL outage does not stop the pings (a restart would
+/// not help). The task ends when the returned guard is dropped.
+fn spawn_watchdog() -> Option<AbortOnDrop> {
+    let interval = sd_notify::watchdog_enabled()? / 3;
+    info!(interval_ms = interval.as_millis(), "pinging the systemd watchdog");
+    Some(AbortOnDrop(tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        loop {
+            ticks.tick().await;
+            notify(sd_notify::NotifyState::Watchdog);
+        }
+    })))
+}
+
+/// Aborts a task when dropped.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
