@@ -341,8 +341,8 @@ impl Importer {
         {
             match tokio::time::timeout(KEY_LOOKUP_TIMEOUT, keys.recording_ready_url(meeting_id)).await {
                 Ok(Ok(found)) => url = found,
-                Ok(Err(e)) => warn!(meeting_id, error = %e, "cannot read the recording-ready URL from Redis"),
-                Err(_) => warn!(meeting_id, "Redis did not answer the recording-ready URL lookup in time"),
+                Ok(Err(e)) => warn!(meeting_id, error = %e, "cannot read the recording-ready URL from the store"),
+                Err(_) => warn!(meeting_id, "the store did not answer the recording-ready URL lookup in time"),
             }
         }
         let Some(url) = url else {

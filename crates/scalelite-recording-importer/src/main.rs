@@ -47,9 +47,9 @@ async fn run(env: &Env, once: bool) -> anyhow::Result<ExitCode> {
     };
     if let Err(e) = recordings.health_check().await {
         if once {
-            return Err(e).context("PostgreSQL");
+            return Err(e).context("the recordings database");
         }
-        warn!(error = %e, "PostgreSQL is not ready; imports wait for it");
+        warn!(error = %e, "the recordings database is not ready; imports wait for it");
     }
     let importer = Importer::new(Settings::from_config(&config), recordings, meetings);
     if !once {
