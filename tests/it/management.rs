@@ -83,6 +83,12 @@ async fn servers_lifecycle_through_the_api() {
     assert_eq!((reply.status, json_of(&reply)), (400, json!({"error": "Invalid state parameter: melt"})));
     let reply = post(&client, "updateServer", &[("id", &id)], &json!({"server": {"load_multiplier": "0"}})).await;
     assert_eq!(json_of(&reply), json!({"error": "Load-multiplier must be a non-zero number"}));
+    // Without a `server` object (or with an empty one): Rails' ParameterMissing, rescued by the action.
+    let missing = json!({"error": "param is missing or the value is empty: server"});
+    for body in [json!({}), json!({"server": {}})] {
+        let reply = post(&client, "updateServer", &[("id", &id)], &body).await;
+        assert_eq!((reply.status, json_of(&reply)), (400, missing.clone()), "{body}");
+    }
     assert_eq!(app.server(&id).await.unwrap().secret.expose(), app.fleet[0].secret());
     // Cordon, multiplier, tag removal, secret.
     let reply = post(

@@ -173,6 +173,13 @@ pub(crate) struct Wrapped<'a> {
 }
 
 impl Wrapped<'_> {
+    /// Whether it holds no parameter at all (`{"server": {}}`), which
+    /// Rails' `params.require` counts as missing.
+    pub(crate) fn is_empty(&self) -> bool {
+        let prefix = format!("{}[", self.key);
+        self.map.is_none_or(Map::is_empty) && !self.query.iter().any(|(k, _)| k.starts_with(&prefix))
+    }
+
     /// A value as text (numbers and booleans as written); `None` when absent
     /// or JSON `null`.
     pub(crate) fn get(&self, name: &str) -> Option<String> {

@@ -92,8 +92,10 @@ pub(crate) async fn update_server(State(state): State<AppState>, request: Reques
     if let Err(error) = state.fleet.server(&server_id).await {
         return failed(error, &id);
     }
-    let Some(params) = request.wrapped("server") else {
-        return missing_server();
+    // Scalelite's `params.require(:server)` raises inside the action's
+    // `rescue StandardError`, which answers 400 with the exception's text.
+    let Some(params) = request.wrapped("server").filter(|params| !params.is_empty()) else {
+        return json_error(StatusCode::BAD_REQUEST, "param is missing or the value is empty: server");
     };
     let mut update = ServerUpdate::default();
     if let Some(new_state) = params.get("state").filter(|s| !s.is_empty()) {
