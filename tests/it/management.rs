@@ -25,7 +25,7 @@ async fn post(client: &ApiClient, call: &str, params: &[(&str, &str)], body: &Va
 }
 
 fn json_of(reply: &Reply) -> Value {
-    assert_eq!(reply.content_type(), Some("application/json"), "{}", reply.body);
+    assert_eq!(reply.content_type(), Some("application/json; charset=utf-8"), "{}", reply.body);
     serde_json::from_str(&reply.body).unwrap_or_else(|e| panic!("{e}: {}", reply.body))
 }
 

@@ -44,7 +44,7 @@ async fn call(client: &ApiClient, call: &str, is_post: bool) -> Reply {
 
 /// Status and JSON body.
 fn json_of(reply: &Reply) -> (u16, Value) {
-    assert_eq!(reply.content_type(), Some("application/json"), "{}", reply.body);
+    assert_eq!(reply.content_type(), Some("application/json; charset=utf-8"), "{}", reply.body);
     (reply.status, serde_json::from_str(&reply.body).unwrap_or_else(|e| panic!("{e}: {}", reply.body)))
 }
 

@@ -209,8 +209,14 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 /// A JSON reply.
 pub(crate) fn json_reply(status: StatusCode, value: impl serde::Serialize) -> Response {
-    (status, axum::Json(value)).into_response()
+    let mut response = (status, axum::Json(value)).into_response();
+    // Rails' `render json:` type, charset included.
+    response.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static(JSON_CONTENT_TYPE));
+    response
 }
+
+/// `Content-Type` of every management API reply.
+pub(crate) const JSON_CONTENT_TYPE: &str = "application/json; charset=utf-8";
 
 /// `{"error": message}` with `status`.
 pub(crate) fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
