@@ -53,4 +53,7 @@ mod redis_only {
     mod sentinel;
     /// The Redis store on records Ruby Scalelite wrote.
     mod store;
+    /// TLS-only Redis (`rediss://`, passwords, ACL users) and PostgreSQL
+    /// (`sslmode`).
+    mod tls;
 }

@@ -318,9 +318,9 @@ mod redis_only {
         let port = redis.port();
         let acl = ["ACL", "SETUSER", "app", "on", ">s3cr@t", "~*", "&*", "+@all"];
         assert_eq!(redis.cmd(&acl).await.as_str(), Some("OK"));
-        let options = scalelite_store::RedisOptions { timeout: REDIS_TIMEOUT };
+        let options = scalelite_store::RedisOptions { timeout: REDIS_TIMEOUT, ..Default::default() };
         let url = format!("redis://app:s3cr%40t@127.0.0.1:{port}/3");
-        let store = scalelite_store::RedisStore::open_with(&url, "scalelite", options).unwrap();
+        let store = scalelite_store::RedisStore::open_with(&url, "scalelite", options.clone()).unwrap();
         store.health_check().await.unwrap();
         let clients = redis.cmd(&["CLIENT", "LIST"]).await;
         assert!(clients.as_str().unwrap().contains("user=app"), "{clients:?}");

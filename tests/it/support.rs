@@ -26,7 +26,11 @@ pub async fn create(app: &TestApp, id: &str) -> Reply {
 /// replica behind the same load balancer; it stops when the sender is
 /// dropped or sent to.
 pub async fn second_api(app: &TestApp) -> (ApiClient, tokio::sync::oneshot::Sender<()>) {
-    let config = (*app.state.config).clone();
+    api_with((*app.state.config).clone()).await
+}
+
+/// An API on `config` (its own stores), as [`second_api`].
+pub async fn api_with(config: Config) -> (ApiClient, tokio::sync::oneshot::Sender<()>) {
     let stores = Stores::open(&config, 2).await.unwrap();
     let state = scalelite_api::AppState::with_recordings(config, stores.meetings, stores.recordings);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

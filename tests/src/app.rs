@@ -31,6 +31,7 @@ use crate::postgres::TestPostgres;
 use crate::recording_dirs::RecordingDirs;
 use crate::redis::TestRedis;
 use crate::seed::{self, SeedServer};
+use crate::tls::TestCa;
 
 /// The load-balancer secret front-ends use in tests.
 pub const LB_SECRET: &str = "lb-secret-4f0c2d9e7a1b3c5d";
@@ -53,6 +54,8 @@ pub struct TestAppBuilder {
     seed: bool,
     recordings: bool,
     persistent_redis: bool,
+    tls: Option<(TestCa, Option<String>)>,
+    database_params: Option<String>,
     backend: Option<TestBackend>,
     env: Vec<(String, String)>,
 }
@@ -84,6 +87,24 @@ impl TestAppBuilder {
     /// Redis only: pin the test with [`TestAppBuilder::backend`].
     pub fn persistent_redis(mut self) -> Self {
         self.persistent_redis = true;
+        self
+    }
+
+    /// Runs Redis and PostgreSQL TLS-only with `ca`'s server certificate
+    /// ([`TestRedis::start_tls`], [`TestPostgres::start_tls`]): `REDIS_URL`
+    /// is `rediss://` (with `redis_password` as the default user's
+    /// password, if given) and `REDIS_CA_FILE` is `ca`'s certificate;
+    /// `DATABASE_URL` names no `sslmode` (see
+    /// [`TestAppBuilder::database_params`]). Redis only: pin the test with
+    /// [`TestAppBuilder::backend`].
+    pub fn tls(mut self, ca: TestCa, redis_password: Option<&str>) -> Self {
+        self.tls = Some((ca, redis_password.map(str::to_owned)));
+        self
+    }
+
+    /// A query appended to `DATABASE_URL` (`sslmode=require`, ...).
+    pub fn database_params(mut self, query: &str) -> Self {
+        self.database_params = Some(query.to_owned());
         self
     }
 
@@ -130,25 +151,41 @@ impl TestAppBuilder {
             .with("RESPONSE_TIMEOUT", "2")
             .with("GET_MEETINGS_CACHE_TTL", "0");
         let (mut redis, mut postgres, mut data_dir) = (None, None, None);
+        let mut database_url = None;
         match backend {
             TestBackend::Redis => {
-                let server =
-                    if self.persistent_redis { TestRedis::start_persistent().await } else { TestRedis::start().await };
+                let server = match (&self.tls, self.persistent_redis) {
+                    (Some((ca, password)), _) => {
+                        env = env.with("REDIS_CA_FILE", ca.ca_file().display().to_string());
+                        TestRedis::start_tls(ca, password.as_deref()).await
+                    }
+                    (None, true) => TestRedis::start_persistent().await,
+                    (None, false) => TestRedis::start().await,
+                };
                 env = env.with("REDIS_URL", server.url());
                 redis = Some(server);
                 if self.recordings {
-                    let pg = TestPostgres::start().await;
+                    let pg = match &self.tls {
+                        Some((ca, _)) => TestPostgres::start_tls(ca).await,
+                        None => TestPostgres::start().await,
+                    };
                     scalelite_store::PgStore::open(&pg.url(), 1)
                         .expect("pg store")
                         .migrate()
                         .await
                         .expect("migrations");
-                    env = env.with("DATABASE_URL", pg.url());
+                    let url = match &self.database_params {
+                        Some(query) => format!("{}?{query}", pg.url()),
+                        None => pg.url(),
+                    };
+                    env = env.with("DATABASE_URL", &url);
+                    database_url = Some(url);
                     postgres = Some(pg);
                 }
             }
             TestBackend::Embedded => {
                 assert!(!self.persistent_redis, "persistent_redis() needs Redis: pin the test to TestBackend::Redis");
+                assert!(self.tls.is_none(), "tls() needs Redis: pin the test to TestBackend::Redis");
                 let dir = tempfile::Builder::new().prefix("scalelite-data-").tempdir().expect("data dir");
                 env = env.with("SCALELITE_DATA_DIR", dir.path().display().to_string());
                 data_dir = Some(dir);
@@ -184,6 +221,8 @@ impl TestAppBuilder {
             backend,
             redis,
             postgres,
+            database_url,
+            tls: self.tls.map(|(ca, _)| ca),
             data_dir,
             sqlite,
             shutdown: None,
@@ -235,6 +274,9 @@ pub struct TestApp {
     backend: TestBackend,
     redis: Option<TestRedis>,
     postgres: Option<TestPostgres>,
+    /// `DATABASE_URL`, with [`TestAppBuilder::database_params`].
+    database_url: Option<String>,
+    tls: Option<TestCa>,
     data_dir: Option<TempDir>,
     sqlite: Option<SqliteStore>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -249,6 +291,8 @@ impl TestApp {
             seed: true,
             recordings: false,
             persistent_redis: false,
+            tls: None,
+            database_params: None,
             backend: None,
             env: Vec::new(),
         }
@@ -257,6 +301,15 @@ impl TestApp {
     /// `TestApp::builder().start()`.
     pub async fn start() -> TestApp {
         Self::builder().start().await
+    }
+
+    /// The CA of a TLS-only app ([`TestAppBuilder::tls`]).
+    ///
+    /// # Panics
+    ///
+    /// Panics when the app was started without TLS.
+    pub fn ca(&self) -> &TestCa {
+        self.tls.as_ref().expect("a TLS app: TestApp::builder().tls(..)")
     }
 
     /// The backend this app runs on.
@@ -294,16 +347,19 @@ impl TestApp {
         Arc::clone(self.state.recordings.as_ref().expect("a recordings store: TestApp::builder().recordings()"))
     }
 
-    /// The variables that select this app's stores (`REDIS_URL` and
-    /// `DATABASE_URL`, or `SCALELITE_DATA_DIR`), to build another process's
-    /// configuration on the same state.
+    /// The variables that select this app's stores (`REDIS_URL`,
+    /// `REDIS_CA_FILE` and `DATABASE_URL`, or `SCALELITE_DATA_DIR`), to
+    /// build another process's configuration on the same state.
     pub fn store_env(&self) -> Env {
         let mut env = Env::default();
         match self.backend {
             TestBackend::Redis => {
-                env = env.with("REDIS_URL", self.redis().url());
-                if let Some(pg) = &self.postgres {
-                    env = env.with("DATABASE_URL", pg.url());
+                env = env.with("REDIS_URL", self.state.config.redis_url.expose());
+                if let Some(ca) = &self.tls {
+                    env = env.with("REDIS_CA_FILE", ca.ca_file().display().to_string());
+                }
+                if let Some(url) = &self.database_url {
+                    env = env.with("DATABASE_URL", url);
                 }
             }
             TestBackend::Embedded => {

@@ -44,6 +44,7 @@ pub mod redis;
 pub mod seed;
 pub mod sentinel;
 pub mod sqlite;
+pub mod tls;
 pub mod util;
 
 pub use app::{Expiring, LB_SECRET, NS, REDIS_ONLY, TestApp, TestAppBuilder, server_id};
@@ -57,4 +58,5 @@ pub use recording_dirs::RecordingDirs;
 pub use redis::{RespValue, TestRedis};
 pub use seed::SeedServer;
 pub use sentinel::{SentinelGroup, TestSentinel};
+pub use tls::TestCa;
 pub use util::{eventually, eventually_with, free_port, read_http_response};

@@ -1,6 +1,10 @@
 //! A real PostgreSQL server for tests: `initdb` into a temporary directory,
 //! then `postgres` on a free 127.0.0.1 port with durability switched off.
 //!
+//! [`TestPostgres::start_tls`] makes a server that accepts TCP connections
+//! over TLS only (`ssl = on`, `hostssl` lines alone in `pg_hba.conf`), as
+//! RDS and Aurora do with `rds.force_ssl`.
+//!
 //! PostgreSQL refuses to run as root. When the tests run as root (as in CI),
 //! `initdb` and `postgres` run as the unprivileged `postgres` user created by
 //! the Debian package, and the temporary directory is handed to that user.
@@ -14,6 +18,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 use tokio::time::Instant;
 
+use crate::tls::TestCa;
 use crate::util::{StartError, Starting, await_ready, find_binary, free_port, wait_child};
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -35,6 +40,8 @@ pub struct TestPostgres {
     port: u16,
     dir: TempDir,
     child: Mutex<Option<Child>>,
+    /// TLS only: the server's certificate and key are in `dir/tls`.
+    tls: bool,
 }
 
 impl TestPostgres {
@@ -46,6 +53,22 @@ impl TestPostgres {
     /// Panics when the PostgreSQL binaries are missing or the server does not
     /// come up.
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// [`TestPostgres::start`], accepting TCP connections over TLS only,
+    /// with `ca`'s server certificate (for `127.0.0.1` and `localhost`).
+    /// Authentication is still `trust`; the harness's `psql` uses libpq's
+    /// default `sslmode=prefer`.
+    ///
+    /// # Panics
+    ///
+    /// As [`TestPostgres::start`].
+    pub async fn start_tls(ca: &TestCa) -> Self {
+        Self::start_with(Some(ca)).await
+    }
+
+    async fn start_with(tls: Option<&TestCa>) -> Self {
         let bin_dir = find_bin_dir().unwrap_or_else(|| panic!("initdb/postgres not found: {MISSING}"));
         let psql = [bin_dir.join("psql")]
             .into_iter()
@@ -76,8 +99,11 @@ impl TestPostgres {
             }
         }
 
-        let mut this = Self { bin_dir, psql, run_as, port: 0, dir, child: Mutex::new(None) };
+        let mut this = Self { bin_dir, psql, run_as, port: 0, dir, child: Mutex::new(None), tls: tls.is_some() };
         this.initdb().await;
+        if let Some(ca) = tls {
+            this.only_tls(ca);
+        }
 
         let mut last_error = String::new();
         for _ in 0..5 {
@@ -244,6 +270,27 @@ impl TestPostgres {
         );
     }
 
+    /// Copies `ca`'s server certificate and key where the server (its user)
+    /// reads them, and leaves only `hostssl` lines for TCP in `pg_hba.conf`.
+    fn only_tls(&self, ca: &TestCa) {
+        let tls_dir = self.dir.path().join("tls");
+        std::fs::create_dir(&tls_dir).expect("cannot create the tls directory");
+        let hba = "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n";
+        std::fs::write(self.data_dir().join("pg_hba.conf"), hba).expect("cannot write pg_hba.conf");
+        for (from, to) in [(ca.cert_file(), "server.crt"), (ca.key_file(), "server.key")] {
+            let to = tls_dir.join(to);
+            std::fs::copy(&from, &to).unwrap_or_else(|e| panic!("cannot copy {}: {e}", from.display()));
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        }
+        if let Some((uid, gid)) = self.run_as {
+            for path in [tls_dir.clone(), tls_dir.join("server.crt"), tls_dir.join("server.key")] {
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid))
+                    .unwrap_or_else(|e| panic!("cannot chown {} to the postgres user: {e}", path.display()));
+            }
+        }
+    }
+
     async fn spawn_and_wait(&self) -> Result<Child, StartError> {
         let log_path = self.log_path();
         let open_log = || {
@@ -261,11 +308,13 @@ impl TestPostgres {
             .args(["-p", &self.port.to_string(), "-h", "127.0.0.1", "-k"])
             .arg(self.dir.path().join("sock"))
             .args(["-F", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
-            .args(["-c", "shared_buffers=16MB", "-c", "max_connections=200"])
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .stdout(open_log()?)
-            .stderr(open_log()?);
+            .args(["-c", "shared_buffers=16MB", "-c", "max_connections=200"]);
+        if self.tls {
+            let tls_dir = self.dir.path().join("tls");
+            command.args(["-c", "ssl=on", "-c"]).arg(format!("ssl_cert_file={}", tls_dir.join("server.crt").display()));
+            command.arg("-c").arg(format!("ssl_key_file={}", tls_dir.join("server.key").display()));
+        }
+        command.current_dir(self.dir.path()).stdin(Stdio::null()).stdout(open_log()?).stderr(open_log()?);
         if let Some((uid, gid)) = self.run_as {
             use std::os::unix::process::CommandExt;
             command.uid(uid).gid(gid).env("HOME", self.dir.path());

@@ -1,6 +1,9 @@
 //! A real `redis-server` process for tests, plus a tiny RESP client for
 //! seeding and inspecting it (independent of the `redis` crate used by the
 //! code under test).
+//!
+//! A TLS-only server ([`TestRedis::start_tls`]) has no plain TCP port; the
+//! harness reaches it over a Unix socket in its directory instead.
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -11,9 +14,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use tempfile::TempDir;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
 
+use crate::tls::TestCa;
 use crate::util::{StartError, Starting, await_ready, find_binary, free_port, wait_child};
 
 const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -30,8 +34,7 @@ pub struct TestRedis {
     port: u16,
     dir: TempDir,
     child: Mutex<Option<Child>>,
-    /// Arguments before `--port` (a config file) and after the common ones.
-    args: (Vec<String>, Vec<String>),
+    args: ServerArgs,
 }
 
 /// What `redis-server` needs besides its port and directory.
@@ -41,6 +44,23 @@ pub(crate) struct ServerArgs {
     pub leading: Vec<String>,
     /// Arguments after them.
     pub trailing: Vec<String>,
+    /// TLS only: the port is `--tls-port`, `--port` is 0, and the harness
+    /// talks over the Unix socket [`SOCKET`] in the server's directory.
+    pub tls_only: bool,
+    /// The default user's password (`requirepass`), sent by the harness.
+    pub password: Option<String>,
+}
+
+/// The harness's Unix socket of a TLS-only server, in its directory.
+const SOCKET: &str = "redis.sock";
+
+/// How the harness reaches a server.
+#[derive(Clone, Debug)]
+struct Admin {
+    /// A Unix socket, else 127.0.0.1 on the server's port.
+    socket: Option<PathBuf>,
+    port: u16,
+    password: Option<String>,
 }
 
 impl ServerArgs {
@@ -51,7 +71,24 @@ impl ServerArgs {
     fn data(args: &[&str]) -> Self {
         // Replicas sync at once (Redis waits 5 s for more replicas by default).
         let common = ["--repl-diskless-sync-delay", "0"];
-        Self { leading: Vec::new(), trailing: common.iter().chain(args).map(|a| (*a).to_owned()).collect() }
+        let trailing = common.iter().chain(args).map(|a| (*a).to_owned()).collect();
+        Self { trailing, ..Self::default() }
+    }
+
+    /// The arguments that make the port a TLS-only one, serving `ca`'s
+    /// server certificate (clients need none).
+    fn tls(mut self, ca: &TestCa, password: Option<&str>) -> Self {
+        for (name, file) in [("--tls-cert-file", ca.cert_file()), ("--tls-key-file", ca.key_file())] {
+            self.trailing.extend([name.to_owned(), file.display().to_string()]);
+        }
+        self.trailing.extend(["--tls-ca-cert-file".to_owned(), ca.ca_file().display().to_string()]);
+        self.trailing.extend(["--tls-auth-clients", "no", "--unixsocketperm", "700"].map(str::to_owned));
+        if let Some(password) = password {
+            self.trailing.extend(["--requirepass".to_owned(), password.to_owned()]);
+        }
+        self.tls_only = true;
+        self.password = password.map(str::to_owned);
+        self
     }
 }
 
@@ -79,6 +116,18 @@ impl TestRedis {
             ServerArgs::data(&["--save", "", "--appendonly", "yes", "--appendfsync", "always"]),
         )
         .await
+    }
+
+    /// Starts a TLS-only server (no plain TCP port) presenting `ca`'s server
+    /// certificate, with `password` for the default user (`requirepass`)
+    /// if given. [`TestRedis::url`] is then `rediss://`; the harness's own
+    /// commands ([`TestRedis::cmd`]) go over a Unix socket.
+    ///
+    /// # Panics
+    ///
+    /// Panics when `redis-server` is not installed or does not come up.
+    pub async fn start_tls(ca: &TestCa, password: Option<&str>) -> Self {
+        Self::start_with("test-redis-tls-", ServerArgs::plain().tls(ca, password)).await
     }
 
     /// Starts a replica of `master` (no persistence) and waits until it is in
@@ -109,7 +158,6 @@ impl TestRedis {
 
     /// Starts `binary` with `args` in `dir` on a free port.
     pub(crate) async fn start_in(binary: PathBuf, dir: TempDir, args: ServerArgs) -> Self {
-        let args = (args.leading, args.trailing);
         let mut last_error = String::new();
         for _ in 0..5 {
             let port = free_port();
@@ -126,14 +174,16 @@ impl TestRedis {
         panic!("redis-server could not bind a free port: {last_error}");
     }
 
-    /// `redis://127.0.0.1:P/0`.
+    /// `redis://127.0.0.1:P/0` (`rediss://:password@…` for a TLS server).
     pub fn url(&self) -> String {
         self.url_with_db(0)
     }
 
-    /// `redis://127.0.0.1:P/<db>`.
+    /// `redis://127.0.0.1:P/<db>` (`rediss://:password@…` for a TLS server).
     pub fn url_with_db(&self, db: u32) -> String {
-        format!("redis://127.0.0.1:{}/{db}", self.port)
+        let scheme = if self.args.tls_only { "rediss" } else { "redis" };
+        let password = self.args.password.as_ref().map(|p| format!(":{p}@")).unwrap_or_default();
+        format!("{scheme}://{password}127.0.0.1:{}/{db}", self.port)
     }
 
     /// The TCP port.
@@ -198,7 +248,7 @@ impl TestRedis {
 
     /// Like [`TestRedis::cmd`], returning I/O errors instead of panicking.
     pub async fn try_cmd(&self, args: &[&str]) -> io::Result<RespValue> {
-        resp_command(self.port, args).await
+        resp_command(&admin(self.dir.path(), self.port, &self.args), args).await
     }
 }
 
@@ -223,12 +273,11 @@ pub(crate) fn redis_server_binary() -> PathBuf {
     })
 }
 
-async fn spawn_and_wait(
-    binary: &Path,
-    dir: &Path,
-    port: u16,
-    (leading, trailing): &(Vec<String>, Vec<String>),
-) -> Result<Child, StartError> {
+fn admin(dir: &Path, port: u16, args: &ServerArgs) -> Admin {
+    Admin { socket: args.tls_only.then(|| dir.join(SOCKET)), port, password: args.password.clone() }
+}
+
+async fn spawn_and_wait(binary: &Path, dir: &Path, port: u16, args: &ServerArgs) -> Result<Child, StartError> {
     let log_path = dir.join("redis.log");
     let log = OpenOptions::new()
         .create(true)
@@ -238,11 +287,17 @@ async fn spawn_and_wait(
     let log_err = log.try_clone().map_err(|e| StartError::Other(format!("cannot clone log handle: {e}")))?;
     let log_start = std::fs::metadata(&log_path).map_or(0, |m| m.len());
     let port_arg = port.to_string();
+    let listen = if args.tls_only {
+        vec!["--port".into(), "0".into(), "--tls-port".into(), port_arg, "--unixsocket".into(), SOCKET.into()]
+    } else {
+        vec!["--port".into(), port_arg]
+    };
     let child = Command::new(binary)
-        .args(leading)
-        .args(["--port", &port_arg, "--bind", "127.0.0.1", "--daemonize", "no", "--dir"])
+        .args(&args.leading)
+        .args(listen)
+        .args(["--bind", "127.0.0.1", "--daemonize", "no", "--dir"])
         .arg(dir)
-        .args(trailing)
+        .args(&args.trailing)
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(log)
@@ -251,8 +306,9 @@ async fn spawn_and_wait(
         .map_err(|e| StartError::Other(format!("cannot run {}: {e}", binary.display())))?;
 
     let starting = Starting { name: "redis-server", port, log: &log_path, log_start, timeout: START_TIMEOUT };
-    let ready = || async move {
-        let ping = tokio::time::timeout(Duration::from_secs(1), resp_command(port, &["PING"])).await;
+    let admin = admin(dir, port, args);
+    let ready = || async {
+        let ping = tokio::time::timeout(Duration::from_secs(1), resp_command(&admin, &["PING"])).await;
         matches!(ping, Ok(Ok(RespValue::Str(pong))) if pong == "PONG")
     };
     await_ready(child, &starting, Duration::from_millis(10), ready, |child| {
@@ -343,32 +399,58 @@ impl RespValue {
     }
 }
 
-async fn resp_command(port: u16, args: &[&str]) -> io::Result<RespValue> {
+/// Runs one command as the harness (after `AUTH` when the server has a
+/// password): the reply to it, or the `AUTH` error.
+async fn resp_command(admin: &Admin, args: &[&str]) -> io::Result<RespValue> {
+    let mut commands = Vec::new();
+    if let Some(password) = &admin.password {
+        commands.push(vec!["AUTH", password.as_str()]);
+    }
+    commands.push(args.to_vec());
     let work = async {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
-        let mut request = format!("*{}\r\n", args.len()).into_bytes();
+        let mut replies = match &admin.socket {
+            Some(socket) => exchange(UnixStream::connect(socket).await?, &commands).await?,
+            None => exchange(TcpStream::connect(("127.0.0.1", admin.port)).await?, &commands).await?,
+        };
+        let reply = replies.pop().unwrap_or(RespValue::Nil);
+        Ok(replies.into_iter().find(|r| matches!(r, RespValue::Error(_))).unwrap_or(reply))
+    };
+    tokio::time::timeout(IO_TIMEOUT, work)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "redis reply timed out"))?
+}
+
+/// Sends `commands` and reads as many replies.
+async fn exchange(
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    commands: &[Vec<&str>],
+) -> io::Result<Vec<RespValue>> {
+    let mut request = Vec::new();
+    for args in commands {
+        request.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
         for arg in args {
             request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
             request.extend_from_slice(arg.as_bytes());
             request.extend_from_slice(b"\r\n");
         }
-        stream.write_all(&request).await?;
-        let mut buf = Vec::with_capacity(256);
-        let mut chunk = [0u8; 4096];
-        loop {
-            let n = stream.read(&mut chunk).await?;
-            if n == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed before a complete reply"));
-            }
-            buf.extend_from_slice(&chunk[..n]);
-            if let Some((value, _)) = parse_resp(&buf)? {
-                return Ok(value);
-            }
+    }
+    stream.write_all(&request).await?;
+    let (mut buf, mut replies) = (Vec::with_capacity(256), Vec::new());
+    let mut chunk = [0u8; 4096];
+    while replies.len() < commands.len() {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed before a complete reply"));
         }
-    };
-    tokio::time::timeout(IO_TIMEOUT, work)
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "redis reply timed out"))?
+        buf.extend_from_slice(&chunk[..n]);
+        while replies.len() < commands.len()
+            && let Some((value, used)) = parse_resp(&buf)?
+        {
+            replies.push(value);
+            buf.drain(..used);
+        }
+    }
+    Ok(replies)
 }
 
 /// Parses one value from the start of `buf`; `Ok(None)` if incomplete.

@@ -42,7 +42,11 @@ impl TestSentinel {
              sentinel parallel-syncs {MASTER_NAME} 1\n"
         );
         std::fs::write(&conf, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", conf.display()));
-        let args = ServerArgs { leading: vec![conf.display().to_string()], trailing: vec!["--sentinel".into()] };
+        let args = ServerArgs {
+            leading: vec![conf.display().to_string()],
+            trailing: vec!["--sentinel".into()],
+            ..ServerArgs::default()
+        };
         Self { server: TestRedis::start_in(binary, dir, args).await }
     }
 

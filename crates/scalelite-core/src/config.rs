@@ -345,6 +345,9 @@ pub struct Config {
     /// `REDIS_TIMEOUT` (seconds, default 5, redis-rb's default): the longest
     /// one Redis call may take, connecting included.
     pub redis_timeout: Duration,
+    /// `REDIS_CA_FILE`: CA certificates (PEM) trusted for `rediss://`
+    /// besides the system's.
+    pub redis_ca_file: Option<PathBuf>,
     /// `DATABASE_URL`, if set.
     pub database_url: Option<Secret>,
     /// `LOADBALANCER_SECRET` followed by `LOADBALANCER_SECRETS` (`:`-separated).
@@ -670,6 +673,7 @@ impl Config {
             redis_url: Secret::new(r.string_or("REDIS_URL", DEFAULT_REDIS_URL)),
             redis_namespace: r.string_or("REDIS_NAMESPACE", DEFAULT_REDIS_NAMESPACE),
             redis_timeout: r.seconds("REDIS_TIMEOUT", DEFAULT_REDIS_TIMEOUT),
+            redis_ca_file: r.string("REDIS_CA_FILE").map(PathBuf::from),
             database_url: r.string("DATABASE_URL").map(|url| Secret::new(with_default_database(&url))),
             secrets,
             checksum_algorithms,

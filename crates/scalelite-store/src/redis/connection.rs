@@ -1,9 +1,9 @@
 //! The connection under [`RedisStore`](super::RedisStore).
 //!
 //! One multiplexed connection, shared by every clone, to either a fixed
-//! address (`redis://`, `unix://`) or the master a set of Redis Sentinels
-//! names (`redis+sentinel://`). It is made on first use, not at start-up,
-//! and replaced after it breaks:
+//! address (`redis://`, `rediss://`, `unix://`) or the master a set of Redis
+//! Sentinels names (`redis+sentinel://`, `rediss+sentinel://`). It is made on
+//! first use, not at start-up, and replaced after it breaks:
 //!
 //! - Its I/O task flags it dead the moment Redis closes it, so the first call
 //!   after a Redis restart connects afresh instead of failing on the corpse.
@@ -23,6 +23,14 @@
 //! `SENTINEL GET-MASTER-ADDR-BY-NAME`, connect to the address named, and use
 //! it only if `ROLE` says it is a master.
 //!
+//! `rediss://` (and `rediss+sentinel://`, for the sentinels and the master)
+//! is TLS (rustls): the server's certificate must chain to a trusted root
+//! and name the host of the URL (or the address Sentinel gives). Trusted are
+//! the system's roots (which `SSL_CERT_FILE` and `SSL_CERT_DIR` replace, as
+//! for OpenSSL and so Ruby Scalelite), else the bundled Mozilla roots when
+//! the system has none, plus the certificates of [`RedisOptions::ca_file`]
+//! (`REDIS_CA_FILE`).
+//!
 //! Every call, connecting included, fails after at most the configured
 //! timeout (`REDIS_TIMEOUT`), so an outage costs failed calls, never a hang.
 //! Calls are not retried otherwise: a command whose connection broke may or
@@ -30,6 +38,7 @@
 
 use std::fmt;
 use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock, Weak};
 use std::time::Duration;
@@ -40,23 +49,30 @@ use redis::{
     AsyncConnectionConfig, Cmd, ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo, Pipeline,
     RedisConnectionInfo, RedisError, RedisFuture, RedisResult, ServerErrorKind, Value,
 };
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, timeout_at};
+use tokio_rustls::TlsConnector;
 use tracing::{debug, info};
 
 /// The Sentinel port when a `redis+sentinel://` host names none.
 pub const DEFAULT_SENTINEL_PORT: u16 = 26379;
 
 /// How a store talks to Redis.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RedisOptions {
     /// The longest one call may take, connecting (and asking Sentinel)
     /// included. `REDIS_TIMEOUT`; redis-rb's default is 5 s.
     pub timeout: Duration,
+    /// A PEM file of CA certificates trusted for `rediss://` besides the
+    /// system's roots (`REDIS_CA_FILE`). Read when the connection is opened.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for RedisOptions {
     fn default() -> Self {
-        Self { timeout: Duration::from_secs(5) }
+        Self { timeout: Duration::from_secs(5), ca_file: None }
     }
 }
 
@@ -75,22 +91,34 @@ impl fmt::Debug for RedisConnection {
 }
 
 impl RedisConnection {
-    /// A connection for `url` (`redis://`, `unix://`, `redis+unix://` or
-    /// `redis+sentinel://`); nothing is connected yet.
+    /// A connection for `url` (`redis://`, `rediss://`, `unix://`,
+    /// `redis+unix://`, `redis+sentinel://` or `rediss+sentinel://`); nothing
+    /// is connected yet. Fails on a bad URL, and for TLS on an unreadable
+    /// [`RedisOptions::ca_file`].
     pub fn open(url: &str, options: RedisOptions) -> RedisResult<Self> {
-        let target = if is_sentinel_url(url) {
-            Target::Sentinel(SentinelSpec::parse(url)?)
-        } else {
-            let info = url.into_connection_info()?;
-            if matches!(info.addr(), ConnectionAddr::TcpTls { .. }) {
-                return Err(invalid_config("TLS (rediss://) is not supported by this build"));
+        let target = match sentinel_scheme(url) {
+            Some(tls) => Target::Sentinel(SentinelSpec::parse(url, tls)?),
+            None => {
+                let info = url.into_connection_info()?;
+                if matches!(info.addr(), ConnectionAddr::TcpTls { insecure: true, .. }) {
+                    return Err(invalid_config(
+                        "rediss://…#insecure (no host name check) is not supported: \
+                         use a certificate that names the host, or connect by the name it holds",
+                    ));
+                }
+                Target::Direct(info)
             }
-            Target::Direct(info)
         };
+        let tls = match &target {
+            Target::Direct(info) => matches!(info.addr(), ConnectionAddr::TcpTls { .. }),
+            Target::Sentinel(spec) => spec.tls,
+        };
+        let tls = if tls { Some(tls_connector(options.ca_file.as_deref())?) } else { None };
         let timeout = options.timeout.max(Duration::from_millis(1));
         Ok(Self {
             link: Arc::new(Link {
                 target,
+                tls,
                 timeout,
                 current: RwLock::new(None),
                 connecting: tokio::sync::Mutex::new(()),
@@ -112,7 +140,7 @@ impl RedisConnection {
             && self.link.watcher.get().is_none()
         {
             self.link.watcher.get_or_init(|| {
-                let task = watch_switches(Arc::downgrade(&self.link), spec.sentinels.clone(), spec.master.clone());
+                let task = watch_switches(Arc::downgrade(&self.link), spec.clone(), self.link.tls.clone());
                 tokio::spawn(task).abort_handle()
             });
         }
@@ -168,6 +196,8 @@ impl Target {
 
 struct Link {
     target: Target,
+    /// For `rediss://`: the TLS client, with its trusted roots.
+    tls: Option<TlsConnector>,
     timeout: Duration,
     /// The connection in use, if any. Never locked across an `.await`.
     current: RwLock<Option<Live>>,
@@ -254,11 +284,7 @@ impl Link {
     /// one it is connected to (a switch announced while nobody listened).
     async fn check_master(&self, sentinel: &ConnectionInfo, master: &str) {
         let Some(connected) = self.cached().map(|live| live.address) else { return };
-        let lookup = async {
-            let mut conn = redis::Client::open(sentinel.clone())?.get_multiplexed_async_connection().await?;
-            let cmd = redis::cmd("SENTINEL").arg("GET-MASTER-ADDR-BY-NAME").arg(master).clone();
-            cmd.query_async::<Option<(String, u16)>>(&mut conn).await
-        };
+        let lookup = ask_sentinel(sentinel, master, self.tls.as_ref());
         if let Ok(Ok(Some((host, port)))) = tokio::time::timeout(self.timeout, lookup).await
             && ConnectionAddr::Tcp(host, port).to_string() != *connected
         {
@@ -307,9 +333,9 @@ impl Link {
 
     /// Asks the sentinels for the master, connects to it and checks its role.
     async fn connect_to_master(&self, spec: &SentinelSpec) -> RedisResult<Live> {
-        let (host, port) = master_address(spec).await?;
+        let (host, port) = master_address(spec, self.tls.as_ref()).await?;
         let info =
-            ConnectionAddr::Tcp(host, port).into_connection_info()?.set_redis_settings(spec.master_settings.clone());
+            address(host, port, spec.tls).into_connection_info()?.set_redis_settings(spec.master_settings.clone());
         let mut live = self.connect(&info).await?;
         let role: Value = redis::cmd("ROLE").query_async(&mut live.conn).await?;
         match role {
@@ -324,35 +350,103 @@ impl Link {
 
     async fn connect(&self, info: &ConnectionInfo) -> RedisResult<Live> {
         let config = AsyncConnectionConfig::new().set_response_timeout(Some(self.timeout));
-        let settings = info.redis_settings();
-        let (conn, open) = match info.addr() {
-            ConnectionAddr::Tcp(host, port) => {
-                let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
-                stream.set_nodelay(true)?;
-                let (conn, driver) = MultiplexedConnection::new_with_config(settings, stream, config).await?;
-                (conn, watch(driver))
-            }
-            ConnectionAddr::Unix(path) => {
-                let stream = tokio::net::UnixStream::connect(path).await?;
-                let (conn, driver) = MultiplexedConnection::new_with_config(settings, stream, config).await?;
-                (conn, watch(driver))
-            }
-            _ => return Err(invalid_config("TLS (rediss://) is not supported by this build")),
-        };
+        let stream = open_stream(info.addr(), self.tls.as_ref()).await?;
+        let (conn, driver) = MultiplexedConnection::new_with_config(info.redis_settings(), stream, config).await?;
+        let open = watch(driver);
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         Ok(Live { generation, address: info.addr().to_string().into(), conn, open })
     }
 }
 
+/// Anything a Redis connection runs over: TCP, TLS over TCP, a Unix socket.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
+
+/// Connects to `addr`, with the TLS handshake for `rediss://`.
+async fn open_stream(addr: &ConnectionAddr, tls: Option<&TlsConnector>) -> RedisResult<Box<dyn Stream>> {
+    match addr {
+        ConnectionAddr::Tcp(host, port) => Ok(Box::new(tcp(host, *port).await?)),
+        ConnectionAddr::TcpTls { host, port, .. } => {
+            let tls = tls.ok_or_else(|| invalid_config("rediss:// without a TLS client"))?;
+            let name = ServerName::try_from(host.clone())
+                .map_err(|_| invalid_config(&format!("{host:?} is not a host name TLS can check")))?;
+            let stream = tcp(host, *port).await?;
+            let stream = tls.connect(name, stream).await.map_err(|e| {
+                RedisError::from(io::Error::new(
+                    e.kind(),
+                    format!(
+                        "TLS handshake with Redis at {addr} failed: {e} \
+                         (is its CA trusted? REDIS_CA_FILE or SSL_CERT_FILE, docs/CONFIGURATION.md)"
+                    ),
+                ))
+            })?;
+            Ok(Box::new(stream))
+        }
+        ConnectionAddr::Unix(path) => Ok(Box::new(tokio::net::UnixStream::connect(path).await?)),
+        other => Err(invalid_config(&format!("unsupported Redis address {other}"))),
+    }
+}
+
+async fn tcp(host: &str, port: u16) -> io::Result<tokio::net::TcpStream> {
+    let stream = tokio::net::TcpStream::connect((host, port)).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// The TLS client for `rediss://`: the system's roots (else the bundled
+/// Mozilla roots) and those of `ca_file`.
+fn tls_connector(ca_file: Option<&Path>) -> RedisResult<TlsConnector> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for error in &native.errors {
+        debug!(%error, "reading the system's root certificates");
+    }
+    let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+    if added == 0 {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    if let Some(path) = ca_file {
+        let unreadable = |detail: String| invalid_config(&format!("REDIS_CA_FILE {}: {detail}", path.display()));
+        let pem = std::fs::read(path).map_err(|e| unreadable(e.to_string()))?;
+        let certs = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| unreadable(format!("not PEM certificates ({e})")))?;
+        if certs.is_empty() {
+            return Err(unreadable("holds no PEM certificate".into()));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| unreadable(e.to_string()))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid_config(&e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+/// `SENTINEL GET-MASTER-ADDR-BY-NAME master` on one sentinel.
+async fn ask_sentinel(
+    sentinel: &ConnectionInfo,
+    master: &str,
+    tls: Option<&TlsConnector>,
+) -> RedisResult<Option<(String, u16)>> {
+    let stream = open_stream(sentinel.addr(), tls).await?;
+    let (mut conn, driver) =
+        MultiplexedConnection::new_with_config(sentinel.redis_settings(), stream, AsyncConnectionConfig::new()).await?;
+    // Ends when `conn` is dropped.
+    tokio::spawn(driver);
+    redis::cmd("SENTINEL").arg("GET-MASTER-ADDR-BY-NAME").arg(master).query_async(&mut conn).await
+}
+
 /// The master's address according to the first sentinel that names one
 /// (all are asked at once: a dead or hung sentinel costs nothing).
-async fn master_address(spec: &SentinelSpec) -> RedisResult<(String, u16)> {
-    let ask = |sentinel: ConnectionInfo| async move {
-        let mut conn = redis::Client::open(sentinel)?.get_multiplexed_async_connection().await?;
-        let cmd = redis::cmd("SENTINEL").arg("GET-MASTER-ADDR-BY-NAME").arg(&spec.master).clone();
-        cmd.query_async::<Option<(String, u16)>>(&mut conn).await
-    };
-    let mut answers: futures::stream::FuturesUnordered<_> = spec.sentinels.iter().cloned().map(ask).collect();
+async fn master_address(spec: &SentinelSpec, tls: Option<&TlsConnector>) -> RedisResult<(String, u16)> {
+    let mut answers: futures::stream::FuturesUnordered<_> =
+        spec.sentinels.iter().map(|sentinel| ask_sentinel(sentinel, &spec.master, tls)).collect();
     let mut last_error = None;
     while let Some(answer) = answers.next().await {
         match answer {
@@ -371,12 +465,15 @@ async fn master_address(spec: &SentinelSpec) -> RedisResult<(String, u16)> {
 /// (`+switch-master`), drops the link's connection, so the next call asks
 /// Sentinel for the master again. Subscribes to one sentinel at a time,
 /// moving on when it goes away; ends when the link is dropped.
-async fn watch_switches(link: Weak<Link>, sentinels: Vec<ConnectionInfo>, master: String) {
+async fn watch_switches(link: Weak<Link>, spec: SentinelSpec, tls: Option<TlsConnector>) {
+    let SentinelSpec { sentinels, master, .. } = spec;
     let mut pause = Duration::from_millis(100);
     loop {
         for sentinel in &sentinels {
             let Some(timeout) = link.upgrade().map(|link| link.timeout) else { return };
-            let Ok(Ok(pubsub)) = tokio::time::timeout(timeout, subscribe(sentinel)).await else { continue };
+            let Ok(Ok(pubsub)) = tokio::time::timeout(timeout, subscribe(sentinel, tls.as_ref())).await else {
+                continue;
+            };
             pause = Duration::from_millis(100);
             match link.upgrade() {
                 Some(link) => link.check_master(sentinel, &master).await,
@@ -399,8 +496,9 @@ async fn watch_switches(link: Weak<Link>, sentinels: Vec<ConnectionInfo>, master
     }
 }
 
-async fn subscribe(sentinel: &ConnectionInfo) -> RedisResult<PubSub> {
-    let mut pubsub = redis::Client::open(sentinel.clone())?.get_async_pubsub().await?;
+async fn subscribe(sentinel: &ConnectionInfo, tls: Option<&TlsConnector>) -> RedisResult<PubSub> {
+    let stream = open_stream(sentinel.addr(), tls).await?;
+    let mut pubsub = PubSub::new(sentinel.redis_settings(), stream).await?;
     pubsub.subscribe(&["+promoted-slave", "+switch-master"]).await?;
     Ok(pubsub)
 }
@@ -440,11 +538,21 @@ fn invalid_config(detail: &str) -> RedisError {
     RedisError::from((ErrorKind::InvalidClientConfig, "invalid REDIS_URL", detail.to_owned()))
 }
 
-fn is_sentinel_url(url: &str) -> bool {
-    url.get(..17).is_some_and(|scheme| scheme.eq_ignore_ascii_case("redis+sentinel://"))
+/// For a Sentinel URL, whether it is TLS (`rediss+sentinel://`) or not
+/// (`redis+sentinel://`); `None` for any other URL.
+fn sentinel_scheme(url: &str) -> Option<bool> {
+    let scheme = url.split_once("://")?.0;
+    if scheme.eq_ignore_ascii_case("redis+sentinel") {
+        Some(false)
+    } else if scheme.eq_ignore_ascii_case("rediss+sentinel") {
+        Some(true)
+    } else {
+        None
+    }
 }
 
-/// A parsed `redis+sentinel://` URL:
+/// A parsed `redis+sentinel://` (or, with TLS to the sentinels and the
+/// master, `rediss+sentinel://`) URL:
 ///
 /// `redis+sentinel://[[username]:password@]host[:port][,host[:port]...]/master_name[/db]`
 /// `[?sentinel_username=...&sentinel_password=...]`
@@ -457,11 +565,12 @@ struct SentinelSpec {
     sentinels: Vec<ConnectionInfo>,
     master: String,
     master_settings: RedisConnectionInfo,
+    tls: bool,
 }
 
 impl SentinelSpec {
-    fn parse(url: &str) -> RedisResult<Self> {
-        let rest = &url[17..];
+    fn parse(url: &str, tls: bool) -> RedisResult<Self> {
+        let rest = url.split_once("://").map_or("", |(_, rest)| rest);
         let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
         let (userinfo, hosts) = match authority.rsplit_once('@') {
@@ -513,13 +622,22 @@ impl SentinelSpec {
         let mut sentinels = Vec::new();
         for host in hosts.split(',').map(str::trim).filter(|h| !h.is_empty()) {
             let (name, port) = split_host_port(host)?;
-            let info = ConnectionAddr::Tcp(name, port).into_connection_info()?;
+            let info = address(name, port, tls).into_connection_info()?;
             sentinels.push(info.set_redis_settings(sentinel_settings.clone()));
         }
         if sentinels.is_empty() {
             return Err(invalid_config("redis+sentinel:// names no sentinel host"));
         }
-        Ok(Self { sentinels, master, master_settings })
+        Ok(Self { sentinels, master, master_settings, tls })
+    }
+}
+
+/// A TCP address, with TLS or without.
+fn address(host: String, port: u16, tls: bool) -> ConnectionAddr {
+    if tls {
+        ConnectionAddr::TcpTls { host, port, insecure: false, tls_params: None }
+    } else {
+        ConnectionAddr::Tcp(host, port)
     }
 }
 
@@ -570,7 +688,7 @@ mod tests {
 
     #[test]
     fn parses_sentinel_urls() {
-        let spec = SentinelSpec::parse("redis+sentinel://s1:26380,s2,[::1]:26381/mymaster").unwrap();
+        let spec = SentinelSpec::parse("redis+sentinel://s1:26380,s2,[::1]:26381/mymaster", false).unwrap();
         assert_eq!(spec.sentinels.iter().map(addr).collect::<Vec<_>>(), ["s1:26380", "s2:26379", "::1:26381"]);
         assert_eq!(spec.master, "mymaster");
         assert_eq!(spec.master_settings.db(), 0);
@@ -578,6 +696,7 @@ mod tests {
 
         let spec = SentinelSpec::parse(
             "REDIS+SENTINEL://app:p%40ss@10.0.0.1:5000/my%20master/3?sentinel_password=s3cr%3At&sentinel_username=sen",
+            false,
         )
         .unwrap();
         assert_eq!(spec.master, "my master");
@@ -588,8 +707,17 @@ mod tests {
         assert_eq!(spec.sentinels[0].redis_settings().username(), Some("sen"));
         assert_eq!(spec.sentinels[0].redis_settings().db(), 0, "sentinels have no databases");
 
-        let spec = SentinelSpec::parse("redis+sentinel://:pw@h/m/").unwrap();
+        let spec = SentinelSpec::parse("redis+sentinel://:pw@h/m/", false).unwrap();
         assert_eq!((spec.master_settings.username(), spec.master_settings.password()), (None, Some("pw")));
+
+        assert_eq!(sentinel_scheme("redis+sentinel://h/m"), Some(false));
+        assert_eq!(sentinel_scheme("Rediss+Sentinel://h/m"), Some(true));
+        assert_eq!(sentinel_scheme("rediss://h/0"), None);
+        assert_eq!(sentinel_scheme("redis+unix:///tmp/r.sock"), None);
+        let spec = SentinelSpec::parse("rediss+sentinel://s1,s2:5000/mymaster", true).unwrap();
+        assert!(spec.tls);
+        assert!(spec.sentinels.iter().all(|s| matches!(s.addr(), ConnectionAddr::TcpTls { insecure: false, .. })));
+        assert!(matches!(address("10.0.0.1".into(), 6380, spec.tls), ConnectionAddr::TcpTls { port: 6380, .. }));
     }
 
     #[test]
@@ -605,7 +733,7 @@ mod tests {
             "redis+sentinel://h1/mymaster?password=hunter2",
             "redis+sentinel://u:%zz@h1/mymaster",
         ] {
-            let Err(error) = SentinelSpec::parse(url) else { panic!("{url} parsed") };
+            let Err(error) = SentinelSpec::parse(url, false) else { panic!("{url} parsed") };
             assert_eq!(error.kind(), ErrorKind::InvalidClientConfig, "{url}");
             assert!(!error.to_string().contains("hunter2"), "{error}");
         }
@@ -630,15 +758,32 @@ mod tests {
         assert!(!direct.uses_sentinel());
         assert_eq!(direct.get_db(), 2);
         assert!(!format!("{direct:?}").contains("secret"));
-        assert!(RedisConnection::open("rediss://127.0.0.1:1/0", RedisOptions::default()).is_err());
+        // TLS: opened (nothing is read but the trusted roots) unless the
+        // URL asks to skip the host name check or the CA file is unreadable.
+        RedisConnection::open("rediss://:secret@127.0.0.1:1/0", RedisOptions::default()).unwrap();
+        RedisConnection::open("rediss+sentinel://127.0.0.1:1/mymaster", RedisOptions::default()).unwrap();
+        let Err(error) = RedisConnection::open("rediss://127.0.0.1:1/#insecure", RedisOptions::default()) else {
+            panic!("#insecure accepted")
+        };
+        assert!(error.to_string().contains("#insecure"), "{error}");
+        let dir = tempfile::tempdir().unwrap();
+        let missing = RedisOptions { ca_file: Some(dir.path().join("missing.pem")), ..RedisOptions::default() };
+        let Err(error) = RedisConnection::open("rediss://127.0.0.1:1/0", missing) else { panic!("no CA file") };
+        assert!(error.to_string().contains("REDIS_CA_FILE") && error.to_string().contains("missing.pem"), "{error}");
+        std::fs::write(dir.path().join("empty.pem"), "not a certificate\n").unwrap();
+        let empty = RedisOptions { ca_file: Some(dir.path().join("empty.pem")), ..RedisOptions::default() };
+        let Err(error) = RedisConnection::open("rediss://127.0.0.1:1/0", empty.clone()) else { panic!("no cert") };
+        assert!(error.to_string().contains("no PEM certificate"), "{error}");
+        // Without TLS the file is not read.
+        RedisConnection::open("redis://127.0.0.1:1/0", empty).unwrap();
     }
 
     #[tokio::test]
     async fn a_call_to_nothing_fails_within_the_timeout() {
         // A port nobody listens on: refused at once, reported as an I/O error.
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let options = RedisOptions { timeout: Duration::from_millis(500) };
-        let mut conn = RedisConnection::open(&format!("redis://127.0.0.1:{port}/0"), options).unwrap();
+        let options = RedisOptions { timeout: Duration::from_millis(500), ..RedisOptions::default() };
+        let mut conn = RedisConnection::open(&format!("redis://127.0.0.1:{port}/0"), options.clone()).unwrap();
         let started = std::time::Instant::now();
         let error = redis::cmd("PING").query_async::<String>(&mut conn).await.unwrap_err();
         assert!(error.is_io_error(), "{error}");
@@ -646,7 +791,7 @@ mod tests {
         // A listener that never answers: the call gives up at the timeout.
         let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = silent.local_addr().unwrap().port();
-        let mut conn = RedisConnection::open(&format!("redis://127.0.0.1:{port}/0"), options).unwrap();
+        let mut conn = RedisConnection::open(&format!("redis://127.0.0.1:{port}/0"), options.clone()).unwrap();
         let started = std::time::Instant::now();
         let error = redis::cmd("PING").query_async::<String>(&mut conn).await.unwrap_err();
         assert!(error.is_timeout(), "{error}");

@@ -93,8 +93,9 @@ impl RedisStore {
     /// Creates a store for `url` with keys under `<namespace>:`, with the
     /// default [`RedisOptions`].
     ///
-    /// `url` is `redis://`, `unix://` or `redis+sentinel://` (the master a
-    /// set of Sentinels names; see [`RedisConnection`]). The connection is
+    /// `url` is `redis://`, `rediss://` (TLS), `unix://`,
+    /// `redis+sentinel://` or `rediss+sentinel://` (the master a set of
+    /// Sentinels names; see [`RedisConnection`]). The connection is
     /// made lazily and re-made after failures, so the process starts (and
     /// keeps running) while Redis is down; calls fail until it is back.
     pub fn open(url: &str, namespace: &str) -> Result<Self, StoreError> {
@@ -107,9 +108,10 @@ impl RedisStore {
         Ok(Self { conn, prefix: format!("{namespace}:"), scripts: std::sync::Arc::new(Scripts::load()) })
     }
 
-    /// The store `REDIS_URL`, `REDIS_NAMESPACE` and `REDIS_TIMEOUT` describe.
+    /// The store `REDIS_URL`, `REDIS_NAMESPACE`, `REDIS_TIMEOUT` and
+    /// `REDIS_CA_FILE` describe.
     pub fn from_config(config: &scalelite_core::config::Config) -> Result<Self, StoreError> {
-        let options = RedisOptions { timeout: config.redis_timeout };
+        let options = RedisOptions { timeout: config.redis_timeout, ca_file: config.redis_ca_file.clone() };
         Self::open_with(config.redis_url.expose(), &config.redis_namespace, options)
     }
 
