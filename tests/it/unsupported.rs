@@ -12,7 +12,7 @@ async fn unknown_calls_paths_and_methods_are_unsupported() {
     let client = app.client();
     for target in [
         client.url("getRecordingTextTracks", &[("recordID", "r")]),
-        client.url("sendChatMessage", &[("meetingID", "m")]),
+        client.url("getJoinUrl", &[("sessionToken", "t")]),
         client.url("create.xml", &[("meetingID", "m")]),
         client.url("GetMeetings", &[]),
         "/nope".to_owned(),
