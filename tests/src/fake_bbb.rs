@@ -909,6 +909,9 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<HttpRespo
         x.leaf("bbbVersion", &state.bbb_version);
         return Ok(xml_response(x.finish()));
     }
+    if let Some(refusal) = post_refusal(&call, &recorded) {
+        return Ok(refusal);
+    }
     if !recorded.checksum_valid {
         return Ok(failed("checksumError", "Checksums do not match"));
     }
@@ -917,6 +920,35 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<HttpRespo
     }
     let origin = format!("http://{}", shared.addr);
     Ok(dispatch(&mut state, &origin, &call, &recorded))
+}
+
+/// bbb-web 3.0's rules for a POST with a body: its media type (compared
+/// case-insensitively, parameters ignored) must be one the call takes
+/// (`create`: forms or XML; `insertDocument`: XML; the rest: forms), and a
+/// parameter may not be in both the query and a form body.
+fn post_refusal(call: &str, req: &RecordedCall) -> Option<HttpResponse> {
+    if req.method != Method::POST || req.body.is_empty() {
+        return None;
+    }
+    let media = req.content_type.as_deref().map(|ct| ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    let form = matches!(media.as_deref(), Some("application/x-www-form-urlencoded" | "multipart/form-data"));
+    let xml = matches!(media.as_deref(), Some("application/xml" | "text/xml"));
+    let allowed = match call {
+        "create" => form || xml,
+        "insertDocument" => xml,
+        _ => form,
+    };
+    if !allowed {
+        return Some(failed("unsupportedContentType", "POST request Content-Type is missing or unsupported"));
+    }
+    if media.as_deref() == Some("application/x-www-form-urlencoded") {
+        let query: Vec<String> =
+            form_urlencoded::parse(req.raw_query.as_bytes()).map(|(k, _)| k.into_owned()).collect();
+        if form_urlencoded::parse(&req.body).any(|(k, _)| query.iter().any(|q| *q == k)) {
+            return Some(failed("checksumError", "Checksums do not match"));
+        }
+    }
+    None
 }
 
 /// Pages outside the API: the HTML5 client a join redirect points to.
