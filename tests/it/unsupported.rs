@@ -11,7 +11,6 @@ async fn unknown_calls_paths_and_methods_are_unsupported() {
     let app = TestApp::start().await;
     let client = app.client();
     for target in [
-        client.url("getRecordingTextTracks", &[("recordID", "r")]),
         client.url("getJoinUrl", &[("sessionToken", "t")]),
         client.url("create.xml", &[("meetingID", "m")]),
         client.url("GetMeetings", &[]),
