@@ -106,13 +106,46 @@ async fn unsigned_post_body_parameters_are_never_trusted() {
     let reply = client.post_form("end", &[], &[("meetingID", "victim")], BodySigning::QueryOnly).await;
     assert_failed(&reply, "missingParamMeetingID");
     assert!(app.meeting("victim").await.is_some());
-    // Extra body parameters next to a signed query are ignored, the query wins.
+    // Extra body parameters next to a signed query are ignored.
     let reply = client
-        .post_form("getMeetingInfo", &[("meetingID", "other")], &[("meetingID", "victim")], BodySigning::QueryOnly)
+        .post_form("getMeetingInfo", &[("meetingID", "other")], &[("password", "victim")], BodySigning::QueryOnly)
         .await;
     assert_failed(&reply, "notFound");
     // A body signed as a whole is trusted (checksum over the body string).
     let reply = client.post_form("getMeetingInfo", &[], &[("meetingID", "victim")], BodySigning::BodyAsQuery).await;
     assert!(reply.is_success(), "{}", reply.body);
     assert_eq!(reply.text_at("meetingID").as_deref(), Some("victim"));
+}
+
+/// BBB 3.0 (A7): a parameter in both the query and the body of a POST is a
+/// `checksumError`, whichever value it has, before anything reaches a server.
+#[tokio::test]
+async fn a_parameter_in_both_query_and_body_is_a_checksum_error() {
+    let app = TestApp::start().await;
+    create(&app, "victim").await;
+    let on = app.placed_on("victim").await.unwrap();
+    app.fleet.clear_calls();
+    let client = app.client();
+    for (call, body) in [
+        ("getMeetingInfo", "meetingID=other"),
+        ("getMeetingInfo", "meetingID=victim"),
+        ("end", "meetingID=victim"),
+        ("isMeetingRunning", "x=1&meetingID="),
+    ] {
+        let reply = client.post_raw(call, "meetingID=victim", Some("application/x-www-form-urlencoded"), body).await;
+        assert_failed(&reply, "checksumError");
+    }
+    let boundary = "b0undary";
+    let multipart = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"meetingID\"\r\n\r\nvictim\r\n--{boundary}--\r\n"
+    );
+    let ct = format!("multipart/form-data; boundary={boundary}");
+    assert_failed(&client.post_raw("end", "meetingID=victim", Some(&ct), multipart).await, "checksumError");
+    assert_eq!(app.fleet[on].total_calls(), 0);
+    assert!(app.meeting("victim").await.is_some());
+    // Different names are fine.
+    let reply = client
+        .post_raw("getMeetingInfo", "meetingID=victim", Some("application/x-www-form-urlencoded"), "other=1")
+        .await;
+    assert!(reply.is_success(), "{}", reply.body);
 }

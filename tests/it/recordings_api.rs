@@ -580,3 +580,35 @@ mod redis_only {
         assert!(reply.body.contains("scalelite-admin db migrate"), "{}", reply.body);
     }
 }
+
+/// BBB 3.0 (A10): text tracks are refused in bbb-web's JSON shape, after
+/// the checksum, without touching any server.
+#[tokio::test]
+async fn text_tracks_answer_a_clean_json_error() {
+    let app = TestApp::start().await;
+    let client = app.client();
+    let get = client.get("getRecordingTextTracks", &[("recordID", "r-1")]).await;
+    let boundary = "tt";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"c.vtt\"\r\n\r\nWEBVTT\r\n--{boundary}--\r\n"
+    );
+    let ct = format!("multipart/form-data; boundary={boundary}");
+    let put = client.post_raw("putRecordingTextTrack", "recordID=r-1&kind=captions&lang=en", Some(&ct), body).await;
+    for reply in [get, put] {
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.content_type(), Some("application/json"), "{}", reply.body);
+        let json: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"response": {
+                "returncode": "FAILED",
+                "messageKey": "notImplemented",
+                "message": "Recording text tracks are not available through this load balancer."
+            }})
+        );
+    }
+    // Unsigned requests are still checksum errors.
+    let unsigned = format!("{}?recordID=r-1&checksum=00", client.call_url("getRecordingTextTracks"));
+    assert_failed(&client.raw_get(&unsigned).await, "checksumError");
+    assert_eq!(app.fleet.call_count("getRecordingTextTracks"), 0);
+}

@@ -79,6 +79,7 @@ async fn meetings_are_scoped_to_their_tenant_in_every_call() {
         .post_xml("insertDocument", &[("meetingID", "room")], "<modules><module name=\"presentation\"/></modules>")
         .await;
     assert_failed(&insert, "notFound");
+    assert_failed(&b.get("sendChatMessage", &[("meetingID", "room"), ("message", "hi")]).await, "notFound");
     assert!(meeting_ids(&b.get("getMeetings", &[]).await).is_empty());
     // The same meeting id from B is refused, never merged into A's meeting.
     let creates_before = server.calls_to("create").len();
@@ -91,6 +92,8 @@ async fn meetings_are_scoped_to_their_tenant_in_every_call() {
     // Tenant A still has its meeting.
     assert_eq!(meeting_ids(&a.get("getMeetings", &[]).await), ["room"]);
     assert!(a.get("getMeetingInfo", &[("meetingID", "room")]).await.is_success());
+    assert!(a.get("sendChatMessage", &[("meetingID", "room"), ("message", "hi")]).await.is_success());
+    assert_eq!(server.meeting("room").unwrap().chat, [("System".to_owned(), "hi".to_owned())]);
     let join = a.get("join", &[("meetingID", "room"), ("fullName", "Alice"), ("password", "mp")]).await;
     assert_eq!(join.status, 302, "{}", join.body);
 

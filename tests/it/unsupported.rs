@@ -11,8 +11,7 @@ async fn unknown_calls_paths_and_methods_are_unsupported() {
     let app = TestApp::start().await;
     let client = app.client();
     for target in [
-        client.url("getRecordingTextTracks", &[("recordID", "r")]),
-        client.url("sendChatMessage", &[("meetingID", "m")]),
+        client.url("getJoinUrl", &[("sessionToken", "t")]),
         client.url("create.xml", &[("meetingID", "m")]),
         client.url("GetMeetings", &[]),
         "/nope".to_owned(),
@@ -68,6 +67,35 @@ async fn content_type_is_checked_before_the_checksum() {
         client.post_raw("insertDocument", "meetingID=m", Some("application/x-www-form-urlencoded"), "a=1").await;
     assert_failed(&reply, "unsupportedContentType");
     let reply = client.post_raw("create", "meetingID=m", Some("text/plain"), "hello").await;
+    assert_failed(&reply, "unsupportedContentType");
+}
+
+/// BBB 3.0 (A7): each call's media types as bbb-web takes them, compared
+/// case-insensitively with their parameters ignored.
+#[tokio::test]
+async fn content_types_per_call_as_bbb_web_takes_them() {
+    let app = TestApp::start().await;
+    let client = app.client();
+    let xml = "<modules><module name=\"presentation\"><document url=\"https://x.test/a.pdf\"/></module></modules>";
+    for content_type in ["application/xml", "TEXT/XML; charset=UTF-8", "Application/Xml;charset=utf-8"] {
+        let reply = client.post_raw("create", "meetingID=m&name=Room", Some(content_type), xml).await;
+        assert!(reply.is_success(), "{content_type}: {}", reply.body);
+        let reply = client.post_raw("insertDocument", "meetingID=m", Some(content_type), xml).await;
+        assert!(reply.is_success(), "{content_type}: {}", reply.body);
+    }
+    for content_type in ["Application/X-WWW-Form-Urlencoded; charset=UTF-8", "application/x-www-form-urlencoded"] {
+        let reply = client.post_raw("getMeetingInfo", "meetingID=m", Some(content_type), "other=1").await;
+        assert!(reply.is_success(), "{content_type}: {}", reply.body);
+    }
+    // Rails' XML synonym is not one of bbb-web's; XML is not a form.
+    let reply = client.post_raw("create", "meetingID=m&name=Room", Some("application/x-xml"), xml).await;
+    assert_failed(&reply, "unsupportedContentType");
+    for call in ["getMeetingInfo", "end", "isMeetingRunning", "getMeetings"] {
+        let reply = client.post_raw(call, "meetingID=m", Some("application/xml"), xml).await;
+        assert_failed(&reply, "unsupportedContentType");
+    }
+    let reply =
+        client.post_raw("insertDocument", "meetingID=m", Some("multipart/form-data; boundary=x"), "--x--").await;
     assert_failed(&reply, "unsupportedContentType");
 }
 

@@ -208,6 +208,8 @@ pub struct FakeMeeting {
     pub create_body: Option<Bytes>,
     /// Bodies of insertDocument calls, in order.
     pub documents: Vec<Bytes>,
+    /// Messages posted by sendChatMessage, in order: (sender, text).
+    pub chat: Vec<(String, String)>,
 }
 
 impl FakeMeeting {
@@ -630,6 +632,7 @@ impl FakeBbb {
             create_params: Vec::new(),
             create_body: None,
             documents: Vec::new(),
+            chat: Vec::new(),
         };
         state.meetings.push(meeting.clone());
         meeting
@@ -906,6 +909,9 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<HttpRespo
         x.leaf("bbbVersion", &state.bbb_version);
         return Ok(xml_response(x.finish()));
     }
+    if let Some(refusal) = post_refusal(&call, &recorded) {
+        return Ok(refusal);
+    }
     if !recorded.checksum_valid {
         return Ok(failed("checksumError", "Checksums do not match"));
     }
@@ -914,6 +920,35 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<HttpRespo
     }
     let origin = format!("http://{}", shared.addr);
     Ok(dispatch(&mut state, &origin, &call, &recorded))
+}
+
+/// bbb-web 3.0's rules for a POST with a body: its media type (compared
+/// case-insensitively, parameters ignored) must be one the call takes
+/// (`create`: forms or XML; `insertDocument`: XML; the rest: forms), and a
+/// parameter may not be in both the query and a form body.
+fn post_refusal(call: &str, req: &RecordedCall) -> Option<HttpResponse> {
+    if req.method != Method::POST || req.body.is_empty() {
+        return None;
+    }
+    let media = req.content_type.as_deref().map(|ct| ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    let form = matches!(media.as_deref(), Some("application/x-www-form-urlencoded" | "multipart/form-data"));
+    let xml = matches!(media.as_deref(), Some("application/xml" | "text/xml"));
+    let allowed = match call {
+        "create" => form || xml,
+        "insertDocument" => xml,
+        _ => form,
+    };
+    if !allowed {
+        return Some(failed("unsupportedContentType", "POST request Content-Type is missing or unsupported"));
+    }
+    if media.as_deref() == Some("application/x-www-form-urlencoded") {
+        let query: Vec<String> =
+            form_urlencoded::parse(req.raw_query.as_bytes()).map(|(k, _)| k.into_owned()).collect();
+        if form_urlencoded::parse(&req.body).any(|(k, _)| query.iter().any(|q| *q == k)) {
+            return Some(failed("checksumError", "Checksums do not match"));
+        }
+    }
+    None
 }
 
 /// Pages outside the API: the HTML5 client a join redirect points to.
@@ -983,6 +1018,7 @@ fn dispatch(state: &mut State, origin: &str, call: &str, req: &RecordedCall) -> 
         "getMeetingInfo" if get_or_post => get_meeting_info(state, req),
         "getMeetings" if get_or_post => get_meetings(state),
         "insertDocument" if req.method == Method::POST => insert_document(state, req),
+        "sendChatMessage" if matches!(req.method, Method::GET | Method::HEAD) => send_chat_message(state, req),
         _ => failed("unsupportedRequest", "This request is not supported."),
     }
 }
@@ -1069,6 +1105,7 @@ fn create(state: &mut State, req: &RecordedCall) -> HttpResponse {
         create_params: req.params.clone(),
         create_body: (req.method == Method::POST && !req.body.is_empty() && !is_form).then(|| req.body.clone()),
         documents: Vec::new(),
+        chat: Vec::new(),
     };
     let reply = create_reply(&meeting, "", "");
     state.meetings.push(meeting);
@@ -1173,6 +1210,35 @@ fn end(state: &mut State, req: &RecordedCall) -> HttpResponse {
         "A request to end the meeting was sent.  Please wait a few seconds, and then use the \
          getMeetingInfo or isMeetingRunning API calls to verify that it was ended.",
     );
+    xml_response(x.finish())
+}
+
+/// bbb-web 3.0's sendChatMessage: without `meetingID` it fails with an
+/// HTTP 500 page; `message` is `@NotNull` (`nullError`) and 1–500 long,
+/// `userName` at most 255 (`sizeError`), lengths in UTF-16 units as Java
+/// counts them; the sender defaults to "System".
+fn send_chat_message(state: &mut State, req: &RecordedCall) -> HttpResponse {
+    let Some(meeting_id) = req.param("meetingID").filter(|id| !id.is_empty()) else {
+        return response(StatusCode::INTERNAL_SERVER_ERROR, "text/html", "<html><body>Internal Server Error");
+    };
+    let java_length = |value: &str| value.encode_utf16().count();
+    let Some(message) = req.param("message") else {
+        return failed("nullError", "You must provide the param message");
+    };
+    if !(1..=500).contains(&java_length(message)) {
+        return failed("sizeError", "Param message must be between 1 and 500 characters");
+    }
+    let user_name = req.param("userName");
+    if user_name.is_some_and(|name| java_length(name) > 255) {
+        return failed("sizeError", "Param userName must not exceed 255 characters");
+    }
+    let Some(i) = find_meeting(&state.meetings, meeting_id) else {
+        return failed("notFound", NOT_FOUND_MESSAGE);
+    };
+    state.meetings[i].chat.push((user_name.unwrap_or("System").to_owned(), message.to_owned()));
+    let mut x = Xml::response("SUCCESS");
+    x.leaf("messageKey", "");
+    x.leaf("message", "");
     xml_response(x.finish())
 }
 

@@ -12,8 +12,11 @@
 //! * A form POST whose query holds nothing but the checksum may sign its
 //!   body instead: either the raw body string, or (as bbb-web 2.5+ does)
 //!   all parameters sorted by name and form-encoded. Then the body's
-//!   parameters are trusted. A name present in both query and body is never
-//!   trusted from the body.
+//!   parameters are trusted.
+//! * A parameter present in both the query and a form body is a
+//!   `checksumError`, as in bbb-web 3.0. Once the query has authenticated a
+//!   request, its form body is read (without the shared budget) for that
+//!   check alone.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -123,7 +126,8 @@ impl ApiRequest {
 /// parameter is found as a parameter, and a body is read only when the
 /// query alone does not authenticate the request (a form body that may be
 /// what was signed: read under the shared [`BodyBudget`](crate::body::BodyBudget)) or once it has
-/// (an XML body to forward).
+/// (an XML body to forward; a form body, without the budget, to refuse a
+/// parameter it repeats).
 #[derive(Debug)]
 pub struct Unverified {
     headers: HeaderMap,
@@ -207,7 +211,8 @@ fn mime_kind(headers: &HeaderMap) -> Option<MimeKind> {
     Some(match mime.as_str() {
         "application/x-www-form-urlencoded" => MimeKind::UrlEncoded,
         "multipart/form-data" => MimeKind::Multipart,
-        "application/xml" | "text/xml" | "application/x-xml" => MimeKind::Xml,
+        // bbb-web's two XML types (Rails also took `application/x-xml`).
+        "application/xml" | "text/xml" => MimeKind::Xml,
         _ => MimeKind::Other,
     })
 }
@@ -286,7 +291,10 @@ impl Unverified {
         };
         if let Some(located) = &self.query_checksum {
             let query = located.check_string(self.raw_query.as_bytes());
-            if let Ok(index) = checksum::verify_check_strings(call, &[&query], &located.value, secrets, algorithms) {
+            let verified = checksum::verify_check_strings(call, &[&query], &located.value, secrets, algorithms);
+            if let Ok(index) = verified {
+                self.read_form_body(self.limits.body.authenticated()).await?;
+                self.refuse_repeated()?;
                 return Ok(index);
             }
             // The body cannot help a checksum that matches nothing.
@@ -294,7 +302,8 @@ impl Unverified {
                 return Err(refused(checksum::Refusal::BadLength));
             }
         }
-        self.read_form_body().await?;
+        self.read_form_body(self.limits.body.clone()).await?;
+        self.refuse_repeated()?;
         let raw_query = self.raw_query.as_bytes();
         let BodyState::Read(form) = &self.body else {
             let Some(located) = &self.query_checksum else {
@@ -318,7 +327,7 @@ impl Unverified {
         let mut candidates: Vec<&dyn CheckString> = vec![&stripped_query];
         let raw_body: Option<[&[u8]; 2]>;
         let canonical: Canonical<'_>;
-        if !form.params.is_empty() && !overlap(&self.query, &form.params) {
+        if !form.params.is_empty() {
             let query_empty = stripped_query.iter().all(|part| part.is_empty());
             raw_body = match (&form.raw, &form.checksum) {
                 (Some(raw), _) if !query_empty || raw.is_empty() => None,
@@ -335,15 +344,27 @@ impl Unverified {
         checksum::verify_check_strings(call, &candidates, &located.value, secrets, algorithms).map_err(refused)
     }
 
-    /// Reads and parses a form body under the shared budget, once.
-    async fn read_form_body(&mut self) -> Result<(), BbbError> {
+    /// bbb-web's rule: a parameter in both the query and a form body that
+    /// was read is a `checksumError`.
+    fn refuse_repeated(&self) -> Result<(), BbbError> {
+        match &self.body {
+            BodyState::Read(form) if overlap(&self.query, &form.params) => {
+                debug!("parameter in both the query and the body");
+                Err(BbbError::ChecksumError)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Reads and parses a form body within `limits`, once.
+    async fn read_form_body(&mut self, limits: BodyLimits) -> Result<(), BbbError> {
         let BodyState::Form(..) = self.body else {
             return Ok(());
         };
         let BodyState::Form(body, form) = std::mem::replace(&mut self.body, BodyState::None) else {
             return Ok(());
         };
-        let read = crate::body::read(body, &self.headers, self.limits.body.clone()).await?;
+        let read = crate::body::read(body, &self.headers, limits).await?;
         let room = self.limits.max_params.saturating_sub(self.query.len());
         let parsed = match form {
             Form::UrlEncoded => {
@@ -385,13 +406,13 @@ impl Unverified {
     }
 }
 
-/// Whether a name other than `checksum` is in both lists (linear).
+/// Whether a name is in both lists (linear).
 fn overlap(query: &Params, body: &Params) -> bool {
-    if query.is_empty() {
+    if query.is_empty() || body.is_empty() {
         return false;
     }
     let names: HashSet<&str> = query.iter().map(|(k, _)| k).collect();
-    body.iter().any(|(k, _)| k != "checksum" && names.contains(k))
+    body.iter().any(|(k, _)| names.contains(k))
 }
 
 /// bbb-web's check string for a form POST: every parameter except
@@ -517,9 +538,30 @@ mod tests {
         assert_eq!(req.param("meetingID"), None);
         // Extra body parameters next to a signed query are ignored too.
         let uri = format!("/x?meetingID=a&checksum={}", sign("meetingID=a"));
-        let req = run(Method::POST, &uri, Some(form), "meetingID=b&extra=1").await.unwrap();
+        let req = run(Method::POST, &uri, Some(form), "extra=1").await.unwrap();
         assert_eq!(req.param("meetingID"), Some("a"));
         assert_eq!(req.param("extra"), None);
+    }
+
+    #[tokio::test]
+    async fn a_parameter_in_both_query_and_body_is_a_checksum_error() {
+        let form = "application/x-www-form-urlencoded";
+        let uri = format!("/x?meetingID=a&checksum={}", sign("meetingID=a"));
+        for body in ["meetingID=b", "meetingID=a", "extra=1&meetingID="] {
+            assert_eq!(run(Method::POST, &uri, Some(form), body).await.unwrap_err(), BbbError::ChecksumError, "{body}");
+        }
+        let boundary = "XyZ";
+        let multipart = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"meetingID\"\r\n\r\nb\r\n--{boundary}--\r\n"
+        );
+        let ct = format!("multipart/form-data; boundary={boundary}");
+        assert_eq!(run(Method::POST, &uri, Some(&ct), &multipart).await.unwrap_err(), BbbError::ChecksumError);
+        // Also when the body is what was signed.
+        let uri = format!("/x?meetingID=a&checksum={}", sign("meetingID=a&name=x"));
+        assert_eq!(
+            run(Method::POST, &uri, Some(form), "meetingID=a&name=x").await.unwrap_err(),
+            BbbError::ChecksumError
+        );
     }
 
     #[tokio::test]
@@ -612,22 +654,39 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_query_that_verifies_leaves_the_body_unread() {
-        // A body whose read would fail is never polled.
-        let uri = format!("/x?meetingID=a&checksum={}", sign("meetingID=a"));
-        let (parts, _) = Request::builder()
-            .method(Method::POST)
-            .uri(&uri)
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::CONTENT_LENGTH, "10")
-            .body(())
-            .unwrap()
-            .into_parts();
-        let failing = Body::from_stream(stream::once(async { Err::<Bytes, _>(std::io::Error::other("unread")) }));
-        let body = BodyLimits { max_bytes: 100, stall: std::time::Duration::from_secs(1), budget: None };
-        let limits = Limits { max_params: 10, body };
-        let unverified = Unverified::new(&FORM, parts, failing, limits).unwrap();
+    async fn a_body_is_read_under_the_budget_only_before_authentication() {
+        // A budget with no room: a body read before authentication is
+        // refused; once the query has verified, the body is read without it
+        // (for the repeated-parameter check) and the request goes through.
+        let parts = |query: &str, body: &str| {
+            Request::builder()
+                .method(Method::POST)
+                .uri(format!("/x?{query}"))
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(header::CONTENT_LENGTH, body.len().to_string())
+                .body(())
+                .unwrap()
+                .into_parts()
+                .0
+        };
+        let limits = || {
+            let budget = Some(crate::body::BodyBudget::new(1));
+            Limits {
+                max_params: 10,
+                body: BodyLimits { max_bytes: 100, stall: std::time::Duration::from_secs(1), budget },
+            }
+        };
+        let signed = format!("meetingID=a&checksum={}", sign("meetingID=a"));
+        let unverified = Unverified::new(&FORM, parts(&signed, "extra=1"), Body::from("extra=1"), limits()).unwrap();
         let request = unverified.verify(FORM.name, &secret(), AlgorithmSet::default_set()).await.unwrap();
         assert_eq!(request.param("meetingID"), Some("a"));
+        let unverified =
+            Unverified::new(&FORM, parts(&signed, "meetingID=b"), Body::from("meetingID=b"), limits()).unwrap();
+        let error = unverified.verify(FORM.name, &secret(), AlgorithmSet::default_set()).await.unwrap_err();
+        assert_eq!(error, BbbError::ChecksumError);
+        let wrong = format!("meetingID=a&checksum={}", sign("meetingID=z"));
+        let unverified = Unverified::new(&FORM, parts(&wrong, "extra=1"), Body::from("extra=1"), limits()).unwrap();
+        let error = unverified.verify(FORM.name, &secret(), AlgorithmSet::default_set()).await.unwrap_err();
+        assert_eq!(error, refused::BUSY);
     }
 }

@@ -62,6 +62,15 @@ pub enum BbbError {
         /// The `message` of the reply.
         message: &'static str,
     },
+    /// A parameter bbb-web's validation refuses, with bbb-web's key
+    /// (`nullError`, `sizeError`) and message.
+    #[error("{key}: {message}")]
+    Invalid {
+        /// The `messageKey`.
+        key: &'static str,
+        /// The `message`.
+        message: &'static str,
+    },
     /// A BBB server answered `FAILED`; its key and message are relayed.
     #[error("upstream {key}")]
     Upstream {
@@ -125,6 +134,7 @@ impl BbbError {
             Self::UnsupportedContentType => "unsupportedContentType",
             Self::ServerUnavailable => "serverUnavailable",
             Self::ServerTagUnavailable(_) => "serverTagUnavailable",
+            Self::Invalid { key, .. } => key,
             Self::Upstream { key, .. } => key,
         }
     }
@@ -151,6 +161,7 @@ impl BbbError {
             }
             Self::Internal(message) => Cow::Borrowed(message),
             Self::Refused { message, .. } => Cow::Borrowed(message),
+            Self::Invalid { message, .. } => Cow::Borrowed(message),
             Self::Upstream { message, .. } => Cow::Borrowed(message),
         }
     }

@@ -14,6 +14,8 @@ pub(crate) mod insert_document;
 pub(crate) mod is_meeting_running;
 pub(crate) mod join;
 pub(crate) mod recordings;
+pub(crate) mod send_chat_message;
+pub(crate) mod text_tracks;
 pub(crate) mod unsupported;
 
 use axum::Router;
@@ -46,7 +48,7 @@ pub(crate) struct Call {
 }
 
 /// Every BBB call this balancer answers.
-pub(crate) const CALLS: [Call; 12] = [
+pub(crate) const CALLS: [Call; 15] = [
     Call { name: "create", methods: |_| get_post(create::create) },
     Call { name: "join", methods: |_| get(join::join) },
     Call { name: "end", methods: |_| get_post(end::end) },
@@ -54,6 +56,9 @@ pub(crate) const CALLS: [Call; 12] = [
     Call { name: "getMeetingInfo", methods: |_| get_post(get_meeting_info::get_meeting_info) },
     Call { name: "getMeetings", methods: |_| get_post(get_meetings::get_meetings) },
     Call { name: "insertDocument", methods: |_| post(insert_document::insert_document) },
+    Call { name: "sendChatMessage", methods: |_| get(send_chat_message::send_chat_message) },
+    Call { name: "getRecordingTextTracks", methods: |_| get_post(text_tracks::get_recording_text_tracks) },
+    Call { name: "putRecordingTextTrack", methods: |_| post(text_tracks::put_recording_text_track) },
     Call { name: "analytics_callback", methods: |_| post(analytics_callback::analytics_callback) },
     Call {
         name: "getRecordings",
