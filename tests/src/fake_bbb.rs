@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::Index;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -406,7 +406,18 @@ impl FakeBbb {
     ///
     /// Panics if no port can be bound.
     pub async fn start(secret: impl Into<String>) -> Self {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.expect("cannot bind the fake BBB server");
+        Self::start_on(Ipv4Addr::LOCALHOST.into(), secret).await
+    }
+
+    /// Starts a fake with `secret` on a free port of `ip` (for clients
+    /// outside this host's loopback, such as containers on a bridge network
+    /// whose gateway is `ip`).
+    ///
+    /// # Panics
+    ///
+    /// Panics if no port can be bound.
+    pub async fn start_on(ip: IpAddr, secret: impl Into<String>) -> Self {
+        let listener = TcpListener::bind((ip, 0)).await.expect("cannot bind the fake BBB server");
         let addr = listener.local_addr().expect("local address");
         let (mode, _) = watch::channel(Mode::Normal);
         let shared = Arc::new(Shared {
