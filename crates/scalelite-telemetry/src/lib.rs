@@ -65,23 +65,30 @@ pub fn encode(registry: &Registry) -> String {
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM: the graceful-shutdown trigger of
 /// every long-running binary. Tells systemd the service is stopping.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+///
+/// The handlers are installed when this is called, not when the future is
+/// first polled, so a signal that arrives before then (a `kill` right after
+/// the process answered its first request) still stops it gracefully
+/// instead of killing it. Call it inside the runtime.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{SignalKind, signal};
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        let wait = |installed: std::io::Result<tokio::signal::unix::Signal>| async move {
+            match installed {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        tokio::select! {
+            () = wait(interrupt) => {},
+            () = wait(terminate) => {},
         }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+        process::notify_stopping();
     }
-    process::notify_stopping();
 }
 
 #[cfg(test)]
