@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::StatusCode;
-use scalelite_benches::{Outcome, PathFn, drive, env_or, path_of, release_binary};
+use scalelite_benches::{Outcome, PathFn, ProcessStats, drive, env_or, path_of, release_binary};
 use scalelite_core::config::Backend;
 use scalelite_store::SqliteStore;
 use scalelite_tests::archive::drop_bytes;
@@ -97,38 +97,24 @@ impl Api {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// A field of `/proc/<pid>/status` in KiB (0 when unreadable).
-    fn status_kib(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|line| {
-                line.strip_prefix(field)?.strip_prefix(':')?.trim().strip_suffix("kB")?.trim().parse().ok()
-            })
-            .unwrap_or(0)
+    fn stats(&self) -> ProcessStats {
+        ProcessStats::of(self.pid())
     }
 
     fn rss(&self) -> u64 {
-        self.status_kib("VmRSS")
+        self.stats().rss_kib()
     }
 
     fn peak(&self) -> u64 {
-        self.status_kib("VmHWM")
+        self.stats().peak_kib()
     }
 
-    /// Resets `VmHWM` to the current RSS (Linux `clear_refs` 5).
     fn reset_peak(&self) -> bool {
-        std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5").is_ok()
+        self.stats().reset_peak()
     }
 
-    /// User + system CPU seconds of the process so far (clock ticks of
-    /// 10 ms, Linux's `USER_HZ` on x86-64).
     fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        // Fields after the parenthesised command: state is field 3, utime 14.
-        let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
-        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-        (ticks(11) + ticks(12)) as f64 / 100.0
+        self.stats().cpu_seconds()
     }
 
     fn open_fds(&self) -> usize {

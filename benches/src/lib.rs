@@ -137,6 +137,55 @@ pub async fn start_ceiling() -> SocketAddr {
     addr
 }
 
+/// What `/proc` says about a running process.
+#[derive(Clone, Copy, Debug)]
+pub struct ProcessStats {
+    pid: u32,
+}
+
+impl ProcessStats {
+    /// The process `pid`.
+    pub fn of(pid: u32) -> Self {
+        Self { pid }
+    }
+
+    /// A field of `/proc/<pid>/status` in KiB (0 when unreadable).
+    pub fn status_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix(field)?.strip_prefix(':')?.trim().strip_suffix("kB")?.trim().parse().ok()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Resident set size, KiB.
+    pub fn rss_kib(&self) -> u64 {
+        self.status_kib("VmRSS")
+    }
+
+    /// Peak resident set size since start or [`Self::reset_peak`], KiB.
+    pub fn peak_kib(&self) -> u64 {
+        self.status_kib("VmHWM")
+    }
+
+    /// Resets the peak to the current RSS (Linux `clear_refs` 5).
+    pub fn reset_peak(&self) -> bool {
+        std::fs::write(format!("/proc/{}/clear_refs", self.pid), "5").is_ok()
+    }
+
+    /// User + system CPU seconds so far (clock ticks of 10 ms, Linux's
+    /// `USER_HZ` on x86-64).
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
+        // Fields after the parenthesised command: state is field 3, utime 14.
+        let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+        (ticks(11) + ticks(12)) as f64 / 100.0
+    }
+}
+
 /// An environment variable parsed, or `default`.
 pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
@@ -253,8 +302,10 @@ pub fn run_timed(command: &mut std::process::Command, message: &str) -> TimedRun
     TimedRun { logged_ms, wall: fields[0], cpu: fields[1] + fields[2], max_rss_kib: fields[3] as u64 }
 }
 
-/// Builds `package` in release mode and returns its binary's path (under
-/// `CARGO_TARGET_DIR` when that is set, as cargo puts it there).
+/// Builds `package` with the `bench` profile (release settings plus debug
+/// symbols for `perf`, sharing the artifacts `cargo bench` just built) and
+/// returns its binary's path (under `CARGO_TARGET_DIR` when that is set, as
+/// cargo puts it there).
 ///
 /// # Panics
 ///
@@ -263,7 +314,7 @@ pub fn release_binary(package: &str) -> std::path::PathBuf {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = std::process::Command::new(cargo)
-        .args(["build", "--release", "--quiet", "-p", package])
+        .args(["build", "--profile", "bench", "--quiet", "-p", package])
         .current_dir(&root)
         .status()
         .expect("cargo build");
