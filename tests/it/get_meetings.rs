@@ -269,3 +269,45 @@ async fn a_tenant_sees_its_own_creates_and_ends_and_only_those() {
     assert!(list(&a).await.is_empty());
     assert_eq!(list(&b).await, ["y"]);
 }
+
+#[tokio::test]
+async fn when_every_refresh_fails_the_old_list_answers_for_a_bounded_time() {
+    let app = TestApp::builder().servers(2).env("GET_MEETINGS_CACHE_TTL", "1").start().await;
+    create(&app, "a").await;
+    assert_eq!(ids(&app.client().get("getMeetings", &[]).await), ["a"]);
+    for server in app.fleet.iter() {
+        server.set_mode(Mode::Down);
+    }
+    app.fleet.clear_calls();
+
+    // Past the TTL the servers are asked again and fail; the old list still
+    // answers for a while, then the failure does: a list is not served
+    // forever.
+    let client = app.client();
+    let stale_while_down = std::cell::Cell::new(false);
+    eventually_with(Duration::from_secs(20), "the failure answering", || {
+        let (client, stale_while_down) = (client.clone(), &stale_while_down);
+        let asked = app.fleet.call_count("getMeetings") > 0;
+        async move {
+            let reply = client.get("getMeetings", &[]).await;
+            if reply.is_success() {
+                assert_eq!(ids(&reply), ["a"]);
+                stale_while_down.set(stale_while_down.get() || asked);
+                return false;
+            }
+            assert_failed(&reply, "internalError");
+            true
+        }
+    })
+    .await;
+    assert!(stale_while_down.get(), "the old list answered after the servers were asked again");
+
+    // When the servers are back, so is the list.
+    for server in app.fleet.iter() {
+        server.set_mode(Mode::Normal);
+    }
+    eventually_with(Duration::from_secs(20), "the list again", || async {
+        ids(&client.get("getMeetings", &[]).await) == ["a"]
+    })
+    .await;
+}
