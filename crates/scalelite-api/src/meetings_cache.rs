@@ -25,8 +25,10 @@
 //! Another API process's creates show up after this process's next refresh.
 //!
 //! Replies are rendered once per copy (and per tenant), from fragments
-//! rendered once per server part, so a change re-renders one server's
-//! meetings and a call costs a copy of the bytes at most.
+//! rendered once per server part: a refresh renders its reply before it is
+//! installed (off the request path), a change re-renders one server's
+//! meetings and the next call joins the fragments, and a call on an
+//! unchanged copy clones a reference.
 
 mod created;
 
@@ -251,6 +253,14 @@ impl MeetingsCache {
         let (store, bbb, metrics) = (Arc::<dyn Store>::clone(store), bbb.clone(), Arc::clone(metrics));
         let task = tokio::spawn(async move {
             let fanout = fan_out(store, bbb, concurrency, metrics).await;
+            // Rendered off the request path: the first call after the
+            // refresh gets the bytes instead of rendering a megabyte.
+            let fanout = tokio::task::spawn_blocking(move || {
+                let _ = fanout.public_reply();
+                fanout
+            })
+            .await
+            .unwrap_or_else(|e| Fanout::store_failure(format!("rendering getMeetings: {e}")));
             cache.install(fanout)
         });
         async move { task.await.unwrap_or_else(|e| Arc::new(Fanout::store_failure(format!("fan-out task: {e}")))) }
@@ -357,6 +367,8 @@ impl Fanout {
             Some(i) => self.parts[i] = part,
             None => self.parts.push(part),
         }
+        self.public = OnceLock::new();
+        self.tenants.get_mut().unwrap_or_else(PoisonError::into_inner).clear();
         true
     }
 

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 use scalelite_core::xml::{Element, parse};
 use scalelite_core::{MeetingId, Params, ServerId, TenantId};
 
-use super::{Change, Fanout, Listed, Part, created_meeting, list_document, no_meetings};
+use super::{Change, Fanout, LIST_TAIL, Listed, Part, created_meeting, list_document, no_meetings};
 use crate::response::success;
 
 fn meeting(id: &str, tenant: Option<&str>) -> Element {
@@ -59,6 +59,9 @@ fn changes_apply_to_servers_asked_before_them() {
     let at = before + Duration::from_millis(10);
     let after = at + Duration::from_millis(10);
     let mut fanout = fanout(vec![part("s1", before, &[("a", None)]), part("s2", after, &[("b", None)])]);
+    let tenant = TenantId::from("t1");
+    assert!(fanout.public_reply().unwrap().ends_with(LIST_TAIL.as_bytes()));
+    assert_eq!(fanout.tenant_reply(&tenant).unwrap(), no_meetings().to_document(true).as_bytes());
     let created =
         |server: &str, id: &str| Change::Created { server: ServerId::from(server), meeting: meeting(id, None) };
     let ended =
@@ -77,6 +80,10 @@ fn changes_apply_to_servers_asked_before_them() {
     let ids: Vec<String> =
         doc.child("meetings").unwrap().children_named("meeting").filter_map(|m| m.text_at("meetingID")).collect();
     assert_eq!(ids, ["x", "b", "z"]);
+    // Replies rendered before a change are rendered again.
+    let mine = Change::Created { server: ServerId::from("s2"), meeting: meeting("t", Some("t1")) };
+    assert!(fanout.apply(&mine, None));
+    assert!(fanout.tenant_reply(&tenant).unwrap().ends_with(LIST_TAIL.as_bytes()));
 }
 
 #[test]
