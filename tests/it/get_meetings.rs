@@ -2,7 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use scalelite_tests::{MeetingSeed, Mode, SeedServer, TestApp, server_id};
+use scalelite_store::Tenant;
+use scalelite_tests::{ApiClient, MeetingSeed, Mode, SeedServer, TestApp, eventually_with, server_id};
 
 use crate::support::{assert_failed, create, deeply_nested_get_meetings};
 
@@ -146,4 +147,167 @@ async fn disabled_get_meetings_needs_no_checksum() {
     assert!(reply.is_success());
     assert_eq!(reply.message_key().as_deref(), Some("noMeetings"));
     assert_eq!(app.fleet.call_count("getMeetings"), 0);
+}
+
+/// The `meeting` element listing `id` in a getMeetings reply, rendered.
+fn listed(reply: &scalelite_tests::Reply, id: &str) -> Option<String> {
+    let doc = reply.xml();
+    let meeting =
+        doc.child("meetings")?.children_named("meeting").find(|m| m.text_at("meetingID").as_deref() == Some(id))?;
+    Some(meeting.to_document(false))
+}
+
+#[tokio::test]
+async fn past_the_ttl_the_old_list_answers_while_a_slow_server_is_asked_again() {
+    let app =
+        TestApp::builder().servers(2).env("GET_MEETINGS_CACHE_TTL", "2").env("RESPONSE_TIMEOUT", "30").start().await;
+    for id in ["a", "b"] {
+        create(&app, id).await;
+    }
+    assert_eq!(ids(&app.client().get("getMeetings", &[]).await), ["a", "b"]);
+
+    // A meeting this process did not create appears on a server that stops
+    // answering.
+    app.fleet[0].seed_meeting(MeetingSeed::new("elsewhere"));
+    app.fleet[0].set_mode(Mode::Hung);
+    app.fleet.clear_calls();
+
+    // Once the list is past its TTL, a call starts a refresh and is
+    // answered from the list it has, while the hung server holds the
+    // refresh's request (it would hold it for RESPONSE_TIMEOUT, 30 s).
+    let client = app.client();
+    eventually_with(Duration::from_secs(20), "a refresh asking the hung server", || async {
+        let reply = tokio::time::timeout(Duration::from_secs(10), client.get("getMeetings", &[]))
+            .await
+            .expect("getMeetings waited for the hung server");
+        assert_eq!(ids(&reply), ["a", "b"]);
+        app.fleet[0].call_count("getMeetings") > 0
+    })
+    .await;
+    let reply = tokio::time::timeout(Duration::from_secs(10), client.get("getMeetings", &[]))
+        .await
+        .expect("getMeetings waited for the hung server");
+    assert_eq!(ids(&reply), ["a", "b"], "one refresh at a time, still running");
+    assert_eq!(app.fleet[0].call_count("getMeetings"), 1, "one refresh at a time");
+
+    // When the server answers, the refreshed list answers.
+    app.fleet[0].set_mode(Mode::Normal);
+    eventually_with(Duration::from_secs(10), "the refreshed list", || async {
+        ids(&client.get("getMeetings", &[]).await) == ["a", "b", "elsewhere"]
+    })
+    .await;
+    let metrics = app.client().raw_get("/metrics").await.body;
+    let stale: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("scalelite_api_get_meetings_stale_replies_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no stale replies counted in\n{metrics}"));
+    assert!(stale >= 2.0, "{metrics}");
+}
+
+#[tokio::test]
+async fn the_balancers_own_create_and_end_show_before_the_ttl() {
+    let app = TestApp::builder().servers(2).env("GET_MEETINGS_CACHE_TTL", "600").start().await;
+    create(&app, "a").await;
+    assert_eq!(ids(&app.client().get("getMeetings", &[]).await), ["a"]);
+    app.fleet.clear_calls();
+
+    let params = [
+        ("meetingID", "b"),
+        ("name", "Room B"),
+        ("record", "true"),
+        ("maxParticipants", "25"),
+        ("meta_Course", "Maths & <Physics>"),
+        ("meta_bbb-origin", "Moodle"),
+    ];
+    assert!(app.client().get("create", &params).await.is_success());
+    let reply = app.client().get("getMeetings", &[]).await;
+    assert_eq!(ids(&reply), ["a", "b"]);
+    // Listed as its server lists it, without asking any server.
+    assert_eq!(app.fleet.call_count("getMeetings"), 0);
+    let server = app.placed_on("b").await.unwrap();
+    let own = app.fleet[server].client().get("getMeetings", &[]).await;
+    assert_eq!(listed(&reply, "b").unwrap(), listed(&own, "b").unwrap());
+    // A repeated create lists it once.
+    assert!(app.client().get("create", &params).await.is_success());
+    assert_eq!(ids(&app.client().get("getMeetings", &[]).await), ["a", "b"]);
+
+    assert!(app.client().get("end", &[("meetingID", "b")]).await.is_success());
+    assert_eq!(ids(&app.client().get("getMeetings", &[]).await), ["a"]);
+    assert!(app.client().get("end", &[("meetingID", "a")]).await.is_success());
+    let reply = app.client().get("getMeetings", &[]).await;
+    assert_eq!(reply.message_key().as_deref(), Some("noMeetings"));
+    assert_eq!(app.fleet.call_count("getMeetings"), 1, "only the fake's own listing above");
+}
+
+#[tokio::test]
+async fn a_tenant_sees_its_own_creates_and_ends_and_only_those() {
+    let app = TestApp::builder()
+        .servers(2)
+        .env("GET_MEETINGS_CACHE_TTL", "600")
+        .env("MULTITENANCY_ENABLED", "true")
+        .env("URL_HOST", "sl.test")
+        .start()
+        .await;
+    app.state.store.create_tenant(&Tenant::new("a", "secret-a")).await.unwrap();
+    app.state.store.create_tenant(&Tenant::new("b", "secret-b")).await.unwrap();
+    let a = app.client().with_secret("secret-a").host("a.sl.test");
+    let b = app.client().with_secret("secret-b").host("b.sl.test");
+    let list = |client: &ApiClient| {
+        let client = client.clone();
+        async move { ids(&client.get("getMeetings", &[]).await) }
+    };
+    assert!(list(&a).await.is_empty());
+
+    assert!(a.get("create", &[("meetingID", "x"), ("name", "X")]).await.is_success());
+    assert_eq!(list(&a).await, ["x"]);
+    assert!(list(&b).await.is_empty());
+    assert!(b.get("create", &[("meetingID", "y"), ("name", "Y")]).await.is_success());
+    assert_eq!(list(&b).await, ["y"]);
+    assert_eq!(list(&a).await, ["x"]);
+    assert!(a.get("end", &[("meetingID", "x")]).await.is_success());
+    assert!(list(&a).await.is_empty());
+    assert_eq!(list(&b).await, ["y"]);
+}
+
+#[tokio::test]
+async fn when_every_refresh_fails_the_old_list_answers_for_a_bounded_time() {
+    let app = TestApp::builder().servers(2).env("GET_MEETINGS_CACHE_TTL", "1").start().await;
+    create(&app, "a").await;
+    assert_eq!(ids(&app.client().get("getMeetings", &[]).await), ["a"]);
+    for server in app.fleet.iter() {
+        server.set_mode(Mode::Down);
+    }
+    app.fleet.clear_calls();
+
+    // Past the TTL the servers are asked again and fail; the old list still
+    // answers for a while, then the failure does: a list is not served
+    // forever.
+    let client = app.client();
+    let stale_while_down = std::cell::Cell::new(false);
+    eventually_with(Duration::from_secs(20), "the failure answering", || {
+        let (client, stale_while_down) = (client.clone(), &stale_while_down);
+        let asked = app.fleet.call_count("getMeetings") > 0;
+        async move {
+            let reply = client.get("getMeetings", &[]).await;
+            if reply.is_success() {
+                assert_eq!(ids(&reply), ["a"]);
+                stale_while_down.set(stale_while_down.get() || asked);
+                return false;
+            }
+            assert_failed(&reply, "internalError");
+            true
+        }
+    })
+    .await;
+    assert!(stale_while_down.get(), "the old list answered after the servers were asked again");
+
+    // When the servers are back, so is the list.
+    for server in app.fleet.iter() {
+        server.set_mode(Mode::Normal);
+    }
+    eventually_with(Duration::from_secs(20), "the list again", || async {
+        ids(&client.get("getMeetings", &[]).await) == ["a"]
+    })
+    .await;
 }

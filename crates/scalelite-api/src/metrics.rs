@@ -107,6 +107,11 @@ pub struct ApiMetrics {
     pub(crate) upstream_errors: Family<UpstreamLabels, Counter>,
     /// getMeetings fan-outs actually sent to the servers.
     pub(crate) get_meetings_fanouts: Counter,
+    /// getMeetings calls answered from a copy past its TTL while a refresh
+    /// runs behind it.
+    pub(crate) get_meetings_stale_replies: Counter,
+    /// getMeetings calls that waited for a fan-out.
+    pub(crate) get_meetings_waits: Counter,
 }
 
 impl Default for ApiMetrics {
@@ -126,6 +131,8 @@ impl ApiMetrics {
             in_flight: Gauge::default(),
             upstream_errors: Family::default(),
             get_meetings_fanouts: Counter::default(),
+            get_meetings_stale_replies: Counter::default(),
+            get_meetings_waits: Counter::default(),
         }
     }
 
@@ -141,6 +148,16 @@ impl ApiMetrics {
             "get_meetings_fanouts",
             "getMeetings fan-outs sent to the servers",
             self.get_meetings_fanouts.clone(),
+        );
+        r.register(
+            "get_meetings_stale_replies",
+            "getMeetings calls answered from a copy past its TTL while a refresh runs",
+            self.get_meetings_stale_replies.clone(),
+        );
+        r.register(
+            "get_meetings_waits",
+            "getMeetings calls that waited for a fan-out",
+            self.get_meetings_waits.clone(),
         );
         registry
     }

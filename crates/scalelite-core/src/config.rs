@@ -376,7 +376,8 @@ pub struct Config {
     /// `GET_MEETINGS_API_DISABLED`.
     pub get_meetings_disabled: bool,
     /// `GET_MEETINGS_CACHE_TTL` (seconds, default 5): how long one fan-out
-    /// answers every getMeetings call.
+    /// answers every getMeetings call (and, past it, half of how long it
+    /// answers while a refresh runs).
     pub get_meetings_cache_ttl: Duration,
     /// `GET_MEETINGS_CONCURRENCY` (default 32): servers asked at once.
     pub get_meetings_concurrency: usize,

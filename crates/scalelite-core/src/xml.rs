@@ -147,6 +147,13 @@ impl Element {
         out
     }
 
+    /// Appends the element as [`Element::to_document`] renders it nested
+    /// `depth` levels deep (two spaces of indentation a level), so parts of
+    /// one document can be rendered separately and concatenated.
+    pub fn render_into(&self, out: &mut String, depth: usize) {
+        self.render(out, depth);
+    }
+
     fn render(&self, out: &mut String, depth: usize) {
         indent(out, depth);
         out.push('<');

@@ -7,10 +7,12 @@ use scalelite_core::BbbError;
 use scalelite_core::error::internal;
 use scalelite_core::params::encode_component_into;
 
-use super::{find_meeting, meeting_id, meeting_query, relay};
+use super::{find_meeting, meeting_id, meeting_query};
+use crate::meetings_cache::Change;
 use crate::request::{ApiCall, ApiRequest, BodyKind};
-use crate::response::ApiResult;
+use crate::response::{ApiResult, xml};
 use crate::state::AppState;
+use crate::upstream;
 
 const CALL: ApiCall = ApiCall { name: "end", body: BodyKind::Form };
 
@@ -28,5 +30,10 @@ pub(crate) async fn end(State(state): State<AppState>, request: Request<Body>) -
         query.push('=');
         encode_component_into(&mut query, password);
     }
-    relay(&state, &server, CALL.name, &query, None, internal::ACCESS_MEETING).await
+    let reply = upstream::call(&state.bbb, &state.metrics, &server, CALL.name, &query, None)
+        .await
+        .map_err(|error| error.into_bbb(internal::ACCESS_MEETING))?;
+    // Gone from this process's getMeetings at once.
+    state.meetings_cache.record(Change::Ended { server: server.id, meeting_id: id });
+    Ok(xml(reply.body))
 }

@@ -18,9 +18,10 @@ use scalelite_store::{Meeting, Placement, PlacementRequest, Server};
 use tracing::info;
 
 use self::params::Destination;
-use super::{analytics_callback, meeting_id, meeting_query, relay};
+use super::{analytics_callback, meeting_id, meeting_query};
+use crate::meetings_cache::{Change, created_meeting};
 use crate::request::{ApiCall, ApiRequest, BodyKind};
-use crate::response::{ApiError, ApiResult};
+use crate::response::{ApiError, ApiResult, xml};
 use crate::state::AppState;
 use crate::upstream;
 
@@ -40,7 +41,15 @@ pub(crate) async fn create(State(state): State<AppState>, request: Request<Body>
     let (meeting, server, placed) = find_or_place(&state, &id, request.tenant_id(), &spec, &params).await?;
     let destination = Destination { meeting: &meeting, server: &server, placed };
     let forward = params::rewrite(&state, &id, tenant, &destination, callback_origin.as_deref(), params).await?;
-    relay(&state, &server, CALL.name, &forward.encode(), request.xml_body, internal::CREATE).await
+    let reply = upstream::call(&state.bbb, &state.metrics, &server, CALL.name, &forward.encode(), request.xml_body)
+        .await
+        .map_err(|error| error.into_bbb(internal::CREATE))?;
+    // Listed by this process's getMeetings at once, not after its next
+    // refresh.
+    state
+        .meetings_cache
+        .record(Change::Created { server: server.id.clone(), meeting: created_meeting(&reply.doc, &forward) });
+    Ok(xml(reply.body))
 }
 
 /// Returns the meeting, its server and whether it was placed just now.
