@@ -266,13 +266,14 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `path`, in WAL mode with a
     /// busy timeout and foreign keys on, and brings its schema up to date.
     ///
-    /// Writes go through one connection, so the writers of this process
-    /// queue for it without ever meeting SQLite's busy handler (which sleeps
-    /// whole milliseconds between retries); reads run on read-only
-    /// connections beside it, never blocked in WAL mode. Another process on
-    /// the same file (`scalelite-admin`) still waits on the busy timeout.
-    /// The hot meeting operations run on a connection thread beside them
-    /// (see the module's documentation), which takes the same turn.
+    /// Writes go through two connections: the connection thread (join
+    /// routing, placement, deleting a meeting) and one sqlx connection
+    /// (everything else). Both take the store's write gate before writing,
+    /// so the writers of this process queue in the process without ever
+    /// meeting SQLite's busy handler (which sleeps whole milliseconds
+    /// between retries); reads run on read-only connections beside them,
+    /// never blocked in WAL mode. Another process on the same file
+    /// (`scalelite-admin`) still waits on the busy timeout.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref();
         let options = SqliteConnectOptions::new()
