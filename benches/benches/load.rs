@@ -4,28 +4,37 @@
 //!
 //! `cargo bench -p scalelite-benches --bench load` (env: `LOAD_SECONDS` per
 //! measurement, default 5; `LOAD_ROUNDS`, default 3; `LOAD_CONNECTIONS`,
-//! default 64; `LOAD_ONLY=join` to measure one scenario). Prints one
-//! markdown row per scenario: the median of the rounds.
+//! default 64; `LOAD_ONLY=join` to measure one scenario; `LOAD_BACKEND=embedded`
+//! to run the API on an SQLite data directory instead of Redis, default
+//! `SCALELITE_TEST_BACKEND`, else Redis). Prints one markdown row per
+//! scenario: the median of the rounds.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark code: a failed unwrap is a failed measurement")]
 
 use std::sync::Arc;
 
 use http::StatusCode;
 use scalelite_benches::{PathFn, Scenario, alternate_with_ceiling, env_or, path_of, print_table, start_ceiling};
-use scalelite_tests::{ApiClient, TestApp};
+use scalelite_tests::{ApiClient, TestApp, TestBackend};
 
 // The allocator of the `scalelite-api` binary.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[expect(clippy::print_stdout, reason = "benchmarks report on stdout")]
 fn main() {
     let seconds: u64 = env_or("LOAD_SECONDS", 5);
     let connections: usize = env_or("LOAD_CONNECTIONS", 64);
     let workers: usize = env_or("LOAD_SERVER_THREADS", 2);
+    let backend = match std::env::var("LOAD_BACKEND") {
+        Ok(value) => TestBackend::parse(Some(&value))
+            .unwrap_or_else(|| panic!("LOAD_BACKEND={value:?}: expected `redis` or `embedded`")),
+        Err(_) => TestBackend::from_env(),
+    };
+    println!("backend: {}", backend.name());
     let server = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build().unwrap();
 
     let (app, ceiling) = server.block_on(async {
-        let app = TestApp::builder().servers(3).env("GET_MEETINGS_CACHE_TTL", "5").start().await;
+        let app = TestApp::builder().backend(backend).servers(3).env("GET_MEETINGS_CACHE_TTL", "5").start().await;
         let client = app.client();
         for i in 0..10 {
             let reply = client.get("create", &[("meetingID", &format!("bench-{i}")), ("name", "Bench")]).await;

@@ -10,7 +10,7 @@ use scalelite_api::embedded;
 use scalelite_core::MeetingId;
 use scalelite_core::config::{Backend, Config, Env};
 use scalelite_store::{MeetingStore as _, ServerStore as _};
-use scalelite_tests::{ApiClient, FakeFleet, RecordingArchive, eventually_with};
+use scalelite_tests::{ApiClient, FakeFleet, RecordingArchive, TestApp, TestBackend, eventually_with, server_id};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -184,4 +184,67 @@ async fn the_admin_refuses_a_data_dir_without_a_database() {
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.err.starts_with(&format!("ERROR: no embedded database at {}", data_dir.display())), "{}", run.err);
     assert!(!data_dir.exists(), "nothing is created");
+}
+
+/// `scalelite-admin` writes the file through connections of its own (as
+/// the separate process does): the API's very next create and join obey
+/// what it committed. Fails when the API routes from state of its own that
+/// misses other connections' commits (a cached pool or meeting table).
+#[tokio::test]
+async fn the_admins_writes_bind_the_apis_next_create_and_join() {
+    let app = TestApp::builder().backend(TestBackend::Embedded).servers(2).start().await;
+    let config = &app.state.config;
+    let client = app.client();
+    let (first, second) = (server_id(0), server_id(1));
+    let create = |id: &'static str| {
+        let client = client.clone();
+        async move { client.get("create", &[("meetingID", id), ("name", id)]).await }
+    };
+    let join = |id: &'static str| {
+        let client = client.clone();
+        async move { client.get("join", &[("meetingID", id), ("fullName", "Ada")]).await }
+    };
+    let joined_on = |reply: &scalelite_tests::Reply, i: usize| {
+        assert_eq!(reply.status, 302, "{}", reply.body);
+        reply.location.as_deref().is_some_and(|at| at.starts_with(&format!("{}/join?", app.fleet[i].url())))
+    };
+
+    // Equal loads: `a` goes to the first server; a join there makes the
+    // second the least loaded, so `b` goes there.
+    assert!(create("a").await.is_success());
+    assert_eq!(app.placed_on("a").await, Some(0));
+    assert!(joined_on(&join("a").await, 0));
+    assert!(create("b").await.is_success());
+    assert_eq!(app.placed_on("b").await, Some(1));
+
+    // Cordoned by the admin: the least loaded server takes no new meeting,
+    // its meetings still take joins.
+    admin_with(config, &["servers", "cordon", &second], "").await.ok();
+    for id in ["c", "d"] {
+        assert!(create(id).await.is_success());
+        assert_eq!(app.placed_on(id).await, Some(0), "{id} placed on the cordoned server");
+    }
+    assert!(joined_on(&join("b").await, 1));
+
+    // Disabled by the admin (its meetings cleared): its meetings are gone
+    // and nothing can be placed.
+    admin_with(config, &["servers", "disable", &first], "yes\n").await.ok();
+    for id in ["a", "c", "d"] {
+        let reply = join(id).await;
+        assert_eq!(reply.message_key().as_deref(), Some("notFound"), "{id} routed after the admin cleared it");
+    }
+    let refused = create("e").await;
+    assert!(!refused.is_success(), "placed on a disabled or cordoned server: {}", refused.body);
+    assert_eq!(app.placed_on("e").await, None);
+
+    // Enabled again by the admin: placement uses it at once.
+    admin_with(config, &["servers", "enable", &second], "").await.ok();
+    assert!(create("e").await.is_success());
+    assert_eq!(app.placed_on("e").await, Some(1));
+
+    // Ended by the admin: the next join is not routed.
+    admin_with(config, &["meetings", "end", "b", "--yes"], "").await.ok();
+    let reply = join("b").await;
+    assert_eq!(reply.message_key().as_deref(), Some("notFound"), "b routed after the admin ended it");
+    assert!(reply.location.is_none());
 }

@@ -15,6 +15,10 @@ pub enum StoreError {
     /// The embedded SQLite database refused or failed the statement.
     #[error("sqlite: {0}")]
     Sqlite(sqlx::Error),
+    /// The embedded SQLite database refused or failed a statement of the
+    /// store's connection thread (the hot meeting operations).
+    #[error("sqlite: {0}")]
+    SqliteThread(rusqlite::Error),
     /// The store answered something this code cannot interpret.
     #[error("unexpected reply from the store: {0}")]
     Unexpected(String),

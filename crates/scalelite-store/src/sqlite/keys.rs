@@ -23,7 +23,7 @@ impl KeyStore for SqliteStore {
             .bind(meeting_id.as_str())
             .bind(url)
             .bind(expiry(now_ms(), ttl))
-            .execute(&self.writer)
+            .execute(&mut *self.writer().await?)
             .await
             .map_err(sq)?;
         Ok(())
@@ -60,7 +60,7 @@ impl KeyStore for SqliteStore {
         let taken: Option<(String, i64)> =
             sqlx::query_as("DELETE FROM playback_tokens WHERE token = ?1 RETURNING payload, expires_at")
                 .bind(token)
-                .fetch_optional(&self.writer)
+                .fetch_optional(&mut *self.writer().await?)
                 .await
                 .map_err(sq)?;
         let now = now_ms();
@@ -80,7 +80,7 @@ impl KeyStore for SqliteStore {
         .bind(&callback.url)
         .bind(callback.tenant_id.as_ref().map(TenantId::as_str))
         .bind(expiry(now_ms(), ttl))
-        .execute(&self.writer)
+        .execute(&mut *self.writer().await?)
         .await
         .map_err(sq)?;
         Ok(())

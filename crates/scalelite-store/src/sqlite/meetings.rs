@@ -1,16 +1,23 @@
 //! Meeting routing on SQLite: the `meetings` and `voice_bridges` tables
 //! (`place.lua`, `join.lua`, `lookup.lua`, `delete_meeting.lua` and
 //! `voice_bridge.lua` are the reference).
+//!
+//! Routing a join, placing a meeting and deleting one run on the connection
+//! thread (`super::thread`), each a synchronous function over one
+//! `rusqlite` connection inside a write transaction; the lookups run on the
+//! sqlx readers.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension as _, params};
 use scalelite_core::selection::{Candidate, Selection, select};
 use scalelite_core::{MeetingId, ServerId, TenantId};
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 
-use super::servers::{read_server, server_of};
+use super::servers::{read_server, read_server_lite, server_of_lite};
+use super::thread::lite;
 use super::{SqliteStore, expiry, now_ms, sq};
 use crate::model::{JoinRoute, Meeting, MeetingRecord, MeetingRoute, Placement, PlacementRequest};
 use crate::{MeetingStore, StoreError};
@@ -35,168 +42,20 @@ impl MeetingStore for SqliteStore {
     }
 
     async fn route_join(&self, id: &MeetingId, tenant: Option<&TenantId>) -> Result<JoinRoute, StoreError> {
-        // The hot path: one read of the meeting with its server on a reader,
-        // then one statement on the writer (each statement is a hop to the
-        // connection's thread; a transaction would add three). The load is
-        // only added while the server is in the pool (`load IS NOT NULL`),
-        // as the Redis script adds it only to a `server_load` member.
-        let row = sqlx::query(concat!(
-            "SELECT m.tenant_id AS meeting_tenant_id, ",
-            server_columns!(s),
-            " FROM meetings m JOIN servers s ON s.id = m.server_id \
-             WHERE m.id = ?1 AND (m.expires_at IS NULL OR m.expires_at > ?2)"
-        ))
-        .bind(id.as_str())
-        .bind(now_ms())
-        .fetch_optional(&self.readers)
-        .await
-        .map_err(sq)?;
-        let Some(row) = row else { return Ok(JoinRoute::NotFound) };
-        let meeting_tenant: String = row.try_get("meeting_tenant_id").map_err(sq)?;
-        let tenant = tenant_str(tenant);
-        if !tenant.is_empty() && meeting_tenant != tenant {
-            return Ok(JoinRoute::NotFound);
-        }
-        let server = server_of(&row, false).map_err(sq)?;
-        if !server.online || server.is_disabled() {
-            return Ok(JoinRoute::Unavailable);
-        }
-        sqlx::query("UPDATE servers SET load = load + ?2 WHERE id = ?1 AND load IS NOT NULL")
-            .bind(server.id.as_str())
-            .bind(server.multiplier())
-            .execute(&self.writer)
-            .await
-            .map_err(sq)?;
-        Ok(JoinRoute::Ready { url: server.url, secret: server.secret })
+        let id = id.as_str().to_owned();
+        let tenant = tenant_str(tenant).to_owned();
+        self.thread.call(move |conn| route_join(conn, &id, &tenant, now_ms())).await
     }
 
     async fn place_meeting(&self, request: &PlacementRequest) -> Result<Placement, StoreError> {
-        let now = now_ms();
-        let id = request.meeting_id.as_str();
-        let tenant = tenant_str(request.tenant_id.as_ref());
-        let mut tx = self.write().await?;
-        if let Some(meeting) = live_meeting(&mut tx, id, now).await.map_err(sq)? {
-            // A tenant never takes over another tenant's meeting, nor one
-            // stored without tenant.
-            if !tenant.is_empty() && tenant_str(meeting.tenant_id.as_ref()) != tenant {
-                return Ok(Placement::TenantConflict);
-            }
-            let route = route_of(&mut tx, meeting).await.map_err(sq)?;
-            tx.commit().await.map_err(sq)?;
-            return Ok(Placement::Existing(route));
-        }
-
-        // The pool in `ZRANGE server_load` order: load, then id.
-        let pool: Vec<(String, f64, Option<String>)> =
-            sqlx::query_as("SELECT id, load, tag FROM servers WHERE load IS NOT NULL ORDER BY load, id")
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(sq)?;
-        let candidates: Vec<Candidate<'_>> = pool
-            .iter()
-            .map(|(id, load, tag)| Candidate {
-                id,
-                load: *load,
-                tag: tag.as_deref().filter(|t| !t.is_empty()),
-                exists: true,
-            })
-            .collect();
-        let chosen = match select(&candidates, &request.tags) {
-            Selection::Chosen(index) => candidates[index].id.to_owned(),
-            Selection::NoServer => return Ok(Placement::NoServer),
-            Selection::TagUnavailable => return Ok(Placement::TagUnavailable),
-        };
-
-        // Voice bridge: the first candidate that is free or already ours.
-        let mut voice_bridge = None;
-        for candidate in &request.voice_bridges {
-            let owner: Option<String> =
-                sqlx::query_scalar("SELECT meeting_id FROM voice_bridges WHERE voice_bridge = ?1")
-                    .bind(candidate)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(sq)?;
-            match owner {
-                None => {
-                    sqlx::query("INSERT INTO voice_bridges (voice_bridge, meeting_id) VALUES (?1, ?2)")
-                        .bind(candidate)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(sq)?;
-                    voice_bridge = Some(candidate.clone());
-                    break;
-                }
-                Some(owner) if owner == id => {
-                    voice_bridge = Some(candidate.clone());
-                    break;
-                }
-                Some(_) => {}
-            }
-        }
-        let Some(voice_bridge) = voice_bridge else {
-            return Ok(Placement::VoiceBridgesExhausted);
-        };
-
-        sqlx::query(
-            "INSERT OR REPLACE INTO meetings (id, server_id, moderator_pw, voice_bridge, tenant_id, expires_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .bind(id)
-        .bind(&chosen)
-        .bind(&request.moderator_pw)
-        .bind(&voice_bridge)
-        .bind(tenant)
-        .bind(expiry(now, request.ttl))
-        .execute(&mut *tx)
-        .await
-        .map_err(sq)?;
-        let server = read_server(&mut tx, &chosen, false)
-            .await
-            .map_err(sq)?
-            .ok_or_else(|| StoreError::Unexpected(format!("chosen server {chosen} has no record")))?;
-        let reserve = f64::from(request.reserve_users) * server.multiplier();
-        if reserve > 0.0 {
-            sqlx::query("UPDATE servers SET load = load + ?2 WHERE id = ?1 AND load IS NOT NULL")
-                .bind(&chosen)
-                .bind(reserve)
-                .execute(&mut *tx)
-                .await
-                .map_err(sq)?;
-        }
-        tx.commit().await.map_err(sq)?;
-        let meeting = Meeting {
-            id: request.meeting_id.clone(),
-            server_id: server.id.clone(),
-            moderator_pw: request.moderator_pw.clone(),
-            voice_bridge,
-            tenant_id: request.tenant_id.clone().filter(|t| !t.as_str().is_empty()),
-        };
-        Ok(Placement::Placed { meeting, server })
+        let request = request.clone();
+        self.thread.call(move |conn| place_meeting(conn, &request, now_ms())).await
     }
 
     async fn delete_meeting(&self, id: &MeetingId, only_on: Option<&ServerId>) -> Result<bool, StoreError> {
-        let mut tx = self.write().await?;
-        let Some(meeting) = live_meeting(&mut tx, id.as_str(), now_ms()).await.map_err(sq)? else {
-            // An expired record goes now (its voice bridge is prune's).
-            sqlx::query("DELETE FROM meetings WHERE id = ?1").bind(id.as_str()).execute(&mut *tx).await.map_err(sq)?;
-            tx.commit().await.map_err(sq)?;
-            return Ok(false);
-        };
-        if only_on.is_some_and(|expected| *expected != meeting.server_id) {
-            return Ok(false);
-        }
-        sqlx::query("DELETE FROM meetings WHERE id = ?1").bind(id.as_str()).execute(&mut *tx).await.map_err(sq)?;
-        if !meeting.voice_bridge.is_empty() {
-            sqlx::query("DELETE FROM voice_bridges WHERE voice_bridge = ?1 AND meeting_id = ?2")
-                .bind(&meeting.voice_bridge)
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(sq)?;
-        }
-        tx.commit().await.map_err(sq)?;
-        Ok(true)
+        let id = id.as_str().to_owned();
+        let only_on = only_on.cloned();
+        self.thread.call(move |conn| delete_meeting(conn, &id, only_on.as_ref(), now_ms())).await
     }
 
     async fn find_meeting_by_voice_bridge(&self, pin: &str) -> Result<Option<MeetingRoute>, StoreError> {
@@ -274,5 +133,179 @@ async fn live_meeting(conn: &mut SqliteConnection, id: &str, now: i64) -> Result
 
 async fn route_of(conn: &mut SqliteConnection, meeting: Meeting) -> Result<MeetingRoute, sqlx::Error> {
     let server = read_server(conn, meeting.server_id.as_str(), false).await?;
+    Ok(MeetingRoute { meeting, server })
+}
+
+// === On the connection thread ===
+
+/// Routes a join: the meeting with its server, refused when the server is
+/// offline or disabled, and the server's load incremented by its
+/// multiplier, all in the thread's write transaction (`join.lua`). The load
+/// is only added while the server is in the pool (`load IS NOT NULL`), as
+/// the Redis script adds it only to a `server_load` member.
+fn route_join(conn: &Connection, id: &str, tenant: &str, now: i64) -> Result<JoinRoute, StoreError> {
+    let found = conn
+        .prepare_cached(concat!(
+            "SELECT m.tenant_id AS meeting_tenant_id, ",
+            server_columns!(s),
+            " FROM meetings m JOIN servers s ON s.id = m.server_id \
+             WHERE m.id = ?1 AND (m.expires_at IS NULL OR m.expires_at > ?2)"
+        ))
+        .and_then(|mut select| {
+            select
+                .query_row(params![id, now], |row| {
+                    Ok((row.get::<_, String>("meeting_tenant_id")?, server_of_lite(row)?))
+                })
+                .optional()
+        })
+        .map_err(lite)?;
+    let Some((meeting_tenant, server)) = found else { return Ok(JoinRoute::NotFound) };
+    if !tenant.is_empty() && meeting_tenant != tenant {
+        return Ok(JoinRoute::NotFound);
+    }
+    if !server.online || server.is_disabled() {
+        return Ok(JoinRoute::Unavailable);
+    }
+    conn.prepare_cached("UPDATE servers SET load = load + ?2 WHERE id = ?1 AND load IS NOT NULL")
+        .and_then(|mut update| update.execute(params![server.id.as_str(), server.multiplier()]))
+        .map_err(lite)?;
+    Ok(JoinRoute::Ready { url: server.url, secret: server.secret })
+}
+
+/// Places a meeting (`place.lua`): an existing live record is returned as
+/// is; otherwise Scalelite's selection picks a server of the pool, the
+/// first free voice bridge is taken and the reserved users are added to the
+/// chosen server's load.
+fn place_meeting(conn: &Connection, request: &PlacementRequest, now: i64) -> Result<Placement, StoreError> {
+    let id = request.meeting_id.as_str();
+    let tenant = tenant_str(request.tenant_id.as_ref());
+    if let Some(meeting) = live_meeting_lite(conn, id, now).map_err(lite)? {
+        // A tenant never takes over another tenant's meeting, nor one
+        // stored without tenant.
+        if !tenant.is_empty() && tenant_str(meeting.tenant_id.as_ref()) != tenant {
+            return Ok(Placement::TenantConflict);
+        }
+        let route = route_of_lite(conn, meeting).map_err(lite)?;
+        return Ok(Placement::Existing(route));
+    }
+
+    // The pool in `ZRANGE server_load` order: load, then id.
+    let pool: Vec<(String, f64, Option<String>)> = conn
+        .prepare_cached("SELECT id, load, tag FROM servers WHERE load IS NOT NULL ORDER BY load, id")
+        .and_then(|mut select| {
+            select.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?.collect::<Result<_, _>>()
+        })
+        .map_err(lite)?;
+    let candidates: Vec<Candidate<'_>> = pool
+        .iter()
+        .map(|(id, load, tag)| Candidate {
+            id,
+            load: *load,
+            tag: tag.as_deref().filter(|t| !t.is_empty()),
+            exists: true,
+        })
+        .collect();
+    let chosen = match select(&candidates, &request.tags) {
+        Selection::Chosen(index) => candidates[index].id.to_owned(),
+        Selection::NoServer => return Ok(Placement::NoServer),
+        Selection::TagUnavailable => return Ok(Placement::TagUnavailable),
+    };
+
+    // Voice bridge: the first candidate that is free or already ours.
+    let mut voice_bridge = None;
+    for candidate in &request.voice_bridges {
+        let owner: Option<String> = conn
+            .prepare_cached("SELECT meeting_id FROM voice_bridges WHERE voice_bridge = ?1")
+            .and_then(|mut select| select.query_row([candidate], |row| row.get(0)).optional())
+            .map_err(lite)?;
+        match owner {
+            None => {
+                conn.prepare_cached("INSERT INTO voice_bridges (voice_bridge, meeting_id) VALUES (?1, ?2)")
+                    .and_then(|mut insert| insert.execute(params![candidate, id]))
+                    .map_err(lite)?;
+                voice_bridge = Some(candidate.clone());
+                break;
+            }
+            Some(owner) if owner == id => {
+                voice_bridge = Some(candidate.clone());
+                break;
+            }
+            Some(_) => {}
+        }
+    }
+    let Some(voice_bridge) = voice_bridge else {
+        return Ok(Placement::VoiceBridgesExhausted);
+    };
+
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO meetings (id, server_id, moderator_pw, voice_bridge, tenant_id, expires_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .and_then(|mut insert| {
+        insert.execute(params![id, &chosen, &request.moderator_pw, &voice_bridge, tenant, expiry(now, request.ttl)])
+    })
+    .map_err(lite)?;
+    let server = read_server_lite(conn, &chosen)
+        .map_err(lite)?
+        .ok_or_else(|| StoreError::Unexpected(format!("chosen server {chosen} has no record")))?;
+    let reserve = f64::from(request.reserve_users) * server.multiplier();
+    if reserve > 0.0 {
+        conn.prepare_cached("UPDATE servers SET load = load + ?2 WHERE id = ?1 AND load IS NOT NULL")
+            .and_then(|mut update| update.execute(params![&chosen, reserve]))
+            .map_err(lite)?;
+    }
+    let meeting = Meeting {
+        id: request.meeting_id.clone(),
+        server_id: server.id.clone(),
+        moderator_pw: request.moderator_pw.clone(),
+        voice_bridge,
+        tenant_id: request.tenant_id.clone().filter(|t| !t.as_str().is_empty()),
+    };
+    Ok(Placement::Placed { meeting, server })
+}
+
+/// Deletes a meeting with its voice bridge (`delete_meeting.lua`); with
+/// `only_on`, only while it is still recorded on that server.
+fn delete_meeting(conn: &Connection, id: &str, only_on: Option<&ServerId>, now: i64) -> Result<bool, StoreError> {
+    let delete = |conn: &Connection| {
+        conn.prepare_cached("DELETE FROM meetings WHERE id = ?1").and_then(|mut delete| delete.execute([id]))
+    };
+    let Some(meeting) = live_meeting_lite(conn, id, now).map_err(lite)? else {
+        // An expired record goes now (its voice bridge is prune's).
+        delete(conn).map_err(lite)?;
+        return Ok(false);
+    };
+    if only_on.is_some_and(|expected| *expected != meeting.server_id) {
+        return Ok(false);
+    }
+    delete(conn).map_err(lite)?;
+    if !meeting.voice_bridge.is_empty() {
+        conn.prepare_cached("DELETE FROM voice_bridges WHERE voice_bridge = ?1 AND meeting_id = ?2")
+            .and_then(|mut delete| delete.execute(params![&meeting.voice_bridge, id]))
+            .map_err(lite)?;
+    }
+    Ok(true)
+}
+
+fn meeting_of_lite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Meeting> {
+    Ok(Meeting {
+        id: MeetingId::new(row.get::<_, String>("id")?),
+        server_id: ServerId::new(row.get::<_, String>("server_id")?),
+        moderator_pw: row.get("moderator_pw")?,
+        voice_bridge: row.get("voice_bridge")?,
+        tenant_id: row.get::<_, String>("tenant_id").map(|t| (!t.is_empty()).then(|| TenantId::new(t)))?,
+    })
+}
+
+/// [`live_meeting`] on the connection thread.
+fn live_meeting_lite(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<Option<Meeting>> {
+    conn.prepare_cached(concat!("SELECT ", meeting_columns!(), " FROM meetings WHERE id = ?1 AND ", live!()))?
+        .query_row(params![id, now], meeting_of_lite)
+        .optional()
+}
+
+/// [`route_of`] on the connection thread.
+fn route_of_lite(conn: &Connection, meeting: Meeting) -> rusqlite::Result<MeetingRoute> {
+    let server = read_server_lite(conn, meeting.server_id.as_str())?;
     Ok(MeetingRoute { meeting, server })
 }

@@ -9,6 +9,11 @@
 //! file (the api and `scalelite-admin`). The database is opened in WAL mode
 //! with a busy timeout, so readers never block and writers queue.
 //!
+//! Join routing, placement and deleting a meeting run on a connection
+//! thread of their own (`thread`): one message per operation instead of one
+//! sqlx round trip per statement, and one commit per group of queued
+//! operations.
+//!
 //! One submodule per part of [`Store`]: `meetings`, `servers` (with the
 //! state and poll bookkeeping of a server row), `poller` (poll saves, prune
 //! and leases), `tenants`, `keys` (the short-lived keys) and `recordings`
@@ -54,12 +59,18 @@
 //! columns of Scalelite's PostgreSQL schema with times as epoch milliseconds
 //! (see the `recordings` submodule).
 
+use std::ops::{Deref, DerefMut};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::pool::PoolConnection;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{Sqlite, Transaction};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::{Store, StoreError};
 
@@ -183,28 +194,88 @@ mod poller;
 mod recordings;
 mod servers;
 mod tenants;
+mod thread;
+
+use thread::{ConnectionThread, WriteGate};
 
 /// [`Store`] on an SQLite file.
 ///
-/// Cheap to clone: clones share the connection pools.
+/// Cheap to clone: clones share the connection pools and the connection
+/// thread.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     /// Read-only connections.
     readers: SqlitePool,
-    /// The one connection this process writes with.
+    /// The sqlx connection this process writes with (everything but the
+    /// operations of [`Self::thread`]).
     writer: SqlitePool,
+    /// The connection thread: join routing, placement, deleting a meeting.
+    thread: ConnectionThread,
+    /// Held by whichever of `writer` and `thread` is writing.
+    gate: WriteGate,
+}
+
+/// A write transaction on the sqlx writer, holding the write gate.
+struct WriteTx {
+    tx: Transaction<'static, Sqlite>,
+    _gate: OwnedMutexGuard<()>,
+}
+
+impl WriteTx {
+    async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl Deref for WriteTx {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        &self.tx
+    }
+}
+
+impl DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
+    }
+}
+
+/// The sqlx writer connection, holding the write gate (for statements run
+/// outside a transaction).
+struct WriterConn {
+    conn: PoolConnection<Sqlite>,
+    _gate: OwnedMutexGuard<()>,
+}
+
+impl Deref for WriterConn {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        &self.conn
+    }
+}
+
+impl DerefMut for WriterConn {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.conn
+    }
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`, in WAL mode with a
     /// busy timeout and foreign keys on, and brings its schema up to date.
     ///
-    /// Writes go through one connection, so the writers of this process
-    /// queue for it without ever meeting SQLite's busy handler (which sleeps
-    /// whole milliseconds between retries); reads run on read-only
-    /// connections beside it, never blocked in WAL mode. Another process on
-    /// the same file (`scalelite-admin`) still waits on the busy timeout.
+    /// Writes go through two connections: the connection thread (join
+    /// routing, placement, deleting a meeting) and one sqlx connection
+    /// (everything else). Both take the store's write gate before writing,
+    /// so the writers of this process queue in the process without ever
+    /// meeting SQLite's busy handler (which sleeps whole milliseconds
+    /// between retries); reads run on read-only connections beside them,
+    /// never blocked in WAL mode. Another process on the same file
+    /// (`scalelite-admin`) still waits on the busy timeout.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref();
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -228,7 +299,9 @@ impl SqliteStore {
             .connect_with(options.create_if_missing(false).read_only(true))
             .await
             .map_err(sq)?;
-        Ok(Self { readers, writer })
+        let gate: WriteGate = Arc::new(Mutex::new(()));
+        let thread = ConnectionThread::start(path, Arc::clone(&gate))?;
+        Ok(Self { readers, writer, thread, gate })
     }
 
     /// Writes a consistent copy of the database to `target` (which must not
@@ -249,8 +322,17 @@ impl SqliteStore {
 
     /// A write transaction: takes the database's write lock up front, so it
     /// never has to upgrade a read lock (which could fail with `SQLITE_BUSY`).
-    async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(sq)
+    async fn write(&self) -> Result<WriteTx, StoreError> {
+        let gate = Arc::clone(&self.gate).lock_owned().await;
+        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(sq)?;
+        Ok(WriteTx { tx, _gate: gate })
+    }
+
+    /// The writer connection for one statement outside a transaction.
+    async fn writer(&self) -> Result<WriterConn, StoreError> {
+        let gate = Arc::clone(&self.gate).lock_owned().await;
+        let conn = self.writer.acquire().await.map_err(sq)?;
+        Ok(WriterConn { conn, _gate: gate })
     }
 
     /// A read transaction: one consistent snapshot for several statements.

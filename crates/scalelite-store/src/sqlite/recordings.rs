@@ -377,7 +377,7 @@ impl RecordingStore for SqliteStore {
         .bind(entry.size_bytes)
         .bind(entry.formats)
         .bind(now_ms())
-        .execute(&self.writer)
+        .execute(&mut *self.writer().await?)
         .await
         .map_err(sq)?;
         Ok(())
@@ -446,7 +446,7 @@ impl RecordingStore for SqliteStore {
         .bind(url)
         .bind(tenant_id)
         .bind(now_ms())
-        .execute(&self.writer)
+        .execute(&mut *self.writer().await?)
         .await
         .map_err(sq)?;
         Ok(())
@@ -466,7 +466,7 @@ impl RecordingStore for SqliteStore {
         .bind(limit)
         .bind(now)
         .bind(lease_secs)
-        .fetch_all(&self.writer)
+        .fetch_all(&mut *self.writer().await?)
         .await
         .map_err(sq)?;
         let mut deliveries = rows
@@ -512,7 +512,7 @@ impl RecordingStore for SqliteStore {
             .bind(error)
             .bind(now),
         };
-        query.execute(&self.writer).await.map_err(sq)?;
+        query.execute(&mut *self.writer().await?).await.map_err(sq)?;
         Ok(())
     }
 
@@ -557,7 +557,7 @@ impl RecordingStore for SqliteStore {
             .bind(id)
             .bind(publish)
             .bind(if publish { "published" } else { "unpublished" })
-            .execute(&self.writer)
+            .execute(&mut *self.writer().await?)
             .await
             .map_err(sq)?;
         Ok(())
@@ -672,7 +672,7 @@ impl RecordingStore for SqliteStore {
              WHERE NOT EXISTS (SELECT 1 FROM metadata t WHERE t.recording_id = r.id AND t.key = 'tenant-id')",
         )
         .bind(tenant_id)
-        .execute(&self.writer)
+        .execute(&mut *self.writer().await?)
         .await
         .map_err(sq)?;
         Ok(result.rows_affected())

@@ -141,6 +141,36 @@ pub(super) fn server_of(row: &SqliteRow, with_load: bool) -> Result<Server, sqlx
     })
 }
 
+/// [`server_of`] for a row of the connection thread, its load left out.
+pub(super) fn server_of_lite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Server> {
+    Ok(Server {
+        id: ServerId::new(row.get::<_, String>("id")?),
+        url: row.get("url")?,
+        secret: Secret::new(row.get::<_, String>("secret")?),
+        tag: row.get::<_, Option<String>>("tag")?.filter(|t| !t.is_empty()),
+        online: row.get::<_, i64>("online")? != 0,
+        state: row.get::<_, Option<String>>("state")?.filter(|s| !s.is_empty()),
+        in_enabled_set: row.get::<_, i64>("in_enabled_set")? != 0,
+        load_multiplier: row.get::<_, Option<String>>("load_multiplier")?.filter(|m| !m.is_empty()),
+        load: None,
+        stats: ServerStats {
+            meetings: count(row.get("meetings")?),
+            users: count(row.get("users")?),
+            largest_meeting: count(row.get("largest_meeting")?),
+            videos: count(row.get("videos")?),
+        },
+        bbb_version: row.get("bbb_version")?,
+    })
+}
+
+/// [`read_server`] on the connection thread.
+pub(super) fn read_server_lite(conn: &rusqlite::Connection, id: &str) -> rusqlite::Result<Option<Server>> {
+    use rusqlite::OptionalExtension as _;
+    conn.prepare_cached(concat!("SELECT ", server_columns!(), " FROM servers WHERE id = ?1"))?
+        .query_row([id], server_of_lite)
+        .optional()
+}
+
 /// One server (its load left out, as a route carries it in Redis too).
 pub(super) async fn read_server(
     conn: &mut SqliteConnection,

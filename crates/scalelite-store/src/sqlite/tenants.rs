@@ -133,7 +133,7 @@ impl TenantStore for SqliteStore {
         .bind(&setting.param)
         .bind(&setting.value)
         .bind(&setting.override_flag)
-        .execute(&self.writer)
+        .execute(&mut *self.writer().await?)
         .await
         .map_err(sq)?;
         if inserted.rows_affected() == 0 {
@@ -145,7 +145,7 @@ impl TenantStore for SqliteStore {
     async fn delete_tenant_setting(&self, id: &str) -> Result<bool, StoreError> {
         let deleted = sqlx::query("DELETE FROM tenant_settings WHERE id = ?1")
             .bind(id)
-            .execute(&self.writer)
+            .execute(&mut *self.writer().await?)
             .await
             .map_err(sq)?;
         Ok(deleted.rows_affected() > 0)
