@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 pub use crate::callback::{CallbackSecrets, DeliveryReport, LoadBalancerSecrets, TenantSecrets};
-pub use crate::import::{ArchiveOutcome, ImportedArchive};
+pub use crate::import::{ArchiveOutcome, ImportedArchive, SkippedFormat};
 pub use crate::settings::{Backoff, CallbackSettings, Settings};
 
 use crate::callback::Deliverer;
