@@ -969,7 +969,7 @@ async fn recordings_update_moves_unpublished_recordings_out_of_the_publish_tree(
 
 #[tokio::test]
 async fn recordings_import_runs_the_importer_once() {
-    use scalelite_tests::RecordingArchive;
+    use scalelite_tests::{Format, RecordingArchive};
     let app = TestApp::builder().servers(0).recordings().env("RECORDING_IMPORT_SETTLE_TIME", "0").start().await;
     let spool = app.dirs().spool();
     let rec = RecordingArchive::new("room-1", "Seminar");
@@ -989,6 +989,27 @@ async fn recordings_import_runs_the_importer_once() {
     assert_eq!(json["failed"][0]["file"], "broken.tar");
     assert_eq!(json["recent"].as_array().map(Vec::len), Some(2));
     assert_eq!(json["pending"].as_array().map(Vec::len), Some(0));
+
+    // A format without its metadata.xml is skipped; the line says so.
+    let partial = RecordingArchive::new("room-2", "Partial").formats(&[Format::Presentation, Format::Video]);
+    let id = &partial.record_id;
+    let tar = partial
+        .members()
+        .into_iter()
+        .filter(|(path, _)| *path != format!("video/{id}/metadata.xml"))
+        .fold(scalelite_tests::archive::RawTar::new(), |tar, (path, content)| tar.file(&path, &content))
+        .finish();
+    scalelite_tests::archive::drop_bytes(&spool, &partial.file_name(), &tar);
+    let run = admin(&app, &["recordings", "import"]).await.ok();
+    let expected =
+        format!("imported  {} {id}; format video skipped: video/{id}/metadata.xml is missing", partial.file_name());
+    assert!(lines(&run.out).contains(&expected.as_str()), "{}", run.out);
+    let json = admin(&app, &["recordings", "import-status", "--json"]).await.ok().json();
+    let recent = json["recent"].as_array().unwrap();
+    assert!(
+        recent.iter().any(|e| e["reason"] == format!("format video skipped: video/{id}/metadata.xml is missing")),
+        "{recent:?}"
+    );
 }
 
 /// PostgreSQL's schema administration, Redis' layout, and the services

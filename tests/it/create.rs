@@ -266,6 +266,46 @@ async fn external_voice_bridge() {
     assert_ne!(app.meeting("m").await.unwrap().voice_bridge, "1234567");
 }
 
+/// With `USE_EXTERNAL_VOICE_BRIDGE`, a blank `voiceBridge` counts as none
+/// and BBB's default `99999` is never taken, as in Scalelite.
+#[tokio::test]
+async fn blank_and_default_external_voice_bridges_are_replaced() {
+    let app = TestApp::builder().servers(1).env("USE_EXTERNAL_VOICE_BRIDGE", "true").start().await;
+    for (id, given) in [("blank", "  "), ("default", "99999")] {
+        let reply = app.client().get("create", &[("meetingID", id), ("name", "x"), ("voiceBridge", given)]).await;
+        assert!(reply.is_success(), "{id}: {}", reply.body);
+        let vb = app.meeting(id).await.unwrap().voice_bridge;
+        assert_eq!(vb.len(), 9, "{id}: ours, not {given:?}: {vb:?}");
+        assert!(vb.bytes().all(|b| b.is_ascii_digit()), "{id}: {vb:?}");
+        let call = app.fleet[0].calls_to("create").into_iter().find(|c| c.param("meetingID") == Some(id)).unwrap();
+        assert_eq!(call.param("voiceBridge"), Some(vb.as_str()), "{id}");
+    }
+}
+
+/// Rails' `blank?`: a meeting id or moderator password of white space only
+/// is missing.
+#[tokio::test]
+async fn blank_meeting_ids_and_passwords_count_as_missing() {
+    let app = TestApp::builder().servers(1).start().await;
+    for call in ["create", "join", "end", "getMeetingInfo", "isMeetingRunning"] {
+        let reply = app.client().get(call, &[("meetingID", " \t"), ("name", "x"), ("fullName", "A")]).await;
+        assert_failed(&reply, "missingParamMeetingID");
+    }
+    assert_eq!(app.fleet[0].call_count("create"), 0);
+    assert!(app.store().meetings().await.unwrap().is_empty());
+
+    let reply = app.client().get("create", &[("meetingID", "pw"), ("name", "x"), ("moderatorPW", "   ")]).await;
+    assert!(reply.is_success(), "{}", reply.body);
+    let stored = app.meeting("pw").await.unwrap().moderator_pw;
+    assert_eq!(stored.len(), 8, "a generated password, not the blank one: {stored:?}");
+    assert!(stored.bytes().all(|b| b.is_ascii_alphanumeric()), "{stored:?}");
+    assert_eq!(app.fleet[0].calls_to("create")[0].param("moderatorPW"), Some(stored.as_str()));
+    // A repeated create with a blank password gets the stored one too.
+    let again = app.client().get("create", &[("meetingID", "pw"), ("name", "x"), ("moderatorPW", " ")]).await;
+    assert_eq!(again.message_key().as_deref(), Some("duplicateWarning"), "{}", again.body);
+    assert_eq!(app.fleet[0].calls_to("create")[1].param("moderatorPW"), Some(stored.as_str()));
+}
+
 #[tokio::test]
 async fn post_create_with_presentation_and_form_data() {
     let app = TestApp::builder().servers(1).start().await;

@@ -13,6 +13,27 @@ async fn health_check_writes_and_reads_the_store_and_checks_recordings() {
     app.recording_store().health_check().await.unwrap();
 }
 
+/// `/` runs the health check for GET and HEAD only; any other method gets
+/// Scalelite's HTTP 422 with an empty body (Rails' CSRF refusal), and
+/// `/health_check` itself is GET only.
+#[tokio::test]
+async fn root_refuses_other_methods_like_rails() {
+    use bytes::Bytes;
+    use http::Method;
+    let app = TestApp::start().await;
+    let client = app.client();
+    for method in [Method::POST, Method::PUT, Method::DELETE, Method::PATCH, Method::OPTIONS] {
+        let reply = client.send(method.clone(), "/", Some("application/x-www-form-urlencoded"), Bytes::new()).await;
+        let reply = reply.unwrap();
+        assert_eq!((reply.status, reply.body.as_str()), (422, ""), "{method}");
+        assert_eq!(reply.content_type(), Some("text/html; charset=utf-8"), "{method}");
+    }
+    let head = client.send(Method::HEAD, "/", None, Bytes::new()).await.unwrap();
+    assert_eq!(head.status, 200);
+    let post = client.send(Method::POST, "/health_check", None, Bytes::new()).await.unwrap();
+    assert_eq!(post.message_key().as_deref(), Some("unsupportedRequest"));
+}
+
 /// Outages of Redis and PostgreSQL themselves.
 mod redis_only {
     use super::*;

@@ -144,6 +144,36 @@ async fn panic_clears_meetings_and_disables_even_when_the_server_is_down() {
     assert_eq!(reply.status, 404);
 }
 
+/// `skip_end_calls` (the rake task's third argument) forgets the meetings
+/// without calling the server, which stays unaware and keeps them running.
+#[tokio::test]
+async fn panic_can_skip_the_end_calls() {
+    let app = TestApp::start().await;
+    let client = app.client();
+    for (i, body) in [json!({"skip_end_calls": true}), json!({"server": {"skip_end_calls": "true", "keep_state": "1"}})]
+        .into_iter()
+        .enumerate()
+    {
+        let id = format!("skip-{i}");
+        app.fleet[0].seed_meeting(MeetingSeed::new(&id).passwords("ap", "mp"));
+        app.seed_meeting(&id, "bbb-1", "mp", &format!("20000000{i}")).await;
+        let reply = post(&client, "panicServer", &[("id", "bbb-1")], &body).await;
+        assert_eq!(reply.status, 200, "{body}: {}", reply.body);
+        assert_eq!(app.meeting(&id).await, None, "{body}: forgotten by the balancer");
+        assert!(app.fleet[0].has_meeting(&id), "{body}: still running on the server");
+        assert_eq!(app.fleet[0].call_count("end"), 0, "{body}: no end call");
+    }
+    // The first disabled it, the second kept that state.
+    assert_eq!(app.server("bbb-1").await.unwrap().state.as_deref(), Some("disabled"));
+    // "false" sends the end calls.
+    app.seed_meeting("ended", "bbb-2", "mp", "300000001").await;
+    app.fleet[1].seed_meeting(MeetingSeed::new("ended").passwords("ap", "mp"));
+    let reply = post(&client, "panicServer", &[("id", "bbb-2")], &json!({"skip_end_calls": "false"})).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(app.fleet[1].call_count("end"), 1);
+    assert!(!app.fleet[1].has_meeting("ended"));
+}
+
 #[tokio::test]
 async fn auth_content_type_and_suffix() {
     let app = TestApp::start().await;

@@ -131,7 +131,13 @@ async fn import(ctx: &Ctx, ui: &mut Ui<'_, '_>) -> Outcome {
     let mut outcomes = Vec::new();
     for outcome in &report.outcomes {
         let (status, archive, detail) = match outcome {
-            ArchiveOutcome::Imported(done) => ("imported", &done.archive, done.record_id.clone()),
+            ArchiveOutcome::Imported(done) => {
+                let mut detail = done.record_id.clone();
+                for skip in &done.skipped {
+                    detail.push_str(&format!("; format {} skipped: {}", skip.format, skip.reason));
+                }
+                ("imported", &done.archive, detail)
+            }
             ArchiveOutcome::Quarantined { archive, reason, .. } => ("failed", archive, reason.clone()),
             ArchiveOutcome::Deferred { archive, reason } => ("deferred", archive, reason.clone()),
             ArchiveOutcome::Changed { archive } => ("changing", archive, String::new()),

@@ -21,6 +21,17 @@ pub(crate) async fn health_check(State(state): State<AppState>) -> Response {
     }
 }
 
+/// `/` with any method but GET and HEAD: HTTP 422 with an empty
+/// `text/html` body, as Scalelite answers (its root route runs the health
+/// check for every method, but Rails' CSRF protection refuses a POST, PUT,
+/// DELETE or OPTIONS there before it runs, and Scalelite ships no
+/// `public/422.html`).
+pub(crate) async fn root_refused() -> Response {
+    let mut response = StatusCode::UNPROCESSABLE_ENTITY.into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    response
+}
+
 /// `GET /livez`: `alive` while the process answers requests. It checks
 /// nothing else, so an orchestrator restarts a process that hangs, never
 /// one whose Redis or PostgreSQL is down (a restart would not help).

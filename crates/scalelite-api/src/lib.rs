@@ -24,7 +24,7 @@ mod upstream;
 use std::future::Future;
 
 use axum::Router;
-use axum::routing::{any, get};
+use axum::routing::get;
 use tokio::net::TcpListener;
 use tower::{Layer, ServiceBuilder};
 use tower_http::normalize_path::NormalizePathLayer;
@@ -49,7 +49,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/livez", get(health::livez).fallback(fallback))
         .route("/readyz", get(health::readyz).fallback(fallback))
         .route("/metrics", get(health::metrics).fallback(fallback))
-        .route("/", any(health::health_check))
+        .route("/", get(health::health_check).fallback(health::root_refused))
         .fallback(fallback)
         .layer(
             // Outermost first.

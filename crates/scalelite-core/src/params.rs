@@ -54,10 +54,15 @@ impl Params {
         self.pairs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
-    /// The value of `name` unless it is absent or empty (Rails' `require`
-    /// and `presence`).
+    /// The value of `name` unless it is absent or empty.
     pub fn get_present(&self, name: &str) -> Option<&str> {
         self.get(name).filter(|v| !v.is_empty())
+    }
+
+    /// The value of `name` unless it is absent, empty or only white space
+    /// (Rails' `blank?`, as `params.require` and `presence` test it).
+    pub fn get_nonblank(&self, name: &str) -> Option<&str> {
+        self.get(name).filter(|v| !is_blank(v))
     }
 
     /// Whether `name` is present (possibly empty).
@@ -337,6 +342,8 @@ mod tests {
         assert_eq!(p.get("name"), Some("café bar"));
         assert_eq!(p.get("empty"), Some(""));
         assert_eq!(p.get_present("empty"), None);
+        assert_eq!(Params::parse("b=+%09%E3%80%80&c=+x").get_nonblank("b"), None, "spaces, a tab, U+3000");
+        assert_eq!(Params::parse("c=+x").get_nonblank("c"), Some(" x"));
         assert_eq!(p.get("bare"), Some(""));
         assert_eq!(p.get("*"), Some("star"));
         assert_eq!(p.dedup().encode(), "a=2&name=caf%C3%A9+bar&empty=&bare=&*=star");

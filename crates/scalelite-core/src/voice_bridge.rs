@@ -11,12 +11,13 @@ pub const ATTEMPTS: usize = 10;
 /// SHA-256 of the meeting id (so a re-created meeting tends to get the same
 /// dial-in number, as in Scalelite); the last one is random to escape a
 /// persistent collision. If `external` is given it is tried first
-/// (`USE_EXTERNAL_VOICE_BRIDGE`). Numbers have `len` digits, never start with
-/// 0 and are never `99999`.
+/// (`USE_EXTERNAL_VOICE_BRIDGE`) unless it is blank or BBB's default
+/// `99999`, which Scalelite skips too. Numbers have `len` digits, never
+/// start with 0 and are never `99999`.
 pub fn candidates(meeting_id: &str, len: usize, external: Option<&str>) -> Vec<String> {
     let len = len.clamp(1, 32);
     let mut out = Vec::with_capacity(ATTEMPTS);
-    if let Some(external) = external.filter(|v| !v.is_empty()) {
+    if let Some(external) = external.filter(|v| !crate::params::is_blank(v) && *v != "99999") {
         out.push(external.to_owned());
     }
     let mut counter: u32 = 0;

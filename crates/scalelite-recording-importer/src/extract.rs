@@ -50,6 +50,9 @@ pub(crate) struct Extracted {
     pub record_id: String,
     /// `(format, metadata.xml)` in format name order.
     pub formats: Vec<(String, Vec<u8>)>,
+    /// Format directories without a `metadata.xml`, in name order (they
+    /// cannot be imported; the other formats can).
+    pub missing: Vec<String>,
     /// Bytes of file content written.
     pub bytes: u64,
     /// Files written.
@@ -384,24 +387,25 @@ impl Extraction<'_> {
         Ok(())
     }
 
-    /// Flushes the directories and checks that every format has its
-    /// `metadata.xml`.
+    /// Flushes the directories and sorts the formats into those with and
+    /// those without a `metadata.xml`.
     fn finish(self) -> Result<Extracted, ExtractError> {
         let Some(record_id) = self.record_id else {
             return reject("the archive holds no recording (no <format>/<record_id>/metadata.xml)");
         };
         let mut formats = Vec::with_capacity(self.formats.len());
+        let mut missing = Vec::new();
         for (format, metadata) in self.formats {
-            let Some(metadata) = metadata else {
-                return reject(format!("{format}/{record_id}/metadata.xml is missing"));
-            };
-            formats.push((format, metadata));
+            match metadata {
+                Some(metadata) => formats.push((format, metadata)),
+                None => missing.push(format),
+            }
         }
         // Deepest first, then the root, so every new entry is durable.
         for dir in self.dirs.iter().rev().map(PathBuf::as_path).chain([self.into]) {
             sync_dir(dir).map_err(|e| ExtractError::Io(format!("cannot flush {}: {e}", dir.display())))?;
         }
-        Ok(Extracted { record_id, formats, bytes: self.bytes, files: self.files })
+        Ok(Extracted { record_id, formats, missing, bytes: self.bytes, files: self.files })
     }
 }
 

@@ -5,7 +5,9 @@
 //! 1. Extract into a fresh hidden directory `<work>/.import-<name>-<random>`
 //!    (files and directories flushed). Crash: a leftover directory, removed
 //!    at the next start; the archive is still in the spool.
-//! 2. Parse every `metadata.xml`.
+//! 2. Parse every `metadata.xml`. A format whose `metadata.xml` is missing
+//!    or cannot be used is skipped (logged with its reason); the archive is
+//!    rejected only when no format is left.
 //! 3. One database transaction creates or updates the recording with all
 //!    its formats (an upsert on `record_id`). Crash: the database knows the
 //!    recording, its files are not (all) in place yet; the archive is still
@@ -38,7 +40,7 @@ use tracing::{info, warn};
 
 use crate::Importer;
 use crate::extract::{self, ExtractError};
-use crate::metadata::{parse_metadata, recording_from};
+use crate::metadata::{FormatMetadata, parse_metadata, recording_from};
 use crate::spool::{self, Candidate};
 
 /// Prefix of extraction directories in the work directory.
@@ -58,6 +60,9 @@ pub struct ImportedArchive {
     pub meeting_id: String,
     /// Its formats, in name order.
     pub formats: Vec<String>,
+    /// Formats of the archive that could not be imported, in name order;
+    /// their files were not published.
+    pub skipped: Vec<SkippedFormat>,
     /// Whether its files went to the publish tree (else the unpublish tree).
     pub published: bool,
     /// Bytes of file content extracted.
@@ -66,6 +71,16 @@ pub struct ImportedArchive {
     pub duration: Duration,
     /// Whether a recording-ready callback was queued.
     pub callback_queued: bool,
+}
+
+/// A format of an archive that was not imported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SkippedFormat {
+    /// The format's directory name.
+    pub format: String,
+    /// Why it was skipped.
+    pub reason: String,
 }
 
 /// What happened to one archive.
@@ -229,24 +244,39 @@ impl Importer {
         if !candidate.unchanged().unwrap_or(false) {
             return Err(Failure::Changed);
         }
+        // A format that cannot be imported is skipped (Scalelite 1.8.3); the
+        // archive is rejected only when no format is left.
+        let record_id = &extracted.record_id;
+        let mut skipped: Vec<SkippedFormat> = extracted
+            .missing
+            .iter()
+            .map(|format| SkippedFormat {
+                format: format.clone(),
+                reason: format!("{format}/{record_id}/metadata.xml is missing"),
+            })
+            .collect();
         let mut formats = Vec::with_capacity(extracted.formats.len());
         for (format, xml) in &extracted.formats {
-            let parsed = parse_metadata(xml).map_err(|e| Failure::Reject(format!("{format}: {e}")))?;
-            if parsed.record_id != extracted.record_id {
-                return Err(Failure::Reject(format!(
-                    "{format}/{}/metadata.xml describes recording {}",
-                    extracted.record_id, parsed.record_id
-                )));
+            match check_format(format, xml, record_id) {
+                Ok(parsed) => formats.push(parsed),
+                Err(reason) => skipped.push(SkippedFormat { format: format.clone(), reason }),
             }
-            if &parsed.format.format != format {
-                return Err(Failure::Reject(format!(
-                    "{format}/{}/metadata.xml describes format {:?}",
-                    extracted.record_id, parsed.format.format
-                )));
-            }
-            formats.push(parsed);
+        }
+        skipped.sort_by(|a, b| a.format.cmp(&b.format));
+        if formats.is_empty() {
+            let reasons: Vec<&str> = skipped.iter().map(|s| s.reason.as_str()).collect();
+            return Err(Failure::Reject(reasons.join("; ")));
         }
         let import = recording_from(formats).map_err(|e| Failure::Reject(e.0))?;
+        for skip in &skipped {
+            warn!(
+                archive = %candidate.name,
+                record_id = %import.record_id,
+                format = %skip.format,
+                reason = %skip.reason,
+                "recording format skipped; the other formats are imported"
+            );
+        }
         if cancel.load(Ordering::Relaxed) {
             return Err(Failure::Cancelled);
         }
@@ -282,16 +312,22 @@ impl Importer {
             record_id: import.record_id.clone(),
             meeting_id: import.meeting_id.clone(),
             formats: import.formats.iter().map(|f| f.format.clone()).collect(),
+            skipped,
             published: stored.published,
             bytes: extracted.bytes,
             duration: started.elapsed(),
             callback_queued,
         };
+        let mut notes: Vec<String> =
+            imported.skipped.iter().map(|s| format!("format {} skipped: {}", s.format, s.reason)).collect();
+        if !removed {
+            notes.push("the archive could not be deleted from the spool".into());
+        }
         let entry = ImportLogEntry {
             filename: archive,
             record_id: Some(imported.record_id.clone()),
             status: "imported".into(),
-            reason: if removed { None } else { Some("the archive could not be deleted from the spool".into()) },
+            reason: (!notes.is_empty()).then(|| notes.join("; ")),
             size_bytes: Some(candidate.size as i64),
             formats: Some(imported.formats.len() as i32),
             finished_ms: 0,
@@ -404,6 +440,19 @@ impl Importer {
         }
         ArchiveOutcome::Quarantined { archive, reason, moved_to }
     }
+}
+
+/// Parses one format's `metadata.xml` and checks that it describes this
+/// recording and this format.
+fn check_format(format: &str, xml: &[u8], record_id: &str) -> Result<FormatMetadata, String> {
+    let parsed = parse_metadata(xml).map_err(|e| format!("{format}: {e}"))?;
+    if parsed.record_id != record_id {
+        return Err(format!("{format}/{record_id}/metadata.xml describes recording {}", parsed.record_id));
+    }
+    if parsed.format.format != format {
+        return Err(format!("{format}/{record_id}/metadata.xml describes format {:?}", parsed.format.format));
+    }
+    Ok(parsed)
 }
 
 /// Moves every extracted format into its tree.

@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 pub use crate::callback::{CallbackSecrets, DeliveryReport, LoadBalancerSecrets, TenantSecrets};
-pub use crate::import::{ArchiveOutcome, ImportedArchive};
+pub use crate::import::{ArchiveOutcome, ImportedArchive, SkippedFormat};
 pub use crate::settings::{Backoff, CallbackSettings, Settings};
 
 use crate::callback::Deliverer;
@@ -33,8 +33,9 @@ use crate::spool::{Candidate, Settle, SpoolLock};
 /// Extracts the spool archive `archive` into the empty directory `into`
 /// with every check and limit of an import (`max_metadata`: the largest
 /// `metadata.xml`), but imports nothing. Returns each format's name and
-/// `metadata.xml` (in name order), or why the archive would be quarantined
-/// or kept. For the fuzz targets (`fuzz/`).
+/// `metadata.xml` (in name order; a format directory without one is left
+/// out), or why the archive would be quarantined or kept. For the fuzz
+/// targets (`fuzz/`).
 pub fn extract_archive(archive: &Path, into: &Path, max_metadata: u64) -> Result<Vec<(String, Vec<u8>)>, String> {
     match extract::extract(archive, into, max_metadata, &AtomicBool::new(false)) {
         Ok(extracted) => Ok(extracted.formats),

@@ -4,8 +4,9 @@
 //!
 //! Where Scalelite would fail a format (no `meta/meetingId`, no
 //! `playback/link`, a state outside Rails' validation), parsing fails with
-//! a reason; the importer then quarantines the whole archive instead of
-//! importing the other formats and deleting the broken one's files.
+//! a reason; the importer then skips that format and imports the others,
+//! as Scalelite 1.8.3 does (an archive with no usable format is
+//! quarantined).
 
 use scalelite_core::xml::{self, Element, Node};
 use scalelite_store::recordings::{ImportedFormat, ImportedThumbnail, RecordingImport};

@@ -203,3 +203,73 @@ async fn metadata_nested_half_a_million_deep_is_quarantined_and_the_importer_goe
     let quarantine: Vec<String> = rig.files().into_iter().filter(|f| f.starts_with("spool/")).collect();
     assert_eq!(quarantine, ["spool/failed/deep.tar", "spool/failed/deep.tar.reason"]);
 }
+
+/// Scalelite 1.8.3: a format that cannot be imported no longer costs the
+/// others. Its reason is logged, the good formats are listed and played,
+/// and the archive leaves the spool.
+#[tokio::test]
+async fn a_broken_format_is_skipped_and_the_others_are_imported() {
+    let rig = Rig::start().await;
+    let rec = RecordingArchive::new("room-partial", "Partial").formats(&[
+        Format::Presentation,
+        Format::Video,
+        Format::Podcast,
+        Format::Notes,
+    ]);
+    let id = rec.record_id.clone();
+    // video: a metadata.xml without <meta>; podcast: none at all.
+    let broken = format!("<recording><id>{id}</id></recording>");
+    let tar = rec
+        .members()
+        .into_iter()
+        .filter(|(path, _)| !path.starts_with("podcast/") || !path.ends_with("/metadata.xml"))
+        .fold(RawTar::new(), |tar, (path, content)| {
+            if path == format!("video/{id}/metadata.xml") {
+                tar.file(&path, broken.as_bytes())
+            } else {
+                tar.file(&path, &content)
+            }
+        })
+        .finish();
+    drop_bytes(&rig.dirs.spool(), &rec.file_name(), &tar);
+
+    let report = rig.importer(&[]).import_pending_once().await.unwrap();
+    assert_eq!((report.imported(), report.quarantined()), (1, 0), "{report:#?}");
+    let Some(ArchiveOutcome::Imported(imported)) = report.outcomes.first() else { panic!("{report:#?}") };
+    let skipped: Vec<(&str, &str)> = imported.skipped.iter().map(|s| (s.format.as_str(), s.reason.as_str())).collect();
+    assert_eq!(
+        skipped,
+        [
+            ("podcast", format!("podcast/{id}/metadata.xml is missing").as_str()),
+            ("video", "video: metadata.xml: no <meta>"),
+        ]
+    );
+
+    let recording = rig.recording(&id).await.expect("the recording is listed");
+    let formats: Vec<&str> = recording.formats.iter().map(|f| f.format.as_str()).collect();
+    assert_eq!(formats, ["notes", "presentation"]);
+    assert!(recording.published);
+    let published = rig.dirs.published();
+    for format in ["presentation", "notes"] {
+        assert!(published.join(format).join(&id).join("metadata.xml").is_file(), "{format} is published");
+    }
+    for format in ["video", "podcast"] {
+        assert!(!published.join(format).join(&id).exists(), "{format} is not published");
+    }
+    assert!(!rig.in_spool(&rec.file_name()), "the archive left the spool");
+    assert!(!rig.dirs.spool().join("failed").exists(), "nothing was quarantined");
+    let log = rig.import_log().await;
+    let entry = log.iter().find(|e| e.filename == rec.file_name()).unwrap();
+    assert_eq!(entry.status, "imported");
+    assert_eq!(entry.formats, Some(2));
+    assert_eq!(
+        entry.reason.as_deref(),
+        Some(
+            format!(
+                "format podcast skipped: podcast/{id}/metadata.xml is missing; \
+                 format video skipped: video: metadata.xml: no <meta>"
+            )
+            .as_str()
+        )
+    );
+}

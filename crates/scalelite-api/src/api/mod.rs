@@ -131,7 +131,8 @@ pub(crate) fn call_label(route: &str) -> Option<&'static str> {
 /// an id holding a literal U+FFFD (`%EF%BF%BD`) cannot be told apart from
 /// one and is refused too.
 pub(crate) fn meeting_id(request: &ApiRequest) -> Result<MeetingId, BbbError> {
-    let id = request.param("meetingID").ok_or(BbbError::MissingParamMeetingId)?;
+    // Rails' `params.require`: a blank id (white space only) is missing.
+    let id = request.params.get_nonblank("meetingID").ok_or(BbbError::MissingParamMeetingId)?;
     if id.contains(char::REPLACEMENT_CHARACTER) {
         return Err(BbbError::InvalidMeetingId);
     }

@@ -137,15 +137,19 @@ pub(crate) async fn delete_server(State(state): State<AppState>, request: Reques
     }
 }
 
-/// Clears `id`'s meetings (sending `end` for each; failures do not stop the
-/// panic) and disables it unless `keep_state` is true (top level, as
-/// Scalelite reads it, or inside `server`, as its docs show it).
+/// Clears `id`'s meetings (sending `end` for each unless `skip_end_calls`
+/// is true; failures do not stop the panic) and disables it unless
+/// `keep_state` is true. Both flags are read at the top level (where
+/// Scalelite reads `keep_state`) or inside `server` (as its docs show it);
+/// `skip_end_calls` is the rake task's third argument, which Scalelite's
+/// `panicServer` does not take.
 pub(crate) async fn panic_server(State(state): State<AppState>, request: Request<Body>) -> Response {
     let request = read!(state, "panicServer", request);
     let id = request.param("id").unwrap_or_default();
-    let keep_state =
-        truthy(request.param("keep_state")) || request.wrapped("server").is_some_and(|s| truthy(s.get("keep_state")));
-    match state.fleet.panic_server(&ServerId::new(id.clone()), keep_state, false).await {
+    let server = request.wrapped("server");
+    let flag = |name: &str| truthy(request.param(name)) || server.as_ref().is_some_and(|s| truthy(s.get(name)));
+    let (keep_state, skip_end_calls) = (flag("keep_state"), flag("skip_end_calls"));
+    match state.fleet.panic_server(&ServerId::new(id.clone()), keep_state, skip_end_calls).await {
         Ok(cleared) => {
             for failure in cleared.iter().filter(|c| c.end_error.is_some()) {
                 warn!(meeting.id = %failure.id, server.id = %id, error = ?failure.end_error, "panic: end call failed");

@@ -66,12 +66,12 @@ async fn find_or_place(
     params: &Params,
 ) -> Result<(Meeting, Server, bool), ApiError> {
     let config = &state.config;
-    let external = config.use_external_voice_bridge.then(|| params.get_present("voiceBridge")).flatten();
+    let external = config.use_external_voice_bridge.then(|| params.get_nonblank("voiceBridge")).flatten();
     let request = PlacementRequest {
         meeting_id: id.clone(),
         tenant_id: tenant.cloned(),
         tags: spec.clone(),
-        moderator_pw: params.get_present("moderatorPW").map_or_else(|| random_alphanumeric(8), str::to_owned),
+        moderator_pw: params.get_nonblank("moderatorPW").map_or_else(|| random_alphanumeric(8), str::to_owned),
         voice_bridges: candidates(id.as_str(), config.voice_bridge_len, external),
         ttl: config.meeting_ttl,
         reserve_users: config.load.min_user_count,

@@ -66,7 +66,7 @@ pub(super) async fn rewrite(
     // without one: racing creates of one meeting may reach BBB in any order,
     // and BBB only answers duplicateWarning (not idNotUnique) to a repeat
     // whose password matches. A client's own password is passed through.
-    if placed || params.get_present("moderatorPW").is_none() {
+    if placed || params.get_nonblank("moderatorPW").is_none() {
         params.set("moderatorPW", meeting.moderator_pw.clone());
     }
     params.set("voiceBridge", meeting.voice_bridge.clone());
