@@ -5,11 +5,11 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use scalelite_core::selection::{Candidate, Selection, select};
 use scalelite_core::{MeetingId, ServerId, TenantId};
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 
+use super::placement;
 use super::servers::{read_server, server_of};
 use super::{SqliteStore, expiry, now_ms, sq};
 use crate::model::{JoinRoute, Meeting, MeetingRecord, MeetingRoute, Placement, PlacementRequest};
@@ -86,25 +86,9 @@ impl MeetingStore for SqliteStore {
             return Ok(Placement::Existing(route));
         }
 
-        // The pool in `ZRANGE server_load` order: load, then id.
-        let pool: Vec<(String, f64, Option<String>)> =
-            sqlx::query_as("SELECT id, load, tag FROM servers WHERE load IS NOT NULL ORDER BY load, id")
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(sq)?;
-        let candidates: Vec<Candidate<'_>> = pool
-            .iter()
-            .map(|(id, load, tag)| Candidate {
-                id,
-                load: *load,
-                tag: tag.as_deref().filter(|t| !t.is_empty()),
-                exists: true,
-            })
-            .collect();
-        let chosen = match select(&candidates, &request.tags) {
-            Selection::Chosen(index) => candidates[index].id.to_owned(),
-            Selection::NoServer => return Ok(Placement::NoServer),
-            Selection::TagUnavailable => return Ok(Placement::TagUnavailable),
+        let chosen = match placement::choose(&mut tx, &request.tags).await.map_err(sq)? {
+            Ok(id) => id,
+            Err(answer) => return Ok(answer),
         };
 
         // Voice bridge: the first candidate that is free or already ours.
