@@ -35,10 +35,11 @@ end
 -- the walk stops as soon as the answer is decided: without tags at the first
 -- untagged server with a hash; with tags at the first server with a hash
 -- carrying the first tag, else at the end of the group of equal load in
--- which the first one carrying any was found (a later member of that load
--- may carry an earlier tag). So a create reads the members up to its
--- answer: the whole pool only when no server qualifies (see "Placement at
+-- which the first one with a hash carrying any was found (a later member of
+-- that load may carry an earlier tag). So a create reads the members ranked
+-- before its answer, the whole pool when none qualifies (see "Placement at
 -- fleet scale" in docs/ARCHITECTURE.md).
+
 -- position[tag] = where the tag is first named (nil: no tags were given).
 local position = nil
 if ARGV[4] ~= '' then
