@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use crate::support::{self, Fixture, assert_placements_follow_the_reference, contract, placement_request};
+use crate::support::{
+    self, Fixture, assert_placements_follow_the_reference, contract, placement_pools, placement_request,
+};
 use std::time::Duration;
 
 use scalelite_core::{MeetingId, Secret, ServerId, TenantId};
@@ -363,21 +365,12 @@ async fn placement_respects_tenants_and_voice_bridges(store: Arc<dyn Store>) {
 }
 
 async fn placement_agrees_with_the_reference_selection(store: Arc<dyn Store>) {
-    let tags = [None, Some("gpu"), Some("eu")];
-    let mut seed: u64 = 0x5eed;
-    let mut next = |n: u64| {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (seed >> 33) % n
-    };
-    for round in 0..8 {
+    for (round, mut pool) in placement_pools(false).into_iter().enumerate() {
         for server in store.servers().await.unwrap() {
             store.delete_server(&server.id).await.unwrap();
         }
-        let count = 1 + next(7) as usize;
-        let mut pool: Vec<(String, f64, Option<&str>)> =
-            (0..count).map(|i| (format!("r{round}s{i}"), next(4) as f64 * 5.0, tags[next(3) as usize])).collect();
-        for (id, load, tag) in &pool {
-            online_server(&*store, id, *tag, None, *load).await;
+        for server in &pool {
+            online_server(&*store, &server.id, server.tag, None, server.load).await;
         }
         assert_placements_follow_the_reference(&*store, &mut pool, round).await;
     }

@@ -173,21 +173,113 @@ pub fn placement_request(id: &str) -> PlacementRequest {
     }
 }
 
-/// The tag specs a placement is tried with against a random pool.
-pub const TAG_SPECS: [&str; 10] = ["", "gpu", "gpu!", "eu;gpu", "gpu;eu!", "none", "none!", "zz", "zz!", "!"];
+/// The tag specs a placement is tried with against each generated pool:
+/// none, one, several (in both orders, with `none`, repeated), required and
+/// optional, tags no server carries, a lone `!`.
+pub const TAG_SPECS: [&str; 18] = [
+    "",
+    "gpu",
+    "gpu!",
+    "eu;gpu",
+    "gpu;eu",
+    "gpu;eu!",
+    "none",
+    "none!",
+    "zz",
+    "zz!",
+    "!",
+    "eu;none",
+    "none;gpu",
+    "zz;eu!",
+    "eu;gpu;none",
+    "gpu;gpu",
+    "zz;none!",
+    "eu",
+];
+
+/// One server of a generated placement pool.
+#[derive(Clone, Debug)]
+pub struct PoolServer {
+    /// Server id; pools order ties by it, as `ZRANGE` does.
+    pub id: String,
+    /// Its score in the pool.
+    pub load: f64,
+    /// Its tag (`none` is a tag a server may carry, too).
+    pub tag: Option<&'static str>,
+    /// Whether its record (`server:<id>`) exists: only Redis can hold a
+    /// pool member without one (whose tag is then `None`).
+    pub exists: bool,
+}
+
+/// Placement pools to compare a store's choice with the reference on: the
+/// empty pool; random pools, small and larger than the Redis script's first
+/// two windows (4 and 16 members), with few distinct loads (many ties); and
+/// pools where stopping the walk early gives a wrong answer: the eligible
+/// servers after 350 others, a group of equal load spanning windows whose
+/// earlier-named tag comes last, a tagged-only pool. With
+/// `missing_records`, some members have no record (and so no tag), in one
+/// pool the first 18.
+pub fn placement_pools(missing_records: bool) -> Vec<Vec<PoolServer>> {
+    const TAGS: [Option<&str>; 5] = [None, None, Some("gpu"), Some("eu"), Some("none")];
+    let mut seed: u64 = 0x5eed;
+    let mut next = move |n: u64| {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    let server =
+        |i: usize, load: f64, tag: Option<&'static str>| PoolServer { id: format!("s{i:03}"), load, tag, exists: true };
+    let mut pools = vec![Vec::new()];
+    for round in 0..24 {
+        let count = if round % 2 == 0 { 1 + next(7) as usize } else { 17 + next(60) as usize };
+        let loads = 1 + next(if round % 3 == 0 { 2 } else { 6 });
+        let pool = (0..count)
+            .map(|i| {
+                let mut s = server(i, next(loads) as f64 * 2.5, TAGS[next(TAGS.len() as u64) as usize]);
+                if missing_records && next(5) == 0 {
+                    // Without a record a member has no tag either.
+                    (s.exists, s.tag) = (false, None);
+                }
+                s
+            })
+            .collect();
+        pools.push(pool);
+    }
+    // The only untagged, `gpu` and `eu` servers come after 350 others
+    // (beyond the script's first four windows).
+    let mut late: Vec<_> = (0..350).map(|i| server(i, 1.0 + (i / 3) as f64, Some("x"))).collect();
+    late.extend([server(350, 900.0, Some("eu")), server(351, 950.0, None), server(352, 990.0, Some("gpu"))]);
+    pools.push(late);
+    // One load shared by 40 servers: `eu` first, `gpu` last, untagged between.
+    let mut tie: Vec<_> = (0..40).map(|i| server(i, 5.0, Some("eu"))).collect();
+    tie[30].tag = None;
+    tie[39].tag = Some("gpu");
+    tie.push(server(40, 1.0, Some("x")));
+    tie.push(server(41, 6.0, Some("gpu")));
+    pools.push(tie);
+    // Tagged servers only.
+    pools.push((0..30).map(|i| server(i, (i % 4) as f64, Some(if i % 2 == 0 { "gpu" } else { "eu" }))).collect());
+    if missing_records {
+        // The first 18 members have no record; untagged, then `gpu` servers follow.
+        let tag = |i: usize| if i < 25 { None } else { Some("gpu") };
+        pools.push((0..30).map(|i| PoolServer { exists: i >= 18, ..server(i, i as f64, tag(i)) }).collect());
+        // Every member matching `none` lacks a record.
+        pools.push(vec![
+            PoolServer { exists: false, ..server(0, 0.0, None) },
+            server(1, 1.0, Some("gpu")),
+            server(2, 2.0, Some("eu")),
+        ]);
+    }
+    pools
+}
 
 /// Places one meeting per [`TAG_SPECS`] entry on `store`, whose placement
-/// pool is `pool` (id, load, tag), and asserts each lands where
+/// pool is `pool`, and asserts each lands where
 /// `scalelite_core::selection::select` (the reference) says.
-pub async fn assert_placements_follow_the_reference(
-    store: &dyn Store,
-    pool: &mut [(String, f64, Option<&str>)],
-    round: usize,
-) {
+pub async fn assert_placements_follow_the_reference(store: &dyn Store, pool: &mut [PoolServer], round: usize) {
     // ZRANGE order: load ascending, ties by member.
-    pool.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    pool.sort_by(|a, b| a.load.total_cmp(&b.load).then_with(|| a.id.cmp(&b.id)));
     let candidates: Vec<Candidate<'_>> =
-        pool.iter().map(|(id, load, tag)| Candidate { id, load: *load, tag: *tag, exists: true }).collect();
+        pool.iter().map(|s| Candidate { id: &s.id, load: s.load, tag: s.tag, exists: s.exists }).collect();
     for (n, spec) in TAG_SPECS.iter().enumerate() {
         let tag_spec = TagSpec::parse(Some(spec));
         let expected = match select(&candidates, &tag_spec) {
@@ -204,7 +296,7 @@ pub async fn assert_placements_follow_the_reference(
             Placement::TagUnavailable => Some("tag-unavailable".to_owned()),
             other => panic!("unexpected {other:?}"),
         };
-        assert_eq!(got, expected, "pool {pool:?}, spec {spec:?}");
+        assert_eq!(got, expected, "round {round}, spec {spec:?}, pool {pool:?}");
     }
 }
 

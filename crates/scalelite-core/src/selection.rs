@@ -1,10 +1,11 @@
 //! Server selection for new meetings (Scalelite's `find_available`) and the
 //! `meta_server-tag` syntax.
 //!
-//! The Redis store runs the same algorithm inside a Lua script so that
-//! selection and load reservation happen in one atomic step; this module is
-//! the reference implementation (used by the embedded store and by tests
-//! that check the two agree).
+//! [`select`] is the reference: it reads the whole pool. The stores reach
+//! the same choice without doing so (the Redis script walks `server_load`
+//! in load order only as far as the answer needs, the embedded store probes
+//! an index per tag), in the same atomic step as the load reservation;
+//! the store contract tests compare both with [`select`].
 
 /// The parsed `meta_server-tag` value: `tag1;tag2` lists tags in preference
 /// order, a trailing `!` makes them required, `none` means untagged servers.

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::support::{assert_placements_follow_the_reference, placement_request};
+use crate::support::{assert_placements_follow_the_reference, placement_pools, placement_request};
 use scalelite_core::{MeetingId, ServerId};
 use scalelite_store::{JoinRoute, MeetingStore, Placement, RedisStore, ServerState, ServerStore};
 use scalelite_tests::seed::{SeedServer, seed_meeting, seed_server};
@@ -115,25 +115,23 @@ async fn namespace_is_honoured() {
     assert_eq!(RedisStore::open(&redis.url(), "other_ns").unwrap().servers().await.unwrap().len(), 1);
 }
 
+/// The placement script against the reference on Ruby's records, pool
+/// members without a `server:<id>` hash included.
 #[tokio::test]
 async fn placement_script_agrees_with_the_reference_selection() {
     let redis = TestRedis::start().await;
     let store = RedisStore::open(&redis.url(), NS).unwrap();
-    let tags = [None, Some("gpu"), Some("eu")];
-    let mut seed: u64 = 0x5eed;
-    let mut next = |n: u64| {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (seed >> 33) % n
-    };
-    for round in 0..40 {
+    for (round, mut pool) in placement_pools(true).into_iter().enumerate() {
         redis.cmd(&["FLUSHDB"]).await;
-        let count = 1 + next(7) as usize;
-        let mut pool: Vec<(String, f64, Option<&str>)> =
-            (0..count).map(|i| (format!("s{i}"), next(4) as f64 * 5.0, tags[next(3) as usize])).collect();
-        for (id, load, tag) in &pool {
+        for server in &pool {
+            if !server.exists {
+                redis.cmd(&["ZADD", "scalelite:server_load", &format!("{:?}", server.load), &server.id]).await;
+                continue;
+            }
             let mut record =
-                SeedServer::enabled(id.clone(), format!("https://{id}/bigbluebutton/api"), "x").load(Some(*load));
-            if let Some(tag) = tag {
+                SeedServer::enabled(server.id.clone(), format!("https://{}/bigbluebutton/api", server.id), "x")
+                    .load(Some(server.load));
+            if let Some(tag) = server.tag {
                 record = record.tag(tag);
             }
             seed_server(&redis, NS, &record).await;

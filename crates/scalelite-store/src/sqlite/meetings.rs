@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension as _, params};
-use scalelite_core::selection::{Candidate, Selection, select};
 use scalelite_core::{MeetingId, ServerId, TenantId};
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 
+use super::placement;
 use super::servers::{read_server, read_server_lite, server_of_lite};
 use super::thread::lite;
 use super::{SqliteStore, expiry, now_ms, sq};
@@ -189,26 +189,9 @@ fn place_meeting(conn: &Connection, request: &PlacementRequest, now: i64) -> Res
         return Ok(Placement::Existing(route));
     }
 
-    // The pool in `ZRANGE server_load` order: load, then id.
-    let pool: Vec<(String, f64, Option<String>)> = conn
-        .prepare_cached("SELECT id, load, tag FROM servers WHERE load IS NOT NULL ORDER BY load, id")
-        .and_then(|mut select| {
-            select.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?.collect::<Result<_, _>>()
-        })
-        .map_err(lite)?;
-    let candidates: Vec<Candidate<'_>> = pool
-        .iter()
-        .map(|(id, load, tag)| Candidate {
-            id,
-            load: *load,
-            tag: tag.as_deref().filter(|t| !t.is_empty()),
-            exists: true,
-        })
-        .collect();
-    let chosen = match select(&candidates, &request.tags) {
-        Selection::Chosen(index) => candidates[index].id.to_owned(),
-        Selection::NoServer => return Ok(Placement::NoServer),
-        Selection::TagUnavailable => return Ok(Placement::TagUnavailable),
+    let chosen = match placement::choose(conn, &request.tags).map_err(lite)? {
+        Ok(id) => id,
+        Err(answer) => return Ok(answer),
     };
 
     // Voice bridge: the first candidate that is free or already ours.

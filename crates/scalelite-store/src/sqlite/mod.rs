@@ -14,11 +14,11 @@
 //! sqlx round trip per statement, and one commit per group of queued
 //! operations.
 //!
-//! One submodule per part of [`Store`]: `meetings`, `servers` (with the
-//! state and poll bookkeeping of a server row), `poller` (poll saves, prune
-//! and leases), `tenants`, `keys` (the short-lived keys) and `recordings`
-//! ([`crate::RecordingStore`]); this module opens the database and holds
-//! its schema.
+//! One submodule per part of [`Store`]: `meetings` (with `placement`, the
+//! server selection), `servers` (with the state and poll bookkeeping of a
+//! server row), `poller` (poll saves, prune and leases), `tenants`, `keys`
+//! (the short-lived keys) and `recordings` ([`crate::RecordingStore`]);
+//! this module opens the database and holds its schema.
 //!
 //! # Schema
 //!
@@ -57,7 +57,10 @@
 //! (`recordings`, `metadata`, `playback_formats`, `thumbnails`,
 //! `callback_data`, `recording_imports`, `recording_ready_deliveries`), the
 //! columns of Scalelite's PostgreSQL schema with times as epoch milliseconds
-//! (see the `recordings` submodule).
+//! (see the `recordings` submodule). Version 3 adds `servers_pool_by_tag`,
+//! the pool by tag, load and id, from which a placement reads the least
+//! loaded server of each wanted tag instead of the whole pool (see the
+//! `placement` submodule).
 
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
@@ -81,7 +84,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const READERS: u32 = 4;
 
 /// The schema, one entry per version (`PRAGMA user_version` = entries applied).
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, recordings::SCHEMA];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, recordings::SCHEMA, placement::SCHEMA];
 
 /// Servers, meetings, leases, short-lived keys and tenants.
 const SCHEMA_V1: &str = "
@@ -190,6 +193,7 @@ macro_rules! live {
 
 mod keys;
 mod meetings;
+mod placement;
 mod poller;
 mod recordings;
 mod servers;

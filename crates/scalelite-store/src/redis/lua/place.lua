@@ -24,58 +24,110 @@ if #mflat > 0 then
   return {'existing', route[1], route[2], route[3]}
 end
 
--- Selection (scalelite_core::selection::select is the reference).
-local flat = redis.call('ZRANGE', key('server_load'), 0, -1, 'WITHSCORES')
-if #flat == 0 then
-  return {'noserver'}
-end
-local pool = {}
-for i = 1, #flat, 2 do
-  local sid = flat[i]
-  local info = redis.call('HMGET', key('server:' .. sid), 'url', 'tag')
-  local tag = info[2]
-  if tag == false or tag == '' then
-    tag = nil
+-- Selection (scalelite_core::selection::select is the reference): the first
+-- server with a hash among the candidates. With tags the candidates are the
+-- servers carrying one of them, by load, then the tag's position in the
+-- list, then id; if no server carries any (hash or not), or without tags,
+-- the untagged servers by load and id (with required tags: none, and
+-- 'tagunavailable').
+-- server_load is walked in its order (load, then id) in rank windows of 4,
+-- 16, 64, ... members, reading only the hashes of the members walked, and
+-- the walk stops as soon as the answer is decided: without tags at the first
+-- untagged server with a hash; with tags at the first server with a hash
+-- carrying the first tag, else at the end of the group of equal load in
+-- which the first one with a hash carrying any was found (a later member of
+-- that load may carry an earlier tag). So a create reads the members ranked
+-- before its answer, the whole pool when none qualifies (see "Placement at
+-- fleet scale" in docs/ARCHITECTURE.md).
+
+-- position[tag] = where the tag is first named (nil: no tags were given).
+local position = nil
+if ARGV[4] ~= '' then
+  position = {}
+  local n = 0
+  for wanted in string.gmatch(ARGV[4] .. ';', '([^;]*);') do
+    n = n + 1
+    if position[wanted] == nil then
+      position[wanted] = n
+    end
   end
-  pool[#pool + 1] = {id = sid, load = tonumber(flat[i + 1]), tag = tag, exists = info[1] ~= false}
 end
 
-local ordered = {}
-local tags = ARGV[4]
-if tags ~= '' then
-  for wanted in string.gmatch(tags .. ';', '([^;]*);') do
-    for _, s in ipairs(pool) do
-      if (s.tag or 'none') == wanted then
-        ordered[#ordered + 1] = s
+local loadkey = key('server_load')
+local empty = true
+local matched = false -- a server carries a wanted tag (whether it has a hash or not)
+local best, best_load, best_pos = nil, nil, nil
+local untagged = nil -- the first untagged server with a hash
+
+-- Whether server:<id> exists (its url is always set), asked only of a
+-- server that would be chosen (most members walked are told apart by their
+-- tag); its hash is kept for the reply.
+local hashes = {}
+local function exists(sid)
+  local flat = redis.call('HGETALL', key('server:' .. sid))
+  hashes[sid] = flat
+  return to_table(flat)['url'] ~= nil
+end
+
+local function walk()
+  -- Without tags the first untagged server decides: no loads needed.
+  local step = position == nil and 1 or 2
+  local first, size = 0, 4
+  while true do
+    local flat
+    if step == 1 then
+      flat = redis.call('ZRANGE', loadkey, first, first + size - 1)
+    else
+      flat = redis.call('ZRANGE', loadkey, first, first + size - 1, 'WITHSCORES')
+    end
+    for i = 1, #flat, step do
+      if best ~= nil and tonumber(flat[i + 1]) > best_load then
+        return
+      end
+      local sid = flat[i]
+      empty = false
+      local tag = redis.call('HGET', key('server:' .. sid), 'tag')
+      if tag == false or tag == '' then
+        tag = nil
+      end
+      if position == nil then
+        if tag == nil and exists(sid) then
+          untagged = sid
+          return
+        end
+      else
+        local pos = position[tag or 'none']
+        if pos ~= nil then
+          matched = true
+          if (best == nil or pos < best_pos) and exists(sid) then
+            best, best_load, best_pos = sid, tonumber(flat[i + 1]), pos
+            if pos == 1 then
+              return
+            end
+          end
+        elseif untagged == nil and tag == nil and exists(sid) then
+          untagged = sid
+        end
       end
     end
-  end
-  for pos, s in ipairs(ordered) do
-    s.pos = pos
-  end
-  table.sort(ordered, function(a, b)
-    if a.load ~= b.load then
-      return a.load < b.load
+    if #flat < step * size then
+      return
     end
-    return a.pos < b.pos
-  end)
+    first = first + size
+    size = size * 4
+  end
 end
-if #ordered == 0 then
+walk()
+
+if empty then
+  return {'noserver'}
+end
+local chosen = best
+if chosen == nil and not matched then
   if ARGV[5] == '1' then
     return {'tagunavailable'}
   end
-  for _, s in ipairs(pool) do
-    if s.tag == nil then
-      ordered[#ordered + 1] = s
-    end
-  end
-end
-local chosen = nil
-for _, s in ipairs(ordered) do
-  if s.exists then
-    chosen = s.id
-    break
-  end
+  chosen = untagged
 end
 if chosen == nil then
   return {'noserver'}
@@ -103,10 +155,11 @@ redis.call('HSET', mkey, 'server_id', chosen, 'moderator_pw', ARGV[6], 'voice_br
 redis.call('EXPIRE', mkey, ARGV[7])
 redis.call('SADD', key('meetings'), id)
 
-local sflat = redis.call('HGETALL', key('server:' .. chosen))
-local server = to_table(sflat)
-local reserve = tonumber(ARGV[8]) * multiplier(server)
+local sflat = hashes[chosen]
+local reserve = tonumber(ARGV[8]) * multiplier(to_table(sflat))
 if reserve > 0 then
   redis.call('ZADD', key('server_load'), 'XX', 'INCR', tostring(reserve), chosen)
 end
-return {'placed', redis.call('HGETALL', mkey), sflat, redis.call('SISMEMBER', key('server_enabled'), chosen)}
+-- The meeting hash is new: exactly the fields just written.
+local mfields = {'server_id', chosen, 'moderator_pw', ARGV[6], 'voice_bridge', vb, 'tenant_id', tenant}
+return {'placed', mfields, sflat, redis.call('SISMEMBER', key('server_enabled'), chosen)}
