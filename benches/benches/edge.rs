@@ -126,9 +126,7 @@ impl Api {
     }
 
     fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
+        scalelite_benches::log_tail(&self.log)
     }
 }
 

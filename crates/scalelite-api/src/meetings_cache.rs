@@ -290,13 +290,21 @@ impl MeetingsCache {
 
     /// Applies a change the balancer just made to the copy (and to the
     /// refresh in flight, when it finishes).
+    ///
+    /// A copy too old to be served again (`2 × TTL`) is dropped instead of
+    /// changed: without getMeetings calls nothing refreshes it, and a
+    /// stream of creates would otherwise grow it without bound.
     pub(crate) fn record(&self, change: Change) {
         let at = Instant::now();
         let mut inner = self.lock();
         if let Some(copy) = &inner.copy {
-            let mut changed = copy.shallow_clone();
-            if changed.apply(&change, None) {
-                inner.copy = Some(Arc::new(changed));
+            if at.saturating_duration_since(copy.finished) >= self.ttl.saturating_mul(2) {
+                inner.copy = None;
+            } else {
+                let mut changed = copy.shallow_clone();
+                if changed.apply(&change, None) {
+                    inner.copy = Some(Arc::new(changed));
+                }
             }
         }
         if inner.refresh.is_some() {

@@ -139,3 +139,21 @@ fn a_created_meeting_is_listed_in_bbb_webs_order() {
         element.child("metadata").unwrap().elements().map(|e| (e.name.clone(), e.text())).collect();
     assert_eq!(metadata, [("a".to_owned(), "1".to_owned()), ("b".to_owned(), "2".to_owned())]);
 }
+
+#[test]
+fn creates_do_not_grow_a_copy_that_will_never_be_served_again() {
+    let cache = super::MeetingsCache::new(Duration::from_secs(5));
+    let old = Instant::now().checked_sub(Duration::from_secs(11)).unwrap();
+    let young = Fanout::new(Instant::now(), vec![part("s1", Instant::now(), &[("a", None)])], 1, Vec::new(), None);
+    cache.lock().copy = Some(Arc::new(young));
+    let created = |id: &str| Change::Created { server: ServerId::from("s1"), meeting: meeting(id, None) };
+    cache.record(created("b"));
+    assert_eq!(cache.lock().copy.as_ref().unwrap().public_ids(), ["a", "b"], "a servable copy is changed");
+
+    // Past 2 × TTL the copy is never served again: a create drops it
+    // instead of growing it (without getMeetings calls nothing refreshes it).
+    let stale = Fanout::new(old, vec![part("s1", old, &[("a", None)])], 1, Vec::new(), None);
+    cache.lock().copy = Some(Arc::new(stale));
+    cache.record(created("c"));
+    assert!(cache.lock().copy.is_none());
+}
