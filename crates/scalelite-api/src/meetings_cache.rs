@@ -101,22 +101,27 @@ struct Part {
     public: OnceLock<String>,
 }
 
-/// A `meeting` element and its tenant.
+/// A `meeting` element with its id and tenant, shared: a change copies a
+/// server's list of references, never the elements.
 #[derive(Clone, Debug)]
 struct Listed {
     /// The trimmed `metadata/tenant-id`, `None` when absent or blank.
-    tenant: Option<String>,
-    element: Element,
+    tenant: Option<Arc<str>>,
+    /// `meetingID`.
+    id: Option<Arc<str>>,
+    element: Arc<Element>,
 }
 
 impl Listed {
     fn new(element: Element) -> Self {
-        let tenant = element.text_at("metadata/tenant-id").map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
-        Self { tenant, element }
+        let tenant =
+            element.text_at("metadata/tenant-id").map(|t| Arc::from(t.trim())).filter(|t: &Arc<str>| !t.is_empty());
+        let id = element.text_at("meetingID").map(Arc::from);
+        Self { tenant, id, element: Arc::new(element) }
     }
 
-    fn meeting_id(&self) -> Option<String> {
-        self.element.text_at("meetingID")
+    fn meeting_id(&self) -> Option<&str> {
+        self.id.as_deref()
     }
 }
 
@@ -357,16 +362,16 @@ impl Fanout {
         let meetings: Vec<Listed> = match change {
             Change::Created { meeting, .. } => {
                 let id = meeting.text_at("meetingID");
-                if current.iter().any(|m| m.meeting_id() == id) {
+                if current.iter().any(|m| m.meeting_id() == id.as_deref()) {
                     return false;
                 }
                 current.iter().cloned().chain([Listed::new(meeting.clone())]).collect()
             }
             Change::Ended { meeting_id, .. } => {
-                if !current.iter().any(|m| m.meeting_id().as_deref() == Some(meeting_id.as_str())) {
+                if !current.iter().any(|m| m.meeting_id() == Some(meeting_id.as_str())) {
                     return false;
                 }
-                current.iter().filter(|m| m.meeting_id().as_deref() != Some(meeting_id.as_str())).cloned().collect()
+                current.iter().filter(|m| m.meeting_id() != Some(meeting_id.as_str())).cloned().collect()
             }
         };
         let asked = index.map_or_else(Instant::now, |i| self.parts[i].asked);
@@ -427,7 +432,7 @@ impl Fanout {
             .iter()
             .flat_map(|p| &p.meetings)
             .filter(|m| m.tenant.is_none())
-            .filter_map(Listed::meeting_id)
+            .filter_map(|m| m.meeting_id().map(str::to_owned))
             .collect()
     }
 }

@@ -17,8 +17,8 @@
 //! A row here is the whole server record, so Scalelite's "first candidate
 //! whose `server:<id>` hash exists" is always the first candidate.
 
-use scalelite_core::selection::TagSpec;
 use rusqlite::{Connection, OptionalExtension as _};
+use scalelite_core::selection::TagSpec;
 
 use crate::model::Placement;
 
