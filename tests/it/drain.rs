@@ -281,3 +281,43 @@ async fn draining_an_unknown_server_or_with_a_bad_deadline_fails() {
         .fails_with("ERROR: deadline \"30\" needs a unit, e.g. 30m or 30s");
     assert_eq!(app.server("bbb-1").await.unwrap().state.as_deref(), Some("enabled"));
 }
+
+/// What Ruby Scalelite sharing the Redis sees of a drain.
+mod redis_only {
+    use scalelite_tests::{TestApp, TestBackend, server_id};
+
+    use super::{admin, class};
+
+    #[tokio::test]
+    async fn ruby_sees_a_draining_server_as_cordoned_and_the_drain_in_a_key_of_its_own() {
+        let app = TestApp::builder().backend(TestBackend::Redis).env("DRAIN_NOTICE_INTERVAL", "0.2").start().await;
+        let on = class(&app, "m").await;
+        let id = server_id(on);
+        let before = app.server_record(&id).await;
+        admin(&app, &["servers", "drain", &id, "--deadline", "30m", "--message", "bye"]).await.ok();
+
+        // The server hash changes exactly as for `servers:cordon`: the
+        // state field, nothing Ruby does not know.
+        let after = app.server_record(&id).await;
+        let mut expected = before.clone();
+        expected.insert("state".into(), "cordoned".into());
+        assert_eq!(after, expected);
+        let redis = app.redis();
+        let cordoned = redis.cmd(&["ZRANGE", &app.key("cordoned_server_load"), "0", "-1"]).await.as_vec();
+        assert_eq!(cordoned, [id.clone()]);
+        let pool = redis.cmd(&["ZRANGE", &app.key("server_load"), "0", "-1"]).await.as_vec();
+        assert!(!pool.contains(&id));
+        // The drain itself: one field of `server_drains`, a JSON record.
+        let drains = redis.cmd(&["HGETALL", &app.key("server_drains")]).await.as_map();
+        let record: serde_json::Value = serde_json::from_str(&drains[&id]).unwrap();
+        assert_eq!(record["message"], "bye");
+        assert_eq!(record["notices_sent"], 1);
+
+        // Ruby's `servers:enable` (state field and sets) ends the drain at
+        // the next round; Ruby's `servers:remove` would too.
+        redis.cmd(&["HSET", &app.key(&format!("server:{id}")), "state", "enabled"]).await;
+        app.poll().await;
+        let drains = redis.cmd(&["HGETALL", &app.key("server_drains")]).await.as_map();
+        assert!(drains.is_empty(), "{drains:?}");
+    }
+}

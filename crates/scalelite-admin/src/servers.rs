@@ -80,7 +80,7 @@ pub enum ServersCommand {
         id: String,
     },
     /// Drain a server with notice: cordon it, warn its meetings in chat
-    /// (BBB 3.0's sendChatMessage) now and every DRAIN_NOTICE_INTERVAL, and
+    /// (BBB 3.0's `sendChatMessage`) now and every `DRAIN_NOTICE_INTERVAL`, and
     /// end them at the deadline. The poller does the timed work and
     /// disables the server once it is empty.
     Drain {
