@@ -144,3 +144,83 @@ async fn a_disabled_server_still_holding_a_meeting_is_kept() {
     assert_eq!((entry["safe_to_remove"].as_bool(), entry["reason"].as_str()), (Some(false), Some("holds meetings")));
     assert_eq!(app.fleet.call_count("getRecordings"), 0);
 }
+
+/// Runs deploy/autoscale/scalelite-autoscale.py against `app`; its stdout.
+async fn hook(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/autoscale/scalelite-autoscale.py");
+    let output = tokio::process::Command::new("python3")
+        .arg(script)
+        .args(args)
+        .env("SCALELITE_URL", app.origin())
+        .env("SCALELITE_SECRET", scalelite_tests::LB_SECRET)
+        .env("DRAIN_DEADLINE", "10m")
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    stdout
+}
+
+#[tokio::test]
+async fn the_reference_hook_drains_an_idle_server_deletes_it_once_drained_and_scales_out_when_full() {
+    if std::process::Command::new("python3").arg("--version").output().is_err() {
+        eprintln!("python3 is not installed: the reference hook is not run");
+        return;
+    }
+    let app = TestApp::builder().servers(3).env("CAPACITY_PER_SERVER", "100").start().await;
+    app.poll().await;
+
+    // An idle pool: the dry run names the server it would drain, changes nothing.
+    assert_eq!(hook(&app, &["--dry-run"], &[]).await, "drain bbb-1 (untagged)\n");
+    assert_eq!(app.server("bbb-1").await.unwrap().state.as_deref(), Some("enabled"));
+    // For real: drained with the deadline, one at a time.
+    assert_eq!(hook(&app, &[], &[]).await, "drain bbb-1 (untagged)\n");
+    assert_eq!(app.server("bbb-1").await.unwrap().state.as_deref(), Some("cordoned"));
+    let report = capacity(&app).await;
+    assert!(server(&report, "bbb-1")["drain"]["seconds_left"].as_u64().unwrap() > 590);
+    assert_eq!(hook(&app, &[], &[]).await, "");
+
+    // Once the poller found it empty (disabled), the hook deletes the
+    // machine (DELETE_COMMAND with id and URL), then the pool entry.
+    app.poll().await;
+    let dir = tempfile::tempdir().unwrap();
+    let delete = command(dir.path(), "delete-machine", "echo \"$1 $2\" > \"$(dirname \"$0\")/deleted\"");
+    let out = hook(&app, &[], &[("DELETE_COMMAND", &delete)]).await;
+    // Still idle: the next server is drained (MIN_SERVERS=1 keeps one).
+    assert_eq!(out, "delete bbb-1 (untagged)\ndrain bbb-2 (untagged)\n");
+    assert!(app.server("bbb-1").await.is_none());
+    let machine = std::fs::read_to_string(dir.path().join("deleted")).unwrap();
+    assert_eq!(machine.trim(), format!("bbb-1 {}", app.fleet[0].url()));
+    assert!(app.fleet[0].calls_to("getRecordings").iter().all(|c| c.param("state") == Some("processing,processed")));
+
+    // Classes fill the last server: the drain is cancelled first.
+    for id in ["a", "b"] {
+        create(&app, id).await;
+        assert_eq!(app.placed_on(id).await, Some(2));
+        assert!(app.fleet[2].add_attendees(id, 90));
+    }
+    app.poll().await;
+    assert_eq!(hook(&app, &[], &[]).await, "undrain bbb-2 (untagged)\n");
+    assert_eq!(app.server("bbb-2").await.unwrap().state.as_deref(), Some("enabled"));
+    // Back in the pool after its next poll. Full again: less than 20 %
+    // headroom left, the hook asks for a server.
+    app.poll().await;
+    create(&app, "c").await;
+    assert_eq!(app.placed_on("c").await, Some(1));
+    assert!(app.fleet[1].add_attendees("c", 90));
+    app.poll().await;
+    let start = command(dir.path(), "start-machine", "echo \"starting a server tagged [$1]\"");
+    let out = hook(&app, &[], &[("SCALE_OUT_COMMAND", &start)]).await;
+    assert_eq!(out, "scale-out (untagged)\nstarting a server tagged []\n");
+}
+
+/// An executable shell script `name` in `dir` running `body`; its path.
+fn command(dir: &std::path::Path, name: &str, body: &str) -> String {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.display().to_string()
+}

@@ -77,6 +77,8 @@ impl TagCapacity {
 pub struct ServerCapacity {
     /// Server id.
     pub id: String,
+    /// API base URL (tells a scaler which machine it is).
+    pub url: String,
     /// Tag, `null` when untagged.
     pub tag: Option<String>,
     /// `enabled`, `cordoned` or `disabled`.
@@ -151,6 +153,7 @@ impl Fleet {
             };
             report.push(ServerCapacity {
                 id: server.id.to_string(),
+                url: server.url.clone(),
                 tag: server.tag.clone(),
                 state: state_name(server),
                 online: server.online,
