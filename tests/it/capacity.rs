@@ -116,6 +116,14 @@ async fn capacity_per_tag_and_which_servers_may_be_removed() {
     let entry = server(&capacity(&app).await, &idle).clone();
     assert_eq!(entry["safe_to_remove"], false);
     assert!(entry["reason"].as_str().unwrap().starts_with("cannot ask for its recordings"), "{entry}");
+    // Once the poller has it offline, it is not even asked.
+    app.poll().await;
+    app.poll().await;
+    let asked = app.fleet[idle_index].call_count("getRecordings");
+    let entry = server(&capacity(&app).await, &idle).clone();
+    assert_eq!((entry["online"].as_bool(), entry["safe_to_remove"].as_bool()), (Some(false), Some(false)));
+    assert_eq!(entry["reason"], "offline: its recordings cannot be asked for");
+    assert_eq!(app.fleet[idle_index].call_count("getRecordings"), asked);
 }
 
 #[tokio::test]

@@ -122,8 +122,9 @@ pub struct CapacityReport {
 impl Fleet {
     /// The capacity report with `per_server` as each server's capacity.
     /// Asks `getRecordings` (with the pending states) of each server that
-    /// is disabled and holds no meetings, concurrently, each bounded by the
-    /// client's timeouts.
+    /// is disabled, online and holds no meetings, concurrently, each bounded
+    /// by the client's timeouts. An offline server is not asked (and not
+    /// removable: what it still holds is unknown).
     pub async fn capacity(&self, per_server: f64) -> Result<CapacityReport, FleetError> {
         let mut servers = self.store.servers().await?;
         servers.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
@@ -148,6 +149,8 @@ impl Fleet {
                 if server.is_cordoned() { "draining: not disabled yet" } else { "enabled" }
             } else if meetings > 0 || meeting_records > 0 {
                 "holds meetings"
+            } else if !server.online {
+                "offline: its recordings cannot be asked for"
             } else {
                 ""
             };
