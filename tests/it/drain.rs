@@ -304,7 +304,7 @@ mod redis_only {
         assert_eq!(after, expected);
         let redis = app.redis();
         let cordoned = redis.cmd(&["ZRANGE", &app.key("cordoned_server_load"), "0", "-1"]).await.as_vec();
-        assert_eq!(cordoned, [id.clone()]);
+        assert_eq!(cordoned, std::slice::from_ref(&id));
         let pool = redis.cmd(&["ZRANGE", &app.key("server_load"), "0", "-1"]).await.as_vec();
         assert!(!pool.contains(&id));
         // The drain itself: one field of `server_drains`, a JSON record.
