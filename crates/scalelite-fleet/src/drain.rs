@@ -326,6 +326,20 @@ async fn meetings_by_server(store: &dyn Store) -> Result<HashMap<ServerId, Vec<M
     Ok(by_server)
 }
 
+/// Writes back what a tick changed in `drain`, unless the drain was
+/// restarted (`servers drain` again) or removed (enabled, deleted) while the
+/// tick sent notices or ended meetings: the operator's latest word wins.
+/// Returns whether it was written.
+async fn write_back(store: &dyn Store, drain: &Drain) -> Result<bool, StoreError> {
+    let current = store.drains().await?.into_iter().find(|d| d.server_id == drain.server_id);
+    if current.is_none_or(|current| current.started_ms != drain.started_ms) {
+        info!(server.id = %drain.server_id, "drain changed meanwhile: leaving it as the operator set it");
+        return Ok(false);
+    }
+    store.put_drain(drain).await?;
+    Ok(true)
+}
+
 /// Every drain with its status.
 pub async fn drain_statuses(store: &dyn Store, now_ms: i64) -> Result<Vec<DrainStatus>, StoreError> {
     let drains = store.drains().await?;
@@ -404,8 +418,8 @@ pub async fn drain_tick(
                 }
             }
         }
-        if changed {
-            store.put_drain(&drain).await?;
+        if changed && !write_back(store, &drain).await? {
+            continue;
         }
         let left = if ended_now { 0 } else { on_server.len() };
         tick.drains.push(DrainStatus::of(&drain, Some(server), left, now_ms));
