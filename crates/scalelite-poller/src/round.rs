@@ -214,17 +214,16 @@ pub async fn poll_round(
     *orphans = now_orphans;
     report.pruned = pruned;
     // Drains with notice: after the saves, so a server the round disabled
-    // finishes its drain now.
-    let tick = scalelite_fleet::drain::drain_tick(
-        store,
-        bbb,
-        &settings.drain,
-        settings.concurrency,
-        scalelite_fleet::drain::now_ms(),
-    )
-    .await?;
-    metrics.record_drains(&tick);
-    report.drains = tick;
+    // finishes its drain now. A failure here does not fail the round (its
+    // polls are saved); the next round tries again.
+    let now = scalelite_fleet::drain::now_ms();
+    match scalelite_fleet::drain::drain_tick(store, bbb, &settings.drain, settings.concurrency, now).await {
+        Ok(tick) => {
+            metrics.record_drains(&tick);
+            report.drains = tick;
+        }
+        Err(error) => warn!(%error, "drains: the store failed; retried next round"),
+    }
     report.duration = started.elapsed();
     metrics.rounds.inc();
     metrics.round_seconds.observe(report.duration.as_secs_f64());
