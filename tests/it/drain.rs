@@ -270,6 +270,24 @@ async fn drains_through_the_management_api() {
 }
 
 #[tokio::test]
+async fn removing_a_draining_server_forgets_its_drain() {
+    let app = app().await;
+    let on = class(&app, "gone").await;
+    let id = server_id(on);
+    admin(&app, &["servers", "drain", &id]).await.ok();
+    admin(&app, &["servers", "remove", "--yes", &id]).await.ok();
+    assert_eq!(admin(&app, &["servers", "drains", "--json"]).await.ok().json(), json!([]));
+    // Removed behind our back (as Ruby's `servers:remove` does): the poller
+    // drops the drain.
+    let on = class(&app, "gone-too").await;
+    let id = server_id(on);
+    admin(&app, &["servers", "drain", &id]).await.ok();
+    assert!(app.store().delete_server(&scalelite_core::ServerId::from(id.as_str())).await.unwrap());
+    app.poll().await;
+    assert_eq!(admin(&app, &["servers", "drains", "--json"]).await.ok().json(), json!([]));
+}
+
+#[tokio::test]
 async fn draining_an_unknown_server_or_with_a_bad_deadline_fails() {
     let app = app().await;
     admin(&app, &["servers", "drain", "nope"]).await.fails_with("ERROR: No server found with id: nope");
@@ -312,6 +330,15 @@ mod redis_only {
         let record: serde_json::Value = serde_json::from_str(&drains[&id]).unwrap();
         assert_eq!(record["message"], "bye");
         assert_eq!(record["notices_sent"], 1);
+
+        // A record that is not ours (junk written by hand) is ignored,
+        // by the poller and the admin alike.
+        redis.cmd(&["HSET", &app.key("server_drains"), "junk", "{not json"]).await;
+        app.poll().await;
+        let listed = admin(&app, &["servers", "drains", "--json"]).await.ok().json();
+        assert_eq!(listed.as_array().unwrap().len(), 1);
+        assert_eq!(listed[0]["server_id"], id.as_str());
+        redis.cmd(&["HDEL", &app.key("server_drains"), "junk"]).await;
 
         // Ruby's `servers:enable` (state field and sets) ends the drain at
         // the next round; Ruby's `servers:remove` would too.
