@@ -204,6 +204,23 @@ async fn without_a_deadline_the_drain_waits_for_the_meetings_to_end() {
 }
 
 #[tokio::test]
+async fn notices_start_once_the_poller_knows_the_bbb_version() {
+    let app = app().await;
+    create(&app, "early").await;
+    let on = app.placed_on("early").await.unwrap();
+    assert!(app.fleet[on].add_attendees("early", 2));
+    let id = server_id(on);
+    // Never polled: its version is not known yet.
+    let status = admin(&app, &["servers", "drain", &id, "--json"]).await.ok().json();
+    assert_eq!((status["notices"].as_str(), status["notices_sent"].as_u64()), (Some("unknown"), Some(0)));
+    let text = admin(&app, &["servers", "drains"]).await.ok().out;
+    assert!(text.contains("chat notices once the poller knows its BBB version"), "{text}");
+    app.poll().await;
+    assert_eq!(chat(&app, on, "early").len(), 1);
+    assert_eq!(admin(&app, &["servers", "drains", "--json"]).await.ok().json()[0]["notices"], "chat");
+}
+
+#[tokio::test]
 async fn a_server_older_than_bbb_3_is_drained_without_notices() {
     let app = app().await;
     let on = class(&app, "old").await;

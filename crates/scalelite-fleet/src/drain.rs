@@ -67,11 +67,12 @@ pub fn parse_deadline(raw: &str) -> Result<Duration, String> {
 }
 
 /// Whether the server offers `sendChatMessage` (BBB 3.0 or newer, from the
-/// `bbbVersion` the poller stored).
-pub fn supports_chat(server: &Server) -> bool {
-    let version = server.bbb_version.as_deref().unwrap_or_default().trim();
+/// `bbbVersion` the poller stored): `None` until the poller has asked it
+/// (an empty version is a BBB too old to tell it).
+pub fn supports_chat(server: &Server) -> Option<bool> {
+    let version = server.bbb_version.as_deref()?.trim();
     let major: String = version.chars().take_while(char::is_ascii_digit).collect();
-    major.parse::<u32>().is_ok_and(|major| major >= 3)
+    Some(major.parse::<u32>().is_ok_and(|major| major >= 3))
 }
 
 /// `ms` as `2026-12-06T13:45:00Z`.
@@ -147,8 +148,9 @@ pub struct DrainStatus {
     pub message: Option<String>,
     /// Meetings the balancer still routes to the server.
     pub meetings: usize,
-    /// `chat` (BBB 3.0+: notices through `sendChatMessage`) or `none` (an
-    /// older server: drained without notices).
+    /// `chat` (BBB 3.0+: notices through `sendChatMessage`), `none` (an
+    /// older server: drained without notices) or `unknown` (the poller has
+    /// not learnt its version yet; notices start once it has).
     pub notices: &'static str,
     /// Chat notices sent (one per meeting and round).
     pub notices_sent: u64,
@@ -171,7 +173,11 @@ impl DrainStatus {
             seconds_left: drain.deadline_ms.map(|d| seconds_left(d, now_ms)),
             message: drain.message.clone(),
             meetings,
-            notices: if server.is_some_and(supports_chat) { "chat" } else { "none" },
+            notices: match server.and_then(supports_chat) {
+                Some(true) => "chat",
+                Some(false) => "none",
+                None => "unknown",
+            },
             notices_sent: drain.notices_sent,
             last_notice_at: drain.last_notice_ms.map(rfc3339),
             meetings_ended: drain.meetings_ended,
@@ -192,10 +198,10 @@ impl DrainStatus {
                 _ => line.push_str(", no deadline (waits for the meetings to end)"),
             }
         }
-        if self.notices == "chat" {
-            line.push_str(&format!(", {} notices sent", self.notices_sent));
-        } else {
-            line.push_str(", no chat notices (BBB < 3.0)");
+        match self.notices {
+            "chat" => line.push_str(&format!(", {} notices sent", self.notices_sent)),
+            "none" => line.push_str(", no chat notices (BBB < 3.0)"),
+            _ => line.push_str(", chat notices once the poller knows its BBB version"),
         }
         if self.meetings_ended > 0 {
             line.push_str(&format!(", {} meetings ended at the deadline", self.meetings_ended));
@@ -297,7 +303,11 @@ pub async fn notify_if_due(
     if !due || meetings.is_empty() || !server.online {
         return (0, false);
     }
-    if !supports_chat(server) {
+    let Some(chat) = supports_chat(server) else {
+        // The poller learns the version in its next round.
+        return (0, false);
+    };
+    if !chat {
         if drain.no_chat_logged {
             return (0, false);
         }
@@ -493,10 +503,10 @@ mod tests {
         .unwrap();
         for (version, chat) in [("3.0.4", true), ("3.1", true), ("2.7.3", false), ("", false), ("x", false)] {
             server.bbb_version = Some(version.into());
-            assert_eq!(supports_chat(&server), chat, "{version}");
+            assert_eq!(supports_chat(&server), Some(chat), "{version}");
         }
         server.bbb_version = None;
-        assert!(!supports_chat(&server));
+        assert_eq!(supports_chat(&server), None);
     }
 
     #[test]
