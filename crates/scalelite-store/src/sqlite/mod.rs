@@ -60,7 +60,8 @@
 //! (see the `recordings` submodule). Version 3 adds `servers_pool_by_tag`,
 //! the pool by tag, load and id, from which a placement reads the least
 //! loaded server of each wanted tag instead of the whole pool (see the
-//! `placement` submodule).
+//! `placement` submodule). Version 4 adds `server_drains`, the drains with
+//! notice (server id → the record as JSON, see the `drains` submodule).
 
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
@@ -84,7 +85,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const READERS: u32 = 4;
 
 /// The schema, one entry per version (`PRAGMA user_version` = entries applied).
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, recordings::SCHEMA, placement::SCHEMA];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, recordings::SCHEMA, placement::SCHEMA, drains::SCHEMA];
 
 /// Servers, meetings, leases, short-lived keys and tenants.
 const SCHEMA_V1: &str = "
@@ -191,6 +192,7 @@ macro_rules! live {
     };
 }
 
+mod drains;
 mod keys;
 mod meetings;
 mod placement;
