@@ -229,6 +229,11 @@ async fn recordings_and_playback_are_scoped_to_their_tenant() {
     assert_eq!(record_ids(&a.get("getRecordings", &[]).await), [a_rec]);
     assert_eq!(record_ids(&b.get("getRecordings", &[("meetingID", "shared-meeting")]).await), [b_rec]);
     assert!(record_ids(&b.get("getRecordings", &[("recordID", a_rec)]).await).is_empty());
+    // meta_* filters work on a tenant host (Scalelite's join on the tenant's
+    // metadata row matches none: COMPATIBILITY M9), and stay scoped.
+    assert_eq!(record_ids(&a.get("getRecordings", &[("meta_tenant-name", "a")]).await), [a_rec]);
+    assert_eq!(record_ids(&a.get("getRecordings", &[("meta_tenant-name", "b,a")]).await), [a_rec]);
+    assert!(record_ids(&b.get("getRecordings", &[("meta_tenant-name", "a")]).await).is_empty());
 
     // B cannot publish, update or delete A's recording.
     assert_failed(&b.get("publishRecordings", &[("recordID", a_rec), ("publish", "false")]).await, "notFound");
