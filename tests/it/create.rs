@@ -479,7 +479,7 @@ const MODULES: &str = concat!(
 );
 
 /// BBB 3.0 create parameters that load code into every client or need a
-/// LiveKit server.
+/// server with `LiveKit`.
 const CODE_PARAMS: [(&str, &str); 5] = [
     ("pluginManifests", r#"[{"url":"https://plugins.example/pick.json","checksum":"abc"}]"#),
     ("pluginManifestsFetchUrl", "https://plugins.example/manifests?room=1&x=y"),

@@ -399,10 +399,8 @@ pub fn remove_modules(input: &[u8], names: &[&str]) -> Result<Option<Vec<u8>>, X
                     depth += 1;
                 }
             }
-            Event::Empty(start) => {
-                if depth == 1 && is_named_module(&start, names)? {
-                    removed.push((before, position(&reader)));
-                }
+            Event::Empty(start) if depth == 1 && is_named_module(&start, names)? => {
+                removed.push((before, position(&reader)));
             }
             Event::End(_) => depth = depth.saturating_sub(1),
             Event::DocType(_) => {
