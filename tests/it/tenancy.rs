@@ -329,6 +329,10 @@ mod redis_only {
     }
 }
 
+/// Two plugins an operator vetted.
+const VETTED_PLUGINS: &str =
+    r#"[{"url":"https://plugins.example/a.json","checksum":"1"},{"url":"https://plugins.example/b.json"}]"#;
+
 #[tokio::test]
 async fn a_tenant_blocks_code_loading_params_and_modules_and_its_server_tag_stays_out_of_joins() {
     let t = Tenants::start(
@@ -341,6 +345,7 @@ async fn a_tenant_blocks_code_loading_params_and_modules_and_its_server_tag_stay
         ("CREATE_EXCLUDE_PARAMS", "screenShareBridge", "false"),
         ("JOIN_EXCLUDE_PARAMS", "userdata-bbb_custom_style_url", "true"),
         ("screenShareBridge", "bbb-webrtc-sfu", "true"),
+        ("pluginManifests", VETTED_PLUGINS, "true"),
         ("meta_server-tag", "gpu", "true"),
         ("meta_server-tag", "cpu", "false"),
     ] {
@@ -362,7 +367,11 @@ async fn a_tenant_blocks_code_loading_params_and_modules_and_its_server_tag_stay
     assert!(reply.is_success(), "{}", reply.body);
     let server = &t.app.fleet[0];
     let call = server.calls_to("create").pop().unwrap();
-    assert_eq!(call.param("pluginManifests"), None, "A's exclusion drops the client's plugins");
+    assert_eq!(
+        call.param("pluginManifests"),
+        Some(VETTED_PLUGINS),
+        "A's exclusion drops the client's plugins, its override sets its own (commas and all)"
+    );
     assert_eq!(call.param("screenShareBridge"), Some("bbb-webrtc-sfu"), "A's override still applies");
     assert_eq!(call.param("audioBridge"), Some("livekit"), "not excluded");
     assert_eq!(call.param("CREATE_EXCLUDE_PARAMS"), None, "the policy is never forwarded");
