@@ -129,6 +129,13 @@ pub enum ServersCommand {
         /// The tag.
         tag: Option<String>,
     },
+    /// Add every server of a YAML `servers:` list (`url` and `secret` of
+    /// each), like `rake servers:addAll`; `-` reads stdin.
+    #[command(alias = "addAll")]
+    AddAll {
+        /// The YAML file.
+        file: String,
+    },
     /// Make the pool match a YAML `servers:` document (see `servers yaml`).
     Sync {
         /// The document, `-` for stdin.
@@ -177,6 +184,7 @@ pub(crate) async fn run(opts: Opts, ctx: &Ctx, ui: &mut Ui<'_, '_>) -> Outcome {
         }
         ServersCommand::LoadMultiplier { id, load_multiplier } => set_multiplier(ctx, ui, &id, &load_multiplier).await,
         ServersCommand::Tag { id, tag } => set_tag(ctx, ui, &id, tag).await,
+        ServersCommand::AddAll { file } => add_all(ctx, ui, &file).await,
         ServersCommand::Sync { file, mode, dry_run } => sync(ctx, ui, &file, &mode, dry_run).await,
         ServersCommand::Yaml { verbose } => yaml(ctx, ui, verbose).await,
         ServersCommand::MeetingList { ids } => meeting_list(ctx, ui, ids.as_deref()).await,
@@ -260,6 +268,44 @@ async fn drains(ctx: &Ctx, ui: &mut Ui<'_, '_>) -> Outcome {
         ui.text(drain.line());
     }
     ui.json(&serde_json::to_value(&drains).unwrap_or_default());
+    Ok(())
+}
+
+/// `servers:addAll`: adds each `{url, secret}` of the document's `servers`
+/// list as `servers add` would (no tag, no load multiplier), printing
+/// `server: <url>` and `id: <id>` for each. The first failure stops it with
+/// exit 1 (the rake task only prints the error); servers added before it
+/// stay.
+async fn add_all(ctx: &Ctx, ui: &mut Ui<'_, '_>, file: &str) -> Outcome {
+    let document = if file == "-" { ui.read_input() } else { std::fs::read_to_string(file) };
+    let document = document.map_err(|e| ui.fail(format!("ERROR: {file}: {e}")))?;
+    let value: Value = serde_yaml_ng::from_str(&document).map_err(|e| ui.fail(format!("ERROR: {file}: {e}")))?;
+    let Some(entries) = value.get("servers").and_then(Value::as_array) else {
+        return Err(ui.fail(format!("ERROR: {file}: no `servers` list")));
+    };
+    let mut added = Vec::new();
+    for (index, entry) in entries.iter().enumerate() {
+        let field = |name: &str| entry.get(name).and_then(Value::as_str).filter(|v| !v.trim().is_empty());
+        let (Some(url), Some(secret)) = (field("url"), field("secret")) else {
+            ui.json(&json!({ "ok": false, "added": added }));
+            return Err(ui.fail(format!("ERROR: servers[{index}]: `url` and `secret` are required")));
+        };
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            ui.json(&json!({ "ok": false, "added": added }));
+            return Err(ui.fail(format!("ERROR: servers[{index}]: Server URL must start with http:// or https://")));
+        }
+        let server = match ctx.fleet.add_server(url, secret, None, None).await {
+            Ok(server) => server,
+            Err(e) => {
+                ui.json(&json!({ "ok": false, "added": added }));
+                return Err(ui.fail(format!("ERROR: {e}")));
+            }
+        };
+        ui.text(format!("server: {}", server.url));
+        ui.text(format!("id: {}", server.id));
+        added.push(json!({ "id": server.id.as_str(), "url": server.url }));
+    }
+    ui.json(&json!({ "ok": true, "added": added }));
     Ok(())
 }
 

@@ -14,15 +14,17 @@ use crate::servers::all_servers;
 #[derive(Debug, Args)]
 pub struct Opts {}
 
-/// The table's columns, in Scalelite's order.
+/// The table's columns, in Scalelite's order and alignment: Tabulo aligns
+/// numbers right and strings left, and Scalelite's counters are the strings
+/// Redis returns (only `load`, read with `ZSCORE`, is a number).
 const COLUMNS: [(&str, Align); 10] = [
     ("HOSTNAME", Align::Left),
     ("STATE", Align::Left),
     ("STATUS", Align::Left),
-    ("MEETINGS", Align::Right),
-    ("USERS", Align::Right),
-    ("LARGEST MEETING", Align::Right),
-    ("VIDEOS", Align::Right),
+    ("MEETINGS", Align::Left),
+    ("USERS", Align::Left),
+    ("LARGEST MEETING", Align::Left),
+    ("VIDEOS", Align::Left),
     ("LOAD", Align::Right),
     ("BBB VERSION", Align::Left),
     ("TAG", Align::Left),
@@ -176,7 +178,7 @@ mod tests {
             lines,
             [
                 "     HOSTNAME       STATE    STATUS   MEETINGS  USERS  LARGEST MEETING  VIDEOS  LOAD  BBB VERSION  TAG  ",
-                " bbb1.example.com  enabled   online         12     25                7      15  25.0  2.7.3             ",
+                " bbb1.example.com  enabled   online   12        25     7                15      25.0  2.7.3             ",
                 " bbb2.example.com  disabled  offline                                                               test ",
                 " bbb3.example.com  disabled  offline                                                                    ",
             ]
