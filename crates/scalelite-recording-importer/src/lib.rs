@@ -16,9 +16,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use scalelite_store::recording_actions::TreeDirs;
 use scalelite_store::recordings::RecordingStore;
+use scalelite_store::retention;
 use scalelite_store::trees::{self, Trees};
-use scalelite_store::{KeyStore, Store, StoreError};
+use scalelite_store::{KeyStore, Store, StoreError, TenantStore};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
@@ -26,6 +28,7 @@ use tracing::{error, info, warn};
 pub use crate::callback::{CallbackSecrets, DeliveryReport, LoadBalancerSecrets, TenantSecrets};
 pub use crate::import::{ArchiveOutcome, ImportedArchive, SkippedFormat};
 pub use crate::settings::{Backoff, CallbackSettings, Settings};
+pub use scalelite_store::retention::RetentionReport;
 
 use crate::callback::Deliverer;
 use crate::spool::{Candidate, Settle, SpoolLock};
@@ -111,6 +114,8 @@ struct Inner {
     /// Where the API remembers recording-ready URLs (Redis, or the embedded
     /// database), when it can be reached.
     keys: Option<Arc<dyn KeyStore>>,
+    /// Where the tenants' retention overrides are (multitenant mode).
+    tenants: Option<Arc<dyn TenantStore>>,
     deliverer: Deliverer,
     /// Woken after each import, so its callback goes out at once.
     deliveries_wake: Notify,
@@ -174,6 +179,7 @@ impl Importer {
             inner: Arc::new(Inner {
                 settings,
                 recordings,
+                tenants: store.clone().map(|store| store as Arc<dyn TenantStore>),
                 keys: store.map(|store| store as Arc<dyn KeyStore>),
                 deliverer,
                 deliveries_wake: Notify::new(),
@@ -247,7 +253,7 @@ impl Importer {
             watching = watcher.is_some(),
             "recording importer started"
         );
-        tokio::join!(self.import_loop(&stop, &wake), self.delivery_loop(&stop));
+        tokio::join!(self.import_loop(&stop, &wake), self.delivery_loop(&stop), self.retention_loop(&stop));
         drop(watcher);
         info!("recording importer stopped");
     }
@@ -376,6 +382,61 @@ impl Importer {
                 () = tokio::time::sleep(pause) => {}
             }
         }
+    }
+
+    /// Applies the retention rules every `RECORDING_RETENTION_INTERVAL`
+    /// (only this importer does: it holds the spool lock).
+    async fn retention_loop(&self, stop: &Stop) {
+        let interval = self.inner.settings.retention_interval;
+        loop {
+            if stop.sleep_until(Instant::now() + interval).await {
+                return;
+            }
+            match self.apply_retention().await {
+                Ok(None) => {}
+                Ok(Some(report)) => {
+                    if report.deleted + report.unpublished > 0 || !report.failed.is_empty() {
+                        info!(
+                            deleted = report.deleted,
+                            unpublished = report.unpublished,
+                            bytes_deleted = report.bytes_deleted,
+                            failed = report.failed.len(),
+                            "recording retention run finished"
+                        );
+                    }
+                }
+                Err(e) => warn!(error = %e, "recording retention run failed; trying again next interval"),
+            }
+        }
+    }
+
+    /// Deletes or unpublishes the recordings the retention rules
+    /// (`RECORDING_RETENTION_DAYS`, `RECORDING_RETENTION_ACTION` and, in
+    /// multitenant mode, the tenants' overrides) select now. `None` when no
+    /// rule is set. Nothing is done when the tenants cannot be read (their
+    /// overrides are unknown) or while `RECORDING_DISABLED` is set.
+    pub async fn apply_retention(&self) -> Result<Option<RetentionReport>, StoreError> {
+        let settings = &self.inner.settings;
+        if settings.disabled {
+            return Ok(None);
+        }
+        let tenants = match (&self.inner.tenants, settings.multitenancy) {
+            (_, false) => Vec::new(),
+            (Some(store), true) => store.tenants().await?,
+            (None, true) => {
+                return Err(StoreError::Unexpected("the tenants (and their retention settings) cannot be read".into()));
+            }
+        };
+        let rules = retention::rules(settings.retention, &tenants, None);
+        for problem in &rules.problems {
+            warn!(problem = %problem, "invalid recording retention setting; that tenant's recordings are left alone");
+        }
+        if rules.rules.is_empty() {
+            return Ok(None);
+        }
+        let dirs = TreeDirs { publish: settings.publish_dir.clone(), unpublish: settings.unpublish_dir.clone() };
+        let now_ms = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        retention::enforce(&*self.inner.recordings, &dirs, &rules.rules, now_ms).await.map(Some)
     }
 
     /// Attempts every due recording-ready callback once.

@@ -238,7 +238,7 @@ pub async fn act(store: &dyn RecordingStore, dirs: &TreeDirs, candidate: &Candid
 /// What [`enforce`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Report {
+pub struct RetentionReport {
     /// Recordings deleted.
     pub deleted: u64,
     /// Recordings unpublished.
@@ -255,8 +255,8 @@ pub async fn enforce(
     dirs: &TreeDirs,
     rules: &[Rule],
     now_ms: i64,
-) -> Result<Report, StoreError> {
-    let mut report = Report::default();
+) -> Result<RetentionReport, StoreError> {
+    let mut report = RetentionReport::default();
     for rule in rules {
         let mut after_id = 0;
         loop {
