@@ -70,6 +70,9 @@ pub(crate) async fn run(opts: PruneOpts, ctx: &Ctx, ui: &mut Ui<'_, '_>) -> Outc
         },
     };
     let mut problems = Vec::new();
+    // Whether any rule is configured at all (a tenant that turned
+    // retention off has none, and that is not an error).
+    let mut configured = days.is_some();
     let mut rules = match days {
         Some(days) => vec![Rule {
             scope: only.clone().map_or(TenantScope::All, TenantScope::Tenant),
@@ -81,6 +84,7 @@ pub(crate) async fn run(opts: PruneOpts, ctx: &Ctx, ui: &mut Ui<'_, '_>) -> Outc
             let global =
                 GlobalRetention { days: config.recordings.retention_days, action: config.recordings.retention_action };
             let found = retention::rules(global, &tenants, only.as_deref());
+            configured = !retention::rules(global, &tenants, None).rules.is_empty();
             problems = found.problems;
             found.rules
         }
@@ -93,7 +97,7 @@ pub(crate) async fn run(opts: PruneOpts, ctx: &Ctx, ui: &mut Ui<'_, '_>) -> Outc
     for problem in &problems {
         ui.error(format!("WARNING: {problem}; that tenant's recordings are left alone"));
     }
-    if rules.is_empty() && problems.is_empty() {
+    if !configured && problems.is_empty() {
         return Err(ui.fail(
             "ERROR: no retention rule: give --older-than, or set RECORDING_RETENTION_DAYS \
              (or a tenant's scalelite-recording-retention-days setting)",
@@ -118,6 +122,12 @@ pub(crate) async fn run(opts: PruneOpts, ctx: &Ctx, ui: &mut Ui<'_, '_>) -> Outc
         }
     }
 
+    if rules.is_empty() {
+        ui.text(format!(
+            "No retention rule covers tenant {}: its scalelite-recording-retention-days is off",
+            opts.tenant.as_deref().unwrap_or_default()
+        ));
+    }
     report(ui, &rules, &candidates, &results, &names, dry_run);
     let failed = results.iter().filter(|r| r.is_err()).count();
     if failed > 0 {

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use async_trait::async_trait;
 use scalelite_store::StoreError;
 use scalelite_store::recordings::{
-    AgedQuery, AgedRecording,     Delivery, DeliveryOutcome, ImportPolicy, Imported, PlaybackTarget, RecordingImport, RecordingPage, RecordingStore,
-    RecordingSummary,
+    AgedQuery, AgedRecording, Delivery, DeliveryOutcome, ImportPolicy, Imported, PlaybackTarget, RecordingImport,
+    RecordingPage, RecordingStore, RecordingSummary,
 };
 use scalelite_tests::archive::{RawTar, drop_bytes};
 use tokio::sync::Notify;
