@@ -306,6 +306,18 @@ async fn hostile_or_odd_input_is_refused_clearly_and_changes_nothing() {
     let app = self::app(&[("MULTITENANCY_ENABLED", "true")]).await;
     let run = admin(&app, &["recordings", "prune", "--older-than", "1d", "--tenant", "nope"]).await;
     assert_eq!((run.code, run.err.as_str()), (1, "ERROR: no tenant named \"nope\"\n"));
+    // A retention setting that makes no sense is refused when it is added.
+    let tenant = Tenant::new("acme", "secret");
+    app.store().create_tenant(&tenant).await.unwrap();
+    let id = tenant.id.as_str();
+    for (param, value) in
+        [(DAYS_SETTING, "soon"), (ACTION_SETTING, "archive"), ("scalelite-recording-retention-x", "1")]
+    {
+        let run = admin(&app, &["tenant-settings", "add", id, param, value, "false"]).await;
+        assert_eq!((run.code, run.out.as_str()), (1, ""), "{param}={value}: {run:?}");
+        assert!(run.err.starts_with("ERROR: "), "{run:?}");
+    }
+    assert!(app.store().tenant(&tenant.id).await.unwrap().unwrap().settings.is_empty());
 }
 
 #[tokio::test]

@@ -41,6 +41,19 @@ pub fn is_balancer_setting(param: &str) -> bool {
     param.starts_with(SETTING_PREFIX)
 }
 
+/// Checks the value of one of the balancer's own tenant settings (any
+/// other parameter passes): the message says what is wrong.
+pub fn check_setting(param: &str, value: &str) -> Result<(), String> {
+    match param {
+        DAYS_SETTING => parse_days_or_off(value).map(|_| ()),
+        ACTION_SETTING => value.parse::<RetentionAction>().map(|_| ()),
+        other if is_balancer_setting(other) => {
+            Err(format!("{other:?} is not a setting the balancer knows: {DAYS_SETTING} or {ACTION_SETTING}"))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The global rule from the configuration.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GlobalRetention {
@@ -353,5 +366,10 @@ mod tests {
         assert!(rules(GlobalRetention::default(), &[], None).rules.is_empty());
         assert!(is_balancer_setting(DAYS_SETTING) && is_balancer_setting(ACTION_SETTING));
         assert!(!is_balancer_setting("welcome"));
+        assert!(check_setting(DAYS_SETTING, "30d").is_ok() && check_setting(DAYS_SETTING, "off").is_ok());
+        assert!(check_setting(DAYS_SETTING, "soon").is_err());
+        assert!(check_setting(ACTION_SETTING, "unpublish").is_ok() && check_setting(ACTION_SETTING, "x").is_err());
+        assert!(check_setting("scalelite-recording-retention-dayz", "30").is_err());
+        assert!(check_setting("welcome", "anything").is_ok());
     }
 }
