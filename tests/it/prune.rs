@@ -137,7 +137,7 @@ async fn a_dry_run_lists_the_old_recordings_and_changes_nothing_then_yes_deletes
 
     let run = admin(&app, &["recordings", "prune", "--older-than", "90d"]).await.ok();
     let out = run.out;
-    assert!(out.contains("Rule (--older-than): delete of all recordings that started more than 90 days ago"), "{out}");
+    assert!(out.contains("Rule (--older-than): delete all recordings that started more than 90 days ago"), "{out}");
     assert!(out.contains("old-published") && out.contains("old-unpublished"), "{out}");
     for kept in ["recent", "almost", "no-start-time", "already-deleted"] {
         assert!(!out.contains(kept), "{kept} is not listed:\n{out}");
@@ -248,8 +248,8 @@ async fn a_tenants_setting_overrides_the_global_rule() {
     assert_eq!(
         rules,
         [
-            r#""tenant short" 30 "unpublish" "tenant short""#,
-            r#""RECORDING_RETENTION_DAYS" 90 "delete" "all recordings except tenants keep, short""#,
+            r#""tenant short" 30 "unpublish" "the recordings of tenant short""#,
+            r#""RECORDING_RETENTION_DAYS" 90 "delete" "all recordings except those of tenants keep, short""#,
         ]
     );
     let json = admin(&app, &["recordings", "prune", "--tenant", "short", "--json"]).await.ok().json();

@@ -143,10 +143,11 @@ fn scope_text(scope: &TenantScope, names: &HashMap<String, String>) -> String {
     let name = |id: &String| names.get(id).cloned().unwrap_or_else(|| id.clone());
     match scope {
         TenantScope::All => "all recordings".into(),
-        TenantScope::Tenant(id) => format!("tenant {}", name(id)),
+        TenantScope::Tenant(id) => format!("the recordings of tenant {}", name(id)),
         TenantScope::Except(ids) if ids.is_empty() => "all recordings".into(),
         TenantScope::Except(ids) => {
-            format!("all recordings except tenants {}", ids.iter().map(name).collect::<Vec<_>>().join(", "))
+            let names = ids.iter().map(name).collect::<Vec<_>>().join(", ");
+            format!("all recordings except those of tenants {names}")
         }
     }
 }
@@ -161,7 +162,7 @@ fn report(
 ) {
     for rule in rules {
         ui.text(format!(
-            "Rule ({}): {} of {} that started more than {} days ago",
+            "Rule ({}): {} {} that started more than {} days ago",
             rule.origin,
             rule.action,
             scope_text(&rule.scope, names),
