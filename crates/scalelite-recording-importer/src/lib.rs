@@ -4,6 +4,7 @@ pub mod callback;
 mod extract;
 mod import;
 pub mod metadata;
+pub mod metrics;
 pub mod settings;
 pub mod spool;
 mod watch;
@@ -31,6 +32,7 @@ pub use crate::settings::{Backoff, CallbackSettings, Settings};
 pub use scalelite_store::retention::RetentionReport;
 
 use crate::callback::Deliverer;
+use crate::metrics::RetentionMetrics;
 use crate::spool::{Candidate, Settle, SpoolLock};
 
 /// Extracts the spool archive `archive` into the empty directory `into`
@@ -116,6 +118,8 @@ struct Inner {
     keys: Option<Arc<dyn KeyStore>>,
     /// Where the tenants' retention overrides are (multitenant mode).
     tenants: Option<Arc<dyn TenantStore>>,
+    /// Counters of the retention runs.
+    retention_metrics: Arc<RetentionMetrics>,
     deliverer: Deliverer,
     /// Woken after each import, so its callback goes out at once.
     deliveries_wake: Notify,
@@ -180,12 +184,19 @@ impl Importer {
                 settings,
                 recordings,
                 tenants: store.clone().map(|store| store as Arc<dyn TenantStore>),
+                retention_metrics: Arc::new(RetentionMetrics::new()),
                 keys: store.map(|store| store as Arc<dyn KeyStore>),
                 deliverer,
                 deliveries_wake: Notify::new(),
                 stuck: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    /// The counters of the periodic retention runs, to register on a
+    /// metrics endpoint.
+    pub fn retention_metrics(&self) -> Arc<RetentionMetrics> {
+        Arc::clone(&self.inner.retention_metrics)
     }
 
     /// The settings in use.
@@ -395,6 +406,7 @@ impl Importer {
             match self.apply_retention().await {
                 Ok(None) => {}
                 Ok(Some(report)) => {
+                    self.inner.retention_metrics.record(&report);
                     if report.deleted + report.unpublished > 0 || !report.failed.is_empty() {
                         info!(
                             deleted = report.deleted,
@@ -405,7 +417,10 @@ impl Importer {
                         );
                     }
                 }
-                Err(e) => warn!(error = %e, "recording retention run failed; trying again next interval"),
+                Err(e) => {
+                    self.inner.retention_metrics.run_failed();
+                    warn!(error = %e, "recording retention run failed; trying again next interval");
+                }
             }
         }
     }

@@ -260,6 +260,10 @@ pub struct RetentionReport {
     pub bytes_deleted: u64,
     /// Recordings that could not be changed: record id and why.
     pub failed: Vec<(String, String)>,
+    /// How many of the failed ones were to be deleted.
+    pub failed_deletes: u64,
+    /// How many of the failed ones were to be unpublished.
+    pub failed_unpublishes: u64,
 }
 
 /// Applies the rules, a page at a time (the importer's periodic run).
@@ -285,7 +289,13 @@ pub async fn enforce(
                     Ok(()) => report.unpublished += 1,
                     // The database is gone: the next run tries again.
                     Err(ActionError::Store(e)) => return Err(e),
-                    Err(e) => report.failed.push((candidate.recording.summary.record_id.clone(), e.to_string())),
+                    Err(e) => {
+                        match candidate.action {
+                            RetentionAction::Delete => report.failed_deletes += 1,
+                            RetentionAction::Unpublish => report.failed_unpublishes += 1,
+                        }
+                        report.failed.push((candidate.recording.summary.record_id.clone(), e.to_string()));
+                    }
                 }
             }
             if !full {
