@@ -560,6 +560,9 @@ pub struct RecordingConfig {
     /// `RECORDING_RETENTION_INTERVAL` (new; seconds, default 3600): how
     /// often the importer applies the retention rules.
     pub retention_interval: Duration,
+    /// `RECORDING_IMPORTER_METRICS_BIND` (new; default off): where
+    /// `scalelite-recording-importer` serves `/metrics`.
+    pub importer_metrics_bind: Option<SocketAddr>,
     /// `SECRET_KEY_BASE`: key of protected-recording cookies.
     pub secret_key_base: Option<Secret>,
 }
@@ -668,6 +671,16 @@ impl Config {
             },
             retention_action: r.parse("RECORDING_RETENTION_ACTION", RetentionAction::Delete),
             retention_interval: r.seconds("RECORDING_RETENTION_INTERVAL", DEFAULT_RECORDING_RETENTION_INTERVAL),
+            importer_metrics_bind: match r.string_or("RECORDING_IMPORTER_METRICS_BIND", "off").as_str() {
+                off if off.trim().is_empty() || off.eq_ignore_ascii_case("off") => None,
+                raw => raw.strip_prefix("tcp://").unwrap_or(raw).parse().map_or_else(
+                    |e| {
+                        r.error(format!("RECORDING_IMPORTER_METRICS_BIND={raw:?}: expected host:port or off ({e})"));
+                        None
+                    },
+                    Some,
+                ),
+            },
             secret_key_base: r.string("SECRET_KEY_BASE").map(Secret::new),
         };
         if recordings.retention_interval < Duration::from_secs(1) {
@@ -984,6 +997,10 @@ mod tests {
         let r = Config::from_env(&env).unwrap().recordings;
         assert_eq!((r.retention_days, r.retention_action), (Some(90), RetentionAction::Unpublish));
         assert_eq!(r.retention_interval, Duration::from_secs(60));
+        assert_eq!(Config::from_env(&Env::default()).unwrap().recordings.importer_metrics_bind, None);
+        let env = Env::from_pairs([("RECORDING_IMPORTER_METRICS_BIND", "127.0.0.1:9102")]);
+        let bind = Config::from_env(&env).unwrap().recordings.importer_metrics_bind;
+        assert_eq!(bind, Some("127.0.0.1:9102".parse().unwrap()));
         for off in ["off", "0"] {
             let config = Config::from_env(&Env::from_pairs([("RECORDING_RETENTION_DAYS", off)])).unwrap();
             assert_eq!(config.recordings.retention_days, None, "{off}");
@@ -993,6 +1010,7 @@ mod tests {
             ("RECORDING_RETENTION_DAYS", "-1"),
             ("RECORDING_RETENTION_ACTION", "archive"),
             ("RECORDING_RETENTION_INTERVAL", "0"),
+            ("RECORDING_IMPORTER_METRICS_BIND", "nine"),
         ] {
             let error = Config::from_env(&Env::from_pairs([(name, bad)])).unwrap_err().to_string();
             assert!(error.contains(name), "{name}={bad}: {error}");

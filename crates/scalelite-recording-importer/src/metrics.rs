@@ -1,6 +1,7 @@
-//! The importer's Prometheus metrics (documented in docs/METRICS.md). The
-//! API registers them on its `/metrics` in the embedded mode, where it runs
-//! the importer; the importer binary has no endpoint of its own.
+//! The importer's Prometheus metrics (documented in docs/METRICS.md): the
+//! binary serves them on `RECORDING_IMPORTER_METRICS_BIND`; the API
+//! registers them on its `/metrics` in the embedded mode, where it runs the
+//! importer.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
