@@ -403,7 +403,7 @@ impl Importer {
             if stop.sleep_until(Instant::now() + interval).await {
                 return;
             }
-            match self.apply_retention().await {
+            match self.retention_run(&|| stop.is_set()).await {
                 Ok(None) => {}
                 Ok(Some(report)) => {
                     self.inner.retention_metrics.record(&report);
@@ -431,6 +431,15 @@ impl Importer {
     /// rule is set. Nothing is done when the tenants cannot be read (their
     /// overrides are unknown) or while `RECORDING_DISABLED` is set.
     pub async fn apply_retention(&self) -> Result<Option<RetentionReport>, StoreError> {
+        self.retention_run(&|| false).await
+    }
+
+    /// [`Self::apply_retention`], stopping between two recordings once
+    /// `stopped` says so.
+    async fn retention_run(
+        &self,
+        stopped: &(dyn Fn() -> bool + Send + Sync),
+    ) -> Result<Option<RetentionReport>, StoreError> {
         let settings = &self.inner.settings;
         if settings.disabled {
             return Ok(None);
@@ -451,7 +460,7 @@ impl Importer {
         }
         let dirs = TreeDirs { publish: settings.publish_dir.clone(), unpublish: settings.unpublish_dir.clone() };
         let now_ms = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-        retention::enforce(&*self.inner.recordings, &dirs, &rules.rules, now_ms).await.map(Some)
+        retention::enforce(&*self.inner.recordings, &dirs, &rules.rules, now_ms, stopped).await.map(Some)
     }
 
     /// Attempts every due recording-ready callback once.

@@ -266,12 +266,15 @@ pub struct RetentionReport {
     pub failed_unpublishes: u64,
 }
 
-/// Applies the rules, a page at a time (the importer's periodic run).
+/// Applies the rules, a page at a time (the importer's periodic run). Stops
+/// between two recordings once `stopped` says so (a shutdown); the next run
+/// goes on from there.
 pub async fn enforce(
     store: &dyn RecordingStore,
     dirs: &TreeDirs,
     rules: &[Rule],
     now_ms: i64,
+    stopped: &(dyn Fn() -> bool + Send + Sync),
 ) -> Result<RetentionReport, StoreError> {
     let mut report = RetentionReport::default();
     for rule in rules {
@@ -281,6 +284,9 @@ pub async fn enforce(
             let full = page.len() as i64 == PAGE;
             after_id = page.last().map_or(after_id, |c| c.recording.summary.id);
             for candidate in &page {
+                if stopped() {
+                    return Ok(report);
+                }
                 match act(store, dirs, candidate).await {
                     Ok(()) if candidate.action == RetentionAction::Delete => {
                         report.deleted += 1;
