@@ -249,7 +249,7 @@ async fn a_tenants_setting_overrides_the_global_rule() {
         rules,
         [
             r#""tenant short" 30 "unpublish" "the recordings of tenant short""#,
-            r#""RECORDING_RETENTION_DAYS" 90 "delete" "all recordings except those of tenants keep, short""#,
+            r#""RECORDING_RETENTION_DAYS" 90 "delete" "all recordings (except those of tenants keep, short)""#,
         ]
     );
     let json = admin(&app, &["recordings", "prune", "--tenant", "short", "--json"]).await.ok().json();

@@ -147,7 +147,7 @@ fn scope_text(scope: &TenantScope, names: &HashMap<String, String>) -> String {
         TenantScope::Except(ids) if ids.is_empty() => "all recordings".into(),
         TenantScope::Except(ids) => {
             let names = ids.iter().map(name).collect::<Vec<_>>().join(", ");
-            format!("all recordings except those of tenants {names}")
+            format!("all recordings (except those of tenants {names})")
         }
     }
 }
