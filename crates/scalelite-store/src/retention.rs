@@ -371,6 +371,33 @@ mod tests {
         assert!(rules(global, &tenants, Some("id-keep")).rules.is_empty());
     }
 
+    #[tokio::test]
+    async fn enforcing_stops_between_two_recordings_and_goes_on_next_time() {
+        use crate::recordings::{ImportPolicy, RecordingImport};
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::SqliteStore::open(dir.path().join("db.sqlite3")).await.unwrap();
+        for id in ["r1", "r2", "r3"] {
+            let import = RecordingImport {
+                record_id: id.into(),
+                meeting_id: "m".into(),
+                published: Some(true),
+                start_ms: Some(1_000),
+                ..RecordingImport::default()
+            };
+            store.import_recording(&import, ImportPolicy::default()).await.unwrap();
+        }
+        let dirs = TreeDirs { publish: dir.path().join("published"), unpublish: dir.path().join("unpublished") };
+        let rules = [rule(TenantScope::All, 1, RetentionAction::Delete, "test")];
+        let now = 10 * 86_400_000;
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let stop_after_two = || calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 2;
+        let report = enforce(&store, &dirs, &rules, now, &stop_after_two).await.unwrap();
+        assert_eq!((report.deleted, report.unpublished), (2, 0));
+        let report = enforce(&store, &dirs, &rules, now, &|| false).await.unwrap();
+        assert_eq!(report.deleted, 1, "the rest at the next run");
+        assert_eq!(plan(&store, &dirs, &rules, now).await.unwrap().len(), 0);
+    }
+
     #[test]
     fn without_a_global_rule_only_tenants_with_days_have_rules() {
         let tenants = [tenant("short", &[(DAYS_SETTING, "7")]), tenant("hide", &[(ACTION_SETTING, "unpublish")])];
