@@ -248,3 +248,31 @@ async fn the_admins_writes_bind_the_apis_next_create_and_join() {
     assert_eq!(reply.message_key().as_deref(), Some("notFound"), "b routed after the admin ended it");
     assert!(reply.location.is_none());
 }
+
+#[tokio::test]
+async fn the_process_applies_the_retention_policy_and_counts_it_on_its_metrics() {
+    let data = tempfile::tempdir().unwrap();
+    let env = embedded_env(data.path())
+        .with("LOADBALANCER_SECRET", "retention-secret")
+        .with("RECORDING_RETENTION_DAYS", "30")
+        .with("RECORDING_RETENTION_INTERVAL", "1");
+    let (config, running) = Running::start(&env).await;
+    // Recorded in 2024: imported, then older than the 30 days.
+    let spool = config.recordings.spool_dir.clone();
+    eventually_with(Duration::from_secs(10), "the importer's spool", || async { spool.is_dir() }).await;
+    let rec = RecordingArchive::new("old-class", "Old class");
+    rec.drop_into(&spool);
+    let published = config.recordings.publish_dir.join("presentation").join(&rec.record_id);
+    let metrics_url = format!("http://{}/metrics", running.addr);
+    let counted = r#"scalelite_recording_retention_recordings_total{action="delete",outcome="done"} 1"#;
+    eventually_with(Duration::from_secs(20), "the recording imported, then deleted and counted", || async {
+        let state = admin_with(&config, &["recordings", "import-status", "--json"], "").await.ok().json();
+        let imported = state["recent"].as_array().is_some_and(|r| r.iter().any(|i| i["status"] == "imported"));
+        let metrics = scalelite_tests::http_get(&metrics_url).await;
+        imported && !published.exists() && metrics.body.lines().any(|l| l == counted)
+    })
+    .await;
+    let client = running.client("retention-secret");
+    assert_eq!(listed_recordings(&client, "old-class").await, 0);
+    running.stop().await;
+}

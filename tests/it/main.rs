@@ -32,6 +32,7 @@ mod meeting_info;
 mod metrics;
 mod playback;
 mod poller;
+mod prune;
 mod reconnect;
 mod recording_contract;
 mod recordings_api;

@@ -8,8 +8,8 @@ use crate::support::{self, Fixture, contract, recording};
 
 use scalelite_store::PgStore;
 use scalelite_store::recordings::{
-    DeliveryOutcome, ImportLogEntry, ImportPolicy, ImportedFormat, RecordingImport, RecordingPage, RecordingQuery,
-    RecordingStore, StateFilter,
+    AgedQuery, DeliveryOutcome, ImportLogEntry, ImportPolicy, ImportedFormat, RecordingImport, RecordingPage,
+    RecordingQuery, RecordingStore, StateFilter, TenantScope,
 };
 use scalelite_tests::TestPostgres;
 
@@ -30,7 +30,8 @@ contract!(
     publishing_metadata_and_tenants,
     callback_data_and_deliveries,
     import_log_and_health,
-    times_postgresql_cannot_hold_are_refused]
+    times_postgresql_cannot_hold_are_refused,
+    aged_recordings_for_retention]
 );
 
 fn ids(page: &RecordingPage) -> Vec<String> {
@@ -286,4 +287,63 @@ async fn sqlite_import_errors_read_as_postgresql_s() {
     // Neither left anything behind.
     let any = RecordingQuery { states: StateFilter::Any, ..RecordingQuery::default() };
     assert_eq!(store.find_recordings(&any).await.unwrap().total, 0);
+}
+
+async fn aged_recordings_for_retention(store: Arc<dyn RecordingStore>) {
+    let policy = ImportPolicy::default();
+    let mut ids = Vec::new();
+    for (record_id, start_ms, tenant) in [
+        ("a-old", 1_000, Some("tenant-a")),
+        ("b-old", 2_000, Some("tenant-b")),
+        ("n-old", 3_000, None),
+        ("n-new", 9_000, None),
+    ] {
+        let mut rec = recording(record_id, "room", start_ms);
+        rec.formats.push(ImportedFormat { format: "video".into(), url: "/v".into(), ..Default::default() });
+        rec.metadata.extend(tenant.map(|t| ("tenant-id".to_owned(), t.to_owned())));
+        ids.push(store.import_recording(&rec, policy).await.unwrap().id);
+    }
+    let mut no_start = recording("n-nostart", "room", 0);
+    no_start.start_ms = None;
+    store.import_recording(&no_start, policy).await.unwrap();
+    let aged = |query: AgedQuery| {
+        let store = Arc::clone(&store);
+        async move {
+            let found = store.recordings_started_before(&query).await.unwrap();
+            found.iter().map(|r| r.summary.record_id.clone()).collect::<Vec<_>>()
+        }
+    };
+    let before = |ms: i64, scope: TenantScope| AgedQuery {
+        started_before_ms: ms,
+        scope,
+        published_only: false,
+        after_id: 0,
+        limit: 100,
+    };
+
+    assert_eq!(aged(before(5_000, TenantScope::All)).await, ["a-old", "b-old", "n-old"], "older only, by id");
+    assert_eq!(aged(before(3_000, TenantScope::All)).await, ["a-old", "b-old"], "strictly before");
+    assert_eq!(aged(before(5_000, TenantScope::Tenant("tenant-b".into()))).await, ["b-old"]);
+    assert_eq!(
+        aged(before(5_000, TenantScope::Except(vec!["tenant-a".into(), "tenant-x".into()]))).await,
+        ["b-old", "n-old"],
+        "recordings without a tenant are not excepted"
+    );
+    assert_eq!(aged(before(5_000, TenantScope::Except(vec![]))).await, ["a-old", "b-old", "n-old"]);
+    let page = AgedQuery { after_id: ids[0], limit: 1, ..before(5_000, TenantScope::All) };
+    assert_eq!(aged(page).await, ["b-old"], "paged by id");
+
+    let found = store.recordings_started_before(&before(2_000, TenantScope::All)).await.unwrap();
+    assert_eq!(found.len(), 1);
+    let a = &found[0];
+    assert_eq!((a.summary.id, a.start_ms, a.tenant_id.as_deref()), (ids[0], 1_000, Some("tenant-a")));
+    assert_eq!((a.meeting_id.as_str(), a.summary.published), ("room", Some(true)));
+    assert_eq!(a.summary.formats, ["presentation", "video"]);
+
+    // Unpublishing concerns published recordings; deleted ones are done.
+    store.set_published(ids[1], false).await.unwrap();
+    store.mark_deleted(ids[2]).await.unwrap();
+    let published_only = AgedQuery { published_only: true, ..before(5_000, TenantScope::All) };
+    assert_eq!(aged(published_only).await, ["a-old"]);
+    assert_eq!(aged(before(5_000, TenantScope::All)).await, ["a-old", "b-old"]);
 }

@@ -6,6 +6,7 @@ pub mod db;
 pub mod meetings;
 mod output;
 pub mod poll;
+pub mod prune;
 pub mod recordings;
 pub mod servers;
 pub mod status;

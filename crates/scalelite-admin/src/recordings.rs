@@ -46,6 +46,10 @@ pub enum RecordingsCommand {
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
+    /// Delete or unpublish recordings that started more than a number of
+    /// days ago. Without --yes nothing changes: the recordings are listed
+    /// with what would happen to them (a dry run).
+    Prune(crate::prune::PruneOpts),
 }
 
 /// Runs a `recordings` command.
@@ -64,6 +68,7 @@ pub(crate) async fn run(opts: Opts, ctx: &Ctx, ui: &mut Ui<'_, '_>) -> Outcome {
         RecordingsCommand::Update => update(ctx, ui).await,
         RecordingsCommand::Import => import(ctx, ui).await,
         RecordingsCommand::ImportStatus { limit } => import_status(ctx, ui, limit).await,
+        RecordingsCommand::Prune(opts) => crate::prune::run(opts, ctx, ui).await,
     }
 }
 
@@ -305,7 +310,7 @@ fn reason(path: &PathBuf) -> Option<String> {
     text.lines().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_owned())
 }
 
-fn size(bytes: u64) -> String {
+pub(crate) fn size(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
     let mut value = bytes as f64;
     let mut unit = 0;
@@ -321,7 +326,7 @@ fn age(now: SystemTime, modified: Option<SystemTime>) -> String {
     humantime::format_duration(Duration::from_secs(since.as_secs())).to_string()
 }
 
-fn timestamp(epoch_ms: i64) -> String {
+pub(crate) fn timestamp(epoch_ms: i64) -> String {
     let time = UNIX_EPOCH + Duration::from_millis(u64::try_from(epoch_ms).unwrap_or(0));
     humantime::format_rfc3339_seconds(time).to_string()
 }

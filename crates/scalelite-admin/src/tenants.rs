@@ -369,6 +369,10 @@ async fn add_setting(
     else {
         return Err(ui.fail("Error: tenant_id, param, value and override are required to create a TenantSetting"));
     };
+    // The balancer's own settings (recording retention) must make sense.
+    if let Err(e) = scalelite_store::retention::check_setting(&param, &value) {
+        return Err(ui.fail(format!("ERROR: {e}")));
+    }
     let tenant_id = TenantId::new(tenant_id);
     // Scalelite stores it anyway; say why it will have no effect.
     match ctx.store.tenant(&tenant_id).await {

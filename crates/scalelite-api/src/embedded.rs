@@ -109,14 +109,18 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let poller_metrics = Arc::new(PollerMetrics::new());
+    let importer = stores.recordings.clone().map(|recordings| {
+        Importer::new(Settings::from_config(&config), recordings, Some(Arc::clone(&stores.meetings)))
+    });
+    let retention_metrics = importer.as_ref().map(Importer::retention_metrics);
     let state =
         AppState::with_metrics(config.clone(), Arc::clone(&stores.meetings), stores.recordings.clone(), |registry| {
-            poller_metrics.register(registry)
+            poller_metrics.register(registry);
+            if let Some(metrics) = &retention_metrics {
+                metrics.register(registry);
+            }
         });
     let poller = Poller::from_config(&config, Arc::clone(&stores.meetings), poller_metrics);
-    let importer = stores
-        .recordings
-        .map(|recordings| Importer::new(Settings::from_config(&config), recordings, Some(stores.meetings)));
     // The API, the poller and the importer: when one ends (or fails, or
     // panics) before `shutdown`, the others stop and the process exits.
     scalelite_telemetry::process::supervise(shutdown, move |stop| {

@@ -66,7 +66,9 @@ impl ResolvedTenant {
         // of one param resolve the same way in every process.
         let mut settings = record.settings;
         settings.sort_by(|a, b| (&a.param, &a.id).cmp(&(&b.param, &b.id)));
-        for setting in settings {
+        // The balancer's own settings (recording retention) are not
+        // create or join parameters.
+        for setting in settings.into_iter().filter(|s| !scalelite_store::retention::is_balancer_setting(&s.param)) {
             match setting.param.as_str() {
                 CREATE_EXCLUDE => create_exclude.extend(parse_name_list(&setting.value)),
                 JOIN_EXCLUDE => join_exclude.extend(parse_name_list(&setting.value)),
@@ -218,7 +220,9 @@ mod tests {
         let settings = vec![
             TenantSetting::new(id.clone(), "welcome", "hi", "false"),
             TenantSetting::new(id.clone(), "record", "false", "true"),
-            TenantSetting::new(id, "logo", "x", "TRUE"),
+            TenantSetting::new(id.clone(), "logo", "x", "TRUE"),
+            TenantSetting::new(id.clone(), "scalelite-recording-retention-days", "30", "false"),
+            TenantSetting::new(id, "scalelite-recording-retention-action", "delete", "true"),
         ];
         let resolved = ResolvedTenant::new(TenantRecord { tenant, settings });
         assert_eq!(resolved.secrets, [Secret::new("s1"), Secret::new("s2")]);
@@ -227,6 +231,8 @@ mod tests {
         assert_eq!(resolved.default_value("logo"), Some("x"));
         assert_eq!(resolved.override_value("record"), Some("false"));
         assert_eq!(resolved.override_value("welcome"), None);
+        // The balancer's own settings are not sent to BBB.
+        assert_eq!((resolved.defaults.len(), resolved.overrides.len()), (2, 1));
     }
 
     #[test]

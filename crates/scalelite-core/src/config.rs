@@ -20,6 +20,7 @@ use crate::checksum::AlgorithmSet;
 use crate::ids::Secret;
 use crate::load::LoadModel;
 use crate::params::{ParamPolicy, parse_name_list, parse_param_list};
+use crate::retention::{RetentionAction, parse_days_or_off};
 
 /// A snapshot of environment variables.
 #[derive(Clone, Default)]
@@ -137,6 +138,8 @@ pub mod defaults {
     pub const DEFAULT_RECORDING_IMPORT_POLL_INTERVAL: f64 = 60.0;
     /// `RECORDING_IMPORT_SETTLE_TIME`, seconds.
     pub const DEFAULT_RECORDING_IMPORT_SETTLE_TIME: f64 = 2.0;
+    /// `RECORDING_RETENTION_INTERVAL`, seconds.
+    pub const DEFAULT_RECORDING_RETENTION_INTERVAL: f64 = 3600.0;
     /// `RECORDING_PLAYBACK_FORMATS`.
     pub const DEFAULT_RECORDING_PLAYBACK_FORMATS: &str = "presentation:video:screenshare:podcast:notes:capture";
     /// `PROTECTED_RECORDINGS_TOKEN_TIMEOUT`, minutes.
@@ -578,6 +581,17 @@ pub struct RecordingConfig {
     pub cookie_ttl: Duration,
     /// `GET_RECORDINGS_API_FILTERED`.
     pub get_recordings_filtered: bool,
+    /// `RECORDING_RETENTION_DAYS` (new; `None`, the default, keeps
+    /// recordings forever unless a tenant setting says otherwise).
+    pub retention_days: Option<u32>,
+    /// `RECORDING_RETENTION_ACTION` (new; default `delete`).
+    pub retention_action: RetentionAction,
+    /// `RECORDING_RETENTION_INTERVAL` (new; seconds, default 3600): how
+    /// often the importer applies the retention rules.
+    pub retention_interval: Duration,
+    /// `RECORDING_IMPORTER_METRICS_BIND` (new; default off): where
+    /// `scalelite-recording-importer` serves `/metrics`.
+    pub importer_metrics_bind: Option<SocketAddr>,
     /// `SECRET_KEY_BASE`: key of protected-recording cookies.
     pub secret_key_base: Option<Secret>,
 }
@@ -677,8 +691,30 @@ impl Config {
             ),
             cookie_ttl: minutes(&mut r, "PROTECTED_RECORDINGS_TIMEOUT", DEFAULT_PROTECTED_RECORDINGS_TIMEOUT),
             get_recordings_filtered: r.bool("GET_RECORDINGS_API_FILTERED", false),
+            retention_days: match r.string("RECORDING_RETENTION_DAYS") {
+                None => None,
+                Some(raw) => parse_days_or_off(&raw).unwrap_or_else(|e| {
+                    r.error(format!("RECORDING_RETENTION_DAYS: {e}"));
+                    None
+                }),
+            },
+            retention_action: r.parse("RECORDING_RETENTION_ACTION", RetentionAction::Delete),
+            retention_interval: r.seconds("RECORDING_RETENTION_INTERVAL", DEFAULT_RECORDING_RETENTION_INTERVAL),
+            importer_metrics_bind: match r.string_or("RECORDING_IMPORTER_METRICS_BIND", "off").as_str() {
+                off if off.trim().is_empty() || off.eq_ignore_ascii_case("off") => None,
+                raw => raw.strip_prefix("tcp://").unwrap_or(raw).parse().map_or_else(
+                    |e| {
+                        r.error(format!("RECORDING_IMPORTER_METRICS_BIND={raw:?}: expected host:port or off ({e})"));
+                        None
+                    },
+                    Some,
+                ),
+            },
             secret_key_base: r.string("SECRET_KEY_BASE").map(Secret::new),
         };
+        if recordings.retention_interval < Duration::from_secs(1) {
+            r.error("RECORDING_RETENTION_INTERVAL: must be at least 1 second".into());
+        }
         if recordings
             .playback_formats
             .iter()
@@ -988,6 +1024,40 @@ mod tests {
         assert_eq!(config.recordings.token_ttl, Duration::from_secs(300));
         assert_eq!(config.recordings.playback_formats, ["presentation", "video"]);
         assert!(Config::from_env(&Env::from_pairs([("RECORDING_PLAYBACK_FORMATS", "../x")])).is_err());
+    }
+
+    #[test]
+    fn retention_variables() {
+        let config = Config::from_env(&Env::default()).unwrap();
+        let r = &config.recordings;
+        assert_eq!((r.retention_days, r.retention_action), (None, RetentionAction::Delete), "off by default");
+        assert_eq!(r.retention_interval, Duration::from_secs(3600));
+        let env = Env::from_pairs([
+            ("RECORDING_RETENTION_DAYS", "90d"),
+            ("RECORDING_RETENTION_ACTION", "Unpublish"),
+            ("RECORDING_RETENTION_INTERVAL", "60"),
+        ]);
+        let r = Config::from_env(&env).unwrap().recordings;
+        assert_eq!((r.retention_days, r.retention_action), (Some(90), RetentionAction::Unpublish));
+        assert_eq!(r.retention_interval, Duration::from_secs(60));
+        assert_eq!(Config::from_env(&Env::default()).unwrap().recordings.importer_metrics_bind, None);
+        let env = Env::from_pairs([("RECORDING_IMPORTER_METRICS_BIND", "127.0.0.1:9102")]);
+        let bind = Config::from_env(&env).unwrap().recordings.importer_metrics_bind;
+        assert_eq!(bind, Some("127.0.0.1:9102".parse().unwrap()));
+        for off in ["off", "0"] {
+            let config = Config::from_env(&Env::from_pairs([("RECORDING_RETENTION_DAYS", off)])).unwrap();
+            assert_eq!(config.recordings.retention_days, None, "{off}");
+        }
+        for (name, bad) in [
+            ("RECORDING_RETENTION_DAYS", "abc"),
+            ("RECORDING_RETENTION_DAYS", "-1"),
+            ("RECORDING_RETENTION_ACTION", "archive"),
+            ("RECORDING_RETENTION_INTERVAL", "0"),
+            ("RECORDING_IMPORTER_METRICS_BIND", "nine"),
+        ] {
+            let error = Config::from_env(&Env::from_pairs([(name, bad)])).unwrap_err().to_string();
+            assert!(error.contains(name), "{name}={bad}: {error}");
+        }
     }
 
     #[test]

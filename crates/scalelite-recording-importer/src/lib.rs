@@ -4,6 +4,7 @@ pub mod callback;
 mod extract;
 mod import;
 pub mod metadata;
+pub mod metrics;
 pub mod settings;
 pub mod spool;
 mod watch;
@@ -16,9 +17,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use scalelite_store::recording_actions::TreeDirs;
 use scalelite_store::recordings::RecordingStore;
+use scalelite_store::retention;
 use scalelite_store::trees::{self, Trees};
-use scalelite_store::{KeyStore, Store, StoreError};
+use scalelite_store::{KeyStore, Store, StoreError, TenantStore};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
@@ -26,8 +29,10 @@ use tracing::{error, info, warn};
 pub use crate::callback::{CallbackSecrets, DeliveryReport, LoadBalancerSecrets, TenantSecrets};
 pub use crate::import::{ArchiveOutcome, ImportedArchive, SkippedFormat};
 pub use crate::settings::{Backoff, CallbackSettings, Settings};
+pub use scalelite_store::retention::RetentionReport;
 
 use crate::callback::Deliverer;
+use crate::metrics::RetentionMetrics;
 use crate::spool::{Candidate, Settle, SpoolLock};
 
 /// Extracts the spool archive `archive` into the empty directory `into`
@@ -111,6 +116,10 @@ struct Inner {
     /// Where the API remembers recording-ready URLs (Redis, or the embedded
     /// database), when it can be reached.
     keys: Option<Arc<dyn KeyStore>>,
+    /// Where the tenants' retention overrides are (multitenant mode).
+    tenants: Option<Arc<dyn TenantStore>>,
+    /// Counters of the retention runs.
+    retention_metrics: Arc<RetentionMetrics>,
     deliverer: Deliverer,
     /// Woken after each import, so its callback goes out at once.
     deliveries_wake: Notify,
@@ -174,12 +183,20 @@ impl Importer {
             inner: Arc::new(Inner {
                 settings,
                 recordings,
+                tenants: store.clone().map(|store| store as Arc<dyn TenantStore>),
+                retention_metrics: Arc::new(RetentionMetrics::new()),
                 keys: store.map(|store| store as Arc<dyn KeyStore>),
                 deliverer,
                 deliveries_wake: Notify::new(),
                 stuck: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    /// The counters of the periodic retention runs, to register on a
+    /// metrics endpoint.
+    pub fn retention_metrics(&self) -> Arc<RetentionMetrics> {
+        Arc::clone(&self.inner.retention_metrics)
     }
 
     /// The settings in use.
@@ -247,7 +264,7 @@ impl Importer {
             watching = watcher.is_some(),
             "recording importer started"
         );
-        tokio::join!(self.import_loop(&stop, &wake), self.delivery_loop(&stop));
+        tokio::join!(self.import_loop(&stop, &wake), self.delivery_loop(&stop), self.retention_loop(&stop));
         drop(watcher);
         info!("recording importer stopped");
     }
@@ -376,6 +393,74 @@ impl Importer {
                 () = tokio::time::sleep(pause) => {}
             }
         }
+    }
+
+    /// Applies the retention rules every `RECORDING_RETENTION_INTERVAL`
+    /// (only this importer does: it holds the spool lock).
+    async fn retention_loop(&self, stop: &Stop) {
+        let interval = self.inner.settings.retention_interval;
+        loop {
+            if stop.sleep_until(Instant::now() + interval).await {
+                return;
+            }
+            match self.retention_run(&|| stop.is_set()).await {
+                Ok(None) => {}
+                Ok(Some(report)) => {
+                    self.inner.retention_metrics.record(&report);
+                    if report.deleted + report.unpublished > 0 || !report.failed.is_empty() {
+                        info!(
+                            deleted = report.deleted,
+                            unpublished = report.unpublished,
+                            bytes_deleted = report.bytes_deleted,
+                            failed = report.failed.len(),
+                            "recording retention run finished"
+                        );
+                    }
+                }
+                Err(e) => {
+                    self.inner.retention_metrics.run_failed();
+                    warn!(error = %e, "recording retention run failed; trying again next interval");
+                }
+            }
+        }
+    }
+
+    /// Deletes or unpublishes the recordings the retention rules
+    /// (`RECORDING_RETENTION_DAYS`, `RECORDING_RETENTION_ACTION` and, in
+    /// multitenant mode, the tenants' overrides) select now. `None` when no
+    /// rule is set. Nothing is done when the tenants cannot be read (their
+    /// overrides are unknown) or while `RECORDING_DISABLED` is set.
+    pub async fn apply_retention(&self) -> Result<Option<RetentionReport>, StoreError> {
+        self.retention_run(&|| false).await
+    }
+
+    /// [`Self::apply_retention`], stopping between two recordings once
+    /// `stopped` says so.
+    async fn retention_run(
+        &self,
+        stopped: &(dyn Fn() -> bool + Send + Sync),
+    ) -> Result<Option<RetentionReport>, StoreError> {
+        let settings = &self.inner.settings;
+        if settings.disabled {
+            return Ok(None);
+        }
+        let tenants = match (&self.inner.tenants, settings.multitenancy) {
+            (_, false) => Vec::new(),
+            (Some(store), true) => store.tenants().await?,
+            (None, true) => {
+                return Err(StoreError::Unexpected("the tenants (and their retention settings) cannot be read".into()));
+            }
+        };
+        let rules = retention::rules(settings.retention, &tenants, None);
+        for problem in &rules.problems {
+            warn!(problem = %problem, "invalid recording retention setting; that tenant's recordings are left alone");
+        }
+        if rules.rules.is_empty() {
+            return Ok(None);
+        }
+        let dirs = TreeDirs { publish: settings.publish_dir.clone(), unpublish: settings.unpublish_dir.clone() };
+        let now_ms = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        retention::enforce(&*self.inner.recordings, &dirs, &rules.rules, now_ms, stopped).await.map(Some)
     }
 
     /// Attempts every due recording-ready callback once.

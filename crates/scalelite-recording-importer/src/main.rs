@@ -5,10 +5,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use futures::FutureExt as _;
+use prometheus_client::registry::Registry;
 use scalelite_core::config::{Backend, Config, Env};
 use scalelite_recording_importer::{ArchiveOutcome, Importer, ImporterError, Settings};
 use scalelite_store::recordings::RecordingStore;
 use scalelite_store::{PgStore, RedisStore, Store, Stores};
+use scalelite_telemetry::process::Part;
 use tracing::{info, warn};
 
 #[global_allocator]
@@ -53,8 +56,36 @@ async fn run(env: &Env, once: bool) -> anyhow::Result<ExitCode> {
     }
     let importer = Importer::new(Settings::from_config(&config), recordings, meetings);
     if !once {
+        let metrics_server = match config.recordings.importer_metrics_bind {
+            Some(bind) => {
+                let mut registry = Registry::default();
+                importer.retention_metrics().register(&mut registry);
+                let listener = tokio::net::TcpListener::bind(bind)
+                    .await
+                    .with_context(|| format!("RECORDING_IMPORTER_METRICS_BIND {bind}"))?;
+                info!(address = %bind, "serving importer metrics at /metrics");
+                Some((listener, Arc::new(registry), config.metrics_bearer_token.clone()))
+            }
+            None => None,
+        };
         scalelite_telemetry::process::notify_ready();
-        importer.run(scalelite_telemetry::shutdown_signal()).await;
+        // The importer and its metrics endpoint: when either ends, the process ends.
+        scalelite_telemetry::process::supervise(scalelite_telemetry::shutdown_signal(), |stop| {
+            let run = {
+                let stop = stop.clone();
+                async move {
+                    importer.run(stop).await;
+                    Ok(())
+                }
+            };
+            let mut parts: Vec<Part> = vec![("recording importer", run.boxed())];
+            if let Some((listener, registry, token)) = metrics_server {
+                let serving = scalelite_poller::metrics::serve(listener, registry, token, stop);
+                parts.push(("importer metrics endpoint", serving.map(|served| Ok(served?)).boxed()));
+            }
+            parts
+        })
+        .await?;
         return Ok(ExitCode::SUCCESS);
     }
     let report = match importer.import_pending_once().await {

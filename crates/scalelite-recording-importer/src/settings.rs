@@ -9,6 +9,7 @@ use jsonwebtoken::Algorithm as JwtAlgorithm;
 use scalelite_core::Secret;
 use scalelite_core::config::Config;
 use scalelite_store::recordings::ImportPolicy;
+use scalelite_store::retention::GlobalRetention;
 
 /// Largest `metadata.xml` accepted (BBB writes a few KiB).
 pub const DEFAULT_MAX_METADATA_BYTES: u64 = 4 * 1024 * 1024;
@@ -83,6 +84,11 @@ pub struct Settings {
     pub multitenancy: bool,
     /// Recording-ready callbacks.
     pub callbacks: CallbackSettings,
+    /// `RECORDING_RETENTION_DAYS` and `RECORDING_RETENTION_ACTION` (the
+    /// tenants' overrides are read at each run).
+    pub retention: GlobalRetention,
+    /// `RECORDING_RETENTION_INTERVAL`: time between two retention runs.
+    pub retention_interval: Duration,
 }
 
 /// Settings of recording-ready callback delivery.
@@ -139,6 +145,8 @@ impl Settings {
                 batch: 16,
                 concurrency: 8,
             },
+            retention: GlobalRetention { days: recordings.retention_days, action: recordings.retention_action },
+            retention_interval: recordings.retention_interval.max(Duration::from_millis(10)),
         }
     }
 }

@@ -3,9 +3,11 @@
 mod error;
 pub mod model;
 pub mod postgres;
+pub mod recording_actions;
 mod recording_flow;
 pub mod recordings;
 pub mod redis;
+pub mod retention;
 mod select;
 pub mod sqlite;
 pub mod tenants;

@@ -190,6 +190,50 @@ pub struct RecordingSummary {
     pub formats: Vec<String>,
 }
 
+/// Which recordings a retention query covers, by their `tenant-id`
+/// metadata.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum TenantScope {
+    /// Every recording.
+    #[default]
+    All,
+    /// Recordings whose `tenant-id` is this.
+    Tenant(String),
+    /// Recordings whose `tenant-id` is none of these (recordings without
+    /// one included).
+    Except(Vec<String>),
+}
+
+/// A retention query: recordings started before a time.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AgedQuery {
+    /// Only recordings whose `starttime` is before this (epoch ms).
+    /// Recordings without `starttime` are never returned.
+    pub started_before_ms: i64,
+    /// Whose recordings.
+    pub scope: TenantScope,
+    /// Only published recordings (for unpublishing); otherwise every
+    /// recording not already deleted.
+    pub published_only: bool,
+    /// Only recordings with a database id above this (paging).
+    pub after_id: i64,
+    /// At most this many, by id.
+    pub limit: i64,
+}
+
+/// A recording a retention rule may act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgedRecording {
+    /// What publish and delete need.
+    pub summary: RecordingSummary,
+    /// `meeting_id`.
+    pub meeting_id: String,
+    /// `starttime` in epoch ms.
+    pub start_ms: i64,
+    /// `tenant-id` metadata.
+    pub tenant_id: Option<String>,
+}
+
 /// What playback needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlaybackTarget {
@@ -331,6 +375,9 @@ pub trait RecordingStore: Send + Sync + std::fmt::Debug + 'static {
     /// Adds `tenant-id` metadata to every recording without one; returns
     /// how many were changed.
     async fn add_to_tenant(&self, tenant_id: &str) -> Result<u64, StoreError>;
+
+    /// Recordings a retention rule may act on (see [`AgedQuery`]), by id.
+    async fn recordings_started_before(&self, query: &AgedQuery) -> Result<Vec<AgedRecording>, StoreError>;
 }
 
 /// The result of a delivery attempt.

@@ -183,6 +183,35 @@ pub fn delete_recording(trees: Trees<'_>, record_id: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// The bytes of regular files under `<root>/*/<record_id>` in both trees
+/// (what [`delete_recording`] removes). Symbolic links are not followed;
+/// what cannot be read counts as nothing.
+pub fn recording_size(trees: Trees<'_>, record_id: &str) -> u64 {
+    if !is_component(record_id) {
+        return 0;
+    }
+    let mut total = 0;
+    for root in [trees.publish, trees.unpublish] {
+        let Ok(formats) = fs::read_dir(root) else { continue };
+        for format in formats.flatten() {
+            if format.file_type().is_ok_and(|t| t.is_dir()) {
+                total += tree_size(&format.path().join(record_id));
+            }
+        }
+    }
+    total
+}
+
+fn tree_size(path: &Path) -> u64 {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => {
+            fs::read_dir(path).map(|entries| entries.flatten().map(|e| tree_size(&e.path())).sum()).unwrap_or(0)
+        }
+        Ok(m) if m.is_file() => m.len(),
+        _ => 0,
+    }
+}
+
 /// Deletes a directory tree, logging (not failing) when that is impossible:
 /// the new state is already in place.
 fn remove_tree(path: &Path) {
@@ -354,7 +383,11 @@ mod tests {
             assert!(delete_recording(trees, bad).is_err(), "{bad:?}");
         }
         fs::create_dir_all(unpublish.join("video/r1")).unwrap();
+        fs::write(unpublish.join("video/r1/v.webm"), "12345").unwrap();
+        assert_eq!(recording_size(trees, "r1"), 6, "both trees counted");
+        assert_eq!(recording_size(trees, ".."), 0);
         delete_recording(trees, "r1").unwrap();
+        assert_eq!(recording_size(trees, "r1"), 0);
         assert_eq!(tree(&publish), Vec::<String>::new());
         assert_eq!(fs::read_dir(unpublish.join("video")).unwrap().count(), 0);
     }

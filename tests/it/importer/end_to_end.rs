@@ -195,7 +195,12 @@ async fn an_archive_from_bbb_is_listed_played_managed_and_deleted() {
         listed_in(&app, meeting_id, "published").await.len() == 1
     })
     .await;
-    let reason = std::fs::read_to_string(dirs.spool().join("failed/broken-1715261728123.tar.reason")).unwrap();
+    // The two archives may be taken in either order (the broken one may
+    // still look unsettled when the next one is ready).
+    let reason_file = dirs.spool().join("failed/broken-1715261728123.tar.reason");
+    eventually_with(Duration::from_secs(10), "the broken archive quarantined", || async { reason_file.is_file() })
+        .await;
+    let reason = std::fs::read_to_string(&reason_file).unwrap();
     assert!(reason.contains("truncated") || reason.contains("end"), "{reason}");
     assert!(dirs.spool().join("failed/broken-1715261728123.tar").is_file());
     running.stop().await;

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use async_trait::async_trait;
 use scalelite_store::StoreError;
 use scalelite_store::recordings::{
-    Delivery, DeliveryOutcome, ImportPolicy, Imported, PlaybackTarget, RecordingImport, RecordingPage, RecordingStore,
-    RecordingSummary,
+    AgedQuery, AgedRecording, Delivery, DeliveryOutcome, ImportPolicy, Imported, PlaybackTarget, RecordingImport,
+    RecordingPage, RecordingStore, RecordingSummary,
 };
 use scalelite_tests::archive::{RawTar, drop_bytes};
 use tokio::sync::Notify;
@@ -114,6 +114,9 @@ impl RecordingStore for ObservedStore {
     }
     async fn add_to_tenant(&self, tenant_id: &str) -> Result<u64, StoreError> {
         self.inner.add_to_tenant(tenant_id).await
+    }
+    async fn recordings_started_before(&self, query: &AgedQuery) -> Result<Vec<AgedRecording>, StoreError> {
+        self.inner.recordings_started_before(query).await
     }
 }
 

@@ -15,9 +15,9 @@ use sqlx::{Postgres, QueryBuilder, Row};
 use crate::StoreError;
 use crate::recording_flow::{self, CallbackRow, ExistingRecording, RecordingSql};
 use crate::recordings::{
-    Delivery, DeliveryOutcome, FormatView, ImportLogEntry, ImportPolicy, Imported, ImportedFormat, ImportedThumbnail,
-    PlaybackTarget, RecordingImport, RecordingPage, RecordingQuery, RecordingStore, RecordingSummary, RecordingView,
-    StateFilter,
+    AgedQuery, AgedRecording, Delivery, DeliveryOutcome, FormatView, ImportLogEntry, ImportPolicy, Imported,
+    ImportedFormat, ImportedThumbnail, PlaybackTarget, RecordingImport, RecordingPage, RecordingQuery, RecordingStore,
+    RecordingSummary, RecordingView, StateFilter, TenantScope,
 };
 
 /// An error of this database (`StoreError` does not convert `sqlx::Error`
@@ -573,6 +573,55 @@ impl RecordingStore for PgStore {
         .await
         .map_err(pg)?;
         Ok(result.rows_affected())
+    }
+
+    async fn recordings_started_before(&self, query: &AgedQuery) -> Result<Vec<AgedRecording>, StoreError> {
+        let (only, except): (Option<&str>, Option<&[String]>) = match &query.scope {
+            TenantScope::All => (None, None),
+            TenantScope::Tenant(tenant) => (Some(tenant), None),
+            TenantScope::Except(tenants) => (None, Some(tenants)),
+        };
+        let rows = sqlx::query(
+            "SELECT r.id, r.record_id, COALESCE(r.published, false),
+                    COALESCE(array_agg(p.format ORDER BY p.format) FILTER (WHERE p.format IS NOT NULL), '{}'),
+                    r.meeting_id, floor(EXTRACT(EPOCH FROM r.starttime) * 1000)::bigint,
+                    (SELECT t.value FROM metadata t WHERE t.recording_id = r.id AND t.key = 'tenant-id' LIMIT 1)
+             FROM recordings r LEFT JOIN playback_formats p ON p.recording_id = r.id
+             WHERE r.starttime < timestamp 'epoch' + $1 * interval '1 millisecond'
+               AND r.state IS DISTINCT FROM 'deleted'
+               AND (NOT $2 OR COALESCE(r.published, false))
+               AND r.id > $3
+               AND ($4::varchar IS NULL OR EXISTS (SELECT 1 FROM metadata t WHERE t.recording_id = r.id
+                                                   AND t.key = 'tenant-id' AND t.value = $4))
+               AND ($5::varchar[] IS NULL OR NOT EXISTS (SELECT 1 FROM metadata t WHERE t.recording_id = r.id
+                                                         AND t.key = 'tenant-id' AND t.value = ANY($5)))
+             GROUP BY r.id ORDER BY r.id LIMIT $6",
+        )
+        .bind(query.started_before_ms as f64)
+        .bind(query.published_only)
+        .bind(query.after_id)
+        .bind(only)
+        .bind(except)
+        .bind(query.limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(pg)?;
+        rows.iter()
+            .map(|r| {
+                Ok(AgedRecording {
+                    summary: RecordingSummary {
+                        id: r.try_get(0)?,
+                        record_id: r.try_get::<Option<String>, _>(1)?.unwrap_or_default(),
+                        published: r.try_get(2)?,
+                        formats: r.try_get(3)?,
+                    },
+                    meeting_id: r.try_get::<Option<String>, _>(4)?.unwrap_or_default(),
+                    start_ms: r.try_get(5)?,
+                    tenant_id: r.try_get(6)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(pg)
     }
 }
 

@@ -16,9 +16,9 @@ use super::{SqliteStore, now_ms, sq};
 use crate::StoreError;
 use crate::recording_flow::{self, CallbackRow, ExistingRecording, RecordingSql};
 use crate::recordings::{
-    Delivery, DeliveryOutcome, FormatView, ImportLogEntry, ImportPolicy, Imported, ImportedFormat, ImportedThumbnail,
-    PlaybackTarget, RecordingImport, RecordingPage, RecordingQuery, RecordingStore, RecordingSummary, RecordingView,
-    StateFilter,
+    AgedQuery, AgedRecording, Delivery, DeliveryOutcome, FormatView, ImportLogEntry, ImportPolicy, Imported,
+    ImportedFormat, ImportedThumbnail, PlaybackTarget, RecordingImport, RecordingPage, RecordingQuery, RecordingStore,
+    RecordingSummary, RecordingView, StateFilter, TenantScope,
 };
 
 /// The recording tables (schema version 2).
@@ -676,6 +676,64 @@ impl RecordingStore for SqliteStore {
         .await
         .map_err(sq)?;
         Ok(result.rows_affected())
+    }
+
+    async fn recordings_started_before(&self, query: &AgedQuery) -> Result<Vec<AgedRecording>, StoreError> {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT r.id, r.record_id, COALESCE(r.published, 0), p.format, r.meeting_id, r.starttime,
+                    (SELECT t.value FROM metadata t WHERE t.recording_id = r.id AND t.key = 'tenant-id' LIMIT 1)
+             FROM recordings r LEFT JOIN playback_formats p ON p.recording_id = r.id
+             WHERE r.id IN (SELECT r.id FROM recordings r WHERE r.starttime < ",
+        );
+        q.push_bind(query.started_before_ms);
+        q.push(" AND r.state IS NOT 'deleted' AND r.id > ").push_bind(query.after_id);
+        if query.published_only {
+            q.push(" AND COALESCE(r.published, 0) = 1");
+        }
+        match &query.scope {
+            TenantScope::All => {}
+            TenantScope::Tenant(tenant) => {
+                q.push(
+                    " AND EXISTS (SELECT 1 FROM metadata t WHERE t.recording_id = r.id AND t.key = 'tenant-id' \
+                     AND t.value = ",
+                )
+                .push_bind(tenant.clone())
+                .push(")");
+            }
+            TenantScope::Except(tenants) => {
+                q.push(
+                    " AND NOT EXISTS (SELECT 1 FROM metadata t WHERE t.recording_id = r.id AND t.key = 'tenant-id' \
+                     AND t.value",
+                );
+                push_in(&mut q, tenants);
+                q.push(")");
+            }
+        }
+        q.push(" ORDER BY r.id LIMIT ").push_bind(query.limit);
+        q.push(") ORDER BY r.id, p.format");
+        let rows = q.build().fetch_all(&self.readers).await.map_err(sq)?;
+        let mut out: Vec<AgedRecording> = Vec::new();
+        for row in rows {
+            let id: i64 = row.try_get(0).map_err(sq)?;
+            let format: Option<String> = row.try_get(3).map_err(sq)?;
+            if out.last().is_none_or(|r| r.summary.id != id) {
+                out.push(AgedRecording {
+                    summary: RecordingSummary {
+                        id,
+                        record_id: row.try_get::<Option<String>, _>(1).map_err(sq)?.unwrap_or_default(),
+                        published: row.try_get(2).map_err(sq)?,
+                        formats: Vec::new(),
+                    },
+                    meeting_id: row.try_get::<Option<String>, _>(4).map_err(sq)?.unwrap_or_default(),
+                    start_ms: row.try_get(5).map_err(sq)?,
+                    tenant_id: row.try_get(6).map_err(sq)?,
+                });
+            }
+            if let (Some(format), Some(last)) = (format, out.last_mut()) {
+                last.summary.formats.push(format);
+            }
+        }
+        Ok(out)
     }
 }
 

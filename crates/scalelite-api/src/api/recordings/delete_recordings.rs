@@ -7,10 +7,10 @@ use http::Request;
 use scalelite_core::BbbError;
 use scalelite_core::TenantId;
 use scalelite_core::markup::Markup;
-use scalelite_store::trees::{Trees, delete_recording};
+use scalelite_store::recording_actions;
 use tracing::warn;
 
-use super::{record_ids, store};
+use super::{record_ids, store, tree_dirs};
 use crate::request::{ApiCall, ApiRequest, BodyKind};
 use crate::response::{ApiResult, xml};
 use crate::state::AppState;
@@ -29,22 +29,12 @@ pub(crate) async fn delete_recordings(State(state): State<AppState>, request: Re
     if recordings.is_empty() {
         return Err(BbbError::RecordingsNotFound.into());
     }
-    let config = &state.config.recordings;
+    let dirs = tree_dirs(&state);
     for recording in recordings {
-        let (published, unpublished) = (config.publish_dir.clone(), config.unpublish_dir.clone());
-        let record_id = recording.record_id.clone();
         // Scalelite only cleans the publish tree, leaving an unpublished
         // recording's files behind forever; both trees are cleaned here.
-        let removed = tokio::task::spawn_blocking(move || {
-            delete_recording(Trees { publish: &published, unpublish: &unpublished }, &record_id)
-        })
-        .await;
-        if let Err(error) = removed.map_err(std::io::Error::other).and_then(|r| r) {
-            warn!(recording.id = %recording.record_id, %error, "cannot delete recording files");
-            return Err(BbbError::internal(DELETE_FAILED).into());
-        }
-        if let Err(error) = store.mark_deleted(recording.id).await {
-            warn!(recording.id = %recording.record_id, %error, "cannot mark recording deleted");
+        if let Err(error) = recording_actions::delete(&**store, &dirs, &recording).await {
+            warn!(recording.id = %recording.record_id, %error, "cannot delete recording");
             return Err(BbbError::internal(DELETE_FAILED).into());
         }
     }

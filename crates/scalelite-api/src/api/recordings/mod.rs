@@ -16,6 +16,7 @@ use axum::routing::MethodRouter;
 use scalelite_core::BbbError;
 use scalelite_core::params::{is_blank, ruby_split};
 use scalelite_store::RecordingStore;
+use scalelite_store::recording_actions::TreeDirs;
 
 use crate::request::ApiRequest;
 use crate::state::AppState;
@@ -39,6 +40,12 @@ pub(crate) fn unless_disabled(
 /// [`enabled`] holds.
 pub(crate) fn store(state: &AppState) -> Result<&Arc<dyn RecordingStore>, BbbError> {
     state.recordings.as_ref().ok_or(BbbError::RecordingsNotFound)
+}
+
+/// The publish and unpublish trees.
+pub(crate) fn tree_dirs(state: &AppState) -> TreeDirs {
+    let config = &state.config.recordings;
+    TreeDirs { publish: config.publish_dir.clone(), unpublish: config.unpublish_dir.clone() }
 }
 
 /// A parameter unless it is absent or blank (Rails' `present?`).

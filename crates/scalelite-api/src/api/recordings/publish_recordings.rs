@@ -7,10 +7,10 @@ use http::Request;
 use scalelite_core::BbbError;
 use scalelite_core::TenantId;
 use scalelite_core::markup::Markup;
-use scalelite_store::trees::{Trees, move_format};
+use scalelite_store::recording_actions;
 use tracing::warn;
 
-use super::{present, record_ids, store};
+use super::{present, record_ids, store, tree_dirs};
 use crate::request::{ApiCall, ApiRequest, BodyKind};
 use crate::response::{ApiResult, xml};
 use crate::state::AppState;
@@ -30,23 +30,12 @@ pub(crate) async fn publish_recordings(State(state): State<AppState>, request: R
     if recordings.is_empty() {
         return Err(BbbError::RecordingsNotFound.into());
     }
-    let config = &state.config.recordings;
+    let dirs = tree_dirs(&state);
     // Scalelite selects `where.not(published: publish)`: SQL leaves out a
     // NULL `published`, so such a row is neither moved nor changed.
     for recording in recordings.into_iter().filter(|r| r.published.is_some_and(|p| p != publish)) {
-        let (published, unpublished) = (config.publish_dir.clone(), config.unpublish_dir.clone());
-        let (formats, record_id) = (recording.formats.clone(), recording.record_id.clone());
-        let moved = tokio::task::spawn_blocking(move || {
-            let trees = Trees { publish: &published, unpublish: &unpublished };
-            formats.iter().try_for_each(|format| move_format(trees, format, &record_id, publish))
-        })
-        .await;
-        if let Err(error) = moved.map_err(std::io::Error::other).and_then(|r| r) {
-            warn!(recording.id = %recording.record_id, publish, %error, "cannot move recording files");
-            return Err(BbbError::internal(PUBLISH_FAILED).into());
-        }
-        if let Err(error) = store.set_published(recording.id, publish).await {
-            warn!(recording.id = %recording.record_id, publish, %error, "cannot record publish state");
+        if let Err(error) = recording_actions::set_published(&**store, &dirs, &recording, publish).await {
+            warn!(recording.id = %recording.record_id, publish, %error, "cannot publish/unpublish recording");
             return Err(BbbError::internal(PUBLISH_FAILED).into());
         }
     }
