@@ -119,6 +119,8 @@ pub struct PollerMetrics {
     pub leader: Gauge,
     /// Meeting records removed because their meeting ended.
     pub meetings_removed: Counter,
+    /// Stale copies of re-homed meetings ended on a server that came back.
+    pub stale_copies_ended: Counter,
     /// Status changes caused by polls.
     pub transitions: Family<TransitionLabel, Counter>,
     /// Servers that have per-server series.
@@ -149,6 +151,7 @@ impl PollerMetrics {
             servers: Gauge::default(),
             leader: Gauge::default(),
             meetings_removed: Counter::default(),
+            stale_copies_ended: Counter::default(),
             transitions: Family::default(),
             known: Mutex::new(HashSet::new()),
         }
@@ -178,6 +181,11 @@ impl PollerMetrics {
             "meetings_removed",
             "Meeting records removed because the meeting ended",
             self.meetings_removed.clone(),
+        );
+        r.register(
+            "stale_copies_ended",
+            "Copies of re-homed meetings ended on a server they were re-homed away from",
+            self.stale_copies_ended.clone(),
         );
         r.register("transitions", "Server status changes caused by polls", self.transitions.clone());
     }

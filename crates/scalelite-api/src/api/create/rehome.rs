@@ -1,0 +1,176 @@
+//! Automatic re-homing (`REHOME_MEETINGS`, on by default): a meeting whose
+//! server went offline is created again on a healthy server, from the
+//! parameters its first create left in the store, by its next create or
+//! join; the user is sent there instead of getting `serverUnavailable`.
+//!
+//! A create keeps its parameters in the same placement that records the
+//! meeting (no extra round trip; at most [`MAX_KEPT_PARAMS`] bytes), with an
+//! attendee password generated when it sent none, so that the re-created
+//! meeting accepts the passwords the first one reported. Re-homing replays
+//! that create: the same placement script replaces the record only while it
+//! still points to the offline server (so concurrent joins re-home the
+//! meeting once) and keeps its moderator password and voice bridge; then
+//! the parameters go through create's rewriting for the new server and are
+//! sent there. The old server's copy, should it come back running, is ended
+//! by the poller (docs/ARCHITECTURE.md, "Re-homing").
+
+use bytes::Bytes;
+use scalelite_core::Params;
+use scalelite_core::error::internal;
+use scalelite_core::selection::TagSpec;
+use scalelite_core::voice_bridge::{candidates, random_alphanumeric};
+use scalelite_store::{Meeting, Placement, PlacementRequest, Server, StoredCreate};
+use tracing::{info, warn};
+
+use super::params::{self, Destination};
+use crate::meetings_cache::{Change, created_meeting};
+use crate::response::ApiError;
+use crate::state::AppState;
+use crate::tenancy::ResolvedTenant;
+use crate::upstream;
+
+/// The most bytes of URL-encoded create parameters kept for a meeting; a
+/// larger create is served but its meeting cannot be re-homed.
+pub(crate) const MAX_KEPT_PARAMS: usize = 32 * 1024;
+
+/// Which call found the meeting's server offline (the `trigger` label).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Trigger {
+    /// A create of the meeting.
+    Create,
+    /// A join.
+    Join,
+}
+
+impl Trigger {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Join => "join",
+        }
+    }
+}
+
+/// What a create keeps for re-homing its meeting.
+#[derive(Debug, Default)]
+pub(super) struct Kept {
+    /// The parameters to store with a new record (`None`: keep none).
+    pub(super) create: Option<StoredCreate>,
+    /// The attendee password generated for a create that sent none: sent
+    /// with the create when it places the meeting.
+    pub(super) attendee_pw: Option<String>,
+}
+
+/// The parameters `params` (a create's, deduplicated) leave for re-homing,
+/// with the origin the create came in on; nothing when re-homing is off or
+/// they are over [`MAX_KEPT_PARAMS`].
+pub(super) fn keep(state: &AppState, params: &Params, origin: Option<&str>) -> Kept {
+    if !state.config.rehome_meetings {
+        return Kept::default();
+    }
+    let mut kept = params.clone();
+    kept.remove("checksum");
+    let attendee_pw = kept.get_nonblank("attendeePW").is_none().then(|| random_alphanumeric(8));
+    if let Some(password) = &attendee_pw {
+        kept.set("attendeePW", password.clone());
+    }
+    let encoded = kept.encode();
+    if encoded.len() > MAX_KEPT_PARAMS {
+        state.metrics.rehome_params_too_large.inc();
+        info!(bytes = encoded.len(), "create parameters too large to keep for re-homing");
+        return Kept::default();
+    }
+    Kept {
+        create: Some(StoredCreate { params: encoded, origin: origin.map(str::to_owned), ..StoredCreate::default() }),
+        attendee_pw,
+    }
+}
+
+/// Creates `meeting`, recorded on `offline` (a server marked offline), again
+/// on a healthy server from its kept parameters, and returns that server's
+/// reply to the create. `None` when it cannot be re-homed (re-homing off, no
+/// parameters kept for this meeting, no server can take it): the caller
+/// then does what it did before re-homing existed.
+pub(crate) async fn rehome(
+    state: &AppState,
+    meeting: &Meeting,
+    offline: &Server,
+    tenant: Option<&ResolvedTenant>,
+    trigger: Trigger,
+) -> Result<Option<(Server, Bytes)>, ApiError> {
+    if !state.config.rehome_meetings || offline.online {
+        return Ok(None);
+    }
+    let id = &meeting.id;
+    let count = |outcome| state.metrics.rehome(trigger.label(), outcome);
+    // Parameters placed with another server than the record's belong to an
+    // earlier meeting of this id (one Ruby Scalelite created since).
+    let stored = state.store.stored_create(id).await?.filter(|s| s.placed_on.as_ref() == Some(&meeting.server_id));
+    let Some(stored) = stored else {
+        count("no_parameters");
+        info!(meeting.id = %id, server.id = %offline.id, "meeting on an offline server has no parameters to re-home it");
+        return Ok(None);
+    };
+    let params = Params::parse(&stored.params);
+    let config = &state.config;
+    let spec = TagSpec::parse(params::requested_tag(state, tenant, &params).as_deref());
+    let external = config.use_external_voice_bridge.then(|| params.get_nonblank("voiceBridge")).flatten();
+    // The meeting keeps its dial-in number (still reserved for it).
+    let mut voice_bridges: Vec<String> =
+        Some(meeting.voice_bridge.clone()).filter(|vb| !vb.is_empty()).into_iter().collect();
+    voice_bridges.extend(candidates(id.as_str(), config.voice_bridge_len, external));
+    let request = PlacementRequest {
+        meeting_id: id.clone(),
+        tenant_id: meeting.tenant_id.clone(),
+        tags: spec,
+        moderator_pw: meeting.moderator_pw.clone(),
+        voice_bridges,
+        ttl: config.meeting_ttl,
+        reserve_users: config.load.min_user_count,
+        create: Some(StoredCreate {
+            params: stored.params.clone(),
+            origin: stored.origin.clone(),
+            ..StoredCreate::default()
+        }),
+        replace_on: Some(offline.id.clone()),
+    };
+    let (new_meeting, server, placed) = match state.store.place_meeting(&request).await? {
+        Placement::Placed { meeting, server } => (meeting, server, true),
+        // Re-homed by a concurrent call: its create may still be on the way,
+        // so this one is sent too (BBB answers the repeat duplicateWarning).
+        Placement::Existing(route) => match route.server {
+            Some(server) if server.is_available() => (route.meeting, server, false),
+            _ => {
+                count("no_server");
+                return Ok(None);
+            }
+        },
+        Placement::NoServer
+        | Placement::TagUnavailable
+        | Placement::TenantConflict
+        | Placement::VoiceBridgesExhausted => {
+            count("no_server");
+            info!(meeting.id = %id, server.id = %offline.id, "no server can take the meeting of an offline server");
+            return Ok(None);
+        }
+    };
+    let destination = Destination { meeting: &new_meeting, server: &server, placed };
+    let forward = params::rewrite(state, id, tenant, &destination, stored.origin.as_deref(), params).await?;
+    match upstream::call(&state.bbb, &state.metrics, &server, "create", &forward.encode(), None).await {
+        Ok(reply) => {
+            if placed {
+                count("rehomed");
+                info!(meeting.id = %id, from = %offline.id, server.id = %server.id, "meeting re-homed");
+            }
+            state
+                .meetings_cache
+                .record(Change::Created { server: server.id.clone(), meeting: created_meeting(&reply.doc, &forward) });
+            Ok(Some((server, reply.body)))
+        }
+        Err(error) => {
+            count("failed");
+            warn!(meeting.id = %id, server.id = %server.id, %error, "re-homing create failed");
+            Err(error.into_bbb(internal::CREATE).into())
+        }
+    }
+}
