@@ -33,6 +33,7 @@ mod poller;
 mod reconnect;
 mod recording_contract;
 mod recordings_api;
+mod rehome;
 mod send_chat_message;
 mod store_contract;
 mod support;

@@ -63,10 +63,14 @@ async fn rehome_and_route(
     if state.config.rehome_meetings
         && let Some(route) = state.store.find_meeting(id, request.tenant_id()).await?
         && let Some(server) = route.server
-        && rehome(state, &route.meeting, &server, request.tenant.as_deref(), Trigger::Join).await?.is_some()
-        && let JoinRoute::Ready { url, secret } = state.store.route_join(id, request.tenant_id()).await?
     {
-        return Ok((url, secret));
+        let rehomed = rehome(state, &route.meeting, &server, request.tenant.as_deref(), Trigger::Join).await?;
+        // Re-homed now, or available again since the first look-up.
+        if (rehomed.is_some() || server.is_available())
+            && let JoinRoute::Ready { url, secret } = state.store.route_join(id, request.tenant_id()).await?
+        {
+            return Ok((url, secret));
+        }
     }
     Err(BbbError::ServerUnavailable.into())
 }

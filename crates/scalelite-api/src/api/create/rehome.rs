@@ -19,7 +19,7 @@ use scalelite_core::Params;
 use scalelite_core::error::internal;
 use scalelite_core::selection::TagSpec;
 use scalelite_core::voice_bridge::{candidates, random_alphanumeric};
-use scalelite_store::{Meeting, Placement, PlacementRequest, Server, StoredCreate};
+use scalelite_store::{Meeting, MeetingRoute, Placement, PlacementRequest, Server, StoredCreate};
 use tracing::{info, warn};
 
 use super::params::{self, Destination};
@@ -86,34 +86,111 @@ pub(super) fn keep(state: &AppState, params: &Params, origin: Option<&str>) -> K
     }
 }
 
-/// Creates `meeting`, recorded on `offline` (a server marked offline), again
-/// on a healthy server from its kept parameters, and returns that server's
-/// reply to the create. `None` when it cannot be re-homed (re-homing off, no
+/// Creates `meeting`, recorded on `server`, again on a healthy server from
+/// its kept parameters when `server` is offline, and returns the server it
+/// now runs on with that server's reply to the create. `None` when it
+/// cannot be re-homed (re-homing off, a server that is only disabled, no
 /// parameters kept for this meeting, no server can take it): the caller
 /// then does what it did before re-homing existed.
+///
+/// A `server` that is available means the meeting was re-homed by a
+/// concurrent call since the caller found it unavailable: its create may
+/// still be on the way, so the create is sent there too (BBB answers the
+/// repeat `duplicateWarning`) before anybody is sent there.
 pub(crate) async fn rehome(
     state: &AppState,
     meeting: &Meeting,
-    offline: &Server,
+    server: &Server,
     tenant: Option<&ResolvedTenant>,
     trigger: Trigger,
 ) -> Result<Option<(Server, Bytes)>, ApiError> {
-    if !state.config.rehome_meetings || offline.online {
+    if !state.config.rehome_meetings || (server.online && !server.is_available()) {
         return Ok(None);
     }
     let id = &meeting.id;
     let count = |outcome| state.metrics.rehome(trigger.label(), outcome);
-    // Parameters placed with another server than the record's belong to an
-    // earlier meeting of this id (one Ruby Scalelite created since).
-    let stored = state.store.stored_create(id).await?.filter(|s| s.placed_on.as_ref() == Some(&meeting.server_id));
-    let Some(stored) = stored else {
-        count("no_parameters");
-        info!(meeting.id = %id, server.id = %offline.id, "meeting on an offline server has no parameters to re-home it");
+    let Some((stored, meeting, server)) = kept_for(state, meeting, server).await? else {
+        if !server.is_available() {
+            count("no_parameters");
+            info!(meeting.id = %id, server.id = %server.id, "meeting on an offline server has no parameters to re-home it");
+        }
         return Ok(None);
     };
     let params = Params::parse(&stored.params);
+    let (new_meeting, server, placed) = if server.is_available() {
+        // Since the caller's look-up (re-homed meanwhile, or back online).
+        (meeting.clone(), server.clone(), false)
+    } else {
+        match place(state, &meeting, &server, tenant, &stored, &params).await? {
+            Some(found) => found,
+            None => {
+                count("no_server");
+                info!(meeting.id = %id, server.id = %server.id, "no server can take the meeting of an offline server");
+                return Ok(None);
+            }
+        }
+    };
+    let destination = Destination { meeting: &new_meeting, server: &server, placed };
+    let forward = params::rewrite(state, id, tenant, &destination, stored.origin.as_deref(), params).await?;
+    match upstream::call(&state.bbb, &state.metrics, &server, "create", &forward.encode(), None).await {
+        Ok(reply) => {
+            if placed {
+                count("rehomed");
+                info!(meeting.id = %id, from = %meeting.server_id, server.id = %server.id, "meeting re-homed");
+            }
+            state
+                .meetings_cache
+                .record(Change::Created { server: server.id.clone(), meeting: created_meeting(&reply.doc, &forward) });
+            Ok(Some((server, reply.body)))
+        }
+        Err(error) => {
+            count("failed");
+            warn!(meeting.id = %id, server.id = %server.id, %error, "re-homing create failed");
+            Err(error.into_bbb(internal::CREATE).into())
+        }
+    }
+}
+
+/// The parameters kept for `meeting`, with its record and server: those
+/// given, or, when the parameters were placed on another server, the
+/// record read again if it points there now (re-homed since the caller's
+/// look-up). Parameters placed elsewhere than the record's server belong to
+/// an earlier meeting of this id (one Ruby Scalelite created since): none.
+async fn kept_for(
+    state: &AppState,
+    meeting: &Meeting,
+    server: &Server,
+) -> Result<Option<(StoredCreate, Meeting, Server)>, ApiError> {
+    let Some(stored) = state.store.stored_create(&meeting.id).await? else {
+        return Ok(None);
+    };
+    if stored.placed_on.as_ref() == Some(&meeting.server_id) {
+        return Ok(Some((stored, meeting.clone(), server.clone())));
+    }
+    Ok(match state.store.find_meeting(&meeting.id, meeting.tenant_id.as_ref()).await? {
+        Some(MeetingRoute { meeting, server: Some(server) })
+            if stored.placed_on.as_ref() == Some(&meeting.server_id) =>
+        {
+            Some((stored, meeting, server))
+        }
+        _ => None,
+    })
+}
+
+/// Places `meeting` anew, replacing its record while it still points to
+/// `offline`; the meeting, its new server and whether this call placed it
+/// (`None`: no server can take it).
+async fn place(
+    state: &AppState,
+    meeting: &Meeting,
+    offline: &Server,
+    tenant: Option<&ResolvedTenant>,
+    stored: &StoredCreate,
+    params: &Params,
+) -> Result<Option<(Meeting, Server, bool)>, ApiError> {
     let config = &state.config;
-    let spec = TagSpec::parse(params::requested_tag(state, tenant, &params).as_deref());
+    let id = &meeting.id;
+    let spec = TagSpec::parse(params::requested_tag(state, tenant, params).as_deref());
     let external = config.use_external_voice_bridge.then(|| params.get_nonblank("voiceBridge")).flatten();
     // The meeting keeps its dial-in number (still reserved for it).
     let mut voice_bridges: Vec<String> =
@@ -134,43 +211,17 @@ pub(crate) async fn rehome(
         }),
         replace_on: Some(offline.id.clone()),
     };
-    let (new_meeting, server, placed) = match state.store.place_meeting(&request).await? {
-        Placement::Placed { meeting, server } => (meeting, server, true),
-        // Re-homed by a concurrent call: its create may still be on the way,
-        // so this one is sent too (BBB answers the repeat duplicateWarning).
+    Ok(match state.store.place_meeting(&request).await? {
+        Placement::Placed { meeting, server } => Some((meeting, server, true)),
+        // Re-homed by a concurrent call: its create may still be on the
+        // way, so this one is sent too.
         Placement::Existing(route) => match route.server {
-            Some(server) if server.is_available() => (route.meeting, server, false),
-            _ => {
-                count("no_server");
-                return Ok(None);
-            }
+            Some(server) if server.is_available() => Some((route.meeting, server, false)),
+            _ => None,
         },
         Placement::NoServer
         | Placement::TagUnavailable
         | Placement::TenantConflict
-        | Placement::VoiceBridgesExhausted => {
-            count("no_server");
-            info!(meeting.id = %id, server.id = %offline.id, "no server can take the meeting of an offline server");
-            return Ok(None);
-        }
-    };
-    let destination = Destination { meeting: &new_meeting, server: &server, placed };
-    let forward = params::rewrite(state, id, tenant, &destination, stored.origin.as_deref(), params).await?;
-    match upstream::call(&state.bbb, &state.metrics, &server, "create", &forward.encode(), None).await {
-        Ok(reply) => {
-            if placed {
-                count("rehomed");
-                info!(meeting.id = %id, from = %offline.id, server.id = %server.id, "meeting re-homed");
-            }
-            state
-                .meetings_cache
-                .record(Change::Created { server: server.id.clone(), meeting: created_meeting(&reply.doc, &forward) });
-            Ok(Some((server, reply.body)))
-        }
-        Err(error) => {
-            count("failed");
-            warn!(meeting.id = %id, server.id = %server.id, %error, "re-homing create failed");
-            Err(error.into_bbb(internal::CREATE).into())
-        }
-    }
+        | Placement::VoiceBridgesExhausted => None,
+    })
 }
