@@ -65,6 +65,7 @@ pub(crate) async fn create(State(state): State<AppState>, request: Request<Body>
 }
 
 /// Where a create goes.
+#[expect(clippy::large_enum_variant, reason = "one value per create, returned once")]
 enum Found {
     /// To the meeting's server (`placed`: the record was made just now).
     Here { meeting: Meeting, server: Server, placed: bool },
