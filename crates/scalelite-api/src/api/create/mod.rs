@@ -42,15 +42,13 @@ pub(crate) async fn create(State(state): State<AppState>, request: Request<Body>
     let tenant = request.tenant.as_deref();
     let spec = TagSpec::parse(params::requested_tag(&state, tenant, &params).as_deref());
     let kept = rehome::keep(&state, &params, callback_origin.as_deref());
-    let (meeting, server, placed) = match find_or_place(&state, &id, tenant, &spec, &params, kept.create).await? {
+    let (meeting, server, placed) = match find_or_place(&state, &id, tenant, &spec, &params, kept).await? {
         Found::Here { meeting, server, placed } => (meeting, server, placed),
         // Created again elsewhere from the parameters its first create
         // left: that server's answer.
         Found::Rehomed(body) => return Ok(xml(body)),
     };
-    if let (true, Some(password)) = (placed, kept.attendee_pw) {
-        params.set("attendeePW", password);
-    }
+    rehome::set_attendee_pw(&state, &meeting, &mut params);
     let destination = Destination { meeting: &meeting, server: &server, placed };
     let forward = params::rewrite(&state, &id, tenant, &destination, callback_origin.as_deref(), params).await?;
     let reply = upstream::call(&state.bbb, &state.metrics, &server, CALL.name, &forward.encode(), request.xml_body)

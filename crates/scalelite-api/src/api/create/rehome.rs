@@ -4,9 +4,10 @@
 //! join; the user is sent there instead of getting `serverUnavailable`.
 //!
 //! A create keeps its parameters in the same placement that records the
-//! meeting (no extra round trip; at most [`MAX_KEPT_PARAMS`] bytes), with an
-//! attendee password generated when it sent none, so that the re-created
-//! meeting accepts the passwords the first one reported. Re-homing replays
+//! meeting (no extra round trip; at most [`MAX_KEPT_PARAMS`] bytes). A
+//! create without an attendee password sends one derived from the meeting
+//! ([`set_attendee_pw`]), so that the re-created meeting accepts the
+//! passwords the first one reported. Re-homing replays
 //! that create: the same placement script replaces the record only while it
 //! still points to the offline server (so concurrent joins re-home the
 //! meeting once) and keeps its moderator password and voice bridge; then
@@ -17,8 +18,9 @@
 use bytes::Bytes;
 use scalelite_core::Params;
 use scalelite_core::error::internal;
+use scalelite_core::rehome::attendee_password;
 use scalelite_core::selection::TagSpec;
-use scalelite_core::voice_bridge::{candidates, random_alphanumeric};
+use scalelite_core::voice_bridge::candidates;
 use scalelite_store::{Meeting, MeetingRoute, Placement, PlacementRequest, Server, StoredCreate};
 use tracing::{info, warn};
 
@@ -51,38 +53,31 @@ impl Trigger {
     }
 }
 
-/// What a create keeps for re-homing its meeting.
-#[derive(Debug, Default)]
-pub(super) struct Kept {
-    /// The parameters to store with a new record (`None`: keep none).
-    pub(super) create: Option<StoredCreate>,
-    /// The attendee password generated for a create that sent none: sent
-    /// with the create when it places the meeting.
-    pub(super) attendee_pw: Option<String>,
-}
-
-/// The parameters `params` (a create's, deduplicated) leave for re-homing,
-/// with the origin the create came in on; nothing when re-homing is off or
-/// they are over [`MAX_KEPT_PARAMS`].
-pub(super) fn keep(state: &AppState, params: &Params, origin: Option<&str>) -> Kept {
+/// The parameters a create (its deduplicated `params`) keeps for re-homing,
+/// with the origin it came in on; none when re-homing is off or they are
+/// over [`MAX_KEPT_PARAMS`].
+pub(super) fn keep(state: &AppState, params: &Params, origin: Option<&str>) -> Option<StoredCreate> {
     if !state.config.rehome_meetings {
-        return Kept::default();
+        return None;
     }
     let mut kept = params.clone();
     kept.remove("checksum");
-    let attendee_pw = kept.get_nonblank("attendeePW").is_none().then(|| random_alphanumeric(8));
-    if let Some(password) = &attendee_pw {
-        kept.set("attendeePW", password.clone());
-    }
     let encoded = kept.encode();
     if encoded.len() > MAX_KEPT_PARAMS {
         state.metrics.rehome_params_too_large.inc();
         info!(bytes = encoded.len(), "create parameters too large to keep for re-homing");
-        return Kept::default();
+        return None;
     }
-    Kept {
-        create: Some(StoredCreate { params: encoded, origin: origin.map(str::to_owned), ..StoredCreate::default() }),
-        attendee_pw,
+    Some(StoredCreate { params: encoded, origin: origin.map(str::to_owned), ..StoredCreate::default() })
+}
+
+/// With re-homing on, a create without `attendeePW` sends the meeting's
+/// derived one ([`scalelite_core::rehome::attendee_password`]), so that the
+/// meeting created again elsewhere accepts the password its first create
+/// reported, and racing repeats agree with it.
+pub(super) fn set_attendee_pw(state: &AppState, meeting: &Meeting, params: &mut Params) {
+    if state.config.rehome_meetings && params.get_nonblank("attendeePW").is_none() {
+        params.set("attendeePW", attendee_password(&meeting.moderator_pw, meeting.id.as_str()));
     }
 }
 
@@ -116,7 +111,7 @@ pub(crate) async fn rehome(
         }
         return Ok(None);
     };
-    let params = Params::parse(&stored.params);
+    let mut params = Params::parse(&stored.params);
     let (new_meeting, server, placed) = if server.is_available() {
         // Since the caller's look-up (re-homed meanwhile, or back online).
         (meeting.clone(), server.clone(), false)
@@ -130,6 +125,7 @@ pub(crate) async fn rehome(
             }
         }
     };
+    set_attendee_pw(state, &new_meeting, &mut params);
     let destination = Destination { meeting: &new_meeting, server: &server, placed };
     let forward = params::rewrite(state, id, tenant, &destination, stored.origin.as_deref(), params).await?;
     match upstream::call(&state.bbb, &state.metrics, &server, "create", &forward.encode(), None).await {
