@@ -246,6 +246,40 @@ async fn meetings_without_kept_parameters_are_not_rehomed() {
     assert_eq!(app.fleet.call_count("create"), 1, "only the first create of huge");
 }
 
+#[tokio::test]
+async fn a_tenants_meeting_is_rehomed_for_that_tenant_only() {
+    let app = TestApp::builder()
+        .servers(2)
+        .env("RESPONSE_TIMEOUT", "0.5")
+        .env("MULTITENANCY_ENABLED", "true")
+        .env("URL_HOST", "sl.test")
+        .start()
+        .await;
+    let tenant_a = scalelite_store::Tenant::new("a", "secret-a");
+    app.state.store.create_tenant(&tenant_a).await.unwrap();
+    app.state.store.create_tenant(&scalelite_store::Tenant::new("b", "secret-b")).await.unwrap();
+    let tenant_id = tenant_a.id.as_str();
+    let a = app.client().with_secret("secret-a").host("a.sl.test");
+    let b = app.client().with_secret("secret-b").host("b.sl.test");
+    assert!(a.get("create", &[("meetingID", "t-room"), ("name", "A's room")]).await.is_success());
+    let on = app.placed_on("t-room").await.unwrap();
+    let first = create_params(&app.fleet[on], 0);
+    app.fleet[on].set_mode(Mode::Down);
+    poll_until_offline(&app, on).await;
+
+    // Another tenant neither sees it nor moves it.
+    assert_failed(&b.get("join", &[("meetingID", "t-room"), ("fullName", "Mallory")]).await, "notFound");
+    assert_eq!(app.fleet[other(on)].call_count("create"), 0);
+    // Its own tenant's join moves it, with the tenant's metadata.
+    let reply = a.get("join", &[("meetingID", "t-room"), ("fullName", "Ann"), ("role", "viewer")]).await;
+    join_as(&reply, &app.fleet[other(on)]);
+    assert_eq!(create_params(&app.fleet[other(on)], 0), first);
+    let moved = app.fleet[other(on)].meeting("t-room").unwrap();
+    assert_eq!(moved.metadata.get("tenant-id").map(String::as_str), Some(tenant_id));
+    assert_eq!(moved.metadata.get("tenant-name").map(String::as_str), Some("a"));
+    assert_eq!(app.meeting("t-room").await.unwrap().tenant_id.as_ref().map(|t| t.as_str()), Some(tenant_id));
+}
+
 /// What Ruby Scalelite sharing the Redis sees: its keys untouched, one new
 /// key per meeting with the record's TTL, gone with the record.
 mod redis_only {
