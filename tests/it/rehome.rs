@@ -215,7 +215,10 @@ async fn with_rehoming_off_a_join_is_refused_and_a_create_starts_afresh_as_befor
     assert_eq!(app.placed_on("plain").await, Some(other(a)));
     assert_ne!(again.text_at("moderatorPW"), first.text_at("moderatorPW"));
     assert_eq!(app.fleet[other(a)].meeting("plain").unwrap().name, "Plain again");
-    assert_eq!(api_metric(&app, "scalelite_api_rehomes_total{").await, None);
+    for trigger in ["create", "join"] {
+        let series = format!("scalelite_api_rehomes_total{{trigger=\"{trigger}\",outcome=\"rehomed\"}}");
+        assert_eq!(api_metric(&app, &series).await, Some(0.0), "{series}");
+    }
 }
 
 #[tokio::test]

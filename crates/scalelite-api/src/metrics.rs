@@ -136,6 +136,13 @@ impl Default for ApiMetrics {
 impl ApiMetrics {
     /// Fresh metrics.
     pub(crate) fn new() -> Self {
+        let rehomes = Family::<RehomeLabels, Counter>::default();
+        // Every series from the start, so rates and alerts see a zero first.
+        for trigger in ["create", "join"] {
+            for outcome in ["rehomed", "no_parameters", "no_server", "failed"] {
+                rehomes.get_or_create(&RehomeLabels { trigger, outcome });
+            }
+        }
         Self {
             requests: Family::default(),
             duration: Family::new_with_constructor(|| {
@@ -146,7 +153,7 @@ impl ApiMetrics {
             get_meetings_fanouts: Counter::default(),
             get_meetings_stale_replies: Counter::default(),
             get_meetings_waits: Counter::default(),
-            rehomes: Family::default(),
+            rehomes,
             rehome_params_too_large: Counter::default(),
         }
     }
