@@ -140,7 +140,7 @@ impl ApiMetrics {
         // Every series from the start, so rates and alerts see a zero first.
         for trigger in ["create", "join"] {
             for outcome in ["rehomed", "no_parameters", "no_server", "failed"] {
-                rehomes.get_or_create(&RehomeLabels { trigger, outcome });
+                let _series = rehomes.get_or_create(&RehomeLabels { trigger, outcome });
             }
         }
         Self {
