@@ -18,6 +18,7 @@ need_packages() {
       postgresql) have_postgres || missing+=(postgresql) ;;
       nginx) command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx) ;;
       curl) command -v curl >/dev/null 2>&1 || missing+=(curl) ;;
+      python3) command -v python3 >/dev/null 2>&1 || missing+=(python3) ;;
     esac
   done
   [ ${#missing[@]} -eq 0 ] && return 0

@@ -38,8 +38,12 @@ fuzz_target!(init: scalelite_fuzz::report_stack_overflows(), |data: &[u8]| {
     std::fs::create_dir(&into).expect("create the extraction directory");
 
     let result = extract_archive(&archive, &into, MAX_METADATA);
+    // An accepted archive may list no format: a format directory without a
+    // metadata.xml is left out (Scalelite 1.8.3 skips such formats), and the
+    // importer quarantines an archive when none is left (tested in
+    // tests/it/importer/hostile.rs). What must hold is the limit on each
+    // metadata.xml, and that parsing it never panics.
     if let Ok(formats) = &result {
-        assert!(!formats.is_empty());
         for (_, xml) in formats {
             assert!(xml.len() as u64 <= MAX_METADATA);
             let _ = parse_metadata(xml);

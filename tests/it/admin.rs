@@ -264,6 +264,16 @@ async fn operator_story_add_enable_poll_status_cordon_drain() {
     assert_eq!(&busy[3..8], ["1", "4", "4", "2", "5.0"], "meetings, users, largest, videos, load");
     let idle = rows.iter().find(|r| r[9] == "t1").unwrap();
     assert_eq!(&idle[3..8], ["0", "0", "0", "0", "0.0"]);
+    // Aligned as Scalelite's Tabulo table: its counters are strings (left),
+    // the load a number (right).
+    let table = lines(&status.out);
+    let busy_line = table.iter().find(|r| r.trim_end().ends_with(" t0")).unwrap();
+    let at = |header: &str| table[1].find(header).unwrap();
+    for (header, cell) in
+        [("MEETINGS", "1 "), ("USERS", "4 "), ("LARGEST MEETING", "4 "), ("VIDEOS", "2 "), ("LOAD", " 5.0")]
+    {
+        assert_eq!(&busy_line[at(header)..at(header) + cell.len()], cell, "{header}: {busy_line}");
+    }
 
     let json = admin(&app, &["status", "--json"]).await.ok().json();
     let busy = json.as_array().unwrap().iter().find(|r| r["tag"] == "t0").unwrap();
@@ -797,7 +807,62 @@ async fn json_output_of_servers_and_write_commands() {
     assert_eq!(json["actions"].as_array().unwrap().len(), 2);
 }
 
+// === servers add-all (rake servers:addAll) ===
+
+#[tokio::test]
+async fn add_all_adds_each_server_of_a_yaml_list() {
+    let app = TestApp::builder().servers(2).unseeded().start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (&app.fleet[0], &app.fleet[1]);
+    let yaml = format!(
+        "servers:\n  - url: {}\n    secret: {}\n  - url: {}\n    secret: {}\n",
+        a.url(),
+        a.secret(),
+        b.url(),
+        b.secret()
+    );
+    let path = document(&dir, "servers.yml", &yaml);
+    let run = admin(&app, &["servers", "addAll", &path]).await.ok();
+    let out = lines(&run.out);
+    assert_eq!(out.len(), 4, "{}", run.out);
+    assert_eq!((out[0], out[2]), (format!("server: {}", a.url()).as_str(), format!("server: {}", b.url()).as_str()));
+    let ids: Vec<&str> = [out[1], out[3]].iter().map(|l| l.strip_prefix("id: ").unwrap()).collect();
+    for (id, fake) in ids.iter().zip([a, b]) {
+        let stored = server(&app, id).await;
+        assert_eq!((stored.url.as_str(), stored.secret.expose()), (fake.url().as_str(), fake.secret().as_str()));
+        assert_eq!((stored.tag.as_deref(), stored.online, stored.load_multiplier.as_deref()), (None, false, None));
+        assert_eq!(state(&app, id).await, "", "added without a state (disabled), like servers add");
+    }
+
+    // --json, from stdin; a bad entry stops the command with exit 1 and
+    // keeps what was added before it.
+    let yaml = format!("servers:\n  - url: {}\n    secret: s3\n  - url: ftp://x\n    secret: s\n", a.url());
+    let run = admin_input(&app, &["servers", "add-all", "-", "--json"], &yaml).await;
+    assert_eq!(run.code, 1);
+    assert_eq!(run.err, "ERROR: servers[1]: Server URL must start with http:// or https://\n");
+    let json: Value = serde_json::from_str(&run.out).unwrap();
+    assert_eq!(json["ok"], false);
+    assert_eq!(json["added"].as_array().unwrap().len(), 1);
+    assert_eq!(server_ids(&app).await.len(), 3);
+    let run = admin_input(&app, &["servers", "add-all", "-"], "other: []\n").await;
+    assert_eq!((run.code, run.err.as_str()), (1, "ERROR: -: no `servers` list\n"));
+}
+
 // === poll ===
+
+#[tokio::test]
+async fn poll_parts_of_the_rake_tasks_run_the_round() {
+    let app = TestApp::builder().servers(1).unseeded().start().await;
+    seed(&app, 0, |s| s.online(false).load(None)).await;
+    for (round, part) in ["servers", "meetings", "versions", "all"].into_iter().enumerate() {
+        let json = admin(&app, &["poll", part, "--json"]).await.ok().json();
+        assert_eq!((json["polled"].as_bool(), json["servers"].as_u64()), (Some(true), Some(1)), "{part}");
+        assert_eq!(app.fleet[0].call_count("getMeetings"), round + 1, "{part}");
+    }
+    assert!(server(&app, "bbb-1").await.online);
+    assert_eq!(server(&app, "bbb-1").await.bbb_version.as_deref(), Some(DEFAULT_BBB_VERSION));
+    assert!(<scalelite_admin::Cli as clap::Parser>::try_parse_from(["scalelite-admin", "poll", "recordings"]).is_err());
+}
 
 #[tokio::test]
 async fn poll_runs_one_round_or_leaves_it_to_the_lease_holder() {

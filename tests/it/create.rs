@@ -467,3 +467,85 @@ mod redis_only {
         assert_eq!(app.meeting_record("m").await["server_id"], "legacy");
     }
 }
+
+/// A BBB 3.0 `<modules>` document: two presentations (by URL and inline),
+/// the client settings override (CDATA JSON holding markup-like text) and a
+/// module BBB may add later.
+const MODULES: &str = concat!(
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<modules>\n",
+    "  <module name=\"presentation\">\n",
+    "    <document url=\"https://example.org/slides.pdf?a=1&amp;b=2\" filename=\"slides.pdf\" downloadable=\"true\"/>\n",
+    "    <document name=\"inline.pdf\" current=\"true\">JVBERi0xLjQKJcOkw7zDtsOfCg==</document>\n",
+    "  </module>\n",
+    "  <module name=\"clientSettingsOverride\"><![CDATA[{\"public\":{\"app\":{\"appName\":\"Ünïcode <b>&</b>\"}}}]]></module>\n",
+    "  <module name=\"futureModule\"><setting key=\"k\">v</setting></module>\n",
+    "</modules>\n",
+);
+
+/// BBB 3.0 create parameters that load code into every client or need a
+/// server with `LiveKit`.
+const CODE_PARAMS: [(&str, &str); 5] = [
+    ("pluginManifests", r#"[{"url":"https://plugins.example/pick.json","checksum":"abc"}]"#),
+    ("pluginManifestsFetchUrl", "https://plugins.example/manifests?room=1&x=y"),
+    ("audioBridge", "livekit"),
+    ("cameraBridge", "livekit"),
+    ("screenShareBridge", "livekit"),
+];
+
+#[tokio::test]
+async fn xml_create_body_reaches_the_server_with_every_module() {
+    let app = TestApp::builder().servers(1).start().await;
+    let mut params = vec![("meetingID", "mods"), ("name", "Modules")];
+    params.extend(CODE_PARAMS);
+    let reply = app.client().post_xml("create", &params, MODULES).await;
+    assert!(reply.is_success(), "{}", reply.body);
+    let meeting = app.fleet[0].meeting("mods").unwrap();
+    assert_eq!(meeting.create_body.as_deref(), Some(MODULES.as_bytes()), "every module, byte for byte");
+    let call = &app.fleet[0].calls_to("create")[0];
+    assert!(call.checksum_valid);
+    for (name, value) in CODE_PARAMS {
+        assert_eq!(call.param(name), Some(value), "{name} passes through untouched by default");
+    }
+}
+
+#[tokio::test]
+async fn code_loading_params_and_modules_are_defaulted_overridden_or_blocked_globally() {
+    let app = TestApp::builder()
+        .servers(1)
+        .env("CREATE_EXCLUDE_PARAMS", "pluginManifests,pluginManifestsFetchUrl,audioBridge,clientSettingsOverride")
+        .env("OVERRIDE_CREATE_PARAMS", r#"pluginManifests=[{"url":"https://operator.example/vetted.json"}]"#)
+        .env("DEFAULT_CREATE_PARAMS", "cameraBridge=bbb-webrtc-sfu")
+        .start()
+        .await;
+    let params = [("meetingID", "blocked"), ("name", "Blocked"), CODE_PARAMS[0], CODE_PARAMS[1], CODE_PARAMS[2]];
+    let reply = app.client().post_xml("create", &params, MODULES).await;
+    assert!(reply.is_success(), "{}", reply.body);
+    let call = &app.fleet[0].calls_to("create")[0];
+    assert!(call.checksum_valid);
+    assert_eq!(
+        call.param("pluginManifests"),
+        Some(r#"[{"url":"https://operator.example/vetted.json"}]"#),
+        "the client's plugins are dropped, the operator's forced"
+    );
+    assert_eq!(call.param("pluginManifestsFetchUrl"), None);
+    assert_eq!(call.param("audioBridge"), None);
+    assert_eq!(call.param("cameraBridge"), Some("bbb-webrtc-sfu"), "a default fills in");
+    let body = String::from_utf8(app.fleet[0].meeting("blocked").unwrap().create_body.unwrap().to_vec()).unwrap();
+    assert!(!body.contains("clientSettingsOverride") && !body.contains("appName"), "{body}");
+    let kept = MODULES.replace(
+        "  <module name=\"clientSettingsOverride\"><![CDATA[{\"public\":{\"app\":{\"appName\":\"Ünïcode <b>&</b>\"}}}]]></module>\n",
+        "  \n",
+    );
+    assert_eq!(body, kept, "the other modules arrive byte for byte");
+
+    // A client's own value wins over a default; an unreadable body is not
+    // forwarded while modules are excluded (BBB could not read it either).
+    let reply = app
+        .client()
+        .post_xml("create", &[("meetingID", "broken"), ("name", "x"), ("cameraBridge", "livekit")], "<modules><module")
+        .await;
+    assert!(reply.is_success(), "{}", reply.body);
+    let call = &app.fleet[0].calls_to("create")[1];
+    assert_eq!(call.param("cameraBridge"), Some("livekit"));
+    assert_eq!(app.fleet[0].meeting("broken").unwrap().create_body, None);
+}

@@ -12,8 +12,10 @@
 
 mod admin;
 mod analytics;
+mod capacity;
 mod checksum;
 mod create;
+mod drain;
 mod edge;
 mod embedded;
 mod end;

@@ -403,7 +403,9 @@ mod redis_only {
             app.server_record(&server_id(0)).await.get("users").map(String::as_str) == Some("42")
         })
         .await;
-        assert!(metrics.rounds.get() > rounds);
+        // That round counts once it has finished (clean-up, drains).
+        eventually_with(Duration::from_secs(10), "the round finishes", || async { metrics.rounds.get() > rounds })
+            .await;
         assert_eq!(metrics.leader.get(), 1);
         assert!(!poller.is_finished());
         let _ = stop.send(());

@@ -124,7 +124,7 @@ async fn import_semantics_and_queries(store: Arc<dyn RecordingStore>) {
     assert!(!reimported.published);
     let unpublished = store.unpublished().await.unwrap();
     assert_eq!(unpublished.len(), 1);
-    assert_eq!((unpublished[0].record_id.as_str(), unpublished[0].published), ("aaa-1", false));
+    assert_eq!((unpublished[0].record_id.as_str(), unpublished[0].published), ("aaa-1", Some(false)));
     assert_eq!(unpublished[0].formats, ["presentation", "video"]);
 
     // RECORDING_IMPORT_UNPUBLISHED and protection apply to new imports.

@@ -564,6 +564,31 @@ mod redis_only {
     use scalelite_tests::TestBackend;
 
     #[tokio::test]
+    async fn publish_leaves_a_recording_with_a_null_published_column_alone() {
+        // Scalelite selects `where.not(published: publish)`, which SQL never
+        // matches for NULL (older Ruby databases hold such rows): the call
+        // succeeds and nothing moves.
+        let app = TestApp::builder().backend(TestBackend::Redis).servers(1).recordings().start().await;
+        let id = "null1-1700000000000";
+        seed(&app, &recording(id, "m1", 1_700_000_000_000, &["presentation"])).await;
+        app.pg().psql(&format!("UPDATE recordings SET published = NULL WHERE record_id = '{id}'")).await;
+        let dirs = app.dirs();
+        let files = dirs.published().join("presentation").join(id).join("index.html");
+        for publish in ["false", "true", "false"] {
+            let reply = app.client().get("publishRecordings", &[("recordID", id), ("publish", publish)]).await;
+            assert_eq!(reply.text_at("published").as_deref(), Some(publish), "{}", reply.body);
+            assert!(files.is_file(), "publish={publish}: the files stay where they are");
+            assert!(!dirs.unpublished().join("presentation").join(id).exists());
+        }
+        assert_eq!(
+            app.pg().psql(&format!("SELECT published IS NULL FROM recordings WHERE record_id = '{id}'")).await.trim(),
+            "t"
+        );
+        let listed = app.client().get("getRecordings", &[("recordID", id)]).await;
+        assert_eq!(listed.text_at("recordings/recording/state").as_deref(), Some("published"), "state untouched");
+    }
+
+    #[tokio::test]
     async fn without_database_url_recordings_answer_as_disabled() {
         let app = TestApp::builder().backend(TestBackend::Redis).servers(1).start().await;
         assert!(app.state.recordings.is_none());

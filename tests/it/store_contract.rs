@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use scalelite_core::{MeetingId, Secret, ServerId, TenantId};
 use scalelite_store::{
-    AnalyticsCallback, JoinRoute, Lease, NewServer, Placement, PollResult, PollSave, PollSaved, PollStats, RedisStore,
-    ServerState, ServerUpdate, SqliteStore, Store, StoreError, StoredCreate, Tenant, TenantSetting, TenantUpdate,
-    Transition,
+    AnalyticsCallback, Drain, JoinRoute, Lease, NewServer, Placement, PollResult, PollSave, PollSaved, PollStats,
+    RedisStore, ServerState, ServerUpdate, SqliteStore, Store, StoreError, StoredCreate, Tenant, TenantSetting,
+    TenantUpdate, Transition,
 };
 use scalelite_tests::{NS, TestRedis};
 
@@ -42,7 +42,8 @@ contract!(
     meetings_expire_and_prune_cleans_up,
     rehoming_placements_keep_and_replace_the_create,
     short_lived_keys_round_trip,
-    tenants_and_settings]
+    tenants_and_settings,
+    drains_are_kept_replaced_and_deleted]
 );
 
 fn new_server(id: &str, tag: Option<&str>, multiplier: Option<&str>) -> NewServer {
@@ -636,4 +637,32 @@ async fn sqlite_handles_on_one_file_stay_consistent() {
     assert_eq!(loads.iter().sum::<f64>(), 31.0 * 15.0);
     assert!(loads.iter().all(|l| *l >= 150.0 && *l <= 165.0), "{loads:?}");
     assert_eq!(admin.meetings().await.unwrap().len(), 31);
+}
+
+async fn drains_are_kept_replaced_and_deleted(store: Arc<dyn Store>) {
+    assert!(store.drains().await.unwrap().is_empty());
+    let drain = |id: &str, deadline: Option<i64>| Drain {
+        server_id: ServerId::from(id),
+        started_ms: 1_000,
+        deadline_ms: deadline,
+        message: Some("Wartung um 14:00 – \"bitte\" speichern".into()),
+        last_notice_ms: None,
+        notices_sent: 0,
+        no_chat_logged: false,
+        meetings_ended: 0,
+        finished_ms: None,
+    };
+    store.put_drain(&drain("b", None)).await.unwrap();
+    store.put_drain(&drain("a", Some(5_000))).await.unwrap();
+    assert_eq!(store.drains().await.unwrap(), vec![drain("a", Some(5_000)), drain("b", None)]);
+    // A put replaces the record of its server.
+    let noticed =
+        Drain { last_notice_ms: Some(2_000), notices_sent: 3, no_chat_logged: true, ..drain("a", Some(5_000)) };
+    store.put_drain(&noticed).await.unwrap();
+    let finished = Drain { meetings_ended: 2, finished_ms: Some(6_000), ..drain("b", None) };
+    store.put_drain(&finished).await.unwrap();
+    assert_eq!(store.drains().await.unwrap(), vec![noticed, finished.clone()]);
+    assert!(store.delete_drain(&ServerId::from("a")).await.unwrap());
+    assert!(!store.delete_drain(&ServerId::from("a")).await.unwrap());
+    assert_eq!(store.drains().await.unwrap(), vec![finished]);
 }

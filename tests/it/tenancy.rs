@@ -229,6 +229,11 @@ async fn recordings_and_playback_are_scoped_to_their_tenant() {
     assert_eq!(record_ids(&a.get("getRecordings", &[]).await), [a_rec]);
     assert_eq!(record_ids(&b.get("getRecordings", &[("meetingID", "shared-meeting")]).await), [b_rec]);
     assert!(record_ids(&b.get("getRecordings", &[("recordID", a_rec)]).await).is_empty());
+    // meta_* filters work on a tenant host (Scalelite's join on the tenant's
+    // metadata row matches none: COMPATIBILITY M9), and stay scoped.
+    assert_eq!(record_ids(&a.get("getRecordings", &[("meta_tenant-name", "a")]).await), [a_rec]);
+    assert_eq!(record_ids(&a.get("getRecordings", &[("meta_tenant-name", "b,a")]).await), [a_rec]);
+    assert!(record_ids(&b.get("getRecordings", &[("meta_tenant-name", "a")]).await).is_empty());
 
     // B cannot publish, update or delete A's recording.
     assert_failed(&b.get("publishRecordings", &[("recordID", a_rec), ("publish", "false")]).await, "notFound");
@@ -322,4 +327,88 @@ mod redis_only {
         let script_commands = ["evalsha", "hmget", "sismember", "zadd"];
         assert!(stats.iter().all(|(name, _)| script_commands.contains(&name.as_str())), "{stats:?}");
     }
+}
+
+/// Two plugins an operator vetted.
+const VETTED_PLUGINS: &str =
+    r#"[{"url":"https://plugins.example/a.json","checksum":"1"},{"url":"https://plugins.example/b.json"}]"#;
+
+#[tokio::test]
+async fn a_tenant_blocks_code_loading_params_and_modules_and_its_server_tag_stays_out_of_joins() {
+    let t = Tenants::start(
+        TestApp::builder().servers(1).env("DEFAULT_JOIN_PARAMS", "userdata-bbb_show_participants_on_login=false"),
+    )
+    .await;
+    let store = &t.app.state.store;
+    for (param, value, flag) in [
+        ("CREATE_EXCLUDE_PARAMS", "pluginManifests,clientSettingsOverride", "true"),
+        ("CREATE_EXCLUDE_PARAMS", "screenShareBridge", "false"),
+        ("JOIN_EXCLUDE_PARAMS", "userdata-bbb_custom_style_url", "true"),
+        ("screenShareBridge", "bbb-webrtc-sfu", "true"),
+        ("pluginManifests", VETTED_PLUGINS, "true"),
+        ("meta_server-tag", "gpu", "true"),
+        ("meta_server-tag", "cpu", "false"),
+    ] {
+        store.create_tenant_setting(&TenantSetting::new(t.a.id.clone(), param, value, flag)).await.unwrap();
+    }
+    let modules = concat!(
+        "<modules><module name=\"presentation\"><document url=\"https://example.org/a.pdf\" filename=\"a.pdf\"/></module>",
+        "<module name=\"clientSettingsOverride\"><![CDATA[{\"public\":{}}]]></module></modules>",
+    );
+    let params = [
+        ("meetingID", "m-a"),
+        ("name", "A"),
+        ("moderatorPW", "mp"),
+        ("pluginManifests", r#"[{"url":"https://evil.example/p.json"}]"#),
+        ("screenShareBridge", "livekit"),
+        ("audioBridge", "livekit"),
+    ];
+    let reply = t.a().post_xml("create", &params, modules).await;
+    assert!(reply.is_success(), "{}", reply.body);
+    let server = &t.app.fleet[0];
+    let call = server.calls_to("create").pop().unwrap();
+    assert_eq!(
+        call.param("pluginManifests"),
+        Some(VETTED_PLUGINS),
+        "A's exclusion drops the client's plugins, its override sets its own (commas and all)"
+    );
+    assert_eq!(call.param("screenShareBridge"), Some("bbb-webrtc-sfu"), "A's override still applies");
+    assert_eq!(call.param("audioBridge"), Some("livekit"), "not excluded");
+    assert_eq!(call.param("CREATE_EXCLUDE_PARAMS"), None, "the policy is never forwarded");
+    assert_eq!(call.param("JOIN_EXCLUDE_PARAMS"), None);
+    let body = server.meeting("m-a").unwrap().create_body.unwrap();
+    assert_eq!(
+        std::str::from_utf8(&body).unwrap(),
+        "<modules><module name=\"presentation\"><document url=\"https://example.org/a.pdf\" filename=\"a.pdf\"/></module></modules>"
+    );
+
+    // Tenant B has no such settings: everything passes.
+    let mut b_params = params;
+    b_params[0] = ("meetingID", "m-b");
+    let reply = t.b().post_xml("create", &b_params, modules).await;
+    assert!(reply.is_success(), "{}", reply.body);
+    let call = server.calls_to("create").pop().unwrap();
+    assert_eq!(call.param("pluginManifests"), params[3].1.into());
+    assert_eq!(call.param("screenShareBridge"), Some("livekit"));
+    assert_eq!(server.meeting("m-b").unwrap().create_body.as_deref(), Some(modules.as_bytes()));
+
+    // Join: A's exclusion list applies, its server-tag settings are not
+    // appended (Scalelite drops them), global join defaults still are.
+    let join = [
+        ("meetingID", "m-a"),
+        ("fullName", "Alice"),
+        ("password", "mp"),
+        ("userdata-bbb_custom_style_url", "https://evil.example/x.css"),
+        ("userdata-bbb_auto_join_audio", "true"),
+    ];
+    let location = t.a().get("join", &join).await.location.unwrap();
+    assert!(!location.contains("custom_style_url"), "{location}");
+    assert!(!location.contains("server-tag"), "{location}");
+    assert!(!location.contains("EXCLUDE"), "{location}");
+    assert!(location.contains("userdata-bbb_auto_join_audio=true"), "{location}");
+    assert!(location.contains("userdata-bbb_show_participants_on_login=false"), "{location}");
+    let mut b_join = join;
+    b_join[0] = ("meetingID", "m-b");
+    let location = t.b().get("join", &b_join).await.location.unwrap();
+    assert!(location.contains("userdata-bbb_custom_style_url="), "{location}");
 }

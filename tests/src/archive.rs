@@ -91,6 +91,9 @@ pub struct RecordingArchive {
     pub extra_files: Vec<(Format, String, Vec<u8>)>,
     /// Salt that changes file contents (to tell two imports apart).
     pub revision: u32,
+    /// BigBlueButton 3.0's layouts: the tldraw-based presentation
+    /// (`tldraw.json`, MP4 media) and the video format with its own player.
+    pub bbb3: bool,
 }
 
 impl RecordingArchive {
@@ -122,6 +125,7 @@ impl RecordingArchive {
             host: "bbb1.example.edu".into(),
             extra_files: Vec::new(),
             revision: 0,
+            bbb3: false,
         }
     }
 
@@ -160,6 +164,12 @@ impl RecordingArchive {
     /// Adds a file below `<format>/<record_id>/`.
     pub fn file(mut self, format: Format, path: &str, content: impl Into<Vec<u8>>) -> Self {
         self.extra_files.push((format, path.to_owned(), content.into()));
+        self
+    }
+
+    /// Uses BigBlueButton 3.0's layouts: the tldraw-based presentation and the video format with its player.
+    pub fn bbb3(mut self) -> Self {
+        self.bbb3 = true;
         self
     }
 
@@ -284,6 +294,14 @@ impl RecordingArchive {
                 files.push(("external_videos.json".into(), b"[]".to_vec()));
                 files.push(("video/webcams.webm".into(), blob("webcams.webm", 96 * 1024)));
                 files.push(("deskshare/deskshare.webm".into(), blob("deskshare.webm", 32 * 1024)));
+                if self.bbb3 {
+                    // The tldraw whiteboard of BBB 2.7+ and the MP4 copies
+                    // the 3.0 player prefers.
+                    let tldraw = format!("{{\"rev\":{r},\"shapes\":[{{\"type\":\"draw\",\"text\":\"Grüße\"}}]}}");
+                    files.push(("tldraw.json".into(), tldraw.into_bytes()));
+                    files.push(("video/webcams.mp4".into(), blob("webcams.mp4", 80 * 1024)));
+                    files.push(("deskshare/deskshare.mp4".into(), blob("deskshare.mp4", 24 * 1024)));
+                }
                 for n in 1..=3 {
                     files.push((format!("presentation/{pres}/slide-{n}.png"), blob(&format!("slide-{n}"), 4096)));
                     files.push((format!("presentation/{pres}/svgs/slide{n}.svg"), b"<svg/>".to_vec()));
@@ -293,6 +311,12 @@ impl RecordingArchive {
             Format::Video => {
                 files.push(("video-0.m4v".into(), blob("video-0.m4v", 128 * 1024)));
                 files.push(("captions.json".into(), b"[]".to_vec()));
+                if self.bbb3 {
+                    // The format's own player page and assets.
+                    files.push(("index.html".into(), format!("<!doctype html><title>video {r}</title>").into_bytes()));
+                    files.push(("video-0.webm".into(), blob("video-0.webm", 96 * 1024)));
+                    files.push(("css/playback.css".into(), b"video{width:100%}".to_vec()));
+                }
             }
             Format::Podcast => files.push(("audio.ogg".into(), blob("audio.ogg", 64 * 1024))),
             Format::Notes => files.push(("notes.pdf".into(), blob("notes.pdf", 8 * 1024))),

@@ -361,11 +361,23 @@ impl MeetingSeed {
     }
 }
 
+/// A recording a fake server holds (its `getRecordings` lists it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FakeRecording {
+    /// `recordID`.
+    pub record_id: String,
+    /// External `meetingID`.
+    pub meeting_id: String,
+    /// `processing`, `processed`, `published`, `unpublished` or `deleted`.
+    pub state: String,
+}
+
 #[derive(Debug)]
 struct State {
     secret: String,
     bbb_version: String,
     meetings: Vec<FakeMeeting>,
+    recordings: Vec<FakeRecording>,
     ended: Vec<FakeMeeting>,
     calls: Vec<RecordedCall>,
     /// Bodies that answer a call instead of bbb-web's reply.
@@ -426,6 +438,7 @@ impl FakeBbb {
                 secret: secret.into(),
                 bbb_version: DEFAULT_BBB_VERSION.into(),
                 meetings: Vec::new(),
+                recordings: Vec::new(),
                 ended: Vec::new(),
                 calls: Vec::new(),
                 raw_replies: BTreeMap::new(),
@@ -700,6 +713,31 @@ impl FakeBbb {
         let meeting = state.meetings.remove(i);
         state.ended.push(meeting.clone());
         Some(meeting)
+    }
+
+    /// Adds a recording of `meeting_id` in `state` (`processing`,
+    /// `processed`, `published`…); returns its record id.
+    pub fn add_recording(&self, meeting_id: &str, state: &str) -> String {
+        let record_id = format!("{}-{}", internal_id(meeting_id, now_ms()), random_string(6, ALNUM_LOWER));
+        self.shared.lock().recordings.push(FakeRecording {
+            record_id: record_id.clone(),
+            meeting_id: meeting_id.to_owned(),
+            state: state.to_owned(),
+        });
+        record_id
+    }
+
+    /// Moves a recording to `state` (for example `published` once processing
+    /// is done); returns whether it exists.
+    pub fn set_recording_state(&self, record_id: &str, state: &str) -> bool {
+        let mut shared = self.shared.lock();
+        let found = shared.recordings.iter_mut().find(|r| r.record_id == record_id);
+        found.map(|r| r.state = state.to_owned()).is_some()
+    }
+
+    /// The recordings the server holds.
+    pub fn recordings(&self) -> Vec<FakeRecording> {
+        self.shared.lock().recordings.clone()
     }
 
     /// Removes every meeting (without recording them as ended).
@@ -1039,6 +1077,7 @@ fn dispatch(state: &mut State, origin: &str, call: &str, req: &RecordedCall) -> 
         "getMeetings" if get_or_post => get_meetings(state),
         "insertDocument" if req.method == Method::POST => insert_document(state, req),
         "sendChatMessage" if matches!(req.method, Method::GET | Method::HEAD) => send_chat_message(state, req),
+        "getRecordings" if get_or_post => get_recordings(state, req),
         _ => failed("unsupportedRequest", "This request is not supported."),
     }
 }
@@ -1259,6 +1298,37 @@ fn send_chat_message(state: &mut State, req: &RecordedCall) -> HttpResponse {
     let mut x = Xml::response("SUCCESS");
     x.leaf("messageKey", "");
     x.leaf("message", "");
+    xml_response(x.finish())
+}
+
+/// The server's own recordings (not the balancer's): filtered by
+/// `meetingID` (comma-separated) and `state` (comma-separated; bbb-web's
+/// default is `published,unpublished`, `any` lists all).
+fn get_recordings(state: &State, req: &RecordedCall) -> HttpResponse {
+    let states: Vec<&str> = req.param("state").unwrap_or("published,unpublished").split(',').map(str::trim).collect();
+    let meetings: Option<Vec<&str>> =
+        req.param("meetingID").filter(|m| !m.is_empty()).map(|m| m.split(',').map(str::trim).collect());
+    let listed: Vec<&FakeRecording> = state
+        .recordings
+        .iter()
+        .filter(|r| states.contains(&"any") || states.contains(&r.state.as_str()))
+        .filter(|r| meetings.as_ref().is_none_or(|ids| ids.contains(&r.meeting_id.as_str())))
+        .collect();
+    let mut x = Xml::response("SUCCESS");
+    x.open("recordings");
+    for recording in &listed {
+        x.open("recording");
+        x.leaf("recordID", &recording.record_id);
+        x.leaf("meetingID", &recording.meeting_id);
+        x.leaf("state", &recording.state);
+        x.leaf("published", bool_str(recording.state == "published"));
+        x.close("recording");
+    }
+    x.close("recordings");
+    if listed.is_empty() {
+        x.leaf("messageKey", "noRecordings");
+        x.leaf("message", "There are no recordings for the meeting(s).");
+    }
     xml_response(x.finish())
 }
 

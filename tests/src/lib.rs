@@ -51,7 +51,7 @@ pub use app::{Expiring, LB_SECRET, NS, REDIS_ONLY, TestApp, TestAppBuilder, serv
 pub use archive::{Format, RawTar, RecordingArchive};
 pub use backend::TestBackend;
 pub use client::{Algo, ApiClient, BodySigning, ClientError, Reply, Style, http_get, http_request};
-pub use fake_bbb::{FakeAttendee, FakeBbb, FakeFleet, FakeMeeting, MeetingSeed, Mode, RecordedCall};
+pub use fake_bbb::{FakeAttendee, FakeBbb, FakeFleet, FakeMeeting, FakeRecording, MeetingSeed, Mode, RecordedCall};
 pub use postgres::TestPostgres;
 pub use receiver::{Received, Receiver};
 pub use recording_dirs::RecordingDirs;

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+pub mod capacity;
 pub mod db;
 pub mod meetings;
 mod output;
@@ -49,6 +50,9 @@ pub enum Command {
     Servers(servers::Opts),
     /// Table of every server with its state, status and statistics.
     Status(status::Opts),
+    /// Capacity left per tag and which servers may be deleted now (for
+    /// autoscalers; see deploy/autoscale).
+    Capacity(capacity::Opts),
     /// Poll every server once now (unless another poller holds the lease).
     Poll(poll::Opts),
     /// List, inspect and end meetings (`meetings` alone lists them).
@@ -78,6 +82,7 @@ pub async fn run(cli: Cli, config: &Config, io: &mut Io<'_>) -> u8 {
     let outcome = match cli.command {
         Command::Servers(opts) => servers::run(opts, &ctx, &mut ui).await,
         Command::Status(opts) => status::run(opts, &ctx, &mut ui).await,
+        Command::Capacity(opts) => capacity::run(opts, &ctx, &mut ui).await,
         Command::Poll(opts) => poll::run(opts, &ctx, &mut ui).await,
         Command::Meetings(opts) => meetings::run(opts, &ctx, &mut ui).await,
         Command::Recordings(opts) => recordings::run(opts, &ctx, &mut ui).await,

@@ -1,5 +1,10 @@
 //! `poll`: one poll round now, like Scalelite's `poll:all` (useful right
-//! after adding and enabling a server).
+//! after adding and enabling a server). `poll servers`, `poll meetings` and
+//! `poll versions` stand for the rake tasks `poll:servers`, `poll:meetings`
+//! and `poll:versions` and run the same whole round: the meeting check
+//! works from the servers' own lists (a meeting is only checked when its
+//! server no longer lists it) and the version is read in the same visit of
+//! each server, so one part alone would cost the same calls.
 //!
 //! The round takes the poller's leader lease for its duration, so it never
 //! runs alongside a `scalelite-poller` that is polling; when one holds the
@@ -7,7 +12,7 @@
 
 use std::sync::Arc;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use scalelite_poller::{Poller, PollerMetrics};
 use scalelite_store::{POLLER_LEASE, Transition};
 use serde_json::json;
@@ -15,9 +20,26 @@ use serde_json::json;
 use crate::Ctx;
 use crate::output::{Outcome, Ui};
 
-/// `poll` takes no arguments.
+/// `poll [all|servers|meetings|versions]`.
 #[derive(Debug, Args)]
-pub struct Opts {}
+pub struct Opts {
+    /// The rake task's part (`poll:servers`, …); each runs the whole round.
+    #[arg(value_enum, default_value_t = Part::All)]
+    pub part: Part,
+}
+
+/// The parts of Scalelite's `poll:all`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Part {
+    /// `poll:all`.
+    All,
+    /// `poll:servers`: health, load and statistics of every server.
+    Servers,
+    /// `poll:meetings`: forget meetings that ended.
+    Meetings,
+    /// `poll:versions`: every server's BBB version.
+    Versions,
+}
 
 /// Runs one round and prints a one-line summary.
 pub(crate) async fn run(_opts: Opts, ctx: &Ctx, ui: &mut Ui<'_, '_>) -> Outcome {

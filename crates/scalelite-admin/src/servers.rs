@@ -9,7 +9,8 @@ use scalelite_bbb_client::Target;
 use scalelite_core::load::format_float;
 use scalelite_core::{Secret, ServerId};
 use scalelite_fleet::{
-    Cleared, FleetError, MULTIPLIER_WARNING, SyncMode, dump_yaml, multiplier_arg, server_json, state_name, to_d,
+    Cleared, DrainSettings, FleetError, MULTIPLIER_WARNING, SyncMode, dump_yaml, multiplier_arg, parse_deadline,
+    server_json, state_name, to_d,
 };
 use scalelite_store::{Server, ServerState, ServerUpdate};
 use serde_json::{Value, json};
@@ -78,6 +79,23 @@ pub enum ServersCommand {
         /// Server id.
         id: String,
     },
+    /// Drain a server with notice: cordon it, warn its meetings in chat
+    /// (BBB 3.0's `sendChatMessage`) now and every `DRAIN_NOTICE_INTERVAL`, and
+    /// end them at the deadline. The poller does the timed work and
+    /// disables the server once it is empty.
+    Drain {
+        /// Server id.
+        id: String,
+        /// When its meetings are ended, from now: `30m`, `1h30m`, `90s`.
+        /// Without one, the drain waits for them to end.
+        #[arg(long)]
+        deadline: Option<String>,
+        /// Text added to the notices (the `{message}` of the templates).
+        #[arg(long)]
+        message: Option<String>,
+    },
+    /// Show the drains and their progress.
+    Drains,
     /// Take a server out of service. With load, asks before clearing its
     /// meetings (use cordon to drain it instead).
     Disable {
@@ -110,6 +128,13 @@ pub enum ServersCommand {
         id: String,
         /// The tag.
         tag: Option<String>,
+    },
+    /// Add every server of a YAML `servers:` list (`url` and `secret` of
+    /// each), like `rake servers:addAll`; `-` reads stdin.
+    #[command(alias = "addAll")]
+    AddAll {
+        /// The YAML file.
+        file: String,
     },
     /// Make the pool match a YAML `servers:` document (see `servers yaml`).
     Sync {
@@ -151,12 +176,15 @@ pub(crate) async fn run(opts: Opts, ctx: &Ctx, ui: &mut Ui<'_, '_>) -> Outcome {
         ServersCommand::Remove { id } => remove(ctx, ui, &id).await,
         ServersCommand::Enable { id } => set_state(ctx, ui, &id, ServerState::Enabled).await,
         ServersCommand::Cordon { id } => set_state(ctx, ui, &id, ServerState::Cordoned).await,
+        ServersCommand::Drain { id, deadline, message } => drain(ctx, ui, &id, deadline.as_deref(), message).await,
+        ServersCommand::Drains => drains(ctx, ui).await,
         ServersCommand::Disable { id } => disable(ctx, ui, &id).await,
         ServersCommand::Panic { id, keep_state, skip_end_calls } => {
             panic(ctx, ui, &id, keep_state, skip_end_calls).await
         }
         ServersCommand::LoadMultiplier { id, load_multiplier } => set_multiplier(ctx, ui, &id, &load_multiplier).await,
         ServersCommand::Tag { id, tag } => set_tag(ctx, ui, &id, tag).await,
+        ServersCommand::AddAll { file } => add_all(ctx, ui, &file).await,
         ServersCommand::Sync { file, mode, dry_run } => sync(ctx, ui, &file, &mode, dry_run).await,
         ServersCommand::Yaml { verbose } => yaml(ctx, ui, verbose).await,
         ServersCommand::MeetingList { ids } => meeting_list(ctx, ui, ids.as_deref()).await,
@@ -213,6 +241,71 @@ async fn add(
     ui.text("OK");
     ui.text(format!("id: {}", server.id));
     ui.json(&json!({ "ok": true, "id": server.id.as_str() }));
+    Ok(())
+}
+
+async fn drain(ctx: &Ctx, ui: &mut Ui<'_, '_>, id: &str, deadline: Option<&str>, message: Option<String>) -> Outcome {
+    let deadline = match deadline {
+        Some(raw) => Some(parse_deadline(raw).map_err(|e| ui.fail(format!("ERROR: {e}")))?),
+        None => None,
+    };
+    let sid = ServerId::from(id);
+    let settings = DrainSettings::from_config(&ctx.config.drain);
+    let status =
+        ctx.fleet.start_drain(&sid, deadline, message, &settings).await.map_err(|e| fleet_failure(ui, &sid, &e))?;
+    ui.text(format!("Draining server {id}"));
+    ui.text(status.line());
+    ui.json(&serde_json::to_value(&status).unwrap_or_default());
+    Ok(())
+}
+
+async fn drains(ctx: &Ctx, ui: &mut Ui<'_, '_>) -> Outcome {
+    let drains = ctx.fleet.drains().await.map_err(|e| ui.fail(format!("ERROR: {e}")))?;
+    if drains.is_empty() {
+        ui.text("No drains");
+    }
+    for drain in &drains {
+        ui.text(drain.line());
+    }
+    ui.json(&serde_json::to_value(&drains).unwrap_or_default());
+    Ok(())
+}
+
+/// `servers:addAll`: adds each `{url, secret}` of the document's `servers`
+/// list as `servers add` would (no tag, no load multiplier), printing
+/// `server: <url>` and `id: <id>` for each. The first failure stops it with
+/// exit 1 (the rake task only prints the error); servers added before it
+/// stay.
+async fn add_all(ctx: &Ctx, ui: &mut Ui<'_, '_>, file: &str) -> Outcome {
+    let document = if file == "-" { ui.read_input() } else { std::fs::read_to_string(file) };
+    let document = document.map_err(|e| ui.fail(format!("ERROR: {file}: {e}")))?;
+    let value: Value = serde_yaml_ng::from_str(&document).map_err(|e| ui.fail(format!("ERROR: {file}: {e}")))?;
+    let Some(entries) = value.get("servers").and_then(Value::as_array) else {
+        return Err(ui.fail(format!("ERROR: {file}: no `servers` list")));
+    };
+    let mut added = Vec::new();
+    for (index, entry) in entries.iter().enumerate() {
+        let field = |name: &str| entry.get(name).and_then(Value::as_str).filter(|v| !v.trim().is_empty());
+        let (Some(url), Some(secret)) = (field("url"), field("secret")) else {
+            ui.json(&json!({ "ok": false, "added": added }));
+            return Err(ui.fail(format!("ERROR: servers[{index}]: `url` and `secret` are required")));
+        };
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            ui.json(&json!({ "ok": false, "added": added }));
+            return Err(ui.fail(format!("ERROR: servers[{index}]: Server URL must start with http:// or https://")));
+        }
+        let server = match ctx.fleet.add_server(url, secret, None, None).await {
+            Ok(server) => server,
+            Err(e) => {
+                ui.json(&json!({ "ok": false, "added": added }));
+                return Err(ui.fail(format!("ERROR: {e}")));
+            }
+        };
+        ui.text(format!("server: {}", server.url));
+        ui.text(format!("id: {}", server.id));
+        added.push(json!({ "id": server.id.as_str(), "url": server.url }));
+    }
+    ui.json(&json!({ "ok": true, "added": added }));
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 
 use clap::Args;
 use scalelite_core::load::format_float;
-use scalelite_fleet::url_host;
+use scalelite_fleet::{DrainStatus, url_host};
 use scalelite_store::Server;
 use serde_json::{Value, json};
 
@@ -14,15 +14,17 @@ use crate::servers::all_servers;
 #[derive(Debug, Args)]
 pub struct Opts {}
 
-/// The table's columns, in Scalelite's order.
+/// The table's columns, in Scalelite's order and alignment: Tabulo aligns
+/// numbers right and strings left, and Scalelite's counters are the strings
+/// Redis returns (only `load`, read with `ZSCORE`, is a number).
 const COLUMNS: [(&str, Align); 10] = [
     ("HOSTNAME", Align::Left),
     ("STATE", Align::Left),
     ("STATUS", Align::Left),
-    ("MEETINGS", Align::Right),
-    ("USERS", Align::Right),
-    ("LARGEST MEETING", Align::Right),
-    ("VIDEOS", Align::Right),
+    ("MEETINGS", Align::Left),
+    ("USERS", Align::Left),
+    ("LARGEST MEETING", Align::Left),
+    ("VIDEOS", Align::Left),
     ("LOAD", Align::Right),
     ("BBB VERSION", Align::Left),
     ("TAG", Align::Left),
@@ -108,12 +110,30 @@ impl Row {
 pub(crate) async fn run(_opts: Opts, ctx: &Ctx, ui: &mut Ui<'_, '_>) -> Outcome {
     // Sorted by id first so servers sharing a host name keep a stable order.
     let servers = all_servers(ctx, ui).await?;
-    let mut rows: Vec<Row> = servers.iter().map(Row::of).collect();
-    rows.sort_by(|a, b| a.hostname.cmp(&b.hostname));
-    ui.json(&Value::Array(rows.iter().map(Row::to_json).collect()));
-    let cells: Vec<Vec<String>> = rows.iter().map(Row::cells).collect();
+    let drains = ctx.fleet.drains().await.map_err(|e| ui.fail(format!("ERROR: {e}")))?;
+    let mut rows: Vec<(Row, Option<&DrainStatus>)> =
+        servers.iter().map(|s| (Row::of(s), drains.iter().find(|d| d.server_id == s.id.as_str()))).collect();
+    rows.sort_by(|a, b| a.0.hostname.cmp(&b.0.hostname));
+    ui.json(&Value::Array(
+        rows.iter()
+            .map(|(row, drain)| {
+                let mut value = row.to_json();
+                value["drain"] = serde_json::to_value(drain).unwrap_or_default();
+                value
+            })
+            .collect(),
+    ));
+    let cells: Vec<Vec<String>> = rows.iter().map(|(row, _)| row.cells()).collect();
     ui.text("");
     ui.text_raw(&table(&COLUMNS, &cells));
+    // The table keeps Scalelite's columns; drains follow it.
+    if !drains.is_empty() {
+        ui.text("");
+        ui.text("DRAINS");
+        for drain in &drains {
+            ui.text(format!(" {}", drain.line()));
+        }
+    }
     Ok(())
 }
 
@@ -158,7 +178,7 @@ mod tests {
             lines,
             [
                 "     HOSTNAME       STATE    STATUS   MEETINGS  USERS  LARGEST MEETING  VIDEOS  LOAD  BBB VERSION  TAG  ",
-                " bbb1.example.com  enabled   online         12     25                7      15  25.0  2.7.3             ",
+                " bbb1.example.com  enabled   online   12        25     7                15      25.0  2.7.3             ",
                 " bbb2.example.com  disabled  offline                                                               test ",
                 " bbb3.example.com  disabled  offline                                                                    ",
             ]

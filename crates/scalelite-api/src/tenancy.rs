@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::{HeaderMap, Uri};
-use scalelite_core::params::ParamList;
+use scalelite_core::params::{ParamList, parse_name_list};
 use scalelite_core::{BbbError, Secret, TenantId};
 use scalelite_store::{StoreError, Tenant, TenantRecord, TenantStore};
 
@@ -34,22 +34,61 @@ pub(crate) struct ResolvedTenant {
     pub(crate) defaults: ParamList,
     /// Settings whose `override` is `true`: always win.
     pub(crate) overrides: ParamList,
+    /// [`Self::defaults`] without `meta_server-tag`, for join (Scalelite
+    /// drops a tenant's server tag from join redirects).
+    pub(crate) join_defaults: ParamList,
+    /// [`Self::overrides`] without `meta_server-tag`, for join.
+    pub(crate) join_overrides: ParamList,
+    /// Names from the tenant's `CREATE_EXCLUDE_PARAMS` settings.
+    pub(crate) create_exclude: Vec<String>,
+    /// Names from the tenant's `JOIN_EXCLUDE_PARAMS` settings.
+    pub(crate) join_exclude: Vec<String>,
 }
+
+/// The setting names that hold a tenant's exclusion lists, named after the
+/// global variables they extend (a comma-separated list of names, as
+/// there). Ruby Scalelite forwards them to BBB as unknown parameters, which
+/// BBB ignores.
+const CREATE_EXCLUDE: &str = "CREATE_EXCLUDE_PARAMS";
+const JOIN_EXCLUDE: &str = "JOIN_EXCLUDE_PARAMS";
+
+/// The server-tag parameter, never added to join redirects from tenant
+/// settings.
+const SERVER_TAG: &str = "meta_server-tag";
 
 impl ResolvedTenant {
     /// Sorts a stored tenant's settings into defaults and overrides.
     pub(crate) fn new(record: TenantRecord) -> Self {
         let secrets = record.tenant.secret_list().into_iter().map(Secret::new).collect();
         let (mut defaults, mut overrides) = (ParamList::new(), ParamList::new());
+        let (mut create_exclude, mut join_exclude) = (Vec::new(), Vec::new());
         // Settings come in no defined order; sort so that duplicates
         // of one param resolve the same way in every process.
         let mut settings = record.settings;
         settings.sort_by(|a, b| (&a.param, &a.id).cmp(&(&b.param, &b.id)));
         for setting in settings {
-            let layer = if setting.is_override() { &mut overrides } else { &mut defaults };
-            layer.push((setting.param, setting.value));
+            match setting.param.as_str() {
+                CREATE_EXCLUDE => create_exclude.extend(parse_name_list(&setting.value)),
+                JOIN_EXCLUDE => join_exclude.extend(parse_name_list(&setting.value)),
+                _ => {
+                    let layer = if setting.is_override() { &mut overrides } else { &mut defaults };
+                    layer.push((setting.param, setting.value));
+                }
+            }
         }
-        Self { tenant: record.tenant, secrets, defaults, overrides }
+        let without_tag =
+            |list: &ParamList| -> ParamList { list.iter().filter(|(k, _)| k != SERVER_TAG).cloned().collect() };
+        let (join_defaults, join_overrides) = (without_tag(&defaults), without_tag(&overrides));
+        Self {
+            tenant: record.tenant,
+            secrets,
+            defaults,
+            overrides,
+            join_defaults,
+            join_overrides,
+            create_exclude,
+            join_exclude,
+        }
     }
 
     /// The tenant's id.
@@ -188,5 +227,29 @@ mod tests {
         assert_eq!(resolved.default_value("logo"), Some("x"));
         assert_eq!(resolved.override_value("record"), Some("false"));
         assert_eq!(resolved.override_value("welcome"), None);
+    }
+
+    #[test]
+    fn exclusion_settings_and_the_join_layers() {
+        let tenant = Tenant::new("a", "s1");
+        let id = tenant.id.clone();
+        let settings = vec![
+            TenantSetting::new(id.clone(), "CREATE_EXCLUDE_PARAMS", "pluginManifests, clientSettingsOverride", "true"),
+            TenantSetting::new(id.clone(), "CREATE_EXCLUDE_PARAMS", "audioBridge", "false"),
+            TenantSetting::new(id.clone(), "JOIN_EXCLUDE_PARAMS", "userdata-bbb_custom_css_url", "false"),
+            TenantSetting::new(id.clone(), "meta_server-tag", "gpu", "true"),
+            TenantSetting::new(id, "welcome", "hi", "false"),
+        ];
+        let resolved = ResolvedTenant::new(TenantRecord { tenant, settings });
+        let mut create = resolved.create_exclude.clone();
+        create.sort();
+        assert_eq!(create, ["audioBridge", "clientSettingsOverride", "pluginManifests"]);
+        assert_eq!(resolved.join_exclude, ["userdata-bbb_custom_css_url"]);
+        // The lists are policy, never parameters.
+        assert_eq!(resolved.override_value("CREATE_EXCLUDE_PARAMS"), None);
+        assert_eq!(resolved.default_value("CREATE_EXCLUDE_PARAMS"), None);
+        assert_eq!(resolved.override_value("meta_server-tag"), Some("gpu"));
+        assert!(resolved.join_overrides.is_empty());
+        assert_eq!(resolved.join_defaults, [("welcome".to_owned(), "hi".to_owned())]);
     }
 }

@@ -151,6 +151,10 @@ pub mod defaults {
     pub const DEFAULT_SERVER_HEALTHY_THRESHOLD: u32 = 1;
     /// `SERVER_UNHEALTHY_THRESHOLD`, rounds.
     pub const DEFAULT_SERVER_UNHEALTHY_THRESHOLD: u32 = 2;
+    /// `DRAIN_NOTICE_INTERVAL`, seconds.
+    pub const DEFAULT_DRAIN_NOTICE_INTERVAL: f64 = 300.0;
+    /// `CAPACITY_PER_SERVER`, load units.
+    pub const DEFAULT_CAPACITY_PER_SERVER: f64 = 200.0;
     /// `POLLER_METRICS_BIND` (`off` turns it off).
     pub const DEFAULT_POLLER_METRICS_BIND: &str = "0.0.0.0:9101";
     /// The database a `DATABASE_URL` without one names (Scalelite's
@@ -444,7 +448,32 @@ pub struct Config {
     pub recordings: RecordingConfig,
     /// Limits of the HTTP edge (connections, headers, unauthenticated work).
     pub edge: EdgeLimits,
+    /// Drains with notice (`servers drain`).
+    pub drain: DrainConfig,
+    /// `CAPACITY_PER_SERVER` (load units, default 200): what one server
+    /// (multiplier 1) is meant to carry; the capacity report's headroom is
+    /// measured against it.
+    pub capacity_per_server: f64,
 }
+
+/// Settings of drains with notice.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DrainConfig {
+    /// `DRAIN_NOTICE_INTERVAL` (seconds, default 300): pause between chat
+    /// notices to the meetings of a draining server.
+    pub notice_interval: Duration,
+    /// `DRAIN_NOTICE_TEMPLATE`: the notice of a drain with a deadline.
+    pub template: String,
+    /// `DRAIN_NOTICE_TEMPLATE_NO_DEADLINE`: the notice of a drain without one.
+    pub template_no_deadline: String,
+}
+
+/// The built-in `DRAIN_NOTICE_TEMPLATE`.
+pub const DEFAULT_DRAIN_NOTICE_TEMPLATE: &str =
+    "This server is going down for maintenance: this meeting will be ended in {time_left} (at {deadline}). {message}";
+/// The built-in `DRAIN_NOTICE_TEMPLATE_NO_DEADLINE`.
+pub const DEFAULT_DRAIN_NOTICE_TEMPLATE_NO_DEADLINE: &str = "This server is going down for maintenance: please end \
+     this meeting when you can; new meetings start on another server. {message}";
 
 /// Limits that keep the work of unauthenticated clients bounded (see
 /// `docs/SECURITY.md`).
@@ -723,7 +752,21 @@ impl Config {
                 .seconds("ANALYTICS_CALLBACK_RETRY_INTERVAL", DEFAULT_ANALYTICS_CALLBACK_RETRY_INTERVAL),
             recordings,
             edge: EdgeLimits::read(&mut r),
+            drain: DrainConfig {
+                notice_interval: r.seconds("DRAIN_NOTICE_INTERVAL", DEFAULT_DRAIN_NOTICE_INTERVAL),
+                template: r.string("DRAIN_NOTICE_TEMPLATE").unwrap_or_else(|| DEFAULT_DRAIN_NOTICE_TEMPLATE.to_owned()),
+                template_no_deadline: r
+                    .string("DRAIN_NOTICE_TEMPLATE_NO_DEADLINE")
+                    .unwrap_or_else(|| DEFAULT_DRAIN_NOTICE_TEMPLATE_NO_DEADLINE.to_owned()),
+            },
+            capacity_per_server: r.parse("CAPACITY_PER_SERVER", DEFAULT_CAPACITY_PER_SERVER),
         };
+        if config.drain.notice_interval.is_zero() {
+            r.error("DRAIN_NOTICE_INTERVAL: must be more than 0 seconds".into());
+        }
+        if !(config.capacity_per_server.is_finite() && config.capacity_per_server > 0.0) {
+            r.error(format!("CAPACITY_PER_SERVER={}: must be a number above 0", config.capacity_per_server));
+        }
         if config.redis_timeout.is_zero() {
             r.error("REDIS_TIMEOUT: must be more than 0 seconds".into());
         }

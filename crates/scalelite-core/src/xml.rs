@@ -376,6 +376,69 @@ fn tidy(element: &mut Element) {
     }
 }
 
+/// Removes the `<module name="…">` children of the root element (BBB's
+/// `<modules>` document of a POST create) whose `name` is one of `names`,
+/// keeping every other byte of `input` as it was. `None` when nothing was
+/// removed (forward the original). Refused like [`parse`]: malformed XML
+/// and a `<!DOCTYPE>`. Linear in the input; no recursion.
+pub fn remove_modules(input: &[u8], names: &[&str]) -> Result<Option<Vec<u8>>, XmlError> {
+    let text = std::str::from_utf8(input).map_err(|e| XmlError(format!("not UTF-8: {e}")))?;
+    let mut reader = Reader::from_str(text);
+    let mut depth = 0_usize;
+    let mut removed: Vec<(usize, usize)> = Vec::new();
+    let position = |reader: &Reader<&[u8]>| usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
+    loop {
+        let before = position(&reader);
+        match reader.read_event().map_err(|e| XmlError(e.to_string()))? {
+            Event::Start(start) => {
+                if depth == 1 && is_named_module(&start, names)? {
+                    let end = start.to_end().into_owned();
+                    reader.read_to_end(end.name()).map_err(|e| XmlError(e.to_string()))?;
+                    removed.push((before, position(&reader)));
+                } else {
+                    depth += 1;
+                }
+            }
+            Event::Empty(start) if depth == 1 && is_named_module(&start, names)? => {
+                removed.push((before, position(&reader)));
+            }
+            Event::End(_) => depth = depth.saturating_sub(1),
+            Event::DocType(_) => {
+                return Err(XmlError("<!DOCTYPE> is not allowed (no DTDs or entity declarations)".into()));
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if removed.is_empty() {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity(input.len());
+    let mut at = 0;
+    for (start, end) in removed {
+        out.extend_from_slice(input.get(at..start).unwrap_or_default());
+        at = end;
+    }
+    out.extend_from_slice(input.get(at..).unwrap_or_default());
+    Ok(Some(out))
+}
+
+/// Whether `start` is a `<module>` whose `name` attribute is in `names`.
+fn is_named_module(start: &quick_xml::events::BytesStart<'_>, names: &[&str]) -> Result<bool, XmlError> {
+    if start.name().as_ref() != "module" {
+        return Ok(false);
+    }
+    for attr in start.attributes() {
+        let attr = attr.map_err(|e| XmlError(e.to_string()))?;
+        if attr.key.as_ref() == "name" {
+            let value =
+                attr.normalized_value(quick_xml::XmlVersion::Implicit1_0).map_err(|e| XmlError(e.to_string()))?;
+            return Ok(names.contains(&value.as_ref()));
+        }
+    }
+    Ok(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -530,5 +593,53 @@ mod tests {
         let mut meta = Element::new("name");
         meta.children.push(Node::CData(String::new()));
         assert_eq!(meta.to_document(false), "<name><![CDATA[]]></name>\n");
+    }
+}
+
+#[cfg(test)]
+mod module_tests {
+    use super::remove_modules;
+
+    const BODY: &str = concat!(
+        "<?xml version=\"1.0\"?>\n<modules>\n  <module name=\"presentation\">",
+        "<document url=\"https://example.org/a.pdf\" filename=\"a.pdf\"/></module>\n",
+        "  <module name=\"clientSettingsOverride\"><![CDATA[{\"public\":{\"app\":{\"x\":\"</module>\"}}}]]></module>\n",
+        "  <module name=\"clientSettingsOverride\"/>\n",
+        "  <module name=\"other\"><module name=\"clientSettingsOverride\"/></module>\n</modules>\n",
+    );
+
+    #[test]
+    fn named_modules_go_and_every_other_byte_stays() {
+        assert_eq!(remove_modules(BODY.as_bytes(), &["missing"]).unwrap(), None);
+        assert_eq!(remove_modules(BODY.as_bytes(), &[]).unwrap(), None);
+        let out = remove_modules(BODY.as_bytes(), &["clientSettingsOverride"]).unwrap().unwrap();
+        let expected = concat!(
+            "<?xml version=\"1.0\"?>\n<modules>\n  <module name=\"presentation\">",
+            "<document url=\"https://example.org/a.pdf\" filename=\"a.pdf\"/></module>\n",
+            "  \n",
+            "  \n",
+            "  <module name=\"other\"><module name=\"clientSettingsOverride\"/></module>\n</modules>\n",
+        );
+        assert_eq!(String::from_utf8(out).unwrap(), expected, "only children of the root count");
+        let out = remove_modules(BODY.as_bytes(), &["presentation", "other", "clientSettingsOverride"]).unwrap();
+        assert_eq!(
+            String::from_utf8(out.unwrap()).unwrap(),
+            "<?xml version=\"1.0\"?>\n<modules>\n  \n  \n  \n  \n</modules>\n"
+        );
+    }
+
+    #[test]
+    fn hostile_bodies_are_refused() {
+        for body in [
+            "<modules><module name=\"a\">",
+            "<!DOCTYPE x [<!ENTITY e \"y\">]><modules/>",
+            "<modules><module name=\"a></modules>",
+        ] {
+            assert!(remove_modules(body.as_bytes(), &["a"]).is_err(), "{body}");
+        }
+        assert!(remove_modules(&[0xff, 0xfe], &["a"]).is_err());
+        // Deep nesting costs no stack and removes nothing.
+        let deep = "<a>".repeat(100_000);
+        assert!(!matches!(remove_modules(deep.as_bytes(), &["a"]), Ok(Some(_))));
     }
 }

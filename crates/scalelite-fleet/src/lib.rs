@@ -1,18 +1,20 @@
 #![doc = include_str!("../README.md")]
 
+mod capacity;
+pub mod drain;
 mod json;
 mod sync;
 
 use std::sync::Arc;
 
-use futures::stream::{self, StreamExt};
-use scalelite_bbb_client::{BbbClient, CallError, Target};
+use scalelite_bbb_client::{BbbClient, CallError};
 use scalelite_core::load::format_float;
-use scalelite_core::params::encode_component_into;
 use scalelite_core::{MeetingId, Secret, ServerId};
-use scalelite_store::{Meeting, NewServer, Server, ServerState, ServerUpdate, Store, StoreError};
+use scalelite_store::{Drain, Meeting, NewServer, Server, ServerState, ServerUpdate, Store, StoreError};
 use tracing::info;
 
+pub use crate::capacity::{CapacityReport, ServerCapacity, TagCapacity};
+pub use crate::drain::{DrainSettings, DrainStatus, parse_deadline};
 pub use crate::json::{ServerJson, server_json, state_name};
 pub use crate::sync::{SyncMode, dump_yaml};
 
@@ -113,6 +115,9 @@ impl Fleet {
             other => other?,
         }
         info!(server.id = %id, ?update.state, "server updated");
+        if update.state == Some(ServerState::Enabled) && self.store.delete_drain(id).await? {
+            info!(server.id = %id, "drain cancelled: the server is enabled again");
+        }
         self.server(id).await
     }
 
@@ -126,6 +131,7 @@ impl Fleet {
         if !self.store.delete_server(id).await? {
             return Err(FleetError::NotFound(id.clone()));
         }
+        self.store.delete_drain(id).await?;
         info!(server.id = %id, "server removed");
         Ok(())
     }
@@ -139,34 +145,75 @@ impl Fleet {
     /// sends `end` for each (concurrently, failures collected, not fatal).
     pub async fn clear_meetings(&self, server: &Server, send_end: bool) -> Result<Vec<Cleared>, FleetError> {
         let meetings = self.meetings_on(&server.id).await?;
-        let mut cleared = Vec::with_capacity(meetings.len());
-        for meeting in &meetings {
-            self.store.delete_meeting(&meeting.id, Some(&server.id)).await?;
-            info!(meeting.id = %meeting.id, server.id = %server.id, "meeting cleared");
-        }
-        let results: Vec<(MeetingId, Option<String>)> = stream::iter(meetings)
-            .map(|meeting| async move {
-                let error =
-                    if send_end { self.end_meeting(server, &meeting).await.err().map(|e| e.to_string()) } else { None };
-                (meeting.id, error)
-            })
-            .buffered(self.settings.concurrency.max(1))
-            .collect()
-            .await;
-        for (id, end_error) in results {
-            cleared.push(Cleared { id, end_error });
-        }
-        Ok(cleared)
+        Ok(drain::end_meetings(&*self.store, &self.bbb, server, meetings, send_end, self.settings.concurrency).await?)
     }
 
     /// Sends `end` for `meeting` with its stored moderator password.
     pub async fn end_meeting(&self, server: &Server, meeting: &Meeting) -> Result<(), CallError> {
-        let mut query = String::from("meetingID=");
-        encode_component_into(&mut query, meeting.id.as_str());
-        query.push_str("&password=");
-        encode_component_into(&mut query, &meeting.moderator_pw);
-        let target = Target { url: &server.url, secret: &server.secret, online: server.online };
-        self.bbb.get(&target, "end", &query).await.map(|_| ())
+        drain::end_meeting(&self.bbb, server, meeting).await
+    }
+
+    /// Starts (or restarts, with new settings) a drain with notice: cordons
+    /// the server, stores the drain and sends the first notice to its
+    /// meetings now. `deadline` is from now; without one the drain waits
+    /// for the meetings to end. A disabled server is drained already.
+    pub async fn start_drain(
+        &self,
+        id: &ServerId,
+        deadline: Option<std::time::Duration>,
+        message: Option<String>,
+        settings: &DrainSettings,
+    ) -> Result<DrainStatus, FleetError> {
+        let message = message.filter(|m| !m.trim().is_empty());
+        if message.as_ref().is_some_and(|m| m.encode_utf16().count() > drain::MAX_NOTICE_LEN) {
+            return Err(FleetError::Invalid(format!(
+                "The message is longer than {} characters",
+                drain::MAX_NOTICE_LEN
+            )));
+        }
+        let mut server = self.server(id).await?;
+        let now = drain::now_ms();
+        let deadline_ms = deadline.map(|d| now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
+        let mut record = Drain {
+            server_id: id.clone(),
+            started_ms: now,
+            deadline_ms,
+            message,
+            last_notice_ms: None,
+            notices_sent: 0,
+            no_chat_logged: false,
+            meetings_ended: 0,
+            finished_ms: None,
+        };
+        if server.is_disabled() {
+            record.finished_ms = Some(now);
+        } else if !server.is_cordoned() {
+            server = self.set_state(id, ServerState::Cordoned).await?;
+        }
+        self.store.put_drain(&record).await?;
+        info!(server.id = %id, deadline_ms, "drain started");
+        let meetings = self.meetings_on(id).await?;
+        if record.finished_ms.is_none() {
+            let (_, changed) = drain::notify_if_due(
+                &self.bbb,
+                settings,
+                &server,
+                &mut record,
+                &meetings,
+                self.settings.concurrency,
+                now,
+            )
+            .await;
+            if changed {
+                self.store.put_drain(&record).await?;
+            }
+        }
+        Ok(DrainStatus::of(&record, Some(&server), meetings.len(), now))
+    }
+
+    /// Every drain with its progress.
+    pub async fn drains(&self) -> Result<Vec<DrainStatus>, FleetError> {
+        Ok(drain::drain_statuses(&*self.store, drain::now_ms()).await?)
     }
 
     /// Panics a server: clears its meetings (sending `end` unless

@@ -52,6 +52,7 @@ impl Poller {
             load: config.load,
             meeting_ttl: config.meeting_ttl,
             create_grace: config.connect_timeout + config.response_timeout,
+            drain: scalelite_fleet::DrainSettings::from_config(&config.drain),
         };
         Self::new(store, bbb, settings, config.poll_interval, &holder_name(), metrics)
     }

@@ -123,6 +123,18 @@ pub struct PollerMetrics {
     pub stale_copies_ended: Counter,
     /// Status changes caused by polls.
     pub transitions: Family<TransitionLabel, Counter>,
+    /// 1 while the server is being drained with notice (0 once drained).
+    pub draining: Family<ServerLabel, Gauge>,
+    /// Seconds until the deadline of the server's drain.
+    pub drain_seconds_left: Family<ServerLabel, Gauge>,
+    /// Chat notices sent to meetings of draining servers.
+    pub drain_notices: Counter,
+    /// Meetings ended at a drain's deadline.
+    pub drain_meetings_ended: Counter,
+    /// Drains that finished (their server was disabled).
+    pub drains_finished: Counter,
+    /// Servers with drain series.
+    drain_known: Mutex<HashSet<String>>,
     /// Servers that have per-server series.
     known: Mutex<HashSet<String>>,
 }
@@ -153,6 +165,12 @@ impl PollerMetrics {
             meetings_removed: Counter::default(),
             stale_copies_ended: Counter::default(),
             transitions: Family::default(),
+            draining: Family::default(),
+            drain_seconds_left: Family::default(),
+            drain_notices: Counter::default(),
+            drain_meetings_ended: Counter::default(),
+            drains_finished: Counter::default(),
+            drain_known: Mutex::new(HashSet::new()),
             known: Mutex::new(HashSet::new()),
         }
     }
@@ -188,6 +206,52 @@ impl PollerMetrics {
             self.stale_copies_ended.clone(),
         );
         r.register("transitions", "Server status changes caused by polls", self.transitions.clone());
+        r.register("server_draining", "1 while the server is drained with notice", self.draining.clone());
+        r.register(
+            "server_drain_seconds_left",
+            "Seconds until the deadline of the server's drain",
+            self.drain_seconds_left.clone(),
+        );
+        r.register("drain_notices", "Chat notices sent to meetings of draining servers", self.drain_notices.clone());
+        r.register(
+            "drain_meetings_ended",
+            "Meetings ended at the deadline of a drain",
+            self.drain_meetings_ended.clone(),
+        );
+        r.register("drains_finished", "Drains whose server was found disabled", self.drains_finished.clone());
+    }
+
+    /// Records what a round did for drains: the per-server gauges of the
+    /// drains that exist now (series of drains gone are removed) and the
+    /// counters.
+    pub fn record_drains(&self, tick: &scalelite_fleet::drain::DrainTick) {
+        self.drain_notices.inc_by(tick.notices_sent);
+        self.drain_meetings_ended.inc_by(tick.meetings_ended);
+        self.drains_finished.inc_by(tick.finished);
+        let now: HashSet<String> = tick.drains.iter().map(|d| d.server_id.clone()).collect();
+        for drain in &tick.drains {
+            let label = ServerLabel { server: drain.server_id.clone() };
+            self.draining.get_or_create(&label).set(i64::from(drain.state == "draining"));
+            match drain.seconds_left {
+                Some(left) if drain.state == "draining" => {
+                    self.drain_seconds_left.get_or_create(&label).set(i64::try_from(left).unwrap_or(i64::MAX));
+                }
+                _ => {
+                    self.drain_seconds_left.remove(&label);
+                }
+            }
+        }
+        let gone: Vec<String> = {
+            let mut known = self.drain_known.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let gone = known.difference(&now).cloned().collect();
+            *known = now;
+            gone
+        };
+        for server in gone {
+            let label = ServerLabel { server };
+            self.draining.remove(&label);
+            self.drain_seconds_left.remove(&label);
+        }
     }
 
     /// Counts a transition.

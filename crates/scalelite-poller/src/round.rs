@@ -34,6 +34,8 @@ pub struct RoundSettings {
     /// (`CONNECT_TIMEOUT` + `RESPONSE_TIMEOUT`): younger records are never
     /// removed, even if their server does not list them yet.
     pub create_grace: Duration,
+    /// Drains with notice: the notice interval and templates.
+    pub drain: scalelite_fleet::DrainSettings,
 }
 
 /// What a round did.
@@ -57,6 +59,8 @@ pub struct RoundReport {
     pub pruned: Pruned,
     /// The lease was lost during the round; its remaining writes were refused.
     pub lost_lease: bool,
+    /// What the round did for drains with notice.
+    pub drains: scalelite_fleet::drain::DrainTick,
 }
 
 impl RoundReport {
@@ -216,6 +220,17 @@ pub async fn poll_round(
     let (pruned, now_orphans) = store.prune(orphans).await?;
     *orphans = now_orphans;
     report.pruned = pruned;
+    // Drains with notice: after the saves, so a server the round disabled
+    // finishes its drain now. A failure here does not fail the round (its
+    // polls are saved); the next round tries again.
+    let now = scalelite_fleet::drain::now_ms();
+    match scalelite_fleet::drain::drain_tick(store, bbb, &settings.drain, settings.concurrency, now).await {
+        Ok(tick) => {
+            metrics.record_drains(&tick);
+            report.drains = tick;
+        }
+        Err(error) => warn!(%error, "drains: the store failed; retried next round"),
+    }
     report.duration = started.elapsed();
     metrics.rounds.inc();
     metrics.round_seconds.observe(report.duration.as_secs_f64());

@@ -18,7 +18,7 @@ use scalelite_core::{MeetingId, ServerId, TenantId};
 
 pub use crate::error::StoreError;
 pub use crate::model::{
-    AnalyticsCallback, JoinRoute, Meeting, MeetingRecord, MeetingRoute, NewServer, Placement, PlacementRequest,
+    AnalyticsCallback, Drain, JoinRoute, Meeting, MeetingRecord, MeetingRoute, NewServer, Placement, PlacementRequest,
     PollResult, PollSave, PollSaved, PollStats, Pruned, Server, ServerState, ServerStats, ServerUpdate, StoredCreate,
     Transition,
 };
@@ -38,7 +38,17 @@ pub use crate::tenants::{Tenant, TenantRecord, TenantSetting, TenantUpdate};
 /// every method is one round trip to the store.
 #[async_trait]
 pub trait Store:
-    MeetingStore + ServerStore + PollerStore + LeaseStore + TenantStore + KeyStore + Send + Sync + std::fmt::Debug + 'static
+    MeetingStore
+    + ServerStore
+    + PollerStore
+    + LeaseStore
+    + TenantStore
+    + KeyStore
+    + DrainStore
+    + Send
+    + Sync
+    + std::fmt::Debug
+    + 'static
 {
     /// Writes and reads a short-lived key (Scalelite's health check).
     async fn health_check(&self) -> Result<(), StoreError>;
@@ -191,6 +201,21 @@ pub trait KeyStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// The remembered analytics callback of a meeting.
     async fn analytics_callback(&self, meeting_id: &str) -> Result<Option<AnalyticsCallback>, StoreError>;
+}
+
+/// Drains with notice (`servers drain`): one record per server being (or
+/// found) drained. Not part of Scalelite's layout; Ruby Scalelite ignores
+/// it and sees the drained server as cordoned.
+#[async_trait]
+pub trait DrainStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Every drain record.
+    async fn drains(&self) -> Result<Vec<Drain>, StoreError>;
+
+    /// Writes (creates or replaces) the drain record of `drain.server_id`.
+    async fn put_drain(&self, drain: &Drain) -> Result<(), StoreError>;
+
+    /// Deletes the drain record of a server. Returns whether it existed.
+    async fn delete_drain(&self, server_id: &ServerId) -> Result<bool, StoreError>;
 }
 
 /// A named lease held with a random token (the poller's leader election).

@@ -413,3 +413,91 @@ pub struct AnalyticsCallback {
     /// The tenant whose create named the URL (multitenant mode).
     pub tenant_id: Option<TenantId>,
 }
+
+/// A drain with notice of one server (`scalelite-admin servers drain`): the
+/// server is cordoned, its meetings are warned in chat at intervals and, at
+/// the deadline, ended. Kept in the store so a poller that takes over the
+/// lease carries it on. Times are epoch milliseconds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Drain {
+    /// The server drained.
+    pub server_id: ServerId,
+    /// When the drain started.
+    pub started_ms: i64,
+    /// When its meetings are ended; `None` waits for them to end.
+    pub deadline_ms: Option<i64>,
+    /// The operator's text, put into the notice template.
+    pub message: Option<String>,
+    /// When the last round of chat notices went out.
+    pub last_notice_ms: Option<i64>,
+    /// Chat notices sent so far (one per meeting and round).
+    pub notices_sent: u64,
+    /// Whether the log already said that the server has no
+    /// `sendChatMessage` (so it says it once per drain).
+    pub no_chat_logged: bool,
+    /// Meetings ended at the deadline.
+    pub meetings_ended: u64,
+    /// When the server was found drained (disabled); `None` while draining.
+    pub finished_ms: Option<i64>,
+}
+
+impl Drain {
+    /// The record as stored (a JSON object).
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "server_id": self.server_id.as_str(),
+            "started_ms": self.started_ms,
+            "deadline_ms": self.deadline_ms,
+            "message": self.message,
+            "last_notice_ms": self.last_notice_ms,
+            "notices_sent": self.notices_sent,
+            "no_chat_logged": self.no_chat_logged,
+            "meetings_ended": self.meetings_ended,
+            "finished_ms": self.finished_ms,
+        })
+        .to_string()
+    }
+
+    /// Reads a stored record; `None` when it is not one (a missing or
+    /// mistyped member other than the server id and start reads as unset).
+    pub fn from_json(raw: &str) -> Option<Self> {
+        let value: serde_json::Value = serde_json::from_str(raw).ok()?;
+        let int = |name: &str| value.get(name).and_then(serde_json::Value::as_i64);
+        let count = |name: &str| value.get(name).and_then(serde_json::Value::as_u64).unwrap_or(0);
+        Some(Self {
+            server_id: ServerId::new(value.get("server_id")?.as_str().filter(|s| !s.is_empty())?.to_owned()),
+            started_ms: int("started_ms")?,
+            deadline_ms: int("deadline_ms"),
+            message: value.get("message").and_then(serde_json::Value::as_str).map(str::to_owned),
+            last_notice_ms: int("last_notice_ms"),
+            notices_sent: count("notices_sent"),
+            no_chat_logged: value.get("no_chat_logged").and_then(serde_json::Value::as_bool).unwrap_or(false),
+            meetings_ended: count("meetings_ended"),
+            finished_ms: int("finished_ms"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod drain_tests {
+    use super::*;
+
+    #[test]
+    fn drains_round_trip_and_junk_is_refused() {
+        let drain = Drain {
+            server_id: ServerId::from("bbb-1"),
+            started_ms: 1,
+            deadline_ms: Some(2),
+            message: Some("Wartung \"heute\"".into()),
+            last_notice_ms: None,
+            notices_sent: 3,
+            no_chat_logged: true,
+            meetings_ended: 4,
+            finished_ms: None,
+        };
+        assert_eq!(Drain::from_json(&drain.to_json()), Some(drain));
+        for junk in ["", "[]", "{}", r#"{"server_id":"","started_ms":1}"#, r#"{"server_id":"x","started_ms":"1"}"#] {
+            assert_eq!(Drain::from_json(junk), None, "{junk}");
+        }
+    }
+}

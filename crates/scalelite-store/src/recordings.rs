@@ -183,8 +183,9 @@ pub struct RecordingSummary {
     pub id: i64,
     /// `record_id`.
     pub record_id: String,
-    /// `published`.
-    pub published: bool,
+    /// `published` (`None` when the column is NULL: publishRecordings
+    /// leaves such rows alone, as Scalelite's `where.not(published:)` does).
+    pub published: Option<bool>,
     /// Its formats.
     pub formats: Vec<String>,
 }

@@ -200,3 +200,82 @@ async fn an_archive_from_bbb_is_listed_played_managed_and_deleted() {
     assert!(dirs.spool().join("failed/broken-1715261728123.tar").is_file());
     running.stop().await;
 }
+
+/// BigBlueButton 3.0's formats (issue 14, A12): the tldraw-based
+/// presentation, whose player is nginx's and fetches `tldraw.json` and MP4
+/// media through the API, and the video format with its own player page,
+/// imported from a GNU-tar archive and played through the shipped nginx
+/// site from the URLs getRecordings gives.
+#[tokio::test]
+async fn bbb_3_recording_formats_play_through_nginx() {
+    let app = TestApp::builder().servers(1).recordings().start().await;
+    let dirs = app.dirs();
+    let rec =
+        RecordingArchive::new("bbb3-room", "BBB 3.0 – tldraw").formats(&[Format::Presentation, Format::Video]).bbb3();
+    rec.pack_with_gnu_tar(&dirs.spool().join(rec.file_name()));
+    let importer = Importer::new(Settings::from_config(&app.state.config), app.recording_store(), None);
+    let report = importer.import_pending_once().await.unwrap();
+    assert_eq!(report.imported(), 1, "{report:?}");
+    assert_published(&rec, &dirs.published());
+
+    let player = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(player.path().join("playback/presentation/2.3")).unwrap();
+    std::fs::write(player.path().join("playback/presentation/2.3/index.html"), "bbb-playback 5").unwrap();
+    let nginx = TestNginx::scalelite(&SiteSettings {
+        api: app.addr,
+        publish_dir: dirs.published(),
+        player_root: player.path().to_owned(),
+    })
+    .await;
+    let origin = nginx.origin();
+    let log = || nginx.error_log();
+    let recording = listed(&app, "bbb3-room").await.remove(0);
+    let urls: Vec<(String, String)> = recording
+        .child("playback")
+        .expect("playback")
+        .children_named("format")
+        .map(|f| {
+            (
+                f.text_at("type").unwrap_or_default(),
+                f.text_at("url").unwrap_or_default().replacen(&app.origin(), &origin, 1),
+            )
+        })
+        .collect();
+    let id = &rec.record_id;
+    assert_eq!(
+        urls,
+        [
+            ("presentation".to_owned(), format!("{origin}/playback/presentation/2.3/{id}")),
+            ("video".to_owned(), format!("{origin}/playback/video/{id}/")),
+        ]
+    );
+    let file = |format: Format, path: &str| rec.files(format).into_iter().find(|(p, _)| p == path).unwrap().1;
+
+    // The presentation player, then what it fetches.
+    let page = send(&urls[0].1, &[]).await;
+    assert_eq!((page.status, page.body.as_str()), (200, "bbb-playback 5"), "{}", log());
+    let tldraw = send(&format!("{origin}/presentation/{id}/tldraw.json"), &[]).await;
+    assert_eq!(tldraw.status, 200, "{}", log());
+    assert_eq!(tldraw.body.as_bytes(), file(Format::Presentation, "tldraw.json"));
+    for media in ["video/webcams.mp4", "deskshare/deskshare.mp4", "video/webcams.webm"] {
+        let reply = send(&format!("{origin}/presentation/{id}/{media}"), &[]).await;
+        assert_eq!(reply.status, 200, "{media}: {}", log());
+        let expected = file(Format::Presentation, media).len().to_string();
+        assert_eq!(reply.header("content-length"), Some(expected.as_str()), "{media}");
+    }
+
+    // The video format: BBB's link, nginx's redirect, the format's own
+    // player page and its files; the play route leads to the same link.
+    let link = send(&urls[1].1, &[]).await;
+    assert_eq!((link.status, link.location.as_deref()), (307, Some(format!("/video/{id}/").as_str())), "{}", log());
+    let index = send(&format!("{origin}/video/{id}/"), &[]).await;
+    assert_eq!(index.status, 200, "{}", log());
+    assert_eq!(index.body.as_bytes(), file(Format::Video, "index.html"));
+    let css = send(&format!("{origin}/video/{id}/css/playback.css"), &[]).await;
+    assert_eq!((css.status, css.body.as_bytes()), (200, file(Format::Video, "css/playback.css").as_slice()));
+    let webm = send(&format!("{origin}/video/{id}/video-0.webm"), &[]).await;
+    assert_eq!(webm.status, 200);
+    assert_eq!(webm.header("content-length"), Some(file(Format::Video, "video-0.webm").len().to_string().as_str()));
+    let play = send(&format!("{origin}/recording/{id}/video"), &[]).await;
+    assert_eq!((play.status, play.location), (307, Some(format!("{origin}/playback/video/{id}/"))));
+}

@@ -369,9 +369,36 @@ async fn breakouts_posts_and_other_calls() {
     let reply = client.head("getMeetings", &[]).await;
     assert_eq!(reply.status, 200);
     assert!(reply.body.is_empty());
-    let reply = client.get("getRecordings", &[]).await;
+    let reply = client.get("publishRecordings", &[]).await;
     assert_eq!(reply.message_key().as_deref(), Some("unsupportedRequest"));
     assert_eq!(client.raw_get("/somewhere").await.status, 404);
+}
+
+#[tokio::test]
+async fn get_recordings_lists_the_servers_own_recordings_by_state() {
+    let bbb = FakeBbb::start(SECRET).await;
+    let client = bbb.client();
+    let reply = client.get("getRecordings", &[("state", "processing,processed")]).await;
+    assert!(reply.is_success());
+    assert_eq!(reply.message_key().as_deref(), Some("noRecordings"));
+    let processing = bbb.add_recording("m1", "processing");
+    bbb.add_recording("m2", "published");
+    let ids = |reply: &crate::Reply| -> Vec<String> {
+        let doc = reply.xml();
+        let recordings = doc.child("recordings").unwrap();
+        recordings.children_named("recording").map(|r| r.text_at("recordID").unwrap()).collect()
+    };
+    let reply = client.get("getRecordings", &[("state", "processing,processed")]).await;
+    assert_eq!(ids(&reply), std::slice::from_ref(&processing));
+    // bbb-web's default lists published and unpublished ones only.
+    assert_eq!(ids(&client.get("getRecordings", &[]).await).len(), 1);
+    assert_eq!(ids(&client.get("getRecordings", &[("state", "any")]).await).len(), 2);
+    assert_eq!(
+        ids(&client.get("getRecordings", &[("meetingID", "m1"), ("state", "any")]).await),
+        std::slice::from_ref(&processing)
+    );
+    assert!(bbb.set_recording_state(&processing, "published"));
+    assert!(ids(&client.get("getRecordings", &[("state", "processing,processed")]).await).is_empty());
 }
 
 #[tokio::test]

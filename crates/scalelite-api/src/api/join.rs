@@ -37,13 +37,16 @@ pub(crate) async fn join(State(state): State<AppState>, request: Request<Body>) 
         JoinRoute::Unavailable => rehome_and_route(&state, &id, &request).await?,
     };
     let policy = &state.config.join_params;
-    // Tenant settings apply to join too, in create's precedence order.
-    let empty = Vec::new();
+    // Tenant settings apply to join too, in create's precedence order, except
+    // a tenant's server tag (as in Scalelite).
+    let (empty, no_names) = (Vec::new(), Vec::new());
     let tenant = request.tenant.as_deref();
-    let (tenant_defaults, tenant_overrides) = tenant.map_or((&empty, &empty), |t| (&t.defaults, &t.overrides));
+    let (tenant_defaults, tenant_overrides) =
+        tenant.map_or((&empty, &empty), |t| (&t.join_defaults, &t.join_overrides));
+    let tenant_exclude = tenant.map_or(&no_names, |t| &t.join_exclude);
     let params = forwarded_params(
         &request.params,
-        &[&policy.exclude],
+        &[&policy.exclude, tenant_exclude],
         &[&policy.defaults, tenant_defaults],
         &[&policy.overrides, tenant_overrides],
         &[],

@@ -1,5 +1,6 @@
 //! The management API at `/scalelite/api/*` (reference §13): servers and
-//! tenants (the tenant calls answer "Multitenancy is disabled" unless
+//! tenants, plus drains with notice (`drainServer`, `getDrains`) and the
+//! autoscaler's `capacity` report, which Scalelite does not have (the tenant calls answer "Multitenancy is disabled" unless
 //! `MULTITENANCY_ENABLED=true`).
 //!
 //! Checksums use the management secrets when `MANAGEMENT_API_SECRETS` is
@@ -44,13 +45,16 @@ struct ChecksumField {
 const PREFIX: &str = "/scalelite/api";
 
 /// Every management call (the `methods` of [`Call`] ignore the state).
-pub(crate) const CALLS: [Call; 11] = [
+pub(crate) const CALLS: [Call; 14] = [
     Call { name: "getServers", methods: |_| get(servers::get_servers) },
     Call { name: "getServerInfo", methods: |_| get(servers::get_server_info) },
     Call { name: "addServer", methods: |_| post(servers::add_server) },
     Call { name: "updateServer", methods: |_| post(servers::update_server) },
     Call { name: "deleteServer", methods: |_| post(servers::delete_server) },
     Call { name: "panicServer", methods: |_| post(servers::panic_server) },
+    Call { name: "drainServer", methods: |_| post(servers::drain_server) },
+    Call { name: "getDrains", methods: |_| get(servers::get_drains) },
+    Call { name: "capacity", methods: |_| get(servers::capacity) },
     Call { name: "getTenants", methods: |_| get(tenants::get_tenants) },
     Call { name: "getTenantInfo", methods: |_| get(tenants::get_tenant_info) },
     Call { name: "addTenant", methods: |_| post(tenants::add_tenant) },

@@ -1,12 +1,13 @@
 //! `getServers`, `getServerInfo`, `addServer`, `updateServer`,
-//! `deleteServer`, `panicServer`.
+//! `deleteServer`, `panicServer`; new: `drainServer`, `getDrains`,
+//! `capacity`.
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::Response;
 use http::{Request, StatusCode};
 use scalelite_core::{Secret, ServerId};
-use scalelite_fleet::{FleetError, multiplier_arg, server_json, to_d};
+use scalelite_fleet::{DrainSettings, FleetError, multiplier_arg, parse_deadline, server_json, to_d};
 use scalelite_store::{ServerState, ServerUpdate};
 use serde_json::json;
 use tracing::warn;
@@ -161,6 +162,47 @@ pub(crate) async fn panic_server(State(state): State<AppState>, request: Request
         }
         Err(FleetError::NotFound(_)) => failed(FleetError::NotFound(ServerId::new(id.clone())), &id),
         Err(_) => json_error(StatusCode::BAD_REQUEST, format!("Couldn't disable server id={id}")),
+    }
+}
+
+/// Drains `id` with notice: `deadline` (`30m`, `1h30m`, `90s`; none waits
+/// for the meetings to end) and `message`, at the top level or inside
+/// `server`. Answers the drain's status.
+pub(crate) async fn drain_server(State(state): State<AppState>, request: Request<Body>) -> Response {
+    let request = read!(state, "drainServer", request);
+    let id = request.param("id").unwrap_or_default();
+    let server = request.wrapped("server");
+    let value = |name: &str| {
+        request.param(name).or_else(|| server.as_ref().and_then(|s| s.get(name))).filter(|v| !v.trim().is_empty())
+    };
+    let deadline = match value("deadline").map(|raw| parse_deadline(&raw)) {
+        Some(Ok(deadline)) => Some(deadline),
+        Some(Err(message)) => return json_error(StatusCode::BAD_REQUEST, message),
+        None => None,
+    };
+    let settings = DrainSettings::from_config(&state.config.drain);
+    match state.fleet.start_drain(&ServerId::new(id.clone()), deadline, value("message"), &settings).await {
+        Ok(status) => json_reply(StatusCode::OK, status),
+        Err(error) => failed(error, &id),
+    }
+}
+
+/// Every drain with its progress.
+pub(crate) async fn get_drains(State(state): State<AppState>, request: Request<Body>) -> Response {
+    read!(state, "getDrains", request);
+    match state.fleet.drains().await {
+        Ok(drains) => json_reply(StatusCode::OK, drains),
+        Err(error) => failed(error, ""),
+    }
+}
+
+/// The autoscaler's report: capacity per tag, and per server whether it
+/// may be deleted now (see `scalelite_fleet::CapacityReport`).
+pub(crate) async fn capacity(State(state): State<AppState>, request: Request<Body>) -> Response {
+    read!(state, "capacity", request);
+    match state.fleet.capacity(state.config.capacity_per_server).await {
+        Ok(report) => json_reply(StatusCode::OK, report),
+        Err(error) => failed(error, ""),
     }
 }
 

@@ -421,7 +421,7 @@ impl RecordingStore for PgStore {
         published_or_unpublished: bool,
     ) -> Result<Vec<RecordingSummary>, StoreError> {
         let rows = sqlx::query(
-            "SELECT r.id, r.record_id, COALESCE(r.published, false),
+            "SELECT r.id, r.record_id, r.published,
                     COALESCE(array_agg(p.format ORDER BY p.format) FILTER (WHERE p.format IS NOT NULL), '{}')
              FROM recordings r LEFT JOIN playback_formats p ON p.recording_id = r.id
              WHERE r.record_id = ANY($1)
@@ -558,7 +558,7 @@ impl RecordingStore for PgStore {
         .await.map_err(pg)?;
         Ok(rows
             .into_iter()
-            .map(|r| RecordingSummary { id: r.get(0), record_id: r.get(1), published: false, formats: r.get(2) })
+            .map(|r| RecordingSummary { id: r.get(0), record_id: r.get(1), published: Some(false), formats: r.get(2) })
             .collect())
     }
 

@@ -1,8 +1,8 @@
 //! The Redis backend, on Scalelite's key layout.
 //!
 //! One submodule per part of [`Store`]: `meetings`, `servers`, `poller`
-//! (poll saves, prune and leases), `tenants` and `keys` (the short-lived
-//! keys); the Lua scripts they run are in `redis/lua`. This module holds
+//! (poll saves, prune and leases), `tenants`, `keys` (the short-lived
+//! keys) and `drains`; the Lua scripts they run are in `redis/lua`. This module holds
 //! the store, its scripts and the reply decoding they share.
 
 use std::collections::HashMap;
@@ -14,6 +14,7 @@ use redis::{Script, Value};
 use crate::{Store, StoreError};
 
 mod connection;
+mod drains;
 mod keys;
 mod meetings;
 mod poller;

@@ -25,7 +25,7 @@ use super::thread::lite;
 use super::{SqliteStore, expiry, now_ms, sq};
 use crate::model::{JoinRoute, Meeting, MeetingRecord, MeetingRoute, Placement, PlacementRequest, StoredCreate};
 
-/// Schema version 4: the create parameters kept for re-homing.
+/// Schema version 5: the create parameters kept for re-homing.
 pub(super) const SCHEMA: &str = "
 CREATE TABLE meeting_creates (
     meeting_id TEXT PRIMARY KEY NOT NULL,

@@ -533,7 +533,7 @@ impl RecordingStore for SqliteStore {
         published_or_unpublished: bool,
     ) -> Result<Vec<RecordingSummary>, StoreError> {
         let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT r.id, r.record_id, COALESCE(r.published, 0), p.format
+            "SELECT r.id, r.record_id, r.published, p.format
              FROM recordings r LEFT JOIN playback_formats p ON p.recording_id = r.id WHERE r.record_id",
         );
         push_in(&mut q, record_ids);

@@ -51,7 +51,8 @@ pub(crate) async fn create(State(state): State<AppState>, request: Request<Body>
     rehome::set_attendee_pw(&state, &meeting, &mut params);
     let destination = Destination { meeting: &meeting, server: &server, placed };
     let forward = params::rewrite(&state, &id, tenant, &destination, callback_origin.as_deref(), params).await?;
-    let reply = upstream::call(&state.bbb, &state.metrics, &server, CALL.name, &forward.encode(), request.xml_body)
+    let body = params::forwarded_body(&state, tenant, request.xml_body);
+    let reply = upstream::call(&state.bbb, &state.metrics, &server, CALL.name, &forward.encode(), body)
         .await
         .map_err(|error| error.into_bbb(internal::CREATE))?;
     // Listed by this process's getMeetings at once, not after its next

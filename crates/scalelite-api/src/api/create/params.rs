@@ -7,6 +7,10 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+use scalelite_core::xml::remove_modules;
+use tracing::{debug, info};
+
 use scalelite_core::params::{forwarded_params, ruby_to_i};
 use scalelite_core::{MeetingId, Params};
 use scalelite_store::{Meeting, Server};
@@ -84,15 +88,48 @@ pub(super) async fn rewrite(
     analytics_callback::take_url(state, id, tenant, callback_origin, &mut params).await?;
 
     let policy = &state.config.create_params;
-    let empty = Vec::new();
+    let (empty, no_names) = (Vec::new(), Vec::new());
     let (tenant_defaults, tenant_overrides) = tenant.map_or((&empty, &empty), |t| (&t.defaults, &t.overrides));
+    let tenant_exclude = tenant.map_or(&no_names, |t| &t.create_exclude);
     Ok(forwarded_params(
         &params,
-        &[&policy.exclude],
+        &[&policy.exclude, tenant_exclude],
         &[&policy.defaults, tenant_defaults],
         &[&policy.overrides, tenant_overrides],
         &[TAG],
     ))
+}
+
+/// The XML body forwarded with a POST create: the client's, without the
+/// `<module name="…">` elements whose name is excluded (`CREATE_EXCLUDE_PARAMS`,
+/// globally or in the tenant's settings), every other byte unchanged. A body
+/// that cannot be read while an exclusion applies is not forwarded (BBB could
+/// not have read it either); without exclusions it is forwarded untouched,
+/// unparsed.
+pub(super) fn forwarded_body(state: &AppState, tenant: Option<&ResolvedTenant>, body: Option<Bytes>) -> Option<Bytes> {
+    let body = body?;
+    let names: Vec<&str> = state
+        .config
+        .create_params
+        .exclude
+        .iter()
+        .chain(tenant.into_iter().flat_map(|t| t.create_exclude.iter()))
+        .map(String::as_str)
+        .collect();
+    if names.is_empty() {
+        return Some(body);
+    }
+    match remove_modules(&body, &names) {
+        Ok(None) => Some(body),
+        Ok(Some(filtered)) => {
+            debug!("excluded modules removed from the create body");
+            Some(Bytes::from(filtered))
+        }
+        Err(error) => {
+            info!(%error, "create body not forwarded: it cannot be read to remove excluded modules");
+            None
+        }
+    }
 }
 
 /// How long a recording-ready URL is kept after the create: processing

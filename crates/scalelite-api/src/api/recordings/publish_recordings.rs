@@ -31,7 +31,9 @@ pub(crate) async fn publish_recordings(State(state): State<AppState>, request: R
         return Err(BbbError::RecordingsNotFound.into());
     }
     let config = &state.config.recordings;
-    for recording in recordings.into_iter().filter(|r| r.published != publish) {
+    // Scalelite selects `where.not(published: publish)`: SQL leaves out a
+    // NULL `published`, so such a row is neither moved nor changed.
+    for recording in recordings.into_iter().filter(|r| r.published.is_some_and(|p| p != publish)) {
         let (published, unpublished) = (config.publish_dir.clone(), config.unpublish_dir.clone());
         let (formats, record_id) = (recording.formats.clone(), recording.record_id.clone());
         let moved = tokio::task::spawn_blocking(move || {
