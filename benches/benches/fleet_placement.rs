@@ -79,6 +79,8 @@ fn request(n: usize, tags: &TagSpec) -> PlacementRequest {
         moderator_pw: "mp".into(),
         ttl: Duration::from_secs(3600),
         reserve_users: 1,
+        create: None,
+        replace_on: None,
     }
 }
 

@@ -36,6 +36,7 @@ mod prune;
 mod reconnect;
 mod recording_contract;
 mod recordings_api;
+mod rehome;
 mod send_chat_message;
 mod store_contract;
 mod support;

@@ -11,7 +11,9 @@ use crate::support::{assert_failed, create, deeply_nested_get_meetings, voice_br
 
 #[tokio::test]
 async fn a_dead_server_goes_offline_after_the_threshold_and_comes_back() {
-    let app = TestApp::builder().env("RESPONSE_TIMEOUT", "0.5").start().await;
+    // Re-homing off: joins of its meeting wait for it (tests/it/rehome.rs
+    // has the default, where the next join moves the meeting).
+    let app = TestApp::builder().env("RESPONSE_TIMEOUT", "0.5").env("REHOME_MEETINGS", "false").start().await;
     create(&app, "live").await;
     let on = app.placed_on("live").await.unwrap();
     let dead = server_id(on);

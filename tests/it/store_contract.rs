@@ -13,8 +13,8 @@ use std::time::Duration;
 use scalelite_core::{MeetingId, Secret, ServerId, TenantId};
 use scalelite_store::{
     AnalyticsCallback, Drain, JoinRoute, Lease, NewServer, Placement, PollResult, PollSave, PollSaved, PollStats,
-    RedisStore, ServerState, ServerUpdate, SqliteStore, Store, StoreError, Tenant, TenantSetting, TenantUpdate,
-    Transition,
+    RedisStore, ServerState, ServerUpdate, SqliteStore, Store, StoreError, StoredCreate, Tenant, TenantSetting,
+    TenantUpdate, Transition,
 };
 use scalelite_tests::{NS, TestRedis};
 
@@ -40,6 +40,7 @@ contract!(
     placement_agrees_with_the_reference_selection,
     concurrent_placements_of_one_meeting_agree,
     meetings_expire_and_prune_cleans_up,
+    rehoming_placements_keep_and_replace_the_create,
     short_lived_keys_round_trip,
     tenants_and_settings,
     drains_are_kept_replaced_and_deleted]
@@ -405,6 +406,88 @@ async fn concurrent_placements_of_one_meeting_agree(store: Arc<dyn Store>) {
     assert_eq!((placed, servers.len()), (1, 1));
     let total: f64 = store.servers().await.unwrap().iter().filter_map(|s| s.load).sum();
     assert_eq!(total, 15.0);
+}
+
+async fn rehoming_placements_keep_and_replace_the_create(store: Arc<dyn Store>) {
+    let (s1, s2) = (ServerId::from("s1"), ServerId::from("s2"));
+    online_server(&*store, "s1", None, None, 0.0).await;
+    let id = MeetingId::from("kept");
+    let create = |params: &str| StoredCreate {
+        params: params.into(),
+        origin: Some("https://lb.example".into()),
+        ..StoredCreate::default()
+    };
+    let mut first = placement_request("kept");
+    first.create = Some(create("meetingID=kept&name=Room"));
+    let Placement::Placed { meeting, .. } = store.place_meeting(&first).await.unwrap() else {
+        panic!("not placed");
+    };
+    let kept = StoredCreate {
+        params: "meetingID=kept&name=Room".into(),
+        origin: Some("https://lb.example".into()),
+        placed_on: Some(s1.clone()),
+        rehomed_from: vec![],
+    };
+    assert_eq!(store.stored_create(&id).await.unwrap().as_ref(), Some(&kept));
+    // A repeated create leaves the first one's parameters.
+    let mut repeat = placement_request("kept");
+    repeat.create = Some(create("meetingID=kept&name=Other"));
+    assert!(matches!(store.place_meeting(&repeat).await.unwrap(), Placement::Existing(_)));
+    assert_eq!(store.stored_create(&id).await.unwrap().as_ref(), Some(&kept));
+
+    // s1 goes offline; with no other server, re-homing changes nothing.
+    store.save_poll(&leader(), &poll("s1", None, 1, 1)).await.unwrap();
+    let mut rehome = first.clone();
+    rehome.replace_on = Some(s1.clone());
+    rehome.moderator_pw = meeting.moderator_pw.clone();
+    rehome.voice_bridges = vec![meeting.voice_bridge.clone(), "999999999".into()];
+    assert_eq!(store.place_meeting(&rehome).await.unwrap(), Placement::NoServer);
+    assert_eq!(store.find_meeting(&id, None).await.unwrap().unwrap().meeting.server_id, s1);
+    assert_eq!(store.stored_create(&id).await.unwrap().as_ref(), Some(&kept));
+
+    // With s2: moved there with its password and voice bridge, load
+    // reserved, s1 remembered.
+    online_server(&*store, "s2", None, None, 0.0).await;
+    let Placement::Placed { meeting: moved, server } = store.place_meeting(&rehome).await.unwrap() else {
+        panic!("not re-homed");
+    };
+    assert_eq!(server.id, s2);
+    assert_eq!((&moved.moderator_pw, &moved.voice_bridge), (&meeting.moderator_pw, &meeting.voice_bridge));
+    assert_eq!(load_of(&*store, "s2").await, Some(15.0));
+    let now = store.stored_create(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (now.params.as_str(), now.placed_on.as_ref(), now.rehomed_from.as_slice()),
+        (kept.params.as_str(), Some(&s2), std::slice::from_ref(&s1))
+    );
+    let by_pin = store.find_meeting_by_voice_bridge(&meeting.voice_bridge).await.unwrap().unwrap();
+    assert_eq!(by_pin.meeting.server_id, s2);
+    // A racing re-homing off s1 finds it on s2; nothing changes.
+    let Placement::Existing(route) = store.place_meeting(&rehome).await.unwrap() else {
+        panic!("re-homed twice");
+    };
+    assert_eq!(route.meeting.server_id, s2);
+    assert_eq!(load_of(&*store, "s2").await, Some(15.0));
+
+    // Deleting the record deletes the parameters (not a delete aimed at s1).
+    assert!(!store.delete_meeting(&id, Some(&s1)).await.unwrap());
+    assert!(store.stored_create(&id).await.unwrap().is_some());
+    assert!(store.delete_meeting(&id, None).await.unwrap());
+    assert_eq!(store.stored_create(&id).await.unwrap(), None);
+    // A new meeting of that id without parameters has none.
+    store.place_meeting(&placement_request("kept")).await.unwrap();
+    assert_eq!(store.stored_create(&id).await.unwrap(), None);
+
+    // They expire with the record.
+    let mut short = placement_request("short");
+    short.ttl = Duration::from_secs(1);
+    short.create = Some(create("meetingID=short"));
+    store.place_meeting(&short).await.unwrap();
+    let short_id = MeetingId::from("short");
+    assert!(store.stored_create(&short_id).await.unwrap().is_some());
+    scalelite_tests::eventually(Duration::from_secs(5), || async {
+        store.stored_create(&short_id).await.unwrap().is_none()
+    })
+    .await;
 }
 
 async fn meetings_expire_and_prune_cleans_up(store: Arc<dyn Store>) {

@@ -170,6 +170,8 @@ pub fn placement_request(id: &str) -> PlacementRequest {
         voice_bridges: scalelite_core::voice_bridge::candidates(id, 9, None),
         ttl: Duration::from_secs(600),
         reserve_users: 15,
+        create: None,
+        replace_on: None,
     }
 }
 

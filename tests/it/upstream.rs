@@ -79,8 +79,9 @@ async fn failed_replies_keep_bbb_keys() {
 #[tokio::test]
 async fn an_offline_server_gets_short_timeouts() {
     // RESPONSE_TIMEOUT 5 s; for a server marked offline Scalelite waits a
-    // tenth of it (at least 0.5 s) on user calls.
-    let app = TestApp::builder().servers(1).env("RESPONSE_TIMEOUT", "5").start().await;
+    // tenth of it (at least 0.5 s) on user calls. (With re-homing on,
+    // getMeetingInfo would not ask an offline server at all.)
+    let app = TestApp::builder().servers(1).env("RESPONSE_TIMEOUT", "5").env("REHOME_MEETINGS", "false").start().await;
     create(&app, "m").await;
     let offline = SeedServer::enabled("bbb-1", app.fleet[0].url(), app.fleet[0].secret()).online(false);
     app.seed_server(&offline).await;

@@ -744,6 +744,15 @@ impl FakeBbb {
     pub fn clear_meetings(&self) {
         self.shared.lock().meetings.clear();
     }
+
+    /// A crash mid-meeting: the server stops answering (connections
+    /// refused, as [`FakeBbb::stop`]) and its meetings are lost, as when
+    /// BigBlueButton's processes die. [`FakeBbb::start_again`] brings it back
+    /// empty, as a rebooted server.
+    pub async fn crash(&self) {
+        self.stop().await;
+        self.clear_meetings();
+    }
 }
 
 impl Drop for FakeBbb {

@@ -94,6 +94,15 @@ pub(crate) struct UpstreamLabels {
     pub(crate) kind: String,
 }
 
+/// Labels of re-homing attempts.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RehomeLabels {
+    /// `create` or `join`: the call that found the meeting's server offline.
+    pub(crate) trigger: &'static str,
+    /// `rehomed`, `no_parameters`, `no_server` or `failed`.
+    pub(crate) outcome: &'static str,
+}
+
 /// Every metric the API exports.
 #[derive(Debug)]
 pub struct ApiMetrics {
@@ -112,6 +121,10 @@ pub struct ApiMetrics {
     pub(crate) get_meetings_stale_replies: Counter,
     /// getMeetings calls that waited for a fan-out.
     pub(crate) get_meetings_waits: Counter,
+    /// Re-homing attempts by trigger and outcome.
+    pub(crate) rehomes: Family<RehomeLabels, Counter>,
+    /// Creates whose parameters were too large to keep for re-homing.
+    pub(crate) rehome_params_too_large: Counter,
 }
 
 impl Default for ApiMetrics {
@@ -123,6 +136,13 @@ impl Default for ApiMetrics {
 impl ApiMetrics {
     /// Fresh metrics.
     pub(crate) fn new() -> Self {
+        let rehomes = Family::<RehomeLabels, Counter>::default();
+        // Every series from the start, so rates and alerts see a zero first.
+        for trigger in ["create", "join"] {
+            for outcome in ["rehomed", "no_parameters", "no_server", "failed"] {
+                let _series = rehomes.get_or_create(&RehomeLabels { trigger, outcome });
+            }
+        }
         Self {
             requests: Family::default(),
             duration: Family::new_with_constructor(|| {
@@ -133,6 +153,8 @@ impl ApiMetrics {
             get_meetings_fanouts: Counter::default(),
             get_meetings_stale_replies: Counter::default(),
             get_meetings_waits: Counter::default(),
+            rehomes,
+            rehome_params_too_large: Counter::default(),
         }
     }
 
@@ -159,6 +181,16 @@ impl ApiMetrics {
             "getMeetings calls that waited for a fan-out",
             self.get_meetings_waits.clone(),
         );
+        r.register(
+            "rehomes",
+            "Meetings whose server was offline, created again elsewhere (outcome rehomed) or not, by trigger",
+            self.rehomes.clone(),
+        );
+        r.register(
+            "rehome_params_too_large",
+            "Creates whose parameters were over the cap kept for re-homing",
+            self.rehome_params_too_large.clone(),
+        );
         registry
     }
 
@@ -168,6 +200,11 @@ impl ApiMetrics {
     pub(crate) fn count_in_flight(&self) -> InFlight<'_> {
         self.in_flight.inc();
         InFlight(&self.in_flight)
+    }
+
+    /// Counts a re-homing attempt.
+    pub(crate) fn rehome(&self, trigger: &'static str, outcome: &'static str) {
+        self.rehomes.get_or_create(&RehomeLabels { trigger, outcome }).inc();
     }
 
     /// Counts a failed call to a BBB server.

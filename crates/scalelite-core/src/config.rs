@@ -398,6 +398,10 @@ pub struct Config {
     pub voice_bridge_len: usize,
     /// `USE_EXTERNAL_VOICE_BRIDGE`.
     pub use_external_voice_bridge: bool,
+    /// `REHOME_MEETINGS` (default true): a meeting whose server went offline
+    /// is created again on a healthy server, from the parameters its create
+    /// left, by its next create or join.
+    pub rehome_meetings: bool,
     /// `VOICE_BRIDGE_MIN` (default 5): fewest digits the dial-in pin prompt
     /// accepts.
     pub voice_bridge_min: usize,
@@ -759,6 +763,7 @@ impl Config {
             meeting_ttl: Duration::from_secs(r.parse("DEFAULT_MEETING_TTL", DEFAULT_MEETING_TTL)),
             voice_bridge_len: r.parse("VOICE_BRIDGE_LEN", DEFAULT_VOICE_BRIDGE_LEN),
             use_external_voice_bridge: r.bool("USE_EXTERNAL_VOICE_BRIDGE", false),
+            rehome_meetings: r.bool("REHOME_MEETINGS", true),
             voice_bridge_min: r.parse("VOICE_BRIDGE_MIN", DEFAULT_VOICE_BRIDGE_MIN),
             voice_bridge_max: r.parse("VOICE_BRIDGE_MAX", DEFAULT_VOICE_BRIDGE_MAX),
             fsapi_password,

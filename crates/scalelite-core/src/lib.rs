@@ -10,6 +10,7 @@ pub mod load;
 pub mod lrs;
 pub mod markup;
 pub mod params;
+pub mod rehome;
 pub mod retention;
 pub mod selection;
 pub mod sign;

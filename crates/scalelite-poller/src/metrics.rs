@@ -119,6 +119,8 @@ pub struct PollerMetrics {
     pub leader: Gauge,
     /// Meeting records removed because their meeting ended.
     pub meetings_removed: Counter,
+    /// Stale copies of re-homed meetings ended on a server that came back.
+    pub stale_copies_ended: Counter,
     /// Status changes caused by polls.
     pub transitions: Family<TransitionLabel, Counter>,
     /// 1 while the server is being drained with notice (0 once drained).
@@ -161,6 +163,7 @@ impl PollerMetrics {
             servers: Gauge::default(),
             leader: Gauge::default(),
             meetings_removed: Counter::default(),
+            stale_copies_ended: Counter::default(),
             transitions: Family::default(),
             draining: Family::default(),
             drain_seconds_left: Family::default(),
@@ -196,6 +199,11 @@ impl PollerMetrics {
             "meetings_removed",
             "Meeting records removed because the meeting ended",
             self.meetings_removed.clone(),
+        );
+        r.register(
+            "stale_copies_ended",
+            "Copies of re-homed meetings ended on a server they were re-homed away from",
+            self.stale_copies_ended.clone(),
         );
         r.register("transitions", "Server status changes caused by polls", self.transitions.clone());
         r.register("server_draining", "1 while the server is drained with notice", self.draining.clone());

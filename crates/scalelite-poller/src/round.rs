@@ -10,7 +10,8 @@ use scalelite_core::params::encode_component_into;
 use scalelite_core::xml::Element;
 use scalelite_core::{MeetingId, ServerId};
 use scalelite_store::{
-    Lease, MeetingRecord, PollResult, PollSave, PollSaved, PollStats, Pruned, Server, Store, StoreError, Transition,
+    Lease, Meeting, MeetingRecord, PollResult, PollSave, PollSaved, PollStats, Pruned, Server, Store, StoreError,
+    Transition,
 };
 use tracing::{debug, info, warn};
 
@@ -52,6 +53,8 @@ pub struct RoundReport {
     pub meetings_checked: usize,
     /// Meeting records removed (ended, or their server is gone).
     pub meetings_removed: usize,
+    /// Stale copies of re-homed meetings ended.
+    pub stale_copies_ended: usize,
     /// Housekeeping.
     pub pruned: Pruned,
     /// The lease was lost during the round; its remaining writes were refused.
@@ -206,7 +209,11 @@ pub async fn poll_round(
     }
     drop(polled);
 
-    let (checked, removed) = clean_meetings(store, bbb, settings, &listed, &ids, started).await?;
+    let records = store.meetings().await?;
+    let stale = end_stale_copies(store, bbb, settings, &listed, &records).await?;
+    report.stale_copies_ended = stale;
+    metrics.stale_copies_ended.inc_by(stale as u64);
+    let (checked, removed) = clean_meetings(store, bbb, settings, records, &listed, &ids, started).await?;
     report.meetings_checked = checked;
     report.meetings_removed = removed;
     metrics.meetings_removed.inc_by(removed as u64);
@@ -276,11 +283,11 @@ async fn clean_meetings(
     store: &dyn Store,
     bbb: &BbbClient,
     settings: &RoundSettings,
+    records: Vec<MeetingRecord>,
     listed: &HashMap<ServerId, HashSet<String>>,
     known_servers: &HashSet<String>,
     round_started: Instant,
 ) -> Result<(usize, usize), StoreError> {
-    let records = store.meetings().await?;
     let min_age = round_started.elapsed() + settings.create_grace;
     let mut removed = 0;
     let mut candidates: Vec<MeetingRecord> = Vec::new();
@@ -336,6 +343,72 @@ async fn clean_meetings(
         }
     }
     Ok((checked, removed))
+}
+
+/// Ends the stale copies of re-homed meetings: a meeting an online server
+/// lists while its record points to another server, when the meeting was
+/// re-homed away from that server (it was offline and came back with the
+/// meeting still running). Its participants are sent out, so the meeting
+/// is not split: rejoining through the front-end lands them on the new
+/// server. Meetings listed elsewhere for other reasons (another balancer
+/// sharing the server, say) are left alone. Returns how many were ended.
+async fn end_stale_copies(
+    store: &dyn Store,
+    bbb: &BbbClient,
+    settings: &RoundSettings,
+    listed: &HashMap<ServerId, HashSet<String>>,
+    records: &[MeetingRecord],
+) -> Result<usize, StoreError> {
+    let by_id: HashMap<&str, &MeetingRecord> = records.iter().map(|r| (r.meeting.id.as_str(), r)).collect();
+    let mut stale: Vec<(ServerId, &MeetingRecord)> = Vec::new();
+    for (server_id, ids) in listed {
+        for id in ids {
+            if let Some(record) = by_id.get(id.as_str())
+                && record.meeting.server_id != *server_id
+                && let Some(kept) = store.stored_create(&record.meeting.id).await?
+                && kept.rehomed_from.contains(server_id)
+            {
+                stale.push((server_id.clone(), record));
+            }
+        }
+    }
+    if stale.is_empty() {
+        return Ok(0);
+    }
+    let servers: HashMap<ServerId, Server> = store.servers().await?.into_iter().map(|s| (s.id.clone(), s)).collect();
+    // Owned, so the calls' futures borrow nothing.
+    let calls: Vec<(Server, Meeting)> = stale
+        .into_iter()
+        .filter_map(|(server_id, record)| servers.get(&server_id).map(|s| (s.clone(), record.meeting.clone())))
+        .collect();
+    let ended = stream::iter(calls)
+        .map(|(server, meeting)| async move {
+            let mut query = String::from("meetingID=");
+            encode_component_into(&mut query, meeting.id.as_str());
+            query.push_str("&password=");
+            encode_component_into(&mut query, &meeting.moderator_pw);
+            let target = Target { url: &server.url, secret: &server.secret, online: true };
+            match bbb.get(&target, "end", &query).await {
+                Ok(_) => {
+                    info!(
+                        meeting.id = %meeting.id,
+                        server.id = %server.id,
+                        now_on = %meeting.server_id,
+                        "ended the stale copy of a re-homed meeting"
+                    );
+                    true
+                }
+                Err(error) => {
+                    warn!(meeting.id = %meeting.id, server.id = %server.id, %error, "could not end a stale copy");
+                    false
+                }
+            }
+        })
+        .buffer_unordered(settings.concurrency.max(1))
+        .filter(|ended| std::future::ready(*ended))
+        .count()
+        .await;
+    Ok(ended)
 }
 
 #[cfg(test)]

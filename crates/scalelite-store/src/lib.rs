@@ -21,7 +21,8 @@ use scalelite_core::{MeetingId, ServerId, TenantId};
 pub use crate::error::StoreError;
 pub use crate::model::{
     AnalyticsCallback, Drain, JoinRoute, Meeting, MeetingRecord, MeetingRoute, NewServer, Placement, PlacementRequest,
-    PollResult, PollSave, PollSaved, PollStats, Pruned, Server, ServerState, ServerStats, ServerUpdate, Transition,
+    PollResult, PollSave, PollSaved, PollStats, Pruned, Server, ServerState, ServerStats, ServerUpdate, StoredCreate,
+    Transition,
 };
 pub use crate::postgres::PgStore;
 pub use crate::recordings::RecordingStore;
@@ -82,6 +83,12 @@ pub trait MeetingStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Every meeting record with its remaining TTL.
     async fn meetings(&self) -> Result<Vec<MeetingRecord>, StoreError>;
+
+    /// The create parameters kept for re-homing a meeting (see
+    /// [`PlacementRequest::create`]); `None` when none were kept (a meeting
+    /// Ruby Scalelite created, re-homing off, parameters over the cap) or
+    /// they expired with the record.
+    async fn stored_create(&self, id: &MeetingId) -> Result<Option<StoredCreate>, StoreError>;
 }
 
 /// Server administration (Scalelite's `Server#save` semantics) and the

@@ -214,6 +214,44 @@ pub struct PlacementRequest {
     pub ttl: Duration,
     /// Users reserved on the chosen server (× its multiplier).
     pub reserve_users: u32,
+    /// The create parameters to keep for re-homing (`meeting_create:<id>`),
+    /// written with a new record and with the same TTL; `None` keeps none
+    /// (and removes what an earlier meeting of that id left). Its
+    /// `placed_on` and `rehomed_from` are not read: the store keeps those itself.
+    pub create: Option<StoredCreate>,
+    /// Re-homing: an existing record still pointing to this server is
+    /// replaced by a new placement (keeping the record's tenant), as if it
+    /// did not exist, and the server is added to the stored create's
+    /// `rehomed_from`. Nothing is written when no server can take it.
+    pub replace_on: Option<ServerId>,
+}
+
+/// A meeting's create parameters as the balancer keeps them for
+/// re-homing: enough to create the meeting again, on another server, as
+/// its first create did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoredCreate {
+    /// The create's parameters as the client sent them, URL-encoded
+    /// (without `checksum`).
+    pub params: String,
+    /// The origin the create came in on (for the analytics callback URL),
+    /// when `URL_HOST` does not fix it.
+    pub origin: Option<String>,
+    /// The server the record was placed on with these parameters (written
+    /// by the store; ignored in a [`PlacementRequest`]). Parameters whose
+    /// server differs from the record's belong to an earlier meeting of
+    /// that id (the record was replaced by Ruby Scalelite) and are not used.
+    pub placed_on: Option<ServerId>,
+    /// Servers the meeting was re-homed away from, oldest first: a copy of
+    /// the meeting one of them still runs is stale.
+    pub rehomed_from: Vec<ServerId>,
+}
+
+impl StoredCreate {
+    /// The stored `rehomed_from` list (`;`-joined ids) parsed.
+    pub fn parse_rehomed_from(raw: &str) -> Vec<ServerId> {
+        raw.split(';').filter(|s| !s.is_empty()).map(|s| ServerId::new(s.to_owned())).collect()
+    }
 }
 
 /// The outcome of [`crate::MeetingStore::place_meeting`].

@@ -470,6 +470,12 @@ async fn failure_modes() {
     assert_eq!(bbb.port(), port);
     let reply = client.get("getMeetingInfo", &[("meetingID", "m")]).await;
     assert!(reply.is_success());
+
+    // crash: refused like stop, and the meetings are gone after the reboot.
+    bbb.crash().await;
+    assert!(matches!(client.try_get("getMeetings", &[]).await, Err(ClientError::Transport(_))));
+    bbb.start_again().await;
+    assert_eq!(client.get("getMeetingInfo", &[("meetingID", "m")]).await.message_key().as_deref(), Some("notFound"));
 }
 
 #[tokio::test]

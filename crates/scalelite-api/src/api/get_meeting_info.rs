@@ -13,10 +13,16 @@ use crate::state::AppState;
 
 const CALL: ApiCall = ApiCall { name: "getMeetingInfo", body: BodyKind::Form };
 
-/// Relays the meeting server's reply; only `meetingID` is forwarded.
+/// Relays the meeting server's reply; only `meetingID` is forwarded. With
+/// re-homing on, a meeting whose server is offline is `notFound` (as BBB
+/// answers for a meeting that is not running; its next create or join
+/// creates it again elsewhere).
 pub(crate) async fn get_meeting_info(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
     let request = ApiRequest::read(&state, &CALL, request).await?;
     let id = meeting_id(&request)?;
-    let (_, server) = find_meeting(&state, &id, request.tenant_id()).await?.ok_or(BbbError::MeetingNotFound)?;
+    let (_, server) = find_meeting(&state, &id, request.tenant_id())
+        .await?
+        .filter(|(_, server)| server.online || !state.config.rehome_meetings)
+        .ok_or(BbbError::MeetingNotFound)?;
     relay(&state, &server, CALL.name, &meeting_query(&id), None, internal::ACCESS_MEETING).await
 }

@@ -2,7 +2,9 @@
 //!
 //! One store round trip finds the meeting and its server, refuses an offline
 //! or disabled server and counts the join; the answer is a 302 to the
-//! server's own join URL, re-signed with the server's secret.
+//! server's own join URL, re-signed with the server's secret. A meeting
+//! whose server is offline is re-homed first when it can be (the rare path,
+//! `REHOME_MEETINGS`; see `create::rehome`).
 
 use std::borrow::Cow;
 
@@ -14,11 +16,13 @@ use scalelite_core::BbbError;
 use scalelite_core::error::internal::ACCESS_MEETING;
 use scalelite_core::params::forwarded_params;
 use scalelite_core::sign::signed_url;
+use scalelite_core::{MeetingId, Secret};
 use scalelite_store::JoinRoute;
 
+use super::create::rehome::{Trigger, rehome};
 use super::meeting_id;
 use crate::request::{ApiCall, ApiRequest, BodyKind};
-use crate::response::ApiResult;
+use crate::response::{ApiError, ApiResult};
 use crate::state::AppState;
 
 const CALL: ApiCall = ApiCall { name: "join", body: BodyKind::Any };
@@ -30,7 +34,7 @@ pub(crate) async fn join(State(state): State<AppState>, request: Request<Body>) 
     let (url, secret) = match state.store.route_join(&id, request.tenant_id()).await? {
         JoinRoute::Ready { url, secret } => (url, secret),
         JoinRoute::NotFound => return Err(BbbError::MeetingNotFound.into()),
-        JoinRoute::Unavailable => return Err(BbbError::ServerUnavailable.into()),
+        JoinRoute::Unavailable => rehome_and_route(&state, &id, &request).await?,
     };
     let policy = &state.config.join_params;
     // Tenant settings apply to join too, in create's precedence order, except
@@ -49,6 +53,29 @@ pub(crate) async fn join(State(state): State<AppState>, request: Request<Body>) 
     );
     let location = signed_url(&url, CALL.name, &params.encode(), &secret, state.bbb.algorithm());
     redirect(&location).map_err(Into::into)
+}
+
+/// Routes a join whose meeting's server is offline or disabled: re-homes
+/// the meeting (offline servers only) and routes the join again;
+/// `serverUnavailable` when it cannot be re-homed.
+async fn rehome_and_route(
+    state: &AppState,
+    id: &MeetingId,
+    request: &ApiRequest,
+) -> Result<(String, Secret), ApiError> {
+    if state.config.rehome_meetings
+        && let Some(route) = state.store.find_meeting(id, request.tenant_id()).await?
+        && let Some(server) = route.server
+    {
+        let rehomed = rehome(state, &route.meeting, &server, request.tenant.as_deref(), Trigger::Join).await?;
+        // Re-homed now, or available again since the first look-up.
+        if (rehomed.is_some() || server.is_available())
+            && let JoinRoute::Ready { url, secret } = state.store.route_join(id, request.tenant_id()).await?
+        {
+            return Ok((url, secret));
+        }
+    }
+    Err(BbbError::ServerUnavailable.into())
 }
 
 /// A 302 to `location`, never without a `Location`: the query is encoded

@@ -1,7 +1,10 @@
 //! Meeting routing on Redis: `meeting:<id>`, `meetings` and
 //! `voice_bridges` (`lookup.lua`, `join.lua`, `place.lua`,
-//! `delete_meeting.lua`, `voice_bridge.lua`, `meetings.lua`).
+//! `delete_meeting.lua`, `voice_bridge.lua`, `meetings.lua`), and
+//! `meeting_create:<id>`, the create parameters kept for re-homing (written
+//! by `place.lua`, removed by `delete_meeting.lua`).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -9,7 +12,9 @@ use redis::Value;
 use scalelite_core::{MeetingId, ServerId, TenantId};
 
 use super::{RedisStore, array, pairs, string};
-use crate::model::{JoinRoute, Meeting, MeetingRecord, MeetingRoute, Placement, PlacementRequest, Server};
+use crate::model::{
+    JoinRoute, Meeting, MeetingRecord, MeetingRoute, Placement, PlacementRequest, Server, StoredCreate,
+};
 use crate::{MeetingStore, StoreError};
 
 #[async_trait]
@@ -46,6 +51,7 @@ impl MeetingStore for RedisStore {
         let tags = request.tags.tags.join(";");
         let ttl = request.ttl.as_secs().max(1).to_string();
         let reserve = request.reserve_users.to_string();
+        let create = request.create.as_ref();
         let mut args: Vec<&str> = vec![
             request.meeting_id.as_str(),
             tenant_arg(request.tenant_id.as_ref()),
@@ -54,6 +60,9 @@ impl MeetingStore for RedisStore {
             &request.moderator_pw,
             &ttl,
             &reserve,
+            request.replace_on.as_ref().map_or("", ServerId::as_str),
+            create.map_or("", |c| c.params.as_str()),
+            create.and_then(|c| c.origin.as_deref()).unwrap_or(""),
         ];
         args.extend(request.voice_bridges.iter().map(String::as_str));
         let reply = self.run(&self.scripts.place, &args).await?;
@@ -93,6 +102,18 @@ impl MeetingStore for RedisStore {
         }
         let id = MeetingId::new(string(parts.remove(0))?);
         route_from(&id, parts).map(Some)
+    }
+
+    async fn stored_create(&self, id: &MeetingId) -> Result<Option<StoredCreate>, StoreError> {
+        let key = format!("{}meeting_create:{id}", self.prefix);
+        let mut conn = self.conn.clone();
+        let mut hash: HashMap<String, String> = redis::cmd("HGETALL").arg(&key).query_async(&mut conn).await?;
+        Ok(hash.remove("params").filter(|p| !p.is_empty()).map(|params| StoredCreate {
+            params,
+            origin: hash.remove("origin").filter(|o| !o.is_empty()),
+            placed_on: hash.remove("server_id").filter(|s| !s.is_empty()).map(ServerId::new),
+            rehomed_from: StoredCreate::parse_rehomed_from(hash.get("rehomed_from").map_or("", String::as_str)),
+        }))
     }
 
     async fn meetings(&self) -> Result<Vec<MeetingRecord>, StoreError> {

@@ -6,6 +6,10 @@
 //! thread (`super::thread`), each a synchronous function over one
 //! `rusqlite` connection inside a write transaction; the lookups run on the
 //! sqlx readers.
+//!
+//! `meeting_creates` holds the create parameters kept for re-homing a
+//! meeting (`meeting_create:<id>` on Redis), written by a placement with the
+//! record's expiry and deleted with the record.
 
 use std::time::Duration;
 
@@ -19,7 +23,23 @@ use super::placement;
 use super::servers::{read_server, read_server_lite, server_of_lite};
 use super::thread::lite;
 use super::{SqliteStore, expiry, now_ms, sq};
-use crate::model::{JoinRoute, Meeting, MeetingRecord, MeetingRoute, Placement, PlacementRequest};
+use crate::model::{JoinRoute, Meeting, MeetingRecord, MeetingRoute, Placement, PlacementRequest, StoredCreate};
+
+/// Schema version 5: the create parameters kept for re-homing.
+pub(super) const SCHEMA: &str = "
+CREATE TABLE meeting_creates (
+    meeting_id TEXT PRIMARY KEY NOT NULL,
+    params TEXT NOT NULL,
+    origin TEXT,
+    server_id TEXT NOT NULL,
+    rehomed_from TEXT NOT NULL DEFAULT '',
+    expires_at INTEGER NOT NULL
+) STRICT;
+";
+
+/// At most this many servers are remembered in `rehomed_from` (the most
+/// recent ones), as in `place.lua`.
+const REHOMED_FROM_MAX: usize = 16;
 use crate::{MeetingStore, StoreError};
 
 #[async_trait]
@@ -77,6 +97,23 @@ impl MeetingStore for SqliteStore {
         let route = route_of(&mut tx, meeting).await.map_err(sq)?;
         tx.commit().await.map_err(sq)?;
         Ok(Some(route))
+    }
+
+    async fn stored_create(&self, id: &MeetingId) -> Result<Option<StoredCreate>, StoreError> {
+        let row: Option<(String, Option<String>, String, String)> = sqlx::query_as(
+            "SELECT params, origin, server_id, rehomed_from FROM meeting_creates WHERE meeting_id = ?1 AND expires_at > ?2",
+        )
+        .bind(id.as_str())
+        .bind(now_ms())
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(sq)?;
+        Ok(row.map(|(params, origin, server_id, rehomed_from)| StoredCreate {
+            params,
+            origin: origin.filter(|o| !o.is_empty()),
+            placed_on: (!server_id.is_empty()).then(|| ServerId::new(server_id)),
+            rehomed_from: StoredCreate::parse_rehomed_from(&rehomed_from),
+        }))
     }
 
     async fn meetings(&self) -> Result<Vec<MeetingRecord>, StoreError> {
@@ -179,14 +216,19 @@ fn route_join(conn: &Connection, id: &str, tenant: &str, now: i64) -> Result<Joi
 fn place_meeting(conn: &Connection, request: &PlacementRequest, now: i64) -> Result<Placement, StoreError> {
     let id = request.meeting_id.as_str();
     let tenant = tenant_str(request.tenant_id.as_ref());
+    let mut replacing = false;
     if let Some(meeting) = live_meeting_lite(conn, id, now).map_err(lite)? {
         // A tenant never takes over another tenant's meeting, nor one
         // stored without tenant.
         if !tenant.is_empty() && tenant_str(meeting.tenant_id.as_ref()) != tenant {
             return Ok(Placement::TenantConflict);
         }
-        let route = route_of_lite(conn, meeting).map_err(lite)?;
-        return Ok(Placement::Existing(route));
+        // Re-homing replaces a record still on the server it leaves.
+        if request.replace_on.as_ref() != Some(&meeting.server_id) {
+            let route = route_of_lite(conn, meeting).map_err(lite)?;
+            return Ok(Placement::Existing(route));
+        }
+        replacing = true;
     }
 
     let chosen = match placement::choose(conn, &request.tags).map_err(lite)? {
@@ -237,6 +279,7 @@ fn place_meeting(conn: &Connection, request: &PlacementRequest, now: i64) -> Res
             .and_then(|mut update| update.execute(params![&chosen, reserve]))
             .map_err(lite)?;
     }
+    keep_create(conn, request, &chosen, replacing, now).map_err(lite)?;
     let meeting = Meeting {
         id: request.meeting_id.clone(),
         server_id: server.id.clone(),
@@ -247,11 +290,56 @@ fn place_meeting(conn: &Connection, request: &PlacementRequest, now: i64) -> Res
     Ok(Placement::Placed { meeting, server })
 }
 
-/// Deletes a meeting with its voice bridge (`delete_meeting.lua`); with
-/// `only_on`, only while it is still recorded on that server.
+/// Replaces the create parameters kept for the meeting just placed on
+/// `chosen` (`place.lua`): none when the request keeps none; a re-homing
+/// placement adds the server it replaced to `rehomed_from`.
+fn keep_create(
+    conn: &Connection,
+    request: &PlacementRequest,
+    chosen: &str,
+    replacing: bool,
+    now: i64,
+) -> rusqlite::Result<()> {
+    let id = request.meeting_id.as_str();
+    let mut rehomed_from = Vec::new();
+    if let (true, Some(replaced)) = (replacing, &request.replace_on) {
+        let previous: Option<String> = conn
+            .prepare_cached("SELECT rehomed_from FROM meeting_creates WHERE meeting_id = ?1 AND expires_at > ?2")?
+            .query_row(params![id, now], |row| row.get(0))
+            .optional()?;
+        rehomed_from = StoredCreate::parse_rehomed_from(previous.as_deref().unwrap_or(""));
+        rehomed_from.retain(|s| s != replaced);
+        rehomed_from.push(replaced.clone());
+        let excess = rehomed_from.len().saturating_sub(REHOMED_FROM_MAX);
+        rehomed_from.drain(..excess);
+    }
+    conn.prepare_cached("DELETE FROM meeting_creates WHERE meeting_id = ?1")?.execute([id])?;
+    if let Some(create) = &request.create {
+        let rehomed_from: Vec<&str> = rehomed_from.iter().map(ServerId::as_str).collect();
+        conn.prepare_cached(
+            "INSERT INTO meeting_creates (meeting_id, params, origin, server_id, rehomed_from, expires_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            id,
+            &create.params,
+            create.origin.as_deref(),
+            chosen,
+            rehomed_from.join(";"),
+            expiry(now, request.ttl)
+        ])?;
+    }
+    Ok(())
+}
+
+/// Deletes a meeting with its voice bridge and kept create parameters
+/// (`delete_meeting.lua`); with `only_on`, only while it is still recorded
+/// on that server.
 fn delete_meeting(conn: &Connection, id: &str, only_on: Option<&ServerId>, now: i64) -> Result<bool, StoreError> {
     let delete = |conn: &Connection| {
-        conn.prepare_cached("DELETE FROM meetings WHERE id = ?1").and_then(|mut delete| delete.execute([id]))
+        conn.prepare_cached("DELETE FROM meetings WHERE id = ?1").and_then(|mut delete| delete.execute([id]))?;
+        conn.prepare_cached("DELETE FROM meeting_creates WHERE meeting_id = ?1")
+            .and_then(|mut delete| delete.execute([id]))
     };
     let Some(meeting) = live_meeting_lite(conn, id, now).map_err(lite)? else {
         // An expired record goes now (its voice bridge is prune's).

@@ -62,6 +62,10 @@
 //! loaded server of each wanted tag instead of the whole pool (see the
 //! `placement` submodule). Version 4 adds `server_drains`, the drains with
 //! notice (server id → the record as JSON, see the `drains` submodule).
+//! Version 5 adds `meeting_creates`, the create parameters kept for
+//! re-homing a meeting (the Redis store's `meeting_create:<id>`: `params`,
+//! `origin`, `server_id`, `rehomed_from` and the record's `expires_at`; see
+//! the `meetings` submodule).
 
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
@@ -85,7 +89,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const READERS: u32 = 4;
 
 /// The schema, one entry per version (`PRAGMA user_version` = entries applied).
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, recordings::SCHEMA, placement::SCHEMA, drains::SCHEMA];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, recordings::SCHEMA, placement::SCHEMA, drains::SCHEMA, meetings::SCHEMA];
 
 /// Servers, meetings, leases, short-lived keys and tenants.
 const SCHEMA_V1: &str = "

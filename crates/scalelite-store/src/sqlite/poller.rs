@@ -37,7 +37,7 @@ impl PollerStore for SqliteStore {
             .await
             .map_err(sq)?
             .rows_affected();
-        for table in ["leases", "recording_ready_urls", "playback_tokens", "analytics_callbacks"] {
+        for table in ["leases", "recording_ready_urls", "playback_tokens", "analytics_callbacks", "meeting_creates"] {
             sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE expires_at <= ?1")))
                 .bind(now)
                 .execute(&mut *tx)

@@ -6,6 +6,7 @@
 //! of API processes, land on exactly one server.
 
 mod params;
+pub(crate) mod rehome;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -14,15 +15,17 @@ use scalelite_core::error::internal;
 use scalelite_core::selection::TagSpec;
 use scalelite_core::voice_bridge::{candidates, random_alphanumeric};
 use scalelite_core::{BbbError, MeetingId, Params, TenantId};
-use scalelite_store::{Meeting, Placement, PlacementRequest, Server};
+use scalelite_store::{Meeting, Placement, PlacementRequest, Server, StoredCreate};
 use tracing::info;
 
 use self::params::Destination;
+use self::rehome::Trigger;
 use super::{analytics_callback, meeting_id, meeting_query};
 use crate::meetings_cache::{Change, created_meeting};
 use crate::request::{ApiCall, ApiRequest, BodyKind};
 use crate::response::{ApiError, ApiResult, xml};
 use crate::state::AppState;
+use crate::tenancy::ResolvedTenant;
 use crate::upstream;
 
 const CALL: ApiCall = ApiCall { name: "create", body: BodyKind::FormOrXml };
@@ -35,10 +38,17 @@ pub(crate) async fn create(State(state): State<AppState>, request: Request<Body>
     let callback_origin = analytics_callback::request_origin(&state, request.headers());
     let request = ApiRequest::read(&state, &CALL, request).await?;
     let id = meeting_id(&request)?;
-    let params = request.params.dedup();
+    let mut params = request.params.dedup();
     let tenant = request.tenant.as_deref();
     let spec = TagSpec::parse(params::requested_tag(&state, tenant, &params).as_deref());
-    let (meeting, server, placed) = find_or_place(&state, &id, request.tenant_id(), &spec, &params).await?;
+    let kept = rehome::keep(&state, &params, callback_origin.as_deref());
+    let (meeting, server, placed) = match find_or_place(&state, &id, tenant, &spec, &params, kept).await? {
+        Found::Here { meeting, server, placed } => (meeting, server, placed),
+        // Created again elsewhere from the parameters its first create
+        // left: that server's answer.
+        Found::Rehomed(body) => return Ok(xml(body)),
+    };
+    rehome::set_attendee_pw(&state, &meeting, &mut params);
     let destination = Destination { meeting: &meeting, server: &server, placed };
     let forward = params::rewrite(&state, &id, tenant, &destination, callback_origin.as_deref(), params).await?;
     let body = params::forwarded_body(&state, tenant, request.xml_body);
@@ -53,19 +63,32 @@ pub(crate) async fn create(State(state): State<AppState>, request: Request<Body>
     Ok(xml(reply.body))
 }
 
+/// Where a create goes.
+#[expect(clippy::large_enum_variant, reason = "one value per create, returned once")]
+enum Found {
+    /// To the meeting's server (`placed`: the record was made just now).
+    Here { meeting: Meeting, server: Server, placed: bool },
+    /// Nowhere: the meeting was re-homed; this is its new server's answer.
+    Rehomed(bytes::Bytes),
+}
+
 /// Returns the meeting, its server and whether it was placed just now.
 ///
 /// An existing record is reused unless its server can no longer host it:
 /// deleted, disabled or offline (Scalelite would forward there and fail
 /// until the poller cleans up), or cordoned with the meeting no longer
-/// running. Such records are replaced by a new placement.
+/// running. A meeting of an offline server is re-homed from its kept
+/// parameters ([`rehome`]); other such records are replaced by a new
+/// placement.
 async fn find_or_place(
     state: &AppState,
     id: &MeetingId,
-    tenant: Option<&TenantId>,
+    resolved: Option<&ResolvedTenant>,
     spec: &TagSpec,
     params: &Params,
-) -> Result<(Meeting, Server, bool), ApiError> {
+    create: Option<StoredCreate>,
+) -> Result<Found, ApiError> {
+    let tenant = resolved.map(|t| t.id());
     let config = &state.config;
     let external = config.use_external_voice_bridge.then(|| params.get_nonblank("voiceBridge")).flatten();
     let request = PlacementRequest {
@@ -76,18 +99,27 @@ async fn find_or_place(
         voice_bridges: candidates(id.as_str(), config.voice_bridge_len, external),
         ttl: config.meeting_ttl,
         reserve_users: config.load.min_user_count,
+        create,
+        replace_on: None,
     };
     for _ in 0..PLACEMENT_ATTEMPTS {
         let stale_on = match state.store.place_meeting(&request).await? {
             Placement::Placed { meeting, server } => {
                 info!(meeting.id = %id, server.id = %server.id, "meeting placed");
-                return Ok((meeting, server, true));
+                return Ok(Found::Here { meeting, server, placed: true });
             }
             Placement::Existing(route) => match route.server {
                 None => route.meeting.server_id,
-                Some(server) if !server.is_available() => server.id,
+                Some(server) if !server.is_available() => {
+                    if let Some((_, body)) =
+                        rehome::rehome(state, &route.meeting, &server, resolved, Trigger::Create).await?
+                    {
+                        return Ok(Found::Rehomed(body));
+                    }
+                    server.id
+                }
                 Some(server) if server.is_cordoned() && !running_on(state, &server, id).await => server.id,
-                Some(server) => return Ok((route.meeting, server, false)),
+                Some(server) => return Ok(Found::Here { meeting: route.meeting, server, placed: false }),
             },
             Placement::NoServer => return Err(BbbError::internal(internal::NO_SERVERS).into()),
             Placement::TagUnavailable => {

@@ -1,4 +1,5 @@
--- Deletes a meeting record, its `meetings` entry and its voice bridge.
+-- Deletes a meeting record, its `meetings` entry, its voice bridge and the
+-- create parameters kept for re-homing it (meeting_create:<id>).
 -- ARGV: prefix, meeting id, expected server id ('' = unconditional)
 -- With an expected server, nothing happens unless the meeting still points
 -- there (so a meeting re-created meanwhile is not removed).
@@ -8,12 +9,13 @@ local mkey = key('meeting:' .. id)
 local meeting = to_table(redis.call('HGETALL', mkey))
 if meeting['server_id'] == nil then
   redis.call('SREM', key('meetings'), id)
+  redis.call('DEL', key('meeting_create:' .. id))
   return 0
 end
 if ARGV[3] ~= '' and meeting['server_id'] ~= ARGV[3] then
   return 0
 end
-redis.call('DEL', mkey)
+redis.call('DEL', mkey, key('meeting_create:' .. id))
 redis.call('SREM', key('meetings'), id)
 local vb = meeting['voice_bridge']
 if vb ~= nil and vb ~= '' and redis.call('HGET', key('voice_bridges'), vb) == id then

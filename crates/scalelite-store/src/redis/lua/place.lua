@@ -4,13 +4,20 @@
 -- and one meeting id always lands on exactly one server.
 -- ARGV: prefix, meeting id, tenant id, tags (';'-joined, '' = none),
 --       required ('1'/'0'), moderator password, ttl seconds, reserve users,
---       voice bridge candidates...
+--       replace on (a server id: re-homing, '' = no), create parameters to
+--       keep ('' = none), their origin, voice bridge candidates...
+-- A re-homing placement (replace on) replaces an existing record that still
+-- points to that server, as if it did not exist; nothing is written when no
+-- server can take the meeting. The kept create parameters
+-- (meeting_create:<id>, a key Ruby ignores) get the record's TTL.
 -- Returns {'existing', meeting, server, enabled} | {'placed', meeting, server, enabled}
 --       | {'noserver'} | {'tagunavailable'} | {'tenant_conflict'} | {'vb_exhausted'}
 local id = ARGV[2]
 local tenant = ARGV[3]
 local mkey = key('meeting:' .. id)
 
+local replace_on = ARGV[9]
+local replacing = false
 local mflat = redis.call('HGETALL', mkey)
 if #mflat > 0 then
   local meeting = to_table(mflat)
@@ -20,8 +27,11 @@ if #mflat > 0 then
   if tenant ~= '' and stored ~= tenant then
     return {'tenant_conflict'}
   end
-  local route = meeting_route(mflat, meeting)
-  return {'existing', route[1], route[2], route[3]}
+  if replace_on == '' or meeting['server_id'] ~= replace_on then
+    local route = meeting_route(mflat, meeting)
+    return {'existing', route[1], route[2], route[3]}
+  end
+  replacing = true
 end
 
 -- Selection (scalelite_core::selection::select is the reference): the first
@@ -136,7 +146,7 @@ end
 -- Voice bridge: the first candidate that is free or already ours.
 local vbkey = key('voice_bridges')
 local vb = nil
-for i = 9, #ARGV do
+for i = 12, #ARGV do
   local owner = redis.call('HGET', vbkey, ARGV[i])
   if owner == false then
     redis.call('HSET', vbkey, ARGV[i], id)
@@ -154,6 +164,30 @@ end
 redis.call('HSET', mkey, 'server_id', chosen, 'moderator_pw', ARGV[6], 'voice_bridge', vb, 'tenant_id', tenant)
 redis.call('EXPIRE', mkey, ARGV[7])
 redis.call('SADD', key('meetings'), id)
+
+-- The create parameters kept for re-homing, replaced with the record.
+local ckey = key('meeting_create:' .. id)
+local rehomed_from = ''
+if replacing then
+  -- At most 16 servers are remembered (the most recent ones).
+  local previous = redis.call('HGET', ckey, 'rehomed_from') or ''
+  local list = {}
+  for sid in string.gmatch(previous, '([^;]+)') do
+    if sid ~= replace_on then
+      list[#list + 1] = sid
+    end
+  end
+  list[#list + 1] = replace_on
+  while #list > 16 do
+    table.remove(list, 1)
+  end
+  rehomed_from = table.concat(list, ';')
+end
+redis.call('DEL', ckey)
+if ARGV[10] ~= '' then
+  redis.call('HSET', ckey, 'params', ARGV[10], 'origin', ARGV[11], 'server_id', chosen, 'rehomed_from', rehomed_from)
+  redis.call('EXPIRE', ckey, ARGV[7])
+end
 
 local sflat = hashes[chosen]
 local reserve = tonumber(ARGV[8]) * multiplier(to_table(sflat))
