@@ -458,6 +458,24 @@ impl Drain {
         .to_string()
     }
 
+    /// Reads the stored `(server id, record)` pairs of a backend, in server
+    /// id order; a record that does not read, or names another server, is
+    /// left out with a warning.
+    pub(crate) fn from_stored(rows: impl IntoIterator<Item = (String, String)>) -> Vec<Self> {
+        let mut drains: Vec<Self> = rows
+            .into_iter()
+            .filter_map(|(id, record)| {
+                let drain = Self::from_json(&record).filter(|d| d.server_id.as_str() == id);
+                if drain.is_none() {
+                    tracing::warn!(server.id = %id, "ignoring an unreadable drain record");
+                }
+                drain
+            })
+            .collect();
+        drains.sort_by(|a, b| a.server_id.as_str().cmp(b.server_id.as_str()));
+        drains
+    }
+
     /// Reads a stored record; `None` when it is not one (a missing or
     /// mistyped member other than the server id and start reads as unset).
     pub fn from_json(raw: &str) -> Option<Self> {

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use scalelite_core::ServerId;
-use tracing::warn;
 
 use super::RedisStore;
 use crate::model::Drain;
@@ -23,18 +22,7 @@ impl DrainStore for RedisStore {
     async fn drains(&self) -> Result<Vec<Drain>, StoreError> {
         let mut conn = self.conn.clone();
         let raw: HashMap<String, String> = redis::cmd("HGETALL").arg(self.drains_key()).query_async(&mut conn).await?;
-        let mut drains: Vec<Drain> = raw
-            .into_iter()
-            .filter_map(|(id, record)| {
-                let drain = Drain::from_json(&record).filter(|d| d.server_id.as_str() == id);
-                if drain.is_none() {
-                    warn!(server.id = %id, "ignoring an unreadable drain record");
-                }
-                drain
-            })
-            .collect();
-        drains.sort_by(|a, b| a.server_id.as_str().cmp(b.server_id.as_str()));
-        Ok(drains)
+        Ok(Drain::from_stored(raw))
     }
 
     async fn put_drain(&self, drain: &Drain) -> Result<(), StoreError> {

@@ -4,7 +4,6 @@
 
 use async_trait::async_trait;
 use scalelite_core::ServerId;
-use tracing::warn;
 
 use super::{SqliteStore, sq};
 use crate::model::Drain;
@@ -26,16 +25,7 @@ impl DrainStore for SqliteStore {
                 .fetch_all(&self.readers)
                 .await
                 .map_err(sq)?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(id, record)| {
-                let drain = Drain::from_json(&record).filter(|d| d.server_id.as_str() == id);
-                if drain.is_none() {
-                    warn!(server.id = %id, "ignoring an unreadable drain record");
-                }
-                drain
-            })
-            .collect())
+        Ok(Drain::from_stored(rows))
     }
 
     async fn put_drain(&self, drain: &Drain) -> Result<(), StoreError> {
