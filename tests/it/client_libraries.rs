@@ -12,8 +12,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
-use scalelite_tests::{Algo, TestApp};
+use bytes::Bytes;
+use http::Method;
+use scalelite_tests::{Algo, ApiClient, Reply, Style, TestApp, http_get, http_request};
 use serde_json::{Value, json};
 
 use crate::support::recording;
@@ -184,6 +187,165 @@ async fn bigbluebutton_api_python_drives_every_call_through_the_balancer() {
     assert_eq!(out["end_after_end"], "notFound");
 
     // Every API call the servers heard carried a valid checksum.
+    for server in app.fleet.iter() {
+        let api_calls: Vec<_> =
+            server.calls().into_iter().filter(|call| call.path.starts_with("/bigbluebutton/api/")).collect();
+        assert!(api_calls.iter().all(|call| call.checksum_valid), "{api_calls:?}");
+    }
+}
+
+/// How a library only published on npm, Packagist or rubygems.org talks to
+/// BBB, from its source; reproduced request by request below.
+struct Library {
+    name: &'static str,
+    /// Parameter order and percent-encoding.
+    style: Style,
+    /// Its default checksum algorithm.
+    algo: Algo,
+    /// `Content-Type` of a create carrying presentations (a POST with the
+    /// XML modules as body); `None`: the library only sends GET.
+    create_content_type: Option<&'static str>,
+    /// `Accept` header it sends, if any.
+    accept: Option<&'static str>,
+    /// Whether it has `sendChatMessage`.
+    chat: bool,
+}
+
+const LIBRARIES: [Library; 4] = [
+    // Greenlight's gem: parameters sorted, SHA-1, presentations POSTed
+    // labelled as form data.
+    Library {
+        name: "bigbluebutton-api-ruby",
+        style: Style::Ruby,
+        algo: Algo::Sha1,
+        create_content_type: Some("application/x-www-form-urlencoded"),
+        accept: None,
+        chat: false,
+    },
+    // Its releases before 1.7 labelled the modules `text/xml`.
+    Library {
+        name: "bigbluebutton-api-ruby (older)",
+        style: Style::Ruby,
+        algo: Algo::Sha1,
+        create_content_type: Some("text/xml"),
+        accept: None,
+        chat: false,
+    },
+    // PHP's RFC 3986 encoding with `+` for spaces is Python's quote_plus;
+    // SHA-256 by default; `Content-type: application/xml`.
+    Library {
+        name: "bigbluebutton-api-php",
+        style: Style::Python,
+        algo: Algo::Sha256,
+        create_content_type: Some("application/xml"),
+        accept: None,
+        chat: true,
+    },
+    // npm `bigbluebutton-js`: Node's querystring (space `%20`), SHA-1,
+    // GET only, an explicit Accept list.
+    Library {
+        name: "bigbluebutton-js",
+        style: Style::Js,
+        algo: Algo::Sha1,
+        create_content_type: None,
+        accept: Some("text/xml, application/json, text/plain, */*"),
+        chat: false,
+    },
+];
+
+impl Library {
+    async fn send(&self, method: Method, url: &str, content_type: Option<&str>, body: &str) -> Reply {
+        let mut headers = Vec::new();
+        headers.extend(self.accept.map(|accept| ("accept", accept)));
+        headers.extend(content_type.map(|content_type| ("content-type", content_type)));
+        let body = Bytes::from(body.to_owned());
+        http_request(method, url, &headers, body, Duration::from_secs(30)).await.unwrap()
+    }
+
+    async fn get(&self, client: &ApiClient, call: &str, params: &[(&str, &str)]) -> Reply {
+        self.send(Method::GET, &client.url(call, params), None, "").await
+    }
+}
+
+#[tokio::test]
+async fn what_the_libraries_not_on_pypi_send_works_through_the_balancer() {
+    let app = TestApp::builder().servers(2).recordings().start().await;
+    let slides = r#"<?xml version="1.0" encoding="UTF-8"?><modules><module name="presentation"><document url="https://example.org/Folien%20%C3%BC.pdf" filename="Folien ü.pdf"/></module></modules>"#;
+    for (i, library) in LIBRARIES.iter().enumerate() {
+        let name = library.name;
+        let id = format!("lib-{i}");
+        let record_id = format!("rec-lib-{i}");
+        app.recording_store()
+            .import_recording(&recording(&record_id, &id, 1_700_000_000_000 + i as i64), Default::default())
+            .await
+            .unwrap();
+        let client = app.client().style(library.style).algorithm(library.algo);
+        let create_params = [
+            ("meetingID", id.as_str()),
+            ("name", "Vorlesung – Grüße & 1+1=2 ~*"),
+            ("moderatorPW", "mp+1"),
+            ("attendeePW", "ap & ü"),
+            ("record", "true"),
+            ("meta_origin", "a b&c"),
+        ];
+        let created = match library.create_content_type {
+            Some(content_type) => {
+                library.send(Method::POST, &client.url("create", &create_params), Some(content_type), slides).await
+            }
+            None => library.get(&client, "create", &create_params).await,
+        };
+        assert!(created.is_success(), "{name}: {}", created.body);
+        let on = app.placed_on(&id).await.unwrap();
+        let sent = app.fleet[on].calls_to("create").pop().unwrap();
+        assert!(sent.checksum_valid, "{name}");
+        assert_eq!(sent.param("name"), Some("Vorlesung – Grüße & 1+1=2 ~*"), "{name}");
+        assert_eq!(sent.param("meta_origin"), Some("a b&c"), "{name}");
+        match library.create_content_type {
+            // A body labelled as form data is read as form parameters (by
+            // bbb-web as by the balancer), not as modules: those parameters
+            // are not covered by the checksum and are dropped, the meeting
+            // is created without the presentation, as on a BBB server.
+            Some("application/x-www-form-urlencoded") => {
+                assert!(sent.body.is_empty(), "{name}: {}", sent.body_text());
+                assert_eq!(sent.params.len(), create_params.len() + 2, "{name}: voiceBridge and checksum added");
+            }
+            Some(_) => assert_eq!(sent.body_text(), slides, "{name}: the presentations reach the server"),
+            None => assert_eq!(sent.method, "GET", "{name}"),
+        }
+
+        let join =
+            library.get(&client, "join", &[("fullName", "Zoë & Co"), ("meetingID", &id), ("password", "mp+1")]).await;
+        assert_eq!(join.status, 302, "{name}: {}", join.body);
+        let location = join.location.as_deref().unwrap();
+        assert!(location.starts_with(&format!("{}/join?", app.fleet[on].url())), "{name}: {location}");
+        // The browser follows it: the server admits the user to its client.
+        let admitted = http_get(location).await;
+        assert_eq!(admitted.status, 302, "{name}: {}", admitted.body);
+        assert!(admitted.location.as_deref().unwrap_or_default().contains("sessionToken="), "{name}");
+
+        if library.chat {
+            let chat = library.get(&client, "sendChatMessage", &[("meetingID", &id), ("message", "Grüße ~*")]).await;
+            assert!(chat.is_success(), "{name}: {}", chat.body);
+            let heard = app.fleet[on].meeting(&id).unwrap().chat;
+            assert_eq!(heard, vec![("System".to_owned(), "Grüße ~*".to_owned())], "{name}");
+        }
+
+        let info = library.get(&client, "getMeetingInfo", &[("meetingID", &id)]).await;
+        assert!(info.is_success(), "{name}: {}", info.body);
+        assert_eq!(info.text_at("meetingName").as_deref(), Some("Vorlesung – Grüße & 1+1=2 ~*"), "{name}");
+        assert_eq!(info.text_at("participantCount").as_deref(), Some("1"), "{name}");
+        let running = library.get(&client, "isMeetingRunning", &[("meetingID", &id)]).await;
+        assert_eq!(running.text_at("running").as_deref(), Some("true"), "{name}: {}", running.body);
+
+        let recordings = library.get(&client, "getRecordings", &[("meetingID", &id)]).await;
+        assert!(recordings.is_success(), "{name}: {}", recordings.body);
+        assert_eq!(recordings.text_at("recordings/recording/recordID"), Some(record_id), "{name}");
+
+        let ended = library.get(&client, "end", &[("meetingID", &id), ("password", "mp+1")]).await;
+        assert!(ended.is_success(), "{name}: {}", ended.body);
+        assert!(app.fleet[on].meeting(&id).is_none(), "{name}");
+        assert_eq!(app.meeting(&id).await, None, "{name}");
+    }
     for server in app.fleet.iter() {
         let api_calls: Vec<_> =
             server.calls().into_iter().filter(|call| call.path.starts_with("/bigbluebutton/api/")).collect();
