@@ -55,7 +55,16 @@ fn python_with_library() -> PathBuf {
     let venv = cache.join(PYTHON_LIBRARY);
     let python = venv.join("bin/python");
     if python.exists() {
-        return python;
+        // A cached venv outlives the interpreter it links to (an upgraded
+        // Debian python3): rebuilt when it no longer imports the library.
+        let usable = Command::new(&python)
+            .args(["-c", "import bigbluebutton_api_python"])
+            .output()
+            .is_ok_and(|output| output.status.success());
+        if usable {
+            return python;
+        }
+        let _ = std::fs::remove_dir_all(&venv);
     }
     std::fs::create_dir_all(&cache).unwrap();
     let building = tempfile::Builder::new().prefix(".building-").tempdir_in(&cache).unwrap();
