@@ -19,6 +19,8 @@ need_packages() {
       nginx) command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx) ;;
       curl) command -v curl >/dev/null 2>&1 || missing+=(curl) ;;
       python3) command -v python3 >/dev/null 2>&1 || missing+=(python3) ;;
+      # `python3 -m venv` needs ensurepip, which Debian ships apart.
+      python3-venv) python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv) ;;
     esac
   done
   [ ${#missing[@]} -eq 0 ] && return 0

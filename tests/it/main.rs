@@ -14,6 +14,7 @@ mod admin;
 mod analytics;
 mod capacity;
 mod checksum;
+mod client_libraries;
 mod create;
 mod drain;
 mod edge;
