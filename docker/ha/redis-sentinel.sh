@@ -8,13 +8,14 @@
 # a container that comes back with another IP address is still found.
 set -eu
 conf=/data/sentinel.conf
+: "${SENTINEL_ANNOUNCE_HOST:?set SENTINEL_ANNOUNCE_HOST to the service name of this sentinel}"
 if [ ! -s "$conf" ]; then
   cat >"$conf.new" <<CONF
 port 26379
 protected-mode no
 sentinel resolve-hostnames yes
 sentinel announce-hostnames yes
-sentinel announce-ip ${SENTINEL_ANNOUNCE_HOST:?SENTINEL_ANNOUNCE_HOST: this sentinel's service name}
+sentinel announce-ip $SENTINEL_ANNOUNCE_HOST
 sentinel monitor mymaster ${REDIS_MASTER_HOST:-redis-1} 6379 2
 sentinel down-after-milliseconds mymaster ${REDIS_SENTINEL_DOWN_AFTER_MS:-5000}
 sentinel failover-timeout mymaster ${REDIS_SENTINEL_FAILOVER_TIMEOUT_MS:-60000}
