@@ -29,6 +29,8 @@ use scalelite_tests::{ApiClient, FakeBbb, Format, RecordingArchive, Reply, http_
 use tokio::io::AsyncWriteExt as _;
 use tokio::process::Command;
 
+mod ha;
+
 /// The API's secret in the stack.
 const SECRET: &str = "6b7f0e3d1c5a4e2f8091a2b3c4d5e6f70819a2b3c4d5e6f7";
 /// How long the stack may take to turn healthy (migrations included).
@@ -114,36 +116,62 @@ impl Stack {
     /// Writes the settings and the directories, then `up -d`, which returns
     /// once the services the others depend on are healthy.
     async fn up() -> Self {
-        let project = format!("scalelite-test-{}", std::process::id());
+        let stack = Self::new(&["docker/compose.yaml", "tests/containers/compose.override.yaml"], "");
+        stack.make_recording_tree().await;
+        let root = root();
+        let player = stack.dir.path().join("player");
+        std::fs::create_dir_all(player.join("presentation/2.3")).unwrap();
+        std::fs::write(player.join("presentation/2.3/index.html"), "presentation player").unwrap();
+        let settings = [
+            ("COMPOSE_PROJECT_NAME", stack.project.clone()),
+            ("LOADBALANCER_SECRET", SECRET.into()),
+            ("SECRET_KEY_BASE", "1f".repeat(64)),
+            ("POSTGRES_PASSWORD", "compose-test-password".into()),
+            ("DATABASE_URL", "postgres://scalelite:compose-test-password@postgres:5432/scalelite".into()),
+            ("SCALELITE_RECORDING_DIR", path_str(&stack.recordings()).into()),
+            ("PLAYBACK_PLAYER_DIR", path_str(&player).into()),
+            // Any free port, on loopback only.
+            ("NGINX_HTTP_PORT", "127.0.0.1:".into()),
+            ("SCALELITE_IMAGE", image()),
+            ("POLL_INTERVAL", "2".into()),
+            ("RECORDING_IMPORT_POLL_INTERVAL", "5".into()),
+        ];
+        // docker/env.example filled in, as an operator does.
+        let example = std::fs::read_to_string(root.join("docker/env.example")).unwrap();
+        std::fs::write(stack.env_file(), filled_in(&example, &settings)).unwrap();
+
+        stack.compose(&["up", "-d", "--no-build"], UP_DEADLINE).await;
+        stack
+    }
+
+    /// A project of the compose `files` (relative to the repository),
+    /// named `scalelite-test<suffix>-<pid>`, with a temporary directory;
+    /// nothing started yet.
+    fn new(files: &[&str], suffix: &str) -> Self {
+        let project = format!("scalelite-test{suffix}-{}", std::process::id());
         let dir = tempfile::tempdir().expect("temporary directory");
         let compose_command = std::env::var("COMPOSE").unwrap_or_else(|_| "docker-compose".into());
         let mut compose: Vec<String> = compose_command.split_whitespace().map(str::to_owned).collect();
         let env_file = dir.path().join("env");
+        compose.extend(["-p", &project, "--env-file", path_str(&env_file)].map(str::to_owned));
         let root = root();
-        compose.extend(
-            [
-                "-p",
-                &project,
-                "--env-file",
-                path_str(&env_file),
-                "-f",
-                path_str(&root.join("docker/compose.yaml")),
-                "-f",
-                path_str(&root.join("tests/containers/compose.override.yaml")),
-            ]
-            .map(str::to_owned),
-        );
-        let stack = Self { project, dir, compose };
+        for file in files {
+            compose.extend(["-f".to_owned(), path_str(&root.join(file)).to_owned()]);
+        }
+        set_mode(dir.path(), 0o755);
+        Self { project, dir, compose }
+    }
 
-        // The recording tree as docs/DEPLOYMENT.md has operators make it
-        // (uid 1000, group 2000, mode 0775), made by a root container so
-        // the test needs no root itself.
-        let recordings = stack.recordings();
-        let player = stack.dir.path().join("player");
+    fn env_file(&self) -> PathBuf {
+        self.dir.path().join("env")
+    }
+
+    /// The recording tree as docs/DEPLOYMENT.md has operators make it
+    /// (uid 1000, group 2000, mode 0775), made by a root container so the
+    /// test needs no root itself.
+    async fn make_recording_tree(&self) {
+        let recordings = self.recordings();
         std::fs::create_dir_all(&recordings).unwrap();
-        std::fs::create_dir_all(player.join("presentation/2.3")).unwrap();
-        std::fs::write(player.join("presentation/2.3/index.html"), "presentation player").unwrap();
-        set_mode(stack.dir.path(), 0o755);
         set_mode(&recordings, 0o755);
         let mount = format!("{}:/var/bigbluebutton", path_str(&recordings));
         docker(&[
@@ -170,27 +198,6 @@ impl Stack {
             "/var/bigbluebutton/unpublished",
         ])
         .await;
-
-        // docker/env.example filled in, as an operator does.
-        let settings = [
-            ("COMPOSE_PROJECT_NAME", stack.project.clone()),
-            ("LOADBALANCER_SECRET", SECRET.into()),
-            ("SECRET_KEY_BASE", "1f".repeat(64)),
-            ("POSTGRES_PASSWORD", "compose-test-password".into()),
-            ("DATABASE_URL", "postgres://scalelite:compose-test-password@postgres:5432/scalelite".into()),
-            ("SCALELITE_RECORDING_DIR", path_str(&recordings).into()),
-            ("PLAYBACK_PLAYER_DIR", path_str(&player).into()),
-            // Any free port, on loopback only.
-            ("NGINX_HTTP_PORT", "127.0.0.1:".into()),
-            ("SCALELITE_IMAGE", image()),
-            ("POLL_INTERVAL", "2".into()),
-            ("RECORDING_IMPORT_POLL_INTERVAL", "5".into()),
-        ];
-        let example = std::fs::read_to_string(root.join("docker/env.example")).unwrap();
-        std::fs::write(&env_file, filled_in(&example, &settings)).unwrap();
-
-        stack.compose(&["up", "-d", "--no-build"], UP_DEADLINE).await;
-        stack
     }
 
     fn recordings(&self) -> PathBuf {
@@ -201,7 +208,7 @@ impl Stack {
     async fn compose(&self, args: &[&str], timeout: Duration) -> String {
         let mut all: Vec<&str> = self.compose[1..].iter().map(String::as_str).collect();
         all.extend_from_slice(args);
-        let env_file = self.dir.path().join("env");
+        let env_file = self.env_file();
         run(&self.compose[0], &all, &[("SCALELITE_ENV_FILE", path_str(&env_file))], &[], timeout).await
     }
 
@@ -251,6 +258,8 @@ impl Drop for Stack {
             .args(&self.compose[1..])
             .args(["down", "--volumes", "--remove-orphans", "--timeout", "10"])
             .env("SCALELITE_ENV_FILE", self.dir.path().join("env"))
+            // The services of profiles too (the HA stack's `bbb`).
+            .env("COMPOSE_PROFILES", "bbb")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
