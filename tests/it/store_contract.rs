@@ -270,13 +270,13 @@ async fn placement_reserves_load_and_joins_count(store: Arc<dyn Store>) {
     assert_eq!(found.meeting, meeting);
     assert!(store.find_meeting(&MeetingId::from("nope"), None).await.unwrap().is_none());
 
-    let join = store.route_join(&MeetingId::from("m1"), None).await.unwrap();
+    let join = store.route_join(&MeetingId::from("m1"), None, None).await.unwrap();
     assert_eq!(
         join,
         JoinRoute::Ready { url: "https://idle/bigbluebutton/api".into(), secret: Secret::new("secret-idle") }
     );
     assert_eq!(load_of(&*store, "idle").await, Some(42.0));
-    assert_eq!(store.route_join(&MeetingId::from("nope"), None).await.unwrap(), JoinRoute::NotFound);
+    assert_eq!(store.route_join(&MeetingId::from("nope"), None, None).await.unwrap(), JoinRoute::NotFound);
 
     // The next meeting goes to the least loaded server: still idle (42 < 50).
     let Placement::Placed { server, .. } = store.place_meeting(&placement_request("m2")).await.unwrap() else {
@@ -294,17 +294,17 @@ async fn placement_reserves_load_and_joins_count(store: Arc<dyn Store>) {
         .update_server(&idle, &ServerUpdate { state: Some(ServerState::Disabled), ..Default::default() })
         .await
         .unwrap();
-    assert_eq!(store.route_join(&MeetingId::from("m1"), None).await.unwrap(), JoinRoute::Unavailable);
+    assert_eq!(store.route_join(&MeetingId::from("m1"), None, None).await.unwrap(), JoinRoute::Unavailable);
     assert_eq!(load_of(&*store, "idle").await, None);
     // Cordoned: joins still go there.
     store
         .update_server(&idle, &ServerUpdate { state: Some(ServerState::Cordoned), ..Default::default() })
         .await
         .unwrap();
-    assert!(matches!(store.route_join(&MeetingId::from("m1"), None).await.unwrap(), JoinRoute::Ready { .. }));
+    assert!(matches!(store.route_join(&MeetingId::from("m1"), None, None).await.unwrap(), JoinRoute::Ready { .. }));
     let busy_down = poll("busy", None, 1, 1);
     store.save_poll(&leader(), &busy_down).await.unwrap();
-    assert_eq!(store.route_join(&MeetingId::from("m3"), None).await.unwrap(), JoinRoute::Unavailable);
+    assert_eq!(store.route_join(&MeetingId::from("m3"), None, None).await.unwrap(), JoinRoute::Unavailable);
 
     // Conditional deletes leave a record that points elsewhere alone.
     let m1 = MeetingId::from("m1");
@@ -318,7 +318,7 @@ async fn placement_reserves_load_and_joins_count(store: Arc<dyn Store>) {
     assert!(store.delete_server(&ServerId::from("busy")).await.unwrap());
     let route = store.find_meeting(&MeetingId::from("m3"), None).await.unwrap().unwrap();
     assert_eq!((route.meeting.server_id.as_str(), route.server), ("busy", None));
-    assert_eq!(store.route_join(&MeetingId::from("m3"), None).await.unwrap(), JoinRoute::NotFound);
+    assert_eq!(store.route_join(&MeetingId::from("m3"), None, None).await.unwrap(), JoinRoute::NotFound);
 }
 
 async fn placement_respects_tenants_and_voice_bridges(store: Arc<dyn Store>) {
@@ -341,8 +341,8 @@ async fn placement_respects_tenants_and_voice_bridges(store: Arc<dyn Store>) {
     assert!(store.find_meeting(&id, Some(&t1)).await.unwrap().is_some());
     assert!(store.find_meeting(&id, Some(&t2)).await.unwrap().is_none());
     assert!(store.find_meeting(&id, None).await.unwrap().is_some());
-    assert!(matches!(store.route_join(&id, Some(&t1)).await.unwrap(), JoinRoute::Ready { .. }));
-    assert_eq!(store.route_join(&id, Some(&t2)).await.unwrap(), JoinRoute::NotFound);
+    assert!(matches!(store.route_join(&id, Some(&t1), None).await.unwrap(), JoinRoute::Ready { .. }));
+    assert_eq!(store.route_join(&id, Some(&t2), None).await.unwrap(), JoinRoute::NotFound);
 
     // A meeting stored without tenant is not taken over by a tenant.
     store.place_meeting(&placement_request("plain")).await.unwrap();
@@ -509,7 +509,7 @@ async fn meetings_expire_and_prune_cleans_up(store: Arc<dyn Store>) {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let short_id = MeetingId::from("short");
     assert!(store.find_meeting(&short_id, None).await.unwrap().is_none());
-    assert_eq!(store.route_join(&short_id, None).await.unwrap(), JoinRoute::NotFound);
+    assert_eq!(store.route_join(&short_id, None, None).await.unwrap(), JoinRoute::NotFound);
     assert!(store.find_meeting_by_voice_bridge(&meeting.voice_bridge).await.unwrap().is_none());
     let ids: Vec<_> = store.meetings().await.unwrap().into_iter().map(|r| r.meeting.id.into_string()).collect();
     assert_eq!(ids, ["long"]);
