@@ -163,3 +163,58 @@ async fn a_join_beyond_the_tenants_participants_is_refused() {
     t.app.poll().await;
     assert_eq!(join(&a, "class").await.status, 302);
 }
+
+mod redis_only {
+    use scalelite_tests::{TestApp, TestBackend};
+
+    use super::{Tenants, create};
+
+    /// What Ruby Scalelite sharing the Redis sees: the tenant hash keeps
+    /// exactly its fields (the limits are tenant settings), and the counts
+    /// live in keys of their own, kept clean by end and prune.
+    #[tokio::test]
+    async fn limits_leave_rubys_records_alone_and_their_keys_clean() {
+        let t = Tenants::start(TestApp::builder().backend(TestBackend::Redis).servers(1)).await;
+        t.limit_a(&["--max-meetings", "5", "--max-participants", "50", "--rate", "600"]).await.ok();
+        let (app, a) = (&t.app, t.a());
+        let redis = app.redis();
+        let id = t.a.id.as_str();
+        let tenant = redis.cmd(&["HGETALL", &app.key(&format!("tenant:{id}"))]).await.as_map();
+        assert_eq!(tenant.keys().map(String::as_str).collect::<Vec<_>>(), ["name", "secrets"]);
+        let mut params: Vec<String> = Vec::new();
+        for setting in redis.cmd(&["SMEMBERS", &app.key(&format!("tenant_settings:{id}"))]).await.as_vec() {
+            let hash = redis.cmd(&["HGETALL", &app.key(&format!("tenant_setting:{setting}"))]).await.as_map();
+            assert_eq!(
+                hash.keys().map(String::as_str).collect::<Vec<_>>(),
+                ["override", "param", "tenant_id", "value"]
+            );
+            params.push(hash["param"].clone());
+        }
+        params.sort();
+        assert_eq!(
+            params,
+            ["scalelite-limit-max-meetings", "scalelite-limit-max-participants", "scalelite-limit-rate"]
+        );
+
+        assert!(create(&a, "r1").await.is_success());
+        assert!(create(&a, "r2").await.is_success());
+        // The limits are not create parameters for BBB.
+        let forwarded = app.fleet[0].calls_to("create").pop().unwrap();
+        assert_eq!(forwarded.param("scalelite-limit-max-meetings"), None);
+        let members = |key: String| async move {
+            let mut ids = redis.cmd(&["SMEMBERS", &key]).await.as_vec();
+            ids.sort();
+            ids
+        };
+        let tenant_meetings = app.key(&format!("tenant_meetings:{id}"));
+        assert_eq!(members(tenant_meetings.clone()).await, ["r1", "r2"]);
+        assert!(a.get("end", &[("meetingID", "r1"), ("password", "mp")]).await.is_success());
+        assert_eq!(members(tenant_meetings.clone()).await, ["r2"]);
+        // A record that expired (as Ruby's TTL leaves it) is pruned.
+        redis.cmd(&["DEL", &app.key("meeting:r2")]).await;
+        app.poll().await;
+        assert!(members(tenant_meetings).await.is_empty());
+        // The poller's participant counts: only tenants with participants.
+        assert_eq!(redis.cmd(&["HLEN", &app.key("tenant_participants")]).await.as_int(), Some(0));
+    }
+}
