@@ -132,6 +132,14 @@ async fn requests_beyond_the_tenants_rate_are_refused_with_xml() {
     // Lifting the limit takes effect at once.
     t.limit_a(&["--rate", "0"]).await.ok();
     assert!(running(a).await.is_success());
+    // Refusals are counted by their key.
+    let metrics = t.app.client().host(URL_HOST).raw_get("/metrics").await.body;
+    for series in [
+        "scalelite_api_requests_total{call=\"isMeetingRunning\",outcome=\"rateLimitExceeded\"} 1",
+        "scalelite_api_requests_total{call=\"create\",outcome=\"rateLimitExceeded\"} 1",
+    ] {
+        assert!(metrics.lines().any(|line| line == series), "no {series} in\n{metrics}");
+    }
 }
 
 #[tokio::test]

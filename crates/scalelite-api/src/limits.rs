@@ -20,7 +20,14 @@ const IDLE: Duration = Duration::from_secs(120);
 /// Token buckets by tenant.
 #[derive(Debug, Default)]
 pub(crate) struct RateLimiter {
-    buckets: Mutex<HashMap<TenantId, Bucket>>,
+    buckets: Mutex<Buckets>,
+}
+
+#[derive(Debug, Default)]
+struct Buckets {
+    by_tenant: HashMap<TenantId, Bucket>,
+    /// When idle buckets were last dropped.
+    swept: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -42,11 +49,13 @@ impl RateLimiter {
         let capacity = f64::from(per_minute.max(1));
         let mut buckets = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // Tenants are authenticated, so the map is bounded by their number;
-        // still, forget idle ones now and then.
-        if buckets.len() > 1024 {
-            buckets.retain(|_, b| now.saturating_duration_since(b.at) < IDLE);
+        // still, forget idle ones (at most once per IDLE, so the sweep is
+        // not paid per request).
+        if buckets.swept.is_none_or(|at| now.saturating_duration_since(at) >= IDLE) {
+            buckets.by_tenant.retain(|_, b| now.saturating_duration_since(b.at) < IDLE);
+            buckets.swept = Some(now);
         }
-        let bucket = buckets.entry(tenant.clone()).or_insert(Bucket { tokens: capacity, at: now });
+        let bucket = buckets.by_tenant.entry(tenant.clone()).or_insert(Bucket { tokens: capacity, at: now });
         let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * capacity / 60.0).min(capacity);
         bucket.at = now;
