@@ -224,5 +224,10 @@ mod redis_only {
         assert!(members(tenant_meetings).await.is_empty());
         // The poller's participant counts: only tenants with participants.
         assert_eq!(redis.cmd(&["HLEN", &app.key("tenant_participants")]).await.as_int(), Some(0));
+        // A removed tenant leaves no set behind.
+        assert!(create(&a, "r3").await.is_success());
+        assert!(app.state.store.delete_tenant(&t.a.id).await.unwrap());
+        let exists = redis.cmd(&["EXISTS", &app.key(&format!("tenant_meetings:{id}"))]).await.as_int();
+        assert_eq!(exists, Some(0));
     }
 }
