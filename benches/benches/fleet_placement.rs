@@ -81,6 +81,7 @@ fn request(n: usize, tags: &TagSpec) -> PlacementRequest {
         reserve_users: 1,
         create: None,
         replace_on: None,
+        max_meetings: None,
     }
 }
 

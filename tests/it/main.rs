@@ -28,6 +28,7 @@ mod importer;
 mod index;
 mod join;
 mod lifecycle;
+mod limits;
 mod management;
 mod meeting_info;
 mod metrics;

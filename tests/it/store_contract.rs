@@ -37,6 +37,7 @@ contract!(
     leases_are_exclusive_and_expire,
     placement_reserves_load_and_joins_count,
     placement_respects_tenants_and_voice_bridges,
+    tenant_limits_refuse_placements_and_joins,
     placement_agrees_with_the_reference_selection,
     concurrent_placements_of_one_meeting_agree,
     meetings_expire_and_prune_cleans_up,
@@ -270,13 +271,13 @@ async fn placement_reserves_load_and_joins_count(store: Arc<dyn Store>) {
     assert_eq!(found.meeting, meeting);
     assert!(store.find_meeting(&MeetingId::from("nope"), None).await.unwrap().is_none());
 
-    let join = store.route_join(&MeetingId::from("m1"), None).await.unwrap();
+    let join = store.route_join(&MeetingId::from("m1"), None, None).await.unwrap();
     assert_eq!(
         join,
         JoinRoute::Ready { url: "https://idle/bigbluebutton/api".into(), secret: Secret::new("secret-idle") }
     );
     assert_eq!(load_of(&*store, "idle").await, Some(42.0));
-    assert_eq!(store.route_join(&MeetingId::from("nope"), None).await.unwrap(), JoinRoute::NotFound);
+    assert_eq!(store.route_join(&MeetingId::from("nope"), None, None).await.unwrap(), JoinRoute::NotFound);
 
     // The next meeting goes to the least loaded server: still idle (42 < 50).
     let Placement::Placed { server, .. } = store.place_meeting(&placement_request("m2")).await.unwrap() else {
@@ -294,17 +295,17 @@ async fn placement_reserves_load_and_joins_count(store: Arc<dyn Store>) {
         .update_server(&idle, &ServerUpdate { state: Some(ServerState::Disabled), ..Default::default() })
         .await
         .unwrap();
-    assert_eq!(store.route_join(&MeetingId::from("m1"), None).await.unwrap(), JoinRoute::Unavailable);
+    assert_eq!(store.route_join(&MeetingId::from("m1"), None, None).await.unwrap(), JoinRoute::Unavailable);
     assert_eq!(load_of(&*store, "idle").await, None);
     // Cordoned: joins still go there.
     store
         .update_server(&idle, &ServerUpdate { state: Some(ServerState::Cordoned), ..Default::default() })
         .await
         .unwrap();
-    assert!(matches!(store.route_join(&MeetingId::from("m1"), None).await.unwrap(), JoinRoute::Ready { .. }));
+    assert!(matches!(store.route_join(&MeetingId::from("m1"), None, None).await.unwrap(), JoinRoute::Ready { .. }));
     let busy_down = poll("busy", None, 1, 1);
     store.save_poll(&leader(), &busy_down).await.unwrap();
-    assert_eq!(store.route_join(&MeetingId::from("m3"), None).await.unwrap(), JoinRoute::Unavailable);
+    assert_eq!(store.route_join(&MeetingId::from("m3"), None, None).await.unwrap(), JoinRoute::Unavailable);
 
     // Conditional deletes leave a record that points elsewhere alone.
     let m1 = MeetingId::from("m1");
@@ -318,7 +319,52 @@ async fn placement_reserves_load_and_joins_count(store: Arc<dyn Store>) {
     assert!(store.delete_server(&ServerId::from("busy")).await.unwrap());
     let route = store.find_meeting(&MeetingId::from("m3"), None).await.unwrap().unwrap();
     assert_eq!((route.meeting.server_id.as_str(), route.server), ("busy", None));
-    assert_eq!(store.route_join(&MeetingId::from("m3"), None).await.unwrap(), JoinRoute::NotFound);
+    assert_eq!(store.route_join(&MeetingId::from("m3"), None, None).await.unwrap(), JoinRoute::NotFound);
+}
+
+async fn tenant_limits_refuse_placements_and_joins(store: Arc<dyn Store>) {
+    online_server(&*store, "s1", None, None, 0.0).await;
+    let (t1, t2) = (TenantId::from("t1"), TenantId::from("t2"));
+    let request = |id: &str, tenant: &TenantId| {
+        let mut req = placement_request(id);
+        req.tenant_id = Some(tenant.clone());
+        req.max_meetings = Some(2);
+        req
+    };
+    let placed = |p: Placement| matches!(p, Placement::Placed { .. });
+    assert!(placed(store.place_meeting(&request("m1", &t1)).await.unwrap()));
+    assert!(placed(store.place_meeting(&request("m2", &t1)).await.unwrap()));
+    assert_eq!(store.place_meeting(&request("m3", &t1)).await.unwrap(), Placement::TenantLimit);
+    assert!(store.find_meeting(&MeetingId::from("m3"), None).await.unwrap().is_none(), "nothing written");
+    // An existing meeting is never refused; other tenants count their own.
+    assert!(matches!(store.place_meeting(&request("m1", &t1)).await.unwrap(), Placement::Existing(_)));
+    assert!(placed(store.place_meeting(&request("other", &t2)).await.unwrap()));
+    // A deleted meeting frees its place.
+    assert!(store.delete_meeting(&MeetingId::from("m1"), None).await.unwrap());
+    assert!(placed(store.place_meeting(&request("m3", &t1)).await.unwrap()));
+    // Re-homing an existing meeting of a tenant at its limit is allowed.
+    let mut rehoming = request("m2", &t1);
+    rehoming.replace_on = Some(ServerId::from("s1"));
+    assert!(placed(store.place_meeting(&rehoming).await.unwrap()));
+
+    // Joins: the poller's count plus the joins routed since.
+    let m2 = MeetingId::from("m2");
+    let ready = |r: JoinRoute| matches!(r, JoinRoute::Ready { .. });
+    assert!(ready(store.route_join(&m2, Some(&t1), Some(2)).await.unwrap()));
+    assert!(ready(store.route_join(&m2, Some(&t1), Some(2)).await.unwrap()));
+    assert_eq!(store.route_join(&m2, Some(&t1), Some(2)).await.unwrap(), JoinRoute::LimitReached);
+    // Without a limit nothing is checked.
+    assert!(ready(store.route_join(&m2, Some(&t1), None).await.unwrap()));
+    // The poller's count replaces it, only under the lease.
+    let stranger = Lease::poller("not-the-leader");
+    assert!(!store.save_tenant_participants(&stranger, &[(t1.clone(), 0)]).await.unwrap());
+    assert_eq!(store.route_join(&m2, Some(&t1), Some(2)).await.unwrap(), JoinRoute::LimitReached);
+    assert!(store.acquire_lease(&leader(), Duration::from_secs(30)).await.unwrap());
+    assert!(store.save_tenant_participants(&leader(), &[(t1.clone(), 1)]).await.unwrap());
+    assert!(ready(store.route_join(&m2, Some(&t1), Some(2)).await.unwrap()));
+    assert_eq!(store.route_join(&m2, Some(&t1), Some(2)).await.unwrap(), JoinRoute::LimitReached);
+    assert!(store.save_tenant_participants(&leader(), &[]).await.unwrap());
+    assert!(ready(store.route_join(&m2, Some(&t1), Some(2)).await.unwrap()));
 }
 
 async fn placement_respects_tenants_and_voice_bridges(store: Arc<dyn Store>) {
@@ -341,8 +387,8 @@ async fn placement_respects_tenants_and_voice_bridges(store: Arc<dyn Store>) {
     assert!(store.find_meeting(&id, Some(&t1)).await.unwrap().is_some());
     assert!(store.find_meeting(&id, Some(&t2)).await.unwrap().is_none());
     assert!(store.find_meeting(&id, None).await.unwrap().is_some());
-    assert!(matches!(store.route_join(&id, Some(&t1)).await.unwrap(), JoinRoute::Ready { .. }));
-    assert_eq!(store.route_join(&id, Some(&t2)).await.unwrap(), JoinRoute::NotFound);
+    assert!(matches!(store.route_join(&id, Some(&t1), None).await.unwrap(), JoinRoute::Ready { .. }));
+    assert_eq!(store.route_join(&id, Some(&t2), None).await.unwrap(), JoinRoute::NotFound);
 
     // A meeting stored without tenant is not taken over by a tenant.
     store.place_meeting(&placement_request("plain")).await.unwrap();
@@ -509,7 +555,7 @@ async fn meetings_expire_and_prune_cleans_up(store: Arc<dyn Store>) {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let short_id = MeetingId::from("short");
     assert!(store.find_meeting(&short_id, None).await.unwrap().is_none());
-    assert_eq!(store.route_join(&short_id, None).await.unwrap(), JoinRoute::NotFound);
+    assert_eq!(store.route_join(&short_id, None, None).await.unwrap(), JoinRoute::NotFound);
     assert!(store.find_meeting_by_voice_bridge(&meeting.voice_bridge).await.unwrap().is_none());
     let ids: Vec<_> = store.meetings().await.unwrap().into_iter().map(|r| r.meeting.id.into_string()).collect();
     assert_eq!(ids, ["long"]);

@@ -172,6 +172,7 @@ pub fn placement_request(id: &str) -> PlacementRequest {
         reserve_users: 15,
         create: None,
         replace_on: None,
+        max_meetings: None,
     }
 }
 

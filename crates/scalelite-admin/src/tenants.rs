@@ -9,6 +9,7 @@
 
 use clap::{Args, Subcommand};
 use scalelite_core::TenantId;
+use scalelite_store::limits;
 use scalelite_store::tenants::LRS_FIELDS;
 use scalelite_store::{Tenant, TenantRecord, TenantSetting, TenantUpdate};
 use serde_json::{Map, Value, json};
@@ -39,7 +40,7 @@ pub enum TenantsCommand {
         /// Its shared secrets, `:`-separated.
         secrets: Option<String>,
     },
-    /// Rename a tenant or replace its secrets.
+    /// Rename a tenant, replace its secrets or set its limits.
     Update {
         /// Tenant id.
         id: Option<String>,
@@ -49,6 +50,15 @@ pub enum TenantsCommand {
         /// New secrets, `:`-separated.
         #[arg(long)]
         secrets: Option<String>,
+        /// Most concurrent meetings (0: no limit).
+        #[arg(long, value_name = "N")]
+        max_meetings: Option<String>,
+        /// Most participants in all its meetings together (0: no limit).
+        #[arg(long, value_name = "N")]
+        max_participants: Option<String>,
+        /// Most BBB API requests a minute, per API process (0: no limit).
+        #[arg(long, value_name = "R")]
+        rate: Option<String>,
     },
     /// Set a tenant's LRS endpoint with basic authentication.
     #[command(alias = "update_lrs_basic")]
@@ -126,7 +136,14 @@ pub(crate) async fn run(opts: Opts, ctx: &Ctx, ui: &mut Ui<'_, '_>) -> Outcome {
     match opts.command.unwrap_or(TenantsCommand::List) {
         TenantsCommand::List => list(ctx, ui).await,
         TenantsCommand::Add { name, secrets } => add(ctx, ui, name, secrets).await,
-        TenantsCommand::Update { id, name, secrets } => update(ctx, ui, id, name, secrets).await,
+        TenantsCommand::Update { id, name, secrets, max_meetings, max_participants, rate } => {
+            let limits = [
+                (limits::MAX_MEETINGS_SETTING, max_meetings),
+                (limits::MAX_PARTICIPANTS_SETTING, max_participants),
+                (limits::RATE_SETTING, rate),
+            ];
+            update(ctx, ui, id, name, secrets, limits).await
+        }
         TenantsCommand::UpdateLrsBasic { id, lrs_endpoint, lrs_username, lrs_password } => {
             let fields =
                 [("lrs_endpoint", lrs_endpoint), ("lrs_username", lrs_username), ("lrs_password", lrs_password)];
@@ -193,8 +210,12 @@ async fn all_tenants(ctx: &Ctx, ui: &mut Ui<'_, '_>) -> Result<Vec<TenantRecord>
 
 /// The tenant `id`, or `ERROR: Couldn't find Tenant with id=<id>` and exit 1.
 async fn find(ctx: &Ctx, ui: &mut Ui<'_, '_>, id: &str) -> Result<Tenant, Exit> {
+    find_record(ctx, ui, id).await.map(|record| record.tenant)
+}
+
+async fn find_record(ctx: &Ctx, ui: &mut Ui<'_, '_>, id: &str) -> Result<TenantRecord, Exit> {
     match ctx.store.tenant(&TenantId::new(id)).await {
-        Ok(Some(record)) => Ok(record.tenant),
+        Ok(Some(record)) => Ok(record),
         Ok(None) => Err(ui.fail(format!("ERROR: Couldn't find Tenant with id={id}"))),
         Err(error) => Err(ui.fail(format!("ERROR: {error}"))),
     }
@@ -250,18 +271,50 @@ async fn update(
     id: Option<String>,
     name: Option<String>,
     secrets: Option<String>,
+    limits: [(&'static str, Option<String>); 3],
 ) -> Outcome {
     let (id, name, secrets) = (present(id), present(name), present(secrets));
-    let Some(id) = id.filter(|_| name.is_some() || secrets.is_some()) else {
+    let mut new_limits = Vec::new();
+    for (param, value) in limits {
+        let Some(value) = value else { continue };
+        match limits::parse_limit(&value) {
+            Ok(limit) => new_limits.push((param, limit)),
+            Err(e) => return Err(ui.fail(format!("ERROR: {param}: {e}"))),
+        }
+    }
+    let Some(id) = id.filter(|_| name.is_some() || secrets.is_some() || !new_limits.is_empty()) else {
         return Err(ui.fail("Error: id and either name or secrets are required to update a Tenant"));
     };
-    let tenant = find(ctx, ui, &id).await?;
-    let update = TenantUpdate {
-        name: name.filter(|n| *n != tenant.name),
-        secrets: secrets.filter(|s| *s != tenant.secrets),
-        lrs: Vec::new(),
-    };
-    save(ctx, ui, &tenant, &update).await
+    let record = find_record(ctx, ui, &id).await?;
+    let tenant = &record.tenant;
+    if name.is_some() || secrets.is_some() {
+        let update = TenantUpdate {
+            name: name.filter(|n| *n != tenant.name),
+            secrets: secrets.filter(|s| *s != tenant.secrets),
+            lrs: Vec::new(),
+        };
+        save(ctx, ui, tenant, &update).await?;
+    } else {
+        ui.text("OK");
+        ui.text(format!("Updated Tenant id: {}", tenant.id));
+        ui.json(&json!({ "ok": true, "id": tenant.id.as_str() }));
+    }
+    // A limit is the tenant setting of its name: the old ones go, the new
+    // one (unless 0) comes.
+    for (param, limit) in new_limits {
+        for old in record.settings.iter().filter(|s| s.param == param) {
+            ctx.store.delete_tenant_setting(&old.id).await.map_err(|e| ui.fail(format!("ERROR: {e}")))?;
+        }
+        match limit {
+            Some(limit) => {
+                let setting = TenantSetting::new(tenant.id.clone(), param, &limit.to_string(), "true");
+                ctx.store.create_tenant_setting(&setting).await.map_err(|e| ui.fail(format!("ERROR: {e}")))?;
+                ui.text(format!("  {param}: {limit}"));
+            }
+            None => ui.text(format!("  {param}: no limit")),
+        }
+    }
+    Ok(())
 }
 
 async fn update_lrs<const N: usize>(

@@ -6,6 +6,7 @@ pub mod embedded;
 mod fsapi;
 mod health;
 mod host;
+mod limits;
 mod lrs;
 mod management;
 mod meetings_cache;

@@ -26,7 +26,7 @@ pub(crate) struct RequestLabels {
 /// catalogue, the playback refusals) and the `messageKey`s bbb-web answers.
 /// Any other key a BBB server sends counts as [`OTHER_OUTCOME`], so a
 /// hostile or broken server cannot grow the label set.
-pub(crate) const KNOWN_OUTCOMES: [&str; 37] = [
+pub(crate) const KNOWN_OUTCOMES: [&str; 39] = [
     "SUCCESS",
     // Scalelite's catalogue (reference §3.3) and ours.
     "checksumError",
@@ -41,6 +41,9 @@ pub(crate) const KNOWN_OUTCOMES: [&str; 37] = [
     "serverTagUnavailable",
     "internalError",
     "validationError",
+    // Per-tenant limits (`maxParticipantsReached` is bbb-web's, below).
+    "maxMeetingsReached",
+    "rateLimitExceeded",
     // Playback refusals.
     "unpublished",
     "invalidPath",

@@ -115,6 +115,12 @@ impl ApiRequest {
             },
             Err(error) => return Err(error.into()),
         };
+        // The tenant's rate counts authenticated requests only.
+        if let Some(per_minute) = resolved.limits.rate_per_minute
+            && !state.rates.allow(resolved.id(), per_minute)
+        {
+            return Err(scalelite_core::error::limit::rate(per_minute).into());
+        }
         Ok(unverified.trusted(matched, Some(resolved)).await?)
     }
 }

@@ -57,6 +57,8 @@ pub struct Shared {
     pub(crate) registry: Arc<Registry>,
     /// Tenants by name (multitenant mode).
     pub(crate) tenants: TenantDirectory,
+    /// The per-tenant request rates (per process).
+    pub(crate) rates: crate::limits::RateLimiter,
     /// Calls to front-ends and Keycloak (analytics callbacks, LRS tokens).
     pub outbound: Outbound,
     /// Bytes of request bodies read before authentication, for all requests.
@@ -136,6 +138,7 @@ impl AppState {
             metrics,
             registry,
             tenants,
+            rates: crate::limits::RateLimiter::default(),
             outbound,
             body_budget,
             draining: std::sync::atomic::AtomicBool::new(false),

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use http::{HeaderMap, Uri};
 use scalelite_core::params::{ParamList, parse_name_list};
 use scalelite_core::{BbbError, Secret, TenantId};
+use scalelite_store::limits::TenantLimits;
 use scalelite_store::{StoreError, Tenant, TenantRecord, TenantStore};
 
 use crate::host::{request_host, tenant_name};
@@ -43,6 +44,8 @@ pub(crate) struct ResolvedTenant {
     pub(crate) create_exclude: Vec<String>,
     /// Names from the tenant's `JOIN_EXCLUDE_PARAMS` settings.
     pub(crate) join_exclude: Vec<String>,
+    /// Its limits (concurrent meetings, participants, request rate).
+    pub(crate) limits: TenantLimits,
 }
 
 /// The setting names that hold a tenant's exclusion lists, named after the
@@ -59,6 +62,7 @@ const SERVER_TAG: &str = "meta_server-tag";
 impl ResolvedTenant {
     /// Sorts a stored tenant's settings into defaults and overrides.
     pub(crate) fn new(record: TenantRecord) -> Self {
+        let limits = TenantLimits::from_settings(&record.settings);
         let secrets = record.tenant.secret_list().into_iter().map(Secret::new).collect();
         let (mut defaults, mut overrides) = (ParamList::new(), ParamList::new());
         let (mut create_exclude, mut join_exclude) = (Vec::new(), Vec::new());
@@ -90,6 +94,7 @@ impl ResolvedTenant {
             join_overrides,
             create_exclude,
             join_exclude,
+            limits,
         }
     }
 

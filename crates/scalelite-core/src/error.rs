@@ -71,6 +71,14 @@ pub enum BbbError {
         /// The `message`.
         message: &'static str,
     },
+    /// A per-tenant limit refused the request ([`limit`]): its own key.
+    #[error("limit {key}")]
+    Limit {
+        /// The `messageKey`.
+        key: &'static str,
+        /// The `message`.
+        message: Cow<'static, str>,
+    },
     /// A BBB server answered `FAILED`; its key and message are relayed.
     #[error("upstream {key}")]
     Upstream {
@@ -95,6 +103,37 @@ pub mod internal {
     pub const NO_SERVERS: &str = "Could not find any available servers.";
     /// The server's reply had no `/response/returncode`.
     pub const NO_RETURNCODE: &str = "Response did not include returncode";
+}
+
+/// Refusals by a tenant's limits ([`BbbError::Limit`]), answered like any
+/// BBB error (`FAILED`, HTTP 200), each with its own `messageKey`.
+pub mod limit {
+    use super::BbbError;
+
+    /// A create of a new meeting beyond the tenant's concurrent meetings.
+    pub fn max_meetings(limit: u32) -> BbbError {
+        BbbError::Limit {
+            key: "maxMeetingsReached",
+            message: format!("The maximum number of concurrent meetings ({limit}) has been reached.").into(),
+        }
+    }
+
+    /// A join beyond the tenant's participants (bbb-web's own key for a
+    /// full meeting, which front-ends know).
+    pub fn max_participants(limit: u32) -> BbbError {
+        BbbError::Limit {
+            key: "maxParticipantsReached",
+            message: format!("The maximum number of participants ({limit}) has been reached.").into(),
+        }
+    }
+
+    /// A request beyond the tenant's rate.
+    pub fn rate(per_minute: u32) -> BbbError {
+        BbbError::Limit {
+            key: "rateLimitExceeded",
+            message: format!("Too many requests (at most {per_minute} a minute); try again shortly.").into(),
+        }
+    }
 }
 
 /// Refusals at the edge ([`BbbError::Refused`]).
@@ -134,7 +173,7 @@ impl BbbError {
             Self::UnsupportedContentType => "unsupportedContentType",
             Self::ServerUnavailable => "serverUnavailable",
             Self::ServerTagUnavailable(_) => "serverTagUnavailable",
-            Self::Invalid { key, .. } => key,
+            Self::Invalid { key, .. } | Self::Limit { key, .. } => key,
             Self::Upstream { key, .. } => key,
         }
     }
@@ -162,6 +201,7 @@ impl BbbError {
             Self::Internal(message) => Cow::Borrowed(message),
             Self::Refused { message, .. } => Cow::Borrowed(message),
             Self::Invalid { message, .. } => Cow::Borrowed(message),
+            Self::Limit { message, .. } => Cow::Borrowed(message),
             Self::Upstream { message, .. } => Cow::Borrowed(message),
         }
     }

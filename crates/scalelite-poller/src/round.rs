@@ -8,7 +8,7 @@ use scalelite_bbb_client::{BbbClient, CallError, Target};
 use scalelite_core::load::{LoadModel, MeetingSample};
 use scalelite_core::params::encode_component_into;
 use scalelite_core::xml::Element;
-use scalelite_core::{MeetingId, ServerId};
+use scalelite_core::{MeetingId, ServerId, TenantId};
 use scalelite_store::{
     Lease, Meeting, MeetingRecord, PollResult, PollSave, PollSaved, PollStats, Pruned, Server, Store, StoreError,
     Transition,
@@ -82,6 +82,8 @@ struct Polled {
     result: PollResult,
     /// Meeting ids the server listed (when reachable).
     listed: Option<HashSet<String>>,
+    /// Participants of each meeting the server listed.
+    participants: HashMap<String, u64>,
     version: Option<String>,
     elapsed: Duration,
     error: Option<CallError>,
@@ -123,6 +125,41 @@ pub fn measure(doc: &Element, load: &LoadModel, multiplier: f64, now_ms: i64) ->
     (load.server_load(&samples, now_ms, multiplier), stats, ids)
 }
 
+/// The participants of each meeting of a `getMeetings` reply, by id.
+fn participants_by_meeting(doc: &Element) -> HashMap<String, u64> {
+    doc.child("meetings")
+        .map(|m| {
+            m.children_named("meeting")
+                .filter_map(|meeting| Some((meeting.text_at("meetingID")?, number(meeting, "participantCount"))))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The participants in each tenant's meetings: the meetings each online
+/// server listed, attributed through their records (a meeting without a
+/// tenant, or not listed, counts for nobody).
+fn tenant_participants(
+    records: &[MeetingRecord],
+    participants: &HashMap<ServerId, HashMap<String, u64>>,
+) -> Vec<(TenantId, u64)> {
+    let mut totals: HashMap<&TenantId, u64> = HashMap::new();
+    for record in records {
+        let Some(tenant) = &record.meeting.tenant_id else { continue };
+        let count = participants
+            .get(&record.meeting.server_id)
+            .and_then(|listed| listed.get(record.meeting.id.as_str()))
+            .copied()
+            .unwrap_or(0);
+        let total = totals.entry(tenant).or_default();
+        *total = total.saturating_add(count);
+    }
+    let mut totals: Vec<(TenantId, u64)> =
+        totals.into_iter().filter(|(_, n)| *n > 0).map(|(t, n)| (t.clone(), n)).collect();
+    totals.sort();
+    totals
+}
+
 async fn poll_server(bbb: &BbbClient, server: Server, load: &LoadModel) -> Polled {
     let started = Instant::now();
     // The poller always uses the normal timeouts.
@@ -137,13 +174,23 @@ async fn poll_server(bbb: &BbbClient, server: Server, load: &LoadModel) -> Polle
                 server,
                 result: PollResult::Reachable { load, stats },
                 listed: Some(ids),
+                participants: participants_by_meeting(&reply.doc),
                 version,
                 elapsed,
                 error: None,
             }
         }
         Err(error) => {
-            Polled { server, result: PollResult::Unreachable, listed: None, version, elapsed, error: Some(error) }
+            let participants = HashMap::new();
+            Polled {
+                server,
+                result: PollResult::Unreachable,
+                listed: None,
+                participants,
+                version,
+                elapsed,
+                error: Some(error),
+            }
         }
     }
 }
@@ -169,6 +216,7 @@ pub async fn poll_round(
         .map(|server| poll_server(bbb, server, &settings.load))
         .buffer_unordered(settings.concurrency.max(1));
     let mut listed: HashMap<ServerId, HashSet<String>> = HashMap::new();
+    let mut participants: HashMap<ServerId, HashMap<String, u64>> = HashMap::new();
     while let Some(p) = polled.next().await {
         let save = PollSave {
             server_id: p.server.id.clone(),
@@ -196,6 +244,7 @@ pub async fn poll_round(
                     // Only servers that are online now are checked for ended meetings.
                     if online {
                         listed.insert(p.server.id.clone(), p.listed.unwrap_or_default());
+                        participants.insert(p.server.id.clone(), p.participants);
                     }
                 }
                 if let Some(transition) = transition {
@@ -210,6 +259,12 @@ pub async fn poll_round(
     drop(polled);
 
     let records = store.meetings().await?;
+    // Per-tenant participant limits: the count joins are checked against.
+    if !store.save_tenant_participants(lease, &tenant_participants(&records, &participants)).await? {
+        warn!("lost the poller lease during a round; stopping it");
+        report.lost_lease = true;
+        return Ok(report);
+    }
     let stale = end_stale_copies(store, bbb, settings, &listed, &records).await?;
     report.stale_copies_ended = stale;
     metrics.stale_copies_ended.inc_by(stale as u64);

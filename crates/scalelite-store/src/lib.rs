@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod error;
+pub mod limits;
 pub mod model;
 pub mod postgres;
 pub mod recording_actions;
@@ -65,8 +66,16 @@ pub trait MeetingStore: Send + Sync + std::fmt::Debug + 'static {
     -> Result<Option<MeetingRoute>, StoreError>;
 
     /// Routes a join: refuses offline/disabled servers and counts the join
-    /// on the server's load.
-    async fn route_join(&self, id: &MeetingId, tenant: Option<&TenantId>) -> Result<JoinRoute, StoreError>;
+    /// on the server's load. With `max_participants` (and a tenant), a
+    /// join is refused ([`JoinRoute::LimitReached`]) when the tenant's
+    /// participants (as the poller last counted them, plus the joins
+    /// routed since) reach it, and counted otherwise.
+    async fn route_join(
+        &self,
+        id: &MeetingId,
+        tenant: Option<&TenantId>,
+        max_participants: Option<u32>,
+    ) -> Result<JoinRoute, StoreError>;
 
     /// Returns the existing meeting, or places a new one on the least loaded
     /// eligible server and reserves load there, atomically.
@@ -122,6 +131,11 @@ pub trait PollerStore: Send + Sync + std::fmt::Debug + 'static {
     /// were orphans already in `previous_orphans`; returns what it removed and
     /// the orphans seen now.
     async fn prune(&self, previous_orphans: &[String]) -> Result<(Pruned, Vec<String>), StoreError>;
+
+    /// Replaces the participants counted in each tenant's meetings (the
+    /// base of [`MeetingStore::route_join`]'s participant limit), only
+    /// while `lease` is held; `false` when it is not.
+    async fn save_tenant_participants(&self, lease: &Lease, counts: &[(TenantId, u64)]) -> Result<bool, StoreError>;
 }
 
 /// Named leases (the poller's leader election).

@@ -188,6 +188,8 @@ pub enum JoinRoute {
     NotFound,
     /// The server is offline or disabled; nothing was counted.
     Unavailable,
+    /// The tenant's participant limit is reached; nothing was counted.
+    LimitReached,
     /// Join here; the server's load was incremented by its multiplier.
     Ready {
         /// The server's API base URL.
@@ -224,6 +226,11 @@ pub struct PlacementRequest {
     /// did not exist, and the server is added to the stored create's
     /// `rehomed_from`. Nothing is written when no server can take it.
     pub replace_on: Option<ServerId>,
+    /// The tenant's most concurrent meetings (`None`: no limit): a new
+    /// meeting of `tenant_id` is refused ([`Placement::TenantLimit`]) when
+    /// the tenant has that many meeting records already. An existing
+    /// meeting, or one being re-homed, is never refused.
+    pub max_meetings: Option<u32>,
 }
 
 /// A meeting's create parameters as the balancer keeps them for
@@ -274,6 +281,9 @@ pub enum Placement {
     TenantConflict,
     /// Every voice-bridge candidate was taken.
     VoiceBridgesExhausted,
+    /// The tenant has [`PlacementRequest::max_meetings`] meetings already;
+    /// nothing was written.
+    TenantLimit,
 }
 
 /// A server to create (Scalelite's `Server.create!`): no `state` field and

@@ -38,7 +38,7 @@ pub const PAGE: i64 = 500;
 /// Whether a tenant setting is one of the balancer's own (not a create or
 /// join parameter).
 pub fn is_balancer_setting(param: &str) -> bool {
-    param.starts_with(SETTING_PREFIX)
+    param.starts_with(SETTING_PREFIX) || crate::limits::is_limit_setting(param)
 }
 
 /// Checks the value of one of the balancer's own tenant settings (any
@@ -47,6 +47,7 @@ pub fn check_setting(param: &str, value: &str) -> Result<(), String> {
     match param {
         DAYS_SETTING => parse_days_or_off(value).map(|_| ()),
         ACTION_SETTING => value.parse::<RetentionAction>().map(|_| ()),
+        other if crate::limits::is_limit_setting(other) => crate::limits::check_setting(other, value),
         other if is_balancer_setting(other) => {
             Err(format!("{other:?} is not a setting the balancer knows: {DAYS_SETTING} or {ACTION_SETTING}"))
         }

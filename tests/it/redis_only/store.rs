@@ -53,7 +53,7 @@ async fn meetings_written_by_ruby_route_joins_and_ours_are_readable_by_ruby() {
     assert_eq!(route.meeting.server_id, ServerId::from("s1"));
     assert_eq!(route.meeting.voice_bridge, "123456789");
     assert_eq!(route.server.unwrap().url, "https://a/bigbluebutton/api");
-    let join = store.route_join(&MeetingId::from("ruby"), None).await.unwrap();
+    let join = store.route_join(&MeetingId::from("ruby"), None, None).await.unwrap();
     assert!(matches!(join, JoinRoute::Ready { ref url, .. } if url == "https://a/bigbluebutton/api"));
     assert_eq!(redis.cmd(&["ZSCORE", "scalelite:server_load", "s1"]).await.as_str(), Some("2"));
 

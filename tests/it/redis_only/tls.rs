@@ -19,7 +19,7 @@ const DOCUMENTED_ACL: &str = "on >s3cret resetkeys ~scalelite:* resetchannels -@
     +evalsha +script|load +multi +exec +select \
     +get +set +del +exists +expire +pexpire +pttl \
     +hget +hmget +hgetall +hset +hdel +hincrby \
-    +sadd +srem +sismember +smembers +zadd +zrem +zscore +zrange";
+    +sadd +srem +scard +sismember +smembers +zadd +zrem +zscore +zrange";
 
 /// Health check, create, join, a poll round and getMeetings through the
 /// app's `rediss://` connection.

@@ -18,6 +18,7 @@ use scalelite_core::params::forwarded_params;
 use scalelite_core::sign::signed_url;
 use scalelite_core::{MeetingId, Secret};
 use scalelite_store::JoinRoute;
+use tracing::info;
 
 use super::create::rehome::{Trigger, rehome};
 use super::meeting_id;
@@ -31,10 +32,12 @@ const CALL: ApiCall = ApiCall { name: "join", body: BodyKind::Any };
 pub(crate) async fn join(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
     let request = ApiRequest::read(&state, &CALL, request).await?;
     let id = meeting_id(&request)?;
-    let (url, secret) = match state.store.route_join(&id, request.tenant_id()).await? {
+    let limit = max_participants(&request);
+    let (url, secret) = match state.store.route_join(&id, request.tenant_id(), limit).await? {
         JoinRoute::Ready { url, secret } => (url, secret),
         JoinRoute::NotFound => return Err(BbbError::MeetingNotFound.into()),
         JoinRoute::Unavailable => rehome_and_route(&state, &id, &request).await?,
+        JoinRoute::LimitReached => return Err(participants_refused(&id, limit)),
     };
     let policy = &state.config.join_params;
     // Tenant settings apply to join too, in create's precedence order, except
@@ -69,13 +72,30 @@ async fn rehome_and_route(
     {
         let rehomed = rehome(state, &route.meeting, &server, request.tenant.as_deref(), Trigger::Join).await?;
         // Re-homed now, or available again since the first look-up.
-        if (rehomed.is_some() || server.is_available())
-            && let JoinRoute::Ready { url, secret } = state.store.route_join(id, request.tenant_id()).await?
-        {
-            return Ok((url, secret));
+        if rehomed.is_some() || server.is_available() {
+            let limit = max_participants(request);
+            match state.store.route_join(id, request.tenant_id(), limit).await? {
+                JoinRoute::Ready { url, secret } => return Ok((url, secret)),
+                JoinRoute::LimitReached => return Err(participants_refused(id, limit)),
+                JoinRoute::NotFound | JoinRoute::Unavailable => {}
+            }
         }
     }
     Err(BbbError::ServerUnavailable.into())
+}
+
+/// The caller's tenant's participant limit, if any.
+fn max_participants(request: &ApiRequest) -> Option<u32> {
+    request.tenant.as_deref().and_then(|t| t.limits.max_participants)
+}
+
+/// A join refused by the tenant's participant limit: the `FAILED` XML
+/// every refused join gets (the user's browser shows it, as for
+/// `notFound`), with bbb-web's own key for a full meeting.
+fn participants_refused(id: &MeetingId, limit: Option<u32>) -> ApiError {
+    let limit = limit.unwrap_or_default();
+    info!(meeting.id = %id, limit, "join refused: the tenant's participants are at its limit");
+    scalelite_core::error::limit::max_participants(limit).into()
 }
 
 /// A 302 to `location`, never without a `Location`: the query is encoded

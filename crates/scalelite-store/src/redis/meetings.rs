@@ -2,7 +2,10 @@
 //! `voice_bridges` (`lookup.lua`, `join.lua`, `place.lua`,
 //! `delete_meeting.lua`, `voice_bridge.lua`, `meetings.lua`), and
 //! `meeting_create:<id>`, the create parameters kept for re-homing (written
-//! by `place.lua`, removed by `delete_meeting.lua`).
+//! by `place.lua`, removed by `delete_meeting.lua`), and
+//! `tenant_meetings:<tenant id>`, a tenant's meetings for its limit
+//! (written by `place.lua`, removed by `delete_meeting.lua` and
+//! `prune.lua`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -32,11 +35,18 @@ impl MeetingStore for RedisStore {
         route_from(id, parts).map(Some)
     }
 
-    async fn route_join(&self, id: &MeetingId, tenant: Option<&TenantId>) -> Result<JoinRoute, StoreError> {
-        let reply = self.run(&self.scripts.join, &[id.as_str(), tenant_arg(tenant)]).await?;
+    async fn route_join(
+        &self,
+        id: &MeetingId,
+        tenant: Option<&TenantId>,
+        max_participants: Option<u32>,
+    ) -> Result<JoinRoute, StoreError> {
+        let limit = max_participants.map_or_else(String::new, |n| n.to_string());
+        let reply = self.run(&self.scripts.join, &[id.as_str(), tenant_arg(tenant), &limit]).await?;
         match reply {
             Value::Int(0) => Ok(JoinRoute::NotFound),
             Value::Int(1) => Ok(JoinRoute::Unavailable),
+            Value::Int(2) => Ok(JoinRoute::LimitReached),
             Value::Array(parts) => {
                 let mut parts = parts.into_iter();
                 let url = string(parts.next().unwrap_or(Value::Nil))?;
@@ -52,6 +62,7 @@ impl MeetingStore for RedisStore {
         let ttl = request.ttl.as_secs().max(1).to_string();
         let reserve = request.reserve_users.to_string();
         let create = request.create.as_ref();
+        let max_meetings = request.max_meetings.map_or_else(String::new, |n| n.to_string());
         let mut args: Vec<&str> = vec![
             request.meeting_id.as_str(),
             tenant_arg(request.tenant_id.as_ref()),
@@ -63,6 +74,7 @@ impl MeetingStore for RedisStore {
             request.replace_on.as_ref().map_or("", ServerId::as_str),
             create.map_or("", |c| c.params.as_str()),
             create.and_then(|c| c.origin.as_deref()).unwrap_or(""),
+            &max_meetings,
         ];
         args.extend(request.voice_bridges.iter().map(String::as_str));
         let reply = self.run(&self.scripts.place, &args).await?;
@@ -83,6 +95,7 @@ impl MeetingStore for RedisStore {
             "tagunavailable" => Placement::TagUnavailable,
             "tenant_conflict" => Placement::TenantConflict,
             "vb_exhausted" => Placement::VoiceBridgesExhausted,
+            "tenant_limit" => Placement::TenantLimit,
             other => {
                 return Err(StoreError::Unexpected(format!("placement script answered {other:?}")));
             }

@@ -1,10 +1,11 @@
 //! The poller's writes and the leases on Redis (`poll_save.lua`,
-//! `prune.lua`, `lease.lua`).
+//! `prune.lua`, `tenant_participants.lua`, `lease.lua`).
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::Value;
+use scalelite_core::TenantId;
 
 use super::{RedisStore, array, string};
 use crate::model::{PollResult, PollSave, PollSaved, Pruned, Transition};
@@ -62,6 +63,16 @@ impl PollerStore for RedisStore {
                 PollSaved::Saved { online: online == "1", state: (!state.is_empty()).then_some(state), transition }
             }
         })
+    }
+
+    async fn save_tenant_participants(&self, lease: &Lease, counts: &[(TenantId, u64)]) -> Result<bool, StoreError> {
+        let numbers: Vec<String> = counts.iter().map(|(_, n)| n.to_string()).collect();
+        let mut args: Vec<&str> = vec![&lease.name, &lease.token];
+        for ((tenant, _), n) in counts.iter().zip(&numbers) {
+            args.push(tenant.as_str());
+            args.push(n);
+        }
+        Ok(matches!(self.run(&self.scripts.tenant_participants, &args).await?, Value::Int(1)))
     }
 
     async fn prune(&self, previous_orphans: &[String]) -> Result<(Pruned, Vec<String>), StoreError> {

@@ -37,6 +37,24 @@ CREATE TABLE meeting_creates (
 ) STRICT;
 ";
 
+/// Schema version 6: a tenant's meetings, counted for its limit
+/// ([`PlacementRequest::max_meetings`]) by an index probe bounded by the
+/// tenant's own meetings, however large the fleet.
+/// With it, `tenant_participants`: the participants the poller counted in
+/// each tenant's meetings, plus the joins routed since under a participant
+/// limit (`tenant_participants.lua`).
+pub(super) const TENANT_SCHEMA: &str = "
+CREATE INDEX meetings_by_tenant ON meetings (tenant_id, expires_at);
+CREATE TABLE tenant_participants (
+    tenant_id TEXT PRIMARY KEY NOT NULL,
+    participants INTEGER NOT NULL
+) STRICT;
+";
+
+/// The live meetings of tenant `?1` other than `?2` at `?3`.
+const TENANT_COUNT: &str =
+    "SELECT count(*) FROM meetings WHERE tenant_id = ?1 AND id <> ?2 AND (expires_at IS NULL OR expires_at > ?3)";
+
 /// At most this many servers are remembered in `rehomed_from` (the most
 /// recent ones), as in `place.lua`.
 const REHOMED_FROM_MAX: usize = 16;
@@ -61,10 +79,15 @@ impl MeetingStore for SqliteStore {
         Ok(Some(route))
     }
 
-    async fn route_join(&self, id: &MeetingId, tenant: Option<&TenantId>) -> Result<JoinRoute, StoreError> {
+    async fn route_join(
+        &self,
+        id: &MeetingId,
+        tenant: Option<&TenantId>,
+        max_participants: Option<u32>,
+    ) -> Result<JoinRoute, StoreError> {
         let id = id.as_str().to_owned();
         let tenant = tenant_str(tenant).to_owned();
-        self.thread.call(move |conn| route_join(conn, &id, &tenant, now_ms())).await
+        self.thread.call(move |conn| route_join(conn, &id, &tenant, max_participants, now_ms())).await
     }
 
     async fn place_meeting(&self, request: &PlacementRequest) -> Result<Placement, StoreError> {
@@ -180,7 +203,13 @@ async fn route_of(conn: &mut SqliteConnection, meeting: Meeting) -> Result<Meeti
 /// multiplier, all in the thread's write transaction (`join.lua`). The load
 /// is only added while the server is in the pool (`load IS NOT NULL`), as
 /// the Redis script adds it only to a `server_load` member.
-fn route_join(conn: &Connection, id: &str, tenant: &str, now: i64) -> Result<JoinRoute, StoreError> {
+fn route_join(
+    conn: &Connection,
+    id: &str,
+    tenant: &str,
+    max_participants: Option<u32>,
+    now: i64,
+) -> Result<JoinRoute, StoreError> {
     let found = conn
         .prepare_cached(concat!(
             "SELECT m.tenant_id AS meeting_tenant_id, ",
@@ -202,6 +231,24 @@ fn route_join(conn: &Connection, id: &str, tenant: &str, now: i64) -> Result<Joi
     }
     if !server.online || server.is_disabled() {
         return Ok(JoinRoute::Unavailable);
+    }
+    if let Some(limit) = max_participants
+        && !tenant.is_empty()
+    {
+        let count: i64 = conn
+            .prepare_cached("SELECT participants FROM tenant_participants WHERE tenant_id = ?1")
+            .and_then(|mut select| select.query_row([tenant], |row| row.get(0)).optional())
+            .map_err(lite)?
+            .unwrap_or(0);
+        if count >= i64::from(limit) {
+            return Ok(JoinRoute::LimitReached);
+        }
+        conn.prepare_cached(
+            "INSERT INTO tenant_participants (tenant_id, participants) VALUES (?1, 1) \
+             ON CONFLICT (tenant_id) DO UPDATE SET participants = participants + 1",
+        )
+        .and_then(|mut upsert| upsert.execute([tenant]))
+        .map_err(lite)?;
     }
     conn.prepare_cached("UPDATE servers SET load = load + ?2 WHERE id = ?1 AND load IS NOT NULL")
         .and_then(|mut update| update.execute(params![server.id.as_str(), server.multiplier()]))
@@ -229,6 +276,20 @@ fn place_meeting(conn: &Connection, request: &PlacementRequest, now: i64) -> Res
             return Ok(Placement::Existing(route));
         }
         replacing = true;
+    }
+
+    // The tenant's limit (a re-homed meeting is one of its meetings already).
+    if let Some(limit) = request.max_meetings
+        && !tenant.is_empty()
+        && !replacing
+    {
+        let count: i64 = conn
+            .prepare_cached(TENANT_COUNT)
+            .and_then(|mut select| select.query_row(params![tenant, id, now], |row| row.get(0)))
+            .map_err(lite)?;
+        if count >= i64::from(limit) {
+            return Ok(Placement::TenantLimit);
+        }
     }
 
     let chosen = match placement::choose(conn, &request.tags).map_err(lite)? {

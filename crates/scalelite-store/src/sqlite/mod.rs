@@ -36,7 +36,8 @@
 //!   a separate hash that survives deleting the server; here they go with
 //!   the row).
 //! - `meetings`: `meeting:<id>` (`server_id`, `moderator_pw`,
-//!   `voice_bridge`, `tenant_id` with `''` for none) and `expires_at`. No
+//!   `voice_bridge`, `tenant_id` with `''` for none) and `expires_at`
+//!   (indexed by tenant since version 6, for per-tenant limits). No
 //!   foreign key to `servers`: a meeting outlives its server's record, as in
 //!   Scalelite.
 //! - `voice_bridges`: the `voice_bridges` hash, pin → meeting id. Entries may
@@ -89,7 +90,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const READERS: u32 = 4;
 
 /// The schema, one entry per version (`PRAGMA user_version` = entries applied).
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, recordings::SCHEMA, placement::SCHEMA, drains::SCHEMA, meetings::SCHEMA];
+const MIGRATIONS: &[&str] =
+    &[SCHEMA_V1, recordings::SCHEMA, placement::SCHEMA, drains::SCHEMA, meetings::SCHEMA, meetings::TENANT_SCHEMA];
 
 /// Servers, meetings, leases, short-lived keys and tenants.
 const SCHEMA_V1: &str = "

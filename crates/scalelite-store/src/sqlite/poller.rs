@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use scalelite_core::TenantId;
 use sqlx::sqlite::SqliteConnection;
 
 use super::servers::ServerRow;
@@ -26,6 +27,25 @@ impl PollerStore for SqliteStore {
         row.write(&mut tx, save.server_id.as_str()).await.map_err(sq)?;
         tx.commit().await.map_err(sq)?;
         Ok(PollSaved::Saved { online: row.online, state: row.state, transition })
+    }
+
+    async fn save_tenant_participants(&self, lease: &Lease, counts: &[(TenantId, u64)]) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let holder = lease_token(&mut tx, &lease.name, now_ms()).await.map_err(sq)?;
+        if holder.as_deref() != Some(lease.token.as_str()) {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM tenant_participants").execute(&mut *tx).await.map_err(sq)?;
+        for (tenant, count) in counts {
+            sqlx::query("INSERT OR REPLACE INTO tenant_participants (tenant_id, participants) VALUES (?1, ?2)")
+                .bind(tenant.as_str())
+                .bind(i64::try_from(*count).unwrap_or(i64::MAX))
+                .execute(&mut *tx)
+                .await
+                .map_err(sq)?;
+        }
+        tx.commit().await.map_err(sq)?;
+        Ok(true)
     }
 
     async fn prune(&self, previous_orphans: &[String]) -> Result<(Pruned, Vec<String>), StoreError> {

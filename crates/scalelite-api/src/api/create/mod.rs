@@ -101,6 +101,7 @@ async fn find_or_place(
         reserve_users: config.load.min_user_count,
         create,
         replace_on: None,
+        max_meetings: resolved.and_then(|t| t.limits.max_meetings),
     };
     for _ in 0..PLACEMENT_ATTEMPTS {
         let stale_on = match state.store.place_meeting(&request).await? {
@@ -134,6 +135,11 @@ async fn find_or_place(
             }
             Placement::VoiceBridgesExhausted => {
                 return Err(BbbError::internal("Unable to allocate a voice bridge for the meeting.").into());
+            }
+            Placement::TenantLimit => {
+                let limit = request.max_meetings.unwrap_or_default();
+                info!(meeting.id = %id, limit, "create refused: the tenant's concurrent meetings are at its limit");
+                return Err(scalelite_core::error::limit::max_meetings(limit).into());
             }
         };
         info!(meeting.id = %id, server.id = %stale_on, "replacing stale meeting record");

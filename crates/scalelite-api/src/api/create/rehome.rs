@@ -206,6 +206,8 @@ async fn place(
             ..StoredCreate::default()
         }),
         replace_on: Some(offline.id.clone()),
+        // A re-homed meeting is one of its tenant's meetings already.
+        max_meetings: None,
     };
     Ok(match state.store.place_meeting(&request).await? {
         Placement::Placed { meeting, server } => Some((meeting, server, true)),
@@ -218,6 +220,7 @@ async fn place(
         Placement::NoServer
         | Placement::TagUnavailable
         | Placement::TenantConflict
-        | Placement::VoiceBridgesExhausted => None,
+        | Placement::VoiceBridgesExhausted
+        | Placement::TenantLimit => None,
     })
 }

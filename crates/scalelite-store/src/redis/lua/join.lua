@@ -2,8 +2,12 @@
 -- an offline or disabled server, and counts the join (ZADD XX INCR, so only
 -- servers in the placement pool change load).
 -- Standalone (no prelude) and allocation-light: it runs once per join.
--- ARGV: prefix, meeting id, tenant id ('' = no tenant check)
+-- ARGV: prefix, meeting id, tenant id ('' = no tenant check), the tenant's
+--       most participants ('' = no limit: nothing more is read)
+-- Under a participant limit, the tenant's count in tenant_participants (the
+-- poller's, plus the joins routed since) is compared and counted.
 -- Returns {url, secret} | 0 (not found) | 1 (server offline or disabled)
+--       | 2 (the tenant's participant limit is reached)
 local p = ARGV[1]
 local m = redis.call('HMGET', p .. 'meeting:' .. ARGV[2], 'server_id', 'tenant_id')
 local sid = m[1]
@@ -32,6 +36,14 @@ end
 local mult = tonumber(f[5] or '')
 if not mult or mult == 0 then
   mult = 1
+end
+local limit = tonumber(ARGV[4] or '')
+if limit and limit > 0 and ARGV[3] ~= '' then
+  local tp = p .. 'tenant_participants'
+  if (tonumber(redis.call('HGET', tp, ARGV[3]) or '') or 0) >= limit then
+    return 2
+  end
+  redis.call('HINCRBY', tp, ARGV[3], 1)
 end
 redis.call('ZADD', p .. 'server_load', 'XX', 'INCR', mult, sid)
 return {f[1], f[2] or ''}

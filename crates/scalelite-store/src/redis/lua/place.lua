@@ -5,13 +5,19 @@
 -- ARGV: prefix, meeting id, tenant id, tags (';'-joined, '' = none),
 --       required ('1'/'0'), moderator password, ttl seconds, reserve users,
 --       replace on (a server id: re-homing, '' = no), create parameters to
---       keep ('' = none), their origin, voice bridge candidates...
+--       keep ('' = none), their origin, the tenant's most concurrent
+--       meetings ('' or '0' = no limit), voice bridge candidates...
 -- A re-homing placement (replace on) replaces an existing record that still
 -- points to that server, as if it did not exist; nothing is written when no
 -- server can take the meeting. The kept create parameters
 -- (meeting_create:<id>, a key Ruby ignores) get the record's TTL.
+-- A tenant's meetings are members of tenant_meetings:<tenant id> (a key Ruby
+-- ignores; removed by delete_meeting.lua, stale members by prune.lua); at
+-- the tenant's limit a new meeting is refused, after dropping members whose
+-- record is gone (so the work is bounded by the tenant's own meetings).
 -- Returns {'existing', meeting, server, enabled} | {'placed', meeting, server, enabled}
 --       | {'noserver'} | {'tagunavailable'} | {'tenant_conflict'} | {'vb_exhausted'}
+--       | {'tenant_limit'}
 local id = ARGV[2]
 local tenant = ARGV[3]
 local mkey = key('meeting:' .. id)
@@ -32,6 +38,26 @@ if #mflat > 0 then
     return {'existing', route[1], route[2], route[3]}
   end
   replacing = true
+end
+
+-- The tenant's limit (a re-homed meeting is one of its meetings already).
+local tmkey = nil
+if tenant ~= '' then
+  tmkey = key('tenant_meetings:' .. tenant)
+end
+local limit = tonumber(ARGV[12]) or 0
+if tmkey ~= nil and limit > 0 and not replacing and redis.call('SCARD', tmkey) >= limit then
+  local live = 0
+  for _, mid in ipairs(redis.call('SMEMBERS', tmkey)) do
+    if mid ~= id and redis.call('HGET', key('meeting:' .. mid), 'tenant_id') == tenant then
+      live = live + 1
+    else
+      redis.call('SREM', tmkey, mid)
+    end
+  end
+  if live >= limit then
+    return {'tenant_limit'}
+  end
 end
 
 -- Selection (scalelite_core::selection::select is the reference): the first
@@ -146,7 +172,7 @@ end
 -- Voice bridge: the first candidate that is free or already ours.
 local vbkey = key('voice_bridges')
 local vb = nil
-for i = 12, #ARGV do
+for i = 13, #ARGV do
   local owner = redis.call('HGET', vbkey, ARGV[i])
   if owner == false then
     redis.call('HSET', vbkey, ARGV[i], id)
@@ -164,6 +190,9 @@ end
 redis.call('HSET', mkey, 'server_id', chosen, 'moderator_pw', ARGV[6], 'voice_bridge', vb, 'tenant_id', tenant)
 redis.call('EXPIRE', mkey, ARGV[7])
 redis.call('SADD', key('meetings'), id)
+if tmkey ~= nil then
+  redis.call('SADD', tmkey, id)
+end
 
 -- The create parameters kept for re-homing, replaced with the record.
 local ckey = key('meeting_create:' .. id)
