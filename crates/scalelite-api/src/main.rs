@@ -17,6 +17,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     scalelite_telemetry::process::service_main(|env| async move {
+        if let Err(code) =
+            scalelite_telemetry::process::no_args("scalelite-api", env!("CARGO_PKG_VERSION"), std::env::args().skip(1))
+        {
+            return Ok(code);
+        }
         serve(&env).await?;
         Ok(ExitCode::SUCCESS)
     })

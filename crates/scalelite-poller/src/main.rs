@@ -17,7 +17,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     scalelite_telemetry::process::service_main(|env| async move {
-        match scalelite_telemetry::process::once_flag("scalelite-poller", std::env::args().skip(1)) {
+        match scalelite_telemetry::process::once_flag(
+            "scalelite-poller",
+            env!("CARGO_PKG_VERSION"),
+            std::env::args().skip(1),
+        ) {
             Ok(once) => run(&env, once).await.map(|()| ExitCode::SUCCESS),
             Err(usage) => Ok(usage),
         }

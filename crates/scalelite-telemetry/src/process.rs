@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use futures::FutureExt as _;
@@ -112,15 +113,41 @@ impl Drop for AbortOnDrop {
 }
 
 /// The command line of a daemon that can also run once: nothing (run until
-/// stopped, `false`) or `--once` (`true`). Anything else is logged with the
-/// usage and answered with [`USAGE_EXIT`].
-pub fn once_flag(program: &str, args: impl IntoIterator<Item = String>) -> Result<bool, ExitCode> {
+/// stopped, `false`) or `--once` (`true`). `--version` prints the program's
+/// name and `version` and exits 0; anything else is logged with the usage
+/// and answered with [`USAGE_EXIT`].
+pub fn once_flag(program: &str, version: &str, args: impl IntoIterator<Item = String>) -> Result<bool, ExitCode> {
+    command_line(program, version, true, args)
+}
+
+/// The command line of a daemon that takes no arguments (all its settings
+/// come from the environment): `--version` prints the program's name and
+/// `version` and exits 0; any other argument is logged with the usage and
+/// answered with [`USAGE_EXIT`], instead of starting the service with an
+/// argument it would ignore.
+pub fn no_args(program: &str, version: &str, args: impl IntoIterator<Item = String>) -> Result<(), ExitCode> {
+    command_line(program, version, false, args).map(|_| ())
+}
+
+fn command_line(
+    program: &str,
+    version: &str,
+    once: bool,
+    args: impl IntoIterator<Item = String>,
+) -> Result<bool, ExitCode> {
     let args: Vec<String> = args.into_iter().collect();
     match args.as_slice() {
         [] => Ok(false),
-        [flag] if flag == "--once" => Ok(true),
+        [flag] if once && flag == "--once" => Ok(true),
+        [flag] if flag == "--version" || flag == "-V" => {
+            let _ = writeln!(std::io::stdout(), "{program} {version}");
+            Err(ExitCode::SUCCESS)
+        }
         _ => {
-            error!("usage: {program} [--once]");
+            let usage = if once { " [--once]" } else { "" };
+            error!(
+                "usage: {program}{usage} | {program} --version (settings come from the environment, see docs/CONFIGURATION.md)"
+            );
             Err(ExitCode::from(USAGE_EXIT))
         }
     }
@@ -286,10 +313,17 @@ mod tests {
     #[test]
     fn the_once_flag() {
         let args = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-        assert_eq!(once_flag("p", args(&[])), Ok(false));
-        assert_eq!(once_flag("p", args(&["--once"])), Ok(true));
-        assert_eq!(once_flag("p", args(&["--twice"])), Err(ExitCode::from(USAGE_EXIT)));
-        assert_eq!(once_flag("p", args(&["--once", "--once"])), Err(ExitCode::from(USAGE_EXIT)));
+        assert_eq!(once_flag("p", "1", args(&[])), Ok(false));
+        assert_eq!(once_flag("p", "1", args(&["--once"])), Ok(true));
+        assert_eq!(once_flag("p", "1", args(&["--version"])), Err(ExitCode::SUCCESS));
+        assert_eq!(once_flag("p", "1", args(&["--twice"])), Err(ExitCode::from(USAGE_EXIT)));
+        assert_eq!(once_flag("p", "1", args(&["--once", "--once"])), Err(ExitCode::from(USAGE_EXIT)));
+        assert_eq!(no_args("p", "1", args(&[])), Ok(()));
+        assert_eq!(no_args("p", "1", args(&["-V"])), Err(ExitCode::SUCCESS));
+        // A service that takes no arguments refuses them instead of
+        // starting as if they were not there.
+        assert_eq!(no_args("p", "1", args(&["--once"])), Err(ExitCode::from(USAGE_EXIT)));
+        assert_eq!(no_args("p", "1", args(&["--help"])), Err(ExitCode::from(USAGE_EXIT)));
     }
 
     #[test]
