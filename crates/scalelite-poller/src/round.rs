@@ -9,6 +9,7 @@ use scalelite_core::load::{LoadModel, MeetingSample};
 use scalelite_core::params::encode_component_into;
 use scalelite_core::xml::Element;
 use scalelite_core::{MeetingId, ServerId};
+use scalelite_store::usage::TenantUsage;
 use scalelite_store::{
     Lease, Meeting, MeetingRecord, PollResult, PollSave, PollSaved, PollStats, Pruned, Server, Store, StoreError,
     Transition,
@@ -61,6 +62,9 @@ pub struct RoundReport {
     pub lost_lease: bool,
     /// What the round did for drains with notice.
     pub drains: scalelite_fleet::drain::DrainTick,
+    /// Meetings and participants per tenant on the servers that answered,
+    /// for usage accounting (tenant `""`: no tenant or no record).
+    pub usage: Vec<TenantUsage>,
 }
 
 impl RoundReport {
@@ -82,6 +86,8 @@ struct Polled {
     result: PollResult,
     /// Meeting ids the server listed (when reachable).
     listed: Option<HashSet<String>>,
+    /// Participants per listed meeting, breakout rooms left out.
+    counts: Vec<(String, u64)>,
     version: Option<String>,
     elapsed: Duration,
     error: Option<CallError>,
@@ -93,6 +99,18 @@ fn now_ms() -> i64 {
 
 fn number(element: &Element, name: &str) -> u64 {
     element.text_at(name).and_then(|t| t.trim().parse().ok()).unwrap_or(0)
+}
+
+/// Participants per meeting of a `getMeetings` reply, for usage
+/// accounting. Breakout rooms are left out: their participants are users
+/// of the parent meeting, which BBB keeps listing.
+pub fn participant_counts(doc: &Element) -> Vec<(String, u64)> {
+    let Some(meetings) = doc.child("meetings") else { return Vec::new() };
+    meetings
+        .children_named("meeting")
+        .filter(|m| !m.text_at("isBreakout").is_some_and(|b| b.trim() == "true"))
+        .filter_map(|m| Some((m.text_at("meetingID")?, number(m, "participantCount"))))
+        .collect()
 }
 
 /// Statistics and load from a `getMeetings` reply (Scalelite's formula).
@@ -137,14 +155,21 @@ async fn poll_server(bbb: &BbbClient, server: Server, load: &LoadModel) -> Polle
                 server,
                 result: PollResult::Reachable { load, stats },
                 listed: Some(ids),
+                counts: participant_counts(&reply.doc),
                 version,
                 elapsed,
                 error: None,
             }
         }
-        Err(error) => {
-            Polled { server, result: PollResult::Unreachable, listed: None, version, elapsed, error: Some(error) }
-        }
+        Err(error) => Polled {
+            server,
+            result: PollResult::Unreachable,
+            listed: None,
+            counts: Vec::new(),
+            version,
+            elapsed,
+            error: Some(error),
+        },
     }
 }
 
@@ -169,6 +194,7 @@ pub async fn poll_round(
         .map(|server| poll_server(bbb, server, &settings.load))
         .buffer_unordered(settings.concurrency.max(1));
     let mut listed: HashMap<ServerId, HashSet<String>> = HashMap::new();
+    let mut counts: Vec<(String, u64)> = Vec::new();
     while let Some(p) = polled.next().await {
         let save = PollSave {
             server_id: p.server.id.clone(),
@@ -193,6 +219,8 @@ pub async fn poll_round(
             PollSaved::Saved { online, state, transition } => {
                 if let PollResult::Reachable { .. } = p.result {
                     report.reachable += 1;
+                    // Every server that answered counts for usage, online yet or not.
+                    counts.extend(p.counts);
                     // Only servers that are online now are checked for ended meetings.
                     if online {
                         listed.insert(p.server.id.clone(), p.listed.unwrap_or_default());
@@ -210,6 +238,7 @@ pub async fn poll_round(
     drop(polled);
 
     let records = store.meetings().await?;
+    report.usage = usage_by_tenant(&counts, &records);
     let stale = end_stale_copies(store, bbb, settings, &listed, &records).await?;
     report.stale_copies_ended = stale;
     metrics.stale_copies_ended.inc_by(stale as u64);
@@ -236,6 +265,26 @@ pub async fn poll_round(
     metrics.round_seconds.observe(report.duration.as_secs_f64());
     debug!(?report, "poll round done");
     Ok(report)
+}
+
+/// Meetings and participants per tenant: a listed meeting belongs to the
+/// tenant of its record (`""` without a tenant or a record).
+fn usage_by_tenant(counts: &[(String, u64)], records: &[MeetingRecord]) -> Vec<TenantUsage> {
+    let tenants: HashMap<&str, &str> = records
+        .iter()
+        .map(|r| (r.meeting.id.as_str(), r.meeting.tenant_id.as_ref().map_or("", |t| t.as_str())))
+        .collect();
+    let mut by_tenant: HashMap<&str, TenantUsage> = HashMap::new();
+    for (id, participants) in counts {
+        let tenant = tenants.get(id.as_str()).copied().unwrap_or("");
+        let usage =
+            by_tenant.entry(tenant).or_insert_with(|| TenantUsage { tenant: tenant.to_owned(), ..Default::default() });
+        usage.meetings += 1;
+        usage.participants = usage.participants.saturating_add(*participants);
+    }
+    let mut usage: Vec<TenantUsage> = by_tenant.into_values().collect();
+    usage.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+    usage
 }
 
 fn record_server(

@@ -65,7 +65,8 @@
 //! Version 5 adds `meeting_creates`, the create parameters kept for
 //! re-homing a meeting (the Redis store's `meeting_create:<id>`: `params`,
 //! `origin`, `server_id`, `rehomed_from` and the record's `expires_at`; see
-//! the `meetings` submodule).
+//! the `meetings` submodule). Version 6 adds `usage_hours` and
+//! `usage_accounting`, the usage accounting (see the `usage` submodule).
 
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
@@ -89,7 +90,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const READERS: u32 = 4;
 
 /// The schema, one entry per version (`PRAGMA user_version` = entries applied).
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, recordings::SCHEMA, placement::SCHEMA, drains::SCHEMA, meetings::SCHEMA];
+const MIGRATIONS: &[&str] =
+    &[SCHEMA_V1, recordings::SCHEMA, placement::SCHEMA, drains::SCHEMA, meetings::SCHEMA, usage::SCHEMA];
 
 /// Servers, meetings, leases, short-lived keys and tenants.
 const SCHEMA_V1: &str = "
@@ -205,6 +207,7 @@ mod recordings;
 mod servers;
 mod tenants;
 mod thread;
+mod usage;
 
 use thread::{ConnectionThread, WriteGate};
 
