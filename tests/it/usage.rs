@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use scalelite_poller::metrics::TenantLabel;
 use scalelite_poller::{Clock, Poller, PollerMetrics};
 use scalelite_store::Tenant;
-use scalelite_store::usage::{HOUR_MS, POOL, UsageQuery, UsageRow};
+use scalelite_store::usage::{HOUR_MS, POOL, TenantUsage, UsageQuery, UsageRow, UsageSample};
 use scalelite_tests::{MeetingSeed, TestApp, TestAppBuilder};
 use serde_json::Value;
 
@@ -215,4 +215,67 @@ async fn an_idle_pool_records_nothing_and_its_rounds_still_move_the_mark() {
     app.fleet[1].seed_meeting(MeetingSeed::new("late").counts(3, 0, 0));
     round_at(&poller, &clock, TEN + 2 * INTERVAL).await;
     assert_eq!(rows(&app, Some(POOL)).await, vec![row(POOL, TEN, INTERVAL, 3 * INTERVAL, 3)]);
+}
+
+#[tokio::test]
+async fn two_pollers_accounting_the_same_moment_at_once_credit_it_once() {
+    let app = builder().start().await;
+    let store = app.usage_store().unwrap();
+    let sample = |at_ms| UsageSample {
+        at_ms,
+        interval_ms: INTERVAL,
+        tenants: vec![TenantUsage { tenant: String::new(), meetings: 1, participants: 4 }],
+    };
+    store.account_usage(&sample(TEN)).await.unwrap();
+    // Both write the round sampled at 10:01 concurrently: the store
+    // serialises them on the watermark.
+    // (Two handles: on PostgreSQL, two connection pools.)
+    let other = app.usage_store().unwrap();
+    let (late_a, late_b) = (sample(TEN + INTERVAL), sample(TEN + INTERVAL));
+    let (first, second) = tokio::join!(store.account_usage(&late_a), other.account_usage(&late_b));
+    let mut credited = [first.unwrap().credited_ms, second.unwrap().credited_ms];
+    credited.sort_unstable();
+    assert_eq!(credited, [0, INTERVAL]);
+    assert_eq!(rows(&app, Some(POOL)).await, vec![row(POOL, TEN, 2 * INTERVAL, 8 * INTERVAL, 4)]);
+}
+
+mod redis_only {
+    use std::sync::Arc;
+
+    use scalelite_poller::PollerMetrics;
+    use scalelite_store::usage::POOL;
+    use scalelite_tests::{MeetingSeed, TestApp, TestBackend};
+
+    use super::{INTERVAL, TEN, TestClock, round_at, row, rows};
+
+    #[tokio::test]
+    async fn a_postgresql_outage_does_not_stop_polling_and_the_next_round_catches_up() {
+        let app = TestApp::builder()
+            .backend(TestBackend::Redis)
+            .servers(1)
+            .recordings()
+            .env("POLL_INTERVAL", (INTERVAL / 1000).to_string())
+            .start()
+            .await;
+        app.fleet[0].seed_meeting(MeetingSeed::new("class").counts(6, 0, 0));
+        let clock = TestClock::at(TEN);
+        let metrics = Arc::new(PollerMetrics::new());
+        let poller = app.poller(Arc::clone(&metrics)).with_clock(clock.clock());
+        round_at(&poller, &clock, TEN).await;
+
+        app.pg().stop().await;
+        // The round runs (servers polled, statistics saved); its usage is not
+        // written, and that is counted.
+        clock.set(TEN + INTERVAL);
+        let report = poller.poll_once().await.expect("round").expect("lease");
+        assert_eq!(report.reachable, 1);
+        assert_eq!(app.server("bbb-1").await.unwrap().stats.users, Some(6));
+        assert_eq!(metrics.usage_failures.get(), 1);
+
+        // Back: the next round credits both intervals since 10:00.
+        app.pg().start_again().await;
+        round_at(&poller, &clock, TEN + 2 * INTERVAL).await;
+        assert_eq!(metrics.usage_failures.get(), 1);
+        assert_eq!(rows(&app, Some(POOL)).await, vec![row(POOL, TEN, 3 * INTERVAL, 18 * INTERVAL, 6)]);
+    }
 }

@@ -99,8 +99,8 @@ impl Poller {
         self
     }
 
-    /// Accounts a round's usage: one write, bounded by the poll interval
-    /// (at least a second). A failure is logged and counted, never fails
+    /// Accounts a round's usage: one transaction, bounded by a quarter of
+    /// the poll interval (between 0.5 and 5 seconds). A failure is logged and counted, never fails
     /// the round: the next round credits the time since the last accounted
     /// one (up to two intervals), so one lost write loses nothing.
     pub async fn account(&self, report: &RoundReport) -> Option<Accounted> {
@@ -110,7 +110,7 @@ impl Poller {
             interval_ms: i64::try_from(self.interval.as_millis()).unwrap_or(i64::MAX),
             tenants: report.usage.clone(),
         };
-        let limit = self.interval.max(Duration::from_secs(1));
+        let limit = (self.interval / 4).clamp(Duration::from_millis(500), Duration::from_secs(5));
         match tokio::time::timeout(limit, usage.account_usage(&sample)).await {
             Ok(Ok(accounted)) => {
                 if accounted.credited_ms > 0 {

@@ -108,7 +108,7 @@ pub fn participant_counts(doc: &Element) -> Vec<(String, u64)> {
     let Some(meetings) = doc.child("meetings") else { return Vec::new() };
     meetings
         .children_named("meeting")
-        .filter(|m| !m.text_at("isBreakout").is_some_and(|b| b.trim() == "true"))
+        .filter(|m| m.text_at("isBreakout").is_none_or(|b| b.trim() != "true"))
         .filter_map(|m| Some((m.text_at("meetingID")?, number(m, "participantCount"))))
         .collect()
 }
