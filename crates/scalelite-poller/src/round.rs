@@ -495,6 +495,39 @@ mod tests {
     }
 
     #[test]
+    fn usage_counts_leave_breakouts_out_and_go_to_the_records_tenant() {
+        let doc = scalelite_core::xml::parse(
+            b"<response><returncode>SUCCESS</returncode><meetings>\
+              <meeting><meetingID>a</meetingID><participantCount>3</participantCount></meeting>\
+              <meeting><meetingID>a-1</meetingID><participantCount>2</participantCount><isBreakout>true</isBreakout></meeting>\
+              <meeting><meetingID>x</meetingID><participantCount>junk</participantCount></meeting>\
+              <meeting><participantCount>9</participantCount></meeting>\
+              </meetings></response>",
+        )
+        .unwrap();
+        let counts = participant_counts(&doc);
+        assert_eq!(counts, vec![("a".to_owned(), 3), ("x".to_owned(), 0)]);
+        let record = |id: &str, tenant: Option<&str>| MeetingRecord {
+            meeting: Meeting {
+                id: MeetingId::from(id),
+                server_id: ServerId::from("s"),
+                moderator_pw: String::new(),
+                voice_bridge: String::new(),
+                tenant_id: tenant.map(|t| scalelite_core::TenantId::new(t.to_owned())),
+            },
+            ttl: None,
+        };
+        let usage = usage_by_tenant(&counts, &[record("a", Some("t1")), record("b", Some("t2"))]);
+        assert_eq!(
+            usage,
+            vec![
+                TenantUsage { tenant: String::new(), meetings: 1, participants: 0 },
+                TenantUsage { tenant: "t1".into(), meetings: 1, participants: 3 },
+            ]
+        );
+    }
+
+    #[test]
     fn absurd_counts_saturate() {
         // Reproduced with the bbb_reply fuzz target: two meetings whose
         // counts add up past u64::MAX panicked (overflow checks) or wrapped.
