@@ -1127,10 +1127,10 @@ mod redis_only {
         let status = admin_with(&config, &["db", "status"], "").await;
         assert_eq!(status.code, 1, "pending migrations fail the status");
         assert!(status.out.contains("pending  20181123180008  init"), "{}", status.out);
-        assert!(status.err.contains("9 migration(s) pending: run `scalelite-admin db migrate`"), "{}", status.err);
+        assert!(status.err.contains("10 migration(s) pending: run `scalelite-admin db migrate`"), "{}", status.err);
 
         let run = admin_with(&config, &["db", "migrate"], "").await.ok();
-        assert_eq!(lines(&run.out).len(), 9, "{}", run.out);
+        assert_eq!(lines(&run.out).len(), 10, "{}", run.out);
         assert_eq!(lines(&run.out)[0], "migrated 20181123180008");
         let again = admin_with(&config, &["db", "migrate"], "").await.ok();
         assert_eq!(again.out, "Database is up to date\n");

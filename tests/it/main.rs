@@ -47,6 +47,7 @@ mod tenants_admin;
 mod tenants_management;
 mod unsupported;
 mod upstream;
+mod usage;
 
 /// Whole files about Redis and PostgreSQL themselves.
 mod redis_only {

@@ -553,8 +553,24 @@ impl TestApp {
 
     /// A poller over this app's store with its configuration (so
     /// `POLL_INTERVAL`, thresholds and timeouts come from the builder's env).
+    /// It accounts usage where the services would: PostgreSQL (with
+    /// [`TestAppBuilder::recordings`]) or the embedded file.
     pub fn poller(&self, metrics: Arc<scalelite_poller::PollerMetrics>) -> scalelite_poller::Poller {
         scalelite_poller::Poller::from_config(&self.state.config, Arc::clone(self.store()), metrics)
+            .with_usage(self.usage_store())
+    }
+
+    /// Where usage is accounted: the PostgreSQL database (Redis apps built
+    /// with [`TestAppBuilder::recordings`]) or the SQLite file; `None` for
+    /// Redis apps without PostgreSQL.
+    pub fn usage_store(&self) -> Option<Arc<dyn scalelite_store::UsageStore>> {
+        match self.backend {
+            TestBackend::Embedded => self.sqlite.clone().map(|s| Arc::new(s) as Arc<dyn scalelite_store::UsageStore>),
+            TestBackend::Redis => self.database_url.as_deref().map(|url| {
+                Arc::new(scalelite_store::PgStore::open(url, 1).expect("pg store"))
+                    as Arc<dyn scalelite_store::UsageStore>
+            }),
+        }
     }
 
     /// Runs one poll round now (taking and releasing the lease).

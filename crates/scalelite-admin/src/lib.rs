@@ -11,6 +11,7 @@ pub mod recordings;
 pub mod servers;
 pub mod status;
 pub mod tenants;
+pub mod usage;
 
 use std::sync::Arc;
 
@@ -20,7 +21,7 @@ use scalelite_bbb_client::{BbbClient, Timeouts};
 use scalelite_core::ServerId;
 use scalelite_core::config::Config;
 use scalelite_fleet::{Fleet, FleetError, FleetSettings};
-use scalelite_store::{PgStore, RecordingStore, SqliteStore, Store, Stores};
+use scalelite_store::{PgStore, RecordingStore, SqliteStore, Store, Stores, UsageStore};
 
 pub use crate::output::Io;
 use crate::output::{Exit, Ui};
@@ -70,6 +71,9 @@ pub enum Command {
     /// alone lists them); needs `MULTITENANCY_ENABLED`.
     #[command(alias = "tenantSettings")]
     TenantSettings(tenants::SettingsOpts),
+    /// Meeting-minutes, participant-minutes and peak participants per
+    /// tenant and day or hour, as the poller accounted them.
+    Usage(usage::Opts),
 }
 
 /// Runs `cli` against the stores and servers named by `config`, writing to
@@ -90,6 +94,7 @@ pub async fn run(cli: Cli, config: &Config, io: &mut Io<'_>) -> u8 {
         Command::Db(opts) => db::run(opts, &ctx, &mut ui).await,
         Command::Tenants(opts) => tenants::run(opts, &ctx, &mut ui).await,
         Command::TenantSettings(opts) => tenants::run_settings(opts, &ctx, &mut ui).await,
+        Command::Usage(opts) => usage::run(opts, &ctx, &mut ui).await,
     };
     match outcome {
         Ok(()) => 0,
@@ -140,6 +145,15 @@ impl Ctx {
     /// The recordings store, or exit 1 naming the missing variable.
     pub(crate) fn recordings(&self, ui: &mut Ui<'_, '_>) -> Result<&Arc<dyn RecordingStore>, Exit> {
         self.recordings.as_ref().ok_or_else(|| ui.fail("ERROR: DATABASE_URL is not set"))
+    }
+
+    /// Where the poller accounts usage: PostgreSQL, or the embedded database.
+    pub(crate) fn usage(&self) -> Option<Arc<dyn UsageStore>> {
+        match (&self.postgres, &self.embedded) {
+            (Some(pg), _) => Some(Arc::new(pg.clone())),
+            (None, Some(sqlite)) => Some(Arc::new(sqlite.clone())),
+            (None, None) => None,
+        }
     }
 
     /// How many servers or meetings are asked at once (`POLLER_THREADS`).

@@ -43,7 +43,8 @@ pub enum Part {
 
 /// Runs one round and prints a one-line summary.
 pub(crate) async fn run(_opts: Opts, ctx: &Ctx, ui: &mut Ui<'_, '_>) -> Outcome {
-    let poller = Poller::from_config(&ctx.config, Arc::clone(&ctx.store), Arc::new(PollerMetrics::new()));
+    let poller = Poller::from_config(&ctx.config, Arc::clone(&ctx.store), Arc::new(PollerMetrics::new()))
+        .with_usage(ctx.usage());
     let report = poller.poll_once().await.map_err(|e| ui.fail(format!("ERROR: {e}")))?;
     let Some(report) = report else {
         let holder = ctx.store.lease_holder(POLLER_LEASE).await.ok().flatten();

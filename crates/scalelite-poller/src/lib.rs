@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use scalelite_bbb_client::{BbbClient, Timeouts};
 use scalelite_core::config::Config;
-use scalelite_store::{Lease, LeaseStore, Store, StoreError};
+use scalelite_store::usage::{Accounted, UsageSample};
+use scalelite_store::{Lease, LeaseStore, Store, StoreError, UsageStore};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
@@ -26,6 +27,39 @@ pub struct Poller {
     interval: Duration,
     lease: Lease,
     metrics: Arc<PollerMetrics>,
+    /// Where usage is accounted (`None`: not accounted).
+    usage: Option<Arc<dyn UsageStore>>,
+    clock: Clock,
+}
+
+/// The wall clock usage accounting reads (epoch milliseconds); tests set
+/// their own with [`Poller::with_clock`].
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> i64 + Send + Sync>);
+
+impl Clock {
+    /// A clock reading `now`.
+    pub fn new(now: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
+        Self(Arc::new(now))
+    }
+
+    /// The system clock.
+    pub fn system() -> Self {
+        Self::new(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+        })
+    }
+
+    /// Now, in epoch milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
 }
 
 impl Poller {
@@ -38,7 +72,63 @@ impl Poller {
         holder: &str,
         metrics: Arc<PollerMetrics>,
     ) -> Self {
-        Self { store, bbb, settings, interval, lease: Lease::poller(holder), metrics }
+        Self {
+            store,
+            bbb,
+            settings,
+            interval,
+            lease: Lease::poller(holder),
+            metrics,
+            usage: None,
+            clock: Clock::system(),
+        }
+    }
+
+    /// Accounts usage in `usage` after every round (see
+    /// [`Stores::usage`](scalelite_store::Stores::usage)).
+    #[must_use]
+    pub fn with_usage(mut self, usage: Option<Arc<dyn UsageStore>>) -> Self {
+        self.usage = usage;
+        self
+    }
+
+    /// Reads `clock` instead of the system clock for usage accounting.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Accounts a round's usage: one transaction, bounded by a quarter of
+    /// the poll interval (between 0.5 and 5 seconds). A failure is logged and counted, never fails
+    /// the round: the next round credits the time since the last accounted
+    /// one (up to two intervals), so one lost write loses nothing.
+    pub async fn account(&self, report: &RoundReport) -> Option<Accounted> {
+        let usage = self.usage.as_ref()?;
+        let sample = UsageSample {
+            at_ms: self.clock.now_ms(),
+            interval_ms: i64::try_from(self.interval.as_millis()).unwrap_or(i64::MAX),
+            tenants: report.usage.clone(),
+        };
+        let limit = (self.interval / 4).clamp(Duration::from_millis(500), Duration::from_secs(5));
+        match tokio::time::timeout(limit, usage.account_usage(&sample)).await {
+            Ok(Ok(accounted)) => {
+                if accounted.credited_ms > 0 {
+                    self.metrics.record_usage(&sample.rows(), accounted.credited_ms);
+                }
+                Some(accounted)
+            }
+            Ok(Err(error)) => {
+                self.metrics.usage_failures.inc();
+                warn!(%error, "usage accounting: the database failed; the next round catches up");
+                None
+            }
+            Err(_) => {
+                self.metrics.usage_failures.inc();
+                warn!(timeout = ?limit, "usage accounting: the database did not answer; the next round catches up");
+                None
+            }
+        }
     }
 
     /// A poller configured from Scalelite's variables.
@@ -75,6 +165,11 @@ impl Poller {
         let result =
             poll_round(&*self.store, &self.bbb, &self.settings, &self.lease, &self.metrics, &mut Vec::new()).await;
         drop(renewer);
+        if let Ok(report) = &result
+            && !report.lost_lease
+        {
+            self.account(report).await;
+        }
         self.store.release_lease(&self.lease).await?;
         result.map(Some)
     }
@@ -109,7 +204,10 @@ impl Poller {
                     .await
                 {
                     Ok(report) if report.lost_lease => leading.store(false, Ordering::SeqCst),
-                    Ok(report) => report.log(),
+                    Ok(report) => {
+                        report.log();
+                        self.account(&report).await;
+                    }
                     Err(error) => warn!(%error, "poll round failed"),
                 }
                 if !leading.load(Ordering::SeqCst) {

@@ -34,7 +34,8 @@ async fn run(env: &Env, once: bool) -> anyhow::Result<()> {
     // database (which `scalelite-api` polls by itself in that mode).
     let stores = Stores::open(&config, 1).await.context("opening the store")?;
     let metrics = Arc::new(PollerMetrics::new());
-    let poller = Poller::from_config(&config, stores.meetings, Arc::clone(&metrics));
+    let usage = stores.usage();
+    let poller = Poller::from_config(&config, stores.meetings, Arc::clone(&metrics)).with_usage(usage);
     if once {
         match poller.poll_once().await? {
             Some(report) => report.log(),

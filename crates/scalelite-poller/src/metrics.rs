@@ -79,6 +79,20 @@ pub struct StateLabels {
     pub state: String,
 }
 
+/// Labels of usage metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantLabel {
+    /// Tenant id, `-` for meetings without a tenant, `*` for the whole pool.
+    pub tenant: String,
+}
+
+impl TenantLabel {
+    /// The label of a usage row's tenant key (`""` becomes `-`).
+    pub fn of(key: &str) -> Self {
+        Self { tenant: if key.is_empty() { "-".to_owned() } else { key.to_owned() } }
+    }
+}
+
 /// Labels of transition counts.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TransitionLabel {
@@ -87,6 +101,7 @@ pub struct TransitionLabel {
 }
 
 type FloatGauge = Gauge<f64, AtomicU64>;
+type FloatCounter = Counter<f64, AtomicU64>;
 
 /// Every metric the poller exports.
 #[derive(Debug)]
@@ -133,6 +148,16 @@ pub struct PollerMetrics {
     pub drain_meetings_ended: Counter,
     /// Drains that finished (their server was disabled).
     pub drains_finished: Counter,
+    /// Meeting-seconds accounted by this poller, per tenant.
+    pub usage_meeting_seconds: Family<TenantLabel, FloatCounter>,
+    /// Participant-seconds accounted by this poller, per tenant.
+    pub usage_participant_seconds: Family<TenantLabel, FloatCounter>,
+    /// Participants per tenant in the last accounted round.
+    pub usage_participants: Family<TenantLabel, Gauge>,
+    /// Rounds whose usage could not be written (store down, timed out).
+    pub usage_failures: Counter,
+    /// Tenants with a participants gauge.
+    usage_known: Mutex<HashSet<String>>,
     /// Servers with drain series.
     drain_known: Mutex<HashSet<String>>,
     /// Servers that have per-server series.
@@ -170,6 +195,11 @@ impl PollerMetrics {
             drain_notices: Counter::default(),
             drain_meetings_ended: Counter::default(),
             drains_finished: Counter::default(),
+            usage_meeting_seconds: Family::default(),
+            usage_participant_seconds: Family::default(),
+            usage_participants: Family::default(),
+            usage_failures: Counter::default(),
+            usage_known: Mutex::new(HashSet::new()),
             drain_known: Mutex::new(HashSet::new()),
             known: Mutex::new(HashSet::new()),
         }
@@ -219,6 +249,46 @@ impl PollerMetrics {
             self.drain_meetings_ended.clone(),
         );
         r.register("drains_finished", "Drains whose server was found disabled", self.drains_finished.clone());
+        r.register(
+            "usage_meeting_seconds",
+            "Meeting-seconds accounted by this poller per tenant (- no tenant, * the pool)",
+            self.usage_meeting_seconds.clone(),
+        );
+        r.register(
+            "usage_participant_seconds",
+            "Participant-seconds accounted by this poller per tenant (- no tenant, * the pool)",
+            self.usage_participant_seconds.clone(),
+        );
+        r.register(
+            "usage_participants",
+            "Participants per tenant in the last accounted round (- no tenant, * the pool)",
+            self.usage_participants.clone(),
+        );
+        r.register("usage_failures", "Rounds whose usage could not be written", self.usage_failures.clone());
+    }
+
+    /// Records an accounted round: `rows` are the sample's (tenant key,
+    /// meetings, participants) rows, credited `credited_ms` each. Gauges of
+    /// tenants absent from the round are removed.
+    pub fn record_usage(&self, rows: &[(String, i64, i64)], credited_ms: i64) {
+        let seconds = credited_ms as f64 / 1000.0;
+        let mut now = HashSet::with_capacity(rows.len());
+        for (tenant, meetings, participants) in rows {
+            let label = TenantLabel::of(tenant);
+            self.usage_meeting_seconds.get_or_create(&label).inc_by(seconds * *meetings as f64);
+            self.usage_participant_seconds.get_or_create(&label).inc_by(seconds * *participants as f64);
+            self.usage_participants.get_or_create(&label).set(*participants);
+            now.insert(label.tenant);
+        }
+        let gone: Vec<String> = {
+            let mut known = self.usage_known.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let gone = known.difference(&now).cloned().collect();
+            *known = now;
+            gone
+        };
+        for tenant in gone {
+            self.usage_participants.remove(&TenantLabel { tenant });
+        }
     }
 
     /// Records what a round did for drains: the per-server gauges of the

@@ -9,6 +9,7 @@ use scalelite_core::load::{LoadModel, MeetingSample};
 use scalelite_core::params::encode_component_into;
 use scalelite_core::xml::Element;
 use scalelite_core::{MeetingId, ServerId, TenantId};
+use scalelite_store::usage::TenantUsage;
 use scalelite_store::{
     Lease, Meeting, MeetingRecord, PollResult, PollSave, PollSaved, PollStats, Pruned, Server, Store, StoreError,
     Transition,
@@ -61,6 +62,9 @@ pub struct RoundReport {
     pub lost_lease: bool,
     /// What the round did for drains with notice.
     pub drains: scalelite_fleet::drain::DrainTick,
+    /// Meetings and participants per tenant on the servers that answered,
+    /// for usage accounting (tenant `""`: no tenant or no record).
+    pub usage: Vec<TenantUsage>,
 }
 
 impl RoundReport {
@@ -84,6 +88,8 @@ struct Polled {
     listed: Option<HashSet<String>>,
     /// Participants of each meeting the server listed.
     participants: HashMap<String, u64>,
+    /// Participants per listed meeting, breakout rooms left out.
+    counts: Vec<(String, u64)>,
     version: Option<String>,
     elapsed: Duration,
     error: Option<CallError>,
@@ -95,6 +101,18 @@ fn now_ms() -> i64 {
 
 fn number(element: &Element, name: &str) -> u64 {
     element.text_at(name).and_then(|t| t.trim().parse().ok()).unwrap_or(0)
+}
+
+/// Participants per meeting of a `getMeetings` reply, for usage
+/// accounting. Breakout rooms are left out: their participants are users
+/// of the parent meeting, which BBB keeps listing.
+pub fn participant_counts(doc: &Element) -> Vec<(String, u64)> {
+    let Some(meetings) = doc.child("meetings") else { return Vec::new() };
+    meetings
+        .children_named("meeting")
+        .filter(|m| m.text_at("isBreakout").is_none_or(|b| b.trim() != "true"))
+        .filter_map(|m| Some((m.text_at("meetingID")?, number(m, "participantCount"))))
+        .collect()
 }
 
 /// Statistics and load from a `getMeetings` reply (Scalelite's formula).
@@ -175,23 +193,22 @@ async fn poll_server(bbb: &BbbClient, server: Server, load: &LoadModel) -> Polle
                 result: PollResult::Reachable { load, stats },
                 listed: Some(ids),
                 participants: participants_by_meeting(&reply.doc),
+                counts: participant_counts(&reply.doc),
                 version,
                 elapsed,
                 error: None,
             }
         }
-        Err(error) => {
-            let participants = HashMap::new();
-            Polled {
-                server,
-                result: PollResult::Unreachable,
-                listed: None,
-                participants,
-                version,
-                elapsed,
-                error: Some(error),
-            }
-        }
+        Err(error) => Polled {
+            server,
+            result: PollResult::Unreachable,
+            listed: None,
+            participants: HashMap::new(),
+            counts: Vec::new(),
+            version,
+            elapsed,
+            error: Some(error),
+        },
     }
 }
 
@@ -217,6 +234,7 @@ pub async fn poll_round(
         .buffer_unordered(settings.concurrency.max(1));
     let mut listed: HashMap<ServerId, HashSet<String>> = HashMap::new();
     let mut participants: HashMap<ServerId, HashMap<String, u64>> = HashMap::new();
+    let mut counts: Vec<(String, u64)> = Vec::new();
     while let Some(p) = polled.next().await {
         let save = PollSave {
             server_id: p.server.id.clone(),
@@ -241,6 +259,8 @@ pub async fn poll_round(
             PollSaved::Saved { online, state, transition } => {
                 if let PollResult::Reachable { .. } = p.result {
                     report.reachable += 1;
+                    // Every server that answered counts for usage, online yet or not.
+                    counts.extend(p.counts);
                     // Only servers that are online now are checked for ended meetings.
                     if online {
                         listed.insert(p.server.id.clone(), p.listed.unwrap_or_default());
@@ -265,6 +285,7 @@ pub async fn poll_round(
         report.lost_lease = true;
         return Ok(report);
     }
+    report.usage = usage_by_tenant(&counts, &records);
     let stale = end_stale_copies(store, bbb, settings, &listed, &records).await?;
     report.stale_copies_ended = stale;
     metrics.stale_copies_ended.inc_by(stale as u64);
@@ -291,6 +312,26 @@ pub async fn poll_round(
     metrics.round_seconds.observe(report.duration.as_secs_f64());
     debug!(?report, "poll round done");
     Ok(report)
+}
+
+/// Meetings and participants per tenant: a listed meeting belongs to the
+/// tenant of its record (`""` without a tenant or a record).
+fn usage_by_tenant(counts: &[(String, u64)], records: &[MeetingRecord]) -> Vec<TenantUsage> {
+    let tenants: HashMap<&str, &str> = records
+        .iter()
+        .map(|r| (r.meeting.id.as_str(), r.meeting.tenant_id.as_ref().map_or("", |t| t.as_str())))
+        .collect();
+    let mut by_tenant: HashMap<&str, TenantUsage> = HashMap::new();
+    for (id, participants) in counts {
+        let tenant = tenants.get(id.as_str()).copied().unwrap_or("");
+        let usage =
+            by_tenant.entry(tenant).or_insert_with(|| TenantUsage { tenant: tenant.to_owned(), ..Default::default() });
+        usage.meetings += 1;
+        usage.participants = usage.participants.saturating_add(*participants);
+    }
+    let mut usage: Vec<TenantUsage> = by_tenant.into_values().collect();
+    usage.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+    usage
 }
 
 fn record_server(
@@ -498,6 +539,39 @@ mod tests {
         let empty =
             scalelite_core::xml::parse(b"<response><returncode>SUCCESS</returncode><meetings/></response>").unwrap();
         assert_eq!(measure(&empty, &LoadModel::default(), 1.0, now).0, 0.0);
+    }
+
+    #[test]
+    fn usage_counts_leave_breakouts_out_and_go_to_the_records_tenant() {
+        let doc = scalelite_core::xml::parse(
+            b"<response><returncode>SUCCESS</returncode><meetings>\
+              <meeting><meetingID>a</meetingID><participantCount>3</participantCount></meeting>\
+              <meeting><meetingID>a-1</meetingID><participantCount>2</participantCount><isBreakout>true</isBreakout></meeting>\
+              <meeting><meetingID>x</meetingID><participantCount>junk</participantCount></meeting>\
+              <meeting><participantCount>9</participantCount></meeting>\
+              </meetings></response>",
+        )
+        .unwrap();
+        let counts = participant_counts(&doc);
+        assert_eq!(counts, vec![("a".to_owned(), 3), ("x".to_owned(), 0)]);
+        let record = |id: &str, tenant: Option<&str>| MeetingRecord {
+            meeting: Meeting {
+                id: MeetingId::from(id),
+                server_id: ServerId::from("s"),
+                moderator_pw: String::new(),
+                voice_bridge: String::new(),
+                tenant_id: tenant.map(|t| TenantId::new(t.to_owned())),
+            },
+            ttl: None,
+        };
+        let usage = usage_by_tenant(&counts, &[record("a", Some("t1")), record("b", Some("t2"))]);
+        assert_eq!(
+            usage,
+            vec![
+                TenantUsage { tenant: String::new(), meetings: 1, participants: 0 },
+                TenantUsage { tenant: "t1".into(), meetings: 1, participants: 3 },
+            ]
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod select;
 pub mod sqlite;
 pub mod tenants;
 pub mod trees;
+pub mod usage;
 
 use std::time::Duration;
 
@@ -31,6 +32,7 @@ pub use crate::redis::{RedisConnection, RedisOptions, RedisStore};
 pub use crate::select::{Stores, create_private_dir};
 pub use crate::sqlite::SqliteStore;
 pub use crate::tenants::{Tenant, TenantRecord, TenantSetting, TenantUpdate};
+pub use crate::usage::UsageStore;
 
 /// Storage of servers, meeting routes, the poller's state, tenants and
 /// short-lived keys: every part below, and a health check.

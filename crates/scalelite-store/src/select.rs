@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use scalelite_core::config::{Backend, Config};
 
-use crate::{PgStore, RecordingStore, RedisStore, SqliteStore, Store, StoreError};
+use crate::{PgStore, RecordingStore, RedisStore, SqliteStore, Store, StoreError, UsageStore};
 
 /// The stores one process works with.
 #[derive(Clone, Debug)]
@@ -47,6 +47,16 @@ impl Stores {
                 let store = SqliteStore::open(data_dir.join(Backend::DATABASE_FILE)).await?;
                 Ok(Self::embedded(store))
             }
+        }
+    }
+
+    /// Where usage is accounted: PostgreSQL, or the embedded database;
+    /// `None` on the services backend without `DATABASE_URL`.
+    pub fn usage(&self) -> Option<Arc<dyn UsageStore>> {
+        match (&self.postgres, &self.embedded) {
+            (Some(pg), _) => Some(Arc::new(pg.clone())),
+            (None, Some(sqlite)) => Some(Arc::new(sqlite.clone())),
+            (None, None) => None,
         }
     }
 

@@ -26,7 +26,7 @@ async fn migrate_creates_scalelites_schema_with_rails_bookkeeping() {
         .await;
     assert_eq!(
         tables.trim(),
-        "ar_internal_metadata,callback_data,metadata,playback_formats,recording_imports,recording_ready_deliveries,recordings,schema_migrations,thumbnails"
+        "ar_internal_metadata,callback_data,metadata,playback_formats,recording_imports,recording_ready_deliveries,recordings,schema_migrations,thumbnails,usage_accounting,usage_hours"
     );
 }
 
@@ -67,7 +67,11 @@ async fn a_database_built_by_ruby_scalelite_is_adopted_unchanged() {
     let columns_before = pg.psql("SELECT string_agg(table_name || '.' || column_name || ':' || data_type || ':' || is_nullable || ':' || coalesce(column_default, ''), ';' ORDER BY table_name, column_name) FROM information_schema.columns WHERE table_schema = 'public' AND table_name IN ('recordings','metadata','playback_formats','thumbnails','callback_data')").await;
     let store = PgStore::open(&pg.url(), 2).unwrap();
     let applied = store.migrate().await.unwrap();
-    assert_eq!(applied, ["20261123000001", "20261123000002", "20261123000003"], "only our additive migrations run");
+    assert_eq!(
+        applied,
+        ["20261123000001", "20261123000002", "20261123000003", "20261206000001"],
+        "only our additive migrations run"
+    );
     let columns_after = pg.psql("SELECT string_agg(table_name || '.' || column_name || ':' || data_type || ':' || is_nullable || ':' || coalesce(column_default, ''), ';' ORDER BY table_name, column_name) FROM information_schema.columns WHERE table_schema = 'public' AND table_name IN ('recordings','metadata','playback_formats','thumbnails','callback_data')").await;
     assert_eq!(columns_before, columns_after, "Scalelite's tables are unchanged");
     // Ruby's rows are readable, Ruby's callback data too.

@@ -35,6 +35,7 @@ pub const MIGRATIONS: &[Migration] = migrations![
     "20261123000001" "recording_query_indexes",
     "20261123000002" "recording_imports",
     "20261123000003" "recording_ready_deliveries",
+    "20261206000001" "usage_hours",
 ];
 
 /// An arbitrary, fixed advisory-lock key so two `db migrate` runs serialise.

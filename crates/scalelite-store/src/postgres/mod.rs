@@ -5,6 +5,7 @@
 //! in databases built by Scalelite's migrations; NULL reads as false.
 
 pub mod migrate;
+mod usage;
 
 use std::time::Duration;
 

@@ -66,7 +66,9 @@
 //! Version 5 adds `meeting_creates`, the create parameters kept for
 //! re-homing a meeting (the Redis store's `meeting_create:<id>`: `params`,
 //! `origin`, `server_id`, `rehomed_from` and the record's `expires_at`; see
-//! the `meetings` submodule).
+//! the `meetings` submodule). Version 6 indexes meetings by tenant and adds
+//! `tenant_participants` (per-tenant limits). Version 7 adds `usage_hours` and
+//! `usage_accounting`, the usage accounting (see the `usage` submodule).
 
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
@@ -90,8 +92,15 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const READERS: u32 = 4;
 
 /// The schema, one entry per version (`PRAGMA user_version` = entries applied).
-const MIGRATIONS: &[&str] =
-    &[SCHEMA_V1, recordings::SCHEMA, placement::SCHEMA, drains::SCHEMA, meetings::SCHEMA, meetings::TENANT_SCHEMA];
+const MIGRATIONS: &[&str] = &[
+    SCHEMA_V1,
+    recordings::SCHEMA,
+    placement::SCHEMA,
+    drains::SCHEMA,
+    meetings::SCHEMA,
+    meetings::TENANT_SCHEMA,
+    usage::SCHEMA,
+];
 
 /// Servers, meetings, leases, short-lived keys and tenants.
 const SCHEMA_V1: &str = "
@@ -207,6 +216,7 @@ mod recordings;
 mod servers;
 mod tenants;
 mod thread;
+mod usage;
 
 use thread::{ConnectionThread, WriteGate};
 
