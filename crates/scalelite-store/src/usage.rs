@@ -104,6 +104,14 @@ pub struct UsageRow {
     pub peak_participants: i64,
 }
 
+impl From<(String, i64, i64, i64, i64)> for UsageRow {
+    /// A row as both SQL backends select it: tenant, hour, meeting-ms,
+    /// participant-ms, peak participants.
+    fn from((tenant, hour_ms, meeting_ms, participant_ms, peak_participants): (String, i64, i64, i64, i64)) -> Self {
+        Self { tenant, hour_ms, meeting_ms, participant_ms, peak_participants }
+    }
+}
+
 /// Which rows [`UsageStore::usage`] returns: hours starting in
 /// `[from_ms, to_ms)`, of one tenant key or all (the pool's included).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

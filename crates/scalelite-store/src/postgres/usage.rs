@@ -76,15 +76,6 @@ impl UsageStore for PgStore {
         .fetch_all(self.pool())
         .await
         .map_err(pg)?;
-        Ok(rows
-            .into_iter()
-            .map(|(tenant, hour_ms, meeting_ms, participant_ms, peak_participants)| UsageRow {
-                tenant,
-                hour_ms,
-                meeting_ms,
-                participant_ms,
-                peak_participants,
-            })
-            .collect())
+        Ok(rows.into_iter().map(UsageRow::from).collect())
     }
 }

@@ -82,15 +82,6 @@ impl UsageStore for SqliteStore {
         .fetch_all(&self.readers)
         .await
         .map_err(sq)?;
-        Ok(rows
-            .into_iter()
-            .map(|(tenant, hour_ms, meeting_ms, participant_ms, peak_participants)| UsageRow {
-                tenant,
-                hour_ms,
-                meeting_ms,
-                participant_ms,
-                peak_participants,
-            })
-            .collect())
+        Ok(rows.into_iter().map(UsageRow::from).collect())
     }
 }
