@@ -156,7 +156,7 @@ async fn the_pollers_endpoint_takes_the_same_token() {
     let registry = Arc::new(registry);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/metrics", listener.local_addr().unwrap());
-    tokio::spawn(scalelite_poller::metrics::serve(
+    tokio::spawn(scalelite_telemetry::scrape::serve(
         listener,
         Arc::clone(&registry),
         Some(TOKEN.into()),
@@ -170,7 +170,7 @@ async fn the_pollers_endpoint_takes_the_same_token() {
     // Without a token it stays open, as before.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let open = format!("http://{}/metrics", listener.local_addr().unwrap());
-    tokio::spawn(scalelite_poller::metrics::serve(listener, registry, None, std::future::pending()));
+    tokio::spawn(scalelite_telemetry::scrape::serve(listener, registry, None, std::future::pending()));
     assert_eq!(scrape(&open, None).await.status, 200);
 }
 

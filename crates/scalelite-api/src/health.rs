@@ -79,5 +79,5 @@ async fn check(state: &AppState) -> Result<(), String> {
 /// `METRICS_BEARER_TOKEN` set, only for `Authorization: Bearer <token>`
 /// (else HTTP 401), as the poller's.
 pub(crate) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    scalelite_poller::metrics::scrape(&state.registry, state.config.metrics_bearer_token.as_ref(), &headers)
+    scalelite_telemetry::scrape::scrape(&state.registry, state.config.metrics_bearer_token.as_ref(), &headers)
 }

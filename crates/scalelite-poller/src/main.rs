@@ -59,7 +59,7 @@ async fn run(env: &Env, once: bool) -> anyhow::Result<()> {
     scalelite_telemetry::process::supervise(scalelite_telemetry::shutdown_signal(), |stop| {
         let mut parts: Vec<Part> = vec![("poller", poller.run(stop.clone()).map(Ok).boxed())];
         if let Some((listener, registry, token)) = metrics_server {
-            let serving = scalelite_poller::metrics::serve(listener, registry, token, stop);
+            let serving = scalelite_telemetry::scrape::serve(listener, registry, token, stop);
             parts.push(("poller metrics endpoint", serving.map(|served| Ok(served?)).boxed()));
         }
         parts

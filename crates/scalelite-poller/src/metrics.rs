@@ -1,67 +1,15 @@
 //! The poller's Prometheus metrics (documented in docs/METRICS.md).
 
-use axum::Router;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use scalelite_core::Secret;
 use scalelite_store::Transition;
 use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
-
-/// The poller's own HTTP endpoint (on `POLLER_METRICS_BIND`): `GET
-/// /metrics` with `registry`; with `token` (`METRICS_BEARER_TOKEN`) set,
-/// only for `Authorization: Bearer <token>`, else HTTP 401.
-pub fn endpoint(registry: Arc<Registry>, token: Option<Secret>) -> Router {
-    let token = Arc::new(token);
-    Router::new().route(
-        "/metrics",
-        get(move |headers: HeaderMap| {
-            let (registry, token) = (Arc::clone(&registry), Arc::clone(&token));
-            async move { scrape(&registry, token.as_ref().as_ref(), &headers) }
-        }),
-    )
-}
-
-/// Serves [`endpoint`] on `listener`.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    registry: Arc<Registry>,
-    token: Option<Secret>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, endpoint(registry, token)).with_graceful_shutdown(shutdown).await
-}
-
-/// The reply to a scrape of `registry`: the Prometheus text, or with
-/// `token` (`METRICS_BEARER_TOKEN`) set and not sent as
-/// `Authorization: Bearer <token>`, HTTP 401 with the bearer challenge.
-/// The API's `/metrics` answers with the same function.
-pub fn scrape(registry: &Registry, token: Option<&Secret>, headers: &HeaderMap) -> Response {
-    if let Some(token) = token {
-        let authorization = headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
-        if !scalelite_telemetry::bearer_authorized(authorization, token.expose()) {
-            return (
-                StatusCode::UNAUTHORIZED,
-                [
-                    (header::WWW_AUTHENTICATE, scalelite_telemetry::METRICS_CHALLENGE),
-                    (header::CACHE_CONTROL, "no-store"),
-                ],
-                "Unauthorized\n",
-            )
-                .into_response();
-        }
-    }
-    ([(header::CONTENT_TYPE, scalelite_telemetry::METRICS_CONTENT_TYPE)], scalelite_telemetry::encode(registry))
-        .into_response()
-}
+use std::sync::Mutex;
 
 /// Labels of per-server metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -84,7 +84,7 @@ async fn run(env: &Env, once: bool) -> anyhow::Result<ExitCode> {
             };
             let mut parts: Vec<Part> = vec![("recording importer", run.boxed())];
             if let Some((listener, registry, token)) = metrics_server {
-                let serving = scalelite_poller::metrics::serve(listener, registry, token, stop);
+                let serving = scalelite_telemetry::scrape::serve(listener, registry, token, stop);
                 parts.push(("importer metrics endpoint", serving.map(|served| Ok(served?)).boxed()));
             }
             parts

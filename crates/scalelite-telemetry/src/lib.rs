@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 
 pub mod process;
+pub mod scrape;
 
 use prometheus_client::registry::Registry;
 use tracing_subscriber::EnvFilter;
