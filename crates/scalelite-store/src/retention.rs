@@ -206,18 +206,39 @@ pub async fn plan(
 ) -> Result<Vec<Candidate>, StoreError> {
     let mut all = Vec::new();
     for rule in rules {
-        let mut after_id = 0;
-        loop {
-            let page = candidates(store, dirs, rule, now_ms, after_id, PAGE).await?;
-            let full = page.len() as i64 == PAGE;
-            after_id = page.last().map_or(after_id, |c| c.recording.summary.id);
+        let mut pages = Pages::default();
+        while let Some(page) = pages.next(store, dirs, rule, now_ms).await? {
             all.extend(page);
-            if !full {
-                break;
-            }
         }
     }
     Ok(all)
+}
+
+/// A rule's candidates a page at a time, by database id.
+#[derive(Default)]
+struct Pages {
+    /// The last id of the previous page.
+    after_id: i64,
+    /// The previous page was the last (shorter than [`PAGE`]).
+    done: bool,
+}
+
+impl Pages {
+    async fn next(
+        &mut self,
+        store: &dyn RecordingStore,
+        dirs: &TreeDirs,
+        rule: &Rule,
+        now_ms: i64,
+    ) -> Result<Option<Vec<Candidate>>, StoreError> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = candidates(store, dirs, rule, now_ms, self.after_id, PAGE).await?;
+        self.done = page.len() as i64 != PAGE;
+        self.after_id = page.last().map_or(self.after_id, |c| c.recording.summary.id);
+        Ok(Some(page))
+    }
 }
 
 /// Deletes or unpublishes one candidate, and logs it.
@@ -279,11 +300,8 @@ pub async fn enforce(
 ) -> Result<RetentionReport, StoreError> {
     let mut report = RetentionReport::default();
     for rule in rules {
-        let mut after_id = 0;
-        loop {
-            let page = candidates(store, dirs, rule, now_ms, after_id, PAGE).await?;
-            let full = page.len() as i64 == PAGE;
-            after_id = page.last().map_or(after_id, |c| c.recording.summary.id);
+        let mut pages = Pages::default();
+        while let Some(page) = pages.next(store, dirs, rule, now_ms).await? {
             for candidate in &page {
                 if stopped() {
                     return Ok(report);
@@ -304,9 +322,6 @@ pub async fn enforce(
                         report.failed.push((candidate.recording.summary.record_id.clone(), e.to_string()));
                     }
                 }
-            }
-            if !full {
-                break;
             }
         }
     }
