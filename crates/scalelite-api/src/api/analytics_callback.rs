@@ -17,7 +17,8 @@
 //! `meeting_id` must have a remembered URL, and that URL must belong to
 //! the tenant the request came for (a tenant cannot have another tenant's
 //! callback fired). The body, plus `customer` (the tenant name, or
-//! `scalelite`), is then posted as JSON to the front-end with an HS512
+//! `scalelite`; with meeting ids scoped per tenant, `meeting_id` as the
+//! front-end sent it), is then posted as JSON to the front-end with an HS512
 //! bearer token (`{"exp": now + 24 h}`) signed with the first tenant
 //! secret (load-balancer secret without multitenancy), the next secret
 //! after a non-2xx answer.
@@ -184,6 +185,12 @@ async fn accept(state: &AppState, tenant: Option<&ResolvedTenant>, body: &[u8]) 
     };
     if secrets.is_empty() {
         return Err("no secret to sign the relayed callback with".into());
+    }
+    // Scoped meeting ids: the front-end gets its own id back.
+    if let Some(scope) = state.config.meeting_scope(callback.tenant_id.as_ref())
+        && let Some(own) = scalelite_core::scope::unscoped(scope.as_str(), &meeting_id)
+    {
+        fields.insert("meeting_id".into(), Value::from(own));
     }
     let customer = tenant.map_or("scalelite", ResolvedTenant::name);
     fields.insert("customer".into(), Value::from(customer));

@@ -91,13 +91,18 @@ pub(super) async fn rewrite(
     let (empty, no_names) = (Vec::new(), Vec::new());
     let (tenant_defaults, tenant_overrides) = tenant.map_or((&empty, &empty), |t| (&t.defaults, &t.overrides));
     let tenant_exclude = tenant.map_or(&no_names, |t| &t.create_exclude);
-    Ok(forwarded_params(
+    let mut forward = forwarded_params(
         &params,
         &[&policy.exclude, tenant_exclude],
         &[&policy.defaults, tenant_defaults],
         &[&policy.overrides, tenant_overrides],
         &[TAG],
-    ))
+    );
+    // Scoped ids: BBB knows the meeting by the record's id.
+    if state.config.meeting_scope(tenant.map(ResolvedTenant::id)).is_some() {
+        forward.set("meetingID", id.as_str());
+    }
+    Ok(forward)
 }
 
 /// The XML body forwarded with a POST create: the client's, without the

@@ -1,0 +1,249 @@
+//! Meeting ids scoped per tenant (`MULTITENANCY_MEETING_ID_SCOPE=tenant`):
+//! two tenants on `a.sl.test` and `b.sl.test` use the same `meetingID` and
+//! get two meetings; each sees only its own, under its own id, in every
+//! reply, and its recordings carry its own id. The default (Scalelite's
+//! layout) still refuses the second tenant without naming the first.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use scalelite_recording_importer::{Importer, Settings};
+use scalelite_store::Tenant;
+use scalelite_tests::{ApiClient, Format, Receiver, RecordingArchive, Reply, TestApp, TestAppBuilder};
+use scalelite_tests::{archive::drop_bytes, eventually_with, http_get};
+
+use crate::importer::Running;
+use crate::support::assert_failed;
+
+const URL_HOST: &str = "sl.test";
+
+struct Tenants {
+    app: TestApp,
+    a: Tenant,
+    b: Tenant,
+}
+
+impl Tenants {
+    async fn start(builder: TestAppBuilder) -> Self {
+        let app = builder.env("MULTITENANCY_ENABLED", "true").env("URL_HOST", URL_HOST).start().await;
+        let a = Tenant::new("a", "secret-a");
+        let b = Tenant::new("b", "secret-b");
+        app.state.store.create_tenant(&a).await.unwrap();
+        app.state.store.create_tenant(&b).await.unwrap();
+        Self { app, a, b }
+    }
+
+    async fn scoped(builder: TestAppBuilder) -> Self {
+        Self::start(builder.env("MULTITENANCY_MEETING_ID_SCOPE", "tenant")).await
+    }
+
+    fn a(&self) -> ApiClient {
+        self.app.client().with_secret("secret-a").host(format!("a.{URL_HOST}"))
+    }
+
+    fn b(&self) -> ApiClient {
+        self.app.client().with_secret("secret-b").host(format!("b.{URL_HOST}"))
+    }
+
+    /// The id BBB knows `tenant`'s meeting `id` by.
+    fn bbb_id(tenant: &Tenant, id: &str) -> String {
+        format!("{}:{id}", tenant.id)
+    }
+}
+
+async fn create(client: &ApiClient, id: &str, extra: &[(&str, &str)]) -> Reply {
+    let mut params = vec![("meetingID", id), ("name", "Room"), ("moderatorPW", "mp"), ("attendeePW", "ap")];
+    params.extend_from_slice(extra);
+    client.get("create", &params).await
+}
+
+fn meeting_ids(reply: &Reply) -> Vec<String> {
+    let xml = reply.xml();
+    let Some(list) = xml.child("meetings") else { return Vec::new() };
+    list.children_named("meeting").map(|m| m.text_at("meetingID").unwrap_or_default()).collect()
+}
+
+#[tokio::test]
+async fn two_tenants_using_one_meeting_id_get_two_meetings_each_under_its_own_id() {
+    let t = Tenants::scoped(TestApp::builder().servers(2)).await;
+    let (a, b) = (t.a(), t.b());
+    let (a_bbb, b_bbb) = (Tenants::bbb_id(&t.a, "room"), Tenants::bbb_id(&t.b, "room"));
+
+    // Both creates succeed and each answers with the front-end's own id.
+    let created_a = create(&a, "room", &[]).await;
+    assert!(created_a.is_success(), "{}", created_a.body);
+    assert_eq!(created_a.text_at("meetingID").as_deref(), Some("room"), "{}", created_a.body);
+    let created_b = create(&b, "room", &[]).await;
+    assert!(created_b.is_success(), "{}", created_b.body);
+    assert_eq!(created_b.text_at("meetingID").as_deref(), Some("room"), "{}", created_b.body);
+
+    // Two meetings on BBB, under two ids that name their tenant.
+    let on_a = t.app.placed_on(&a_bbb).await.expect("A's meeting record");
+    let on_b = t.app.placed_on(&b_bbb).await.expect("B's meeting record");
+    assert!(t.app.fleet[on_a].meeting(&a_bbb).is_some());
+    assert!(t.app.fleet[on_b].meeting(&b_bbb).is_some());
+    let bbb_ids: Vec<String> = t.app.fleet.iter().flat_map(|s| s.meetings()).map(|m| m.meeting_id).collect();
+    assert_eq!(bbb_ids.len(), 2, "{bbb_ids:?}");
+    assert!(t.app.meeting("room").await.is_none(), "no unscoped record");
+    assert_eq!(t.app.meeting(&a_bbb).await.unwrap().tenant_id.as_ref(), Some(&t.a.id));
+    assert_eq!(t.app.meeting(&b_bbb).await.unwrap().tenant_id.as_ref(), Some(&t.b.id));
+    let forwarded = t.app.fleet[on_a].calls_to("create").pop().unwrap();
+    assert_eq!(forwarded.param("meetingID"), Some(a_bbb.as_str()));
+
+    // A repeated create reaches the tenant's own meeting (duplicateWarning).
+    let again = create(&a, "room", &[]).await;
+    assert_eq!(again.message_key().as_deref(), Some("duplicateWarning"), "{}", again.body);
+    assert_eq!(again.text_at("meetingID").as_deref(), Some("room"));
+
+    // getMeetingInfo: each tenant gets its own meeting under its own id.
+    let info_a = a.get("getMeetingInfo", &[("meetingID", "room")]).await;
+    assert!(info_a.is_success(), "{}", info_a.body);
+    assert_eq!(info_a.text_at("meetingID").as_deref(), Some("room"));
+    assert_eq!(info_a.text_at("metadata/tenant-id").as_deref(), Some(t.a.id.as_str()));
+    let info_b = b.get("getMeetingInfo", &[("meetingID", "room")]).await;
+    assert_eq!(info_b.text_at("metadata/tenant-id").as_deref(), Some(t.b.id.as_str()));
+    let running = a.get("isMeetingRunning", &[("meetingID", "room")]).await;
+    assert!(running.is_success(), "{}", running.body);
+
+    // getMeetings: one meeting each, called "room".
+    assert_eq!(meeting_ids(&a.get("getMeetings", &[]).await), ["room"]);
+    assert_eq!(meeting_ids(&b.get("getMeetings", &[]).await), ["room"]);
+
+    // Joins land in the tenant's own meeting.
+    let join = a.get("join", &[("meetingID", "room"), ("fullName", "Alice"), ("password", "mp")]).await;
+    assert_eq!(join.status, 302, "{}", join.body);
+    let landed = http_get(join.location.as_deref().unwrap()).await;
+    assert_eq!(landed.status, 302, "{}", landed.body);
+    let join = b.get("join", &[("meetingID", "room"), ("fullName", "Bob"), ("password", "ap")]).await;
+    assert_eq!(http_get(join.location.as_deref().unwrap()).await.status, 302);
+    let people = |on: usize, id: &str| -> Vec<String> {
+        t.app.fleet[on].meeting(id).unwrap().attendees.iter().map(|u| u.full_name.clone()).collect()
+    };
+    assert_eq!(people(on_a, &a_bbb), ["Alice"]);
+    assert_eq!(people(on_b, &b_bbb), ["Bob"]);
+
+    // Chat and slides reach the tenant's own meeting.
+    assert!(b.get("sendChatMessage", &[("meetingID", "room"), ("message", "hi B")]).await.is_success());
+    assert_eq!(t.app.fleet[on_b].meeting(&b_bbb).unwrap().chat, [("System".to_owned(), "hi B".to_owned())]);
+    assert!(t.app.fleet[on_a].meeting(&a_bbb).unwrap().chat.is_empty());
+    let insert = a
+        .post_xml("insertDocument", &[("meetingID", "room")], "<modules><module name=\"presentation\"/></modules>")
+        .await;
+    assert!(insert.is_success(), "{}", insert.body);
+    assert_eq!(t.app.fleet[on_a].calls_to("insertDocument").pop().unwrap().param("meetingID"), Some(a_bbb.as_str()));
+
+    // Ending A's meeting leaves B's running.
+    let end = a.get("end", &[("meetingID", "room"), ("password", "mp")]).await;
+    assert!(end.is_success(), "{}", end.body);
+    assert!(t.app.fleet[on_a].meeting(&a_bbb).is_none());
+    assert!(t.app.fleet[on_b].meeting(&b_bbb).is_some());
+    assert_failed(&a.get("getMeetingInfo", &[("meetingID", "room")]).await, "notFound");
+    assert!(meeting_ids(&a.get("getMeetings", &[]).await).is_empty());
+    assert_eq!(meeting_ids(&b.get("getMeetings", &[]).await), ["room"]);
+    assert!(b.get("getMeetingInfo", &[("meetingID", "room")]).await.is_success());
+
+    // A front-end that sends an id that looks scoped gets a meeting of its own.
+    let lookalike = create(&b, &a_bbb, &[]).await;
+    assert!(lookalike.is_success(), "{}", lookalike.body);
+    assert_eq!(lookalike.text_at("meetingID").as_deref(), Some(a_bbb.as_str()));
+    assert_eq!(t.app.meeting(&format!("{}:{a_bbb}", t.b.id)).await.unwrap().tenant_id.as_ref(), Some(&t.b.id));
+    assert_failed(&a.get("getMeetingInfo", &[("meetingID", "room")]).await, "notFound");
+}
+
+#[tokio::test]
+async fn ids_too_long_once_scoped_are_refused_before_anything_is_stored() {
+    let t = Tenants::scoped(TestApp::builder().servers(1)).await;
+    let max = 256 - t.a.id.as_str().len() - 1;
+    let longest = "r".repeat(max);
+    let created = create(&t.a(), &longest, &[]).await;
+    assert!(created.is_success(), "{}", created.body);
+    assert_eq!(created.text_at("meetingID").as_deref(), Some(longest.as_str()));
+
+    let too_long = "r".repeat(max + 1);
+    let refused = create(&t.a(), &too_long, &[]).await;
+    assert_failed(&refused, "sizeError");
+    assert_eq!(refused.message().unwrap(), format!("Meeting ID must be between 2 and {max} characters"));
+    assert!(t.app.meeting(&Tenants::bbb_id(&t.a, &too_long)).await.is_none());
+    assert_eq!(t.app.fleet[0].calls_to("create").len(), 1, "only the first create reached BBB");
+    // The same refusal for every other call naming such an id.
+    assert_failed(&t.a().get("getMeetingInfo", &[("meetingID", &too_long)]).await, "sizeError");
+    // bbb-web's lower bound holds for the front-end's id too.
+    assert_failed(&create(&t.a(), "r", &[]).await, "sizeError");
+}
+
+#[tokio::test]
+async fn by_default_the_second_tenant_is_refused_without_naming_the_first() {
+    let t = Tenants::start(TestApp::builder().servers(1)).await;
+    assert!(create(&t.a(), "room", &[]).await.is_success());
+    let clash = create(&t.b(), "room", &[]).await;
+    assert_failed(&clash, "internalError");
+    let message = clash.message().unwrap();
+    assert_eq!(message, format!("Couldn't find Meeting with id=room and tenant_id={}", t.b.id));
+    assert!(!clash.body.contains(t.a.id.as_str()), "{}", clash.body);
+    assert!(!clash.body.contains("secret-a") && !clash.body.contains(">a<"), "{}", clash.body);
+    // One meeting, A's, under the front-end's id as in Scalelite.
+    assert_eq!(t.app.fleet[0].meetings().len(), 1);
+    assert_eq!(t.app.meeting("room").await.unwrap().tenant_id.as_ref(), Some(&t.a.id));
+}
+
+/// The claims of a recording-ready token signed with `secret`.
+fn claims(token: &str, secret: &str) -> serde_json::Value {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.set_required_spec_claims::<&str>(&[]);
+    validation.validate_exp = false;
+    jsonwebtoken::decode::<serde_json::Value>(token, &DecodingKey::from_secret(secret.as_bytes()), &validation)
+        .expect("a token signed with the tenant's secret")
+        .claims
+}
+
+async fn recordings_of(client: &ApiClient, meeting_id: &str) -> Vec<(String, String)> {
+    let reply = client.get("getRecordings", &[("meetingID", meeting_id), ("state", "any")]).await;
+    assert!(reply.is_success(), "{}", reply.body);
+    let xml = reply.xml();
+    let Some(list) = xml.child("recordings") else { return Vec::new() };
+    list.children_named("recording")
+        .map(|r| (r.text_at("recordID").unwrap_or_default(), r.text_at("meetingID").unwrap_or_default()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_scoped_meetings_recording_lists_and_calls_back_with_the_front_ends_id() {
+    let t = Tenants::scoped(TestApp::builder().servers(1).recordings()).await;
+    let receiver = Receiver::start(&[]).await;
+    let ready = receiver.url("/recording_ready");
+    assert!(create(&t.a(), "room", &[("meta_bbb-recording-ready-url", &ready)]).await.is_success());
+    assert!(create(&t.b(), "room", &[]).await.is_success());
+
+    let mut settings = Settings::from_config(&t.app.state.config);
+    settings.poll_interval = Duration::from_millis(200);
+    settings.callbacks.poll_interval = Duration::from_millis(100);
+    let importer = Importer::new(settings, t.app.recording_store(), Some(Arc::clone(t.app.store())));
+    let running = Running::start(&importer);
+
+    // BBB records A's meeting under the id it knows it by, with the
+    // tenant's metadata the create forwarded.
+    let rec = RecordingArchive::new(&Tenants::bbb_id(&t.a, "room"), "Room")
+        .meta("tenant-id", t.a.id.as_str())
+        .formats(&[Format::Presentation]);
+    drop_bytes(&t.app.dirs().spool(), &rec.file_name(), &rec.tar());
+    eventually_with(Duration::from_secs(10), "A lists the recording", || async {
+        !recordings_of(&t.a(), "room").await.is_empty()
+    })
+    .await;
+    assert_eq!(recordings_of(&t.a(), "room").await, [(rec.record_id.clone(), "room".to_owned())]);
+    assert!(recordings_of(&t.b(), "room").await.is_empty(), "B's meeting of that id made no recording");
+    assert!(recordings_of(&t.a(), &Tenants::bbb_id(&t.a, "room")).await.is_empty());
+
+    // The front-end hears about it with its own meeting id.
+    eventually_with(Duration::from_secs(10), "the recording-ready callback", || async {
+        !receiver.requests().is_empty()
+    })
+    .await;
+    running.stop().await;
+    let token = receiver.requests()[0].signed_parameters.clone().expect("signed_parameters");
+    let claims = claims(&token, "secret-a");
+    assert_eq!(claims["meeting_id"], "room", "{claims}");
+    assert_eq!(claims["record_id"], rec.record_id.as_str(), "{claims}");
+    assert!(!receiver.requests()[0].body.is_empty());
+}
