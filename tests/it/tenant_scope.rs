@@ -7,11 +7,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use bytes::Bytes;
+use http::Method;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use scalelite_recording_importer::{Importer, Settings};
 use scalelite_store::Tenant;
 use scalelite_tests::{ApiClient, Format, Receiver, RecordingArchive, Reply, TestApp, TestAppBuilder};
-use scalelite_tests::{archive::drop_bytes, eventually_with, http_get};
+use scalelite_tests::{archive::drop_bytes, eventually_with, http_get, http_request};
+use serde_json::{Value, json};
 
 use crate::importer::Running;
 use crate::support::assert_failed;
@@ -246,4 +249,85 @@ async fn a_scoped_meetings_recording_lists_and_calls_back_with_the_front_ends_id
     assert_eq!(claims["meeting_id"], "room", "{claims}");
     assert_eq!(claims["record_id"], rec.record_id.as_str(), "{claims}");
     assert!(!receiver.requests()[0].body.is_empty());
+}
+
+/// Sends what BBB sends to a balancer URL (`https://<tenant>.sl.test/…`)
+/// to the test's API, with its host.
+async fn as_bbb(app: &TestApp, method: Method, url: &str, headers: &[(&str, &str)], body: Bytes) -> Reply {
+    let rest = url.strip_prefix("https://").expect("an https URL on URL_HOST");
+    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    let mut headers = headers.to_vec();
+    headers.push(("host", host));
+    let target = format!("{}{path}", app.origin());
+    http_request(method, &target, &headers, body, Duration::from_secs(10)).await.unwrap()
+}
+
+/// Waits until no relay is in flight.
+async fn relays_done(app: &TestApp) {
+    eventually_with(Duration::from_secs(10), "no relay in flight", || async {
+        app.state.outbound.deliveries_in_flight() == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn end_and_analytics_callbacks_reach_the_front_end_with_its_own_id() {
+    let t = Tenants::scoped(TestApp::builder().servers(1)).await;
+    let front_end = Receiver::start(&[]).await;
+    let (a_bbb, b_bbb) = (Tenants::bbb_id(&t.a, "room"), Tenants::bbb_id(&t.b, "room"));
+    let extra = [
+        ("meta_endCallbackUrl", front_end.url("/ended?room=7")),
+        ("meta_analytics-callback-url", front_end.url("/analytics")),
+    ];
+    let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert!(create(&t.a(), "room", &extra).await.is_success());
+    assert!(create(&t.b(), "room", &[]).await.is_success());
+    let forwarded = t.app.fleet[0].calls_to("create").into_iter().find(|c| c.param("meetingID") == Some(&a_bbb));
+    let end_url = forwarded.unwrap().param("meta_endCallbackUrl").unwrap().to_owned();
+    assert!(end_url.starts_with("https://a.sl.test/bigbluebutton/api/meeting_ended?token="), "{end_url}");
+    assert!(!end_url.contains("room=7"), "the front-end's URL is inside the signed token only: {end_url}");
+
+    // BBB calls it when the meeting ends, appending its own id; the
+    // front-end is called with its URL and its own id.
+    let bbb_call = |id: &str| {
+        let mut url = end_url.clone();
+        url.push_str("&recordingmarks=true&meetingID=");
+        scalelite_core::params::encode_component_into(&mut url, id);
+        url
+    };
+    // The token of A's meeting does not relay for B's meeting, nor on B's host.
+    let refused = as_bbb(&t.app, Method::GET, &bbb_call(&b_bbb), &[], Bytes::new()).await;
+    assert_eq!(refused.status, 200);
+    let on_b = bbb_call(&a_bbb).replace("https://a.sl.test", "https://b.sl.test");
+    assert_eq!(as_bbb(&t.app, Method::GET, &on_b, &[], Bytes::new()).await.status, 200);
+    relays_done(&t.app).await;
+    assert!(front_end.requests().is_empty(), "{:#?}", front_end.requests());
+    let relayed = as_bbb(&t.app, Method::GET, &bbb_call(&a_bbb), &[], Bytes::new()).await;
+    assert_eq!(relayed.status, 200);
+    eventually_with(Duration::from_secs(10), "the front-end's end callback", || async {
+        !front_end.requests().is_empty()
+    })
+    .await;
+    let call = front_end.requests().remove(0);
+    assert_eq!((call.method.as_str(), call.path.as_str()), ("GET", "/ended"));
+    assert_eq!(call.query.as_deref(), Some("room=7&recordingmarks=true&meetingID=room"));
+
+    // The analytics callback carries the front-end's id too.
+    let token = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS512),
+        &json!({ "exp": 4_000_000_000_u64 }),
+        &EncodingKey::from_secret(t.app.fleet[0].secret().as_bytes()),
+    )
+    .unwrap();
+    let body = json!({ "version": "1.0", "meeting_id": a_bbb, "data": {"duration": 60} });
+    let analytics = t.app.fleet[0].calls_to("create").into_iter().find(|c| c.param("meetingID") == Some(&a_bbb));
+    let analytics_url = analytics.unwrap().param("meta_analytics-callback-url").unwrap().to_owned();
+    let bearer = format!("Bearer {token}");
+    let headers = [("content-type", "application/json"), ("authorization", bearer.as_str())];
+    let reply = as_bbb(&t.app, Method::POST, &analytics_url, &headers, Bytes::from(body.to_string())).await;
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    eventually_with(Duration::from_secs(10), "the analytics relay", || async { front_end.requests().len() == 2 }).await;
+    let relayed: Value = serde_json::from_slice(&front_end.requests()[1].body).unwrap();
+    assert_eq!(relayed["meeting_id"], "room", "{relayed}");
+    assert_eq!(relayed["customer"], "a");
 }

@@ -77,10 +77,17 @@ pub(crate) fn request_origin(state: &AppState, headers: &HeaderMap) -> Option<St
 
 /// The URL that replaces the front-end's in the forwarded create.
 fn balancer_url(url_host: Option<&str>, origin: Option<&str>, tenant: Option<&ResolvedTenant>) -> String {
+    balancer_origin(url_host, origin, tenant) + PATH
+}
+
+/// The origin BBB calls the balancer back on: `https://<tenant>.<URL_HOST>`
+/// (or `https://<URL_HOST>`) when `URL_HOST` is set, else the create's own
+/// origin.
+pub(crate) fn balancer_origin(url_host: Option<&str>, origin: Option<&str>, tenant: Option<&ResolvedTenant>) -> String {
     match (url_host, tenant) {
-        (Some(host), Some(tenant)) => format!("https://{}.{host}{PATH}", tenant.name()),
-        (Some(host), None) => format!("https://{host}{PATH}"),
-        (None, _) => format!("{}{PATH}", origin.unwrap_or("https://localhost")),
+        (Some(host), Some(tenant)) => format!("https://{}.{host}", tenant.name()),
+        (Some(host), None) => format!("https://{host}"),
+        (None, _) => origin.unwrap_or("https://localhost").to_owned(),
     }
 }
 

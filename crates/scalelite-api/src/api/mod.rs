@@ -13,6 +13,7 @@ pub(crate) mod index;
 pub(crate) mod insert_document;
 pub(crate) mod is_meeting_running;
 pub(crate) mod join;
+pub(crate) mod meeting_ended;
 pub(crate) mod recordings;
 pub(crate) mod send_chat_message;
 pub(crate) mod text_tracks;
@@ -50,7 +51,7 @@ pub(crate) struct Call {
 }
 
 /// Every BBB call this balancer answers.
-pub(crate) const CALLS: [Call; 15] = [
+pub(crate) const CALLS: [Call; 16] = [
     Call { name: "create", methods: |_| get_post(create::create) },
     Call { name: "join", methods: |_| get(join::join) },
     Call { name: "end", methods: |_| get_post(end::end) },
@@ -62,6 +63,7 @@ pub(crate) const CALLS: [Call; 15] = [
     Call { name: "getRecordingTextTracks", methods: |_| get_post(text_tracks::get_recording_text_tracks) },
     Call { name: "putRecordingTextTrack", methods: |_| post(text_tracks::put_recording_text_track) },
     Call { name: "analytics_callback", methods: |_| post(analytics_callback::analytics_callback) },
+    Call { name: "meeting_ended", methods: |_| get_post(meeting_ended::meeting_ended) },
     Call {
         name: "getRecordings",
         methods: |state| {

@@ -15,7 +15,7 @@ use scalelite_core::params::{forwarded_params, ruby_to_i};
 use scalelite_core::{MeetingId, Params};
 use scalelite_store::{Meeting, Server};
 
-use crate::api::analytics_callback;
+use crate::api::{analytics_callback, meeting_ended};
 use crate::response::ApiError;
 use crate::state::AppState;
 use crate::tenancy::ResolvedTenant;
@@ -98,9 +98,11 @@ pub(super) async fn rewrite(
         &[&policy.overrides, tenant_overrides],
         &[TAG],
     );
-    // Scoped ids: BBB knows the meeting by the record's id.
-    if state.config.meeting_scope(tenant.map(ResolvedTenant::id)).is_some() {
+    // Scoped ids: BBB knows the meeting by the record's id, and calls the
+    // end callback with it, so that goes through the balancer.
+    if let Some(tenant) = tenant.filter(|t| state.config.meeting_scope(Some(t.id())).is_some()) {
         forward.set("meetingID", id.as_str());
+        meeting_ended::take_urls(state, id, tenant, callback_origin, &mut forward);
     }
     Ok(forward)
 }
