@@ -331,3 +331,46 @@ async fn end_and_analytics_callbacks_reach_the_front_end_with_its_own_id() {
     assert_eq!(relayed["meeting_id"], "room", "{relayed}");
     assert_eq!(relayed["customer"], "a");
 }
+
+/// What Redis holds for scoped meetings, and what a join costs it.
+mod redis_only {
+    use scalelite_tests::{RespValue, TestBackend};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn scoped_records_are_scalelites_hash_under_the_scoped_key_and_join_costs_one_round_trip() {
+        let t = Tenants::scoped(TestApp::builder().backend(TestBackend::Redis).servers(1)).await;
+        let a = t.a();
+        assert!(create(&a, "room", &[]).await.is_success());
+        let a_bbb = Tenants::bbb_id(&t.a, "room");
+        let record = t.app.meeting_record(&a_bbb).await;
+        let fields: Vec<&str> = record.keys().map(String::as_str).collect();
+        assert_eq!(fields, ["moderator_pw", "server_id", "tenant_id", "voice_bridge"], "{record:?}");
+        assert_eq!(record["tenant_id"], t.a.id.as_str());
+        assert!(t.app.meeting_record("room").await.is_empty(), "no record under the front-end's id");
+        // The tenant's meeting set holds the record's id.
+        let members = t.app.redis().cmd(&["SMEMBERS", &t.app.key(&format!("tenant_meetings:{}", t.a.id))]).await;
+        assert_eq!(members, RespValue::Array(vec![RespValue::Str(a_bbb.clone())]), "{members:?}");
+
+        let join = [("meetingID", "room"), ("fullName", "Alice"), ("password", "mp")];
+        assert_eq!(a.get("join", &join).await.status, 302);
+        t.app.redis().cmd(&["CONFIG", "RESETSTAT"]).await;
+        for _ in 0..5 {
+            assert_eq!(a.get("join", &join).await.status, 302);
+        }
+        let RespValue::Str(info) = t.app.redis().cmd(&["INFO", "commandstats"]).await else { panic!("INFO") };
+        let evalsha = info.lines().find(|l| l.starts_with("cmdstat_evalsha:")).expect("script calls");
+        assert!(evalsha.starts_with("cmdstat_evalsha:calls=5,"), "{info}");
+        let others: Vec<&str> = info
+            .lines()
+            .filter(|l| l.starts_with("cmdstat_"))
+            .filter(|l| {
+                !["evalsha", "hmget", "sismember", "zadd", "info", "config|resetstat"]
+                    .iter()
+                    .any(|c| l.starts_with(&format!("cmdstat_{c}:")))
+            })
+            .collect();
+        assert!(others.is_empty(), "{others:?}");
+    }
+}
