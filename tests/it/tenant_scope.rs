@@ -12,7 +12,7 @@ use http::Method;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use scalelite_recording_importer::{Importer, Settings};
 use scalelite_store::Tenant;
-use scalelite_tests::{ApiClient, Format, Receiver, RecordingArchive, Reply, TestApp, TestAppBuilder};
+use scalelite_tests::{ApiClient, Format, Mode, Receiver, RecordingArchive, Reply, TestApp, TestAppBuilder, server_id};
 use scalelite_tests::{archive::drop_bytes, eventually_with, http_get, http_request};
 use serde_json::{Value, json};
 
@@ -191,11 +191,11 @@ async fn by_default_the_second_tenant_is_refused_without_naming_the_first() {
 }
 
 /// The claims of a recording-ready token signed with `secret`.
-fn claims(token: &str, secret: &str) -> serde_json::Value {
+fn claims(token: &str, secret: &str) -> Value {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.set_required_spec_claims::<&str>(&[]);
     validation.validate_exp = false;
-    jsonwebtoken::decode::<serde_json::Value>(token, &DecodingKey::from_secret(secret.as_bytes()), &validation)
+    jsonwebtoken::decode::<Value>(token, &DecodingKey::from_secret(secret.as_bytes()), &validation)
         .expect("a token signed with the tenant's secret")
         .claims
 }
@@ -249,6 +249,29 @@ async fn a_scoped_meetings_recording_lists_and_calls_back_with_the_front_ends_id
     assert_eq!(claims["meeting_id"], "room", "{claims}");
     assert_eq!(claims["record_id"], rec.record_id.as_str(), "{claims}");
     assert!(!receiver.requests()[0].body.is_empty());
+}
+
+#[tokio::test]
+async fn a_scoped_meeting_of_a_crashed_server_is_rehomed_under_its_scoped_id() {
+    let t = Tenants::scoped(TestApp::builder().servers(2).env("RESPONSE_TIMEOUT", "0.5")).await;
+    let a_bbb = Tenants::bbb_id(&t.a, "room");
+    assert!(create(&t.a(), "room", &[]).await.is_success());
+    let first = t.app.placed_on(&a_bbb).await.unwrap();
+    t.app.fleet[first].set_mode(Mode::Down);
+    t.app.poll().await;
+    t.app.poll().await;
+    assert!(!t.app.server(&server_id(first)).await.unwrap().online);
+
+    // The next join creates it again elsewhere, under the id BBB knew it by.
+    let join = t.a().get("join", &[("meetingID", "room"), ("fullName", "Ada"), ("password", "ap")]).await;
+    assert_eq!(join.status, 302, "{}", join.body);
+    let second = 1 - first;
+    let recreated = t.app.fleet[second].calls_to("create").pop().expect("re-homing create");
+    assert_eq!(recreated.param("meetingID"), Some(a_bbb.as_str()));
+    assert_eq!(http_get(join.location.as_deref().unwrap()).await.status, 302);
+    assert_eq!(t.app.fleet[second].meeting(&a_bbb).unwrap().attendees.len(), 1);
+    let info = t.a().get("getMeetingInfo", &[("meetingID", "room")]).await;
+    assert_eq!(info.text_at("meetingID").as_deref(), Some("room"), "{}", info.body);
 }
 
 /// Sends what BBB sends to a balancer URL (`https://<tenant>.sl.test/…`)

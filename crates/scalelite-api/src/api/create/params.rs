@@ -3,7 +3,8 @@
 //! stored password and voice bridge, the tenant's metadata, the server's
 //! tag, the duration cap, the LRS payload, the recording-ready and
 //! analytics callback URLs), then the configured and tenant defaults and
-//! overrides.
+//! overrides; with meeting ids scoped per tenant, last of all the scoped
+//! `meetingID` and the end callback's relay URL.
 
 use std::time::Duration;
 
