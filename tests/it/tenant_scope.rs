@@ -188,6 +188,11 @@ async fn by_default_the_second_tenant_is_refused_without_naming_the_first() {
     // One meeting, A's, under the front-end's id as in Scalelite.
     assert_eq!(t.app.fleet[0].meetings().len(), 1);
     assert_eq!(t.app.meeting("room").await.unwrap().tenant_id.as_ref(), Some(&t.a.id));
+    // No end callback is relayed: that route exists only with scoped ids.
+    let forwarded = t.app.fleet[0].calls_to("create").pop().unwrap();
+    assert_eq!(forwarded.param("meetingID"), Some("room"));
+    let url = format!("https://a.{URL_HOST}/bigbluebutton/api/meeting_ended?token=x&meetingID=room");
+    assert_failed(&as_bbb(&t.app, Method::GET, &url, &[], Bytes::new()).await, "unsupportedRequest");
 }
 
 /// The claims of a recording-ready token signed with `secret`.

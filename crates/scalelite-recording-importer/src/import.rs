@@ -495,3 +495,24 @@ fn front_end_meeting_id(import: &RecordingImport) -> Option<String> {
     let own = scalelite_core::scope::unscoped(tenant.trim(), &import.meeting_id)?;
     (!tenant.trim().is_empty() && !own.is_empty()).then(|| own.to_owned())
 }
+
+#[cfg(test)]
+mod scope_tests {
+    use super::*;
+
+    fn import(meeting_id: &str, tenant: Option<&str>) -> RecordingImport {
+        let metadata = tenant.map(|t| vec![("tenant-id".to_owned(), t.to_owned())]).unwrap_or_default();
+        RecordingImport { meeting_id: meeting_id.to_owned(), metadata, ..RecordingImport::default() }
+    }
+
+    #[test]
+    fn only_the_recordings_own_tenant_prefix_is_taken_off() {
+        assert_eq!(front_end_meeting_id(&import("t1:room", Some("t1"))).as_deref(), Some("room"));
+        assert_eq!(front_end_meeting_id(&import("t1:t2:room", Some("t1"))).as_deref(), Some("t2:room"));
+        assert_eq!(front_end_meeting_id(&import("t1:room", Some("t2"))), None);
+        assert_eq!(front_end_meeting_id(&import("t1:room", None)), None);
+        assert_eq!(front_end_meeting_id(&import("room", Some("t1"))), None);
+        assert_eq!(front_end_meeting_id(&import(":room", Some(""))), None);
+        assert_eq!(front_end_meeting_id(&import("t1:", Some("t1"))), None);
+    }
+}

@@ -23,6 +23,7 @@ use axum::Router;
 use axum::handler::Handler;
 use axum::routing::{MethodRouter, get, post};
 use scalelite_bbb_client::Reply;
+use scalelite_core::scope::MeetingIdScope;
 use scalelite_core::xml::Node;
 use scalelite_core::{BbbError, MeetingId, TenantId, scope};
 use scalelite_store::{Meeting, Server};
@@ -63,7 +64,17 @@ pub(crate) const CALLS: [Call; 16] = [
     Call { name: "getRecordingTextTracks", methods: |_| get_post(text_tracks::get_recording_text_tracks) },
     Call { name: "putRecordingTextTrack", methods: |_| post(text_tracks::put_recording_text_track) },
     Call { name: "analytics_callback", methods: |_| post(analytics_callback::analytics_callback) },
-    Call { name: "meeting_ended", methods: |_| get_post(meeting_ended::meeting_ended) },
+    Call {
+        name: "meeting_ended",
+        methods: |state| {
+            // Only meetings with scoped ids are given this URL.
+            if state.config.meeting_id_scope == MeetingIdScope::Tenant {
+                get_post(meeting_ended::meeting_ended)
+            } else {
+                get_post(unsupported)
+            }
+        },
+    },
     Call {
         name: "getRecordings",
         methods: |state| {
