@@ -43,6 +43,7 @@ mod send_chat_message;
 mod store_contract;
 mod support;
 mod tenancy;
+mod tenant_scope;
 mod tenants_admin;
 mod tenants_management;
 mod unsupported;

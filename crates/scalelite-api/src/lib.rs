@@ -79,6 +79,12 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let limits = state.config.edge.clone();
     serve::log_limits(&limits);
+    if state.config.meeting_id_scope == scalelite_core::scope::MeetingIdScope::Tenant {
+        tracing::warn!(
+            "MULTITENANCY_MEETING_ID_SCOPE=tenant: meeting records are keyed <tenant id>:<meetingID>; \
+             Ruby Scalelite must not share this Redis (it would not find these meetings)"
+        );
+    }
     // On a stop: readiness goes down first, and the listener stays open for
     // HTTP_SHUTDOWN_DELAY so load balancers stop sending before it closes.
     let shutdown = {

@@ -42,7 +42,7 @@ use futures::stream::{self, StreamExt};
 use scalelite_bbb_client::{BbbClient, CallError};
 use scalelite_core::error::internal;
 use scalelite_core::xml::{Element, Node};
-use scalelite_core::{BbbError, MeetingId, ServerId, TenantId};
+use scalelite_core::{BbbError, MeetingId, ServerId, TenantId, scope};
 use scalelite_store::{ServerStore, Store};
 use tracing::{debug, warn};
 
@@ -398,8 +398,10 @@ impl Fanout {
     }
 
     /// The reply for a tenant: only meetings whose BBB metadata `tenant-id`
-    /// is the tenant's id; rendered once per tenant.
-    pub(crate) fn tenant_reply(&self, tenant: &TenantId) -> Result<Bytes, BbbError> {
+    /// is the tenant's id; rendered once per tenant. With `scoped` (meeting
+    /// ids scoped per tenant), each `meetingID` of the tenant's scope is
+    /// shown as the front-end sent it.
+    pub(crate) fn tenant_reply(&self, tenant: &TenantId, scoped: bool) -> Result<Bytes, BbbError> {
         self.check()?;
         let key = tenant.as_str();
         if let Some(body) = self.tenants.lock().unwrap_or_else(PoisonError::into_inner).get(key) {
@@ -407,7 +409,16 @@ impl Fanout {
         }
         let mut fragment = String::new();
         for listed in self.parts.iter().flat_map(|p| &p.meetings).filter(|m| m.tenant.as_deref() == Some(key)) {
-            listed.element.render_into(&mut fragment, MEETING_DEPTH);
+            match listed.meeting_id().filter(|_| scoped).and_then(|id| scope::unscoped(key, id)) {
+                Some(id) => {
+                    let mut element = Element::clone(&listed.element);
+                    if let Some(child) = element.child_mut("meetingID") {
+                        child.children = vec![Node::Text(id.to_owned())];
+                    }
+                    element.render_into(&mut fragment, MEETING_DEPTH);
+                }
+                None => listed.element.render_into(&mut fragment, MEETING_DEPTH),
+            }
         }
         let body = list_document(&[&fragment]);
         self.tenants.lock().unwrap_or_else(PoisonError::into_inner).insert(key.to_owned(), body.clone());

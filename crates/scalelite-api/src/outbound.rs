@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue, Request, Uri};
+use http::{HeaderName, HeaderValue, Method, Request, Uri};
 use http_body_util::{BodyExt as _, Full, Limited};
 use scalelite_bbb_client::{HttpsClient, https_client};
 use scalelite_core::config::Config;
@@ -79,7 +79,22 @@ impl Outbound {
         headers: &[(HeaderName, HeaderValue)],
         body: Bytes,
     ) -> Result<Answer, String> {
-        let mut request = Request::post(uri.clone());
+        self.send(Method::POST, uri, headers, body).await
+    }
+
+    /// GETs `uri`, as [`Outbound::post`].
+    pub(crate) async fn get(&self, uri: &Uri, headers: &[(HeaderName, HeaderValue)]) -> Result<Answer, String> {
+        self.send(Method::GET, uri, headers, Bytes::new()).await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        uri: &Uri,
+        headers: &[(HeaderName, HeaderValue)],
+        body: Bytes,
+    ) -> Result<Answer, String> {
+        let mut request = Request::builder().method(method).uri(uri.clone());
         for (name, value) in headers {
             request = request.header(name, value);
         }

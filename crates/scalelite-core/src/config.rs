@@ -18,9 +18,11 @@ use std::time::Duration;
 
 use crate::checksum::AlgorithmSet;
 use crate::ids::Secret;
+use crate::ids::TenantId;
 use crate::load::LoadModel;
 use crate::params::{ParamPolicy, parse_name_list, parse_param_list};
 use crate::retention::{RetentionAction, parse_days_or_off};
+use crate::scope::MeetingIdScope;
 
 /// A snapshot of environment variables.
 #[derive(Clone, Default)]
@@ -371,6 +373,10 @@ pub struct Config {
     /// `MULTITENANCY_ENABLED` is set to any (non-empty) value, even `false`:
     /// what Scalelite's tenant rake tasks check before they run.
     pub multitenancy_variable_set: bool,
+    /// `MULTITENANCY_MEETING_ID_SCOPE` (default `none`): `tenant` scopes
+    /// meeting ids per tenant (`scalelite_core::scope`); needs
+    /// `MULTITENANCY_ENABLED=true`.
+    pub meeting_id_scope: MeetingIdScope,
     /// `TENANT_CACHE_TTL` (seconds, default 5): how long an API process
     /// keeps a tenant and its settings before reading them again.
     pub tenant_cache_ttl: Duration,
@@ -606,6 +612,13 @@ impl Config {
         Self::read(env).0
     }
 
+    /// The tenant whose scope a request's meeting ids live in
+    /// (`MULTITENANCY_MEETING_ID_SCOPE=tenant`): the request's tenant, or
+    /// `None` when ids are shared (the default, Scalelite's layout).
+    pub fn meeting_scope<'a>(&self, tenant: Option<&'a TenantId>) -> Option<&'a TenantId> {
+        tenant.filter(|_| self.meeting_id_scope == MeetingIdScope::Tenant)
+    }
+
     /// [`Config::from_env`], and every variable it asked for with its fixed
     /// default (see [`Reader::asked`]).
     fn read(env: &Env) -> (Result<Self, ConfigError>, Vec<Asked>) {
@@ -751,6 +764,7 @@ impl Config {
             build_number: r.string("BUILD_NUMBER"),
             multitenancy: r.bool("MULTITENANCY_ENABLED", false),
             multitenancy_variable_set: env.is_set("MULTITENANCY_ENABLED"),
+            meeting_id_scope: r.parse("MULTITENANCY_MEETING_ID_SCOPE", MeetingIdScope::None),
             tenant_cache_ttl: r.seconds("TENANT_CACHE_TTL", DEFAULT_TENANT_CACHE_TTL),
             max_meeting_duration,
             create_params,
@@ -802,6 +816,9 @@ impl Config {
         }
         if !(config.capacity_per_server.is_finite() && config.capacity_per_server > 0.0) {
             r.error(format!("CAPACITY_PER_SERVER={}: must be a number above 0", config.capacity_per_server));
+        }
+        if config.meeting_id_scope == MeetingIdScope::Tenant && !config.multitenancy {
+            r.error("MULTITENANCY_MEETING_ID_SCOPE=tenant: needs MULTITENANCY_ENABLED=true".into());
         }
         if config.redis_timeout.is_zero() {
             r.error("REDIS_TIMEOUT: must be more than 0 seconds".into());
@@ -1114,6 +1131,21 @@ mod tests {
         assert!(!config.multitenancy && config.multitenancy_variable_set);
         let config = Config::from_env(&Env::default()).unwrap();
         assert!(!config.multitenancy_variable_set);
+        assert_eq!(config.meeting_id_scope, MeetingIdScope::None);
+    }
+
+    #[test]
+    fn meeting_ids_are_scoped_only_with_multitenancy() {
+        let tenant = TenantId::from("t");
+        let env = Env::from_pairs([("MULTITENANCY_ENABLED", "true"), ("MULTITENANCY_MEETING_ID_SCOPE", "tenant")]);
+        let config = Config::from_env(&env).unwrap();
+        assert_eq!(config.meeting_scope(Some(&tenant)), Some(&tenant));
+        let config = Config::from_env(&Env::from_pairs([("MULTITENANCY_ENABLED", "true")])).unwrap();
+        assert_eq!(config.meeting_scope(Some(&tenant)), None);
+        let error = Config::from_env(&Env::from_pairs([("MULTITENANCY_MEETING_ID_SCOPE", "tenant")])).unwrap_err();
+        assert!(error.to_string().contains("needs MULTITENANCY_ENABLED=true"), "{error}");
+        let error = Config::from_env(&Env::from_pairs([("MULTITENANCY_MEETING_ID_SCOPE", "host")])).unwrap_err();
+        assert!(error.to_string().contains("MULTITENANCY_MEETING_ID_SCOPE"), "{error}");
     }
 
     #[test]

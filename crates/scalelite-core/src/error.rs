@@ -69,7 +69,7 @@ pub enum BbbError {
         /// The `messageKey`.
         key: &'static str,
         /// The `message`.
-        message: &'static str,
+        message: Cow<'static, str>,
     },
     /// A per-tenant limit refused the request ([`limit`]): its own key.
     #[error("limit {key}")]

@@ -61,7 +61,9 @@ macro_rules! string_id {
 }
 
 string_id!(
-    /// The front-end's `meetingID` (the key of `meeting:<id>` in Redis).
+    /// A meeting id as the balancer and BBB know it (the key of
+    /// `meeting:<id>` in Redis): the front-end's `meetingID`, or with ids
+    /// scoped per tenant `<tenant id>:<meetingID>` ([`crate::scope`]).
     MeetingId
 );
 string_id!(

@@ -2,7 +2,8 @@
 //! keyed with `SECRET_KEY_BASE`), recording-ready callbacks (HS256 or
 //! HS512 keyed with a front-end secret) and analytics callbacks (HS512:
 //! from BBB keyed with a server secret, to the front-end keyed with a
-//! front-end secret).
+//! front-end secret), and the balancer's own meeting-ended relay tokens
+//! (HS256 keyed with a tenant secret).
 
 use jsonwebtoken::{Algorithm as JwtAlgorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -93,9 +94,63 @@ pub fn verify_hs512<'a>(token: &str, secrets: impl IntoIterator<Item = &'a Secre
     })
 }
 
+#[derive(Debug, Serialize, Deserialize)]
+struct EndCallbackClaims {
+    meeting_id: String,
+    url: String,
+}
+
+/// The token of the balancer's meeting-ended relay
+/// (`…/bigbluebutton/api/meeting_ended?token=…`): the front-end's
+/// `meta_endCallbackUrl` for the meeting BBB knows as `meeting_id`, HS256
+/// with a tenant secret, without expiry (BBB calls it when the meeting
+/// ends, however long it ran).
+pub fn end_callback(meeting_id: &str, url: &str, secret: &Secret) -> String {
+    let claims = EndCallbackClaims { meeting_id: meeting_id.to_owned(), url: url.to_owned() };
+    jsonwebtoken::encode(
+        &Header::new(JwtAlgorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.expose().as_bytes()),
+    )
+    .unwrap_or_default()
+}
+
+/// The front-end URL of an [`end_callback`] token signed with one of
+/// `secrets` for exactly `meeting_id`; `None` for any other token.
+pub fn verify_end_callback<'a>(
+    token: &str,
+    meeting_id: &str,
+    secrets: impl IntoIterator<Item = &'a Secret>,
+) -> Option<String> {
+    let mut validation = Validation::new(JwtAlgorithm::HS256);
+    validation.set_required_spec_claims::<&str>(&[]);
+    validation.validate_exp = false;
+    secrets.into_iter().find_map(|secret| {
+        jsonwebtoken::decode::<EndCallbackClaims>(
+            token,
+            &DecodingKey::from_secret(secret.expose().as_bytes()),
+            &validation,
+        )
+        .ok()
+        .filter(|data| data.claims.meeting_id == meeting_id)
+        .map(|data| data.claims.url)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn end_callback_tokens_name_one_meeting_and_one_url() {
+        let (secret, other) = (Secret::from("s1"), Secret::from("s2"));
+        let token = end_callback("t:room", "https://fe.example/ended?x=1", &secret);
+        let url = verify_end_callback(&token, "t:room", [&other, &secret]);
+        assert_eq!(url.as_deref(), Some("https://fe.example/ended?x=1"));
+        assert_eq!(verify_end_callback(&token, "t:other", [&secret]), None);
+        assert_eq!(verify_end_callback(&token, "t:room", [&other]), None);
+        assert_eq!(verify_end_callback("garbage", "t:room", [&secret]), None);
+    }
 
     #[test]
     fn cookies_open_only_their_recording_until_they_expire() {

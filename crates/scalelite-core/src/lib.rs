@@ -12,6 +12,7 @@ pub mod markup;
 pub mod params;
 pub mod rehome;
 pub mod retention;
+pub mod scope;
 pub mod selection;
 pub mod sign;
 pub mod voice_bridge;

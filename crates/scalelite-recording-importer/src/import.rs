@@ -56,7 +56,8 @@ pub struct ImportedArchive {
     pub archive: String,
     /// The recording id.
     pub record_id: String,
-    /// The meeting id (`meta/meetingId`).
+    /// The meeting id (`meta/meetingId`; with meeting ids scoped per
+    /// tenant, the front-end's id within it).
     pub meeting_id: String,
     /// Its formats, in name order.
     pub formats: Vec<String>,
@@ -267,7 +268,14 @@ impl Importer {
             let reasons: Vec<&str> = skipped.iter().map(|s| s.reason.as_str()).collect();
             return Err(Failure::Reject(reasons.join("; ")));
         }
-        let import = recording_from(formats).map_err(|e| Failure::Reject(e.0))?;
+        let mut import = recording_from(formats).map_err(|e| Failure::Reject(e.0))?;
+        // What BBB called the meeting: the key of its recording-ready URL.
+        let bbb_meeting_id = import.meeting_id.clone();
+        if settings.scoped_meeting_ids
+            && let Some(own) = front_end_meeting_id(&import)
+        {
+            import.meeting_id = own;
+        }
         for skip in &skipped {
             warn!(
                 archive = %candidate.name,
@@ -296,7 +304,8 @@ impl Importer {
             .map_err(Failure::Defer)?
             .map_err(Failure::Defer)?;
 
-        let callback_queued = self.queue_callback(&import, stored.id, stored.tenant_id.as_deref()).await?;
+        let callback_queued =
+            self.queue_callback(&import, &bbb_meeting_id, stored.id, stored.tenant_id.as_deref()).await?;
 
         let archive = candidate.name.clone();
         let removed = match std::fs::remove_file(&candidate.path) {
@@ -363,14 +372,17 @@ impl Importer {
     /// Looks up the meeting's recording-ready URL (the recording store
     /// first, then what the API remembered in the store of meetings), stores
     /// it where Ruby Scalelite reads it, and queues the callback.
+    ///
+    /// `meeting_id` is the id BBB knew the meeting by (the URL's key); the
+    /// callback carries the recording's (the front-end's) id.
     async fn queue_callback(
         &self,
         import: &RecordingImport,
+        meeting_id: &str,
         id: i64,
         tenant_id: Option<&str>,
     ) -> Result<bool, Failure> {
         let store = &self.inner.recordings;
-        let meeting_id = import.meeting_id.as_str();
         let mut url = store.recording_ready_url(meeting_id).await.map_err(|e| store_failure(&e))?;
         if url.is_none()
             && let Some(keys) = &self.inner.keys
@@ -390,7 +402,7 @@ impl Importer {
             return Ok(false);
         }
         store
-            .enqueue_delivery(id, &import.record_id, meeting_id, &url, tenant_id)
+            .enqueue_delivery(id, &import.record_id, &import.meeting_id, &url, tenant_id)
             .await
             .map_err(|e| store_failure(&e))?;
         Ok(true)
@@ -472,4 +484,35 @@ fn move_formats(
         }
     }
     Ok(())
+}
+
+/// The front-end's meeting id of a recording made with meeting ids scoped
+/// per tenant: `meta/meetingId` without the `<tenant id>:` of the
+/// recording's `tenant-id` metadata. `None` when the recording has no
+/// tenant or its id is not scoped (a meeting from before scoping).
+fn front_end_meeting_id(import: &RecordingImport) -> Option<String> {
+    let (_, tenant) = import.metadata.iter().rev().find(|(key, _)| key == "tenant-id")?;
+    let own = scalelite_core::scope::unscoped(tenant.trim(), &import.meeting_id)?;
+    (!tenant.trim().is_empty() && !own.is_empty()).then(|| own.to_owned())
+}
+
+#[cfg(test)]
+mod scope_tests {
+    use super::*;
+
+    fn import(meeting_id: &str, tenant: Option<&str>) -> RecordingImport {
+        let metadata = tenant.map(|t| vec![("tenant-id".to_owned(), t.to_owned())]).unwrap_or_default();
+        RecordingImport { meeting_id: meeting_id.to_owned(), metadata, ..RecordingImport::default() }
+    }
+
+    #[test]
+    fn only_the_recordings_own_tenant_prefix_is_taken_off() {
+        assert_eq!(front_end_meeting_id(&import("t1:room", Some("t1"))).as_deref(), Some("room"));
+        assert_eq!(front_end_meeting_id(&import("t1:t2:room", Some("t1"))).as_deref(), Some("t2:room"));
+        assert_eq!(front_end_meeting_id(&import("t1:room", Some("t2"))), None);
+        assert_eq!(front_end_meeting_id(&import("t1:room", None)), None);
+        assert_eq!(front_end_meeting_id(&import("room", Some("t1"))), None);
+        assert_eq!(front_end_meeting_id(&import(":room", Some(""))), None);
+        assert_eq!(front_end_meeting_id(&import("t1:", Some("t1"))), None);
+    }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use jsonwebtoken::Algorithm as JwtAlgorithm;
 use scalelite_core::Secret;
 use scalelite_core::config::Config;
+use scalelite_core::scope::MeetingIdScope;
 use scalelite_store::recordings::ImportPolicy;
 use scalelite_store::retention::GlobalRetention;
 
@@ -82,6 +83,10 @@ pub struct Settings {
     /// `MULTITENANCY_ENABLED`: recordings without `tenant-id` metadata get
     /// no recording-ready callback (as in Scalelite).
     pub multitenancy: bool,
+    /// `MULTITENANCY_MEETING_ID_SCOPE=tenant`: a recording's meeting id is
+    /// `<tenant id>:<meetingID>` on BBB and stored as the front-end's
+    /// `meetingID`.
+    pub scoped_meeting_ids: bool,
     /// Recording-ready callbacks.
     pub callbacks: CallbackSettings,
     /// `RECORDING_RETENTION_DAYS` and `RECORDING_RETENTION_ACTION` (the
@@ -133,6 +138,7 @@ impl Settings {
             max_metadata_bytes: DEFAULT_MAX_METADATA_BYTES,
             outage_backoff: Backoff { initial: DEFAULT_OUTAGE_BACKOFF, max: DEFAULT_OUTAGE_BACKOFF_MAX },
             multitenancy: config.multitenancy,
+            scoped_meeting_ids: config.meeting_id_scope == MeetingIdScope::Tenant,
             callbacks: CallbackSettings {
                 secrets: config.secrets.clone(),
                 algorithm: scalelite_core::jwt::callback_algorithm(config.checksum_algorithms),

@@ -17,7 +17,8 @@
 //! `meeting_id` must have a remembered URL, and that URL must belong to
 //! the tenant the request came for (a tenant cannot have another tenant's
 //! callback fired). The body, plus `customer` (the tenant name, or
-//! `scalelite`), is then posted as JSON to the front-end with an HS512
+//! `scalelite`; with meeting ids scoped per tenant, `meeting_id` as the
+//! front-end sent it), is then posted as JSON to the front-end with an HS512
 //! bearer token (`{"exp": now + 24 h}`) signed with the first tenant
 //! secret (load-balancer secret without multitenancy), the next secret
 //! after a non-2xx answer.
@@ -76,10 +77,17 @@ pub(crate) fn request_origin(state: &AppState, headers: &HeaderMap) -> Option<St
 
 /// The URL that replaces the front-end's in the forwarded create.
 fn balancer_url(url_host: Option<&str>, origin: Option<&str>, tenant: Option<&ResolvedTenant>) -> String {
+    balancer_origin(url_host, origin, tenant) + PATH
+}
+
+/// The origin BBB calls the balancer back on: `https://<tenant>.<URL_HOST>`
+/// (or `https://<URL_HOST>`) when `URL_HOST` is set, else the create's own
+/// origin.
+pub(crate) fn balancer_origin(url_host: Option<&str>, origin: Option<&str>, tenant: Option<&ResolvedTenant>) -> String {
     match (url_host, tenant) {
-        (Some(host), Some(tenant)) => format!("https://{}.{host}{PATH}", tenant.name()),
-        (Some(host), None) => format!("https://{host}{PATH}"),
-        (None, _) => format!("{}{PATH}", origin.unwrap_or("https://localhost")),
+        (Some(host), Some(tenant)) => format!("https://{}.{host}", tenant.name()),
+        (Some(host), None) => format!("https://{host}"),
+        (None, _) => origin.unwrap_or("https://localhost").to_owned(),
     }
 }
 
@@ -184,6 +192,12 @@ async fn accept(state: &AppState, tenant: Option<&ResolvedTenant>, body: &[u8]) 
     };
     if secrets.is_empty() {
         return Err("no secret to sign the relayed callback with".into());
+    }
+    // Scoped meeting ids: the front-end gets its own id back.
+    if let Some(scope) = state.config.meeting_scope(callback.tenant_id.as_ref())
+        && let Some(own) = scalelite_core::scope::unscoped(scope.as_str(), &meeting_id)
+    {
+        fields.insert("meeting_id".into(), Value::from(own));
     }
     let customer = tenant.map_or("scalelite", ResolvedTenant::name);
     fields.insert("customer".into(), Value::from(customer));

@@ -21,7 +21,7 @@ const CALL: ApiCall = ApiCall { name: "end", body: BodyKind::Form };
 /// when the client sent none, as Scalelite does).
 pub(crate) async fn end(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
     let request = ApiRequest::read(&state, &CALL, request).await?;
-    let id = meeting_id(&request)?;
+    let id = meeting_id(&state, &request)?;
     let (meeting, server) = find_meeting(&state, &id, request.tenant_id()).await?.ok_or(BbbError::MeetingNotFound)?;
     state.store.delete_meeting(&id, Some(&meeting.server_id)).await?;
     let mut query = meeting_query(&id);

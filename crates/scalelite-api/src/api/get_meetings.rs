@@ -23,7 +23,7 @@ pub(crate) async fn get_meetings(State(state): State<AppState>, request: Request
     let fanout =
         state.meetings_cache.get(&state.store, &state.bbb, state.config.get_meetings_concurrency, &state.metrics).await;
     let body = match request.tenant_id() {
-        Some(tenant) => fanout.tenant_reply(tenant),
+        Some(tenant) => fanout.tenant_reply(tenant, state.config.meeting_scope(Some(tenant)).is_some()),
         None => fanout.public_reply(),
     }
     .map_err(ApiError)?;

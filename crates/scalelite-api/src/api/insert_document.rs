@@ -16,7 +16,7 @@ const CALL: ApiCall = ApiCall { name: "insertDocument", body: BodyKind::Xml };
 /// POSTs the XML body to the meeting's server (a GET when the body is empty).
 pub(crate) async fn insert_document(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
     let request = ApiRequest::read(&state, &CALL, request).await?;
-    let id = meeting_id(&request)?;
+    let id = meeting_id(&state, &request)?;
     let (_, server) = find_meeting(&state, &id, request.tenant_id()).await?.ok_or(BbbError::MeetingNotFound)?;
     relay(&state, &server, CALL.name, &meeting_query(&id), request.xml_body, internal::INSERT_DOCUMENT).await
 }

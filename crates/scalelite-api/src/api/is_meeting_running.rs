@@ -18,7 +18,7 @@ const CALL: ApiCall = ApiCall { name: "isMeetingRunning", body: BodyKind::Form }
 /// or join creates it again elsewhere).
 pub(crate) async fn is_meeting_running(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
     let request = ApiRequest::read(&state, &CALL, request).await?;
-    let id = meeting_id(&request)?;
+    let id = meeting_id(&state, &request)?;
     let server = match find_meeting(&state, &id, request.tenant_id()).await? {
         Some((_, server)) if server.online || !state.config.rehome_meetings => server,
         _ => return Ok(document(&success().with_text_child("running", "false"))),

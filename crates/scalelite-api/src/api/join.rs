@@ -31,7 +31,7 @@ const CALL: ApiCall = ApiCall { name: "join", body: BodyKind::Any };
 /// Redirects the user to the meeting's server.
 pub(crate) async fn join(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
     let request = ApiRequest::read(&state, &CALL, request).await?;
-    let id = meeting_id(&request)?;
+    let id = meeting_id(&state, &request)?;
     let limit = max_participants(&request);
     let (url, secret) = match state.store.route_join(&id, request.tenant_id(), limit).await? {
         JoinRoute::Ready { url, secret } => (url, secret),
@@ -47,13 +47,16 @@ pub(crate) async fn join(State(state): State<AppState>, request: Request<Body>) 
     let (tenant_defaults, tenant_overrides) =
         tenant.map_or((&empty, &empty), |t| (&t.join_defaults, &t.join_overrides));
     let tenant_exclude = tenant.map_or(&no_names, |t| &t.join_exclude);
-    let params = forwarded_params(
+    let mut params = forwarded_params(
         &request.params,
         &[&policy.exclude, tenant_exclude],
         &[&policy.defaults, tenant_defaults],
         &[&policy.overrides, tenant_overrides],
         &[],
     );
+    if state.config.meeting_scope(request.tenant_id()).is_some() {
+        params.set("meetingID", id.as_str());
+    }
     let location = signed_url(&url, CALL.name, &params.encode(), &secret, state.bbb.algorithm());
     redirect(&location).map_err(Into::into)
 }

@@ -13,6 +13,7 @@ pub(crate) mod index;
 pub(crate) mod insert_document;
 pub(crate) mod is_meeting_running;
 pub(crate) mod join;
+pub(crate) mod meeting_ended;
 pub(crate) mod recordings;
 pub(crate) mod send_chat_message;
 pub(crate) mod text_tracks;
@@ -21,7 +22,10 @@ pub(crate) mod unsupported;
 use axum::Router;
 use axum::handler::Handler;
 use axum::routing::{MethodRouter, get, post};
-use scalelite_core::{BbbError, MeetingId, TenantId};
+use scalelite_bbb_client::Reply;
+use scalelite_core::scope::MeetingIdScope;
+use scalelite_core::xml::Node;
+use scalelite_core::{BbbError, MeetingId, TenantId, scope};
 use scalelite_store::{Meeting, Server};
 use tracing::info;
 
@@ -48,7 +52,7 @@ pub(crate) struct Call {
 }
 
 /// Every BBB call this balancer answers.
-pub(crate) const CALLS: [Call; 15] = [
+pub(crate) const CALLS: [Call; 16] = [
     Call { name: "create", methods: |_| get_post(create::create) },
     Call { name: "join", methods: |_| get(join::join) },
     Call { name: "end", methods: |_| get_post(end::end) },
@@ -60,6 +64,17 @@ pub(crate) const CALLS: [Call; 15] = [
     Call { name: "getRecordingTextTracks", methods: |_| get_post(text_tracks::get_recording_text_tracks) },
     Call { name: "putRecordingTextTrack", methods: |_| post(text_tracks::put_recording_text_track) },
     Call { name: "analytics_callback", methods: |_| post(analytics_callback::analytics_callback) },
+    Call {
+        name: "meeting_ended",
+        methods: |state| {
+            // Only meetings with scoped ids are given this URL.
+            if state.config.meeting_id_scope == MeetingIdScope::Tenant {
+                get_post(meeting_ended::meeting_ended)
+            } else {
+                get_post(unsupported)
+            }
+        },
+    },
     Call {
         name: "getRecordings",
         methods: |state| {
@@ -123,20 +138,42 @@ pub(crate) fn call_label(route: &str) -> Option<&'static str> {
     CALLS.iter().find(|call| call.name == name).map(|call| call.name)
 }
 
-/// The required `meetingID` parameter.
+/// The required `meetingID` parameter, as the balancer and BBB know it:
+/// the front-end's id, or with `MULTITENANCY_MEETING_ID_SCOPE=tenant`
+/// `<tenant id>:<meetingID>` ([`scalelite_core::scope`]), refused with
+/// bbb-web's `sizeError` when that would be longer than bbb-web accepts.
 ///
 /// Parameters are decoded leniently: bytes that are not UTF-8 become U+FFFD,
 /// so `%FF` and `%FE` would name one meeting. Such an id is refused with
 /// bbb-web's `validationError` (Scalelite, through Rails, answers HTTP 400);
 /// an id holding a literal U+FFFD (`%EF%BF%BD`) cannot be told apart from
 /// one and is refused too.
-pub(crate) fn meeting_id(request: &ApiRequest) -> Result<MeetingId, BbbError> {
+pub(crate) fn meeting_id(state: &AppState, request: &ApiRequest) -> Result<MeetingId, BbbError> {
     // Rails' `params.require`: a blank id (white space only) is missing.
     let id = request.params.get_nonblank("meetingID").ok_or(BbbError::MissingParamMeetingId)?;
     if id.contains(char::REPLACEMENT_CHARACTER) {
         return Err(BbbError::InvalidMeetingId);
     }
-    Ok(MeetingId::from(id))
+    match state.config.meeting_scope(request.tenant_id()) {
+        None => Ok(MeetingId::from(id)),
+        Some(tenant) => {
+            scope::check_length(tenant.as_str(), id)?;
+            Ok(MeetingId::from(scope::scoped(tenant.as_str(), id)))
+        }
+    }
+}
+
+/// A BBB reply as the front-end of `scope` should see it: its
+/// `<meetingID>` unscoped (create, getMeetingInfo). Without a scope, or
+/// when there is nothing to map, the bytes as received.
+pub(crate) fn front_end_reply(reply: Reply, scope: Option<&TenantId>) -> bytes::Bytes {
+    let Some(tenant) = scope else { return reply.body };
+    let mut doc = reply.doc;
+    let Some(element) = doc.child_mut("meetingID") else { return reply.body };
+    let text = element.text();
+    let Some(id) = scope::unscoped(tenant.as_str(), &text) else { return reply.body };
+    element.children = vec![Node::Text(id.to_owned())];
+    bytes::Bytes::from(doc.to_document(true))
 }
 
 /// Finds a meeting and its server. A meeting whose server record was deleted
@@ -175,6 +212,22 @@ pub(crate) async fn relay(
         .await
         .map_err(|error| error.into_bbb(transport_message))?;
     Ok(xml(reply.body))
+}
+
+/// [`relay`], with the reply's `<meetingID>` as the front-end of `scope`
+/// sent it ([`front_end_reply`]).
+pub(crate) async fn relay_to_front_end(
+    state: &AppState,
+    server: &Server,
+    call: &str,
+    query: &str,
+    scope: Option<&TenantId>,
+    transport_message: &'static str,
+) -> ApiResult {
+    let reply = upstream::call(&state.bbb, &state.metrics, server, call, query, None)
+        .await
+        .map_err(|error| error.into_bbb(transport_message))?;
+    Ok(xml(front_end_reply(reply, scope)))
 }
 
 /// Encodes `meetingID=<id>` for a forwarded call.

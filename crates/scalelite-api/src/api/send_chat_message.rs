@@ -1,6 +1,8 @@
 //! `sendChatMessage` (BBB 3.0, GET): a chat message from the front-end,
 //! posted in the meeting on its server.
 
+use std::borrow::Cow;
+
 use axum::body::Body;
 use axum::extract::State;
 use http::Request;
@@ -24,13 +26,16 @@ const MESSAGE_LENGTH: std::ops::RangeInclusive<usize> = 1..=500;
 const MAX_USER_NAME: usize = 255;
 
 /// `message` missing (bbb-web 3.0's `@NotNull` on the field).
-const MISSING_MESSAGE: BbbError = BbbError::Invalid { key: "nullError", message: "You must provide the param message" };
+const MISSING_MESSAGE: BbbError =
+    BbbError::Invalid { key: "nullError", message: Cow::Borrowed("You must provide the param message") };
 /// `message` empty or longer than 500.
-const MESSAGE_SIZE: BbbError =
-    BbbError::Invalid { key: "sizeError", message: "Param message must be between 1 and 500 characters" };
+const MESSAGE_SIZE: BbbError = BbbError::Invalid {
+    key: "sizeError",
+    message: Cow::Borrowed("Param message must be between 1 and 500 characters"),
+};
 /// `userName` longer than 255.
 const USER_NAME_SIZE: BbbError =
-    BbbError::Invalid { key: "sizeError", message: "Param userName must not exceed 255 characters" };
+    BbbError::Invalid { key: "sizeError", message: Cow::Borrowed("Param userName must not exceed 255 characters") };
 
 /// Checks the parameters as bbb-web does (a missing `meetingID` is
 /// `missingParamMeetingID` here, where BBB 3.0 fails with HTTP 500), finds
@@ -40,7 +45,7 @@ const USER_NAME_SIZE: BbbError =
 /// dropped, if it still points there, and the `notFound` relayed.
 pub(crate) async fn send_chat_message(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
     let request = ApiRequest::read(&state, &CALL, request).await?;
-    let id = meeting_id(&request)?;
+    let id = meeting_id(&state, &request)?;
     let query = chat_query(meeting_query(&id), &request.params)?;
     let (meeting, server) = find_meeting(&state, &id, request.tenant_id()).await?.ok_or(BbbError::MeetingNotFound)?;
     match upstream::call(&state.bbb, &state.metrics, &server, CALL.name, &query, None).await {

@@ -48,9 +48,26 @@ fn replies_are_rendered_as_one_document_would_be() {
     let mut list = Element::new("meetings");
     list.push_child(meeting("t", Some("t1")));
     let expected = success().with_child(list).to_document(true);
-    assert_eq!(fanout.tenant_reply(&TenantId::from("t1")).unwrap(), expected.as_bytes());
-    assert_eq!(fanout.tenant_reply(&TenantId::from("t2")).unwrap(), no_meetings().to_document(true).as_bytes());
+    assert_eq!(fanout.tenant_reply(&TenantId::from("t1"), false).unwrap(), expected.as_bytes());
+    assert_eq!(fanout.tenant_reply(&TenantId::from("t2"), false).unwrap(), no_meetings().to_document(true).as_bytes());
     assert_eq!(list_document(&["", ""]), no_meetings().to_document(true).as_bytes());
+}
+
+#[test]
+fn scoped_ids_are_shown_to_their_tenant_as_it_sent_them() {
+    let now = Instant::now();
+    // t1's scoped meeting, t1's meeting from before scoping, t2's scoped
+    // meeting of the same front-end id.
+    let fanout =
+        fanout(vec![part("s1", now, &[("t1:room", Some("t1")), ("old", Some("t1")), ("t2:room", Some("t2"))])]);
+    let ids = |body: bytes::Bytes| -> Vec<String> {
+        let doc = parse(&body).unwrap();
+        doc.child("meetings").unwrap().children_named("meeting").filter_map(|m| m.text_at("meetingID")).collect()
+    };
+    assert_eq!(ids(fanout.tenant_reply(&TenantId::from("t1"), true).unwrap()), ["room", "old"]);
+    assert_eq!(ids(fanout.tenant_reply(&TenantId::from("t2"), true).unwrap()), ["room"]);
+    let unscoped = fanout.shallow_clone();
+    assert_eq!(ids(unscoped.tenant_reply(&TenantId::from("t1"), false).unwrap()), ["t1:room", "old"]);
 }
 
 #[test]
@@ -61,7 +78,7 @@ fn changes_apply_to_servers_asked_before_them() {
     let mut fanout = fanout(vec![part("s1", before, &[("a", None)]), part("s2", after, &[("b", None)])]);
     let tenant = TenantId::from("t1");
     assert!(fanout.public_reply().unwrap().ends_with(LIST_TAIL.as_bytes()));
-    assert_eq!(fanout.tenant_reply(&tenant).unwrap(), no_meetings().to_document(true).as_bytes());
+    assert_eq!(fanout.tenant_reply(&tenant, false).unwrap(), no_meetings().to_document(true).as_bytes());
     let created =
         |server: &str, id: &str| Change::Created { server: ServerId::from(server), meeting: meeting(id, None) };
     let ended =
@@ -83,7 +100,7 @@ fn changes_apply_to_servers_asked_before_them() {
     // Replies rendered before a change are rendered again.
     let mine = Change::Created { server: ServerId::from("s2"), meeting: meeting("t", Some("t1")) };
     assert!(fanout.apply(&mine, None));
-    assert!(fanout.tenant_reply(&tenant).unwrap().ends_with(LIST_TAIL.as_bytes()));
+    assert!(fanout.tenant_reply(&tenant, false).unwrap().ends_with(LIST_TAIL.as_bytes()));
 }
 
 #[test]

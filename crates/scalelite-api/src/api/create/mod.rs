@@ -14,13 +14,13 @@ use http::Request;
 use scalelite_core::error::internal;
 use scalelite_core::selection::TagSpec;
 use scalelite_core::voice_bridge::{candidates, random_alphanumeric};
-use scalelite_core::{BbbError, MeetingId, Params, TenantId};
+use scalelite_core::{BbbError, MeetingId, Params, TenantId, scope};
 use scalelite_store::{Meeting, Placement, PlacementRequest, Server, StoredCreate};
 use tracing::info;
 
 use self::params::Destination;
 use self::rehome::Trigger;
-use super::{analytics_callback, meeting_id, meeting_query};
+use super::{analytics_callback, front_end_reply, meeting_id, meeting_query};
 use crate::meetings_cache::{Change, created_meeting};
 use crate::request::{ApiCall, ApiRequest, BodyKind};
 use crate::response::{ApiError, ApiResult, xml};
@@ -37,7 +37,7 @@ const PLACEMENT_ATTEMPTS: usize = 3;
 pub(crate) async fn create(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
     let callback_origin = analytics_callback::request_origin(&state, request.headers());
     let request = ApiRequest::read(&state, &CALL, request).await?;
-    let id = meeting_id(&request)?;
+    let id = meeting_id(&state, &request)?;
     let mut params = request.params.dedup();
     let tenant = request.tenant.as_deref();
     let spec = TagSpec::parse(params::requested_tag(&state, tenant, &params).as_deref());
@@ -60,7 +60,7 @@ pub(crate) async fn create(State(state): State<AppState>, request: Request<Body>
     state
         .meetings_cache
         .record(Change::Created { server: server.id.clone(), meeting: created_meeting(&reply.doc, &forward) });
-    Ok(xml(reply.body))
+    Ok(xml(front_end_reply(reply, state.config.meeting_scope(tenant.map(ResolvedTenant::id)))))
 }
 
 /// Where a create goes.
@@ -128,9 +128,14 @@ async fn find_or_place(
             }
             Placement::TenantConflict => {
                 // The id belongs to another tenant (or to no tenant): refused,
-                // never merged into that meeting.
+                // never merged into that meeting. The message names only the
+                // caller and its own id (Scalelite's text).
+                let shown = match config.meeting_scope(tenant) {
+                    Some(scope) => scope::for_front_end(scope.as_str(), id.as_str()),
+                    None => id.as_str(),
+                };
                 let tenant = tenant.map_or("", TenantId::as_str);
-                let message = format!("Couldn't find Meeting with id={id} and tenant_id={tenant}");
+                let message = format!("Couldn't find Meeting with id={shown} and tenant_id={tenant}");
                 return Err(BbbError::Internal(message.into()).into());
             }
             Placement::VoiceBridgesExhausted => {

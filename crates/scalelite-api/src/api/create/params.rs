@@ -3,7 +3,8 @@
 //! stored password and voice bridge, the tenant's metadata, the server's
 //! tag, the duration cap, the LRS payload, the recording-ready and
 //! analytics callback URLs), then the configured and tenant defaults and
-//! overrides.
+//! overrides; with meeting ids scoped per tenant, last of all the scoped
+//! `meetingID` and the end callback's relay URL.
 
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use scalelite_core::params::{forwarded_params, ruby_to_i};
 use scalelite_core::{MeetingId, Params};
 use scalelite_store::{Meeting, Server};
 
-use crate::api::analytics_callback;
+use crate::api::{analytics_callback, meeting_ended};
 use crate::response::ApiError;
 use crate::state::AppState;
 use crate::tenancy::ResolvedTenant;
@@ -91,13 +92,20 @@ pub(super) async fn rewrite(
     let (empty, no_names) = (Vec::new(), Vec::new());
     let (tenant_defaults, tenant_overrides) = tenant.map_or((&empty, &empty), |t| (&t.defaults, &t.overrides));
     let tenant_exclude = tenant.map_or(&no_names, |t| &t.create_exclude);
-    Ok(forwarded_params(
+    let mut forward = forwarded_params(
         &params,
         &[&policy.exclude, tenant_exclude],
         &[&policy.defaults, tenant_defaults],
         &[&policy.overrides, tenant_overrides],
         &[TAG],
-    ))
+    );
+    // Scoped ids: BBB knows the meeting by the record's id, and calls the
+    // end callback with it, so that goes through the balancer.
+    if let Some(tenant) = tenant.filter(|t| state.config.meeting_scope(Some(t.id())).is_some()) {
+        forward.set("meetingID", id.as_str());
+        meeting_ended::take_urls(state, id, tenant, callback_origin, &mut forward);
+    }
+    Ok(forward)
 }
 
 /// The XML body forwarded with a POST create: the client's, without the

@@ -25,6 +25,7 @@ use scalelite_store::{Meeting, MeetingRoute, Placement, PlacementRequest, Server
 use tracing::{info, warn};
 
 use super::params::{self, Destination};
+use crate::api::front_end_reply;
 use crate::meetings_cache::{Change, created_meeting};
 use crate::response::ApiError;
 use crate::state::AppState;
@@ -137,7 +138,8 @@ pub(crate) async fn rehome(
             state
                 .meetings_cache
                 .record(Change::Created { server: server.id.clone(), meeting: created_meeting(&reply.doc, &forward) });
-            Ok(Some((server, reply.body)))
+            let scope = state.config.meeting_scope(tenant.map(ResolvedTenant::id));
+            Ok(Some((server, front_end_reply(reply, scope))))
         }
         Err(error) => {
             count("failed");
