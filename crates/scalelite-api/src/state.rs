@@ -65,6 +65,8 @@ pub struct Shared {
     pub body_budget: BodyBudget,
     /// Set when a stop was asked for: `/readyz` answers 503 from then on.
     pub(crate) draining: std::sync::atomic::AtomicBool,
+    /// The operator console, when `CONSOLE_ENABLED`.
+    pub(crate) console: Option<Arc<crate::console::Console>>,
 }
 
 impl Shared {
@@ -128,6 +130,7 @@ impl AppState {
         let tenants = TenantDirectory::new(Arc::<dyn Store>::clone(&store), config.tenant_cache_ttl);
         let outbound = Outbound::new(&config);
         let body_budget = BodyBudget::new(config.edge.unauthenticated_body_budget);
+        let console = crate::console::Console::new(&config);
         Self(Arc::new(Shared {
             config: Arc::new(config),
             store,
@@ -142,6 +145,7 @@ impl AppState {
             outbound,
             body_budget,
             draining: std::sync::atomic::AtomicBool::new(false),
+            console,
         }))
     }
 }
