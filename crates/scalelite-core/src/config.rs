@@ -1026,6 +1026,28 @@ mod tests {
     }
 
     #[test]
+    fn console_settings() {
+        let config = Config::from_env(&Env::default()).unwrap();
+        assert!(!config.console.enabled);
+        assert_eq!(config.console.path, "/scalelite/console");
+        assert_eq!(config.console.secure_cookie, None);
+        let env = Env::default()
+            .with("CONSOLE_ENABLED", "true")
+            .with("CONSOLE_PATH", "/ops/console/")
+            .with("CONSOLE_AUTH_HEADER", "X-Remote-User")
+            .with("CONSOLE_SECURE_COOKIE", "true");
+        let config = Config::from_env(&env).unwrap();
+        assert_eq!(config.console.path, "/ops/console");
+        assert_eq!(config.console.auth_header.as_deref(), Some("x-remote-user"));
+        assert_eq!(config.console.secure_cookie, Some(true));
+        for bad in ["console", "/a//b", "/a/../b", "/a b", "/{id}", "/"] {
+            assert!(Config::from_env(&Env::default().with("CONSOLE_PATH", bad)).is_err(), "{bad}");
+        }
+        assert!(Config::from_env(&Env::default().with("CONSOLE_AUTH_HEADER", "X User")).is_err());
+        assert!(Config::from_env(&Env::default().with("CONSOLE_SECURE_COOKIE", "maybe")).is_err());
+    }
+
+    #[test]
     fn configuration_md_documents_every_variable_and_default() {
         let rows = documented();
         let mut asked = Vec::new();

@@ -264,6 +264,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn failed_imports_are_listed_and_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path();
+        assert!(failed_imports(spool, 10).unwrap().is_empty());
+        let failed = spool.join(FAILED_DIR);
+        fs::create_dir(&failed).unwrap();
+        fs::write(failed.join("r1.tar"), "x").unwrap();
+        fs::write(failed.join("r1.tar.reason"), "no metadata.xml\n\narchive: r1.tar").unwrap();
+        fs::write(failed.join("r2.tar"), "yy").unwrap();
+        fs::write(spool.join("r2.tar"), "new").unwrap();
+        let listed = failed_imports(spool, 10).unwrap();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[0], FailedImport { name: "r1.tar".into(), size: 1, reason: "no metadata.xml".into() });
+        assert_eq!(listed[1].reason, "");
+        assert_eq!(failed_imports(spool, 1).unwrap().len(), 1);
+        assert_eq!(pending_imports(spool).unwrap(), 1);
+
+        retry_failed(spool, "r1.tar").unwrap();
+        assert!(spool.join("r1.tar").exists() && !failed.join("r1.tar").exists());
+        assert!(!failed.join("r1.tar.reason").exists());
+        assert_eq!(retry_failed(spool, "r2.tar").unwrap_err().kind(), io::ErrorKind::AlreadyExists);
+        for bad in ["r1.tar", "../r2.tar", ".x.tar", "r2.tar.reason", "", "failed"] {
+            assert_eq!(retry_failed(spool, bad).unwrap_err().kind(), io::ErrorKind::NotFound, "{bad}");
+        }
+    }
+
+    #[test]
     fn lists_only_visible_tar_files_oldest_first() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path();
