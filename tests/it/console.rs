@@ -1,7 +1,7 @@
 //! The operator console (`CONSOLE_ENABLED`): signing in, the fleet page,
 //! the actions behind a confirmation and their CSRF token, escaping of
 //! names from the store, recording imports; then the same story in a real
-//! headless Chromium over WebDriver, with screenshots under
+//! headless Chromium over `WebDriver`, with screenshots under
 //! `target/console-screenshots/`.
 
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! A headless Chromium driven over WebDriver (W3C JSON protocol, spoken
+//! A headless Chromium driven over `WebDriver` (W3C JSON protocol, spoken
 //! with the harness's own HTTP client): Debian's `chromium` and
 //! `chromium-driver` packages, `chromedriver` started on a random port.
 
@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::client::http_request;
 use crate::util::{eventually_with, find_binary, free_port};
 
-/// How long one WebDriver command may take (a page load included).
+/// How long one `WebDriver` command may take (a page load included).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A `chromedriver` process with one headless Chromium session; both end
@@ -26,7 +26,7 @@ pub struct Browser {
     session: String,
 }
 
-/// An element found on the page (its WebDriver reference).
+/// An element found on the page (its `WebDriver` reference).
 #[derive(Clone, Debug)]
 pub struct Element(String);
 
@@ -180,7 +180,7 @@ impl Browser {
         self.command(Method::POST, &path, Some(json!({ "text": text }))).await;
     }
 
-    /// Presses keys (WebDriver key codes, `"\u{E004}"` is Tab) on whatever
+    /// Presses keys (`WebDriver` key codes, `"\u{E004}"` is Tab) on whatever
     /// has the focus.
     pub async fn press(&self, keys: &str) {
         let actions: Vec<Value> = keys

@@ -99,6 +99,14 @@ impl Shared {
 }
 
 impl AppState {
+    /// Lets the console show the rounds of the poller running in this
+    /// process (the embedded mode).
+    pub(crate) fn watch_poller(&self, metrics: Arc<scalelite_poller::PollerMetrics>) {
+        if let Some(console) = &self.console {
+            console.watch_poller(metrics);
+        }
+    }
+
     /// Builds the state from a configuration and the stores (see
     /// `scalelite_store::Stores::open`).
     pub fn with_recordings(config: Config, store: Arc<dyn Store>, recordings: Option<Arc<dyn RecordingStore>>) -> Self {

@@ -17,7 +17,7 @@ mod samples;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::Router;
 use axum::body::Body;
@@ -28,6 +28,7 @@ use http::{HeaderMap, HeaderValue, Request, StatusCode, header};
 use scalelite_core::ServerId;
 use scalelite_core::config::Config;
 use scalelite_fleet::{DrainSettings, DrainStatus, FleetError, parse_deadline, state_name};
+use scalelite_poller::PollerMetrics;
 use scalelite_recording_importer::spool;
 use scalelite_store::limits::TenantLimits;
 use scalelite_store::{Server, ServerState};
@@ -54,12 +55,62 @@ const MAX_FAILED_LISTED: usize = 50;
 pub(crate) struct Console {
     keys: Keys,
     samples: Samples,
+    /// The metrics of the poller in this process (the embedded mode).
+    poller: OnceLock<Arc<PollerMetrics>>,
+    /// The poller's round count when the sampler last saw it change, and when.
+    last_round: Mutex<Option<(u64, i64)>>,
 }
 
 impl Console {
     /// The console of `config`, `None` unless `CONSOLE_ENABLED`.
     pub(crate) fn new(config: &Config) -> Option<Arc<Self>> {
-        config.console.enabled.then(|| Arc::new(Self { keys: Keys::new(config), samples: Samples::default() }))
+        config.console.enabled.then(|| {
+            Arc::new(Self {
+                keys: Keys::new(config),
+                samples: Samples::default(),
+                poller: OnceLock::new(),
+                last_round: Mutex::new(None),
+            })
+        })
+    }
+
+    /// Shows the rounds of the poller running in this process.
+    pub(crate) fn watch_poller(&self, metrics: Arc<PollerMetrics>) {
+        let _ = self.poller.set(metrics);
+    }
+
+    /// Notes when the poller's round count changed (at the sampler's
+    /// resolution).
+    fn observe_rounds(&self, now_ms: i64) {
+        let Some(poller) = self.poller.get() else { return };
+        let rounds = poller.rounds.get();
+        if let Ok(mut last) = self.last_round.lock()
+            && last.is_none_or(|(seen, _)| seen != rounds)
+            && rounds > 0
+        {
+            *last = Some((rounds, now_ms));
+        }
+    }
+
+    /// What the page says about this process's poller, `None` without one.
+    fn poller_text(&self, now_ms: i64) -> Option<String> {
+        let poller = self.poller.get()?;
+        let leading = poller.leader.get() == 1;
+        let last = self.last_round.lock().ok().and_then(|last| *last);
+        let mut text = format!(
+            "This process's poller {} the lease; {} rounds so far",
+            if leading { "holds" } else { "does not hold" },
+            poller.rounds.get()
+        );
+        if let Some((_, at_ms)) = last {
+            let ago = now_ms.saturating_sub(at_ms).max(0) / 1000;
+            text.push_str(&format!(
+                ", the last seen {ago} s ago (to the nearest sample), {} servers polled in it",
+                poller.servers.get()
+            ));
+        }
+        text.push('.');
+        Some(text)
     }
 }
 
@@ -94,8 +145,10 @@ pub(crate) async fn sample(state: AppState) {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
+        let now = scalelite_fleet::drain::now_ms();
+        console.observe_rounds(now);
         match state.store.servers().await {
-            Ok(servers) => console.samples.record(&servers, scalelite_fleet::drain::now_ms()),
+            Ok(servers) => console.samples.record(&servers, now),
             Err(error) => warn!(%error, "console: cannot sample the servers"),
         }
     }
@@ -251,18 +304,18 @@ fn console(state: &AppState) -> Option<&Console> {
 
 /// The operator, or the reply for a request without one: GETs go to the
 /// login page, other requests are refused.
-fn operator_or_login(state: &AppState, headers: &HeaderMap, is_get: bool) -> Result<Operator, Response> {
-    let Some(console) = console(state) else { return Err(StatusCode::NOT_FOUND.into_response()) };
+fn operator_or_login(state: &AppState, headers: &HeaderMap, is_get: bool) -> Result<Operator, Box<Response>> {
+    let Some(console) = console(state) else { return Err(Box::new(StatusCode::NOT_FOUND.into_response())) };
     match console.keys.operator(&state.config, headers) {
         Some(operator) => Ok(operator),
-        None if is_get => Err(redirect(&format!("{}/login", state.config.console.path))),
-        None => Err(message_page(
+        None if is_get => Err(Box::new(redirect(&format!("{}/login", state.config.console.path)))),
+        None => Err(Box::new(message_page(
             state,
             None,
             StatusCode::FORBIDDEN,
             "Not signed in",
             "You are not signed in (or your session has expired). Sign in and try again.",
-        )),
+        ))),
     }
 }
 
@@ -290,7 +343,7 @@ async fn checked_form(
     request: Request<Body>,
 ) -> Result<(Operator, HashMap<String, String>), Response> {
     let (parts, body) = request.into_parts();
-    let operator = operator_or_login(state, &parts.headers, false)?;
+    let operator = operator_or_login(state, &parts.headers, false).map_err(|response| *response)?;
     let refuse = |message: &str| message_page(state, Some(&operator), StatusCode::FORBIDDEN, "Refused", message);
     if cross_site(&parts.headers) {
         warn!(operator = %operator.name, "console: cross-site form refused");
@@ -454,7 +507,7 @@ fn action_links(base: &str, server: &Server) -> String {
 async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let operator = match operator_or_login(&state, &headers, true) {
         Ok(operator) => operator,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let base = state.config.console.path.as_str();
     let mut servers = match state.fleet.servers().await {
@@ -500,6 +553,9 @@ async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response
         ),
         Err(_) => write!(body, "<p class=\"muted\">Poller leader: unknown (the store did not answer).</p>"),
     };
+    if let Some(text) = console(&state).and_then(|c| c.poller_text(scalelite_fleet::drain::now_ms())) {
+        let _ = write!(body, "<p id=\"poller\">{}</p>", esc(&text));
+    }
 
     // The fleet.
     body.push_str(
@@ -522,7 +578,7 @@ async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response
             body,
             "<tr data-server=\"{}\"><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td class=\"n\">{}</td>\
              <td class=\"n\">{} <span class=\"muted\">({} routed)</span></td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
-             <td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+             <td class=\"n\">{}</td><td>{}</td><td>{}</td><td>–</td><td>{}</td><td>{}</td></tr>",
             esc(id),
             server_link(base, id),
             state_cell(server),
@@ -535,8 +591,6 @@ async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response
             opt_number(server.stats.videos),
             esc(server.bbb_version.as_deref().unwrap_or("–")),
             esc(server.tag.as_deref().unwrap_or("")),
-            // Region: servers carry none yet.
-            "–",
             drain_text(drain_of.get(id).copied()),
             action_links(base, server),
         );
@@ -685,7 +739,7 @@ fn done_notice(request_query: Option<&str>, id: &str) -> String {
 async fn server_page(State(state): State<AppState>, Path(id): Path<String>, request: Request<Body>) -> Response {
     let operator = match operator_or_login(&state, request.headers(), true) {
         Ok(operator) => operator,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let base = state.config.console.path.as_str();
     let server_id = ServerId::new(id.clone());
@@ -768,7 +822,7 @@ async fn confirm(
 ) -> Response {
     let operator = match operator_or_login(&state, &headers, true) {
         Ok(operator) => operator,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let Some(action) = Action::parse(&action) else {
         return message_page(&state, Some(&operator), StatusCode::NOT_FOUND, "Not found", "There is no such action.");
@@ -855,7 +909,7 @@ async fn act(
 async fn confirm_retry(State(state): State<AppState>, Path(name): Path<String>, headers: HeaderMap) -> Response {
     let operator = match operator_or_login(&state, &headers, true) {
         Ok(operator) => operator,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let base = state.config.console.path.as_str();
     let body = format!(
