@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::Method;
 use scalelite_tests::{Browser, LB_SECRET, Reply, SeedServer, TestApp, eventually_with, http_request, server_id};
 
-use crate::support::create;
+use crate::support::{admin_with, create};
 
 const SECRET: &str = "console-secret-7c1e9b";
 const BASE: &str = "/scalelite/console";
@@ -91,6 +91,12 @@ async fn signing_in_takes_a_secret_and_sets_a_strict_http_only_cookie() {
     assert_eq!(wrong.status, 401);
     assert!(wrong.header("set-cookie").is_none());
     assert!(wrong.body.contains("not one that signs in"));
+
+    // A form larger than any console form is not read.
+    let huge = "x".repeat(20_000);
+    let too_large = post(&app, "/login", &[], &[("secret", &huge)]).await;
+    assert_eq!(too_large.status, 400);
+    assert!(too_large.header("set-cookie").is_none());
 
     // The console secret signs in; the cookie is HttpOnly, SameSite=Strict,
     // scoped to the console, and not Secure over plain HTTP.
@@ -303,6 +309,16 @@ async fn failed_imports_are_listed_with_their_reason_and_can_be_retried() {
     // Nothing outside the quarantine can be moved.
     let escape = post(&app, "/imports/..%2Frec-2.tar/retry", &[("cookie", &cookie)], &[("csrf", &token)]).await;
     assert_eq!(escape.status, 404);
+
+    // The admin CLI retries through the same function.
+    std::fs::write(failed.join("rec-3.tar"), b"again").unwrap();
+    let config = &app.state.config;
+    let run = admin_with(config, &["recordings", "retry-import", "rec-3.tar"], "").await.ok();
+    assert_eq!(run.out, "rec-3.tar is back in the spool; the importer takes it on its next round\n");
+    assert!(spool.join("rec-3.tar").exists());
+    admin_with(config, &["recordings", "retry-import", "rec-3.tar"], "")
+        .await
+        .fails_with("ERROR: no quarantined archive rec-3.tar (see recordings import-status)");
 }
 
 fn screenshot(name: &str) -> PathBuf {

@@ -836,6 +836,17 @@ impl Config {
             capacity_per_server: r.parse("CAPACITY_PER_SERVER", DEFAULT_CAPACITY_PER_SERVER),
             console: ConsoleConfig::read(&mut r),
         };
+        // The console's routes must not overlap the API's (the router refuses
+        // overlapping routes at start-up).
+        let first = config.console.path.trim_start_matches('/').split('/').next().unwrap_or_default().to_owned();
+        let reserved = ["bigbluebutton", "recording", "fsapi", "health_check", "livez", "readyz", "metrics"];
+        if reserved.contains(&first.as_str())
+            || config.recordings.playback_formats.contains(&first)
+            || config.console.path == "/scalelite/api"
+            || config.console.path.starts_with("/scalelite/api/")
+        {
+            r.error(format!("CONSOLE_PATH={:?}: overlaps the API's own paths", config.console.path));
+        }
         if config.drain.notice_interval.is_zero() {
             r.error("DRAIN_NOTICE_INTERVAL: must be more than 0 seconds".into());
         }
@@ -1040,7 +1051,17 @@ mod tests {
         assert_eq!(config.console.path, "/ops/console");
         assert_eq!(config.console.auth_header.as_deref(), Some("x-remote-user"));
         assert_eq!(config.console.secure_cookie, Some(true));
-        for bad in ["console", "/a//b", "/a/../b", "/a b", "/{id}", "/"] {
+        for bad in [
+            "console",
+            "/a//b",
+            "/a/../b",
+            "/a b",
+            "/{id}",
+            "/",
+            "/scalelite/api",
+            "/bigbluebutton/console",
+            "/presentation/x",
+        ] {
             assert!(Config::from_env(&Env::default().with("CONSOLE_PATH", bad)).is_err(), "{bad}");
         }
         assert!(Config::from_env(&Env::default().with("CONSOLE_AUTH_HEADER", "X User")).is_err());

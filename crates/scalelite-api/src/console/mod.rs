@@ -326,11 +326,19 @@ fn cross_site(headers: &HeaderMap) -> bool {
 }
 
 /// The fields of an `application/x-www-form-urlencoded` body (the first of
-/// each name), at most [`MAX_FORM_BYTES`].
-async fn read_form(body: Body) -> Option<HashMap<String, String>> {
-    let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES).await.ok()?;
+/// each name), at most [`MAX_FORM_BYTES`]; read within the budget of
+/// unauthenticated bodies unless `signed_in`.
+async fn read_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    signed_in: bool,
+) -> Option<HashMap<String, String>> {
+    let limits = if signed_in { state.authenticated_body() } else { state.unauthenticated_body() };
+    let limits = crate::body::BodyLimits { max_bytes: MAX_FORM_BYTES, ..limits };
+    let read = crate::body::read(body, headers, limits).await.ok()?;
     let mut fields = HashMap::new();
-    for (k, v) in form_urlencoded::parse(&bytes) {
+    for (k, v) in form_urlencoded::parse(&read.bytes) {
         fields.entry(k.into_owned()).or_insert_with(|| v.into_owned());
     }
     Some(fields)
@@ -349,7 +357,7 @@ async fn checked_form(
         warn!(operator = %operator.name, "console: cross-site form refused");
         return Err(refuse("This form was sent from another site."));
     }
-    let Some(form) = read_form(body).await else {
+    let Some(form) = read_form(state, &parts.headers, body, true).await else {
         return Err(message_page(
             state,
             Some(&operator),
@@ -424,7 +432,7 @@ async fn login(State(state): State<AppState>, request: Request<Body>) -> Respons
         warn!("console: login refused, too many failed logins");
         return login_page(&state, StatusCode::TOO_MANY_REQUESTS, Some("Too many failed sign-ins: wait a minute."));
     }
-    let Some(form) = read_form(body).await else {
+    let Some(form) = read_form(&state, &parts.headers, body, false).await else {
         return login_page(&state, StatusCode::BAD_REQUEST, Some("The form could not be read."));
     };
     let secret = form.get("secret").map(String::as_str).unwrap_or_default();
