@@ -321,6 +321,39 @@ async fn failed_imports_are_listed_with_their_reason_and_can_be_retried() {
         .fails_with("ERROR: no quarantined archive rec-3.tar (see recordings import-status)");
 }
 
+#[tokio::test]
+async fn tenants_are_shown_with_their_limits() {
+    use scalelite_store::limits::{MAX_PARTICIPANTS_SETTING, RATE_SETTING};
+    use scalelite_store::{Tenant, TenantSetting};
+
+    let app = TestApp::builder()
+        .env("CONSOLE_ENABLED", "true")
+        .env("CONSOLE_SECRET", SECRET)
+        .env("MULTITENANCY_ENABLED", "true")
+        .start()
+        .await;
+    let school = Tenant::new("school", "secret-s");
+    app.state.store.create_tenant(&school).await.unwrap();
+    app.state.store.create_tenant(&Tenant::new("<i>evil</i>", "secret-e")).await.unwrap();
+    for (name, value) in [(MAX_PARTICIPANTS_SETTING, "300"), (RATE_SETTING, "600")] {
+        app.state
+            .store
+            .create_tenant_setting(&TenantSetting::new(school.id.clone(), name, value, "true"))
+            .await
+            .unwrap();
+    }
+    let cookie = sign_in(&app, "alice").await;
+    let page = get(&app, "", Some(&cookie)).await.body;
+    assert!(
+        page.contains(
+            "<th scope=\"row\">school</th><td class=\"n\">0</td><td class=\"n\">none</td>\
+             <td class=\"n\">300</td><td class=\"n\">600</td>"
+        ),
+        "{page}"
+    );
+    assert!(page.contains("&lt;i&gt;evil&lt;/i&gt;") && !page.contains("<i>evil"));
+}
+
 fn screenshot(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/console-screenshots").join(name)
 }
