@@ -233,6 +233,26 @@ async fn a_drain_from_the_console_shows_its_progress_until_the_server_is_empty()
 }
 
 #[tokio::test]
+async fn a_panic_from_the_console_ends_the_meetings_and_disables_the_server() {
+    let app = app().await;
+    create(&app, "lecture").await;
+    let on = app.placed_on("lecture").await.unwrap();
+    let id = server_id(on);
+    let cookie = sign_in(&app, "alice").await;
+    let page = get(&app, &format!("/servers/{id}"), Some(&cookie)).await.body;
+    assert!(page.contains("Meetings routed here (1)") && page.contains("<th scope=\"row\">lecture</th>"), "{page}");
+    let confirm = get(&app, &format!("/servers/{id}/panic"), Some(&cookie)).await.body;
+    assert!(confirm.contains("Every meeting of the server is ended"));
+    let reply = post(&app, &format!("/servers/{id}/panic"), &[("cookie", &cookie)], &[("csrf", &csrf(&confirm))]).await;
+    assert_eq!(reply.status, 303, "{}", reply.body);
+    assert_eq!(state_of(&app, &id).await.as_deref(), Some("disabled"));
+    assert!(app.meeting("lecture").await.is_none());
+    assert!(app.fleet[on].ended_meetings().iter().any(|m| m.meeting_id == "lecture"));
+    let page = get(&app, &format!("/servers/{id}?done=panic"), Some(&cookie)).await.body;
+    assert!(page.contains("its meetings were ended and it is disabled") && page.contains("Meetings routed here (0)"));
+}
+
+#[tokio::test]
 async fn names_from_the_store_are_escaped() {
     let app = app().await;
     let hostile = "<script>alert(1)</script>";
