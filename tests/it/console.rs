@@ -113,6 +113,8 @@ async fn signing_in_takes_a_secret_and_sets_a_strict_http_only_cookie() {
     assert!(page.body.contains("Signed in as <strong>alice</strong>"));
     assert!(page.body.contains(&server_id(0)) && page.body.contains(&server_id(1)));
     assert_eq!(page.header("cache-control"), Some("no-store"));
+    // The address with a trailing slash, as the docs print it, is the same page.
+    assert_eq!(get(&app, "/", Some(&cookie)).await.status, 200);
 
     // Behind a TLS proxy the cookie is Secure.
     let https = post(&app, "/login", &[("x-forwarded-proto", "https")], &[("secret", SECRET)]).await;

@@ -38,7 +38,8 @@ impl Samples {
         ids.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
         ids.truncate(MAX_SERVERS);
         let Ok(mut by_server) = self.by_server.lock() else { return };
-        by_server.retain(|id, _| ids.iter().any(|s| s.id.as_str() == id));
+        let current: std::collections::HashSet<&str> = ids.iter().map(|s| s.id.as_str()).collect();
+        by_server.retain(|id, _| current.contains(id.as_str()));
         for server in ids {
             let (load, users) = if server.online {
                 (server.load.unwrap_or(0.0), server.stats.users.unwrap_or(0) as f64)
