@@ -18,6 +18,9 @@ need_packages() {
       postgresql) have_postgres || missing+=(postgresql) ;;
       nginx) command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx) ;;
       curl) command -v curl >/dev/null 2>&1 || missing+=(curl) ;;
+      # The console's browser tests: headless Chromium and its WebDriver.
+      chromium) command -v chromium >/dev/null 2>&1 || missing+=(chromium) ;;
+      chromium-driver) command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver) ;;
       python3) command -v python3 >/dev/null 2>&1 || missing+=(python3) ;;
       # `python3 -m venv` needs ensurepip, which Debian ships apart.
       python3-venv) python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv) ;;

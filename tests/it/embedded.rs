@@ -276,3 +276,80 @@ async fn the_process_applies_the_retention_policy_and_counts_it_on_its_metrics()
     assert_eq!(listed_recordings(&client, "old-class").await, 0);
     running.stop().await;
 }
+
+/// The newcomer's story (README, The operator console): the console of the
+/// embedded process shows the servers added from a second terminal going
+/// online, and a drain started from it until the server is empty.
+#[tokio::test]
+async fn the_console_shows_servers_going_online_and_a_drain_emptying_one() {
+    use bytes::Bytes;
+    use http::Method;
+    use scalelite_tests::http_request;
+
+    let fleet = FakeFleet::start(2).await;
+    let data = tempfile::tempdir().unwrap();
+    let env = embedded_env(data.path()).with("CONSOLE_ENABLED", "true").with("CONSOLE_SAMPLE_INTERVAL", "0.2");
+    let (config, running) = Running::start(&env).await;
+    let secret = config.secrets.first().unwrap().expose().to_owned();
+    let base = format!("http://{}/scalelite/console", running.addr);
+    let timeout = Duration::from_secs(30);
+    let form = "application/x-www-form-urlencoded";
+
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("name", "newcomer")
+        .append_pair("secret", &secret)
+        .finish();
+    let login =
+        http_request(Method::POST, &format!("{base}/login"), &[("content-type", form)], Bytes::from(body), timeout)
+            .await
+            .unwrap();
+    assert_eq!(login.status, 303, "{}", login.body);
+    let cookie = login.header("set-cookie").unwrap().split(';').next().unwrap().to_owned();
+    let page = |path: &'static str| {
+        let (url, cookie) = (format!("{base}{path}"), cookie.clone());
+        async move { http_request(Method::GET, &url, &[("cookie", &cookie)], Bytes::new(), timeout).await.unwrap().body }
+    };
+    assert!(page("").await.contains("No servers yet"));
+
+    let mut ids = Vec::new();
+    for server in fleet.iter() {
+        let added = admin_with(&config, &["servers", "add", &server.url(), &server.secret()], "").await.ok();
+        let id = added.id_after("id: ");
+        admin_with(&config, &["servers", "enable", &id], "").await.ok();
+        ids.push(id);
+    }
+    eventually_with(timeout, "both servers online in the console, the poller's rounds shown", || async {
+        let body = page("").await;
+        body.matches("<span class=\"online\">online</span>").count() == 2
+            && body.contains("This process&#39;s poller holds the lease")
+            && body.contains("the last seen")
+    })
+    .await;
+
+    let client = running.client(&secret);
+    let create = client.get("create", &[("meetingID", "class-1"), ("name", "Class")]).await;
+    assert!(create.is_success(), "{}", create.body);
+    let on = fleet.server_with_meeting("class-1").unwrap();
+    let id = ids[on].clone();
+    let overview = page("").await;
+    let at = overview.find("name=\"csrf\" value=\"").unwrap() + "name=\"csrf\" value=\"".len();
+    let csrf = overview[at..].split('"').next().unwrap().to_owned();
+    let body = form_urlencoded::Serializer::new(String::new()).append_pair("csrf", &csrf).finish();
+    let headers = [("content-type", form), ("cookie", cookie.as_str())];
+    let drain = http_request(Method::POST, &format!("{base}/servers/{id}/drain"), &headers, Bytes::from(body), timeout)
+        .await
+        .unwrap();
+    assert_eq!(drain.status, 303, "{}", drain.body);
+    assert!(page("").await.contains("draining, 1 meeting"));
+
+    // The meeting ends: the poller inside the process disables the server.
+    let end =
+        client.get("end", &[("meetingID", "class-1"), ("password", &create.text_at("moderatorPW").unwrap())]).await;
+    assert!(end.is_success(), "{}", end.body);
+    eventually_with(timeout, "the console shows the server drained", || async {
+        let body = page("").await;
+        body.contains("<span class=\"state-disabled\">disabled</span>") && body.contains("<td>drained")
+    })
+    .await;
+    running.stop().await;
+}

@@ -15,6 +15,7 @@ mod analytics;
 mod capacity;
 mod checksum;
 mod client_libraries;
+mod console;
 mod create;
 mod drain;
 mod edge;

@@ -46,6 +46,7 @@ pub mod sentinel;
 pub mod sqlite;
 pub mod tls;
 pub mod util;
+pub mod webdriver;
 
 pub use app::{Expiring, LB_SECRET, NS, REDIS_ONLY, TestApp, TestAppBuilder, server_id};
 pub use archive::{Format, RawTar, RecordingArchive};
@@ -60,3 +61,4 @@ pub use seed::SeedServer;
 pub use sentinel::{SentinelGroup, TestSentinel};
 pub use tls::TestCa;
 pub use util::{eventually, eventually_with, free_port, read_http_response};
+pub use webdriver::Browser;

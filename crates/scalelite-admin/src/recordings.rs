@@ -46,6 +46,13 @@ pub enum RecordingsCommand {
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
+    /// Move a quarantined archive (`import-status` lists them) from the
+    /// spool's `failed/` directory back into the spool, so the importer
+    /// takes it again (what the console's Retry does).
+    RetryImport {
+        /// The archive's file name in `failed/` (`<record id>.tar`).
+        name: String,
+    },
     /// Delete or unpublish recordings that started more than a number of
     /// days ago. Without --yes nothing changes: the recordings are listed
     /// with what would happen to them (a dry run).
@@ -68,7 +75,32 @@ pub(crate) async fn run(opts: Opts, ctx: &Ctx, ui: &mut Ui<'_, '_>) -> Outcome {
         RecordingsCommand::Update => update(ctx, ui).await,
         RecordingsCommand::Import => import(ctx, ui).await,
         RecordingsCommand::ImportStatus { limit } => import_status(ctx, ui, limit).await,
+        RecordingsCommand::RetryImport { name } => retry_import(ctx, ui, name).await,
         RecordingsCommand::Prune(opts) => crate::prune::run(opts, ctx, ui).await,
+    }
+}
+
+/// Moves a quarantined archive back into the spool.
+async fn retry_import(ctx: &Ctx, ui: &mut Ui<'_, '_>, name: String) -> Outcome {
+    let spool = ctx.config.recordings.spool_dir.clone();
+    let archive = name.clone();
+    let moved =
+        tokio::task::spawn_blocking(move || scalelite_recording_importer::spool::retry_failed(&spool, &archive))
+            .await
+            .map_err(|e| ui.fail(format!("ERROR: {e}")))?;
+    match moved {
+        Ok(()) => {
+            ui.text(format!("{name} is back in the spool; the importer takes it on its next round"));
+            ui.json(&json!({ "archive": name, "retried": true }));
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(ui.fail(format!("ERROR: no quarantined archive {name} (see recordings import-status)")))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(ui.fail(format!("ERROR: an archive named {name} is already waiting in the spool")))
+        }
+        Err(e) => Err(ui.fail(format!("ERROR: cannot move {name} back: {e}"))),
     }
 }
 

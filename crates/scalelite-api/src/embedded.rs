@@ -120,6 +120,7 @@ pub async fn run(
                 metrics.register(registry);
             }
         });
+    state.watch_poller(Arc::clone(&poller_metrics));
     let poller = Poller::from_config(&config, Arc::clone(&stores.meetings), poller_metrics).with_usage(stores.usage());
     // The API, the poller and the importer: when one ends (or fails, or
     // panics) before `shutdown`, the others stop and the process exits.

@@ -2,6 +2,7 @@
 
 mod api;
 mod body;
+mod console;
 pub mod embedded;
 mod fsapi;
 mod health;
@@ -37,7 +38,8 @@ pub use crate::outbound::Outbound;
 pub use crate::state::{AppState, DATABASE_POOL_SIZE, Shared};
 
 /// The routes: the BBB API ([`api::CALLS`]), the management API, playback,
-/// `/fsapi`, the health check and `/metrics`. Every path answers unknown
+/// `/fsapi`, the health check, `/metrics` and the operator console (when
+/// enabled). Every path answers unknown
 /// methods with `unsupportedRequest`; HEAD is served like GET.
 pub(crate) fn router(state: AppState) -> Router {
     use unsupported::unsupported as fallback;
@@ -45,6 +47,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(api::routes(&state))
         .merge(management::routes(&state))
         .merge(playback::routes(&state))
+        .merge(console::routes(&state))
         .route("/fsapi", axum::routing::post(fsapi::fsapi).fallback(fallback))
         .route("/health_check", get(health::health_check).fallback(fallback))
         .route("/livez", get(health::livez).fallback(fallback))
@@ -85,6 +88,11 @@ pub async fn run(
              Ruby Scalelite must not share this Redis (it would not find these meetings)"
         );
     }
+    // The console's plots sample the fleet for as long as the API serves.
+    let sampler = state.console.is_some().then(|| {
+        tracing::info!(path = %state.config.console.path, "operator console enabled");
+        tokio::spawn(console::sample(state.clone()))
+    });
     // On a stop: readiness goes down first, and the listener stays open for
     // HTTP_SHUTDOWN_DELAY so load balancers stop sending before it closes.
     let shutdown = {
@@ -106,5 +114,9 @@ pub async fn run(
     let app = NormalizePathLayer::trim_trailing_slash().layer(router(state));
     // Playback resources need the path as sent (a trailing slash selects a directory's index).
     let app = tower::util::MapRequestLayer::new(playback::keep_original_uri).layer(app);
-    serve::serve(listener, app, limits, shutdown).await
+    let served = serve::serve(listener, app, limits, shutdown).await;
+    if let Some(sampler) = sampler {
+        sampler.abort();
+    }
+    served
 }

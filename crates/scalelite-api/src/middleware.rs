@@ -126,7 +126,10 @@ pub(crate) async fn observe(State(state): State<AppState>, request: Request, nex
     let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().cloned();
     let route = route.as_ref().map(MatchedPath::as_str);
-    let call = call_label(route);
+    let call = match route {
+        Some(route) if crate::console::is_console_route(&state, route) => "console",
+        _ => call_label(route),
+    };
     let request_id = request.extensions().get::<RequestId>().cloned();
     let request_id = request_id.as_ref().map_or("", RequestId::as_str);
     let in_flight = state.metrics.count_in_flight();

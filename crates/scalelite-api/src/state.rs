@@ -65,6 +65,8 @@ pub struct Shared {
     pub body_budget: BodyBudget,
     /// Set when a stop was asked for: `/readyz` answers 503 from then on.
     pub(crate) draining: std::sync::atomic::AtomicBool,
+    /// The operator console, when `CONSOLE_ENABLED`.
+    pub(crate) console: Option<Arc<crate::console::Console>>,
 }
 
 impl Shared {
@@ -97,6 +99,14 @@ impl Shared {
 }
 
 impl AppState {
+    /// Lets the console show the rounds of the poller running in this
+    /// process (the embedded mode).
+    pub(crate) fn watch_poller(&self, metrics: Arc<scalelite_poller::PollerMetrics>) {
+        if let Some(console) = &self.console {
+            console.watch_poller(metrics);
+        }
+    }
+
     /// Builds the state from a configuration and the stores (see
     /// `scalelite_store::Stores::open`).
     pub fn with_recordings(config: Config, store: Arc<dyn Store>, recordings: Option<Arc<dyn RecordingStore>>) -> Self {
@@ -128,6 +138,7 @@ impl AppState {
         let tenants = TenantDirectory::new(Arc::<dyn Store>::clone(&store), config.tenant_cache_ttl);
         let outbound = Outbound::new(&config);
         let body_budget = BodyBudget::new(config.edge.unauthenticated_body_budget);
+        let console = crate::console::Console::new(&config);
         Self(Arc::new(Shared {
             config: Arc::new(config),
             store,
@@ -142,6 +153,7 @@ impl AppState {
             outbound,
             body_budget,
             draining: std::sync::atomic::AtomicBool::new(false),
+            console,
         }))
     }
 }

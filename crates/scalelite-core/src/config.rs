@@ -160,6 +160,14 @@ pub mod defaults {
     pub const DEFAULT_DRAIN_NOTICE_INTERVAL: f64 = 300.0;
     /// `CAPACITY_PER_SERVER`, load units.
     pub const DEFAULT_CAPACITY_PER_SERVER: f64 = 200.0;
+    /// `CONSOLE_PATH`.
+    pub const DEFAULT_CONSOLE_PATH: &str = "/scalelite/console";
+    /// `CONSOLE_SESSION_TTL`, seconds (8 hours).
+    pub const DEFAULT_CONSOLE_SESSION_TTL: f64 = 28_800.0;
+    /// `CONSOLE_REFRESH`, seconds.
+    pub const DEFAULT_CONSOLE_REFRESH: f64 = 15.0;
+    /// `CONSOLE_SAMPLE_INTERVAL`, seconds.
+    pub const DEFAULT_CONSOLE_SAMPLE_INTERVAL: f64 = 60.0;
     /// `POLLER_METRICS_BIND` (`off` turns it off).
     pub const DEFAULT_POLLER_METRICS_BIND: &str = "0.0.0.0:9101";
     /// The database a `DATABASE_URL` without one names (Scalelite's
@@ -463,6 +471,36 @@ pub struct Config {
     /// (multiplier 1) is meant to carry; the capacity report's headroom is
     /// measured against it.
     pub capacity_per_server: f64,
+    /// The operator console (`CONSOLE_*`).
+    pub console: ConsoleConfig,
+}
+
+/// Settings of the operator console in the browser, served by the API.
+#[derive(Clone, Debug)]
+pub struct ConsoleConfig {
+    /// `CONSOLE_ENABLED` (default false): without it the console's paths
+    /// are not served at all.
+    pub enabled: bool,
+    /// `CONSOLE_PATH` (default `/scalelite/console`): where it is served.
+    pub path: String,
+    /// `CONSOLE_SECRET`: a secret for logging in; the management secrets
+    /// (`MANAGEMENT_API_SECRETS`, else the load-balancer secrets) work too.
+    pub secret: Option<Secret>,
+    /// `CONSOLE_AUTH_HEADER`: a header set by a reverse proxy that has
+    /// authenticated the operator (`X-Forwarded-User`); its value names them.
+    pub auth_header: Option<String>,
+    /// `CONSOLE_SESSION_TTL` (seconds, default 8 hours): how long a login lasts.
+    pub session_ttl: Duration,
+    /// `CONSOLE_SECURE_COOKIE` (`auto`, `true`, `false`; default `auto`):
+    /// whether the session cookie is `Secure`; `auto` when the request came
+    /// as HTTPS (`X-Forwarded-Proto: https`).
+    pub secure_cookie: Option<bool>,
+    /// `CONSOLE_REFRESH` (seconds, default 15, 0 turns it off): how often the
+    /// pages reload themselves.
+    pub refresh: Duration,
+    /// `CONSOLE_SAMPLE_INTERVAL` (seconds, default 60): how often the API
+    /// samples each server's load and users for the console's plots.
+    pub sample_interval: Duration,
 }
 
 /// Settings of drains with notice.
@@ -810,7 +848,19 @@ impl Config {
                     .unwrap_or_else(|| DEFAULT_DRAIN_NOTICE_TEMPLATE_NO_DEADLINE.to_owned()),
             },
             capacity_per_server: r.parse("CAPACITY_PER_SERVER", DEFAULT_CAPACITY_PER_SERVER),
+            console: ConsoleConfig::read(&mut r),
         };
+        // The console's routes must not overlap the API's (the router refuses
+        // overlapping routes at start-up).
+        let first = config.console.path.trim_start_matches('/').split('/').next().unwrap_or_default().to_owned();
+        let reserved = ["bigbluebutton", "recording", "fsapi", "health_check", "livez", "readyz", "metrics"];
+        if reserved.contains(&first.as_str())
+            || config.recordings.playback_formats.contains(&first)
+            || config.console.path == "/scalelite/api"
+            || config.console.path.starts_with("/scalelite/api/")
+        {
+            r.error(format!("CONSOLE_PATH={:?}: overlaps the API's own paths", config.console.path));
+        }
         if config.drain.notice_interval.is_zero() {
             r.error("DRAIN_NOTICE_INTERVAL: must be more than 0 seconds".into());
         }
@@ -832,6 +882,57 @@ impl Config {
         }
         let asked = r.asked().to_vec();
         (r.finish(config), asked)
+    }
+}
+
+impl ConsoleConfig {
+    fn read(r: &mut Reader<'_>) -> Self {
+        let path = r.string_or("CONSOLE_PATH", DEFAULT_CONSOLE_PATH).trim().trim_end_matches('/').to_owned();
+        let path_ok = path.starts_with('/')
+            && path.len() > 1
+            && !path.contains("//")
+            && path[1..].split('/').all(|segment| {
+                !segment.is_empty()
+                    && segment != "."
+                    && segment != ".."
+                    && segment.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            });
+        if !path_ok {
+            r.error(format!("CONSOLE_PATH={path:?}: expected an absolute path of letters, digits, '-', '_', '.'"));
+        }
+        let secure_cookie = match r.string_or("CONSOLE_SECURE_COOKIE", "auto").trim().to_ascii_lowercase().as_str() {
+            "auto" => None,
+            "true" => Some(true),
+            "false" => Some(false),
+            other => {
+                r.error(format!("CONSOLE_SECURE_COOKIE={other:?}: expected auto, true or false"));
+                None
+            }
+        };
+        let auth_header =
+            r.string("CONSOLE_AUTH_HEADER").map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty());
+        if let Some(header) = &auth_header
+            && !header.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            r.error(format!("CONSOLE_AUTH_HEADER={header:?}: not a header name"));
+        }
+        let config = Self {
+            enabled: r.bool("CONSOLE_ENABLED", false),
+            path,
+            secret: r.string("CONSOLE_SECRET").map(Secret::new),
+            auth_header,
+            session_ttl: r.seconds("CONSOLE_SESSION_TTL", DEFAULT_CONSOLE_SESSION_TTL),
+            secure_cookie,
+            refresh: r.seconds("CONSOLE_REFRESH", DEFAULT_CONSOLE_REFRESH),
+            sample_interval: r.seconds("CONSOLE_SAMPLE_INTERVAL", DEFAULT_CONSOLE_SAMPLE_INTERVAL),
+        };
+        if config.session_ttl < Duration::from_secs(1) {
+            r.error("CONSOLE_SESSION_TTL: must be at least 1 second".into());
+        }
+        if config.sample_interval < Duration::from_millis(100) {
+            r.error("CONSOLE_SAMPLE_INTERVAL: must be at least 0.1 seconds".into());
+        }
+        config
     }
 }
 
@@ -950,6 +1051,38 @@ mod tests {
         for (name, file) in &used {
             assert!(documented.contains(name), "{file} sets {name}, which docs/CONFIGURATION.md does not document");
         }
+    }
+
+    #[test]
+    fn console_settings() {
+        let config = Config::from_env(&Env::default()).unwrap();
+        assert!(!config.console.enabled);
+        assert_eq!(config.console.path, "/scalelite/console");
+        assert_eq!(config.console.secure_cookie, None);
+        let env = Env::default()
+            .with("CONSOLE_ENABLED", "true")
+            .with("CONSOLE_PATH", "/ops/console/")
+            .with("CONSOLE_AUTH_HEADER", "X-Remote-User")
+            .with("CONSOLE_SECURE_COOKIE", "true");
+        let config = Config::from_env(&env).unwrap();
+        assert_eq!(config.console.path, "/ops/console");
+        assert_eq!(config.console.auth_header.as_deref(), Some("x-remote-user"));
+        assert_eq!(config.console.secure_cookie, Some(true));
+        for bad in [
+            "console",
+            "/a//b",
+            "/a/../b",
+            "/a b",
+            "/{id}",
+            "/",
+            "/scalelite/api",
+            "/bigbluebutton/console",
+            "/presentation/x",
+        ] {
+            assert!(Config::from_env(&Env::default().with("CONSOLE_PATH", bad)).is_err(), "{bad}");
+        }
+        assert!(Config::from_env(&Env::default().with("CONSOLE_AUTH_HEADER", "X User")).is_err());
+        assert!(Config::from_env(&Env::default().with("CONSOLE_SECURE_COOKIE", "maybe")).is_err());
     }
 
     #[test]

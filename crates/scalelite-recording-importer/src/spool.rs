@@ -149,6 +149,78 @@ pub(crate) fn quarantine(spool: &Path, archive: &Path, reason: &str, size: u64) 
     Ok(quarantined)
 }
 
+/// An archive in the quarantine, as the console lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailedImport {
+    /// File name in `<spool>/failed/`.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The first line of its `.reason` file (at most 500 characters).
+    pub reason: String,
+}
+
+/// Largest part of a `.reason` file read for [`failed_imports`].
+const MAX_REASON_BYTES: u64 = 4096;
+
+/// The archives waiting in `spool` (not yet imported).
+pub fn pending_imports(spool: &Path) -> io::Result<usize> {
+    Ok(list(spool)?.len())
+}
+
+/// The quarantined archives of `spool` (at most `limit`, by name), each
+/// with the reason it failed; none when there is no quarantine.
+pub fn failed_imports(spool: &Path, limit: usize) -> io::Result<Vec<FailedImport>> {
+    use std::io::Read as _;
+    let failed = spool.join(FAILED_DIR);
+    let mut out = match list(&failed) {
+        Ok(found) => found,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out.truncate(limit);
+    Ok(out
+        .into_iter()
+        .map(|candidate| {
+            let mut text = String::new();
+            if let Ok(file) = File::open(failed.join(format!("{}.reason", candidate.name))) {
+                let mut bytes = Vec::new();
+                let _ = file.take(MAX_REASON_BYTES).read_to_end(&mut bytes);
+                text = String::from_utf8_lossy(&bytes).lines().next().unwrap_or_default().chars().take(500).collect();
+            }
+            FailedImport { name: candidate.name, size: candidate.size, reason: text }
+        })
+        .collect())
+}
+
+/// Moves quarantined archive `name` back into the spool, where the importer
+/// takes it again, and removes its `.reason` file. `name` must be a plain
+/// `*.tar` file name of the quarantine ([`io::ErrorKind::NotFound`]
+/// otherwise); an archive of that name already in the spool is not replaced
+/// ([`io::ErrorKind::AlreadyExists`]).
+pub fn retry_failed(spool: &Path, name: &str) -> io::Result<()> {
+    let plain =
+        !name.is_empty() && !name.starts_with('.') && name.ends_with(".tar") && !name.contains(['/', '\\', '\0']);
+    let failed = spool.join(FAILED_DIR);
+    let source = failed.join(name);
+    if !plain || !fs::symlink_metadata(&source).is_ok_and(|m| m.is_file()) {
+        return Err(io::Error::new(io::ErrorKind::NotFound, "no such quarantined archive"));
+    }
+    let target = spool.join(name);
+    if fs::symlink_metadata(&target).is_ok() {
+        return Err(io::Error::new(io::ErrorKind::AlreadyExists, "an archive of that name is in the spool"));
+    }
+    fs::rename(&source, &target)?;
+    match fs::remove_file(failed.join(format!("{name}.reason"))) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            warn!(error = %e, "cannot remove the reason of a retried archive")
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// `YYYY-MM-DD HH:MM:SS UTC` for epoch seconds.
 fn utc_timestamp(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
@@ -190,6 +262,33 @@ pub(crate) fn try_lock(spool: &Path) -> io::Result<Option<SpoolLock>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_imports_are_listed_and_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path();
+        assert!(failed_imports(spool, 10).unwrap().is_empty());
+        let failed = spool.join(FAILED_DIR);
+        fs::create_dir(&failed).unwrap();
+        fs::write(failed.join("r1.tar"), "x").unwrap();
+        fs::write(failed.join("r1.tar.reason"), "no metadata.xml\n\narchive: r1.tar").unwrap();
+        fs::write(failed.join("r2.tar"), "yy").unwrap();
+        fs::write(spool.join("r2.tar"), "new").unwrap();
+        let listed = failed_imports(spool, 10).unwrap();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[0], FailedImport { name: "r1.tar".into(), size: 1, reason: "no metadata.xml".into() });
+        assert_eq!(listed[1].reason, "");
+        assert_eq!(failed_imports(spool, 1).unwrap().len(), 1);
+        assert_eq!(pending_imports(spool).unwrap(), 1);
+
+        retry_failed(spool, "r1.tar").unwrap();
+        assert!(spool.join("r1.tar").exists() && !failed.join("r1.tar").exists());
+        assert!(!failed.join("r1.tar.reason").exists());
+        assert_eq!(retry_failed(spool, "r2.tar").unwrap_err().kind(), io::ErrorKind::AlreadyExists);
+        for bad in ["r1.tar", "../r2.tar", ".x.tar", "r2.tar.reason", "", "failed"] {
+            assert_eq!(retry_failed(spool, bad).unwrap_err().kind(), io::ErrorKind::NotFound, "{bad}");
+        }
+    }
 
     #[test]
     fn lists_only_visible_tar_files_oldest_first() {
