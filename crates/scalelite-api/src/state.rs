@@ -49,6 +49,8 @@ pub struct Shared {
     /// embedded mode's file); without it the recordings API answers as with
     /// `RECORDING_DISABLED`.
     pub recordings: Option<Arc<dyn RecordingStore>>,
+    /// The bucket recordings live in (`S3_RECORDING`).
+    pub(crate) recording_bucket: Option<scalelite_store::s3::S3Storage>,
     /// Server administration for the management API.
     pub(crate) fleet: Fleet,
     /// Request and upstream metrics.
@@ -128,7 +130,9 @@ impl AppState {
         let tenants = TenantDirectory::new(Arc::<dyn Store>::clone(&store), config.tenant_cache_ttl);
         let outbound = Outbound::new(&config);
         let body_budget = BodyBudget::new(config.edge.unauthenticated_body_budget);
+        let recording_bucket = scalelite_store::s3::S3Storage::from_recordings(&config.recordings);
         Self(Arc::new(Shared {
+            recording_bucket,
             config: Arc::new(config),
             store,
             bbb,

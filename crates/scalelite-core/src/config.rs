@@ -140,6 +140,8 @@ pub mod defaults {
     pub const DEFAULT_RECORDING_IMPORT_SETTLE_TIME: f64 = 2.0;
     /// `RECORDING_RETENTION_INTERVAL`, seconds.
     pub const DEFAULT_RECORDING_RETENTION_INTERVAL: f64 = 3600.0;
+    /// `S3_PRESIGNED_URL_TTL`, seconds.
+    pub const DEFAULT_S3_PRESIGNED_URL_TTL: f64 = 300.0;
     /// `RECORDING_PLAYBACK_FORMATS`.
     pub const DEFAULT_RECORDING_PLAYBACK_FORMATS: &str = "presentation:video:screenshare:podcast:notes:capture";
     /// `PROTECTED_RECORDINGS_TOKEN_TIMEOUT`, minutes.
@@ -598,6 +600,124 @@ pub struct RecordingConfig {
     pub importer_metrics_bind: Option<SocketAddr>,
     /// `SECRET_KEY_BASE`: key of protected-recording cookies.
     pub secret_key_base: Option<Secret>,
+    /// `S3_RECORDING` and the bucket settings: recordings live in an
+    /// S3-compatible bucket instead of the publish/unpublish trees.
+    pub s3: Option<S3Config>,
+}
+
+/// Where recordings are stored when `S3_RECORDING` is on (Scalelite's
+/// variables, and the AWS SDK's standard ones for region, endpoint and
+/// credentials).
+#[derive(Clone, Debug, PartialEq)]
+pub struct S3Config {
+    /// `S3_BUCKET_NAME`.
+    pub bucket: String,
+    /// `AWS_REGION` (else `AWS_DEFAULT_REGION`, else `us-east-1`).
+    pub region: String,
+    /// `AWS_ENDPOINT_URL_S3` (else `AWS_ENDPOINT_URL`); `None`: AWS's own
+    /// `https://s3.<region>.amazonaws.com`.
+    pub endpoint: Option<String>,
+    /// `S3_FORCE_PATH_STYLE` (new): `<endpoint>/<bucket>/<key>` instead of
+    /// `<bucket>.<endpoint host>/<key>`. Default: on with a custom endpoint.
+    pub path_style: bool,
+    /// `AWS_ACCESS_KEY_ID`.
+    pub access_key_id: Secret,
+    /// `AWS_SECRET_ACCESS_KEY`.
+    pub secret_access_key: Secret,
+    /// `AWS_SESSION_TOKEN`.
+    pub session_token: Option<Secret>,
+    /// `S3_PRESIGNED_URL_TTL` (new; seconds, default 300): how long the URL
+    /// a playback request is redirected to stays valid.
+    pub presigned_url_ttl: Duration,
+    /// `S3_TENANT_PREFIX` (new; default none): a key prefix per tenant,
+    /// where `{tenant}` stands for the recording's `tenant-id`.
+    pub tenant_prefix: Option<String>,
+    /// `CLOUDFRONT_URL` (read to warn: CloudFront signed cookies are not
+    /// built, playback redirects to presigned URLs).
+    pub cloudfront_url: Option<String>,
+}
+
+/// Whether Scalelite would see `S3_RECORDING` as on: Ruby's
+/// `if ENV['S3_RECORDING']` is true for any value; here the usual words for
+/// "off" (`false`, `0`, `no`, `off`) and an empty value turn it off.
+fn s3_recording_on(raw: Option<&str>) -> bool {
+    raw.map(str::trim)
+        .is_some_and(|v| !v.is_empty() && !["false", "0", "no", "off"].iter().any(|off| v.eq_ignore_ascii_case(off)))
+}
+
+/// Reads the S3 settings (`None` unless `S3_RECORDING` is on).
+fn s3_config(r: &mut Reader<'_>) -> Option<S3Config> {
+    let on = s3_recording_on(r.string("S3_RECORDING").as_deref());
+    let bucket = r.string("S3_BUCKET_NAME");
+    let region = r.string("AWS_REGION").or_else(|| r.string("AWS_DEFAULT_REGION"));
+    let endpoint = r.string("AWS_ENDPOINT_URL_S3").or_else(|| r.string("AWS_ENDPOINT_URL"));
+    let path_style = r.string("S3_FORCE_PATH_STYLE");
+    let key = r.string("AWS_ACCESS_KEY_ID");
+    let secret = r.raw("AWS_SECRET_ACCESS_KEY");
+    let token = r.string("AWS_SESSION_TOKEN");
+    let ttl = r.seconds("S3_PRESIGNED_URL_TTL", DEFAULT_S3_PRESIGNED_URL_TTL);
+    let tenant_prefix = r.string("S3_TENANT_PREFIX");
+    let cloudfront_url = r.string("CLOUDFRONT_URL");
+    if !on {
+        return None;
+    }
+    let Some(bucket) = bucket.filter(|b| !b.trim().is_empty()) else {
+        r.error("S3_RECORDING is on but S3_BUCKET_NAME is not set".into());
+        return None;
+    };
+    if let Some(endpoint) = &endpoint
+        && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+    {
+        r.error(format!("AWS_ENDPOINT_URL={endpoint:?}: expected an http:// or https:// URL"));
+    }
+    let (Some(key), Some(secret)) = (key, secret) else {
+        r.error(
+            "S3_RECORDING is on but AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not both set \
+             (instance-role and ECS task credentials are not supported)"
+                .into(),
+        );
+        return None;
+    };
+    if ttl < Duration::from_secs(1) || ttl > Duration::from_secs(7 * 24 * 3600) {
+        r.error("S3_PRESIGNED_URL_TTL: must be between 1 second and 7 days".into());
+    }
+    if let Some(prefix) = &tenant_prefix
+        && (prefix.starts_with('/') || prefix.split('/').any(|s| s == ".." || s == "."))
+    {
+        r.error(format!("S3_TENANT_PREFIX={prefix:?}: must not start with '/' or hold '.' or '..' segments"));
+    }
+    let path_style = match path_style.as_deref().map(str::trim) {
+        None | Some("") => endpoint.is_some(),
+        Some(v) => v.eq_ignore_ascii_case("true"),
+    };
+    let bucket_ok = |b: &str| {
+        (3..=63).contains(&b.len())
+            && b.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'-' | b'.'))
+    };
+    if !bucket_ok(bucket.trim()) {
+        r.error(format!("S3_BUCKET_NAME={bucket:?}: a bucket name is 3 to 63 lowercase letters, digits, '-' and '.'"));
+    }
+    if let Some(endpoint) = &endpoint {
+        let host = endpoint.split_once("://").map_or("", |(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""));
+        let host_name = host.rsplit_once(':').map_or(host, |(h, _)| h);
+        if host_name.is_empty() {
+            r.error(format!("AWS_ENDPOINT_URL={endpoint:?}: no host"));
+        } else if !path_style && (host_name.parse::<std::net::Ipv4Addr>().is_ok() || host_name.starts_with('[')) {
+            r.error(format!("AWS_ENDPOINT_URL={endpoint:?}: an IP address needs S3_FORCE_PATH_STYLE=true"));
+        }
+    }
+    Some(S3Config {
+        bucket: bucket.trim().to_owned(),
+        region: region.unwrap_or_else(|| "us-east-1".to_owned()),
+        endpoint: endpoint.map(|e| e.trim_end_matches('/').to_owned()),
+        path_style,
+        access_key_id: Secret::new(key),
+        secret_access_key: Secret::new(secret),
+        session_token: token.map(Secret::new),
+        presigned_url_ttl: ttl,
+        tenant_prefix,
+        cloudfront_url,
+    })
 }
 
 impl Config {
@@ -715,6 +835,7 @@ impl Config {
                 ),
             },
             secret_key_base: r.string("SECRET_KEY_BASE").map(Secret::new),
+            s3: s3_config(&mut r),
         };
         if recordings.retention_interval < Duration::from_secs(1) {
             r.error("RECORDING_RETENTION_INTERVAL: must be at least 1 second".into());

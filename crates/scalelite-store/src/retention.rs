@@ -402,7 +402,7 @@ mod tests {
             };
             store.import_recording(&import, ImportPolicy::default()).await.unwrap();
         }
-        let dirs = TreeDirs { publish: dir.path().join("published"), unpublish: dir.path().join("unpublished") };
+        let dirs = TreeDirs::local(dir.path().join("published"), dir.path().join("unpublished"));
         let rules = [rule(TenantScope::All, 1, RetentionAction::Delete, "test")];
         let now = 10 * 86_400_000;
         let calls = std::sync::atomic::AtomicUsize::new(0);

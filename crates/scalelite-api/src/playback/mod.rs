@@ -10,7 +10,9 @@
 //! - `GET /<format>/<record_id>[/<path>]` for each format of
 //!   `RECORDING_PLAYBACK_FORMATS`: same lookup; with
 //!   `PROTECTED_RECORDINGS_ENABLED`, a protected recording needs that cookie.
-//!   Answer: 200, empty body, `X-Accel-Redirect: /static-resource<path>`.
+//!   Answer: 200, empty body, `X-Accel-Redirect: /static-resource<path>`;
+//!   with `S3_RECORDING`, 307 to a presigned URL of the file's object
+//!   (valid `S3_PRESIGNED_URL_TTL`).
 //!
 //! Everything refused gets the "Recording Not Found" page (404). No token,
 //! cookie or query string is ever logged.
@@ -237,6 +239,20 @@ pub(crate) async fn resource(
         if !cookies(&headers, &name).any(|value| jwt::verify_playback_cookie(value, &scope, key)) {
             return Refusal::InvalidCookie.into_response();
         }
+    }
+    if let Some(bucket) = &state.recording_bucket {
+        // S3_RECORDING: a short-lived presigned URL of the object.
+        let Some(file) = &request.file else {
+            return Refusal::InvalidPath.into_response();
+        };
+        let prefix = bucket.recording_prefix(target.tenant_id.as_deref(), true, &target.format, &target.record_id);
+        let url = bucket.presigned_get(&format!("{prefix}{file}"), &target.format);
+        let Ok(location) = HeaderValue::from_str(&url) else {
+            return Refusal::InvalidPath.into_response();
+        };
+        let mut response = (StatusCode::TEMPORARY_REDIRECT, [(header::CACHE_CONTROL, "no-store")]).into_response();
+        response.headers_mut().insert(header::LOCATION, location);
+        return response;
     }
     let Ok(accel) = HeaderValue::from_str(&request.accel_redirect) else {
         return Refusal::InvalidPath.into_response();

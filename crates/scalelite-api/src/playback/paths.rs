@@ -60,6 +60,10 @@ pub(crate) struct ResourcePath {
     /// `/static-resource` + the request path and query as received (leading
     /// slashes collapsed to one), for nginx.
     pub(crate) accel_redirect: String,
+    /// The file inside the recording, decoded, empty segments dropped, a
+    /// directory (no path, or a trailing `/`) as its `index.html`: the key
+    /// suffix in a bucket. `None` when it is not UTF-8.
+    pub(crate) file: Option<String>,
 }
 
 impl ResourcePath {
@@ -84,7 +88,17 @@ impl ResourcePath {
             accel_redirect.push('?');
             accel_redirect.push_str(query);
         }
-        Ok(Self { format, record_id, accel_redirect })
+        let file = percent_decode(rest).and_then(|d| String::from_utf8(d).ok()).map(|decoded| {
+            let mut file = decoded.split('/').filter(|s| !s.is_empty()).collect::<Vec<_>>().join("/");
+            if decoded.is_empty() || decoded.ends_with('/') {
+                if !file.is_empty() {
+                    file.push('/');
+                }
+                file.push_str("index.html");
+            }
+            file
+        });
+        Ok(Self { format, record_id, accel_redirect, file })
     }
 
     /// `/<format>/<record_id>`: the cookie path and the JWT subject.

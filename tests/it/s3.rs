@@ -1,0 +1,179 @@
+//! Recordings in an S3-compatible bucket (`S3_RECORDING`, Scalelite's
+//! layout `published|unpublished/<format>/<record_id>/<file>`), against
+//! moto's server mode started by the harness (tests/src/s3.rs), on the
+//! backend under test: imported into the bucket with nothing left on local
+//! disk, listed, played through the balancer by a redirect to a presigned
+//! URL (protected recordings keep their one-time token and cookie),
+//! unpublished, published and deleted in the bucket; the per-tenant key
+//! prefix; the retention rules acting on the bucket.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Method;
+use scalelite_core::xml::Element;
+use scalelite_recording_importer::{ArchiveOutcome, Importer, Settings};
+use scalelite_tests::{Format, RecordingArchive, Reply, TestApp, TestS3, http_request};
+
+const BUCKET: &str = "scalelite-recordings";
+const KEY: &str = "0c9e2f4a6b8d1e3f5a7c9e1b3d5f7a9c2e4b6d8f0a1c3e5a7b9d1f3a5c7e9b1d";
+
+async fn send(url: &str, headers: &[(&str, &str)]) -> Reply {
+    http_request(Method::GET, url, headers, Bytes::new(), Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
+async fn listed(app: &TestApp, meeting_id: &str, state: &str) -> Vec<Element> {
+    let reply = app.client().get("getRecordings", &[("meetingID", meeting_id), ("state", state)]).await;
+    assert!(reply.is_success(), "{}", reply.body);
+    let xml = reply.xml();
+    xml.child("recordings").map(|list| list.children_named("recording").cloned().collect()).unwrap_or_default()
+}
+
+async fn app_on(s3: &TestS3, extra: &[(&str, &str)]) -> TestApp {
+    let mut builder = TestApp::builder().servers(1).recordings();
+    for (name, value) in s3.env(BUCKET) {
+        builder = builder.env(name, value);
+    }
+    for (name, value) in extra {
+        builder = builder.env(name, *value);
+    }
+    builder.start().await
+}
+
+fn importer(app: &TestApp) -> Importer {
+    Importer::new(Settings::from_config(&app.state.config), app.recording_store(), Some(Arc::clone(app.store())))
+}
+
+/// `<prefix><member path>` of every file of `rec`, sorted.
+fn keys_of(rec: &RecordingArchive, prefix: &str) -> Vec<String> {
+    let mut keys: Vec<String> = rec.members().into_iter().map(|(path, _)| format!("{prefix}{path}")).collect();
+    keys.sort();
+    keys
+}
+
+/// Regular files left below the recording directories (spool lock aside).
+fn local_files(app: &TestApp) -> Vec<String> {
+    app.dirs().files().into_iter().filter(|f| !f.ends_with(".scalelite-importer.lock")).collect()
+}
+
+#[tokio::test]
+async fn a_recording_lives_in_the_bucket_and_plays_from_a_presigned_url() {
+    let s3 = TestS3::start(BUCKET).await;
+    let app = app_on(&s3, &[("PROTECTED_RECORDINGS_ENABLED", "true"), ("SECRET_KEY_BASE", KEY)]).await;
+    let meeting_id = "s3-room";
+    let rec = RecordingArchive::new(meeting_id, "Lecture 1").formats(&[Format::Presentation, Format::Podcast]).file(
+        Format::Presentation,
+        "slides/a b.svg",
+        "<svg/>",
+    );
+    rec.drop_into(&app.dirs().spool());
+    let report = importer(&app).import_pending_once().await.unwrap();
+    assert!(matches!(report.outcomes[..], [ArchiveOutcome::Imported(_)]), "{report:?}");
+
+    // Every file is an object under published/, with its content type;
+    // nothing stays on local disk (no archive, no tree, no work files).
+    assert_eq!(s3.keys(BUCKET, "").await, keys_of(&rec, "published/"));
+    let metadata = format!("published/presentation/{}/metadata.xml", rec.record_id);
+    let (body, content_type) = s3.object(BUCKET, &metadata).await.expect("metadata.xml in the bucket");
+    let expected = rec.files(Format::Presentation).into_iter().find(|(p, _)| p == "metadata.xml").unwrap().1;
+    assert_eq!(body.as_bytes(), expected.as_slice());
+    assert_eq!(content_type.as_deref(), Some("application/xml"));
+    assert_eq!(local_files(&app), Vec::<String>::new());
+
+    // Listed by getRecordings, protected.
+    let recording = listed(&app, meeting_id, "any").await.remove(0);
+    assert_eq!(recording.text_at("recordID").as_deref(), Some(rec.record_id.as_str()));
+    assert_eq!(recording.text_at("protected").as_deref(), Some("true"));
+
+    // No cookie, no file; the one-time URL sets the cookie; the file then
+    // redirects to a short-lived presigned URL the bucket answers.
+    let file = |format: &str, path: &str| format!("{}/{format}/{}/{path}", app.origin(), rec.record_id);
+    assert_eq!(send(&file("presentation", "metadata.xml"), &[]).await.status, 404);
+    let one_time = recording
+        .child("playback")
+        .and_then(|p| p.children_named("format").find(|f| f.text_at("type").as_deref() == Some("presentation")))
+        .and_then(|f| f.text_at("url"))
+        .expect("a presentation playback URL");
+    let play = send(&one_time, &[]).await;
+    assert_eq!(play.status, 307, "{one_time}: {}", play.body);
+    let cookie = play.header("set-cookie").expect("a playback cookie").split(';').next().unwrap().to_owned();
+    assert_eq!(send(&one_time, &[]).await.status, 404, "the token opens the recording once");
+    let redirect = send(&file("presentation", "metadata.xml"), &[("cookie", &cookie)]).await;
+    assert_eq!(redirect.status, 307, "{}", redirect.body);
+    assert_eq!(redirect.header("cache-control"), Some("no-store"));
+    let presigned = redirect.location.clone().expect("a presigned URL");
+    assert!(presigned.starts_with(&format!("{}/{BUCKET}/published/presentation/", s3.endpoint())), "{presigned}");
+    assert!(presigned.contains("X-Amz-Signature=") && presigned.contains("X-Amz-Expires=300"), "{presigned}");
+    let fetched = send(&presigned, &[]).await;
+    assert_eq!(fetched.status, 200);
+    assert_eq!(fetched.body.as_bytes(), expected.as_slice());
+    // An encoded name reaches its object; a directory is its index.html.
+    let svg = send(&file("presentation", "slides/a%20b.svg"), &[("cookie", &cookie)]).await;
+    assert_eq!(send(&svg.location.expect("a presigned URL"), &[]).await.body, "<svg/>");
+    let index = send(&file("presentation", ""), &[("cookie", &cookie)]).await;
+    assert!(index.location.expect("a presigned URL").contains("/index.html?"));
+    // A download format's URL asks the bucket for an attachment.
+    let unprotect = app.client().get("updateRecordings", &[("recordID", &rec.record_id), ("protect", "false")]).await;
+    assert_eq!(unprotect.text_at("updated").as_deref(), Some("true"), "{}", unprotect.body);
+    let audio = send(&file("podcast", "audio/audio.ogg"), &[]).await;
+    assert_eq!(audio.status, 307);
+    assert!(audio.location.unwrap().contains("response-content-disposition=attachment"));
+
+    // Unpublish: the objects move under unpublished/ and are not played.
+    let unpublish = app.client().get("publishRecordings", &[("recordID", &rec.record_id), ("publish", "false")]).await;
+    assert_eq!(unpublish.text_at("published").as_deref(), Some("false"), "{}", unpublish.body);
+    assert_eq!(s3.keys(BUCKET, "").await, keys_of(&rec, "unpublished/"));
+    assert_eq!(send(&file("presentation", "metadata.xml"), &[]).await.status, 404);
+
+    // Publish: back under published/ and played.
+    let publish = app.client().get("publishRecordings", &[("recordID", &rec.record_id), ("publish", "true")]).await;
+    assert_eq!(publish.text_at("published").as_deref(), Some("true"), "{}", publish.body);
+    assert_eq!(s3.keys(BUCKET, "").await, keys_of(&rec, "published/"));
+    let again = send(&file("presentation", "metadata.xml"), &[]).await;
+    assert_eq!(send(&again.location.expect("a presigned URL"), &[]).await.body.as_bytes(), expected.as_slice());
+
+    // Delete: no object left, nothing played.
+    let delete = app.client().get("deleteRecordings", &[("recordID", &rec.record_id)]).await;
+    assert_eq!(delete.text_at("deleted").as_deref(), Some("true"), "{}", delete.body);
+    assert_eq!(s3.keys(BUCKET, "").await, Vec::<String>::new());
+    assert_eq!(send(&file("presentation", "metadata.xml"), &[]).await.status, 404);
+}
+
+#[tokio::test]
+async fn tenant_prefixes_and_retention_act_on_the_bucket() {
+    let s3 = TestS3::start(BUCKET).await;
+    let app = app_on(&s3, &[("S3_TENANT_PREFIX", "tenants/{tenant}/"), ("RECORDING_RETENTION_DAYS", "30")]).await;
+    let mut old = RecordingArchive::new("tenant-room", "Old").meta("tenant-id", "t1");
+    old.start_ms = 1_600_000_000_000;
+    old.end_ms = old.start_ms + 60_000;
+    let fresh_start = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let mut fresh = RecordingArchive::new("plain-room", "Fresh");
+    fresh.start_ms = fresh_start;
+    fresh.end_ms = fresh_start + 60_000;
+    old.drop_into(&app.dirs().spool());
+    fresh.drop_into(&app.dirs().spool());
+    let importer = importer(&app);
+    let report = importer.import_pending_once().await.unwrap();
+    assert!(
+        report.outcomes.iter().all(|o| matches!(o, ArchiveOutcome::Imported(_))) && report.outcomes.len() == 2,
+        "{report:?}"
+    );
+
+    // The tenant's recording is under its prefix; one without a tenant at
+    // the root, as Scalelite stores it.
+    assert_eq!(s3.keys(BUCKET, "tenants/").await, keys_of(&old, "tenants/t1/published/"));
+    assert_eq!(s3.keys(BUCKET, "published/").await, keys_of(&fresh, "published/"));
+    let played = send(&format!("{}/presentation/{}/metadata.xml", app.origin(), old.record_id), &[]).await;
+    assert_eq!(played.status, 307);
+    assert!(played.location.unwrap().contains(&format!("/{BUCKET}/tenants/t1/published/presentation/")));
+
+    // The retention rule deletes the old recording's objects, and only them.
+    let retention = importer.apply_retention().await.unwrap().expect("a retention rule");
+    assert_eq!(retention.deleted, 1, "{retention:?}");
+    assert_eq!(s3.keys(BUCKET, "tenants/").await, Vec::<String>::new());
+    assert_eq!(s3.keys(BUCKET, "").await, keys_of(&fresh, "published/"));
+    assert!(listed(&app, "tenant-room", "published,unpublished").await.is_empty());
+}
