@@ -177,3 +177,68 @@ async fn tenant_prefixes_and_retention_act_on_the_bucket() {
     assert_eq!(s3.keys(BUCKET, "").await, keys_of(&fresh, "published/"));
     assert!(listed(&app, "tenant-room", "published,unpublished").await.is_empty());
 }
+
+/// Runs `openssl` with `args` in `dir`, panicking with its output on failure.
+fn openssl(dir: &std::path::Path, args: &[&str]) -> Vec<u8> {
+    let output = std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("openssl runs");
+    assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    output.stdout
+}
+
+#[tokio::test]
+async fn with_cloudfront_pages_redirect_there_with_signed_cookies() {
+    let keys = tempfile::tempdir().unwrap();
+    openssl(keys.path(), &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "key.pem"]);
+    openssl(keys.path(), &["pkey", "-in", "key.pem", "-pubout", "-out", "pub.pem"]);
+    let key_b64 = String::from_utf8(openssl(keys.path(), &["base64", "-A", "-in", "key.pem"])).unwrap();
+    let s3 = TestS3::start(BUCKET).await;
+    let cdn = "https://d111111abcdef8.cloudfront.net";
+    let app =
+        app_on(&s3, &[("CLOUDFRONT_URL", cdn), ("CF_KEY_PAIR_ID", "K2JCJMDEHXQW5F"), ("CF_PRIVATE_KEY_B64", &key_b64)])
+            .await;
+    let rec = RecordingArchive::new("cdn-room", "Lecture").formats(&[Format::Video]);
+    rec.drop_into(&app.dirs().spool());
+    importer(&app).import_pending_once().await.unwrap();
+    assert_eq!(s3.keys(BUCKET, "").await, keys_of(&rec, "published/"));
+
+    // The player page (a directory, asked for as HTML) goes to CloudFront,
+    // with the three cookies for the recording's prefix on the parent
+    // domain, as Scalelite sets them.
+    let page = format!("{}/video/{}/", app.origin(), rec.record_id);
+    let host = "sl.example.org";
+    let reply = send(&page, &[("accept", "text/html"), ("host", host), ("x-forwarded-proto", "https")]).await;
+    assert_eq!(reply.status, 307, "{}", reply.body);
+    assert_eq!(reply.location, Some(format!("{cdn}/published/video/{}/index.html", rec.record_id)));
+    let cookies: Vec<String> =
+        reply.headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+    assert_eq!(cookies.len(), 3, "{cookies:?}");
+    for cookie in &cookies {
+        assert!(cookie.contains("; Domain=.example.org; Path=/;") && cookie.contains("; Secure; HttpOnly"), "{cookie}");
+    }
+    let value = |name: &str| {
+        let prefix = format!("{name}=");
+        cookies.iter().find_map(|c| c.split(';').next().unwrap().strip_prefix(&prefix).map(str::to_owned)).unwrap()
+    };
+    assert_eq!(value("CloudFront-Key-Pair-Id"), "K2JCJMDEHXQW5F");
+    // The policy names the recording's objects; the signature is RSA-SHA1
+    // of it with the configured key (checked with openssl).
+    let unsafe_b64 = |v: String| v.replace('-', "+").replace('_', "=").replace('~', "/");
+    std::fs::write(keys.path().join("policy.b64"), unsafe_b64(value("CloudFront-Policy"))).unwrap();
+    std::fs::write(keys.path().join("sig.b64"), unsafe_b64(value("CloudFront-Signature"))).unwrap();
+    openssl(keys.path(), &["base64", "-d", "-A", "-in", "policy.b64", "-out", "policy.json"]);
+    openssl(keys.path(), &["base64", "-d", "-A", "-in", "sig.b64", "-out", "sig.bin"]);
+    let policy: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(keys.path().join("policy.json")).unwrap()).unwrap();
+    let statement = &policy["Statement"][0];
+    assert_eq!(statement["Resource"], format!("{cdn}/published/video/{}/*", rec.record_id));
+    assert!(statement["Condition"]["DateLessThan"]["AWS:EpochTime"].as_u64().is_some(), "{policy}");
+    let verified =
+        openssl(keys.path(), &["dgst", "-sha1", "-verify", "pub.pem", "-signature", "sig.bin", "policy.json"]);
+    assert!(String::from_utf8_lossy(&verified).contains("Verified OK"));
+
+    // Other files still get presigned URLs of the bucket.
+    let media = send(&format!("{}/video/{}/video-0.m4v", app.origin(), rec.record_id), &[("host", host)]).await;
+    assert_eq!(media.status, 307);
+    assert!(media.location.unwrap().starts_with(&format!("{}/{BUCKET}/published/video/", s3.endpoint())));
+    assert!(media.headers.get("set-cookie").is_none());
+}

@@ -632,9 +632,21 @@ pub struct S3Config {
     /// `S3_TENANT_PREFIX` (new; default none): a key prefix per tenant,
     /// where `{tenant}` stands for the recording's `tenant-id`.
     pub tenant_prefix: Option<String>,
-    /// `CLOUDFRONT_URL` (read to warn: CloudFront signed cookies are not
-    /// built, playback redirects to presigned URLs).
-    pub cloudfront_url: Option<String>,
+    /// `CLOUDFRONT_URL`, `CF_KEY_PAIR_ID` and `CF_PRIVATE_KEY_B64`: page
+    /// requests of playback go to CloudFront with signed cookies.
+    pub cloudfront: Option<CloudFrontConfig>,
+}
+
+/// The CloudFront distribution in front of the bucket.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CloudFrontConfig {
+    /// `CLOUDFRONT_URL` (no trailing `/`).
+    pub url: String,
+    /// `CF_KEY_PAIR_ID`.
+    pub key_pair_id: String,
+    /// `CF_PRIVATE_KEY_B64`: base64 of the PEM private key (checked when
+    /// read).
+    pub private_key_b64: Secret,
 }
 
 /// Whether Scalelite would see `S3_RECORDING` as on: Ruby's
@@ -658,6 +670,8 @@ fn s3_config(r: &mut Reader<'_>) -> Option<S3Config> {
     let ttl = r.seconds("S3_PRESIGNED_URL_TTL", DEFAULT_S3_PRESIGNED_URL_TTL);
     let tenant_prefix = r.string("S3_TENANT_PREFIX");
     let cloudfront_url = r.string("CLOUDFRONT_URL");
+    let cf_key_pair_id = r.string("CF_KEY_PAIR_ID");
+    let cf_private_key = r.string("CF_PRIVATE_KEY_B64");
     if !on {
         return None;
     }
@@ -706,6 +720,26 @@ fn s3_config(r: &mut Reader<'_>) -> Option<S3Config> {
             r.error(format!("AWS_ENDPOINT_URL={endpoint:?}: an IP address needs S3_FORCE_PATH_STYLE=true"));
         }
     }
+    let cloudfront = match (cloudfront_url, cf_key_pair_id, cf_private_key) {
+        (None, _, _) => None,
+        (Some(url), Some(key_pair_id), Some(key)) => {
+            if !url.starts_with("https://") && !url.starts_with("http://") {
+                r.error(format!("CLOUDFRONT_URL={url:?}: expected an https:// URL"));
+            }
+            if let Err(e) = crate::cloudfront::parse_private_key(&key) {
+                r.error(format!("CF_PRIVATE_KEY_B64: {e}"));
+            }
+            Some(CloudFrontConfig {
+                url: url.trim_end_matches('/').to_owned(),
+                key_pair_id,
+                private_key_b64: Secret::new(key),
+            })
+        }
+        (Some(_), _, _) => {
+            r.error("CLOUDFRONT_URL is set but CF_KEY_PAIR_ID or CF_PRIVATE_KEY_B64 is not".into());
+            None
+        }
+    };
     Some(S3Config {
         bucket: bucket.trim().to_owned(),
         region: region.unwrap_or_else(|| "us-east-1".to_owned()),
@@ -716,7 +750,7 @@ fn s3_config(r: &mut Reader<'_>) -> Option<S3Config> {
         session_token: token.map(Secret::new),
         presigned_url_ttl: ttl,
         tenant_prefix,
-        cloudfront_url,
+        cloudfront,
     })
 }
 

@@ -107,12 +107,6 @@ impl S3Storage {
             ),
             None => Credentials::new(config.access_key_id.expose(), config.secret_access_key.expose()),
         };
-        if config.cloudfront_url.is_some() {
-            warn!(
-                "CLOUDFRONT_URL is set, but CloudFront signed cookies are not supported: playback redirects \
-                 to presigned S3 URLs instead"
-            );
-        }
         Ok(Self {
             inner: Arc::new(Inner {
                 bucket,
