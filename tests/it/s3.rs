@@ -242,3 +242,65 @@ async fn with_cloudfront_pages_redirect_there_with_signed_cookies() {
     assert!(media.location.unwrap().starts_with(&format!("{}/{BUCKET}/published/video/", s3.endpoint())));
     assert!(media.headers.get("set-cookie").is_none());
 }
+
+#[tokio::test]
+async fn big_files_go_up_in_parts_and_move_server_side() {
+    use scalelite_core::config::{Config, Env};
+    use scalelite_store::s3::{PART_SIZE, S3Storage};
+
+    let s3 = TestS3::start(BUCKET).await;
+    let env = Env::from_pairs(s3.env(BUCKET));
+    let storage = S3Storage::new(Config::from_env(&env).unwrap().recordings.s3.as_ref().unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let size = PART_SIZE + PART_SIZE / 2 + 7;
+    let content: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    std::fs::create_dir_all(dir.path().join("video")).unwrap();
+    std::fs::write(dir.path().join("video/webcams.webm"), &content).unwrap();
+    std::fs::write(dir.path().join("metadata.xml"), "<recording/>").unwrap();
+
+    let keys = storage.upload_dir(dir.path(), "published/video/r-1/").await.unwrap();
+    assert_eq!(keys.len(), 2);
+    let mut sizes = s3.sizes(BUCKET, "published/").await;
+    sizes.sort();
+    assert_eq!(
+        sizes,
+        [
+            ("published/video/r-1/metadata.xml".to_owned(), 12),
+            ("published/video/r-1/video/webcams.webm".to_owned(), size as u64)
+        ]
+    );
+    // The presigned URL serves the whole file.
+    let url = storage.presigned_get("published/video/r-1/video/webcams.webm", "video");
+    let fetched = send(&url, &[]).await;
+    assert_eq!(fetched.status, 200);
+    assert_eq!(fetched.header("content-length"), Some(size.to_string().as_str()));
+    assert_eq!(fetched.header("content-type"), Some("video/webm"));
+
+    // Unpublishing moves big objects too.
+    assert_eq!(storage.move_prefix("published/video/r-1/", "unpublished/video/r-1/").await.unwrap(), 2);
+    let mut sizes = s3.sizes(BUCKET, "").await;
+    sizes.sort();
+    assert_eq!(sizes[1], ("unpublished/video/r-1/video/webcams.webm".to_owned(), size as u64));
+    assert_eq!(sizes.len(), 2);
+}
+
+#[tokio::test]
+async fn an_archive_waits_in_the_spool_until_the_bucket_takes_it() {
+    let s3 = TestS3::start("another-bucket").await;
+    let app = app_on(&s3, &[]).await;
+    let rec = RecordingArchive::new("waiting-room", "Later");
+    let archive = rec.drop_into(&app.dirs().spool());
+    let importer = importer(&app);
+    // The bucket does not exist yet: the import is postponed, nothing lost.
+    let report = importer.import_pending_once().await.unwrap();
+    assert!(
+        matches!(&report.outcomes[..], [ArchiveOutcome::Deferred { reason, .. }] if reason.contains("bucket")),
+        "{report:?}"
+    );
+    assert!(archive.exists(), "the archive stays in the spool");
+    s3.create_bucket(BUCKET).await;
+    let report = importer.import_pending_once().await.unwrap();
+    assert!(matches!(report.outcomes[..], [ArchiveOutcome::Imported(_)]), "{report:?}");
+    assert!(!archive.exists());
+    assert_eq!(s3.keys(BUCKET, "").await, keys_of(&rec, "published/"));
+}

@@ -110,9 +110,34 @@ impl TestS3 {
             async move { http_request(Method::GET, &url, &[], Bytes::new(), Duration::from_secs(2)).await.is_ok() }
         })
         .await;
-        let created = s3.request(Method::PUT, &format!("/{bucket}"), Bytes::new()).await;
-        assert_eq!(created.0, 200, "CreateBucket: {}", created.1);
+        s3.create_bucket(bucket).await;
         s3
+    }
+
+    /// Creates another bucket.
+    pub async fn create_bucket(&self, bucket: &str) {
+        let created = self.request(Method::PUT, &format!("/{bucket}"), Bytes::new()).await;
+        assert_eq!(created.0, 200, "CreateBucket: {}", created.1);
+    }
+
+    /// The size of every object under `prefix`, by key.
+    pub async fn sizes(&self, bucket: &str, prefix: &str) -> Vec<(String, u64)> {
+        let (status, body) = self
+            .request(Method::GET, &format!("/{bucket}?list-type=2&max-keys=1000&prefix={prefix}"), Bytes::new())
+            .await;
+        assert_eq!(status, 200, "ListObjectsV2: {body}");
+        body.split("<Contents>")
+            .skip(1)
+            .map(|item| {
+                let field = |name: &str| {
+                    item.split_once(&format!("<{name}>"))
+                        .and_then(|(_, rest)| rest.split_once(&format!("</{name}>")))
+                        .map(|(value, _)| value.to_owned())
+                        .unwrap_or_default()
+                };
+                (field("Key"), field("Size").parse().unwrap_or(0))
+            })
+            .collect()
     }
 
     /// `http://127.0.0.1:<port>`.

@@ -189,12 +189,26 @@ impl S3Storage {
             self.send("PutObject", Method::PUT, &url, &headers, body).await?;
             return Ok(());
         }
-        let mut action = self.inner.bucket.create_multipart_upload(Some(&self.inner.credentials), key);
-        action.headers_mut().insert("content-type", content_type);
-        if let Some(d) = disposition {
-            action.headers_mut().insert("content-disposition", d);
-        }
-        let url = action.sign(SIGN_TTL).to_string();
+        // Signed here rather than with rusty-s3's `CreateMultipartUpload`,
+        // which sends `?uploads=1`: AWS takes it, but S3-compatible servers
+        // (moto) want `?uploads` as AWS's SDKs send it.
+        let mut signed_headers = Vec::with_capacity(2);
+        signed_headers.extend(disposition.map(|d| ("content-disposition", d)));
+        signed_headers.push(("content-type", content_type));
+        let credentials = &self.inner.credentials;
+        let url = rusty_s3::signing::sign(
+            &jiff::Timestamp::now(),
+            rusty_s3::Method::Post,
+            self.inner.bucket.object_url(key),
+            credentials.key(),
+            credentials.secret(),
+            credentials.token(),
+            self.inner.bucket.region(),
+            SIGN_TTL.as_secs(),
+            std::iter::once(("uploads", "")),
+            signed_headers.iter().copied(),
+        )
+        .to_string();
         let mut headers = vec![("content-type", content_type.to_owned())];
         headers.extend(disposition.map(|d| ("content-disposition", d.to_owned())));
         let answer = self.send("CreateMultipartUpload", Method::POST, &url, &headers, Bytes::new()).await?;
