@@ -1,5 +1,5 @@
 //! A local S3-compatible server for the S3 recording storage tests: moto's
-//! server mode from PyPI (`moto[server]`, pinned in tests/s3/requirements.txt),
+//! server mode from pypi.org (`moto[server]`, pinned in tests/s3/requirements.txt),
 //! installed once into a virtualenv cached in the cargo target directory
 //! (`target/s3-server/`; only the first run needs pypi.org), started on a
 //! free loopback port and stopped when dropped. moto checks no signatures

@@ -1122,6 +1122,51 @@ mod tests {
     }
 
     #[test]
+    fn s3_storage_is_read_from_scalelite_and_aws_variables() {
+        let base = [
+            ("S3_RECORDING", "true"),
+            ("S3_BUCKET_NAME", "recordings"),
+            ("AWS_ACCESS_KEY_ID", "AKIA1"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+        ];
+        let read = |extra: &[(&str, &str)]| {
+            Config::from_env(&Env::from_pairs(base.iter().chain(extra).copied())).map(|c| c.recordings.s3)
+        };
+        let s3 = read(&[]).unwrap().expect("S3 on");
+        assert_eq!((s3.bucket.as_str(), s3.region.as_str(), s3.endpoint.as_deref()), ("recordings", "us-east-1", None));
+        assert!(!s3.path_style, "AWS: virtual-hosted style");
+        assert_eq!(s3.presigned_url_ttl, Duration::from_secs(300));
+        let custom = read(&[("AWS_DEFAULT_REGION", "eu-west-1"), ("AWS_ENDPOINT_URL", "http://10.0.0.5:9000/")])
+            .unwrap()
+            .unwrap();
+        assert_eq!((custom.region.as_str(), custom.endpoint.as_deref()), ("eu-west-1", Some("http://10.0.0.5:9000")));
+        assert!(custom.path_style, "a custom endpoint: path style");
+        // Scalelite's truthiness, except the usual words for off.
+        for off in ["false", "0", "off", ""] {
+            assert_eq!(read(&[("S3_RECORDING", off)]).unwrap(), None, "{off:?}");
+        }
+        assert!(read(&[("S3_RECORDING", "1")]).unwrap().is_some());
+        // Mistakes are start-up errors.
+        for bad in [
+            &[("S3_BUCKET_NAME", "")][..],
+            &[("S3_BUCKET_NAME", "Bad_Bucket")],
+            &[("AWS_ACCESS_KEY_ID", "")],
+            &[("AWS_ENDPOINT_URL", "s3.local:9000")],
+            &[("AWS_ENDPOINT_URL", "http://10.0.0.5:9000"), ("S3_FORCE_PATH_STYLE", "false")],
+            &[("S3_TENANT_PREFIX", "../x/")],
+            &[("S3_PRESIGNED_URL_TTL", "0")],
+            &[("CLOUDFRONT_URL", "https://d1.cloudfront.net")],
+            &[
+                ("CLOUDFRONT_URL", "https://d1.cloudfront.net"),
+                ("CF_KEY_PAIR_ID", "K1"),
+                ("CF_PRIVATE_KEY_B64", "eA=="),
+            ],
+        ] {
+            assert!(read(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn defaults() {
         let config = Config::from_env(&Env::default()).unwrap();
         assert_eq!(config.bind, "0.0.0.0:3000".parse().unwrap());

@@ -1,6 +1,6 @@
 //! Recordings in an S3-compatible bucket (`S3_RECORDING`), Scalelite's
 //! layout: `[<tenant prefix>]published/<format>/<record_id>/<file>` or
-//! `…unpublished/…`. Requests are signed with `rusty-s3` (sans-IO, SigV4
+//! `…unpublished/…`. Requests are signed with `rusty-s3` (sans-IO, `SigV4`
 //! presigned URLs) and sent with the workspace's hyper client; every request
 //! is bounded in time and retried on transport errors, 5xx and 429.
 //!
