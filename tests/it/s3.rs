@@ -5,7 +5,8 @@
 //! disk, listed, played through the balancer by a redirect to a presigned
 //! URL (protected recordings keep their one-time token and cookie),
 //! unpublished, published and deleted in the bucket; the per-tenant key
-//! prefix; the retention rules acting on the bucket.
+//! prefix; the retention rules and `scalelite-admin recordings prune`
+//! acting on the bucket; CloudFront signed cookies; multipart uploads.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -303,4 +304,35 @@ async fn an_archive_waits_in_the_spool_until_the_bucket_takes_it() {
     assert!(matches!(report.outcomes[..], [ArchiveOutcome::Imported(_)]), "{report:?}");
     assert!(!archive.exists());
     assert_eq!(s3.keys(BUCKET, "").await, keys_of(&rec, "published/"));
+}
+
+#[tokio::test]
+async fn scalelite_admin_prune_measures_unpublishes_and_deletes_in_the_bucket() {
+    let s3 = TestS3::start(BUCKET).await;
+    let app = app_on(&s3, &[]).await;
+    let mut old = RecordingArchive::new("prune-room", "Old").formats(&[Format::Presentation, Format::Video]);
+    old.start_ms = 1_600_000_000_000;
+    old.end_ms = old.start_ms + 60_000;
+    old.drop_into(&app.dirs().spool());
+    importer(&app).import_pending_once().await.unwrap();
+    assert_eq!(s3.keys(BUCKET, "").await, keys_of(&old, "published/"));
+    let bytes: u64 = old.members().iter().map(|(_, content)| content.len() as u64).sum();
+    let admin = |args: &'static [&'static str]| crate::support::admin_with(&app.state.config, args, "");
+
+    // The dry run measures the recording in the bucket and changes nothing.
+    let json = admin(&["recordings", "prune", "--older-than", "30d", "--json"]).await.ok().json();
+    assert_eq!((json["count"].as_u64(), json["size_bytes"].as_u64()), (Some(1), Some(bytes)), "{json}");
+    assert_eq!(s3.keys(BUCKET, "").await, keys_of(&old, "published/"));
+
+    // Unpublish moves the objects; delete removes them.
+    let json = admin(&["recordings", "prune", "--older-than", "30d", "--action", "unpublish", "--yes", "--json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(json["unpublished"].as_u64(), Some(1), "{json}");
+    assert_eq!(s3.keys(BUCKET, "").await, keys_of(&old, "unpublished/"));
+    let json = admin(&["recordings", "prune", "--older-than", "30d", "--yes", "--json"]).await.ok().json();
+    assert_eq!(json["deleted"].as_u64(), Some(1), "{json}");
+    assert_eq!(s3.keys(BUCKET, "").await, Vec::<String>::new());
+    assert!(listed(&app, "prune-room", "published,unpublished").await.is_empty());
 }

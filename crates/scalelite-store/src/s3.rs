@@ -265,6 +265,11 @@ impl S3Storage {
 
     /// Every key under `prefix` (paged by the bucket).
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, S3Error> {
+        Ok(self.list_sized(prefix).await?.into_iter().map(|(key, _)| key).collect())
+    }
+
+    /// Every key under `prefix` with its size.
+    pub async fn list_sized(&self, prefix: &str) -> Result<Vec<(String, u64)>, S3Error> {
         let mut keys = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -277,7 +282,7 @@ impl S3Storage {
             let answer = self.send("ListObjectsV2", Method::GET, &url, &[], Bytes::new()).await?;
             let page = ListObjectsV2::parse_response(&String::from_utf8_lossy(&answer))
                 .map_err(|e| S3Error::Answer("ListObjectsV2", e.to_string()))?;
-            keys.extend(page.contents.into_iter().map(|c| c.key));
+            keys.extend(page.contents.into_iter().map(|c| (c.key, c.size.unwrap_or(0))));
             if keys.len() > MAX_LISTED_KEYS {
                 return Err(S3Error::Answer(
                     "ListObjectsV2",
@@ -289,6 +294,23 @@ impl S3Storage {
                 _ => return Ok(keys),
             }
         }
+    }
+
+    /// The bytes of a recording's objects under both state prefixes (what
+    /// deleting it removes); what cannot be listed counts as nothing.
+    pub async fn recording_size(&self, recording: &crate::recordings::RecordingSummary) -> u64 {
+        let mut total = 0;
+        for format in &recording.formats {
+            for published in [true, false] {
+                let prefix =
+                    self.recording_prefix(recording.tenant_id.as_deref(), published, format, &recording.record_id);
+                match self.list_sized(&prefix).await {
+                    Ok(objects) => total += objects.iter().map(|(_, size)| size).sum::<u64>(),
+                    Err(error) => warn!(%error, prefix, "cannot measure a recording in the bucket"),
+                }
+            }
+        }
+        total
     }
 
     /// Deletes these keys (1000 per request).
