@@ -343,7 +343,13 @@ impl S3Storage {
     pub async fn move_prefix(&self, from: &str, to: &str) -> Result<usize, S3Error> {
         let keys = self.list(from).await?;
         for key in &keys {
-            let target = format!("{to}{}", &key[from.len()..]);
+            // A listing under `from` holds only keys under it; anything else
+            // from an odd server is left alone.
+            let Some(rest) = key.strip_prefix(from) else {
+                warn!(key, from, "the bucket listed a key outside the prefix asked for; not moved");
+                continue;
+            };
+            let target = format!("{to}{rest}");
             let source = format!("/{}/{}", self.bucket(), encode_key(key));
             let mut action = self.inner.bucket.put_object(Some(&self.inner.credentials), &target);
             action.headers_mut().insert("x-amz-copy-source", source.clone());
@@ -354,8 +360,9 @@ impl S3Storage {
                 return Err(S3Error::Answer("CopyObject", truncate(&answer)));
             }
         }
-        self.delete_keys(&keys).await?;
-        Ok(keys.len())
+        let moved: Vec<String> = keys.into_iter().filter(|k| k.starts_with(from)).collect();
+        self.delete_keys(&moved).await?;
+        Ok(moved.len())
     }
 
     /// Sends one request (with retries); the body of a 2xx answer.
