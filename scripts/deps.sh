@@ -24,6 +24,7 @@ need_packages() {
       python3) command -v python3 >/dev/null 2>&1 || missing+=(python3) ;;
       # `python3 -m venv` needs ensurepip, which Debian ships apart.
       python3-venv) python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv) ;;
+      openssl) command -v openssl >/dev/null 2>&1 || missing+=(openssl) ;;
     esac
   done
   [ ${#missing[@]} -eq 0 ] && return 0

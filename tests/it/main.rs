@@ -40,6 +40,7 @@ mod reconnect;
 mod recording_contract;
 mod recordings_api;
 mod rehome;
+mod s3;
 mod send_chat_message;
 mod store_contract;
 mod support;

@@ -12,6 +12,7 @@ use scalelite_store::TenantRecord;
 use scalelite_store::recording_actions::TreeDirs;
 use scalelite_store::recordings::TenantScope;
 use scalelite_store::retention::{self, Candidate, GlobalRetention, RetentionAction, Rule, parse_days};
+use scalelite_store::s3::S3Storage;
 use serde_json::{Value, json};
 
 use crate::Ctx;
@@ -104,8 +105,11 @@ pub(crate) async fn run(opts: PruneOpts, ctx: &Ctx, ui: &mut Ui<'_, '_>) -> Outc
         ));
     }
 
-    let dirs =
-        TreeDirs { publish: config.recordings.publish_dir.clone(), unpublish: config.recordings.unpublish_dir.clone() };
+    let dirs = TreeDirs {
+        publish: config.recordings.publish_dir.clone(),
+        unpublish: config.recordings.unpublish_dir.clone(),
+        s3: S3Storage::from_recordings(&config.recordings),
+    };
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     let candidates = retention::plan(&**db, &dirs, &rules, now_ms)
         .await

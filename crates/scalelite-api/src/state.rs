@@ -49,6 +49,10 @@ pub struct Shared {
     /// embedded mode's file); without it the recordings API answers as with
     /// `RECORDING_DISABLED`.
     pub recordings: Option<Arc<dyn RecordingStore>>,
+    /// The bucket recordings live in (`S3_RECORDING`).
+    pub(crate) recording_bucket: Option<scalelite_store::s3::S3Storage>,
+    /// The CloudFront distribution in front of it (`CLOUDFRONT_URL`).
+    pub(crate) cloudfront: Option<scalelite_core::cloudfront::CloudFrontSigner>,
     /// Server administration for the management API.
     pub(crate) fleet: Fleet,
     /// Request and upstream metrics.
@@ -139,7 +143,15 @@ impl AppState {
         let outbound = Outbound::new(&config);
         let body_budget = BodyBudget::new(config.edge.unauthenticated_body_budget);
         let console = crate::console::Console::new(&config);
+        let recording_bucket = scalelite_store::s3::S3Storage::from_recordings(&config.recordings);
+        let cloudfront = config.recordings.s3.as_ref().and_then(|s3| s3.cloudfront.as_ref()).and_then(|cf| {
+            scalelite_core::cloudfront::CloudFrontSigner::new(&cf.url, &cf.key_pair_id, cf.private_key_b64.expose())
+                .map_err(|e| tracing::error!(error = %e, "CLOUDFRONT_URL: cannot sign cookies; presigned URLs instead"))
+                .ok()
+        });
         Self(Arc::new(Shared {
+            recording_bucket,
+            cloudfront,
             config: Arc::new(config),
             store,
             bbb,

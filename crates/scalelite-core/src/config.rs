@@ -142,6 +142,8 @@ pub mod defaults {
     pub const DEFAULT_RECORDING_IMPORT_SETTLE_TIME: f64 = 2.0;
     /// `RECORDING_RETENTION_INTERVAL`, seconds.
     pub const DEFAULT_RECORDING_RETENTION_INTERVAL: f64 = 3600.0;
+    /// `S3_PRESIGNED_URL_TTL`, seconds.
+    pub const DEFAULT_S3_PRESIGNED_URL_TTL: f64 = 300.0;
     /// `RECORDING_PLAYBACK_FORMATS`.
     pub const DEFAULT_RECORDING_PLAYBACK_FORMATS: &str = "presentation:video:screenshare:podcast:notes:capture";
     /// `PROTECTED_RECORDINGS_TOKEN_TIMEOUT`, minutes.
@@ -642,6 +644,158 @@ pub struct RecordingConfig {
     pub importer_metrics_bind: Option<SocketAddr>,
     /// `SECRET_KEY_BASE`: key of protected-recording cookies.
     pub secret_key_base: Option<Secret>,
+    /// `S3_RECORDING` and the bucket settings: recordings live in an
+    /// S3-compatible bucket instead of the publish/unpublish trees.
+    pub s3: Option<S3Config>,
+}
+
+/// Where recordings are stored when `S3_RECORDING` is on (Scalelite's
+/// variables, and the AWS SDK's standard ones for region, endpoint and
+/// credentials).
+#[derive(Clone, Debug, PartialEq)]
+pub struct S3Config {
+    /// `S3_BUCKET_NAME`.
+    pub bucket: String,
+    /// `AWS_REGION` (else `AWS_DEFAULT_REGION`, else `us-east-1`).
+    pub region: String,
+    /// `AWS_ENDPOINT_URL_S3` (else `AWS_ENDPOINT_URL`); `None`: AWS's own
+    /// `https://s3.<region>.amazonaws.com`.
+    pub endpoint: Option<String>,
+    /// `S3_FORCE_PATH_STYLE` (new): `<endpoint>/<bucket>/<key>` instead of
+    /// `<bucket>.<endpoint host>/<key>`. Default: on with a custom endpoint.
+    pub path_style: bool,
+    /// `AWS_ACCESS_KEY_ID`.
+    pub access_key_id: Secret,
+    /// `AWS_SECRET_ACCESS_KEY`.
+    pub secret_access_key: Secret,
+    /// `AWS_SESSION_TOKEN`.
+    pub session_token: Option<Secret>,
+    /// `S3_PRESIGNED_URL_TTL` (new; seconds, default 300): how long the URL
+    /// a playback request is redirected to stays valid.
+    pub presigned_url_ttl: Duration,
+    /// `S3_TENANT_PREFIX` (new; default none): a key prefix per tenant,
+    /// where `{tenant}` stands for the recording's `tenant-id`.
+    pub tenant_prefix: Option<String>,
+    /// `CLOUDFRONT_URL`, `CF_KEY_PAIR_ID` and `CF_PRIVATE_KEY_B64`: page
+    /// requests of playback go to CloudFront with signed cookies.
+    pub cloudfront: Option<CloudFrontConfig>,
+}
+
+/// The CloudFront distribution in front of the bucket.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CloudFrontConfig {
+    /// `CLOUDFRONT_URL` (no trailing `/`).
+    pub url: String,
+    /// `CF_KEY_PAIR_ID`.
+    pub key_pair_id: String,
+    /// `CF_PRIVATE_KEY_B64`: base64 of the PEM private key (checked when
+    /// read).
+    pub private_key_b64: Secret,
+}
+
+/// Whether Scalelite would see `S3_RECORDING` as on: Ruby's
+/// `if ENV['S3_RECORDING']` is true for any value; here the usual words for
+/// "off" (`false`, `0`, `no`, `off`) and an empty value turn it off.
+fn s3_recording_on(raw: Option<&str>) -> bool {
+    raw.map(str::trim)
+        .is_some_and(|v| !v.is_empty() && !["false", "0", "no", "off"].iter().any(|off| v.eq_ignore_ascii_case(off)))
+}
+
+/// Reads the S3 settings (`None` unless `S3_RECORDING` is on).
+fn s3_config(r: &mut Reader<'_>) -> Option<S3Config> {
+    let on = s3_recording_on(r.string("S3_RECORDING").as_deref());
+    let bucket = r.string("S3_BUCKET_NAME");
+    let region = r.string("AWS_REGION").or_else(|| r.string("AWS_DEFAULT_REGION"));
+    let endpoint = r.string("AWS_ENDPOINT_URL_S3").or_else(|| r.string("AWS_ENDPOINT_URL"));
+    let path_style = r.string("S3_FORCE_PATH_STYLE");
+    let key = r.string("AWS_ACCESS_KEY_ID");
+    let secret = r.raw("AWS_SECRET_ACCESS_KEY");
+    let token = r.string("AWS_SESSION_TOKEN");
+    let ttl = r.seconds("S3_PRESIGNED_URL_TTL", DEFAULT_S3_PRESIGNED_URL_TTL);
+    let tenant_prefix = r.string("S3_TENANT_PREFIX");
+    let cloudfront_url = r.string("CLOUDFRONT_URL");
+    let cf_key_pair_id = r.string("CF_KEY_PAIR_ID");
+    let cf_private_key = r.string("CF_PRIVATE_KEY_B64");
+    if !on {
+        return None;
+    }
+    let Some(bucket) = bucket.filter(|b| !b.trim().is_empty()) else {
+        r.error("S3_RECORDING is on but S3_BUCKET_NAME is not set".into());
+        return None;
+    };
+    if let Some(endpoint) = &endpoint
+        && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+    {
+        r.error(format!("AWS_ENDPOINT_URL={endpoint:?}: expected an http:// or https:// URL"));
+    }
+    let (Some(key), Some(secret)) = (key, secret) else {
+        r.error(
+            "S3_RECORDING is on but AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not both set \
+             (instance-role and ECS task credentials are not supported)"
+                .into(),
+        );
+        return None;
+    };
+    if ttl < Duration::from_secs(1) || ttl > Duration::from_secs(7 * 24 * 3600) {
+        r.error("S3_PRESIGNED_URL_TTL: must be between 1 second and 7 days".into());
+    }
+    if let Some(prefix) = &tenant_prefix
+        && (prefix.starts_with('/') || prefix.split('/').any(|s| s == ".." || s == "."))
+    {
+        r.error(format!("S3_TENANT_PREFIX={prefix:?}: must not start with '/' or hold '.' or '..' segments"));
+    }
+    let path_style = match path_style.as_deref().map(str::trim) {
+        None | Some("") => endpoint.is_some(),
+        Some(v) => v.eq_ignore_ascii_case("true"),
+    };
+    let bucket_ok = |b: &str| {
+        (3..=63).contains(&b.len())
+            && b.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'-' | b'.'))
+    };
+    if !bucket_ok(bucket.trim()) {
+        r.error(format!("S3_BUCKET_NAME={bucket:?}: a bucket name is 3 to 63 lowercase letters, digits, '-' and '.'"));
+    }
+    if let Some(endpoint) = &endpoint {
+        let host = endpoint.split_once("://").map_or("", |(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""));
+        let host_name = host.rsplit_once(':').map_or(host, |(h, _)| h);
+        if host_name.is_empty() {
+            r.error(format!("AWS_ENDPOINT_URL={endpoint:?}: no host"));
+        } else if !path_style && (host_name.parse::<std::net::Ipv4Addr>().is_ok() || host_name.starts_with('[')) {
+            r.error(format!("AWS_ENDPOINT_URL={endpoint:?}: an IP address needs S3_FORCE_PATH_STYLE=true"));
+        }
+    }
+    let cloudfront = match (cloudfront_url, cf_key_pair_id, cf_private_key) {
+        (None, _, _) => None,
+        (Some(url), Some(key_pair_id), Some(key)) => {
+            if !url.starts_with("https://") && !url.starts_with("http://") {
+                r.error(format!("CLOUDFRONT_URL={url:?}: expected an https:// URL"));
+            }
+            if let Err(e) = crate::cloudfront::parse_private_key(&key) {
+                r.error(format!("CF_PRIVATE_KEY_B64: {e}"));
+            }
+            Some(CloudFrontConfig {
+                url: url.trim_end_matches('/').to_owned(),
+                key_pair_id,
+                private_key_b64: Secret::new(key),
+            })
+        }
+        (Some(_), _, _) => {
+            r.error("CLOUDFRONT_URL is set but CF_KEY_PAIR_ID or CF_PRIVATE_KEY_B64 is not".into());
+            None
+        }
+    };
+    Some(S3Config {
+        bucket: bucket.trim().to_owned(),
+        region: region.unwrap_or_else(|| "us-east-1".to_owned()),
+        endpoint: endpoint.map(|e| e.trim_end_matches('/').to_owned()),
+        path_style,
+        access_key_id: Secret::new(key),
+        secret_access_key: Secret::new(secret),
+        session_token: token.map(Secret::new),
+        presigned_url_ttl: ttl,
+        tenant_prefix,
+        cloudfront,
+    })
 }
 
 impl Config {
@@ -766,6 +920,7 @@ impl Config {
                 ),
             },
             secret_key_base: r.string("SECRET_KEY_BASE").map(Secret::new),
+            s3: s3_config(&mut r),
         };
         if recordings.retention_interval < Duration::from_secs(1) {
             r.error("RECORDING_RETENTION_INTERVAL: must be at least 1 second".into());
@@ -1113,6 +1268,51 @@ mod tests {
                     "docs/CONFIGURATION.md documents {name}, which nothing reads"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn s3_storage_is_read_from_scalelite_and_aws_variables() {
+        let base = [
+            ("S3_RECORDING", "true"),
+            ("S3_BUCKET_NAME", "recordings"),
+            ("AWS_ACCESS_KEY_ID", "AKIA1"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+        ];
+        let read = |extra: &[(&str, &str)]| {
+            Config::from_env(&Env::from_pairs(base.iter().chain(extra).copied())).map(|c| c.recordings.s3)
+        };
+        let s3 = read(&[]).unwrap().expect("S3 on");
+        assert_eq!((s3.bucket.as_str(), s3.region.as_str(), s3.endpoint.as_deref()), ("recordings", "us-east-1", None));
+        assert!(!s3.path_style, "AWS: virtual-hosted style");
+        assert_eq!(s3.presigned_url_ttl, Duration::from_secs(300));
+        let custom = read(&[("AWS_DEFAULT_REGION", "eu-west-1"), ("AWS_ENDPOINT_URL", "http://10.0.0.5:9000/")])
+            .unwrap()
+            .unwrap();
+        assert_eq!((custom.region.as_str(), custom.endpoint.as_deref()), ("eu-west-1", Some("http://10.0.0.5:9000")));
+        assert!(custom.path_style, "a custom endpoint: path style");
+        // Scalelite's truthiness, except the usual words for off.
+        for off in ["false", "0", "off", ""] {
+            assert_eq!(read(&[("S3_RECORDING", off)]).unwrap(), None, "{off:?}");
+        }
+        assert!(read(&[("S3_RECORDING", "1")]).unwrap().is_some());
+        // Mistakes are start-up errors.
+        for bad in [
+            &[("S3_BUCKET_NAME", "")][..],
+            &[("S3_BUCKET_NAME", "Bad_Bucket")],
+            &[("AWS_ACCESS_KEY_ID", "")],
+            &[("AWS_ENDPOINT_URL", "s3.local:9000")],
+            &[("AWS_ENDPOINT_URL", "http://10.0.0.5:9000"), ("S3_FORCE_PATH_STYLE", "false")],
+            &[("S3_TENANT_PREFIX", "../x/")],
+            &[("S3_PRESIGNED_URL_TTL", "0")],
+            &[("CLOUDFRONT_URL", "https://d1.cloudfront.net")],
+            &[
+                ("CLOUDFRONT_URL", "https://d1.cloudfront.net"),
+                ("CF_KEY_PAIR_ID", "K1"),
+                ("CF_PRIVATE_KEY_B64", "eA=="),
+            ],
+        ] {
+            assert!(read(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod checksum;
+pub mod cloudfront;
 pub mod config;
 pub mod error;
 pub mod fsapi;

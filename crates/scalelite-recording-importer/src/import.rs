@@ -34,6 +34,7 @@ use std::time::Duration;
 
 use scalelite_store::StoreError;
 use scalelite_store::recordings::{ImportLogEntry, RecordingImport};
+use scalelite_store::s3::S3Storage;
 use scalelite_store::trees::{self, Trees};
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -293,16 +294,26 @@ impl Importer {
         let stored =
             self.inner.recordings.import_recording(&import, settings.policy).await.map_err(|e| store_failure(&e))?;
 
-        let (publish_dir, unpublish_dir) = (settings.publish_dir.clone(), settings.unpublish_dir.clone());
-        let (sources, record_id, published) = (
-            import.formats.iter().map(|f| (work.join(&f.format).join(&import.record_id), f.format.clone())).collect(),
-            import.record_id.clone(),
-            stored.published,
-        );
-        blocking(move || move_formats(sources, &record_id, &publish_dir, &unpublish_dir, published))
-            .await
-            .map_err(Failure::Defer)?
-            .map_err(Failure::Defer)?;
+        if let Some(s3) = &settings.s3 {
+            upload_formats(s3, work, &import, stored.published, stored.tenant_id.as_deref())
+                .await
+                .map_err(Failure::Defer)?;
+        } else {
+            let (publish_dir, unpublish_dir) = (settings.publish_dir.clone(), settings.unpublish_dir.clone());
+            let (sources, record_id, published) = (
+                import
+                    .formats
+                    .iter()
+                    .map(|f| (work.join(&f.format).join(&import.record_id), f.format.clone()))
+                    .collect(),
+                import.record_id.clone(),
+                stored.published,
+            );
+            blocking(move || move_formats(sources, &record_id, &publish_dir, &unpublish_dir, published))
+                .await
+                .map_err(Failure::Defer)?
+                .map_err(Failure::Defer)?;
+        }
 
         let callback_queued =
             self.queue_callback(&import, &bbb_meeting_id, stored.id, stored.tenant_id.as_deref()).await?;
@@ -465,6 +476,33 @@ fn check_format(format: &str, xml: &[u8], record_id: &str) -> Result<FormatMetad
         return Err(format!("{format}/{record_id}/metadata.xml describes format {:?}", parsed.format.format));
     }
     Ok(parsed)
+}
+
+/// Uploads every extracted format to the bucket under the prefix of the
+/// state the database decided, after removing what an earlier import left
+/// under either prefix (a re-import replaces the files). The extracted
+/// files stay in the work directory, which is removed afterwards.
+async fn upload_formats(
+    s3: &S3Storage,
+    work: &Path,
+    import: &RecordingImport,
+    published: bool,
+    tenant: Option<&str>,
+) -> Result<(), String> {
+    let record_id = &import.record_id;
+    for format in import.formats.iter().map(|f| f.format.as_str()) {
+        let fail = |e: scalelite_store::s3::S3Error| format!("cannot store {format}/{record_id} in the bucket: {e}");
+        let stale = s3.recording_prefix(tenant, !published, format, record_id);
+        s3.delete_prefix(&stale).await.map_err(fail)?;
+        let prefix = s3.recording_prefix(tenant, published, format, record_id);
+        let current = s3.list(&prefix).await.map_err(fail)?;
+        let uploaded = s3.upload_dir(&work.join(format).join(record_id), &prefix).await.map_err(fail)?;
+        // Objects of the earlier import that this one does not have.
+        let leftover: Vec<String> = current.into_iter().filter(|k| !uploaded.contains(k)).collect();
+        s3.delete_keys(&leftover).await.map_err(fail)?;
+        info!(format, record_id, files = uploaded.len(), bucket = s3.bucket(), prefix, "stored in the bucket");
+    }
+    Ok(())
 }
 
 /// Moves every extracted format into its tree.

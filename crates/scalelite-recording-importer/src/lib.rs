@@ -458,7 +458,11 @@ impl Importer {
         if rules.rules.is_empty() {
             return Ok(None);
         }
-        let dirs = TreeDirs { publish: settings.publish_dir.clone(), unpublish: settings.unpublish_dir.clone() };
+        let dirs = TreeDirs {
+            publish: settings.publish_dir.clone(),
+            unpublish: settings.unpublish_dir.clone(),
+            s3: settings.s3.clone(),
+        };
         let now_ms = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
         retention::enforce(&*self.inner.recordings, &dirs, &rules.rules, now_ms, stopped).await.map(Some)
     }

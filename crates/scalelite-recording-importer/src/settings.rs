@@ -11,6 +11,7 @@ use scalelite_core::config::Config;
 use scalelite_core::scope::MeetingIdScope;
 use scalelite_store::recordings::ImportPolicy;
 use scalelite_store::retention::GlobalRetention;
+use scalelite_store::s3::S3Storage;
 
 /// Largest `metadata.xml` accepted (BBB writes a few KiB).
 pub const DEFAULT_MAX_METADATA_BYTES: u64 = 4 * 1024 * 1024;
@@ -94,6 +95,8 @@ pub struct Settings {
     pub retention: GlobalRetention,
     /// `RECORDING_RETENTION_INTERVAL`: time between two retention runs.
     pub retention_interval: Duration,
+    /// `S3_RECORDING`: imported files go to this bucket, not the trees.
+    pub s3: Option<S3Storage>,
 }
 
 /// Settings of recording-ready callback delivery.
@@ -153,6 +156,7 @@ impl Settings {
             },
             retention: GlobalRetention { days: recordings.retention_days, action: recordings.retention_action },
             retention_interval: recordings.retention_interval.max(Duration::from_millis(10)),
+            s3: S3Storage::from_recordings(recordings),
         }
     }
 }

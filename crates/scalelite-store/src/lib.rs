@@ -9,6 +9,7 @@ mod recording_flow;
 pub mod recordings;
 pub mod redis;
 pub mod retention;
+pub mod s3;
 mod select;
 pub mod sqlite;
 pub mod tenants;

@@ -1,25 +1,35 @@
 //! Deleting, publishing and unpublishing one recording: its files in the
 //! publish/unpublish trees first, then its rows. The BBB API's
 //! `deleteRecordings` and `publishRecordings` and the retention rules
-//! ([`crate::retention`]) all go through here.
+//! ([`crate::retention`]) all go through here. With `S3_RECORDING` the
+//! files are objects in the bucket ([`crate::s3`]) instead.
 
 use std::io;
 use std::path::PathBuf;
 
 use crate::StoreError;
 use crate::recordings::{RecordingStore, RecordingSummary};
+use crate::s3::S3Storage;
 use crate::trees::{self, Trees};
 
-/// The recording trees, owned (they move into blocking file tasks).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where recording files live: the recording trees, owned (they move into
+/// blocking file tasks), or the bucket when `S3_RECORDING` is on.
+#[derive(Clone, Debug)]
 pub struct TreeDirs {
     /// `RECORDING_PUBLISH_DIR`.
     pub publish: PathBuf,
     /// `RECORDING_UNPUBLISH_DIR`.
     pub unpublish: PathBuf,
+    /// The bucket (`S3_RECORDING`): the trees are then not used.
+    pub s3: Option<S3Storage>,
 }
 
 impl TreeDirs {
+    /// The trees alone (no bucket).
+    pub fn local(publish: PathBuf, unpublish: PathBuf) -> Self {
+        Self { publish, unpublish, s3: None }
+    }
+
     /// Borrowed, for the functions of [`crate::trees`].
     pub fn trees(&self) -> Trees<'_> {
         Trees { publish: &self.publish, unpublish: &self.unpublish }
@@ -54,11 +64,23 @@ async fn on_files(
 /// Removes a recording's files from both trees, then its metadata, formats
 /// and thumbnails, keeping the row as `state = 'deleted'` (Scalelite's
 /// `deleteRecordings`; Scalelite cleans only the publish tree).
+/// With S3, every format's objects under both the published and the
+/// unpublished prefix are deleted (Scalelite: the current state's only).
 pub async fn delete(
     store: &dyn RecordingStore,
     dirs: &TreeDirs,
     recording: &RecordingSummary,
 ) -> Result<(), ActionError> {
+    if let Some(s3) = &dirs.s3 {
+        let tenant = recording.tenant_id.as_deref();
+        for format in &recording.formats {
+            for published in [true, false] {
+                let prefix = s3.recording_prefix(tenant, published, format, &recording.record_id);
+                s3.delete_prefix(&prefix).await.map_err(|e| ActionError::Files(e.into()))?;
+            }
+        }
+        return store.mark_deleted(recording.id).await.map_err(ActionError::Store);
+    }
     let record_id = recording.record_id.clone();
     on_files(dirs, move |trees| trees::delete_recording(trees, &record_id)).await?;
     store.mark_deleted(recording.id).await.map_err(ActionError::Store)
@@ -66,13 +88,31 @@ pub async fn delete(
 
 /// Moves every format of a recording into the publish tree (`publish`) or
 /// the unpublish tree, then records `published`, `publish_updated` and
-/// `state` (Scalelite's `publishRecordings`).
+/// `state` (Scalelite's `publishRecordings`). With S3 the objects move
+/// between the `published/` and `unpublished/` prefixes (server-side copy,
+/// then delete); a format with objects under neither is an error, as a
+/// format missing from both trees is.
 pub async fn set_published(
     store: &dyn RecordingStore,
     dirs: &TreeDirs,
     recording: &RecordingSummary,
     publish: bool,
 ) -> Result<(), ActionError> {
+    if let Some(s3) = &dirs.s3 {
+        let tenant = recording.tenant_id.as_deref();
+        for format in &recording.formats {
+            let from = s3.recording_prefix(tenant, !publish, format, &recording.record_id);
+            let to = s3.recording_prefix(tenant, publish, format, &recording.record_id);
+            let moved = s3.move_prefix(&from, &to).await.map_err(|e| ActionError::Files(e.into()))?;
+            if moved == 0 && s3.list(&to).await.map_err(|e| ActionError::Files(e.into()))?.is_empty() {
+                return Err(ActionError::Files(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("recording {} has no {format} objects in the bucket", recording.record_id),
+                )));
+            }
+        }
+        return store.set_published(recording.id, publish).await.map_err(ActionError::Store);
+    }
     let (formats, record_id) = (recording.formats.clone(), recording.record_id.clone());
     on_files(dirs, move |trees| {
         formats.iter().try_for_each(|format| trees::move_format(trees, format, &record_id, publish))

@@ -188,6 +188,9 @@ pub struct RecordingSummary {
     pub published: Option<bool>,
     /// Its formats.
     pub formats: Vec<String>,
+    /// Its `tenant-id` metadata (the bucket key prefix with
+    /// `S3_TENANT_PREFIX`).
+    pub tenant_id: Option<String>,
 }
 
 /// Which recordings a retention query covers, by their `tenant-id`

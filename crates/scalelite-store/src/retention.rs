@@ -176,6 +176,20 @@ pub async fn candidates(
         limit,
     };
     let recordings = store.recordings_started_before(&query).await?;
+    if let Some(s3) = &dirs.s3 {
+        let mut out = Vec::with_capacity(recordings.len());
+        for recording in recordings {
+            let size_bytes = s3.recording_size(&recording.summary).await;
+            out.push(Candidate {
+                recording,
+                action: rule.action,
+                days: rule.days,
+                origin: rule.origin.clone(),
+                size_bytes,
+            });
+        }
+        return Ok(out);
+    }
     let ids: Vec<String> = recordings.iter().map(|r| r.summary.record_id.clone()).collect();
     let dirs = dirs.clone();
     let sizes = tokio::task::spawn_blocking(move || {
@@ -402,7 +416,7 @@ mod tests {
             };
             store.import_recording(&import, ImportPolicy::default()).await.unwrap();
         }
-        let dirs = TreeDirs { publish: dir.path().join("published"), unpublish: dir.path().join("unpublished") };
+        let dirs = TreeDirs::local(dir.path().join("published"), dir.path().join("unpublished"));
         let rules = [rule(TenantScope::All, 1, RetentionAction::Delete, "test")];
         let now = 10 * 86_400_000;
         let calls = std::sync::atomic::AtomicUsize::new(0);

@@ -10,7 +10,9 @@
 //! - `GET /<format>/<record_id>[/<path>]` for each format of
 //!   `RECORDING_PLAYBACK_FORMATS`: same lookup; with
 //!   `PROTECTED_RECORDINGS_ENABLED`, a protected recording needs that cookie.
-//!   Answer: 200, empty body, `X-Accel-Redirect: /static-resource<path>`.
+//!   Answer: 200, empty body, `X-Accel-Redirect: /static-resource<path>`;
+//!   with `S3_RECORDING`, 307 to a presigned URL of the file's object
+//!   (valid `S3_PRESIGNED_URL_TTL`).
 //!
 //! Everything refused gets the "Recording Not Found" page (404). No token,
 //! cookie or query string is ever logged.
@@ -238,6 +240,46 @@ pub(crate) async fn resource(
             return Refusal::InvalidCookie.into_response();
         }
     }
+    if let Some(bucket) = &state.recording_bucket {
+        // S3_RECORDING: a short-lived presigned URL of the object.
+        let Some(file) = &request.file else {
+            return Refusal::InvalidPath.into_response();
+        };
+        let prefix = bucket.recording_prefix(target.tenant_id.as_deref(), true, &target.format, &target.record_id);
+        let mut cookies = Vec::new();
+        let url = match &state.cloudfront {
+            Some(cloudfront) if wants_page(&headers, file) => {
+                let ttl = config.s3.as_ref().map_or(300, |s3| s3.presigned_url_ttl.as_secs());
+                let expires = now_secs().saturating_add(ttl);
+                match cloudfront.cookies(&prefix, expires) {
+                    Ok(signed) => {
+                        let domain =
+                            cookie_domain(&origin(&headers)).map(|d| format!("; Domain={d}")).unwrap_or_default();
+                        for (name, value) in signed {
+                            cookies.push(format!(
+                                "{name}={value}{domain}; Path=/; Max-Age={ttl}; Secure; HttpOnly; SameSite=None"
+                            ));
+                        }
+                        cloudfront.url(&format!("{prefix}{file}"))
+                    }
+                    Err(error) => {
+                        warn!(%error, "CloudFront cookies could not be signed; redirecting to a presigned URL");
+                        bucket.presigned_get(&format!("{prefix}{file}"), &target.format)
+                    }
+                }
+            }
+            _ => bucket.presigned_get(&format!("{prefix}{file}"), &target.format),
+        };
+        let Ok(location) = HeaderValue::from_str(&url) else {
+            return Refusal::InvalidPath.into_response();
+        };
+        let mut response = (StatusCode::TEMPORARY_REDIRECT, [(header::CACHE_CONTROL, "no-store")]).into_response();
+        response.headers_mut().insert(header::LOCATION, location);
+        for cookie in cookies.into_iter().filter_map(|c| HeaderValue::from_str(&c).ok()) {
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+        }
+        return response;
+    }
     let Ok(accel) = HeaderValue::from_str(&request.accel_redirect) else {
         return Refusal::InvalidPath.into_response();
     };
@@ -303,6 +345,40 @@ async fn consume_token(state: &AppState, token: Option<&str>, target: &PlaybackT
     };
     Ok(payload.get("record_id").and_then(|v| v.as_str()) == Some(target.record_id.as_str())
         && payload.get("format").and_then(|v| v.as_str()) == Some(target.format.as_str()))
+}
+
+/// Whether a resource request asks for a page (Rails' `request.format.html?`
+/// as far as it matters here): an `.html` file, or a path without extension
+/// requested with `Accept: text/html`. With CloudFront such requests go
+/// there with signed cookies (Scalelite's rule); other files get presigned
+/// URLs.
+fn wants_page(headers: &HeaderMap, file: &str) -> bool {
+    let name = file.rsplit('/').next().unwrap_or(file);
+    match name.rsplit_once('.') {
+        Some((_, ext)) if !ext.contains('/') => ext.eq_ignore_ascii_case("html") || ext.eq_ignore_ascii_case("htm"),
+        _ => headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.to_ascii_lowercase().contains("text/html")),
+    }
+}
+
+/// The cookie domain Scalelite gives CloudFront cookies: `.` and the last
+/// two labels of the request's host (Rails' `request.domain`); none for an
+/// IP address or a single-label host.
+fn cookie_domain(origin: &str) -> Option<String> {
+    let host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    let host = if host.starts_with('[') {
+        return None;
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, p)| if p.bytes().all(|b| b.is_ascii_digit()) { h } else { host })
+    };
+    if host.parse::<std::net::Ipv4Addr>().is_ok() {
+        return None;
+    }
+    let labels: Vec<&str> = host.split('.').filter(|l| !l.is_empty()).collect();
+    (labels.len() >= 2).then(|| format!(".{}.{}", labels[labels.len() - 2], labels[labels.len() - 1]))
 }
 
 /// HTTP 503 when a store cannot be reached (Scalelite: 500).
@@ -405,6 +481,26 @@ mod tests {
         headers.append(header::COOKIE, "recording_presentation_r1=\"tok2\"".parse().unwrap());
         assert_eq!(cookies(&headers, "recording_presentation_r1").collect::<Vec<_>>(), ["tok1", "tok2"]);
         assert_eq!(cookies(&headers, "recording_video_r1").count(), 0);
+    }
+
+    #[test]
+    fn cloudfront_cookies_go_to_the_parent_domain() {
+        assert_eq!(cookie_domain("https://sl.example.org").as_deref(), Some(".example.org"));
+        assert_eq!(cookie_domain("https://a.b.example.org:8443").as_deref(), Some(".example.org"));
+        assert_eq!(cookie_domain("http://127.0.0.1:3000"), None);
+        assert_eq!(cookie_domain("http://localhost"), None);
+        assert_eq!(cookie_domain("http://[::1]:80"), None);
+    }
+
+    #[test]
+    fn pages_are_html_files_or_html_requests() {
+        let mut html = HeaderMap::new();
+        html.insert(header::ACCEPT, "text/html,application/xhtml+xml".parse().unwrap());
+        assert!(wants_page(&HeaderMap::new(), "index.html"));
+        assert!(wants_page(&html, "index.html"));
+        assert!(!wants_page(&html, "video/webcams.webm"));
+        assert!(!wants_page(&HeaderMap::new(), "slides"));
+        assert!(wants_page(&html, "slides"));
     }
 
     #[test]

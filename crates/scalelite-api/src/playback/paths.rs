@@ -60,6 +60,10 @@ pub(crate) struct ResourcePath {
     /// `/static-resource` + the request path and query as received (leading
     /// slashes collapsed to one), for nginx.
     pub(crate) accel_redirect: String,
+    /// The file inside the recording, decoded, empty and `.` segments dropped, a
+    /// directory (no path, or a trailing `/`) as its `index.html`: the key
+    /// suffix in a bucket. `None` when it is not UTF-8.
+    pub(crate) file: Option<String>,
 }
 
 impl ResourcePath {
@@ -84,7 +88,17 @@ impl ResourcePath {
             accel_redirect.push('?');
             accel_redirect.push_str(query);
         }
-        Ok(Self { format, record_id, accel_redirect })
+        let file = percent_decode(rest).and_then(|d| String::from_utf8(d).ok()).map(|decoded| {
+            let mut file = decoded.split('/').filter(|s| !s.is_empty() && *s != ".").collect::<Vec<_>>().join("/");
+            if decoded.is_empty() || decoded.ends_with('/') {
+                if !file.is_empty() {
+                    file.push('/');
+                }
+                file.push_str("index.html");
+            }
+            file
+        });
+        Ok(Self { format, record_id, accel_redirect, file })
     }
 
     /// `/<format>/<record_id>`: the cookie path and the JWT subject.
@@ -193,6 +207,16 @@ mod tests {
         assert_eq!(dir.accel_redirect, format!("/static-resource/video/{ID}/"));
         let bare = ResourcePath::parse(&format!("/podcast/{ID}"), None).unwrap();
         assert_eq!(bare.accel_redirect, format!("/static-resource/podcast/{ID}"));
+    }
+
+    #[test]
+    fn resource_paths_name_the_object_in_a_bucket() {
+        let file = |path: &str| ResourcePath::parse(&format!("/presentation/{ID}{path}"), None).unwrap().file;
+        assert_eq!(file("/slides/slide%201.svg").as_deref(), Some("slides/slide 1.svg"));
+        assert_eq!(file("").as_deref(), Some("index.html"));
+        assert_eq!(file("/").as_deref(), Some("index.html"));
+        assert_eq!(file("//a/./b//c/").as_deref(), Some("a/b/c/index.html"));
+        assert_eq!(file("/%FF.svg"), None, "not UTF-8");
     }
 
     #[test]

@@ -423,7 +423,8 @@ impl RecordingStore for PgStore {
     ) -> Result<Vec<RecordingSummary>, StoreError> {
         let rows = sqlx::query(
             "SELECT r.id, r.record_id, r.published,
-                    COALESCE(array_agg(p.format ORDER BY p.format) FILTER (WHERE p.format IS NOT NULL), '{}')
+                    COALESCE(array_agg(p.format ORDER BY p.format) FILTER (WHERE p.format IS NOT NULL), '{}'),
+                    (SELECT t.value FROM metadata t WHERE t.recording_id = r.id AND t.key = 'tenant-id' LIMIT 1)
              FROM recordings r LEFT JOIN playback_formats p ON p.recording_id = r.id
              WHERE r.record_id = ANY($1)
                AND ($2::varchar IS NULL OR EXISTS (SELECT 1 FROM metadata t WHERE t.recording_id = r.id
@@ -439,7 +440,13 @@ impl RecordingStore for PgStore {
         .map_err(pg)?;
         Ok(rows
             .into_iter()
-            .map(|r| RecordingSummary { id: r.get(0), record_id: r.get(1), published: r.get(2), formats: r.get(3) })
+            .map(|r| RecordingSummary {
+                id: r.get(0),
+                record_id: r.get(1),
+                published: r.get(2),
+                formats: r.get(3),
+                tenant_id: r.get(4),
+            })
             .collect())
     }
 
@@ -551,7 +558,8 @@ impl RecordingStore for PgStore {
 
     async fn unpublished(&self) -> Result<Vec<RecordingSummary>, StoreError> {
         let rows = sqlx::query(
-            "SELECT r.id, r.record_id, COALESCE(array_agg(p.format ORDER BY p.format) FILTER (WHERE p.format IS NOT NULL), '{}')
+            "SELECT r.id, r.record_id, COALESCE(array_agg(p.format ORDER BY p.format) FILTER (WHERE p.format IS NOT NULL), '{}'),
+                    (SELECT t.value FROM metadata t WHERE t.recording_id = r.id AND t.key = 'tenant-id' LIMIT 1)
              FROM recordings r LEFT JOIN playback_formats p ON p.recording_id = r.id
              WHERE r.published = false GROUP BY r.id ORDER BY r.id",
         )
@@ -559,7 +567,13 @@ impl RecordingStore for PgStore {
         .await.map_err(pg)?;
         Ok(rows
             .into_iter()
-            .map(|r| RecordingSummary { id: r.get(0), record_id: r.get(1), published: Some(false), formats: r.get(2) })
+            .map(|r| RecordingSummary {
+                id: r.get(0),
+                record_id: r.get(1),
+                published: Some(false),
+                formats: r.get(2),
+                tenant_id: r.get(3),
+            })
             .collect())
     }
 
@@ -615,6 +629,7 @@ impl RecordingStore for PgStore {
                         record_id: r.try_get::<Option<String>, _>(1)?.unwrap_or_default(),
                         published: r.try_get(2)?,
                         formats: r.try_get(3)?,
+                        tenant_id: r.try_get(6)?,
                     },
                     meeting_id: r.try_get::<Option<String>, _>(4)?.unwrap_or_default(),
                     start_ms: r.try_get(5)?,

@@ -331,6 +331,7 @@ impl SqliteStore {
                     record_id: row.try_get::<Option<String>, _>(1).map_err(sq)?.unwrap_or_default(),
                     published: row.try_get(2).map_err(sq)?,
                     formats: Vec::new(),
+                    tenant_id: row.try_get(4).map_err(sq)?,
                 });
             }
             if let (Some(format), Some(last)) = (format, out.last_mut()) {
@@ -533,7 +534,8 @@ impl RecordingStore for SqliteStore {
         published_or_unpublished: bool,
     ) -> Result<Vec<RecordingSummary>, StoreError> {
         let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT r.id, r.record_id, r.published, p.format
+            "SELECT r.id, r.record_id, r.published, p.format,
+                    (SELECT t.value FROM metadata t WHERE t.recording_id = r.id AND t.key = 'tenant-id' LIMIT 1)
              FROM recordings r LEFT JOIN playback_formats p ON p.recording_id = r.id WHERE r.record_id",
         );
         push_in(&mut q, record_ids);
@@ -658,7 +660,8 @@ impl RecordingStore for SqliteStore {
 
     async fn unpublished(&self) -> Result<Vec<RecordingSummary>, StoreError> {
         let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT r.id, r.record_id, 0, p.format
+            "SELECT r.id, r.record_id, 0, p.format,
+                    (SELECT t.value FROM metadata t WHERE t.recording_id = r.id AND t.key = 'tenant-id' LIMIT 1)
              FROM recordings r LEFT JOIN playback_formats p ON p.recording_id = r.id
              WHERE r.published = 0 ORDER BY r.id, p.format",
         );
@@ -723,6 +726,7 @@ impl RecordingStore for SqliteStore {
                         record_id: row.try_get::<Option<String>, _>(1).map_err(sq)?.unwrap_or_default(),
                         published: row.try_get(2).map_err(sq)?,
                         formats: Vec::new(),
+                        tenant_id: row.try_get(6).map_err(sq)?,
                     },
                     meeting_id: row.try_get::<Option<String>, _>(4).map_err(sq)?.unwrap_or_default(),
                     start_ms: row.try_get(5).map_err(sq)?,

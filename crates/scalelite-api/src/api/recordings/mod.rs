@@ -42,10 +42,14 @@ pub(crate) fn store(state: &AppState) -> Result<&Arc<dyn RecordingStore>, BbbErr
     state.recordings.as_ref().ok_or(BbbError::RecordingsNotFound)
 }
 
-/// The publish and unpublish trees.
+/// The publish and unpublish trees, or the bucket.
 pub(crate) fn tree_dirs(state: &AppState) -> TreeDirs {
     let config = &state.config.recordings;
-    TreeDirs { publish: config.publish_dir.clone(), unpublish: config.unpublish_dir.clone() }
+    TreeDirs {
+        publish: config.publish_dir.clone(),
+        unpublish: config.unpublish_dir.clone(),
+        s3: state.recording_bucket.clone(),
+    }
 }
 
 /// A parameter unless it is absent or blank (Rails' `present?`).

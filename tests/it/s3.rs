@@ -1,0 +1,338 @@
+//! Recordings in an S3-compatible bucket (`S3_RECORDING`, Scalelite's
+//! layout `published|unpublished/<format>/<record_id>/<file>`), against
+//! moto's server mode started by the harness (tests/src/s3.rs), on the
+//! backend under test: imported into the bucket with nothing left on local
+//! disk, listed, played through the balancer by a redirect to a presigned
+//! URL (protected recordings keep their one-time token and cookie),
+//! unpublished, published and deleted in the bucket; the per-tenant key
+//! prefix; the retention rules and `scalelite-admin recordings prune`
+//! acting on the bucket; CloudFront signed cookies; multipart uploads.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Method;
+use scalelite_core::xml::Element;
+use scalelite_recording_importer::{ArchiveOutcome, Importer, Settings};
+use scalelite_tests::{Format, RecordingArchive, Reply, TestApp, TestS3, http_request};
+
+const BUCKET: &str = "scalelite-recordings";
+const KEY: &str = "0c9e2f4a6b8d1e3f5a7c9e1b3d5f7a9c2e4b6d8f0a1c3e5a7b9d1f3a5c7e9b1d";
+
+async fn send(url: &str, headers: &[(&str, &str)]) -> Reply {
+    http_request(Method::GET, url, headers, Bytes::new(), Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
+async fn listed(app: &TestApp, meeting_id: &str, state: &str) -> Vec<Element> {
+    let reply = app.client().get("getRecordings", &[("meetingID", meeting_id), ("state", state)]).await;
+    assert!(reply.is_success(), "{}", reply.body);
+    let xml = reply.xml();
+    xml.child("recordings").map(|list| list.children_named("recording").cloned().collect()).unwrap_or_default()
+}
+
+async fn app_on(s3: &TestS3, extra: &[(&str, &str)]) -> TestApp {
+    let mut builder = TestApp::builder().servers(1).recordings();
+    for (name, value) in s3.env(BUCKET) {
+        builder = builder.env(name, value);
+    }
+    for (name, value) in extra {
+        builder = builder.env(name, *value);
+    }
+    builder.start().await
+}
+
+fn importer(app: &TestApp) -> Importer {
+    Importer::new(Settings::from_config(&app.state.config), app.recording_store(), Some(Arc::clone(app.store())))
+}
+
+/// `<prefix><member path>` of every file of `rec`, sorted.
+fn keys_of(rec: &RecordingArchive, prefix: &str) -> Vec<String> {
+    let mut keys: Vec<String> = rec.members().into_iter().map(|(path, _)| format!("{prefix}{path}")).collect();
+    keys.sort();
+    keys
+}
+
+/// Regular files left below the recording directories (spool lock aside).
+fn local_files(app: &TestApp) -> Vec<String> {
+    app.dirs().files().into_iter().filter(|f| !f.ends_with(".scalelite-importer.lock")).collect()
+}
+
+#[tokio::test]
+async fn a_recording_lives_in_the_bucket_and_plays_from_a_presigned_url() {
+    let s3 = TestS3::start(BUCKET).await;
+    let app = app_on(&s3, &[("PROTECTED_RECORDINGS_ENABLED", "true"), ("SECRET_KEY_BASE", KEY)]).await;
+    let meeting_id = "s3-room";
+    let rec = RecordingArchive::new(meeting_id, "Lecture 1").formats(&[Format::Presentation, Format::Podcast]).file(
+        Format::Presentation,
+        "slides/a b.svg",
+        "<svg/>",
+    );
+    rec.drop_into(&app.dirs().spool());
+    let report = importer(&app).import_pending_once().await.unwrap();
+    assert!(matches!(report.outcomes[..], [ArchiveOutcome::Imported(_)]), "{report:?}");
+
+    // Every file is an object under published/, with its content type;
+    // nothing stays on local disk (no archive, no tree, no work files).
+    assert_eq!(s3.keys(BUCKET, "").await, keys_of(&rec, "published/"));
+    let metadata = format!("published/presentation/{}/metadata.xml", rec.record_id);
+    let (body, content_type) = s3.object(BUCKET, &metadata).await.expect("metadata.xml in the bucket");
+    let expected = rec.files(Format::Presentation).into_iter().find(|(p, _)| p == "metadata.xml").unwrap().1;
+    assert_eq!(body.as_bytes(), expected.as_slice());
+    assert_eq!(content_type.as_deref(), Some("application/xml"));
+    assert_eq!(local_files(&app), Vec::<String>::new());
+
+    // Listed by getRecordings, protected.
+    let recording = listed(&app, meeting_id, "any").await.remove(0);
+    assert_eq!(recording.text_at("recordID").as_deref(), Some(rec.record_id.as_str()));
+    assert_eq!(recording.text_at("protected").as_deref(), Some("true"));
+
+    // No cookie, no file; the one-time URL sets the cookie; the file then
+    // redirects to a short-lived presigned URL the bucket answers.
+    let file = |format: &str, path: &str| format!("{}/{format}/{}/{path}", app.origin(), rec.record_id);
+    assert_eq!(send(&file("presentation", "metadata.xml"), &[]).await.status, 404);
+    let one_time = recording
+        .child("playback")
+        .and_then(|p| p.children_named("format").find(|f| f.text_at("type").as_deref() == Some("presentation")))
+        .and_then(|f| f.text_at("url"))
+        .expect("a presentation playback URL");
+    let play = send(&one_time, &[]).await;
+    assert_eq!(play.status, 307, "{one_time}: {}", play.body);
+    let cookie = play.header("set-cookie").expect("a playback cookie").split(';').next().unwrap().to_owned();
+    assert_eq!(send(&one_time, &[]).await.status, 404, "the token opens the recording once");
+    let redirect = send(&file("presentation", "metadata.xml"), &[("cookie", &cookie)]).await;
+    assert_eq!(redirect.status, 307, "{}", redirect.body);
+    assert_eq!(redirect.header("cache-control"), Some("no-store"));
+    let presigned = redirect.location.clone().expect("a presigned URL");
+    assert!(presigned.starts_with(&format!("{}/{BUCKET}/published/presentation/", s3.endpoint())), "{presigned}");
+    assert!(presigned.contains("X-Amz-Signature=") && presigned.contains("X-Amz-Expires=300"), "{presigned}");
+    let fetched = send(&presigned, &[]).await;
+    assert_eq!(fetched.status, 200);
+    assert_eq!(fetched.body.as_bytes(), expected.as_slice());
+    // An encoded name reaches its object; a directory is its index.html.
+    let svg = send(&file("presentation", "slides/a%20b.svg"), &[("cookie", &cookie)]).await;
+    assert_eq!(send(&svg.location.expect("a presigned URL"), &[]).await.body, "<svg/>");
+    let index = send(&file("presentation", ""), &[("cookie", &cookie)]).await;
+    assert!(index.location.expect("a presigned URL").contains("/index.html?"));
+    // A download format's URL asks the bucket for an attachment.
+    let unprotect = app.client().get("updateRecordings", &[("recordID", &rec.record_id), ("protect", "false")]).await;
+    assert_eq!(unprotect.text_at("updated").as_deref(), Some("true"), "{}", unprotect.body);
+    let audio = send(&file("podcast", "audio/audio.ogg"), &[]).await;
+    assert_eq!(audio.status, 307);
+    assert!(audio.location.unwrap().contains("response-content-disposition=attachment"));
+
+    // Unpublish: the objects move under unpublished/ and are not played.
+    let unpublish = app.client().get("publishRecordings", &[("recordID", &rec.record_id), ("publish", "false")]).await;
+    assert_eq!(unpublish.text_at("published").as_deref(), Some("false"), "{}", unpublish.body);
+    assert_eq!(s3.keys(BUCKET, "").await, keys_of(&rec, "unpublished/"));
+    assert_eq!(send(&file("presentation", "metadata.xml"), &[]).await.status, 404);
+
+    // Publish: back under published/ and played.
+    let publish = app.client().get("publishRecordings", &[("recordID", &rec.record_id), ("publish", "true")]).await;
+    assert_eq!(publish.text_at("published").as_deref(), Some("true"), "{}", publish.body);
+    assert_eq!(s3.keys(BUCKET, "").await, keys_of(&rec, "published/"));
+    let again = send(&file("presentation", "metadata.xml"), &[]).await;
+    assert_eq!(send(&again.location.expect("a presigned URL"), &[]).await.body.as_bytes(), expected.as_slice());
+
+    // Delete: no object left, nothing played.
+    let delete = app.client().get("deleteRecordings", &[("recordID", &rec.record_id)]).await;
+    assert_eq!(delete.text_at("deleted").as_deref(), Some("true"), "{}", delete.body);
+    assert_eq!(s3.keys(BUCKET, "").await, Vec::<String>::new());
+    assert_eq!(send(&file("presentation", "metadata.xml"), &[]).await.status, 404);
+}
+
+#[tokio::test]
+async fn tenant_prefixes_and_retention_act_on_the_bucket() {
+    let s3 = TestS3::start(BUCKET).await;
+    let app = app_on(&s3, &[("S3_TENANT_PREFIX", "tenants/{tenant}/"), ("RECORDING_RETENTION_DAYS", "30")]).await;
+    let mut old = RecordingArchive::new("tenant-room", "Old").meta("tenant-id", "t1");
+    old.start_ms = 1_600_000_000_000;
+    old.end_ms = old.start_ms + 60_000;
+    let fresh_start = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let mut fresh = RecordingArchive::new("plain-room", "Fresh");
+    fresh.start_ms = fresh_start;
+    fresh.end_ms = fresh_start + 60_000;
+    old.drop_into(&app.dirs().spool());
+    fresh.drop_into(&app.dirs().spool());
+    let importer = importer(&app);
+    let report = importer.import_pending_once().await.unwrap();
+    assert!(
+        report.outcomes.iter().all(|o| matches!(o, ArchiveOutcome::Imported(_))) && report.outcomes.len() == 2,
+        "{report:?}"
+    );
+
+    // The tenant's recording is under its prefix; one without a tenant at
+    // the root, as Scalelite stores it.
+    assert_eq!(s3.keys(BUCKET, "tenants/").await, keys_of(&old, "tenants/t1/published/"));
+    assert_eq!(s3.keys(BUCKET, "published/").await, keys_of(&fresh, "published/"));
+    let played = send(&format!("{}/presentation/{}/metadata.xml", app.origin(), old.record_id), &[]).await;
+    assert_eq!(played.status, 307);
+    assert!(played.location.unwrap().contains(&format!("/{BUCKET}/tenants/t1/published/presentation/")));
+
+    // The retention rule deletes the old recording's objects, and only them.
+    let retention = importer.apply_retention().await.unwrap().expect("a retention rule");
+    assert_eq!(retention.deleted, 1, "{retention:?}");
+    assert_eq!(s3.keys(BUCKET, "tenants/").await, Vec::<String>::new());
+    assert_eq!(s3.keys(BUCKET, "").await, keys_of(&fresh, "published/"));
+    assert!(listed(&app, "tenant-room", "published,unpublished").await.is_empty());
+}
+
+/// Runs `openssl` with `args` in `dir`, panicking with its output on failure.
+fn openssl(dir: &std::path::Path, args: &[&str]) -> Vec<u8> {
+    let output = std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("openssl runs");
+    assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    output.stdout
+}
+
+#[tokio::test]
+async fn with_cloudfront_pages_redirect_there_with_signed_cookies() {
+    let keys = tempfile::tempdir().unwrap();
+    openssl(keys.path(), &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "key.pem"]);
+    openssl(keys.path(), &["pkey", "-in", "key.pem", "-pubout", "-out", "pub.pem"]);
+    let key_b64 = String::from_utf8(openssl(keys.path(), &["base64", "-A", "-in", "key.pem"])).unwrap();
+    let s3 = TestS3::start(BUCKET).await;
+    let cdn = "https://d111111abcdef8.cloudfront.net";
+    let app =
+        app_on(&s3, &[("CLOUDFRONT_URL", cdn), ("CF_KEY_PAIR_ID", "K2JCJMDEHXQW5F"), ("CF_PRIVATE_KEY_B64", &key_b64)])
+            .await;
+    let rec = RecordingArchive::new("cdn-room", "Lecture").formats(&[Format::Video]);
+    rec.drop_into(&app.dirs().spool());
+    importer(&app).import_pending_once().await.unwrap();
+    assert_eq!(s3.keys(BUCKET, "").await, keys_of(&rec, "published/"));
+
+    // The player page (a directory, asked for as HTML) goes to CloudFront,
+    // with the three cookies for the recording's prefix on the parent
+    // domain, as Scalelite sets them.
+    let page = format!("{}/video/{}/", app.origin(), rec.record_id);
+    let host = "sl.example.org";
+    let reply = send(&page, &[("accept", "text/html"), ("host", host), ("x-forwarded-proto", "https")]).await;
+    assert_eq!(reply.status, 307, "{}", reply.body);
+    assert_eq!(reply.location, Some(format!("{cdn}/published/video/{}/index.html", rec.record_id)));
+    let cookies: Vec<String> =
+        reply.headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+    assert_eq!(cookies.len(), 3, "{cookies:?}");
+    for cookie in &cookies {
+        assert!(cookie.contains("; Domain=.example.org; Path=/;") && cookie.contains("; Secure; HttpOnly"), "{cookie}");
+    }
+    let value = |name: &str| {
+        let prefix = format!("{name}=");
+        cookies.iter().find_map(|c| c.split(';').next().unwrap().strip_prefix(&prefix).map(str::to_owned)).unwrap()
+    };
+    assert_eq!(value("CloudFront-Key-Pair-Id"), "K2JCJMDEHXQW5F");
+    // The policy names the recording's objects; the signature is RSA-SHA1
+    // of it with the configured key (checked with openssl).
+    let unsafe_b64 = |v: String| v.replace('-', "+").replace('_', "=").replace('~', "/");
+    std::fs::write(keys.path().join("policy.b64"), unsafe_b64(value("CloudFront-Policy"))).unwrap();
+    std::fs::write(keys.path().join("sig.b64"), unsafe_b64(value("CloudFront-Signature"))).unwrap();
+    openssl(keys.path(), &["base64", "-d", "-A", "-in", "policy.b64", "-out", "policy.json"]);
+    openssl(keys.path(), &["base64", "-d", "-A", "-in", "sig.b64", "-out", "sig.bin"]);
+    let policy: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(keys.path().join("policy.json")).unwrap()).unwrap();
+    let statement = &policy["Statement"][0];
+    assert_eq!(statement["Resource"], format!("{cdn}/published/video/{}/*", rec.record_id));
+    assert!(statement["Condition"]["DateLessThan"]["AWS:EpochTime"].as_u64().is_some(), "{policy}");
+    let verified =
+        openssl(keys.path(), &["dgst", "-sha1", "-verify", "pub.pem", "-signature", "sig.bin", "policy.json"]);
+    assert!(String::from_utf8_lossy(&verified).contains("Verified OK"));
+
+    // Other files still get presigned URLs of the bucket.
+    let media = send(&format!("{}/video/{}/video-0.m4v", app.origin(), rec.record_id), &[("host", host)]).await;
+    assert_eq!(media.status, 307);
+    assert!(media.location.unwrap().starts_with(&format!("{}/{BUCKET}/published/video/", s3.endpoint())));
+    assert!(media.headers.get("set-cookie").is_none());
+}
+
+#[tokio::test]
+async fn big_files_go_up_in_parts_and_move_server_side() {
+    use scalelite_core::config::{Config, Env};
+    use scalelite_store::s3::{PART_SIZE, S3Storage};
+
+    let s3 = TestS3::start(BUCKET).await;
+    let env = Env::from_pairs(s3.env(BUCKET));
+    let storage = S3Storage::new(Config::from_env(&env).unwrap().recordings.s3.as_ref().unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let size = PART_SIZE + PART_SIZE / 2 + 7;
+    let content: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    std::fs::create_dir_all(dir.path().join("video")).unwrap();
+    std::fs::write(dir.path().join("video/webcams.webm"), &content).unwrap();
+    std::fs::write(dir.path().join("metadata.xml"), "<recording/>").unwrap();
+
+    let keys = storage.upload_dir(dir.path(), "published/video/r-1/").await.unwrap();
+    assert_eq!(keys.len(), 2);
+    let mut sizes = s3.sizes(BUCKET, "published/").await;
+    sizes.sort();
+    assert_eq!(
+        sizes,
+        [
+            ("published/video/r-1/metadata.xml".to_owned(), 12),
+            ("published/video/r-1/video/webcams.webm".to_owned(), size as u64)
+        ]
+    );
+    // The presigned URL serves the whole file.
+    let url = storage.presigned_get("published/video/r-1/video/webcams.webm", "video");
+    let fetched = send(&url, &[]).await;
+    assert_eq!(fetched.status, 200);
+    assert_eq!(fetched.header("content-length"), Some(size.to_string().as_str()));
+    assert_eq!(fetched.header("content-type"), Some("video/webm"));
+
+    // Unpublishing moves big objects too.
+    assert_eq!(storage.move_prefix("published/video/r-1/", "unpublished/video/r-1/").await.unwrap(), 2);
+    let mut sizes = s3.sizes(BUCKET, "").await;
+    sizes.sort();
+    assert_eq!(sizes[1], ("unpublished/video/r-1/video/webcams.webm".to_owned(), size as u64));
+    assert_eq!(sizes.len(), 2);
+}
+
+#[tokio::test]
+async fn an_archive_waits_in_the_spool_until_the_bucket_takes_it() {
+    let s3 = TestS3::start("another-bucket").await;
+    let app = app_on(&s3, &[]).await;
+    let rec = RecordingArchive::new("waiting-room", "Later");
+    let archive = rec.drop_into(&app.dirs().spool());
+    let importer = importer(&app);
+    // The bucket does not exist yet: the import is postponed, nothing lost.
+    let report = importer.import_pending_once().await.unwrap();
+    assert!(
+        matches!(&report.outcomes[..], [ArchiveOutcome::Deferred { reason, .. }] if reason.contains("bucket")),
+        "{report:?}"
+    );
+    assert!(archive.exists(), "the archive stays in the spool");
+    s3.create_bucket(BUCKET).await;
+    let report = importer.import_pending_once().await.unwrap();
+    assert!(matches!(report.outcomes[..], [ArchiveOutcome::Imported(_)]), "{report:?}");
+    assert!(!archive.exists());
+    assert_eq!(s3.keys(BUCKET, "").await, keys_of(&rec, "published/"));
+}
+
+#[tokio::test]
+async fn scalelite_admin_prune_measures_unpublishes_and_deletes_in_the_bucket() {
+    let s3 = TestS3::start(BUCKET).await;
+    let app = app_on(&s3, &[]).await;
+    let mut old = RecordingArchive::new("prune-room", "Old").formats(&[Format::Presentation, Format::Video]);
+    old.start_ms = 1_600_000_000_000;
+    old.end_ms = old.start_ms + 60_000;
+    old.drop_into(&app.dirs().spool());
+    importer(&app).import_pending_once().await.unwrap();
+    assert_eq!(s3.keys(BUCKET, "").await, keys_of(&old, "published/"));
+    let bytes: u64 = old.members().iter().map(|(_, content)| content.len() as u64).sum();
+    let admin = |args: &'static [&'static str]| crate::support::admin_with(&app.state.config, args, "");
+
+    // The dry run measures the recording in the bucket and changes nothing.
+    let json = admin(&["recordings", "prune", "--older-than", "30d", "--json"]).await.ok().json();
+    assert_eq!((json["count"].as_u64(), json["size_bytes"].as_u64()), (Some(1), Some(bytes)), "{json}");
+    assert_eq!(s3.keys(BUCKET, "").await, keys_of(&old, "published/"));
+
+    // Unpublish moves the objects; delete removes them.
+    let json = admin(&["recordings", "prune", "--older-than", "30d", "--action", "unpublish", "--yes", "--json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(json["unpublished"].as_u64(), Some(1), "{json}");
+    assert_eq!(s3.keys(BUCKET, "").await, keys_of(&old, "unpublished/"));
+    let json = admin(&["recordings", "prune", "--older-than", "30d", "--yes", "--json"]).await.ok().json();
+    assert_eq!(json["deleted"].as_u64(), Some(1), "{json}");
+    assert_eq!(s3.keys(BUCKET, "").await, Vec::<String>::new());
+    assert!(listed(&app, "prune-room", "published,unpublished").await.is_empty());
+}
