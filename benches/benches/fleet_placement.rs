@@ -76,6 +76,7 @@ fn request(n: usize, tags: &TagSpec) -> PlacementRequest {
         meeting_id: MeetingId::new(id),
         tenant_id: None,
         tags: tags.clone(),
+        needs: scalelite_core::selection::Needs::default(),
         moderator_pw: "mp".into(),
         ttl: Duration::from_secs(3600),
         reserve_users: 1,

@@ -455,8 +455,13 @@ pub struct Config {
     pub drain: DrainConfig,
     /// `CAPACITY_PER_SERVER` (load units, default 200): what one server
     /// (multiplier 1) is meant to carry; the capacity report's headroom is
-    /// measured against it.
+    /// measured against it; also the load from which a preferred region's
+    /// server counts as full.
     pub capacity_per_server: f64,
+    /// `LIVEKIT_PLACEMENT` (default true): a create with
+    /// `audioBridge`/`cameraBridge`/`screenShareBridge=livekit` goes only
+    /// to servers with the `livekit` capability.
+    pub livekit_placement: bool,
 }
 
 /// Settings of drains with notice.
@@ -796,6 +801,7 @@ impl Config {
                     .unwrap_or_else(|| DEFAULT_DRAIN_NOTICE_TEMPLATE_NO_DEADLINE.to_owned()),
             },
             capacity_per_server: r.parse("CAPACITY_PER_SERVER", DEFAULT_CAPACITY_PER_SERVER),
+            livekit_placement: r.bool("LIVEKIT_PLACEMENT", true),
         };
         if config.drain.notice_interval.is_zero() {
             r.error("DRAIN_NOTICE_INTERVAL: must be more than 0 seconds".into());

@@ -339,3 +339,37 @@ mod tests {
         assert_eq!(url_host("not a url"), None);
     }
 }
+
+/// Reads an operator's `--region` / `server.region` and `--capabilities` /
+/// `server.capabilities` into a [`ServerUpdate`]'s fields: a blank region
+/// removes it; capabilities are separated by `,` or `;` (blank removes them
+/// all). Each name must be [`scalelite_core::selection::valid_name`].
+pub fn placement_update(
+    region: Option<&str>,
+    capabilities: Option<&str>,
+    update: &mut ServerUpdate,
+) -> Result<(), String> {
+    use scalelite_core::selection::{MAX_LIST, valid_name};
+    if let Some(region) = region.map(str::trim) {
+        if !region.is_empty() && !valid_name(region) {
+            return Err(format!("Invalid region {region:?}: use 1-64 letters, digits, '-', '_', '.' or ':'"));
+        }
+        update.region = Some(Some(region.to_owned()).filter(|r| !r.is_empty()));
+    }
+    if let Some(raw) = capabilities {
+        let mut list: Vec<String> = Vec::new();
+        for name in raw.split([',', ';']).map(str::trim).filter(|n| !n.is_empty()) {
+            if !valid_name(name) {
+                return Err(format!("Invalid capability {name:?}: use 1-64 letters, digits, '-', '_', '.' or ':'"));
+            }
+            if !list.iter().any(|seen| seen == name) {
+                list.push(name.to_owned());
+            }
+        }
+        if list.len() > MAX_LIST {
+            return Err(format!("At most {MAX_LIST} capabilities per server"));
+        }
+        update.capabilities = Some(list);
+    }
+    Ok(())
+}
