@@ -256,8 +256,12 @@ async fn list(ctx: &Ctx, ui: &mut Ui<'_, '_>) -> Outcome {
         ui.text(format!("\tload multiplier: {multiplier}"));
         ui.text(format!("\tbbb version: {}", server.bbb_version.as_deref().unwrap_or_default()));
         ui.text(format!("\ttag: {}", server.tag.as_deref().unwrap_or_default()));
-        ui.text(format!("\tregion: {}", server.region.as_deref().unwrap_or_default()));
-        ui.text(format!("\tcapabilities: {}", capabilities_text(server)));
+        // Scalelite's lines stay as they are; the new ones only for servers
+        // the operator gave a region or capabilities.
+        if server.region.is_some() || !server.capabilities.is_empty() {
+            ui.text(format!("\tregion: {}", server.region.as_deref().unwrap_or_default()));
+            ui.text(format!("\tcapabilities: {}", capabilities_text(server)));
+        }
         ui.text(format!("\t{}", if server.online { "online" } else { "offline" }));
     }
     Ok(())
@@ -671,19 +675,21 @@ mod tests {
     fn every_form_parses() {
         assert!(matches!(parse(&["servers"]), ServersCommand::List));
         assert!(matches!(parse(&["servers", "list"]), ServersCommand::List));
-        let ServersCommand::Add { url, secret, load_multiplier, tag } =
+        let ServersCommand::Add { url, secret, load_multiplier, tag, region, capabilities } =
             parse(&["servers", "add", "https://b/bigbluebutton/api", "s", "--load-multiplier", "2", "--tag", "gpu"])
         else {
             panic!()
         };
         assert_eq!((url.as_str(), secret.as_str()), ("https://b/bigbluebutton/api", "s"));
         assert_eq!((load_multiplier.as_deref(), tag.as_deref()), (Some("2"), Some("gpu")));
-        let ServersCommand::Update { id, secret, load_multiplier, tag } =
-            parse(&["servers", "update", "a", "--tag", ""])
+        assert_eq!((region, capabilities), (None, None));
+        let ServersCommand::Update { id, secret, load_multiplier, tag, region, capabilities } =
+            parse(&["servers", "update", "a", "--tag", "", "--region", "eu", "--capabilities", "livekit,sip"])
         else {
             panic!()
         };
         assert_eq!((id.as_str(), secret, load_multiplier, tag.as_deref()), ("a", None, None, Some("")));
+        assert_eq!((region.as_deref(), capabilities.as_deref()), (Some("eu"), Some("livekit,sip")));
         assert!(matches!(parse(&["servers", "remove", "a"]), ServersCommand::Remove { id } if id == "a"));
         assert!(matches!(parse(&["servers", "enable", "a"]), ServersCommand::Enable { .. }));
         assert!(matches!(parse(&["servers", "cordon", "a"]), ServersCommand::Cordon { .. }));

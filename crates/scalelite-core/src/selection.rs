@@ -273,7 +273,7 @@ mod tests {
     fn lists_and_version_capabilities() {
         assert_eq!(parse_list(Some(" eu ;us;;eu ")), vec!["eu".to_owned(), "us".to_owned()]);
         assert_eq!(parse_list(None), Vec::<String>::new());
-        assert_eq!(parse_list(Some(&"x;".repeat(3)).as_deref()), vec!["x".to_owned()]);
+        assert_eq!(parse_list(Some("x;".repeat(3).as_str())), vec!["x".to_owned()]);
         let many: String = (0..20).map(|i| format!("r{i};")).collect();
         assert_eq!(parse_list(Some(&many)).len(), MAX_LIST);
         assert_eq!(version_capability("3.0.4").as_deref(), Some("bbb-3.0"));

@@ -306,40 +306,6 @@ pub fn multiplier_arg(raw: Option<&str>) -> (String, bool) {
 /// The warning Scalelite prints when a multiplier reads as 0.
 pub const MULTIPLIER_WARNING: &str = "WARNING! Load-multiplier was not readable or 0, so it is now 1";
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn to_d_like_ruby() {
-        assert_eq!(to_d("1.5"), 1.5);
-        assert_eq!(to_d("2abc"), 2.0);
-        assert_eq!(to_d("abc"), 0.0);
-        assert_eq!(to_d(" 3"), 3.0);
-        assert_eq!(to_d("1e2"), 100.0);
-        assert_eq!(to_d("-0.5"), -0.5);
-        assert_eq!(to_d("."), 0.0);
-        assert_eq!(to_d("7."), 7.0);
-    }
-
-    #[test]
-    fn multipliers() {
-        assert_eq!(multiplier_arg(None), ("1.0".into(), false));
-        assert_eq!(multiplier_arg(Some("2")), ("2.0".into(), false));
-        assert_eq!(multiplier_arg(Some("1.5")), ("1.5".into(), false));
-        assert_eq!(multiplier_arg(Some("0")), ("1.0".into(), true));
-        assert_eq!(multiplier_arg(Some("x")), ("1.0".into(), true));
-    }
-
-    #[test]
-    fn hosts() {
-        assert_eq!(url_host("https://BBB1.example.com/bigbluebutton/api").as_deref(), Some("BBB1.example.com"));
-        assert_eq!(url_host("http://10.0.0.1:8080/bigbluebutton/api").as_deref(), Some("10.0.0.1"));
-        assert_eq!(url_host("ftp://x/y"), None);
-        assert_eq!(url_host("not a url"), None);
-    }
-}
-
 /// Reads an operator's `--region` / `server.region` and `--capabilities` /
 /// `server.capabilities` into a [`ServerUpdate`]'s fields: a blank region
 /// removes it; capabilities are separated by `,` or `;` (blank removes them
@@ -372,4 +338,56 @@ pub fn placement_update(
         update.capabilities = Some(list);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn to_d_like_ruby() {
+        assert_eq!(to_d("1.5"), 1.5);
+        assert_eq!(to_d("2abc"), 2.0);
+        assert_eq!(to_d("abc"), 0.0);
+        assert_eq!(to_d(" 3"), 3.0);
+        assert_eq!(to_d("1e2"), 100.0);
+        assert_eq!(to_d("-0.5"), -0.5);
+        assert_eq!(to_d("."), 0.0);
+        assert_eq!(to_d("7."), 7.0);
+    }
+
+    #[test]
+    fn multipliers() {
+        assert_eq!(multiplier_arg(None), ("1.0".into(), false));
+        assert_eq!(multiplier_arg(Some("2")), ("2.0".into(), false));
+        assert_eq!(multiplier_arg(Some("1.5")), ("1.5".into(), false));
+        assert_eq!(multiplier_arg(Some("0")), ("1.0".into(), true));
+        assert_eq!(multiplier_arg(Some("x")), ("1.0".into(), true));
+    }
+
+    #[test]
+    fn hosts() {
+        assert_eq!(url_host("https://BBB1.example.com/bigbluebutton/api").as_deref(), Some("BBB1.example.com"));
+        assert_eq!(url_host("http://10.0.0.1:8080/bigbluebutton/api").as_deref(), Some("10.0.0.1"));
+        assert_eq!(url_host("ftp://x/y"), None);
+        assert_eq!(url_host("not a url"), None);
+    }
+
+    #[test]
+    fn placement_updates_are_validated() {
+        let mut update = ServerUpdate::default();
+        placement_update(Some(" eu-west "), Some("livekit, sip;livekit"), &mut update).unwrap();
+        assert_eq!(update.region, Some(Some("eu-west".to_owned())));
+        assert_eq!(update.capabilities, Some(vec!["livekit".to_owned(), "sip".to_owned()]));
+        let mut cleared = ServerUpdate::default();
+        placement_update(Some(""), Some(" "), &mut cleared).unwrap();
+        assert_eq!((cleared.region, cleared.capabilities), (Some(None), Some(Vec::new())));
+        let mut untouched = ServerUpdate::default();
+        placement_update(None, None, &mut untouched).unwrap();
+        assert!(untouched.is_empty());
+        assert!(placement_update(Some("a b"), None, &mut ServerUpdate::default()).is_err());
+        assert!(placement_update(None, Some("ok,not ok"), &mut ServerUpdate::default()).is_err());
+        let many: Vec<String> = (0..9).map(|i| format!("c{i}")).collect();
+        assert!(placement_update(None, Some(&many.join(",")), &mut ServerUpdate::default()).is_err());
+    }
 }

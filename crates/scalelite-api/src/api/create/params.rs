@@ -31,7 +31,7 @@ const REGION: &str = "meta_server-region";
 /// Not forwarded.
 const CAPABILITY: &str = "meta_server-capability";
 
-/// BBB 3.0's media-bridge selectors: `livekit` needs a LiveKit server.
+/// BBB 3.0's media-bridge selectors: `livekit` needs a server running `LiveKit`.
 const BRIDGES: [&str; 3] = ["audioBridge", "cameraBridge", "screenShareBridge"];
 
 /// The capability a `*Bridge=livekit` create needs.
