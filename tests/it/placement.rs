@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use http::Method;
 use scalelite_core::ServerId;
-use scalelite_store::{ServerState, ServerUpdate};
+use scalelite_store::{ServerState, ServerUpdate, Tenant, TenantSetting};
 use scalelite_tests::{ApiClient, Reply, SeedServer, TestApp};
 use serde_json::Value;
 
@@ -163,6 +163,52 @@ async fn a_region_that_is_down_or_full_falls_back_to_any_region() {
     assert!(create(&app, "down", &[]).await.is_success());
     assert_eq!(placed(&app, "down").await, "us1");
     assert_eq!(fallbacks().await.as_deref(), Some("2"));
+}
+
+#[tokio::test]
+async fn a_tenants_region_setting_is_its_default_or_its_rule() {
+    let app = TestApp::builder()
+        .servers(2)
+        .unseeded()
+        .env("MULTITENANCY_ENABLED", "true")
+        .env("URL_HOST", "sl.test")
+        .start()
+        .await;
+    for (i, (id, region)) in [("eu1", "eu"), ("us1", "us")].into_iter().enumerate() {
+        app.seed_server(&SeedServer::enabled(id, app.fleet[i].url(), app.fleet[i].secret())).await;
+        let update = ServerUpdate { region: Some(Some(region.into())), ..ServerUpdate::default() };
+        app.store().update_server(&ServerId::from(id), &update).await.unwrap();
+    }
+    let (a, b) = (Tenant::new("a", "secret-a"), Tenant::new("b", "secret-b"));
+    for tenant in [&a, &b] {
+        app.store().create_tenant(tenant).await.unwrap();
+    }
+    let store = app.store();
+    store.create_tenant_setting(&TenantSetting::new(a.id.clone(), "meta_server-region", "us", "false")).await.unwrap();
+    store.create_tenant_setting(&TenantSetting::new(b.id.clone(), "meta_server-region", "us", "true")).await.unwrap();
+    let client = |name: &str, secret: &str| app.client().with_secret(secret).host(format!("{name}.sl.test"));
+    let (ca, cb) = (client("a", "secret-a"), client("b", "secret-b"));
+    let create = |client: &ApiClient, id: &'static str, region: Option<&'static str>| {
+        let client = client.clone();
+        async move {
+            let mut params = vec![("meetingID", id), ("name", "x")];
+            params.extend(region.map(|r| ("meta_server-region", r)));
+            let reply = client.get("create", &params).await;
+            assert!(reply.is_success(), "{}", reply.body);
+        }
+    };
+    // A's setting is a default: used without a request value, beaten by one.
+    create(&ca, "a-default", None).await;
+    create(&ca, "a-asked", Some("eu")).await;
+    // B's is an override: its front-end cannot move it.
+    create(&cb, "b-asked", Some("eu")).await;
+    let placed_on = [placed(&app, "a-default").await, placed(&app, "a-asked").await, placed(&app, "b-asked").await];
+    assert_eq!(placed_on, ["us1", "eu1", "us1"]);
+    // Never forwarded, and never added to joins.
+    assert!(app.fleet[1].calls_to("create").iter().all(|c| c.param("meta_server-region").is_none()));
+    let join = [("meetingID", "b-asked"), ("fullName", "B"), ("role", "MODERATOR")];
+    let location = cb.get("join", &join).await.location.unwrap();
+    assert!(location.contains("/join?") && !location.contains("server-region"), "{location}");
 }
 
 #[tokio::test]

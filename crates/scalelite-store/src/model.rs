@@ -66,7 +66,10 @@ pub struct Server {
     /// `bbb_version`.
     pub bbb_version: Option<String>,
     /// The server's region (`server_placement:<id>` in Redis, a key Ruby
-    /// ignores), `None` when it has none.
+    /// ignores), `None` when it has none. Read by the server listings and
+    /// for a newly placed meeting's server; the Redis store leaves it (and
+    /// [`Self::capabilities`]) empty in join routes and existing meetings'
+    /// routes, which do not need it.
     pub region: Option<String>,
     /// Capabilities the operator declared (e.g. `livekit`), in order.
     pub capabilities: Vec<String>,

@@ -66,11 +66,11 @@ pub(crate) async fn create(State(state): State<AppState>, request: Request<Body>
 }
 
 /// What a create asks of its server.
-pub(crate) struct Wanted<'a> {
+struct Wanted<'a> {
     /// `meta_server-tag`.
-    pub(crate) spec: &'a TagSpec,
+    spec: &'a TagSpec,
     /// Capabilities and preferred regions.
-    pub(crate) needs: &'a Needs,
+    needs: &'a Needs,
 }
 
 /// Where a create goes.
@@ -146,7 +146,11 @@ async fn find_or_place(
             }
             Placement::CapabilityUnavailable => {
                 let wanted = needs.capabilities.join(";");
-                info!(meeting.id = %id, capabilities = %wanted, "create refused: no available server offers the capabilities");
+                info!(
+                    meeting.id = %id,
+                    capabilities = %wanted,
+                    "create refused: no available server offers the capabilities"
+                );
                 return Err(BbbError::ServerCapabilityUnavailable(wanted).into());
             }
             Placement::TenantConflict => {
@@ -173,7 +177,7 @@ async fn find_or_place(
 
 /// Counts and logs a placement outside the preferred regions (each of them
 /// down or full).
-pub(crate) fn note_region(state: &AppState, needs: &Needs, server: &Server) {
+fn note_region(state: &AppState, needs: &Needs, server: &Server) {
     if needs.regions.is_empty() {
         return;
     }

@@ -35,7 +35,7 @@ const CAPABILITY: &str = "meta_server-capability";
 const BRIDGES: [&str; 3] = ["audioBridge", "cameraBridge", "screenShareBridge"];
 
 /// The capability a `*Bridge=livekit` create needs.
-pub(crate) const LIVEKIT: &str = "livekit";
+const LIVEKIT: &str = "livekit";
 
 /// Where a create goes: the meeting's record and server, and whether
 /// placement made the record just now.
@@ -56,12 +56,14 @@ pub(super) fn requested_tag(state: &AppState, tenant: Option<&ResolvedTenant>, p
     requested(state, tenant, params, TAG)
 }
 
-/// `name`'s effective value, in [`requested_tag`]'s order (a request value
-/// excluded by `CREATE_EXCLUDE_PARAMS` does not count).
+/// `name`'s effective value, in [`requested_tag`]'s order. For names other
+/// than the tag, a request value excluded by `CREATE_EXCLUDE_PARAMS` (global
+/// or the tenant's) does not count: it is not forwarded either. Scalelite
+/// reads the tag before excluding anything, and so does this.
 fn requested(state: &AppState, tenant: Option<&ResolvedTenant>, params: &Params, name: &str) -> Option<String> {
     let policy = &state.config.create_params;
-    let excluded =
-        policy.exclude.iter().chain(tenant.into_iter().flat_map(|t| t.create_exclude.iter())).any(|e| e == name);
+    let excluded = name != TAG
+        && policy.exclude.iter().chain(tenant.into_iter().flat_map(|t| t.create_exclude.iter())).any(|e| e == name);
     [
         tenant.and_then(|t| t.override_value(name)),
         policy.override_value(name),
@@ -77,9 +79,10 @@ fn requested(state: &AppState, tenant: Option<&ResolvedTenant>, params: &Params,
 
 /// What the create needs of its server beyond tags: the capabilities of
 /// `meta_server-capability` plus `livekit` when a media bridge is
-/// `livekit` (unless `LIVEKIT_PLACEMENT=false`), and the preferred regions of `meta_server-region` (request,
-/// tenant setting or `CREATE_PARAMS` default/override, in the tag's
-/// order). A region is full from `CAPACITY_PER_SERVER`.
+/// `livekit` (unless `LIVEKIT_PLACEMENT=false`), and the preferred regions
+/// of `meta_server-region` (request, tenant setting or `CREATE_PARAMS`
+/// default/override, in the tag's order). A region is full from
+/// `CAPACITY_PER_SERVER`.
 pub(super) fn requested_needs(state: &AppState, tenant: Option<&ResolvedTenant>, params: &Params) -> Needs {
     let mut capabilities = parse_list(requested(state, tenant, params, CAPABILITY).as_deref());
     let livekit = state.config.livekit_placement
