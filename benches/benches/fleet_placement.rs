@@ -19,7 +19,12 @@
 //! the measurement); a fleet where every fifth server is tagged
 //! `gpu`, with untagged creates and `gpu` creates; and a tag no server
 //! carries, required (`zz!`) and optional (`zz`, which falls back to
-//! untagged servers), which read the whole pool.
+//! untagged servers), which read the whole pool. With needs (regions and
+//! capabilities, `server_placement:<id>`): a fleet in four regions with
+//! every fifth server declaring `livekit`, creates preferring one region,
+//! needing `livekit`, and preferring a region nobody has (down: the walk
+//! goes on until the loads reach `CAPACITY_PER_SERVER`, 200 here, about two
+//! thirds of this pool).
 //!
 //! `cargo bench -p scalelite-benches --bench fleet_placement` (env:
 //! `PLACE_CREATES`, default 3000; `PLACE_CONCURRENCY`, default 16;
@@ -32,17 +37,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use scalelite_core::MeetingId;
-use scalelite_core::selection::TagSpec;
+use scalelite_core::selection::{Needs, TagSpec, parse_list};
 use scalelite_store::{MeetingStore, Placement, PlacementRequest, RedisStore};
 use scalelite_tests::seed::{SeedServer, seed_server};
 use scalelite_tests::{NS, TestRedis};
 
-/// Which servers carry a tag.
+/// Which servers carry a tag, a region or a capability.
 #[derive(Clone, Copy)]
 enum Fleet {
     Untagged,
     /// Every fifth server is tagged `gpu`.
     FifthGpu,
+    /// Untagged, in regions `r0`..`r3` (server `i` in `r<i % 4>`), every
+    /// fifth server declaring `livekit`.
+    Regions,
 }
 
 struct Scenario {
@@ -50,15 +58,29 @@ struct Scenario {
     fleet: Fleet,
     /// `meta_server-tag`.
     tags: &'static str,
+    /// Needed capabilities (`;`-joined).
+    capabilities: &'static str,
+    /// Preferred regions (`;`-joined).
+    regions: &'static str,
 }
 
-const SCENARIOS: [Scenario; 5] = [
-    Scenario { name: "untagged fleet, untagged create", fleet: Fleet::Untagged, tags: "" },
-    Scenario { name: "1 in 5 tagged gpu, untagged create", fleet: Fleet::FifthGpu, tags: "" },
-    Scenario { name: "1 in 5 tagged gpu, create gpu", fleet: Fleet::FifthGpu, tags: "gpu" },
-    Scenario { name: "required tag nobody has (zz!)", fleet: Fleet::Untagged, tags: "zz!" },
-    Scenario { name: "optional tag nobody has (zz)", fleet: Fleet::Untagged, tags: "zz" },
+const fn tagged(name: &'static str, fleet: Fleet, tags: &'static str) -> Scenario {
+    Scenario { name, fleet, tags, capabilities: "", regions: "" }
+}
+
+const SCENARIOS: [Scenario; 8] = [
+    tagged("untagged fleet, untagged create", Fleet::Untagged, ""),
+    tagged("1 in 5 tagged gpu, untagged create", Fleet::FifthGpu, ""),
+    tagged("1 in 5 tagged gpu, create gpu", Fleet::FifthGpu, "gpu"),
+    tagged("required tag nobody has (zz!)", Fleet::Untagged, "zz!"),
+    tagged("optional tag nobody has (zz)", Fleet::Untagged, "zz"),
+    Scenario { capabilities: "", regions: "r2", ..tagged("4 regions, prefer r2", Fleet::Regions, "") },
+    Scenario { capabilities: "livekit", regions: "", ..tagged("1 in 5 livekit, need livekit", Fleet::Regions, "") },
+    Scenario { capabilities: "", regions: "mars", ..tagged("prefer a region that is down", Fleet::Regions, "") },
 ];
+
+/// The load from which a preferred region's server is full.
+const CAPACITY: f64 = 200.0;
 
 struct Measured {
     /// `usec_per_call` of `cmdstat_evalsha`: time inside the script.
@@ -69,13 +91,14 @@ struct Measured {
     creates_per_s: f64,
 }
 
-fn request(n: usize, tags: &TagSpec) -> PlacementRequest {
+fn request(n: usize, tags: &TagSpec, needs: &Needs) -> PlacementRequest {
     let id = format!("bench-{n}");
     PlacementRequest {
         voice_bridges: scalelite_core::voice_bridge::candidates(&id, 9, None),
         meeting_id: MeetingId::new(id),
         tenant_id: None,
         tags: tags.clone(),
+        needs: needs.clone(),
         moderator_pw: "mp".into(),
         ttl: Duration::from_secs(3600),
         reserve_users: 1,
@@ -99,6 +122,12 @@ async fn seed(redis: &TestRedis, servers: usize, fleet: Fleet) {
             record = record.tag("gpu");
         }
         seed_server(redis, NS, &record).await;
+        if matches!(fleet, Fleet::Regions) {
+            let key = format!("{NS}:server_placement:{id}");
+            let region = format!("r{}", i % 4);
+            let capabilities = if i % 5 == 0 { "livekit" } else { "" };
+            redis.cmd(&["HSET", &key, "region", &region, "capabilities", capabilities]).await;
+        }
     }
 }
 
@@ -119,6 +148,7 @@ struct Setup {
     redis: TestRedis,
     store: Arc<RedisStore>,
     tags: TagSpec,
+    needs: Needs,
 }
 
 impl Setup {
@@ -127,11 +157,16 @@ impl Setup {
         seed(&redis, servers, scenario.fleet).await;
         let store = Arc::new(RedisStore::open(&redis.url(), NS).unwrap());
         let tags = TagSpec::parse(Some(scenario.tags));
+        let needs = Needs {
+            capabilities: parse_list(Some(scenario.capabilities)),
+            regions: parse_list(Some(scenario.regions)),
+            capacity: CAPACITY,
+        };
         // Warm-up: loads the script (the first EVALSHA is a NOSCRIPT miss).
         for n in 0..10 {
-            store.place_meeting(&request(usize::MAX - n, &tags)).await.unwrap();
+            store.place_meeting(&request(usize::MAX - n, &tags, &needs)).await.unwrap();
         }
-        Self { redis, store, tags }
+        Self { redis, store, tags, needs }
     }
 
     /// `creates` placements one at a time (Redis time per create), then
@@ -141,7 +176,7 @@ impl Setup {
         self.redis.cmd(&["CONFIG", "RESETSTAT"]).await;
         let cpu_before = redis_cpu_s(&self.redis).await;
         for n in first..first + creates {
-            let placed = self.store.place_meeting(&request(n, &self.tags)).await.unwrap();
+            let placed = self.store.place_meeting(&request(n, &self.tags, &self.needs)).await.unwrap();
             assert!(matches!(placed, Placement::Placed { .. } | Placement::TagUnavailable), "{placed:?}");
         }
         let cpu_us = (redis_cpu_s(&self.redis).await - cpu_before) * 1e6 / creates as f64;
@@ -152,10 +187,10 @@ impl Setup {
         let workers: Vec<_> = (0..concurrency)
             .map(|w| {
                 let store = Arc::clone(&self.store);
-                let tags = self.tags.clone();
+                let (tags, needs) = (self.tags.clone(), self.needs.clone());
                 tokio::spawn(async move {
                     for n in (first + creates + w..first + 2 * creates).step_by(concurrency) {
-                        store.place_meeting(&request(n, &tags)).await.unwrap();
+                        store.place_meeting(&request(n, &tags, &needs)).await.unwrap();
                     }
                 })
             })

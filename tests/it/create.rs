@@ -492,9 +492,17 @@ const CODE_PARAMS: [(&str, &str); 5] = [
     ("screenShareBridge", "livekit"),
 ];
 
+/// Declares the `livekit` capability on the seeded server (`*Bridge=livekit`
+/// creates go only to such servers).
+async fn declare_livekit(app: &TestApp) {
+    let livekit = scalelite_store::ServerUpdate { capabilities: Some(vec!["livekit".into()]), ..Default::default() };
+    app.store().update_server(&server_id(0).as_str().into(), &livekit).await.unwrap();
+}
+
 #[tokio::test]
 async fn xml_create_body_reaches_the_server_with_every_module() {
     let app = TestApp::builder().servers(1).start().await;
+    declare_livekit(&app).await;
     let mut params = vec![("meetingID", "mods"), ("name", "Modules")];
     params.extend(CODE_PARAMS);
     let reply = app.client().post_xml("create", &params, MODULES).await;
@@ -517,6 +525,7 @@ async fn code_loading_params_and_modules_are_defaulted_overridden_or_blocked_glo
         .env("DEFAULT_CREATE_PARAMS", "cameraBridge=bbb-webrtc-sfu")
         .start()
         .await;
+    declare_livekit(&app).await;
     let params = [("meetingID", "blocked"), ("name", "Blocked"), CODE_PARAMS[0], CODE_PARAMS[1], CODE_PARAMS[2]];
     let reply = app.client().post_xml("create", &params, MODULES).await;
     assert!(reply.is_success(), "{}", reply.body);

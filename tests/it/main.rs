@@ -33,6 +33,7 @@ mod limits;
 mod management;
 mod meeting_info;
 mod metrics;
+mod placement;
 mod playback;
 mod poller;
 mod prune;

@@ -47,7 +47,7 @@ async fn servers_lifecycle_through_the_api() {
     redacted["id"] = json!("<uuid>");
     redacted["url"] = json!("<url>");
     redacted["secret"] = json!("<secret>");
-    insta::assert_snapshot!(redacted.to_string(), @r#"{"id":"<uuid>","url":"<url>","secret":"<secret>","tag":"gpu","bbb_version":"","state":"disabled","load":"unavailable","load_multiplier":"1.5","online":"offline"}"#);
+    insta::assert_snapshot!(redacted.to_string(), @r#"{"id":"<uuid>","url":"<url>","secret":"<secret>","tag":"gpu","bbb_version":"","state":"disabled","load":"unavailable","load_multiplier":"1.5","online":"offline","region":"","capabilities":[],"automatic_capabilities":[]}"#);
     let reply = post(
         &client,
         "addServer",

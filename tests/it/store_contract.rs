@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use crate::support::{
-    self, Fixture, assert_placements_follow_the_reference, contract, placement_pools, placement_request,
+    self, Fixture, assert_needs_follow_the_reference, assert_placements_follow_the_reference, contract,
+    placement_pools, placement_request, pool_traits,
 };
 use std::time::Duration;
 
@@ -39,6 +40,7 @@ contract!(
     placement_respects_tenants_and_voice_bridges,
     tenant_limits_refuse_placements_and_joins,
     placement_agrees_with_the_reference_selection,
+    placement_with_needs_agrees_with_the_reference_selection,
     concurrent_placements_of_one_meeting_agree,
     meetings_expire_and_prune_cleans_up,
     rehoming_placements_keep_and_replace_the_create,
@@ -121,9 +123,27 @@ async fn servers_are_created_updated_and_deleted(store: Arc<dyn Store>) {
         load_multiplier: Some("3".into()),
         tag: Some(None),
         state: Some(ServerState::Enabled),
+        region: Some(Some("eu-west".into())),
+        capabilities: Some(vec!["livekit".into(), "sip".into()]),
     };
     store.update_server(&s1, &update).await.unwrap();
     let server = store.server(&s1).await.unwrap().unwrap();
+    assert_eq!(
+        (server.region.as_deref(), server.capabilities.clone()),
+        (Some("eu-west"), vec!["livekit".into(), "sip".into()])
+    );
+    // Kept by other updates, removed by their own.
+    store.update_server(&s1, &ServerUpdate { tag: Some(Some("x".into())), ..Default::default() }).await.unwrap();
+    assert_eq!(store.server(&s1).await.unwrap().unwrap().region.as_deref(), Some("eu-west"));
+    let clear =
+        ServerUpdate { region: Some(None), capabilities: Some(Vec::new()), tag: Some(None), ..Default::default() };
+    store.update_server(&s1, &clear).await.unwrap();
+    let cleared = store.server(&s1).await.unwrap().unwrap();
+    assert_eq!((cleared.region, cleared.capabilities), (None, Vec::<String>::new()));
+    store
+        .update_server(&s1, &ServerUpdate { region: Some(Some("eu-west".into())), ..Default::default() })
+        .await
+        .unwrap();
     assert_eq!(server.url, "https://new/bigbluebutton/api");
     assert_eq!(server.secret.expose(), "new-secret");
     assert_eq!((server.tag.as_deref(), server.multiplier()), (None, 3.0));
@@ -422,6 +442,28 @@ async fn placement_agrees_with_the_reference_selection(store: Arc<dyn Store>) {
             online_server(&*store, &server.id, server.tag, None, server.load).await;
         }
         assert_placements_follow_the_reference(&*store, &mut pool, round).await;
+    }
+}
+
+async fn placement_with_needs_agrees_with_the_reference_selection(store: Arc<dyn Store>) {
+    for (round, pool) in placement_pools(false).into_iter().enumerate() {
+        for server in store.servers().await.unwrap() {
+            store.delete_server(&server.id).await.unwrap();
+        }
+        for (i, server) in pool.iter().enumerate() {
+            online_server(&*store, &server.id, server.tag, None, server.load).await;
+            let (region, capabilities, version) = pool_traits(i);
+            let update = ServerUpdate {
+                region: Some(region.map(str::to_owned)),
+                capabilities: Some(capabilities.into_iter().map(str::to_owned).collect()),
+                ..Default::default()
+            };
+            store.update_server(&ServerId::from(server.id.as_str()), &update).await.unwrap();
+            let mut save = poll(&server.id, Some(server.load), 1, 1);
+            save.bbb_version = Some(version.into());
+            store.save_poll(&leader(), &save).await.unwrap();
+        }
+        assert_needs_follow_the_reference(&*store, &pool, round).await;
     }
 }
 

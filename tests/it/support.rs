@@ -166,6 +166,7 @@ pub fn placement_request(id: &str) -> PlacementRequest {
         meeting_id: MeetingId::from(id),
         tenant_id: None,
         tags: TagSpec::default(),
+        needs: scalelite_core::selection::Needs::default(),
         moderator_pw: "mp".into(),
         voice_bridges: scalelite_core::voice_bridge::candidates(id, 9, None),
         ttl: Duration::from_secs(600),
@@ -289,6 +290,7 @@ pub async fn assert_placements_follow_the_reference(store: &dyn Store, pool: &mu
             Selection::Chosen(i) => Some(candidates[i].id.to_owned()),
             Selection::NoServer => None,
             Selection::TagUnavailable => Some("tag-unavailable".to_owned()),
+            Selection::CapabilityUnavailable => Some("capability-unavailable".to_owned()),
         };
         let mut req = placement_request(&format!("m-{round}-{n}"));
         req.tags = tag_spec;
@@ -300,6 +302,82 @@ pub async fn assert_placements_follow_the_reference(store: &dyn Store, pool: &mu
             other => panic!("unexpected {other:?}"),
         };
         assert_eq!(got, expected, "round {round}, spec {spec:?}, pool {pool:?}");
+    }
+}
+
+/// The region and declared capabilities [`assert_needs_follow_the_reference`]
+/// gives the `i`th server of a pool (its `bbb_version` is `3.0.0`, or
+/// `2.7.3` for every seventh).
+pub fn pool_traits(i: usize) -> (Option<&'static str>, Vec<&'static str>, &'static str) {
+    let region = [Some("eu"), Some("us"), None, Some("eu"), Some("de")][i % 5];
+    let capabilities = match i % 6 {
+        0 | 3 => vec!["livekit"],
+        4 => vec!["livekit", "sip"],
+        _ => vec![],
+    };
+    (region, capabilities, if i % 7 == 3 { "2.7.3" } else { "3.0.0" })
+}
+
+/// The needs a placement is tried with (capabilities, regions, capacity).
+pub const NEEDS: [(&str, &str, f64); 10] = [
+    ("", "de", 100.0),
+    ("livekit", "", 1000.0),
+    ("bbb-2.7", "", 1000.0),
+    ("livekit;bbb-3.0", "eu", 1000.0),
+    ("", "eu", 1000.0),
+    ("", "de;us", 1000.0),
+    ("", "mars;de", 1000.0),
+    ("", "eu", 5.0),
+    ("sip", "us;eu", 7.5),
+    ("nothing", "", 1000.0),
+];
+
+/// [`assert_placements_follow_the_reference`] with [`NEEDS`] (each with
+/// every tag spec of [`TAG_SPECS`]) against `select_for`; server `i` of
+/// `pool` (in its given order) has [`pool_traits`]`(i)`.
+pub async fn assert_needs_follow_the_reference(store: &dyn Store, pool: &[PoolServer], round: usize) {
+    use scalelite_core::selection::{Needs, Traits, select_for};
+    let mut order: Vec<usize> = (0..pool.len()).collect();
+    order.sort_by(|&a, &b| pool[a].load.total_cmp(&pool[b].load).then_with(|| pool[a].id.cmp(&pool[b].id)));
+    let candidates: Vec<Candidate<'_>> = order
+        .iter()
+        .map(|&i| Candidate { id: &pool[i].id, load: pool[i].load, tag: pool[i].tag, exists: pool[i].exists })
+        .collect();
+    let traits: Vec<Traits<'_>> = order
+        .iter()
+        .map(|&i| {
+            let (region, mut capabilities, version) = pool_traits(i);
+            capabilities.push(if version == "2.7.3" { "bbb-2.7" } else { "bbb-3.0" });
+            if pool[i].exists { Traits { region, capabilities } } else { Traits::default() }
+        })
+        .collect();
+    for (k, (capabilities, regions, capacity)) in NEEDS.iter().enumerate() {
+        let needs = Needs {
+            capabilities: scalelite_core::selection::parse_list(Some(capabilities)),
+            regions: scalelite_core::selection::parse_list(Some(regions)),
+            capacity: *capacity,
+        };
+        for (n, spec) in TAG_SPECS.iter().enumerate() {
+            let tag_spec = TagSpec::parse(Some(spec));
+            let expected = match select_for(&candidates, &traits, &tag_spec, &needs) {
+                Selection::Chosen(i) => Some(candidates[i].id.to_owned()),
+                Selection::NoServer => None,
+                Selection::TagUnavailable => Some("tag-unavailable".to_owned()),
+                Selection::CapabilityUnavailable => Some("capability-unavailable".to_owned()),
+            };
+            let mut req = placement_request(&format!("n-{round}-{k}-{n}"));
+            req.tags = tag_spec;
+            req.needs = needs.clone();
+            req.reserve_users = 0;
+            let got = match store.place_meeting(&req).await.unwrap() {
+                Placement::Placed { server, .. } => Some(server.id.into_string()),
+                Placement::NoServer => None,
+                Placement::TagUnavailable => Some("tag-unavailable".to_owned()),
+                Placement::CapabilityUnavailable => Some("capability-unavailable".to_owned()),
+                other => panic!("unexpected {other:?}"),
+            };
+            assert_eq!(got, expected, "round {round}, needs {needs:?}, spec {spec:?}, pool {pool:?}");
+        }
     }
 }
 

@@ -351,6 +351,9 @@ async fn a_tenant_blocks_code_loading_params_and_modules_and_its_server_tag_stay
     ] {
         store.create_tenant_setting(&TenantSetting::new(t.a.id.clone(), param, value, flag)).await.unwrap();
     }
+    // `*Bridge=livekit` creates go only to servers declaring LiveKit.
+    let livekit = scalelite_store::ServerUpdate { capabilities: Some(vec!["livekit".into()]), ..Default::default() };
+    store.update_server(&scalelite_tests::server_id(0).as_str().into(), &livekit).await.unwrap();
     let modules = concat!(
         "<modules><module name=\"presentation\"><document url=\"https://example.org/a.pdf\" filename=\"a.pdf\"/></module>",
         "<module name=\"clientSettingsOverride\"><![CDATA[{\"public\":{}}]]></module></modules>",

@@ -10,7 +10,7 @@ use scalelite_core::load::format_float;
 use scalelite_core::{Secret, ServerId};
 use scalelite_fleet::{
     Cleared, DrainSettings, FleetError, MULTIPLIER_WARNING, SyncMode, dump_yaml, multiplier_arg, parse_deadline,
-    server_json, state_name, to_d,
+    placement_update, server_json, state_name, to_d,
 };
 use scalelite_store::{Server, ServerState, ServerUpdate};
 use serde_json::{Value, json};
@@ -48,8 +48,15 @@ pub enum ServersCommand {
         /// Tag for `meta_server-tag` placement.
         #[arg(long)]
         tag: Option<String>,
+        /// Region (or site) for `meta_server-region` placement.
+        #[arg(long)]
+        region: Option<String>,
+        /// Capabilities the server offers besides those the poller learns,
+        /// separated by `,` (e.g. `livekit`).
+        #[arg(long)]
+        capabilities: Option<String>,
     },
-    /// Change a server's secret, load multiplier or tag.
+    /// Change a server's secret, load multiplier, tag, region or capabilities.
     Update {
         /// Server id.
         id: String,
@@ -62,6 +69,13 @@ pub enum ServersCommand {
         /// New tag; `--tag ""` removes it, omitting the flag keeps it.
         #[arg(long)]
         tag: Option<String>,
+        /// New region; `--region ""` removes it.
+        #[arg(long)]
+        region: Option<String>,
+        /// New declared capabilities, separated by `,` (replacing the old
+        /// ones); `--capabilities ""` removes them.
+        #[arg(long)]
+        capabilities: Option<String>,
     },
     /// Remove a server record (its meetings are not ended: panic it first).
     Remove {
@@ -167,11 +181,13 @@ pub enum ServersCommand {
 pub(crate) async fn run(opts: Opts, ctx: &Ctx, ui: &mut Ui<'_, '_>) -> Outcome {
     match opts.command.unwrap_or(ServersCommand::List) {
         ServersCommand::List => list(ctx, ui).await,
-        ServersCommand::Add { url, secret, load_multiplier, tag } => {
-            add(ctx, ui, &url, &secret, load_multiplier.as_deref(), tag.as_deref()).await
+        ServersCommand::Add { url, secret, load_multiplier, tag, region, capabilities } => {
+            let placement = Placement { region: region.as_deref(), capabilities: capabilities.as_deref() };
+            add(ctx, ui, &url, &secret, load_multiplier.as_deref(), tag.as_deref(), placement).await
         }
-        ServersCommand::Update { id, secret, load_multiplier, tag } => {
-            update(ctx, ui, &id, secret, load_multiplier.as_deref(), tag).await
+        ServersCommand::Update { id, secret, load_multiplier, tag, region, capabilities } => {
+            let placement = Placement { region: region.as_deref(), capabilities: capabilities.as_deref() };
+            update(ctx, ui, &id, secret, load_multiplier.as_deref(), tag, placement).await
         }
         ServersCommand::Remove { id } => remove(ctx, ui, &id).await,
         ServersCommand::Enable { id } => set_state(ctx, ui, &id, ServerState::Enabled).await,
@@ -189,6 +205,30 @@ pub(crate) async fn run(opts: Opts, ctx: &Ctx, ui: &mut Ui<'_, '_>) -> Outcome {
         ServersCommand::Yaml { verbose } => yaml(ctx, ui, verbose).await,
         ServersCommand::MeetingList { ids } => meeting_list(ctx, ui, ids.as_deref()).await,
     }
+}
+
+/// `--region` and `--capabilities` as given.
+#[derive(Clone, Copy, Debug, Default)]
+struct Placement<'a> {
+    region: Option<&'a str>,
+    capabilities: Option<&'a str>,
+}
+
+impl Placement<'_> {
+    /// The update these flags make (`ERROR: …` when a name is invalid).
+    fn update(self, ui: &mut Ui<'_, '_>) -> Result<ServerUpdate, crate::output::Exit> {
+        let mut update = ServerUpdate::default();
+        placement_update(self.region, self.capabilities, &mut update).map_err(|e| ui.fail(format!("ERROR: {e}")))?;
+        Ok(update)
+    }
+}
+
+/// The capabilities of `server` as listed: declared, then automatic ones
+/// marked `(auto)`.
+pub(crate) fn capabilities_text(server: &Server) -> String {
+    let declared = server.capabilities.iter().cloned();
+    let automatic = server.automatic_capabilities().into_iter().map(|c| format!("{c} (auto)"));
+    declared.chain(automatic).collect::<Vec<_>>().join(", ")
 }
 
 /// Every server, sorted by id (Redis set order is arbitrary).
@@ -216,6 +256,12 @@ async fn list(ctx: &Ctx, ui: &mut Ui<'_, '_>) -> Outcome {
         ui.text(format!("\tload multiplier: {multiplier}"));
         ui.text(format!("\tbbb version: {}", server.bbb_version.as_deref().unwrap_or_default()));
         ui.text(format!("\ttag: {}", server.tag.as_deref().unwrap_or_default()));
+        // Scalelite's lines stay as they are; the new ones only for servers
+        // the operator gave a region or capabilities.
+        if server.region.is_some() || !server.capabilities.is_empty() {
+            ui.text(format!("\tregion: {}", server.region.as_deref().unwrap_or_default()));
+            ui.text(format!("\tcapabilities: {}", capabilities_text(server)));
+        }
         ui.text(format!("\t{}", if server.online { "online" } else { "offline" }));
     }
     Ok(())
@@ -228,16 +274,21 @@ async fn add(
     secret: &str,
     load_multiplier: Option<&str>,
     tag: Option<&str>,
+    placement: Placement<'_>,
 ) -> Outcome {
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(ui.fail("Error: Server URL must start with http:// or https://"));
     }
+    let placement = placement.update(ui)?;
     let (multiplier, warned) = multiplier_arg(load_multiplier);
     if warned {
         ui.notice(MULTIPLIER_WARNING);
     }
     let server =
         ctx.fleet.add_server(url, secret, Some(multiplier), tag).await.map_err(|e| ui.fail(format!("ERROR: {e}")))?;
+    if !placement.is_empty() {
+        ctx.fleet.update_server(&server.id, &placement).await.map_err(|e| ui.fail(format!("ERROR: {e}")))?;
+    }
     ui.text("OK");
     ui.text(format!("id: {}", server.id));
     ui.json(&json!({ "ok": true, "id": server.id.as_str() }));
@@ -316,11 +367,12 @@ async fn update(
     secret: Option<String>,
     load_multiplier: Option<&str>,
     tag: Option<String>,
+    placement: Placement<'_>,
 ) -> Outcome {
     ui.text(format!("Updating server {id}..."));
     let sid = ServerId::from(id);
     ctx.fleet.server(&sid).await.map_err(|e| fleet_failure(ui, &sid, &e))?;
-    let mut update = ServerUpdate { secret: secret.map(Secret::new), ..ServerUpdate::default() };
+    let mut update = ServerUpdate { secret: secret.map(Secret::new), ..placement.update(ui)? };
     if let Some(raw) = load_multiplier {
         let (multiplier, warned) = multiplier_arg(Some(raw));
         if warned {
@@ -623,19 +675,21 @@ mod tests {
     fn every_form_parses() {
         assert!(matches!(parse(&["servers"]), ServersCommand::List));
         assert!(matches!(parse(&["servers", "list"]), ServersCommand::List));
-        let ServersCommand::Add { url, secret, load_multiplier, tag } =
+        let ServersCommand::Add { url, secret, load_multiplier, tag, region, capabilities } =
             parse(&["servers", "add", "https://b/bigbluebutton/api", "s", "--load-multiplier", "2", "--tag", "gpu"])
         else {
             panic!()
         };
         assert_eq!((url.as_str(), secret.as_str()), ("https://b/bigbluebutton/api", "s"));
         assert_eq!((load_multiplier.as_deref(), tag.as_deref()), (Some("2"), Some("gpu")));
-        let ServersCommand::Update { id, secret, load_multiplier, tag } =
-            parse(&["servers", "update", "a", "--tag", ""])
+        assert_eq!((region, capabilities), (None, None));
+        let ServersCommand::Update { id, secret, load_multiplier, tag, region, capabilities } =
+            parse(&["servers", "update", "a", "--tag", "", "--region", "eu", "--capabilities", "livekit,sip"])
         else {
             panic!()
         };
         assert_eq!((id.as_str(), secret, load_multiplier, tag.as_deref()), ("a", None, None, Some("")));
+        assert_eq!((region.as_deref(), capabilities.as_deref()), (Some("eu"), Some("livekit,sip")));
         assert!(matches!(parse(&["servers", "remove", "a"]), ServersCommand::Remove { id } if id == "a"));
         assert!(matches!(parse(&["servers", "enable", "a"]), ServersCommand::Enable { .. }));
         assert!(matches!(parse(&["servers", "cordon", "a"]), ServersCommand::Cordon { .. }));

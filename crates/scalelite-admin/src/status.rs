@@ -43,6 +43,11 @@ struct Row {
     load: Option<f64>,
     bbb_version: Option<String>,
     tag: Option<String>,
+    region: Option<String>,
+    /// Declared capabilities, then automatic ones.
+    capabilities: Vec<String>,
+    /// What the placement section shows (`None`: nothing set by the operator).
+    placement: Option<String>,
 }
 
 impl Row {
@@ -67,6 +72,15 @@ impl Row {
             load: server.load,
             bbb_version: server.bbb_version.clone(),
             tag: server.tag.clone(),
+            region: server.region.clone(),
+            capabilities: server.all_capabilities(),
+            placement: (server.region.is_some() || !server.capabilities.is_empty()).then(|| {
+                format!(
+                    "region={} capabilities={}",
+                    server.region.as_deref().unwrap_or_default(),
+                    crate::servers::capabilities_text(server)
+                )
+            }),
         }
     }
 
@@ -102,6 +116,8 @@ impl Row {
             "load": self.load,
             "bbb_version": self.bbb_version,
             "tag": self.tag,
+            "region": self.region,
+            "capabilities": self.capabilities,
         })
     }
 }
@@ -126,7 +142,17 @@ pub(crate) async fn run(_opts: Opts, ctx: &Ctx, ui: &mut Ui<'_, '_>) -> Outcome 
     let cells: Vec<Vec<String>> = rows.iter().map(|(row, _)| row.cells()).collect();
     ui.text("");
     ui.text_raw(&table(&COLUMNS, &cells));
-    // The table keeps Scalelite's columns; drains follow it.
+    // The table keeps Scalelite's columns; regions and capabilities set by
+    // the operator follow it, then drains.
+    let placed: Vec<String> =
+        rows.iter().filter_map(|(row, _)| row.placement.as_ref().map(|p| format!(" {} {p}", row.hostname))).collect();
+    if !placed.is_empty() {
+        ui.text("");
+        ui.text("REGIONS AND CAPABILITIES");
+        for line in placed {
+            ui.text(line);
+        }
+    }
     if !drains.is_empty() {
         ui.text("");
         ui.text("DRAINS");

@@ -26,7 +26,7 @@ pub(crate) struct RequestLabels {
 /// catalogue, the playback refusals) and the `messageKey`s bbb-web answers.
 /// Any other key a BBB server sends counts as [`OTHER_OUTCOME`], so a
 /// hostile or broken server cannot grow the label set.
-pub(crate) const KNOWN_OUTCOMES: [&str; 39] = [
+pub(crate) const KNOWN_OUTCOMES: [&str; 40] = [
     "SUCCESS",
     // Scalelite's catalogue (reference §3.3) and ours.
     "checksumError",
@@ -39,6 +39,7 @@ pub(crate) const KNOWN_OUTCOMES: [&str; 39] = [
     "unsupportedContentType",
     "serverUnavailable",
     "serverTagUnavailable",
+    "serverCapabilityUnavailable",
     "internalError",
     "validationError",
     // Per-tenant limits (`maxParticipantsReached` is bbb-web's, below).
@@ -128,6 +129,8 @@ pub struct ApiMetrics {
     pub(crate) rehomes: Family<RehomeLabels, Counter>,
     /// Creates whose parameters were too large to keep for re-homing.
     pub(crate) rehome_params_too_large: Counter,
+    /// Meetings placed outside every region their create preferred.
+    pub(crate) region_fallbacks: Counter,
 }
 
 impl Default for ApiMetrics {
@@ -158,6 +161,7 @@ impl ApiMetrics {
             get_meetings_waits: Counter::default(),
             rehomes,
             rehome_params_too_large: Counter::default(),
+            region_fallbacks: Counter::default(),
         }
     }
 
@@ -194,6 +198,11 @@ impl ApiMetrics {
             "Creates whose parameters were over the cap kept for re-homing",
             self.rehome_params_too_large.clone(),
         );
+        r.register(
+            "placement_region_fallbacks",
+            "Meetings placed outside every region their create preferred (each down or full)",
+            self.region_fallbacks.clone(),
+        );
         registry
     }
 
@@ -208,6 +217,11 @@ impl ApiMetrics {
     /// Counts a re-homing attempt.
     pub(crate) fn rehome(&self, trigger: &'static str, outcome: &'static str) {
         self.rehomes.get_or_create(&RehomeLabels { trigger, outcome }).inc();
+    }
+
+    /// Counts a meeting placed outside its preferred regions.
+    pub(crate) fn region_fallback(&self) {
+        self.region_fallbacks.inc();
     }
 
     /// Counts a failed call to a BBB server.
@@ -257,6 +271,7 @@ mod tests {
             scalelite_core::BbbError::UnsupportedContentType,
             scalelite_core::BbbError::ServerUnavailable,
             scalelite_core::BbbError::ServerTagUnavailable(String::new()),
+            scalelite_core::BbbError::ServerCapabilityUnavailable(String::new()),
             scalelite_core::BbbError::internal("x"),
         ] {
             assert_ne!(outcome_label(error.message_key()), OTHER_OUTCOME, "{error:?}");

@@ -35,10 +35,11 @@ pub(crate) struct ResolvedTenant {
     pub(crate) defaults: ParamList,
     /// Settings whose `override` is `true`: always win.
     pub(crate) overrides: ParamList,
-    /// [`Self::defaults`] without `meta_server-tag`, for join (Scalelite
+    /// [`Self::defaults`] without `meta_server-tag` (and the new
+    /// `meta_server-region`, `meta_server-capability`), for join (Scalelite
     /// drops a tenant's server tag from join redirects).
     pub(crate) join_defaults: ParamList,
-    /// [`Self::overrides`] without `meta_server-tag`, for join.
+    /// [`Self::overrides`] without the placement parameters, for join.
     pub(crate) join_overrides: ParamList,
     /// Names from the tenant's `CREATE_EXCLUDE_PARAMS` settings.
     pub(crate) create_exclude: Vec<String>,
@@ -55,9 +56,9 @@ pub(crate) struct ResolvedTenant {
 const CREATE_EXCLUDE: &str = "CREATE_EXCLUDE_PARAMS";
 const JOIN_EXCLUDE: &str = "JOIN_EXCLUDE_PARAMS";
 
-/// The server-tag parameter, never added to join redirects from tenant
-/// settings.
-const SERVER_TAG: &str = "meta_server-tag";
+/// The placement parameters (server tag; preferred regions and needed
+/// capabilities, new), never added to join redirects from tenant settings.
+const PLACEMENT_PARAMS: [&str; 3] = ["meta_server-tag", "meta_server-region", "meta_server-capability"];
 
 impl ResolvedTenant {
     /// Sorts a stored tenant's settings into defaults and overrides.
@@ -82,8 +83,9 @@ impl ResolvedTenant {
                 }
             }
         }
-        let without_tag =
-            |list: &ParamList| -> ParamList { list.iter().filter(|(k, _)| k != SERVER_TAG).cloned().collect() };
+        let without_tag = |list: &ParamList| -> ParamList {
+            list.iter().filter(|(k, _)| !PLACEMENT_PARAMS.contains(&k.as_str())).cloned().collect()
+        };
         let (join_defaults, join_overrides) = (without_tag(&defaults), without_tag(&overrides));
         Self {
             tenant: record.tenant,

@@ -471,10 +471,15 @@ pub struct Config {
     pub drain: DrainConfig,
     /// `CAPACITY_PER_SERVER` (load units, default 200): what one server
     /// (multiplier 1) is meant to carry; the capacity report's headroom is
-    /// measured against it.
+    /// measured against it; also the load from which a preferred region's
+    /// server counts as full.
     pub capacity_per_server: f64,
     /// The operator console (`CONSOLE_*`).
     pub console: ConsoleConfig,
+    /// `LIVEKIT_PLACEMENT` (default true): a create with
+    /// `audioBridge`/`cameraBridge`/`screenShareBridge=livekit` goes only
+    /// to servers with the `livekit` capability.
+    pub livekit_placement: bool,
 }
 
 /// Settings of the operator console in the browser, served by the API.
@@ -1004,6 +1009,7 @@ impl Config {
             },
             capacity_per_server: r.parse("CAPACITY_PER_SERVER", DEFAULT_CAPACITY_PER_SERVER),
             console: ConsoleConfig::read(&mut r),
+            livekit_placement: r.bool("LIVEKIT_PLACEMENT", true),
         };
         // The console's routes must not overlap the API's (the router refuses
         // overlapping routes at start-up).

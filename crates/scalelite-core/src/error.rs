@@ -48,6 +48,10 @@ pub enum BbbError {
     /// A required server tag matches no available server; holds the tag list.
     #[error("serverTagUnavailable")]
     ServerTagUnavailable(String),
+    /// No available server offers every capability a create needs (e.g.
+    /// `livekit` for `audioBridge=livekit`); holds the capability list. New.
+    #[error("serverCapabilityUnavailable")]
+    ServerCapabilityUnavailable(String),
     /// Scalelite's `internalError` with its message.
     #[error("internalError: {0}")]
     Internal(Cow<'static, str>),
@@ -173,6 +177,7 @@ impl BbbError {
             Self::UnsupportedContentType => "unsupportedContentType",
             Self::ServerUnavailable => "serverUnavailable",
             Self::ServerTagUnavailable(_) => "serverTagUnavailable",
+            Self::ServerCapabilityUnavailable(_) => "serverCapabilityUnavailable",
             Self::Invalid { key, .. } | Self::Limit { key, .. } => key,
             Self::Upstream { key, .. } => key,
         }
@@ -197,6 +202,9 @@ impl BbbError {
             Self::ServerUnavailable => "The server for this meeting is disabled/offline.".into(),
             Self::ServerTagUnavailable(tags) => {
                 format!("There is no available server with the required tag={tags}.").into()
+            }
+            Self::ServerCapabilityUnavailable(capabilities) => {
+                format!("There is no available server with the required capability={capabilities}.").into()
             }
             Self::Internal(message) => Cow::Borrowed(message),
             Self::Refused { message, .. } => Cow::Borrowed(message),

@@ -30,6 +30,12 @@ pub struct ServerJson {
     pub load_multiplier: Value,
     /// `online` or `offline`.
     pub online: &'static str,
+    /// New: the server's region, `""` when it has none.
+    pub region: String,
+    /// New: the capabilities the operator declared (e.g. `livekit`).
+    pub capabilities: Vec<String>,
+    /// New: the capabilities learned from the poller (`bbb-3.0`).
+    pub automatic_capabilities: Vec<String>,
 }
 
 /// The management API's JSON object for `server`.
@@ -47,6 +53,9 @@ pub fn server_json(server: &Server) -> ServerJson {
             .as_deref()
             .map_or_else(|| Value::from(1.0), |m| Value::from(format_float(to_d(m)))),
         online: if server.online { "online" } else { "offline" },
+        region: server.region.clone().unwrap_or_default(),
+        capabilities: server.capabilities.clone(),
+        automatic_capabilities: server.automatic_capabilities(),
     }
 }
 

@@ -306,6 +306,40 @@ pub fn multiplier_arg(raw: Option<&str>) -> (String, bool) {
 /// The warning Scalelite prints when a multiplier reads as 0.
 pub const MULTIPLIER_WARNING: &str = "WARNING! Load-multiplier was not readable or 0, so it is now 1";
 
+/// Reads an operator's `--region` / `server.region` and `--capabilities` /
+/// `server.capabilities` into a [`ServerUpdate`]'s fields: a blank region
+/// removes it; capabilities are separated by `,` or `;` (blank removes them
+/// all). Each name must be [`scalelite_core::selection::valid_name`].
+pub fn placement_update(
+    region: Option<&str>,
+    capabilities: Option<&str>,
+    update: &mut ServerUpdate,
+) -> Result<(), String> {
+    use scalelite_core::selection::{MAX_LIST, valid_name};
+    if let Some(region) = region.map(str::trim) {
+        if !region.is_empty() && !valid_name(region) {
+            return Err(format!("Invalid region {region:?}: use 1-64 letters, digits, '-', '_', '.' or ':'"));
+        }
+        update.region = Some(Some(region.to_owned()).filter(|r| !r.is_empty()));
+    }
+    if let Some(raw) = capabilities {
+        let mut list: Vec<String> = Vec::new();
+        for name in raw.split([',', ';']).map(str::trim).filter(|n| !n.is_empty()) {
+            if !valid_name(name) {
+                return Err(format!("Invalid capability {name:?}: use 1-64 letters, digits, '-', '_', '.' or ':'"));
+            }
+            if !list.iter().any(|seen| seen == name) {
+                list.push(name.to_owned());
+            }
+        }
+        if list.len() > MAX_LIST {
+            return Err(format!("At most {MAX_LIST} capabilities per server"));
+        }
+        update.capabilities = Some(list);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,5 +371,23 @@ mod tests {
         assert_eq!(url_host("http://10.0.0.1:8080/bigbluebutton/api").as_deref(), Some("10.0.0.1"));
         assert_eq!(url_host("ftp://x/y"), None);
         assert_eq!(url_host("not a url"), None);
+    }
+
+    #[test]
+    fn placement_updates_are_validated() {
+        let mut update = ServerUpdate::default();
+        placement_update(Some(" eu-west "), Some("livekit, sip;livekit"), &mut update).unwrap();
+        assert_eq!(update.region, Some(Some("eu-west".to_owned())));
+        assert_eq!(update.capabilities, Some(vec!["livekit".to_owned(), "sip".to_owned()]));
+        let mut cleared = ServerUpdate::default();
+        placement_update(Some(""), Some(" "), &mut cleared).unwrap();
+        assert_eq!((cleared.region, cleared.capabilities), (Some(None), Some(Vec::new())));
+        let mut untouched = ServerUpdate::default();
+        placement_update(None, None, &mut untouched).unwrap();
+        assert!(untouched.is_empty());
+        assert!(placement_update(Some("a b"), None, &mut ServerUpdate::default()).is_err());
+        assert!(placement_update(None, Some("ok,not ok"), &mut ServerUpdate::default()).is_err());
+        let many: Vec<String> = (0..9).map(|i| format!("c{i}")).collect();
+        assert!(placement_update(None, Some(&many.join(",")), &mut ServerUpdate::default()).is_err());
     }
 }

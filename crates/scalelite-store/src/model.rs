@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use scalelite_core::load::parse_multiplier;
-use scalelite_core::selection::TagSpec;
+use scalelite_core::selection::{Needs, TagSpec, version_capability};
 use scalelite_core::{MeetingId, Secret, ServerId, TenantId};
 
 /// An administrative server state (`state` field of `server:<id>`).
@@ -65,6 +65,14 @@ pub struct Server {
     pub stats: ServerStats,
     /// `bbb_version`.
     pub bbb_version: Option<String>,
+    /// The server's region (`server_placement:<id>` in Redis, a key Ruby
+    /// ignores), `None` when it has none. Read by the server listings and
+    /// for a newly placed meeting's server; the Redis store leaves it (and
+    /// [`Self::capabilities`]) empty in join routes and existing meetings'
+    /// routes, which do not need it.
+    pub region: Option<String>,
+    /// Capabilities the operator declared (e.g. `livekit`), in order.
+    pub capabilities: Vec<String>,
 }
 
 /// Statistics the poller stores in the server hash.
@@ -102,7 +110,33 @@ impl Server {
                 videos: number("videos"),
             },
             bbb_version: hash.get("bbb_version").cloned(),
+            region: None,
+            capabilities: Vec::new(),
         })
+    }
+
+    /// Sets the region and declared capabilities from the fields of
+    /// `server_placement:<id>` (`region`, `capabilities` `;`-joined).
+    pub fn set_placement_fields(&mut self, hash: &HashMap<String, String>) {
+        self.region = hash.get("region").map(|r| r.trim()).filter(|r| !r.is_empty()).map(str::to_owned);
+        self.capabilities = scalelite_core::selection::parse_list(hash.get("capabilities").map(String::as_str));
+    }
+
+    /// The capabilities placement derives from what the poller learned:
+    /// `bbb-<major>.<minor>` from `bbb_version`.
+    pub fn automatic_capabilities(&self) -> Vec<String> {
+        self.bbb_version.as_deref().and_then(version_capability).into_iter().collect()
+    }
+
+    /// Every capability the server offers: declared, then automatic.
+    pub fn all_capabilities(&self) -> Vec<String> {
+        let mut all = self.capabilities.clone();
+        for auto in self.automatic_capabilities() {
+            if !all.contains(&auto) {
+                all.push(auto);
+            }
+        }
+        all
     }
 
     /// The effective state: the stored one, else enabled/disabled from the
@@ -208,6 +242,9 @@ pub struct PlacementRequest {
     pub tenant_id: Option<TenantId>,
     /// The effective `meta_server-tag`.
     pub tags: TagSpec,
+    /// Capabilities and preferred regions (`Needs::default()`: Scalelite's
+    /// selection alone).
+    pub needs: Needs,
     /// Moderator password to store for a new meeting.
     pub moderator_pw: String,
     /// Voice-bridge candidates, tried in order.
@@ -277,6 +314,8 @@ pub enum Placement {
     NoServer,
     /// Required tags matched no server.
     TagUnavailable,
+    /// The pool has servers, but none offers every needed capability.
+    CapabilityUnavailable,
     /// The meeting id belongs to another tenant.
     TenantConflict,
     /// Every voice-bridge candidate was taken.
@@ -315,6 +354,10 @@ pub struct ServerUpdate {
     pub tag: Option<Option<String>>,
     /// New state, with Scalelite's load bookkeeping (§6.1).
     pub state: Option<ServerState>,
+    /// New region: `Some(None)` removes it.
+    pub region: Option<Option<String>>,
+    /// New declared capabilities (replacing the old ones; empty removes them).
+    pub capabilities: Option<Vec<String>>,
 }
 
 impl ServerUpdate {

@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use crate::support::{assert_placements_follow_the_reference, placement_pools, placement_request};
+use crate::support::{
+    assert_needs_follow_the_reference, assert_placements_follow_the_reference, placement_pools, placement_request,
+    pool_traits,
+};
 use scalelite_core::{MeetingId, ServerId};
 use scalelite_store::{JoinRoute, MeetingStore, Placement, RedisStore, ServerState, ServerStore};
 use scalelite_tests::seed::{SeedServer, seed_meeting, seed_server};
@@ -136,6 +139,17 @@ async fn placement_script_agrees_with_the_reference_selection() {
             }
             seed_server(&redis, NS, &record).await;
         }
+        // Regions and capabilities as the balancer writes them, versions as
+        // a poller does (Ruby's or ours).
+        for (i, server) in pool.iter().enumerate().filter(|(_, s)| s.exists) {
+            let (region, capabilities, version) = pool_traits(i);
+            let placement = format!("scalelite:server_placement:{}", server.id);
+            redis
+                .cmd(&["HSET", &placement, "region", region.unwrap_or(""), "capabilities", &capabilities.join(";")])
+                .await;
+            redis.cmd(&["HSET", &format!("scalelite:server:{}", server.id), "bbb_version", version]).await;
+        }
+        assert_needs_follow_the_reference(&store, &pool, round).await;
         assert_placements_follow_the_reference(&store, &mut pool, round).await;
     }
 }

@@ -586,7 +586,7 @@ async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response
             body,
             "<tr data-server=\"{}\"><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td class=\"n\">{}</td>\
              <td class=\"n\">{} <span class=\"muted\">({} routed)</span></td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
-             <td class=\"n\">{}</td><td>{}</td><td>{}</td><td>–</td><td>{}</td><td>{}</td></tr>",
+             <td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(id),
             server_link(base, id),
             state_cell(server),
@@ -598,7 +598,8 @@ async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response
             opt_number(server.stats.largest_meeting),
             opt_number(server.stats.videos),
             esc(server.bbb_version.as_deref().unwrap_or("–")),
-            esc(server.tag.as_deref().unwrap_or("")),
+            esc(&tag_and_capabilities(server)),
+            esc(server.region.as_deref().unwrap_or("–")),
             drain_text(drain_of.get(id).copied()),
             action_links(base, server),
         );
@@ -778,7 +779,7 @@ async fn server_page(State(state): State<AppState>, Path(id): Path<String>, requ
         body,
         "<dl><dt>URL</dt><dd>{}</dd><dt>State</dt><dd id=\"state\">{}</dd><dt>Status</dt><dd>{}</dd>\
          <dt>Load</dt><dd>{}</dd><dt>Users</dt><dd>{}</dd><dt>BBB version</dt><dd>{}</dd><dt>Tag</dt><dd>{}</dd>\
-         <dt>Drain</dt><dd id=\"drain\">{}</dd></dl><p>Actions: {}</p>",
+         <dt>Capabilities</dt><dd>{}</dd><dt>Region</dt><dd>{}</dd><dt>Drain</dt><dd id=\"drain\">{}</dd></dl><p>Actions: {}</p>",
         esc(&server.url),
         state_cell(&server),
         status_cell(&server),
@@ -786,6 +787,8 @@ async fn server_page(State(state): State<AppState>, Path(id): Path<String>, requ
         opt_number(server.stats.users),
         esc(server.bbb_version.as_deref().unwrap_or("–")),
         esc(server.tag.as_deref().unwrap_or("–")),
+        esc(&capabilities(&server)),
+        esc(server.region.as_deref().unwrap_or("–")),
         if drain.is_some() { drain_text(drain.as_ref()) } else { "none".to_owned() },
         action_links(base, &server),
     );
@@ -978,6 +981,24 @@ async fn retry(State(state): State<AppState>, Path(name): Path<String>, request:
             "Error",
             "The archive could not be moved.",
         ),
+    }
+}
+
+/// The server's declared and automatic capabilities (`livekit, bbb-3.0`).
+fn capabilities(server: &Server) -> String {
+    let mut all = server.capabilities.clone();
+    all.extend(server.automatic_capabilities());
+    if all.is_empty() { "–".to_owned() } else { all.join(", ") }
+}
+
+/// The tag column: the operator's tag, then the capabilities in brackets.
+fn tag_and_capabilities(server: &Server) -> String {
+    let caps = capabilities(server);
+    match (server.tag.as_deref(), caps.as_str()) {
+        (Some(tag), "–") => tag.to_owned(),
+        (Some(tag), caps) => format!("{tag} ({caps})"),
+        (None, "–") => String::new(),
+        (None, caps) => format!("({caps})"),
     }
 }
 

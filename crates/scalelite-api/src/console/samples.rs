@@ -79,6 +79,8 @@ mod tests {
             load: Some(load),
             stats: Default::default(),
             bbb_version: None,
+            region: None,
+            capabilities: Vec::new(),
         };
         server.stats.users = Some(3);
         server

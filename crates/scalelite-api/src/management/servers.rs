@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::response::Response;
 use http::{Request, StatusCode};
 use scalelite_core::{Secret, ServerId};
-use scalelite_fleet::{DrainSettings, FleetError, multiplier_arg, parse_deadline, server_json, to_d};
+use scalelite_fleet::{DrainSettings, FleetError, multiplier_arg, parse_deadline, placement_update, server_json, to_d};
 use scalelite_store::{ServerState, ServerUpdate};
 use serde_json::json;
 use tracing::warn;
@@ -60,7 +60,8 @@ pub(crate) async fn get_server_info(State(state): State<AppState>, request: Requ
 }
 
 /// Adds a server: `server.url` and `server.secret` required; optional
-/// `server.load_multiplier` (0 or unreadable means 1.0) and `server.tag`.
+/// `server.load_multiplier` (0 or unreadable means 1.0), `server.tag`, and
+/// (new) `server.region` and `server.capabilities` (`,`-separated).
 pub(crate) async fn add_server(State(state): State<AppState>, request: Request<Body>) -> Response {
     let request = read!(state, "addServer", request);
     let Some(server) = request.wrapped("server") else {
@@ -74,7 +75,18 @@ pub(crate) async fn add_server(State(state): State<AppState>, request: Request<B
     let multiplier = server.get("load_multiplier").filter(|m| !m.is_empty());
     let (multiplier, _) = multiplier_arg(multiplier.as_deref());
     let tag = server.get("tag");
-    match state.fleet.add_server(&url, &secret, Some(multiplier), tag.as_deref()).await {
+    let mut placement = ServerUpdate::default();
+    if let Err(message) =
+        placement_update(server.get("region").as_deref(), server.get("capabilities").as_deref(), &mut placement)
+    {
+        return json_error(StatusCode::BAD_REQUEST, message);
+    }
+    let added = match state.fleet.add_server(&url, &secret, Some(multiplier), tag.as_deref()).await {
+        Ok(added) if placement.is_empty() => Ok(added),
+        Ok(added) => state.fleet.update_server(&added.id, &placement).await,
+        Err(error) => Err(error),
+    };
+    match added {
         Ok(added) => json_reply(StatusCode::CREATED, server_json(&added)),
         Err(FleetError::Store(scalelite_store::StoreError::Conflict(message))) => {
             json_error(StatusCode::BAD_REQUEST, message)
@@ -84,7 +96,8 @@ pub(crate) async fn add_server(State(state): State<AppState>, request: Request<B
 }
 
 /// Updates `id`: `server.state` (`enable`, `cordon`, `disable`),
-/// `server.load_multiplier` (non-zero), `server.secret`, `server.tag`
+/// `server.load_multiplier` (non-zero), `server.secret`, `server.tag`,
+/// (new) `server.region` and `server.capabilities` (`""` removes them)
 /// (`""` removes it). Nothing changes unless every value is valid.
 pub(crate) async fn update_server(State(state): State<AppState>, request: Request<Body>) -> Response {
     let request = read!(state, "updateServer", request);
@@ -119,6 +132,11 @@ pub(crate) async fn update_server(State(state): State<AppState>, request: Reques
     }
     if let Some(tag) = params.get("tag") {
         update.tag = Some((!tag.is_empty()).then_some(tag));
+    }
+    if let Err(message) =
+        placement_update(params.get("region").as_deref(), params.get("capabilities").as_deref(), &mut update)
+    {
+        return json_error(StatusCode::BAD_REQUEST, message);
     }
     match state.fleet.update_server(&server_id, &update).await {
         Ok(server) => json_reply(StatusCode::OK, server_json(&server)),

@@ -63,6 +63,9 @@ impl MeetingStore for RedisStore {
         let reserve = request.reserve_users.to_string();
         let create = request.create.as_ref();
         let max_meetings = request.max_meetings.map_or_else(String::new, |n| n.to_string());
+        let capabilities = request.needs.capabilities.join(";");
+        let regions = request.needs.regions.join(";");
+        let capacity = request.needs.capacity.to_string();
         let mut args: Vec<&str> = vec![
             request.meeting_id.as_str(),
             tenant_arg(request.tenant_id.as_ref()),
@@ -75,6 +78,9 @@ impl MeetingStore for RedisStore {
             create.map_or("", |c| c.params.as_str()),
             create.and_then(|c| c.origin.as_deref()).unwrap_or(""),
             &max_meetings,
+            &capabilities,
+            &regions,
+            &capacity,
         ];
         args.extend(request.voice_bridges.iter().map(String::as_str));
         let reply = self.run(&self.scripts.place, &args).await?;
@@ -93,6 +99,7 @@ impl MeetingStore for RedisStore {
             }
             "noserver" => Placement::NoServer,
             "tagunavailable" => Placement::TagUnavailable,
+            "capabilityunavailable" => Placement::CapabilityUnavailable,
             "tenant_conflict" => Placement::TenantConflict,
             "vb_exhausted" => Placement::VoiceBridgesExhausted,
             "tenant_limit" => Placement::TenantLimit,
@@ -156,8 +163,13 @@ fn route_from(id: &MeetingId, parts: Vec<Value>) -> Result<MeetingRoute, StoreEr
     let meeting_hash = pairs(parts.next().unwrap_or(Value::Nil))?;
     let server_hash = pairs(parts.next().unwrap_or(Value::Nil))?;
     let enabled = matches!(parts.next(), Some(Value::Int(1)));
+    // place.lua adds the chosen server's server_placement:<id>.
+    let placement = parts.next().map(pairs).transpose()?;
     let meeting = Meeting::from_hash(id.clone(), &meeting_hash)
         .ok_or_else(|| StoreError::Unexpected(format!("meeting {id} has no server_id")))?;
-    let server = Server::from_hash(meeting.server_id.clone(), &server_hash, enabled);
+    let mut server = Server::from_hash(meeting.server_id.clone(), &server_hash, enabled);
+    if let (Some(server), Some(placement)) = (server.as_mut(), placement) {
+        server.set_placement_fields(&placement);
+    }
     Ok(MeetingRoute { meeting, server })
 }

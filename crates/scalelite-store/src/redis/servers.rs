@@ -24,9 +24,11 @@ impl RedisStore {
             let enabled = matches!(next(), Value::Int(1));
             let load = string(next())?;
             let cordoned_load = string(next())?;
+            let placement = pairs(next())?;
             let Some(mut server) = Server::from_hash(id, &hash, enabled) else {
                 continue;
             };
+            server.set_placement_fields(&placement);
             let score = match server.state.as_deref() {
                 Some("cordoned") => cordoned_load,
                 Some("disabled") => String::new(),
@@ -78,6 +80,17 @@ impl ServerStore for RedisStore {
             Some(Some(tag)) => ("1", tag.as_str()),
             Some(None) => ("2", ""),
         };
+        let (region_op, region) = match &update.region {
+            None => ("0", ""),
+            Some(Some(region)) if !region.trim().is_empty() => ("1", region.trim()),
+            Some(_) => ("2", ""),
+        };
+        let capabilities = update.capabilities.as_ref().map(|c| c.join(";"));
+        let capabilities_op = match &capabilities {
+            None => "0",
+            Some(c) if c.is_empty() => "2",
+            Some(_) => "1",
+        };
         let reply = self
             .run(
                 &self.scripts.update_server,
@@ -92,6 +105,10 @@ impl ServerStore for RedisStore {
                     tag_op,
                     tag,
                     update.state.map_or("", ServerState::as_str),
+                    region_op,
+                    region,
+                    capabilities_op,
+                    capabilities.as_deref().unwrap_or(""),
                 ],
             )
             .await?;

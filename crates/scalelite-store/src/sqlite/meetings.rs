@@ -292,7 +292,7 @@ fn place_meeting(conn: &Connection, request: &PlacementRequest, now: i64) -> Res
         }
     }
 
-    let chosen = match placement::choose(conn, &request.tags).map_err(lite)? {
+    let chosen = match placement::choose(conn, &request.tags, &request.needs).map_err(lite)? {
         Ok(id) => id,
         Err(answer) => return Ok(answer),
     };

@@ -69,6 +69,9 @@
 //! the `meetings` submodule). Version 6 indexes meetings by tenant and adds
 //! `tenant_participants` (per-tenant limits). Version 7 adds `usage_hours` and
 //! `usage_accounting`, the usage accounting (see the `usage` submodule).
+//! Version 8 adds `servers.region` and `servers.capabilities` (the operator's
+//! region and declared capabilities, `;`-joined; see the `placement`
+//! submodule).
 
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
@@ -100,6 +103,7 @@ const MIGRATIONS: &[&str] = &[
     meetings::SCHEMA,
     meetings::TENANT_SCHEMA,
     usage::SCHEMA,
+    placement::NEEDS_SCHEMA,
 ];
 
 /// Servers, meetings, leases, short-lived keys and tenants.
@@ -185,12 +189,12 @@ CREATE TABLE health_check (
 macro_rules! server_columns {
     () => {
         "id, url, secret, tag, load_multiplier, online, state, in_enabled_set, load, cordoned_load, meetings, users, \
-         largest_meeting, videos, bbb_version"
+         largest_meeting, videos, bbb_version, region, capabilities"
     };
     // The same columns of the table aliased `s`.
     (s) => {
         "s.id, s.url, s.secret, s.tag, s.load_multiplier, s.online, s.state, s.in_enabled_set, s.load, \
-         s.cordoned_load, s.meetings, s.users, s.largest_meeting, s.videos, s.bbb_version"
+         s.cordoned_load, s.meetings, s.users, s.largest_meeting, s.videos, s.bbb_version, s.region, s.capabilities"
     };
 }
 

@@ -16,15 +16,30 @@
 //!
 //! A row here is the whole server record, so Scalelite's "first candidate
 //! whose `server:<id>` hash exists" is always the first candidate.
+//!
+//! A create with [`Needs`] (capabilities, preferred regions) reads the pool
+//! in load order instead and applies `select_for` itself: one row per
+//! server of the pool, read in-process (a few microseconds per server); the
+//! embedded store serves small fleets, and only such creates pay it.
 
 use rusqlite::{Connection, OptionalExtension as _};
-use scalelite_core::selection::TagSpec;
+use scalelite_core::selection::{
+    Candidate, Needs, Selection, TagSpec, Traits, parse_list, select_for, version_capability,
+};
 
 use crate::model::Placement;
 
 /// Schema version 3: the placement pool by tag.
 pub(super) const SCHEMA: &str =
     "CREATE INDEX servers_pool_by_tag ON servers (ifnull(tag, ''), load, id) WHERE load IS NOT NULL;";
+
+/// Schema version 8: the operator's region and declared capabilities.
+pub(super) const NEEDS_SCHEMA: &str =
+    "ALTER TABLE servers ADD COLUMN region TEXT; ALTER TABLE servers ADD COLUMN capabilities TEXT;";
+
+/// The pool in `ZRANGE server_load` order, with what [`Needs`] look at.
+const POOL: &str = "SELECT id, load, tag, region, capabilities, bbb_version FROM servers \
+     WHERE load IS NOT NULL ORDER BY load, id";
 
 /// Whether the pool has a server.
 const ANY: &str = "SELECT 1 FROM servers WHERE load IS NOT NULL LIMIT 1";
@@ -37,7 +52,14 @@ const HEAD: &str =
 /// The server a new meeting goes to, or the answer when there is none
 /// ([`Placement::NoServer`], [`Placement::TagUnavailable`]). One probe
 /// without tags, one per wanted tag (two for `none`) with them.
-pub(super) fn choose(conn: &Connection, spec: &TagSpec) -> Result<Result<String, Placement>, rusqlite::Error> {
+pub(super) fn choose(
+    conn: &Connection,
+    spec: &TagSpec,
+    needs: &Needs,
+) -> Result<Result<String, Placement>, rusqlite::Error> {
+    if !needs.is_empty() {
+        return choose_with_needs(conn, spec, needs);
+    }
     if !spec.is_empty() {
         // (load, position of the tag in the list, id) of the best head so far.
         let mut best: Option<(f64, usize, String)> = None;
@@ -70,6 +92,51 @@ pub(super) fn choose(conn: &Connection, spec: &TagSpec) -> Result<Result<String,
         }
     }
     Ok(head(conn, "")?.map(|(id, _)| id).ok_or(Placement::NoServer))
+}
+
+/// [`choose`] for a create with needs: the whole pool through `select_for`.
+fn choose_with_needs(
+    conn: &Connection,
+    spec: &TagSpec,
+    needs: &Needs,
+) -> Result<Result<String, Placement>, rusqlite::Error> {
+    struct Row {
+        id: String,
+        load: f64,
+        tag: Option<String>,
+        region: Option<String>,
+        capabilities: Vec<String>,
+    }
+    let mut statement = conn.prepare_cached(POOL)?;
+    let rows = statement.query_map([], |row| {
+        let mut capabilities = parse_list(row.get::<_, Option<String>>(4)?.as_deref());
+        if let Some(auto) = row.get::<_, Option<String>>(5)?.as_deref().and_then(version_capability) {
+            capabilities.push(auto);
+        }
+        Ok(Row {
+            id: row.get(0)?,
+            load: row.get(1)?,
+            tag: row.get::<_, Option<String>>(2)?.filter(|t| !t.is_empty()),
+            region: row.get::<_, Option<String>>(3)?.filter(|r| !r.is_empty()),
+            capabilities,
+        })
+    })?;
+    let pool = rows.collect::<Result<Vec<Row>, _>>()?;
+    let candidates: Vec<Candidate<'_>> =
+        pool.iter().map(|r| Candidate { id: &r.id, load: r.load, tag: r.tag.as_deref(), exists: true }).collect();
+    let traits: Vec<Traits<'_>> = pool
+        .iter()
+        .map(|r| Traits {
+            region: r.region.as_deref(),
+            capabilities: r.capabilities.iter().map(String::as_str).collect(),
+        })
+        .collect();
+    Ok(match select_for(&candidates, &traits, spec, needs) {
+        Selection::Chosen(i) => Ok(pool[i].id.clone()),
+        Selection::NoServer => Err(Placement::NoServer),
+        Selection::TagUnavailable => Err(Placement::TagUnavailable),
+        Selection::CapabilityUnavailable => Err(Placement::CapabilityUnavailable),
+    })
 }
 
 fn head(conn: &Connection, tag: &str) -> Result<Option<(String, f64)>, rusqlite::Error> {

@@ -87,6 +87,22 @@ impl ServerStore for SqliteStore {
                 .await
                 .map_err(sq)?;
         }
+        if let Some(region) = &update.region {
+            sqlx::query("UPDATE servers SET region = ?2 WHERE id = ?1")
+                .bind(id.as_str())
+                .bind(region.as_deref().map(str::trim).filter(|r| !r.is_empty()))
+                .execute(&mut *tx)
+                .await
+                .map_err(sq)?;
+        }
+        if let Some(capabilities) = &update.capabilities {
+            sqlx::query("UPDATE servers SET capabilities = ?2 WHERE id = ?1")
+                .bind(id.as_str())
+                .bind(Some(capabilities.join(";")).filter(|c| !c.is_empty()))
+                .execute(&mut *tx)
+                .await
+                .map_err(sq)?;
+        }
         if let Some(state) = update.state {
             row.set_state(state.as_str());
             row.write(&mut tx, id.as_str()).await.map_err(sq)?;
@@ -138,6 +154,10 @@ pub(super) fn server_of(row: &SqliteRow, with_load: bool) -> Result<Server, sqlx
             videos: count(row.try_get("videos")?),
         },
         bbb_version: row.try_get("bbb_version")?,
+        region: row.try_get::<Option<String>, _>("region")?.filter(|r| !r.is_empty()),
+        capabilities: scalelite_core::selection::parse_list(
+            row.try_get::<Option<String>, _>("capabilities")?.as_deref(),
+        ),
     })
 }
 
@@ -160,6 +180,8 @@ pub(super) fn server_of_lite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Server
             videos: count(row.get("videos")?),
         },
         bbb_version: row.get("bbb_version")?,
+        region: row.get::<_, Option<String>>("region")?.filter(|r| !r.is_empty()),
+        capabilities: scalelite_core::selection::parse_list(row.get::<_, Option<String>>("capabilities")?.as_deref()),
     })
 }
 

@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::extract::State;
 use http::Request;
 use scalelite_core::error::internal;
-use scalelite_core::selection::TagSpec;
+use scalelite_core::selection::{Needs, TagSpec};
 use scalelite_core::voice_bridge::{candidates, random_alphanumeric};
 use scalelite_core::{BbbError, MeetingId, Params, TenantId, scope};
 use scalelite_store::{Meeting, Placement, PlacementRequest, Server, StoredCreate};
@@ -41,8 +41,10 @@ pub(crate) async fn create(State(state): State<AppState>, request: Request<Body>
     let mut params = request.params.dedup();
     let tenant = request.tenant.as_deref();
     let spec = TagSpec::parse(params::requested_tag(&state, tenant, &params).as_deref());
+    let needs = params::requested_needs(&state, tenant, &params);
     let kept = rehome::keep(&state, &params, callback_origin.as_deref());
-    let (meeting, server, placed) = match find_or_place(&state, &id, tenant, &spec, &params, kept).await? {
+    let wanted = Wanted { spec: &spec, needs: &needs };
+    let (meeting, server, placed) = match find_or_place(&state, &id, tenant, &wanted, &params, kept).await? {
         Found::Here { meeting, server, placed } => (meeting, server, placed),
         // Created again elsewhere from the parameters its first create
         // left: that server's answer.
@@ -61,6 +63,14 @@ pub(crate) async fn create(State(state): State<AppState>, request: Request<Body>
         .meetings_cache
         .record(Change::Created { server: server.id.clone(), meeting: created_meeting(&reply.doc, &forward) });
     Ok(xml(front_end_reply(reply, state.config.meeting_scope(tenant.map(ResolvedTenant::id)))))
+}
+
+/// What a create asks of its server.
+struct Wanted<'a> {
+    /// `meta_server-tag`.
+    spec: &'a TagSpec,
+    /// Capabilities and preferred regions.
+    needs: &'a Needs,
 }
 
 /// Where a create goes.
@@ -84,10 +94,11 @@ async fn find_or_place(
     state: &AppState,
     id: &MeetingId,
     resolved: Option<&ResolvedTenant>,
-    spec: &TagSpec,
+    wanted: &Wanted<'_>,
     params: &Params,
     create: Option<StoredCreate>,
 ) -> Result<Found, ApiError> {
+    let Wanted { spec, needs } = *wanted;
     let tenant = resolved.map(|t| t.id());
     let config = &state.config;
     let external = config.use_external_voice_bridge.then(|| params.get_nonblank("voiceBridge")).flatten();
@@ -95,6 +106,7 @@ async fn find_or_place(
         meeting_id: id.clone(),
         tenant_id: tenant.cloned(),
         tags: spec.clone(),
+        needs: needs.clone(),
         moderator_pw: params.get_nonblank("moderatorPW").map_or_else(|| random_alphanumeric(8), str::to_owned),
         voice_bridges: candidates(id.as_str(), config.voice_bridge_len, external),
         ttl: config.meeting_ttl,
@@ -106,7 +118,13 @@ async fn find_or_place(
     for _ in 0..PLACEMENT_ATTEMPTS {
         let stale_on = match state.store.place_meeting(&request).await? {
             Placement::Placed { meeting, server } => {
-                info!(meeting.id = %id, server.id = %server.id, "meeting placed");
+                info!(
+                    meeting.id = %id,
+                    server.id = %server.id,
+                    server.region = server.region.as_deref().unwrap_or_default(),
+                    "meeting placed"
+                );
+                note_region(state, needs, &server);
                 return Ok(Found::Here { meeting, server, placed: true });
             }
             Placement::Existing(route) => match route.server {
@@ -125,6 +143,15 @@ async fn find_or_place(
             Placement::NoServer => return Err(BbbError::internal(internal::NO_SERVERS).into()),
             Placement::TagUnavailable => {
                 return Err(BbbError::ServerTagUnavailable(spec.display()).into());
+            }
+            Placement::CapabilityUnavailable => {
+                let wanted = needs.capabilities.join(";");
+                info!(
+                    meeting.id = %id,
+                    capabilities = %wanted,
+                    "create refused: no available server offers the capabilities"
+                );
+                return Err(BbbError::ServerCapabilityUnavailable(wanted).into());
             }
             Placement::TenantConflict => {
                 // The id belongs to another tenant (or to no tenant): refused,
@@ -151,6 +178,25 @@ async fn find_or_place(
         state.store.delete_meeting(id, Some(&stale_on)).await?;
     }
     Err(BbbError::internal(internal::NO_SERVERS).into())
+}
+
+/// Counts and logs a placement outside the preferred regions (each of them
+/// down or full).
+fn note_region(state: &AppState, needs: &Needs, server: &Server) {
+    if needs.regions.is_empty() {
+        return;
+    }
+    let region = server.region.as_deref().unwrap_or_default();
+    if needs.regions.iter().any(|r| r == region) {
+        return;
+    }
+    state.metrics.region_fallback();
+    info!(
+        server.id = %server.id,
+        server.region = region,
+        preferred = %needs.regions.join(";"),
+        "meeting placed outside its preferred regions (down or full)"
+    );
 }
 
 /// Whether the meeting still runs on `server` (any failure counts as no).

@@ -13,6 +13,7 @@ use scalelite_core::xml::remove_modules;
 use tracing::{debug, info};
 
 use scalelite_core::params::{forwarded_params, ruby_to_i};
+use scalelite_core::selection::{Needs, parse_list};
 use scalelite_core::{MeetingId, Params};
 use scalelite_store::{Meeting, Server};
 
@@ -23,6 +24,19 @@ use crate::tenancy::ResolvedTenant;
 
 /// The Scalelite server-tag parameter.
 const TAG: &str = "meta_server-tag";
+
+/// Preferred regions (new; `;`-separated, best first). Not forwarded.
+const REGION: &str = "meta_server-region";
+
+/// Capabilities the server must offer (new; `;`-separated, all of them).
+/// Not forwarded.
+const CAPABILITY: &str = "meta_server-capability";
+
+/// BBB 3.0's media-bridge selectors: `livekit` needs a server running `LiveKit`.
+const BRIDGES: [&str; 3] = ["audioBridge", "cameraBridge", "screenShareBridge"];
+
+/// The capability a `*Bridge=livekit` create needs.
+const LIVEKIT: &str = "livekit";
 
 /// Where a create goes: the meeting's record and server, and whether
 /// placement made the record just now.
@@ -40,18 +54,50 @@ pub(super) struct Destination<'a> {
 /// request, tenant default, global default (Scalelite's order); blank
 /// values do not count.
 pub(super) fn requested_tag(state: &AppState, tenant: Option<&ResolvedTenant>, params: &Params) -> Option<String> {
+    requested(state, tenant, params, TAG)
+}
+
+/// `name`'s effective value, in [`requested_tag`]'s order. For names other
+/// than the tag, a request value excluded by `CREATE_EXCLUDE_PARAMS` (global
+/// or the tenant's) does not count: it is not forwarded either. Scalelite
+/// reads the tag before excluding anything, and so does this.
+fn requested(state: &AppState, tenant: Option<&ResolvedTenant>, params: &Params, name: &str) -> Option<String> {
     let policy = &state.config.create_params;
+    let excluded = name != TAG
+        && policy.exclude.iter().chain(tenant.into_iter().flat_map(|t| t.create_exclude.iter())).any(|e| e == name);
     [
-        tenant.and_then(|t| t.override_value(TAG)),
-        policy.override_value(TAG),
-        params.get(TAG),
-        tenant.and_then(|t| t.default_value(TAG)),
-        policy.default_value(TAG),
+        tenant.and_then(|t| t.override_value(name)),
+        policy.override_value(name),
+        params.get(name).filter(|_| !excluded),
+        tenant.and_then(|t| t.default_value(name)),
+        policy.default_value(name),
     ]
     .into_iter()
     .flatten()
     .find(|v| !v.trim().is_empty())
     .map(str::to_owned)
+}
+
+/// What the create needs of its server beyond tags: the capabilities of
+/// `meta_server-capability` plus `livekit` when a media bridge is
+/// `livekit` (unless `LIVEKIT_PLACEMENT=false`), and the preferred regions
+/// of `meta_server-region` (request, tenant setting or `CREATE_PARAMS`
+/// default/override, in the tag's order). A region is full from
+/// `CAPACITY_PER_SERVER`.
+pub(super) fn requested_needs(state: &AppState, tenant: Option<&ResolvedTenant>, params: &Params) -> Needs {
+    let mut capabilities = parse_list(requested(state, tenant, params, CAPABILITY).as_deref());
+    let livekit = state.config.livekit_placement
+        && BRIDGES.iter().any(|bridge| {
+            requested(state, tenant, params, bridge).is_some_and(|v| v.trim().eq_ignore_ascii_case(LIVEKIT))
+        });
+    if livekit && !capabilities.iter().any(|c| c == LIVEKIT) {
+        capabilities.push(LIVEKIT.to_owned());
+    }
+    Needs {
+        capabilities,
+        regions: parse_list(requested(state, tenant, params, REGION).as_deref()),
+        capacity: state.config.capacity_per_server,
+    }
 }
 
 /// The parameters forwarded to `destination`'s server: `params` as the
@@ -83,6 +129,9 @@ pub(super) async fn rewrite(
         Some(server_tag) => params.set(TAG, server_tag.clone()),
         None => params.remove(TAG),
     }
+    // Placement instructions for the balancer, not meeting metadata.
+    params.remove(REGION);
+    params.remove(CAPABILITY);
     cap_duration(&mut params, state.config.max_meeting_duration);
     crate::lrs::add_payload(state, tenant, server, &mut params).await;
     take_recording_ready_url(state, id, &mut params).await?;
@@ -97,7 +146,7 @@ pub(super) async fn rewrite(
         &[&policy.exclude, tenant_exclude],
         &[&policy.defaults, tenant_defaults],
         &[&policy.overrides, tenant_overrides],
-        &[TAG],
+        &[TAG, REGION, CAPABILITY],
     );
     // Scoped ids: BBB knows the meeting by the record's id, and calls the
     // end callback with it, so that goes through the balancer.

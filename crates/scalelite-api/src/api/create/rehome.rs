@@ -189,6 +189,7 @@ async fn place(
     let config = &state.config;
     let id = &meeting.id;
     let spec = TagSpec::parse(params::requested_tag(state, tenant, params).as_deref());
+    let needs = params::requested_needs(state, tenant, params);
     let external = config.use_external_voice_bridge.then(|| params.get_nonblank("voiceBridge")).flatten();
     // The meeting keeps its dial-in number (still reserved for it).
     let mut voice_bridges: Vec<String> =
@@ -198,6 +199,7 @@ async fn place(
         meeting_id: id.clone(),
         tenant_id: meeting.tenant_id.clone(),
         tags: spec,
+        needs,
         moderator_pw: meeting.moderator_pw.clone(),
         voice_bridges,
         ttl: config.meeting_ttl,
@@ -221,6 +223,7 @@ async fn place(
         },
         Placement::NoServer
         | Placement::TagUnavailable
+        | Placement::CapabilityUnavailable
         | Placement::TenantConflict
         | Placement::VoiceBridgesExhausted
         | Placement::TenantLimit => None,

@@ -8,8 +8,9 @@ if redis.call('SISMEMBER', key('servers'), id) == 1 then
   return 'exists'
 end
 local skey = key('server:' .. id)
--- A hash without a `servers` entry is debris; start clean.
-redis.call('DEL', skey)
+-- A hash without a `servers` entry is debris, and so is the placement hash
+-- of a server deleted by Ruby (which does not know it); start clean.
+redis.call('DEL', skey, key('server_placement:' .. id))
 redis.call('HSET', skey, 'url', ARGV[3], 'secret', ARGV[4])
 if ARGV[6] ~= '' then
   redis.call('HSET', skey, 'tag', ARGV[6])

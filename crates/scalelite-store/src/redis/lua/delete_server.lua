@@ -4,7 +4,7 @@
 -- Returns 1 if the server existed, else 0.
 local id = ARGV[2]
 local existed = redis.call('SISMEMBER', key('servers'), id) + redis.call('EXISTS', key('server:' .. id))
-redis.call('DEL', key('server:' .. id))
+redis.call('DEL', key('server:' .. id), key('server_placement:' .. id))
 redis.call('SREM', key('servers'), id)
 redis.call('ZREM', key('server_load'), id)
 redis.call('SREM', key('server_enabled'), id)

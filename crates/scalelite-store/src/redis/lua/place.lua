@@ -6,7 +6,9 @@
 --       required ('1'/'0'), moderator password, ttl seconds, reserve users,
 --       replace on (a server id: re-homing, '' = no), create parameters to
 --       keep ('' = none), their origin, the tenant's most concurrent
---       meetings ('' or '0' = no limit), voice bridge candidates...
+--       meetings ('' or '0' = no limit), needed capabilities (';'-joined,
+--       '' = none), preferred regions (';'-joined, best first, '' = none),
+--       the load from which a server is full, voice bridge candidates...
 -- A re-homing placement (replace on) replaces an existing record that still
 -- points to that server, as if it did not exist; nothing is written when no
 -- server can take the meeting. The kept create parameters
@@ -17,7 +19,7 @@
 -- record is gone (so the work is bounded by the tenant's own meetings).
 -- Returns {'existing', meeting, server, enabled} | {'placed', meeting, server, enabled}
 --       | {'noserver'} | {'tagunavailable'} | {'tenant_conflict'} | {'vb_exhausted'}
---       | {'tenant_limit'}
+--       | {'tenant_limit'} | {'capabilityunavailable'}
 local id = ARGV[2]
 local tenant = ARGV[3]
 local mkey = key('meeting:' .. id)
@@ -60,8 +62,8 @@ if tmkey ~= nil and limit > 0 and not replacing and redis.call('SCARD', tmkey) >
   end
 end
 
--- Selection (scalelite_core::selection::select is the reference): the first
--- server with a hash among the candidates. With tags the candidates are the
+-- Selection (scalelite_core::selection::select_for is the reference): the
+-- first server with a hash among the candidates. With tags the candidates are the
 -- servers carrying one of them, by load, then the tag's position in the
 -- list, then id; if no server carries any (hash or not), or without tags,
 -- the untagged servers by load and id (with required tags: none, and
@@ -75,6 +77,14 @@ end
 -- that load may carry an earlier tag). So a create reads the members ranked
 -- before its answer, the whole pool when none qualifies (see "Placement at
 -- fleet scale" in docs/ARCHITECTURE.md).
+-- Needs (capabilities, regions) add, for each member walked, a read of its
+-- server_placement:<id> and bbb_version: a server lacking a capability is
+-- not a candidate ('capabilityunavailable' when no member has them all),
+-- and a candidate's rank is the position of its region in the preferred
+-- list while its load is below the capacity (else after every region), the
+-- winner being the least (rank, load, tag position, id). The walk stops at
+-- the end of the tie group of a rank-1 winner, or once the load reached the
+-- capacity with a winner found (every later member ranks last).
 
 -- position[tag] = where the tag is first named (nil: no tags were given).
 local position = nil
@@ -89,11 +99,69 @@ if ARGV[4] ~= '' then
   end
 end
 
+-- Needs.
+local needed = {}
+for cap in string.gmatch(ARGV[13], '([^;]+)') do
+  needed[#needed + 1] = cap
+end
+local region_rank = {}
+local regions = 0
+for region in string.gmatch(ARGV[14], '([^;]+)') do
+  regions = regions + 1
+  if region_rank[region] == nil then
+    region_rank[region] = regions
+  end
+end
+local capacity = tonumber(ARGV[15]) or 0
+local needs = #needed > 0 or regions > 0
+local last_rank = regions + 1
+
+-- The automatic capability of a bbb_version (scalelite_core's
+-- version_capability): '3.0.4' -> 'bbb-3.0'.
+local function version_capability(version)
+  if not version then
+    return nil
+  end
+  version = string.match(version, '^%s*(.-)%s*$')
+  local major = string.match(version, '^(%d+)')
+  if major == nil or #major > 4 then
+    return nil
+  end
+  local minor = string.match(version, '^%d+%.(%d+)')
+  if minor == nil or #minor > 4 then
+    return 'bbb-' .. major
+  end
+  return 'bbb-' .. major .. '.' .. minor
+end
+
+-- Whether a server offers every needed capability (declared ones are
+-- ';'-joined and trimmed as scalelite_core's parse_list reads them).
+local function capable(declared, version)
+  if #needed == 0 then
+    return true
+  end
+  local offers = {}
+  for cap in string.gmatch(declared or '', '([^;]+)') do
+    offers[string.match(cap, '^%s*(.-)%s*$')] = true
+  end
+  local auto = version_capability(version)
+  if auto ~= nil then
+    offers[auto] = true
+  end
+  for _, cap in ipairs(needed) do
+    if not offers[cap] then
+      return false
+    end
+  end
+  return true
+end
+
 local loadkey = key('server_load')
 local empty = true
-local matched = false -- a server carries a wanted tag (whether it has a hash or not)
-local best, best_load, best_pos = nil, nil, nil
-local untagged = nil -- the first untagged server with a hash
+local any_capable = not needs or #needed == 0
+local matched = false -- a capable server carries a wanted tag (whether it has a hash or not)
+local best, best_load, best_pos, best_rank = nil, nil, nil, nil
+local untagged, untagged_rank = nil, nil -- the best untagged server with a hash
 
 -- Whether server:<id> exists (its url is always set), asked only of a
 -- server that would be chosen (most members walked are told apart by their
@@ -106,8 +174,8 @@ local function exists(sid)
 end
 
 local function walk()
-  -- Without tags the first untagged server decides: no loads needed.
-  local step = position == nil and 1 or 2
+  -- Without tags and needs the first untagged server decides: no loads needed.
+  local step = (position == nil and not needs) and 1 or 2
   local first, size = 0, 4
   while true do
     local flat
@@ -117,32 +185,57 @@ local function walk()
       flat = redis.call('ZRANGE', loadkey, first, first + size - 1, 'WITHSCORES')
     end
     for i = 1, #flat, step do
-      if best ~= nil and tonumber(flat[i + 1]) > best_load then
+      local load = tonumber(flat[i + 1])
+      if best ~= nil and load > best_load and (best_rank == 1 or load >= capacity) then
+        return
+      end
+      if position == nil and untagged ~= nil and (untagged_rank == 1 or load >= capacity) then
         return
       end
       local sid = flat[i]
       empty = false
-      local tag = redis.call('HGET', key('server:' .. sid), 'tag')
+      local tag, rank = nil, 1
+      local eligible = true
+      if needs then
+        local f = redis.call('HMGET', key('server:' .. sid), 'tag', 'bbb_version')
+        tag = f[1]
+        local p = redis.call('HMGET', key('server_placement:' .. sid), 'region', 'capabilities')
+        eligible = capable(p[2], f[2])
+        if eligible then
+          any_capable = true
+        end
+        if regions > 0 then
+          local region = p[1] and string.match(p[1], '^%s*(.-)%s*$') or nil
+          rank = (region ~= nil and load < capacity and region_rank[region]) or last_rank
+        end
+      else
+        tag = redis.call('HGET', key('server:' .. sid), 'tag')
+      end
       if tag == false or tag == '' then
         tag = nil
       end
-      if position == nil then
-        if tag == nil and exists(sid) then
-          untagged = sid
-          return
+      if not eligible then
+        -- Not a candidate.
+      elseif position == nil then
+        if tag == nil and (untagged == nil or rank < untagged_rank) and exists(sid) then
+          untagged, untagged_rank = sid, rank
+          if rank == 1 then
+            return
+          end
         end
       else
         local pos = position[tag or 'none']
         if pos ~= nil then
           matched = true
-          if (best == nil or pos < best_pos) and exists(sid) then
-            best, best_load, best_pos = sid, tonumber(flat[i + 1]), pos
-            if pos == 1 then
+          local better = best == nil or rank < best_rank or (rank == best_rank and load == best_load and pos < best_pos)
+          if better and exists(sid) then
+            best, best_load, best_pos, best_rank = sid, load, pos, rank
+            if pos == 1 and rank == 1 then
               return
             end
           end
-        elseif untagged == nil and tag == nil and exists(sid) then
-          untagged = sid
+        elseif tag == nil and (untagged == nil or rank < untagged_rank) and exists(sid) then
+          untagged, untagged_rank = sid, rank
         end
       end
     end
@@ -158,6 +251,9 @@ walk()
 if empty then
   return {'noserver'}
 end
+if not any_capable then
+  return {'capabilityunavailable'}
+end
 local chosen = best
 if chosen == nil and not matched then
   if ARGV[5] == '1' then
@@ -172,7 +268,7 @@ end
 -- Voice bridge: the first candidate that is free or already ours.
 local vbkey = key('voice_bridges')
 local vb = nil
-for i = 13, #ARGV do
+for i = 16, #ARGV do
   local owner = redis.call('HGET', vbkey, ARGV[i])
   if owner == false then
     redis.call('HSET', vbkey, ARGV[i], id)
@@ -225,4 +321,7 @@ if reserve > 0 then
 end
 -- The meeting hash is new: exactly the fields just written.
 local mfields = {'server_id', chosen, 'moderator_pw', ARGV[6], 'voice_bridge', vb, 'tenant_id', tenant}
-return {'placed', mfields, sflat, redis.call('SISMEMBER', key('server_enabled'), chosen)}
+return {
+  'placed', mfields, sflat, redis.call('SISMEMBER', key('server_enabled'), chosen),
+  redis.call('HGETALL', key('server_placement:' .. chosen)),
+}

@@ -2,7 +2,11 @@
 -- then the state bookkeeping of the sets (reference §6.1).
 -- ARGV: prefix, id,
 --       url flag, url, secret flag, secret, multiplier flag, multiplier,
---       tag op ('0' keep, '1' set, '2' remove), tag, new state ('' = keep)
+--       tag op ('0' keep, '1' set, '2' remove), tag, new state ('' = keep),
+--       region op ('0' keep, '1' set, '2' remove), region,
+--       capabilities op ('0' keep, '1' set, '2' remove), capabilities (';'-joined)
+-- The region and capabilities live in server_placement:<id> (a key Ruby
+-- ignores: Ruby loads every field of server:<id> into its model).
 -- Returns 'ok' | 'missing'
 local id = ARGV[2]
 local skey = key('server:' .. id)
@@ -22,6 +26,17 @@ if ARGV[9] == '1' then
   redis.call('HSET', skey, 'tag', ARGV[10])
 elseif ARGV[9] == '2' then
   redis.call('HDEL', skey, 'tag')
+end
+local pkey = key('server_placement:' .. id)
+if ARGV[12] == '1' then
+  redis.call('HSET', pkey, 'region', ARGV[13])
+elseif ARGV[12] == '2' then
+  redis.call('HDEL', pkey, 'region')
+end
+if ARGV[14] == '1' then
+  redis.call('HSET', pkey, 'capabilities', ARGV[15])
+elseif ARGV[14] == '2' then
+  redis.call('HDEL', pkey, 'capabilities')
 end
 
 local new = ARGV[11]
