@@ -143,6 +143,11 @@ impl Stack {
         ];
         let mut api_env = common.clone();
         api_env.push(("BIND", addr.to_string()));
+        // The join route cache's TTL (the API's default unless set; `0`: every
+        // join asks Redis, as before the cache).
+        if let Ok(ttl) = std::env::var("JOIN_ROUTE_CACHE_TTL") {
+            api_env.push(("JOIN_ROUTE_CACHE_TTL", ttl));
+        }
         let api = Process::start(api_bin, &api_env, dir.path().join("api.log"));
         let mut poller_env = common;
         poller_env.push(("POLL_INTERVAL", "10".to_owned()));

@@ -6,6 +6,7 @@ pub mod embedded;
 mod fsapi;
 mod health;
 mod host;
+mod join_routes;
 mod limits;
 mod lrs;
 mod management;
@@ -96,9 +97,13 @@ pub async fn run(
             }
         }
     };
+    let join_routes = std::sync::Arc::clone(&state.join_routes);
     // Trailing slashes are trimmed before routing (Rails tolerates them).
     let app = NormalizePathLayer::trim_trailing_slash().layer(router(state));
     // Playback resources need the path as sent (a trailing slash selects a directory's index).
     let app = tower::util::MapRequestLayer::new(playback::keep_original_uri).layer(app);
-    serve::serve(listener, app, limits, shutdown).await
+    let served = serve::serve(listener, app, limits, shutdown).await;
+    // The load of the last cached joins.
+    join_routes.flush().await;
+    served
 }

@@ -128,6 +128,10 @@ pub struct ApiMetrics {
     pub(crate) rehomes: Family<RehomeLabels, Counter>,
     /// Creates whose parameters were too large to keep for re-homing.
     pub(crate) rehome_params_too_large: Counter,
+    /// Joins routed from the join route cache (no store round trip).
+    pub(crate) join_route_cache_hits: Counter,
+    /// Joins the join route cache could not route (asked the store).
+    pub(crate) join_route_cache_misses: Counter,
 }
 
 impl Default for ApiMetrics {
@@ -158,6 +162,8 @@ impl ApiMetrics {
             get_meetings_waits: Counter::default(),
             rehomes,
             rehome_params_too_large: Counter::default(),
+            join_route_cache_hits: Counter::default(),
+            join_route_cache_misses: Counter::default(),
         }
     }
 
@@ -193,6 +199,16 @@ impl ApiMetrics {
             "rehome_params_too_large",
             "Creates whose parameters were over the cap kept for re-homing",
             self.rehome_params_too_large.clone(),
+        );
+        r.register(
+            "join_route_cache_hits",
+            "Joins routed from this process's join route cache, without a store round trip",
+            self.join_route_cache_hits.clone(),
+        );
+        r.register(
+            "join_route_cache_misses",
+            "Joins the join route cache could not route, which asked the store",
+            self.join_route_cache_misses.clone(),
         );
         registry
     }
