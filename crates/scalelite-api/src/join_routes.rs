@@ -142,8 +142,16 @@ impl JoinRoutes {
     /// The kept route of `id` for `tenant`, its join counted (load batched);
     /// otherwise a ticket for [`JoinRoutes::keep`].
     pub(crate) fn route(self: &Arc<Self>, id: &MeetingId, tenant: Option<&TenantId>) -> Result<Arc<Route>, Ticket> {
+        self.route_at(id, tenant, Instant::now())
+    }
+
+    fn route_at(
+        self: &Arc<Self>,
+        id: &MeetingId,
+        tenant: Option<&TenantId>,
+        now: Instant,
+    ) -> Result<Arc<Route>, Ticket> {
         let shard = self.shard_of(id.as_str());
-        let now = Instant::now();
         let hit = {
             let guard = self.lock(shard);
             match guard.routes.get(id.as_str()) {
@@ -167,7 +175,10 @@ impl JoinRoutes {
     /// (the store counted that join), unless the ticket's shard forgot
     /// something since the look-up.
     pub(crate) fn keep(&self, ticket: Ticket, id: &MeetingId, tenant: Option<&TenantId>, route: Arc<Route>) {
-        let now = Instant::now();
+        self.keep_at(ticket, id, tenant, route, Instant::now());
+    }
+
+    fn keep_at(&self, ticket: Ticket, id: &MeetingId, tenant: Option<&TenantId>, route: Arc<Route>, now: Instant) {
         let mut shard = self.lock(ticket.shard);
         if shard.epoch != ticket.epoch {
             return;
@@ -253,5 +264,96 @@ async fn flush_loop(routes: Weak<JoinRoutes>) {
             () = routes.flush_now.notified() => {}
         }
         routes.flush().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use scalelite_store::SqliteStore;
+
+    use super::*;
+
+    async fn cache(ttl: Duration) -> (Arc<JoinRoutes>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("scalelite.sqlite3")).await.unwrap();
+        let routes = JoinRoutes::new(ttl, Arc::new(store), Counter::default(), Counter::default());
+        (Arc::new(routes), dir)
+    }
+
+    fn route(server: &str, multiplier: f64) -> Arc<Route> {
+        Arc::new(Route {
+            server_id: ServerId::from(server),
+            url: format!("https://{server}/bigbluebutton/api"),
+            secret: Secret::new("s"),
+            multiplier,
+        })
+    }
+
+    fn pending(routes: &JoinRoutes) -> Vec<(String, f64)> {
+        let pending = routes.pending.lock().unwrap();
+        let mut loads: Vec<(String, f64)> =
+            pending.loads.iter().map(|(id, load)| (id.as_str().to_owned(), *load)).collect();
+        loads.sort_by(|a, b| a.0.cmp(&b.0));
+        loads
+    }
+
+    #[tokio::test]
+    async fn a_kept_route_serves_its_tenant_until_the_ttl_and_counts_each_join() {
+        let (routes, _dir) = cache(Duration::from_secs(1)).await;
+        let (id, t1, t2) = (MeetingId::from("m"), TenantId::from("t1"), TenantId::from("t2"));
+        let start = Instant::now();
+        let ticket = routes.route_at(&id, Some(&t1), start).unwrap_err();
+        routes.keep_at(ticket, &id, Some(&t1), route("a", 1.5), start);
+        for _ in 0..2 {
+            let hit = routes.route_at(&id, Some(&t1), start + Duration::from_millis(999)).unwrap();
+            assert_eq!(hit.server_id.as_str(), "a");
+        }
+        // Another tenant (or none) never gets it; past the TTL nobody does.
+        assert!(routes.route_at(&id, Some(&t2), start).is_err());
+        assert!(routes.route_at(&id, None, start).is_err());
+        assert!(routes.route_at(&id, Some(&t1), start + Duration::from_secs(1)).is_err());
+        assert_eq!(pending(&routes), [("a".to_owned(), 3.0)]);
+        assert_eq!((routes.hits.get(), routes.misses.get()), (2, 4));
+    }
+
+    #[tokio::test]
+    async fn a_forget_keeps_out_answers_looked_up_before_it() {
+        let (routes, _dir) = cache(Duration::from_secs(60)).await;
+        let id = MeetingId::from("m");
+        let before = routes.route(&id, None).unwrap_err();
+        routes.forget(&id);
+        routes.keep(before, &id, None, route("old", 1.0));
+        assert!(routes.route(&id, None).is_err());
+        let after = routes.route(&id, None).unwrap_err();
+        routes.keep(after, &id, None, route("new", 1.0));
+        assert_eq!(routes.route(&id, None).unwrap().server_id.as_str(), "new");
+        routes.forget_all();
+        assert!(routes.route(&id, None).is_err());
+    }
+
+    #[tokio::test]
+    async fn routes_are_bounded_and_expired_ones_make_room() {
+        let (routes, _dir) = cache(Duration::from_secs(60)).await;
+        for n in 0..CAPACITY * 2 {
+            let id = MeetingId::new(format!("m{n}"));
+            let ticket = routes.route(&id, None).unwrap_err();
+            routes.keep(ticket, &id, None, route("a", 1.0));
+        }
+        let kept: usize = (0..SHARDS).map(|i| routes.lock(i).routes.len()).sum();
+        assert!(kept <= CAPACITY, "{kept}");
+        assert!(kept > CAPACITY / 2, "{kept}");
+        let later = Instant::now() + Duration::from_secs(61);
+        let id = MeetingId::from("fresh");
+        let ticket = routes.route_at(&id, None, later).unwrap_err();
+        routes.keep_at(ticket, &id, None, route("b", 1.0), later);
+        assert_eq!(routes.route_at(&id, None, later).unwrap().server_id.as_str(), "b");
+    }
+
+    #[tokio::test]
+    async fn a_ttl_of_0_is_off_and_long_ones_are_capped() {
+        let (off, _dir) = cache(Duration::ZERO).await;
+        assert!(!off.enabled());
+        let (long, _dir) = cache(Duration::from_secs(86_400)).await;
+        assert_eq!(long.ttl, MAX_TTL);
     }
 }
