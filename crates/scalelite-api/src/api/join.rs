@@ -4,9 +4,9 @@
 //! or disabled server and counts the join; the answer is a 302 to the
 //! server's own join URL, re-signed with the server's secret. The meeting's
 //! next joins within `JOIN_ROUTE_CACHE_TTL` reuse that route without the
-//! store (`join_routes`). A meeting
-//! whose server is offline is re-homed first when it can be (the rare path,
-//! `REHOME_MEETINGS`; see `create::rehome`).
+//! store (`join_routes`). A meeting whose server is offline is re-homed
+//! first when it can be (the rare path, `REHOME_MEETINGS`; see
+//! `create::rehome`).
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -15,11 +15,10 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Request, StatusCode, header};
-use scalelite_core::BbbError;
-use scalelite_core::MeetingId;
 use scalelite_core::error::internal::ACCESS_MEETING;
 use scalelite_core::params::forwarded_params;
 use scalelite_core::sign::signed_url;
+use scalelite_core::{BbbError, MeetingId};
 use scalelite_store::JoinRoute;
 use tracing::info;
 
