@@ -12,7 +12,9 @@
 //! 1000; `LOAD_SECONDS` per run, default 5; `LOAD_ROUNDS`, default 3;
 //! `LOAD_CONNECTIONS`, default 64; `LOAD_ONLY=join` to measure one workload;
 //! `FLEET_SOAK` creates over 3 servers after the table, sampling the API's
-//! RSS, default 0 = off).
+//! RSS, default 0 = off; `JOIN_ROUTE_CACHE_TTL` for the API, unset = its
+//! default, `0` = every join asks Redis). `join` joins one meeting,
+//! `join (all meetings)` cycles through all of them.
 //!
 //! Besides throughput and latency, each row shows what the same requests
 //! cost elsewhere: Redis CPU (`INFO cpu` delta) and commands (`INFO
@@ -143,6 +145,11 @@ impl Stack {
         ];
         let mut api_env = common.clone();
         api_env.push(("BIND", addr.to_string()));
+        // The join route cache's TTL (the API's default unless set; `0`: every
+        // join asks Redis, as before the cache).
+        if let Ok(ttl) = std::env::var("JOIN_ROUTE_CACHE_TTL") {
+            api_env.push(("JOIN_ROUTE_CACHE_TTL", ttl));
+        }
         let api = Process::start(api_bin, &api_env, dir.path().join("api.log"));
         let mut poller_env = common;
         poller_env.push(("POLL_INTERVAL", "10".to_owned()));
@@ -267,6 +274,15 @@ fn main() {
             "join",
             &[("meetingID", "room-3"), ("fullName", "Ada Lovelace"), ("role", "VIEWER"), ("userID", "gl-12345")],
         ));
+        // Joins spread over every meeting (each joined a few dozen times a
+        // second at these rates: most, not all, from the join route cache).
+        // Signed up front: the load generator shares the cores.
+        let spread: Vec<String> = (0..meetings.max(1))
+            .map(|i| {
+                path_of(&stack.client.url("join", &[("meetingID", &format!("room-{i}")), ("fullName", "Ada Lovelace")]))
+            })
+            .collect();
+        let spread: PathFn = Arc::new(move |n| spread[(n % spread.len() as u64) as usize].clone());
         let create_client = stack.client.clone();
         let create: PathFn = Arc::new(move |n| {
             path_of(&create_client.url(
@@ -278,6 +294,7 @@ fn main() {
         let fixed = |p: String| -> PathFn { Arc::new(move |_| p.clone()) };
         let workloads: Vec<(&str, PathFn, StatusCode)> = vec![
             ("join", fixed(join.clone()), StatusCode::FOUND),
+            ("join (all meetings)", spread, StatusCode::FOUND),
             // Before create, which lengthens the list the ceiling serves.
             ("getMeetings (cached)", fixed(get_meetings.clone()), StatusCode::OK),
             ("create (unique ids)", create, StatusCode::OK),

@@ -34,7 +34,17 @@ fn main() {
     let server = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build().unwrap();
 
     let (app, ceiling) = server.block_on(async {
-        let app = TestApp::builder().backend(backend).servers(3).env("GET_MEETINGS_CACHE_TTL", "5").start().await;
+        // The join route cache as the API's default has it (the harness turns
+        // it off for tests), or `JOIN_ROUTE_CACHE_TTL` (`0`: off).
+        let join_ttl = std::env::var("JOIN_ROUTE_CACHE_TTL")
+            .unwrap_or_else(|_| scalelite_core::config::defaults::DEFAULT_JOIN_ROUTE_CACHE_TTL.to_string());
+        let app = TestApp::builder()
+            .backend(backend)
+            .servers(3)
+            .env("GET_MEETINGS_CACHE_TTL", "5")
+            .env("JOIN_ROUTE_CACHE_TTL", join_ttl)
+            .start()
+            .await;
         let client = app.client();
         for i in 0..10 {
             let reply = client.get("create", &[("meetingID", &format!("bench-{i}")), ("name", "Bench")]).await;

@@ -28,6 +28,7 @@ mod health;
 mod importer;
 mod index;
 mod join;
+mod join_cache;
 mod lifecycle;
 mod limits;
 mod management;

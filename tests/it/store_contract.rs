@@ -294,12 +294,21 @@ async fn placement_reserves_load_and_joins_count(store: Arc<dyn Store>) {
     let join = store.route_join(&MeetingId::from("m1"), None, None).await.unwrap();
     assert_eq!(
         join,
-        JoinRoute::Ready { url: "https://idle/bigbluebutton/api".into(), secret: Secret::new("secret-idle") }
+        JoinRoute::Ready {
+            url: "https://idle/bigbluebutton/api".into(),
+            secret: Secret::new("secret-idle"),
+            server_id: ServerId::from("idle"),
+            multiplier: 2.0,
+        }
     );
     assert_eq!(load_of(&*store, "idle").await, Some(42.0));
+    // Joins counted elsewhere (the API's join route cache), in one batch.
+    store.add_load(&[(ServerId::from("idle"), 0.5), (ServerId::from("busy"), 1.0)]).await.unwrap();
+    assert_eq!(load_of(&*store, "idle").await, Some(42.5));
+    assert_eq!(load_of(&*store, "busy").await, Some(51.0));
     assert_eq!(store.route_join(&MeetingId::from("nope"), None, None).await.unwrap(), JoinRoute::NotFound);
 
-    // The next meeting goes to the least loaded server: still idle (42 < 50).
+    // The next meeting goes to the least loaded server: still idle (42.5 < 51).
     let Placement::Placed { server, .. } = store.place_meeting(&placement_request("m2")).await.unwrap() else {
         panic!("not placed");
     };
@@ -317,6 +326,10 @@ async fn placement_reserves_load_and_joins_count(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(store.route_join(&MeetingId::from("m1"), None, None).await.unwrap(), JoinRoute::Unavailable);
     assert_eq!(load_of(&*store, "idle").await, None);
+    // A batch of joins never puts a server back in the placement pool.
+    store.add_load(&[(idle.clone(), 3.0), (ServerId::from("gone"), 1.0)]).await.unwrap();
+    assert_eq!(load_of(&*store, "idle").await, None);
+    assert!(store.server(&ServerId::from("gone")).await.unwrap().is_none());
     // Cordoned: joins still go there.
     store
         .update_server(&idle, &ServerUpdate { state: Some(ServerState::Cordoned), ..Default::default() })

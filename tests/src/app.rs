@@ -149,7 +149,11 @@ impl TestAppBuilder {
             .with("LOADBALANCER_SECRET", LB_SECRET)
             .with("CONNECT_TIMEOUT", "1")
             .with("RESPONSE_TIMEOUT", "2")
-            .with("GET_MEETINGS_CACHE_TTL", "0");
+            .with("GET_MEETINGS_CACHE_TTL", "0")
+            // Tests write records behind the API's back (as Ruby Scalelite or
+            // another API process would) and look at once: tests of the join
+            // route cache turn it on.
+            .with("JOIN_ROUTE_CACHE_TTL", "0");
         let (mut redis, mut postgres, mut data_dir) = (None, None, None);
         let mut database_url = None;
         match backend {

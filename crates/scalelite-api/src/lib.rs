@@ -7,6 +7,7 @@ pub mod embedded;
 mod fsapi;
 mod health;
 mod host;
+mod join_routes;
 mod limits;
 mod lrs;
 mod management;
@@ -110,6 +111,7 @@ pub async fn run(
             }
         }
     };
+    let join_routes = std::sync::Arc::clone(&state.join_routes);
     // Trailing slashes are trimmed before routing (Rails tolerates them).
     let app = NormalizePathLayer::trim_trailing_slash().layer(router(state));
     // Playback resources need the path as sent (a trailing slash selects a directory's index).
@@ -118,5 +120,7 @@ pub async fn run(
     if let Some(sampler) = sampler {
         sampler.abort();
     }
+    // The load of the last cached joins.
+    join_routes.flush().await;
     served
 }

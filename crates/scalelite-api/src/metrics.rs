@@ -131,6 +131,10 @@ pub struct ApiMetrics {
     pub(crate) rehome_params_too_large: Counter,
     /// Meetings placed outside every region their create preferred.
     pub(crate) region_fallbacks: Counter,
+    /// Joins routed from the join route cache (no store round trip).
+    pub(crate) join_route_cache_hits: Counter,
+    /// Joins the join route cache could not route (asked the store).
+    pub(crate) join_route_cache_misses: Counter,
 }
 
 impl Default for ApiMetrics {
@@ -162,6 +166,8 @@ impl ApiMetrics {
             rehomes,
             rehome_params_too_large: Counter::default(),
             region_fallbacks: Counter::default(),
+            join_route_cache_hits: Counter::default(),
+            join_route_cache_misses: Counter::default(),
         }
     }
 
@@ -202,6 +208,16 @@ impl ApiMetrics {
             "placement_region_fallbacks",
             "Meetings placed outside every region their create preferred (each down or full)",
             self.region_fallbacks.clone(),
+        );
+        r.register(
+            "join_route_cache_hits",
+            "Joins routed from this process's join route cache, without a store round trip",
+            self.join_route_cache_hits.clone(),
+        );
+        r.register(
+            "join_route_cache_misses",
+            "Joins the join route cache could not route, which asked the store",
+            self.join_route_cache_misses.clone(),
         );
         registry
     }

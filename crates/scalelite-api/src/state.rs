@@ -10,6 +10,7 @@ use scalelite_fleet::{Fleet, FleetSettings};
 use scalelite_store::{RecordingStore, Store};
 
 use crate::body::{BodyBudget, BodyLimits};
+use crate::join_routes::JoinRoutes;
 use crate::meetings_cache::MeetingsCache;
 use crate::metrics::ApiMetrics;
 use crate::outbound::Outbound;
@@ -45,6 +46,9 @@ pub struct Shared {
     pub(crate) bbb: BbbClient,
     /// Single-flight cache of the getMeetings fan-out.
     pub(crate) meetings_cache: Arc<MeetingsCache>,
+    /// Where the last joins of a meeting went (`JOIN_ROUTE_CACHE_TTL`), and
+    /// the load of the joins routed from it, sent in batches.
+    pub(crate) join_routes: Arc<JoinRoutes>,
     /// The recordings store, when there is one (`DATABASE_URL`, or the
     /// embedded mode's file); without it the recordings API answers as with
     /// `RECORDING_DISABLED`.
@@ -136,6 +140,12 @@ impl AppState {
         };
         let fleet = Fleet::new(Arc::clone(&store), bbb.clone(), settings);
         let metrics = Arc::new(ApiMetrics::new());
+        let join_routes = Arc::new(JoinRoutes::new(
+            config.join_route_cache_ttl,
+            Arc::<dyn Store>::clone(&store),
+            metrics.join_route_cache_hits.clone(),
+            metrics.join_route_cache_misses.clone(),
+        ));
         let mut registry = metrics.registry();
         register(&mut registry);
         let registry = Arc::new(registry);
@@ -156,6 +166,7 @@ impl AppState {
             store,
             bbb,
             meetings_cache,
+            join_routes,
             recordings,
             fleet,
             metrics,

@@ -99,6 +99,8 @@ pub mod defaults {
     pub const DEFAULT_MAX_MEETING_DURATION: u64 = 0;
     /// `GET_MEETINGS_CACHE_TTL`, seconds.
     pub const DEFAULT_GET_MEETINGS_CACHE_TTL: f64 = 5.0;
+    /// `JOIN_ROUTE_CACHE_TTL`, seconds (0: off).
+    pub const DEFAULT_JOIN_ROUTE_CACHE_TTL: f64 = 1.0;
     /// `GET_MEETINGS_CONCURRENCY`, servers asked at once.
     pub const DEFAULT_GET_MEETINGS_CONCURRENCY: usize = 32;
     /// `CONNECT_TIMEOUT`, seconds.
@@ -402,6 +404,10 @@ pub struct Config {
     /// answers every getMeetings call (and, past it, half of how long it
     /// answers while a refresh runs).
     pub get_meetings_cache_ttl: Duration,
+    /// `JOIN_ROUTE_CACHE_TTL` (seconds, default 1, 0 = off): how long an
+    /// API process routes joins of a meeting from what the store last
+    /// answered, counting their load in batches.
+    pub join_route_cache_ttl: Duration,
     /// `GET_MEETINGS_CONCURRENCY` (default 32): servers asked at once.
     pub get_meetings_concurrency: usize,
     /// `CONNECT_TIMEOUT` (seconds, default 5).
@@ -969,6 +975,7 @@ impl Config {
             join_params,
             get_meetings_disabled: r.bool("GET_MEETINGS_API_DISABLED", false),
             get_meetings_cache_ttl: r.seconds("GET_MEETINGS_CACHE_TTL", DEFAULT_GET_MEETINGS_CACHE_TTL),
+            join_route_cache_ttl: r.seconds("JOIN_ROUTE_CACHE_TTL", DEFAULT_JOIN_ROUTE_CACHE_TTL),
             get_meetings_concurrency: concurrency.max(1),
             connect_timeout: r.seconds("CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT),
             response_timeout: r.seconds("RESPONSE_TIMEOUT", DEFAULT_RESPONSE_TIMEOUT),

@@ -80,6 +80,12 @@ pub trait MeetingStore: Send + Sync + std::fmt::Debug + 'static {
         max_participants: Option<u32>,
     ) -> Result<JoinRoute, StoreError>;
 
+    /// Adds joins counted elsewhere to their servers' loads, as
+    /// `route_join` adds each (only to a server in the placement pool):
+    /// the API's join route cache routes joins without the store and
+    /// sends their load here in batches, one round trip per batch.
+    async fn add_load(&self, loads: &[(ServerId, f64)]) -> Result<(), StoreError>;
+
     /// Returns the existing meeting, or places a new one on the least loaded
     /// eligible server and reserves load there, atomically.
     async fn place_meeting(&self, request: &PlacementRequest) -> Result<Placement, StoreError>;

@@ -230,6 +230,12 @@ pub enum JoinRoute {
         url: String,
         /// The server's secret, to sign the join URL.
         secret: Secret,
+        /// The server (the API's join route cache counts later joins
+        /// routed there with [`crate::MeetingStore::add_load`]).
+        server_id: ServerId,
+        /// The server's load multiplier (1.0 when unset or zero): what
+        /// each join adds to its load.
+        multiplier: f64,
     },
 }
 

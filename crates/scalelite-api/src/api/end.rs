@@ -24,6 +24,7 @@ pub(crate) async fn end(State(state): State<AppState>, request: Request<Body>) -
     let id = meeting_id(&state, &request)?;
     let (meeting, server) = find_meeting(&state, &id, request.tenant_id()).await?.ok_or(BbbError::MeetingNotFound)?;
     state.store.delete_meeting(&id, Some(&meeting.server_id)).await?;
+    state.join_routes.forget(&id);
     let mut query = meeting_query(&id);
     query.push_str("&password");
     if let Some(password) = request.params.get("password") {

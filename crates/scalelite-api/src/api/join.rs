@@ -2,26 +2,29 @@
 //!
 //! One store round trip finds the meeting and its server, refuses an offline
 //! or disabled server and counts the join; the answer is a 302 to the
-//! server's own join URL, re-signed with the server's secret. A meeting
-//! whose server is offline is re-homed first when it can be (the rare path,
-//! `REHOME_MEETINGS`; see `create::rehome`).
+//! server's own join URL, re-signed with the server's secret. The meeting's
+//! next joins within `JOIN_ROUTE_CACHE_TTL` reuse that route without the
+//! store (`join_routes`). A meeting whose server is offline is re-homed
+//! first when it can be (the rare path, `REHOME_MEETINGS`; see
+//! `create::rehome`).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Request, StatusCode, header};
-use scalelite_core::BbbError;
 use scalelite_core::error::internal::ACCESS_MEETING;
 use scalelite_core::params::forwarded_params;
 use scalelite_core::sign::signed_url;
-use scalelite_core::{MeetingId, Secret};
+use scalelite_core::{BbbError, MeetingId};
 use scalelite_store::JoinRoute;
 use tracing::info;
 
 use super::create::rehome::{Trigger, rehome};
 use super::meeting_id;
+use crate::join_routes::Route;
 use crate::request::{ApiCall, ApiRequest, BodyKind};
 use crate::response::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -32,13 +35,8 @@ const CALL: ApiCall = ApiCall { name: "join", body: BodyKind::Any };
 pub(crate) async fn join(State(state): State<AppState>, request: Request<Body>) -> ApiResult {
     let request = ApiRequest::read(&state, &CALL, request).await?;
     let id = meeting_id(&state, &request)?;
-    let limit = max_participants(&request);
-    let (url, secret) = match state.store.route_join(&id, request.tenant_id(), limit).await? {
-        JoinRoute::Ready { url, secret } => (url, secret),
-        JoinRoute::NotFound => return Err(BbbError::MeetingNotFound.into()),
-        JoinRoute::Unavailable => rehome_and_route(&state, &id, &request).await?,
-        JoinRoute::LimitReached => return Err(participants_refused(&id, limit)),
-    };
+    let route = route(&state, &id, &request).await?;
+    let Route { url, secret, .. } = &*route;
     let policy = &state.config.join_params;
     // Tenant settings apply to join too, in create's precedence order, except
     // a tenant's server tag (as in Scalelite).
@@ -57,18 +55,43 @@ pub(crate) async fn join(State(state): State<AppState>, request: Request<Body>) 
     if state.config.meeting_scope(request.tenant_id()).is_some() {
         params.set("meetingID", id.as_str());
     }
-    let location = signed_url(&url, CALL.name, &params.encode(), &secret, state.bbb.algorithm());
+    let location = signed_url(url, CALL.name, &params.encode(), secret, state.bbb.algorithm());
     redirect(&location).map_err(Into::into)
+}
+
+/// Where the join goes: the route this process kept for the meeting
+/// (`join_routes`: no store round trip, the load counted in a batch), or
+/// the store's answer, kept when it may be. Joins of a tenant with a
+/// participant limit always ask the store, which counts them.
+async fn route(state: &AppState, id: &MeetingId, request: &ApiRequest) -> Result<Arc<Route>, ApiError> {
+    let limit = max_participants(request);
+    let cache = &state.join_routes;
+    let ticket = if cache.enabled() && limit.is_none() {
+        match cache.route(id, request.tenant_id()) {
+            Ok(route) => return Ok(route),
+            Err(ticket) => Some(ticket),
+        }
+    } else {
+        None
+    };
+    let route = match state.store.route_join(id, request.tenant_id(), limit).await? {
+        JoinRoute::Ready { url, secret, server_id, multiplier } => {
+            Arc::new(Route { server_id, url, secret, multiplier })
+        }
+        JoinRoute::NotFound => return Err(BbbError::MeetingNotFound.into()),
+        JoinRoute::Unavailable => return rehome_and_route(state, id, request).await,
+        JoinRoute::LimitReached => return Err(participants_refused(id, limit)),
+    };
+    if let Some(ticket) = ticket {
+        cache.keep(ticket, id, request.tenant_id(), Arc::clone(&route));
+    }
+    Ok(route)
 }
 
 /// Routes a join whose meeting's server is offline or disabled: re-homes
 /// the meeting (offline servers only) and routes the join again;
 /// `serverUnavailable` when it cannot be re-homed.
-async fn rehome_and_route(
-    state: &AppState,
-    id: &MeetingId,
-    request: &ApiRequest,
-) -> Result<(String, Secret), ApiError> {
+async fn rehome_and_route(state: &AppState, id: &MeetingId, request: &ApiRequest) -> Result<Arc<Route>, ApiError> {
     if state.config.rehome_meetings
         && let Some(route) = state.store.find_meeting(id, request.tenant_id()).await?
         && let Some(server) = route.server
@@ -78,7 +101,9 @@ async fn rehome_and_route(
         if rehomed.is_some() || server.is_available() {
             let limit = max_participants(request);
             match state.store.route_join(id, request.tenant_id(), limit).await? {
-                JoinRoute::Ready { url, secret } => return Ok((url, secret)),
+                JoinRoute::Ready { url, secret, server_id, multiplier } => {
+                    return Ok(Arc::new(Route { server_id, url, secret, multiplier }));
+                }
                 JoinRoute::LimitReached => return Err(participants_refused(id, limit)),
                 JoinRoute::NotFound | JoinRoute::Unavailable => {}
             }

@@ -192,6 +192,7 @@ pub(crate) async fn find_meeting(
         None => {
             info!(meeting.id = %id, server.id = %route.meeting.server_id, "removing meeting of a deleted server");
             state.store.delete_meeting(id, Some(&route.meeting.server_id)).await?;
+            state.join_routes.forget(id);
             Ok(None)
         }
     }

@@ -56,6 +56,7 @@ pub(crate) async fn send_chat_message(State(state): State<AppState>, request: Re
             {
                 info!(meeting.id = %id, server.id = %server.id, "removing meeting its server no longer knows");
                 state.store.delete_meeting(&id, Some(&meeting.server_id)).await?;
+                state.join_routes.forget(&id);
             }
             Err(error.into_bbb(internal::ACCESS_MEETING).into())
         }

@@ -138,7 +138,10 @@ pub(crate) async fn update_server(State(state): State<AppState>, request: Reques
     {
         return json_error(StatusCode::BAD_REQUEST, message);
     }
-    match state.fleet.update_server(&server_id, &update).await {
+    let updated = state.fleet.update_server(&server_id, &update).await;
+    // A disabled server, a new secret or multiplier: joins ask the store again.
+    state.join_routes.forget_all();
+    match updated {
         Ok(server) => json_reply(StatusCode::OK, server_json(&server)),
         Err(error) => failed(error, &id),
     }
@@ -148,7 +151,9 @@ pub(crate) async fn update_server(State(state): State<AppState>, request: Reques
 pub(crate) async fn delete_server(State(state): State<AppState>, request: Request<Body>) -> Response {
     let request = read!(state, "deleteServer", request);
     let id = request.param("id").unwrap_or_default();
-    match state.fleet.remove_server(&ServerId::new(id.clone())).await {
+    let removed = state.fleet.remove_server(&ServerId::new(id.clone())).await;
+    state.join_routes.forget_all();
+    match removed {
         Ok(()) => json_reply(StatusCode::OK, json!({ "success": format!("Server id={id} was destroyed") })),
         Err(FleetError::NotFound(_)) => failed(FleetError::NotFound(ServerId::new(id.clone())), &id),
         Err(error @ FleetError::Store(_)) => failed(error, &id),
@@ -168,7 +173,9 @@ pub(crate) async fn panic_server(State(state): State<AppState>, request: Request
     let server = request.wrapped("server");
     let flag = |name: &str| truthy(request.param(name)) || server.as_ref().is_some_and(|s| truthy(s.get(name)));
     let (keep_state, skip_end_calls) = (flag("keep_state"), flag("skip_end_calls"));
-    match state.fleet.panic_server(&ServerId::new(id.clone()), keep_state, skip_end_calls).await {
+    let panicked = state.fleet.panic_server(&ServerId::new(id.clone()), keep_state, skip_end_calls).await;
+    state.join_routes.forget_all();
+    match panicked {
         Ok(cleared) => {
             for failure in cleared.iter().filter(|c| c.end_error.is_some()) {
                 warn!(meeting.id = %failure.id, server.id = %id, error = ?failure.end_error, "panic: end call failed");

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::Value;
+use scalelite_core::load::parse_multiplier;
 use scalelite_core::{MeetingId, ServerId, TenantId};
 
 use super::{RedisStore, array, pairs, string};
@@ -51,10 +52,33 @@ impl MeetingStore for RedisStore {
                 let mut parts = parts.into_iter();
                 let url = string(parts.next().unwrap_or(Value::Nil))?;
                 let secret = string(parts.next().unwrap_or(Value::Nil))?;
-                Ok(JoinRoute::Ready { url, secret: secret.as_str().into() })
+                let server_id = string(parts.next().unwrap_or(Value::Nil))?;
+                let multiplier = string(parts.next().unwrap_or(Value::Nil))?;
+                Ok(JoinRoute::Ready {
+                    url,
+                    secret: secret.as_str().into(),
+                    server_id: ServerId::new(server_id),
+                    multiplier: parse_multiplier(Some(&multiplier)),
+                })
             }
             other => Err(StoreError::Unexpected(format!("join script answered {other:?}"))),
         }
+    }
+
+    async fn add_load(&self, loads: &[(ServerId, f64)]) -> Result<(), StoreError> {
+        if loads.is_empty() {
+            return Ok(());
+        }
+        // What join.lua does per join, one ZADD per server for a batch of
+        // them: only a member of server_load changes.
+        let key = format!("{}server_load", self.prefix);
+        let mut pipe = redis::pipe();
+        for (server, amount) in loads {
+            pipe.cmd("ZADD").arg(&key).arg("XX").arg("INCR").arg(*amount).arg(server.as_str()).ignore();
+        }
+        let mut conn = self.conn.clone();
+        let () = pipe.query_async(&mut conn).await?;
+        Ok(())
     }
 
     async fn place_meeting(&self, request: &PlacementRequest) -> Result<Placement, StoreError> {

@@ -90,6 +90,14 @@ impl MeetingStore for SqliteStore {
         self.thread.call(move |conn| route_join(conn, &id, &tenant, max_participants, now_ms())).await
     }
 
+    async fn add_load(&self, loads: &[(ServerId, f64)]) -> Result<(), StoreError> {
+        if loads.is_empty() {
+            return Ok(());
+        }
+        let loads = loads.to_vec();
+        self.thread.call(move |conn| add_load(conn, &loads)).await
+    }
+
     async fn place_meeting(&self, request: &PlacementRequest) -> Result<Placement, StoreError> {
         let request = request.clone();
         self.thread.call(move |conn| place_meeting(conn, &request, now_ms())).await
@@ -250,10 +258,27 @@ fn route_join(
         .and_then(|mut upsert| upsert.execute([tenant]))
         .map_err(lite)?;
     }
+    let multiplier = server.multiplier();
+    add_server_load(conn, server.id.as_str(), multiplier)?;
+    Ok(JoinRoute::Ready { url: server.url, secret: server.secret, server_id: server.id, multiplier })
+}
+
+/// Adds joins counted by the API's join route cache to their servers'
+/// loads (`MeetingStore::add_load`), in the thread's write transaction.
+fn add_load(conn: &Connection, loads: &[(ServerId, f64)]) -> Result<(), StoreError> {
+    for (server, amount) in loads {
+        add_server_load(conn, server.as_str(), *amount)?;
+    }
+    Ok(())
+}
+
+/// Adds `amount` to a server's load while it is in the pool
+/// (`load IS NOT NULL`), as `ZADD server_load XX INCR` does.
+fn add_server_load(conn: &Connection, server: &str, amount: f64) -> Result<(), StoreError> {
     conn.prepare_cached("UPDATE servers SET load = load + ?2 WHERE id = ?1 AND load IS NOT NULL")
-        .and_then(|mut update| update.execute(params![server.id.as_str(), server.multiplier()]))
+        .and_then(|mut update| update.execute(params![server, amount]))
         .map_err(lite)?;
-    Ok(JoinRoute::Ready { url: server.url, secret: server.secret })
+    Ok(())
 }
 
 /// Places a meeting (`place.lua`): an existing live record is returned as

@@ -118,6 +118,7 @@ async fn find_or_place(
     for _ in 0..PLACEMENT_ATTEMPTS {
         let stale_on = match state.store.place_meeting(&request).await? {
             Placement::Placed { meeting, server } => {
+                state.join_routes.forget(id);
                 info!(
                     meeting.id = %id,
                     server.id = %server.id,
@@ -176,6 +177,7 @@ async fn find_or_place(
         };
         info!(meeting.id = %id, server.id = %stale_on, "replacing stale meeting record");
         state.store.delete_meeting(id, Some(&stale_on)).await?;
+        state.join_routes.forget(id);
     }
     Err(BbbError::internal(internal::NO_SERVERS).into())
 }

@@ -213,7 +213,10 @@ async fn place(
         // A re-homed meeting is one of its tenant's meetings already.
         max_meetings: None,
     };
-    Ok(match state.store.place_meeting(&request).await? {
+    let placement = state.store.place_meeting(&request).await?;
+    // The record may point elsewhere now (placed here or by a concurrent call).
+    state.join_routes.forget(id);
+    Ok(match placement {
         Placement::Placed { meeting, server } => Some((meeting, server, true)),
         // Re-homed by a concurrent call: its create may still be on the
         // way, so this one is sent too.

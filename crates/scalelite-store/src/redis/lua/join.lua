@@ -6,8 +6,11 @@
 --       most participants ('' = no limit: nothing more is read)
 -- Under a participant limit, the tenant's count in tenant_participants (the
 -- poller's, plus the joins routed since) is compared and counted.
--- Returns {url, secret} | 0 (not found) | 1 (server offline or disabled)
+-- Returns {url, secret, server id, multiplier} | 0 (not found)
+--       | 1 (server offline or disabled)
 --       | 2 (the tenant's participant limit is reached)
+-- (the server id and multiplier let the API count later joins of a cached
+-- route itself, batched: MeetingStore::add_load)
 local p = ARGV[1]
 local m = redis.call('HMGET', p .. 'meeting:' .. ARGV[2], 'server_id', 'tenant_id')
 local sid = m[1]
@@ -46,4 +49,4 @@ if limit and limit > 0 and ARGV[3] ~= '' then
   redis.call('HINCRBY', tp, ARGV[3], 1)
 end
 redis.call('ZADD', p .. 'server_load', 'XX', 'INCR', mult, sid)
-return {f[1], f[2] or ''}
+return {f[1], f[2] or '', sid, tostring(mult)}
