@@ -376,6 +376,51 @@ async fn tenants_are_shown_with_their_limits() {
     assert!(page.contains("&lt;i&gt;evil&lt;/i&gt;") && !page.contains("<i>evil"));
 }
 
+#[tokio::test]
+async fn the_last_poll_round_and_each_tenants_usage_are_shown() {
+    use scalelite_store::Tenant;
+    use scalelite_store::usage::{TenantUsage, UsageSample};
+
+    // `recordings()`: the Redis app gets its PostgreSQL, where usage is kept.
+    let app = TestApp::builder()
+        .servers(2)
+        .recordings()
+        .env("CONSOLE_ENABLED", "true")
+        .env("CONSOLE_SECRET", SECRET)
+        .env("MULTITENANCY_ENABLED", "true")
+        .start()
+        .await;
+    let school = Tenant::new("school", "secret-s");
+    app.state.store.create_tenant(&school).await.unwrap();
+    let cookie = sign_in(&app, "alice").await;
+    let page = get(&app, "", Some(&cookie)).await.body;
+    assert!(!page.contains("Last poll round"), "{page}");
+
+    // A round by the poller (another process on the Redis backend).
+    app.poll().await;
+    // Half an hour of 12 participants in one meeting, as a poller's next
+    // round accounts it (the round above set the watermark to now).
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let sample = UsageSample {
+        at_ms: now_ms + 1_800_000,
+        interval_ms: 1_800_000,
+        tenants: vec![TenantUsage { tenant: school.id.as_str().to_owned(), meetings: 1, participants: 12 }],
+    };
+    app.usage_store().expect("a usage store").account_usage(&sample).await.unwrap();
+
+    let page = get(&app, "", Some(&cookie)).await.body;
+    let round =
+        page.find("id=\"last-round\">Last poll round: ").map(|at| &page[at..]).unwrap_or_else(|| panic!("{page}"));
+    assert!(round.contains("2 servers polled, 2 answered"), "{round}");
+    assert!(
+        page.contains(
+            "<th scope=\"row\">school</th><td class=\"n\">0</td><td class=\"n\">none</td>\
+             <td class=\"n\">none</td><td class=\"n\">none</td><td class=\"n\">6.0</td><td class=\"n\">12</td>"
+        ),
+        "{page}"
+    );
+}
+
 fn screenshot(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/console-screenshots").join(name)
 }

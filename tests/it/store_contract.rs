@@ -36,6 +36,7 @@ contract!(
     polls_bring_servers_online_and_offline_with_hysteresis,
     poll_saves_are_fenced_by_the_lease,
     leases_are_exclusive_and_expire,
+    the_last_round_note_is_replaced_and_expires,
     placement_reserves_load_and_joins_count,
     placement_respects_tenants_and_voice_bridges,
     tenant_limits_refuse_placements_and_joins,
@@ -264,6 +265,26 @@ async fn leases_are_exclusive_and_expire(store: Arc<dyn Store>) {
     assert!(!store.renew_lease(&b, Duration::from_secs(60)).await.unwrap());
     assert!(store.acquire_lease(&a, Duration::from_secs(60)).await.unwrap());
     assert_eq!(store.lease_holder(&a.name).await.unwrap().as_deref(), Some("a"));
+}
+
+async fn the_last_round_note_is_replaced_and_expires(store: Arc<dyn Store>) {
+    assert_eq!(store.last_round().await.unwrap(), None);
+    let first = scalelite_store::RoundNote {
+        holder: "host:1:ab".into(),
+        at_ms: 1_796_551_200_000,
+        duration_ms: 12,
+        servers: 3,
+        reachable: 2,
+    };
+    store.note_round(&first, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(store.last_round().await.unwrap().as_ref(), Some(&first));
+    // The note is not a lease: the poller's lease stays free.
+    assert_eq!(store.lease_holder(scalelite_store::POLLER_LEASE).await.unwrap(), None);
+    let second = scalelite_store::RoundNote { holder: "host:2:cd".into(), servers: 4, ..first.clone() };
+    store.note_round(&second, Duration::from_millis(100)).await.unwrap();
+    assert_eq!(store.last_round().await.unwrap().as_ref(), Some(&second));
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(store.last_round().await.unwrap(), None);
 }
 
 async fn placement_reserves_load_and_joins_count(store: Arc<dyn Store>) {

@@ -213,7 +213,9 @@ impl TestAppBuilder {
             }
             _ => None,
         };
+        let usage = stores.usage();
         let state = AppState::with_recordings(config, stores.meetings, stores.recordings);
+        state.watch_usage(usage);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let mut app = TestApp {

@@ -121,6 +121,7 @@ pub async fn run(
             }
         });
     state.watch_poller(Arc::clone(&poller_metrics));
+    state.watch_usage(stores.usage());
     let poller = Poller::from_config(&config, Arc::clone(&stores.meetings), poller_metrics).with_usage(stores.usage());
     // The API, the poller and the importer: when one ends (or fails, or
     // panics) before `shutdown`, the others stop and the process exits.

@@ -56,7 +56,9 @@ async fn serve(env: &Env) -> anyhow::Result<()> {
     match config.backend {
         Backend::Embedded { .. } => embedded::run(listener, config, stores, shutdown).await?,
         Backend::Services => {
+            let usage = stores.usage();
             let state = AppState::with_recordings(config, stores.meetings, stores.recordings);
+            state.watch_usage(usage);
             scalelite_api::run(listener, state, shutdown).await?;
         }
     }

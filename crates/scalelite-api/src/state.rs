@@ -115,6 +115,14 @@ impl AppState {
         }
     }
 
+    /// Lets the console show each tenant's usage of the last 24 hours from
+    /// where the poller accounts it (PostgreSQL or the embedded database).
+    pub fn watch_usage(&self, usage: Option<Arc<dyn scalelite_store::UsageStore>>) {
+        if let (Some(console), Some(usage)) = (&self.console, usage) {
+            console.watch_usage(usage);
+        }
+    }
+
     /// Builds the state from a configuration and the stores (see
     /// `scalelite_store::Stores::open`).
     pub fn with_recordings(config: Config, store: Arc<dyn Store>, recordings: Option<Arc<dyn RecordingStore>>) -> Self {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use scalelite_bbb_client::{BbbClient, Timeouts};
 use scalelite_core::config::Config;
 use scalelite_store::usage::{Accounted, UsageSample};
-use scalelite_store::{Lease, LeaseStore, Store, StoreError, UsageStore};
+use scalelite_store::{Lease, LeaseStore, RoundNote, Store, StoreError, UsageStore};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
@@ -106,7 +106,7 @@ impl Poller {
     pub async fn account(&self, report: &RoundReport) -> Option<Accounted> {
         let usage = self.usage.as_ref()?;
         let sample = UsageSample {
-            at_ms: self.clock.now_ms(),
+            at_ms: Clock::system().now_ms(),
             interval_ms: i64::try_from(self.interval.as_millis()).unwrap_or(i64::MAX),
             tenants: report.usage.clone(),
         };
@@ -168,6 +168,7 @@ impl Poller {
         if let Ok(report) = &result
             && !report.lost_lease
         {
+            self.note(report).await;
             self.account(report).await;
         }
         self.store.release_lease(&self.lease).await?;
@@ -206,6 +207,7 @@ impl Poller {
                     Ok(report) if report.lost_lease => leading.store(false, Ordering::SeqCst),
                     Ok(report) => {
                         report.log();
+                        self.note(&report).await;
                         self.account(&report).await;
                     }
                     Err(error) => warn!(%error, "poll round failed"),
@@ -230,6 +232,22 @@ impl Poller {
             self.metrics.leader.set(0);
         }
         info!("poller stopped");
+    }
+
+    /// Notes the round for the operator console (`poller:last_round`),
+    /// kept for ten intervals (at least an hour); a failure is only logged.
+    async fn note(&self, report: &RoundReport) {
+        let note = RoundNote {
+            holder: self.lease.token.clone(),
+            at_ms: Clock::system().now_ms(),
+            duration_ms: u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX),
+            servers: report.servers as u64,
+            reachable: report.reachable as u64,
+        };
+        let keep = (self.interval * 10).max(Duration::from_secs(3600));
+        if let Err(error) = self.store.note_round(&note, keep).await {
+            warn!(%error, "could not note the poll round for the console");
+        }
     }
 
     fn spawn_renewal(&self, ttl: Duration, leading: Arc<AtomicBool>) -> Renewal {

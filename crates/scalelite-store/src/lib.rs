@@ -24,8 +24,8 @@ use scalelite_core::{MeetingId, ServerId, TenantId};
 pub use crate::error::StoreError;
 pub use crate::model::{
     AnalyticsCallback, Drain, JoinRoute, Meeting, MeetingRecord, MeetingRoute, NewServer, Placement, PlacementRequest,
-    PollResult, PollSave, PollSaved, PollStats, Pruned, Server, ServerState, ServerStats, ServerUpdate, StoredCreate,
-    Transition,
+    PollResult, PollSave, PollSaved, PollStats, Pruned, RoundNote, Server, ServerState, ServerStats, ServerUpdate,
+    StoredCreate, Transition,
 };
 pub use crate::postgres::PgStore;
 pub use crate::recordings::RecordingStore;
@@ -161,6 +161,13 @@ pub trait LeaseStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// The token of the lease's current holder.
     async fn lease_holder(&self, name: &str) -> Result<Option<String>, StoreError>;
+
+    /// Notes what the poller's last round did ([`ROUND_NOTE`]), kept for
+    /// `ttl`; the operator console shows it.
+    async fn note_round(&self, note: &RoundNote, ttl: Duration) -> Result<(), StoreError>;
+
+    /// The poller's last noted round, unless it expired or does not read.
+    async fn last_round(&self) -> Result<Option<RoundNote>, StoreError>;
 }
 
 /// Tenants and their settings (Scalelite's `Tenant` and `TenantSetting`
@@ -258,6 +265,11 @@ impl Lease {
         Self { name: POLLER_LEASE.to_owned(), token: holder.to_owned() }
     }
 }
+
+/// Where the poller notes its last round (`<ns>:poller:last_round`; on
+/// SQLite a row of the `leases` table, which maps names to values that
+/// expire).
+pub const ROUND_NOTE: &str = "poller:last_round";
 
 /// Name of the poller's leader lease (`<ns>:poller:leader`).
 pub const POLLER_LEASE: &str = "poller:leader";

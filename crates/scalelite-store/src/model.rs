@@ -578,3 +578,47 @@ mod drain_tests {
         }
     }
 }
+
+/// What the poller's last round did, noted by the lease holder after each
+/// round (`poller:last_round`; not part of Scalelite's layout) for the
+/// operator console.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoundNote {
+    /// The lease holder that ran it (host and process id).
+    pub holder: String,
+    /// When it finished (epoch milliseconds).
+    pub at_ms: i64,
+    /// How long it took (milliseconds).
+    pub duration_ms: u64,
+    /// Servers polled.
+    pub servers: u64,
+    /// Servers that answered.
+    pub reachable: u64,
+}
+
+impl RoundNote {
+    /// The note as stored (a JSON object).
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "holder": self.holder,
+            "at_ms": self.at_ms,
+            "duration_ms": self.duration_ms,
+            "servers": self.servers,
+            "reachable": self.reachable,
+        })
+        .to_string()
+    }
+
+    /// Reads a stored note; `None` when it is not one.
+    pub fn from_json(raw: &str) -> Option<Self> {
+        let value: serde_json::Value = serde_json::from_str(raw).ok()?;
+        let count = |name: &str| value.get(name).and_then(serde_json::Value::as_u64);
+        Some(Self {
+            holder: value.get("holder")?.as_str()?.to_owned(),
+            at_ms: value.get("at_ms")?.as_i64()?,
+            duration_ms: count("duration_ms")?,
+            servers: count("servers")?,
+            reachable: count("reachable")?,
+        })
+    }
+}

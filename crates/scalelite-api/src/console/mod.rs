@@ -30,7 +30,9 @@ use scalelite_core::config::Config;
 use scalelite_fleet::{DrainSettings, DrainStatus, FleetError, parse_deadline, state_name};
 use scalelite_poller::PollerMetrics;
 use scalelite_recording_importer::spool;
+use scalelite_store::UsageStore;
 use scalelite_store::limits::TenantLimits;
+use scalelite_store::usage::{HOUR_MS, UsageQuery};
 use scalelite_store::{Server, ServerState};
 use tracing::{info, warn};
 
@@ -59,6 +61,8 @@ pub(crate) struct Console {
     poller: OnceLock<Arc<PollerMetrics>>,
     /// The poller's round count when the sampler last saw it change, and when.
     last_round: Mutex<Option<(u64, i64)>>,
+    /// Where the poller accounts usage, for the tenants' last 24 hours.
+    usage: OnceLock<Arc<dyn UsageStore>>,
 }
 
 impl Console {
@@ -70,6 +74,7 @@ impl Console {
                 samples: Samples::default(),
                 poller: OnceLock::new(),
                 last_round: Mutex::new(None),
+                usage: OnceLock::new(),
             })
         })
     }
@@ -77,6 +82,27 @@ impl Console {
     /// Shows the rounds of the poller running in this process.
     pub(crate) fn watch_poller(&self, metrics: Arc<PollerMetrics>) {
         let _ = self.poller.set(metrics);
+    }
+
+    /// Shows the tenants' usage from `usage`.
+    pub(crate) fn watch_usage(&self, usage: Arc<dyn UsageStore>) {
+        let _ = self.usage.set(usage);
+    }
+
+    /// Per tenant key: participant-milliseconds and the peak of concurrent
+    /// participants over the hours of the last 24 hours; `None` without a
+    /// usage store or when it does not answer.
+    async fn usage_last_day(&self, now_ms: i64) -> Option<HashMap<String, (i64, i64)>> {
+        let usage = self.usage.get()?;
+        let since = (now_ms - 24 * HOUR_MS).div_euclid(HOUR_MS) * HOUR_MS;
+        let rows = usage.usage(&UsageQuery { tenant: None, from_ms: Some(since), to_ms: None }).await.ok()?;
+        let mut by_tenant: HashMap<String, (i64, i64)> = HashMap::new();
+        for row in rows {
+            let entry = by_tenant.entry(row.tenant).or_default();
+            entry.0 = entry.0.saturating_add(row.participant_ms);
+            entry.1 = entry.1.max(row.peak_participants);
+        }
+        Some(by_tenant)
     }
 
     /// Notes when the poller's round count changed (at the sampler's
@@ -561,7 +587,19 @@ async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response
         ),
         Err(_) => write!(body, "<p class=\"muted\">Poller leader: unknown (the store did not answer).</p>"),
     };
-    if let Some(text) = console(&state).and_then(|c| c.poller_text(scalelite_fleet::drain::now_ms())) {
+    let now_ms = scalelite_fleet::drain::now_ms();
+    if let Ok(Some(round)) = state.store.last_round().await {
+        let ago = now_ms.saturating_sub(round.at_ms).max(0) / 1000;
+        let _ = write!(
+            body,
+            "<p id=\"last-round\">Last poll round: {ago} s ago by {}, {} servers polled, {} answered, took {} ms.</p>",
+            esc(&round.holder),
+            round.servers,
+            round.reachable,
+            round.duration_ms
+        );
+    }
+    if let Some(text) = console(&state).and_then(|c| c.poller_text(now_ms)) {
         let _ = write!(body, "<p id=\"poller\">{}</p>", esc(&text));
     }
 
@@ -631,15 +669,30 @@ async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response
                     "<h2 id=\"tenants\">Tenants</h2><table aria-labelledby=\"tenants\"><thead><tr>\
                      <th scope=\"col\">Tenant</th><th scope=\"col\">Meetings now</th>\
                      <th scope=\"col\">Meeting limit</th><th scope=\"col\">Participant limit</th>\
-                     <th scope=\"col\">Requests per minute</th></tr></thead><tbody>",
+                     <th scope=\"col\">Requests per minute</th>\
+                     <th scope=\"col\">Participant-hours, last 24 h</th>\
+                     <th scope=\"col\">Peak participants, last 24 h</th></tr></thead><tbody>",
                 );
+                let usage = match console(&state) {
+                    Some(console) => console.usage_last_day(now_ms).await,
+                    None => None,
+                };
+                let used = |id: &str| match &usage {
+                    None => ("–".to_owned(), "–".to_owned()),
+                    Some(by_tenant) => {
+                        let (participant_ms, peak) = by_tenant.get(id).copied().unwrap_or_default();
+                        (format!("{:.1}", participant_ms as f64 / HOUR_MS as f64), peak.to_string())
+                    }
+                };
                 let limit = |v: Option<u32>| v.map_or_else(|| "none".to_owned(), |v| v.to_string());
                 for record in &tenants {
                     let limits = TenantLimits::from_settings(&record.settings);
+                    let (hours, peak) = used(record.tenant.id.as_str());
                     let _ = write!(
                         body,
                         "<tr><th scope=\"row\">{}</th><td class=\"n\">{}</td><td class=\"n\">{}</td>\
-                         <td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+                         <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{hours}</td>\
+                         <td class=\"n\">{peak}</td></tr>",
                         esc(&record.tenant.name),
                         per_tenant.get(record.tenant.id.as_str()).copied().unwrap_or(0),
                         limit(limits.max_meetings),

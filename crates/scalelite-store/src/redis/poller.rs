@@ -8,7 +8,7 @@ use redis::Value;
 use scalelite_core::TenantId;
 
 use super::{RedisStore, array, string};
-use crate::model::{PollResult, PollSave, PollSaved, Pruned, Transition};
+use crate::model::{PollResult, PollSave, PollSaved, Pruned, RoundNote, Transition};
 use crate::{Lease, LeaseStore, PollerStore, StoreError};
 
 #[async_trait]
@@ -108,6 +108,25 @@ impl LeaseStore for RedisStore {
             Value::Nil => None,
             other => Some(string(other)?),
         })
+    }
+
+    async fn note_round(&self, note: &RoundNote, ttl: Duration) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("SET")
+            .arg(format!("{}{}", self.prefix, crate::ROUND_NOTE))
+            .arg(note.to_json())
+            .arg("PX")
+            .arg(ttl.as_millis().max(1).to_string())
+            .query_async::<()>(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn last_round(&self) -> Result<Option<RoundNote>, StoreError> {
+        let mut conn = self.conn.clone();
+        let raw: Option<String> =
+            redis::cmd("GET").arg(format!("{}{}", self.prefix, crate::ROUND_NOTE)).query_async(&mut conn).await?;
+        Ok(raw.as_deref().and_then(RoundNote::from_json))
     }
 }
 

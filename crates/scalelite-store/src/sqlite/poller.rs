@@ -9,7 +9,7 @@ use sqlx::sqlite::SqliteConnection;
 
 use super::servers::ServerRow;
 use super::{SqliteStore, now_ms, sq};
-use crate::model::{PollSave, PollSaved, Pruned};
+use crate::model::{PollSave, PollSaved, Pruned, RoundNote};
 use crate::{Lease, LeaseStore, PollerStore, StoreError};
 
 #[async_trait]
@@ -110,6 +110,25 @@ impl LeaseStore for SqliteStore {
     async fn lease_holder(&self, name: &str) -> Result<Option<String>, StoreError> {
         let mut conn = self.readers.acquire().await.map_err(sq)?;
         lease_token(&mut conn, name, now_ms()).await.map_err(sq)
+    }
+
+    async fn note_round(&self, note: &RoundNote, ttl: Duration) -> Result<(), StoreError> {
+        let expires = now_ms().saturating_add(i64::try_from(ttl.as_millis().max(1)).unwrap_or(i64::MAX));
+        let mut tx = self.write().await?;
+        sqlx::query("INSERT OR REPLACE INTO leases (name, token, expires_at) VALUES (?1, ?2, ?3)")
+            .bind(crate::ROUND_NOTE)
+            .bind(note.to_json())
+            .bind(expires)
+            .execute(&mut *tx)
+            .await
+            .map_err(sq)?;
+        tx.commit().await.map_err(sq)
+    }
+
+    async fn last_round(&self) -> Result<Option<RoundNote>, StoreError> {
+        let mut conn = self.readers.acquire().await.map_err(sq)?;
+        let raw = lease_token(&mut conn, crate::ROUND_NOTE, now_ms()).await.map_err(sq)?;
+        Ok(raw.as_deref().and_then(RoundNote::from_json))
     }
 }
 
