@@ -37,6 +37,7 @@ mod poller;
 mod prune;
 mod reconnect;
 mod recording_contract;
+mod recording_upload;
 mod recordings_api;
 mod rehome;
 mod send_chat_message;

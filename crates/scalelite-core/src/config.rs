@@ -140,6 +140,10 @@ pub mod defaults {
     pub const DEFAULT_RECORDING_IMPORT_SETTLE_TIME: f64 = 2.0;
     /// `RECORDING_RETENTION_INTERVAL`, seconds.
     pub const DEFAULT_RECORDING_RETENTION_INTERVAL: f64 = 3600.0;
+    /// `RECORDING_UPLOAD_MAX_BYTES`: 20 GiB.
+    pub const DEFAULT_RECORDING_UPLOAD_MAX_BYTES: u64 = 20 * 1024 * 1024 * 1024;
+    /// `RECORDING_UPLOAD_WINDOW`, seconds.
+    pub const DEFAULT_RECORDING_UPLOAD_WINDOW: f64 = 300.0;
     /// `RECORDING_PLAYBACK_FORMATS`.
     pub const DEFAULT_RECORDING_PLAYBACK_FORMATS: &str = "presentation:video:screenshare:podcast:notes:capture";
     /// `PROTECTED_RECORDINGS_TOKEN_TIMEOUT`, minutes.
@@ -598,6 +602,15 @@ pub struct RecordingConfig {
     pub importer_metrics_bind: Option<SocketAddr>,
     /// `SECRET_KEY_BASE`: key of protected-recording cookies.
     pub secret_key_base: Option<Secret>,
+    /// `RECORDING_UPLOAD_ENABLED` (new; default false): BBB servers may
+    /// upload archives over HTTP(S) to `PUT /scalelite/upload/<name>.tar`.
+    pub upload_enabled: bool,
+    /// `RECORDING_UPLOAD_MAX_BYTES` (new; default 20 GiB): larger uploads
+    /// are refused before their body is read.
+    pub upload_max_bytes: u64,
+    /// `RECORDING_UPLOAD_WINDOW` (new; seconds, default 300): how far an
+    /// upload's timestamp may be from the balancer's clock.
+    pub upload_window: Duration,
 }
 
 impl Config {
@@ -715,7 +728,13 @@ impl Config {
                 ),
             },
             secret_key_base: r.string("SECRET_KEY_BASE").map(Secret::new),
+            upload_enabled: r.bool("RECORDING_UPLOAD_ENABLED", false),
+            upload_max_bytes: r.parse("RECORDING_UPLOAD_MAX_BYTES", DEFAULT_RECORDING_UPLOAD_MAX_BYTES),
+            upload_window: r.seconds("RECORDING_UPLOAD_WINDOW", DEFAULT_RECORDING_UPLOAD_WINDOW),
         };
+        if recordings.upload_window < Duration::from_secs(1) {
+            r.error("RECORDING_UPLOAD_WINDOW: must be at least 1 second".into());
+        }
         if recordings.retention_interval < Duration::from_secs(1) {
             r.error("RECORDING_RETENTION_INTERVAL: must be at least 1 second".into());
         }

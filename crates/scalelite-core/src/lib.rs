@@ -14,6 +14,7 @@ pub mod rehome;
 pub mod retention;
 pub mod selection;
 pub mod sign;
+pub mod upload;
 pub mod voice_bridge;
 pub mod xml;
 
