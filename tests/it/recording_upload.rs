@@ -278,7 +278,7 @@ async fn forged_stale_replayed_and_tampered_uploads_are_refused() {
     let retry = signed_headers(&name, "bbb-1", &secret, &body, now() + 3);
     let reply = put(&app, &name, &retry, body.clone()).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
-    assert_eq!(spool_entries(&app.dirs().spool()), [name.clone()]);
+    assert_eq!(spool_entries(&app.dirs().spool()), [name]);
     app.stop().await;
 }
 
