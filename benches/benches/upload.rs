@@ -101,7 +101,14 @@ fn upload(script: &Path, port: u16, archive: &Path, spool: &Path, api: ProcessSt
         if !line.contains("recording upload received") || !line.contains(&*name) {
             return None;
         }
-        line.split("\"duration_ms\":").nth(1)?.split([',', '}']).next()?.trim().parse::<f64>().ok().map(|ms| ms / 1000.0)
+        line.split("\"duration_ms\":")
+            .nth(1)?
+            .split([',', '}'])
+            .next()?
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .map(|ms| ms / 1000.0)
     });
     Upload { bytes, script_s, received_s, rss_before, rss_max: max.load(Ordering::Relaxed), hwm: api.peak_kib() }
 }
@@ -115,7 +122,13 @@ fn main() {
     let scratch = tempfile::Builder::new().prefix("upload-bench-").tempdir_in(target).expect("a scratch directory");
     let need = mb * MIB + 1024 * MIB;
     let free = free_bytes(scratch.path());
-    assert!(free >= need, "{} MiB free under {}, {} MiB needed: lower UPLOAD_MB", free / MIB, target.display(), need / MIB);
+    assert!(
+        free >= need,
+        "{} MiB free under {}, {} MiB needed: lower UPLOAD_MB",
+        free / MIB,
+        target.display(),
+        need / MIB
+    );
 
     let data = scratch.path().join("data");
     let spool = scratch.path().join("spool");
@@ -167,7 +180,9 @@ fn main() {
     let _ = api.kill();
     let _ = api.wait();
 
-    println!("| upload | script s (sha256sum + curl) | API receive s | MB/s (receive) | RSS before MiB | max RSS sampled MiB | VmHWM MiB |");
+    println!(
+        "| upload | script s (sha256sum + curl) | API receive s | MB/s (receive) | RSS before MiB | max RSS sampled MiB | VmHWM MiB |"
+    );
     println!("|---|---|---|---|---|---|---|");
     for (i, u) in results.iter().enumerate() {
         let label = if i == 0 { format!("{} MiB (warm-up)", u.bytes / MIB) } else { format!("{} MiB", u.bytes / MIB) };
