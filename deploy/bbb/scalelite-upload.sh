@@ -132,7 +132,7 @@ if [ -n "$record_id" ]; then
   fi
   mkdir -p "$work_dir"
   archive="$work_dir/$record_id.tar"
-  log "packing $(printf '%s' "$formats" | tr '\n' ' ')into $archive"
+  log "packing $(printf '%s' "$formats" | tr '\n' ' ') into $archive"
   # Format directories have no spaces (BBB names them); one per line.
   # shellcheck disable=SC2086
   (cd "$published_dir" && tar --create --file "$archive" $formats) || die "cannot pack $archive"

@@ -120,10 +120,11 @@ pub(crate) async fn upload(
     let secret = match server_secret(state.store.as_ref(), server).await {
         Ok(Some(secret)) => secret,
         Ok(None) => return refuse(StatusCode::UNAUTHORIZED, "unknown server"),
-        Err(error) => {
+        Err(Lookup::Store(error)) => {
             warn!(%error, "recording upload: cannot read the servers");
             return refuse(StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable");
         }
+        Err(Lookup::Busy) => return refuse(StatusCode::SERVICE_UNAVAILABLE, "busy: try again"),
     };
     let signed = Signed { name: &name, server, size, content_sha256: digest, timestamp };
     if !signed.verify(&secret, checksum) {
@@ -182,15 +183,28 @@ pub(crate) async fn upload(
     (StatusCode::CREATED, Json(json!({ "archive": name, "bytes": size, "status": "received" }))).into_response()
 }
 
-/// The secret of the server named by `X-Scalelite-Server`: an id, or an
-/// `http(s)://` API URL compared without trailing slashes.
-async fn server_secret(store: &dyn Store, server: &str) -> Result<Option<Secret>, scalelite_store::StoreError> {
+/// Server look-ups by URL in progress at once, per process: each reads
+/// every server, before the request is authenticated, so their number is
+/// bounded (more answer 503, which the upload script retries).
+static URL_LOOKUPS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
+/// Why a server's secret was not found.
+enum Lookup {
+    Store(scalelite_store::StoreError),
+    Busy,
+}
+
+/// The secret of the server named by `X-Scalelite-Server`: an id (one
+/// read), or an `http(s)://` API URL compared without trailing slashes (a
+/// read of every server, at most [`URL_LOOKUPS`] at once).
+async fn server_secret(store: &dyn Store, server: &str) -> Result<Option<Secret>, Lookup> {
     if server.starts_with("https://") || server.starts_with("http://") {
         let wanted = server.trim_end_matches('/');
-        let servers = store.servers().await?;
+        let _permit = URL_LOOKUPS.try_acquire().map_err(|_| Lookup::Busy)?;
+        let servers = store.servers().await.map_err(Lookup::Store)?;
         return Ok(servers.into_iter().find(|s| s.url.trim_end_matches('/') == wanted).map(|s| s.secret));
     }
-    Ok(store.server(&scalelite_core::ServerId::new(server)).await?.map(|s| s.secret))
+    Ok(store.server(&scalelite_core::ServerId::new(server)).await.map_err(Lookup::Store)?.map(|s| s.secret))
 }
 
 /// Why a body was not kept.
