@@ -9,8 +9,9 @@
 //! `RECORDING_DISABLED=true` keeps the in-process importer away from them.
 //! After a warm-up upload of 1 MiB, the API's resident set is read from
 //! `/proc` every 50 ms during each upload, and its `VmHWM` (reset before
-//! each upload) is read after; an upload of 64 MiB and one of the full size
-//! show whether memory grows with the archive.
+//! each upload) is read after; uploads of 64 MiB and of the full size, each
+//! repeated, show whether memory grows with the archive or with the number
+//! of uploads.
 //!
 //! Scratch files live under the target directory (on disk, not a tmpfs)
 //! and are removed at the end.
@@ -44,6 +45,16 @@ fn free_bytes(dir: &Path) -> u64 {
 /// A sparse file of `bytes` zeros.
 fn sparse(path: &Path, bytes: u64) {
     File::create(path).unwrap().set_len(bytes).unwrap();
+}
+
+/// The API process, killed when the bench ends or fails.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// What one upload cost.
@@ -120,6 +131,7 @@ fn main() {
     let binary = release_binary("scalelite-api");
     let target = binary.parent().and_then(Path::parent).expect("the target directory");
     let scratch = tempfile::Builder::new().prefix("upload-bench-").tempdir_in(target).expect("a scratch directory");
+    // One archive is in the spool at a time (removed after each upload).
     let need = mb * MIB + 1024 * MIB;
     let free = free_bytes(scratch.path());
     assert!(
@@ -136,7 +148,7 @@ fn main() {
     std::fs::create_dir_all(&outbox).unwrap();
     let port = free_port();
     let log = scratch.path().join("api.log");
-    let mut api = Command::new(&binary)
+    let api = Command::new(&binary)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("PORT", port.to_string())
@@ -148,11 +160,12 @@ fn main() {
         .env("RECORDING_DISABLED", "true")
         .env("LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
-        .stdout(File::create(&log).unwrap())
-        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(&log).unwrap())
         .spawn()
+        .map(KillOnDrop)
         .expect("start scalelite-api");
-    let stats = ProcessStats::of(api.id());
+    let stats = ProcessStats::of(api.0.id());
     let ready = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(ready.elapsed() < Duration::from_secs(30), "the API did not start:\n{}", log_tail(&log));
@@ -168,17 +181,18 @@ fn main() {
     let status = Command::new("sh").args(["-c", &register]).stdout(Stdio::null()).status().unwrap();
     assert!(status.success(), "addServer failed");
 
-    let sizes = [1, 64, mb];
+    // Repeated sizes show whether the resident set settles.
+    let sizes = [1, 64, 64, 64, mb, 64, mb];
     let mut results = Vec::new();
     for (i, size) in sizes.into_iter().enumerate() {
         let archive = outbox.join(format!("bench-{i}-{size}mib.tar"));
         sparse(&archive, size * MIB);
         results.push(upload(&script, port, &archive, &spool, stats, &log));
-        std::fs::remove_file(&archive).unwrap();
+        // The script removes an archive once the balancer confirmed it.
+        assert!(!archive.exists(), "the script keeps a confirmed archive");
     }
     let idle = stats.rss_kib();
-    let _ = api.kill();
-    let _ = api.wait();
+    drop(api);
 
     println!(
         "| upload | script s (sha256sum + curl) | API receive s | MB/s (receive) | RSS before MiB | max RSS sampled MiB | VmHWM MiB |"
