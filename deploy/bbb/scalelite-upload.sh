@@ -14,7 +14,7 @@
 # The archive is uncompressed `tar` with members <format>/<record_id>/...,
 # exactly what scalelite_post_publish.rb makes. It is kept until the
 # balancer answers 201 (received) or 200 (received before); transport
-# errors, timeouts and 5xx/408/429 answers are retried with a backoff
+# errors, timeouts and 5xx/408/409/429 answers are retried with a backoff
 # (UPLOAD_BACKOFF seconds, doubling up to 300, UPLOAD_ATTEMPTS times). A
 # refusal (another 4xx) ends the run: fix the cause and run it again with
 # the kept archive.
@@ -166,7 +166,9 @@ while :; do
       log "uploaded $name: HTTP $status $(head -c 300 "$reply")"
       break
       ;;
-    000 | 408 | 429 | 5??)
+    000 | 408 | 409 | 429 | 5??)
+      # 409: this signature was used already (two runs within one second);
+      # the next attempt is signed anew.
       log "attempt $attempt of $attempts failed: HTTP $status $(head -c 300 "$reply" 2>/dev/null || true)"
       ;;
     *)
