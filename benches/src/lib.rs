@@ -327,6 +327,24 @@ pub fn release_binary(package: &str) -> std::path::PathBuf {
         .expect("cargo build");
     assert!(status.success(), "building {package} failed");
     // `join` keeps an absolute CARGO_TARGET_DIR as it is.
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |dir| root.join(dir));
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| target_directory(&root), |dir| root.join(dir));
     target.join("release").join(package)
+}
+
+/// The target directory cargo uses for the workspace at `root` (what
+/// `cargo metadata` says, so a `build.target-dir` of `.cargo/config.toml`
+/// counts), else `<root>/target`.
+fn target_directory(root: &std::path::Path) -> std::path::PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    std::process::Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(root)
+        .output()
+        .ok()
+        .and_then(|output| {
+            let json = String::from_utf8(output.stdout).ok()?;
+            let rest = json.split("\"target_directory\":\"").nth(1)?;
+            Some(std::path::PathBuf::from(rest.split('"').next()?))
+        })
+        .unwrap_or_else(|| root.join("target"))
 }

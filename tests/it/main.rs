@@ -40,6 +40,7 @@ mod poller;
 mod prune;
 mod reconnect;
 mod recording_contract;
+mod recording_upload;
 mod recordings_api;
 mod rehome;
 mod s3;

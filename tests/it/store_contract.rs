@@ -17,7 +17,7 @@ use scalelite_store::{
     RedisStore, ServerState, ServerUpdate, SqliteStore, Store, StoreError, StoredCreate, Tenant, TenantSetting,
     TenantUpdate, Transition,
 };
-use scalelite_tests::{NS, TestRedis};
+use scalelite_tests::{NS, TestRedis, eventually_with};
 
 async fn redis_fixture() -> Fixture<dyn Store> {
     let redis = TestRedis::start().await;
@@ -47,7 +47,8 @@ contract!(
     rehoming_placements_keep_and_replace_the_create,
     short_lived_keys_round_trip,
     tenants_and_settings,
-    drains_are_kept_replaced_and_deleted]
+    drains_are_kept_replaced_and_deleted,
+    upload_marks_are_claimed_once_and_expire]
 );
 
 fn new_server(id: &str, tag: Option<&str>, multiplier: Option<&str>) -> NewServer {
@@ -674,6 +675,25 @@ async fn short_lived_keys_round_trip(store: Arc<dyn Store>) {
     let second = AnalyticsCallback { url: "https://b/analytics".into(), tenant_id: None };
     store.remember_analytics_callback(&m1, &second, Duration::from_secs(60)).await.unwrap();
     assert_eq!(store.analytics_callback("m1").await.unwrap(), Some(second));
+}
+
+async fn upload_marks_are_claimed_once_and_expire(store: Arc<dyn Store>) {
+    let hour = Duration::from_secs(3600);
+    assert!(!store.upload_mark_exists("nonce:abc").await.unwrap());
+    assert!(store.claim_upload_mark("nonce:abc", hour).await.unwrap());
+    assert!(!store.claim_upload_mark("nonce:abc", hour).await.unwrap(), "a mark is claimed once");
+    assert!(store.upload_mark_exists("nonce:abc").await.unwrap());
+    assert!(!store.upload_mark_exists("nonce:abd").await.unwrap());
+    // Concurrent claims of one mark: exactly one wins.
+    let claims = futures::future::join_all((0..8).map(|_| store.claim_upload_mark("nonce:race", hour))).await;
+    assert_eq!(claims.into_iter().filter(|c| *c.as_ref().unwrap()).count(), 1);
+    // An expired mark is gone and can be claimed again (TTLs are whole seconds).
+    assert!(store.claim_upload_mark("nonce:short", Duration::from_secs(1)).await.unwrap());
+    eventually_with(Duration::from_secs(5), "the mark expires", || async {
+        !store.upload_mark_exists("nonce:short").await.unwrap()
+    })
+    .await;
+    assert!(store.claim_upload_mark("nonce:short", hour).await.unwrap());
 }
 
 async fn tenants_and_settings(store: Arc<dyn Store>) {

@@ -22,6 +22,7 @@ mod response;
 mod serve;
 mod state;
 mod tenancy;
+mod upload;
 mod upstream;
 
 use std::future::Future;
@@ -39,8 +40,8 @@ pub use crate::outbound::Outbound;
 pub use crate::state::{AppState, DATABASE_POOL_SIZE, Shared};
 
 /// The routes: the BBB API ([`api::CALLS`]), the management API, playback,
-/// `/fsapi`, the health check, `/metrics` and the operator console (when
-/// enabled). Every path answers unknown
+/// `/fsapi`, recording uploads, the health check, `/metrics` and the operator
+/// console (when enabled). Every path answers unknown
 /// methods with `unsupportedRequest`; HEAD is served like GET.
 pub(crate) fn router(state: AppState) -> Router {
     use unsupported::unsupported as fallback;
@@ -50,6 +51,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(playback::routes(&state))
         .merge(console::routes(&state))
         .route("/fsapi", axum::routing::post(fsapi::fsapi).fallback(fallback))
+        .route(upload::ROUTE, axum::routing::put(upload::upload).fallback(fallback))
         .route("/health_check", get(health::health_check).fallback(fallback))
         .route("/livez", get(health::livez).fallback(fallback))
         .route("/readyz", get(health::readyz).fallback(fallback))
@@ -94,6 +96,10 @@ pub async fn run(
         tracing::info!(path = %state.config.console.path, "operator console enabled");
         tokio::spawn(console::sample(state.clone()))
     });
+    if state.config.recordings.upload_enabled {
+        let spool = state.config.recordings.spool_dir.clone();
+        tokio::task::spawn_blocking(move || upload::remove_stale_temp_files(&spool));
+    }
     // On a stop: readiness goes down first, and the listener stays open for
     // HTTP_SHUTDOWN_DELAY so load balancers stop sending before it closes.
     let shutdown = {

@@ -35,6 +35,7 @@ pub(crate) fn call_label(route: Option<&str>) -> &'static str {
         "/readyz" => "readyz",
         "/metrics" => "metrics",
         "/fsapi" => "fsapi",
+        crate::upload::ROUTE => "recording_upload",
         // Playback routes carry the record id: one label each, never the path.
         path if path.starts_with("/recording/{") => "playback",
         path if path.contains("/{record_id}") => "playback_resource",
@@ -208,6 +209,7 @@ mod tests {
             ("/readyz", "readyz"),
             ("/metrics", "metrics"),
             ("/fsapi", "fsapi"),
+            ("/scalelite/upload/{name}", "recording_upload"),
             ("/recording/{record_id}/{format}", "playback"),
             ("/presentation/{record_id}", "playback_resource"),
             ("/presentation/{record_id}/{*path}", "playback_resource"),

@@ -146,6 +146,10 @@ pub mod defaults {
     pub const DEFAULT_RECORDING_RETENTION_INTERVAL: f64 = 3600.0;
     /// `S3_PRESIGNED_URL_TTL`, seconds.
     pub const DEFAULT_S3_PRESIGNED_URL_TTL: f64 = 300.0;
+    /// `RECORDING_UPLOAD_MAX_BYTES`: 20 GiB.
+    pub const DEFAULT_RECORDING_UPLOAD_MAX_BYTES: u64 = 20 * 1024 * 1024 * 1024;
+    /// `RECORDING_UPLOAD_WINDOW`, seconds.
+    pub const DEFAULT_RECORDING_UPLOAD_WINDOW: f64 = 300.0;
     /// `RECORDING_PLAYBACK_FORMATS`.
     pub const DEFAULT_RECORDING_PLAYBACK_FORMATS: &str = "presentation:video:screenshare:podcast:notes:capture";
     /// `PROTECTED_RECORDINGS_TOKEN_TIMEOUT`, minutes.
@@ -658,6 +662,15 @@ pub struct RecordingConfig {
     /// `S3_RECORDING` and the bucket settings: recordings live in an
     /// S3-compatible bucket instead of the publish/unpublish trees.
     pub s3: Option<S3Config>,
+    /// `RECORDING_UPLOAD_ENABLED` (new; default false): BBB servers may
+    /// upload archives over HTTP(S) to `PUT /scalelite/upload/<name>.tar`.
+    pub upload_enabled: bool,
+    /// `RECORDING_UPLOAD_MAX_BYTES` (new; default 20 GiB): larger uploads
+    /// are refused before their body is read.
+    pub upload_max_bytes: u64,
+    /// `RECORDING_UPLOAD_WINDOW` (new; seconds, default 300): how far an
+    /// upload's timestamp may be from the balancer's clock.
+    pub upload_window: Duration,
 }
 
 /// Where recordings are stored when `S3_RECORDING` is on (Scalelite's
@@ -932,7 +945,13 @@ impl Config {
             },
             secret_key_base: r.string("SECRET_KEY_BASE").map(Secret::new),
             s3: s3_config(&mut r),
+            upload_enabled: r.bool("RECORDING_UPLOAD_ENABLED", false),
+            upload_max_bytes: r.parse("RECORDING_UPLOAD_MAX_BYTES", DEFAULT_RECORDING_UPLOAD_MAX_BYTES),
+            upload_window: r.seconds("RECORDING_UPLOAD_WINDOW", DEFAULT_RECORDING_UPLOAD_WINDOW),
         };
+        if recordings.upload_window < Duration::from_secs(1) {
+            r.error("RECORDING_UPLOAD_WINDOW: must be at least 1 second".into());
+        }
         if recordings.retention_interval < Duration::from_secs(1) {
             r.error("RECORDING_RETENTION_INTERVAL: must be at least 1 second".into());
         }

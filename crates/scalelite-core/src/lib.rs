@@ -16,6 +16,7 @@ pub mod retention;
 pub mod scope;
 pub mod selection;
 pub mod sign;
+pub mod upload;
 pub mod voice_bridge;
 pub mod xml;
 

@@ -233,6 +233,18 @@ pub trait KeyStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// The remembered analytics callback of a meeting.
     async fn analytics_callback(&self, meeting_id: &str) -> Result<Option<AnalyticsCallback>, StoreError>;
+
+    /// Marks `mark` (a recording upload's signature or its received
+    /// archive) for `ttl`: `true` when this call set it, `false` when it was
+    /// already set and not expired. Atomic across API replicas sharing the
+    /// store. Redis: `<ns>:recording_upload:<mark>` (`SET NX EX`, a key Ruby
+    /// Scalelite ignores); SQLite: a row of the `leases` table named
+    /// `recording_upload:<mark>`.
+    async fn claim_upload_mark(&self, mark: &str, ttl: Duration) -> Result<bool, StoreError>;
+
+    /// Whether `mark` is set and not expired (see
+    /// [`KeyStore::claim_upload_mark`]).
+    async fn upload_mark_exists(&self, mark: &str) -> Result<bool, StoreError>;
 }
 
 /// Drains with notice (`servers drain`): one record per server being (or

@@ -1,6 +1,6 @@
 //! Short-lived keys on Redis: `recording_ready:<meeting id>`,
-//! `protector_token_<token>` and `analytics_callback:<meeting id>`, each set
-//! with an expiry.
+//! `protector_token_<token>`, `analytics_callback:<meeting id>` and
+//! `recording_upload:<mark>`, each set with an expiry.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -86,6 +86,27 @@ impl KeyStore for RedisStore {
             .query_async::<()>(&mut conn)
             .await?;
         Ok(())
+    }
+
+    async fn claim_upload_mark(&self, mark: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let key = format!("{}recording_upload:{mark}", self.prefix);
+        let mut conn = self.conn.clone();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(&key)
+            .arg("1")
+            .arg("NX")
+            .arg("EX")
+            .arg(ttl.as_secs().max(1))
+            .query_async(&mut conn)
+            .await?;
+        Ok(set.is_some())
+    }
+
+    async fn upload_mark_exists(&self, mark: &str) -> Result<bool, StoreError> {
+        let key = format!("{}recording_upload:{mark}", self.prefix);
+        let mut conn = self.conn.clone();
+        let n: i64 = redis::cmd("EXISTS").arg(&key).query_async(&mut conn).await?;
+        Ok(n > 0)
     }
 
     async fn analytics_callback(&self, meeting_id: &str) -> Result<Option<AnalyticsCallback>, StoreError> {

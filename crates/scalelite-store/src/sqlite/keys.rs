@@ -1,6 +1,6 @@
 //! Short-lived keys on SQLite: the `recording_ready_urls`,
-//! `playback_tokens` and `analytics_callbacks` tables, each row with its
-//! `expires_at`.
+//! `playback_tokens` and `analytics_callbacks` tables, and the recording
+//! upload marks in `leases`, each row with its `expires_at`.
 
 use std::time::Duration;
 
@@ -84,6 +84,34 @@ impl KeyStore for SqliteStore {
         .await
         .map_err(sq)?;
         Ok(())
+    }
+
+    async fn claim_upload_mark(&self, mark: &str, ttl: Duration) -> Result<bool, StoreError> {
+        // The leases table holds named rows with an expiry, pruned with the
+        // other short-lived rows; an expired mark is taken over.
+        let now = now_ms();
+        let claimed = sqlx::query(
+            "INSERT INTO leases (name, token, expires_at) VALUES (?1, '', ?2) \
+             ON CONFLICT (name) DO UPDATE SET expires_at = excluded.expires_at WHERE leases.expires_at <= ?3",
+        )
+        .bind(format!("recording_upload:{mark}"))
+        .bind(expiry(now, ttl))
+        .bind(now)
+        .execute(&mut *self.writer().await?)
+        .await
+        .map_err(sq)?
+        .rows_affected();
+        Ok(claimed == 1)
+    }
+
+    async fn upload_mark_exists(&self, mark: &str) -> Result<bool, StoreError> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM leases WHERE name = ?1 AND expires_at > ?2")
+            .bind(format!("recording_upload:{mark}"))
+            .bind(now_ms())
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(sq)?;
+        Ok(found.is_some())
     }
 
     async fn analytics_callback(&self, meeting_id: &str) -> Result<Option<AnalyticsCallback>, StoreError> {
