@@ -398,3 +398,80 @@ async fn concurrent_uploads_of_one_name_leave_one_whole_archive() {
     assert_eq!(spool_entries(&app.dirs().spool()), [name]);
     app.stop().await;
 }
+
+/// Issue 17 end to end: a BBB server uploads over HTTPS into a balancer
+/// that keeps recordings in S3; the recording is listed within seconds,
+/// plays from the bucket through the balancer, and the retention rule
+/// removes it from the bucket.
+#[tokio::test]
+async fn an_uploaded_recording_plays_from_s3_and_is_pruned_by_retention() {
+    const BUCKET: &str = "uploaded-recordings";
+    let s3 = scalelite_tests::TestS3::start(BUCKET).await;
+    let mut extra: Vec<(&str, String)> = s3.env(BUCKET).into_iter().collect();
+    extra.push(("RECORDING_RETENTION_DAYS", "30".into()));
+    let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = upload_app(&extra).await;
+    let ca = TestCa::generate();
+    let bbb = tempfile::tempdir().unwrap();
+    let nginx = https_nginx(&app, &ca, bbb.path()).await;
+    let mut settings = Settings::from_config(&app.state.config);
+    settings.poll_interval = Duration::from_millis(500);
+    let importer = Importer::new(settings, app.recording_store(), Some(Arc::clone(app.store())));
+    let running = Running::start(&importer);
+
+    // A recording from 2020: older than the 30-day rule.
+    let meeting_id = "upload-s3-room";
+    let mut rec = RecordingArchive::new(meeting_id, "Aus dem Eimer").formats(&[Format::Presentation]).file(
+        Format::Presentation,
+        "slides/one.svg",
+        "<svg>one</svg>",
+    );
+    rec.start_ms = 1_600_000_000_000;
+    rec.end_ms = rec.start_ms + 60_000;
+    let published = bbb.path().join("published");
+    rec.write_published_tree(&published);
+    let env = [
+        ("SCALELITE_URL", format!("https://127.0.0.1:{}", nginx.port())),
+        ("BBB_SERVER", app.fleet.iter().next().unwrap().url()),
+        ("BBB_SECRET", app.fleet.iter().next().unwrap().secret()),
+        ("PUBLISHED_DIR", published.display().to_string()),
+        ("WORK_DIR", bbb.path().join("work").display().to_string()),
+        ("STATUS_DIR", bbb.path().join("status").display().to_string()),
+        ("UPLOAD_BACKOFF", "1".into()),
+        ("CURL_OPTS", format!("--cacert {}", ca.ca_file().display())),
+    ];
+    let (ok, output) = run_script(&env, &["-m", &rec.record_id]).await;
+    assert!(ok, "the upload failed:\n{output}\nnginx: {}", nginx.error_log());
+
+    eventually_with(Duration::from_secs(10), "getRecordings lists the uploaded recording", || async {
+        listed(&app, meeting_id).await == [rec.record_id.clone()]
+    })
+    .await;
+    // In the bucket (the database row commits first, the files follow
+    // within the import), and nowhere on the balancer's disk.
+    let key = format!("published/presentation/{}/slides/one.svg", rec.record_id);
+    eventually_with(Duration::from_secs(10), "the recording's files are in the bucket", || async {
+        s3.keys(BUCKET, "").await.contains(&key)
+    })
+    .await;
+    assert!(!app.dirs().published().join("presentation").join(&rec.record_id).exists());
+
+    // Played through the balancer: a redirect to a presigned URL of the bucket.
+    let file = format!("{}/presentation/{}/slides/one.svg", app.origin(), rec.record_id);
+    let redirect = http_request(Method::GET, &file, &[], Bytes::new(), Duration::from_secs(10)).await.unwrap();
+    assert_eq!(redirect.status, 307, "{}", redirect.body);
+    let presigned = redirect.location.expect("a presigned URL");
+    assert!(presigned.starts_with(&s3.endpoint()), "{presigned}");
+    let fetched = http_request(Method::GET, &presigned, &[], Bytes::new(), Duration::from_secs(10)).await.unwrap();
+    assert_eq!((fetched.status, fetched.body.as_str()), (200, "<svg>one</svg>"));
+
+    // The retention rule deletes it: gone from the bucket and the listing.
+    running.stop().await;
+    let report = importer.apply_retention().await.unwrap().expect("a retention rule");
+    assert_eq!(report.deleted, 1, "{report:?}");
+    assert_eq!(s3.keys(BUCKET, "").await, Vec::<String>::new());
+    let reply =
+        app.client().get("getRecordings", &[("meetingID", meeting_id), ("state", "published,unpublished")]).await;
+    assert!(reply.is_success() && !reply.body.contains(&rec.record_id), "{}", reply.body);
+    app.stop().await;
+}
