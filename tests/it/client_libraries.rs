@@ -11,7 +11,6 @@
 //! needs pypi.org.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -28,68 +27,20 @@ fn clients_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("clients")
 }
 
-/// `target/client-libraries/` next to `target/<profile>/deps/<this test>`.
-fn cache_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let target = exe.ancestors().nth(3).expect("the test binary lives in target/<profile>/deps");
-    target.join("client-libraries")
-}
-
-/// Runs `command`, panicking with `what` and its output when it fails.
-fn run(command: &mut Command, what: &str) {
-    let output = command.output().unwrap_or_else(|error| panic!("{what}: {error}"));
-    assert!(
-        output.status.success(),
-        "{what}\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 /// The Python interpreter of a virtualenv holding the pinned library,
-/// created on first use. Concurrent runs (other worktrees share the target
-/// directory) each build in a private directory and rename it into place;
-/// the loser discards its copy.
+/// created on first use (`target/client-libraries/`).
 fn python_with_library() -> PathBuf {
-    let cache = cache_dir();
-    let venv = cache.join(PYTHON_LIBRARY);
-    let python = venv.join("bin/python");
-    if python.exists() {
-        // A cached venv outlives the interpreter it links to (an upgraded
-        // Debian python3): rebuilt when it no longer imports the library.
-        let usable = Command::new(&python)
-            .args(["-c", "import bigbluebutton_api_python"])
-            .output()
-            .is_ok_and(|output| output.status.success());
-        if usable {
-            return python;
-        }
-        let _ = std::fs::remove_dir_all(&venv);
-    }
-    std::fs::create_dir_all(&cache).unwrap();
-    let building = tempfile::Builder::new().prefix(".building-").tempdir_in(&cache).unwrap();
-    let staged = building.path().join("venv");
-    run(
-        Command::new("python3").args(["-m", "venv"]).arg(&staged),
-        "python3 -m venv failed: the Debian packages python3 and python3-venv are needed \
-         (apt-get install python3 python3-venv; scripts/test installs them)",
-    );
-    run(
-        Command::new(staged.join("bin/python"))
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input"])
-            .args(["--timeout", "30", "--retries", "2", "--require-hashes", "--only-binary", ":all:", "-r"])
-            .arg(clients_dir().join("python/requirements.txt")),
-        "pip could not install bigbluebutton_api_python==0.0.11 and jxmlease==1.0.3 from PyPI \
-         (https://pypi.org must be reachable the first time; the virtualenv is then cached in \
-         target/client-libraries/)",
-    );
-    // A venv finds its packages from where its interpreter is called, so it
-    // can move; a rename onto an existing directory fails, and then another
-    // run finished first.
-    if std::fs::rename(&staged, &venv).is_err() {
-        assert!(python.exists(), "could not move {} to {}", staged.display(), venv.display());
-    }
-    python
+    let requirements = clients_dir().join("python/requirements.txt");
+    scalelite_tests::pypi::python(&scalelite_tests::pypi::PinnedVenv {
+        cache: "client-libraries",
+        name: PYTHON_LIBRARY,
+        check: "import bigbluebutton_api_python",
+        pip_options: &["--require-hashes", "--only-binary", ":all:"],
+        requirements: &requirements,
+        failure: "pip could not install bigbluebutton_api_python==0.0.11 and jxmlease==1.0.3 from PyPI \
+                  (https://pypi.org must be reachable the first time; the virtualenv is then cached in \
+                  target/client-libraries/)",
+    })
 }
 
 #[tokio::test]

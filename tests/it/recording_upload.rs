@@ -107,6 +107,34 @@ async fn https_nginx(app: &TestApp, ca: &TestCa, player_root: &Path) -> TestNgin
     .await
 }
 
+/// An importer of `app`'s spool polling every 500 ms, running until the
+/// returned [`Running`] is stopped or dropped.
+fn polling_importer(app: &TestApp) -> (Importer, Running) {
+    let mut settings = Settings::from_config(&app.state.config);
+    settings.poll_interval = Duration::from_millis(500);
+    let importer = Importer::new(settings, app.recording_store(), Some(Arc::clone(app.store())));
+    let running = Running::start(&importer);
+    (importer, running)
+}
+
+/// The environment of the BBB-side script on a server whose recordings are
+/// under `bbb` (`published/`, `work/`, `status/`), naming itself by its API
+/// URL as bbb-register.sh does, uploading through `nginx` with `ca`'s
+/// certificate.
+fn https_script_env(app: &TestApp, nginx: &TestNginx, ca: &TestCa, bbb: &Path) -> Vec<(&'static str, String)> {
+    let server = app.fleet.iter().next().unwrap();
+    vec![
+        ("SCALELITE_URL", format!("https://127.0.0.1:{}", nginx.port())),
+        ("BBB_SERVER", server.url()),
+        ("BBB_SECRET", server.secret()),
+        ("PUBLISHED_DIR", bbb.join("published").display().to_string()),
+        ("WORK_DIR", bbb.join("work").display().to_string()),
+        ("STATUS_DIR", bbb.join("status").display().to_string()),
+        ("UPLOAD_BACKOFF", "1".into()),
+        ("CURL_OPTS", format!("--cacert {}", ca.ca_file().display())),
+    ]
+}
+
 /// Runs the BBB-side script with `args`; its exit status and output.
 async fn run_script(env: &[(&str, String)], args: &[&str]) -> (bool, String) {
     let output = tokio::process::Command::new("sh")
@@ -139,10 +167,7 @@ async fn a_bbb_server_uploads_over_https_and_the_recording_is_listed() {
     let ca = TestCa::generate();
     let bbb = tempfile::tempdir().unwrap();
     let nginx = https_nginx(&app, &ca, bbb.path()).await;
-    let mut settings = Settings::from_config(&app.state.config);
-    settings.poll_interval = Duration::from_millis(500);
-    let importer = Importer::new(settings, app.recording_store(), Some(Arc::clone(app.store())));
-    let _running = Running::start(&importer);
+    let (_importer, _running) = polling_importer(&app);
 
     // What BBB leaves after publishing: the formats' directories.
     let meeting_id = "upload-room-1";
@@ -153,16 +178,7 @@ async fn a_bbb_server_uploads_over_https_and_the_recording_is_listed() {
     let work = bbb.path().join("work");
     let status = bbb.path().join("status");
     // The server names itself by its API URL, as bbb-register.sh does.
-    let env = [
-        ("SCALELITE_URL", format!("https://127.0.0.1:{}", nginx.port())),
-        ("BBB_SERVER", app.fleet.iter().next().unwrap().url()),
-        ("BBB_SECRET", app.fleet.iter().next().unwrap().secret()),
-        ("PUBLISHED_DIR", published.display().to_string()),
-        ("WORK_DIR", work.display().to_string()),
-        ("STATUS_DIR", status.display().to_string()),
-        ("UPLOAD_BACKOFF", "1".into()),
-        ("CURL_OPTS", format!("--cacert {}", ca.ca_file().display())),
-    ];
+    let env = https_script_env(&app, &nginx, &ca, bbb.path());
     let (ok, output) = run_script(&env, &["-m", &rec.record_id]).await;
     assert!(ok, "the upload failed:\n{output}\nnginx: {}", nginx.error_log());
     assert!(output.contains("HTTP 201"), "{output}");
@@ -414,10 +430,7 @@ async fn an_uploaded_recording_plays_from_s3_and_is_pruned_by_retention() {
     let ca = TestCa::generate();
     let bbb = tempfile::tempdir().unwrap();
     let nginx = https_nginx(&app, &ca, bbb.path()).await;
-    let mut settings = Settings::from_config(&app.state.config);
-    settings.poll_interval = Duration::from_millis(500);
-    let importer = Importer::new(settings, app.recording_store(), Some(Arc::clone(app.store())));
-    let running = Running::start(&importer);
+    let (importer, running) = polling_importer(&app);
 
     // A recording from 2020: older than the 30-day rule.
     let meeting_id = "upload-s3-room";
@@ -430,16 +443,7 @@ async fn an_uploaded_recording_plays_from_s3_and_is_pruned_by_retention() {
     rec.end_ms = rec.start_ms + 60_000;
     let published = bbb.path().join("published");
     rec.write_published_tree(&published);
-    let env = [
-        ("SCALELITE_URL", format!("https://127.0.0.1:{}", nginx.port())),
-        ("BBB_SERVER", app.fleet.iter().next().unwrap().url()),
-        ("BBB_SECRET", app.fleet.iter().next().unwrap().secret()),
-        ("PUBLISHED_DIR", published.display().to_string()),
-        ("WORK_DIR", bbb.path().join("work").display().to_string()),
-        ("STATUS_DIR", bbb.path().join("status").display().to_string()),
-        ("UPLOAD_BACKOFF", "1".into()),
-        ("CURL_OPTS", format!("--cacert {}", ca.ca_file().display())),
-    ];
+    let env = https_script_env(&app, &nginx, &ca, bbb.path());
     let (ok, output) = run_script(&env, &["-m", &rec.record_id]).await;
     assert!(ok, "the upload failed:\n{output}\nnginx: {}", nginx.error_log());
 

@@ -38,6 +38,7 @@ pub mod client;
 pub mod fake_bbb;
 pub mod nginx;
 pub mod postgres;
+pub mod pypi;
 pub mod receiver;
 pub mod recording_dirs;
 pub mod redis;

@@ -36,57 +36,20 @@ pub struct TestS3 {
     port: u16,
 }
 
-fn run(command: &mut Command, what: &str) {
-    let output = command.output().unwrap_or_else(|error| panic!("{what}: {error}"));
-    assert!(
-        output.status.success(),
-        "{what}\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 /// The Python interpreter of a virtualenv holding moto, created on first
-/// use (each run builds privately and renames into place; the loser of a
-/// race discards its copy).
+/// use (`target/s3-server/`).
 fn python_with_moto() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let target = exe.ancestors().nth(3).expect("the test binary lives in target/<profile>/deps");
-    let cache = target.join("s3-server");
-    let venv = cache.join(MOTO);
-    let python = venv.join("bin/python");
-    if python.exists() {
-        let usable = Command::new(&python)
-            .args(["-c", "import moto.server, flask"])
-            .output()
-            .is_ok_and(|output| output.status.success());
-        if usable {
-            return python;
-        }
-        let _ = std::fs::remove_dir_all(&venv);
-    }
-    std::fs::create_dir_all(&cache).unwrap();
-    let building = tempfile::Builder::new().prefix(".building-").tempdir_in(&cache).unwrap();
-    let staged = building.path().join("venv");
-    run(
-        Command::new("python3").args(["-m", "venv"]).arg(&staged),
-        "python3 -m venv failed: the Debian packages python3 and python3-venv are needed \
-         (apt-get install python3 python3-venv; scripts/test installs them)",
-    );
     let requirements = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("s3/requirements.txt");
-    run(
-        Command::new(staged.join("bin/python"))
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input"])
-            .args(["--timeout", "30", "--retries", "2", "-r"])
-            .arg(&requirements),
-        "pip could not install the PyPI package moto[server]==5.2.6 (the local S3 server of the S3 \
-         recording tests; https://pypi.org must be reachable the first time, the virtualenv is then \
-         cached in target/s3-server/)",
-    );
-    if std::fs::rename(&staged, &venv).is_err() {
-        assert!(python.exists(), "could not move {} to {}", staged.display(), venv.display());
-    }
-    python
+    crate::pypi::python(&crate::pypi::PinnedVenv {
+        cache: "s3-server",
+        name: MOTO,
+        check: "import moto.server, flask",
+        pip_options: &[],
+        requirements: &requirements,
+        failure: "pip could not install the PyPI package moto[server]==5.2.6 (the local S3 server of the S3 \
+                  recording tests; https://pypi.org must be reachable the first time, the virtualenv is then \
+                  cached in target/s3-server/)",
+    })
 }
 
 impl TestS3 {
