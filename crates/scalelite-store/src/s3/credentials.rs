@@ -74,7 +74,11 @@ impl Provider {
                 };
                 (None, Some(Current { credentials: Arc::new(credentials), expires: None }))
             }
-            S3Credentials::Role(role) => (Some(role.clone()), None),
+            S3Credentials::Role(role) => {
+                let (what, url) = describe(role);
+                info!(source = what, url, "S3 credentials: a role's, fetched on first use");
+                (Some(role.clone()), None)
+            }
         };
         Self {
             source,
@@ -94,7 +98,16 @@ impl Provider {
         if let Some(fresh) = before.current.as_ref().filter(|c| !stale(c, REFRESH_MARGIN)) {
             return Ok(Arc::clone(&fresh.credentials));
         }
-        let _fetching = self.fetching.lock().await;
+        let valid = before.current.as_ref().filter(|c| !stale(c, Duration::ZERO));
+        let _fetching = match self.fetching.try_lock() {
+            Ok(guard) => guard,
+            // Another request is refreshing credentials that still work:
+            // no need to wait for it.
+            Err(_) if valid.is_some() => {
+                return valid.map(|c| Arc::clone(&c.credentials)).ok_or_else(|| "no credentials".to_owned());
+            }
+            Err(_) => self.fetching.lock().await,
+        };
         let now = self.snapshot();
         if now.generation != before.generation {
             // Another request fetched while this one waited: its outcome.
@@ -159,13 +172,20 @@ fn stale(current: &Current, margin: Duration) -> bool {
     Timestamp::now().checked_add(margin).map_or(true, |soon| soon >= expires)
 }
 
-/// Which service credentials come from, and its URL.
+/// Which service credentials come from, and its URL (the container
+/// endpoint's path is left out: ECS's is specific to the task).
 fn describe(source: &RoleCredentials) -> (&'static str, &str) {
     match (&source.container_url, &source.imds_endpoint) {
-        (Some(url), _) => ("container credentials endpoint", url),
+        (Some(url), _) => ("container credentials endpoint", origin_of(url)),
         (None, Some(endpoint)) => ("EC2 instance metadata service", endpoint),
         (None, None) => ("none", ""),
     }
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin_of(url: &str) -> &str {
+    let origin_end = url.find("://").map_or(0, |i| i + 3);
+    url[origin_end..].find(['/', '?', '#']).map_or(url, |i| &url[..origin_end + i])
 }
 
 /// Fetches the role's credentials.
@@ -233,7 +253,10 @@ async fn request(client: &HttpsClient, method: Method, url: &str, headers: &[(&s
     }
     // The URL is from the configuration; a bad header value (a token with
     // a newline) is reported without the value.
-    let request = builder.body(Full::new(Bytes::new())).map_err(|_| format!("{url}: invalid request"))?;
+    // Errors name the service (and IMDS's well-known paths), not the
+    // container endpoint's task-specific path.
+    let shown = if url.contains("/latest/") { url } else { origin_of(url) };
+    let request = builder.body(Full::new(Bytes::new())).map_err(|_| format!("{shown}: invalid request"))?;
     let outcome = tokio::time::timeout(REQUEST_TIMEOUT, async {
         let response = client.request(request).await.map_err(|e| e.to_string())?;
         let status = response.status();
@@ -243,11 +266,11 @@ async fn request(client: &HttpsClient, method: Method, url: &str, headers: &[(&s
     })
     .await;
     match outcome {
-        Err(_) => Err(format!("{url}: no answer within {REQUEST_TIMEOUT:?}")),
-        Ok(Err(e)) => Err(format!("{url}: {e}")),
+        Err(_) => Err(format!("{shown}: no answer within {REQUEST_TIMEOUT:?}")),
+        Ok(Err(e)) => Err(format!("{shown}: {e}")),
         Ok(Ok((status, body))) if status.is_success() => Ok(body),
         // The body of an error may echo what was sent: only the status.
-        Ok(Ok((status, _))) => Err(format!("{url}: HTTP {}", status.as_u16())),
+        Ok(Ok((status, _))) => Err(format!("{shown}: HTTP {}", status.as_u16())),
     }
 }
 
@@ -343,6 +366,13 @@ mod tests {
                 parse_credentials(answer).err().unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(answer)));
             assert!(!error.contains("very") && error.len() < 200, "{error}");
         }
+    }
+
+    #[test]
+    fn origins_leave_paths_out() {
+        assert_eq!(origin_of("http://169.254.170.2/v2/credentials/abc"), "http://169.254.170.2");
+        assert_eq!(origin_of("https://h.example:8443?x"), "https://h.example:8443");
+        assert_eq!(origin_of("http://[fd00:ec2::23]"), "http://[fd00:ec2::23]");
     }
 
     #[test]
