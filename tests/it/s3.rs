@@ -271,7 +271,7 @@ async fn big_files_go_up_in_parts_and_move_server_side() {
         ]
     );
     // The presigned URL serves the whole file.
-    let url = storage.presigned_get("published/video/r-1/video/webcams.webm", "video");
+    let url = storage.presigned_get("published/video/r-1/video/webcams.webm", "video").await.unwrap();
     let fetched = send(&url, &[]).await;
     assert_eq!(fetched.status, 200);
     assert_eq!(fetched.header("content-length"), Some(size.to_string().as_str()));
@@ -335,4 +335,165 @@ async fn scalelite_admin_prune_measures_unpublishes_and_deletes_in_the_bucket() 
     assert_eq!(json["deleted"].as_u64(), Some(1), "{json}");
     assert_eq!(s3.keys(BUCKET, "").await, Vec::<String>::new());
     assert!(listed(&app, "prune-room", "published,unpublished").await.is_empty());
+}
+
+/// A balancer on the bucket with credentials from a role (no key pair).
+async fn app_with_role(s3: &TestS3, extra: &[(&str, String)]) -> TestApp {
+    let mut builder = TestApp::builder().servers(1).recordings();
+    for (name, value) in s3.role_env(BUCKET).into_iter().chain(extra.iter().cloned()) {
+        builder = builder.env(name, value);
+    }
+    builder.start().await
+}
+
+/// Imports one recording and follows a playback redirect to the bucket;
+/// the presigned URL.
+async fn import_and_play(app: &TestApp, s3: &TestS3, meeting_id: &str) -> String {
+    let rec = RecordingArchive::new(meeting_id, "Role");
+    rec.drop_into(&app.dirs().spool());
+    let report = importer(app).import_pending_once().await.unwrap();
+    assert!(matches!(report.outcomes[..], [ArchiveOutcome::Imported(_)]), "{report:?}");
+    assert_eq!(s3.keys(BUCKET, "").await, keys_of(&rec, "published/"));
+    let redirect = send(&format!("{}/presentation/{}/metadata.xml", app.origin(), rec.record_id), &[]).await;
+    assert_eq!(redirect.status, 307, "{}", redirect.body);
+    let presigned = redirect.location.expect("a presigned URL");
+    let fetched = send(&presigned, &[]).await;
+    assert_eq!(fetched.status, 200, "{presigned}: {}", fetched.body);
+    assert!(fetched.body.contains("<recording>"), "{}", fetched.body);
+    presigned
+}
+
+#[tokio::test]
+async fn an_ecs_task_role_signs_imports_and_playback_and_is_refreshed_before_it_expires() {
+    use scalelite_tests::FakeMetadata;
+    let s3 = TestS3::start(BUCKET).await;
+    // The importer's credentials last an hour; the balancer's first ones
+    // expire within the refresh margin, its next ones in an hour.
+    let metadata = FakeMetadata::start(&[3600, 60, 3600]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{}\n", FakeMetadata::ECS_AUTH)).unwrap();
+    let app = app_with_role(
+        &s3,
+        &[
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", metadata.url("/ecs/v2/credentials/task-1")),
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", token_file.display().to_string()),
+            // The container endpoint comes first: IMDS is never asked.
+            ("AWS_EC2_METADATA_SERVICE_ENDPOINT", metadata.url("")),
+        ],
+    )
+    .await;
+    // Nothing is fetched before a request needs it.
+    assert_eq!(metadata.issued(), 0);
+
+    // The importer fetches once for all its requests.
+    let presigned = import_and_play(&app, &s3, "ecs-room").await;
+    assert!(
+        presigned.contains("X-Amz-Security-Token=fake-session-token-2")
+            && presigned.contains("X-Amz-Credential=ASIAFAKE2%2F"),
+        "{presigned}"
+    );
+    assert_eq!(metadata.issued(), 2, "one fetch by the importer, one by the balancer");
+    // The balancer's credentials are about to expire: the next playback
+    // request fetches new ones and signs with them; later ones reuse them.
+    let record_id = s3.keys(BUCKET, "published/presentation/").await[0].split('/').nth(2).unwrap().to_owned();
+    let url = format!("{}/presentation/{record_id}/metadata.xml", app.origin());
+    let refreshed = send(&url, &[]).await.location.expect("a presigned URL");
+    metadata.await_issued(3).await;
+    assert!(refreshed.contains("X-Amz-Security-Token=fake-session-token-3"), "{refreshed}");
+    assert_eq!(send(&refreshed, &[]).await.status, 200);
+    let again = send(&url, &[]).await.location.expect("a presigned URL");
+    assert!(again.contains("X-Amz-Security-Token=fake-session-token-3"), "{again}");
+    assert_eq!(metadata.issued(), 3);
+    let requests = metadata.requests();
+    assert!(
+        requests.iter().all(|r| r.method == "GET"
+            && r.path == "/ecs/v2/credentials/task-1"
+            && r.header("authorization") == Some(FakeMetadata::ECS_AUTH)),
+        "{requests:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_instance_profile_is_asked_with_imdsv2() {
+    use scalelite_tests::FakeMetadata;
+    let s3 = TestS3::start(BUCKET).await;
+    let metadata = FakeMetadata::start(&[3600]).await;
+    let app = app_with_role(&s3, &[("AWS_EC2_METADATA_SERVICE_ENDPOINT", metadata.url("/"))]).await;
+
+    let presigned = import_and_play(&app, &s3, "imds-room").await;
+    // The importer fetched first (credentials 1), then the balancer.
+    assert!(presigned.contains("X-Amz-Security-Token=fake-session-token-2"), "{presigned}");
+    // The importer and the balancer each went through IMDSv2 once.
+    let requests = metadata.requests();
+    let summary: Vec<(&str, &str)> = requests.iter().map(|r| (r.method.as_str(), r.path.as_str())).collect();
+    let flow = [
+        ("PUT", "/latest/api/token"),
+        ("GET", "/latest/meta-data/iam/security-credentials/"),
+        ("GET", "/latest/meta-data/iam/security-credentials/scalelite-role"),
+    ];
+    assert_eq!(summary, [flow, flow].concat(), "{requests:?}");
+    assert_eq!(metadata.issued(), 2);
+    for request in &requests {
+        if request.method == "PUT" {
+            assert!(request.header("x-aws-ec2-metadata-token-ttl-seconds").is_some(), "{request:?}");
+        } else {
+            assert_eq!(request.header("x-aws-ec2-metadata-token"), Some(FakeMetadata::IMDS_TOKEN), "{request:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_failing_metadata_service_postpones_imports_and_playback_until_it_answers() {
+    use scalelite_tests::FakeMetadata;
+    let s3 = TestS3::start(BUCKET).await;
+    let metadata = FakeMetadata::start(&[3600]).await;
+    metadata.fail_next(&[500]);
+    let app = app_with_role(
+        &s3,
+        &[
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", metadata.url("/ecs/creds")),
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN", FakeMetadata::ECS_AUTH.to_owned()),
+        ],
+    )
+    .await;
+    let rec = RecordingArchive::new("later-room", "Later");
+    let archive = rec.drop_into(&app.dirs().spool());
+    let importer = importer(&app);
+    // No credentials: the archive waits in the spool, nothing is lost.
+    let report = importer.import_pending_once().await.unwrap();
+    assert!(
+        matches!(&report.outcomes[..], [ArchiveOutcome::Deferred { reason, .. }] if reason.contains("credentials")),
+        "{report:?}"
+    );
+    assert!(archive.exists());
+    // The next attempt fetches again and imports.
+    let report = importer.import_pending_once().await.unwrap();
+    assert!(matches!(report.outcomes[..], [ArchiveOutcome::Imported(_)]), "{report:?}");
+    assert_eq!(s3.keys(BUCKET, "").await, keys_of(&rec, "published/"));
+    // The balancer's first playback request meets a failure (503, never a
+    // URL without credentials); the next one plays.
+    metadata.fail_next(&[500]);
+    let url = format!("{}/presentation/{}/metadata.xml", app.origin(), rec.record_id);
+    assert_eq!(send(&url, &[]).await.status, 503);
+    let redirect = send(&url, &[]).await;
+    assert_eq!(redirect.status, 307, "{}", redirect.body);
+    assert!(redirect.location.unwrap().contains("X-Amz-Security-Token=fake-session-token-"));
+}
+
+#[tokio::test]
+async fn static_keys_take_precedence_over_a_role() {
+    use scalelite_tests::FakeMetadata;
+    let s3 = TestS3::start(BUCKET).await;
+    let metadata = FakeMetadata::start(&[3600]).await;
+    let role = [
+        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", metadata.url("/ecs/creds")),
+        ("AWS_EC2_METADATA_SERVICE_ENDPOINT", metadata.url("")),
+    ];
+    let role: Vec<(&str, &str)> = role.iter().map(|(name, value)| (*name, value.as_str())).collect();
+    let app = app_on(&s3, &role).await;
+    let presigned = import_and_play(&app, &s3, "static-room").await;
+    assert!(presigned.contains("X-Amz-Credential=AKIATESTSCALELITE%2F"), "{presigned}");
+    assert!(!presigned.contains("X-Amz-Security-Token"), "{presigned}");
+    assert!(metadata.requests().is_empty(), "{:?}", metadata.requests());
 }

@@ -121,6 +121,14 @@ impl TestS3 {
         ]
     }
 
+    /// [`TestS3::env`] without a key pair: credentials then come from a
+    /// role (see [`FakeMetadata`]).
+    pub fn role_env(&self, bucket: &str) -> Vec<(&'static str, String)> {
+        let mut env = self.env(bucket);
+        env.retain(|(name, _)| *name != "AWS_ACCESS_KEY_ID" && *name != "AWS_SECRET_ACCESS_KEY");
+        env
+    }
+
     async fn request(&self, method: Method, path: &str, body: Bytes) -> (u16, String) {
         let url = format!("{}{path}", self.endpoint());
         let reply = http_request(method, &url, &[("authorization", UNCHECKED_AUTH)], body, Duration::from_secs(10))
@@ -166,5 +174,202 @@ impl Drop for TestS3 {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A request [`FakeMetadata`] got.
+#[derive(Clone, Debug)]
+pub struct MetadataRequest {
+    /// `GET`, `PUT`.
+    pub method: String,
+    /// The path.
+    pub path: String,
+    /// All headers.
+    pub headers: http::HeaderMap,
+}
+
+impl MetadataRequest {
+    /// A header's value as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+#[derive(Debug, Default)]
+struct MetadataScript {
+    /// Credentials handed out so far.
+    issued: u32,
+    /// Seconds until each answer's `Expiration`, in order (the last one
+    /// repeats; 3600 when empty).
+    expirations: Vec<i64>,
+    /// Statuses to fail credentials requests with first.
+    failures: Vec<u16>,
+}
+
+/// A fake of the metadata services role credentials come from, on
+/// `127.0.0.1`: the ECS container endpoint (`GET /ecs/<anything>`, the
+/// `Authorization` header checked against [`FakeMetadata::ECS_AUTH`]) and
+/// EC2's `IMDSv2` (`PUT /latest/api/token`, then
+/// `/latest/meta-data/iam/security-credentials/[<role>]` with the session
+/// token). The n-th credentials handed out are `ASIAFAKE<n>`,
+/// `fake-secret-<n>` and `fake-session-token-<n>`. Every request is
+/// recorded.
+#[derive(Debug)]
+pub struct FakeMetadata {
+    addr: std::net::SocketAddr,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<MetadataRequest>>>,
+    script: std::sync::Arc<std::sync::Mutex<MetadataScript>>,
+    issued: tokio::sync::watch::Receiver<u32>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeMetadata {
+    /// The container endpoint's expected `Authorization` header.
+    pub const ECS_AUTH: &'static str = "Bearer fake-ecs-authorization";
+    /// The `IMDSv2` session token handed out.
+    pub const IMDS_TOKEN: &'static str = "fake-imds-session-token";
+    /// The instance profile's role.
+    pub const ROLE: &'static str = "scalelite-role";
+
+    /// Starts the fake; `expirations` as in its script (seconds from now).
+    pub async fn start(expirations: &[i64]) -> Self {
+        use http_body_util::{BodyExt as _, Full};
+        use hyper::service::service_fn;
+        use std::sync::{Arc, Mutex};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let script =
+            Arc::new(Mutex::new(MetadataScript { expirations: expirations.to_vec(), ..MetadataScript::default() }));
+        let (issued_tx, issued) = tokio::sync::watch::channel(0u32);
+        let issued_tx = Arc::new(issued_tx);
+        let (log, shared) = (Arc::clone(&requests), Arc::clone(&script));
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let (log, shared, issued_tx) = (Arc::clone(&log), Arc::clone(&shared), Arc::clone(&issued_tx));
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (log, shared, issued_tx) = (Arc::clone(&log), Arc::clone(&shared), Arc::clone(&issued_tx));
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let _ = body.collect().await;
+                            let request = MetadataRequest {
+                                method: parts.method.to_string(),
+                                path: parts.uri.path().to_owned(),
+                                headers: parts.headers,
+                            };
+                            log.lock().unwrap().push(request.clone());
+                            let (status, body) = answer(&request, &shared, &issued_tx);
+                            let response =
+                                hyper::Response::builder().status(status).body(Full::new(Bytes::from(body))).unwrap();
+                            Ok::<_, std::convert::Infallible>(response)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self { addr, requests, script, issued, task }
+    }
+
+    /// `http://127.0.0.1:P<path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<MetadataRequest> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// How many credentials were handed out.
+    pub fn issued(&self) -> u32 {
+        *self.issued.borrow()
+    }
+
+    /// Waits until `n` credentials were handed out (panics after 30 s).
+    pub async fn await_issued(&self, n: u32) {
+        let mut issued = self.issued.clone();
+        tokio::time::timeout(Duration::from_secs(30), issued.wait_for(|count| *count >= n))
+            .await
+            .unwrap_or_else(|_| panic!("{n} credentials handed out: {} so far", self.issued()))
+            .expect("the fake is running");
+    }
+
+    /// Fails the next credentials requests with these statuses.
+    pub fn fail_next(&self, statuses: &[u16]) {
+        self.script.lock().unwrap().failures.extend_from_slice(statuses);
+    }
+}
+
+fn answer(
+    request: &MetadataRequest,
+    script: &std::sync::Mutex<MetadataScript>,
+    issued: &tokio::sync::watch::Sender<u32>,
+) -> (u16, String) {
+    let imds_base = "/latest/meta-data/iam/security-credentials/";
+    let imds_token_ok = request.header("x-aws-ec2-metadata-token") == Some(FakeMetadata::IMDS_TOKEN);
+    match (request.method.as_str(), request.path.as_str()) {
+        ("PUT", "/latest/api/token") => {
+            if request.header("x-aws-ec2-metadata-token-ttl-seconds").is_some_and(|ttl| ttl.parse::<u32>().is_ok()) {
+                (200, FakeMetadata::IMDS_TOKEN.to_owned())
+            } else {
+                (400, "missing ttl".to_owned())
+            }
+        }
+        ("GET", path) if path == imds_base => {
+            if imds_token_ok {
+                (200, format!("{}\n", FakeMetadata::ROLE))
+            } else {
+                (401, String::new())
+            }
+        }
+        ("GET", path) if path.strip_prefix(imds_base) == Some(FakeMetadata::ROLE) => {
+            if imds_token_ok {
+                credentials(script, issued)
+            } else {
+                (401, String::new())
+            }
+        }
+        ("GET", path) if path.starts_with("/ecs/") => {
+            if request.header("authorization") == Some(FakeMetadata::ECS_AUTH) {
+                credentials(script, issued)
+            } else {
+                (403, String::new())
+            }
+        }
+        _ => (404, String::new()),
+    }
+}
+
+fn credentials(script: &std::sync::Mutex<MetadataScript>, issued: &tokio::sync::watch::Sender<u32>) -> (u16, String) {
+    let mut script = script.lock().unwrap();
+    if !script.failures.is_empty() {
+        return (script.failures.remove(0), "{\"Code\":\"Unavailable\"}".to_owned());
+    }
+    script.issued += 1;
+    let n = script.issued;
+    let index = (n as usize - 1).min(script.expirations.len().saturating_sub(1));
+    let expires_in = script.expirations.get(index).copied().unwrap_or(3600);
+    let expiration = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() + expires_in).unwrap();
+    issued.send_replace(n);
+    let body = serde_json::json!({
+        "Code": "Success",
+        "Type": "AWS-HMAC",
+        "AccessKeyId": format!("ASIAFAKE{n}"),
+        "SecretAccessKey": format!("fake-secret-{n}"),
+        "Token": format!("fake-session-token-{n}"),
+        "Expiration": expiration.to_string(),
+    });
+    (200, body.to_string())
+}
+
+impl Drop for FakeMetadata {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }

@@ -688,12 +688,8 @@ pub struct S3Config {
     /// `S3_FORCE_PATH_STYLE` (new): `<endpoint>/<bucket>/<key>` instead of
     /// `<bucket>.<endpoint host>/<key>`. Default: on with a custom endpoint.
     pub path_style: bool,
-    /// `AWS_ACCESS_KEY_ID`.
-    pub access_key_id: Secret,
-    /// `AWS_SECRET_ACCESS_KEY`.
-    pub secret_access_key: Secret,
-    /// `AWS_SESSION_TOKEN`.
-    pub session_token: Option<Secret>,
+    /// Where requests get their credentials.
+    pub credentials: S3Credentials,
     /// `S3_PRESIGNED_URL_TTL` (new; seconds, default 300): how long the URL
     /// a playback request is redirected to stays valid.
     pub presigned_url_ttl: Duration,
@@ -703,6 +699,83 @@ pub struct S3Config {
     /// `CLOUDFRONT_URL`, `CF_KEY_PAIR_ID` and `CF_PRIVATE_KEY_B64`: page
     /// requests of playback go to CloudFront with signed cookies.
     pub cloudfront: Option<CloudFrontConfig>,
+}
+
+/// The credentials requests to the bucket are signed with.
+#[derive(Clone, Debug, PartialEq)]
+pub enum S3Credentials {
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`
+    /// (they take precedence over a role).
+    Static {
+        /// `AWS_ACCESS_KEY_ID`.
+        access_key_id: Secret,
+        /// `AWS_SECRET_ACCESS_KEY`.
+        secret_access_key: Secret,
+        /// `AWS_SESSION_TOKEN`.
+        session_token: Option<Secret>,
+    },
+    /// Temporary credentials of a role, fetched (and refreshed before they
+    /// expire) from the ECS container endpoint or EC2's instance metadata
+    /// service, in the AWS SDKs' order.
+    Role(RoleCredentials),
+}
+
+/// Where the credentials of a role come from (the AWS SDKs' variables).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoleCredentials {
+    /// `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` (as
+    /// `http://169.254.170.2<uri>`), else `AWS_CONTAINER_CREDENTIALS_FULL_URI`:
+    /// the container credentials endpoint (ECS task role, EKS Pod Identity).
+    pub container_url: Option<String>,
+    /// `AWS_CONTAINER_AUTHORIZATION_TOKEN`: the `Authorization` header sent
+    /// to a full URI.
+    pub container_token: Option<Secret>,
+    /// `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`: a file holding that header
+    /// (read at each fetch; it takes precedence over the variable).
+    pub container_token_file: Option<PathBuf>,
+    /// `AWS_EC2_METADATA_SERVICE_ENDPOINT` (default
+    /// `http://169.254.169.254`): EC2's instance metadata service (`IMDSv2`),
+    /// asked when no container endpoint is set; `None` when
+    /// `AWS_EC2_METADATA_DISABLED=true`.
+    pub imds_endpoint: Option<String>,
+}
+
+/// The container credentials endpoint of ECS (`AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`).
+pub const ECS_CREDENTIALS_HOST: &str = "http://169.254.170.2";
+/// EC2's instance metadata service.
+pub const DEFAULT_IMDS_ENDPOINT: &str = "http://169.254.169.254";
+
+/// Whether the AWS SDKs would fetch from this full container URI: `https`,
+/// or a loopback address, ECS's `169.254.170.2` or EKS Pod Identity's
+/// `169.254.170.23` / `fd00:ec2::23` (host names other than `localhost`
+/// are not resolved here, so they need `https`).
+fn container_uri_allowed(uri: &str) -> bool {
+    if uri.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = uri.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return false;
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map_or("", |(h, _)| h),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => {
+            ip.is_loopback()
+                || ip == std::net::IpAddr::from([169, 254, 170, 2])
+                || ip == std::net::IpAddr::from([169, 254, 170, 23])
+                || ip == std::net::IpAddr::from([0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x23])
+        }
+        Err(_) => false,
+    }
 }
 
 /// The CloudFront distribution in front of the bucket.
@@ -725,6 +798,52 @@ fn s3_recording_on(raw: Option<&str>) -> bool {
         .is_some_and(|v| !v.is_empty() && !["false", "0", "no", "off"].iter().any(|off| v.eq_ignore_ascii_case(off)))
 }
 
+/// Reads where role credentials come from, and what is wrong with it
+/// (reported only when they are used: S3 on without a key pair).
+fn role_credentials(r: &mut Reader<'_>) -> (RoleCredentials, Vec<String>) {
+    let mut errors = Vec::new();
+    let relative = r.string("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+    let full = r.string("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+    let container_token = r.string("AWS_CONTAINER_AUTHORIZATION_TOKEN").map(Secret::new);
+    let container_token_file = r.string("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE").map(PathBuf::from);
+    let imds_endpoint = r.string_or("AWS_EC2_METADATA_SERVICE_ENDPOINT", DEFAULT_IMDS_ENDPOINT);
+    let imds_disabled = r.bool("AWS_EC2_METADATA_DISABLED", false);
+    let container_url = match (relative, full) {
+        (Some(relative), _) => {
+            let relative = relative.trim();
+            if !relative.starts_with('/') || relative.contains(['@', '#', ' ']) {
+                errors.push(format!("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI={relative:?}: expected a path"));
+            }
+            Some(format!("{ECS_CREDENTIALS_HOST}{relative}"))
+        }
+        (None, Some(full)) => {
+            let full = full.trim().to_owned();
+            if !container_uri_allowed(&full) {
+                errors.push(format!(
+                    "AWS_CONTAINER_CREDENTIALS_FULL_URI={full:?}: expected an https:// URL or http:// to a loopback \
+                     address, 169.254.170.2 or 169.254.170.23"
+                ));
+            }
+            Some(full)
+        }
+        (None, None) => None,
+    };
+    let imds_endpoint = imds_endpoint.trim().trim_end_matches('/').to_owned();
+    if container_url.is_none()
+        && !imds_disabled
+        && !(imds_endpoint.starts_with("http://") || imds_endpoint.starts_with("https://"))
+    {
+        errors.push(format!("AWS_EC2_METADATA_SERVICE_ENDPOINT={imds_endpoint:?}: expected an http:// URL"));
+    }
+    let role = RoleCredentials {
+        container_url,
+        container_token,
+        container_token_file,
+        imds_endpoint: (!imds_disabled).then_some(imds_endpoint),
+    };
+    (role, errors)
+}
+
 /// Reads the S3 settings (`None` unless `S3_RECORDING` is on).
 fn s3_config(r: &mut Reader<'_>) -> Option<S3Config> {
     let on = s3_recording_on(r.string("S3_RECORDING").as_deref());
@@ -735,6 +854,7 @@ fn s3_config(r: &mut Reader<'_>) -> Option<S3Config> {
     let key = r.string("AWS_ACCESS_KEY_ID");
     let secret = r.raw("AWS_SECRET_ACCESS_KEY");
     let token = r.string("AWS_SESSION_TOKEN");
+    let (role, role_errors) = role_credentials(r);
     let ttl = r.seconds("S3_PRESIGNED_URL_TTL", DEFAULT_S3_PRESIGNED_URL_TTL);
     let tenant_prefix = r.string("S3_TENANT_PREFIX");
     let cloudfront_url = r.string("CLOUDFRONT_URL");
@@ -752,14 +872,37 @@ fn s3_config(r: &mut Reader<'_>) -> Option<S3Config> {
     {
         r.error(format!("AWS_ENDPOINT_URL={endpoint:?}: expected an http:// or https:// URL"));
     }
-    let (Some(key), Some(secret)) = (key, secret) else {
+    let credentials = match (key, secret.filter(|s| !s.is_empty())) {
+        (Some(key), Some(secret)) => S3Credentials::Static {
+            access_key_id: Secret::new(key),
+            secret_access_key: Secret::new(secret),
+            session_token: token.map(Secret::new),
+        },
+        (None, None) => {
+            for error in role_errors {
+                r.error(error);
+            }
+            S3Credentials::Role(role)
+        }
+        _ => {
+            r.error(
+                "S3_RECORDING: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are set together (or neither, \
+                 for role credentials)"
+                    .into(),
+            );
+            return None;
+        }
+    };
+    if let S3Credentials::Role(role) = &credentials
+        && role.container_url.is_none()
+        && role.imds_endpoint.is_none()
+    {
         r.error(
-            "S3_RECORDING is on but AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not both set \
-             (instance-role and ECS task credentials are not supported)"
+            "S3_RECORDING is on without AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, no container credentials \
+             endpoint is set and AWS_EC2_METADATA_DISABLED=true: no credentials"
                 .into(),
         );
-        return None;
-    };
+    }
     if ttl < Duration::from_secs(1) || ttl > Duration::from_secs(7 * 24 * 3600) {
         r.error("S3_PRESIGNED_URL_TTL: must be between 1 second and 7 days".into());
     }
@@ -813,9 +956,7 @@ fn s3_config(r: &mut Reader<'_>) -> Option<S3Config> {
         region: region.unwrap_or_else(|| "us-east-1".to_owned()),
         endpoint: endpoint.map(|e| e.trim_end_matches('/').to_owned()),
         path_style,
-        access_key_id: Secret::new(key),
-        secret_access_key: Secret::new(secret),
-        session_token: token.map(Secret::new),
+        credentials,
         presigned_url_ttl: ttl,
         tenant_prefix,
         cloudfront,
@@ -1328,11 +1469,55 @@ mod tests {
             assert_eq!(read(&[("S3_RECORDING", off)]).unwrap(), None, "{off:?}");
         }
         assert!(read(&[("S3_RECORDING", "1")]).unwrap().is_some());
+        // Static keys take precedence; without them, a role's credentials
+        // in the AWS SDKs' order.
+        assert!(matches!(read(&[]).unwrap().unwrap().credentials, S3Credentials::Static { .. }));
+        let no_keys = [("AWS_ACCESS_KEY_ID", ""), ("AWS_SECRET_ACCESS_KEY", "")];
+        let role = |extra: &[(&str, &str)]| match read(&no_keys.iter().chain(extra).copied().collect::<Vec<_>>())
+            .unwrap()
+            .unwrap()
+            .credentials
+        {
+            S3Credentials::Role(role) => role,
+            other => panic!("{other:?}"),
+        };
+        let imds = role(&[]);
+        assert_eq!((imds.container_url, imds.imds_endpoint.as_deref()), (None, Some("http://169.254.169.254")));
+        let ecs = role(&[
+            ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/abc"),
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:1/ignored"),
+        ]);
+        assert_eq!(ecs.container_url.as_deref(), Some("http://169.254.170.2/v2/credentials/abc"));
+        for full in [
+            "http://127.0.0.1:8080/c",
+            "http://169.254.170.23/v1/credentials",
+            "http://[fd00:ec2::23]/c",
+            "https://creds.example.org/c",
+            "http://localhost:9/c",
+        ] {
+            assert_eq!(role(&[("AWS_CONTAINER_CREDENTIALS_FULL_URI", full)]).container_url.as_deref(), Some(full));
+        }
+        let other = role(&[
+            ("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:5/"),
+            ("AWS_EC2_METADATA_DISABLED", "false"),
+        ]);
+        assert_eq!(other.imds_endpoint.as_deref(), Some("http://127.0.0.1:5"));
         // Mistakes are start-up errors.
         for bad in [
             &[("S3_BUCKET_NAME", "")][..],
             &[("S3_BUCKET_NAME", "Bad_Bucket")],
             &[("AWS_ACCESS_KEY_ID", "")],
+            &[("AWS_ACCESS_KEY_ID", ""), ("AWS_SECRET_ACCESS_KEY", ""), ("AWS_EC2_METADATA_DISABLED", "true")],
+            &[
+                ("AWS_ACCESS_KEY_ID", ""),
+                ("AWS_SECRET_ACCESS_KEY", ""),
+                ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://example.org/creds"),
+            ],
+            &[
+                ("AWS_ACCESS_KEY_ID", ""),
+                ("AWS_SECRET_ACCESS_KEY", ""),
+                ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://user@127.0.0.1/"),
+            ],
             &[("AWS_ENDPOINT_URL", "s3.local:9000")],
             &[("AWS_ENDPOINT_URL", "http://10.0.0.5:9000"), ("S3_FORCE_PATH_STYLE", "false")],
             &[("S3_TENANT_PREFIX", "../x/")],

@@ -22,6 +22,9 @@ use scalelite_core::config::{RecordingConfig, S3Config};
 use tokio::io::AsyncReadExt;
 use tracing::{error, warn};
 
+mod credentials;
+pub use credentials::REFRESH_MARGIN;
+
 /// Files above this size go up in parts of this size (S3 allows 10 000
 /// parts: 160 GB per file).
 pub const PART_SIZE: usize = 16 * 1024 * 1024;
@@ -55,6 +58,9 @@ pub enum S3Error {
     /// An answer could not be understood.
     #[error("S3 request {0}: unexpected answer: {1}")]
     Answer(&'static str, String),
+    /// No credentials to sign with (the role's could not be fetched).
+    #[error("S3 credentials: {0}")]
+    Credentials(String),
 }
 
 impl From<S3Error> for io::Error {
@@ -71,7 +77,7 @@ pub struct S3Storage {
 
 struct Inner {
     bucket: Bucket,
-    credentials: Credentials,
+    credentials: credentials::Provider,
     client: HttpsClient,
     presigned_ttl: Duration,
     tenant_prefix: Option<String>,
@@ -99,14 +105,7 @@ impl S3Storage {
         let style = if config.path_style { UrlStyle::Path } else { UrlStyle::VirtualHost };
         let bucket = Bucket::new(endpoint, style, config.bucket.clone(), config.region.clone())
             .map_err(|e| format!("S3 bucket {:?}: {e}", config.bucket))?;
-        let credentials = match &config.session_token {
-            Some(token) => Credentials::new_with_token(
-                config.access_key_id.expose(),
-                config.secret_access_key.expose(),
-                token.expose(),
-            ),
-            None => Credentials::new(config.access_key_id.expose(), config.secret_access_key.expose()),
-        };
+        let credentials = credentials::Provider::new(&config.credentials);
         Ok(Self {
             inner: Arc::new(Inner {
                 bucket,
@@ -116,6 +115,12 @@ impl S3Storage {
                 tenant_prefix: config.tenant_prefix.clone(),
             }),
         })
+    }
+
+    /// The credentials to sign with now (a role's are fetched when there
+    /// are none yet or they are about to expire).
+    async fn credentials(&self) -> Result<Arc<Credentials>, S3Error> {
+        self.inner.credentials.get().await.map_err(S3Error::Credentials)
     }
 
     /// The bucket's name.
@@ -141,13 +146,15 @@ impl S3Storage {
 
     /// A presigned `GET` URL for one file of a recording, valid for
     /// `S3_PRESIGNED_URL_TTL`; files of download formats come with
-    /// `Content-Disposition: attachment`.
-    pub fn presigned_get(&self, key: &str, format: &str) -> String {
-        let mut action = self.inner.bucket.get_object(Some(&self.inner.credentials), key);
+    /// `Content-Disposition: attachment`. Signed with the current
+    /// credentials (a role's session token included).
+    pub async fn presigned_get(&self, key: &str, format: &str) -> Result<String, S3Error> {
+        let credentials = self.credentials().await?;
+        let mut action = self.inner.bucket.get_object(Some(&credentials), key);
         if !INLINE_FORMATS.contains(&format) {
             action.query_mut().insert("response-content-disposition", "attachment");
         }
-        action.sign(self.inner.presigned_ttl).to_string()
+        Ok(action.sign(self.inner.presigned_ttl).to_string())
     }
 
     /// Uploads every regular file under `dir` as `<prefix><relative path>`.
@@ -178,7 +185,8 @@ impl S3Storage {
         let (content_type, disposition) = content_headers(key);
         if len <= PART_SIZE as u64 {
             let body = read_part(&mut file, PART_SIZE).await.map_err(file_err)?;
-            let mut action = self.inner.bucket.put_object(Some(&self.inner.credentials), key);
+            let credentials = self.credentials().await?;
+            let mut action = self.inner.bucket.put_object(Some(&credentials), key);
             action.headers_mut().insert("content-type", content_type);
             if let Some(d) = disposition {
                 action.headers_mut().insert("content-disposition", d);
@@ -195,7 +203,7 @@ impl S3Storage {
         let mut signed_headers = Vec::with_capacity(2);
         signed_headers.extend(disposition.map(|d| ("content-disposition", d)));
         signed_headers.push(("content-type", content_type));
-        let credentials = &self.inner.credentials;
+        let credentials = self.credentials().await?;
         let url = rusty_s3::signing::sign(
             &jiff::Timestamp::now(),
             rusty_s3::Method::Post,
@@ -217,8 +225,9 @@ impl S3Storage {
         let upload_id = created.upload_id().to_owned();
         match self.upload_parts(&mut file, key, &upload_id).await {
             Ok(etags) => {
+                let credentials = self.credentials().await?;
                 let action = self.inner.bucket.complete_multipart_upload(
-                    Some(&self.inner.credentials),
+                    Some(&credentials),
                     key,
                     &upload_id,
                     etags.iter().map(String::as_str),
@@ -233,9 +242,15 @@ impl S3Storage {
                 Ok(())
             }
             Err(e) => {
-                let action = self.inner.bucket.abort_multipart_upload(Some(&self.inner.credentials), key, &upload_id);
-                let url = action.sign(SIGN_TTL).to_string();
-                if let Err(abort) = self.send("AbortMultipartUpload", Method::DELETE, &url, &[], Bytes::new()).await {
+                let aborted = match self.credentials().await {
+                    Ok(credentials) => {
+                        let action = self.inner.bucket.abort_multipart_upload(Some(&credentials), key, &upload_id);
+                        let url = action.sign(SIGN_TTL).to_string();
+                        self.send("AbortMultipartUpload", Method::DELETE, &url, &[], Bytes::new()).await
+                    }
+                    Err(no_credentials) => Err(no_credentials),
+                };
+                if let Err(abort) = aborted {
                     warn!(key, error = %abort, "could not abort a failed multipart upload");
                 }
                 Err(e)
@@ -255,7 +270,8 @@ impl S3Storage {
             if body.is_empty() {
                 break;
             }
-            let action = self.inner.bucket.upload_part(Some(&self.inner.credentials), key, part_number, upload_id);
+            let credentials = self.credentials().await?;
+            let action = self.inner.bucket.upload_part(Some(&credentials), key, part_number, upload_id);
             let url = action.sign(SIGN_TTL).to_string();
             let (etag, _) = self.exchange("UploadPart", Method::PUT, &url, &[], body).await?;
             etags.push(etag.ok_or(S3Error::Answer("UploadPart", "no ETag".into()))?);
@@ -273,7 +289,8 @@ impl S3Storage {
         let mut keys = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let mut action = ListObjectsV2::new(&self.inner.bucket, Some(&self.inner.credentials));
+            let credentials = self.credentials().await?;
+            let mut action = ListObjectsV2::new(&self.inner.bucket, Some(&credentials));
             action.with_prefix(prefix);
             if let Some(token) = &token {
                 action.with_continuation_token(token.as_str());
@@ -317,7 +334,8 @@ impl S3Storage {
     pub async fn delete_keys(&self, keys: &[String]) -> Result<(), S3Error> {
         for chunk in keys.chunks(1000) {
             let objects: Vec<ObjectIdentifier> = chunk.iter().map(|k| ObjectIdentifier::new(k.clone())).collect();
-            let mut action = self.inner.bucket.delete_objects(Some(&self.inner.credentials), objects.iter());
+            let credentials = self.credentials().await?;
+            let mut action = self.inner.bucket.delete_objects(Some(&credentials), objects.iter());
             action.set_quiet(true);
             let url = action.sign(SIGN_TTL).to_string();
             let (body, md5) = action.body_with_md5();
@@ -351,7 +369,8 @@ impl S3Storage {
             };
             let target = format!("{to}{rest}");
             let source = format!("/{}/{}", self.bucket(), encode_key(key));
-            let mut action = self.inner.bucket.put_object(Some(&self.inner.credentials), &target);
+            let credentials = self.credentials().await?;
+            let mut action = self.inner.bucket.put_object(Some(&credentials), &target);
             action.headers_mut().insert("x-amz-copy-source", source.clone());
             let url = action.sign(SIGN_TTL).to_string();
             let answer =

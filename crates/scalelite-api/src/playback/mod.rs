@@ -260,15 +260,22 @@ pub(crate) async fn resource(
                                 "{name}={value}{domain}; Path=/; Max-Age={ttl}; Secure; HttpOnly; SameSite=None"
                             ));
                         }
-                        cloudfront.url(&format!("{prefix}{file}"))
+                        Ok(cloudfront.url(&format!("{prefix}{file}")))
                     }
                     Err(error) => {
                         warn!(%error, "CloudFront cookies could not be signed; redirecting to a presigned URL");
-                        bucket.presigned_get(&format!("{prefix}{file}"), &target.format)
+                        bucket.presigned_get(&format!("{prefix}{file}"), &target.format).await
                     }
                 }
             }
-            _ => bucket.presigned_get(&format!("{prefix}{file}"), &target.format),
+            _ => bucket.presigned_get(&format!("{prefix}{file}"), &target.format).await,
+        };
+        let url = match url {
+            Ok(url) => url,
+            Err(error) => {
+                warn!(%error, "cannot sign a playback URL of the bucket");
+                return (StatusCode::SERVICE_UNAVAILABLE, [(header::CACHE_CONTROL, "no-store")]).into_response();
+            }
         };
         let Ok(location) = HeaderValue::from_str(&url) else {
             return Refusal::InvalidPath.into_response();

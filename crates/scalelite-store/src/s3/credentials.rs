@@ -1,0 +1,400 @@
+//! The credentials S3 requests are signed with: the key pair of the
+//! environment, or the temporary credentials of a role fetched from the ECS
+//! container endpoint or EC2's instance metadata service (`IMDSv2`), in the
+//! AWS SDKs' order.
+//!
+//! Role credentials are fetched lazily, by the first request that needs
+//! them, and again by the first request that finds them within
+//! [`REFRESH_MARGIN`] of their `Expiration` (one fetch at a time; requests
+//! that waited for it take its outcome). A failed fetch is logged (without
+//! secrets) and tried again by the next request; credentials that have not
+//! expired yet stay in use meanwhile. The lock around the current
+//! credentials is never held across an `.await`.
+
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request};
+use http_body_util::{BodyExt, Full, Limited};
+use jiff::Timestamp;
+use rusty_s3::Credentials;
+use scalelite_bbb_client::{HttpsClient, https_client};
+use scalelite_core::config::{RoleCredentials, S3Credentials};
+use tracing::{info, warn};
+
+/// Credentials are fetched again this long before they expire.
+pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+/// How long connecting to a metadata service may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one metadata request may take, body included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest metadata answer read.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+/// Longest key, secret or token taken (session tokens are a few KB).
+const MAX_FIELD_BYTES: usize = 8 * 1024;
+/// Largest authorization token file read.
+const MAX_TOKEN_FILE_BYTES: u64 = 16 * 1024;
+/// Lifetime asked for an `IMDSv2` session token (the SDKs' six hours).
+const IMDS_TOKEN_TTL: &str = "21600";
+
+/// Credentials in use, and when they expire (`None`: never).
+#[derive(Clone)]
+struct Current {
+    credentials: Arc<Credentials>,
+    expires: Option<Timestamp>,
+}
+
+#[derive(Default)]
+struct State {
+    current: Option<Current>,
+    /// Fetches finished so far (successful or not).
+    generation: u64,
+    /// Why the last fetch failed, if it did.
+    last_error: Option<String>,
+}
+
+/// Hands out the credentials to sign with.
+pub(super) struct Provider {
+    source: Option<RoleCredentials>,
+    state: RwLock<State>,
+    fetching: tokio::sync::Mutex<()>,
+    client: HttpsClient,
+}
+
+impl Provider {
+    pub(super) fn new(config: &S3Credentials) -> Self {
+        let (source, current) = match config {
+            S3Credentials::Static { access_key_id, secret_access_key, session_token } => {
+                let credentials = match session_token {
+                    Some(token) => {
+                        Credentials::new_with_token(access_key_id.expose(), secret_access_key.expose(), token.expose())
+                    }
+                    None => Credentials::new(access_key_id.expose(), secret_access_key.expose()),
+                };
+                (None, Some(Current { credentials: Arc::new(credentials), expires: None }))
+            }
+            S3Credentials::Role(role) => {
+                let (what, url) = describe(role);
+                info!(source = what, url, "S3 credentials: a role's, fetched on first use");
+                (Some(role.clone()), None)
+            }
+        };
+        Self {
+            source,
+            state: RwLock::new(State { current, ..State::default() }),
+            fetching: tokio::sync::Mutex::new(()),
+            client: https_client(CONNECT_TIMEOUT),
+        }
+    }
+
+    /// The credentials to sign with now, fetched first when there are none
+    /// or they are about to expire.
+    pub(super) async fn get(&self) -> Result<Arc<Credentials>, String> {
+        let Some(source) = &self.source else {
+            return self.snapshot().current.map(|c| c.credentials).ok_or_else(|| "no credentials".to_owned());
+        };
+        let before = self.snapshot();
+        if let Some(fresh) = before.current.as_ref().filter(|c| !stale(c, REFRESH_MARGIN)) {
+            return Ok(Arc::clone(&fresh.credentials));
+        }
+        let valid = before.current.as_ref().filter(|c| !stale(c, Duration::ZERO));
+        let _fetching = match self.fetching.try_lock() {
+            Ok(guard) => guard,
+            // Another request is refreshing credentials that still work:
+            // no need to wait for it.
+            Err(_) if valid.is_some() => {
+                return valid.map(|c| Arc::clone(&c.credentials)).ok_or_else(|| "no credentials".to_owned());
+            }
+            Err(_) => self.fetching.lock().await,
+        };
+        let now = self.snapshot();
+        if now.generation != before.generation {
+            // Another request fetched while this one waited: its outcome.
+            return usable(&now);
+        }
+        match fetch(&self.client, source).await {
+            Ok((credentials, expires)) => {
+                let (what, _) = describe(source);
+                info!(source = what, expires = ?expires.map(|e| e.to_string()), "fetched S3 credentials of the role");
+                let credentials = Arc::new(credentials);
+                let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+                state.current = Some(Current { credentials: Arc::clone(&credentials), expires });
+                state.generation += 1;
+                state.last_error = None;
+                Ok(credentials)
+            }
+            Err(error) => {
+                let (what, _) = describe(source);
+                warn!(source = what, %error, "cannot fetch S3 credentials of the role; tried again on the next request");
+                let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+                state.generation += 1;
+                state.last_error = Some(error);
+                let snapshot = Snapshot::of(&state);
+                drop(state);
+                usable(&snapshot)
+            }
+        }
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot::of(&self.state.read().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// A copy of the state taken under the lock.
+struct Snapshot {
+    current: Option<Current>,
+    generation: u64,
+    last_error: Option<String>,
+}
+
+impl Snapshot {
+    fn of(state: &State) -> Self {
+        Self { current: state.current.clone(), generation: state.generation, last_error: state.last_error.clone() }
+    }
+}
+
+/// The current credentials unless they have expired.
+fn usable(snapshot: &Snapshot) -> Result<Arc<Credentials>, String> {
+    match &snapshot.current {
+        Some(current) if !stale(current, Duration::ZERO) => Ok(Arc::clone(&current.credentials)),
+        _ => Err(snapshot.last_error.clone().unwrap_or_else(|| "no credentials".to_owned())),
+    }
+}
+
+/// Whether `current` expires within `margin` from now.
+fn stale(current: &Current, margin: Duration) -> bool {
+    let Some(expires) = current.expires else {
+        return false;
+    };
+    let margin = jiff::SignedDuration::try_from(margin).unwrap_or(jiff::SignedDuration::ZERO);
+    Timestamp::now().checked_add(margin).map_or(true, |soon| soon >= expires)
+}
+
+/// Which service credentials come from, and its URL (the container
+/// endpoint's path is left out: ECS's is specific to the task).
+fn describe(source: &RoleCredentials) -> (&'static str, &str) {
+    match (&source.container_url, &source.imds_endpoint) {
+        (Some(url), _) => ("container credentials endpoint", origin_of(url)),
+        (None, Some(endpoint)) => ("EC2 instance metadata service", endpoint),
+        (None, None) => ("none", ""),
+    }
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin_of(url: &str) -> &str {
+    let origin_end = url.find("://").map_or(0, |i| i + 3);
+    url[origin_end..].find(['/', '?', '#']).map_or(url, |i| &url[..origin_end + i])
+}
+
+/// Fetches the role's credentials.
+async fn fetch(client: &HttpsClient, source: &RoleCredentials) -> Result<(Credentials, Option<Timestamp>), String> {
+    if let Some(url) = &source.container_url {
+        let authorization = match (&source.container_token_file, &source.container_token) {
+            (Some(path), _) => Some(read_token_file(path).await?),
+            (None, Some(token)) => Some(token.expose().to_owned()),
+            (None, None) => None,
+        };
+        let headers: Vec<(&str, &str)> = authorization.iter().map(|t| ("authorization", t.as_str())).collect();
+        let answer = request(client, Method::GET, url, &headers).await?;
+        return parse_credentials(&answer);
+    }
+    let Some(endpoint) = &source.imds_endpoint else {
+        return Err("no container credentials endpoint, and the EC2 instance metadata service is disabled".into());
+    };
+    let token = request(
+        client,
+        Method::PUT,
+        &format!("{endpoint}/latest/api/token"),
+        &[("x-aws-ec2-metadata-token-ttl-seconds", IMDS_TOKEN_TTL)],
+    )
+    .await?;
+    let token = std::str::from_utf8(&token).map_err(|_| "the IMDSv2 token is not text".to_owned())?.trim();
+    if token.is_empty() || token.len() > MAX_FIELD_BYTES || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("the IMDSv2 token is not usable".into());
+    }
+    let token_header = [("x-aws-ec2-metadata-token", token)];
+    let base = format!("{endpoint}/latest/meta-data/iam/security-credentials/");
+    let roles = request(client, Method::GET, &base, &token_header).await?;
+    let role = role_name(&roles)?;
+    let answer = request(client, Method::GET, &format!("{base}{role}"), &token_header).await?;
+    parse_credentials(&answer)
+}
+
+/// The first role named in an IMDS listing.
+fn role_name(listing: &[u8]) -> Result<String, String> {
+    let text = std::str::from_utf8(listing).map_err(|_| "the role listing is not text".to_owned())?;
+    let role = text.lines().map(str::trim).find(|l| !l.is_empty()).ok_or("the instance has no role")?;
+    // IAM role names: letters, digits and `+=,.@_-`, at most 64.
+    let valid = role.len() <= 64 && role.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
+    if valid { Ok(role.to_owned()) } else { Err("the role listing names no valid role".into()) }
+}
+
+async fn read_token_file(path: &std::path::Path) -> Result<String, String> {
+    use tokio::io::AsyncReadExt;
+    let describe = |e: std::io::Error| format!("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE {}: {e}", path.display());
+    let file = tokio::fs::File::open(path).await.map_err(describe)?;
+    let mut raw = Vec::new();
+    file.take(MAX_TOKEN_FILE_BYTES + 1).read_to_end(&mut raw).await.map_err(describe)?;
+    if raw.len() as u64 > MAX_TOKEN_FILE_BYTES {
+        return Err(format!("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE {}: too large", path.display()));
+    }
+    let token = String::from_utf8(raw)
+        .map_err(|_| format!("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE {}: not text", path.display()))?;
+    Ok(token.trim().to_owned())
+}
+
+/// One bounded request; the body of a 2xx answer.
+async fn request(client: &HttpsClient, method: Method, url: &str, headers: &[(&str, &str)]) -> Result<Bytes, String> {
+    let mut builder = Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    // The URL is from the configuration; a bad header value (a token with
+    // a newline) is reported without the value.
+    // Errors name the service (and IMDS's well-known paths), not the
+    // container endpoint's task-specific path.
+    let shown = if url.contains("/latest/") { url } else { origin_of(url) };
+    let request = builder.body(Full::new(Bytes::new())).map_err(|_| format!("{shown}: invalid request"))?;
+    let outcome = tokio::time::timeout(REQUEST_TIMEOUT, async {
+        let response = client.request(request).await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body =
+            Limited::new(response.into_body(), MAX_ANSWER_BYTES).collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok::<_, String>((status, body))
+    })
+    .await;
+    match outcome {
+        Err(_) => Err(format!("{shown}: no answer within {REQUEST_TIMEOUT:?}")),
+        Ok(Err(e)) => Err(format!("{shown}: {e}")),
+        Ok(Ok((status, body))) if status.is_success() => Ok(body),
+        // The body of an error may echo what was sent: only the status.
+        Ok(Ok((status, _))) => Err(format!("{shown}: HTTP {}", status.as_u16())),
+    }
+}
+
+/// The credentials of a metadata answer: `AccessKeyId`, `SecretAccessKey`,
+/// `Token` and `Expiration` (RFC 3339). Errors never hold the values.
+pub(super) fn parse_credentials(answer: &[u8]) -> Result<(Credentials, Option<Timestamp>), String> {
+    if answer.len() > MAX_ANSWER_BYTES {
+        return Err("the credentials answer is too large".into());
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(answer).map_err(|_| "the credentials answer is not JSON".to_owned())?;
+    let object = json.as_object().ok_or("the credentials answer is not a JSON object")?;
+    if let Some(code) = object.get("Code").and_then(|c| c.as_str())
+        && code != "Success"
+    {
+        let code: String = code.chars().filter(|c| c.is_ascii_alphanumeric()).take(64).collect();
+        return Err(format!("the credentials answer says {code}"));
+    }
+    let field = |name: &str| -> Result<Option<&str>, String> {
+        match object.get(name) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(value)) => {
+                if value.is_empty() || value.len() > MAX_FIELD_BYTES || !value.bytes().all(|b| b.is_ascii_graphic()) {
+                    Err(format!("{name} in the credentials answer is not usable"))
+                } else {
+                    Ok(Some(value))
+                }
+            }
+            Some(_) => Err(format!("{name} in the credentials answer is not a string")),
+        }
+    };
+    let key = field("AccessKeyId")?.ok_or("no AccessKeyId in the credentials answer")?;
+    let secret = field("SecretAccessKey")?.ok_or("no SecretAccessKey in the credentials answer")?;
+    let token = field("Token")?;
+    let expires = match field("Expiration")? {
+        None => None,
+        Some(raw) => Some(
+            raw.parse::<Timestamp>().map_err(|_| "Expiration in the credentials answer is not a time".to_owned())?,
+        ),
+    };
+    let credentials = match token {
+        Some(token) => Credentials::new_with_token(key, secret, token),
+        None => Credentials::new(key, secret),
+    };
+    Ok((credentials, expires))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_answers_are_parsed() {
+        let answer = br#"{"Code":"Success","LastUpdated":"2026-01-01T00:00:00Z","Type":"AWS-HMAC",
+            "AccessKeyId":"ASIAEXAMPLE","SecretAccessKey":"s3cr3t/+x","Token":"IQoJ/tok==",
+            "Expiration":"2026-12-06T18:00:00Z"}"#;
+        let (credentials, expires) = parse_credentials(answer).unwrap();
+        assert_eq!(
+            (credentials.key(), credentials.secret(), credentials.token()),
+            ("ASIAEXAMPLE", "s3cr3t/+x", Some("IQoJ/tok=="))
+        );
+        assert_eq!(expires.unwrap().to_string(), "2026-12-06T18:00:00Z");
+        // ECS's answer has no Code; a missing Expiration never expires.
+        let (credentials, expires) =
+            parse_credentials(br#"{"AccessKeyId":"A","SecretAccessKey":"B","Token":"C","RoleArn":"x"}"#).unwrap();
+        assert_eq!((credentials.key(), credentials.token(), expires), ("A", Some("C"), None));
+    }
+
+    #[test]
+    fn hostile_credentials_answers_are_refused_without_echoing_them() {
+        let big = format!(r#"{{"AccessKeyId":"A","SecretAccessKey":"{}"}}"#, "x".repeat(MAX_ANSWER_BYTES));
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        let long_field = format!(r#"{{"AccessKeyId":"A","SecretAccessKey":"{}"}}"#, "x".repeat(MAX_FIELD_BYTES + 1));
+        let cases: Vec<&[u8]> = vec![
+            b"",
+            b"not json",
+            b"[]",
+            deep.as_bytes(),
+            big.as_bytes(),
+            long_field.as_bytes(),
+            br#"{"Code":"AssumeRoleUnauthorizedAccess","AccessKeyId":"A","SecretAccessKey":"B"}"#,
+            br#"{"SecretAccessKey":"very-secret"}"#,
+            br#"{"AccessKeyId":"A"}"#,
+            br#"{"AccessKeyId":"A","SecretAccessKey":""}"#,
+            br#"{"AccessKeyId":"A","SecretAccessKey":"very secret"}"#,
+            br#"{"AccessKeyId":"A","SecretAccessKey":"very-secret\n"}"#,
+            br#"{"AccessKeyId":7,"SecretAccessKey":"very-secret"}"#,
+            br#"{"AccessKeyId":"A","SecretAccessKey":"very-secret","Expiration":"tomorrow"}"#,
+            br#"{"AccessKeyId":"A","SecretAccessKey":"very-secret","Token":["very-secret"]}"#,
+        ];
+        for answer in cases {
+            let error =
+                parse_credentials(answer).err().unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(answer)));
+            assert!(!error.contains("very") && error.len() < 200, "{error}");
+        }
+    }
+
+    #[test]
+    fn origins_leave_paths_out() {
+        assert_eq!(origin_of("http://169.254.170.2/v2/credentials/abc"), "http://169.254.170.2");
+        assert_eq!(origin_of("https://h.example:8443?x"), "https://h.example:8443");
+        assert_eq!(origin_of("http://[fd00:ec2::23]"), "http://[fd00:ec2::23]");
+    }
+
+    #[test]
+    fn role_listings_name_one_valid_role() {
+        assert_eq!(role_name(b"scalelite-role\n").unwrap(), "scalelite-role");
+        assert_eq!(role_name(b"\n a+b=c,d.e@f_g-h \nother").unwrap(), "a+b=c,d.e@f_g-h");
+        for bad in [&b""[..], b"\n\n", b"../../latest", b"role/x", b"r?x", &[0xff, 0xfe], &[b'a'; 65]] {
+            assert!(role_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn credentials_near_their_expiration_are_stale() {
+        let credentials = Arc::new(Credentials::new("a", "b"));
+        let at = |secs: i64| Current {
+            credentials: Arc::clone(&credentials),
+            expires: Some(Timestamp::now().checked_add(jiff::SignedDuration::from_secs(secs)).unwrap()),
+        };
+        assert!(!stale(&at(3600), REFRESH_MARGIN));
+        assert!(stale(&at(60), REFRESH_MARGIN));
+        assert!(!stale(&at(60), Duration::ZERO));
+        assert!(stale(&at(-1), Duration::ZERO));
+        assert!(!stale(&Current { credentials, expires: None }, REFRESH_MARGIN));
+    }
+}
