@@ -106,7 +106,7 @@ impl Poller {
     pub async fn account(&self, report: &RoundReport) -> Option<Accounted> {
         let usage = self.usage.as_ref()?;
         let sample = UsageSample {
-            at_ms: Clock::system().now_ms(),
+            at_ms: self.clock.now_ms(),
             interval_ms: i64::try_from(self.interval.as_millis()).unwrap_or(i64::MAX),
             tenants: report.usage.clone(),
         };
