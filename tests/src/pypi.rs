@@ -1,4 +1,4 @@
-//! Pinned PyPI packages for the tests that drive Python programs (the
+//! Pinned packages from pypi.org for the tests that drive Python programs (the
 //! client library `bigbluebutton_api_python`, moto's S3 server): installed
 //! once into a virtualenv cached in the cargo target directory, so only the
 //! first run needs pypi.org. A missing `python3`/`python3-venv` or an
