@@ -61,6 +61,15 @@ pub fn python(venv: &PinnedVenv<'_>) -> PathBuf {
         let _ = std::fs::remove_dir_all(&dir);
     }
     std::fs::create_dir_all(&cache).unwrap();
+    // One build at a time: every test that needs the venv calls this at once
+    // on a cold cache, and parallel pip runs each unpack the whole tree
+    // (hundreds of MB for moto and botocore), which once filled a CI disk.
+    // The lock is released when the file closes, also on a panic.
+    let lock = std::fs::File::create(cache.join(format!("{}.lock", venv.name))).unwrap();
+    lock.lock().unwrap();
+    if python.exists() {
+        return python;
+    }
     let building = tempfile::Builder::new().prefix(".building-").tempdir_in(&cache).unwrap();
     let staged = building.path().join("venv");
     run(
@@ -71,6 +80,10 @@ pub fn python(venv: &PinnedVenv<'_>) -> PathBuf {
     run(
         Command::new(staged.join("bin/python"))
             .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input"])
+            .args(["--no-cache-dir"])
+            // pip unpacks into TMPDIR: keep it beside the venv (cleaned with
+            // it) rather than in a /tmp that may be a small tmpfs.
+            .env("TMPDIR", building.path())
             .args(["--timeout", "30", "--retries", "2"])
             .args(venv.pip_options)
             .arg("-r")
