@@ -311,3 +311,70 @@ async fn when_every_refresh_fails_the_old_list_answers_for_a_bounded_time() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_client_accepting_gzip_gets_the_list_compressed_once_it_is_ready() {
+    use std::io::Read;
+
+    let app = TestApp::builder().servers(2).env("GET_MEETINGS_CACHE_TTL", "600").start().await;
+    for i in 0..40 {
+        create(&app, &format!("room-{i:02}")).await;
+    }
+    let client = app.client();
+    let (status, headers, plain) = client.get_bytes("getMeetings", &[], &[]).await;
+    assert_eq!(status, 200);
+    assert!(headers.get("content-encoding").is_none());
+    assert_eq!(headers.get("vary").map(|v| v.to_str().unwrap()), Some("accept-encoding"));
+    assert!(plain.len() > 4096, "40 meetings make a reply worth compressing ({} bytes)", plain.len());
+
+    // The first call asking for gzip is not kept waiting for the encoding:
+    // it gets the XML, and a later call the same document compressed.
+    let accept = [("accept-encoding", "gzip, deflate;q=0.5")];
+    let (status, headers, first) = client.get_bytes("getMeetings", &[], &accept).await;
+    assert_eq!(status, 200);
+    if headers.get("content-encoding").is_none() {
+        assert_eq!(first, plain);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let encoded = loop {
+        let (_, headers, body) = client.get_bytes("getMeetings", &[], &accept).await;
+        if headers.get("content-encoding").map(|v| v.to_str().unwrap()) == Some("gzip") {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "no gzip reply within 10 s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert!(encoded.len() * 5 < plain.len(), "{} bytes compressed from {}", encoded.len(), plain.len());
+    let mut inflated = Vec::new();
+    flate2::read::GzDecoder::new(&encoded[..]).read_to_end(&mut inflated).unwrap();
+    assert_eq!(inflated, plain);
+
+    // Refused encodings and clients that do not ask still get the XML.
+    for accept in [&[][..], &[("accept-encoding", "gzip;q=0, identity")][..], &[("accept-encoding", "br")][..]] {
+        let (_, headers, body) = client.get_bytes("getMeetings", &[], accept).await;
+        assert!(headers.get("content-encoding").is_none(), "{accept:?}");
+        assert_eq!(body, plain);
+    }
+
+    // A create changes the list: the next gzip reply shows it (never a stale
+    // encoding of the list before).
+    create(&app, "room-new").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let inflated = loop {
+        let (_, headers, body) = client.get_bytes("getMeetings", &[], &accept).await;
+        let gzipped = headers.get("content-encoding").is_some();
+        let mut xml = String::new();
+        if gzipped {
+            flate2::read::GzDecoder::new(&body[..]).read_to_string(&mut xml).unwrap();
+        } else {
+            xml = String::from_utf8(body.to_vec()).unwrap();
+        }
+        assert!(xml.contains("<meetingID>room-new</meetingID>"), "a reply after the create lists it");
+        if gzipped {
+            break xml;
+        }
+        assert!(Instant::now() < deadline, "no gzip reply within 10 s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert!(inflated.contains("<meetingID>room-00</meetingID>"));
+}

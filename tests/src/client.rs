@@ -444,6 +444,33 @@ impl ApiClient {
         self.must(Method::GET, &self.url(call, params), None, Bytes::new()).await
     }
 
+    /// Signed GET of `call` with extra request `headers`, answering the
+    /// status, the headers and the body's bytes as received (not decoded:
+    /// for `Accept-Encoding` tests).
+    ///
+    /// # Panics
+    ///
+    /// Panics on transport errors and timeouts.
+    pub async fn get_bytes(
+        &self,
+        call: &str,
+        params: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> (u16, HeaderMap, Bytes) {
+        let url = self.url(call, params);
+        let mut request = Request::builder().method(Method::GET).uri(&url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Full::new(Bytes::new())).expect("a valid request");
+        let work = async {
+            let response = self.http.request(request).await.expect("the request is answered");
+            let (parts, body) = response.into_parts();
+            (parts.status.as_u16(), parts.headers, body.collect().await.expect("the body is read").to_bytes())
+        };
+        tokio::time::timeout(self.timeout, work).await.unwrap_or_else(|_| panic!("GET {url} timed out"))
+    }
+
     /// Signed GET of `call`, returning transport errors and timeouts.
     pub async fn try_get(&self, call: &str, params: &[(&str, &str)]) -> Result<Reply, ClientError> {
         self.send(Method::GET, &self.url(call, params), None, Bytes::new()).await

@@ -31,6 +31,7 @@
 //! unchanged copy clones a reference.
 
 mod created;
+mod encoded;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -47,6 +48,8 @@ use scalelite_store::{ServerStore, Store};
 use tracing::{debug, warn};
 
 pub(crate) use self::created::created_meeting;
+pub(crate) use self::encoded::accepts_gzip;
+use self::encoded::{Encoder, Reply};
 use crate::metrics::ApiMetrics;
 use crate::response::{STORE_UNAVAILABLE, success};
 use crate::upstream;
@@ -155,9 +158,9 @@ pub(crate) struct Fanout {
     /// Set when the server list could not be read.
     store_error: Option<String>,
     /// The reply for callers without a tenant.
-    public: OnceLock<Result<Bytes, BbbError>>,
+    public: OnceLock<Result<Arc<Reply>, BbbError>>,
     /// The replies for tenants, by tenant id.
-    tenants: Mutex<HashMap<String, Bytes>>,
+    tenants: Mutex<HashMap<String, Arc<Reply>>>,
 }
 
 type SharedFanout = Shared<BoxFuture<'static, Arc<Fanout>>>;
@@ -180,13 +183,15 @@ struct Inner {
 pub(crate) struct MeetingsCache {
     ttl: Duration,
     inner: Mutex<Inner>,
+    /// The gzip encodings of the replies.
+    encoder: Encoder,
 }
 
 impl MeetingsCache {
     /// A cache whose fan-outs answer for `ttl` after they complete, and are
     /// served while a refresh runs until they are `2 × ttl` old.
     pub(crate) fn new(ttl: Duration) -> Self {
-        Self { ttl, inner: Mutex::new(Inner::default()) }
+        Self { ttl, inner: Mutex::new(Inner::default()), encoder: Encoder::default() }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -258,10 +263,16 @@ impl MeetingsCache {
         let (store, bbb, metrics) = (Arc::<dyn Store>::clone(store), bbb.clone(), Arc::clone(metrics));
         let task = tokio::spawn(async move {
             let fanout = fan_out(store, bbb, concurrency, metrics).await;
-            // Rendered off the request path: the first call after the
-            // refresh gets the bytes instead of rendering a megabyte.
+            // Rendered (and, once clients asked for gzip, compressed) off
+            // the request path: the first call after the refresh gets the
+            // bytes instead of rendering a megabyte.
+            let compress = cache.encoder.wanted();
             let fanout = tokio::task::spawn_blocking(move || {
-                let _ = fanout.public_reply();
+                if let Ok(reply) = fanout.public_reply()
+                    && compress
+                {
+                    reply.compress();
+                }
                 fanout
             })
             .await
@@ -291,6 +302,13 @@ impl MeetingsCache {
         inner.copy = Some(Arc::clone(&copy));
         inner.failed = None;
         copy
+    }
+
+    /// The bytes to send for `reply`, and whether they are gzip-encoded
+    /// (only when `gzip` is accepted and the encoding is ready; a call
+    /// never waits for it, see [`encoded`]).
+    pub(crate) fn bytes(&self, reply: &Arc<Reply>, gzip: bool) -> (Bytes, bool) {
+        self.encoder.bytes(reply, gzip)
     }
 
     /// Applies a change the balancer just made to the copy (and to the
@@ -387,12 +405,12 @@ impl Fanout {
 
     /// The reply for a caller without tenant (meetings that carry a tenant
     /// are hidden), rendered once.
-    pub(crate) fn public_reply(&self) -> Result<Bytes, BbbError> {
+    pub(crate) fn public_reply(&self) -> Result<Arc<Reply>, BbbError> {
         self.public
             .get_or_init(|| {
                 self.check()?;
                 let fragments: Vec<&str> = self.parts.iter().map(|p| p.public_fragment()).collect();
-                Ok(list_document(&fragments))
+                Ok(Reply::new(list_document(&fragments)))
             })
             .clone()
     }
@@ -401,11 +419,11 @@ impl Fanout {
     /// is the tenant's id; rendered once per tenant. With `scoped` (meeting
     /// ids scoped per tenant), each `meetingID` of the tenant's scope is
     /// shown as the front-end sent it.
-    pub(crate) fn tenant_reply(&self, tenant: &TenantId, scoped: bool) -> Result<Bytes, BbbError> {
+    pub(crate) fn tenant_reply(&self, tenant: &TenantId, scoped: bool) -> Result<Arc<Reply>, BbbError> {
         self.check()?;
         let key = tenant.as_str();
         if let Some(body) = self.tenants.lock().unwrap_or_else(PoisonError::into_inner).get(key) {
-            return Ok(body.clone());
+            return Ok(Arc::clone(body));
         }
         let mut fragment = String::new();
         for listed in self.parts.iter().flat_map(|p| &p.meetings).filter(|m| m.tenant.as_deref() == Some(key)) {
@@ -420,8 +438,8 @@ impl Fanout {
                 None => listed.element.render_into(&mut fragment, MEETING_DEPTH),
             }
         }
-        let body = list_document(&[&fragment]);
-        self.tenants.lock().unwrap_or_else(PoisonError::into_inner).insert(key.to_owned(), body.clone());
+        let body = Reply::new(list_document(&[&fragment]));
+        self.tenants.lock().unwrap_or_else(PoisonError::into_inner).insert(key.to_owned(), Arc::clone(&body));
         Ok(body)
     }
 

@@ -43,13 +43,16 @@ fn replies_are_rendered_as_one_document_would_be() {
         list.push_child(meeting(id, tenant));
     }
     let expected = success().with_child(list).to_document(true);
-    assert_eq!(fanout.public_reply().unwrap(), expected.as_bytes());
+    assert_eq!(fanout.public_reply().unwrap().body, expected.as_bytes());
 
     let mut list = Element::new("meetings");
     list.push_child(meeting("t", Some("t1")));
     let expected = success().with_child(list).to_document(true);
-    assert_eq!(fanout.tenant_reply(&TenantId::from("t1"), false).unwrap(), expected.as_bytes());
-    assert_eq!(fanout.tenant_reply(&TenantId::from("t2"), false).unwrap(), no_meetings().to_document(true).as_bytes());
+    assert_eq!(fanout.tenant_reply(&TenantId::from("t1"), false).unwrap().body, expected.as_bytes());
+    assert_eq!(
+        fanout.tenant_reply(&TenantId::from("t2"), false).unwrap().body,
+        no_meetings().to_document(true).as_bytes()
+    );
     assert_eq!(list_document(&["", ""]), no_meetings().to_document(true).as_bytes());
 }
 
@@ -64,10 +67,10 @@ fn scoped_ids_are_shown_to_their_tenant_as_it_sent_them() {
         let doc = parse(&body).unwrap();
         doc.child("meetings").unwrap().children_named("meeting").filter_map(|m| m.text_at("meetingID")).collect()
     };
-    assert_eq!(ids(fanout.tenant_reply(&TenantId::from("t1"), true).unwrap()), ["room", "old"]);
-    assert_eq!(ids(fanout.tenant_reply(&TenantId::from("t2"), true).unwrap()), ["room"]);
+    assert_eq!(ids(fanout.tenant_reply(&TenantId::from("t1"), true).unwrap().body.clone()), ["room", "old"]);
+    assert_eq!(ids(fanout.tenant_reply(&TenantId::from("t2"), true).unwrap().body.clone()), ["room"]);
     let unscoped = fanout.shallow_clone();
-    assert_eq!(ids(unscoped.tenant_reply(&TenantId::from("t1"), false).unwrap()), ["t1:room", "old"]);
+    assert_eq!(ids(unscoped.tenant_reply(&TenantId::from("t1"), false).unwrap().body.clone()), ["t1:room", "old"]);
 }
 
 #[test]
@@ -77,8 +80,8 @@ fn changes_apply_to_servers_asked_before_them() {
     let after = at + Duration::from_millis(10);
     let mut fanout = fanout(vec![part("s1", before, &[("a", None)]), part("s2", after, &[("b", None)])]);
     let tenant = TenantId::from("t1");
-    assert!(fanout.public_reply().unwrap().ends_with(LIST_TAIL.as_bytes()));
-    assert_eq!(fanout.tenant_reply(&tenant, false).unwrap(), no_meetings().to_document(true).as_bytes());
+    assert!(fanout.public_reply().unwrap().body.ends_with(LIST_TAIL.as_bytes()));
+    assert_eq!(fanout.tenant_reply(&tenant, false).unwrap().body, no_meetings().to_document(true).as_bytes());
     let created =
         |server: &str, id: &str| Change::Created { server: ServerId::from(server), meeting: meeting(id, None) };
     let ended =
@@ -92,7 +95,7 @@ fn changes_apply_to_servers_asked_before_them() {
     assert!(!fanout.apply(&ended("s1", "a"), None), "already gone");
     assert!(fanout.apply(&created("s3", "z"), Some(at)), "a server missing from the list gets a part");
     assert_eq!(fanout.public_ids(), ["x", "b", "z"]);
-    let body = fanout.public_reply().unwrap();
+    let body = fanout.public_reply().unwrap().body.clone();
     let doc = parse(&body).unwrap();
     let ids: Vec<String> =
         doc.child("meetings").unwrap().children_named("meeting").filter_map(|m| m.text_at("meetingID")).collect();
@@ -100,7 +103,7 @@ fn changes_apply_to_servers_asked_before_them() {
     // Replies rendered before a change are rendered again.
     let mine = Change::Created { server: ServerId::from("s2"), meeting: meeting("t", Some("t1")) };
     assert!(fanout.apply(&mine, None));
-    assert!(fanout.tenant_reply(&tenant, false).unwrap().ends_with(LIST_TAIL.as_bytes()));
+    assert!(fanout.tenant_reply(&tenant, false).unwrap().body.ends_with(LIST_TAIL.as_bytes()));
 }
 
 #[test]
