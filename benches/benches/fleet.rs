@@ -14,7 +14,9 @@
 //! `FLEET_SOAK` creates over 3 servers after the table, sampling the API's
 //! RSS, default 0 = off; `JOIN_ROUTE_CACHE_TTL` for the API, unset = its
 //! default, `0` = every join asks Redis). `join` joins one meeting,
-//! `join (all meetings)` cycles through all of them.
+//! `join (all meetings)` cycles through all of them; `getMeetings (cached,
+//! gzip)` sends `Accept-Encoding: gzip`, against nginx serving the same
+//! document gzip-encoded ahead (`gzip_static`).
 //!
 //! Besides throughput and latency, each row shows what the same requests
 //! cost elsewhere: Redis CPU (`INFO cpu` delta) and commands (`INFO
@@ -31,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
 use http::StatusCode;
-use scalelite_benches::{Outcome, PathFn, ProcessStats, drive, env_or, median, path_of, release_binary};
+use scalelite_benches::{Headers, Outcome, PathFn, ProcessStats, drive, drive_with, env_or, median, path_of, release_binary};
 use scalelite_tests::nginx::TestNginx;
 use scalelite_tests::seed::{SeedServer, seed_server};
 use scalelite_tests::{ApiClient, FakeFleet, LB_SECRET, NS, TestPostgres, TestRedis, free_port};
@@ -185,10 +187,10 @@ impl Stack {
     }
 
     /// Drives `path` with the cost of the run measured around it.
-    fn run(&self, path: &PathFn, expect: StatusCode, connections: usize, seconds: u64) -> Run {
+    fn run(&self, path: &PathFn, expect: StatusCode, connections: usize, seconds: u64, headers: Headers) -> Run {
         let before = self.runtime.block_on(redis_sample(&self.redis));
         let api_before = self.api.stats().cpu_seconds();
-        let outcome = drive(self.addr, path.clone(), expect, connections, seconds);
+        let outcome = drive_with(self.addr, path.clone(), expect, connections, seconds, headers);
         let api_after = self.api.stats().cpu_seconds();
         let after = self.runtime.block_on(redis_sample(&self.redis));
         // The warm-up second is inside the deltas: count its requests too by
@@ -213,15 +215,20 @@ impl Stack {
 }
 
 /// nginx answering join and create with a fixed 302 and getMeetings with
-/// `body`, doing nothing else.
+/// `body`, doing nothing else; gzip-encoded (once, ahead: `gzip_static`)
+/// for requests that accept it.
 fn ceiling(runtime: &tokio::runtime::Runtime, body: &str) -> (TestNginx, SocketAddr) {
+    use std::io::Write;
     let dir = tempfile::Builder::new().prefix("fleet-ceiling-").tempdir().unwrap().keep();
     let file = dir.join("getMeetings.xml");
     std::fs::write(&file, body).unwrap();
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(body.as_bytes()).unwrap();
+    std::fs::write(dir.join("getMeetings.xml.gz"), encoder.finish().unwrap()).unwrap();
     let nginx = runtime.block_on(TestNginx::start(move |listen| {
         format!(
             "server {{\n  listen {listen};\n  access_log off;\n  keepalive_requests 1000000;\n\
-             location = /bigbluebutton/api/getMeetings {{ default_type text/xml; alias {}; }}\n\
+             location = /bigbluebutton/api/getMeetings {{ default_type text/xml; gzip_static on; alias {}; }}\n\
              location / {{ return 302 https://bbb.example/bigbluebutton/api/join?x=1; }}\n}}\n",
             file.display()
         )
@@ -292,15 +299,17 @@ fn main() {
         });
         let get_meetings = path_of(&stack.client.url("getMeetings", &[]));
         let fixed = |p: String| -> PathFn { Arc::new(move |_| p.clone()) };
-        let workloads: Vec<(&str, PathFn, StatusCode)> = vec![
-            ("join", fixed(join.clone()), StatusCode::FOUND),
-            ("join (all meetings)", spread, StatusCode::FOUND),
+        let gzip: Headers = &[("accept-encoding", "gzip")];
+        let workloads: Vec<(&str, PathFn, StatusCode, Headers)> = vec![
+            ("join", fixed(join.clone()), StatusCode::FOUND, &[]),
+            ("join (all meetings)", spread, StatusCode::FOUND, &[]),
             // Before create, which lengthens the list the ceiling serves.
-            ("getMeetings (cached)", fixed(get_meetings.clone()), StatusCode::OK),
-            ("create (unique ids)", create, StatusCode::OK),
+            ("getMeetings (cached)", fixed(get_meetings.clone()), StatusCode::OK, &[]),
+            ("getMeetings (cached, gzip)", fixed(get_meetings.clone()), StatusCode::OK, gzip),
+            ("create (unique ids)", create, StatusCode::OK, &[]),
         ];
         stack.api.stats().reset_peak();
-        for (name, path, expect) in workloads {
+        for (name, path, expect, headers) in workloads {
             if !only.is_empty() && !name.starts_with(only.as_str()) {
                 continue;
             }
@@ -309,14 +318,19 @@ fn main() {
             let ceiling_expect = if name.starts_with("getMeetings") { StatusCode::OK } else { StatusCode::FOUND };
             let (mut base, mut runs) = (Vec::new(), Vec::new());
             for _ in 0..rounds {
-                base.push(drive(ceiling_addr, ceiling_path.clone(), ceiling_expect, connections, seconds));
-                runs.push(stack.run(&path, expect, connections, seconds));
+                base.push(drive_with(ceiling_addr, ceiling_path.clone(), ceiling_expect, connections, seconds, headers));
+                runs.push(stack.run(&path, expect, connections, seconds, headers));
             }
             runs.sort_by(|a, b| a.outcome.rps().total_cmp(&b.outcome.rps()));
             let run = runs.swap_remove(runs.len() / 2);
             let base = median(base);
-            let ceiling_name =
-                if name.starts_with("getMeetings") { "no-op (nginx, same body)" } else { "no-op (nginx 302)" };
+            let ceiling_name = if headers.is_empty() && name.starts_with("getMeetings") {
+                "no-op (nginx, same body)"
+            } else if name.starts_with("getMeetings") {
+                "no-op (nginx, same body gzip-encoded ahead)"
+            } else {
+                "no-op (nginx 302)"
+            };
             let ceiling_run = Run { outcome: base, redis_us: 0.0, api_us: 0.0, commands: 0.0, top: String::new() };
             lines.push(row(pool, ceiling_name, &ceiling_run, None));
             lines.push(row(pool, name, &run, Some(ceiling_run.outcome.rps())));

@@ -52,12 +52,16 @@ pub fn median(mut outcomes: Vec<Outcome>) -> Outcome {
     outcomes.swap_remove(outcomes.len() / 2)
 }
 
+/// Extra request headers of a load run (`Accept-Encoding: gzip`).
+pub type Headers = &'static [(&'static str, &'static str)];
+
 async fn worker(
     addr: SocketAddr,
     path: PathFn,
     counter: Arc<AtomicU64>,
     until: Instant,
     expect: StatusCode,
+    headers: Headers,
 ) -> (Histogram<u64>, u64, u64) {
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
     let (mut requests, mut errors) = (0, 0);
@@ -67,7 +71,11 @@ async fn worker(
     tokio::spawn(conn);
     while Instant::now() < until {
         let n = counter.fetch_add(1, Ordering::Relaxed);
-        let request = Request::get(path(n)).header(header::HOST, "127.0.0.1").body(Empty::<Bytes>::new()).unwrap();
+        let mut request = Request::get(path(n)).header(header::HOST, "127.0.0.1");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Empty::<Bytes>::new()).unwrap();
         let started = Instant::now();
         let Ok(response) = sender.send_request(request).await else {
             errors += 1;
@@ -87,6 +95,18 @@ async fn worker(
 /// Runs `connections` keep-alive workers against `addr` for `seconds` on a
 /// separate client runtime (one thread), after a one-second warm-up.
 pub fn drive(addr: SocketAddr, path: PathFn, expect: StatusCode, connections: usize, seconds: u64) -> Outcome {
+    drive_with(addr, path, expect, connections, seconds, &[])
+}
+
+/// [`drive`] with extra request `headers`.
+pub fn drive_with(
+    addr: SocketAddr,
+    path: PathFn,
+    expect: StatusCode,
+    connections: usize,
+    seconds: u64,
+    headers: Headers,
+) -> Outcome {
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         runtime.block_on(async move {
@@ -94,7 +114,7 @@ pub fn drive(addr: SocketAddr, path: PathFn, expect: StatusCode, connections: us
             // Warm-up: connections, scripts, pools, caches.
             let warm_until = Instant::now() + Duration::from_secs(1);
             let warm: Vec<_> = (0..connections)
-                .map(|_| tokio::spawn(worker(addr, path.clone(), counter.clone(), warm_until, expect)))
+                .map(|_| tokio::spawn(worker(addr, path.clone(), counter.clone(), warm_until, expect, headers)))
                 .collect();
             for task in warm {
                 task.await.unwrap();
@@ -102,7 +122,7 @@ pub fn drive(addr: SocketAddr, path: PathFn, expect: StatusCode, connections: us
             let started = Instant::now();
             let until = started + Duration::from_secs(seconds);
             let tasks: Vec<_> = (0..connections)
-                .map(|_| tokio::spawn(worker(addr, path.clone(), counter.clone(), until, expect)))
+                .map(|_| tokio::spawn(worker(addr, path.clone(), counter.clone(), until, expect, headers)))
                 .collect();
             let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
             let (mut requests, mut errors) = (0, 0);
