@@ -8,9 +8,9 @@
 #
 # enable (the default): adds the server (addServer) unless a server with
 #   this URL exists, then enables it (updateServer state=enable; an existing
-#   server also gets the current secret, and the tag and load multiplier
-#   when given). Running it again changes nothing else, so it can run at
-#   every boot.
+#   server also gets the current secret, and the tag, load multiplier,
+#   region and capabilities when given). Running it again changes nothing
+#   else, so it can run at every boot.
 # cordon: no new meetings for this server; running ones go on, and the
 #   poller disables it once it is empty.
 #
@@ -25,6 +25,12 @@
 #   BBB_TAG              tag for meta_server-tag placement (default: none /
 #                        unchanged)
 #   BBB_LOAD_MULTIPLIER  load multiplier (default: 1.0 / unchanged)
+#   BBB_REGION           region (or site) for meta_server-region placement,
+#                        e.g. eu-west (default: none / unchanged); scalelite-rs
+#                        only, Ruby Scalelite ignores it
+#   BBB_CAPABILITIES     capabilities this server offers besides those the
+#                        poller learns, separated by commas, e.g. livekit
+#                        (default: none / unchanged); scalelite-rs only
 #   SCALELITE_SIGN_BODY  true (default): the checksum covers the JSON body
 #                        too, which scalelite-rs accepts and, with
 #                        MANAGEMENT_API_SIGNED_BODY=true, requires. false:
@@ -142,6 +148,8 @@ secret="${BBB_SECRET:-}"
 fields="\"secret\":$(json_string "$secret")"
 [ -z "${BBB_TAG:-}" ] || fields="$fields,\"tag\":$(json_string "$BBB_TAG")"
 [ -z "${BBB_LOAD_MULTIPLIER:-}" ] || fields="$fields,\"load_multiplier\":$(json_string "$BBB_LOAD_MULTIPLIER")"
+[ -z "${BBB_REGION:-}" ] || fields="$fields,\"region\":$(json_string "$BBB_REGION")"
+[ -z "${BBB_CAPABILITIES:-}" ] || fields="$fields,\"capabilities\":$(json_string "$BBB_CAPABILITIES")"
 
 if [ -z "$id" ]; then
   added="$(call addServer "{\"server\":{\"url\":$(json_string "$bbb_url"),$fields}}")"

@@ -238,6 +238,202 @@ async fn the_management_api_reads_and_writes_regions_and_capabilities() {
     assert_eq!(app.server(&id).await.unwrap().capabilities, vec!["livekit".to_owned()]);
 }
 
+/// `servers sync` reading `doc` on stdin.
+async fn sync(app: &TestApp, doc: &str) -> Run {
+    admin_with(&app.state.config, &["servers", "sync", "-"], doc).await
+}
+
+/// Every server as stored, sorted by id, to compare before and after.
+async fn snapshot(app: &TestApp) -> Vec<scalelite_store::Server> {
+    let mut all = app.store().servers().await.unwrap();
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    all
+}
+
+#[tokio::test]
+async fn a_sync_document_declares_regions_and_capabilities_and_the_export_round_trips() {
+    let app = TestApp::builder().servers(3).unseeded().start().await;
+    let (f0, f1, f2) = (&app.fleet[0], &app.fleet[1], &app.fleet[2]);
+    let doc = format!(
+        "servers:\n  eu1:\n    url: {}\n    secret: {}\n    region: eu\n    capabilities: [livekit, sip]\n  \
+         us1:\n    url: {}\n    secret: {}\n    region: us\n    capabilities: sip\n  \
+         any1:\n    url: {}\n    secret: {}\n    tag: gpu\n",
+        f0.url(),
+        f0.secret(),
+        f1.url(),
+        f1.secret(),
+        f2.url(),
+        f2.secret()
+    );
+    let run = sync(&app, &doc).await.ok();
+    for line in [
+        "[eu1] Server created",
+        "[eu1] Server updated: region=eu",
+        "[eu1] Server updated: capabilities=livekit,sip",
+        "[us1] Server updated: region=us",
+        "[us1] Server updated: capabilities=sip",
+        "[any1] Server enabled",
+    ] {
+        assert!(run.out.lines().any(|l| l == line), "no {line:?} in\n{}", run.out);
+    }
+    assert!(!run.out.contains("[any1] Server updated: region"), "{}", run.out);
+    admin(&app, &["poll"]).await.ok();
+
+    // Creates land as declared.
+    assert!(create(&app, "lk", &[("audioBridge", "livekit")]).await.is_success());
+    assert_eq!(placed(&app, "lk").await, "eu1");
+    assert!(create(&app, "in-us", &[("meta_server-region", "us")]).await.is_success());
+    assert_eq!(placed(&app, "in-us").await, "us1");
+    assert!(
+        create(&app, "sip-eu", &[("meta_server-capability", "sip"), ("meta_server-region", "eu")]).await.is_success()
+    );
+    assert_eq!(placed(&app, "sip-eu").await, "eu1");
+
+    // The export: the new keys only where set, so `any1` reads as in Scalelite.
+    let dump = admin(&app, &["servers", "yaml"]).await.ok().out;
+    let any1 = format!(
+        "  any1:\n    url: {}\n    secret: {}\n    load_multiplier: 1.0\n    tag: gpu\n    enabled: true\n",
+        f2.url(),
+        f2.secret()
+    );
+    assert!(dump.contains(&any1), "{dump}");
+    assert!(
+        dump.contains("    tag: ''\n    region: eu\n    capabilities:\n    - livekit\n    - sip\n    enabled: true\n"),
+        "{dump}"
+    );
+    assert!(dump.contains("    region: us\n    capabilities:\n    - sip\n"), "{dump}");
+    let json = admin(&app, &["servers", "yaml", "--json"]).await.ok().json();
+    assert_eq!(json["servers"]["eu1"]["capabilities"], serde_json::json!(["livekit", "sip"]));
+    assert!(json["servers"]["any1"].get("region").is_none(), "{json}");
+    // Fed back, it changes nothing.
+    assert_eq!(sync(&app, &dump).await.ok().out, "");
+
+    // Like `tag`, a key left out means none: us1 loses its region.
+    let without = dump.replace("    region: us\n", "");
+    let run = sync(&app, &without).await.ok();
+    assert_eq!(run.out, "[us1] Server updated: region=\n");
+    assert_eq!(app.server("us1").await.unwrap().region, None);
+    assert_eq!(app.server("us1").await.unwrap().capabilities, ["sip"]);
+
+    // An emptied pool rebuilt from the export is the same pool again.
+    sync(&app, &dump).await.ok();
+    let emptied = admin_with(&app.state.config, &["servers", "sync", "-", "--mode", "force", "--yes"], "servers: {}\n");
+    emptied.await.ok();
+    assert!(snapshot(&app).await.is_empty());
+    sync(&app, &dump).await.ok();
+    assert_eq!(admin(&app, &["servers", "yaml"]).await.ok().out, dump);
+    let eu1 = app.server("eu1").await.unwrap();
+    assert_eq!(
+        (eu1.region.as_deref(), eu1.capabilities.as_slice()),
+        (Some("eu"), &["livekit".to_owned(), "sip".to_owned()][..])
+    );
+}
+
+#[tokio::test]
+async fn a_sync_document_with_a_bad_name_is_refused_and_changes_nothing() {
+    let app = TestApp::builder().servers(2).unseeded().start().await;
+    let (f0, f1) = (&app.fleet[0], &app.fleet[1]);
+    let good = format!(
+        "servers:\n  eu1:\n    url: {}\n    secret: {}\n    region: eu\n    capabilities: livekit\n",
+        f0.url(),
+        f0.secret()
+    );
+    sync(&app, &good).await.ok();
+    let before = snapshot(&app).await;
+    // A new server first, a change to eu1, then the bad name: none of it is applied.
+    let new = format!("  new1:\n    url: {}\n    secret: {}\n    region: us\n", f1.url(), f1.secret());
+    let cases = [
+        (
+            format!(
+                "servers:\n{new}  eu1:\n    url: {}\n    secret: {}\n    region: eu\n    capabilities: [livekit, live kit]\n",
+                f0.url(),
+                f0.secret()
+            ),
+            "ERROR: Server id=eu1: Invalid capability \"live kit\": use 1-64 letters, digits, '-', '_', '.' or ':'",
+        ),
+        (
+            format!("servers:\n{new}  eu1:\n    url: {}\n    secret: {}\n    region: 'eu;us'\n", f0.url(), f0.secret()),
+            "ERROR: Server id=eu1: Invalid region \"eu;us\": use 1-64 letters, digits, '-', '_', '.' or ':'",
+        ),
+        (
+            format!(
+                "servers:\n{new}  eu1:\n    url: {}\n    secret: {}\n    capabilities: {{livekit: true}}\n",
+                f0.url(),
+                f0.secret()
+            ),
+            "ERROR: Server id=eu1 has invalid capabilities: not a list of names",
+        ),
+    ];
+    for (doc, error) in cases {
+        sync(&app, &doc).await.fails_with(error);
+        assert_eq!(snapshot(&app).await, before, "{doc}");
+        let run = admin_with(&app.state.config, &["servers", "sync", "-", "--dry-run"], &doc).await;
+        assert_eq!(run.code, 1, "{run:?}");
+    }
+    assert!(app.server("new1").await.is_none());
+}
+
+/// Runs `deploy/bbb-register.sh` for fake `i` with `env` added; its exit
+/// status and output.
+async fn register(app: &TestApp, i: usize, env: &[(&str, &str)]) -> (bool, String) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/bbb-register.sh");
+    let output = tokio::process::Command::new("sh")
+        .arg(script)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("SCALELITE_URL", app.origin())
+        .env("SCALELITE_SECRET", scalelite_tests::LB_SECRET)
+        .env("BBB_URL", app.fleet[i].url())
+        .env("BBB_SECRET", app.fleet[i].secret())
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("run sh deploy/bbb-register.sh");
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text)
+}
+
+/// The id of the server with fake `i`'s URL.
+async fn id_of(app: &TestApp, i: usize) -> String {
+    let url = app.fleet[i].url();
+    let servers = app.store().servers().await.unwrap();
+    servers.into_iter().find(|s| s.url == url).unwrap_or_else(|| panic!("no server {url}")).id.into_string()
+}
+
+#[tokio::test]
+async fn bbb_servers_registering_themselves_declare_their_region_and_capabilities() {
+    let app = TestApp::builder().servers(2).unseeded().start().await;
+    let (ok, out) = register(&app, 0, &[("BBB_REGION", "eu"), ("BBB_CAPABILITIES", "livekit,sip")]).await;
+    assert!(ok && out.contains("bbb-register: added"), "{out}");
+    let (ok, out) = register(&app, 1, &[("BBB_REGION", "us")]).await;
+    assert!(ok, "{out}");
+    let (eu, us) = (id_of(&app, 0).await, id_of(&app, 1).await);
+    let server = app.server(&eu).await.unwrap();
+    assert_eq!((server.region.as_deref(), server.capabilities.join(",")), (Some("eu"), "livekit,sip".to_owned()));
+    assert_eq!(server.state.as_deref(), Some("enabled"));
+    admin(&app, &["poll"]).await.ok();
+    assert!(create(&app, "lk", &[("audioBridge", "livekit")]).await.is_success());
+    assert_eq!(placed(&app, "lk").await, eu);
+    assert!(create(&app, "in-us", &[("meta_server-region", "us")]).await.is_success());
+    assert_eq!(placed(&app, "in-us").await, us);
+
+    // At the next boot: unset keeps them, a new value replaces them.
+    let (ok, out) = register(&app, 0, &[]).await;
+    assert!(ok, "{out}");
+    assert_eq!(app.server(&eu).await.unwrap().region.as_deref(), Some("eu"));
+    let (ok, out) = register(&app, 0, &[("BBB_REGION", "eu-west"), ("BBB_CAPABILITIES", "livekit")]).await;
+    assert!(ok, "{out}");
+    let server = app.server(&eu).await.unwrap();
+    assert_eq!((server.region.as_deref(), server.capabilities.join(",")), (Some("eu-west"), "livekit".to_owned()));
+
+    // A bad name fails the registration and changes nothing.
+    let before = snapshot(&app).await;
+    let (ok, out) = register(&app, 0, &[("BBB_CAPABILITIES", "live kit")]).await;
+    assert!(!ok && out.contains("Invalid capability"), "{out}");
+    assert_eq!(snapshot(&app).await, before);
+}
+
 /// Ruby Scalelite reads `server:<id>` into its model and fails on unknown
 /// fields: the region and capabilities must stay out of it.
 mod redis_only {

@@ -2,18 +2,22 @@
 //!
 //! The document is a `servers` mapping from server id to `secret`
 //! (required), `url` (default `https://<id>/bigbluebutton/api`), `enabled`
-//! (default true), `load_multiplier` (default 1.0, > 0) and `tag`. `load`,
-//! `state`, `bbb_version` and `online` (what `servers yaml --verbose` adds)
-//! are accepted and ignored, so a dump can be edited and fed back.
+//! (default true), `load_multiplier` (default 1.0, > 0) and `tag`, and
+//! (scalelite-rs only) `region` and `capabilities` (a list, or names
+//! separated by `,` or `;`), read as `servers add --region --capabilities`
+//! reads them. Like `tag`, a field left out means "none": syncing removes a
+//! region or capabilities the document does not give. `load`, `state`,
+//! `bbb_version` and `online` (what `servers yaml --verbose` adds) are
+//! accepted and ignored, so a dump can be edited and fed back.
 
 use scalelite_core::{Secret, ServerId};
 use scalelite_store::{NewServer, Server, ServerState, ServerUpdate};
 use serde_yaml_ng::{Mapping, Value};
 
 use crate::json::state_name;
-use crate::{Fleet, FleetError, to_d, url_host};
+use crate::{Fleet, FleetError, placement_update, to_d, url_host};
 
-const SERVER_PARAMS: [&str; 5] = ["url", "secret", "enabled", "load_multiplier", "tag"];
+const SERVER_PARAMS: [&str; 7] = ["url", "secret", "enabled", "load_multiplier", "tag", "region", "capabilities"];
 const PARAMS_IGNORED: [&str; 4] = ["load", "state", "bbb_version", "online"];
 
 /// What happens to servers missing from the document.
@@ -49,6 +53,10 @@ struct Wanted {
     enabled: bool,
     load_multiplier: String,
     tag: Option<String>,
+    /// The region, `None` for none.
+    region: Option<String>,
+    /// The declared capabilities, validated and deduplicated.
+    capabilities: Vec<String>,
 }
 
 fn yaml_string(value: &Value) -> Option<String> {
@@ -107,9 +115,37 @@ fn parse(document: &str) -> Result<Vec<Wanted>, FleetError> {
         }
         let enabled = !matches!(get("enabled"), Some(Value::Bool(false)));
         let tag = get("tag").and_then(yaml_string).filter(|t| !t.trim().is_empty());
-        wanted.push(Wanted { id, url, secret, enabled, load_multiplier, tag });
+        let (region, capabilities) = placement(&id, get("region"), get("capabilities"))?;
+        wanted.push(Wanted { id, url, secret, enabled, load_multiplier, tag, region, capabilities });
     }
     Ok(wanted)
+}
+
+/// The `region` and `capabilities` of server `id`'s entry, checked as
+/// [`placement_update`] checks `--region` and `--capabilities`; absent ones
+/// are none.
+fn placement(
+    id: &str,
+    region: Option<&Value>,
+    capabilities: Option<&Value>,
+) -> Result<(Option<String>, Vec<String>), FleetError> {
+    let bad = |what: &str| FleetError::Invalid(format!("Server id={id} has invalid {what}"));
+    let region = match region {
+        None => String::new(),
+        Some(value) => yaml_string(value).ok_or_else(|| bad("region: not a name"))?,
+    };
+    let capabilities = match capabilities {
+        None => String::new(),
+        Some(Value::Sequence(items)) => {
+            let names: Option<Vec<String>> = items.iter().map(yaml_string).collect();
+            names.ok_or_else(|| bad("capabilities: not a list of names"))?.join(",")
+        }
+        Some(value) => yaml_string(value).ok_or_else(|| bad("capabilities: not a list of names"))?,
+    };
+    let mut update = ServerUpdate::default();
+    placement_update(Some(&region), Some(&capabilities), &mut update)
+        .map_err(|e| FleetError::Invalid(format!("Server id={id}: {e}")))?;
+    Ok((update.region.flatten(), update.capabilities.unwrap_or_default()))
 }
 
 impl Fleet {
@@ -155,6 +191,14 @@ impl Fleet {
             if server.tag != w.tag {
                 update.tag = Some(w.tag.clone());
                 log.push(format!("[{}] Server updated: tag={}", w.id, w.tag.as_deref().unwrap_or("")));
+            }
+            if server.region != w.region {
+                update.region = Some(w.region.clone());
+                log.push(format!("[{}] Server updated: region={}", w.id, w.region.as_deref().unwrap_or("")));
+            }
+            if server.capabilities != w.capabilities {
+                update.capabilities = Some(w.capabilities.clone());
+                log.push(format!("[{}] Server updated: capabilities={}", w.id, w.capabilities.join(",")));
             }
             let enabled = server.effective_state() == ServerState::Enabled;
             if w.enabled && !enabled {
@@ -219,6 +263,8 @@ impl Fleet {
 /// The `servers yaml` document: what `servers sync` reads, plus `state`,
 /// `load`, `bbb_version` and `online` when `verbose`. A server without a
 /// stored multiplier shows 1.0 (Scalelite prints 0.0, which sync refuses).
+/// `region` and `capabilities` are printed only for a server that has them,
+/// so the document of a pool without them is Scalelite's.
 pub fn dump_yaml(servers: &[Server], verbose: bool) -> String {
     let mut list = Mapping::new();
     for server in servers {
@@ -228,6 +274,13 @@ pub fn dump_yaml(servers: &[Server], verbose: bool) -> String {
         let multiplier = server.load_multiplier.as_deref().map_or(1.0, to_d);
         info.insert("load_multiplier".into(), Value::Number(multiplier.into()));
         info.insert("tag".into(), server.tag.clone().unwrap_or_default().into());
+        if let Some(region) = &server.region {
+            info.insert("region".into(), region.clone().into());
+        }
+        if !server.capabilities.is_empty() {
+            let names = server.capabilities.iter().map(|c| Value::from(c.clone())).collect();
+            info.insert("capabilities".into(), Value::Sequence(names));
+        }
         info.insert("enabled".into(), (server.effective_state() == ServerState::Enabled).into());
         if verbose {
             info.insert("state".into(), state_name(server).into());
@@ -292,5 +345,64 @@ mod tests {
         assert_eq!(wanted[0].load_multiplier, "5");
         assert_eq!(wanted[0].tag.as_deref(), Some("gpu"));
         assert!("nope".parse::<SyncMode>().is_err());
+        assert_eq!((wanted[0].region.as_deref(), wanted[0].capabilities.len()), (None, 0));
+    }
+
+    #[test]
+    fn regions_and_capabilities() {
+        let wanted = parse(
+            "servers:\n  a:\n    secret: s\n    region: eu-west\n    capabilities: [livekit, sip, livekit]\n  \
+             b:\n    secret: s\n    region: ''\n    capabilities: 'livekit; sip'\n",
+        )
+        .unwrap();
+        assert_eq!(wanted[0].region.as_deref(), Some("eu-west"));
+        assert_eq!(wanted[0].capabilities, ["livekit", "sip"]);
+        assert_eq!(wanted[1].region, None);
+        assert_eq!(wanted[1].capabilities, ["livekit", "sip"]);
+        let err = |doc: &str| parse(doc).unwrap_err().to_string();
+        assert_eq!(
+            err("servers:\n  a:\n    secret: s\n    capabilities: [livekit, live kit]\n"),
+            "Server id=a: Invalid capability \"live kit\": use 1-64 letters, digits, '-', '_', '.' or ':'"
+        );
+        assert_eq!(
+            err("servers:\n  a:\n    secret: s\n    region: a;b\n"),
+            "Server id=a: Invalid region \"a;b\": use 1-64 letters, digits, '-', '_', '.' or ':'"
+        );
+        assert_eq!(
+            err("servers:\n  a:\n    secret: s\n    capabilities: {x: 1}\n"),
+            "Server id=a has invalid capabilities: not a list of names"
+        );
+        assert_eq!(
+            err("servers:\n  a:\n    secret: s\n    region: [eu]\n"),
+            "Server id=a has invalid region: not a name"
+        );
+        let many = (0..9).map(|i| format!("c{i}")).collect::<Vec<_>>().join(", ");
+        assert_eq!(
+            err(&format!("servers:\n  a:\n    secret: s\n    capabilities: [{many}]\n")),
+            "Server id=a: At most 8 capabilities per server"
+        );
+    }
+
+    #[test]
+    fn the_dump_has_regions_and_capabilities_only_where_set() {
+        let mut hash = std::collections::HashMap::new();
+        hash.insert("url".to_owned(), "https://a/bigbluebutton/api".to_owned());
+        hash.insert("secret".to_owned(), "s".to_owned());
+        let plain = Server::from_hash(ServerId::from("a"), &hash, true).unwrap();
+        let mut placed = Server::from_hash(ServerId::from("b"), &hash, true).unwrap();
+        placed.region = Some("eu".to_owned());
+        placed.capabilities = vec!["livekit".to_owned(), "sip".to_owned()];
+        let dump = dump_yaml(&[plain, placed], false);
+        assert_eq!(
+            dump,
+            "---\nservers:\n  a:\n    url: https://a/bigbluebutton/api\n    secret: s\n    load_multiplier: 1.0\n    tag: ''\n    enabled: true\n  \
+             b:\n    url: https://a/bigbluebutton/api\n    secret: s\n    load_multiplier: 1.0\n    tag: ''\n    region: eu\n    capabilities:\n    - livekit\n    - sip\n    enabled: true\n"
+        );
+        let wanted = parse(&dump).unwrap();
+        assert_eq!((wanted[0].region.as_deref(), wanted[0].capabilities.len()), (None, 0));
+        assert_eq!(
+            (wanted[1].region.as_deref(), wanted[1].capabilities.as_slice()),
+            (Some("eu"), &["livekit".to_owned(), "sip".to_owned()][..])
+        );
     }
 }
