@@ -15,9 +15,10 @@
 # exactly what scalelite_post_publish.rb makes. It is kept until the
 # balancer answers 201 (received) or 200 (received before); transport
 # errors, timeouts and 5xx/408/409/429 answers are retried with a backoff
-# (UPLOAD_BACKOFF seconds, doubling up to 300, UPLOAD_ATTEMPTS times). A
-# refusal (another 4xx) ends the run: fix the cause and run it again with
-# the kept archive.
+# (UPLOAD_BACKOFF seconds, doubling up to 300, UPLOAD_ATTEMPTS times). 507
+# (the balancer's spool has no room for the archive now) is one of them:
+# the importer frees space as it imports. A refusal (another 4xx) ends the
+# run: fix the cause and run it again with the kept archive.
 #
 # Each attempt is signed anew with this server's own BBB secret:
 #   X-Scalelite-Checksum = sha256("scalelite-recording-upload\n" name "\n"
@@ -165,6 +166,11 @@ while :; do
     200 | 201)
       log "uploaded $name: HTTP $status $(head -c 300 "$reply")"
       break
+      ;;
+    507)
+      # The balancer's spool is full for now (RECORDING_UPLOAD_MIN_FREE_MB):
+      # keep the archive and try again after the pause.
+      log "attempt $attempt of $attempts failed: HTTP 507, the balancer's spool is full for now $(head -c 300 "$reply" 2>/dev/null || true)"
       ;;
     000 | 408 | 409 | 429 | 5??)
       # 409: this signature was used already (two runs within one second);

@@ -2,7 +2,8 @@
 //! `RECORDING_UPLOAD_ENABLED`): `deploy/bbb/scalelite-upload.sh` run with
 //! curl through nginx with TLS, the archive imported and listed; forged,
 //! stale, replayed, oversized, truncated and tampered uploads refused with
-//! nothing half-written left in the spool; retries answered without a
+//! nothing half-written left in the spool; uploads the spool has no room
+//! for answered 507 and retried by the script; retries answered without a
 //! second copy.
 
 use std::path::{Path, PathBuf};
@@ -360,6 +361,61 @@ async fn oversized_and_unauthenticated_uploads_are_answered_before_the_body_is_s
     app.stop().await;
 }
 
+#[tokio::test]
+async fn an_upload_that_does_not_fit_the_spool_is_answered_507_and_retried_by_the_script() {
+    // A reserve larger than any disk: no upload fits.
+    let full = upload_app(&[("RECORDING_UPLOAD_MIN_FREE_MB", "1000000000000")]).await;
+    let secret = full.fleet.iter().next().unwrap().secret();
+    let rec = RecordingArchive::new("upload-room-full", "Kein Platz");
+    let name = rec.file_name();
+    let body = rec.tar();
+    // Answered from the head: the body is never asked for.
+    let headers = signed_headers(&name, "bbb-1", &secret, &body, now());
+    let (status, text) = head_only(&full, &raw_head(&name, Some(body.len() as u64), &headers)).await;
+    assert_eq!(status, 507, "{text}");
+    assert!(!text.contains("100 Continue"), "the body was asked for: {text}");
+    assert!(text.contains("RECORDING_UPLOAD_MIN_FREE_MB") && text.contains("MiB free"), "{text}");
+    // A client that sends the body anyway gets the same answer.
+    let headers = signed_headers(&name, "bbb-1", &secret, &body, now() + 1);
+    let reply = put(&full, &name, &headers, body.clone()).await;
+    assert_eq!(reply.status, 507, "{}", reply.body);
+    assert!(spool_entries(&full.dirs().spool()).is_empty(), "{:?}", spool_entries(&full.dirs().spool()));
+
+    // The BBB-side script treats 507 as "later": it backs off, retries,
+    // and keeps the archive when it gives up.
+    let bbb = tempfile::tempdir().unwrap();
+    rec.write_published_tree(&bbb.path().join("published"));
+    let mut env = vec![
+        ("SCALELITE_URL", full.origin()),
+        ("BBB_SERVER", "bbb-1".to_owned()),
+        ("BBB_SECRET", secret.clone()),
+        ("PUBLISHED_DIR", bbb.path().join("published").display().to_string()),
+        ("WORK_DIR", bbb.path().join("work").display().to_string()),
+        ("STATUS_DIR", bbb.path().join("status").display().to_string()),
+        ("UPLOAD_ATTEMPTS", "2".to_owned()),
+        ("UPLOAD_BACKOFF", "1".to_owned()),
+    ];
+    let (ok, output) = run_script(&env, &["-m", &rec.record_id]).await;
+    assert!(!ok, "{output}");
+    assert_eq!(output.matches("HTTP 507").count(), 2, "{output}");
+    assert!(output.contains("attempt 1 of 2 failed") && output.contains("giving up after 2 attempts"), "{output}");
+    let kept = bbb.path().join("work").join(rec.file_name());
+    assert!(kept.is_file(), "the archive must be kept for a later run");
+    assert!(!bbb.path().join("status").join(format!("{}-sender.done", rec.record_id)).exists());
+    assert!(spool_entries(&full.dirs().spool()).is_empty());
+    full.stop().await;
+
+    // With room (the default reserve), the kept archive goes through.
+    let roomy = upload_app(&[]).await;
+    env[0].1 = roomy.origin();
+    env[2].1 = roomy.fleet.iter().next().unwrap().secret();
+    let (ok, output) = run_script(&env, &[kept.to_str().unwrap()]).await;
+    assert!(ok && output.contains("HTTP 201"), "{output}");
+    assert!(!kept.exists());
+    assert_eq!(spool_entries(&roomy.dirs().spool()), [name]);
+    roomy.stop().await;
+}
+
 fn temp_files(spool: &Path) -> Vec<PathBuf> {
     spool_entries(spool).into_iter().filter(|n| n.starts_with(".upload-")).map(|n| spool.join(n)).collect()
 }
@@ -451,13 +507,10 @@ async fn an_uploaded_recording_plays_from_s3_and_is_pruned_by_retention() {
         listed(&app, meeting_id).await == [rec.record_id.clone()]
     })
     .await;
-    // In the bucket (the database row commits first, the files follow
-    // within the import), and nowhere on the balancer's disk.
+    // Listed only once its files are in the bucket (they go up before the
+    // database row commits), and nowhere on the balancer's disk.
     let key = format!("published/presentation/{}/slides/one.svg", rec.record_id);
-    eventually_with(Duration::from_secs(10), "the recording's files are in the bucket", || async {
-        s3.keys(BUCKET, "").await.contains(&key)
-    })
-    .await;
+    assert!(s3.keys(BUCKET, "").await.contains(&key), "listed before its files are in the bucket");
     assert!(!app.dirs().published().join("presentation").join(&rec.record_id).exists());
 
     // Played through the balancer: a redirect to a presigned URL of the bucket.

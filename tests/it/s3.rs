@@ -6,7 +6,10 @@
 //! URL (protected recordings keep their one-time token and cookie),
 //! unpublished, published and deleted in the bucket; the per-tenant key
 //! prefix; the retention rules and `scalelite-admin recordings prune`
-//! acting on the bucket; CloudFront signed cookies; multipart uploads.
+//! acting on the bucket; CloudFront signed cookies; multipart uploads; a
+//! recording listed only once its objects are in the bucket (a bucket that
+//! stalls or refuses uploads in front of moto), re-imports after an
+//! interrupted one.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +18,7 @@ use bytes::Bytes;
 use http::Method;
 use scalelite_core::xml::Element;
 use scalelite_recording_importer::{ArchiveOutcome, Importer, Settings};
-use scalelite_tests::{Format, RecordingArchive, Reply, TestApp, TestS3, http_request};
+use scalelite_tests::{Format, RecordingArchive, Reply, S3Gate, TestApp, TestS3, UploadMode, http_request};
 
 const BUCKET: &str = "scalelite-recordings";
 const KEY: &str = "0c9e2f4a6b8d1e3f5a7c9e1b3d5f7a9c2e4b6d8f0a1c3e5a7b9d1f3a5c7e9b1d";
@@ -304,6 +307,81 @@ async fn an_archive_waits_in_the_spool_until_the_bucket_takes_it() {
     assert!(matches!(report.outcomes[..], [ArchiveOutcome::Imported(_)]), "{report:?}");
     assert!(!archive.exists());
     assert_eq!(s3.keys(BUCKET, "").await, keys_of(&rec, "published/"));
+}
+
+#[tokio::test]
+async fn a_recording_is_listed_only_once_its_objects_are_in_the_bucket() {
+    let s3 = TestS3::start(BUCKET).await;
+    let gate = S3Gate::start(&s3).await;
+    let mut builder = TestApp::builder().servers(1).recordings();
+    for (name, value) in gate.env(&s3, BUCKET) {
+        builder = builder.env(name, value);
+    }
+    let app = builder.start().await;
+    let importer = importer(&app);
+
+    // The bucket stalls the uploads: while the files are on their way the
+    // recording is not listed and the archive stays in the spool.
+    gate.set(UploadMode::Hold);
+    let rec = RecordingArchive::new("slow-bucket-room", "Slow").formats(&[Format::Presentation, Format::Podcast]);
+    let archive = rec.drop_into(&app.dirs().spool());
+    let running = tokio::spawn({
+        let importer = importer.clone();
+        async move { importer.import_pending_once().await }
+    });
+    gate.await_held(1).await;
+    assert!(listed(&app, "slow-bucket-room", "any").await.is_empty(), "listed before its files are in the bucket");
+    assert!(archive.exists());
+    assert_eq!(s3.keys(BUCKET, "").await, Vec::<String>::new());
+    gate.set(UploadMode::Pass);
+    let report = running.await.unwrap().unwrap();
+    assert!(matches!(report.outcomes[..], [ArchiveOutcome::Imported(_)]), "{report:?}");
+    assert_eq!(listed(&app, "slow-bucket-room", "any").await.len(), 1);
+    assert_eq!(s3.keys(BUCKET, "").await, keys_of(&rec, "published/"));
+    assert!(!archive.exists());
+
+    // The bucket takes one file, then refuses: nothing is listed, the
+    // archive waits in the spool. Something else an interrupted import
+    // left lies under the recording's prefix too.
+    let rec = RecordingArchive::new("refusing-bucket-room", "Refused").formats(&[Format::Presentation]);
+    let prefix = format!("published/presentation/{}/", rec.record_id);
+    let archive = rec.drop_into(&app.dirs().spool());
+    gate.set(UploadMode::FailAfter(1));
+    let report = importer.import_pending_once().await.unwrap();
+    assert!(
+        matches!(&report.outcomes[..], [ArchiveOutcome::Deferred { reason, .. }] if reason.contains("bucket")),
+        "{report:?}"
+    );
+    assert!(listed(&app, "refusing-bucket-room", "any").await.is_empty(), "listed without its files");
+    assert!(archive.exists(), "the archive stays in the spool");
+    assert_eq!(s3.keys(BUCKET, &prefix).await.len(), 1, "one file went up");
+    s3.put_object(BUCKET, &format!("{prefix}stray.txt"), "from an interrupted import").await;
+
+    // Once the bucket takes uploads again the import completes, once: the
+    // objects are exactly the archive's, the recording listed once.
+    gate.set(UploadMode::Pass);
+    let report = importer.import_pending_once().await.unwrap();
+    assert!(matches!(report.outcomes[..], [ArchiveOutcome::Imported(_)]), "{report:?}");
+    assert_eq!(listed(&app, "refusing-bucket-room", "any").await.len(), 1);
+    assert_eq!(s3.keys(BUCKET, &prefix).await, keys_of(&rec, "published/"));
+    assert!(!archive.exists());
+
+    // Unpublished by an administrator, then imported again (the archive
+    // sent a second time): the objects go up under unpublished/ and
+    // nothing stays under published/; still one recording, unpublished.
+    let unpublish = app.client().get("publishRecordings", &[("recordID", &rec.record_id), ("publish", "false")]).await;
+    assert_eq!(unpublish.text_at("published").as_deref(), Some("false"), "{}", unpublish.body);
+    rec.drop_into(&app.dirs().spool());
+    let report = importer.import_pending_once().await.unwrap();
+    assert!(matches!(&report.outcomes[..], [ArchiveOutcome::Imported(imported)] if !imported.published), "{report:?}");
+    assert_eq!(s3.keys(BUCKET, &prefix).await, Vec::<String>::new());
+    assert_eq!(
+        s3.keys(BUCKET, &format!("unpublished/presentation/{}/", rec.record_id)).await,
+        keys_of(&rec, "unpublished/")
+    );
+    let again = listed(&app, "refusing-bucket-room", "any").await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].text_at("published").as_deref(), Some("false"));
 }
 
 #[tokio::test]

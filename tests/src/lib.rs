@@ -59,7 +59,7 @@ pub use postgres::TestPostgres;
 pub use receiver::{Received, Receiver};
 pub use recording_dirs::RecordingDirs;
 pub use redis::{RespValue, TestRedis};
-pub use s3::{FakeMetadata, MetadataRequest, TestS3};
+pub use s3::{FakeMetadata, MetadataRequest, S3Gate, TestS3, UploadMode};
 pub use seed::SeedServer;
 pub use sentinel::{SentinelGroup, TestSentinel};
 pub use tls::TestCa;

@@ -152,6 +152,14 @@ impl TestS3 {
         keys
     }
 
+    /// Stores an object (what another writer, or an interrupted import,
+    /// left in the bucket).
+    pub async fn put_object(&self, bucket: &str, key: &str, body: &str) {
+        let (status, reply) =
+            self.request(Method::PUT, &format!("/{bucket}/{key}"), Bytes::from(body.to_owned())).await;
+        assert_eq!(status, 200, "PutObject {key}: {reply}");
+    }
+
     /// One object's bytes (lossy text) and `Content-Type`, `None` when absent.
     pub async fn object(&self, bucket: &str, key: &str) -> Option<(String, Option<String>)> {
         let url = format!("{}/{bucket}/{key}", self.endpoint());
@@ -174,6 +182,156 @@ impl Drop for TestS3 {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// What [`S3Gate`] does with object uploads (`PUT`s of objects and parts;
+/// server-side copies and every other request always pass).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UploadMode {
+    /// Forwarded to the bucket.
+    Pass,
+    /// The next `n` are forwarded, the ones after answered 403
+    /// `AccessDenied` (not retried by the client).
+    FailAfter(usize),
+    /// Held, unanswered, until the mode changes.
+    Hold,
+}
+
+#[derive(Debug)]
+struct GateState {
+    mode: tokio::sync::watch::Sender<UploadMode>,
+    /// Uploads being held now.
+    held: tokio::sync::watch::Sender<usize>,
+    /// Uploads passed since the mode was last set.
+    passed: std::sync::atomic::AtomicUsize,
+}
+
+/// A proxy in front of a [`TestS3`] that can fail or stall object uploads:
+/// a bucket that is slow or refuses writes, as an importer sees it.
+#[derive(Debug)]
+pub struct S3Gate {
+    addr: std::net::SocketAddr,
+    state: std::sync::Arc<GateState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl S3Gate {
+    /// Starts the proxy in front of `s3`, passing everything.
+    pub async fn start(s3: &TestS3) -> Self {
+        use hyper::service::service_fn;
+        use std::sync::Arc;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let state = Arc::new(GateState {
+            mode: tokio::sync::watch::channel(UploadMode::Pass).0,
+            held: tokio::sync::watch::channel(0).0,
+            passed: std::sync::atomic::AtomicUsize::new(0),
+        });
+        let upstream = s3.endpoint();
+        let client: hyper_util::client::legacy::Client<_, http_body_util::Full<Bytes>> =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build(hyper_util::client::legacy::connect::HttpConnector::new());
+        let shared = Arc::clone(&state);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let (state, client, upstream) = (Arc::clone(&shared), client.clone(), upstream.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (state, client, upstream) = (Arc::clone(&state), client.clone(), upstream.clone());
+                        async move { Ok::<_, std::convert::Infallible>(gate(&state, &client, &upstream, req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self { addr, state, task }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// [`TestS3::env`] through this proxy.
+    pub fn env(&self, s3: &TestS3, bucket: &str) -> Vec<(&'static str, String)> {
+        let mut env = s3.env(bucket);
+        for (name, value) in &mut env {
+            if *name == "AWS_ENDPOINT_URL" {
+                *value = self.endpoint();
+            }
+        }
+        env
+    }
+
+    /// Changes what happens to uploads (held ones follow the new mode).
+    pub fn set(&self, mode: UploadMode) {
+        self.state.passed.store(0, std::sync::atomic::Ordering::SeqCst);
+        self.state.mode.send_replace(mode);
+    }
+
+    /// Waits until `n` uploads are held (panics after 30 s).
+    pub async fn await_held(&self, n: usize) {
+        let mut held = self.state.held.subscribe();
+        tokio::time::timeout(Duration::from_secs(30), held.wait_for(|count| *count >= n))
+            .await
+            .unwrap_or_else(|_| panic!("{n} uploads held: {} so far", *self.state.held.borrow()))
+            .expect("the gate is running");
+    }
+}
+
+impl Drop for S3Gate {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// One request through [`S3Gate`].
+async fn gate(
+    state: &GateState,
+    client: &hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        http_body_util::Full<Bytes>,
+    >,
+    upstream: &str,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> hyper::Response<http_body_util::Full<Bytes>> {
+    use http_body_util::{BodyExt as _, Full};
+    use std::sync::atomic::Ordering;
+
+    let (mut parts, body) = req.into_parts();
+    let upload = parts.method == Method::PUT && !parts.headers.contains_key("x-amz-copy-source");
+    if upload {
+        let mut mode = state.mode.subscribe();
+        if *mode.borrow_and_update() == UploadMode::Hold {
+            state.held.send_modify(|n| *n += 1);
+            let _ = mode.wait_for(|m| *m != UploadMode::Hold).await;
+            state.held.send_modify(|n| *n -= 1);
+        }
+        let current = *state.mode.borrow();
+        if let UploadMode::FailAfter(n) = current
+            && state.passed.fetch_add(1, Ordering::SeqCst) >= n
+        {
+            let denied = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code>\
+                          <Message>the test gate refuses uploads</Message></Error>";
+            return hyper::Response::builder().status(403).body(Full::new(Bytes::from(denied))).unwrap();
+        }
+    }
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    parts.uri = format!("{upstream}{path}").parse().expect("an upstream URI");
+    parts.headers.remove(http::header::HOST);
+    match client.request(hyper::Request::from_parts(parts, Full::new(body))).await {
+        Ok(response) => {
+            let (parts, body) = response.into_parts();
+            let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            hyper::Response::from_parts(parts, Full::new(body))
+        }
+        Err(e) => hyper::Response::builder().status(502).body(Full::new(Bytes::from(e.to_string()))).unwrap(),
     }
 }
 

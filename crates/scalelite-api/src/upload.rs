@@ -20,14 +20,19 @@
 //!    `SET NX`, so across API replicas): a request seen before is a replay
 //!    (409);
 //! 4. an archive of the same name and digest received in the last day is
-//!    answered 200 at once (a retry whose answer was lost), unread.
+//!    answered 200 at once (a retry whose answer was lost), unread;
+//! 5. the spool's file system must have room for the declared length plus
+//!    `RECORDING_UPLOAD_MIN_FREE_MB` (507 Insufficient Storage otherwise,
+//!    which the upload script retries later with the archive kept).
 //!
 //! The body then streams into `<spool>/.upload-<name>-<random>` (hidden, so
 //! the importer skips it) through a 1 MiB buffer, hashed on the way, each
 //! pause bounded by `HTTP_HEADER_READ_TIMEOUT`. Only when the length and
 //! the digest match and the file is flushed to disk is it renamed to
 //! `<spool>/<name>` (201): the importer never sees a partial archive. Any
-//! failure, a dropped connection included, removes the temporary file.
+//! failure, a dropped connection included, removes the temporary file; a
+//! file system that fills up during the upload (`ENOSPC`, `EDQUOT`) is
+//! answered 507 too, after the partial file is removed.
 //! Concurrent uploads of one name each write their own temporary file; the
 //! last rename wins, whole.
 
@@ -157,8 +162,13 @@ pub(crate) async fn upload(
         }
     }
 
-    let started = Instant::now();
     let spool = config.spool_dir.clone();
+    if let Some(refusal) = check_free_space(&spool, size, config.upload_min_free_bytes).await {
+        warn!(archive = %name, server, bytes = size, reason = %refusal, "recording upload refused: the spool is full");
+        return (StatusCode::INSUFFICIENT_STORAGE, Json(json!({ "error": refusal }))).into_response();
+    }
+
+    let started = Instant::now();
     let stall = state.config.edge.header_read_timeout;
     match receive(&spool, &name, size, digest, body, stall).await {
         Ok(()) => {}
@@ -207,6 +217,55 @@ async fn server_secret(store: &dyn Store, server: &str) -> Result<Option<Secret>
     Ok(store.server(&scalelite_core::ServerId::new(server)).await.map_err(Lookup::Store)?.map(|s| s.secret))
 }
 
+/// Bytes as whole MiB, rounded up.
+fn mib(bytes: u64) -> u64 {
+    bytes.div_ceil(1024 * 1024)
+}
+
+/// Bytes available to unprivileged writers on the file system of `dir`
+/// (or of its nearest existing parent, when the spool is not created yet).
+fn available_bytes(dir: &Path) -> std::io::Result<u64> {
+    let mut probe = dir;
+    loop {
+        match rustix::fs::statvfs(probe) {
+            Ok(stats) => return Ok(stats.f_bavail.saturating_mul(stats.f_frsize)),
+            Err(rustix::io::Errno::NOENT) => match probe.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => probe = parent,
+                _ => return Err(rustix::io::Errno::NOENT.into()),
+            },
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Why an upload of `size` bytes does not fit into `spool` while keeping
+/// `reserve` bytes free, or `None` when it fits. A file system whose free
+/// space cannot be read is not refused here (a full one still fails the
+/// write, answered 507 then).
+async fn check_free_space(spool: &Path, size: u64, reserve: u64) -> Option<String> {
+    let dir = spool.to_owned();
+    let available = match tokio::task::spawn_blocking(move || available_bytes(&dir)).await {
+        Ok(Ok(available)) => available,
+        Ok(Err(error)) => {
+            warn!(%error, spool = %spool.display(), "recording upload: cannot read the spool's free space");
+            return None;
+        }
+        Err(error) => {
+            warn!(%error, "recording upload: cannot read the spool's free space");
+            return None;
+        }
+    };
+    (size.saturating_add(reserve) > available).then(|| {
+        format!(
+            "insufficient storage: the spool has {} MiB free; this archive needs {} MiB and \
+             RECORDING_UPLOAD_MIN_FREE_MB keeps {} MiB free; try again later",
+            available / (1024 * 1024),
+            mib(size),
+            mib(reserve)
+        )
+    })
+}
+
 /// Why a body was not kept.
 #[derive(Debug)]
 struct Failure {
@@ -221,9 +280,12 @@ impl Failure {
 
     fn io(error: &std::io::Error, doing: &'static str) -> Self {
         warn!(%error, doing, "recording upload: file-system error");
-        if error.raw_os_error() == Some(28) {
-            // ENOSPC
-            return Self::new(StatusCode::INSUFFICIENT_STORAGE, "the spool is full");
+        let full = [rustix::io::Errno::NOSPC, rustix::io::Errno::DQUOT].map(|e| Some(e.raw_os_error()));
+        if full.contains(&error.raw_os_error()) {
+            return Self::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "insufficient storage: the spool filled up during the upload; try again later",
+            );
         }
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, doing)
     }

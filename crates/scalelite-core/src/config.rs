@@ -150,6 +150,8 @@ pub mod defaults {
     pub const DEFAULT_RECORDING_UPLOAD_MAX_BYTES: u64 = 20 * 1024 * 1024 * 1024;
     /// `RECORDING_UPLOAD_WINDOW`, seconds.
     pub const DEFAULT_RECORDING_UPLOAD_WINDOW: f64 = 300.0;
+    /// `RECORDING_UPLOAD_MIN_FREE_MB`: 1 GiB left free in the spool.
+    pub const DEFAULT_RECORDING_UPLOAD_MIN_FREE_MB: u64 = 1024;
     /// `RECORDING_PLAYBACK_FORMATS`.
     pub const DEFAULT_RECORDING_PLAYBACK_FORMATS: &str = "presentation:video:screenshare:podcast:notes:capture";
     /// `PROTECTED_RECORDINGS_TOKEN_TIMEOUT`, minutes.
@@ -671,6 +673,10 @@ pub struct RecordingConfig {
     /// `RECORDING_UPLOAD_WINDOW` (new; seconds, default 300): how far an
     /// upload's timestamp may be from the balancer's clock.
     pub upload_window: Duration,
+    /// `RECORDING_UPLOAD_MIN_FREE_MB` (new; MiB, default 1024): an upload is
+    /// refused (507) before its body is read unless the spool's file system
+    /// keeps at least this much free space after it.
+    pub upload_min_free_bytes: u64,
 }
 
 /// Where recordings are stored when `S3_RECORDING` is on (Scalelite's
@@ -1089,6 +1095,9 @@ impl Config {
             upload_enabled: r.bool("RECORDING_UPLOAD_ENABLED", false),
             upload_max_bytes: r.parse("RECORDING_UPLOAD_MAX_BYTES", DEFAULT_RECORDING_UPLOAD_MAX_BYTES),
             upload_window: r.seconds("RECORDING_UPLOAD_WINDOW", DEFAULT_RECORDING_UPLOAD_WINDOW),
+            upload_min_free_bytes: r
+                .parse::<u64>("RECORDING_UPLOAD_MIN_FREE_MB", DEFAULT_RECORDING_UPLOAD_MIN_FREE_MB)
+                .saturating_mul(1024 * 1024),
         };
         if recordings.upload_window < Duration::from_secs(1) {
             r.error("RECORDING_UPLOAD_WINDOW: must be at least 1 second".into());

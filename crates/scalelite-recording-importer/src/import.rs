@@ -8,24 +8,46 @@
 //! 2. Parse every `metadata.xml`. A format whose `metadata.xml` is missing
 //!    or cannot be used is skipped (logged with its reason); the archive is
 //!    rejected only when no format is left.
-//! 3. One database transaction creates or updates the recording with all
-//!    its formats (an upsert on `record_id`). Crash: the database knows the
-//!    recording, its files are not (all) in place yet; the archive is still
-//!    in the spool, so the next import redoes steps 1–5 without duplicates.
-//! 4. Move each format into the publish or unpublish tree (see
-//!    [`crate::publish`]); the tree follows what the database decided.
-//! 5. Remember the meeting's recording-ready URL in `callback_data` and
-//!    queue the callback. Crash before step 6: the callback is queued again
+//! 3. Store the recording and its files, which depends on where the files
+//!    live:
+//!    - in the recording trees: one database transaction creates or
+//!      updates the recording with all its formats (an upsert on
+//!      `record_id`), then each format moves into the publish or unpublish
+//!      tree (see [`scalelite_store::trees`]), which follows what the
+//!      database decided. Crash between the two: the database knows the
+//!      recording, its files are not (all) in place yet; the archive is
+//!      still in the spool, so the next import redoes the steps without
+//!      duplicates. The move is a rename on one file system, so the window
+//!      is short.
+//!    - in the bucket (`S3_RECORDING`): the store previews what the upsert
+//!      will decide (`published`, the `tenant-id` of the key prefix; the
+//!      same statements, rolled back), every file goes up under its final
+//!      key, then the transaction commits, then what earlier imports left
+//!      under the recording's prefixes is removed. `getRecordings` lists
+//!      the recording only once its objects are in the bucket; a bucket
+//!      failure leaves nothing listed and the archive in the spool. Crash
+//!      before the commit: objects without a row, overwritten under the
+//!      same keys by the next import; crash after it: stale objects, removed
+//!      by the next import. Staging the objects under another prefix and
+//!      copying them into place after the commit would list the recording
+//!      before its files are where playback looks, so the key is decided
+//!      first; if an administrator publishes or unpublishes the recording
+//!      between the preview and the commit, the files are uploaded again
+//!      under the prefix the commit decided.
+//! 4. Remember the meeting's recording-ready URL in `callback_data` and
+//!    queue the callback. Crash before step 5: the callback is queued again
 //!    by the next import (callbacks are delivered at least once).
-//! 6. Delete the archive from the spool, then log the import.
+//! 5. Delete the archive from the spool, then log the import.
 //!
-//! The database is written before the files are moved because only the
-//! database knows whether the recording is published (an administrator may
-//! have unpublished it, `publish_updated`); the files are moved before the
-//! archive is deleted so nothing is lost. A failure in steps 1–2 caused by
-//! the archive quarantines it; the database being unreachable, or a
-//! directory not being writable, keeps it in the spool for a later attempt.
+//! With the trees, the database is written before the files are moved
+//! because only the database knows whether the recording is published (an
+//! administrator may have unpublished it, `publish_updated`); the files are
+//! stored before the archive is deleted so nothing is lost. A failure in
+//! steps 1–2 caused by the archive quarantines it; the database or the
+//! bucket being unreachable, or a directory not being writable, keeps it in
+//! the spool for a later attempt.
 
+use std::collections::BTreeSet;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,7 +55,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use scalelite_store::StoreError;
-use scalelite_store::recordings::{ImportLogEntry, RecordingImport};
+use scalelite_store::recordings::{ImportLogEntry, ImportPreview, Imported, RecordingImport};
 use scalelite_store::s3::S3Storage;
 use scalelite_store::trees::{self, Trees};
 use tokio::time::Instant;
@@ -290,30 +312,34 @@ impl Importer {
             return Err(Failure::Cancelled);
         }
 
-        // From here on the import completes: the database commits first.
-        let stored =
-            self.inner.recordings.import_recording(&import, settings.policy).await.map_err(|e| store_failure(&e))?;
-
-        if let Some(s3) = &settings.s3 {
-            upload_formats(s3, work, &import, stored.published, stored.tenant_id.as_deref())
-                .await
-                .map_err(Failure::Defer)?;
-        } else {
-            let (publish_dir, unpublish_dir) = (settings.publish_dir.clone(), settings.unpublish_dir.clone());
-            let (sources, record_id, published) = (
-                import
-                    .formats
-                    .iter()
-                    .map(|f| (work.join(&f.format).join(&import.record_id), f.format.clone()))
-                    .collect(),
-                import.record_id.clone(),
-                stored.published,
-            );
-            blocking(move || move_formats(sources, &record_id, &publish_dir, &unpublish_dir, published))
-                .await
-                .map_err(Failure::Defer)?
-                .map_err(Failure::Defer)?;
-        }
+        let stored = match &settings.s3 {
+            Some(s3) => self.store_in_bucket(s3, work, &import, cancel).await?,
+            None => {
+                // From here on the import completes: the database commits
+                // first (it decides the tree), then the files move.
+                let stored = self
+                    .inner
+                    .recordings
+                    .import_recording(&import, settings.policy)
+                    .await
+                    .map_err(|e| store_failure(&e))?;
+                let (publish_dir, unpublish_dir) = (settings.publish_dir.clone(), settings.unpublish_dir.clone());
+                let (sources, record_id, published) = (
+                    import
+                        .formats
+                        .iter()
+                        .map(|f| (work.join(&f.format).join(&import.record_id), f.format.clone()))
+                        .collect(),
+                    import.record_id.clone(),
+                    stored.published,
+                );
+                blocking(move || move_formats(sources, &record_id, &publish_dir, &unpublish_dir, published))
+                    .await
+                    .map_err(Failure::Defer)?
+                    .map_err(Failure::Defer)?;
+                stored
+            }
+        };
 
         let callback_queued =
             self.queue_callback(&import, &bbb_meeting_id, stored.id, stored.tenant_id.as_deref()).await?;
@@ -378,6 +404,46 @@ impl Importer {
         }
         self.inner.deliveries_wake.notify_one();
         Ok(ArchiveOutcome::Imported(imported))
+    }
+
+    /// Stores a recording whose files live in the bucket: the objects go up
+    /// under the key the import will give them (the store previews its
+    /// decision), then the database commits, then what earlier imports left
+    /// is removed. `getRecordings` lists the recording only once its
+    /// objects are in the bucket; a failed upload leaves nothing listed.
+    async fn store_in_bucket(
+        &self,
+        s3: &S3Storage,
+        work: &Path,
+        import: &RecordingImport,
+        cancel: &AtomicBool,
+    ) -> Result<Imported, Failure> {
+        let (store, policy) = (&self.inner.recordings, self.inner.settings.policy);
+        let preview = store.preview_import(import, policy).await.map_err(|e| store_failure(&e))?;
+        let mut uploaded =
+            upload_formats(s3, work, import, preview.published, preview.tenant_id.as_deref(), cancel).await?;
+        // From here on the import completes.
+        let stored = store.import_recording(import, policy).await.map_err(|e| store_failure(&e))?;
+        if !preview.matches(&stored) {
+            // The recording changed between the preview and the commit (an
+            // administrator published or unpublished it meanwhile).
+            warn!(
+                record_id = %import.record_id,
+                published = stored.published,
+                "the recording changed during its import; storing its files again under the decided prefix"
+            );
+            uploaded = upload_formats(
+                s3,
+                work,
+                import,
+                stored.published,
+                stored.tenant_id.as_deref(),
+                &AtomicBool::new(false),
+            )
+            .await?;
+        }
+        tidy_bucket(s3, &import.record_id, &uploaded, &stored, &preview).await.map_err(Failure::Defer)?;
+        Ok(stored)
     }
 
     /// Looks up the meeting's recording-ready URL (the recording store
@@ -478,29 +544,69 @@ fn check_format(format: &str, xml: &[u8], record_id: &str) -> Result<FormatMetad
     Ok(parsed)
 }
 
-/// Uploads every extracted format to the bucket under the prefix of the
-/// state the database decided, after removing what an earlier import left
-/// under either prefix (a re-import replaces the files). The extracted
-/// files stay in the work directory, which is removed afterwards.
+/// The keys one format was uploaded to.
+struct UploadedFormat {
+    format: String,
+    /// `[<tenant prefix>]<state>/<format>/<record_id>/`.
+    prefix: String,
+    keys: BTreeSet<String>,
+}
+
+/// Uploads every extracted format to the bucket under `published` and
+/// `tenant`'s prefix, overwriting what an earlier import stored there. The
+/// extracted files stay in the work directory, which is removed
+/// afterwards. Checks `cancel` before each format (shutdown).
 async fn upload_formats(
     s3: &S3Storage,
     work: &Path,
     import: &RecordingImport,
     published: bool,
     tenant: Option<&str>,
-) -> Result<(), String> {
+    cancel: &AtomicBool,
+) -> Result<Vec<UploadedFormat>, Failure> {
     let record_id = &import.record_id;
+    let mut uploaded = Vec::with_capacity(import.formats.len());
     for format in import.formats.iter().map(|f| f.format.as_str()) {
-        let fail = |e: scalelite_store::s3::S3Error| format!("cannot store {format}/{record_id} in the bucket: {e}");
-        let stale = s3.recording_prefix(tenant, !published, format, record_id);
-        s3.delete_prefix(&stale).await.map_err(fail)?;
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Failure::Cancelled);
+        }
         let prefix = s3.recording_prefix(tenant, published, format, record_id);
-        let current = s3.list(&prefix).await.map_err(fail)?;
-        let uploaded = s3.upload_dir(&work.join(format).join(record_id), &prefix).await.map_err(fail)?;
-        // Objects of the earlier import that this one does not have.
-        let leftover: Vec<String> = current.into_iter().filter(|k| !uploaded.contains(k)).collect();
+        let keys = s3
+            .upload_dir(&work.join(format).join(record_id), &prefix)
+            .await
+            .map_err(|e| Failure::Defer(format!("cannot store {format}/{record_id} in the bucket: {e}")))?;
+        info!(format, record_id, files = keys.len(), bucket = s3.bucket(), prefix, "stored in the bucket");
+        uploaded.push(UploadedFormat { format: format.to_owned(), prefix, keys });
+    }
+    Ok(uploaded)
+}
+
+/// After the commit: removes what earlier imports left of the recording
+/// that this one did not overwrite — objects under the new prefix it does
+/// not have, and everything under the other state's prefix (and under the
+/// previewed prefix when the commit decided otherwise).
+async fn tidy_bucket(
+    s3: &S3Storage,
+    record_id: &str,
+    uploaded: &[UploadedFormat],
+    stored: &Imported,
+    preview: &ImportPreview,
+) -> Result<(), String> {
+    for UploadedFormat { format, prefix, keys } in uploaded {
+        let fail = |e: scalelite_store::s3::S3Error| format!("cannot tidy {format}/{record_id} in the bucket: {e}");
+        let current = s3.list(prefix).await.map_err(fail)?;
+        let leftover: Vec<String> = current.into_iter().filter(|k| !keys.contains(k)).collect();
         s3.delete_keys(&leftover).await.map_err(fail)?;
-        info!(format, record_id, files = uploaded.len(), bucket = s3.bucket(), prefix, "stored in the bucket");
+        let tenant = stored.tenant_id.as_deref();
+        let mut stale = vec![s3.recording_prefix(tenant, !stored.published, format, record_id)];
+        if !preview.matches(stored) {
+            let previewed = preview.tenant_id.as_deref();
+            stale.push(s3.recording_prefix(previewed, preview.published, format, record_id));
+            stale.push(s3.recording_prefix(previewed, !preview.published, format, record_id));
+        }
+        for other in stale.iter().filter(|p| *p != prefix) {
+            s3.delete_prefix(other).await.map_err(fail)?;
+        }
     }
     Ok(())
 }

@@ -211,8 +211,9 @@ impl Importer {
     /// recording-ready callbacks alongside.
     ///
     /// On shutdown an extraction in progress is abandoned (its directory is
-    /// removed, the archive stays in the spool); an import past its
-    /// database commit is completed first.
+    /// removed, the archive stays in the spool), and so is an upload to the
+    /// bucket before its next format (the next import overwrites what went
+    /// up); an import past its database commit is completed first.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) {
         let stop = Stop::default();
         let work = self.run_until(stop.clone());

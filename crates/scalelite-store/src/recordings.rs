@@ -94,6 +94,24 @@ pub struct Imported {
     pub tenant_id: Option<String>,
 }
 
+/// What an import would decide, without the import being made (see
+/// [`RecordingStore::preview_import`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportPreview {
+    /// Whether the recording would be published (its files belong under
+    /// the published prefix, else the unpublished one).
+    pub published: bool,
+    /// Its `tenant-id` metadata after the import.
+    pub tenant_id: Option<String>,
+}
+
+impl ImportPreview {
+    /// Whether `imported` decided what this preview said.
+    pub fn matches(&self, imported: &Imported) -> bool {
+        self.published == imported.published && self.tenant_id == imported.tenant_id
+    }
+}
+
 /// Which states `getRecordings` returns.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum StateFilter {
@@ -299,6 +317,14 @@ pub trait RecordingStore: Send + Sync + std::fmt::Debug + 'static {
     /// Creates or updates a recording with all its formats in one
     /// transaction.
     async fn import_recording(&self, import: &RecordingImport, policy: ImportPolicy) -> Result<Imported, StoreError>;
+
+    /// What [`Self::import_recording`] would decide for `import` now
+    /// (`published`, `tenant-id`), changing nothing: the same statements
+    /// in a transaction that is rolled back, so the same errors too. The
+    /// importer stores a recording's objects in the bucket under the key
+    /// the import will give them before it commits the recording.
+    async fn preview_import(&self, import: &RecordingImport, policy: ImportPolicy)
+    -> Result<ImportPreview, StoreError>;
 
     /// Appends to the import log.
     async fn log_import(&self, entry: &ImportLogEntry) -> Result<(), StoreError>;

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use async_trait::async_trait;
 use scalelite_store::StoreError;
 use scalelite_store::recordings::{
-    AgedQuery, AgedRecording, Delivery, DeliveryOutcome, ImportPolicy, Imported, PlaybackTarget, RecordingImport,
-    RecordingPage, RecordingStore, RecordingSummary,
+    AgedQuery, AgedRecording, Delivery, DeliveryOutcome, ImportPolicy, ImportPreview, Imported, PlaybackTarget,
+    RecordingImport, RecordingPage, RecordingStore, RecordingSummary,
 };
 use scalelite_tests::archive::{RawTar, drop_bytes};
 use tokio::sync::Notify;
@@ -48,6 +48,13 @@ impl RecordingStore for ObservedStore {
             self.seen.failures.fetch_add(1, Ordering::SeqCst);
         }
         result
+    }
+    async fn preview_import(
+        &self,
+        import: &RecordingImport,
+        policy: ImportPolicy,
+    ) -> Result<ImportPreview, StoreError> {
+        self.inner.preview_import(import, policy).await
     }
     async fn log_import(&self, entry: &ImportLogEntry) -> Result<(), StoreError> {
         self.inner.log_import(entry).await

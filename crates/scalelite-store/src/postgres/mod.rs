@@ -16,9 +16,9 @@ use sqlx::{Postgres, QueryBuilder, Row};
 use crate::StoreError;
 use crate::recording_flow::{self, CallbackRow, ExistingRecording, RecordingSql};
 use crate::recordings::{
-    AgedQuery, AgedRecording, Delivery, DeliveryOutcome, FormatView, ImportLogEntry, ImportPolicy, Imported,
-    ImportedFormat, ImportedThumbnail, PlaybackTarget, RecordingImport, RecordingPage, RecordingQuery, RecordingStore,
-    RecordingSummary, RecordingView, StateFilter, TenantScope,
+    AgedQuery, AgedRecording, Delivery, DeliveryOutcome, FormatView, ImportLogEntry, ImportPolicy, ImportPreview,
+    Imported, ImportedFormat, ImportedThumbnail, PlaybackTarget, RecordingImport, RecordingPage, RecordingQuery,
+    RecordingStore, RecordingSummary, RecordingView, StateFilter, TenantScope,
 };
 
 /// An error of this database (`StoreError` does not convert `sqlx::Error`
@@ -256,6 +256,21 @@ impl RecordingStore for PgStore {
         // race; the whole transaction is retried, as Scalelite does.
         for attempt in 0.. {
             match import_once(&self.pool, import, policy).await {
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() && attempt < 3 => continue,
+                other => return other.map_err(pg),
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    async fn preview_import(
+        &self,
+        import: &RecordingImport,
+        policy: ImportPolicy,
+    ) -> Result<ImportPreview, StoreError> {
+        recording_flow::check_import(import)?;
+        for attempt in 0.. {
+            match preview_once(&self.pool, import, policy).await {
                 Err(sqlx::Error::Database(e)) if e.is_unique_violation() && attempt < 3 => continue,
                 other => return other.map_err(pg),
             }
@@ -647,6 +662,18 @@ async fn import_once(pool: &PgPool, import: &RecordingImport, policy: ImportPoli
     let imported = recording_flow::import(&mut *tx, import, policy).await?;
     tx.commit().await?;
     Ok(imported)
+}
+
+/// [`import_once`], rolled back.
+async fn preview_once(
+    pool: &PgPool,
+    import: &RecordingImport,
+    policy: ImportPolicy,
+) -> Result<ImportPreview, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let imported = recording_flow::import(&mut *tx, import, policy).await?;
+    tx.rollback().await?;
+    Ok(ImportPreview { published: imported.published, tenant_id: imported.tenant_id })
 }
 
 /// Epoch milliseconds (NULL stays NULL) as the number of milliseconds the

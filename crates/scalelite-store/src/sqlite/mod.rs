@@ -251,6 +251,10 @@ impl WriteTx {
     async fn commit(self) -> Result<(), sqlx::Error> {
         self.tx.commit().await
     }
+
+    async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
 }
 
 impl Deref for WriteTx {

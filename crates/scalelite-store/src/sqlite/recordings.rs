@@ -16,9 +16,9 @@ use super::{SqliteStore, now_ms, sq};
 use crate::StoreError;
 use crate::recording_flow::{self, CallbackRow, ExistingRecording, RecordingSql};
 use crate::recordings::{
-    AgedQuery, AgedRecording, Delivery, DeliveryOutcome, FormatView, ImportLogEntry, ImportPolicy, Imported,
-    ImportedFormat, ImportedThumbnail, PlaybackTarget, RecordingImport, RecordingPage, RecordingQuery, RecordingStore,
-    RecordingSummary, RecordingView, StateFilter, TenantScope,
+    AgedQuery, AgedRecording, Delivery, DeliveryOutcome, FormatView, ImportLogEntry, ImportPolicy, ImportPreview,
+    Imported, ImportedFormat, ImportedThumbnail, PlaybackTarget, RecordingImport, RecordingPage, RecordingQuery,
+    RecordingStore, RecordingSummary, RecordingView, StateFilter, TenantScope,
 };
 
 /// The recording tables (schema version 2).
@@ -122,6 +122,18 @@ const SQLITE_MISMATCH: i64 = 20;
 /// so the archive is quarantined, as for PostgreSQL's SQLSTATE classes 22
 /// and 23), except a unique violation, which is a race another attempt
 /// settles (as PostgreSQL's `23505`); anything else is the database's.
+/// The checks of an import before its statements run: ids present, times
+/// PostgreSQL could store.
+fn check_sqlite_import(import: &RecordingImport) -> Result<(), StoreError> {
+    recording_flow::check_import(import)?;
+    for (field, ms) in [("start_time", import.start_ms), ("end_time", import.end_ms)] {
+        if let Some(ms) = ms.filter(|ms| !POSTGRES_TIME_MS.contains(ms)) {
+            return Err(StoreError::Conflict(format!("{field} {ms} is out of range")));
+        }
+    }
+    Ok(())
+}
+
 fn import_error(e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &e
         && db.kind() != ErrorKind::UniqueViolation
@@ -354,16 +366,23 @@ impl RecordingStore for SqliteStore {
     }
 
     async fn import_recording(&self, import: &RecordingImport, policy: ImportPolicy) -> Result<Imported, StoreError> {
-        recording_flow::check_import(import)?;
-        for (field, ms) in [("start_time", import.start_ms), ("end_time", import.end_ms)] {
-            if let Some(ms) = ms.filter(|ms| !POSTGRES_TIME_MS.contains(ms)) {
-                return Err(StoreError::Conflict(format!("{field} {ms} is out of range")));
-            }
-        }
+        check_sqlite_import(import)?;
         let mut tx = self.write().await?;
         let imported = recording_flow::import(&mut *tx, import, policy).await.map_err(import_error)?;
         tx.commit().await.map_err(sq)?;
         Ok(imported)
+    }
+
+    async fn preview_import(
+        &self,
+        import: &RecordingImport,
+        policy: ImportPolicy,
+    ) -> Result<ImportPreview, StoreError> {
+        check_sqlite_import(import)?;
+        let mut tx = self.write().await?;
+        let imported = recording_flow::import(&mut *tx, import, policy).await.map_err(import_error)?;
+        tx.rollback().await.map_err(sq)?;
+        Ok(ImportPreview { published: imported.published, tenant_id: imported.tenant_id })
     }
 
     async fn log_import(&self, entry: &ImportLogEntry) -> Result<(), StoreError> {
