@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::io::{BufRead, Write};
+use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::Value;
 
@@ -179,6 +180,24 @@ fn push_padded(out: &mut String, cell: &str, left: usize, right: usize) {
 /// Splits Scalelite's `id1:id2:…` argument (empty parts ignored).
 pub(crate) fn split_ids(ids: Option<&str>) -> Vec<String> {
     ids.unwrap_or_default().split(':').filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
+/// A byte count for people: `512 B`, `5.0 MiB`.
+pub(crate) fn size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
+/// Milliseconds since the epoch as RFC 3339 UTC, to the second.
+pub(crate) fn timestamp(epoch_ms: i64) -> String {
+    let time = UNIX_EPOCH + Duration::from_millis(u64::try_from(epoch_ms).unwrap_or(0));
+    humantime::format_rfc3339_seconds(time).to_string()
 }
 
 #[cfg(test)]

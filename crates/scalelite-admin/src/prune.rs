@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::Ctx;
 use crate::output::{Align, Outcome, Ui, table};
-use crate::recordings::{size, timestamp};
+use crate::output::{size, timestamp};
 use crate::tenants::MULTITENANCY_DISABLED;
 
 /// `recordings prune` options (`--yes` and `--json` are global).

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use clap::{Args, Subcommand};
 use scalelite_recording_importer::{ArchiveOutcome, Importer, ImporterError, Settings};
@@ -13,7 +13,7 @@ use scalelite_store::trees::{Trees, move_format};
 use serde_json::{Value, json};
 
 use crate::Ctx;
-use crate::output::{Align, Outcome, Ui, table};
+use crate::output::{Align, Outcome, Ui, size, table, timestamp};
 
 /// `recordings` subcommands.
 #[derive(Debug, Args)]
@@ -342,29 +342,15 @@ fn reason(path: &PathBuf) -> Option<String> {
     text.lines().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_owned())
 }
 
-pub(crate) fn size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
-}
-
 fn age(now: SystemTime, modified: Option<SystemTime>) -> String {
     let Some(since) = modified.and_then(|m| now.duration_since(m).ok()) else { return String::new() };
     humantime::format_duration(Duration::from_secs(since.as_secs())).to_string()
 }
 
-pub(crate) fn timestamp(epoch_ms: i64) -> String {
-    let time = UNIX_EPOCH + Duration::from_millis(u64::try_from(epoch_ms).unwrap_or(0));
-    humantime::format_rfc3339_seconds(time).to_string()
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::UNIX_EPOCH;
+
     use super::*;
 
     #[test]
