@@ -33,7 +33,9 @@ use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
 use http::StatusCode;
-use scalelite_benches::{Headers, Outcome, PathFn, ProcessStats, drive, drive_with, env_or, median, path_of, release_binary};
+use scalelite_benches::{
+    Headers, Outcome, PathFn, ProcessStats, drive, drive_with, env_or, median, path_of, release_binary,
+};
 use scalelite_tests::nginx::TestNginx;
 use scalelite_tests::seed::{SeedServer, seed_server};
 use scalelite_tests::{ApiClient, FakeFleet, LB_SECRET, NS, TestPostgres, TestRedis, free_port};
@@ -318,7 +320,14 @@ fn main() {
             let ceiling_expect = if name.starts_with("getMeetings") { StatusCode::OK } else { StatusCode::FOUND };
             let (mut base, mut runs) = (Vec::new(), Vec::new());
             for _ in 0..rounds {
-                base.push(drive_with(ceiling_addr, ceiling_path.clone(), ceiling_expect, connections, seconds, headers));
+                base.push(drive_with(
+                    ceiling_addr,
+                    ceiling_path.clone(),
+                    ceiling_expect,
+                    connections,
+                    seconds,
+                    headers,
+                ));
                 runs.push(stack.run(&path, expect, connections, seconds, headers));
             }
             runs.sort_by(|a, b| a.outcome.rps().total_cmp(&b.outcome.rps()));
