@@ -178,7 +178,8 @@ async fn ids_too_long_once_scoped_are_refused_before_anything_is_stored() {
 #[tokio::test]
 async fn by_default_the_second_tenant_is_refused_without_naming_the_first() {
     let t = Tenants::start(TestApp::builder().servers(1)).await;
-    assert!(create(&t.a(), "room", &[]).await.is_success());
+    let own = "https://fe.example/ended?room=7";
+    assert!(create(&t.a(), "room", &[("meta_endCallbackUrl", own)]).await.is_success());
     let clash = create(&t.b(), "room", &[]).await;
     assert_failed(&clash, "internalError");
     let message = clash.message().unwrap();
@@ -191,6 +192,9 @@ async fn by_default_the_second_tenant_is_refused_without_naming_the_first() {
     // No end callback is relayed: that route exists only with scoped ids.
     let forwarded = t.app.fleet[0].calls_to("create").pop().unwrap();
     assert_eq!(forwarded.param("meetingID"), Some("room"));
+    assert_eq!(forwarded.param("meta_endCallbackUrl"), Some(own), "BBB calls the front-end itself");
+    let info = t.a().get("getMeetingInfo", &[("meetingID", "room")]).await;
+    assert_eq!(info.text_at("metadata/endcallbackurl").as_deref(), Some(own), "{}", info.body);
     let url = format!("https://a.{URL_HOST}/bigbluebutton/api/meeting_ended?token=x&meetingID=room");
     assert_failed(&as_bbb(&t.app, Method::GET, &url, &[], Bytes::new()).await, "unsupportedRequest");
 }
@@ -358,6 +362,76 @@ async fn end_and_analytics_callbacks_reach_the_front_end_with_its_own_id() {
     let relayed: Value = serde_json::from_slice(&front_end.requests()[1].body).unwrap();
     assert_eq!(relayed["meeting_id"], "room", "{relayed}");
     assert_eq!(relayed["customer"], "a");
+}
+
+/// The `metadata/endcallbackurl` of every meeting `client` lists.
+async fn listed_end_callbacks(client: &ApiClient) -> Vec<(String, String)> {
+    let reply = client.get("getMeetings", &[]).await;
+    assert!(reply.is_success(), "{}", reply.body);
+    let xml = reply.xml();
+    let Some(list) = xml.child("meetings") else { return Vec::new() };
+    list.children_named("meeting")
+        .map(|m| (m.text_at("meetingID").unwrap_or_default(), m.text_at("metadata/endcallbackurl").unwrap_or_default()))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_front_end_sees_its_own_end_callback_url_where_bbb_has_the_relay() {
+    let t = Tenants::scoped(TestApp::builder().servers(1).recordings()).await;
+    let front_end = Receiver::start(&[]).await;
+    let (a_bbb, b_bbb) = (Tenants::bbb_id(&t.a, "room"), Tenants::bbb_id(&t.b, "room"));
+    let own_a = front_end.url("/ended?tenant=a&room=7");
+    let own_b = front_end.url("/ended?tenant=b");
+    assert!(create(&t.a(), "room", &[("meta_endCallbackUrl", &own_a)]).await.is_success());
+    assert!(create(&t.b(), "room", &[("meta_endcallbackurl", &own_b)]).await.is_success());
+
+    // BBB was given, and lists, the relay URL.
+    let relay_a = t.app.fleet[0].meeting(&a_bbb).unwrap().metadata["endcallbackurl"].clone();
+    assert!(relay_a.starts_with("https://a.sl.test/bigbluebutton/api/meeting_ended?token="), "{relay_a}");
+    let relay_b = t.app.fleet[0].meeting(&b_bbb).unwrap().metadata["endcallbackurl"].clone();
+    assert!(relay_b.starts_with("https://b.sl.test/bigbluebutton/api/meeting_ended?token="), "{relay_b}");
+
+    // Each front-end sees its own URL, in getMeetingInfo and getMeetings.
+    for (client, own) in [(t.a(), &own_a), (t.b(), &own_b)] {
+        let info = client.get("getMeetingInfo", &[("meetingID", "room")]).await;
+        assert!(info.is_success(), "{}", info.body);
+        assert_eq!(info.text_at("metadata/endcallbackurl").as_deref(), Some(own.as_str()), "{}", info.body);
+        assert!(!info.body.contains("meeting_ended"), "{}", info.body);
+        assert_eq!(listed_end_callbacks(&client).await, [("room".to_owned(), own.clone())]);
+    }
+    // BBB calls the relay URL when A's meeting ends: the front-end is
+    // called at its own URL with its own id.
+    let mut bbb_call = relay_a.clone();
+    bbb_call.push_str("&recordingmarks=false&meetingID=");
+    scalelite_core::params::encode_component_into(&mut bbb_call, &a_bbb);
+    assert_eq!(as_bbb(&t.app, Method::GET, &bbb_call, &[], Bytes::new()).await.status, 200);
+    eventually_with(Duration::from_secs(10), "the front-end's end callback", || async {
+        !front_end.requests().is_empty()
+    })
+    .await;
+    let call = front_end.requests().remove(0);
+    assert_eq!(call.path, "/ended");
+    assert_eq!(call.query.as_deref(), Some("tenant=a&room=7&recordingmarks=false&meetingID=room"));
+
+    // The recording keeps the metadata BBB recorded, relay URL included;
+    // getRecordings shows the front-end's URL.
+    let mut settings = Settings::from_config(&t.app.state.config);
+    settings.poll_interval = Duration::from_millis(200);
+    let importer = Importer::new(settings, t.app.recording_store(), Some(Arc::clone(t.app.store())));
+    let running = Running::start(&importer);
+    let rec = RecordingArchive::new(&a_bbb, "Room")
+        .meta("tenant-id", t.a.id.as_str())
+        .meta("endcallbackurl", &relay_a)
+        .formats(&[Format::Presentation]);
+    drop_bytes(&t.app.dirs().spool(), &rec.file_name(), &rec.tar());
+    eventually_with(Duration::from_secs(10), "A lists the recording", || async {
+        !recordings_of(&t.a(), "room").await.is_empty()
+    })
+    .await;
+    running.stop().await;
+    let reply = t.a().get("getRecordings", &[("meetingID", "room")]).await;
+    assert_eq!(reply.text_at("recordings/recording/metadata/endcallbackurl").as_deref(), Some(own_a.as_str()));
+    assert!(!reply.body.contains("meeting_ended"), "{}", reply.body);
 }
 
 /// What Redis holds for scoped meetings, and what a join costs it.

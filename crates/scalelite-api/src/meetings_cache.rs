@@ -418,7 +418,8 @@ impl Fanout {
     /// The reply for a tenant: only meetings whose BBB metadata `tenant-id`
     /// is the tenant's id; rendered once per tenant. With `scoped` (meeting
     /// ids scoped per tenant), each `meetingID` of the tenant's scope is
-    /// shown as the front-end sent it.
+    /// shown as the front-end sent it, and so is its end callback URL
+    /// ([`scope::show_front_end_metadata`]).
     pub(crate) fn tenant_reply(&self, tenant: &TenantId, scoped: bool) -> Result<Arc<Reply>, BbbError> {
         self.check()?;
         let key = tenant.as_str();
@@ -433,6 +434,7 @@ impl Fanout {
                     if let Some(child) = element.child_mut("meetingID") {
                         child.children = vec![Node::Text(id.to_owned())];
                     }
+                    scope::show_front_end_metadata(&mut element, listed.meeting_id().unwrap_or_default());
                     element.render_into(&mut fragment, MEETING_DEPTH);
                 }
                 None => listed.element.render_into(&mut fragment, MEETING_DEPTH),

@@ -137,6 +137,19 @@ pub fn verify_end_callback<'a>(
     })
 }
 
+/// The front-end URL an [`end_callback`] token made for exactly
+/// `meeting_id` names, read without checking its signature: only to show a
+/// front-end the URL it sent in place of the relay URL carrying the token.
+/// That shows nothing the token does not already show to whoever sees it
+/// (its payload is plain base64 JSON) and grants nothing: a relay is only
+/// made on a verified token ([`verify_end_callback`]).
+pub fn end_callback_url_unverified(token: &str, meeting_id: &str) -> Option<String> {
+    jsonwebtoken::dangerous::insecure_decode_claims::<EndCallbackClaims>(token)
+        .ok()
+        .filter(|claims| claims.meeting_id == meeting_id)
+        .map(|claims| claims.url)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +163,12 @@ mod tests {
         assert_eq!(verify_end_callback(&token, "t:other", [&secret]), None);
         assert_eq!(verify_end_callback(&token, "t:room", [&other]), None);
         assert_eq!(verify_end_callback("garbage", "t:room", [&secret]), None);
+        // Read for display whatever the key, for that meeting only.
+        assert_eq!(end_callback_url_unverified(&token, "t:room").as_deref(), Some("https://fe.example/ended?x=1"));
+        assert_eq!(end_callback_url_unverified(&token, "t:other"), None);
+        for garbage in ["", "a.b", "a.b.c", "..", "\u{0}.%.\u{0}"] {
+            assert_eq!(end_callback_url_unverified(garbage, "t:room"), None, "{garbage:?}");
+        }
     }
 
     #[test]

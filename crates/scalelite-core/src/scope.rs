@@ -12,7 +12,8 @@ use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::BbbError;
+use crate::xml::{Element, Node};
+use crate::{BbbError, Params, jwt};
 
 /// The longest meeting id bbb-web accepts, in UTF-16 code units (Java's
 /// `String.length()`, which its `@Size` checks).
@@ -97,6 +98,44 @@ pub fn check_length(tenant: &str, id: &str) -> Result<(), BbbError> {
     })
 }
 
+/// The path of the balancer's meeting-ended relay: with scoping on, the
+/// create sends BBB `<balancer origin>/bigbluebutton/api/meeting_ended?token=…`
+/// as each `meta_endCallbackUrl`, the token naming the scoped id and the
+/// front-end's URL ([`jwt::end_callback`]).
+pub const END_CALLBACK_RELAY_PATH: &str = "/bigbluebutton/api/meeting_ended";
+
+/// The metadata key BBB lists a meeting's `meta_endCallbackUrl` under
+/// (bbb-web lower-cases metadata keys).
+pub const END_CALLBACK_METADATA_KEY: &str = "endcallbackurl";
+
+/// The front-end's own end callback URL behind `value`, a relay URL made
+/// for the meeting BBB knows as `meeting_id` (a scoped id); `None` for any
+/// other value.
+pub fn front_end_end_callback(value: &str, meeting_id: &str) -> Option<String> {
+    let (_, rest) = value.split_once(END_CALLBACK_RELAY_PATH)?;
+    let query = rest.strip_prefix('?')?;
+    jwt::end_callback_url_unverified(Params::parse(query).get("token")?, meeting_id)
+}
+
+/// Shows the front-end its own end callback URL in the `metadata` child of
+/// `meeting` (a getMeetingInfo reply or a getMeetings `meeting` element),
+/// whose id BBB knows as `meeting_id`. Returns whether anything changed.
+pub fn show_front_end_metadata(meeting: &mut Element, meeting_id: &str) -> bool {
+    let Some(metadata) = meeting.child_mut("metadata") else { return false };
+    let mut changed = false;
+    for node in &mut metadata.children {
+        let Node::Element(entry) = node else { continue };
+        if !entry.name.eq_ignore_ascii_case(END_CALLBACK_METADATA_KEY) {
+            continue;
+        }
+        if let Some(url) = front_end_end_callback(&entry.text(), meeting_id) {
+            entry.children = vec![Node::Text(url)];
+            changed = true;
+        }
+    }
+    changed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +167,35 @@ mod tests {
         // Counted as Java counts: UTF-16 code units.
         assert!(check_length(T, &"\u{1F600}".repeat(max / 2)).is_ok());
         assert!(check_length(T, &"\u{1F600}".repeat(max / 2 + 1)).is_err());
+    }
+
+    #[test]
+    fn the_front_end_sees_its_own_end_callback_url() {
+        let scoped_id = scoped(T, "room");
+        let token = jwt::end_callback(&scoped_id, "https://fe.example/ended?a=1&b=2", &crate::Secret::from("s"));
+        let relay = format!("https://t.sl.test{END_CALLBACK_RELAY_PATH}?token={token}");
+        let shown = front_end_end_callback(&relay, &scoped_id);
+        assert_eq!(shown.as_deref(), Some("https://fe.example/ended?a=1&b=2"));
+        // Another meeting's token, another path or no token: left alone.
+        assert_eq!(front_end_end_callback(&relay, &scoped(T, "other")), None);
+        assert_eq!(front_end_end_callback(&relay.replace("meeting_ended", "meeting_endedx"), &scoped_id), None);
+        assert_eq!(
+            front_end_end_callback(&format!("https://t.sl.test{END_CALLBACK_RELAY_PATH}?x=1"), &scoped_id),
+            None
+        );
+        assert_eq!(front_end_end_callback("https://fe.example/ended", &scoped_id), None);
+
+        let xml = format!(
+            "<meeting><meetingID>{scoped_id}</meetingID><metadata><tenant-id>{T}</tenant-id>\
+             <endcallbackurl>{}</endcallbackurl></metadata></meeting>",
+            relay.replace('&', "&amp;")
+        );
+        let mut meeting = crate::xml::parse(xml.as_bytes()).unwrap();
+        assert!(!show_front_end_metadata(&mut meeting.clone(), &scoped(T, "other")));
+        assert!(show_front_end_metadata(&mut meeting, &scoped_id));
+        assert_eq!(meeting.text_at("metadata/endcallbackurl").as_deref(), Some("https://fe.example/ended?a=1&b=2"));
+        assert_eq!(meeting.text_at("metadata/tenant-id").as_deref(), Some(T));
+        assert!(!show_front_end_metadata(&mut meeting, &scoped_id), "nothing left to map");
     }
 
     #[test]

@@ -298,6 +298,7 @@ impl Importer {
             && let Some(own) = front_end_meeting_id(&import)
         {
             import.meeting_id = own;
+            show_front_end_metadata(&mut import, &bbb_meeting_id);
         }
         for skip in &skipped {
             warn!(
@@ -640,6 +641,20 @@ fn front_end_meeting_id(import: &RecordingImport) -> Option<String> {
     (!tenant.trim().is_empty() && !own.is_empty()).then(|| own.to_owned())
 }
 
+/// The front-end's own end callback URL in the metadata of a recording
+/// made with meeting ids scoped per tenant (BBB recorded the balancer's
+/// relay URL, [`scalelite_core::scope::front_end_end_callback`]), so that
+/// getRecordings shows what the front-end sent.
+fn show_front_end_metadata(import: &mut RecordingImport, bbb_meeting_id: &str) {
+    for (key, value) in &mut import.metadata {
+        if key.eq_ignore_ascii_case(scalelite_core::scope::END_CALLBACK_METADATA_KEY)
+            && let Some(url) = scalelite_core::scope::front_end_end_callback(value, bbb_meeting_id)
+        {
+            *value = url;
+        }
+    }
+}
+
 #[cfg(test)]
 mod scope_tests {
     use super::*;
@@ -658,5 +673,19 @@ mod scope_tests {
         assert_eq!(front_end_meeting_id(&import("room", Some("t1"))), None);
         assert_eq!(front_end_meeting_id(&import(":room", Some(""))), None);
         assert_eq!(front_end_meeting_id(&import("t1:", Some("t1"))), None);
+    }
+
+    #[test]
+    fn the_end_callback_url_is_the_front_ends() {
+        let token = scalelite_core::jwt::end_callback("t1:room", "https://fe.example/ended", &"s".into());
+        let relay = format!("https://t1.sl.test/bigbluebutton/api/meeting_ended?token={token}");
+        let mut recording = import("t1:room", Some("t1"));
+        recording.metadata.push(("endcallbackurl".to_owned(), relay.clone()));
+        recording.metadata.push(("other".to_owned(), relay.clone()));
+        show_front_end_metadata(&mut recording, "t1:other");
+        assert_eq!(recording.metadata[1].1, relay, "another meeting's token is left alone");
+        show_front_end_metadata(&mut recording, "t1:room");
+        assert_eq!(recording.metadata[1].1, "https://fe.example/ended");
+        assert_eq!(recording.metadata[2].1, relay, "only the end callback key");
     }
 }

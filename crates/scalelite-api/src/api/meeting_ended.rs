@@ -16,6 +16,11 @@
 //! them, from a spawned task (one attempt, bounded by `RESPONSE_TIMEOUT`).
 //! BBB gets HTTP 200 at once, whatever the outcome; what is refused is
 //! logged.
+//!
+//! Replies show the front-end its own URL, read back from the token
+//! ([`scope::show_front_end_metadata`]): getMeetingInfo and getMeetings in
+//! `metadata/endcallbackurl`, and the importer stores it in the
+//! recording's metadata.
 
 use axum::body::Body;
 use axum::extract::State;
@@ -32,7 +37,7 @@ use crate::state::AppState;
 use crate::tenancy::ResolvedTenant;
 
 /// The path BBB is sent to.
-pub(crate) const PATH: &str = "/bigbluebutton/api/meeting_ended";
+pub(crate) const PATH: &str = scope::END_CALLBACK_RELAY_PATH;
 
 /// The create's part, on the forwarded parameters of a scoped meeting:
 /// every `meta_endCallbackUrl` (BBB reads the key in any case) points here.

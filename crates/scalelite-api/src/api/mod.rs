@@ -163,16 +163,20 @@ pub(crate) fn meeting_id(state: &AppState, request: &ApiRequest) -> Result<Meeti
     }
 }
 
-/// A BBB reply as the front-end of `scope` should see it: its
-/// `<meetingID>` unscoped (create, getMeetingInfo). Without a scope, or
-/// when there is nothing to map, the bytes as received.
+/// A BBB reply as the front-end of `scope` should see it (create,
+/// getMeetingInfo): its `<meetingID>` unscoped and, for getMeetingInfo,
+/// the front-end's own end callback URL in `metadata/endcallbackurl`
+/// instead of the relay URL BBB was given
+/// ([`scope::show_front_end_metadata`]). Without a scope, or when the
+/// meeting is not one of the tenant's scoped ids, the bytes as received.
 pub(crate) fn front_end_reply(reply: Reply, scope: Option<&TenantId>) -> bytes::Bytes {
     let Some(tenant) = scope else { return reply.body };
     let mut doc = reply.doc;
     let Some(element) = doc.child_mut("meetingID") else { return reply.body };
-    let text = element.text();
-    let Some(id) = scope::unscoped(tenant.as_str(), &text) else { return reply.body };
+    let scoped_id = element.text();
+    let Some(id) = scope::unscoped(tenant.as_str(), &scoped_id) else { return reply.body };
     element.children = vec![Node::Text(id.to_owned())];
+    scope::show_front_end_metadata(&mut doc, &scoped_id);
     bytes::Bytes::from(doc.to_document(true))
 }
 

@@ -74,6 +74,33 @@ fn scoped_ids_are_shown_to_their_tenant_as_it_sent_them() {
 }
 
 #[test]
+fn a_scoped_meetings_end_callback_is_shown_to_its_tenant_as_it_sent_it() {
+    let relay = |id: &str| {
+        let token = scalelite_core::jwt::end_callback(id, "https://fe.example/ended?x=1", &"s".into());
+        format!("https://t1.sl.test{}?token={token}", scalelite_core::scope::END_CALLBACK_RELAY_PATH)
+    };
+    let with_callback = |id: &str, url: String| {
+        let mut element = meeting(id, Some("t1"));
+        element.child_mut("metadata").unwrap().push_text_child("endcallbackurl", url);
+        Listed::new(element)
+    };
+    // t1's scoped meeting; one from before scoping whose URL names the
+    // scoped id of another meeting (left as BBB lists it).
+    let meetings = vec![with_callback("t1:room", relay("t1:room")), with_callback("old", relay("t1:room"))];
+    let fanout = fanout(vec![Arc::new(Part::new(ServerId::from("s1"), Instant::now(), meetings))]);
+    let urls = |body: bytes::Bytes| -> Vec<String> {
+        let doc = parse(&body).unwrap();
+        let list = doc.child("meetings").unwrap();
+        list.children_named("meeting").filter_map(|m| m.text_at("metadata/endcallbackurl")).collect()
+    };
+    let shown = urls(fanout.tenant_reply(&TenantId::from("t1"), true).unwrap().body.clone());
+    assert_eq!(shown, ["https://fe.example/ended?x=1".to_owned(), relay("t1:room")]);
+    let unscoped = fanout.shallow_clone();
+    let shown = urls(unscoped.tenant_reply(&TenantId::from("t1"), false).unwrap().body.clone());
+    assert_eq!(shown, [relay("t1:room"), relay("t1:room")]);
+}
+
+#[test]
 fn changes_apply_to_servers_asked_before_them() {
     let before = Instant::now();
     let at = before + Duration::from_millis(10);
