@@ -9,7 +9,7 @@
 //! acting on the bucket; CloudFront signed cookies; multipart uploads; a
 //! recording listed only once its objects are in the bucket (a bucket that
 //! stalls or refuses uploads in front of moto), re-imports after an
-//! interrupted one; credentials from a role (container endpoint, IMDSv2),
+//! interrupted one; credentials from a role (container endpoint, `IMDSv2`),
 //! a web identity (STS `AssumeRoleWithWebIdentity`, moto's or a fake) and a
 //! shared credentials file profile.
 
