@@ -915,7 +915,10 @@ fn web_identity_credentials(
         Some(endpoint) => {
             let endpoint = endpoint.trim().trim_end_matches('/').to_owned();
             if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-                r.error(format!("AWS_ENDPOINT_URL_STS={endpoint:?}: expected an http:// or https:// URL"));
+                r.error(format!(
+                    "AWS_ENDPOINT_URL_STS (else AWS_ENDPOINT_URL) {endpoint:?}: the STS endpoint, expected an \
+                     http:// or https:// URL"
+                ));
             }
             endpoint
         }
