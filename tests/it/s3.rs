@@ -9,7 +9,9 @@
 //! acting on the bucket; CloudFront signed cookies; multipart uploads; a
 //! recording listed only once its objects are in the bucket (a bucket that
 //! stalls or refuses uploads in front of moto), re-imports after an
-//! interrupted one.
+//! interrupted one; credentials from a role (container endpoint, `IMDSv2`),
+//! a web identity (STS `AssumeRoleWithWebIdentity`, moto's or a fake) and a
+//! shared credentials file profile.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -573,5 +575,175 @@ async fn static_keys_take_precedence_over_a_role() {
     let presigned = import_and_play(&app, &s3, "static-room").await;
     assert!(presigned.contains("X-Amz-Credential=AKIATESTSCALELITE%2F"), "{presigned}");
     assert!(!presigned.contains("X-Amz-Security-Token"), "{presigned}");
+    assert!(metadata.requests().is_empty(), "{:?}", metadata.requests());
+}
+
+const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/scalelite-recordings";
+
+/// A web identity token file (what EKS mounts) holding `token`.
+fn token_file(dir: &tempfile::TempDir, token: &str) -> String {
+    let path = dir.path().join("token");
+    std::fs::write(&path, format!("{token}\n")).unwrap();
+    path.display().to_string()
+}
+
+#[tokio::test]
+async fn a_web_identity_is_exchanged_at_sts_for_the_credentials_imports_and_playback_are_signed_with() {
+    use scalelite_tests::FakeMetadata;
+    // moto's STS (at AWS_ENDPOINT_URL, as the bucket) answers
+    // AssumeRoleWithWebIdentity; the profile and IMDS come later in the
+    // order and are never used.
+    let s3 = TestS3::start(BUCKET).await;
+    let metadata = FakeMetadata::start(&[3600]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let credentials_file = dir.path().join("credentials");
+    std::fs::write(&credentials_file, "[default]\naws_access_key_id = AKIAPROFILE\naws_secret_access_key = p\n")
+        .unwrap();
+    let app = app_with_role(
+        &s3,
+        &[
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", token_file(&dir, "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln")),
+            ("AWS_ROLE_ARN", ROLE_ARN.to_owned()),
+            ("AWS_SHARED_CREDENTIALS_FILE", credentials_file.display().to_string()),
+            ("AWS_EC2_METADATA_SERVICE_ENDPOINT", metadata.url("")),
+        ],
+    )
+    .await;
+    let presigned = import_and_play(&app, &s3, "web-identity-room").await;
+    // Temporary credentials of the assumed role: an ASIA key and a session
+    // token, neither the profile's key nor the test key pair.
+    assert!(presigned.contains("X-Amz-Credential=ASIA"), "{presigned}");
+    assert!(presigned.contains("X-Amz-Security-Token="), "{presigned}");
+    assert!(metadata.requests().is_empty(), "{:?}", metadata.requests());
+}
+
+#[tokio::test]
+async fn a_web_identity_token_is_read_again_at_every_refresh() {
+    use scalelite_tests::FakeMetadata;
+    let s3 = TestS3::start(BUCKET).await;
+    // The importer's credentials last an hour; the balancer's first ones
+    // expire within the refresh margin, its next ones in an hour.
+    let sts = FakeMetadata::start(&[3600, 60, 3600]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(&dir, "first-projected-token");
+    let app = app_with_role(
+        &s3,
+        &[
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", token.clone()),
+            ("AWS_ROLE_ARN", ROLE_ARN.to_owned()),
+            ("AWS_ROLE_SESSION_NAME", "scalelite-pod-1".to_owned()),
+            ("AWS_ENDPOINT_URL_STS", sts.url("/sts")),
+        ],
+    )
+    .await;
+    assert_eq!(sts.issued(), 0, "nothing is fetched before a request needs it");
+    let presigned = import_and_play(&app, &s3, "rotated-token-room").await;
+    assert!(
+        presigned.contains("X-Amz-Security-Token=fake-session-token-2")
+            && presigned.contains("X-Amz-Credential=ASIAFAKE2%2F"),
+        "{presigned}"
+    );
+
+    // Kubernetes rotates the token; the balancer's credentials are about
+    // to expire: the next playback request assumes the role again with the
+    // new token and signs with the new credentials.
+    token_file(&dir, "second-projected-token");
+    let record_id = s3.keys(BUCKET, "published/presentation/").await[0].split('/').nth(2).unwrap().to_owned();
+    let url = format!("{}/presentation/{record_id}/metadata.xml", app.origin());
+    let refreshed = send(&url, &[]).await.location.expect("a presigned URL");
+    sts.await_issued(3).await;
+    assert!(refreshed.contains("X-Amz-Security-Token=fake-session-token-3"), "{refreshed}");
+    assert_eq!(send(&refreshed, &[]).await.status, 200);
+
+    let requests = sts.requests();
+    let tokens: Vec<Option<String>> = requests.iter().map(|r| r.form("WebIdentityToken")).collect();
+    assert_eq!(
+        tokens,
+        [Some("first-projected-token"), Some("first-projected-token"), Some("second-projected-token")]
+            .map(|t| t.map(str::to_owned)),
+        "{requests:?}"
+    );
+    for request in &requests {
+        assert_eq!((request.method.as_str(), request.path.as_str()), ("POST", "/sts/"));
+        assert_eq!(request.form("RoleArn").as_deref(), Some(ROLE_ARN));
+        assert_eq!(request.form("RoleSessionName").as_deref(), Some("scalelite-pod-1"));
+        assert_eq!(request.header("content-type"), Some("application/x-www-form-urlencoded"));
+        assert_eq!(request.header("authorization"), None, "AssumeRoleWithWebIdentity is unsigned");
+    }
+}
+
+#[tokio::test]
+async fn an_sts_error_postpones_imports_and_playback_until_the_role_can_be_assumed() {
+    use scalelite_tests::FakeMetadata;
+    let s3 = TestS3::start(BUCKET).await;
+    let sts = FakeMetadata::start(&[3600]).await;
+    sts.fail_next(&[400]);
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_with_role(
+        &s3,
+        &[
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", token_file(&dir, "refused-token")),
+            ("AWS_ROLE_ARN", ROLE_ARN.to_owned()),
+            ("AWS_ENDPOINT_URL_STS", sts.url("/sts/")),
+        ],
+    )
+    .await;
+    let rec = RecordingArchive::new("sts-later-room", "Later");
+    let archive = rec.drop_into(&app.dirs().spool());
+    let importer = importer(&app);
+    // STS refuses the token: the archive waits in the spool, and the reason
+    // (logged too) names the call, the role and STS's error code, never the
+    // token.
+    let report = importer.import_pending_once().await.unwrap();
+    let [ArchiveOutcome::Deferred { reason, .. }] = &report.outcomes[..] else { panic!("{report:?}") };
+    for part in ["credentials", "AssumeRoleWithWebIdentity", ROLE_ARN, "HTTP 400", "InvalidIdentityToken"] {
+        assert!(reason.contains(part), "{part}: {reason}");
+    }
+    assert!(!reason.contains("refused-token"), "{reason}");
+    assert!(archive.exists());
+    assert_eq!(s3.keys(BUCKET, "").await, Vec::<String>::new());
+    // The next attempt assumes the role and imports.
+    let report = importer.import_pending_once().await.unwrap();
+    assert!(matches!(report.outcomes[..], [ArchiveOutcome::Imported(_)]), "{report:?}");
+    assert_eq!(s3.keys(BUCKET, "").await, keys_of(&rec, "published/"));
+    // The balancer's first playback request meets the failure (503, never
+    // a URL without credentials); the next one plays.
+    sts.fail_next(&[403]);
+    let url = format!("{}/presentation/{}/metadata.xml", app.origin(), rec.record_id);
+    assert_eq!(send(&url, &[]).await.status, 503);
+    let redirect = send(&url, &[]).await;
+    assert_eq!(redirect.status, 307, "{}", redirect.body);
+    assert!(redirect.location.unwrap().contains("X-Amz-Security-Token=fake-session-token-2"));
+}
+
+#[tokio::test]
+async fn a_shared_credentials_file_profile_signs_when_the_environment_has_no_keys() {
+    use scalelite_tests::FakeMetadata;
+    let s3 = TestS3::start(BUCKET).await;
+    let metadata = FakeMetadata::start(&[3600]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("credentials");
+    std::fs::write(
+        &file,
+        "[default]\naws_access_key_id = AKIADEFAULT\naws_secret_access_key = default-secret\n\n\
+         # the balancer's\n[scalelite]\naws_access_key_id = AKIAPROFILE\n\
+         aws_secret_access_key = profile-secret\naws_session_token = profile-session-token\n",
+    )
+    .unwrap();
+    // The profile comes before the container endpoint and IMDS: neither
+    // is asked.
+    let app = app_with_role(
+        &s3,
+        &[
+            ("AWS_SHARED_CREDENTIALS_FILE", file.display().to_string()),
+            ("AWS_PROFILE", "scalelite".to_owned()),
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", metadata.url("/ecs/creds")),
+            ("AWS_EC2_METADATA_SERVICE_ENDPOINT", metadata.url("")),
+        ],
+    )
+    .await;
+    let presigned = import_and_play(&app, &s3, "profile-room").await;
+    assert!(presigned.contains("X-Amz-Credential=AKIAPROFILE%2F"), "{presigned}");
+    assert!(presigned.contains("X-Amz-Security-Token=profile-session-token"), "{presigned}");
     assert!(metadata.requests().is_empty(), "{:?}", metadata.requests());
 }

@@ -344,12 +344,19 @@ pub struct MetadataRequest {
     pub path: String,
     /// All headers.
     pub headers: http::HeaderMap,
+    /// The body (lossy text).
+    pub body: String,
 }
 
 impl MetadataRequest {
     /// A header's value as text.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// A parameter of a form-encoded body.
+    pub fn form(&self, name: &str) -> Option<String> {
+        form_urlencoded::parse(self.body.as_bytes()).find(|(key, _)| key == name).map(|(_, value)| value.into_owned())
     }
 }
 
@@ -369,9 +376,12 @@ struct MetadataScript {
 /// `Authorization` header checked against [`FakeMetadata::ECS_AUTH`]) and
 /// EC2's `IMDSv2` (`PUT /latest/api/token`, then
 /// `/latest/meta-data/iam/security-credentials/[<role>]` with the session
-/// token). The n-th credentials handed out are `ASIAFAKE<n>`,
-/// `fake-secret-<n>` and `fake-session-token-<n>`. Every request is
-/// recorded.
+/// token), and STS's `AssumeRoleWithWebIdentity` (`POST /sts/`, a form
+/// with `Action`, `Version`, `RoleArn`, `RoleSessionName` and
+/// `WebIdentityToken`; failures are answered as STS does, XML with the code
+/// `InvalidIdentityToken`). The n-th credentials handed out are
+/// `ASIAFAKE<n>`, `fake-secret-<n>` and `fake-session-token-<n>`. Every
+/// request is recorded.
 #[derive(Debug)]
 pub struct FakeMetadata {
     addr: std::net::SocketAddr,
@@ -412,11 +422,12 @@ impl FakeMetadata {
                         let (log, shared, issued_tx) = (Arc::clone(&log), Arc::clone(&shared), Arc::clone(&issued_tx));
                         async move {
                             let (parts, body) = req.into_parts();
-                            let _ = body.collect().await;
+                            let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                             let request = MetadataRequest {
                                 method: parts.method.to_string(),
                                 path: parts.uri.path().to_owned(),
                                 headers: parts.headers,
+                                body: String::from_utf8_lossy(&body).into_owned(),
                             };
                             log.lock().unwrap().push(request.clone());
                             let (status, body) = answer(&request, &shared, &issued_tx);
@@ -500,14 +511,56 @@ fn answer(
                 (403, String::new())
             }
         }
+        ("POST", "/sts/") => sts(request, script, issued),
         _ => (404, String::new()),
     }
 }
 
-fn credentials(script: &std::sync::Mutex<MetadataScript>, issued: &tokio::sync::watch::Sender<u32>) -> (u16, String) {
+/// STS's `AssumeRoleWithWebIdentity`.
+fn sts(
+    request: &MetadataRequest,
+    script: &std::sync::Mutex<MetadataScript>,
+    issued: &tokio::sync::watch::Sender<u32>,
+) -> (u16, String) {
+    let error = |status: u16, code: &str| {
+        let body = format!(
+            "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type>\
+             <Code>{code}</Code><Message>the fake refuses the token</Message></Error>\
+             <RequestId>fake</RequestId></ErrorResponse>"
+        );
+        (status, body)
+    };
+    let complete = ["RoleArn", "RoleSessionName", "WebIdentityToken"].iter().all(|name| request.form(name).is_some());
+    if request.form("Action").as_deref() != Some("AssumeRoleWithWebIdentity")
+        || request.form("Version").as_deref() != Some("2011-06-15")
+        || !complete
+        || request.header("authorization").is_some()
+    {
+        return error(400, "InvalidParameterValue");
+    }
+    let (n, expiration) = match next_credentials(script, issued) {
+        Ok(next) => next,
+        Err(status) => return error(status, "InvalidIdentityToken"),
+    };
+    let body = format!(
+        "<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\
+         <AssumeRoleWithWebIdentityResult><Credentials><SessionToken>fake-session-token-{n}</SessionToken>\
+         <SecretAccessKey>fake-secret-{n}</SecretAccessKey><Expiration>{expiration}</Expiration>\
+         <AccessKeyId>ASIAFAKE{n}</AccessKeyId></Credentials></AssumeRoleWithWebIdentityResult>\
+         </AssumeRoleWithWebIdentityResponse>"
+    );
+    (200, body)
+}
+
+/// The number and expiration of the next credentials handed out, or the
+/// status of the next scripted failure.
+fn next_credentials(
+    script: &std::sync::Mutex<MetadataScript>,
+    issued: &tokio::sync::watch::Sender<u32>,
+) -> Result<(u32, jiff::Timestamp), u16> {
     let mut script = script.lock().unwrap();
     if !script.failures.is_empty() {
-        return (script.failures.remove(0), "{\"Code\":\"Unavailable\"}".to_owned());
+        return Err(script.failures.remove(0));
     }
     script.issued += 1;
     let n = script.issued;
@@ -515,6 +568,14 @@ fn credentials(script: &std::sync::Mutex<MetadataScript>, issued: &tokio::sync::
     let expires_in = script.expirations.get(index).copied().unwrap_or(3600);
     let expiration = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() + expires_in).unwrap();
     issued.send_replace(n);
+    Ok((n, expiration))
+}
+
+fn credentials(script: &std::sync::Mutex<MetadataScript>, issued: &tokio::sync::watch::Sender<u32>) -> (u16, String) {
+    let (n, expiration) = match next_credentials(script, issued) {
+        Ok(next) => next,
+        Err(status) => return (status, "{\"Code\":\"Unavailable\"}".to_owned()),
+    };
     let body = serde_json::json!({
         "Code": "Success",
         "Type": "AWS-HMAC",

@@ -707,11 +707,15 @@ pub struct S3Config {
     pub cloudfront: Option<CloudFrontConfig>,
 }
 
-/// The credentials requests to the bucket are signed with.
+/// The credentials requests to the bucket are signed with, from the first
+/// of these sources that is set (the order of the AWS SDKs for Java, PHP
+/// and Python): the key pair of the environment, a web identity, a profile
+/// of the shared credentials file, the container credentials endpoint, EC2's
+/// instance metadata service.
 #[derive(Clone, Debug, PartialEq)]
 pub enum S3Credentials {
     /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`
-    /// (they take precedence over a role).
+    /// (they take precedence over every other source).
     Static {
         /// `AWS_ACCESS_KEY_ID`.
         access_key_id: Secret,
@@ -720,10 +724,39 @@ pub enum S3Credentials {
         /// `AWS_SESSION_TOKEN`.
         session_token: Option<Secret>,
     },
+    /// Temporary credentials of a role assumed with a web identity token
+    /// (EKS IAM roles for service accounts, OIDC), fetched (and refreshed
+    /// before they expire) from STS.
+    WebIdentity(WebIdentityCredentials),
+    /// The static keys of a profile of the shared credentials file.
+    Profile {
+        /// `AWS_PROFILE` (default `default`).
+        profile: String,
+        /// The file they were read from.
+        file: PathBuf,
+        /// The profile's keys.
+        keys: crate::aws_profile::ProfileKeys,
+    },
     /// Temporary credentials of a role, fetched (and refreshed before they
     /// expire) from the ECS container endpoint or EC2's instance metadata
     /// service, in the AWS SDKs' order.
     Role(RoleCredentials),
+}
+
+/// A role assumed with `AssumeRoleWithWebIdentity` (the AWS SDKs'
+/// variables).
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebIdentityCredentials {
+    /// `AWS_WEB_IDENTITY_TOKEN_FILE`: the token, read again at each fetch
+    /// (Kubernetes rotates it).
+    pub token_file: PathBuf,
+    /// `AWS_ROLE_ARN`.
+    pub role_arn: String,
+    /// `AWS_ROLE_SESSION_NAME` (default `scalelite-<unix time>`).
+    pub session_name: Option<String>,
+    /// `AWS_ENDPOINT_URL_STS`, else `AWS_ENDPOINT_URL`, else
+    /// `https://sts.<region>.amazonaws.com` (no trailing `/`).
+    pub sts_endpoint: String,
 }
 
 /// Where the credentials of a role come from (the AWS SDKs' variables).
@@ -850,16 +883,141 @@ fn role_credentials(r: &mut Reader<'_>) -> (RoleCredentials, Vec<String>) {
     (role, errors)
 }
 
+/// The web identity of `AWS_WEB_IDENTITY_TOKEN_FILE` and `AWS_ROLE_ARN`,
+/// with `AWS_ROLE_SESSION_NAME` and the STS endpoint (`None` when neither
+/// is set; an error when only one is).
+fn web_identity_credentials(
+    r: &mut Reader<'_>,
+    (token_file, role_arn, session_name, endpoint): (Option<String>, Option<String>, Option<String>, Option<String>),
+    region: &str,
+) -> Option<WebIdentityCredentials> {
+    let (token_file, role_arn) = match (token_file, role_arn) {
+        (None, None) => return None,
+        (Some(file), Some(arn)) => (file.trim().to_owned(), arn.trim().to_owned()),
+        _ => {
+            r.error("AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN are set together (web identity), or neither".into());
+            return None;
+        }
+    };
+    if !role_arn.starts_with("arn:") || role_arn.len() > 2048 || !role_arn.bytes().all(|b| b.is_ascii_graphic()) {
+        r.error(format!("AWS_ROLE_ARN={role_arn:?}: expected a role's ARN (arn:aws:iam::<account>:role/<name>)"));
+    }
+    let session_name = session_name.map(|name| name.trim().to_owned());
+    if let Some(name) = &session_name
+        && !((2..=64).contains(&name.len())
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b)))
+    {
+        r.error(format!(
+            "AWS_ROLE_SESSION_NAME={name:?}: 2 to 64 letters, digits and the characters _+=,.@- are expected"
+        ));
+    }
+    let sts_endpoint = match endpoint {
+        Some(endpoint) => {
+            let endpoint = endpoint.trim().trim_end_matches('/').to_owned();
+            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                r.error(format!(
+                    "AWS_ENDPOINT_URL_STS (else AWS_ENDPOINT_URL) {endpoint:?}: the STS endpoint, expected an \
+                     http:// or https:// URL"
+                ));
+            }
+            endpoint
+        }
+        None if region.starts_with("cn-") => format!("https://sts.{region}.amazonaws.com.cn"),
+        None => format!("https://sts.{region}.amazonaws.com"),
+    };
+    Some(WebIdentityCredentials { token_file: PathBuf::from(token_file), role_arn, session_name, sts_endpoint })
+}
+
+/// The static keys of the profile `AWS_PROFILE` (default `default`) of the
+/// shared credentials file `AWS_SHARED_CREDENTIALS_FILE` (default
+/// `~/.aws/credentials`). `None` when the file or the default profile is
+/// missing; a profile named by `AWS_PROFILE` that is missing, one without
+/// static keys and a file that cannot be read are errors.
+fn shared_profile(r: &mut Reader<'_>, (file, profile): (Option<String>, Option<String>)) -> Option<S3Credentials> {
+    let named = profile.as_deref().map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned);
+    let profile = named.clone().unwrap_or_else(|| "default".to_owned());
+    let home = r.string("HOME");
+    let file = match (file, home) {
+        (Some(file), home) => match (file.trim().strip_prefix("~/"), home) {
+            (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+            _ => PathBuf::from(file.trim()),
+        },
+        (None, Some(home)) => PathBuf::from(home).join(".aws/credentials"),
+        (None, None) => PathBuf::new(),
+    };
+    let text = if file.as_os_str().is_empty() { Ok(None) } else { read_credentials_file(&file) };
+    let lookup = match text {
+        Ok(Some(text)) => crate::aws_profile::lookup(&text, &profile),
+        Ok(None) => Ok(crate::aws_profile::Lookup::NoProfile),
+        Err(e) => {
+            r.error(format!("AWS_SHARED_CREDENTIALS_FILE {}: {e}", file.display()));
+            return None;
+        }
+    };
+    match lookup {
+        Ok(crate::aws_profile::Lookup::Keys(keys)) => Some(S3Credentials::Profile { profile, file, keys }),
+        Ok(crate::aws_profile::Lookup::NoProfile) => {
+            if named.is_some() {
+                r.error(format!(
+                    "AWS_PROFILE={profile:?}: no such profile in the shared credentials file {} \
+                     (AWS_SHARED_CREDENTIALS_FILE)",
+                    file.display()
+                ));
+            }
+            None
+        }
+        Ok(crate::aws_profile::Lookup::NoKeys) => {
+            r.error(format!(
+                "AWS_PROFILE={profile:?}: the profile in {} has no aws_access_key_id and aws_secret_access_key; \
+                 only static keys are read from the shared credentials file (not role_arn, credential_process \
+                 or SSO settings)",
+                file.display()
+            ));
+            None
+        }
+        Err(e) => {
+            r.error(format!("AWS_SHARED_CREDENTIALS_FILE {}: {e}", file.display()));
+            None
+        }
+    }
+}
+
+/// The text of a credentials file, `None` when there is none.
+fn read_credentials_file(path: &std::path::Path) -> Result<Option<String>, String> {
+    use std::io::Read;
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut raw = Vec::new();
+    file.take(crate::aws_profile::MAX_FILE_BYTES + 1).read_to_end(&mut raw).map_err(|e| e.to_string())?;
+    if raw.len() as u64 > crate::aws_profile::MAX_FILE_BYTES {
+        return Err("larger than 1 MiB".into());
+    }
+    String::from_utf8(raw).map(Some).map_err(|_| "not UTF-8 text".into())
+}
+
 /// Reads the S3 settings (`None` unless `S3_RECORDING` is on).
 fn s3_config(r: &mut Reader<'_>) -> Option<S3Config> {
     let on = s3_recording_on(r.string("S3_RECORDING").as_deref());
     let bucket = r.string("S3_BUCKET_NAME");
     let region = r.string("AWS_REGION").or_else(|| r.string("AWS_DEFAULT_REGION"));
-    let endpoint = r.string("AWS_ENDPOINT_URL_S3").or_else(|| r.string("AWS_ENDPOINT_URL"));
+    let endpoint_s3 = r.string("AWS_ENDPOINT_URL_S3");
+    let endpoint_any = r.string("AWS_ENDPOINT_URL");
+    let endpoint_sts = r.string("AWS_ENDPOINT_URL_STS");
+    let endpoint = endpoint_s3.or_else(|| endpoint_any.clone());
     let path_style = r.string("S3_FORCE_PATH_STYLE");
     let key = r.string("AWS_ACCESS_KEY_ID");
     let secret = r.raw("AWS_SECRET_ACCESS_KEY");
     let token = r.string("AWS_SESSION_TOKEN");
+    let web_identity = (
+        r.string("AWS_WEB_IDENTITY_TOKEN_FILE"),
+        r.string("AWS_ROLE_ARN"),
+        r.string("AWS_ROLE_SESSION_NAME"),
+        endpoint_sts.or(endpoint_any),
+    );
+    let profile = (r.string("AWS_SHARED_CREDENTIALS_FILE"), r.string("AWS_PROFILE"));
     let (role, role_errors) = role_credentials(r);
     let ttl = r.seconds("S3_PRESIGNED_URL_TTL", DEFAULT_S3_PRESIGNED_URL_TTL);
     let tenant_prefix = r.string("S3_TENANT_PREFIX");
@@ -885,10 +1043,19 @@ fn s3_config(r: &mut Reader<'_>) -> Option<S3Config> {
             session_token: token.map(Secret::new),
         },
         (None, None) => {
-            for error in role_errors {
-                r.error(error);
+            let region = region.as_deref().unwrap_or("us-east-1");
+            match web_identity_credentials(r, web_identity, region) {
+                Some(web_identity) => S3Credentials::WebIdentity(web_identity),
+                None => match shared_profile(r, profile) {
+                    Some(profile) => profile,
+                    None => {
+                        for error in role_errors {
+                            r.error(error);
+                        }
+                        S3Credentials::Role(role)
+                    }
+                },
             }
-            S3Credentials::Role(role)
         }
         _ => {
             r.error(
@@ -904,8 +1071,9 @@ fn s3_config(r: &mut Reader<'_>) -> Option<S3Config> {
         && role.imds_endpoint.is_none()
     {
         r.error(
-            "S3_RECORDING is on without AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, no container credentials \
-             endpoint is set and AWS_EC2_METADATA_DISABLED=true: no credentials"
+            "S3_RECORDING is on without AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, no web identity, no profile \
+             in the shared credentials file, no container credentials endpoint is set and \
+             AWS_EC2_METADATA_DISABLED=true: no credentials"
                 .into(),
         );
     }
@@ -1451,6 +1619,102 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn s3_credentials_come_from_the_first_source_in_the_sdk_order() {
+        let dir = std::env::temp_dir().join(format!("scalelite-config-aws-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join(".aws")).unwrap();
+        std::fs::write(
+            dir.join(".aws/credentials"),
+            "[default]\naws_access_key_id = AKIAHOME\naws_secret_access_key = home-secret\n\
+             [ci]\naws_access_key_id=AKIACI\naws_secret_access_key=ci-secret\naws_session_token=ci-token\n\
+             [sso]\nrole_arn = arn:aws:iam::1:role/x\n",
+        )
+        .unwrap();
+        let home = dir.display().to_string();
+        let read = |extra: &[(&str, &str)]| {
+            let base = [("S3_RECORDING", "true"), ("S3_BUCKET_NAME", "recordings")];
+            Config::from_env(&Env::from_pairs(base.iter().chain(extra).copied()))
+                .map(|c| c.recordings.s3.expect("S3 on").credentials)
+        };
+        let web =
+            [("AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/secrets/token"), ("AWS_ROLE_ARN", "arn:aws:iam::1:role/s")];
+        let keys = [("AWS_ACCESS_KEY_ID", "AKIAENV"), ("AWS_SECRET_ACCESS_KEY", "env-secret")];
+        let with_home = [("HOME", home.as_str())];
+        let all: Vec<(&str, &str)> = keys.iter().chain(&web).chain(&with_home).copied().collect();
+        // The environment's keys first, then a web identity, then a profile.
+        assert!(
+            matches!(read(&all).unwrap(), S3Credentials::Static { access_key_id, .. } if access_key_id.expose() == "AKIAENV")
+        );
+        let web_home: Vec<(&str, &str)> = web.iter().chain(&with_home).copied().collect();
+        match read(&web_home).unwrap() {
+            S3Credentials::WebIdentity(w) => {
+                assert_eq!(w.token_file, PathBuf::from("/var/run/secrets/token"));
+                assert_eq!((w.role_arn.as_str(), w.session_name), ("arn:aws:iam::1:role/s", None));
+                assert_eq!(w.sts_endpoint, "https://sts.us-east-1.amazonaws.com");
+            }
+            other => panic!("{other:?}"),
+        }
+        let sts = |extra: &[(&str, &str)]| match read(&web.iter().chain(extra).copied().collect::<Vec<_>>()).unwrap() {
+            S3Credentials::WebIdentity(w) => (w.sts_endpoint, w.session_name),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(sts(&[("AWS_REGION", "eu-central-1")]).0, "https://sts.eu-central-1.amazonaws.com");
+        assert_eq!(sts(&[("AWS_REGION", "cn-north-1")]).0, "https://sts.cn-north-1.amazonaws.com.cn");
+        assert_eq!(sts(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:9/")]).0, "http://127.0.0.1:9");
+        assert_eq!(
+            sts(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:9"), ("AWS_ENDPOINT_URL_STS", "https://sts.example/x/")]).0,
+            "https://sts.example/x"
+        );
+        assert_eq!(sts(&[("AWS_ROLE_SESSION_NAME", "pod-a.b@c")]).1.as_deref(), Some("pod-a.b@c"));
+        // The default profile of ~/.aws/credentials, or AWS_PROFILE's, or
+        // AWS_SHARED_CREDENTIALS_FILE's.
+        let profile = |extra: &[(&str, &str)]| match read(extra).unwrap() {
+            S3Credentials::Profile { profile, file, keys } => (
+                profile,
+                file,
+                keys.access_key_id.expose().to_owned(),
+                keys.session_token.map(|t| t.expose().to_owned()),
+            ),
+            other => panic!("{other:?}"),
+        };
+        let file = dir.join(".aws/credentials");
+        assert_eq!(profile(&with_home), ("default".into(), file.clone(), "AKIAHOME".into(), None));
+        assert_eq!(
+            profile(&[("HOME", &home), ("AWS_PROFILE", "ci")]),
+            ("ci".into(), file.clone(), "AKIACI".into(), Some("ci-token".into()))
+        );
+        assert_eq!(profile(&[("AWS_SHARED_CREDENTIALS_FILE", &file.display().to_string())]).2, "AKIAHOME");
+        assert_eq!(profile(&[("HOME", &home), ("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials")]).2, "AKIAHOME");
+        // No file, or no default profile in it: the container endpoint or
+        // IMDS.
+        let missing = dir.join("missing").display().to_string();
+        assert!(matches!(read(&[("AWS_SHARED_CREDENTIALS_FILE", &missing)]).unwrap(), S3Credentials::Role(_)));
+        assert!(matches!(read(&[]).unwrap(), S3Credentials::Role(_)), "no HOME: no file");
+        let other = dir.join("other");
+        std::fs::write(&other, "[other]\naws_access_key_id=A\naws_secret_access_key=B\n").unwrap();
+        let other = other.display().to_string();
+        assert!(matches!(read(&[("AWS_SHARED_CREDENTIALS_FILE", &other)]).unwrap(), S3Credentials::Role(_)));
+        // Mistakes are start-up errors that name them, without secrets.
+        for (bad, says) in [
+            (&[("HOME", home.as_str()), ("AWS_PROFILE", "nope")][..], "AWS_PROFILE=\"nope\": no such profile"),
+            (&[("AWS_SHARED_CREDENTIALS_FILE", missing.as_str()), ("AWS_PROFILE", "ci")], "no such profile"),
+            (&[("HOME", home.as_str()), ("AWS_PROFILE", "sso")], "only static keys"),
+            (&[("AWS_SHARED_CREDENTIALS_FILE", home.as_str())], "AWS_SHARED_CREDENTIALS_FILE"),
+            (&web[..1], "AWS_ROLE_ARN"),
+            (&web[1..], "AWS_WEB_IDENTITY_TOKEN_FILE"),
+            (&[web[0], ("AWS_ROLE_ARN", "scalelite")], "AWS_ROLE_ARN"),
+            (&[web[0], web[1], ("AWS_ROLE_SESSION_NAME", "a b")], "AWS_ROLE_SESSION_NAME"),
+            (&[web[0], web[1], ("AWS_ENDPOINT_URL_STS", "sts.local")], "AWS_ENDPOINT_URL_STS"),
+        ] {
+            let error = read(bad).expect_err(&format!("{bad:?}")).to_string();
+            assert!(
+                error.contains(says) && !error.contains("-secret") && !error.contains("token="),
+                "{bad:?}: {error}"
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

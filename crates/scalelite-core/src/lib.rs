@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod aws_profile;
 pub mod checksum;
 pub mod cloudfront;
 pub mod config;

@@ -1,9 +1,13 @@
-//! The credentials S3 requests are signed with: the key pair of the
-//! environment, or the temporary credentials of a role fetched from the ECS
-//! container endpoint or EC2's instance metadata service (`IMDSv2`), in the
-//! AWS SDKs' order.
+//! The credentials S3 requests are signed with, from the first source the
+//! configuration found, in the order of the AWS SDKs for Java, PHP and
+//! Python: the key pair of the environment; the temporary credentials of a
+//! role assumed with a web identity token (STS `AssumeRoleWithWebIdentity`,
+//! EKS IAM roles for service accounts); the static keys of a profile of the
+//! shared credentials file; the temporary credentials of a role fetched from
+//! the container credentials endpoint (ECS, EKS Pod Identity) or EC2's
+//! instance metadata service (`IMDSv2`).
 //!
-//! Role credentials are fetched lazily, by the first request that needs
+//! Temporary credentials are fetched lazily, by the first request that needs
 //! them, and again by the first request that finds them within
 //! [`REFRESH_MARGIN`] of their `Expiration` (one fetch at a time; requests
 //! that waited for it take its outcome). A failed fetch is logged (without
@@ -20,21 +24,26 @@ use http_body_util::{BodyExt, Full, Limited};
 use jiff::Timestamp;
 use rusty_s3::Credentials;
 use scalelite_bbb_client::{HttpsClient, https_client};
-use scalelite_core::config::{RoleCredentials, S3Credentials};
+use scalelite_core::config::{RoleCredentials, S3Credentials, WebIdentityCredentials};
 use tracing::{info, warn};
 
 /// Credentials are fetched again this long before they expire.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 /// How long connecting to a metadata service may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long connecting to STS (over the Internet) may take.
+const STS_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one metadata request may take, body included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-/// Largest metadata answer read.
+/// How long one STS request may take, body included.
+const STS_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest metadata or STS answer read.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// Longest key, secret or token taken (session tokens are a few KB).
 const MAX_FIELD_BYTES: usize = 8 * 1024;
-/// Largest authorization token file read.
-const MAX_TOKEN_FILE_BYTES: u64 = 16 * 1024;
+/// Largest token file read (authorization or web identity token; STS takes
+/// web identity tokens of up to 20 000 characters).
+const MAX_TOKEN_FILE_BYTES: u64 = 32 * 1024;
 /// Lifetime asked for an `IMDSv2` session token (the SDKs' six hours).
 const IMDS_TOKEN_TTL: &str = "21600";
 
@@ -54,9 +63,15 @@ struct State {
     last_error: Option<String>,
 }
 
+/// Where temporary credentials are fetched from.
+enum Source {
+    WebIdentity(WebIdentityCredentials),
+    Role(RoleCredentials),
+}
+
 /// Hands out the credentials to sign with.
 pub(super) struct Provider {
-    source: Option<RoleCredentials>,
+    source: Option<Source>,
     state: RwLock<State>,
     fetching: tokio::sync::Mutex<()>,
     client: HttpsClient,
@@ -74,17 +89,41 @@ impl Provider {
                 };
                 (None, Some(Current { credentials: Arc::new(credentials), expires: None }))
             }
+            S3Credentials::Profile { profile, file, keys } => {
+                info!(profile, file = %file.display(), "S3 credentials: the static keys of a shared credentials file profile");
+                let (key, secret) = (keys.access_key_id.expose(), keys.secret_access_key.expose());
+                let credentials = match &keys.session_token {
+                    Some(token) => Credentials::new_with_token(key, secret, token.expose()),
+                    None => Credentials::new(key, secret),
+                };
+                (None, Some(Current { credentials: Arc::new(credentials), expires: None }))
+            }
+            S3Credentials::WebIdentity(web) => {
+                let source = Source::WebIdentity(web.clone());
+                let (what, url) = describe(&source);
+                info!(
+                    source = what,
+                    url,
+                    role = web.role_arn,
+                    token_file = %web.token_file.display(),
+                    "S3 credentials: a role's, assumed with a web identity on first use"
+                );
+                (Some(source), None)
+            }
             S3Credentials::Role(role) => {
-                let (what, url) = describe(role);
+                let source = Source::Role(role.clone());
+                let (what, url) = describe(&source);
                 info!(source = what, url, "S3 credentials: a role's, fetched on first use");
-                (Some(role.clone()), None)
+                (Some(source), None)
             }
         };
+        let connect_timeout =
+            if matches!(source, Some(Source::WebIdentity(_))) { STS_CONNECT_TIMEOUT } else { CONNECT_TIMEOUT };
         Self {
             source,
             state: RwLock::new(State { current, ..State::default() }),
             fetching: tokio::sync::Mutex::new(()),
-            client: https_client(CONNECT_TIMEOUT),
+            client: https_client(connect_timeout),
         }
     }
 
@@ -174,8 +213,12 @@ fn stale(current: &Current, margin: Duration) -> bool {
 
 /// Which service credentials come from, and its URL (the container
 /// endpoint's path is left out: ECS's is specific to the task).
-fn describe(source: &RoleCredentials) -> (&'static str, &str) {
-    match (&source.container_url, &source.imds_endpoint) {
+fn describe(source: &Source) -> (&'static str, &str) {
+    let role = match source {
+        Source::WebIdentity(web) => return ("STS AssumeRoleWithWebIdentity", origin_of(&web.sts_endpoint)),
+        Source::Role(role) => role,
+    };
+    match (&role.container_url, &role.imds_endpoint) {
         (Some(url), _) => ("container credentials endpoint", origin_of(url)),
         (None, Some(endpoint)) => ("EC2 instance metadata service", endpoint),
         (None, None) => ("none", ""),
@@ -189,10 +232,14 @@ fn origin_of(url: &str) -> &str {
 }
 
 /// Fetches the role's credentials.
-async fn fetch(client: &HttpsClient, source: &RoleCredentials) -> Result<(Credentials, Option<Timestamp>), String> {
+async fn fetch(client: &HttpsClient, source: &Source) -> Result<(Credentials, Option<Timestamp>), String> {
+    let source = match source {
+        Source::WebIdentity(web) => return assume_role_with_web_identity(client, web).await,
+        Source::Role(role) => role,
+    };
     if let Some(url) = &source.container_url {
         let authorization = match (&source.container_token_file, &source.container_token) {
-            (Some(path), _) => Some(read_token_file(path).await?),
+            (Some(path), _) => Some(read_token_file(path, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE").await?),
             (None, Some(token)) => Some(token.expose().to_owned()),
             (None, None) => None,
         };
@@ -231,22 +278,119 @@ fn role_name(listing: &[u8]) -> Result<String, String> {
     if valid { Ok(role.to_owned()) } else { Err("the role listing names no valid role".into()) }
 }
 
-async fn read_token_file(path: &std::path::Path) -> Result<String, String> {
+/// The trimmed text of a token file (read at every fetch: it is rotated);
+/// `variable` names it in errors.
+async fn read_token_file(path: &std::path::Path, variable: &str) -> Result<String, String> {
     use tokio::io::AsyncReadExt;
-    let describe = |e: std::io::Error| format!("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE {}: {e}", path.display());
+    let describe = |e: std::io::Error| format!("{variable} {}: {e}", path.display());
     let file = tokio::fs::File::open(path).await.map_err(describe)?;
     let mut raw = Vec::new();
     file.take(MAX_TOKEN_FILE_BYTES + 1).read_to_end(&mut raw).await.map_err(describe)?;
     if raw.len() as u64 > MAX_TOKEN_FILE_BYTES {
-        return Err(format!("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE {}: too large", path.display()));
+        return Err(format!("{variable} {}: too large", path.display()));
     }
-    let token = String::from_utf8(raw)
-        .map_err(|_| format!("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE {}: not text", path.display()))?;
+    let token = String::from_utf8(raw).map_err(|_| format!("{variable} {}: not text", path.display()))?;
     Ok(token.trim().to_owned())
 }
 
-/// One bounded request; the body of a 2xx answer.
+/// Assumes the role with the web identity token of the token file, read
+/// again for every fetch (Kubernetes rotates it): an unsigned
+/// `AssumeRoleWithWebIdentity` request to STS.
+async fn assume_role_with_web_identity(
+    client: &HttpsClient,
+    web: &WebIdentityCredentials,
+) -> Result<(Credentials, Option<Timestamp>), String> {
+    let token = read_token_file(&web.token_file, "AWS_WEB_IDENTITY_TOKEN_FILE").await?;
+    if token.is_empty() {
+        return Err(format!("AWS_WEB_IDENTITY_TOKEN_FILE {}: empty", web.token_file.display()));
+    }
+    let session_name =
+        web.session_name.clone().unwrap_or_else(|| format!("scalelite-{}", Timestamp::now().as_second()));
+    let form = form_urlencoded::Serializer::new(String::new())
+        .append_pair("Action", "AssumeRoleWithWebIdentity")
+        .append_pair("Version", "2011-06-15")
+        .append_pair("RoleArn", &web.role_arn)
+        .append_pair("RoleSessionName", &session_name)
+        .append_pair("WebIdentityToken", &token)
+        .finish();
+    let url = format!("{}/", web.sts_endpoint);
+    let headers = [("content-type", "application/x-www-form-urlencoded"), ("accept", "text/xml")];
+    let what = format!("AssumeRoleWithWebIdentity of {}", web.role_arn);
+    let (status, body) = send(client, Method::POST, &url, &headers, Bytes::from(form), STS_REQUEST_TIMEOUT)
+        .await
+        .map_err(|e| format!("{what}: {e}"))?;
+    if !status.is_success() {
+        // STS's error code says what is wrong (`InvalidIdentityToken`,
+        // `AccessDenied`, `ExpiredTokenException`); its message is not
+        // shown: it may quote the token's claims.
+        let code = sts_error_code(&body).map(|code| format!(" {code}")).unwrap_or_default();
+        return Err(format!("{what}: {}: HTTP {}{code}", origin_of(&url), status.as_u16()));
+    }
+    parse_sts_answer(&body).map_err(|e| format!("{what}: {e}"))
+}
+
+/// The `Error/Code` of an STS error answer (letters and digits only).
+fn sts_error_code(answer: &[u8]) -> Option<String> {
+    let root = scalelite_core::xml::parse(answer).ok()?;
+    let code = root.text_at("Error/Code")?;
+    let code: String = code.trim().chars().filter(char::is_ascii_alphanumeric).take(64).collect();
+    (!code.is_empty()).then_some(code)
+}
+
+/// The credentials of an `AssumeRoleWithWebIdentity` answer
+/// (`AssumeRoleWithWebIdentityResult/Credentials`: `AccessKeyId`,
+/// `SecretAccessKey`, `SessionToken`, `Expiration`). Errors never hold
+/// the values.
+pub(super) fn parse_sts_answer(answer: &[u8]) -> Result<(Credentials, Option<Timestamp>), String> {
+    if answer.len() > MAX_ANSWER_BYTES {
+        return Err("the STS answer is too large".into());
+    }
+    let root = scalelite_core::xml::parse(answer).map_err(|_| "the STS answer is not XML".to_owned())?;
+    if root.name != "AssumeRoleWithWebIdentityResponse" {
+        return Err("the STS answer is not an AssumeRoleWithWebIdentityResponse".into());
+    }
+    let credentials =
+        root.at_path("AssumeRoleWithWebIdentityResult/Credentials").ok_or("the STS answer holds no Credentials")?;
+    let field = |name: &str| -> Result<String, String> {
+        let element = credentials.child(name).ok_or_else(|| format!("no {name} in the STS answer"))?;
+        let value = element.text();
+        let value = value.trim();
+        if element.elements().next().is_some()
+            || value.is_empty()
+            || value.len() > MAX_FIELD_BYTES
+            || !value.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(format!("{name} in the STS answer is not usable"));
+        }
+        Ok(value.to_owned())
+    };
+    let (key, secret, token) = (field("AccessKeyId")?, field("SecretAccessKey")?, field("SessionToken")?);
+    let expires = field("Expiration")?
+        .parse::<Timestamp>()
+        .map_err(|_| "Expiration in the STS answer is not a time".to_owned())?;
+    Ok((Credentials::new_with_token(key, secret, token), Some(expires)))
+}
+
+/// One bounded request with an empty body; the body of a 2xx answer.
 async fn request(client: &HttpsClient, method: Method, url: &str, headers: &[(&str, &str)]) -> Result<Bytes, String> {
+    let shown = if url.contains("/latest/") { url } else { origin_of(url) };
+    match send(client, method, url, headers, Bytes::new(), REQUEST_TIMEOUT).await {
+        Ok((status, body)) if status.is_success() => Ok(body),
+        // The body of an error may echo what was sent: only the status.
+        Ok((status, _)) => Err(format!("{shown}: HTTP {}", status.as_u16())),
+        Err(e) => Err(e),
+    }
+}
+
+/// One request bounded in time and size: the answer's status and body.
+async fn send(
+    client: &HttpsClient,
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+    timeout: Duration,
+) -> Result<(http::StatusCode, Bytes), String> {
     let mut builder = Request::builder().method(method).uri(url);
     for (name, value) in headers {
         builder = builder.header(*name, *value);
@@ -256,8 +400,8 @@ async fn request(client: &HttpsClient, method: Method, url: &str, headers: &[(&s
     // Errors name the service (and IMDS's well-known paths), not the
     // container endpoint's task-specific path.
     let shown = if url.contains("/latest/") { url } else { origin_of(url) };
-    let request = builder.body(Full::new(Bytes::new())).map_err(|_| format!("{shown}: invalid request"))?;
-    let outcome = tokio::time::timeout(REQUEST_TIMEOUT, async {
+    let request = builder.body(Full::new(body)).map_err(|_| format!("{shown}: invalid request"))?;
+    let outcome = tokio::time::timeout(timeout, async {
         let response = client.request(request).await.map_err(|e| e.to_string())?;
         let status = response.status();
         let body =
@@ -266,11 +410,9 @@ async fn request(client: &HttpsClient, method: Method, url: &str, headers: &[(&s
     })
     .await;
     match outcome {
-        Err(_) => Err(format!("{shown}: no answer within {REQUEST_TIMEOUT:?}")),
+        Err(_) => Err(format!("{shown}: no answer within {timeout:?}")),
         Ok(Err(e)) => Err(format!("{shown}: {e}")),
-        Ok(Ok((status, body))) if status.is_success() => Ok(body),
-        // The body of an error may echo what was sent: only the status.
-        Ok(Ok((status, _))) => Err(format!("{shown}: HTTP {}", status.as_u16())),
+        Ok(Ok(answer)) => Ok(answer),
     }
 }
 
@@ -366,6 +508,100 @@ mod tests {
                 parse_credentials(answer).err().unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(answer)));
             assert!(!error.contains("very") && error.len() < 200, "{error}");
         }
+    }
+
+    /// An `AssumeRoleWithWebIdentity` answer as STS writes it.
+    fn sts_answer(credentials: &str) -> String {
+        format!(
+            r#"<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleWithWebIdentityResult>
+    <SubjectFromWebIdentityToken>system:serviceaccount:bbb:scalelite</SubjectFromWebIdentityToken>
+    <AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/scalelite/s</Arn></AssumedRoleUser>
+    <Credentials>{credentials}</Credentials>
+    <Provider>arn:aws:iam::123456789012:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/X</Provider>
+  </AssumeRoleWithWebIdentityResult>
+  <ResponseMetadata><RequestId>ad4156e9-bce1-11e2-82e6-6b6efEXAMPLE</RequestId></ResponseMetadata>
+</AssumeRoleWithWebIdentityResponse>"#
+        )
+    }
+
+    #[test]
+    fn sts_answers_are_parsed() {
+        let answer = sts_answer(
+            "<SessionToken>AQoDYXdz/Ey+J=</SessionToken><SecretAccessKey>wJalr/K7+x</SecretAccessKey>\
+             <Expiration>2026-12-06T19:45:33.123Z</Expiration><AccessKeyId>ASIASTS</AccessKeyId>",
+        );
+        let (credentials, expires) = parse_sts_answer(answer.as_bytes()).unwrap();
+        assert_eq!(
+            (credentials.key(), credentials.secret(), credentials.token()),
+            ("ASIASTS", "wJalr/K7+x", Some("AQoDYXdz/Ey+J="))
+        );
+        assert_eq!(expires.unwrap().to_string(), "2026-12-06T19:45:33.123Z");
+        let error = br#"<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>
+            <Code>InvalidIdentityToken</Code><Message>very secret claims</Message></Error></ErrorResponse>"#;
+        assert_eq!(sts_error_code(error).as_deref(), Some("InvalidIdentityToken"));
+        assert_eq!(
+            sts_error_code(b"<ErrorResponse><Error><Code>a<b/>!&amp;</Code></Error></ErrorResponse>"),
+            Some("a".into())
+        );
+        for junk in [&b""[..], b"not xml", b"<Error><Code></Code></Error>", b"<ErrorResponse/>"] {
+            assert_eq!(sts_error_code(junk), None);
+        }
+    }
+
+    #[test]
+    fn hostile_sts_answers_are_refused_without_echoing_them() {
+        let good = |except: &str| {
+            ["AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration"]
+                .iter()
+                .filter(|name| **name != except)
+                .map(|name| match *name {
+                    "Expiration" => "<Expiration>2026-12-06T19:45:33Z</Expiration>".to_owned(),
+                    name => format!("<{name}>very-secret</{name}>"),
+                })
+                .collect::<String>()
+        };
+        let deep = format!("{}{}", "<a>".repeat(10_000), "</a>".repeat(10_000));
+        let big = sts_answer(&format!("{}<Pad>{}</Pad>", good(""), "x".repeat(MAX_ANSWER_BYTES)));
+        let long = sts_answer(&format!(
+            "{}<SessionToken>{}</SessionToken>",
+            good("SessionToken"),
+            "v".repeat(MAX_FIELD_BYTES + 1)
+        ));
+        let cases: Vec<String> = vec![
+            String::new(),
+            "very-secret".into(),
+            "{\"AccessKeyId\":\"very-secret\"}".into(),
+            deep,
+            big,
+            long,
+            format!(
+                "<!DOCTYPE x [<!ENTITY e \"very-secret\">]><AssumeRoleWithWebIdentityResponse>&e;</AssumeRoleWithWebIdentityResponse>"
+            ),
+            format!(
+                "<OtherResponse><AssumeRoleWithWebIdentityResult><Credentials>{}</Credentials></AssumeRoleWithWebIdentityResult></OtherResponse>",
+                good("")
+            ),
+            "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult/></AssumeRoleWithWebIdentityResponse>"
+                .into(),
+            sts_answer(&good("AccessKeyId")),
+            sts_answer(&good("SecretAccessKey")),
+            sts_answer(&good("SessionToken")),
+            sts_answer(&good("Expiration")),
+            sts_answer(&format!("{}<Expiration>very-secret</Expiration>", good("Expiration"))),
+            sts_answer(&format!("{}<SessionToken>very secret</SessionToken>", good("SessionToken"))),
+            sts_answer(&format!("{}<SessionToken>very-secret&#10;x</SessionToken>", good("SessionToken"))),
+            sts_answer(&format!("{}<SessionToken></SessionToken>", good("SessionToken"))),
+            sts_answer(&format!("{}<SessionToken>very-<b>secret</b></SessionToken>", good("SessionToken"))),
+            sts_answer(&good("")).replace("</Credentials>", ""),
+            format!("<AssumeRoleWithWebIdentityResponse>{}", "\u{0}"),
+        ];
+        for answer in &cases {
+            let error = parse_sts_answer(answer.as_bytes()).err().unwrap_or_else(|| panic!("{answer}"));
+            assert!(!error.contains("very") && error.len() < 200, "{error}");
+        }
+        // Invalid UTF-8.
+        assert!(parse_sts_answer(&[0xff, 0xfe, b'<']).is_err());
     }
 
     #[test]
