@@ -5,6 +5,7 @@
 mod callbacks;
 mod end_to_end;
 mod hostile;
+mod order;
 mod outage;
 
 use std::path::Path;
@@ -199,6 +200,17 @@ impl Running {
             .await
             .expect("the importer stops within 30 s")
             .expect("the importer task does not panic");
+    }
+}
+
+impl Running {
+    /// Kills the importer where it is, as a crash would (nothing after its
+    /// current step runs), and waits until its task is gone (the spool
+    /// lock released).
+    pub async fn crash(mut self) {
+        let task = self.task.take().unwrap();
+        task.abort();
+        let _ = task.await;
     }
 }
 

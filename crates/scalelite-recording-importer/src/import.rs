@@ -8,44 +8,46 @@
 //! 2. Parse every `metadata.xml`. A format whose `metadata.xml` is missing
 //!    or cannot be used is skipped (logged with its reason); the archive is
 //!    rejected only when no format is left.
-//! 3. Store the recording and its files, which depends on where the files
-//!    live:
-//!    - in the recording trees: one database transaction creates or
-//!      updates the recording with all its formats (an upsert on
-//!      `record_id`), then each format moves into the publish or unpublish
-//!      tree (see [`scalelite_store::trees`]), which follows what the
-//!      database decided. Crash between the two: the database knows the
-//!      recording, its files are not (all) in place yet; the archive is
-//!      still in the spool, so the next import redoes the steps without
-//!      duplicates. The move is a rename on one file system, so the window
-//!      is short.
-//!    - in the bucket (`S3_RECORDING`): the store previews what the upsert
-//!      will decide (`published`, the `tenant-id` of the key prefix; the
-//!      same statements, rolled back), every file goes up under its final
-//!      key, then the transaction commits, then what earlier imports left
-//!      under the recording's prefixes is removed. `getRecordings` lists
-//!      the recording only once its objects are in the bucket; a bucket
-//!      failure leaves nothing listed and the archive in the spool. Crash
-//!      before the commit: objects without a row, overwritten under the
-//!      same keys by the next import; crash after it: stale objects, removed
-//!      by the next import. Staging the objects under another prefix and
-//!      copying them into place after the commit would list the recording
-//!      before its files are where playback looks, so the key is decided
-//!      first; if an administrator publishes or unpublishes the recording
-//!      between the preview and the commit, the files are uploaded again
-//!      under the prefix the commit decided.
+//! 3. Store the recording and its files, files first: the store previews
+//!    what the upsert (on `record_id`) will decide (`published`, the
+//!    `tenant-id`; the same statements, rolled back), the files go where
+//!    that decision puts them, then one database transaction creates or
+//!    updates the recording with all its formats, then what earlier imports
+//!    left is removed. `getRecordings` lists the recording only once its
+//!    files are where playback looks; a failure to store them leaves
+//!    nothing listed and the archive in the spool. Where the files live:
+//!    - in the recording trees: each format is renamed into the publish or
+//!      unpublish tree, replacing an earlier import's copy there (see
+//!      [`scalelite_store::trees`]); after the commit, a copy in the other
+//!      tree is removed. Crash before the commit: files without a row (not
+//!      listed), replaced by the next import; crash after it: a stale copy
+//!      in the other tree, removed by the next import. If an administrator
+//!      publishes or unpublishes the recording between the preview and the
+//!      commit, the files are moved to the tree the commit decided (or, if
+//!      the administrator's move replaced them with an earlier copy, the
+//!      archive is imported again).
+//!    - in the bucket (`S3_RECORDING`): every file goes up under its final
+//!      key; after the commit, what earlier imports left under the
+//!      recording's prefixes is removed. Crash before the commit: objects
+//!      without a row, overwritten under the same keys by the next import;
+//!      crash after it: stale objects, removed by the next import. Staging
+//!      the objects under another prefix and copying them into place after
+//!      the commit would list the recording before its files are where
+//!      playback looks, so the key is decided first; if an administrator
+//!      publishes or unpublishes the recording between the preview and the
+//!      commit, the files are uploaded again under the prefix the commit
+//!      decided.
 //! 4. Remember the meeting's recording-ready URL in `callback_data` and
 //!    queue the callback. Crash before step 5: the callback is queued again
 //!    by the next import (callbacks are delivered at least once).
 //! 5. Delete the archive from the spool, then log the import.
 //!
-//! With the trees, the database is written before the files are moved
-//! because only the database knows whether the recording is published (an
-//! administrator may have unpublished it, `publish_updated`); the files are
-//! stored before the archive is deleted so nothing is lost. A failure in
-//! steps 1–2 caused by the archive quarantines it; the database or the
-//! bucket being unreachable, or a directory not being writable, keeps it in
-//! the spool for a later attempt.
+//! Only the database knows whether the recording is published (an
+//! administrator may have unpublished it, `publish_updated`), hence the
+//! preview; the files are stored before the archive is deleted so nothing
+//! is lost. A failure in steps 1–2 caused by the archive quarantines it;
+//! the database or the bucket being unreachable, or a directory not being
+//! writable, keeps it in the spool for a later attempt.
 
 use std::collections::BTreeSet;
 use std::io;
@@ -315,31 +317,7 @@ impl Importer {
 
         let stored = match &settings.s3 {
             Some(s3) => self.store_in_bucket(s3, work, &import, cancel).await?,
-            None => {
-                // From here on the import completes: the database commits
-                // first (it decides the tree), then the files move.
-                let stored = self
-                    .inner
-                    .recordings
-                    .import_recording(&import, settings.policy)
-                    .await
-                    .map_err(|e| store_failure(&e))?;
-                let (publish_dir, unpublish_dir) = (settings.publish_dir.clone(), settings.unpublish_dir.clone());
-                let (sources, record_id, published) = (
-                    import
-                        .formats
-                        .iter()
-                        .map(|f| (work.join(&f.format).join(&import.record_id), f.format.clone()))
-                        .collect(),
-                    import.record_id.clone(),
-                    stored.published,
-                );
-                blocking(move || move_formats(sources, &record_id, &publish_dir, &unpublish_dir, published))
-                    .await
-                    .map_err(Failure::Defer)?
-                    .map_err(Failure::Defer)?;
-                stored
-            }
+            None => self.store_in_trees(work, &import, cancel).await?,
         };
 
         let callback_queued =
@@ -444,6 +422,51 @@ impl Importer {
             .await?;
         }
         tidy_bucket(s3, &import.record_id, &uploaded, &stored, &preview).await.map_err(Failure::Defer)?;
+        Ok(stored)
+    }
+
+    /// Stores a recording whose files live in the recording trees: each
+    /// format is renamed into the tree the import will choose (the store
+    /// previews its decision), then the database commits, then the files
+    /// follow the commit if it decided otherwise and copies an earlier
+    /// import left in the other tree are removed. `getRecordings` lists the
+    /// recording only once its files are in place; a failed move leaves
+    /// nothing listed.
+    async fn store_in_trees(
+        &self,
+        work: &Path,
+        import: &RecordingImport,
+        cancel: &Arc<AtomicBool>,
+    ) -> Result<Imported, Failure> {
+        let (store, settings) = (&self.inner.recordings, &self.inner.settings);
+        let preview = store.preview_import(import, settings.policy).await.map_err(|e| store_failure(&e))?;
+        let dirs = TreeDirs { publish: settings.publish_dir.clone(), unpublish: settings.unpublish_dir.clone() };
+        let record_id = import.record_id.clone();
+        let sources: Vec<(PathBuf, String)> =
+            import.formats.iter().map(|f| (work.join(&f.format).join(&import.record_id), f.format.clone())).collect();
+        let placed = {
+            let (dirs, record_id, cancel, published) =
+                (dirs.clone(), record_id.clone(), Arc::clone(cancel), preview.published);
+            blocking(move || place_formats(sources, &record_id, &dirs, published, &cancel))
+                .await
+                .map_err(Failure::Defer)??
+        };
+        // From here on the import completes.
+        let stored = store.import_recording(import, settings.policy).await.map_err(|e| store_failure(&e))?;
+        let (previewed, decided) = (preview.published, stored.published);
+        if previewed != decided {
+            // An administrator published or unpublished the recording
+            // between the preview and the commit.
+            warn!(
+                record_id = %import.record_id,
+                published = decided,
+                "the recording changed during its import; moving its files to the tree the import decided"
+            );
+        }
+        blocking(move || settle_formats(&placed, &record_id, &dirs, previewed, decided))
+            .await
+            .map_err(Failure::Defer)?
+            .map_err(Failure::Defer)?;
         Ok(stored)
     }
 
@@ -612,21 +635,133 @@ async fn tidy_bucket(
     Ok(())
 }
 
-/// Moves every extracted format into its tree.
-fn move_formats(
+/// `RECORDING_PUBLISH_DIR` and `RECORDING_UNPUBLISH_DIR`, owned for the
+/// blocking pool.
+#[derive(Clone, Debug)]
+struct TreeDirs {
+    publish: PathBuf,
+    unpublish: PathBuf,
+}
+
+impl TreeDirs {
+    fn trees(&self) -> Trees<'_> {
+        Trees { publish: &self.publish, unpublish: &self.unpublish }
+    }
+
+    /// `<tree>/<format>/<record_id>` in the publish tree (`published`) or
+    /// the unpublish tree.
+    fn path(&self, published: bool, format: &str, record_id: &str) -> PathBuf {
+        let tree = if published { &self.publish } else { &self.unpublish };
+        tree.join(format).join(record_id)
+    }
+}
+
+/// Which directory a format's files were placed as: its device and inode,
+/// which renames keep. It tells the files this import placed from a copy
+/// of an earlier import after an administrator moved things around.
+type DirIdentity = (u64, u64);
+
+fn dir_identity(path: &Path) -> Option<DirIdentity> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::symlink_metadata(path).ok().filter(std::fs::Metadata::is_dir).map(|m| (m.dev(), m.ino()))
+}
+
+/// A format renamed into a tree before the commit.
+struct PlacedFormat {
+    format: String,
+    identity: DirIdentity,
+}
+
+/// Moves every extracted format into the publish tree (`published`) or
+/// the unpublish tree, replacing what an earlier import placed there
+/// (copies in the other tree stay until the commit has decided). Checks
+/// `cancel` before each format (shutdown).
+fn place_formats(
     sources: Vec<(PathBuf, String)>,
     record_id: &str,
-    publish: &Path,
-    unpublish: &Path,
+    dirs: &TreeDirs,
     published: bool,
-) -> Result<(), String> {
-    let trees = Trees { publish, unpublish };
+    cancel: &AtomicBool,
+) -> Result<Vec<PlacedFormat>, Failure> {
+    let mut placed = Vec::with_capacity(sources.len());
     for (source, format) in sources {
-        match trees::publish_format(&source, &format, record_id, trees, published) {
-            Ok(true) => info!(format, record_id, "copied across file systems (work and publish directories differ)"),
-            Ok(false) => {}
-            Err(e) => return Err(format!("cannot move {format}/{record_id} into place: {e}")),
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Failure::Cancelled);
         }
+        let fail = |e: io::Error| Failure::Defer(format!("cannot move {format}/{record_id} into place: {e}"));
+        if trees::place_format(&source, &format, record_id, dirs.trees(), published).map_err(fail)? {
+            info!(format, record_id, "copied across file systems (work and publish directories differ)");
+        }
+        let identity = dir_identity(&dirs.path(published, &format, record_id)).ok_or_else(|| {
+            fail(io::Error::new(io::ErrorKind::NotFound, "the directory is gone right after it was placed"))
+        })?;
+        placed.push(PlacedFormat { format, identity });
+    }
+    Ok(placed)
+}
+
+/// What to do with a format placed in the previewed tree when the commit
+/// decided the other one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fixup {
+    /// The placed directory is still in the previewed tree: move it.
+    Move,
+    /// The administrator's publish/unpublish already moved it where the
+    /// commit decided.
+    InPlace,
+    /// Neither tree holds the placed directory (the administrator's move
+    /// removed it in favour of an earlier copy): import the archive again.
+    Redo,
+}
+
+fn fixup(placed: DirIdentity, at_previewed: Option<DirIdentity>, at_decided: Option<DirIdentity>) -> Fixup {
+    if at_previewed == Some(placed) {
+        Fixup::Move
+    } else if at_decided == Some(placed) {
+        Fixup::InPlace
+    } else {
+        Fixup::Redo
+    }
+}
+
+/// After the commit: moves each placed format to the tree the commit
+/// decided when that is not the previewed one, then removes what earlier
+/// imports left of it in the other tree. An error defers the archive: its
+/// next import places the files again and commits once more (the same
+/// row).
+fn settle_formats(
+    placed: &[PlacedFormat],
+    record_id: &str,
+    dirs: &TreeDirs,
+    previewed: bool,
+    decided: bool,
+) -> Result<(), String> {
+    let mut redo = Vec::new();
+    for PlacedFormat { format, identity } in placed {
+        if previewed != decided {
+            let at_previewed = dirs.path(previewed, format, record_id);
+            let at_decided = dirs.path(decided, format, record_id);
+            match fixup(*identity, dir_identity(&at_previewed), dir_identity(&at_decided)) {
+                Fixup::Move => {
+                    trees::place_format(&at_previewed, format, record_id, dirs.trees(), decided)
+                        .map_err(|e| format!("cannot move {format}/{record_id} to the decided tree: {e}"))?;
+                }
+                Fixup::InPlace => {}
+                Fixup::Redo => {
+                    redo.push(format.as_str());
+                    continue;
+                }
+            }
+        }
+        trees::remove_other(dirs.trees(), format, record_id, decided)
+            .map_err(|e| format!("cannot remove the stale copy of {format}/{record_id}: {e}"))?;
+    }
+    if !redo.is_empty() {
+        return Err(format!(
+            "the files of {record_id} ({}) were moved by a publish or unpublish during its import; \
+             the archive is imported again",
+            redo.join(", ")
+        ));
     }
     Ok(())
 }
@@ -687,5 +822,143 @@ mod scope_tests {
         show_front_end_metadata(&mut recording, "t1:room");
         assert_eq!(recording.metadata[1].1, "https://fe.example/ended");
         assert_eq!(recording.metadata[2].1, relay, "only the end callback key");
+    }
+}
+
+#[cfg(test)]
+mod tree_tests {
+    use super::*;
+
+    const ID: &str = "r-1";
+
+    struct Rig {
+        _root: tempfile::TempDir,
+        work: PathBuf,
+        dirs: TreeDirs,
+    }
+
+    impl Rig {
+        fn new() -> Self {
+            let root = tempfile::tempdir().unwrap();
+            let dirs = TreeDirs { publish: root.path().join("published"), unpublish: root.path().join("unpublished") };
+            Self { work: root.path().join("work"), dirs, _root: root }
+        }
+
+        /// An extracted `presentation` format whose file says `content`.
+        fn extracted(&self, content: &str) -> Vec<(PathBuf, String)> {
+            let dir = self.work.join("presentation").join(ID);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("metadata.xml"), content).unwrap();
+            vec![(dir, "presentation".to_owned())]
+        }
+
+        /// An earlier import's copy in a tree.
+        fn copy(&self, published: bool, content: &str) {
+            let dir = self.dirs.path(published, "presentation", ID);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("metadata.xml"), content).unwrap();
+        }
+
+        /// What each tree holds: `(published, unpublished)`.
+        fn held(&self) -> (Option<String>, Option<String>) {
+            let read = |published| {
+                std::fs::read_to_string(self.dirs.path(published, "presentation", ID).join("metadata.xml")).ok()
+            };
+            (read(true), read(false))
+        }
+
+        fn place(&self, content: &str, published: bool) -> Vec<PlacedFormat> {
+            match place_formats(self.extracted(content), ID, &self.dirs, published, &AtomicBool::new(false)) {
+                Ok(placed) => placed,
+                Err(_) => panic!("placing failed"),
+            }
+        }
+
+        /// Hidden working directories left in both trees.
+        fn leftovers(&self) -> usize {
+            [&self.dirs.publish, &self.dirs.unpublish]
+                .iter()
+                .filter_map(|tree| std::fs::read_dir(tree.join("presentation")).ok())
+                .flatten()
+                .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with('.'))
+                .count()
+        }
+    }
+
+    #[test]
+    fn the_decision_follows_where_the_placed_directory_is() {
+        let (ours, theirs) = ((1, 10), (1, 11));
+        assert_eq!(fixup(ours, Some(ours), None), Fixup::Move);
+        assert_eq!(fixup(ours, Some(ours), Some(theirs)), Fixup::Move);
+        assert_eq!(fixup(ours, None, Some(ours)), Fixup::InPlace);
+        assert_eq!(fixup(ours, Some(theirs), Some(ours)), Fixup::InPlace);
+        assert_eq!(fixup(ours, None, Some(theirs)), Fixup::Redo);
+        assert_eq!(fixup(ours, None, None), Fixup::Redo);
+    }
+
+    #[test]
+    fn a_reimport_replaces_its_tree_and_removes_the_other_only_after_the_commit() {
+        let rig = Rig::new();
+        rig.copy(true, "old published");
+        rig.copy(false, "old unpublished");
+        let placed = rig.place("new", true);
+        // Before the commit: the previewed tree has the new files, the
+        // other tree's copy is still there.
+        assert_eq!(rig.held(), (Some("new".into()), Some("old unpublished".into())));
+        settle_formats(&placed, ID, &rig.dirs, true, true).unwrap();
+        assert_eq!(rig.held(), (Some("new".into()), None));
+        assert_eq!(rig.leftovers(), 0);
+    }
+
+    #[test]
+    fn the_commit_deciding_the_other_tree_moves_the_files_there() {
+        // The administrator unpublished the old copy before the files were
+        // placed in the published tree (the preview said published).
+        let rig = Rig::new();
+        rig.copy(false, "old");
+        let placed = rig.place("new", true);
+        settle_formats(&placed, ID, &rig.dirs, true, false).unwrap();
+        assert_eq!(rig.held(), (None, Some("new".into())));
+        assert_eq!(rig.leftovers(), 0);
+    }
+
+    #[test]
+    fn files_the_administrator_already_moved_stay() {
+        let rig = Rig::new();
+        let placed = rig.place("new", true);
+        // publishRecordings (unpublish) moved the placed directory.
+        let trees = rig.dirs.trees();
+        trees::move_format(trees, "presentation", ID, false).unwrap();
+        settle_formats(&placed, ID, &rig.dirs, true, false).unwrap();
+        assert_eq!(rig.held(), (None, Some("new".into())));
+    }
+
+    #[test]
+    fn files_replaced_by_an_earlier_copy_ask_for_another_import() {
+        let rig = Rig::new();
+        rig.copy(false, "old");
+        let placed = rig.place("new", true);
+        // An unpublish with a copy in both trees keeps the target's (the
+        // old one) and removes the placed files.
+        let trees = rig.dirs.trees();
+        trees::move_format(trees, "presentation", ID, false).unwrap();
+        assert_eq!(rig.held(), (None, Some("old".into())));
+        let error = settle_formats(&placed, ID, &rig.dirs, true, false).unwrap_err();
+        assert!(error.contains("imported again"), "{error}");
+        // The next import previews the administrator's decision.
+        let placed = rig.place("new", false);
+        settle_formats(&placed, ID, &rig.dirs, false, false).unwrap();
+        assert_eq!(rig.held(), (None, Some("new".into())));
+    }
+
+    #[test]
+    fn a_blocked_tree_fails_the_placement_and_keeps_the_source() {
+        let rig = Rig::new();
+        std::fs::create_dir_all(&rig.dirs.publish).unwrap();
+        std::fs::write(rig.dirs.publish.join("presentation"), "in the way").unwrap();
+        let sources = rig.extracted("new");
+        let result = place_formats(sources.clone(), ID, &rig.dirs, true, &AtomicBool::new(false));
+        assert!(matches!(result, Err(Failure::Defer(ref reason)) if reason.contains("cannot move presentation/r-1")));
+        assert!(sources[0].0.join("metadata.xml").exists());
     }
 }

@@ -321,8 +321,9 @@ pub trait RecordingStore: Send + Sync + std::fmt::Debug + 'static {
     /// What [`Self::import_recording`] would decide for `import` now
     /// (`published`, `tenant-id`), changing nothing: the same statements
     /// in a transaction that is rolled back, so the same errors too. The
-    /// importer stores a recording's objects in the bucket under the key
-    /// the import will give them before it commits the recording.
+    /// importer puts a recording's files where the import will want them
+    /// (the publish or unpublish tree, or the bucket under the key the
+    /// import will give them) before it commits the recording.
     async fn preview_import(&self, import: &RecordingImport, policy: ImportPolicy)
     -> Result<ImportPreview, StoreError>;
 

@@ -5,7 +5,9 @@
 //! through this module.
 //!
 //! For each format placed by [`publish_format`], with `T` the tree the recording belongs in (publish or
-//! unpublish) and `O` the other one:
+//! unpublish) and `O` the other one (steps 1–3 are [`place_format`], step 4
+//! [`remove_other`]; the importer runs them apart, with the database commit
+//! in between):
 //!
 //! 1. `<work>/…/<format>/<id>` is renamed to `T/<format>/.<id>.incoming-<r>`;
 //!    when the work and publish directories are on different file systems
@@ -80,10 +82,26 @@ pub fn publish_format(
     trees: Trees<'_>,
     published: bool,
 ) -> io::Result<bool> {
+    let copied = place_format(source, format, record_id, trees, published)?;
+    remove_other(trees, format, record_id, published)?;
+    Ok(copied)
+}
+
+/// Steps 1–3 of [`publish_format`]: moves `source` into the publish tree
+/// (`published`) or the unpublish tree, replacing what was there, and
+/// leaves a copy in the other tree alone (see [`remove_other`]). Returns
+/// whether the copy fallback was used.
+pub fn place_format(
+    source: &Path,
+    format: &str,
+    record_id: &str,
+    trees: Trees<'_>,
+    published: bool,
+) -> io::Result<bool> {
     if !is_component(format) || !is_component(record_id) {
         return Err(unsafe_path(format, record_id));
     }
-    let (target, other) = trees.split(published);
+    let (target, _) = trees.split(published);
     let format_dir = target.join(format);
     fs::create_dir_all(&format_dir)?;
     let destination = format_dir.join(record_id);
@@ -120,9 +138,17 @@ pub fn publish_format(
     if replaced {
         remove_tree(&aside);
     }
-
-    remove_format(other, format, record_id)?;
     Ok(copied)
+}
+
+/// Step 4 of [`publish_format`]: removes a copy of the format in the tree
+/// other than the one `published` selects, if there is one.
+pub fn remove_other(trees: Trees<'_>, format: &str, record_id: &str, published: bool) -> io::Result<()> {
+    if !is_component(format) || !is_component(record_id) {
+        return Err(unsafe_path(format, record_id));
+    }
+    let (_, other) = trees.split(published);
+    remove_format(other, format, record_id)
 }
 
 /// Removes `<tree>/<format>/<record_id>` if present: renamed aside first,

@@ -14,19 +14,32 @@ use tokio::sync::Notify;
 
 use super::*;
 
-/// The real store, counting import attempts and failures, with a gate that
-/// can hold an import at its database step.
+/// The real store, counting commits attempted and failed imports (at the
+/// preview or the commit), with gates that can hold an import at its
+/// database step (the commit) or right after the preview of its decision.
 #[derive(Debug, Default)]
-struct Observed {
-    attempts: AtomicUsize,
-    failures: AtomicUsize,
-    gate_armed: AtomicBool,
-    entered: Notify,
-    release: Notify,
+pub(super) struct Observed {
+    pub attempts: AtomicUsize,
+    pub failures: AtomicUsize,
+    pub gate_armed: AtomicBool,
+    pub preview_gate_armed: AtomicBool,
+    pub entered: Notify,
+    pub release: Notify,
+}
+
+impl Observed {
+    /// Holds the caller if `armed` was set (once), until released.
+    async fn gate(&self, armed: &AtomicBool) {
+        if armed.swap(false, Ordering::SeqCst) {
+            let released = self.release.notified();
+            self.entered.notify_one();
+            released.await;
+        }
+    }
 }
 
 #[derive(Debug)]
-struct ObservedStore {
+pub(super) struct ObservedStore {
     inner: Arc<dyn RecordingStore>,
     seen: Arc<Observed>,
 }
@@ -37,11 +50,7 @@ impl RecordingStore for ObservedStore {
         self.inner.health_check().await
     }
     async fn import_recording(&self, import: &RecordingImport, policy: ImportPolicy) -> Result<Imported, StoreError> {
-        if self.seen.gate_armed.swap(false, Ordering::SeqCst) {
-            let released = self.seen.release.notified();
-            self.seen.entered.notify_one();
-            released.await;
-        }
+        self.seen.gate(&self.seen.gate_armed).await;
         self.seen.attempts.fetch_add(1, Ordering::SeqCst);
         let result = self.inner.import_recording(import, policy).await;
         if result.is_err() {
@@ -54,7 +63,13 @@ impl RecordingStore for ObservedStore {
         import: &RecordingImport,
         policy: ImportPolicy,
     ) -> Result<ImportPreview, StoreError> {
-        self.inner.preview_import(import, policy).await
+        let preview = self.inner.preview_import(import, policy).await;
+        if preview.is_err() {
+            // The attempt ends here, before its commit.
+            self.seen.failures.fetch_add(1, Ordering::SeqCst);
+        }
+        self.seen.gate(&self.seen.preview_gate_armed).await;
+        preview
     }
     async fn log_import(&self, entry: &ImportLogEntry) -> Result<(), StoreError> {
         self.inner.log_import(entry).await
@@ -127,13 +142,13 @@ impl RecordingStore for ObservedStore {
     }
 }
 
-fn observed_importer(rig: &Rig) -> (Importer, Arc<Observed>) {
+pub(super) fn observed_importer(rig: &Rig) -> (Importer, Arc<Observed>) {
     let seen = Arc::new(Observed::default());
     let store = ObservedStore { inner: Arc::clone(&rig.store), seen: Arc::clone(&seen) };
     (Importer::new(rig.settings(&[]), Arc::new(store), None), seen)
 }
 
-fn no_extraction_dirs(rig: &Rig) -> bool {
+pub(super) fn no_extraction_dirs(rig: &Rig) -> bool {
     std::fs::read_dir(rig.dirs.work())
         .unwrap()
         .all(|e| !e.unwrap().file_name().to_string_lossy().starts_with(".import-"))
@@ -253,7 +268,9 @@ mod redis_only {
         .await;
         assert!(rig.in_spool(&rec.file_name()));
         assert!(!rig.dirs.spool().join("failed").exists(), "an outage is not the archive's fault");
-        assert!(!rig.dirs.published().join("presentation").exists());
+        // The files went into place before the commit that failed; the
+        // recording is not listed, and the next import replaces them.
+        assert!(rig.dirs.published().join("presentation").join(&rec.record_id).exists());
 
         rig.pg().start_again().await;
         eventually_with(Duration::from_secs(20), "imported after the restart", || async {
