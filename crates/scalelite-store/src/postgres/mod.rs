@@ -203,39 +203,6 @@ fn push_filters(q: &mut QueryBuilder<Postgres>, query: &RecordingQuery) {
     }
 }
 
-/// Ruby-readable `callback_attributes`: a YAML hash with symbol keys.
-pub fn callback_attributes_yaml(attributes: &[(String, String)]) -> String {
-    let mut out = String::from("---\n");
-    for (key, value) in attributes {
-        let scalar = serde_yaml_ng::to_string(value).unwrap_or_default();
-        out.push(':');
-        out.push_str(key);
-        out.push_str(": ");
-        out.push_str(scalar.trim_end());
-        out.push('\n');
-    }
-    out
-}
-
-/// Reads Ruby's `callback_attributes` YAML (symbol keys `:name`, or plain
-/// keys), returning `(name, value)` pairs.
-pub fn parse_callback_attributes(text: &str) -> Vec<(String, String)> {
-    let Ok(serde_yaml_ng::Value::Mapping(map)) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) else {
-        return Vec::new();
-    };
-    map.into_iter()
-        .filter_map(|(k, v)| {
-            let key = k.as_str()?.trim_start_matches(':').to_owned();
-            let value = match v {
-                serde_yaml_ng::Value::String(s) => s,
-                serde_yaml_ng::Value::Number(n) => n.to_string(),
-                _ => return None,
-            };
-            Some((key, value))
-        })
-        .collect()
-}
-
 #[async_trait]
 impl RecordingStore for PgStore {
     async fn health_check(&self) -> Result<(), StoreError> {
@@ -858,31 +825,5 @@ impl RecordingSql for PgConnection {
         .execute(self)
         .await?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn callback_attributes_round_trip_in_rubys_form() {
-        let yaml = callback_attributes_yaml(&[
-            ("recording_ready_url".into(), "https://gl.example.edu/recording_ready?x=1".into()),
-            ("analytics_callback_url".into(), "https://a: b".into()),
-        ]);
-        assert_eq!(
-            yaml,
-            "---\n:recording_ready_url: https://gl.example.edu/recording_ready?x=1\n:analytics_callback_url: 'https://a: b'\n"
-        );
-        let parsed = parse_callback_attributes(&yaml);
-        assert_eq!(parsed[0], ("recording_ready_url".into(), "https://gl.example.edu/recording_ready?x=1".into()));
-        assert_eq!(parsed[1].1, "https://a: b");
-        // What Ruby writes.
-        let ruby = "---\n:recording_ready_url: https://gl/cb\n";
-        assert_eq!(
-            parse_callback_attributes(ruby),
-            vec![("recording_ready_url".to_owned(), "https://gl/cb".to_owned())]
-        );
     }
 }
