@@ -9,8 +9,10 @@
 //! acting on the bucket; CloudFront signed cookies; multipart uploads; a
 //! recording listed only once its objects are in the bucket (a bucket that
 //! stalls or refuses uploads in front of moto), re-imports after an
-//! interrupted one; credentials from a role (container endpoint, `IMDSv2`),
-//! a web identity (STS `AssumeRoleWithWebIdentity`, moto's or a fake) and a
+//! interrupted one; moves of objects above the single-copy limit by
+//! multipart copy, and a refused part copy changing nothing; credentials
+//! from a role (container endpoint, `IMDSv2`), a web identity (STS
+//! `AssumeRoleWithWebIdentity`, moto's or a fake) and a
 //! shared credentials file profile.
 
 use std::sync::Arc;
@@ -288,6 +290,144 @@ async fn big_files_go_up_in_parts_and_move_server_side() {
     sizes.sort();
     assert_eq!(sizes[1], ("unpublished/video/r-1/video/webcams.webm".to_owned(), size as u64));
     assert_eq!(sizes.len(), 2);
+}
+
+/// `len` printable ASCII bytes that differ from place to place (a part
+/// copied to the wrong offset shows; lossy text is the bytes themselves).
+fn lecture_bytes(len: usize) -> Vec<u8> {
+    let mut x: u32 = 0x2545_f491;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            b'!' + (x % 94) as u8
+        })
+        .collect()
+}
+
+/// What a viewer gets for a recording file: the bucket's bytes behind the
+/// redirect, `None` when the balancer answers 404.
+async fn played(url: &str) -> Option<String> {
+    let reply = send(url, &[]).await;
+    if reply.status == 404 {
+        return None;
+    }
+    assert_eq!(reply.status, 307, "{url}: {}", reply.body);
+    let fetched = send(&reply.location.expect("a presigned URL"), &[]).await;
+    assert_eq!(fetched.status, 200, "{}", fetched.body);
+    Some(fetched.body)
+}
+
+#[tokio::test]
+async fn objects_above_the_single_copy_limit_move_in_parts_and_a_failed_copy_changes_nothing() {
+    let s3 = TestS3::start(BUCKET).await;
+    let gate = S3Gate::start(&s3).await;
+    let mut builder = TestApp::builder().servers(1).recordings();
+    for (name, value) in gate.env(&s3, BUCKET) {
+        builder = builder.env(name, value);
+    }
+    // Objects above 8 MiB are copied in 5 MiB parts: the lecture in three.
+    let app = builder.env("S3_SINGLE_COPY_LIMIT_MB", "8").env("S3_COPY_PART_SIZE_MB", "5").start().await;
+    let size = 12 * 1024 * 1024 + 12_345;
+    let lecture = lecture_bytes(size);
+    let meeting_id = "long-lecture-room";
+    let rec = RecordingArchive::new(meeting_id, "Long lecture").formats(&[Format::Video]).file(
+        Format::Video,
+        "lecture.webm",
+        lecture.clone(),
+    );
+    rec.drop_into(&app.dirs().spool());
+    let report = importer(&app).import_pending_once().await.unwrap();
+    assert!(matches!(report.outcomes[..], [ArchiveOutcome::Imported(_)]), "{report:?}");
+    let lecture_key = |state: &str| format!("{state}/video/{}/lecture.webm", rec.record_id);
+    let file = format!("{}/video/{}/lecture.webm", app.origin(), rec.record_id);
+    assert_eq!(played(&file).await.as_deref().map(str::as_bytes), Some(lecture.as_slice()));
+
+    // Unpublish, publish, unpublish: every object ends under the new
+    // state's prefix, the lecture with the same bytes and content type;
+    // nothing stays under the old one, no multipart upload stays open.
+    for (publish, state, other) in [
+        ("false", "unpublished", "published"),
+        ("true", "published", "unpublished"),
+        ("false", "unpublished", "published"),
+    ] {
+        let copied_parts = gate.part_copies_forwarded();
+        let reply = app.client().get("publishRecordings", &[("recordID", &rec.record_id), ("publish", publish)]).await;
+        assert_eq!(reply.text_at("published").as_deref(), Some(publish), "{}", reply.body);
+        assert_eq!(s3.keys(BUCKET, "").await, keys_of(&rec, &format!("{state}/")));
+        assert!(s3.keys(BUCKET, &format!("{other}/")).await.is_empty());
+        assert_eq!(gate.part_copies_forwarded() - copied_parts, 3, "the lecture is copied in three parts");
+        let (body, content_type) = s3.object(BUCKET, &lecture_key(state)).await.expect("the lecture moved");
+        assert_eq!((body.len(), body.as_bytes() == lecture.as_slice()), (size, true));
+        assert_eq!(content_type.as_deref(), Some("video/webm"));
+        assert_eq!(s3.open_uploads(BUCKET).await, Vec::<String>::new());
+        let listed = listed(&app, meeting_id, "any").await;
+        assert_eq!(listed[0].text_at("published").as_deref(), Some(publish));
+    }
+    assert_eq!(played(&file).await, None, "an unpublished recording is not played");
+    let reply = app.client().get("publishRecordings", &[("recordID", &rec.record_id), ("publish", "true")]).await;
+    assert_eq!(reply.text_at("published").as_deref(), Some("true"), "{}", reply.body);
+    assert_eq!(played(&file).await.as_deref().map(str::as_bytes), Some(lecture.as_slice()));
+
+    // The bucket copies the first part, then refuses: the unpublish fails,
+    // the recording stays published and playable with every object where
+    // it was, the multipart copy is aborted and the copies made before it
+    // are gone again.
+    gate.set_part_copies(UploadMode::FailAfter(1));
+    let reply = app.client().get("publishRecordings", &[("recordID", &rec.record_id), ("publish", "false")]).await;
+    assert_eq!(reply.text_at("returncode").as_deref(), Some("FAILED"), "{}", reply.body);
+    assert_eq!(s3.keys(BUCKET, "").await, keys_of(&rec, "published/"));
+    assert_eq!(s3.open_uploads(BUCKET).await, Vec::<String>::new(), "the multipart copy is aborted");
+    assert_eq!(listed(&app, meeting_id, "any").await[0].text_at("published").as_deref(), Some("true"));
+    assert_eq!(played(&file).await.as_deref().map(str::as_bytes), Some(lecture.as_slice()));
+
+    // Once the bucket copies again, the unpublish goes through.
+    gate.set_part_copies(UploadMode::Pass);
+    let reply = app.client().get("publishRecordings", &[("recordID", &rec.record_id), ("publish", "false")]).await;
+    assert_eq!(reply.text_at("published").as_deref(), Some("false"), "{}", reply.body);
+    assert_eq!(s3.keys(BUCKET, "").await, keys_of(&rec, "unpublished/"));
+    let (body, _) = s3.object(BUCKET, &lecture_key("unpublished")).await.expect("the lecture moved");
+    assert_eq!(body.as_bytes(), lecture.as_slice());
+    assert_eq!(s3.open_uploads(BUCKET).await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn multipart_copies_split_objects_at_part_boundaries() {
+    use scalelite_core::config::{Config, Env};
+    use scalelite_store::s3::S3Storage;
+
+    let s3 = TestS3::start(BUCKET).await;
+    let gate = S3Gate::start(&s3).await;
+    let mut env = gate.env(&s3, BUCKET);
+    env.extend([("S3_SINGLE_COPY_LIMIT_MB", "5".to_owned()), ("S3_COPY_PART_SIZE_MB", "5".to_owned())]);
+    let storage =
+        S3Storage::new(Config::from_env(&Env::from_pairs(env)).unwrap().recordings.s3.as_ref().unwrap()).unwrap();
+    const MIB: usize = 1024 * 1024;
+    // At the limit: one CopyObject; two whole parts; two parts and a byte.
+    let objects = [("at-limit.webm", 5 * MIB, 0), ("two-parts.webm", 10 * MIB, 2), ("tail.webm", 10 * MIB + 1, 3)];
+    for (name, size, _) in objects {
+        let content = String::from_utf8(lecture_bytes(size)).unwrap();
+        s3.put_object(BUCKET, &format!("published/video/r-2/{name}"), &content).await;
+    }
+    let parts_before = gate.part_copies_forwarded();
+    assert_eq!(storage.move_prefix("published/video/r-2/", "unpublished/video/r-2/").await.unwrap(), 3);
+    assert_eq!(gate.part_copies_forwarded() - parts_before, 5);
+    assert_eq!(s3.keys(BUCKET, "published/").await, Vec::<String>::new());
+    for (name, size, _) in objects {
+        let (body, _) = s3.object(BUCKET, &format!("unpublished/video/r-2/{name}")).await.expect("moved");
+        assert_eq!((body.len(), body.as_bytes() == lecture_bytes(size).as_slice()), (size, true), "{name}");
+    }
+    assert_eq!(s3.open_uploads(BUCKET).await, Vec::<String>::new());
+
+    // A refused part: the sources stay, no copy is left, the upload is
+    // aborted.
+    gate.set_part_copies(UploadMode::FailAfter(0));
+    let error = storage.move_prefix("unpublished/video/r-2/", "published/video/r-2/").await.unwrap_err();
+    assert!(error.to_string().contains("UploadPartCopy"), "{error}");
+    assert_eq!(s3.keys(BUCKET, "published/").await, Vec::<String>::new());
+    assert_eq!(s3.keys(BUCKET, "unpublished/").await.len(), 3);
+    assert_eq!(s3.open_uploads(BUCKET).await, Vec::<String>::new());
 }
 
 #[tokio::test]

@@ -152,6 +152,18 @@ impl TestS3 {
         keys
     }
 
+    /// The keys of the multipart uploads open in `bucket`
+    /// (`ListMultipartUploads`), sorted.
+    pub async fn open_uploads(&self, bucket: &str) -> Vec<String> {
+        let (status, body) = self.request(Method::GET, &format!("/{bucket}?uploads"), Bytes::new()).await;
+        assert_eq!(status, 200, "ListMultipartUploads: {body}");
+        let list = scalelite_core::xml::parse(body.as_bytes()).expect("ListMultipartUploads answers XML");
+        assert_eq!(list.name, "ListMultipartUploadsResult", "{body}");
+        let mut keys: Vec<String> = list.children_named("Upload").filter_map(|u| u.text_at("Key")).collect();
+        keys.sort();
+        keys
+    }
+
     /// Stores an object (what another writer, or an interrupted import,
     /// left in the bucket).
     pub async fn put_object(&self, bucket: &str, key: &str, body: &str) {
@@ -186,7 +198,9 @@ impl Drop for TestS3 {
 }
 
 /// What [`S3Gate`] does with object uploads (`PUT`s of objects and parts;
-/// server-side copies and every other request always pass).
+/// server-side copies and every other request always pass), or, set with
+/// [`S3Gate::set_part_copies`], with the parts of multipart copies
+/// (`UploadPartCopy`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UploadMode {
     /// Forwarded to the bucket.
@@ -200,11 +214,51 @@ pub enum UploadMode {
 
 #[derive(Debug)]
 struct GateState {
+    /// Object uploads.
+    uploads: Gated,
+    /// `UploadPartCopy` requests.
+    part_copies: Gated,
+    /// `UploadPartCopy` requests forwarded to the bucket, ever.
+    part_copies_forwarded: std::sync::atomic::AtomicUsize,
+}
+
+/// One kind of request [`S3Gate`] can fail or stall.
+#[derive(Debug)]
+struct Gated {
     mode: tokio::sync::watch::Sender<UploadMode>,
-    /// Uploads being held now.
+    /// Requests being held now.
     held: tokio::sync::watch::Sender<usize>,
-    /// Uploads passed since the mode was last set.
+    /// Requests passed since the mode was last set.
     passed: std::sync::atomic::AtomicUsize,
+}
+
+impl Gated {
+    fn new() -> Self {
+        Self {
+            mode: tokio::sync::watch::channel(UploadMode::Pass).0,
+            held: tokio::sync::watch::channel(0).0,
+            passed: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    fn set(&self, mode: UploadMode) {
+        self.passed.store(0, std::sync::atomic::Ordering::SeqCst);
+        self.mode.send_replace(mode);
+    }
+
+    /// Holds the request while the mode is [`UploadMode::Hold`]; whether
+    /// it is refused then.
+    async fn refuses(&self) -> bool {
+        let mut mode = self.mode.subscribe();
+        if *mode.borrow_and_update() == UploadMode::Hold {
+            self.held.send_modify(|n| *n += 1);
+            let _ = mode.wait_for(|m| *m != UploadMode::Hold).await;
+            self.held.send_modify(|n| *n -= 1);
+        }
+        let current = *self.mode.borrow();
+        matches!(current, UploadMode::FailAfter(n)
+            if self.passed.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= n)
+    }
 }
 
 /// A proxy in front of a [`TestS3`] that can fail or stall object uploads:
@@ -225,9 +279,9 @@ impl S3Gate {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let state = Arc::new(GateState {
-            mode: tokio::sync::watch::channel(UploadMode::Pass).0,
-            held: tokio::sync::watch::channel(0).0,
-            passed: std::sync::atomic::AtomicUsize::new(0),
+            uploads: Gated::new(),
+            part_copies: Gated::new(),
+            part_copies_forwarded: std::sync::atomic::AtomicUsize::new(0),
         });
         let upstream = s3.endpoint();
         let client: hyper_util::client::legacy::Client<_, http_body_util::Full<Bytes>> =
@@ -270,16 +324,26 @@ impl S3Gate {
 
     /// Changes what happens to uploads (held ones follow the new mode).
     pub fn set(&self, mode: UploadMode) {
-        self.state.passed.store(0, std::sync::atomic::Ordering::SeqCst);
-        self.state.mode.send_replace(mode);
+        self.state.uploads.set(mode);
+    }
+
+    /// Changes what happens to the parts of multipart copies
+    /// (`UploadPartCopy`), as [`S3Gate::set`] does to uploads.
+    pub fn set_part_copies(&self, mode: UploadMode) {
+        self.state.part_copies.set(mode);
+    }
+
+    /// How many `UploadPartCopy` requests were forwarded to the bucket.
+    pub fn part_copies_forwarded(&self) -> usize {
+        self.state.part_copies_forwarded.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Waits until `n` uploads are held (panics after 30 s).
     pub async fn await_held(&self, n: usize) {
-        let mut held = self.state.held.subscribe();
+        let mut held = self.state.uploads.held.subscribe();
         tokio::time::timeout(Duration::from_secs(30), held.wait_for(|count| *count >= n))
             .await
-            .unwrap_or_else(|_| panic!("{n} uploads held: {} so far", *self.state.held.borrow()))
+            .unwrap_or_else(|_| panic!("{n} uploads held: {} so far", *self.state.uploads.held.borrow()))
             .expect("the gate is running");
     }
 }
@@ -304,22 +368,24 @@ async fn gate(
     use std::sync::atomic::Ordering;
 
     let (mut parts, body) = req.into_parts();
-    let upload = parts.method == Method::PUT && !parts.headers.contains_key("x-amz-copy-source");
-    if upload {
-        let mut mode = state.mode.subscribe();
-        if *mode.borrow_and_update() == UploadMode::Hold {
-            state.held.send_modify(|n| *n += 1);
-            let _ = mode.wait_for(|m| *m != UploadMode::Hold).await;
-            state.held.send_modify(|n| *n -= 1);
-        }
-        let current = *state.mode.borrow();
-        if let UploadMode::FailAfter(n) = current
-            && state.passed.fetch_add(1, Ordering::SeqCst) >= n
-        {
-            let denied = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code>\
-                          <Message>the test gate refuses uploads</Message></Error>";
-            return hyper::Response::builder().status(403).body(Full::new(Bytes::from(denied))).unwrap();
-        }
+    let copy = parts.headers.contains_key("x-amz-copy-source");
+    let part_copy = parts.method == Method::PUT
+        && copy
+        && form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).any(|(name, _)| name == "uploadId");
+    let gated = match () {
+        _ if part_copy => Some(&state.part_copies),
+        _ if parts.method == Method::PUT && !copy => Some(&state.uploads),
+        _ => None,
+    };
+    if let Some(gated) = gated
+        && gated.refuses().await
+    {
+        let denied = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code>\
+                      <Message>the test gate refuses this request</Message></Error>";
+        return hyper::Response::builder().status(403).body(Full::new(Bytes::from(denied))).unwrap();
+    }
+    if part_copy {
+        state.part_copies_forwarded.fetch_add(1, Ordering::SeqCst);
     }
     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());

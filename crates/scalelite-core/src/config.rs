@@ -146,6 +146,11 @@ pub mod defaults {
     pub const DEFAULT_RECORDING_RETENTION_INTERVAL: f64 = 3600.0;
     /// `S3_PRESIGNED_URL_TTL`, seconds.
     pub const DEFAULT_S3_PRESIGNED_URL_TTL: f64 = 300.0;
+    /// `S3_SINGLE_COPY_LIMIT_MB`: S3's limit for one `CopyObject`, 5 GiB.
+    pub const DEFAULT_S3_SINGLE_COPY_LIMIT_MB: u64 = 5 * 1024;
+    /// `S3_COPY_PART_SIZE_MB`: 512 MiB parts (5 TiB, S3's largest object,
+    /// in 10 000 parts).
+    pub const DEFAULT_S3_COPY_PART_SIZE_MB: u64 = 512;
     /// `RECORDING_UPLOAD_MAX_BYTES`: 20 GiB.
     pub const DEFAULT_RECORDING_UPLOAD_MAX_BYTES: u64 = 20 * 1024 * 1024 * 1024;
     /// `RECORDING_UPLOAD_WINDOW`, seconds.
@@ -705,6 +710,14 @@ pub struct S3Config {
     /// `CLOUDFRONT_URL`, `CF_KEY_PAIR_ID` and `CF_PRIVATE_KEY_B64`: page
     /// requests of playback go to CloudFront with signed cookies.
     pub cloudfront: Option<CloudFrontConfig>,
+    /// `S3_SINGLE_COPY_LIMIT_MB` (new; MiB, default 5120, at most 5120), in
+    /// bytes: objects up to this size move (publish, unpublish) with one
+    /// `CopyObject`, larger ones with a multipart copy.
+    pub single_copy_limit: u64,
+    /// `S3_COPY_PART_SIZE_MB` (new; MiB, default 512, 5 to 5120), in bytes:
+    /// the part size of a multipart copy (raised when an object would need
+    /// more than 10 000 parts).
+    pub copy_part_size: u64,
 }
 
 /// The credentials requests to the bucket are signed with, from the first
@@ -1021,6 +1034,8 @@ fn s3_config(r: &mut Reader<'_>) -> Option<S3Config> {
     let (role, role_errors) = role_credentials(r);
     let ttl = r.seconds("S3_PRESIGNED_URL_TTL", DEFAULT_S3_PRESIGNED_URL_TTL);
     let tenant_prefix = r.string("S3_TENANT_PREFIX");
+    let single_copy_limit_mb = r.parse::<u64>("S3_SINGLE_COPY_LIMIT_MB", DEFAULT_S3_SINGLE_COPY_LIMIT_MB);
+    let copy_part_size_mb = r.parse::<u64>("S3_COPY_PART_SIZE_MB", DEFAULT_S3_COPY_PART_SIZE_MB);
     let cloudfront_url = r.string("CLOUDFRONT_URL");
     let cf_key_pair_id = r.string("CF_KEY_PAIR_ID");
     let cf_private_key = r.string("CF_PRIVATE_KEY_B64");
@@ -1080,6 +1095,17 @@ fn s3_config(r: &mut Reader<'_>) -> Option<S3Config> {
     if ttl < Duration::from_secs(1) || ttl > Duration::from_secs(7 * 24 * 3600) {
         r.error("S3_PRESIGNED_URL_TTL: must be between 1 second and 7 days".into());
     }
+    if !(1..=DEFAULT_S3_SINGLE_COPY_LIMIT_MB).contains(&single_copy_limit_mb) {
+        r.error(format!(
+            "S3_SINGLE_COPY_LIMIT_MB={single_copy_limit_mb}: must be between 1 and 5120 (S3 copies at most 5 GiB \
+             in one request)"
+        ));
+    }
+    if !(5..=5 * 1024).contains(&copy_part_size_mb) {
+        r.error(format!(
+            "S3_COPY_PART_SIZE_MB={copy_part_size_mb}: must be between 5 and 5120 (S3's part size limits)"
+        ));
+    }
     if let Some(prefix) = &tenant_prefix
         && (prefix.starts_with('/') || prefix.split('/').any(|s| s == ".." || s == "."))
     {
@@ -1134,6 +1160,8 @@ fn s3_config(r: &mut Reader<'_>) -> Option<S3Config> {
         presigned_url_ttl: ttl,
         tenant_prefix,
         cloudfront,
+        single_copy_limit: single_copy_limit_mb.saturating_mul(1024 * 1024),
+        copy_part_size: copy_part_size_mb.saturating_mul(1024 * 1024),
     })
 }
 
@@ -1732,6 +1760,10 @@ mod tests {
         assert_eq!((s3.bucket.as_str(), s3.region.as_str(), s3.endpoint.as_deref()), ("recordings", "us-east-1", None));
         assert!(!s3.path_style, "AWS: virtual-hosted style");
         assert_eq!(s3.presigned_url_ttl, Duration::from_secs(300));
+        // S3's single-copy limit, 512 MiB parts above it; both can be lowered.
+        assert_eq!((s3.single_copy_limit, s3.copy_part_size), (5 << 30, 512 << 20));
+        let lowered = read(&[("S3_SINGLE_COPY_LIMIT_MB", "8"), ("S3_COPY_PART_SIZE_MB", "5")]).unwrap().unwrap();
+        assert_eq!((lowered.single_copy_limit, lowered.copy_part_size), (8 << 20, 5 << 20));
         let custom = read(&[("AWS_DEFAULT_REGION", "eu-west-1"), ("AWS_ENDPOINT_URL", "http://10.0.0.5:9000/")])
             .unwrap()
             .unwrap();
@@ -1795,6 +1827,11 @@ mod tests {
             &[("AWS_ENDPOINT_URL", "http://10.0.0.5:9000"), ("S3_FORCE_PATH_STYLE", "false")],
             &[("S3_TENANT_PREFIX", "../x/")],
             &[("S3_PRESIGNED_URL_TTL", "0")],
+            &[("S3_SINGLE_COPY_LIMIT_MB", "0")],
+            &[("S3_SINGLE_COPY_LIMIT_MB", "5121")],
+            &[("S3_COPY_PART_SIZE_MB", "4")],
+            &[("S3_COPY_PART_SIZE_MB", "5121")],
+            &[("S3_COPY_PART_SIZE_MB", "big")],
             &[("CLOUDFRONT_URL", "https://d1.cloudfront.net")],
             &[
                 ("CLOUDFRONT_URL", "https://d1.cloudfront.net"),

@@ -6,6 +6,12 @@
 //!
 //! Uploads read a file in parts of at most [`PART_SIZE`] bytes (multipart
 //! upload above that), so memory stays bounded whatever the file size.
+//! Moves copy objects server-side: one `CopyObject` up to the single-copy
+//! limit (`S3_SINGLE_COPY_LIMIT_MB`, S3's 5 GiB), a multipart copy
+//! (`UploadPartCopy` of byte ranges) above it. A multipart upload or copy
+//! that fails is aborted. Answers are read with the bounded
+//! [`scalelite_core::xml`] parser; an `<Error>` document in a 200 answer
+//! is a failure.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -13,9 +19,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::{StreamExt as _, TryStreamExt as _};
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use rusty_s3::actions::{CreateMultipartUpload, ListObjectsV2, ObjectIdentifier};
+use rusty_s3::actions::{ListObjectsV2, ObjectIdentifier};
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use scalelite_bbb_client::{HttpsClient, https_client};
 use scalelite_core::config::{RecordingConfig, S3Config};
@@ -30,6 +37,19 @@ pub use credentials::REFRESH_MARGIN;
 pub const PART_SIZE: usize = 16 * 1024 * 1024;
 /// How long one request may take, body included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// The slowest server-side copy rate waited for: a copy request may take
+/// [`REQUEST_TIMEOUT`] plus its bytes at this rate.
+const MIN_COPY_BYTES_PER_SEC: u64 = 16 * 1024 * 1024;
+/// S3's most parts in one multipart upload.
+const MAX_PARTS: u64 = 10_000;
+/// Parts of one multipart copy copied at once.
+const COPY_CONCURRENCY: usize = 4;
+/// Headers of an object a multipart copy carries over to the copy (what a
+/// `CopyObject` keeps by default), besides `x-amz-meta-*`.
+const CARRIED_HEADERS: [&str; 5] =
+    ["cache-control", "content-disposition", "content-encoding", "content-language", "content-type"];
+/// `x-amz-meta-*` headers carried over at most.
+const MAX_CARRIED_META: usize = 64;
 /// How long a presigned request of ours stays valid (it is sent at once).
 const SIGN_TTL: Duration = Duration::from_secs(600);
 /// Attempts per request (transport errors, 5xx and 429 are retried).
@@ -81,6 +101,10 @@ struct Inner {
     client: HttpsClient,
     presigned_ttl: Duration,
     tenant_prefix: Option<String>,
+    /// Objects above this size are copied in parts.
+    single_copy_limit: u64,
+    /// The part size of a multipart copy.
+    copy_part_size: u64,
 }
 
 impl std::fmt::Debug for S3Storage {
@@ -113,6 +137,8 @@ impl S3Storage {
                 client: https_client(Duration::from_secs(10)),
                 presigned_ttl: config.presigned_url_ttl,
                 tenant_prefix: config.tenant_prefix.clone(),
+                single_copy_limit: config.single_copy_limit,
+                copy_part_size: config.copy_part_size.max(1),
             }),
         })
     }
@@ -183,79 +209,79 @@ impl S3Storage {
         let mut file = tokio::fs::File::open(path).await.map_err(file_err)?;
         let len = file.metadata().await.map_err(file_err)?.len();
         let (content_type, disposition) = content_headers(key);
+        let mut headers = vec![("content-type".to_owned(), content_type.to_owned())];
+        headers.extend(disposition.map(|d| ("content-disposition".to_owned(), d.to_owned())));
         if len <= PART_SIZE as u64 {
             let body = read_part(&mut file, PART_SIZE).await.map_err(file_err)?;
-            let credentials = self.credentials().await?;
-            let mut action = self.inner.bucket.put_object(Some(&credentials), key);
-            action.headers_mut().insert("content-type", content_type);
-            if let Some(d) = disposition {
-                action.headers_mut().insert("content-disposition", d);
-            }
-            let url = action.sign(SIGN_TTL).to_string();
-            let mut headers = vec![("content-type", content_type.to_owned())];
-            headers.extend(disposition.map(|d| ("content-disposition", d.to_owned())));
+            let (url, headers) = self.sign(rusty_s3::Method::Put, key, &[], headers).await?;
             self.send("PutObject", Method::PUT, &url, &headers, body).await?;
             return Ok(());
         }
+        let upload_id = self.create_multipart_upload(key, headers).await?;
+        let parts = self.upload_parts(&mut file, key, &upload_id).await;
+        self.finish_multipart_upload(key, &upload_id, parts).await
+    }
+
+    /// Starts a multipart upload of `key` with these headers (content type
+    /// and the like); its upload id.
+    async fn create_multipart_upload(&self, key: &str, headers: Vec<(String, String)>) -> Result<String, S3Error> {
         // Signed here rather than with rusty-s3's `CreateMultipartUpload`,
         // which sends `?uploads=1`: AWS takes it, but S3-compatible servers
         // (moto) want `?uploads` as AWS's SDKs send it.
-        let mut signed_headers = Vec::with_capacity(2);
-        signed_headers.extend(disposition.map(|d| ("content-disposition", d)));
-        signed_headers.push(("content-type", content_type));
-        let credentials = self.credentials().await?;
-        let url = rusty_s3::signing::sign(
-            &jiff::Timestamp::now(),
-            rusty_s3::Method::Post,
-            self.inner.bucket.object_url(key),
-            credentials.key(),
-            credentials.secret(),
-            credentials.token(),
-            self.inner.bucket.region(),
-            SIGN_TTL.as_secs(),
-            std::iter::once(("uploads", "")),
-            signed_headers.iter().copied(),
-        )
-        .to_string();
-        let mut headers = vec![("content-type", content_type.to_owned())];
-        headers.extend(disposition.map(|d| ("content-disposition", d.to_owned())));
+        let (url, headers) = self.sign(rusty_s3::Method::Post, key, &[("uploads", "")], headers).await?;
         let answer = self.send("CreateMultipartUpload", Method::POST, &url, &headers, Bytes::new()).await?;
-        let created = CreateMultipartUpload::parse_response(&String::from_utf8_lossy(&answer))
-            .map_err(|e| S3Error::Answer("CreateMultipartUpload", e.to_string()))?;
-        let upload_id = created.upload_id().to_owned();
-        match self.upload_parts(&mut file, key, &upload_id).await {
-            Ok(etags) => {
-                let credentials = self.credentials().await?;
-                let action = self.inner.bucket.complete_multipart_upload(
-                    Some(&credentials),
-                    key,
-                    &upload_id,
-                    etags.iter().map(String::as_str),
-                );
-                let url = action.sign(SIGN_TTL).to_string();
-                let body = action.body();
-                let answer = self.send("CompleteMultipartUpload", Method::POST, &url, &[], Bytes::from(body)).await?;
-                // S3 may answer 200 with an error document.
-                if String::from_utf8_lossy(&answer).contains("<Error>") {
-                    return Err(S3Error::Answer("CompleteMultipartUpload", truncate(&answer)));
-                }
-                Ok(())
-            }
-            Err(e) => {
-                let aborted = match self.credentials().await {
-                    Ok(credentials) => {
-                        let action = self.inner.bucket.abort_multipart_upload(Some(&credentials), key, &upload_id);
-                        let url = action.sign(SIGN_TTL).to_string();
-                        self.send("AbortMultipartUpload", Method::DELETE, &url, &[], Bytes::new()).await
-                    }
-                    Err(no_credentials) => Err(no_credentials),
-                };
-                if let Err(abort) = aborted {
-                    warn!(key, error = %abort, "could not abort a failed multipart upload");
-                }
-                Err(e)
-            }
+        let root = parse_answer("CreateMultipartUpload", &answer, "InitiateMultipartUploadResult")?;
+        let upload_id = root.text_at("UploadId").map(|id| id.trim().to_owned()).unwrap_or_default();
+        if upload_id.is_empty() || upload_id.len() > 1024 {
+            return Err(S3Error::Answer("CreateMultipartUpload", "no UploadId".into()));
         }
+        Ok(upload_id)
+    }
+
+    /// Completes a multipart upload with the parts' `ETag`s, in order, or
+    /// aborts it when `parts` failed or the bucket refuses to complete it:
+    /// no upload is left open (unless the abort fails too, which is logged).
+    async fn finish_multipart_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: Result<Vec<String>, S3Error>,
+    ) -> Result<(), S3Error> {
+        let completed = match parts {
+            Ok(etags) => self.complete_multipart_upload(key, upload_id, &etags).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = completed {
+            let aborted = match self.credentials().await {
+                Ok(credentials) => {
+                    let action = self.inner.bucket.abort_multipart_upload(Some(&credentials), key, upload_id);
+                    let url = action.sign(SIGN_TTL).to_string();
+                    self.send("AbortMultipartUpload", Method::DELETE, &url, &[], Bytes::new()).await
+                }
+                Err(no_credentials) => Err(no_credentials),
+            };
+            if let Err(abort) = aborted {
+                warn!(key, error = %abort, "could not abort a failed multipart upload");
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    async fn complete_multipart_upload(&self, key: &str, upload_id: &str, etags: &[String]) -> Result<(), S3Error> {
+        let credentials = self.credentials().await?;
+        let action = self.inner.bucket.complete_multipart_upload(
+            Some(&credentials),
+            key,
+            upload_id,
+            etags.iter().map(String::as_str),
+        );
+        let url = action.sign(SIGN_TTL).to_string();
+        let body = action.body();
+        let answer = self.send("CompleteMultipartUpload", Method::POST, &url, &[], Bytes::from(body)).await?;
+        // S3 may answer 200 with an error document.
+        parse_answer("CompleteMultipartUpload", &answer, "CompleteMultipartUploadResult")?;
+        Ok(())
     }
 
     async fn upload_parts(
@@ -273,8 +299,9 @@ impl S3Storage {
             let credentials = self.credentials().await?;
             let action = self.inner.bucket.upload_part(Some(&credentials), key, part_number, upload_id);
             let url = action.sign(SIGN_TTL).to_string();
-            let (etag, _) = self.exchange("UploadPart", Method::PUT, &url, &[], body).await?;
-            etags.push(etag.ok_or(S3Error::Answer("UploadPart", "no ETag".into()))?);
+            let (headers, _) = self.exchange("UploadPart", Method::PUT, &url, &[], body, REQUEST_TIMEOUT).await?;
+            let etag = headers.get(http::header::ETAG).and_then(|v| v.to_str().ok());
+            etags.push(etag.ok_or(S3Error::Answer("UploadPart", "no ETag".into()))?.to_owned());
         }
         Ok(etags)
     }
@@ -339,11 +366,17 @@ impl S3Storage {
             action.set_quiet(true);
             let url = action.sign(SIGN_TTL).to_string();
             let (body, md5) = action.body_with_md5();
-            let answer =
-                self.send("DeleteObjects", Method::POST, &url, &[("content-md5", md5)], Bytes::from(body)).await?;
-            let text = String::from_utf8_lossy(&answer);
-            if text.contains("<Error>") {
-                return Err(S3Error::Answer("DeleteObjects", truncate(&answer)));
+            let answer = self
+                .send("DeleteObjects", Method::POST, &url, &[("content-md5".to_owned(), md5)], Bytes::from(body))
+                .await?;
+            // Quiet mode lists only the keys that failed (some servers
+            // answer nothing at all when none did).
+            if answer.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let root = parse_answer("DeleteObjects", &answer, "DeleteResult")?;
+            if let Some(error) = root.children_named("Error").next() {
+                return Err(S3Error::Answer("DeleteObjects", error_summary(error)));
             }
         }
         Ok(())
@@ -357,10 +390,14 @@ impl S3Storage {
     }
 
     /// Moves everything under `from` to `to` (server-side copies, then the
-    /// sources are deleted); how many objects moved.
+    /// sources are deleted); how many objects moved. When a copy fails the
+    /// sources are all kept and the copies this call made are deleted
+    /// again (as far as the bucket lets).
     pub async fn move_prefix(&self, from: &str, to: &str) -> Result<usize, S3Error> {
-        let keys = self.list(from).await?;
-        for key in &keys {
+        let objects = self.list_sized(from).await?;
+        let mut moved = Vec::with_capacity(objects.len());
+        let mut copies = Vec::with_capacity(objects.len());
+        for (key, size) in objects {
             // A listing under `from` holds only keys under it; anything else
             // from an odd server is left alone.
             let Some(rest) = key.strip_prefix(from) else {
@@ -368,20 +405,162 @@ impl S3Storage {
                 continue;
             };
             let target = format!("{to}{rest}");
-            let source = format!("/{}/{}", self.bucket(), encode_key(key));
-            let credentials = self.credentials().await?;
-            let mut action = self.inner.bucket.put_object(Some(&credentials), &target);
-            action.headers_mut().insert("x-amz-copy-source", source.clone());
-            let url = action.sign(SIGN_TTL).to_string();
-            let answer =
-                self.send("CopyObject", Method::PUT, &url, &[("x-amz-copy-source", source)], Bytes::new()).await?;
-            if String::from_utf8_lossy(&answer).contains("<Error>") {
-                return Err(S3Error::Answer("CopyObject", truncate(&answer)));
+            if let Err(e) = self.copy_object(&key, &target, size).await {
+                if let Err(cleanup) = self.delete_keys(&copies).await {
+                    warn!(from, to, error = %cleanup, "could not delete the copies of a failed move");
+                }
+                return Err(e);
             }
+            copies.push(target);
+            moved.push(key);
         }
-        let moved: Vec<String> = keys.into_iter().filter(|k| k.starts_with(from)).collect();
         self.delete_keys(&moved).await?;
         Ok(moved.len())
+    }
+
+    /// Copies `source` to `target` server-side, keeping its content type
+    /// and metadata: one `CopyObject` when `size` (as listed) is within the
+    /// single-copy limit, a multipart copy above it.
+    async fn copy_object(&self, source: &str, target: &str, size: u64) -> Result<(), S3Error> {
+        if size > self.inner.single_copy_limit {
+            self.multipart_copy(source, target).await
+        } else {
+            self.single_copy(source, target, size).await
+        }
+    }
+
+    /// One `CopyObject` (`size` bounds how long it may take).
+    async fn single_copy(&self, source: &str, target: &str, size: u64) -> Result<(), S3Error> {
+        let copy_source = self.copy_source(source);
+        let headers = vec![("x-amz-copy-source".to_owned(), copy_source)];
+        let (url, headers) = self.sign(rusty_s3::Method::Put, target, &[], headers).await?;
+        let answer =
+            self.exchange("CopyObject", Method::PUT, &url, &headers, Bytes::new(), copy_timeout(size)).await?.1;
+        // S3 may answer 200 with an error document.
+        parse_answer("CopyObject", &answer, "CopyObjectResult")?;
+        Ok(())
+    }
+
+    /// `CreateMultipartUpload` of `target` with `source`'s content headers
+    /// and metadata, `UploadPartCopy` of its byte ranges (a few at once),
+    /// then `CompleteMultipartUpload`; aborted on any failure.
+    async fn multipart_copy(&self, source: &str, target: &str) -> Result<(), S3Error> {
+        let (size, etag, carried) = self.head_for_copy(source).await?;
+        if size <= self.inner.single_copy_limit {
+            // It changed since it was listed.
+            return self.single_copy(source, target, size).await;
+        }
+        let upload_id = self.create_multipart_upload(target, carried).await?;
+        let copy_source = self.copy_source(source);
+        let parts = futures::stream::iter(copy_parts(size, self.inner.copy_part_size))
+            .map(|range| self.copy_part(target, &upload_id, &copy_source, etag.as_deref(), range))
+            .buffered(COPY_CONCURRENCY)
+            .try_collect::<Vec<String>>()
+            .await;
+        self.finish_multipart_upload(target, &upload_id, parts).await
+    }
+
+    /// `source`'s size, `ETag` and the headers a copy of it carries over
+    /// (`HEAD`).
+    async fn head_for_copy(&self, source: &str) -> Result<(u64, Option<String>, Vec<(String, String)>), S3Error> {
+        let credentials = self.credentials().await?;
+        let url = self.inner.bucket.head_object(Some(&credentials), source).sign(SIGN_TTL).to_string();
+        let (headers, _) = self.exchange("HeadObject", Method::HEAD, &url, &[], Bytes::new(), REQUEST_TIMEOUT).await?;
+        let size = headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .ok_or(S3Error::Answer("HeadObject", "no Content-Length".into()))?;
+        let mut carried = Vec::new();
+        let mut meta = 0;
+        for (name, value) in &headers {
+            let name = name.as_str();
+            let is_meta = name.starts_with("x-amz-meta-");
+            if !(CARRIED_HEADERS.contains(&name) || (is_meta && meta < MAX_CARRIED_META)) {
+                continue;
+            }
+            // Visible ASCII only, whitespace runs as one space (as signed).
+            let Some(value) = value.to_str().ok().map(|v| v.split_whitespace().collect::<Vec<_>>().join(" ")) else {
+                warn!(key = source, header = name, "a header that is not ASCII is not carried over to the copy");
+                continue;
+            };
+            if value.is_empty() {
+                continue;
+            }
+            meta += usize::from(is_meta);
+            carried.push((name.to_owned(), value));
+        }
+        let etag = headers
+            .get(http::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|e| !e.is_empty() && e.len() <= 256 && !e.contains(char::is_whitespace))
+            .map(str::to_owned);
+        Ok((size, etag, carried))
+    }
+
+    /// `UploadPartCopy` of bytes `first..=last` of the copy source, as long
+    /// as it still has `ETag` `source_etag` (parts of one version only); the
+    /// part's `ETag`.
+    async fn copy_part(
+        &self,
+        target: &str,
+        upload_id: &str,
+        copy_source: &str,
+        source_etag: Option<&str>,
+        (part, first, last): (u64, u64, u64),
+    ) -> Result<String, S3Error> {
+        let part_number = part.to_string();
+        let query = [("partNumber", part_number.as_str()), ("uploadId", upload_id)];
+        let mut headers = vec![
+            ("x-amz-copy-source".to_owned(), copy_source.to_owned()),
+            ("x-amz-copy-source-range".to_owned(), format!("bytes={first}-{last}")),
+        ];
+        headers.extend(source_etag.map(|etag| ("x-amz-copy-source-if-match".to_owned(), etag.to_owned())));
+        let (url, headers) = self.sign(rusty_s3::Method::Put, target, &query, headers).await?;
+        let timeout = copy_timeout(last - first + 1);
+        let (_, answer) = self.exchange("UploadPartCopy", Method::PUT, &url, &headers, Bytes::new(), timeout).await?;
+        // S3 may answer 200 with an error document.
+        let root = parse_answer("UploadPartCopy", &answer, "CopyPartResult")?;
+        let etag = root.text_at("ETag").map(|e| e.trim().to_owned()).unwrap_or_default();
+        if etag.is_empty() || etag.len() > 256 {
+            return Err(S3Error::Answer("UploadPartCopy", "no ETag".into()));
+        }
+        Ok(etag)
+    }
+
+    /// `x-amz-copy-source` of a key of this bucket.
+    fn copy_source(&self, key: &str) -> String {
+        format!("/{}/{}", self.bucket(), encode_key(key))
+    }
+
+    /// A presigned URL for `method` on `key` with this query and these
+    /// headers signed (sorted, as `SigV4` wants them); the headers to send.
+    async fn sign(
+        &self,
+        method: rusty_s3::Method,
+        key: &str,
+        query: &[(&str, &str)],
+        mut headers: Vec<(String, String)>,
+    ) -> Result<(String, Vec<(String, String)>), S3Error> {
+        headers.sort();
+        let mut query = query.to_vec();
+        query.sort_unstable();
+        let credentials = self.credentials().await?;
+        let url = rusty_s3::signing::sign(
+            &jiff::Timestamp::now(),
+            method,
+            self.inner.bucket.object_url(key),
+            credentials.key(),
+            credentials.secret(),
+            credentials.token(),
+            self.inner.bucket.region(),
+            SIGN_TTL.as_secs(),
+            query.iter().copied(),
+            headers.iter().map(|(name, value)| (name.as_str(), value.as_str())),
+        )
+        .to_string();
+        Ok((url, headers))
     }
 
     /// Sends one request (with retries); the body of a 2xx answer.
@@ -390,21 +569,23 @@ impl S3Storage {
         what: &'static str,
         method: Method,
         url: &str,
-        headers: &[(&'static str, String)],
+        headers: &[(String, String)],
         body: Bytes,
     ) -> Result<Bytes, S3Error> {
-        self.exchange(what, method, url, headers, body).await.map(|(_, body)| body)
+        self.exchange(what, method, url, headers, body, REQUEST_TIMEOUT).await.map(|(_, body)| body)
     }
 
-    /// Sends one request (with retries); the `ETag` and body of a 2xx answer.
+    /// Sends one request (with retries, each attempt bounded by `timeout`);
+    /// the headers and body of a 2xx answer.
     async fn exchange(
         &self,
         what: &'static str,
         method: Method,
         url: &str,
-        headers: &[(&'static str, String)],
+        headers: &[(String, String)],
         body: Bytes,
-    ) -> Result<(Option<String>, Bytes), S3Error> {
+        timeout: Duration,
+    ) -> Result<(http::HeaderMap, Bytes), S3Error> {
         let mut last = S3Error::Transport(what, "not sent".into());
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
@@ -412,28 +593,28 @@ impl S3Storage {
             }
             let mut request = Request::builder().method(method.clone()).uri(url);
             for (name, value) in headers {
-                request = request.header(*name, value.as_str());
+                request = request.header(name.as_str(), value.as_str());
             }
             let request = request
                 .header(http::header::CONTENT_LENGTH, body.len())
                 .body(Full::new(body.clone()))
                 .map_err(|e| S3Error::Transport(what, e.to_string()))?;
-            let outcome = tokio::time::timeout(REQUEST_TIMEOUT, async {
+            let outcome = tokio::time::timeout(timeout, async {
                 let response = self.inner.client.request(request).await.map_err(|e| e.to_string())?;
                 let status = response.status();
-                let etag = response.headers().get(http::header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
+                let headers = response.headers().clone();
                 let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
                     .collect()
                     .await
                     .map_err(|e| e.to_string())?
                     .to_bytes();
-                Ok::<_, String>((status, etag, body))
+                Ok::<_, String>((status, headers, body))
             })
             .await;
             match outcome {
-                Err(_) => last = S3Error::Transport(what, format!("no answer within {REQUEST_TIMEOUT:?}")),
+                Err(_) => last = S3Error::Transport(what, format!("no answer within {timeout:?}")),
                 Ok(Err(e)) => last = S3Error::Transport(what, e),
-                Ok(Ok((status, etag, body))) if status.is_success() => return Ok((etag, body)),
+                Ok(Ok((status, headers, body))) if status.is_success() => return Ok((headers, body)),
                 Ok(Ok((status, _, body))) => {
                     let error = S3Error::Status(what, status.as_u16(), truncate(&body));
                     if !(status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS) {
@@ -445,6 +626,41 @@ impl S3Storage {
         }
         Err(last)
     }
+}
+
+/// The parts of a multipart copy of `size` bytes: part number, first and
+/// last byte. Parts are `part_size` bytes (the last one less), larger when
+/// `size` would need more than [`MAX_PARTS`].
+fn copy_parts(size: u64, part_size: u64) -> impl Iterator<Item = (u64, u64, u64)> {
+    let part_size = part_size.max(size.div_ceil(MAX_PARTS)).max(1);
+    (0..size.div_ceil(part_size)).map(move |i| (i + 1, i * part_size, ((i + 1) * part_size).min(size) - 1))
+}
+
+/// How long a server-side copy of `bytes` may take.
+fn copy_timeout(bytes: u64) -> Duration {
+    REQUEST_TIMEOUT + Duration::from_secs(bytes / MIN_COPY_BYTES_PER_SEC)
+}
+
+/// The root element of an answer, which must be `expected`: an `<Error>`
+/// document (S3 answers some requests 200 with one) or anything else is
+/// an error.
+fn parse_answer(what: &'static str, answer: &[u8], expected: &str) -> Result<scalelite_core::xml::Element, S3Error> {
+    let root = scalelite_core::xml::parse(answer).map_err(|_| S3Error::Answer(what, truncate(answer)))?;
+    if root.name == expected {
+        return Ok(root);
+    }
+    if root.name == "Error" {
+        return Err(S3Error::Answer(what, error_summary(&root)));
+    }
+    Err(S3Error::Answer(what, truncate(answer)))
+}
+
+/// `<Code>: <Message>` of an S3 `<Error>` element, bounded.
+fn error_summary(error: &scalelite_core::xml::Element) -> String {
+    let code = error.text_at("Code").unwrap_or_default();
+    let message = error.text_at("Message").unwrap_or_default();
+    let summary = format!("{}: {}", code.trim(), message.trim());
+    summary.chars().take(512).collect()
 }
 
 /// Reads up to `max` bytes (less only at the end of the file).
@@ -554,6 +770,43 @@ mod tests {
         assert_eq!(sanitize_segment("t-1"), "t-1");
         assert_eq!(sanitize_segment("../x/y"), ".._x_y");
         assert_eq!(sanitize_segment(".."), "_");
+    }
+
+    #[test]
+    fn copies_are_split_into_parts_s3_takes() {
+        let parts: Vec<_> = copy_parts(10, 4).collect();
+        assert_eq!(parts, [(1, 0, 3), (2, 4, 7), (3, 8, 9)]);
+        assert_eq!(copy_parts(8, 4).collect::<Vec<_>>(), [(1, 0, 3), (2, 4, 7)]);
+        assert_eq!(copy_parts(0, 4).count(), 0);
+        // 5 TiB in 512 MiB parts is 10 000 of them; beyond, parts grow.
+        let tib = 1u64 << 40;
+        assert_eq!(copy_parts(5 * tib, 512 << 20).count(), 10_000);
+        let parts: Vec<_> = copy_parts(5 * tib + 1, 512 << 20).collect();
+        assert_eq!(parts.len(), 10_000);
+        assert_eq!(parts.last().unwrap().2, 5 * tib);
+        assert!(parts.windows(2).all(|w| w[1].1 == w[0].2 + 1), "contiguous");
+    }
+
+    #[test]
+    fn answers_must_be_the_expected_document() {
+        let ok = br#"<?xml version="1.0" encoding="UTF-8"?>
+            <CopyPartResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><ETag>&quot;abc&quot;</ETag></CopyPartResult>"#;
+        let root = parse_answer("UploadPartCopy", ok, "CopyPartResult").unwrap();
+        assert_eq!(root.text_at("ETag").as_deref(), Some("\"abc\""));
+        // A 200 answer with an error document, another document, no XML.
+        let error = b"<Error><Code>InternalError</Code><Message>try again</Message></Error>";
+        let e = parse_answer("CompleteMultipartUpload", error, "CompleteMultipartUploadResult").unwrap_err();
+        assert!(e.to_string().contains("InternalError: try again"), "{e}");
+        assert!(parse_answer("CopyObject", b"<Other/>", "CopyObjectResult").is_err());
+        assert!(parse_answer("CopyObject", b"", "CopyObjectResult").is_err());
+        let deep = "<a>".repeat(10_000);
+        assert!(parse_answer("CopyObject", deep.as_bytes(), "CopyObjectResult").is_err());
+    }
+
+    #[test]
+    fn copies_may_take_longer_for_more_bytes() {
+        assert_eq!(copy_timeout(0), REQUEST_TIMEOUT);
+        assert_eq!(copy_timeout(5 << 30), REQUEST_TIMEOUT + Duration::from_secs(320));
     }
 
     #[test]
