@@ -393,6 +393,50 @@ async fn objects_above_the_single_copy_limit_move_in_parts_and_a_failed_copy_cha
 }
 
 #[tokio::test]
+async fn a_format_that_fails_to_move_moves_the_ones_before_it_back() {
+    let s3 = TestS3::start(BUCKET).await;
+    let gate = S3Gate::start(&s3).await;
+    let mut builder = TestApp::builder().servers(1).recordings();
+    for (name, value) in gate.env(&s3, BUCKET) {
+        builder = builder.env(name, value);
+    }
+    let app = builder.env("S3_SINGLE_COPY_LIMIT_MB", "8").env("S3_COPY_PART_SIZE_MB", "5").start().await;
+    // The presentation (moved first: formats go in name order) has only
+    // small files; the video's lecture is copied in parts, which the bucket
+    // refuses.
+    let lecture = lecture_bytes(12 * 1024 * 1024);
+    let meeting_id = "two-format-room";
+    let rec = RecordingArchive::new(meeting_id, "Two formats").formats(&[Format::Presentation, Format::Video]).file(
+        Format::Video,
+        "lecture.webm",
+        lecture.clone(),
+    );
+    rec.drop_into(&app.dirs().spool());
+    let report = importer(&app).import_pending_once().await.unwrap();
+    assert!(matches!(report.outcomes[..], [ArchiveOutcome::Imported(_)]), "{report:?}");
+    assert_eq!(s3.keys(BUCKET, "").await, keys_of(&rec, "published/"));
+
+    gate.set_part_copies(UploadMode::FailAfter(0));
+    let reply = app.client().get("publishRecordings", &[("recordID", &rec.record_id), ("publish", "false")]).await;
+    assert_eq!(reply.text_at("returncode").as_deref(), Some("FAILED"), "{}", reply.body);
+    // The presentation, moved before the video failed, is back under
+    // published/ with everything else; the recording is still published
+    // and both formats play.
+    assert_eq!(s3.keys(BUCKET, "").await, keys_of(&rec, "published/"));
+    assert_eq!(s3.open_uploads(BUCKET).await, Vec::<String>::new());
+    assert_eq!(listed(&app, meeting_id, "any").await[0].text_at("published").as_deref(), Some("true"));
+    let slides = format!("{}/presentation/{}/slides_new.xml", app.origin(), rec.record_id);
+    assert!(played(&slides).await.is_some(), "the presentation plays");
+    let video = format!("{}/video/{}/lecture.webm", app.origin(), rec.record_id);
+    assert_eq!(played(&video).await.as_deref().map(str::as_bytes), Some(lecture.as_slice()));
+
+    gate.set_part_copies(UploadMode::Pass);
+    let reply = app.client().get("publishRecordings", &[("recordID", &rec.record_id), ("publish", "false")]).await;
+    assert_eq!(reply.text_at("published").as_deref(), Some("false"), "{}", reply.body);
+    assert_eq!(s3.keys(BUCKET, "").await, keys_of(&rec, "unpublished/"));
+}
+
+#[tokio::test]
 async fn multipart_copies_split_objects_at_part_boundaries() {
     use scalelite_core::config::{Config, Env};
     use scalelite_store::s3::S3Storage;

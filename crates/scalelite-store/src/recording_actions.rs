@@ -86,12 +86,24 @@ pub async fn delete(
     store.mark_deleted(recording.id).await.map_err(ActionError::Store)
 }
 
+/// Moves the formats a failed publish or unpublish moved back where they
+/// were (best effort: a failure is logged, the next publish or unpublish
+/// of the recording moves what is left).
+async fn move_back(s3: &S3Storage, record_id: &str, moved: &[(String, String)]) {
+    for (from, to) in moved.iter().rev() {
+        if let Err(error) = s3.move_prefix(to, from).await {
+            tracing::warn!(record_id, from = %to, to = %from, %error, "could not move a format back after a failed move");
+        }
+    }
+}
+
 /// Moves every format of a recording into the publish tree (`publish`) or
 /// the unpublish tree, then records `published`, `publish_updated` and
 /// `state` (Scalelite's `publishRecordings`). With S3 the objects move
 /// between the `published/` and `unpublished/` prefixes (server-side copy,
 /// then delete); a format with objects under neither is an error, as a
-/// format missing from both trees is.
+/// format missing from both trees is. When a format fails to move, the
+/// formats moved before it are moved back and the state is not changed.
 pub async fn set_published(
     store: &dyn RecordingStore,
     dirs: &TreeDirs,
@@ -100,15 +112,30 @@ pub async fn set_published(
 ) -> Result<(), ActionError> {
     if let Some(s3) = &dirs.s3 {
         let tenant = recording.tenant_id.as_deref();
+        // Formats moved so far, to move back when a later one fails: the
+        // recording keeps its state with every format where playback looks.
+        let mut moved_formats: Vec<(String, String)> = Vec::new();
         for format in &recording.formats {
             let from = s3.recording_prefix(tenant, !publish, format, &recording.record_id);
             let to = s3.recording_prefix(tenant, publish, format, &recording.record_id);
-            let moved = s3.move_prefix(&from, &to).await.map_err(|e| ActionError::Files(e.into()))?;
-            if moved == 0 && s3.list(&to).await.map_err(|e| ActionError::Files(e.into()))?.is_empty() {
-                return Err(ActionError::Files(io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!("recording {} has no {format} objects in the bucket", recording.record_id),
-                )));
+            let outcome = match s3.move_prefix(&from, &to).await {
+                Ok(0) => match s3.list(&to).await {
+                    Ok(objects) if objects.is_empty() => Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("recording {} has no {format} objects in the bucket", recording.record_id),
+                    )),
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(e.into()),
+                },
+                Ok(_) => {
+                    moved_formats.push((from, to));
+                    Ok(())
+                }
+                Err(e) => Err(e.into()),
+            };
+            if let Err(error) = outcome {
+                move_back(s3, &recording.record_id, &moved_formats).await;
+                return Err(ActionError::Files(error));
             }
         }
         return store.set_published(recording.id, publish).await.map_err(ActionError::Store);
