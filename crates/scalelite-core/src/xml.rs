@@ -325,6 +325,25 @@ fn check_depth(open: &[Element]) -> Result<(), XmlError> {
     Ok(())
 }
 
+/// Refuses a name that XML's grammar forbids in a way that would make the
+/// rendered document unreadable: quick-xml reads anything up to whitespace
+/// as an element's name and anything up to `=` as an attribute's, so it
+/// takes `<a/b= …>` or an attribute named `"x`, which rendered again do not
+/// parse. Characters no XML name holds (delimiters, quotes, whitespace,
+/// control characters) are refused; other odd ones a lenient server might
+/// send are kept.
+fn check_name(name: &str, what: &str) -> Result<(), XmlError> {
+    let forbidden = |c: char| {
+        c.is_control()
+            || c.is_whitespace()
+            || matches!(c, '/' | '=' | '<' | '>' | '"' | '\'' | '&' | '\u{FFFE}' | '\u{FFFF}')
+    };
+    if let Some(c) = name.chars().find(|&c| forbidden(c)) {
+        return Err(XmlError(format!("{what} name with the character {c:?}")));
+    }
+    Ok(())
+}
+
 fn element_from(start: &quick_xml::events::BytesStart<'_>) -> Result<Element, XmlError> {
     let name = start.name().0.to_owned();
     if name.is_empty() {
@@ -332,10 +351,15 @@ fn element_from(start: &quick_xml::events::BytesStart<'_>) -> Result<Element, Xm
         // an element without one, which would be rendered as `</>`.
         return Err(XmlError("element without a name".into()));
     }
+    check_name(&name, "element")?;
     let mut attrs = Vec::new();
     for attr in start.attributes() {
         let attr = attr.map_err(|e| XmlError(e.to_string()))?;
         let key = attr.key.0.to_owned();
+        if key.is_empty() {
+            return Err(XmlError("attribute without a name".into()));
+        }
+        check_name(&key, "attribute")?;
         let value = attr
             .normalized_value(quick_xml::XmlVersion::Implicit1_0)
             .map_err(|e| XmlError(e.to_string()))?
@@ -475,6 +499,37 @@ mod tests {
         for doc in [&b"<\r/>"[..], b"< />", b"<\t>x</\t>", b"<a><\n/></a>"] {
             let error = parse(doc).unwrap_err().to_string();
             assert!(error.contains("element without a name"), "{doc:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn names_no_xml_name_holds_are_refused() {
+        // Found by the bbb_reply fuzz target: `<MisBreakoutIDecr/Id= "\0…`
+        // was read as an element named `MisBreakoutIDecr/Id=` with an
+        // attribute named `"\0…`, and its rendering did not parse again.
+        for doc in [
+            &b"<a/b= x=\"1\"/>"[..],
+            b"<a \"b=\"1\"/>",
+            b"<a b\0c=\"1\"/>",
+            b"<a\0b/>",
+            b"<a&b>x</a&b>",
+            b"<a b'c=\"1\"/>",
+        ] {
+            if let Ok(doc) = parse(doc) {
+                let rendered = doc.to_document(true);
+                assert!(parse(rendered.as_bytes()).is_ok(), "{doc:?} rendered as {rendered:?} does not parse again");
+            }
+        }
+        let crash =
+            b"<MisBreakoutIDecr/Id=\n\"\0\0\0\0PEersion=\"4<MisBrea\0tIDecr/I.<![\0gID''g'\"\0\0\0\0PEersion=\"2.\"/>";
+        assert!(parse(crash).is_err());
+        // The fuzzer's own input (scripts/fuzz starts each run from it).
+        let found = include_bytes!("../../../fuzz/regressions/bbb_reply/names-with-delimiters");
+        assert!(parse(found).is_err());
+        // Names a lenient server may send and that render back are kept.
+        for ok in [&b"<bbb-origin-version/>"[..], b"<a.b_c:d x-y=\"1\"/>", b"<m\xc3\xa9ta/>", b"<a@b/>"] {
+            let doc = parse(ok).unwrap();
+            assert!(parse(doc.to_document(true).as_bytes()).is_ok());
         }
     }
 
