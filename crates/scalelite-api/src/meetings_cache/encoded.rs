@@ -192,7 +192,8 @@ mod tests {
         assert!(!gzipped);
         assert_eq!(first, reply.body);
         assert!(encoder.wanted());
-        // The compression ran behind the call; await it, don't sleep.
+        // The compression runs behind the call on the blocking pool: yield
+        // until it lands (a few milliseconds).
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             let (bytes, gzipped) = encoder.bytes(&reply, true);
@@ -201,8 +202,13 @@ mod tests {
                 break;
             }
             assert!(std::time::Instant::now() < deadline, "the encoding never came");
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            tokio::task::yield_now().await;
         }
-        assert!(!encoder.busy.load(Ordering::Acquire));
+        // The compression's thread releases the slot right after it stored
+        // the encoding.
+        while encoder.busy.load(Ordering::Acquire) {
+            assert!(std::time::Instant::now() < deadline, "the compression slot was never released");
+            tokio::task::yield_now().await;
+        }
     }
 }
