@@ -707,6 +707,30 @@ async fn an_instance_profile_is_asked_with_imdsv2() {
     }
 }
 
+/// After a credential source failed once: the next import attempt imports
+/// `rec`; then the balancer's first playback request meets the source
+/// answering `status` (503, never a URL without credentials) and the next
+/// one redirects to a URL carrying the session token `token`.
+async fn imports_then_plays_after_one_failure(
+    app: &TestApp,
+    s3: &TestS3,
+    importer: &Importer,
+    rec: &RecordingArchive,
+    source: &scalelite_tests::FakeMetadata,
+    status: u16,
+    token: &str,
+) {
+    let report = importer.import_pending_once().await.unwrap();
+    assert!(matches!(report.outcomes[..], [ArchiveOutcome::Imported(_)]), "{report:?}");
+    assert_eq!(s3.keys(BUCKET, "").await, keys_of(rec, "published/"));
+    source.fail_next(&[status]);
+    let url = format!("{}/presentation/{}/metadata.xml", app.origin(), rec.record_id);
+    assert_eq!(send(&url, &[]).await.status, 503);
+    let redirect = send(&url, &[]).await;
+    assert_eq!(redirect.status, 307, "{}", redirect.body);
+    assert!(redirect.location.unwrap().contains(&format!("X-Amz-Security-Token={token}")));
+}
+
 #[tokio::test]
 async fn a_failing_metadata_service_postpones_imports_and_playback_until_it_answers() {
     use scalelite_tests::FakeMetadata;
@@ -732,17 +756,7 @@ async fn a_failing_metadata_service_postpones_imports_and_playback_until_it_answ
     );
     assert!(archive.exists());
     // The next attempt fetches again and imports.
-    let report = importer.import_pending_once().await.unwrap();
-    assert!(matches!(report.outcomes[..], [ArchiveOutcome::Imported(_)]), "{report:?}");
-    assert_eq!(s3.keys(BUCKET, "").await, keys_of(&rec, "published/"));
-    // The balancer's first playback request meets a failure (503, never a
-    // URL without credentials); the next one plays.
-    metadata.fail_next(&[500]);
-    let url = format!("{}/presentation/{}/metadata.xml", app.origin(), rec.record_id);
-    assert_eq!(send(&url, &[]).await.status, 503);
-    let redirect = send(&url, &[]).await;
-    assert_eq!(redirect.status, 307, "{}", redirect.body);
-    assert!(redirect.location.unwrap().contains("X-Amz-Security-Token=fake-session-token-"));
+    imports_then_plays_after_one_failure(&app, &s3, &importer, &rec, &metadata, 500, "fake-session-token-").await;
 }
 
 #[tokio::test]
@@ -887,17 +901,7 @@ async fn an_sts_error_postpones_imports_and_playback_until_the_role_can_be_assum
     assert!(archive.exists());
     assert_eq!(s3.keys(BUCKET, "").await, Vec::<String>::new());
     // The next attempt assumes the role and imports.
-    let report = importer.import_pending_once().await.unwrap();
-    assert!(matches!(report.outcomes[..], [ArchiveOutcome::Imported(_)]), "{report:?}");
-    assert_eq!(s3.keys(BUCKET, "").await, keys_of(&rec, "published/"));
-    // The balancer's first playback request meets the failure (503, never
-    // a URL without credentials); the next one plays.
-    sts.fail_next(&[403]);
-    let url = format!("{}/presentation/{}/metadata.xml", app.origin(), rec.record_id);
-    assert_eq!(send(&url, &[]).await.status, 503);
-    let redirect = send(&url, &[]).await;
-    assert_eq!(redirect.status, 307, "{}", redirect.body);
-    assert!(redirect.location.unwrap().contains("X-Amz-Security-Token=fake-session-token-2"));
+    imports_then_plays_after_one_failure(&app, &s3, &importer, &rec, &sts, 403, "fake-session-token-2").await;
 }
 
 #[tokio::test]
