@@ -52,20 +52,62 @@ fn python_with_moto() -> PathBuf {
     })
 }
 
+/// Starts moto's server on a free port and returns once it listens there.
+/// A port that was free a moment ago may be taken meanwhile (by another
+/// test's server, which would then answer in its place): moto says
+/// ` * Running on http://…` on stderr once it has bound, or exits when the
+/// port is in use, and then another port is tried. Blocking.
+fn start_moto(python: &std::path::Path) -> (Child, u16) {
+    use std::io::BufRead;
+    for _ in 0..8 {
+        let port = free_port();
+        let mut child = Command::new(python)
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start moto's server");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+        // Reads stderr to its end (moto logs every request there), saying
+        // once whether the server bound.
+        std::thread::spawn(move || {
+            let mut bound_tx = Some(bound_tx);
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("Running on")
+                    && let Some(tx) = bound_tx.take()
+                {
+                    let _ = tx.send(true);
+                }
+            }
+            if let Some(tx) = bound_tx.take() {
+                let _ = tx.send(false);
+            }
+        });
+        match bound_rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(true) => return (child, port),
+            Ok(false) => {
+                let _ = child.wait();
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("moto's server did not start within 60 s");
+            }
+        }
+    }
+    panic!("moto's server could not bind a free port in 8 attempts");
+}
+
 impl TestS3 {
     /// Installs moto when needed and starts it with an empty bucket `bucket`.
     pub async fn start(bucket: &str) -> Self {
         let python = tokio::task::spawn_blocking(python_with_moto)
             .await
             .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()));
-        let port = free_port();
-        let child = Command::new(python)
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cannot start moto's server");
+        let (child, port) = tokio::task::spawn_blocking(move || start_moto(&python)).await.expect("moto starts");
         let s3 = Self { child, port };
         let url = format!("{}/moto-api/", s3.endpoint());
         eventually_with(Duration::from_secs(30), "moto's server answers", || {
