@@ -498,3 +498,31 @@ async fn work_and_publish_directories_on_different_file_systems() {
     let files: Vec<String> = rig.files().into_iter().filter(|f| !f.starts_with("work/")).collect();
     assert_eq!(files, expected);
 }
+
+#[tokio::test]
+async fn a_one_shot_run_waits_briefly_for_the_spool_lock_and_leaves_a_held_spool_alone() {
+    let rig = Rig::start().await;
+    let rec = RecordingArchive::new("locked-room", "Locked");
+    rec.drop_into(&rig.dirs.spool());
+    let lock_path = rig.dirs.spool().join(".scalelite-importer.lock");
+    let lock = std::fs::File::options().create(true).truncate(false).write(true).open(&lock_path).unwrap();
+    lock.lock().unwrap();
+
+    // Another importer keeps the lock: the run answers Busy and imports nothing.
+    let error = rig.importer(&[]).import_pending_once().await.unwrap_err();
+    assert!(error.to_string().contains("another importer"), "{error}");
+    assert!(rig.in_spool(&rec.file_name()));
+    assert!(rig.recording(&rec.record_id).await.is_none());
+
+    // A lock released a moment after the run starts (a child process
+    // forked elsewhere in this process shares the lock's file until it
+    // executes its program) does not turn the run away.
+    let importer = rig.importer(&[]);
+    let run = tokio::spawn(async move { importer.import_pending_once().await });
+    // Pacing of the simulated holder, not synchronisation.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(lock);
+    let report = run.await.unwrap().unwrap();
+    assert_eq!(report.imported(), 1, "{report:?}");
+    assert!(!rig.in_spool(&rec.file_name()));
+}

@@ -49,12 +49,16 @@ pub fn extract_archive(archive: &Path, into: &Path, max_metadata: u64) -> Result
     }
 }
 
+/// How long a `--once` run waits for the spool's lock before it answers
+/// [`ImporterError::Busy`].
+const ONCE_LOCK_WAIT: Duration = Duration::from_secs(2);
+
 /// Why the importer cannot work at all.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ImporterError {
-    /// Another importer holds the spool's lock (`--once` only; the service
-    /// waits for the lock instead).
+    /// Another importer holds the spool's lock (`--once` only, after
+    /// waiting 2 s for it; the service waits for the lock instead).
     #[error("another importer is working on {0}")]
     Busy(PathBuf),
     /// A directory cannot be created, listed or locked.
@@ -287,6 +291,23 @@ impl Importer {
         }
     }
 
+    /// [`Self::prepare`], trying again for up to `wait` while the lock is
+    /// held. Another process forked by this one (any child it starts, until
+    /// that child has executed its program) briefly shares the lock's open
+    /// file, so a lock just released can look held for a moment; another
+    /// importer at work holds it for longer than `wait`.
+    async fn prepare_waiting(&self, wait: Duration) -> Result<SpoolLock, ImporterError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            match self.prepare() {
+                Err(ImporterError::Busy(_)) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
     /// Removes extraction directories of interrupted imports and repairs
     /// interrupted moves in the publish trees. Runs under the spool lock.
     async fn recover(&self) {
@@ -487,7 +508,7 @@ impl Importer {
             info!("RECORDING_DISABLED is set: nothing imported");
             return Ok(report);
         }
-        let _lock = self.prepare()?;
+        let _lock = self.prepare_waiting(ONCE_LOCK_WAIT).await?;
         self.recover().await;
         let stop = Stop::default();
         let mut settle = Settle::new(settings.settle_time);
