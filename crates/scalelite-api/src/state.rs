@@ -71,6 +71,8 @@ pub struct Shared {
     pub outbound: Outbound,
     /// Bytes of request bodies read before authentication, for all requests.
     pub body_budget: BodyBudget,
+    /// Room in the spool promised to the recording uploads in progress.
+    pub(crate) upload_pending: crate::upload::PendingBytes,
     /// Set when a stop was asked for: `/readyz` answers 503 from then on.
     pub(crate) draining: std::sync::atomic::AtomicBool,
     /// The operator console, when `CONSOLE_ENABLED`.
@@ -183,6 +185,7 @@ impl AppState {
             rates: crate::limits::RateLimiter::default(),
             outbound,
             body_budget,
+            upload_pending: crate::upload::PendingBytes::default(),
             draining: std::sync::atomic::AtomicBool::new(false),
             console,
         }))

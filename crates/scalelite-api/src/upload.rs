@@ -22,8 +22,11 @@
 //! 4. an archive of the same name and digest received in the last day is
 //!    answered 200 at once (a retry whose answer was lost), unread;
 //! 5. the spool's file system must have room for the declared length plus
-//!    `RECORDING_UPLOAD_MIN_FREE_MB` (507 Insufficient Storage otherwise,
-//!    which the upload script retries later with the archive kept).
+//!    `RECORDING_UPLOAD_MIN_FREE_MB` plus what the uploads this process is
+//!    receiving still have to write (507 Insufficient Storage otherwise,
+//!    which the upload script retries later with the archive kept). The
+//!    room is claimed before the free space is read, so two uploads that
+//!    each fit but not together are not both let in.
 //!
 //! The body then streams into `<spool>/.upload-<name>-<random>` (hidden, so
 //! the importer skips it) through a 1 MiB buffer, hashed on the way, each
@@ -37,6 +40,7 @@
 //! last rename wins, whole.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Json;
@@ -163,14 +167,17 @@ pub(crate) async fn upload(
     }
 
     let spool = config.spool_dir.clone();
-    if let Some(refusal) = check_free_space(&spool, size, config.upload_min_free_bytes).await {
-        warn!(archive = %name, server, bytes = size, reason = %refusal, "recording upload refused: the spool is full");
-        return (StatusCode::INSUFFICIENT_STORAGE, Json(json!({ "error": refusal }))).into_response();
-    }
+    let mut claim = match check_free_space(&spool, size, config.upload_min_free_bytes, &state.upload_pending).await {
+        Ok(claim) => claim,
+        Err(refusal) => {
+            warn!(archive = %name, server, bytes = size, reason = %refusal, "recording upload refused: the spool is full");
+            return (StatusCode::INSUFFICIENT_STORAGE, Json(json!({ "error": refusal }))).into_response();
+        }
+    };
 
     let started = Instant::now();
     let stall = state.config.edge.header_read_timeout;
-    match receive(&spool, &name, size, digest, body, stall).await {
+    match receive(&spool, &name, size, digest, body, stall, &mut claim).await {
         Ok(()) => {}
         Err(Failure { status, reason }) => {
             warn!(archive = %name, server, bytes = size, reason, "recording upload refused");
@@ -238,32 +245,80 @@ fn available_bytes(dir: &Path) -> std::io::Result<u64> {
     }
 }
 
-/// Why an upload of `size` bytes does not fit into `spool` while keeping
-/// `reserve` bytes free, or `None` when it fits. A file system whose free
-/// space cannot be read is not refused here (a full one still fails the
-/// write, answered 507 then).
-async fn check_free_space(spool: &Path, size: u64, reserve: u64) -> Option<String> {
+/// Bytes the uploads a process is receiving still have to write: room in
+/// the spool promised to them that the file system does not count as used
+/// yet.
+#[derive(Debug, Default)]
+pub(crate) struct PendingBytes(AtomicU64);
+
+impl PendingBytes {
+    /// Promises `bytes` to an upload; the returned claim gives them back as
+    /// they are written, and the rest when it is dropped.
+    fn claim(&self, bytes: u64) -> (Claim<'_>, u64) {
+        let before = self.0.fetch_add(bytes, Ordering::AcqRel);
+        (Claim { pending: self, left: bytes }, before)
+    }
+}
+
+/// Room promised to one upload and not written yet.
+struct Claim<'a> {
+    pending: &'a PendingBytes,
+    left: u64,
+}
+
+impl Claim<'_> {
+    /// `bytes` of the upload were written to the spool.
+    fn written(&mut self, bytes: u64) {
+        let bytes = bytes.min(self.left);
+        self.left -= bytes;
+        self.pending.0.fetch_sub(bytes, Ordering::AcqRel);
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.pending.0.fetch_sub(self.left, Ordering::AcqRel);
+    }
+}
+
+/// Claims room for an upload of `size` bytes into `spool`, or says why it
+/// does not fit while keeping `reserve` bytes free beside what other
+/// uploads of this process still have to write. The claim is taken before
+/// the free space is read, so of two uploads that arrive together and do
+/// not fit together at least one is refused. A file system whose free space
+/// cannot be read is not refused here (a full one still fails the write,
+/// answered 507 then).
+async fn check_free_space<'a>(
+    spool: &Path,
+    size: u64,
+    reserve: u64,
+    pending: &'a PendingBytes,
+) -> Result<Claim<'a>, String> {
+    let (claim, others) = pending.claim(size);
     let dir = spool.to_owned();
     let available = match tokio::task::spawn_blocking(move || available_bytes(&dir)).await {
         Ok(Ok(available)) => available,
         Ok(Err(error)) => {
             warn!(%error, spool = %spool.display(), "recording upload: cannot read the spool's free space");
-            return None;
+            return Ok(claim);
         }
         Err(error) => {
             warn!(%error, "recording upload: cannot read the spool's free space");
-            return None;
+            return Ok(claim);
         }
     };
-    (size.saturating_add(reserve) > available).then(|| {
-        format!(
-            "insufficient storage: the spool has {} MiB free; this archive needs {} MiB and \
-             RECORDING_UPLOAD_MIN_FREE_MB keeps {} MiB free; try again later",
-            available / (1024 * 1024),
-            mib(size),
-            mib(reserve)
-        )
-    })
+    if size.saturating_add(reserve).saturating_add(others) <= available {
+        return Ok(claim);
+    }
+    let in_progress =
+        if others > 0 { format!(", uploads in progress still write {} MiB", mib(others)) } else { String::new() };
+    Err(format!(
+        "insufficient storage: the spool has {} MiB free; this archive needs {} MiB{in_progress} and \
+         RECORDING_UPLOAD_MIN_FREE_MB keeps {} MiB free; try again later",
+        available / (1024 * 1024),
+        mib(size),
+        mib(reserve)
+    ))
 }
 
 /// Why a body was not kept.
@@ -313,6 +368,7 @@ async fn receive(
     digest: &str,
     body: Body,
     stall: Duration,
+    claim: &mut Claim<'_>,
 ) -> Result<(), Failure> {
     tokio::fs::create_dir_all(spool).await.map_err(|e| Failure::io(&e, "cannot create the spool"))?;
     let suffix: u64 = rand::random();
@@ -344,6 +400,7 @@ async fn receive(
         }
         hasher.update(&data);
         writer.write_all(&data).await.map_err(|e| Failure::io(&e, "cannot write to the spool"))?;
+        claim.written(data.len() as u64);
     }
     if written != size {
         return Err(Failure::new(StatusCode::BAD_REQUEST, "the body ended early"));
@@ -381,5 +438,35 @@ pub(crate) fn remove_stale_temp_files(spool: &Path) {
         if is_temp && old && std::fs::remove_file(entry.path()).is_ok() {
             info!(file = %entry.path().display(), "removed the temporary file of an interrupted upload");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn uploads_in_progress_keep_their_room_until_written_or_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let pending = PendingBytes::default();
+        let available = available_bytes(dir.path()).unwrap();
+        // Each fits alone, two do not fit together (even if the disk frees
+        // some space meanwhile).
+        let size = available / 10 * 6;
+        let mut first = check_free_space(dir.path(), size, 0, &pending).await.expect("the first upload fits");
+        let refusal = check_free_space(dir.path(), size, 0, &pending).await.err().expect("the second is refused");
+        assert!(refusal.contains("uploads in progress still write"), "{refusal}");
+        assert_eq!(pending.0.load(Ordering::Acquire), size, "a refused upload claims nothing");
+        // As the first writes, its claim shrinks; a claim never goes below zero.
+        first.written(size / 2);
+        assert_eq!(pending.0.load(Ordering::Acquire), size - size / 2);
+        first.written(size);
+        assert_eq!(pending.0.load(Ordering::Acquire), 0);
+        drop(first);
+        assert_eq!(pending.0.load(Ordering::Acquire), 0);
+        // A finished or failed upload gives its room back.
+        let second = check_free_space(dir.path(), size, 0, &pending).await.expect("room again");
+        drop(second);
+        assert_eq!(pending.0.load(Ordering::Acquire), 0);
     }
 }
