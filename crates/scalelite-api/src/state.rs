@@ -72,11 +72,11 @@ pub struct Shared {
     /// Bytes of request bodies read before authentication, for all requests.
     pub body_budget: BodyBudget,
     /// Room in the spool promised to the recording uploads in progress.
-    pub(crate) upload_pending: crate::upload::PendingBytes,
+    pub(crate) upload_pending: crate::upload::room::PendingBytes,
     /// Set when a stop was asked for: `/readyz` answers 503 from then on.
     pub(crate) draining: std::sync::atomic::AtomicBool,
     /// The operator console, when `CONSOLE_ENABLED`.
-    pub(crate) console: Option<Arc<crate::console::Console>>,
+    pub(crate) console: Option<Arc<crate::console::live::Console>>,
 }
 
 impl Shared {
@@ -162,7 +162,7 @@ impl AppState {
         let tenants = TenantDirectory::new(Arc::<dyn Store>::clone(&store), config.tenant_cache_ttl);
         let outbound = Outbound::new(&config);
         let body_budget = BodyBudget::new(config.edge.unauthenticated_body_budget);
-        let console = crate::console::Console::new(&config);
+        let console = crate::console::live::Console::new(&config);
         let recording_bucket = scalelite_store::s3::S3Storage::from_recordings(&config.recordings);
         let cloudfront = config.recordings.s3.as_ref().and_then(|s3| s3.cloudfront.as_ref()).and_then(|cf| {
             scalelite_core::cloudfront::CloudFrontSigner::new(&cf.url, &cf.key_pair_id, cf.private_key_b64.expose())
@@ -185,7 +185,7 @@ impl AppState {
             rates: crate::limits::RateLimiter::default(),
             outbound,
             body_budget,
-            upload_pending: crate::upload::PendingBytes::default(),
+            upload_pending: crate::upload::room::PendingBytes::default(),
             draining: std::sync::atomic::AtomicBool::new(false),
             console,
         }))

@@ -39,8 +39,9 @@
 //! Concurrent uploads of one name each write their own temporary file; the
 //! last rename wins, whole.
 
+pub(crate) mod room;
+
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Json;
@@ -56,6 +57,7 @@ use serde_json::json;
 use tokio::io::AsyncWriteExt as _;
 use tracing::{info, warn};
 
+use self::room::{Claim, PendingBytes};
 use crate::body::declared_length;
 use crate::state::AppState;
 
@@ -245,42 +247,6 @@ fn available_bytes(dir: &Path) -> std::io::Result<u64> {
     }
 }
 
-/// Bytes the uploads a process is receiving still have to write: room in
-/// the spool promised to them that the file system does not count as used
-/// yet.
-#[derive(Debug, Default)]
-pub(crate) struct PendingBytes(AtomicU64);
-
-impl PendingBytes {
-    /// Promises `bytes` to an upload; the returned claim gives them back as
-    /// they are written, and the rest when it is dropped.
-    fn claim(&self, bytes: u64) -> (Claim<'_>, u64) {
-        let before = self.0.fetch_add(bytes, Ordering::AcqRel);
-        (Claim { pending: self, left: bytes }, before)
-    }
-}
-
-/// Room promised to one upload and not written yet.
-struct Claim<'a> {
-    pending: &'a PendingBytes,
-    left: u64,
-}
-
-impl Claim<'_> {
-    /// `bytes` of the upload were written to the spool.
-    fn written(&mut self, bytes: u64) {
-        let bytes = bytes.min(self.left);
-        self.left -= bytes;
-        self.pending.0.fetch_sub(bytes, Ordering::AcqRel);
-    }
-}
-
-impl Drop for Claim<'_> {
-    fn drop(&mut self) {
-        self.pending.0.fetch_sub(self.left, Ordering::AcqRel);
-    }
-}
-
 /// Claims room for an upload of `size` bytes into `spool`, or says why it
 /// does not fit while keeping `reserve` bytes free beside what other
 /// uploads of this process still have to write. The claim is taken before
@@ -456,17 +422,17 @@ mod tests {
         let mut first = check_free_space(dir.path(), size, 0, &pending).await.expect("the first upload fits");
         let refusal = check_free_space(dir.path(), size, 0, &pending).await.err().expect("the second is refused");
         assert!(refusal.contains("uploads in progress still write"), "{refusal}");
-        assert_eq!(pending.0.load(Ordering::Acquire), size, "a refused upload claims nothing");
+        assert_eq!(pending.outstanding(), size, "a refused upload claims nothing");
         // As the first writes, its claim shrinks; a claim never goes below zero.
         first.written(size / 2);
-        assert_eq!(pending.0.load(Ordering::Acquire), size - size / 2);
+        assert_eq!(pending.outstanding(), size - size / 2);
         first.written(size);
-        assert_eq!(pending.0.load(Ordering::Acquire), 0);
+        assert_eq!(pending.outstanding(), 0);
         drop(first);
-        assert_eq!(pending.0.load(Ordering::Acquire), 0);
+        assert_eq!(pending.outstanding(), 0);
         // A finished or failed upload gives its room back.
         let second = check_free_space(dir.path(), size, 0, &pending).await.expect("room again");
         drop(second);
-        assert_eq!(pending.0.load(Ordering::Acquire), 0);
+        assert_eq!(pending.outstanding(), 0);
     }
 }
