@@ -264,7 +264,8 @@ impl Fleet {
 
 /// The `servers yaml` document: what `servers sync` reads, plus `state`,
 /// `load`, `bbb_version`, `automatic_capabilities` (the learned ones, a
-/// list apart from the declared `capabilities`) and `online` when `verbose`. A server without a
+/// list apart from the declared `capabilities`, for a server that has one)
+/// and `online` when `verbose`. A server without a
 /// stored multiplier shows 1.0 (Scalelite prints 0.0, which sync refuses).
 /// `region` and `capabilities` are printed only for a server that has them,
 /// so the document of a pool without them is Scalelite's.
@@ -290,9 +291,12 @@ pub fn dump_yaml(servers: &[Server], verbose: bool) -> String {
             info.insert("load".into(), Value::Number(server.load.unwrap_or(-1.0).into()));
             info.insert("bbb_version".into(), server.bbb_version.clone().unwrap_or_default().into());
             // What the poller learned, apart from the declared
-            // `capabilities` (and ignored by sync, so never declared back).
-            let learned = server.automatic_capabilities().into_iter().map(Value::from).collect();
-            info.insert("automatic_capabilities".into(), Value::Sequence(learned));
+            // `capabilities` (and ignored by sync, so never declared back);
+            // like them, only when there is one.
+            let learned: Vec<Value> = server.automatic_capabilities().into_iter().map(Value::from).collect();
+            if !learned.is_empty() {
+                info.insert("automatic_capabilities".into(), Value::Sequence(learned));
+            }
             info.insert("online".into(), server.online.into());
         }
         list.insert(server.id.to_string().into(), Value::Mapping(info));
@@ -332,7 +336,7 @@ mod tests {
         let dump = dump_yaml(std::slice::from_ref(&server), true);
         assert_eq!(
             dump,
-            "---\nservers:\n  a:\n    url: https://a/bigbluebutton/api\n    secret: s\n    load_multiplier: 1.0\n    tag: ''\n    enabled: true\n    state: enabled\n    load: -1.0\n    bbb_version: ''\n    automatic_capabilities: []\n    online: true\n"
+            "---\nservers:\n  a:\n    url: https://a/bigbluebutton/api\n    secret: s\n    load_multiplier: 1.0\n    tag: ''\n    enabled: true\n    state: enabled\n    load: -1.0\n    bbb_version: ''\n    online: true\n"
         );
         let wanted = parse(&dump).unwrap();
         assert_eq!(wanted[0].load_multiplier, "1.0");
