@@ -367,6 +367,9 @@ async fn the_reference_hook_scales_per_region_out_where_full_and_deletes_a_drain
     );
     let livekit = [("AUTOSCALE_BY", "capability"), ("AUTOSCALE_CAPABILITIES", "livekit")];
     assert_eq!(hook(&app, &["--dry-run"], &livekit).await, "drain bbb-1 (capability livekit)\n");
+    // Every capability: bbb-1 offers both; drained once, which its other group waits for.
+    let every = [("AUTOSCALE_BY", "capability")];
+    assert_eq!(hook(&app, &["--dry-run"], &every).await, "drain bbb-1 (capability bbb-3.0)\n");
     // For real, us only.
     let us_only = [("AUTOSCALE_BY", "region"), ("AUTOSCALE_REGIONS", "us")];
     assert_eq!(hook(&app, &[], &us_only).await, "drain bbb-3 (region us)\n");
