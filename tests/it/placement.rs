@@ -330,6 +330,55 @@ async fn a_sync_document_declares_regions_and_capabilities_and_the_export_round_
 }
 
 #[tokio::test]
+async fn the_verbose_export_shows_learned_capabilities_apart_and_sync_never_declares_them() {
+    let app = TestApp::builder().servers(2).unseeded().start().await;
+    let (f0, f1) = (&app.fleet[0], &app.fleet[1]);
+    f1.set_bbb_version("2.7.3");
+    let doc = format!(
+        "servers:\n  eu1:\n    url: {}\n    secret: {}\n    region: eu\n    capabilities: livekit\n  \
+         old1:\n    url: {}\n    secret: {}\n",
+        f0.url(),
+        f0.secret(),
+        f1.url(),
+        f1.secret()
+    );
+    sync(&app, &doc).await.ok();
+    admin(&app, &["poll"]).await.ok();
+
+    let verbose = admin(&app, &["servers", "yaml", "--verbose"]).await.ok().out;
+    assert!(
+        verbose.contains("    region: eu\n    capabilities:\n    - livekit\n    enabled: true\n"),
+        "declared: {verbose}"
+    );
+    assert!(
+        verbose.contains("    bbb_version: 3.0.4\n    automatic_capabilities:\n    - bbb-3.0\n    online: true\n"),
+        "learned: {verbose}"
+    );
+    assert!(verbose.contains("    bbb_version: 2.7.3\n    automatic_capabilities:\n    - bbb-2.7\n"), "{verbose}");
+    let json = admin(&app, &["servers", "yaml", "--verbose", "--json"]).await.ok().json();
+    assert_eq!(json["servers"]["eu1"]["capabilities"], serde_json::json!(["livekit"]));
+    assert_eq!(json["servers"]["eu1"]["automatic_capabilities"], serde_json::json!(["bbb-3.0"]));
+    assert!(json["servers"]["old1"].get("capabilities").is_none(), "{json}");
+    // The plain export has no learned ones.
+    assert!(!admin(&app, &["servers", "yaml"]).await.ok().out.contains("bbb-"));
+
+    // Fed back, the verbose export changes nothing: the learned ones are
+    // never declared.
+    assert_eq!(sync(&app, &verbose).await.ok().out, "");
+    assert_eq!(app.server("eu1").await.unwrap().capabilities, ["livekit"]);
+    assert!(app.server("old1").await.unwrap().capabilities.is_empty());
+    // Once the server is upgraded, the learned one follows, nothing declared lags.
+    f1.set_bbb_version("3.0.1");
+    admin(&app, &["poll"]).await.ok();
+    let json = admin(&app, &["servers", "--json"]).await.ok().json();
+    let old1 = json.as_array().unwrap().iter().find(|s| s["id"] == "old1").unwrap();
+    assert_eq!(
+        (old1["capabilities"].clone(), old1["automatic_capabilities"].clone()),
+        (serde_json::json!([]), serde_json::json!(["bbb-3.0"]))
+    );
+}
+
+#[tokio::test]
 async fn a_sync_document_with_a_bad_name_is_refused_and_changes_nothing() {
     let app = TestApp::builder().servers(2).unseeded().start().await;
     let (f0, f1) = (&app.fleet[0], &app.fleet[1]);

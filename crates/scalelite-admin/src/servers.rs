@@ -165,7 +165,9 @@ pub enum ServersCommand {
     },
     /// Print the pool as the YAML document `servers sync` reads.
     Yaml {
-        /// Add state, load, BBB version and online status.
+        /// Add state, load, BBB version, the capabilities learned from it
+        /// (`automatic_capabilities`, apart from the declared ones and
+        /// ignored by `servers sync`) and online status.
         #[arg(long)]
         verbose: bool,
     },

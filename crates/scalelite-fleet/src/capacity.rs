@@ -1,5 +1,5 @@
-//! The autoscaler interface: how much capacity is left per tag, and which
-//! servers may be deleted now (`GET /scalelite/api/capacity`,
+//! The autoscaler interface: how much capacity is left per tag, per region
+//! and per capability, and which servers may be deleted now (`GET /scalelite/api/capacity`,
 //! `scalelite-admin capacity --json`).
 
 use std::collections::{BTreeMap, HashMap};
@@ -16,11 +16,10 @@ use crate::{Fleet, FleetError, state_name};
 /// a server holding any of them must not be deleted.
 pub const PENDING_RECORDING_STATES: &str = "processing,processed";
 
-/// Capacity of the servers sharing one tag (or of the whole pool).
+/// The counters of a group of servers (a tag, a region, a capability or
+/// the whole pool).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct TagCapacity {
-    /// The tag; `null` for untagged servers (and for the pool).
-    pub tag: Option<String>,
+pub struct CapacityCounts {
     /// Servers in total.
     pub servers: usize,
     /// Enabled and online: they take new meetings.
@@ -46,7 +45,38 @@ pub struct TagCapacity {
     pub headroom_ratio: f64,
 }
 
-impl TagCapacity {
+/// Capacity of the servers sharing one tag (or of the whole pool).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct TagCapacity {
+    /// The tag; `null` for untagged servers (and for the pool).
+    pub tag: Option<String>,
+    /// Its counters.
+    #[serde(flatten)]
+    pub counts: CapacityCounts,
+}
+
+/// Capacity of the servers of one region.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RegionCapacity {
+    /// The region; `null` for the servers without one.
+    pub region: Option<String>,
+    /// Its counters.
+    #[serde(flatten)]
+    pub counts: CapacityCounts,
+}
+
+/// Capacity of the servers offering one capability, declared or automatic
+/// (`bbb-3.0`); a server offering several counts in each.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct CapabilityCapacity {
+    /// The capability.
+    pub capability: String,
+    /// Its counters.
+    #[serde(flatten)]
+    pub counts: CapacityCounts,
+}
+
+impl CapacityCounts {
     fn add(&mut self, server: &scalelite_store::Server, per_server: f64) {
         self.servers += 1;
         let state = server.effective_state();
@@ -81,6 +111,12 @@ pub struct ServerCapacity {
     pub url: String,
     /// Tag, `null` when untagged.
     pub tag: Option<String>,
+    /// Region, `null` when it has none.
+    pub region: Option<String>,
+    /// Capabilities the operator declared (`livekit`).
+    pub capabilities: Vec<String>,
+    /// Capabilities learned from the poller (`bbb-3.0`).
+    pub automatic_capabilities: Vec<String>,
     /// `enabled`, `cordoned` or `disabled`.
     pub state: String,
     /// Whether the poller sees it online.
@@ -115,6 +151,11 @@ pub struct CapacityReport {
     pub pool: TagCapacity,
     /// Per tag, untagged (`null`) first, then by name.
     pub tags: Vec<TagCapacity>,
+    /// Per region, the servers without one (`null`) first, then by name.
+    pub regions: Vec<RegionCapacity>,
+    /// Per capability (declared or automatic), by name; only capabilities
+    /// some server offers.
+    pub capabilities: Vec<CapabilityCapacity>,
     /// Every server, by id.
     pub servers: Vec<ServerCapacity>,
 }
@@ -135,14 +176,19 @@ impl Fleet {
         }
         let drains: HashMap<ServerId, scalelite_store::Drain> =
             self.store.drains().await?.into_iter().map(|d| (d.server_id.clone(), d)).collect();
-        let mut pool = TagCapacity::default();
-        let mut tags: BTreeMap<Option<String>, TagCapacity> = BTreeMap::new();
+        let mut pool = CapacityCounts::default();
+        let mut tags: BTreeMap<Option<String>, CapacityCounts> = BTreeMap::new();
+        let mut regions: BTreeMap<Option<String>, CapacityCounts> = BTreeMap::new();
+        let mut capabilities: BTreeMap<String, CapacityCounts> = BTreeMap::new();
         let mut report = Vec::with_capacity(servers.len());
         for server in &servers {
             pool.add(server, per_server);
-            tags.entry(server.tag.clone())
-                .or_insert_with(|| TagCapacity { tag: server.tag.clone(), ..Default::default() })
-                .add(server, per_server);
+            tags.entry(server.tag.clone()).or_default().add(server, per_server);
+            regions.entry(server.region.clone()).or_default().add(server, per_server);
+            let automatic = server.automatic_capabilities();
+            for capability in server.all_capabilities() {
+                capabilities.entry(capability).or_default().add(server, per_server);
+            }
             let meeting_records = records.get(&server.id).copied().unwrap_or(0);
             let meetings = server.stats.meetings.unwrap_or(0);
             let reason = if !server.is_disabled() {
@@ -158,6 +204,9 @@ impl Fleet {
                 id: server.id.to_string(),
                 url: server.url.clone(),
                 tag: server.tag.clone(),
+                region: server.region.clone(),
+                capabilities: server.capabilities.clone(),
+                automatic_capabilities: automatic,
                 state: state_name(server),
                 online: server.online,
                 load: server.load,
@@ -197,8 +246,13 @@ impl Fleet {
         }
         Ok(CapacityReport {
             capacity_per_server: per_server,
-            pool,
-            tags: tags.into_values().collect(),
+            pool: TagCapacity { tag: None, counts: pool },
+            tags: tags.into_iter().map(|(tag, counts)| TagCapacity { tag, counts }).collect(),
+            regions: regions.into_iter().map(|(region, counts)| RegionCapacity { region, counts }).collect(),
+            capabilities: capabilities
+                .into_iter()
+                .map(|(capability, counts)| CapabilityCapacity { capability, counts })
+                .collect(),
             servers: report,
         })
     }

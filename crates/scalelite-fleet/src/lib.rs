@@ -13,7 +13,9 @@ use scalelite_core::{MeetingId, Secret, ServerId};
 use scalelite_store::{Drain, Meeting, NewServer, Server, ServerState, ServerUpdate, Store, StoreError};
 use tracing::info;
 
-pub use crate::capacity::{CapacityReport, ServerCapacity, TagCapacity};
+pub use crate::capacity::{
+    CapabilityCapacity, CapacityCounts, CapacityReport, RegionCapacity, ServerCapacity, TagCapacity,
+};
 pub use crate::drain::{DrainSettings, DrainStatus, parse_deadline};
 pub use crate::json::{ServerJson, server_json, state_name};
 pub use crate::sync::{SyncMode, dump_yaml};

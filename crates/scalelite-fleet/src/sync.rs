@@ -7,8 +7,10 @@
 //! separated by `,` or `;`), read as `servers add --region --capabilities`
 //! reads them. Like `tag`, a field left out means "none": syncing removes a
 //! region or capabilities the document does not give. `load`, `state`,
-//! `bbb_version` and `online` (what `servers yaml --verbose` adds) are
-//! accepted and ignored, so a dump can be edited and fed back.
+//! `bbb_version`, `automatic_capabilities` and `online` (what `servers yaml
+//! --verbose` adds) are accepted and ignored, so a dump can be edited and
+//! fed back: the capabilities the poller learned (`bbb-3.0`) are never
+//! declared by it.
 
 use scalelite_core::{Secret, ServerId};
 use scalelite_store::{NewServer, Server, ServerState, ServerUpdate};
@@ -18,7 +20,7 @@ use crate::json::state_name;
 use crate::{Fleet, FleetError, placement_update, to_d, url_host};
 
 const SERVER_PARAMS: [&str; 7] = ["url", "secret", "enabled", "load_multiplier", "tag", "region", "capabilities"];
-const PARAMS_IGNORED: [&str; 4] = ["load", "state", "bbb_version", "online"];
+const PARAMS_IGNORED: [&str; 5] = ["load", "state", "bbb_version", "automatic_capabilities", "online"];
 
 /// What happens to servers missing from the document.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -261,7 +263,9 @@ impl Fleet {
 }
 
 /// The `servers yaml` document: what `servers sync` reads, plus `state`,
-/// `load`, `bbb_version` and `online` when `verbose`. A server without a
+/// `load`, `bbb_version`, `automatic_capabilities` (the learned ones, a
+/// list apart from the declared `capabilities`, for a server that has one)
+/// and `online` when `verbose`. A server without a
 /// stored multiplier shows 1.0 (Scalelite prints 0.0, which sync refuses).
 /// `region` and `capabilities` are printed only for a server that has them,
 /// so the document of a pool without them is Scalelite's.
@@ -286,6 +290,13 @@ pub fn dump_yaml(servers: &[Server], verbose: bool) -> String {
             info.insert("state".into(), state_name(server).into());
             info.insert("load".into(), Value::Number(server.load.unwrap_or(-1.0).into()));
             info.insert("bbb_version".into(), server.bbb_version.clone().unwrap_or_default().into());
+            // What the poller learned, apart from the declared
+            // `capabilities` (and ignored by sync, so never declared back);
+            // like them, only when there is one.
+            let learned: Vec<Value> = server.automatic_capabilities().into_iter().map(Value::from).collect();
+            if !learned.is_empty() {
+                info.insert("automatic_capabilities".into(), Value::Sequence(learned));
+            }
             info.insert("online".into(), server.online.into());
         }
         list.insert(server.id.to_string().into(), Value::Mapping(info));
@@ -330,6 +341,26 @@ mod tests {
         let wanted = parse(&dump).unwrap();
         assert_eq!(wanted[0].load_multiplier, "1.0");
         assert!(wanted[0].enabled);
+    }
+
+    #[test]
+    fn a_verbose_dump_keeps_learned_capabilities_apart_and_sync_reads_only_the_declared() {
+        let mut hash = std::collections::HashMap::new();
+        hash.insert("url".to_owned(), "https://a/bigbluebutton/api".to_owned());
+        hash.insert("secret".to_owned(), "s".to_owned());
+        hash.insert("bbb_version".to_owned(), "3.0.4".to_owned());
+        let mut server = Server::from_hash(ServerId::from("a"), &hash, true).unwrap();
+        server.capabilities = vec!["livekit".to_owned()];
+        let dump = dump_yaml(std::slice::from_ref(&server), true);
+        assert!(
+            dump.contains("    capabilities:\n    - livekit\n    enabled: true\n"),
+            "the declared list stays where sync reads it: {dump}"
+        );
+        assert!(dump.contains("    bbb_version: 3.0.4\n    automatic_capabilities:\n    - bbb-3.0\n"), "{dump}");
+        let wanted = parse(&dump).unwrap();
+        assert_eq!(wanted[0].capabilities, ["livekit"]);
+        // The plain dump has no learned ones at all.
+        assert!(!dump_yaml(std::slice::from_ref(&server), false).contains("bbb-3.0"));
     }
 
     #[test]
