@@ -12,8 +12,8 @@
 //! interrupted one; moves of objects above the single-copy limit by
 //! multipart copy, and a refused part copy changing nothing; credentials
 //! from a role (container endpoint, `IMDSv2`), a web identity (STS
-//! `AssumeRoleWithWebIdentity`, moto's or a fake) and a
-//! shared credentials file profile.
+//! `AssumeRoleWithWebIdentity`, moto's or a fake), a shared credentials
+//! file profile and a shared config file profile's `credential_process`.
 
 use std::sync::Arc;
 use std::time::Duration;

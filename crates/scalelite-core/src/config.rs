@@ -1101,12 +1101,8 @@ fn s3_config(r: &mut Reader<'_>) -> Option<S3Config> {
         r.string("AWS_ROLE_SESSION_NAME"),
         endpoint_sts.or(endpoint_any),
     );
-    let profile_variables = (
-        r.string("AWS_SHARED_CREDENTIALS_FILE"),
-        r.string("AWS_CONFIG_FILE"),
-        r.string("AWS_PROFILE"),
-        r.string("HOME"),
-    );
+    let profile_variables =
+        (r.string("AWS_SHARED_CREDENTIALS_FILE"), r.string("AWS_CONFIG_FILE"), r.string("AWS_PROFILE"));
     let (role, role_errors) = role_credentials(r);
     let ttl = r.seconds("S3_PRESIGNED_URL_TTL", DEFAULT_S3_PRESIGNED_URL_TTL);
     let tenant_prefix = r.string("S3_TENANT_PREFIX");
@@ -1124,7 +1120,8 @@ fn s3_config(r: &mut Reader<'_>) -> Option<S3Config> {
     };
     // The shared files are read only when S3 is on; the profile's region
     // comes after the environment's (as in the AWS SDKs).
-    let shared = shared_profile(profile_variables);
+    let (credentials_file, config_file, profile) = profile_variables;
+    let shared = shared_profile((credentials_file, config_file, profile, r.string("HOME")));
     let mut shared_reported = false;
     let region = match (env_region, &shared.profile) {
         (Some(region), _) => Some(region),
