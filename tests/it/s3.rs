@@ -12,8 +12,8 @@
 //! interrupted one; moves of objects above the single-copy limit by
 //! multipart copy, and a refused part copy changing nothing; credentials
 //! from a role (container endpoint, `IMDSv2`), a web identity (STS
-//! `AssumeRoleWithWebIdentity`, moto's or a fake) and a
-//! shared credentials file profile.
+//! `AssumeRoleWithWebIdentity`, moto's or a fake), a shared credentials
+//! file profile and a shared config file profile's `credential_process`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -934,4 +934,149 @@ async fn a_shared_credentials_file_profile_signs_when_the_environment_has_no_key
     assert!(presigned.contains("X-Amz-Credential=AKIAPROFILE%2F"), "{presigned}");
     assert!(presigned.contains("X-Amz-Security-Token=profile-session-token"), "{presigned}");
     assert!(metadata.requests().is_empty(), "{:?}", metadata.requests());
+}
+
+/// A `credential_process` script (what an operator's credentials helper
+/// would be): each run prints the next session credentials, expiring after
+/// the seconds its `lifetimes` list gives for that run (the last one for
+/// later runs), and counts its runs in `runs`.
+fn credential_process_script(dir: &tempfile::TempDir, lifetimes: &[u32]) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.path().join("scalelite creds.sh");
+    let runs = dir.path().join("runs");
+    let lifetimes = lifetimes.iter().map(u32::to_string).collect::<Vec<_>>().join(" ");
+    let script = format!(
+        r#"#!/bin/sh
+# Diagnostics go to standard error, the credentials to standard output.
+echo "issuing credentials for $1" >&2
+n=$(( $(cat '{runs}' 2>/dev/null || echo 0) + 1 ))
+echo "$n" > '{runs}'
+lifetime=$(echo {lifetimes} | tr ' ' '\n' | sed -n "${{n}}p")
+[ -n "$lifetime" ] || lifetime=$(echo {lifetimes} | tr ' ' '\n' | tail -n 1)
+expires=$(date -u -d "@$(( $(date +%s) + lifetime ))" +%Y-%m-%dT%H:%M:%SZ)
+cat <<JSON
+{{
+  "Version": 1,
+  "AccessKeyId": "ASIAPROCESS$n",
+  "SecretAccessKey": "process-secret-$n",
+  "SessionToken": "process-session-token-$n",
+  "Expiration": "$expires"
+}}
+JSON
+"#,
+        runs = runs.display()
+    );
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// How many times the script of `dir` ran.
+fn process_runs(dir: &tempfile::TempDir) -> u32 {
+    std::fs::read_to_string(dir.path().join("runs")).map_or(0, |runs| runs.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn a_config_file_profile_credential_process_signs_imports_and_playback_and_runs_again_before_expiry() {
+    use scalelite_tests::FakeMetadata;
+    let s3 = TestS3::start(BUCKET).await;
+    let metadata = FakeMetadata::start(&[3600]).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The importer's credentials last an hour; the balancer's first ones
+    // expire within the refresh margin, its next ones in an hour.
+    let script = credential_process_script(&dir, &[3600, 60, 3600]);
+    let config = dir.path().join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "[default]\nregion = ap-south-1\n\n# the balancer's\n[profile scalelite]\nregion = eu-west-1\n\
+             credential_process = \"{}\" scalelite\n",
+            script.display()
+        ),
+    )
+    .unwrap();
+    // The credentials file has the profile, without keys: the config
+    // file's credential_process is used; the region comes from the config
+    // file (the environment sets none). The container endpoint and IMDS
+    // come later and are never asked.
+    let credentials = dir.path().join("credentials");
+    std::fs::write(&credentials, "[scalelite]\noutput = json\n[default]\naws_access_key_id = AKIADEFAULT\n").unwrap();
+    let mut builder = TestApp::builder().servers(1).recordings();
+    for (name, value) in s3.role_env(BUCKET).into_iter().filter(|(name, _)| *name != "AWS_REGION") {
+        builder = builder.env(name, value);
+    }
+    let app = builder
+        .env("AWS_CONFIG_FILE", config.display().to_string())
+        .env("AWS_SHARED_CREDENTIALS_FILE", credentials.display().to_string())
+        .env("AWS_PROFILE", "scalelite")
+        .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", metadata.url("/ecs/creds"))
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", metadata.url(""))
+        .start()
+        .await;
+    // Nothing runs before a request needs it.
+    assert_eq!(process_runs(&dir), 0);
+
+    let presigned = import_and_play(&app, &s3, "process-room").await;
+    assert_eq!(process_runs(&dir), 2, "one run by the importer, one by the balancer");
+    assert!(
+        presigned.contains("X-Amz-Security-Token=process-session-token-2")
+            && presigned.contains("X-Amz-Credential=ASIAPROCESS2%2F")
+            && presigned.contains("%2Feu-west-1%2Fs3%2F"),
+        "{presigned}"
+    );
+    // The balancer's credentials are about to expire: the next playback
+    // request runs the command again and signs with its credentials; later
+    // ones reuse them.
+    let record_id = s3.keys(BUCKET, "published/presentation/").await[0].split('/').nth(2).unwrap().to_owned();
+    let url = format!("{}/presentation/{record_id}/metadata.xml", app.origin());
+    let refreshed = send(&url, &[]).await.location.expect("a presigned URL");
+    assert!(refreshed.contains("X-Amz-Security-Token=process-session-token-3"), "{refreshed}");
+    assert_eq!(send(&refreshed, &[]).await.status, 200);
+    let again = send(&url, &[]).await.location.expect("a presigned URL");
+    assert!(again.contains("X-Amz-Security-Token=process-session-token-3"), "{again}");
+    assert_eq!(process_runs(&dir), 3);
+    assert!(metadata.requests().is_empty(), "{:?}", metadata.requests());
+}
+
+#[tokio::test]
+async fn a_failing_credential_process_postpones_imports_until_it_prints_credentials() {
+    let s3 = TestS3::start(BUCKET).await;
+    let dir = tempfile::tempdir().unwrap();
+    let script = credential_process_script(&dir, &[3600]);
+    // The command fails while a flag file is there.
+    let flag = dir.path().join("failing");
+    std::fs::write(&flag, "").unwrap();
+    let config = dir.path().join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "[default]\ncredential_process = sh -c 'test -e \"{}\" && exit 1; exec \"{}\"'\n",
+            flag.display(),
+            script.display()
+        ),
+    )
+    .unwrap();
+    let app = app_with_role(
+        &s3,
+        &[("AWS_CONFIG_FILE", config.display().to_string()), ("AWS_EC2_METADATA_DISABLED", "true".to_owned())],
+    )
+    .await;
+    let rec = RecordingArchive::new("process-later", "Later");
+    let archive = rec.drop_into(&app.dirs().spool());
+    let importer = importer(&app);
+    let report = importer.import_pending_once().await.unwrap();
+    assert!(
+        matches!(&report.outcomes[..], [ArchiveOutcome::Deferred { reason, .. }]
+            if reason.contains("credential_process") && reason.contains("status 1") && !reason.contains("sh -c")),
+        "{report:?}"
+    );
+    assert!(archive.exists());
+    assert_eq!(s3.keys(BUCKET, "").await, Vec::<String>::new());
+    std::fs::remove_file(&flag).unwrap();
+    let report = importer.import_pending_once().await.unwrap();
+    assert!(matches!(report.outcomes[..], [ArchiveOutcome::Imported(_)]), "{report:?}");
+    assert_eq!(s3.keys(BUCKET, "").await, keys_of(&rec, "published/"));
+    let redirect = send(&format!("{}/presentation/{}/metadata.xml", app.origin(), rec.record_id), &[]).await;
+    assert_eq!(redirect.status, 307, "{}", redirect.body);
+    assert!(redirect.location.unwrap().contains("X-Amz-Security-Token=process-session-token-2"));
 }

@@ -1,21 +1,49 @@
-//! The static keys of a profile of the AWS shared credentials file
-//! (`~/.aws/credentials`, an INI file), as the AWS SDKs read it:
-//! `[name]` sections holding `name = value` properties; lines starting with
+//! A profile of the AWS shared credentials file (`~/.aws/credentials`) and
+//! shared config file (`~/.aws/config`), INI files, as the AWS SDKs read
+//! them: sections holding `name = value` properties; lines starting with
 //! `#` or `;` are comments, as is the rest of a line after whitespace and
 //! `#` or `;`; indented lines continue the property above (sub-properties,
 //! ignored here); property names are case-insensitive, profile names are
-//! not; a section named twice adds to the first. Only
-//! `aws_access_key_id`, `aws_secret_access_key` and `aws_session_token`
-//! are taken: no `role_arn`, `credential_process` or SSO settings.
+//! not; a section named twice adds to the first, and a property set twice
+//! takes its last value. In the credentials file a profile's section is
+//! `[name]`; in the config file it is `[profile name]`, and `[default]` (or
+//! `[profile default]`) for the default profile: a section of the config
+//! file named without `profile ` is not a profile, as in the SDKs.
 //!
-//! Errors never hold values of the file (they may be secrets).
+//! A profile's properties are those of both files, the credentials file's
+//! taking precedence for a property set in both ([`merge`]). Taken:
+//! `aws_access_key_id`, `aws_secret_access_key` and `aws_session_token`
+//! (static keys), `credential_process` (a command printing credentials,
+//! used when there are no static keys, as in the SDK for Ruby and botocore)
+//! and `region`. A profile that assumes a role (`role_arn`,
+//! `credential_source`, `web_identity_token_file`) or signs in with IAM
+//! Identity Center (`sso_*`) is refused: the SDKs would use that instead of
+//! its static keys, and it is not supported.
+//!
+//! Errors never hold values of the files (they may be secrets).
+
+use std::collections::BTreeMap;
 
 use crate::ids::Secret;
 
-/// Largest credentials file read.
+/// Largest credentials or config file read.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
-/// Longest key, secret or token taken.
+/// Longest key, secret, token or command taken.
 const MAX_VALUE_BYTES: usize = 8 * 1024;
+
+/// Which of the two shared files a text is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    /// The shared credentials file (`AWS_SHARED_CREDENTIALS_FILE`): `[name]`.
+    Credentials,
+    /// The shared config file (`AWS_CONFIG_FILE`): `[profile name]`,
+    /// `[default]`.
+    Config,
+}
+
+/// The properties of one profile in one file (lower-case names), `None`
+/// when the file has no section for it.
+pub type Properties = BTreeMap<String, String>;
 
 /// The static keys of a profile.
 #[derive(Clone, Debug, PartialEq)]
@@ -28,23 +56,33 @@ pub struct ProfileKeys {
     pub session_token: Option<Secret>,
 }
 
-/// What a credentials file says about a profile.
-#[derive(Debug, PartialEq)]
-pub enum Lookup {
-    /// No section of that name.
-    NoProfile,
-    /// The section has neither a key nor a secret (it configures something
-    /// else, such as a role or a process, which is not supported).
-    NoKeys,
-    /// The profile's static keys.
-    Keys(ProfileKeys),
+/// Where a profile's credentials come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ProfileCredentials {
+    /// The profile sets no credentials (it may set only a region): the
+    /// sources after the profile are asked.
+    None,
+    /// Static keys, and the file they were read from.
+    Keys(ProfileKeys, FileKind),
+    /// `credential_process`, and the file it was read from.
+    Process(Secret, FileKind),
 }
 
-/// The keys of `profile` in the text of a credentials file; `Err` when the
-/// profile is there but its keys are not usable.
-pub fn lookup(text: &str, profile: &str) -> Result<Lookup, String> {
+/// What a profile of the two files says.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Profile {
+    /// `region`.
+    pub region: Option<String>,
+    /// Its credentials.
+    pub credentials: ProfileCredentials,
+}
+
+/// The properties of `profile` in the text of a file of `kind`: `None`
+/// when no section is the profile's; `Err` when the file or the profile's
+/// lines are malformed (other profiles' lines are not looked at).
+pub fn section(text: &str, profile: &str, kind: FileKind) -> Result<Option<Properties>, String> {
     let mut found = false;
-    let (mut key, mut secret, mut token) = (None, None, None);
+    let mut properties = Properties::new();
     let mut in_profile = false;
     for (number, line) in text.lines().enumerate() {
         let number = number + 1;
@@ -59,7 +97,7 @@ pub fn lookup(text: &str, profile: &str) -> Result<Lookup, String> {
         }
         if let Some(rest) = line.strip_prefix('[') {
             let name = rest.strip_suffix(']').ok_or_else(|| format!("line {number}: a section header without ']'"))?;
-            in_profile = name.trim() == profile;
+            in_profile = section_profile(name.trim(), kind) == Some(profile);
             found |= in_profile;
             continue;
         }
@@ -69,30 +107,95 @@ pub fn lookup(text: &str, profile: &str) -> Result<Lookup, String> {
         let Some((name, value)) = line.split_once('=') else {
             return Err(format!("line {number}: expected `name = value` in profile {profile:?}"));
         };
-        let slot = match name.trim().to_ascii_lowercase().as_str() {
-            "aws_access_key_id" => &mut key,
-            "aws_secret_access_key" => &mut secret,
-            "aws_session_token" => &mut token,
-            _ => continue,
-        };
-        let value = value.trim();
-        if value.len() > MAX_VALUE_BYTES || !value.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(format!("line {number}: {} in profile {profile:?} is not usable", name.trim()));
+        let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
+        if value.len() > MAX_VALUE_BYTES {
+            return Err(format!("line {number}: {name} in profile {profile:?} is too long"));
         }
-        *slot = (!value.is_empty()).then(|| value.to_owned());
+        properties.insert(name, value.to_owned());
     }
-    if !found {
-        return Ok(Lookup::NoProfile);
+    Ok(found.then_some(properties))
+}
+
+/// The profile a section header (without its brackets) names in a file of
+/// `kind`, if any.
+fn section_profile(header: &str, kind: FileKind) -> Option<&str> {
+    match kind {
+        FileKind::Credentials => Some(header),
+        FileKind::Config if header == "default" => Some(header),
+        FileKind::Config => {
+            let rest = header.strip_prefix("profile")?;
+            rest.starts_with([' ', '\t']).then(|| rest.trim()).filter(|name| !name.is_empty())
+        }
     }
-    match (key, secret) {
-        (None, None) => Ok(Lookup::NoKeys),
-        (Some(key), Some(secret)) => Ok(Lookup::Keys(ProfileKeys {
-            access_key_id: Secret::new(key),
-            secret_access_key: Secret::new(secret),
-            session_token: token.map(Secret::new),
-        })),
-        _ => Err(format!("profile {profile:?} has only one of aws_access_key_id and aws_secret_access_key")),
+}
+
+/// Properties that make a profile get its credentials some way that is
+/// not supported, and what that way is.
+const UNSUPPORTED: [(&str, &str); 8] = [
+    ("role_arn", "assuming a role (role_arn)"),
+    ("credential_source", "assuming a role (credential_source)"),
+    ("source_profile", "assuming a role (source_profile)"),
+    ("web_identity_token_file", "a web identity (web_identity_token_file; AWS_WEB_IDENTITY_TOKEN_FILE is read)"),
+    ("sso_session", "IAM Identity Center (sso_session)"),
+    ("sso_start_url", "IAM Identity Center (sso_start_url)"),
+    ("sso_account_id", "IAM Identity Center (sso_account_id)"),
+    ("sso_role_name", "IAM Identity Center (sso_role_name)"),
+];
+
+/// The profile `profile` of the config file's and the credentials file's
+/// properties (the credentials file's take precedence): `Err` when what it
+/// sets is not usable.
+pub fn merge(profile: &str, config: Option<&Properties>, credentials: Option<&Properties>) -> Result<Profile, String> {
+    // Non-empty values only (`s3 =` opens sub-properties).
+    let get = |name: &str| -> Option<(&str, FileKind)> {
+        [(credentials, FileKind::Credentials), (config, FileKind::Config)].into_iter().find_map(|(properties, kind)| {
+            let value = properties?.get(name)?;
+            (!value.is_empty()).then_some((value.as_str(), kind))
+        })
+    };
+    if let Some((_, what)) = UNSUPPORTED.iter().find(|(name, _)| get(name).is_some()) {
+        return Err(format!(
+            "profile {profile:?} gets its credentials with {what}, which is not supported (static keys and \
+             credential_process are)"
+        ));
     }
+    let token = |name: &str| -> Result<Option<(String, FileKind)>, String> {
+        match get(name) {
+            None => Ok(None),
+            Some((value, kind)) if value.bytes().all(|b| b.is_ascii_graphic()) => Ok(Some((value.to_owned(), kind))),
+            Some(_) => Err(format!("{name} in profile {profile:?} is not usable")),
+        }
+    };
+    let region = match get("region") {
+        None => None,
+        Some((region, _)) if region.len() <= 64 && region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') => {
+            Some(region.to_owned())
+        }
+        Some(_) => return Err(format!("region in profile {profile:?} is not a region name")),
+    };
+    let (key, secret, session) =
+        (token("aws_access_key_id")?, token("aws_secret_access_key")?, token("aws_session_token")?);
+    let credentials = match (key, secret) {
+        (Some((key, kind)), Some((secret, _))) => ProfileCredentials::Keys(
+            ProfileKeys {
+                access_key_id: Secret::new(key),
+                secret_access_key: Secret::new(secret),
+                session_token: session.map(|(token, _)| Secret::new(token)),
+            },
+            kind,
+        ),
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(format!("profile {profile:?} has only one of aws_access_key_id and aws_secret_access_key"));
+        }
+        (None, None) => match get("credential_process") {
+            Some((command, kind)) if !command.chars().any(char::is_control) => {
+                ProfileCredentials::Process(Secret::new(command), kind)
+            }
+            Some(_) => return Err(format!("credential_process in profile {profile:?} is not usable")),
+            None => ProfileCredentials::None,
+        },
+    };
+    Ok(Profile { region, credentials })
 }
 
 /// The line without a comment: a whole line starting with `#` or `;`, or
@@ -110,9 +213,21 @@ fn strip_comment(line: &str) -> &str {
 mod tests {
     use super::*;
 
-    fn keys(text: &str, profile: &str) -> (String, String, Option<String>) {
-        match lookup(text, profile) {
-            Ok(Lookup::Keys(k)) => (
+    /// The profile of a credentials file alone.
+    fn from_credentials(text: &str, profile: &str) -> Result<Option<Profile>, String> {
+        let properties = section(text, profile, FileKind::Credentials)?;
+        properties.map(|p| merge(profile, None, Some(&p))).transpose()
+    }
+
+    /// The profile of a config file alone.
+    fn from_config(text: &str, profile: &str) -> Result<Option<Profile>, String> {
+        let properties = section(text, profile, FileKind::Config)?;
+        properties.map(|p| merge(profile, Some(&p), None)).transpose()
+    }
+
+    fn keys(profile: Result<Option<Profile>, String>) -> (String, String, Option<String>) {
+        match profile {
+            Ok(Some(Profile { credentials: ProfileCredentials::Keys(k, _), .. })) => (
                 k.access_key_id.expose().to_owned(),
                 k.secret_access_key.expose().to_owned(),
                 k.session_token.map(|t| t.expose().to_owned()),
@@ -142,22 +257,102 @@ aws_access_key_id = AKIAOTHER
 [scalelite]
 aws_session_token = later-token
 ";
-        assert_eq!(keys(text, "default"), ("AKIADEFAULT".into(), "default/Secret+x".into(), None));
+        assert_eq!(keys(from_credentials(text, "default")), ("AKIADEFAULT".into(), "default/Secret+x".into(), None));
         assert_eq!(
-            keys(text, "scalelite"),
+            keys(from_credentials(text, "scalelite")),
             ("AKIASCALELITE".into(), "s3cr3t".into(), Some("later-token".into())),
             "a section named twice adds to the first; comments and sub-properties are skipped"
         );
-        assert_eq!(lookup(text, "missing"), Ok(Lookup::NoProfile));
-        assert_eq!(lookup(text, "Default"), Ok(Lookup::NoProfile), "profile names are case-sensitive");
-        assert_eq!(lookup("[sso]\nsso_start_url = https://x\n", "sso"), Ok(Lookup::NoKeys));
-        assert_eq!(lookup("", "default"), Ok(Lookup::NoProfile));
+        assert_eq!(from_credentials(text, "missing"), Ok(None));
+        assert_eq!(from_credentials(text, "Default"), Ok(None), "profile names are case-sensitive");
+        assert_eq!(from_credentials("", "default"), Ok(None));
         // CRLF line ends.
-        assert_eq!(keys("[default]\r\naws_access_key_id=A\r\naws_secret_access_key=B\r\n", "default").1, "B");
+        assert_eq!(
+            keys(from_credentials("[default]\r\naws_access_key_id=A\r\naws_secret_access_key=B\r\n", "default")).1,
+            "B"
+        );
+        // Only a region: no credentials, the next sources are asked.
+        assert_eq!(
+            from_credentials("[default]\nregion = eu-west-1\n", "default"),
+            Ok(Some(Profile { region: Some("eu-west-1".into()), credentials: ProfileCredentials::None }))
+        );
+    }
+
+    #[test]
+    fn config_file_profiles_are_named_with_profile_and_default_without() {
+        let text = "\
+[default]
+region = eu-west-1
+[profile scalelite]
+region = eu-central-1
+credential_process = /opt/bin/creds --profile \"with space\"
+[scalelite]
+region = us-west-2
+[profile   spaced  ]
+region=ap-south-1
+[profile default]
+output = json
+[profilex]
+region = us-east-2
+";
+        let scalelite = from_config(text, "scalelite").unwrap().unwrap();
+        assert_eq!(
+            scalelite.region.as_deref(),
+            Some("eu-central-1"),
+            "[scalelite] is not a profile of the config file"
+        );
+        match scalelite.credentials {
+            ProfileCredentials::Process(command, FileKind::Config) => {
+                assert_eq!(command.expose(), "/opt/bin/creds --profile \"with space\"")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(from_config(text, "default").unwrap().unwrap().region.as_deref(), Some("eu-west-1"));
+        assert_eq!(from_config(text, "spaced").unwrap().unwrap().region.as_deref(), Some("ap-south-1"));
+        assert_eq!(from_config(text, "x"), Ok(None), "[profilex] names no profile");
+        assert_eq!(from_config(text, "profilex"), Ok(None));
+        assert_eq!(
+            from_config("[profile default]\nregion = sa-east-1\n", "default").unwrap().unwrap().region.as_deref(),
+            Some("sa-east-1")
+        );
+    }
+
+    #[test]
+    fn the_credentials_file_takes_precedence_over_the_config_file() {
+        let config = section(
+            "[profile s]\nregion = eu-west-1\naws_access_key_id = AKIACONFIG\naws_secret_access_key = config\n\
+             credential_process = /bin/creds\n",
+            "s",
+            FileKind::Config,
+        )
+        .unwrap();
+        let credentials =
+            section("[s]\naws_access_key_id = AKIAFILE\naws_secret_access_key = file\n", "s", FileKind::Credentials)
+                .unwrap();
+        let merged = merge("s", config.as_ref(), credentials.as_ref()).unwrap();
+        assert_eq!(merged.region.as_deref(), Some("eu-west-1"));
+        match merged.credentials {
+            ProfileCredentials::Keys(keys, FileKind::Credentials) => {
+                assert_eq!(keys.access_key_id.expose(), "AKIAFILE")
+            }
+            other => panic!("{other:?}"),
+        }
+        // Static keys come before credential_process.
+        let merged = merge("s", config.as_ref(), None).unwrap();
+        assert!(matches!(merged.credentials, ProfileCredentials::Keys(_, FileKind::Config)), "{merged:?}");
+        // Without keys: the command.
+        let config = section("[profile s]\ncredential_process = /bin/creds\n", "s", FileKind::Config).unwrap();
+        let region = section("[s]\nregion = us-west-1\n", "s", FileKind::Credentials).unwrap();
+        let merged = merge("s", config.as_ref(), region.as_ref()).unwrap();
+        assert_eq!(merged.region.as_deref(), Some("us-west-1"));
+        assert!(matches!(merged.credentials, ProfileCredentials::Process(_, FileKind::Config)), "{merged:?}");
     }
 
     #[test]
     fn malformed_profiles_are_refused_without_echoing_values() {
+        let long =
+            format!("[default]\naws_access_key_id = A\naws_secret_access_key = very{}\n", "x".repeat(MAX_VALUE_BYTES));
+        let long_command = format!("[default]\ncredential_process = very{}\n", "x".repeat(MAX_VALUE_BYTES));
         for text in [
             "[default\naws_access_key_id = very-secret\n",
             "[default]\nvery-secret\n",
@@ -166,15 +361,42 @@ aws_session_token = later-token
             "[default]\naws_access_key_id = A\naws_secret_access_key = very\u{7}secret\n",
             "[default]\naws_access_key_id = A\naws_secret_access_key = very secret\n",
             "[default]\naws_access_key_id = A\naws_secret_access_key = véry-secret\n",
-            &format!("[default]\naws_access_key_id = A\naws_secret_access_key = very{}\n", "x".repeat(MAX_VALUE_BYTES)),
+            "[default]\ncredential_process = very\u{1b}secret\n",
+            "[default]\nregion = very/secret\n",
+            "[default]\nrole_arn = arn:aws:iam::1:role/very-secret\nsource_profile = x\n",
+            "[default]\nsso_session = very-secret\naws_access_key_id = A\naws_secret_access_key = B\n",
+            "[default]\nweb_identity_token_file = /very/secret\n",
+            &long,
+            &long_command,
         ] {
-            let error = lookup(text, "default").err().unwrap_or_else(|| panic!("{text:?}"));
-            assert!(!error.contains("very") && error.len() < 200, "{error}");
+            let error = from_credentials(text, "default").err().unwrap_or_else(|| panic!("{text:?}"));
+            assert!(!error.contains("very") && error.len() < 300, "{error}");
         }
         // Other profiles' mistakes do not matter.
         assert!(matches!(
-            lookup("[other]\njunk\n[default]\naws_access_key_id=A\naws_secret_access_key=B\n", "default"),
-            Ok(Lookup::Keys(_))
+            from_credentials(
+                "[other]\njunk\nrole_arn = x\n[default]\naws_access_key_id=A\naws_secret_access_key=B\n",
+                "default"
+            ),
+            Ok(Some(Profile { credentials: ProfileCredentials::Keys(..), .. }))
         ));
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let alphabet = b"[]=#; \t\r\nprofile defaultaws_access_key_id\xc3\xa9";
+        for _ in 0..2000 {
+            let mut text = Vec::new();
+            for _ in 0..(seed % 200) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                text.push(alphabet[(seed % alphabet.len() as u64) as usize]);
+            }
+            let text = String::from_utf8_lossy(&text);
+            let _ = from_credentials(&text, "default");
+            let _ = from_config(&text, "default");
+        }
     }
 }

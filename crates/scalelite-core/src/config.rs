@@ -691,7 +691,8 @@ pub struct RecordingConfig {
 pub struct S3Config {
     /// `S3_BUCKET_NAME`.
     pub bucket: String,
-    /// `AWS_REGION` (else `AWS_DEFAULT_REGION`, else `us-east-1`).
+    /// `AWS_REGION` (else `AWS_DEFAULT_REGION`, else the `region` of the
+    /// shared profile, else `us-east-1`).
     pub region: String,
     /// `AWS_ENDPOINT_URL_S3` (else `AWS_ENDPOINT_URL`); `None`: AWS's own
     /// `https://s3.<region>.amazonaws.com`.
@@ -721,10 +722,11 @@ pub struct S3Config {
 }
 
 /// The credentials requests to the bucket are signed with, from the first
-/// of these sources that is set (the order of the AWS SDKs for Java, PHP
-/// and Python): the key pair of the environment, a web identity, a profile
-/// of the shared credentials file, the container credentials endpoint, EC2's
-/// instance metadata service.
+/// of these sources that is set (the order of the AWS SDKs for Ruby, Java,
+/// PHP and Python): the key pair of the environment, a web identity, the
+/// profile of the shared credentials and config files (its static keys,
+/// else its `credential_process`), the container credentials endpoint,
+/// EC2's instance metadata service.
 #[derive(Clone, Debug, PartialEq)]
 pub enum S3Credentials {
     /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`
@@ -741,7 +743,8 @@ pub enum S3Credentials {
     /// (EKS IAM roles for service accounts, OIDC), fetched (and refreshed
     /// before they expire) from STS.
     WebIdentity(WebIdentityCredentials),
-    /// The static keys of a profile of the shared credentials file.
+    /// The static keys of a profile of the shared credentials file (or of
+    /// the shared config file).
     Profile {
         /// `AWS_PROFILE` (default `default`).
         profile: String,
@@ -750,10 +753,25 @@ pub enum S3Credentials {
         /// The profile's keys.
         keys: crate::aws_profile::ProfileKeys,
     },
+    /// The credentials a profile's `credential_process` prints, got by
+    /// running it (again before they expire, when they do).
+    Process(ProcessCredentials),
     /// Temporary credentials of a role, fetched (and refreshed before they
     /// expire) from the ECS container endpoint or EC2's instance metadata
     /// service, in the AWS SDKs' order.
     Role(RoleCredentials),
+}
+
+/// The `credential_process` of a profile of the shared files.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProcessCredentials {
+    /// `AWS_PROFILE` (default `default`).
+    pub profile: String,
+    /// The file it was read from (the config file, or the credentials file).
+    pub file: PathBuf,
+    /// The command, run with `/bin/sh -c` (it may hold secrets: never
+    /// logged).
+    pub command: Secret,
 }
 
 /// A role assumed with `AssumeRoleWithWebIdentity` (the AWS SDKs'
@@ -941,57 +959,110 @@ fn web_identity_credentials(
     Some(WebIdentityCredentials { token_file: PathBuf::from(token_file), role_arn, session_name, sts_endpoint })
 }
 
-/// The static keys of the profile `AWS_PROFILE` (default `default`) of the
-/// shared credentials file `AWS_SHARED_CREDENTIALS_FILE` (default
-/// `~/.aws/credentials`). `None` when the file or the default profile is
-/// missing; a profile named by `AWS_PROFILE` that is missing, one without
-/// static keys and a file that cannot be read are errors.
-fn shared_profile(r: &mut Reader<'_>, (file, profile): (Option<String>, Option<String>)) -> Option<S3Credentials> {
+/// The profile `AWS_PROFILE` (default `default`) of the shared credentials
+/// file `AWS_SHARED_CREDENTIALS_FILE` (default `~/.aws/credentials`) and
+/// the shared config file `AWS_CONFIG_FILE` (default `~/.aws/config`), as
+/// read once `S3_RECORDING` is on.
+struct SharedProfile {
+    /// The profile's name.
+    name: String,
+    /// Whether `AWS_PROFILE` named it.
+    named: bool,
+    /// The credentials file.
+    credentials_file: PathBuf,
+    /// The config file.
+    config_file: PathBuf,
+    /// What the files say about it: `None` when neither file (or no file)
+    /// has it; `Err` when a file cannot be read or the profile is not
+    /// usable (reported only when the profile is asked).
+    profile: Result<Option<crate::aws_profile::Profile>, String>,
+}
+
+impl SharedProfile {
+    /// The file a setting of the profile was read from.
+    fn file(&self, kind: crate::aws_profile::FileKind) -> &std::path::Path {
+        match kind {
+            crate::aws_profile::FileKind::Credentials => &self.credentials_file,
+            crate::aws_profile::FileKind::Config => &self.config_file,
+        }
+    }
+}
+
+/// Reads the profile of the shared files; `variables` are the values of
+/// `AWS_SHARED_CREDENTIALS_FILE`, `AWS_CONFIG_FILE`, `AWS_PROFILE` and
+/// `HOME`.
+fn shared_profile(
+    (credentials_file, config_file, profile, home): (Option<String>, Option<String>, Option<String>, Option<String>),
+) -> SharedProfile {
+    use crate::aws_profile::{FileKind, merge, section};
     let named = profile.as_deref().map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned);
-    let profile = named.clone().unwrap_or_else(|| "default".to_owned());
-    let home = r.string("HOME");
-    let file = match (file, home) {
+    let name = named.clone().unwrap_or_else(|| "default".to_owned());
+    let path = |file: Option<String>, default: &str| match (file, home.as_deref()) {
         (Some(file), home) => match (file.trim().strip_prefix("~/"), home) {
             (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
             _ => PathBuf::from(file.trim()),
         },
-        (None, Some(home)) => PathBuf::from(home).join(".aws/credentials"),
+        (None, Some(home)) => PathBuf::from(home).join(default),
         (None, None) => PathBuf::new(),
     };
-    let text = if file.as_os_str().is_empty() { Ok(None) } else { read_credentials_file(&file) };
-    let lookup = match text {
-        Ok(Some(text)) => crate::aws_profile::lookup(&text, &profile),
-        Ok(None) => Ok(crate::aws_profile::Lookup::NoProfile),
+    let credentials_file = path(credentials_file, ".aws/credentials");
+    let config_file = path(config_file, ".aws/config");
+    let read = |file: &std::path::Path, kind: FileKind, variable: &str| {
+        let text = if file.as_os_str().is_empty() { Ok(None) } else { read_credentials_file(file) };
+        let described = |e: String| format!("{variable} {}: {e}", file.display());
+        match text.map_err(described)? {
+            Some(text) => section(&text, &name, kind).map_err(described),
+            None => Ok(None),
+        }
+    };
+    let profile = (|| {
+        let credentials = read(&credentials_file, FileKind::Credentials, "AWS_SHARED_CREDENTIALS_FILE")?;
+        let config = read(&config_file, FileKind::Config, "AWS_CONFIG_FILE")?;
+        if credentials.is_none() && config.is_none() {
+            return Ok(None);
+        }
+        merge(&name, config.as_ref(), credentials.as_ref())
+            .map(Some)
+            .map_err(|e| format!("AWS_PROFILE: {e} (in {} or {})", credentials_file.display(), config_file.display()))
+    })();
+    SharedProfile { name, named: named.is_some(), credentials_file, config_file, profile }
+}
+
+/// The credentials of the shared profile: `None` when it sets none (the
+/// container endpoint or IMDS come next); its mistakes are errors.
+fn profile_credentials(r: &mut Reader<'_>, shared: &SharedProfile) -> Option<S3Credentials> {
+    use crate::aws_profile::ProfileCredentials;
+    let profile = match &shared.profile {
+        Ok(Some(profile)) => profile,
+        Ok(None) => {
+            if shared.named {
+                r.error(format!(
+                    "AWS_PROFILE={:?}: no such profile in the shared credentials file {} \
+                     (AWS_SHARED_CREDENTIALS_FILE) or the shared config file {} (AWS_CONFIG_FILE)",
+                    shared.name,
+                    shared.credentials_file.display(),
+                    shared.config_file.display()
+                ));
+            }
+            return None;
+        }
         Err(e) => {
-            r.error(format!("AWS_SHARED_CREDENTIALS_FILE {}: {e}", file.display()));
+            r.error(e.clone());
             return None;
         }
     };
-    match lookup {
-        Ok(crate::aws_profile::Lookup::Keys(keys)) => Some(S3Credentials::Profile { profile, file, keys }),
-        Ok(crate::aws_profile::Lookup::NoProfile) => {
-            if named.is_some() {
-                r.error(format!(
-                    "AWS_PROFILE={profile:?}: no such profile in the shared credentials file {} \
-                     (AWS_SHARED_CREDENTIALS_FILE)",
-                    file.display()
-                ));
-            }
-            None
-        }
-        Ok(crate::aws_profile::Lookup::NoKeys) => {
-            r.error(format!(
-                "AWS_PROFILE={profile:?}: the profile in {} has no aws_access_key_id and aws_secret_access_key; \
-                 only static keys are read from the shared credentials file (not role_arn, credential_process \
-                 or SSO settings)",
-                file.display()
-            ));
-            None
-        }
-        Err(e) => {
-            r.error(format!("AWS_SHARED_CREDENTIALS_FILE {}: {e}", file.display()));
-            None
-        }
+    match &profile.credentials {
+        ProfileCredentials::None => None,
+        ProfileCredentials::Keys(keys, kind) => Some(S3Credentials::Profile {
+            profile: shared.name.clone(),
+            file: shared.file(*kind).to_owned(),
+            keys: keys.clone(),
+        }),
+        ProfileCredentials::Process(command, kind) => Some(S3Credentials::Process(ProcessCredentials {
+            profile: shared.name.clone(),
+            file: shared.file(*kind).to_owned(),
+            command: command.clone(),
+        })),
     }
 }
 
@@ -1015,7 +1086,7 @@ fn read_credentials_file(path: &std::path::Path) -> Result<Option<String>, Strin
 fn s3_config(r: &mut Reader<'_>) -> Option<S3Config> {
     let on = s3_recording_on(r.string("S3_RECORDING").as_deref());
     let bucket = r.string("S3_BUCKET_NAME");
-    let region = r.string("AWS_REGION").or_else(|| r.string("AWS_DEFAULT_REGION"));
+    let env_region = r.string("AWS_REGION").or_else(|| r.string("AWS_DEFAULT_REGION"));
     let endpoint_s3 = r.string("AWS_ENDPOINT_URL_S3");
     let endpoint_any = r.string("AWS_ENDPOINT_URL");
     let endpoint_sts = r.string("AWS_ENDPOINT_URL_STS");
@@ -1030,7 +1101,8 @@ fn s3_config(r: &mut Reader<'_>) -> Option<S3Config> {
         r.string("AWS_ROLE_SESSION_NAME"),
         endpoint_sts.or(endpoint_any),
     );
-    let profile = (r.string("AWS_SHARED_CREDENTIALS_FILE"), r.string("AWS_PROFILE"));
+    let profile_variables =
+        (r.string("AWS_SHARED_CREDENTIALS_FILE"), r.string("AWS_CONFIG_FILE"), r.string("AWS_PROFILE"));
     let (role, role_errors) = role_credentials(r);
     let ttl = r.seconds("S3_PRESIGNED_URL_TTL", DEFAULT_S3_PRESIGNED_URL_TTL);
     let tenant_prefix = r.string("S3_TENANT_PREFIX");
@@ -1045,6 +1117,20 @@ fn s3_config(r: &mut Reader<'_>) -> Option<S3Config> {
     let Some(bucket) = bucket.filter(|b| !b.trim().is_empty()) else {
         r.error("S3_RECORDING is on but S3_BUCKET_NAME is not set".into());
         return None;
+    };
+    // The shared files are read only when S3 is on; the profile's region
+    // comes after the environment's (as in the AWS SDKs).
+    let (credentials_file, config_file, profile) = profile_variables;
+    let shared = shared_profile((credentials_file, config_file, profile, r.string("HOME")));
+    let mut shared_reported = false;
+    let region = match (env_region, &shared.profile) {
+        (Some(region), _) => Some(region),
+        (None, Ok(profile)) => profile.as_ref().and_then(|p| p.region.clone()),
+        (None, Err(e)) => {
+            r.error(e.clone());
+            shared_reported = true;
+            None
+        }
     };
     if let Some(endpoint) = &endpoint
         && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
@@ -1061,7 +1147,7 @@ fn s3_config(r: &mut Reader<'_>) -> Option<S3Config> {
             let region = region.as_deref().unwrap_or("us-east-1");
             match web_identity_credentials(r, web_identity, region) {
                 Some(web_identity) => S3Credentials::WebIdentity(web_identity),
-                None => match shared_profile(r, profile) {
+                None => match (!shared_reported).then(|| profile_credentials(r, &shared)).flatten() {
                     Some(profile) => profile,
                     None => {
                         for error in role_errors {
@@ -1087,7 +1173,7 @@ fn s3_config(r: &mut Reader<'_>) -> Option<S3Config> {
     {
         r.error(
             "S3_RECORDING is on without AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, no web identity, no profile \
-             in the shared credentials file, no container credentials endpoint is set and \
+             with credentials in the shared credentials or config file, no container credentials endpoint is set and \
              AWS_EC2_METADATA_DISABLED=true: no credentials"
                 .into(),
         );
@@ -1728,7 +1814,7 @@ mod tests {
         for (bad, says) in [
             (&[("HOME", home.as_str()), ("AWS_PROFILE", "nope")][..], "AWS_PROFILE=\"nope\": no such profile"),
             (&[("AWS_SHARED_CREDENTIALS_FILE", missing.as_str()), ("AWS_PROFILE", "ci")], "no such profile"),
-            (&[("HOME", home.as_str()), ("AWS_PROFILE", "sso")], "only static keys"),
+            (&[("HOME", home.as_str()), ("AWS_PROFILE", "sso")], "assuming a role (role_arn), which is not supported"),
             (&[("AWS_SHARED_CREDENTIALS_FILE", home.as_str())], "AWS_SHARED_CREDENTIALS_FILE"),
             (&web[..1], "AWS_ROLE_ARN"),
             (&web[1..], "AWS_WEB_IDENTITY_TOKEN_FILE"),
@@ -1742,6 +1828,88 @@ mod tests {
                 "{bad:?}: {error}"
             );
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_shared_config_file_gives_the_region_and_a_credential_process() {
+        let dir = std::env::temp_dir().join(format!("scalelite-config-aws-config-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join(".aws")).unwrap();
+        std::fs::write(
+            dir.join(".aws/config"),
+            "[default]\nregion = eu-west-1\n\n[profile scalelite]\nregion = eu-central-1\n\
+             credential_process = /usr/local/bin/creds --secret very-secret\n\
+             [profile both]\ncredential_process = /bin/false\naws_access_key_id = AKIACONFIG\n\
+             aws_secret_access_key = config-secret\n[profile sso]\nsso_session = very-secret\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join(".aws/credentials"),
+            "[both]\naws_access_key_id = AKIAFILE\naws_secret_access_key = file-secret\nregion = ap-south-1\n",
+        )
+        .unwrap();
+        let home = dir.display().to_string();
+        let read = |extra: &[(&str, &str)]| {
+            let base = [("S3_RECORDING", "true"), ("S3_BUCKET_NAME", "recordings"), ("HOME", home.as_str())];
+            Config::from_env(&Env::from_pairs(base.iter().chain(extra).copied()))
+                .map(|c| c.recordings.s3.expect("S3 on"))
+        };
+        // The default profile has only a region: IMDS signs, in that region.
+        let s3 = read(&[]).unwrap();
+        assert_eq!(s3.region, "eu-west-1");
+        assert!(matches!(s3.credentials, S3Credentials::Role(_)), "{:?}", s3.credentials);
+        // The environment's region comes first.
+        assert_eq!(read(&[("AWS_DEFAULT_REGION", "us-west-2")]).unwrap().region, "us-west-2");
+        assert_eq!(
+            read(&[("AWS_REGION", "sa-east-1"), ("AWS_DEFAULT_REGION", "us-west-2")]).unwrap().region,
+            "sa-east-1"
+        );
+        // A profile's credential_process.
+        let s3 = read(&[("AWS_PROFILE", "scalelite")]).unwrap();
+        assert_eq!(s3.region, "eu-central-1");
+        match &s3.credentials {
+            S3Credentials::Process(p) => {
+                assert_eq!((p.profile.as_str(), p.file.clone()), ("scalelite", dir.join(".aws/config")));
+                assert_eq!(p.command.expose(), "/usr/local/bin/creds --secret very-secret");
+                assert!(!format!("{s3:?}").contains("very-secret"), "the command is never shown");
+            }
+            other => panic!("{other:?}"),
+        }
+        // The credentials file's settings take precedence; static keys
+        // come before credential_process.
+        let s3 = read(&[("AWS_PROFILE", "both")]).unwrap();
+        assert_eq!(s3.region, "ap-south-1");
+        assert!(
+            matches!(&s3.credentials, S3Credentials::Profile { keys, file, .. }
+                if keys.access_key_id.expose() == "AKIAFILE" && *file == dir.join(".aws/credentials")),
+            "{:?}",
+            s3.credentials
+        );
+        // AWS_CONFIG_FILE, with ~/.
+        std::fs::write(dir.join("other-config"), "[profile x]\nregion = ca-central-1\n").unwrap();
+        let other = read(&[("AWS_CONFIG_FILE", "~/other-config"), ("AWS_PROFILE", "x")]).unwrap();
+        assert_eq!(other.region, "ca-central-1");
+        assert_eq!(read(&[("AWS_CONFIG_FILE", "~/missing")]).unwrap().region, "us-east-1");
+        // Mistakes are start-up errors that name them, without secrets; a
+        // broken config file does not matter when the environment gives
+        // the keys and the region.
+        std::fs::write(dir.join("broken"), "[default\nregion = very-secret\n").unwrap();
+        for (bad, says) in [
+            (&[("AWS_PROFILE", "sso")][..], "IAM Identity Center (sso_session)"),
+            (&[("AWS_CONFIG_FILE", "~/broken")], "AWS_CONFIG_FILE"),
+            (&[("AWS_CONFIG_FILE", "~/broken"), ("AWS_REGION", "eu-west-1")], "section header"),
+            (&[("AWS_CONFIG_FILE", home.as_str())], "AWS_CONFIG_FILE"),
+        ] {
+            let error = read(bad).expect_err(&format!("{bad:?}")).to_string();
+            assert!(error.contains(says) && !error.contains("very-secret"), "{bad:?}: {error}");
+        }
+        let keys = [
+            ("AWS_CONFIG_FILE", "~/broken"),
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", "AKIAENV"),
+            ("AWS_SECRET_ACCESS_KEY", "env-secret"),
+        ];
+        assert!(matches!(read(&keys).unwrap().credentials, S3Credentials::Static { .. }));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

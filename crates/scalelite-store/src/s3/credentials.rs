@@ -1,11 +1,13 @@
 //! The credentials S3 requests are signed with, from the first source the
-//! configuration found, in the order of the AWS SDKs for Java, PHP and
-//! Python: the key pair of the environment; the temporary credentials of a
-//! role assumed with a web identity token (STS `AssumeRoleWithWebIdentity`,
-//! EKS IAM roles for service accounts); the static keys of a profile of the
-//! shared credentials file; the temporary credentials of a role fetched from
-//! the container credentials endpoint (ECS, EKS Pod Identity) or EC2's
-//! instance metadata service (`IMDSv2`).
+//! configuration found, in the order of the AWS SDKs for Ruby, Java, PHP
+//! and Python: the key pair of the environment; the temporary credentials
+//! of a role assumed with a web identity token (STS
+//! `AssumeRoleWithWebIdentity`, EKS IAM roles for service accounts); the
+//! static keys of a profile of the shared credentials or config file, else
+//! the credentials its `credential_process` prints ([`process`]); the
+//! temporary credentials of a role fetched from the container credentials
+//! endpoint (ECS, EKS Pod Identity) or EC2's instance metadata service
+//! (`IMDSv2`).
 //!
 //! Temporary credentials are fetched lazily, by the first request that needs
 //! them, and again by the first request that finds them within
@@ -24,8 +26,10 @@ use http_body_util::{BodyExt, Full, Limited};
 use jiff::Timestamp;
 use rusty_s3::Credentials;
 use scalelite_bbb_client::{HttpsClient, https_client};
-use scalelite_core::config::{RoleCredentials, S3Credentials, WebIdentityCredentials};
+use scalelite_core::config::{ProcessCredentials, RoleCredentials, S3Credentials, WebIdentityCredentials};
 use tracing::{info, warn};
+
+mod process;
 
 /// Credentials are fetched again this long before they expire.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
@@ -66,6 +70,7 @@ struct State {
 /// Where temporary credentials are fetched from.
 enum Source {
     WebIdentity(WebIdentityCredentials),
+    Process(ProcessCredentials),
     Role(RoleCredentials),
 }
 
@@ -109,6 +114,14 @@ impl Provider {
                     "S3 credentials: a role's, assumed with a web identity on first use"
                 );
                 (Some(source), None)
+            }
+            S3Credentials::Process(process) => {
+                info!(
+                    profile = process.profile,
+                    file = %process.file.display(),
+                    "S3 credentials: what the profile's credential_process prints, run on first use"
+                );
+                (Some(Source::Process(process.clone())), None)
             }
             S3Credentials::Role(role) => {
                 let source = Source::Role(role.clone());
@@ -155,7 +168,7 @@ impl Provider {
         match fetch(&self.client, source).await {
             Ok((credentials, expires)) => {
                 let (what, _) = describe(source);
-                info!(source = what, expires = ?expires.map(|e| e.to_string()), "fetched S3 credentials of the role");
+                info!(source = what, expires = ?expires.map(|e| e.to_string()), "fetched S3 credentials");
                 let credentials = Arc::new(credentials);
                 let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
                 state.current = Some(Current { credentials: Arc::clone(&credentials), expires });
@@ -165,7 +178,7 @@ impl Provider {
             }
             Err(error) => {
                 let (what, _) = describe(source);
-                warn!(source = what, %error, "cannot fetch S3 credentials of the role; tried again on the next request");
+                warn!(source = what, %error, "cannot fetch S3 credentials; tried again on the next request");
                 let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
                 state.generation += 1;
                 state.last_error = Some(error);
@@ -216,6 +229,7 @@ fn stale(current: &Current, margin: Duration) -> bool {
 fn describe(source: &Source) -> (&'static str, &str) {
     let role = match source {
         Source::WebIdentity(web) => return ("STS AssumeRoleWithWebIdentity", origin_of(&web.sts_endpoint)),
+        Source::Process(process) => return ("credential_process of the profile", &process.profile),
         Source::Role(role) => role,
     };
     match (&role.container_url, &role.imds_endpoint) {
@@ -235,6 +249,11 @@ fn origin_of(url: &str) -> &str {
 async fn fetch(client: &HttpsClient, source: &Source) -> Result<(Credentials, Option<Timestamp>), String> {
     let source = match source {
         Source::WebIdentity(web) => return assume_role_with_web_identity(client, web).await,
+        Source::Process(p) => {
+            return process::run(p.command.expose(), process::TIMEOUT)
+                .await
+                .map_err(|e| format!("credential_process of profile {:?} in {}: {e}", p.profile, p.file.display()));
+        }
         Source::Role(role) => role,
     };
     if let Some(url) = &source.container_url {
