@@ -25,7 +25,9 @@
 //!      publishes or unpublishes the recording between the preview and the
 //!      commit, the files are moved to the tree the commit decided (or, if
 //!      the administrator's move replaced them with an earlier copy, the
-//!      archive is imported again).
+//!      archive is imported again). A commit that certainly failed (not
+//!      [`StoreError::Unconfirmed`]) for a recording the database did not
+//!      have removes the directories this import placed.
 //!    - in the bucket (`S3_RECORDING`): every file goes up under its final
 //!      key; after the commit, what earlier imports left under the
 //!      recording's prefixes is removed. Crash before the commit: objects
@@ -36,7 +38,8 @@
 //!      playback looks, so the key is decided first; if an administrator
 //!      publishes or unpublishes the recording between the preview and the
 //!      commit, the files are uploaded again under the prefix the commit
-//!      decided.
+//!      decided. A commit that certainly failed for a recording the
+//!      database did not have deletes the objects this import uploaded.
 //! 4. Remember the meeting's recording-ready URL in `callback_data` and
 //!    queue the callback. Crash before step 5: the callback is queued again
 //!    by the next import (callbacks are delivered at least once).
