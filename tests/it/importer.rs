@@ -6,7 +6,7 @@ mod callbacks;
 mod end_to_end;
 mod hostile;
 mod order;
-mod outage;
+pub(crate) mod outage;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -127,6 +127,17 @@ async fn import_semantics_and_queries(store: Arc<dyn RecordingStore>) {
     assert_eq!(unpublished.len(), 1);
     assert_eq!((unpublished[0].record_id.as_str(), unpublished[0].published), ("aaa-1", Some(false)));
     assert_eq!(unpublished[0].formats, ["presentation", "video"]);
+    // `published` lists the published recordings that are not deleted.
+    let published = store.published().await.unwrap();
+    let published: Vec<_> = published.iter().map(|r| (r.record_id.as_str(), r.published, r.formats.len())).collect();
+    assert_eq!(published, [("bbb-1", Some(true), 1)]);
+    // The preview tells a new recording from one the database has, deleted
+    // ones included.
+    for (id, new) in [("aaa-1", false), ("aaa-2", false), ("zzz-1", true)] {
+        let preview = store.preview_import(&recording(id, "room-a", 5_000_000), policy).await.unwrap();
+        assert_eq!(preview.new_recording, new, "{id}");
+    }
+    assert!(store.recordings_by_ids(&["zzz-1".into()], None, false).await.unwrap().is_empty(), "only a preview");
 
     // RECORDING_IMPORT_UNPUBLISHED and protection apply to new imports.
     let policy = ImportPolicy { import_unpublished: true, protected: true };

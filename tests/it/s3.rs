@@ -1080,3 +1080,241 @@ async fn a_failing_credential_process_postpones_imports_until_it_prints_credenti
     assert_eq!(redirect.status, 307, "{}", redirect.body);
     assert!(redirect.location.unwrap().contains("X-Amz-Security-Token=process-session-token-2"));
 }
+
+/// An importer of `app` whose recording store is observed (its commits can
+/// be held or failed).
+fn observed_importer(app: &TestApp) -> (Importer, Arc<crate::importer::outage::Observed>) {
+    use crate::importer::outage::{Observed, ObservedStore};
+    let seen = Arc::new(Observed::default());
+    let store = ObservedStore::new(app.recording_store(), Arc::clone(&seen));
+    let importer =
+        Importer::new(Settings::from_config(&app.state.config), Arc::new(store), Some(Arc::clone(app.store())));
+    (importer, seen)
+}
+
+#[tokio::test]
+async fn a_failed_commit_removes_the_objects_of_a_new_recording_and_nothing_else() {
+    use crate::importer::outage::CommitFailure;
+    let s3 = TestS3::start(BUCKET).await;
+    let app = app_on(&s3, &[]).await;
+    let (importer, seen) = observed_importer(&app);
+
+    // The database cannot be reached when the new recording is committed:
+    // the objects that went up for it are deleted again, nothing is
+    // listed, the archive waits in the spool.
+    let rec = RecordingArchive::new("new-room", "New").formats(&[Format::Presentation, Format::Podcast]);
+    let archive = rec.drop_into(&app.dirs().spool());
+    seen.fail_next_commit(CommitFailure::Unreachable);
+    let report = importer.import_pending_once().await.unwrap();
+    assert!(matches!(report.outcomes[..], [ArchiveOutcome::Deferred { .. }]), "{report:?}");
+    assert_eq!(seen.attempts.load(std::sync::atomic::Ordering::SeqCst), 1, "the commit was attempted");
+    assert_eq!(s3.keys(BUCKET, "").await, Vec::<String>::new());
+    assert!(listed(&app, "new-room", "any").await.is_empty());
+    assert!(archive.exists());
+    // The next attempt imports it.
+    let report = importer.import_pending_once().await.unwrap();
+    assert!(matches!(report.outcomes[..], [ArchiveOutcome::Imported(_)]), "{report:?}");
+    assert_eq!(s3.keys(BUCKET, "").await, keys_of(&rec, "published/"));
+
+    // A re-import of a recording the database has: its commit failing
+    // leaves every object (the earlier import's, overwritten under the
+    // same keys) where playback finds it.
+    rec.drop_into(&app.dirs().spool());
+    seen.fail_next_commit(CommitFailure::Unreachable);
+    let report = importer.import_pending_once().await.unwrap();
+    assert!(matches!(report.outcomes[..], [ArchiveOutcome::Deferred { .. }]), "{report:?}");
+    assert_eq!(s3.keys(BUCKET, "").await, keys_of(&rec, "published/"));
+    let file = format!("{}/presentation/{}/metadata.xml", app.origin(), rec.record_id);
+    assert!(played(&file).await.is_some(), "the recording still plays");
+    importer.import_pending_once().await.unwrap();
+
+    // A commit whose outcome is unknown (the connection broke at COMMIT)
+    // may have listed the recording: its objects stay.
+    let other = RecordingArchive::new("unknown-room", "Unknown");
+    other.drop_into(&app.dirs().spool());
+    seen.fail_next_commit(CommitFailure::Unconfirmed);
+    let report = importer.import_pending_once().await.unwrap();
+    assert!(matches!(report.outcomes[..], [ArchiveOutcome::Deferred { .. }]), "{report:?}");
+    let other_prefix = format!("published/presentation/{}/", other.record_id);
+    assert_eq!(s3.keys(BUCKET, &other_prefix).await, keys_of(&other, "published/"));
+    let report = importer.import_pending_once().await.unwrap();
+    assert!(matches!(report.outcomes[..], [ArchiveOutcome::Imported(_)]), "{report:?}");
+    assert_eq!(listed(&app, "unknown-room", "any").await.len(), 1);
+    assert_eq!(s3.keys(BUCKET, &other_prefix).await, keys_of(&other, "published/"));
+}
+
+/// The database id of a recording.
+async fn recording_id(app: &TestApp, record_id: &str) -> i64 {
+    let found = app.recording_store().recordings_by_ids(&[record_id.to_owned()], None, false).await.unwrap();
+    found.first().unwrap_or_else(|| panic!("recording {record_id}")).id
+}
+
+#[tokio::test]
+async fn scalelite_admin_recordings_update_puts_formats_under_the_prefix_their_state_selects() {
+    use scalelite_core::config::{Config, Env};
+    use scalelite_store::s3::S3Storage;
+
+    let s3 = TestS3::start(BUCKET).await;
+    let gate = S3Gate::start(&s3).await;
+    let mut builder = TestApp::builder().servers(1).recordings();
+    for (name, value) in gate.env(&s3, BUCKET) {
+        builder = builder.env(name, value);
+    }
+    let app = builder.env("S3_TENANT_PREFIX", "tenants/{tenant}/").start().await;
+    let env = Env::from_pairs(s3.env(BUCKET).into_iter().chain([("S3_TENANT_PREFIX", "tenants/{tenant}/".into())]));
+    let storage = S3Storage::new(Config::from_env(&env).unwrap().recordings.s3.as_ref().unwrap()).unwrap();
+    let halfway = RecordingArchive::new("halfway-room", "Half moved").formats(&[Format::Presentation, Format::Podcast]);
+    let hidden = RecordingArchive::new("hidden-room", "Hidden");
+    let reopened = RecordingArchive::new("reopened-room", "Reopened").meta("tenant-id", "t1");
+    let differing = RecordingArchive::new("differing-room", "Differing");
+    let untouched = RecordingArchive::new("untouched-room", "Untouched");
+    for rec in [&halfway, &hidden, &reopened, &differing, &untouched] {
+        rec.drop_into(&app.dirs().spool());
+    }
+    let report = importer(&app).import_pending_once().await.unwrap();
+    assert_eq!(report.imported(), 5, "{report:?}");
+    let unpublish = |rec: &RecordingArchive| {
+        let id = rec.record_id.clone();
+        let client = app.client();
+        async move { client.get("publishRecordings", &[("recordID", &id), ("publish", "false")]).await }
+    };
+    let keys_under = |rec: &RecordingArchive, state: &str| {
+        let prefix = if state.is_empty() { String::new() } else { format!("{state}/") };
+        let id = rec.record_id.clone();
+        let s3 = &s3;
+        async move {
+            let mut keys: Vec<String> =
+                s3.keys(BUCKET, &prefix).await.into_iter().filter(|k| k.contains(&id)).collect();
+            keys.sort();
+            keys
+        }
+    };
+
+    // An unpublish whose copies all went through but whose deletes the
+    // bucket refused: it failed, the recording is still published, and
+    // both prefixes hold its formats.
+    gate.set_deletes(UploadMode::FailAfter(0));
+    let reply = unpublish(&halfway).await;
+    assert_eq!(reply.text_at("returncode").as_deref(), Some("FAILED"), "{}", reply.body);
+    gate.set_deletes(UploadMode::Pass);
+    assert_eq!(keys_under(&halfway, "published").await, keys_of(&halfway, "published/"));
+    assert!(!keys_under(&halfway, "unpublished").await.is_empty(), "copies stayed under unpublished/");
+    assert_eq!(listed(&app, "halfway-room", "any").await[0].text_at("published").as_deref(), Some("true"));
+    // Unpublished in the database with its objects still public (an
+    // unpublish by a tool that moves no objects, a restored backup).
+    app.recording_store().set_published(recording_id(&app, &hidden.record_id).await, false).await.unwrap();
+    // Published in the database (with a tenant prefix) with its objects
+    // under unpublished/ (an unpublish whose database write was lost).
+    let tenant_prefix = |state: &str| format!("tenants/t1/{state}/presentation/{}/", reopened.record_id);
+    storage.move_prefix(&tenant_prefix("published"), &tenant_prefix("unpublished")).await.unwrap();
+    // Unpublished, with a file under published/ the unpublished copy does
+    // not have.
+    let reply = unpublish(&differing).await;
+    assert_eq!(reply.text_at("published").as_deref(), Some("false"), "{}", reply.body);
+    let stray = format!("published/presentation/{}/extra.txt", differing.record_id);
+    s3.put_object(BUCKET, &stray, "not in the unpublished copy").await;
+
+    let run = crate::support::admin_with(&app.state.config, &["recordings", "update"], "").await;
+    assert_eq!(run.code, 1, "{}\n{}", run.out, run.err);
+    assert_eq!(run.err, "ERROR: some recordings could not be moved\n");
+    let mut out: Vec<&str> = run.out.lines().collect();
+    let summary = out.pop().unwrap();
+    out.sort_unstable_by_key(|line| line.split(" recording ").nth(1).map(str::to_owned));
+    let mut expected = vec![
+        format!(
+            "ERROR: Failed to move recording {} (presentation): objects are under both prefixes and the \
+             unpublished copy lacks published's extra.txt; left alone",
+            differing.record_id
+        ),
+        format!(
+            "Moved presentation of recording {} to the published prefix ({} objects)",
+            reopened.record_id,
+            reopened.members().len()
+        ),
+        format!(
+            "Moved presentation of recording {} to the unpublished prefix ({} objects)",
+            hidden.record_id,
+            hidden.members().len()
+        ),
+        // The unpublish stopped at its first format (podcast, in name
+        // order), whose sources it could not delete.
+        format!(
+            "Removed the unpublished copy of podcast of recording {} ({} objects; the published copy is complete)",
+            halfway.record_id,
+            halfway.files(Format::Podcast).len()
+        ),
+    ];
+    expected.sort_unstable_by_key(|line| line.split(" recording ").nth(1).map(str::to_owned));
+    assert_eq!(out, expected);
+    assert_eq!(
+        summary,
+        "2 unpublished and 3 published recordings checked, 2 formats moved, 1 duplicate copies removed, 1 failed"
+    );
+
+    // Every format is where its recording's state says; the differing
+    // copies are both kept.
+    assert_eq!(keys_under(&halfway, "").await, keys_of(&halfway, "published/"));
+    assert_eq!(keys_under(&hidden, "").await, keys_of(&hidden, "unpublished/"));
+    assert_eq!(keys_under(&reopened, "tenants/t1").await, keys_of(&reopened, "tenants/t1/published/"));
+    assert_eq!(keys_under(&untouched, "").await, keys_of(&untouched, "published/"));
+    assert_eq!(keys_under(&differing, "published").await, std::slice::from_ref(&stray));
+    assert_eq!(keys_under(&differing, "unpublished").await, keys_of(&differing, "unpublished/"));
+    // What getRecordings lists plays; the unpublished ones do not.
+    for (rec, state, plays) in [(&halfway, "true", true), (&reopened, "true", true), (&hidden, "false", false)] {
+        let meeting = rec.meeting_id.clone();
+        assert_eq!(listed(&app, &meeting, "any").await[0].text_at("published").as_deref(), Some(state));
+        let file = format!("{}/presentation/{}/metadata.xml", app.origin(), rec.record_id);
+        assert_eq!(played(&file).await.is_some(), plays, "{meeting}");
+    }
+
+    // Once the stray file is gone, a second run has nothing to do.
+    s3.delete_object(BUCKET, &stray).await;
+    let json = crate::support::admin_with(&app.state.config, &["recordings", "update", "--json"], "").await.ok().json();
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "checked": 5, "checked_unpublished": 2, "checked_published": 3, "bucket": BUCKET,
+            "moved": [], "removed": [], "failed": [],
+        })
+    );
+}
+
+/// PostgreSQL stopping between the upload and the commit.
+mod redis_only {
+    use super::*;
+    use scalelite_tests::TestBackend;
+
+    #[tokio::test]
+    async fn postgres_stopping_before_the_commit_leaves_no_objects_of_a_new_recording() {
+        let s3 = TestS3::start(BUCKET).await;
+        let mut builder = TestApp::builder().backend(TestBackend::Redis).servers(1).recordings();
+        for (name, value) in s3.env(BUCKET) {
+            builder = builder.env(name, value);
+        }
+        let app = builder.start().await;
+        let (importer, seen) = observed_importer(&app);
+        seen.gate_armed.store(true, std::sync::atomic::Ordering::SeqCst);
+        let entered = seen.entered.notified();
+        let rec = RecordingArchive::new("outage-room", "Outage").formats(&[Format::Presentation, Format::Video]);
+        let archive = rec.drop_into(&app.dirs().spool());
+        let running = tokio::spawn({
+            let importer = importer.clone();
+            async move { importer.import_pending_once().await }
+        });
+        // The objects are in the bucket; the commit is held.
+        tokio::time::timeout(Duration::from_secs(30), entered).await.expect("the import reaches its commit");
+        assert_eq!(s3.keys(BUCKET, "").await, keys_of(&rec, "published/"));
+        app.pg().stop().await;
+        seen.release.notify_one();
+        let report = running.await.unwrap().unwrap();
+        assert!(matches!(report.outcomes[..], [ArchiveOutcome::Deferred { .. }]), "{report:?}");
+        assert_eq!(s3.keys(BUCKET, "").await, Vec::<String>::new(), "the new recording's objects are removed");
+        assert!(archive.exists());
+
+        app.pg().start_again().await;
+        let report = importer.import_pending_once().await.unwrap();
+        assert!(matches!(report.outcomes[..], [ArchiveOutcome::Imported(_)]), "{report:?}");
+        assert_eq!(s3.keys(BUCKET, "").await, keys_of(&rec, "published/"));
+        assert_eq!(listed(&app, "outage-room", "any").await.len(), 1);
+    }
+}

@@ -214,6 +214,12 @@ impl TestS3 {
         assert_eq!(status, 200, "PutObject {key}: {reply}");
     }
 
+    /// Deletes one object.
+    pub async fn delete_object(&self, bucket: &str, key: &str) {
+        let (status, reply) = self.request(Method::DELETE, &format!("/{bucket}/{key}"), Bytes::new()).await;
+        assert!(status == 204 || status == 200, "DeleteObject {key}: {status} {reply}");
+    }
+
     /// One object's bytes (lossy text) and `Content-Type`, `None` when absent.
     pub async fn object(&self, bucket: &str, key: &str) -> Option<(String, Option<String>)> {
         let url = format!("{}/{bucket}/{key}", self.endpoint());
@@ -242,7 +248,8 @@ impl Drop for TestS3 {
 /// What [`S3Gate`] does with object uploads (`PUT`s of objects and parts;
 /// server-side copies and every other request always pass), or, set with
 /// [`S3Gate::set_part_copies`], with the parts of multipart copies
-/// (`UploadPartCopy`).
+/// (`UploadPartCopy`), or, set with [`S3Gate::set_deletes`], with
+/// `DeleteObjects` requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UploadMode {
     /// Forwarded to the bucket.
@@ -260,6 +267,8 @@ struct GateState {
     uploads: Gated,
     /// `UploadPartCopy` requests.
     part_copies: Gated,
+    /// `DeleteObjects` requests.
+    deletes: Gated,
     /// `UploadPartCopy` requests forwarded to the bucket, ever.
     part_copies_forwarded: std::sync::atomic::AtomicUsize,
 }
@@ -323,6 +332,7 @@ impl S3Gate {
         let state = Arc::new(GateState {
             uploads: Gated::new(),
             part_copies: Gated::new(),
+            deletes: Gated::new(),
             part_copies_forwarded: std::sync::atomic::AtomicUsize::new(0),
         });
         let upstream = s3.endpoint();
@@ -375,6 +385,12 @@ impl S3Gate {
         self.state.part_copies.set(mode);
     }
 
+    /// Changes what happens to `DeleteObjects` requests, as
+    /// [`S3Gate::set`] does to uploads.
+    pub fn set_deletes(&self, mode: UploadMode) {
+        self.state.deletes.set(mode);
+    }
+
     /// How many `UploadPartCopy` requests were forwarded to the bucket.
     pub fn part_copies_forwarded(&self) -> usize {
         self.state.part_copies_forwarded.load(std::sync::atomic::Ordering::SeqCst)
@@ -414,8 +430,11 @@ async fn gate(
     let part_copy = parts.method == Method::PUT
         && copy
         && form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).any(|(name, _)| name == "uploadId");
+    let delete = parts.method == Method::POST
+        && form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).any(|(name, _)| name == "delete");
     let gated = match () {
         _ if part_copy => Some(&state.part_copies),
+        _ if delete => Some(&state.deletes),
         _ if parts.method == Method::PUT && !copy => Some(&state.uploads),
         _ => None,
     };

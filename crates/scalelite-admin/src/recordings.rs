@@ -8,7 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, Subcommand};
+use futures::StreamExt as _;
 use scalelite_recording_importer::{ArchiveOutcome, Importer, ImporterError, Settings};
+use scalelite_store::recording_actions::{BucketRepair, settle_in_bucket};
+use scalelite_store::recordings::{RecordingStore, RecordingSummary};
+use scalelite_store::s3::S3Storage;
 use scalelite_store::trees::{Trees, move_format};
 use serde_json::{Value, json};
 
@@ -33,7 +37,10 @@ pub enum RecordingsCommand {
         tenant_id: Option<String>,
     },
     /// Move the files of unpublished recordings that are still in the
-    /// publish tree into the unpublish tree (`recordings:update`).
+    /// publish tree into the unpublish tree (`recordings:update`). With
+    /// `S3_RECORDING`, repair the bucket: formats of unpublished recordings
+    /// under `published/` and of published ones under `unpublished/` go
+    /// under the prefix their state selects.
     Update,
     /// Import the archives in the spool now and deliver due recording-ready
     /// callbacks, then exit (what `scalelite-recording-importer --once`
@@ -110,6 +117,10 @@ async fn retry_import(ctx: &Ctx, ui: &mut Ui<'_, '_>, name: String) -> Outcome {
 /// recordings), so nothing is overwritten.
 async fn update(ctx: &Ctx, ui: &mut Ui<'_, '_>) -> Outcome {
     let db = ctx.recordings(ui)?;
+    if let Some(config) = &ctx.config.recordings.s3 {
+        let s3 = S3Storage::new(config).map_err(|e| ui.fail(format!("ERROR: S3_RECORDING: {e}")))?;
+        return update_bucket(db.as_ref(), &s3, ui).await;
+    }
     let recordings = db.unpublished().await.map_err(|e| ui.fail(format!("ERROR: {e}")))?;
     let config = &ctx.config.recordings;
     let (publish, unpublish) = (config.publish_dir.clone(), config.unpublish_dir.clone());
@@ -148,6 +159,84 @@ async fn update(ctx: &Ctx, ui: &mut Ui<'_, '_>) -> Outcome {
         "failed": failed.iter()
             .map(|(id, format, r)| json!({ "record_id": id, "format": format, "error": r.as_ref().err() }))
             .collect::<Vec<_>>(),
+    }));
+    if failed.is_empty() { Ok(()) } else { Err(ui.fail("ERROR: some recordings could not be moved")) }
+}
+
+/// Formats repaired at once in the bucket.
+const BUCKET_REPAIRS_AT_ONCE: usize = 4;
+
+/// `recordings update` with `S3_RECORDING`: every format of an unpublished
+/// recording found under the `published/` prefix, and of a published one
+/// found under `unpublished/`, is put under the prefix its state selects
+/// ([`settle_in_bucket`]: moved, or the stray copy deleted when the kept
+/// one is complete; copies that differ are left alone and reported).
+async fn update_bucket(db: &dyn RecordingStore, s3: &S3Storage, ui: &mut Ui<'_, '_>) -> Outcome {
+    let unpublished = db.unpublished().await.map_err(|e| ui.fail(format!("ERROR: {e}")))?;
+    let published = db.published().await.map_err(|e| ui.fail(format!("ERROR: {e}")))?;
+    let checked = (unpublished.len(), published.len());
+    let jobs: Vec<(&RecordingSummary, &String, bool)> = unpublished
+        .iter()
+        .map(|r| (r, false))
+        .chain(published.iter().map(|r| (r, true)))
+        .flat_map(|(r, state)| r.formats.iter().map(move |format| (r, format, state)))
+        .collect();
+    let results: Vec<_> = futures::stream::iter(jobs)
+        .map(|(recording, format, published)| async move {
+            let tenant = recording.tenant_id.as_deref();
+            let result = settle_in_bucket(s3, tenant, &recording.record_id, format, published).await;
+            (recording.record_id.as_str(), format.as_str(), published, result)
+        })
+        .buffered(BUCKET_REPAIRS_AT_ONCE)
+        .collect()
+        .await;
+    let prefix = |published: bool| if published { "published" } else { "unpublished" };
+    let (mut moved, mut removed, mut failed) = (Vec::new(), Vec::new(), Vec::new());
+    for (record_id, format, published, result) in results {
+        let (right, wrong) = (prefix(published), prefix(!published));
+        match result {
+            Ok(BucketRepair::Moved(objects)) => {
+                ui.text(format!("Moved {format} of recording {record_id} to the {right} prefix ({objects} objects)"));
+                moved.push(json!({ "record_id": record_id, "format": format, "to": right, "objects": objects }));
+            }
+            Ok(BucketRepair::RemovedCopy(objects)) => {
+                ui.text(format!(
+                    "Removed the {wrong} copy of {format} of recording {record_id} \
+                     ({objects} objects; the {right} copy is complete)"
+                ));
+                removed.push(json!({ "record_id": record_id, "format": format, "from": wrong, "objects": objects }));
+            }
+            Ok(BucketRepair::Differs { missing }) => {
+                let error = format!(
+                    "objects are under both prefixes and the {right} copy lacks {wrong}'s {}; left alone",
+                    missing.join(", ")
+                );
+                ui.notice(format!("ERROR: Failed to move recording {record_id} ({format}): {error}"));
+                failed.push(json!({ "record_id": record_id, "format": format, "error": error }));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                ui.notice(format!("ERROR: Failed to move recording {record_id} ({format}): {e}"));
+                failed.push(json!({ "record_id": record_id, "format": format, "error": e.to_string() }));
+            }
+        }
+    }
+    ui.text(format!(
+        "{} unpublished and {} published recordings checked, {} formats moved, {} duplicate copies removed, {} failed",
+        checked.0,
+        checked.1,
+        moved.len(),
+        removed.len(),
+        failed.len()
+    ));
+    ui.json(&json!({
+        "checked": checked.0 + checked.1,
+        "checked_unpublished": checked.0,
+        "checked_published": checked.1,
+        "bucket": s3.bucket(),
+        "moved": moved,
+        "removed": removed,
+        "failed": failed,
     }));
     if failed.is_empty() { Ok(()) } else { Err(ui.fail("ERROR: some recordings could not be moved")) }
 }

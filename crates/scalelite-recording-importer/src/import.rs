@@ -25,7 +25,9 @@
 //!      publishes or unpublishes the recording between the preview and the
 //!      commit, the files are moved to the tree the commit decided (or, if
 //!      the administrator's move replaced them with an earlier copy, the
-//!      archive is imported again).
+//!      archive is imported again). A commit that certainly failed (not
+//!      [`StoreError::Unconfirmed`]) for a recording the database did not
+//!      have removes the directories this import placed.
 //!    - in the bucket (`S3_RECORDING`): every file goes up under its final
 //!      key; after the commit, what earlier imports left under the
 //!      recording's prefixes is removed. Crash before the commit: objects
@@ -36,7 +38,8 @@
 //!      playback looks, so the key is decided first; if an administrator
 //!      publishes or unpublishes the recording between the preview and the
 //!      commit, the files are uploaded again under the prefix the commit
-//!      decided.
+//!      decided. A commit that certainly failed for a recording the
+//!      database did not have deletes the objects this import uploaded.
 //! 4. Remember the meeting's recording-ready URL in `callback_data` and
 //!    queue the callback. Crash before step 5: the callback is queued again
 //!    by the next import (callbacks are delivered at least once).
@@ -402,7 +405,15 @@ impl Importer {
         let mut uploaded =
             upload_formats(s3, work, import, preview.published, preview.tenant_id.as_deref(), cancel).await?;
         // From here on the import completes.
-        let stored = store.import_recording(import, policy).await.map_err(|e| store_failure(&e))?;
+        let stored = match store.import_recording(import, policy).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                if preview.new_recording && !e.unconfirmed() {
+                    remove_uploaded(s3, &import.record_id, &uploaded).await;
+                }
+                return Err(store_failure(&e));
+            }
+        };
         if !preview.matches(&stored) {
             // The recording changed between the preview and the commit (an
             // administrator published or unpublished it meanwhile).
@@ -452,7 +463,19 @@ impl Importer {
                 .map_err(Failure::Defer)??
         };
         // From here on the import completes.
-        let stored = store.import_recording(import, settings.policy).await.map_err(|e| store_failure(&e))?;
+        let stored = match store.import_recording(import, settings.policy).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                if preview.new_recording && !e.unconfirmed() {
+                    let published = preview.published;
+                    let removed = blocking(move || remove_placed(&placed, &record_id, &dirs, published)).await;
+                    if let Err(error) = removed {
+                        warn!(record_id = %import.record_id, error, "cannot remove the files of a failed import");
+                    }
+                }
+                return Err(store_failure(&e));
+            }
+        };
         let (previewed, decided) = (preview.published, stored.published);
         if previewed != decided {
             // An administrator published or unpublished the recording
@@ -633,6 +656,37 @@ async fn tidy_bucket(
         }
     }
     Ok(())
+}
+
+/// After a commit that certainly failed for a recording the database did
+/// not have: deletes the objects this import uploaded (nothing lists them,
+/// and an archive the next attempt quarantines would leave them behind).
+/// Only keys this import wrote are deleted; a failure is logged (the next
+/// import overwrites them).
+async fn remove_uploaded(s3: &S3Storage, record_id: &str, uploaded: &[UploadedFormat]) {
+    let keys: Vec<String> = uploaded.iter().flat_map(|f| f.keys.iter().cloned()).collect();
+    match s3.delete_keys(&keys).await {
+        Ok(()) => info!(record_id, objects = keys.len(), "removed the objects of a recording whose import failed"),
+        Err(error) => warn!(record_id, %error, "cannot remove the objects of a recording whose import failed"),
+    }
+}
+
+/// After a commit that certainly failed for a recording the database did
+/// not have: removes the format directories this import placed (still the
+/// same directories, by identity), as the other tree's copies are removed
+/// after a commit. A failure is logged (the next import replaces them).
+fn remove_placed(placed: &[PlacedFormat], record_id: &str, dirs: &TreeDirs, published: bool) {
+    for PlacedFormat { format, identity } in placed {
+        if dir_identity(&dirs.path(published, format, record_id)) != Some(*identity) {
+            continue;
+        }
+        match trees::remove_other(dirs.trees(), format, record_id, !published) {
+            Ok(()) => info!(format, record_id, "removed the files of a recording whose import failed"),
+            Err(error) => {
+                warn!(format, record_id, %error, "cannot remove the files of a recording whose import failed")
+            }
+        }
+    }
 }
 
 /// `RECORDING_PUBLISH_DIR` and `RECORDING_UNPUBLISH_DIR`, owned for the

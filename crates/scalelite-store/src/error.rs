@@ -28,4 +28,18 @@ pub enum StoreError {
     /// The write conflicts with the stored state (Scalelite's `RecordNotSaved`).
     #[error("{0}")]
     Conflict(String),
+    /// The transaction's `COMMIT` was sent but its outcome is unknown (the
+    /// connection failed before the database answered): the change may or
+    /// may not have been made. Every other error of a transactional write
+    /// means it was not made.
+    #[error("{0} (whether the change was committed is unknown)")]
+    Unconfirmed(Box<StoreError>),
+}
+
+impl StoreError {
+    /// Whether the write that failed may still have been made (see
+    /// [`StoreError::Unconfirmed`]).
+    pub fn unconfirmed(&self) -> bool {
+        matches!(self, StoreError::Unconfirmed(_))
+    }
 }

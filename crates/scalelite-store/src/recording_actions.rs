@@ -147,3 +147,68 @@ pub async fn set_published(
     .await?;
     store.set_published(recording.id, publish).await.map_err(ActionError::Store)
 }
+
+/// What [`settle_in_bucket`] found and did for one format of a recording.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BucketRepair {
+    /// Nothing under the prefix the recording's state does not select.
+    InPlace,
+    /// Its objects were only under the other prefix: this many moved to
+    /// the prefix its state selects.
+    Moved(usize),
+    /// Both prefixes held it and the one its state selects was complete:
+    /// this many objects under the other one were deleted.
+    RemovedCopy(usize),
+    /// Both prefixes held it but the one its state selects lacks objects
+    /// the other has (or has them with other sizes): nothing was changed.
+    Differs {
+        /// Relative keys under the other prefix missing (or of another
+        /// size) under the selected one, at most ten.
+        missing: Vec<String>,
+    },
+}
+
+/// Puts one format of a recording under the bucket prefix its state
+/// selects (`published`), as `recordings update` does: objects found only
+/// under the other prefix are moved (server-side copy, then delete); when
+/// both prefixes hold the format, the other prefix's objects are deleted
+/// only if the selected prefix is complete — it has every relative key the
+/// other has, with the same size (contents are not compared: a copy the
+/// bucket made has its source's bytes, and which import wrote them the
+/// keys cannot tell) — else both are left as they are
+/// ([`BucketRepair::Differs`]).
+pub async fn settle_in_bucket(
+    s3: &S3Storage,
+    tenant: Option<&str>,
+    record_id: &str,
+    format: &str,
+    published: bool,
+) -> Result<BucketRepair, crate::s3::S3Error> {
+    let wrong = s3.recording_prefix(tenant, !published, format, record_id);
+    let right = s3.recording_prefix(tenant, published, format, record_id);
+    let stray = s3.list_sized(&wrong).await?;
+    if stray.is_empty() {
+        return Ok(BucketRepair::InPlace);
+    }
+    let kept = s3.list_sized(&right).await?;
+    if kept.is_empty() {
+        return Ok(BucketRepair::Moved(s3.move_prefix(&wrong, &right).await?));
+    }
+    let kept: std::collections::HashMap<&str, u64> =
+        kept.iter().filter_map(|(key, size)| key.strip_prefix(&right).map(|rest| (rest, *size))).collect();
+    let missing: Vec<String> = stray
+        .iter()
+        .filter_map(|(key, size)| {
+            let rest = key.strip_prefix(&wrong)?;
+            (kept.get(rest) != Some(size)).then(|| rest.to_owned())
+        })
+        .take(10)
+        .collect();
+    if !missing.is_empty() {
+        return Ok(BucketRepair::Differs { missing });
+    }
+    let keys: Vec<String> = stray.into_iter().map(|(key, _)| key).filter(|key| key.starts_with(&wrong)).collect();
+    s3.delete_keys(&keys).await?;
+    Ok(BucketRepair::RemovedCopy(keys.len()))
+}

@@ -94,12 +94,12 @@ pub(crate) fn check_import(import: &RecordingImport) -> Result<(), StoreError> {
 
 /// Creates or updates a recording with its metadata and formats (see
 /// [`crate::RecordingStore::import_recording`]), inside the caller's
-/// transaction.
+/// transaction; with whether a row of the record id was there before.
 pub(crate) async fn import(
     sql: &mut impl RecordingSql,
     import: &RecordingImport,
     policy: ImportPolicy,
-) -> Result<Imported, sqlx::Error> {
+) -> Result<(Imported, bool), sqlx::Error> {
     let existing = sql.recording_for_import(&import.record_id).await?;
     let id = match existing {
         None => sql.insert_recording(import).await?,
@@ -125,7 +125,7 @@ pub(crate) async fn import(
     };
     sql.set_published_and_protected(id, published, policy.protected).await?;
     let tenant_id = sql.tenant_id(id).await?;
-    Ok(Imported { id, published, tenant_id })
+    Ok((Imported { id, published, tenant_id }, existing.is_some()))
 }
 
 /// Stores a meeting's recording-ready URL in its `callback_data` row (see

@@ -103,6 +103,9 @@ pub struct ImportPreview {
     pub published: bool,
     /// Its `tenant-id` metadata after the import.
     pub tenant_id: Option<String>,
+    /// Whether no recording with this record id exists (deleted ones
+    /// count as existing): the import would create it.
+    pub new_recording: bool,
 }
 
 impl ImportPreview {
@@ -315,7 +318,8 @@ pub trait RecordingStore: Send + Sync + std::fmt::Debug + 'static {
     async fn health_check(&self) -> Result<(), StoreError>;
 
     /// Creates or updates a recording with all its formats in one
-    /// transaction.
+    /// transaction. A [`StoreError::Unconfirmed`] error means the commit's
+    /// outcome is unknown; any other error, that nothing was changed.
     async fn import_recording(&self, import: &RecordingImport, policy: ImportPolicy) -> Result<Imported, StoreError>;
 
     /// What [`Self::import_recording`] would decide for `import` now
@@ -401,6 +405,10 @@ pub trait RecordingStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Recordings with `published = false` (for `recordings update`).
     async fn unpublished(&self) -> Result<Vec<RecordingSummary>, StoreError>;
+
+    /// Recordings with `published = true` that are not deleted (for
+    /// `recordings update` with S3).
+    async fn published(&self) -> Result<Vec<RecordingSummary>, StoreError>;
 
     /// Adds `tenant-id` metadata to every recording without one; returns
     /// how many were changed.

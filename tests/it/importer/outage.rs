@@ -1,7 +1,7 @@
 //! Database outages (PostgreSQL) and shutdowns: archives stay in the spool
 //! and are imported exactly once when the database is back.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use scalelite_store::StoreError;
@@ -16,15 +16,35 @@ use super::*;
 
 /// The real store, counting commits attempted and failed imports (at the
 /// preview or the commit), with gates that can hold an import at its
-/// database step (the commit) or right after the preview of its decision.
+/// database step (the commit) or right after the preview of its decision,
+/// and a switch that fails the next commit without reaching the database.
 #[derive(Debug, Default)]
-pub(super) struct Observed {
+pub(crate) struct Observed {
     pub attempts: AtomicUsize,
     pub failures: AtomicUsize,
     pub gate_armed: AtomicBool,
     pub preview_gate_armed: AtomicBool,
     pub entered: Notify,
     pub release: Notify,
+    /// The next commit fails: [`CommitFailure`] as `u8`, taken once.
+    pub fail_commit: AtomicU8,
+}
+
+/// How [`Observed::fail_commit`] fails the next commit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum CommitFailure {
+    /// The database could not be reached: nothing was committed.
+    Unreachable = 1,
+    /// The connection failed at the COMMIT: whether it was made is unknown.
+    Unconfirmed = 2,
+}
+
+impl Observed {
+    /// Fails the next commit as `failure`.
+    pub(crate) fn fail_next_commit(&self, failure: CommitFailure) {
+        self.fail_commit.store(failure as u8, Ordering::SeqCst);
+    }
 }
 
 impl Observed {
@@ -39,9 +59,16 @@ impl Observed {
 }
 
 #[derive(Debug)]
-pub(super) struct ObservedStore {
+pub(crate) struct ObservedStore {
     inner: Arc<dyn RecordingStore>,
     seen: Arc<Observed>,
+}
+
+impl ObservedStore {
+    /// `inner`, observed through `seen`.
+    pub(crate) fn new(inner: Arc<dyn RecordingStore>, seen: Arc<Observed>) -> Self {
+        Self { inner, seen }
+    }
 }
 
 #[async_trait]
@@ -52,7 +79,12 @@ impl RecordingStore for ObservedStore {
     async fn import_recording(&self, import: &RecordingImport, policy: ImportPolicy) -> Result<Imported, StoreError> {
         self.seen.gate(&self.seen.gate_armed).await;
         self.seen.attempts.fetch_add(1, Ordering::SeqCst);
-        let result = self.inner.import_recording(import, policy).await;
+        let unreachable = || StoreError::Postgres(sqlx::Error::PoolTimedOut);
+        let result = match self.seen.fail_commit.swap(0, Ordering::SeqCst) {
+            1 => Err(unreachable()),
+            2 => Err(StoreError::Unconfirmed(Box::new(unreachable()))),
+            _ => self.inner.import_recording(import, policy).await,
+        };
         if result.is_err() {
             self.seen.failures.fetch_add(1, Ordering::SeqCst);
         }
@@ -134,6 +166,9 @@ impl RecordingStore for ObservedStore {
     async fn unpublished(&self) -> Result<Vec<RecordingSummary>, StoreError> {
         self.inner.unpublished().await
     }
+    async fn published(&self) -> Result<Vec<RecordingSummary>, StoreError> {
+        self.inner.published().await
+    }
     async fn add_to_tenant(&self, tenant_id: &str) -> Result<u64, StoreError> {
         self.inner.add_to_tenant(tenant_id).await
     }
@@ -205,6 +240,44 @@ async fn shutdown_during_extraction_abandons_the_import_cleanly() {
     assert_eq!(rig.files(), [format!("spool/{}", rec.file_name())]);
 }
 
+#[tokio::test]
+async fn a_failed_commit_removes_the_files_of_a_new_recording_only() {
+    let rig = Rig::start().await;
+    let (importer, seen) = observed_importer(&rig);
+    // The database cannot be reached at the commit of a new recording: the
+    // files placed for it are removed, the archive waits in the spool.
+    let rec = RecordingArchive::new("failed-commit", "Failed commit").formats(&[Format::Presentation, Format::Video]);
+    rec.drop_into(&rig.dirs.spool());
+    seen.fail_next_commit(CommitFailure::Unreachable);
+    let report = importer.import_pending_once().await.unwrap();
+    assert_eq!(report.deferred(), 1, "{report:?}");
+    assert_eq!(seen.attempts.load(Ordering::SeqCst), 1, "the commit was attempted");
+    assert_eq!(rig.files(), [format!("spool/{}", rec.file_name())]);
+    let report = importer.import_pending_once().await.unwrap();
+    assert_eq!(report.imported(), 1, "{report:?}");
+    assert_published(&rec, &rig.dirs.published());
+
+    // A re-import of a recording the database has: its files stay.
+    rec.drop_into(&rig.dirs.spool());
+    seen.fail_next_commit(CommitFailure::Unreachable);
+    let report = importer.import_pending_once().await.unwrap();
+    assert_eq!(report.deferred(), 1, "{report:?}");
+    assert_published(&rec, &rig.dirs.published());
+    importer.import_pending_once().await.unwrap();
+
+    // A commit whose outcome is unknown: the files stay (the recording may
+    // be listed).
+    let other = RecordingArchive::new("unknown-commit", "Unknown commit");
+    other.drop_into(&rig.dirs.spool());
+    seen.fail_next_commit(CommitFailure::Unconfirmed);
+    let report = importer.import_pending_once().await.unwrap();
+    assert_eq!(report.deferred(), 1, "{report:?}");
+    assert_published(&other, &rig.dirs.published());
+    let report = importer.import_pending_once().await.unwrap();
+    assert_eq!(report.imported(), 1, "{report:?}");
+    assert!(rig.recording(&other.record_id).await.is_some());
+}
+
 /// PostgreSQL stopping and starting.
 mod redis_only {
     use super::*;
@@ -269,8 +342,8 @@ mod redis_only {
         assert!(rig.in_spool(&rec.file_name()));
         assert!(!rig.dirs.spool().join("failed").exists(), "an outage is not the archive's fault");
         // The files went into place before the commit that failed; the
-        // recording is not listed, and the next import replaces them.
-        assert!(rig.dirs.published().join("presentation").join(&rec.record_id).exists());
+        // recording was new, so they are removed again.
+        assert_eq!(rig.files(), [format!("spool/{}", rec.file_name())]);
 
         rig.pg().start_again().await;
         eventually_with(Duration::from_secs(20), "imported after the restart", || async {

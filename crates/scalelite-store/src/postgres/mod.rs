@@ -223,8 +223,14 @@ impl RecordingStore for PgStore {
         // race; the whole transaction is retried, as Scalelite does.
         for attempt in 0.. {
             match import_once(&self.pool, import, policy).await {
-                Err(sqlx::Error::Database(e)) if e.is_unique_violation() && attempt < 3 => continue,
-                other => return other.map_err(pg),
+                Err(ImportFailure::Before(sqlx::Error::Database(e))) if e.is_unique_violation() && attempt < 3 => {
+                    continue;
+                }
+                Err(ImportFailure::Before(e)) => return Err(pg(e)),
+                // The database answered the COMMIT with an error: rolled back.
+                Err(ImportFailure::Commit(e @ sqlx::Error::Database(_))) => return Err(pg(e)),
+                Err(ImportFailure::Commit(e)) => return Err(StoreError::Unconfirmed(Box::new(pg(e)))),
+                Ok(imported) => return Ok(imported),
             }
         }
         unreachable!("the loop returns")
@@ -559,6 +565,28 @@ impl RecordingStore for PgStore {
             .collect())
     }
 
+    async fn published(&self) -> Result<Vec<RecordingSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT r.id, r.record_id, COALESCE(array_agg(p.format ORDER BY p.format) FILTER (WHERE p.format IS NOT NULL), '{}'),
+                    (SELECT t.value FROM metadata t WHERE t.recording_id = r.id AND t.key = 'tenant-id' LIMIT 1)
+             FROM recordings r LEFT JOIN playback_formats p ON p.recording_id = r.id
+             WHERE r.published = true AND r.state IS DISTINCT FROM 'deleted' GROUP BY r.id ORDER BY r.id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(pg)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| RecordingSummary {
+                id: r.get(0),
+                record_id: r.get(1),
+                published: Some(true),
+                formats: r.get(2),
+                tenant_id: r.get(3),
+            })
+            .collect())
+    }
+
     async fn add_to_tenant(&self, tenant_id: &str) -> Result<u64, StoreError> {
         let result = sqlx::query(
             "INSERT INTO metadata (recording_id, key, value)
@@ -624,10 +652,18 @@ impl RecordingStore for PgStore {
 }
 
 /// One import attempt (see [`RecordingStore::import_recording`]).
-async fn import_once(pool: &PgPool, import: &RecordingImport, policy: ImportPolicy) -> Result<Imported, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let imported = recording_flow::import(&mut *tx, import, policy).await?;
-    tx.commit().await?;
+/// Where an import's transaction failed.
+enum ImportFailure {
+    /// Before its COMMIT was sent: nothing was changed.
+    Before(sqlx::Error),
+    /// At its COMMIT.
+    Commit(sqlx::Error),
+}
+
+async fn import_once(pool: &PgPool, import: &RecordingImport, policy: ImportPolicy) -> Result<Imported, ImportFailure> {
+    let mut tx = pool.begin().await.map_err(ImportFailure::Before)?;
+    let (imported, _) = recording_flow::import(&mut *tx, import, policy).await.map_err(ImportFailure::Before)?;
+    tx.commit().await.map_err(ImportFailure::Commit)?;
     Ok(imported)
 }
 
@@ -638,9 +674,9 @@ async fn preview_once(
     policy: ImportPolicy,
 ) -> Result<ImportPreview, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let imported = recording_flow::import(&mut *tx, import, policy).await?;
+    let (imported, existed) = recording_flow::import(&mut *tx, import, policy).await?;
     tx.rollback().await?;
-    Ok(ImportPreview { published: imported.published, tenant_id: imported.tenant_id })
+    Ok(ImportPreview { published: imported.published, tenant_id: imported.tenant_id, new_recording: !existed })
 }
 
 /// Epoch milliseconds (NULL stays NULL) as the number of milliseconds the

@@ -368,8 +368,9 @@ impl RecordingStore for SqliteStore {
     async fn import_recording(&self, import: &RecordingImport, policy: ImportPolicy) -> Result<Imported, StoreError> {
         check_sqlite_import(import)?;
         let mut tx = self.write().await?;
-        let imported = recording_flow::import(&mut *tx, import, policy).await.map_err(import_error)?;
-        tx.commit().await.map_err(sq)?;
+        let (imported, _) = recording_flow::import(&mut *tx, import, policy).await.map_err(import_error)?;
+        // Whether a failed COMMIT left the change made is not told apart.
+        tx.commit().await.map_err(|e| StoreError::Unconfirmed(Box::new(sq(e))))?;
         Ok(imported)
     }
 
@@ -380,9 +381,9 @@ impl RecordingStore for SqliteStore {
     ) -> Result<ImportPreview, StoreError> {
         check_sqlite_import(import)?;
         let mut tx = self.write().await?;
-        let imported = recording_flow::import(&mut *tx, import, policy).await.map_err(import_error)?;
+        let (imported, existed) = recording_flow::import(&mut *tx, import, policy).await.map_err(import_error)?;
         tx.rollback().await.map_err(sq)?;
-        Ok(ImportPreview { published: imported.published, tenant_id: imported.tenant_id })
+        Ok(ImportPreview { published: imported.published, tenant_id: imported.tenant_id, new_recording: !existed })
     }
 
     async fn log_import(&self, entry: &ImportLogEntry) -> Result<(), StoreError> {
@@ -683,6 +684,16 @@ impl RecordingStore for SqliteStore {
                     (SELECT t.value FROM metadata t WHERE t.recording_id = r.id AND t.key = 'tenant-id' LIMIT 1)
              FROM recordings r LEFT JOIN playback_formats p ON p.recording_id = r.id
              WHERE r.published = 0 ORDER BY r.id, p.format",
+        );
+        self.summaries(&mut q).await
+    }
+
+    async fn published(&self) -> Result<Vec<RecordingSummary>, StoreError> {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT r.id, r.record_id, 1, p.format,
+                    (SELECT t.value FROM metadata t WHERE t.recording_id = r.id AND t.key = 'tenant-id' LIMIT 1)
+             FROM recordings r LEFT JOIN playback_formats p ON p.recording_id = r.id
+             WHERE r.published = 1 AND (r.state IS NULL OR r.state <> 'deleted') ORDER BY r.id, p.format",
         );
         self.summaries(&mut q).await
     }
