@@ -14,11 +14,14 @@
 //! taking precedence for a property set in both ([`merge`]). Taken:
 //! `aws_access_key_id`, `aws_secret_access_key` and `aws_session_token`
 //! (static keys), `credential_process` (a command printing credentials,
-//! used when there are no static keys, as in the SDK for Ruby and botocore)
-//! and `region`. A profile that assumes a role (`role_arn`,
-//! `credential_source`, `web_identity_token_file`) or signs in with IAM
-//! Identity Center (`sso_*`) is refused: the SDKs would use that instead of
-//! its static keys, and it is not supported.
+//! used when there are no static keys, as in the SDK for Ruby and botocore),
+//! `region`, and a role to assume with STS `AssumeRole` ([`RoleProfile`]:
+//! `role_arn` with `source_profile` or `credential_source`, and
+//! `role_session_name`, `external_id`, `duration_seconds`), which the SDKs
+//! use before the profile's static keys. A profile that assumes a role with
+//! a web identity token file (`web_identity_token_file`) or signs in with
+//! IAM Identity Center (`sso_*`) is refused: the SDKs would use that
+//! instead of its static keys, and it is not supported.
 //!
 //! Errors never hold values of the files (they may be secrets).
 
@@ -68,13 +71,49 @@ pub enum ProfileCredentials {
     Process(Secret, FileKind),
 }
 
+/// A role a profile assumes with STS `AssumeRole`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoleProfile {
+    /// `role_arn`.
+    pub role_arn: String,
+    /// Where the credentials that assume it come from.
+    pub source: RoleSource,
+    /// `role_session_name` (2 to 64 of `[A-Za-z0-9_+=,.@-]`).
+    pub session_name: Option<String>,
+    /// `external_id` (2 to 1224 of `[A-Za-z0-9_+=,.@:/-]`).
+    pub external_id: Option<String>,
+    /// `duration_seconds` (900 to 43 200).
+    pub duration_seconds: Option<u32>,
+}
+
+/// Where the credentials assuming a role come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RoleSource {
+    /// `source_profile`: that profile's credentials (its static keys, its
+    /// `credential_process`, or the role it assumes in turn).
+    Profile(String),
+    /// `credential_source = Environment`: `AWS_ACCESS_KEY_ID` and
+    /// `AWS_SECRET_ACCESS_KEY`.
+    Environment,
+    /// `credential_source = Ec2InstanceMetadata`: EC2's instance metadata
+    /// service.
+    Ec2InstanceMetadata,
+    /// `credential_source = EcsContainer`: the container credentials
+    /// endpoint.
+    EcsContainer,
+}
+
 /// What a profile of the two files says.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Profile {
     /// `region`.
     pub region: Option<String>,
-    /// Its credentials.
+    /// Its own credentials (static keys, else `credential_process`).
     pub credentials: ProfileCredentials,
+    /// The role it assumes: when set, the SDKs use the role's credentials,
+    /// not [`Profile::credentials`] (those may still assume the role, with
+    /// `source_profile` naming the profile itself).
+    pub role: Option<RoleProfile>,
 }
 
 /// The properties of `profile` in the text of a file of `kind`: `None`
@@ -131,10 +170,7 @@ fn section_profile(header: &str, kind: FileKind) -> Option<&str> {
 
 /// Properties that make a profile get its credentials some way that is
 /// not supported, and what that way is.
-const UNSUPPORTED: [(&str, &str); 8] = [
-    ("role_arn", "assuming a role (role_arn)"),
-    ("credential_source", "assuming a role (credential_source)"),
-    ("source_profile", "assuming a role (source_profile)"),
+const UNSUPPORTED: [(&str, &str); 5] = [
     ("web_identity_token_file", "a web identity (web_identity_token_file; AWS_WEB_IDENTITY_TOKEN_FILE is read)"),
     ("sso_session", "IAM Identity Center (sso_session)"),
     ("sso_start_url", "IAM Identity Center (sso_start_url)"),
@@ -155,10 +191,11 @@ pub fn merge(profile: &str, config: Option<&Properties>, credentials: Option<&Pr
     };
     if let Some((_, what)) = UNSUPPORTED.iter().find(|(name, _)| get(name).is_some()) {
         return Err(format!(
-            "profile {profile:?} gets its credentials with {what}, which is not supported (static keys and \
-             credential_process are)"
+            "profile {profile:?} gets its credentials with {what}, which is not supported (static keys, \
+             credential_process and role_arn with source_profile or credential_source are)"
         ));
     }
+    let role = role_profile(profile, &get)?;
     let token = |name: &str| -> Result<Option<(String, FileKind)>, String> {
         match get(name) {
             None => Ok(None),
@@ -195,7 +232,75 @@ pub fn merge(profile: &str, config: Option<&Properties>, credentials: Option<&Pr
             None => ProfileCredentials::None,
         },
     };
-    Ok(Profile { region, credentials })
+    Ok(Profile { region, credentials, role })
+}
+
+/// The role a profile assumes (`role_arn` and what goes with it), `None`
+/// when it sets none; `get` gives a property's non-empty value.
+fn role_profile<'a>(
+    profile: &str,
+    get: &impl Fn(&str) -> Option<(&'a str, FileKind)>,
+) -> Result<Option<RoleProfile>, String> {
+    let value = |name: &str| get(name).map(|(value, _)| value);
+    let Some(role_arn) = value("role_arn") else {
+        return match ["source_profile", "credential_source", "role_session_name", "external_id"]
+            .into_iter()
+            .find(|name| get(name).is_some())
+        {
+            Some(name) => Err(format!("profile {profile:?} sets {name} without role_arn")),
+            None => Ok(None),
+        };
+    };
+    if !role_arn.starts_with("arn:") || role_arn.len() > 2048 || !role_arn.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!("role_arn in profile {profile:?} is not a role's ARN (arn:aws:iam::<account>:role/<name>)"));
+    }
+    let source = match (value("source_profile"), value("credential_source")) {
+        (Some(_), Some(_)) => {
+            return Err(format!("profile {profile:?} sets both source_profile and credential_source (one is expected)"));
+        }
+        (None, None) => {
+            return Err(format!("profile {profile:?} sets role_arn without source_profile or credential_source"));
+        }
+        (Some(name), None) if name.len() <= 256 && !name.chars().any(char::is_control) => {
+            RoleSource::Profile(name.to_owned())
+        }
+        (Some(_), None) => return Err(format!("source_profile in profile {profile:?} is not a profile name")),
+        (None, Some("Environment")) => RoleSource::Environment,
+        (None, Some("Ec2InstanceMetadata")) => RoleSource::Ec2InstanceMetadata,
+        (None, Some("EcsContainer")) => RoleSource::EcsContainer,
+        (None, Some(_)) => {
+            return Err(format!(
+                "credential_source in profile {profile:?} is not one of Environment, Ec2InstanceMetadata and \
+                 EcsContainer"
+            ));
+        }
+    };
+    let checked = |name: &str, lengths: std::ops::RangeInclusive<usize>, extra: &[u8]| match value(name) {
+        None => Ok(None),
+        Some(v) if lengths.contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || extra.contains(&b)) => {
+            Ok(Some(v.to_owned()))
+        }
+        Some(_) => Err(format!(
+            "{name} in profile {profile:?} is not usable ({} to {} letters, digits and {})",
+            lengths.start(),
+            lengths.end(),
+            String::from_utf8_lossy(extra)
+        )),
+    };
+    let session_name = checked("role_session_name", 2..=64, b"_+=,.@-")?;
+    let external_id = checked("external_id", 2..=1224, b"_+=,.@:/-")?;
+    let duration_seconds = match value("duration_seconds") {
+        None => None,
+        Some(v) => match v.parse::<u32>() {
+            Ok(seconds) if (900..=43_200).contains(&seconds) => Some(seconds),
+            _ => {
+                return Err(format!(
+                    "duration_seconds in profile {profile:?} is not a number of seconds from 900 to 43200"
+                ));
+            }
+        },
+    };
+    Ok(Some(RoleProfile { role_arn: role_arn.to_owned(), source, session_name, external_id, duration_seconds }))
 }
 
 /// The line without a comment: a whole line starting with `#` or `;`, or
@@ -274,7 +379,7 @@ aws_session_token = later-token
         // Only a region: no credentials, the next sources are asked.
         assert_eq!(
             from_credentials("[default]\nregion = eu-west-1\n", "default"),
-            Ok(Some(Profile { region: Some("eu-west-1".into()), credentials: ProfileCredentials::None }))
+            Ok(Some(Profile { region: Some("eu-west-1".into()), credentials: ProfileCredentials::None, role: None }))
         );
     }
 
@@ -363,7 +468,17 @@ region = us-east-2
             "[default]\naws_access_key_id = A\naws_secret_access_key = véry-secret\n",
             "[default]\ncredential_process = very\u{1b}secret\n",
             "[default]\nregion = very/secret\n",
-            "[default]\nrole_arn = arn:aws:iam::1:role/very-secret\nsource_profile = x\n",
+            "[default]\nrole_arn = very-secret\nsource_profile = x\n",
+            "[default]\nrole_arn = arn:aws:iam::1:role/very-secret\n",
+            "[default]\nrole_arn = arn:aws:iam::1:role/very\nsource_profile = a\ncredential_source = Environment\n",
+            "[default]\nrole_arn = arn:aws:iam::1:role/very\ncredential_source = very-secret\n",
+            "[default]\nrole_arn = arn:aws:iam::1:role/very\ncredential_source = environment\n",
+            "[default]\nrole_arn = arn:aws:iam::1:role/very\nsource_profile = a\nexternal_id = very secret\n",
+            "[default]\nrole_arn = arn:aws:iam::1:role/very\nsource_profile = a\nrole_session_name = very/secret\n",
+            "[default]\nrole_arn = arn:aws:iam::1:role/very\nsource_profile = a\nduration_seconds = 60\n",
+            "[default]\nrole_arn = arn:aws:iam::1:role/very\nsource_profile = a\nduration_seconds = very\n",
+            "[default]\nsource_profile = very-secret\naws_access_key_id = A\naws_secret_access_key = B\n",
+            "[default]\nrole_arn = arn:aws:iam::1:role/very\nweb_identity_token_file = /very/secret\n",
             "[default]\nsso_session = very-secret\naws_access_key_id = A\naws_secret_access_key = B\n",
             "[default]\nweb_identity_token_file = /very/secret\n",
             &long,
@@ -380,6 +495,55 @@ region = us-east-2
             ),
             Ok(Some(Profile { credentials: ProfileCredentials::Keys(..), .. }))
         ));
+    }
+
+    #[test]
+    fn role_profiles_name_their_source_and_options() {
+        let text = "\
+[profile chained]
+role_arn = arn:aws:iam::123456789012:role/scalelite
+source_profile = base
+role_session_name = scalelite-bbb1
+external_id = tenant:42/x
+duration_seconds = 3600
+aws_access_key_id = AKIAOWN
+aws_secret_access_key = own
+[profile instance]
+role_arn = arn:aws:iam::123456789012:role/other
+credential_source = Ec2InstanceMetadata
+region = eu-west-1
+[profile task]
+role_arn = arn:aws:iam::123456789012:role/other
+credential_source = EcsContainer
+[profile env]
+role_arn = arn:aws:iam::123456789012:role/other
+credential_source = Environment
+";
+        let chained = from_config(text, "chained").unwrap().unwrap();
+        assert_eq!(
+            chained.role,
+            Some(RoleProfile {
+                role_arn: "arn:aws:iam::123456789012:role/scalelite".into(),
+                source: RoleSource::Profile("base".into()),
+                session_name: Some("scalelite-bbb1".into()),
+                external_id: Some("tenant:42/x".into()),
+                duration_seconds: Some(3600),
+            })
+        );
+        // Its own keys are kept (a source_profile naming itself uses them).
+        assert!(matches!(chained.credentials, ProfileCredentials::Keys(..)), "{chained:?}");
+        let source = |name: &str| from_config(text, name).unwrap().unwrap().role.unwrap().source;
+        assert_eq!(source("instance"), RoleSource::Ec2InstanceMetadata);
+        assert_eq!(source("task"), RoleSource::EcsContainer);
+        assert_eq!(source("env"), RoleSource::Environment);
+        let instance = from_config(text, "instance").unwrap().unwrap();
+        assert_eq!((instance.region.as_deref(), instance.credentials), (Some("eu-west-1"), ProfileCredentials::None));
+        // The credentials file may hold role_arn too, and adds to the config file's.
+        let config = section(text, "instance", FileKind::Config).unwrap();
+        let credentials = section("[instance]\nrole_arn = arn:aws:iam::1:role/file\n", "instance", FileKind::Credentials)
+            .unwrap();
+        let merged = merge("instance", config.as_ref(), credentials.as_ref()).unwrap();
+        assert_eq!(merged.role.unwrap().role_arn, "arn:aws:iam::1:role/file");
     }
 
     #[test]

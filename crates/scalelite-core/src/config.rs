@@ -724,9 +724,9 @@ pub struct S3Config {
 /// The credentials requests to the bucket are signed with, from the first
 /// of these sources that is set (the order of the AWS SDKs for Ruby, Java,
 /// PHP and Python): the key pair of the environment, a web identity, the
-/// profile of the shared credentials and config files (its static keys,
-/// else its `credential_process`), the container credentials endpoint,
-/// EC2's instance metadata service.
+/// profile of the shared credentials and config files (the role it assumes,
+/// else its static keys, else its `credential_process`), the container
+/// credentials endpoint, EC2's instance metadata service.
 #[derive(Clone, Debug, PartialEq)]
 pub enum S3Credentials {
     /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`
@@ -756,6 +756,10 @@ pub enum S3Credentials {
     /// The credentials a profile's `credential_process` prints, got by
     /// running it (again before they expire, when they do).
     Process(ProcessCredentials),
+    /// Temporary credentials of the role a profile assumes (`role_arn`),
+    /// fetched (and refreshed before they expire) from STS `AssumeRole`
+    /// with the credentials of its source.
+    AssumeRole(AssumeRoleCredentials),
     /// Temporary credentials of a role, fetched (and refreshed before they
     /// expire) from the ECS container endpoint or EC2's instance metadata
     /// service, in the AWS SDKs' order.
@@ -773,6 +777,35 @@ pub struct ProcessCredentials {
     /// logged).
     pub command: Secret,
 }
+
+/// The role a profile of the shared files assumes with STS `AssumeRole`
+/// (`role_arn`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AssumeRoleCredentials {
+    /// The profile that sets `role_arn`.
+    pub profile: String,
+    /// `role_arn`.
+    pub role_arn: String,
+    /// `role_session_name` (default `scalelite-<unix time>`).
+    pub session_name: Option<String>,
+    /// `external_id`.
+    pub external_id: Option<String>,
+    /// `duration_seconds` (default: STS's, an hour).
+    pub duration_seconds: Option<u32>,
+    /// The STS endpoint, as for a web identity.
+    pub sts_endpoint: String,
+    /// The region the request is signed for (the bucket's).
+    pub region: String,
+    /// The credentials `AssumeRole` is signed with: those of the profile
+    /// `source_profile` names (its static keys, its `credential_process`,
+    /// or the role it assumes in turn), or of `credential_source` (the
+    /// container credentials endpoint, EC2's instance metadata service).
+    pub source: Box<S3Credentials>,
+}
+
+/// The longest chain of profiles assuming roles with the credentials of
+/// the next one (`source_profile`).
+pub const MAX_ROLE_CHAIN: usize = 8;
 
 /// A role assumed with `AssumeRoleWithWebIdentity` (the AWS SDKs'
 /// variables).
@@ -942,7 +975,14 @@ fn web_identity_credentials(
             "AWS_ROLE_SESSION_NAME={name:?}: 2 to 64 letters, digits and the characters _+=,.@- are expected"
         ));
     }
-    let sts_endpoint = match endpoint {
+    let sts_endpoint = sts_endpoint(r, endpoint, region);
+    Some(WebIdentityCredentials { token_file: PathBuf::from(token_file), role_arn, session_name, sts_endpoint })
+}
+
+/// The STS endpoint: `AWS_ENDPOINT_URL_STS`, else `AWS_ENDPOINT_URL`
+/// (`endpoint`), else STS's regional endpoint (no trailing `/`).
+fn sts_endpoint(r: &mut Reader<'_>, endpoint: Option<String>, region: &str) -> String {
+    match endpoint {
         Some(endpoint) => {
             let endpoint = endpoint.trim().trim_end_matches('/').to_owned();
             if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
@@ -955,8 +995,7 @@ fn web_identity_credentials(
         }
         None if region.starts_with("cn-") => format!("https://sts.{region}.amazonaws.com.cn"),
         None => format!("https://sts.{region}.amazonaws.com"),
-    };
-    Some(WebIdentityCredentials { token_file: PathBuf::from(token_file), role_arn, session_name, sts_endpoint })
+    }
 }
 
 /// The profile `AWS_PROFILE` (default `default`) of the shared credentials
@@ -972,6 +1011,9 @@ struct SharedProfile {
     credentials_file: PathBuf,
     /// The config file.
     config_file: PathBuf,
+    /// The texts of the two files (`None`: no such file); `Err` when one
+    /// cannot be read.
+    texts: Result<(Option<String>, Option<String>), String>,
     /// What the files say about it: `None` when neither file (or no file)
     /// has it; `Err` when a file cannot be read or the profile is not
     /// usable (reported only when the profile is asked).
@@ -986,6 +1028,25 @@ impl SharedProfile {
             crate::aws_profile::FileKind::Config => &self.config_file,
         }
     }
+
+    /// What the files say about the profile `name`.
+    fn lookup(&self, name: &str) -> Result<Option<crate::aws_profile::Profile>, String> {
+        use crate::aws_profile::{FileKind, merge, section};
+        let (credentials_text, config_text) = self.texts.as_ref().map_err(Clone::clone)?;
+        let read = |text: &Option<String>, file: &std::path::Path, kind: FileKind, variable: &str| match text {
+            Some(text) => section(text, name, kind).map_err(|e| format!("{variable} {}: {e}", file.display())),
+            None => Ok(None),
+        };
+        let credentials =
+            read(credentials_text, &self.credentials_file, FileKind::Credentials, "AWS_SHARED_CREDENTIALS_FILE")?;
+        let config = read(config_text, &self.config_file, FileKind::Config, "AWS_CONFIG_FILE")?;
+        if credentials.is_none() && config.is_none() {
+            return Ok(None);
+        }
+        merge(name, config.as_ref(), credentials.as_ref()).map(Some).map_err(|e| {
+            format!("AWS_PROFILE: {e} (in {} or {})", self.credentials_file.display(), self.config_file.display())
+        })
+    }
 }
 
 /// Reads the profile of the shared files; `variables` are the values of
@@ -994,7 +1055,6 @@ impl SharedProfile {
 fn shared_profile(
     (credentials_file, config_file, profile, home): (Option<String>, Option<String>, Option<String>, Option<String>),
 ) -> SharedProfile {
-    use crate::aws_profile::{FileKind, merge, section};
     let named = profile.as_deref().map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned);
     let name = named.clone().unwrap_or_else(|| "default".to_owned());
     let path = |file: Option<String>, default: &str| match (file, home.as_deref()) {
@@ -1007,31 +1067,31 @@ fn shared_profile(
     };
     let credentials_file = path(credentials_file, ".aws/credentials");
     let config_file = path(config_file, ".aws/config");
-    let read = |file: &std::path::Path, kind: FileKind, variable: &str| {
+    let read = |file: &std::path::Path, variable: &str| {
         let text = if file.as_os_str().is_empty() { Ok(None) } else { read_credentials_file(file) };
-        let described = |e: String| format!("{variable} {}: {e}", file.display());
-        match text.map_err(described)? {
-            Some(text) => section(&text, &name, kind).map_err(described),
-            None => Ok(None),
-        }
+        text.map_err(|e| format!("{variable} {}: {e}", file.display()))
     };
-    let profile = (|| {
-        let credentials = read(&credentials_file, FileKind::Credentials, "AWS_SHARED_CREDENTIALS_FILE")?;
-        let config = read(&config_file, FileKind::Config, "AWS_CONFIG_FILE")?;
-        if credentials.is_none() && config.is_none() {
-            return Ok(None);
-        }
-        merge(&name, config.as_ref(), credentials.as_ref())
-            .map(Some)
-            .map_err(|e| format!("AWS_PROFILE: {e} (in {} or {})", credentials_file.display(), config_file.display()))
-    })();
-    SharedProfile { name, named: named.is_some(), credentials_file, config_file, profile }
+    let texts = read(&credentials_file, "AWS_SHARED_CREDENTIALS_FILE")
+        .and_then(|credentials| Ok((credentials, read(&config_file, "AWS_CONFIG_FILE")?)));
+    let mut shared =
+        SharedProfile { name, named: named.is_some(), credentials_file, config_file, texts, profile: Ok(None) };
+    shared.profile = shared.lookup(&shared.name);
+    shared
+}
+
+/// What a role's source may use: the region and STS endpoint of the
+/// request, the container endpoint and IMDS settings, and what is wrong
+/// with those.
+struct RoleContext<'a> {
+    region: &'a str,
+    sts_endpoint: Option<String>,
+    role: &'a RoleCredentials,
+    role_errors: &'a [String],
 }
 
 /// The credentials of the shared profile: `None` when it sets none (the
 /// container endpoint or IMDS come next); its mistakes are errors.
-fn profile_credentials(r: &mut Reader<'_>, shared: &SharedProfile) -> Option<S3Credentials> {
-    use crate::aws_profile::ProfileCredentials;
+fn profile_credentials(r: &mut Reader<'_>, shared: &SharedProfile, context: &RoleContext<'_>) -> Option<S3Credentials> {
     let profile = match &shared.profile {
         Ok(Some(profile)) => profile,
         Ok(None) => {
@@ -1051,19 +1111,138 @@ fn profile_credentials(r: &mut Reader<'_>, shared: &SharedProfile) -> Option<S3C
             return None;
         }
     };
-    match &profile.credentials {
+    let mut chain = Vec::new();
+    match credentials_of(r, shared, &shared.name, profile, context, &mut chain) {
+        Ok(credentials) => credentials,
+        Err(e) => {
+            r.error(e);
+            None
+        }
+    }
+}
+
+/// The credentials of the profile `name`: the role it assumes, else its
+/// static keys, else its `credential_process`, else `None`. `chain` holds
+/// the profiles whose roles are assumed with these credentials (a cycle,
+/// or a chain longer than [`MAX_ROLE_CHAIN`], is an error).
+fn credentials_of(
+    r: &mut Reader<'_>,
+    shared: &SharedProfile,
+    name: &str,
+    profile: &crate::aws_profile::Profile,
+    context: &RoleContext<'_>,
+    chain: &mut Vec<String>,
+) -> Result<Option<S3Credentials>, String> {
+    use crate::aws_profile::{ProfileCredentials, RoleSource};
+    let own = || match &profile.credentials {
         ProfileCredentials::None => None,
         ProfileCredentials::Keys(keys, kind) => Some(S3Credentials::Profile {
-            profile: shared.name.clone(),
+            profile: name.to_owned(),
             file: shared.file(*kind).to_owned(),
             keys: keys.clone(),
         }),
         ProfileCredentials::Process(command, kind) => Some(S3Credentials::Process(ProcessCredentials {
-            profile: shared.name.clone(),
+            profile: name.to_owned(),
             file: shared.file(*kind).to_owned(),
             command: command.clone(),
         })),
+    };
+    let Some(role) = &profile.role else {
+        return Ok(own());
+    };
+    let described = |chain: &[String]| {
+        chain.iter().chain([&name.to_owned()]).map(|p| format!("{p:?}")).collect::<Vec<_>>().join(" -> ")
+    };
+    if chain.iter().any(|p| p == name) {
+        return Err(format!(
+            "AWS_PROFILE: the profiles assuming roles form a cycle through source_profile: {} (in {} or {})",
+            described(chain),
+            shared.credentials_file.display(),
+            shared.config_file.display()
+        ));
     }
+    if chain.len() >= MAX_ROLE_CHAIN {
+        return Err(format!(
+            "AWS_PROFILE: more than {MAX_ROLE_CHAIN} profiles assume roles one with the other's credentials: {}",
+            described(chain)
+        ));
+    }
+    chain.push(name.to_owned());
+    let source = match &role.source {
+        // A profile naming itself assumes its role with its own keys (as
+        // in the SDKs).
+        RoleSource::Profile(source) if source == name => match &profile.credentials {
+            ProfileCredentials::Keys(..) => own(),
+            _ => {
+                return Err(format!(
+                    "AWS_PROFILE: profile {name:?} is its own source_profile but has no aws_access_key_id and \
+                     aws_secret_access_key"
+                ));
+            }
+        },
+        RoleSource::Profile(source) => {
+            let Some(source_profile) = shared.lookup(source)? else {
+                return Err(format!(
+                    "AWS_PROFILE: the source_profile {source:?} of profile {name:?} is in neither {} nor {}",
+                    shared.credentials_file.display(),
+                    shared.config_file.display()
+                ));
+            };
+            credentials_of(r, shared, source, &source_profile, context, chain)?
+        }
+        RoleSource::Environment => {
+            return Err(format!(
+                "AWS_PROFILE: profile {name:?} assumes its role with credential_source = Environment, but \
+                 AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set (when they are, they sign the requests \
+                 themselves, before any profile, as in the AWS SDKs)"
+            ));
+        }
+        RoleSource::Ec2InstanceMetadata => {
+            let Some(endpoint) = &context.role.imds_endpoint else {
+                return Err(format!(
+                    "AWS_PROFILE: profile {name:?} assumes its role with credential_source = Ec2InstanceMetadata, \
+                     but AWS_EC2_METADATA_DISABLED=true"
+                ));
+            };
+            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                return Err(format!("AWS_EC2_METADATA_SERVICE_ENDPOINT={endpoint:?}: expected an http:// URL"));
+            }
+            Some(S3Credentials::Role(RoleCredentials {
+                container_url: None,
+                container_token: None,
+                container_token_file: None,
+                imds_endpoint: Some(endpoint.clone()),
+            }))
+        }
+        RoleSource::EcsContainer => {
+            if context.role.container_url.is_none() {
+                return Err(format!(
+                    "AWS_PROFILE: profile {name:?} assumes its role with credential_source = EcsContainer, but \
+                     neither AWS_CONTAINER_CREDENTIALS_RELATIVE_URI nor AWS_CONTAINER_CREDENTIALS_FULL_URI is set"
+                ));
+            }
+            if let Some(error) = context.role_errors.first() {
+                return Err(error.clone());
+            }
+            Some(S3Credentials::Role(RoleCredentials { imds_endpoint: None, ..context.role.clone() }))
+        }
+    };
+    let Some(source) = source else {
+        return Err(format!(
+            "AWS_PROFILE: the source_profile of profile {name:?} has no credentials (static keys, \
+             credential_process or a role of its own)"
+        ));
+    };
+    Ok(Some(S3Credentials::AssumeRole(AssumeRoleCredentials {
+        profile: name.to_owned(),
+        role_arn: role.role_arn.clone(),
+        session_name: role.session_name.clone(),
+        external_id: role.external_id.clone(),
+        duration_seconds: role.duration_seconds,
+        sts_endpoint: sts_endpoint(r, context.sts_endpoint.clone(), context.region),
+        region: context.region.to_owned(),
+        source: Box::new(source),
+    })))
 }
 
 /// The text of a credentials file, `None` when there is none.
@@ -1095,11 +1274,12 @@ fn s3_config(r: &mut Reader<'_>) -> Option<S3Config> {
     let key = r.string("AWS_ACCESS_KEY_ID");
     let secret = r.raw("AWS_SECRET_ACCESS_KEY");
     let token = r.string("AWS_SESSION_TOKEN");
+    let sts_endpoint_variable = endpoint_sts.or(endpoint_any);
     let web_identity = (
         r.string("AWS_WEB_IDENTITY_TOKEN_FILE"),
         r.string("AWS_ROLE_ARN"),
         r.string("AWS_ROLE_SESSION_NAME"),
-        endpoint_sts.or(endpoint_any),
+        sts_endpoint_variable.clone(),
     );
     let profile_variables =
         (r.string("AWS_SHARED_CREDENTIALS_FILE"), r.string("AWS_CONFIG_FILE"), r.string("AWS_PROFILE"));
@@ -1147,7 +1327,18 @@ fn s3_config(r: &mut Reader<'_>) -> Option<S3Config> {
             let region = region.as_deref().unwrap_or("us-east-1");
             match web_identity_credentials(r, web_identity, region) {
                 Some(web_identity) => S3Credentials::WebIdentity(web_identity),
-                None => match (!shared_reported).then(|| profile_credentials(r, &shared)).flatten() {
+                None => match (!shared_reported)
+                    .then(|| {
+                        let context = RoleContext {
+                            region,
+                            sts_endpoint: sts_endpoint_variable,
+                            role: &role,
+                            role_errors: &role_errors,
+                        };
+                        profile_credentials(r, &shared, &context)
+                    })
+                    .flatten()
+                {
                     Some(profile) => profile,
                     None => {
                         for error in role_errors {

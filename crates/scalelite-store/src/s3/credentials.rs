@@ -4,7 +4,10 @@
 //! of a role assumed with a web identity token (STS
 //! `AssumeRoleWithWebIdentity`, EKS IAM roles for service accounts); the
 //! static keys of a profile of the shared credentials or config file, else
-//! the credentials its `credential_process` prints ([`process`]); the
+//! the credentials its `credential_process` prints ([`process`]), or the
+//! temporary credentials of the role it assumes (STS `AssumeRole`, signed
+//! with [`sigv4`] and the credentials of the role's source, themselves
+//! fetched and refreshed as any others); the
 //! temporary credentials of a role fetched from the container credentials
 //! endpoint (ECS, EKS Pod Identity) or EC2's instance metadata service
 //! (`IMDSv2`).
@@ -26,10 +29,13 @@ use http_body_util::{BodyExt, Full, Limited};
 use jiff::Timestamp;
 use rusty_s3::Credentials;
 use scalelite_bbb_client::{HttpsClient, https_client};
-use scalelite_core::config::{ProcessCredentials, RoleCredentials, S3Credentials, WebIdentityCredentials};
+use scalelite_core::config::{
+    AssumeRoleCredentials, ProcessCredentials, RoleCredentials, S3Credentials, WebIdentityCredentials,
+};
 use tracing::{info, warn};
 
 mod process;
+mod sigv4;
 
 /// Credentials are fetched again this long before they expire.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
@@ -72,6 +78,8 @@ enum Source {
     WebIdentity(WebIdentityCredentials),
     Process(ProcessCredentials),
     Role(RoleCredentials),
+    /// A role assumed with the credentials of `source`.
+    AssumeRole(AssumeRoleCredentials, Box<Provider>),
 }
 
 /// Hands out the credentials to sign with.
@@ -123,6 +131,18 @@ impl Provider {
                 );
                 (Some(Source::Process(process.clone())), None)
             }
+            S3Credentials::AssumeRole(assume) => {
+                let source = Source::AssumeRole(assume.clone(), Box::new(Provider::new(&assume.source)));
+                let (what, url) = describe(&source);
+                info!(
+                    source = what,
+                    url,
+                    profile = assume.profile,
+                    role = assume.role_arn,
+                    "S3 credentials: a role's, assumed on first use with the credentials of the profile's source"
+                );
+                (Some(source), None)
+            }
             S3Credentials::Role(role) => {
                 let source = Source::Role(role.clone());
                 let (what, url) = describe(&source);
@@ -131,7 +151,11 @@ impl Provider {
             }
         };
         let connect_timeout =
-            if matches!(source, Some(Source::WebIdentity(_))) { STS_CONNECT_TIMEOUT } else { CONNECT_TIMEOUT };
+            if matches!(source, Some(Source::WebIdentity(_) | Source::AssumeRole(..))) {
+                STS_CONNECT_TIMEOUT
+            } else {
+                CONNECT_TIMEOUT
+            };
         Self {
             source,
             state: RwLock::new(State { current, ..State::default() }),
@@ -230,6 +254,7 @@ fn describe(source: &Source) -> (&'static str, &str) {
     let role = match source {
         Source::WebIdentity(web) => return ("STS AssumeRoleWithWebIdentity", origin_of(&web.sts_endpoint)),
         Source::Process(process) => return ("credential_process of the profile", &process.profile),
+        Source::AssumeRole(assume, _) => return ("STS AssumeRole", origin_of(&assume.sts_endpoint)),
         Source::Role(role) => role,
     };
     match (&role.container_url, &role.imds_endpoint) {
@@ -253,6 +278,14 @@ async fn fetch(client: &HttpsClient, source: &Source) -> Result<(Credentials, Op
             return process::run(p.command.expose(), process::TIMEOUT)
                 .await
                 .map_err(|e| format!("credential_process of profile {:?} in {}: {e}", p.profile, p.file.display()));
+        }
+        Source::AssumeRole(assume, source) => {
+            // The source's credentials, fetched (or refreshed) first when
+            // they need to be.
+            let signing = Box::pin(source.get())
+                .await
+                .map_err(|e| format!("AssumeRole of {} (profile {:?}): {e}", assume.role_arn, assume.profile))?;
+            return assume_role(client, assume, &signing).await;
         }
         Source::Role(role) => role,
     };
@@ -348,6 +381,59 @@ async fn assume_role_with_web_identity(
     parse_sts_answer(&body).map_err(|e| format!("{what}: {e}"))
 }
 
+/// Assumes the profile's role: an `AssumeRole` request to STS signed with
+/// the source's credentials (`signing`).
+async fn assume_role(
+    client: &HttpsClient,
+    assume: &AssumeRoleCredentials,
+    signing: &Credentials,
+) -> Result<(Credentials, Option<Timestamp>), String> {
+    let session_name =
+        assume.session_name.clone().unwrap_or_else(|| format!("scalelite-{}", Timestamp::now().as_second()));
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    form.append_pair("Action", "AssumeRole")
+        .append_pair("Version", "2011-06-15")
+        .append_pair("RoleArn", &assume.role_arn)
+        .append_pair("RoleSessionName", &session_name);
+    if let Some(external_id) = &assume.external_id {
+        form.append_pair("ExternalId", external_id);
+    }
+    if let Some(seconds) = assume.duration_seconds {
+        form.append_pair("DurationSeconds", &seconds.to_string());
+    }
+    let form = form.finish();
+    let what = format!("AssumeRole of {} (profile {:?})", assume.role_arn, assume.profile);
+    let url = format!("{}/", assume.sts_endpoint);
+    let uri: http::Uri = url.parse().map_err(|_| format!("{what}: the STS endpoint is not a URL"))?;
+    let (Some(authority), path) = (uri.authority(), uri.path()) else {
+        return Err(format!("{what}: the STS endpoint has no host"));
+    };
+    let content_type = "application/x-www-form-urlencoded";
+    let signer = sigv4::Signer {
+        key: signing.key(),
+        secret: signing.secret(),
+        token: signing.token(),
+        region: &assume.region,
+        service: "sts",
+    };
+    let unsigned =
+        sigv4::Unsigned { method: "POST", host: authority.as_str(), path, content_type: Some(content_type), body: form.as_bytes() };
+    let signed = signer.sign(&unsigned, Timestamp::now());
+    let mut headers: Vec<(&str, &str)> = signed.iter().map(|(name, value)| (*name, value.as_str())).collect();
+    headers.push(("accept", "text/xml"));
+    let (status, body) = send(client, Method::POST, &url, &headers, Bytes::from(form), STS_REQUEST_TIMEOUT)
+        .await
+        .map_err(|e| format!("{what}: {e}"))?;
+    if !status.is_success() {
+        // STS's error code says what is wrong (`AccessDenied`,
+        // `InvalidClientTokenId`, `SignatureDoesNotMatch`); its message is
+        // not shown.
+        let code = sts_error_code(&body).map(|code| format!(" {code}")).unwrap_or_default();
+        return Err(format!("{what}: {}: HTTP {}{code}", origin_of(&url), status.as_u16()));
+    }
+    parse_sts_result(&body, "AssumeRole").map_err(|e| format!("{what}: {e}"))
+}
+
 /// The `Error/Code` of an STS error answer (letters and digits only).
 fn sts_error_code(answer: &[u8]) -> Option<String> {
     let root = scalelite_core::xml::parse(answer).ok()?;
@@ -361,15 +447,22 @@ fn sts_error_code(answer: &[u8]) -> Option<String> {
 /// `SecretAccessKey`, `SessionToken`, `Expiration`). Errors never hold
 /// the values.
 pub(super) fn parse_sts_answer(answer: &[u8]) -> Result<(Credentials, Option<Timestamp>), String> {
+    parse_sts_result(answer, "AssumeRoleWithWebIdentity")
+}
+
+/// The credentials of the answer to the STS `action`
+/// (`<action>Response/<action>Result/Credentials`). Errors never hold the
+/// values.
+fn parse_sts_result(answer: &[u8], action: &str) -> Result<(Credentials, Option<Timestamp>), String> {
     if answer.len() > MAX_ANSWER_BYTES {
         return Err("the STS answer is too large".into());
     }
     let root = scalelite_core::xml::parse(answer).map_err(|_| "the STS answer is not XML".to_owned())?;
-    if root.name != "AssumeRoleWithWebIdentityResponse" {
-        return Err("the STS answer is not an AssumeRoleWithWebIdentityResponse".into());
+    if root.name.strip_suffix("Response") != Some(action) {
+        return Err(format!("the STS answer is not an {action}Response"));
     }
     let credentials =
-        root.at_path("AssumeRoleWithWebIdentityResult/Credentials").ok_or("the STS answer holds no Credentials")?;
+        root.at_path(&format!("{action}Result/Credentials")).ok_or("the STS answer holds no Credentials")?;
     let field = |name: &str| -> Result<String, String> {
         let element = credentials.child(name).ok_or_else(|| format!("no {name} in the STS answer"))?;
         let value = element.text();
@@ -566,6 +659,30 @@ mod tests {
         for junk in [&b""[..], b"not xml", b"<Error><Code></Code></Error>", b"<ErrorResponse/>"] {
             assert_eq!(sts_error_code(junk), None);
         }
+    }
+
+    #[test]
+    fn assume_role_answers_are_parsed() {
+        let answer = r#"<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleResult>
+    <SourceIdentity>Alice</SourceIdentity>
+    <AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/demo/s</Arn><AssumedRoleId>ARO:s</AssumedRoleId></AssumedRoleUser>
+    <Credentials><SessionToken>IQoJb3/Jp+Z2=</SessionToken><SecretAccessKey>wJalr/K7+y</SecretAccessKey>
+      <Expiration>2026-12-06T20:00:00Z</Expiration><AccessKeyId>ASIAROLE</AccessKeyId></Credentials>
+    <PackedPolicySize>6</PackedPolicySize>
+  </AssumeRoleResult>
+  <ResponseMetadata><RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId></ResponseMetadata>
+</AssumeRoleResponse>"#;
+        let (credentials, expires) = parse_sts_result(answer.as_bytes(), "AssumeRole").unwrap();
+        assert_eq!(
+            (credentials.key(), credentials.secret(), credentials.token()),
+            ("ASIAROLE", "wJalr/K7+y", Some("IQoJb3/Jp+Z2="))
+        );
+        assert_eq!(expires.unwrap().to_string(), "2026-12-06T20:00:00Z");
+        // Another action's answer is not taken for it.
+        assert!(parse_sts_result(answer.as_bytes(), "AssumeRoleWithWebIdentity").is_err());
+        let web = answer.replace("AssumeRoleResponse", "AssumeRoleWithWebIdentityResponse");
+        assert!(parse_sts_result(web.as_bytes(), "AssumeRole").is_err());
     }
 
     #[test]
