@@ -2005,7 +2005,7 @@ mod tests {
         for (bad, says) in [
             (&[("HOME", home.as_str()), ("AWS_PROFILE", "nope")][..], "AWS_PROFILE=\"nope\": no such profile"),
             (&[("AWS_SHARED_CREDENTIALS_FILE", missing.as_str()), ("AWS_PROFILE", "ci")], "no such profile"),
-            (&[("HOME", home.as_str()), ("AWS_PROFILE", "sso")], "assuming a role (role_arn), which is not supported"),
+            (&[("HOME", home.as_str()), ("AWS_PROFILE", "sso")], "sets role_arn without source_profile or credential_source"),
             (&[("AWS_SHARED_CREDENTIALS_FILE", home.as_str())], "AWS_SHARED_CREDENTIALS_FILE"),
             (&web[..1], "AWS_ROLE_ARN"),
             (&web[1..], "AWS_WEB_IDENTITY_TOKEN_FILE"),
@@ -2019,6 +2019,114 @@ mod tests {
                 "{bad:?}: {error}"
             );
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_profile_role_is_assumed_with_its_source_profile_or_credential_source() {
+        let dir = std::env::temp_dir().join(format!("scalelite-config-aws-roles-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join(".aws")).unwrap();
+        std::fs::write(
+            dir.join(".aws/config"),
+            "[profile scalelite]\nregion = eu-west-1\nrole_arn = arn:aws:iam::1:role/recordings\n\
+             source_profile = middle\nrole_session_name = bbb-lb\nexternal_id = very-secret-id\n\
+             duration_seconds = 1800\n\
+             [profile middle]\nrole_arn = arn:aws:iam::2:role/middle\nsource_profile = base\n\
+             [profile helper]\nrole_arn = arn:aws:iam::1:role/h\nsource_profile = process\n\
+             [profile process]\ncredential_process = /bin/creds very-secret\n\
+             [profile itself]\nrole_arn = arn:aws:iam::1:role/i\nsource_profile = itself\n\
+             aws_access_key_id = AKIAITSELF\naws_secret_access_key = very-secret\n\
+             [profile instance]\nrole_arn = arn:aws:iam::1:role/ec2\ncredential_source = Ec2InstanceMetadata\n\
+             [profile task]\nrole_arn = arn:aws:iam::1:role/ecs\ncredential_source = EcsContainer\n\
+             [profile env]\nrole_arn = arn:aws:iam::1:role/env\ncredential_source = Environment\n\
+             [profile a]\nrole_arn = arn:aws:iam::1:role/a\nsource_profile = b\n\
+             [profile b]\nrole_arn = arn:aws:iam::1:role/b\nsource_profile = a\n\
+             aws_access_key_id = AKIAB\naws_secret_access_key = very-secret\n\
+             [profile lost]\nrole_arn = arn:aws:iam::1:role/l\nsource_profile = nowhere\n\
+             [profile empty-source]\nrole_arn = arn:aws:iam::1:role/e\nsource_profile = region-only\n\
+             [profile region-only]\nregion = eu-west-2\n\
+             [profile self-no-keys]\nrole_arn = arn:aws:iam::1:role/s\nsource_profile = self-no-keys\n\
+             [profile web]\nrole_arn = arn:aws:iam::1:role/w\nweb_identity_token_file = /very/secret\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join(".aws/credentials"), "[base]\naws_access_key_id = AKIABASE\naws_secret_access_key = very-secret\n")
+            .unwrap();
+        let long: String = (0..=MAX_ROLE_CHAIN)
+            .map(|i| format!("[profile l{i}]\nrole_arn = arn:aws:iam::1:role/l{i}\nsource_profile = l{}\n", i + 1))
+            .chain([format!("[profile l{}]\naws_access_key_id = A\naws_secret_access_key = B\n", MAX_ROLE_CHAIN + 1)])
+            .collect();
+        std::fs::write(dir.join("long"), long).unwrap();
+        let home = dir.display().to_string();
+        let read = |extra: &[(&str, &str)]| {
+            let base = [("S3_RECORDING", "true"), ("S3_BUCKET_NAME", "recordings"), ("HOME", home.as_str())];
+            Config::from_env(&Env::from_pairs(base.iter().chain(extra).copied())).map(|c| c.recordings.s3.expect("S3 on"))
+        };
+        let assumed = |credentials: &S3Credentials| match credentials {
+            S3Credentials::AssumeRole(role) => role.clone(),
+            other => panic!("{other:?}"),
+        };
+        // scalelite -> middle -> base's static keys, at the STS endpoint of
+        // the profile's region (or AWS_ENDPOINT_URL_STS).
+        let s3 = read(&[("AWS_PROFILE", "scalelite")]).unwrap();
+        let outer = assumed(&s3.credentials);
+        assert_eq!(
+            (outer.profile.as_str(), outer.role_arn.as_str(), outer.session_name.as_deref()),
+            ("scalelite", "arn:aws:iam::1:role/recordings", Some("bbb-lb"))
+        );
+        assert_eq!((outer.external_id.as_deref(), outer.duration_seconds), (Some("very-secret-id"), Some(1800)));
+        assert_eq!((outer.sts_endpoint.as_str(), outer.region.as_str()), ("https://sts.eu-west-1.amazonaws.com", "eu-west-1"));
+        let middle = assumed(&outer.source);
+        assert_eq!((middle.profile.as_str(), middle.role_arn.as_str()), ("middle", "arn:aws:iam::2:role/middle"));
+        assert!(
+            matches!(&*middle.source, S3Credentials::Profile { profile, keys, .. }
+                if profile == "base" && keys.access_key_id.expose() == "AKIABASE"),
+            "{:?}",
+            middle.source
+        );
+        let s3 = read(&[("AWS_PROFILE", "scalelite"), ("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:5000/")]).unwrap();
+        assert_eq!(assumed(&s3.credentials).sts_endpoint, "http://127.0.0.1:5000");
+        // Sources: credential_process, the profile's own keys, IMDS, the
+        // container endpoint.
+        let helper = assumed(&read(&[("AWS_PROFILE", "helper")]).unwrap().credentials);
+        assert!(matches!(&*helper.source, S3Credentials::Process(p) if p.profile == "process"), "{helper:?}");
+        let itself = assumed(&read(&[("AWS_PROFILE", "itself")]).unwrap().credentials);
+        assert!(matches!(&*itself.source, S3Credentials::Profile { profile, .. } if profile == "itself"));
+        let instance = assumed(&read(&[("AWS_PROFILE", "instance")]).unwrap().credentials);
+        assert!(
+            matches!(&*instance.source, S3Credentials::Role(RoleCredentials { container_url: None, imds_endpoint: Some(e), .. })
+                if e == DEFAULT_IMDS_ENDPOINT),
+            "{instance:?}"
+        );
+        let task = assumed(
+            &read(&[("AWS_PROFILE", "task"), ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/x")])
+                .unwrap()
+                .credentials,
+        );
+        assert!(
+            matches!(&*task.source, S3Credentials::Role(RoleCredentials { container_url: Some(_), imds_endpoint: None, .. })),
+            "{task:?}"
+        );
+        // The environment's keys still come first (and then no profile is
+        // read).
+        let keys = [("AWS_PROFILE", "env"), ("AWS_ACCESS_KEY_ID", "AKIAENV"), ("AWS_SECRET_ACCESS_KEY", "s")];
+        assert!(matches!(read(&keys).unwrap().credentials, S3Credentials::Static { .. }));
+        // Start-up errors name the profiles, never the secrets.
+        for (profile, extra, says) in [
+            ("a", &[][..], r#"cycle through source_profile: "a" -> "b" -> "a""#),
+            ("lost", &[], r#"source_profile "nowhere" of profile "lost" is in neither"#),
+            ("empty-source", &[], r#"source_profile of profile "empty-source" has no credentials"#),
+            ("self-no-keys", &[], r#"profile "self-no-keys" is its own source_profile"#),
+            ("env", &[], "credential_source = Environment"),
+            ("instance", &[("AWS_EC2_METADATA_DISABLED", "true")], "AWS_EC2_METADATA_DISABLED=true"),
+            ("task", &[], "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"),
+            ("web", &[], "web_identity_token_file"),
+        ] {
+            let env: Vec<(&str, &str)> = [("AWS_PROFILE", profile)].into_iter().chain(extra.iter().copied()).collect();
+            let error = read(&env).expect_err(profile).to_string();
+            assert!(error.contains(says) && !error.contains("very-secret"), "{profile}: {error}");
+        }
+        let error = read(&[("AWS_CONFIG_FILE", "~/long"), ("AWS_PROFILE", "l0")]).unwrap_err().to_string();
+        assert!(error.contains(&format!("more than {MAX_ROLE_CHAIN} profiles")), "{error}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
