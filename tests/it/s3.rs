@@ -13,7 +13,9 @@
 //! multipart copy, and a refused part copy changing nothing; credentials
 //! from a role (container endpoint, `IMDSv2`), a web identity (STS
 //! `AssumeRoleWithWebIdentity`, moto's or a fake), a shared credentials
-//! file profile and a shared config file profile's `credential_process`.
+//! file profile, a shared config file profile's `credential_process`, and
+//! a profile's role assumed with STS `AssumeRole` (moto's or a fake) with
+//! the credentials of its `source_profile`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -934,6 +936,178 @@ async fn a_shared_credentials_file_profile_signs_when_the_environment_has_no_key
     assert!(presigned.contains("X-Amz-Credential=AKIAPROFILE%2F"), "{presigned}");
     assert!(presigned.contains("X-Amz-Security-Token=profile-session-token"), "{presigned}");
     assert!(metadata.requests().is_empty(), "{:?}", metadata.requests());
+}
+
+/// Shared config and credentials files in `dir`: `config` and
+/// `credentials`; their paths as `AWS_CONFIG_FILE` and
+/// `AWS_SHARED_CREDENTIALS_FILE`.
+fn shared_files(dir: &tempfile::TempDir, config: &str, credentials: &str) -> Vec<(&'static str, String)> {
+    let (config_path, credentials_path) = (dir.path().join("config"), dir.path().join("credentials"));
+    std::fs::write(&config_path, config).unwrap();
+    std::fs::write(&credentials_path, credentials).unwrap();
+    vec![
+        ("AWS_CONFIG_FILE", config_path.display().to_string()),
+        ("AWS_SHARED_CREDENTIALS_FILE", credentials_path.display().to_string()),
+    ]
+}
+
+#[tokio::test]
+async fn a_profile_role_is_assumed_at_sts_with_its_source_profile_keys_for_imports_and_playback() {
+    use scalelite_tests::FakeMetadata;
+    // moto's STS (at AWS_ENDPOINT_URL, as the bucket) answers AssumeRole;
+    // the role comes before the profile's own keys, and the container
+    // endpoint and IMDS come later and are never asked.
+    let s3 = TestS3::start(BUCKET).await;
+    let metadata = FakeMetadata::start(&[3600]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = shared_files(
+        &dir,
+        &format!(
+            "[profile scalelite]\nrole_arn = {ROLE_ARN}\nsource_profile = base\nrole_session_name = scalelite-lb\n\
+             duration_seconds = 3600\naws_access_key_id = AKIAOWNKEYS\naws_secret_access_key = own-secret\n"
+        ),
+        "[base]\naws_access_key_id = AKIABASESOURCE\naws_secret_access_key = base-secret\n",
+    );
+    env.extend([
+        ("AWS_PROFILE", "scalelite".to_owned()),
+        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", metadata.url("/ecs/creds")),
+        ("AWS_EC2_METADATA_SERVICE_ENDPOINT", metadata.url("")),
+    ]);
+    let app = app_with_role(&s3, &env).await;
+    let presigned = import_and_play(&app, &s3, "assumed-role-room").await;
+    // Temporary credentials of the assumed role: an ASIA key and moto's
+    // session token, neither the source's key nor the profile's own.
+    assert!(presigned.contains("X-Amz-Credential=ASIA"), "{presigned}");
+    assert!(presigned.contains("X-Amz-Security-Token="), "{presigned}");
+    assert!(!presigned.contains("AKIABASESOURCE") && !presigned.contains("AKIAOWNKEYS"), "{presigned}");
+    assert!(metadata.requests().is_empty(), "{:?}", metadata.requests());
+}
+
+#[tokio::test]
+async fn a_role_chain_assumes_each_role_with_the_credentials_of_the_one_before_and_refreshes_them() {
+    use scalelite_tests::FakeMetadata;
+    const MIDDLE_ARN: &str = "arn:aws:iam::210987654321:role/middle";
+    let s3 = TestS3::start(BUCKET).await;
+    // The importer: the middle role (1), then scalelite's (2), an hour
+    // each. The balancer: the middle role for an hour (3), scalelite's
+    // within the refresh margin (4), then again for an hour (5) with the
+    // middle role's credentials, still fresh.
+    let sts = FakeMetadata::start(&[3600, 3600, 3600, 60, 3600]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = shared_files(
+        &dir,
+        &format!(
+            "[profile scalelite]\nrole_arn = {ROLE_ARN}\nsource_profile = middle\nrole_session_name = lb-1\n\
+             external_id = tenant-42\n[profile middle]\nrole_arn = {MIDDLE_ARN}\nsource_profile = base\n"
+        ),
+        "[base]\naws_access_key_id = AKIABASESOURCE\naws_secret_access_key = base-secret\n\
+         aws_session_token = base-session-token\n",
+    );
+    env.extend([("AWS_PROFILE", "scalelite".to_owned()), ("AWS_ENDPOINT_URL_STS", sts.url("/sts"))]);
+    let app = app_with_role(&s3, &env).await;
+    assert_eq!(sts.issued(), 0, "nothing is fetched before a request needs it");
+    let presigned = import_and_play(&app, &s3, "role-chain-room").await;
+    assert!(
+        presigned.contains("X-Amz-Credential=ASIAFAKE4%2F") && presigned.contains("X-Amz-Security-Token=fake-session-token-4"),
+        "{presigned}"
+    );
+    // scalelite's credentials are about to expire: the next playback
+    // request assumes its role again, with the middle role's credentials.
+    let record_id = s3.keys(BUCKET, "published/presentation/").await[0].split('/').nth(2).unwrap().to_owned();
+    let url = format!("{}/presentation/{record_id}/metadata.xml", app.origin());
+    let refreshed = send(&url, &[]).await.location.expect("a presigned URL");
+    assert!(refreshed.contains("X-Amz-Security-Token=fake-session-token-5"), "{refreshed}");
+    assert_eq!(send(&refreshed, &[]).await.status, 200);
+
+    // Who signed each AssumeRole: the base profile's keys (with its session
+    // token), then the middle role's credentials.
+    let requests = sts.requests();
+    let summary: Vec<(Option<String>, String, Option<&str>)> = requests
+        .iter()
+        .map(|r| {
+            let auth = r.header("authorization").unwrap_or_default();
+            let key = auth.split("Credential=").nth(1).and_then(|c| c.split('/').next()).unwrap_or_default();
+            (r.form("RoleArn"), key.to_owned(), r.header("x-amz-security-token"))
+        })
+        .collect();
+    let (base, middle, scalelite) =
+        (("AKIABASESOURCE", Some("base-session-token")), Some(MIDDLE_ARN.to_owned()), Some(ROLE_ARN.to_owned()));
+    assert_eq!(
+        summary,
+        [
+            (middle.clone(), base.0.to_owned(), base.1),
+            (scalelite.clone(), "ASIAFAKE1".to_owned(), Some("fake-session-token-1")),
+            (middle, base.0.to_owned(), base.1),
+            (scalelite.clone(), "ASIAFAKE3".to_owned(), Some("fake-session-token-3")),
+            (scalelite, "ASIAFAKE3".to_owned(), Some("fake-session-token-3")),
+        ],
+        "{requests:?}"
+    );
+    for request in &requests {
+        assert_eq!((request.method.as_str(), request.path.as_str()), ("POST", "/sts/"));
+        assert_eq!(request.form("Action").as_deref(), Some("AssumeRole"));
+        assert_eq!(request.header("content-type"), Some("application/x-www-form-urlencoded"));
+        let auth = request.header("authorization").unwrap();
+        assert!(auth.contains("/us-east-1/sts/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-security-token, Signature="), "{auth}");
+    }
+    let scalelite_requests: Vec<_> = requests.iter().filter(|r| r.form("RoleArn").as_deref() == Some(ROLE_ARN)).collect();
+    for request in scalelite_requests {
+        assert_eq!(
+            (request.form("RoleSessionName").as_deref(), request.form("ExternalId").as_deref()),
+            (Some("lb-1"), Some("tenant-42"))
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_sts_refusal_of_a_profile_role_postpones_imports_and_names_the_error_code() {
+    use scalelite_tests::FakeMetadata;
+    let s3 = TestS3::start(BUCKET).await;
+    let sts = FakeMetadata::start(&[3600]).await;
+    sts.fail_next(&[403]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = shared_files(
+        &dir,
+        &format!("[default]\nrole_arn = {ROLE_ARN}\nsource_profile = base\n"),
+        "[base]\naws_access_key_id = AKIABASESOURCE\naws_secret_access_key = base-very-secret\n",
+    );
+    env.extend([("AWS_ENDPOINT_URL_STS", sts.url("/sts/")), ("AWS_EC2_METADATA_DISABLED", "true".to_owned())]);
+    let app = app_with_role(&s3, &env).await;
+    let rec = RecordingArchive::new("assume-role-later", "Later");
+    let archive = rec.drop_into(&app.dirs().spool());
+    let importer = importer(&app);
+    let report = importer.import_pending_once().await.unwrap();
+    let [ArchiveOutcome::Deferred { reason, .. }] = &report.outcomes[..] else { panic!("{report:?}") };
+    for part in ["credentials", "AssumeRole", ROLE_ARN, "\"default\"", "HTTP 403", "AccessDenied"] {
+        assert!(reason.contains(part), "{part}: {reason}");
+    }
+    assert!(!reason.contains("very-secret"), "{reason}");
+    assert!(archive.exists());
+    assert_eq!(s3.keys(BUCKET, "").await, Vec::<String>::new());
+    imports_then_plays_after_one_failure(&app, &s3, &importer, &rec, &sts, 403, "fake-session-token-2").await;
+}
+
+#[tokio::test]
+async fn a_source_profile_cycle_or_a_missing_source_profile_is_a_start_up_error_naming_the_profiles() {
+    use scalelite_core::config::{Config, Env};
+    let s3 = TestS3::start(BUCKET).await;
+    let dir = tempfile::tempdir().unwrap();
+    let files = shared_files(
+        &dir,
+        &format!(
+            "[profile a]\nrole_arn = {ROLE_ARN}\nsource_profile = b\n[profile b]\nrole_arn = {ROLE_ARN}\n\
+             source_profile = a\n[profile lost]\nrole_arn = {ROLE_ARN}\nsource_profile = nowhere\n"
+        ),
+        "[a]\naws_access_key_id = AKIAA\naws_secret_access_key = a-very-secret\n",
+    );
+    for (profile, says) in [
+        ("a", r#"cycle through source_profile: "a" -> "b" -> "a""#),
+        ("lost", r#"the source_profile "nowhere" of profile "lost" is in neither"#),
+    ] {
+        let env = Env::from_pairs(s3.role_env(BUCKET).into_iter().chain(files.clone()).chain([("AWS_PROFILE", profile.to_owned())]));
+        let error = Config::from_env(&env).expect_err(profile).to_string();
+        assert!(error.contains(says) && !error.contains("very-secret"), "{profile}: {error}");
+    }
 }
 
 /// A `credential_process` script (what an operator's credentials helper

@@ -505,8 +505,11 @@ struct MetadataScript {
 /// `/latest/meta-data/iam/security-credentials/[<role>]` with the session
 /// token), and STS's `AssumeRoleWithWebIdentity` (`POST /sts/`, a form
 /// with `Action`, `Version`, `RoleArn`, `RoleSessionName` and
-/// `WebIdentityToken`; failures are answered as STS does, XML with the code
-/// `InvalidIdentityToken`). The n-th credentials handed out are
+/// `WebIdentityToken`, unsigned; failures are answered as STS does, XML
+/// with the code `InvalidIdentityToken`) and `AssumeRole` (the same form
+/// without the token, signed: an `AWS4-HMAC-SHA256` `Authorization` for the
+/// service `sts` is required, its signature is not checked; failures have
+/// the code `AccessDenied`). The n-th credentials handed out are
 /// `ASIAFAKE<n>`, `fake-secret-<n>` and `fake-session-token-<n>`. Every
 /// request is recorded.
 #[derive(Debug)]
@@ -657,6 +660,9 @@ fn sts(
         );
         (status, body)
     };
+    if request.form("Action").as_deref() == Some("AssumeRole") {
+        return sts_assume_role(request, script, issued);
+    }
     let complete = ["RoleArn", "RoleSessionName", "WebIdentityToken"].iter().all(|name| request.form(name).is_some());
     if request.form("Action").as_deref() != Some("AssumeRoleWithWebIdentity")
         || request.form("Version").as_deref() != Some("2011-06-15")
@@ -675,6 +681,48 @@ fn sts(
          <SecretAccessKey>fake-secret-{n}</SecretAccessKey><Expiration>{expiration}</Expiration>\
          <AccessKeyId>ASIAFAKE{n}</AccessKeyId></Credentials></AssumeRoleWithWebIdentityResult>\
          </AssumeRoleWithWebIdentityResponse>"
+    );
+    (200, body)
+}
+
+/// STS's `AssumeRole`, signed.
+fn sts_assume_role(
+    request: &MetadataRequest,
+    script: &std::sync::Mutex<MetadataScript>,
+    issued: &tokio::sync::watch::Sender<u32>,
+) -> (u16, String) {
+    let error = |status: u16, code: &str| {
+        let body = format!(
+            "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type>\
+             <Code>{code}</Code><Message>the fake refuses to assume the role</Message></Error>\
+             <RequestId>fake</RequestId></ErrorResponse>"
+        );
+        (status, body)
+    };
+    let signed = request.header("authorization").is_some_and(|auth| {
+        auth.starts_with("AWS4-HMAC-SHA256 Credential=")
+            && auth.contains("/sts/aws4_request, SignedHeaders=")
+            && auth.contains(", Signature=")
+    });
+    if !signed || request.header("x-amz-date").is_none() {
+        return error(403, "MissingAuthenticationToken");
+    }
+    if request.form("Version").as_deref() != Some("2011-06-15")
+        || request.form("RoleArn").is_none()
+        || request.form("RoleSessionName").is_none()
+    {
+        return error(400, "InvalidParameterValue");
+    }
+    let (n, expiration) = match next_credentials(script, issued) {
+        Ok(next) => next,
+        Err(status) => return error(status, "AccessDenied"),
+    };
+    let body = format!(
+        "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleResult>\
+         <AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/fake/s</Arn></AssumedRoleUser>\
+         <Credentials><AccessKeyId>ASIAFAKE{n}</AccessKeyId><SecretAccessKey>fake-secret-{n}</SecretAccessKey>\
+         <SessionToken>fake-session-token-{n}</SessionToken><Expiration>{expiration}</Expiration></Credentials>\
+         </AssumeRoleResult></AssumeRoleResponse>"
     );
     (200, body)
 }

@@ -390,18 +390,21 @@ async fn assume_role(
 ) -> Result<(Credentials, Option<Timestamp>), String> {
     let session_name =
         assume.session_name.clone().unwrap_or_else(|| format!("scalelite-{}", Timestamp::now().as_second()));
-    let mut form = form_urlencoded::Serializer::new(String::new());
-    form.append_pair("Action", "AssumeRole")
-        .append_pair("Version", "2011-06-15")
-        .append_pair("RoleArn", &assume.role_arn)
-        .append_pair("RoleSessionName", &session_name);
-    if let Some(external_id) = &assume.external_id {
-        form.append_pair("ExternalId", external_id);
-    }
-    if let Some(seconds) = assume.duration_seconds {
-        form.append_pair("DurationSeconds", &seconds.to_string());
-    }
-    let form = form.finish();
+    // The serializer is not `Send`: dropped before any `.await`.
+    let form = {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("Action", "AssumeRole")
+            .append_pair("Version", "2011-06-15")
+            .append_pair("RoleArn", &assume.role_arn)
+            .append_pair("RoleSessionName", &session_name);
+        if let Some(external_id) = &assume.external_id {
+            form.append_pair("ExternalId", external_id);
+        }
+        if let Some(seconds) = assume.duration_seconds {
+            form.append_pair("DurationSeconds", &seconds.to_string());
+        }
+        form.finish()
+    };
     let what = format!("AssumeRole of {} (profile {:?})", assume.role_arn, assume.profile);
     let url = format!("{}/", assume.sts_endpoint);
     let uri: http::Uri = url.parse().map_err(|_| format!("{what}: the STS endpoint is not a URL"))?;
