@@ -1008,7 +1008,8 @@ async fn a_role_chain_assumes_each_role_with_the_credentials_of_the_one_before_a
     assert_eq!(sts.issued(), 0, "nothing is fetched before a request needs it");
     let presigned = import_and_play(&app, &s3, "role-chain-room").await;
     assert!(
-        presigned.contains("X-Amz-Credential=ASIAFAKE4%2F") && presigned.contains("X-Amz-Security-Token=fake-session-token-4"),
+        presigned.contains("X-Amz-Credential=ASIAFAKE4%2F")
+            && presigned.contains("X-Amz-Security-Token=fake-session-token-4"),
         "{presigned}"
     );
     // scalelite's credentials are about to expire: the next playback
@@ -1050,7 +1051,8 @@ async fn a_role_chain_assumes_each_role_with_the_credentials_of_the_one_before_a
         let auth = request.header("authorization").unwrap();
         assert!(auth.contains("/us-east-1/sts/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-security-token, Signature="), "{auth}");
     }
-    let scalelite_requests: Vec<_> = requests.iter().filter(|r| r.form("RoleArn").as_deref() == Some(ROLE_ARN)).collect();
+    let scalelite_requests: Vec<_> =
+        requests.iter().filter(|r| r.form("RoleArn").as_deref() == Some(ROLE_ARN)).collect();
     for request in scalelite_requests {
         assert_eq!(
             (request.form("RoleSessionName").as_deref(), request.form("ExternalId").as_deref()),
@@ -1104,7 +1106,9 @@ async fn a_source_profile_cycle_or_a_missing_source_profile_is_a_start_up_error_
         ("a", r#"cycle through source_profile: "a" -> "b" -> "a""#),
         ("lost", r#"the source_profile "nowhere" of profile "lost" is in neither"#),
     ] {
-        let env = Env::from_pairs(s3.role_env(BUCKET).into_iter().chain(files.clone()).chain([("AWS_PROFILE", profile.to_owned())]));
+        let env = Env::from_pairs(
+            s3.role_env(BUCKET).into_iter().chain(files.clone()).chain([("AWS_PROFILE", profile.to_owned())]),
+        );
         let error = Config::from_env(&env).expect_err(profile).to_string();
         assert!(error.contains(says) && !error.contains("very-secret"), "{profile}: {error}");
     }

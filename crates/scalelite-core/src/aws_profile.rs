@@ -252,11 +252,15 @@ fn role_profile<'a>(
         };
     };
     if !role_arn.starts_with("arn:") || role_arn.len() > 2048 || !role_arn.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(format!("role_arn in profile {profile:?} is not a role's ARN (arn:aws:iam::<account>:role/<name>)"));
+        return Err(format!(
+            "role_arn in profile {profile:?} is not a role's ARN (arn:aws:iam::<account>:role/<name>)"
+        ));
     }
     let source = match (value("source_profile"), value("credential_source")) {
         (Some(_), Some(_)) => {
-            return Err(format!("profile {profile:?} sets both source_profile and credential_source (one is expected)"));
+            return Err(format!(
+                "profile {profile:?} sets both source_profile and credential_source (one is expected)"
+            ));
         }
         (None, None) => {
             return Err(format!("profile {profile:?} sets role_arn without source_profile or credential_source"));
@@ -540,8 +544,8 @@ credential_source = Environment
         assert_eq!((instance.region.as_deref(), instance.credentials), (Some("eu-west-1"), ProfileCredentials::None));
         // The credentials file may hold role_arn too, and adds to the config file's.
         let config = section(text, "instance", FileKind::Config).unwrap();
-        let credentials = section("[instance]\nrole_arn = arn:aws:iam::1:role/file\n", "instance", FileKind::Credentials)
-            .unwrap();
+        let credentials =
+            section("[instance]\nrole_arn = arn:aws:iam::1:role/file\n", "instance", FileKind::Credentials).unwrap();
         let merged = merge("instance", config.as_ref(), credentials.as_ref()).unwrap();
         assert_eq!(merged.role.unwrap().role_arn, "arn:aws:iam::1:role/file");
     }

@@ -2005,7 +2005,10 @@ mod tests {
         for (bad, says) in [
             (&[("HOME", home.as_str()), ("AWS_PROFILE", "nope")][..], "AWS_PROFILE=\"nope\": no such profile"),
             (&[("AWS_SHARED_CREDENTIALS_FILE", missing.as_str()), ("AWS_PROFILE", "ci")], "no such profile"),
-            (&[("HOME", home.as_str()), ("AWS_PROFILE", "sso")], "sets role_arn without source_profile or credential_source"),
+            (
+                &[("HOME", home.as_str()), ("AWS_PROFILE", "sso")],
+                "sets role_arn without source_profile or credential_source",
+            ),
             (&[("AWS_SHARED_CREDENTIALS_FILE", home.as_str())], "AWS_SHARED_CREDENTIALS_FILE"),
             (&web[..1], "AWS_ROLE_ARN"),
             (&web[1..], "AWS_WEB_IDENTITY_TOKEN_FILE"),
@@ -2049,8 +2052,11 @@ mod tests {
              [profile web]\nrole_arn = arn:aws:iam::1:role/w\nweb_identity_token_file = /very/secret\n",
         )
         .unwrap();
-        std::fs::write(dir.join(".aws/credentials"), "[base]\naws_access_key_id = AKIABASE\naws_secret_access_key = very-secret\n")
-            .unwrap();
+        std::fs::write(
+            dir.join(".aws/credentials"),
+            "[base]\naws_access_key_id = AKIABASE\naws_secret_access_key = very-secret\n",
+        )
+        .unwrap();
         let long: String = (0..=MAX_ROLE_CHAIN)
             .map(|i| format!("[profile l{i}]\nrole_arn = arn:aws:iam::1:role/l{i}\nsource_profile = l{}\n", i + 1))
             .chain([format!("[profile l{}]\naws_access_key_id = A\naws_secret_access_key = B\n", MAX_ROLE_CHAIN + 1)])
@@ -2059,7 +2065,8 @@ mod tests {
         let home = dir.display().to_string();
         let read = |extra: &[(&str, &str)]| {
             let base = [("S3_RECORDING", "true"), ("S3_BUCKET_NAME", "recordings"), ("HOME", home.as_str())];
-            Config::from_env(&Env::from_pairs(base.iter().chain(extra).copied())).map(|c| c.recordings.s3.expect("S3 on"))
+            Config::from_env(&Env::from_pairs(base.iter().chain(extra).copied()))
+                .map(|c| c.recordings.s3.expect("S3 on"))
         };
         let assumed = |credentials: &S3Credentials| match credentials {
             S3Credentials::AssumeRole(role) => role.clone(),
@@ -2074,7 +2081,10 @@ mod tests {
             ("scalelite", "arn:aws:iam::1:role/recordings", Some("bbb-lb"))
         );
         assert_eq!((outer.external_id.as_deref(), outer.duration_seconds), (Some("very-secret-id"), Some(1800)));
-        assert_eq!((outer.sts_endpoint.as_str(), outer.region.as_str()), ("https://sts.eu-west-1.amazonaws.com", "eu-west-1"));
+        assert_eq!(
+            (outer.sts_endpoint.as_str(), outer.region.as_str()),
+            ("https://sts.eu-west-1.amazonaws.com", "eu-west-1")
+        );
         let middle = assumed(&outer.source);
         assert_eq!((middle.profile.as_str(), middle.role_arn.as_str()), ("middle", "arn:aws:iam::2:role/middle"));
         assert!(
@@ -2103,7 +2113,10 @@ mod tests {
                 .credentials,
         );
         assert!(
-            matches!(&*task.source, S3Credentials::Role(RoleCredentials { container_url: Some(_), imds_endpoint: None, .. })),
+            matches!(
+                &*task.source,
+                S3Credentials::Role(RoleCredentials { container_url: Some(_), imds_endpoint: None, .. })
+            ),
             "{task:?}"
         );
         // The environment's keys still come first (and then no profile is

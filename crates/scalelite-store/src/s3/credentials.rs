@@ -150,12 +150,11 @@ impl Provider {
                 (Some(source), None)
             }
         };
-        let connect_timeout =
-            if matches!(source, Some(Source::WebIdentity(_) | Source::AssumeRole(..))) {
-                STS_CONNECT_TIMEOUT
-            } else {
-                CONNECT_TIMEOUT
-            };
+        let connect_timeout = if matches!(source, Some(Source::WebIdentity(_) | Source::AssumeRole(..))) {
+            STS_CONNECT_TIMEOUT
+        } else {
+            CONNECT_TIMEOUT
+        };
         Self {
             source,
             state: RwLock::new(State { current, ..State::default() }),
@@ -419,8 +418,13 @@ async fn assume_role(
         region: &assume.region,
         service: "sts",
     };
-    let unsigned =
-        sigv4::Unsigned { method: "POST", host: authority.as_str(), path, content_type: Some(content_type), body: form.as_bytes() };
+    let unsigned = sigv4::Unsigned {
+        method: "POST",
+        host: authority.as_str(),
+        path,
+        content_type: Some(content_type),
+        body: form.as_bytes(),
+    };
     let signed = signer.sign(&unsigned, Timestamp::now());
     let mut headers: Vec<(&str, &str)> = signed.iter().map(|(name, value)| (*name, value.as_str())).collect();
     headers.push(("accept", "text/xml"));

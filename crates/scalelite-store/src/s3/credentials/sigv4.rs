@@ -70,7 +70,10 @@ impl Signer<'_> {
         let signature = hex::encode(hmac(&key, string_to_sign.as_bytes()));
         headers.push((
             "authorization",
-            format!("AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}", self.key),
+            format!(
+                "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
+                self.key
+            ),
         ));
         headers
     }
@@ -133,7 +136,8 @@ mod tests {
     fn the_post_vanilla_example_of_aws_test_suite_is_signed_as_published() {
         // aws-sig-v4-test-suite/post-vanilla: `POST /` to
         // example.amazonaws.com, no body, at 20150830T123600Z.
-        let request = Unsigned { method: "POST", host: "example.amazonaws.com", path: "/", content_type: None, body: b"" };
+        let request =
+            Unsigned { method: "POST", host: "example.amazonaws.com", path: "/", content_type: None, body: b"" };
         let headers = suite_signer(None).sign(&request, SUITE_TIME.parse().unwrap());
         assert_eq!(
             authorization(&headers),
@@ -150,7 +154,8 @@ mod tests {
         // aws-sig-v4-test-suite/post-sts-token/post-sts-header-before: the
         // session token is a signed header.
         let token = "AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQWLWsKWHGBuFqwAeMicRXmxfpSPfIeoIYRqTflfKD8YUuwthAx7mSEI/qkPpKPi/kMcGdQrmGdeehM4IC1NtBmUpp2wUE8phUZampKsburEDy0KPkyQDYwT7WZ0wq5VSXDvp75YU9HFvlRd8Tx6q6fE8YQcHNVXAkiY9q6d+xo0rKwT38xVqr7ZD0u0iPPkUL64lIZbqBAz+scqKmlzm8FDrypNC9Yjc8fPOLn9FX9KSYvKTr4rvx3iSIlTJabIQwj2ICCR/oLxBA==";
-        let request = Unsigned { method: "POST", host: "example.amazonaws.com", path: "/", content_type: None, body: b"" };
+        let request =
+            Unsigned { method: "POST", host: "example.amazonaws.com", path: "/", content_type: None, body: b"" };
         let headers = suite_signer(Some(token)).sign(&request, SUITE_TIME.parse().unwrap());
         assert_eq!(
             authorization(&headers),
