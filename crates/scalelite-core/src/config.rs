@@ -1111,8 +1111,13 @@ fn profile_credentials(r: &mut Reader<'_>, shared: &SharedProfile, context: &Rol
             return None;
         }
     };
+    // The STS endpoint (and what is wrong with it) once for the chain.
+    let sts = match profile.role {
+        Some(_) => sts_endpoint(r, context.sts_endpoint.clone(), context.region),
+        None => String::new(),
+    };
     let mut chain = Vec::new();
-    match credentials_of(r, shared, &shared.name, profile, context, &mut chain) {
+    match credentials_of(shared, &shared.name, profile, (context, &sts), &mut chain) {
         Ok(credentials) => credentials,
         Err(e) => {
             r.error(e);
@@ -1121,16 +1126,16 @@ fn profile_credentials(r: &mut Reader<'_>, shared: &SharedProfile, context: &Rol
     }
 }
 
-/// The credentials of the profile `name`: the role it assumes, else its
-/// static keys, else its `credential_process`, else `None`. `chain` holds
+/// The credentials of the profile `name`: the role it assumes (at the STS
+/// endpoint `sts`), else its static keys, else its `credential_process`,
+/// else `None`. `chain` holds
 /// the profiles whose roles are assumed with these credentials (a cycle,
 /// or a chain longer than [`MAX_ROLE_CHAIN`], is an error).
 fn credentials_of(
-    r: &mut Reader<'_>,
     shared: &SharedProfile,
     name: &str,
     profile: &crate::aws_profile::Profile,
-    context: &RoleContext<'_>,
+    (context, sts): (&RoleContext<'_>, &str),
     chain: &mut Vec<String>,
 ) -> Result<Option<S3Credentials>, String> {
     use crate::aws_profile::{ProfileCredentials, RoleSource};
@@ -1188,7 +1193,7 @@ fn credentials_of(
                     shared.config_file.display()
                 ));
             };
-            credentials_of(r, shared, source, &source_profile, context, chain)?
+            credentials_of(shared, source, &source_profile, (context, sts), chain)?
         }
         RoleSource::Environment => {
             return Err(format!(
@@ -1239,7 +1244,7 @@ fn credentials_of(
         session_name: role.session_name.clone(),
         external_id: role.external_id.clone(),
         duration_seconds: role.duration_seconds,
-        sts_endpoint: sts_endpoint(r, context.sts_endpoint.clone(), context.region),
+        sts_endpoint: sts.to_owned(),
         region: context.region.to_owned(),
         source: Box::new(source),
     })))
@@ -2138,6 +2143,9 @@ mod tests {
             let error = read(&env).expect_err(profile).to_string();
             assert!(error.contains(says) && !error.contains("very-secret"), "{profile}: {error}");
         }
+        let error =
+            read(&[("AWS_PROFILE", "scalelite"), ("AWS_ENDPOINT_URL_STS", "sts.local")]).unwrap_err().to_string();
+        assert_eq!(error.matches("AWS_ENDPOINT_URL_STS").count(), 1, "once for the chain: {error}");
         let error = read(&[("AWS_CONFIG_FILE", "~/long"), ("AWS_PROFILE", "l0")]).unwrap_err().to_string();
         assert!(error.contains(&format!("more than {MAX_ROLE_CHAIN} profiles")), "{error}");
         std::fs::remove_dir_all(&dir).unwrap();
