@@ -646,20 +646,22 @@ fn answer(
     }
 }
 
+/// An STS error answer: `status` with `code` and `message`.
+fn sts_error(status: u16, code: &str, message: &str) -> (u16, String) {
+    let body = format!(
+        "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type>\
+         <Code>{code}</Code><Message>{message}</Message></Error><RequestId>fake</RequestId></ErrorResponse>"
+    );
+    (status, body)
+}
+
 /// STS's `AssumeRoleWithWebIdentity`.
 fn sts(
     request: &MetadataRequest,
     script: &std::sync::Mutex<MetadataScript>,
     issued: &tokio::sync::watch::Sender<u32>,
 ) -> (u16, String) {
-    let error = |status: u16, code: &str| {
-        let body = format!(
-            "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type>\
-             <Code>{code}</Code><Message>the fake refuses the token</Message></Error>\
-             <RequestId>fake</RequestId></ErrorResponse>"
-        );
-        (status, body)
-    };
+    let error = |status: u16, code: &str| sts_error(status, code, "the fake refuses the token");
     if request.form("Action").as_deref() == Some("AssumeRole") {
         return sts_assume_role(request, script, issued);
     }
@@ -691,14 +693,7 @@ fn sts_assume_role(
     script: &std::sync::Mutex<MetadataScript>,
     issued: &tokio::sync::watch::Sender<u32>,
 ) -> (u16, String) {
-    let error = |status: u16, code: &str| {
-        let body = format!(
-            "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type>\
-             <Code>{code}</Code><Message>the fake refuses to assume the role</Message></Error>\
-             <RequestId>fake</RequestId></ErrorResponse>"
-        );
-        (status, body)
-    };
+    let error = |status: u16, code: &str| sts_error(status, code, "the fake refuses to assume the role");
     let signed = request.header("authorization").is_some_and(|auth| {
         auth.starts_with("AWS4-HMAC-SHA256 Credential=")
             && auth.contains("/sts/aws4_request, SignedHeaders=")

@@ -545,46 +545,12 @@ impl RecordingStore for PgStore {
     }
 
     async fn unpublished(&self) -> Result<Vec<RecordingSummary>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT r.id, r.record_id, COALESCE(array_agg(p.format ORDER BY p.format) FILTER (WHERE p.format IS NOT NULL), '{}'),
-                    (SELECT t.value FROM metadata t WHERE t.recording_id = r.id AND t.key = 'tenant-id' LIMIT 1)
-             FROM recordings r LEFT JOIN playback_formats p ON p.recording_id = r.id
-             WHERE r.published = false GROUP BY r.id ORDER BY r.id",
-        )
-        .fetch_all(&self.pool)
-        .await.map_err(pg)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| RecordingSummary {
-                id: r.get(0),
-                record_id: r.get(1),
-                published: Some(false),
-                formats: r.get(2),
-                tenant_id: r.get(3),
-            })
-            .collect())
+        self.summaries_in_state(false, summaries_where!("r.published = false")).await
     }
 
     async fn published(&self) -> Result<Vec<RecordingSummary>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT r.id, r.record_id, COALESCE(array_agg(p.format ORDER BY p.format) FILTER (WHERE p.format IS NOT NULL), '{}'),
-                    (SELECT t.value FROM metadata t WHERE t.recording_id = r.id AND t.key = 'tenant-id' LIMIT 1)
-             FROM recordings r LEFT JOIN playback_formats p ON p.recording_id = r.id
-             WHERE r.published = true AND r.state IS DISTINCT FROM 'deleted' GROUP BY r.id ORDER BY r.id",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(pg)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| RecordingSummary {
-                id: r.get(0),
-                record_id: r.get(1),
-                published: Some(true),
-                formats: r.get(2),
-                tenant_id: r.get(3),
-            })
-            .collect())
+        self.summaries_in_state(true, summaries_where!("r.published = true AND r.state IS DISTINCT FROM 'deleted'"))
+            .await
     }
 
     async fn add_to_tenant(&self, tenant_id: &str) -> Result<u64, StoreError> {
@@ -648,6 +614,44 @@ impl RecordingStore for PgStore {
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(pg)
+    }
+}
+
+/// The summaries (id, record id, formats, tenant) of the recordings
+/// matching a condition over `r`, for [`PgStore::summaries_in_state`].
+macro_rules! summaries_where {
+    ($condition:literal) => {
+        concat!(
+            "SELECT r.id, r.record_id, COALESCE(array_agg(p.format ORDER BY p.format) FILTER (WHERE p.format IS NOT NULL), '{}'),
+                    (SELECT t.value FROM metadata t WHERE t.recording_id = r.id AND t.key = 'tenant-id' LIMIT 1)
+             FROM recordings r LEFT JOIN playback_formats p ON p.recording_id = r.id
+             WHERE ",
+            $condition,
+            " GROUP BY r.id ORDER BY r.id"
+        )
+    };
+}
+use summaries_where;
+
+impl PgStore {
+    /// The recordings `sql` (see [`summaries_where`]) selects, each
+    /// `published`.
+    async fn summaries_in_state(
+        &self,
+        published: bool,
+        sql: &'static str,
+    ) -> Result<Vec<RecordingSummary>, StoreError> {
+        let rows = sqlx::query(sql).fetch_all(&self.pool).await.map_err(pg)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| RecordingSummary {
+                id: r.get(0),
+                record_id: r.get(1),
+                published: Some(published),
+                formats: r.get(2),
+                tenant_id: r.get(3),
+            })
+            .collect())
     }
 }
 

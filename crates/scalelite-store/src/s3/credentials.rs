@@ -367,17 +367,29 @@ async fn assume_role_with_web_identity(
     let url = format!("{}/", web.sts_endpoint);
     let headers = [("content-type", "application/x-www-form-urlencoded"), ("accept", "text/xml")];
     let what = format!("AssumeRoleWithWebIdentity of {}", web.role_arn);
-    let (status, body) = send(client, Method::POST, &url, &headers, Bytes::from(form), STS_REQUEST_TIMEOUT)
+    sts_call(client, &what, &url, &headers, form, "AssumeRoleWithWebIdentity").await
+}
+
+/// Posts `form` to STS at `url` and reads the credentials of its answer.
+/// A refusal is told by STS's error code (`InvalidIdentityToken`,
+/// `AccessDenied`, `ExpiredTokenException`, `SignatureDoesNotMatch`); its
+/// message is not shown: it may quote the token's claims.
+async fn sts_call(
+    client: &HttpsClient,
+    what: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    form: String,
+    action: &str,
+) -> Result<(Credentials, Option<Timestamp>), String> {
+    let (status, body) = send(client, Method::POST, url, headers, Bytes::from(form), STS_REQUEST_TIMEOUT)
         .await
         .map_err(|e| format!("{what}: {e}"))?;
     if !status.is_success() {
-        // STS's error code says what is wrong (`InvalidIdentityToken`,
-        // `AccessDenied`, `ExpiredTokenException`); its message is not
-        // shown: it may quote the token's claims.
         let code = sts_error_code(&body).map(|code| format!(" {code}")).unwrap_or_default();
-        return Err(format!("{what}: {}: HTTP {}{code}", origin_of(&url), status.as_u16()));
+        return Err(format!("{what}: {}: HTTP {}{code}", origin_of(url), status.as_u16()));
     }
-    parse_sts_answer(&body).map_err(|e| format!("{what}: {e}"))
+    parse_sts_result(&body, action).map_err(|e| format!("{what}: {e}"))
 }
 
 /// Assumes the profile's role: an `AssumeRole` request to STS signed with
@@ -428,17 +440,7 @@ async fn assume_role(
     let signed = signer.sign(&unsigned, Timestamp::now());
     let mut headers: Vec<(&str, &str)> = signed.iter().map(|(name, value)| (*name, value.as_str())).collect();
     headers.push(("accept", "text/xml"));
-    let (status, body) = send(client, Method::POST, &url, &headers, Bytes::from(form), STS_REQUEST_TIMEOUT)
-        .await
-        .map_err(|e| format!("{what}: {e}"))?;
-    if !status.is_success() {
-        // STS's error code says what is wrong (`AccessDenied`,
-        // `InvalidClientTokenId`, `SignatureDoesNotMatch`); its message is
-        // not shown.
-        let code = sts_error_code(&body).map(|code| format!(" {code}")).unwrap_or_default();
-        return Err(format!("{what}: {}: HTTP {}{code}", origin_of(&url), status.as_u16()));
-    }
-    parse_sts_result(&body, "AssumeRole").map_err(|e| format!("{what}: {e}"))
+    sts_call(client, &what, &url, &headers, form, "AssumeRole").await
 }
 
 /// The `Error/Code` of an STS error answer (letters and digits only).
@@ -447,14 +449,6 @@ fn sts_error_code(answer: &[u8]) -> Option<String> {
     let code = root.text_at("Error/Code")?;
     let code: String = code.trim().chars().filter(char::is_ascii_alphanumeric).take(64).collect();
     (!code.is_empty()).then_some(code)
-}
-
-/// The credentials of an `AssumeRoleWithWebIdentity` answer
-/// (`AssumeRoleWithWebIdentityResult/Credentials`: `AccessKeyId`,
-/// `SecretAccessKey`, `SessionToken`, `Expiration`). Errors never hold
-/// the values.
-pub(super) fn parse_sts_answer(answer: &[u8]) -> Result<(Credentials, Option<Timestamp>), String> {
-    parse_sts_result(answer, "AssumeRoleWithWebIdentity")
 }
 
 /// The credentials of the answer to the STS `action`
@@ -550,27 +544,39 @@ pub(super) fn parse_credentials(answer: &[u8]) -> Result<(Credentials, Option<Ti
         let code: String = code.chars().filter(|c| c.is_ascii_alphanumeric()).take(64).collect();
         return Err(format!("the credentials answer says {code}"));
     }
+    json_credentials(object, "the credentials answer", "Token")
+}
+
+/// The credentials of a JSON object as the metadata services and a
+/// `credential_process` print them: `AccessKeyId`, `SecretAccessKey`, the
+/// session token under `token_name`, and `Expiration` (RFC 3339). `what`
+/// names the object in errors, which never hold the values.
+pub(super) fn json_credentials(
+    object: &serde_json::Map<String, serde_json::Value>,
+    what: &str,
+    token_name: &str,
+) -> Result<(Credentials, Option<Timestamp>), String> {
     let field = |name: &str| -> Result<Option<&str>, String> {
         match object.get(name) {
             None | Some(serde_json::Value::Null) => Ok(None),
             Some(serde_json::Value::String(value)) => {
                 if value.is_empty() || value.len() > MAX_FIELD_BYTES || !value.bytes().all(|b| b.is_ascii_graphic()) {
-                    Err(format!("{name} in the credentials answer is not usable"))
+                    Err(format!("{name} in {what} is not usable"))
                 } else {
                     Ok(Some(value))
                 }
             }
-            Some(_) => Err(format!("{name} in the credentials answer is not a string")),
+            Some(_) => Err(format!("{name} in {what} is not a string")),
         }
     };
-    let key = field("AccessKeyId")?.ok_or("no AccessKeyId in the credentials answer")?;
-    let secret = field("SecretAccessKey")?.ok_or("no SecretAccessKey in the credentials answer")?;
-    let token = field("Token")?;
+    let key = field("AccessKeyId")?.ok_or_else(|| format!("no AccessKeyId in {what}"))?;
+    let secret = field("SecretAccessKey")?.ok_or_else(|| format!("no SecretAccessKey in {what}"))?;
+    let token = field(token_name)?;
     let expires = match field("Expiration")? {
         None => None,
-        Some(raw) => Some(
-            raw.parse::<Timestamp>().map_err(|_| "Expiration in the credentials answer is not a time".to_owned())?,
-        ),
+        Some(raw) => {
+            Some(raw.parse::<Timestamp>().map_err(|_| format!("Expiration in {what} is not an RFC 3339 time"))?)
+        }
     };
     let credentials = match token {
         Some(token) => Credentials::new_with_token(key, secret, token),
@@ -650,7 +656,7 @@ mod tests {
             "<SessionToken>AQoDYXdz/Ey+J=</SessionToken><SecretAccessKey>wJalr/K7+x</SecretAccessKey>\
              <Expiration>2026-12-06T19:45:33.123Z</Expiration><AccessKeyId>ASIASTS</AccessKeyId>",
         );
-        let (credentials, expires) = parse_sts_answer(answer.as_bytes()).unwrap();
+        let (credentials, expires) = parse_sts_result(answer.as_bytes(), "AssumeRoleWithWebIdentity").unwrap();
         assert_eq!(
             (credentials.key(), credentials.secret(), credentials.token()),
             ("ASIASTS", "wJalr/K7+x", Some("AQoDYXdz/Ey+J="))
@@ -740,11 +746,13 @@ mod tests {
             format!("<AssumeRoleWithWebIdentityResponse>{}", "\u{0}"),
         ];
         for answer in &cases {
-            let error = parse_sts_answer(answer.as_bytes()).err().unwrap_or_else(|| panic!("{answer}"));
+            let error = parse_sts_result(answer.as_bytes(), "AssumeRoleWithWebIdentity")
+                .err()
+                .unwrap_or_else(|| panic!("{answer}"));
             assert!(!error.contains("very") && error.len() < 200, "{error}");
         }
         // Invalid UTF-8.
-        assert!(parse_sts_answer(&[0xff, 0xfe, b'<']).is_err());
+        assert!(parse_sts_result(&[0xff, 0xfe, b'<'], "AssumeRoleWithWebIdentity").is_err());
     }
 
     #[test]

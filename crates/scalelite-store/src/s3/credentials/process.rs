@@ -22,8 +22,6 @@ use tokio::io::AsyncReadExt;
 pub(super) const TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest output read (a session token is a few KB).
 pub(super) const MAX_OUTPUT_BYTES: usize = 64 * 1024;
-/// Longest key, secret or token taken.
-const MAX_FIELD_BYTES: usize = 8 * 1024;
 
 /// Runs `command` and parses what it prints, within `timeout`.
 pub(super) async fn run(command: &str, timeout: Duration) -> Result<(Credentials, Option<Timestamp>), String> {
@@ -100,38 +98,12 @@ pub(super) fn parse(output: &[u8]) -> Result<(Credentials, Option<Timestamp>), S
         Some(_) => return Err("the command's output has a Version other than 1".into()),
         None => return Err("the command's output has no Version".into()),
     }
-    let field = |name: &str| -> Result<Option<&str>, String> {
-        match object.get(name) {
-            None | Some(serde_json::Value::Null) => Ok(None),
-            Some(serde_json::Value::String(value)) => {
-                if value.is_empty() || value.len() > MAX_FIELD_BYTES || !value.bytes().all(|b| b.is_ascii_graphic()) {
-                    Err(format!("{name} in the command's output is not usable"))
-                } else {
-                    Ok(Some(value))
-                }
-            }
-            Some(_) => Err(format!("{name} in the command's output is not a string")),
-        }
-    };
-    let key = field("AccessKeyId")?.ok_or("no AccessKeyId in the command's output")?;
-    let secret = field("SecretAccessKey")?.ok_or("no SecretAccessKey in the command's output")?;
-    let token = field("SessionToken")?;
-    let expires = match field("Expiration")? {
-        None => None,
-        Some(raw) => {
-            let expires = raw
-                .parse::<Timestamp>()
-                .map_err(|_| "Expiration in the command's output is not an RFC 3339 time".to_owned())?;
-            if expires <= Timestamp::now() {
-                return Err(format!("the credentials the command printed expired at {expires}"));
-            }
-            Some(expires)
-        }
-    };
-    let credentials = match token {
-        Some(token) => Credentials::new_with_token(key, secret, token),
-        None => Credentials::new(key, secret),
-    };
+    let (credentials, expires) = super::json_credentials(object, "the command's output", "SessionToken")?;
+    if let Some(expires) = expires
+        && expires <= Timestamp::now()
+    {
+        return Err(format!("the credentials the command printed expired at {expires}"));
+    }
     Ok((credentials, expires))
 }
 
@@ -158,8 +130,10 @@ mod tests {
     #[test]
     fn hostile_outputs_are_refused_without_echoing_them() {
         let big = format!(r#"{{"Version":1,"AccessKeyId":"A","SecretAccessKey":"{}"}}"#, "x".repeat(MAX_OUTPUT_BYTES));
-        let long =
-            format!(r#"{{"Version":1,"AccessKeyId":"A","SecretAccessKey":"{}"}}"#, "v".repeat(MAX_FIELD_BYTES + 1));
+        let long = format!(
+            r#"{{"Version":1,"AccessKeyId":"A","SecretAccessKey":"{}"}}"#,
+            "v".repeat(super::super::MAX_FIELD_BYTES + 1)
+        );
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
         let cases: Vec<&[u8]> = vec![
             b"",
