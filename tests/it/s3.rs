@@ -709,6 +709,20 @@ async fn an_instance_profile_is_asked_with_imdsv2() {
     }
 }
 
+/// An import that cannot get credentials: the archive is postponed, kept
+/// in the spool, nothing is in the bucket, and the reason (logged too)
+/// names each of `parts` and never `hidden` (a token or secret).
+async fn postponed_naming(s3: &TestS3, importer: &Importer, archive: &std::path::Path, parts: &[&str], hidden: &str) {
+    let report = importer.import_pending_once().await.unwrap();
+    let [ArchiveOutcome::Deferred { reason, .. }] = &report.outcomes[..] else { panic!("{report:?}") };
+    for part in parts {
+        assert!(reason.contains(part), "{part}: {reason}");
+    }
+    assert!(!reason.contains(hidden), "{reason}");
+    assert!(archive.exists());
+    assert_eq!(s3.keys(BUCKET, "").await, Vec::<String>::new());
+}
+
 /// After a credential source failed once: the next import attempt imports
 /// `rec`; then the balancer's first playback request meets the source
 /// answering `status` (503, never a URL without credentials) and the next
@@ -894,14 +908,8 @@ async fn an_sts_error_postpones_imports_and_playback_until_the_role_can_be_assum
     // STS refuses the token: the archive waits in the spool, and the reason
     // (logged too) names the call, the role and STS's error code, never the
     // token.
-    let report = importer.import_pending_once().await.unwrap();
-    let [ArchiveOutcome::Deferred { reason, .. }] = &report.outcomes[..] else { panic!("{report:?}") };
-    for part in ["credentials", "AssumeRoleWithWebIdentity", ROLE_ARN, "HTTP 400", "InvalidIdentityToken"] {
-        assert!(reason.contains(part), "{part}: {reason}");
-    }
-    assert!(!reason.contains("refused-token"), "{reason}");
-    assert!(archive.exists());
-    assert_eq!(s3.keys(BUCKET, "").await, Vec::<String>::new());
+    let parts = ["credentials", "AssumeRoleWithWebIdentity", ROLE_ARN, "HTTP 400", "InvalidIdentityToken"];
+    postponed_naming(&s3, &importer, &archive, &parts, "refused-token").await;
     // The next attempt assumes the role and imports.
     imports_then_plays_after_one_failure(&app, &s3, &importer, &rec, &sts, 403, "fake-session-token-2").await;
 }
@@ -1078,14 +1086,8 @@ async fn an_sts_refusal_of_a_profile_role_postpones_imports_and_names_the_error_
     let rec = RecordingArchive::new("assume-role-later", "Later");
     let archive = rec.drop_into(&app.dirs().spool());
     let importer = importer(&app);
-    let report = importer.import_pending_once().await.unwrap();
-    let [ArchiveOutcome::Deferred { reason, .. }] = &report.outcomes[..] else { panic!("{report:?}") };
-    for part in ["credentials", "AssumeRole", ROLE_ARN, "\"default\"", "HTTP 403", "AccessDenied"] {
-        assert!(reason.contains(part), "{part}: {reason}");
-    }
-    assert!(!reason.contains("very-secret"), "{reason}");
-    assert!(archive.exists());
-    assert_eq!(s3.keys(BUCKET, "").await, Vec::<String>::new());
+    let parts = ["credentials", "AssumeRole", ROLE_ARN, "\"default\"", "HTTP 403", "AccessDenied"];
+    postponed_naming(&s3, &importer, &archive, &parts, "very-secret").await;
     imports_then_plays_after_one_failure(&app, &s3, &importer, &rec, &sts, 403, "fake-session-token-2").await;
 }
 
